@@ -1,0 +1,41 @@
+# make run: set up and start the whole platform. make test: set up and run every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.robot-installed
+# Debian packages the platform and its tests need (git for wikis, chromium for browser tests).
+DEB_PACKAGES := git chromium sqlite3
+
+.PHONY: venv run test lint system-packages bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+run: venv
+	$(BIN)/robot init
+	exec $(BIN)/robot run
+
+system-packages:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+
+test: venv system-packages lint
+	$(BIN)/pytest -q
+
+bench: venv
+	$(BIN)/python bench/tenancy.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""robot: a multi-tenant Otterwiki platform."""
