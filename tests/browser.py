@@ -1,0 +1,116 @@
+"""A minimal W3C WebDriver client for Debian's chromium + chromedriver (no extra dependency)."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Without the background-networking flags chromium keeps dialling out of this closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+]
+
+
+def browser_available() -> bool:
+    return Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Browser:
+    """One headless chromium session driven through chromedriver."""
+
+    def __init__(self):
+        self.profile = tempfile.mkdtemp(prefix="robot-chromium-")
+        port = _free_port()
+        self.driver = subprocess.Popen(
+            [CHROMEDRIVER, f"--port={port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.http = httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        self._wait_for_driver()
+        capabilities = {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [*CHROMIUM_ARGS, f"--user-data-dir={self.profile}"],
+            },
+        }
+        answer = self._call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
+        self.session = answer["sessionId"]
+
+    def _wait_for_driver(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get("/status").status_code == 200:
+                    return
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("chromedriver did not start")
+
+    def _call(self, method: str, path: str, payload: dict | None = None):
+        response = self.http.request(method, path, json=payload)
+        value = response.json().get("value")
+        if response.status_code >= 400:
+            raise RuntimeError(f"webdriver {method} {path}: {value}")
+        return value
+
+    def _session_call(self, method: str, path: str, payload: dict | None = None):
+        return self._call(method, f"/session/{self.session}{path}", payload)
+
+    def get(self, url: str) -> None:
+        self._session_call("POST", "/url", {"url": url})
+
+    @property
+    def url(self) -> str:
+        return self._session_call("GET", "/url")
+
+    @property
+    def source(self) -> str:
+        return self._session_call("GET", "/source")
+
+    def text(self) -> str:
+        return self.script("return document.body.innerText;")
+
+    def script(self, code: str, *args):
+        return self._session_call("POST", "/execute/sync", {"script": code, "args": list(args)})
+
+    def add_cookie(self, name: str, value: str) -> None:
+        """Set a cookie for the current page's host."""
+        cookie = {"name": name, "value": value, "path": "/", "httpOnly": True}
+        self._session_call("POST", "/cookie", {"cookie": cookie})
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(base64.b64decode(self._session_call("GET", "/screenshot")))
+
+    def close(self) -> None:
+        try:
+            self._session_call("DELETE", "")
+        finally:
+            self.http.close()
+            self.driver.terminate()
+            self.driver.wait(10)
+            shutil.rmtree(self.profile, ignore_errors=True)
