@@ -42,4 +42,6 @@ def init_instance(settings: Settings) -> list[str]:
         done.append(f"created signing key {settings.signing_key_path}")
     if ensure_secret(settings.secret_key_path):
         done.append(f"created secret {settings.secret_key_path}")
+    if ensure_signing_key(settings.client_key_path):
+        done.append(f"created ATProto client key {settings.client_key_path}")
     return done

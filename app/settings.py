@@ -21,6 +21,7 @@ VARIABLES = {
     "ROBOT_DATA_DIR": "data directory: robot.db, signing key, wikis/",
     "ROBOT_DB_PATH": "platform SQLite database",
     "SIGNING_KEY_PATH": "EC P-256 private key that signs sessions and MCP tokens",
+    "ROBOT_CLIENT_KEY_PATH": "EC P-256 key of the ATProto OAuth client, apart from the signing key",
     "PLATFORM_DOMAIN": "wikis live at {slug}.{PLATFORM_DOMAIN}",
     "WIKI_BASE": "directory holding one folder per wiki (repo/ and wiki.db)",
     "ROBOT_STATIC_DIR": "files served by api under /static/",
@@ -100,6 +101,7 @@ class Settings:
     app_dir: Path = REPO_ROOT
     venv_dir: Path = REPO_ROOT / ".venv"
     log_syslog: bool = False
+    client_key_path: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -153,6 +155,9 @@ class Settings:
             app_dir=Path(get("ROBOT_APP_DIR", str(REPO_ROOT))).absolute(),
             venv_dir=Path(get("ROBOT_VENV", str(REPO_ROOT / ".venv"))).absolute(),
             log_syslog=parse_bool("ROBOT_LOG_SYSLOG", get("ROBOT_LOG_SYSLOG", "false")),
+            client_key_path=Path(
+                get("ROBOT_CLIENT_KEY_PATH", str(data_dir / "client_key.pem"))
+            ).absolute(),
         )
 
     # Public URLs. Locally (plain http) each service is reached on its own port; behind Caddy
