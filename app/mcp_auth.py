@@ -1,0 +1,150 @@
+"""Authorization for the MCP service: which wiki a request is for, and who is calling.
+
+An ASGI layer in front of the FastMCP app. The Host names the wiki (unknown -> 404); every `/mcp`
+request must carry a Bearer credential that is valid for THAT wiki (a wiki token, a session JWT,
+or an OAuth access token whose `aud` is this wiki's MCP URL), checked against the platform DB on
+every request so a revoked token stops at once. It also serves the RFC 9728 protected-resource
+metadata per wiki host.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio.to_thread
+
+from app.errors import Forbidden
+from app.errors import NotFound
+from app.errors import RobotError
+from app.errors import Unauthorized
+from app.errors import error_body
+from app.identity import Caller
+from app.identity import authenticate
+from app.platform import Platform
+from app.slugs import slug_from_host
+
+MCP_PATH = "/mcp"
+PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
+SCOPES = ["wiki"]
+# Paths answered on any Host (health checks come from supervisor scripts and `robot check`).
+HOSTLESS_PATHS = ("/healthz",)
+
+
+def prm_url(platform: Platform, slug: str) -> str:
+    """Return where the protected-resource metadata of wiki `slug` is published (path form)."""
+    return platform.settings.mcp_origin(slug) + PRM_PATHS[1]
+
+
+def protected_resource_metadata(platform: Platform, slug: str) -> dict:
+    """Return the RFC 9728 metadata document of wiki `slug`'s MCP endpoint."""
+    settings = platform.settings
+    return {
+        "resource": settings.mcp_url(slug),
+        "authorization_servers": [settings.auth_origin],
+        "scopes_supported": SCOPES,
+        "bearer_methods_supported": ["header"],
+        "resource_name": f"{settings.wiki_host(slug)} wiki",
+    }
+
+
+def verify_caller(platform: Platform, slug: str, authorization: str | None) -> Caller:
+    """Return the caller of wiki `slug`'s MCP endpoint, or raise Unauthorized/Forbidden."""
+    if not authorization:
+        raise Unauthorized("this MCP endpoint needs 'Authorization: Bearer <token>'")
+    caller = authenticate(
+        platform.settings, platform.key, platform.store, slug, authorization, None
+    )
+    wiki = platform.store.get_wiki(slug)
+    if "READ" not in caller.permissions(wiki.is_public):
+        raise Forbidden("you are not a member of this wiki")
+    return caller
+
+
+class McpAuth:
+    """ASGI middleware: resolve the wiki, serve its metadata, admit only its callers to /mcp."""
+
+    def __init__(self, app, platform: Platform, on_shutdown=None):
+        self.app = app
+        self.platform = platform
+        self.on_shutdown = on_shutdown
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan" and self.on_shutdown is not None:
+            await self.app(scope, receive, self._closing(send))
+            return
+        if scope["type"] != "http" or scope["path"] in HOSTLESS_PATHS:
+            await self.app(scope, receive, send)
+            return
+        slug = await self._wiki_of(scope)
+        if slug is None:
+            await _send_json(send, 404, error_body(NotFound("no wiki at this address")))
+            return
+        path = scope["path"].rstrip("/") or "/"
+        if path in PRM_PATHS:
+            await _send_json(send, 200, protected_resource_metadata(self.platform, slug))
+            return
+        if path == MCP_PATH and scope["method"] != "OPTIONS":
+            authorization = _header(scope, b"authorization")
+            try:
+                caller = await anyio.to_thread.run_sync(
+                    verify_caller, self.platform, slug, authorization
+                )
+            except RobotError as error:
+                await self._refuse(send, slug, error, bool(authorization))
+                return
+            state = scope.setdefault("state", {})
+            state["wiki_slug"], state["caller"], state["authorization"] = (
+                slug,
+                caller,
+                authorization,
+            )
+        await self.app(scope, receive, send)
+
+    def _closing(self, send):
+        """Wrap a lifespan `send` so our resources close before shutdown is reported done."""
+
+        async def wrapped(message):
+            if message["type"].startswith("lifespan.shutdown."):
+                await self.on_shutdown()
+            await send(message)
+
+        return wrapped
+
+    async def _wiki_of(self, scope) -> str | None:
+        slug = slug_from_host(_header(scope, b"host"), self.platform.settings.platform_domain)
+        if slug is None:
+            return None
+        wiki = await anyio.to_thread.run_sync(self.platform.store.find_wiki, slug)
+        return slug if wiki is not None else None
+
+    async def _refuse(self, send, slug: str, error: RobotError, had_credential: bool) -> None:
+        challenge = f'Bearer resource_metadata="{prm_url(self.platform, slug)}"'
+        if error.status == 401 and had_credential:
+            challenge += ', error="invalid_token"'
+        elif error.status == 403:
+            challenge += ', error="insufficient_scope"'
+        headers = [(b"www-authenticate", challenge.encode())]
+        await _send_json(send, error.status, error_body(error), headers)
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _send_json(send, status: int, body: dict, headers: list | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

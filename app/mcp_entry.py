@@ -1,0 +1,36 @@
+"""The MCP service (uvicorn --factory app.mcp_entry:create_app): wiki tools over streamable HTTP."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+
+from app.mcp_auth import MCP_PATH
+from app.mcp_auth import McpAuth
+from app.mcp_tools import build_server
+from app.page_client import PageClient
+from app.platform import Platform
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None):
+    """Build the ASGI app: our auth layer in front of a stateless FastMCP app."""
+    platform = Platform.load(settings)
+    pages = PageClient(platform.settings)
+    server = build_server(pages)
+
+    @server.custom_route("/healthz", methods=["GET", "HEAD"])
+    async def healthz(request: Request) -> PlainTextResponse:
+        try:
+            platform.store.db.execute("SELECT 1 FROM wikis LIMIT 1")
+        except Exception as error:  # any DB failure makes us unhealthy; say which
+            return PlainTextResponse(f"platform db: {error}\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    # Stateless and JSON answers: no session or stream outlives its request, so a restart never
+    # strands a client and shutdown never waits on an idle stream. The Host is checked by McpAuth
+    # against the wikis that exist, which is the DNS-rebinding protection FastMCP's guard offers.
+    app = server.http_app(
+        path=MCP_PATH, stateless_http=True, json_response=True, host_origin_protection=False
+    )
+    return McpAuth(app, platform, on_shutdown=pages.aclose)
