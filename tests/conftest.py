@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
 
+import httpx2
 import pytest
 
 from app.platform import Platform
@@ -52,3 +59,219 @@ def users(store):
     store.upsert_user(*ALICE)
     store.upsert_user(*BOB)
     return ALICE[0], BOB[0]
+
+
+# -- stack: the real supervisord with the four programs (processes helper) ----------------------
+
+_REPO = Path(__file__).resolve().parent.parent
+ROBOT_BIN = _REPO / ".venv" / "bin" / "robot"
+STACK_PROGRAMS = ("otterwiki", "mcp", "api", "auth")
+_PORT_VARS = {"otterwiki": "WIKI_PORT", "mcp": "MCP_PORT", "api": "API_PORT", "auth": "AUTH_PORT"}
+# Generous: twelve gunicorn workers and uvicorn import Flask/Otterwiki on a shared 2-core machine.
+STACK_START_TIMEOUT = 120
+_PLATFORM_VARS = ("MULTI_TENANT", "PLATFORM_DOMAIN", "WIKI_BASE", "SIGNING_KEY_PATH")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free right now (all held open together, so all distinct)."""
+    held = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Stack:
+    """One robot instance: `robot init` + `robot run` on free ports in its own data dir."""
+
+    def __init__(self, root: Path, **extra_env: str):
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ROBOT_") and k not in _PLATFORM_VARS + ("GUNICORN_BIND",)
+        }
+        env.update(
+            ROBOT_DATA_DIR=str(root / "data"),
+            PLATFORM_DOMAIN="localhost",
+            ROBOT_BIND_HOST="127.0.0.1",
+        )
+        env.update(zip(_PORT_VARS.values(), map(str, free_ports(4)), strict=True))
+        env.update(extra_env)
+        self.env = env
+        self.settings = Settings.from_env(env)
+        self.output_path = root / "robot-run.out"
+        self.process: subprocess.Popen | None = None
+        self._output = None
+        self._clients: list[httpx2.Client] = []
+
+    def robot(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run `.venv/bin/robot ARGS` against this instance (no check)."""
+        return subprocess.run(
+            [str(ROBOT_BIN), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def port(self, service: str) -> int:
+        return int(self.env[_PORT_VARS[service]])
+
+    def client(self, service: str, host: str | None = None) -> httpx2.Client:
+        """An HTTP client for one service; sends `Host: host` when given (e.g. alpha.localhost)."""
+        client = httpx2.Client(
+            base_url=f"http://127.0.0.1:{self.port(service)}",
+            headers={"Host": host} if host else None,
+            timeout=30,
+        )
+        self._clients.append(client)
+        return client
+
+    def pid(self, program: str) -> int:
+        """The pid supervisor reports for a program (0 when it is not running)."""
+        result = self.robot("ctl", "pid", program)
+        return int(result.stdout.strip() or 0)
+
+    def start(self) -> Stack:
+        init = self.robot("init")
+        if init.returncode != 0:
+            pytest.fail(f"robot init failed:\n{init.stdout}{init.stderr}", pytrace=False)
+        self._output = open(self.output_path, "w")  # closed in stop()
+        self.process = subprocess.Popen(
+            [str(ROBOT_BIN), "run"],
+            env=self.env,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_healthy(STACK_START_TIMEOUT)
+        return self
+
+    def unhealthy(self) -> list[str]:
+        """The programs whose /healthz does not answer 200 right now."""
+        bad = []
+        for program in STACK_PROGRAMS:
+            url = f"http://127.0.0.1:{self.port(program)}/healthz"
+            try:
+                if httpx2.get(url, timeout=2).status_code != 200:
+                    bad.append(program)
+            except httpx2.HTTPError:
+                bad.append(program)
+        return bad
+
+    def states(self) -> dict[str, str]:
+        """Each program's supervisor state (RUNNING, STARTING, BACKOFF...)."""
+        lines = self.robot("ctl", "status").stdout.splitlines()
+        return {line.split()[0]: line.split()[1] for line in lines if len(line.split()) > 1}
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Poll until every /healthz answers 200 and all are RUNNING; else fail with the logs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                self.fail(f"robot run exited with status {self.process.returncode}")
+            bad = self.unhealthy()
+            if not bad:
+                states = self.states()
+                bad = [p for p in STACK_PROGRAMS if states.get(p) != "RUNNING"]
+            if not bad:
+                return
+            if time.monotonic() > deadline:
+                self.fail(f"not healthy after {timeout} s: {', '.join(bad)}")
+            time.sleep(0.25)
+
+    def logs(self) -> str:
+        """supervisord's output and the tail of every program's log file."""
+        parts = []
+        for path in [self.output_path] + [
+            self.settings.log_dir / f"{p}.log" for p in STACK_PROGRAMS
+        ]:
+            text = path.read_text(errors="replace") if path.exists() else "(missing)"
+            parts.append(f"===== {path} =====\n{text[-6000:]}")
+        return "\n".join(parts)
+
+    def fail(self, reason: str) -> None:
+        logs = self.logs()
+        self.stop()
+        pytest.fail(f"robot stack: {reason}\n{logs}", pytrace=False)
+
+    def stop(self) -> set[int]:
+        """TERM supervisord, wait, then kill what is left; return the pids that had to be killed."""
+        for client in self._clients:
+            client.close()
+        leftovers: set[int] = set()
+        if self.process is not None and self.process.poll() is None:
+            tree = descendants(self.process.pid)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            leftovers = {pid for pid in tree if pid_alive(pid)}
+            for pid in leftovers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+        return leftovers
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The shared real stack: supervisord with otterwiki, mcp, api and auth on free ports."""
+    instance = Stack(tmp_path_factory.mktemp("stack"))
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def make_stack(tmp_path):
+    """Start extra short-lived instances: make_stack(**env) -> a started Stack (stopped after)."""
+    made: list[Stack] = []
+
+    def make(**extra_env: str) -> Stack:
+        instance = Stack(tmp_path / f"stack{len(made)}", **extra_env)
+        made.append(instance)
+        return instance.start()
+
+    yield make
+    for instance in made:
+        instance.stop()

@@ -1,0 +1,139 @@
+"""Copy an instance's data (robot.db, keys, every wiki) to a folder and back, consistently."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+from app.errors import BadRequest
+from app.errors import Conflict
+from app.locks import wiki_write_lock
+from app.settings import Settings
+from app.store import Store
+
+MANIFEST = "backup.json"
+# Inside a backup folder: fixed names, whatever paths the instance was configured with.
+DB_NAME = "robot.db"
+KEY_NAME = "signing_key.pem"
+SECRET_NAME = "secret_key"
+WIKIS_NAME = "wikis"
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a live SQLite database with the backup API (a consistent snapshot, WAL included)."""
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    os.chmod(target, 0o600)
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+    os.chmod(target, 0o600)
+
+
+def _copy_wiki(source: Path, target: Path) -> None:
+    """Copy one wiki folder: the git repo as files, wiki.db through SQLite, not the lock file."""
+    target.mkdir(parents=True)
+    shutil.copytree(source / "repo", target / "repo", symlinks=True)
+    if (source / "wiki.db").exists():
+        _copy_sqlite(source / "wiki.db", target / "wiki.db")
+
+
+def _is_empty(folder: Path) -> bool:
+    return not folder.exists() or not any(folder.iterdir())
+
+
+def backup(settings: Settings, dest: Path) -> list[str]:
+    """Write a backup of this instance into `dest` (new or empty); return the wikis it holds."""
+    dest = dest.absolute()
+    if not _is_empty(dest):
+        raise Conflict(f"backup folder {dest} is not empty")
+    if not settings.db_path.exists():
+        raise BadRequest(f"nothing to back up: {settings.db_path} does not exist (run robot init)")
+    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _copy_sqlite(settings.db_path, dest / DB_NAME)
+    _copy_private(settings.signing_key_path, dest / KEY_NAME)
+    if settings.secret_key_path and settings.secret_key_path.exists():
+        _copy_private(settings.secret_key_path, dest / SECRET_NAME)
+    # The wikis named in the snapshot just taken; each is copied under its write lock, so no
+    # edit lands half-way through the copy of its repo.
+    snapshot = Store(dest / DB_NAME)
+    slugs = [wiki.slug for wiki in snapshot.list_wikis()]
+    snapshot.close()
+    copied = []
+    for slug in slugs:
+        folder = settings.wiki_dir(slug)
+        if not (folder / "repo").is_dir():
+            continue  # deleted since the snapshot
+        with wiki_write_lock(folder, timeout=60):
+            _copy_wiki(folder, dest / WIKIS_NAME / slug)
+        copied.append(slug)
+    manifest = {"created_at": int(time.time()), "wikis": copied}
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return copied
+
+
+def has_data(settings: Settings) -> bool:
+    """True when the instance already holds a database, a key or any wiki."""
+    return (
+        settings.db_path.exists()
+        or settings.signing_key_path.exists()
+        or not _is_empty(settings.wiki_base)
+    )
+
+
+def _replace(path: Path, fill) -> None:
+    """Write `path` through `fill(tmp)` beside it, then swap it in with one rename."""
+    tmp = path.with_name(f".restore-{path.name}-{secrets.token_hex(4)}")
+    try:
+        fill(tmp)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def restore(settings: Settings, source: Path, force: bool = False) -> list[str]:
+    """Restore a backup folder into this instance; refuse to overwrite data unless `force`."""
+    source = source.absolute()
+    manifest_path = source / MANIFEST
+    if not manifest_path.is_file() or not (source / DB_NAME).is_file():
+        raise BadRequest(f"{source} is not a robot backup (no {MANIFEST} or {DB_NAME})")
+    if has_data(settings) and not force:
+        raise Conflict(f"{settings.data_dir} already holds data; pass --force to replace it")
+    wikis = json.loads(manifest_path.read_text())["wikis"]
+    for folder in (settings.data_dir, settings.db_path.parent, settings.wiki_base.parent):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{settings.db_path}{suffix}").unlink(missing_ok=True)
+    _replace(settings.db_path, lambda tmp: _copy_sqlite(source / DB_NAME, tmp))
+    _replace(settings.signing_key_path, lambda tmp: _copy_private(source / KEY_NAME, tmp))
+    if settings.secret_key_path and (source / SECRET_NAME).exists():
+        _replace(settings.secret_key_path, lambda tmp: _copy_private(source / SECRET_NAME, tmp))
+
+    def fill_wikis(tmp: Path) -> None:
+        tmp.mkdir(mode=0o750)
+        for slug in wikis:
+            _copy_wiki(source / WIKIS_NAME / slug, tmp / slug)
+
+    old = settings.wiki_base.with_name(f".old-{settings.wiki_base.name}-{secrets.token_hex(4)}")
+    if settings.wiki_base.exists():
+        settings.wiki_base.rename(old)
+    try:
+        _replace(settings.wiki_base, fill_wikis)
+    except BaseException:
+        if old.exists() and not settings.wiki_base.exists():
+            old.rename(settings.wiki_base)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return wikis
