@@ -19,9 +19,13 @@ from app.store import Store
 MANIFEST = "backup.json"
 # Inside a backup folder: fixed names, whatever paths the instance was configured with.
 DB_NAME = "robot.db"
-KEY_NAME = "signing_key.pem"
-SECRET_NAME = "secret_key"
 WIKIS_NAME = "wikis"
+# Private files: name in the backup -> the Settings attribute holding their path.
+KEY_FILES = {
+    "signing_key.pem": "signing_key_path",
+    "secret_key": "secret_key_path",
+    "client_key.pem": "client_key_path",
+}
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
@@ -62,9 +66,10 @@ def backup(settings: Settings, dest: Path) -> list[str]:
         raise BadRequest(f"nothing to back up: {settings.db_path} does not exist (run robot init)")
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)
     _copy_sqlite(settings.db_path, dest / DB_NAME)
-    _copy_private(settings.signing_key_path, dest / KEY_NAME)
-    if settings.secret_key_path and settings.secret_key_path.exists():
-        _copy_private(settings.secret_key_path, dest / SECRET_NAME)
+    for name, attr in KEY_FILES.items():
+        path = getattr(settings, attr)
+        if path is not None and path.exists():
+            _copy_private(path, dest / name)
     # The wikis named in the snapshot just taken; each is copied under its write lock, so no
     # edit lands half-way through the copy of its repo.
     snapshot = Store(dest / DB_NAME)
@@ -117,9 +122,11 @@ def restore(settings: Settings, source: Path, force: bool = False) -> list[str]:
     for suffix in ("-wal", "-shm"):
         Path(f"{settings.db_path}{suffix}").unlink(missing_ok=True)
     _replace(settings.db_path, lambda tmp: _copy_sqlite(source / DB_NAME, tmp))
-    _replace(settings.signing_key_path, lambda tmp: _copy_private(source / KEY_NAME, tmp))
-    if settings.secret_key_path and (source / SECRET_NAME).exists():
-        _replace(settings.secret_key_path, lambda tmp: _copy_private(source / SECRET_NAME, tmp))
+    for name, attr in KEY_FILES.items():
+        path = getattr(settings, attr)
+        if path is not None and (source / name).exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+            _replace(path, lambda tmp, name=name: _copy_private(source / name, tmp))
 
     def fill_wikis(tmp: Path) -> None:
         tmp.mkdir(mode=0o750)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -20,9 +22,14 @@ from app.settings import Settings
 ROLE = click.Choice(["admin", "editor", "viewer"])
 
 
-def _platform() -> Platform:
+@contextmanager
+def _platform() -> Iterator[Platform]:
     """The instance named by the environment, which `robot init` must have created."""
-    return Platform.load(Settings.from_env())
+    platform = Platform.load(Settings.from_env())
+    try:
+        yield platform
+    finally:
+        platform.store.close()
 
 
 def _when(stamp: int | None) -> str:
@@ -84,7 +91,8 @@ def user_group() -> None:
 @click.option("--handle", required=True, help="the user's handle, e.g. alice.bsky.social")
 def user_add_command(did: str, handle: str) -> None:
     """Add a user, or update the handle of an existing one."""
-    user = _platform().store.upsert_user(did, handle)
+    with _platform() as platform:
+        user = platform.store.upsert_user(did, handle)
     click.echo(f"user {user.did} ({user.handle})")
 
 
@@ -102,8 +110,8 @@ def wiki_create_command(slug: str, owner: str, name: str | None, public: bool) -
     """Create a wiki with a git repo and a Home page."""
     from app.wikis import create_wiki
 
-    platform = _platform()
-    wiki = create_wiki(platform.settings, platform.store, slug, owner, name, public)
+    with _platform() as platform:
+        wiki = create_wiki(platform.settings, platform.store, slug, owner, name, public)
     click.echo(f"created wiki {wiki.slug} ({wiki.display_name}) owned by {wiki.owner_did}")
     click.echo(platform.settings.wiki_url(wiki.slug))
 
@@ -111,7 +119,9 @@ def wiki_create_command(slug: str, owner: str, name: str | None, public: bool) -
 @wiki_group.command("list")
 def wiki_list_command() -> None:
     """List every wiki."""
-    for wiki in _platform().store.list_wikis():
+    with _platform() as platform:
+        wikis = platform.store.list_wikis()
+    for wiki in wikis:
         access = "public" if wiki.is_public else "private"
         click.echo(f"{wiki.slug:30} {access:8} {wiki.owner_did:40} {wiki.display_name}")
 
@@ -125,8 +135,8 @@ def wiki_delete_command(slug: str, yes: bool) -> None:
 
     if not yes:
         raise click.UsageError(f"deleting {slug!r} removes its pages and history; add --yes")
-    platform = _platform()
-    delete_wiki(platform.settings, platform.store, slug)
+    with _platform() as platform:
+        delete_wiki(platform.settings, platform.store, slug)
     click.echo(f"deleted wiki {slug}")
 
 
@@ -141,7 +151,8 @@ def member_group() -> None:
 @click.option("--role", required=True, type=ROLE)
 def member_add_command(slug: str, did: str, role: str) -> None:
     """Add a member to a wiki, or change their role."""
-    member = _platform().store.set_member(slug, did, role)
+    with _platform() as platform:
+        member = platform.store.set_member(slug, did, role)
     click.echo(f"{member.did} ({member.handle}) is {member.role} of {slug}")
 
 
@@ -150,7 +161,8 @@ def member_add_command(slug: str, did: str, role: str) -> None:
 @click.option("--user", "did", required=True, help="the member's DID")
 def member_remove_command(slug: str, did: str) -> None:
     """Remove a member from a wiki (their tokens for it stop working)."""
-    _platform().store.remove_member(slug, did)
+    with _platform() as platform:
+        platform.store.remove_member(slug, did)
     click.echo(f"removed {did} from {slug}")
 
 
@@ -166,7 +178,8 @@ def token_group() -> None:
 @click.option("--label", default="", help="a note to recognise the token by")
 def token_create_command(slug: str, did: str, role: str, label: str) -> None:
     """Create a token; its secret is printed once, alone on the last line."""
-    token, secret = _platform().store.create_token(slug, did, role, label)
+    with _platform() as platform:
+        token, secret = platform.store.create_token(slug, did, role, label)
     click.echo(f"token {token.id} for {token.user_did} in {token.wiki_slug} as {token.role}")
     click.echo("the secret below is shown only now; it is stored as a hash:")
     click.echo(secret)
@@ -176,7 +189,9 @@ def token_create_command(slug: str, did: str, role: str, label: str) -> None:
 @click.argument("slug")
 def token_list_command(slug: str) -> None:
     """List a wiki's tokens (never their secrets)."""
-    for token in _platform().store.list_tokens(slug):
+    with _platform() as platform:
+        tokens = platform.store.list_tokens(slug)
+    for token in tokens:
         state = "revoked" if token.revoked_at else "live"
         click.echo(
             f"{token.id}  {token.user_did:30} {token.role:7} {state:8} "
@@ -188,7 +203,8 @@ def token_list_command(slug: str) -> None:
 @click.argument("token_id")
 def token_revoke_command(token_id: str) -> None:
     """Revoke a token at once."""
-    token = _platform().store.revoke_token(token_id)
+    with _platform() as platform:
+        token = platform.store.revoke_token(token_id)
     click.echo(f"revoked {token.id} ({token.wiki_slug}, {token.user_did})")
 
 
@@ -196,12 +212,13 @@ def token_revoke_command(token_id: str) -> None:
 @click.argument("did")
 def session_command(did: str) -> None:
     """Print a session JWT for a user (operator power: it uses the signing key)."""
-    platform = _platform()
-    settings = platform.settings
-    user = platform.store.get_user(did)
-    click.echo(
-        platform.key.mint_session(user.did, user.handle, settings.auth_origin, settings.session_ttl)
-    )
+    with _platform() as platform:
+        settings = platform.settings
+        user = platform.store.get_user(did)
+        jwt = platform.key.mint_session(
+            user.did, user.handle, settings.auth_origin, settings.session_ttl
+        )
+    click.echo(jwt)
 
 
 @cli.command("backup")
@@ -230,12 +247,15 @@ def restore_command(source: Path, force: bool) -> None:
     click.echo(f"restored {len(wikis)} wiki(s) into {settings.data_dir}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the CLI; any expected failure becomes one line on stderr and a non-zero exit."""
     try:
-        cli.main(prog_name="robot", standalone_mode=False)
+        cli.main(args=argv, prog_name="robot", standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
+    except click.exceptions.NoArgsIsHelpError as err:
+        click.echo(err.format_message(), err=True)
+        sys.exit(err.exit_code)
     except click.Abort:
         click.echo("robot: aborted", err=True)
         sys.exit(1)
