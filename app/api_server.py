@@ -1,0 +1,20 @@
+"""The api service (:8002): check-slug for Caddy, the management JSON API, /static/, /healthz."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app import api_views
+from app import management_views
+from app.settings import Settings
+from app.web import load_platform
+from app.web import make_flask_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Create the api service's Flask app."""
+    platform = load_platform(settings, "api")
+    app = make_flask_app(__name__, platform, static_dir=platform.settings.static_dir)
+    app.register_blueprint(api_views.bp)
+    app.register_blueprint(management_views.bp)
+    return app

@@ -1,0 +1,22 @@
+"""The auth service (:8003): key sets, OAuth metadata, the login page and /healthz."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app import auth_views
+from app.settings import Settings
+from app.signing import SigningKey
+from app.web import load_or_exit
+from app.web import load_platform
+from app.web import make_flask_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Create the auth service's Flask app."""
+    platform = load_platform(settings, "auth")
+    client_key = load_or_exit("auth", SigningKey.load, platform.settings.client_key_path)
+    app = make_flask_app(__name__, platform)
+    app.extensions["robot_client_key"] = client_key
+    app.register_blueprint(auth_views.bp)
+    return app
