@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -117,9 +118,13 @@ def json_body() -> dict:
     """Return the request's JSON object, or raise BadRequest saying what is wrong with it."""
     if request.mimetype != "application/json":
         raise BadRequest("send a JSON object with 'Content-Type: application/json'")
-    data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise BadRequest("the body is not valid JSON")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequest("the body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data

@@ -56,7 +56,7 @@ def bearer(platform):
         ("api", "get", "/api/wikis", 401),
         ("api", "get", "/boom", 500),
         ("auth", "get", "/nope", 404),
-        ("auth", "get", "/authorize", 404),
+        ("auth", "get", "/auth/nope", 404),
         ("auth", "post", "/auth/login", 405),
         ("auth", "delete", "/.well-known/jwks.json", 405),
         ("auth", "get", "/boom", 500),

@@ -124,6 +124,8 @@ def test_create_bad_body_is_400(client, auth, settings, store, alpha, body):
         ('["beta"]', "application/json"),
         ("", "application/json"),
         ("null", "application/json"),
+        ("[" * 60_000, "application/json"),
+        (b"\xff\xfe\x00", "application/json"),
     ],
 )
 def test_create_non_json_is_400(client, auth, settings, store, alpha, data, content_type):
