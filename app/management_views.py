@@ -26,6 +26,12 @@ def _authenticate():
     g.manager = manager
 
 
+@bp.after_request
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"  # members, tokens and secrets stay out of caches
+    return response
+
+
 @bp.get("")
 def list_wikis():
     return {"wikis": management.list_wikis(current_platform(), g.manager)}

@@ -20,7 +20,11 @@ def client_id(settings: Settings) -> str:
 
 
 def client_metadata(settings: Settings) -> dict:
-    """Return the ATProto OAuth client metadata of this platform (a confidential web client)."""
+    """Return the ATProto OAuth client metadata of this platform (a confidential web client).
+
+    Only an https deployment (no port) yields a client_id a PDS accepts; a local http run needs
+    ATProto's loopback client (client_id http://localhost?...) instead.
+    """
     origin = settings.auth_origin
     return {
         "client_id": client_id(settings),

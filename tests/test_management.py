@@ -225,6 +225,7 @@ def test_only_the_owner_deletes(client, auth, settings, store, alpha, user):
 def test_token_secret_is_shown_once_and_works(client, auth, store, alpha):
     created = client.post("/api/wikis/alpha/tokens", json={"label": "agent"}, headers=auth(ADMIN))
     assert created.status_code == 201 and created.json["token"]["role"] == "editor"
+    assert created.headers["Cache-Control"] == "no-store"
     secret = created.json["secret"]
     listed = client.get("/api/wikis/alpha/tokens", headers=auth(ADMIN))
     assert secret not in listed.get_data(as_text=True)
