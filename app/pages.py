@@ -111,8 +111,13 @@ class Pages:
         if revision is None:
             if not self.is_page(filename):
                 raise NotFound(f"page {path!r} does not exist")
-            content = self._load_text(filename)
             commit = self.last_commit(filename)
+            # Read the committed blob, not the file: another process may be rewriting the file
+            # right now, and content must always match the revision a client will send back.
+            if commit is None:
+                content = self._load_text(filename)
+            else:
+                content = self._bytes_at(filename, commit.revision).decode("utf-8", "replace")
         else:
             revision = clean_revision(revision)
             filename = self._filename_at(filename, revision, path)

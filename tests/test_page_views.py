@@ -96,6 +96,13 @@ def test_bad_bodies_are_400(client, kwargs):
     assert response.status_code == 400 and response.get_json()["error"]
 
 
+def test_md_suffix_reaches_a_page_named_like_a_route(client):
+    client.put("/api/v1/pages/project/history.md", json={"content": "the page"})
+    assert client.get("/api/v1/pages/project/history.md").get_json()["content"] == "the page"
+    # without the suffix the route wins: the history of page "project", which has none
+    assert "no history" in client.get("/api/v1/pages/project/history").get_json()["error"]
+
+
 def test_path_traversal_is_400(client):
     response = client.get("/api/v1/pages/a/%2E%2E/b")
     assert response.status_code == 400 and "'..'" in response.get_json()["error"]

@@ -98,6 +98,19 @@ def test_read_at_revision(pages):
     assert page["content"] == "old" and page["revision"] == first["revision"]
 
 
+def test_read_keeps_trailing_newlines(pages):
+    first = pages.write("plan", "line\n\n", ALICE)
+    pages.write("plan", "new", ALICE)
+    assert pages.read("plan", revision=first["revision"])["content"] == "line\n\n"
+    assert pages.read("plan")["content"] == "new"
+
+
+def test_uncommitted_file_reads_from_disk(pages, repo):
+    (repo / "loose.md").write_text("not in git")
+    page = pages.read("loose")
+    assert page["content"] == "not in git" and page["revision"] is None
+
+
 def test_read_at_revision_before_the_page_existed(pages):
     head = pages.read("home")["revision"]
     pages.write("later", "x", ALICE)
@@ -229,6 +242,14 @@ def test_rename_updates_links(pages):
     result = pages.rename("target", "Moved", ALICE, update_links=True)
     assert result["updated_pages"] == ["Linker"]
     assert pages.read("linker")["content"] == "see [[Moved]] and [it](/Moved#top) and [[x|Moved]]"
+
+
+def test_rename_rewrites_links_to_attachments_and_subpages(pages):
+    pages.write("old", "x", ALICE)
+    pages.write("other", "![p](/Old/pic.png) [s](/old/sub) [[Elsewhere]]", ALICE)
+    pages.rename("old", "New Name", ALICE, update_links=True)
+    content = pages.read("other")["content"]
+    assert content == "![p](/New%20Name/pic.png) [s](/New%20Name/sub) [[Elsewhere]]"
 
 
 def test_rename_onto_existing_page_conflicts_and_changes_nothing(pages, repo):
