@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.robot-installed
-# Debian packages the platform and its tests need (git for wikis, chromium for browser tests).
-DEB_PACKAGES := git chromium sqlite3
+# Debian packages the platform and its tests need: git for wikis, chromium and its driver for
+# the browser tests, sqlite3 for inspecting databases.
+DEB_PACKAGES := git chromium chromium-driver sqlite3
+# apt-get needs root; as another user, go through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: venv run test lint system-packages bench clean
 
@@ -16,6 +19,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# Every setting comes from the environment (ROBOT_DATA_DIR, PLATFORM_DOMAIN, ROBOT_BIND_HOST,
+# WIKI_PORT, MCP_PORT, API_PORT, AUTH_PORT, ...), so `WIKI_PORT=9000 ... make run` or
+# `make run WIKI_PORT=9000 ...` starts a second instance beside the first.
 run: venv
 	$(BIN)/robot init
 	exec $(BIN)/robot run
@@ -24,7 +30,8 @@ system-packages:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 lint: venv
