@@ -94,11 +94,15 @@ class Pages:
             path = self.rules.page_path(filename)
             if not fold(path).startswith(fold(prefix)):
                 continue
+            try:
+                size = self.storage.size(filename)
+            except (StorageUnsafePath, OSError):
+                continue  # a symlink leading out of the repository is no page of this wiki
             commit = commits.get(filename)
             pages.append(
                 {
                     "path": path,
-                    "size": self.storage.size(filename),
+                    "size": size,
                     "last_changed": commit.date if commit else None,
                 }
             )

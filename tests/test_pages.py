@@ -199,6 +199,17 @@ def test_list_skips_attachments(pages, repo):
     assert [p["path"] for p in pages.list()] == ["Home"]
 
 
+def test_symlink_out_of_the_repo_is_no_page(pages, repo, tmp_path):
+    (tmp_path / "secret.txt").write_text("secret")
+    (repo / "leak.md").symlink_to(tmp_path / "secret.txt")
+    assert "Leak" not in [p["path"] for p in pages.list()]
+    with pytest.raises(NotFound):
+        pages.read("leak")
+    with pytest.raises(BadRequest):
+        pages.write("leak", "overwrite", ALICE)
+    assert (tmp_path / "secret.txt").read_text() == "secret"
+
+
 def test_delete_removes_page_in_one_commit(pages, repo):
     pages.write("gone", "x", ALICE)
     result = pages.delete("gone", ALICE)
