@@ -22,11 +22,11 @@ from app.errors import Unauthorized
 from app.errors import UpstreamError
 from app.settings import Settings
 
-# Larger pages are refused both ways: an agent cannot read or write more than this in one call,
-# and no response is buffered past it, so a huge page cannot grow the MCP process.
-MAX_PAGE_BYTES = 2 * 1024 * 1024
-# JSON answers other than a page (lists, history, search) are small; this bounds a hostile one.
-MAX_JSON_BYTES = MAX_PAGE_BYTES + 256 * 1024
+# The page API's own limit (pagepaths.MAX_CONTENT_BYTES): refused here before it is sent.
+MAX_PAGE_BYTES = 1024 * 1024
+# No answer is buffered past this, so a huge or hostile answer cannot grow the MCP process. A page
+# at the limit may take several times its size once JSON-escaped.
+MAX_JSON_BYTES = 8 * MAX_PAGE_BYTES
 # Slow wiki answers must not pin an MCP request forever; git on a big wiki may take seconds.
 TIMEOUT = httpx2.Timeout(30.0, connect=5.0)
 # One pool for every wiki and caller: the wiki service is one upstream on loopback.
