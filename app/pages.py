@@ -53,6 +53,7 @@ class Pages:
         return [f for f in files if f.endswith(".md")]
 
     def is_page(self, filename: str) -> bool:
+        """Tell whether `filename` is a file of this repository (not a folder or outside link)."""
         return self.storage.exists(filename) and not self.storage.isdir(filename)
 
     def last_commits(self) -> dict[str, Commit]:
