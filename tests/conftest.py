@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -69,6 +70,7 @@ STACK_PROGRAMS = ("otterwiki", "mcp", "api", "auth")
 _PORT_VARS = {"otterwiki": "WIKI_PORT", "mcp": "MCP_PORT", "api": "API_PORT", "auth": "AUTH_PORT"}
 # Generous: twelve gunicorn workers and uvicorn import Flask/Otterwiki on a shared 2-core machine.
 STACK_START_TIMEOUT = 120
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _PLATFORM_VARS = ("MULTI_TENANT", "PLATFORM_DOMAIN", "WIKI_BASE", "SIGNING_KEY_PATH")
 
 
@@ -114,6 +116,11 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _term_when_parent_dies() -> None:
+    """In the child: get SIGTERM if pytest dies, so a killed test run leaves no stack behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Stack:
@@ -178,6 +185,7 @@ class Stack:
             stdout=self._output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_term_when_parent_dies,
         )
         self.wait_healthy(STACK_START_TIMEOUT)
         return self
