@@ -24,8 +24,8 @@ MAX_ATTACHMENT_NAME_BYTES = 200
 MAX_CONTENT_BYTES = 1024 * 1024
 MAX_MESSAGE_CHARS = 2000
 MAX_LIMIT = 1000
-# A git commit sha (prefix or full; sha1 or sha256), the only revision form the API accepts.
-_REVISION_RE = re.compile(r"\A[0-9a-fA-F]{7,64}\Z")
+# A git commit sha, full or a prefix as short as the 6 digits Otterwiki shows in its history.
+_REVISION_RE = re.compile(r"\A[0-9a-fA-F]{6,64}\Z")
 
 
 def _has_control(text: str) -> bool:
@@ -119,7 +119,7 @@ def clean_attachment_name(raw: object) -> str:
 def clean_revision(raw: object) -> str:
     """Return a revision (a commit sha or a prefix of one), or raise BadRequest."""
     if not isinstance(raw, str) or not _REVISION_RE.match(raw):
-        raise BadRequest("revision must be a git commit sha (7 to 64 hex digits)")
+        raise BadRequest("revision must be a git commit sha (6 to 64 hex digits)")
     return raw.lower()
 
 

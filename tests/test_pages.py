@@ -124,6 +124,12 @@ def test_malformed_revision_is_bad_request(pages, revision):
         pages.read("home", revision=revision)
 
 
+def test_short_revision_as_otterwiki_shows_it(pages):
+    first = pages.write("plan", "old", ALICE)
+    pages.write("plan", "new", ALICE)
+    assert pages.read("plan", revision=first["revision"][:6])["content"] == "old"
+
+
 def test_unknown_revision_is_not_found(pages):
     with pytest.raises(NotFound):
         pages.read("home", revision="0" * 40)
