@@ -290,3 +290,37 @@ def test_ctl_without_running_instance(tmp_path):
     env = {"PATH": os.environ["PATH"], "ROBOT_DATA_DIR": str(tmp_path / "data")}
     result = subprocess.run([ROBOT_BIN, "ctl", "status"], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "supervisor.sock" in result.stdout + result.stderr
+
+
+@pytest.mark.stack
+def test_backup_of_running_instance_restores_elsewhere(stack, tmp_path):
+    stack.robot("user", "add", "--did", "did:plc:backup", "--handle", "backup.test")
+    stack.robot("wiki", "create", "cli-backup", "--owner", "did:plc:backup")
+    created = stack.robot(
+        "token", "create", "cli-backup", "--user", "did:plc:backup", "--role", "editor"
+    )
+    secret = created.stdout.strip().splitlines()[-1]
+    with stack.client("otterwiki", host="cli-backup.localhost") as client:
+        put = client.put(
+            "/api/v1/pages/Saved",
+            json={"content": "kept\n"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+    assert put.status_code == 201
+    assert stack.robot("backup", str(tmp_path / "bk")).returncode == 0
+    env = {"PATH": os.environ["PATH"], "ROBOT_DATA_DIR": str(tmp_path / "restored")}
+    restored = subprocess.run(
+        [ROBOT_BIN, "restore", str(tmp_path / "bk")], env=env, capture_output=True, text=True
+    )
+    assert restored.returncode == 0, restored.stderr
+    repo = tmp_path / "restored" / "wikis" / "cli-backup" / "repo"
+    shown = subprocess.run(["git", "show", "HEAD:saved.md"], cwd=repo, capture_output=True)
+    assert shown.stdout == b"kept\n"
+
+
+@pytest.mark.stack
+def test_restore_refuses_while_running(stack, tmp_path):
+    assert stack.robot("backup", str(tmp_path / "bk")).returncode == 0
+    result = stack.robot("restore", str(tmp_path / "bk"), "--force")
+    assert result.returncode == 1 and "stop it first" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -153,3 +153,14 @@ def test_two_instances_side_by_side_then_ctrl_c(stack, make_stack):
     other.process.wait(timeout=90)
     assert [pid for pid in tree if pid_alive(pid)] == []
     assert stack.unhealthy() == []
+
+
+@pytest.mark.stack
+def test_check_fails_while_a_program_is_stopped(stack):
+    assert stack.robot("ctl", "stop", "auth").returncode == 0
+    try:
+        result = stack.robot("check")
+        assert result.returncode == 1 and "auth       FAIL" in result.stdout
+    finally:
+        stack.robot("ctl", "start", "auth")
+        stack.wait_healthy(60)
