@@ -98,6 +98,18 @@ class Browser:
     def script(self, code: str, *args):
         return self._session_call("POST", "/execute/sync", {"script": code, "args": list(args)})
 
+    def _element(self, css: str) -> str:
+        found = self._session_call("POST", "/element", {"using": "css selector", "value": css})
+        return next(iter(found.values()))
+
+    def click(self, css: str) -> None:
+        """Click the first element matching a CSS selector, as a person would."""
+        self._session_call("POST", f"/element/{self._element(css)}/click", {})
+
+    def type(self, css: str, text: str) -> None:
+        """Type text into the first element matching a CSS selector."""
+        self._session_call("POST", f"/element/{self._element(css)}/value", {"text": text})
+
     def add_cookie(self, name: str, value: str) -> None:
         """Set a cookie for the current page's host."""
         cookie = {"name": name, "value": value, "path": "/", "httpOnly": True}
