@@ -70,6 +70,8 @@ STACK_PROGRAMS = ("otterwiki", "mcp", "api", "auth")
 _PORT_VARS = {"otterwiki": "WIKI_PORT", "mcp": "MCP_PORT", "api": "API_PORT", "auth": "AUTH_PORT"}
 # Generous: twelve gunicorn workers and uvicorn import Flask/Otterwiki on a shared 2-core machine.
 STACK_START_TIMEOUT = 120
+# A program that exits this often while the stack starts is broken: fail now, with its log.
+STACK_CRASH_LIMIT = 3
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _PLATFORM_VARS = ("MULTI_TENANT", "PLATFORM_DOMAIN", "WIKI_BASE", "SIGNING_KEY_PATH")
 
@@ -187,7 +189,7 @@ class Stack:
             start_new_session=True,
             preexec_fn=_term_when_parent_dies,
         )
-        self.wait_healthy(STACK_START_TIMEOUT)
+        self.wait_healthy(STACK_START_TIMEOUT, crash_limit=STACK_CRASH_LIMIT)
         return self
 
     def unhealthy(self) -> list[str]:
@@ -207,12 +209,22 @@ class Stack:
         lines = self.robot("ctl", "status").stdout.splitlines()
         return {line.split()[0]: line.split()[1] for line in lines if len(line.split()) > 1}
 
-    def wait_healthy(self, timeout: float) -> None:
-        """Poll until every /healthz answers 200 and all are RUNNING; else fail with the logs."""
+    def crashed(self, limit: int) -> list[str]:
+        """The programs that exited on their own at least `limit` times (supervisord's log)."""
+        text = self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
+        return [p for p in STACK_PROGRAMS if text.count(f"exited: {p} (exit status") >= limit]
+
+    def wait_healthy(self, timeout: float, crash_limit: int = 0) -> None:
+        """Poll until every /healthz answers 200 and all are RUNNING; else fail with the logs.
+
+        With `crash_limit`, fail as soon as a program has crashed that often (a broken app).
+        """
         deadline = time.monotonic() + timeout
         while True:
             if self.process is not None and self.process.poll() is not None:
                 self.fail(f"robot run exited with status {self.process.returncode}")
+            if crash_limit and (crashed := self.crashed(crash_limit)):
+                self.fail(f"{', '.join(crashed)} exited {crash_limit} times while starting")
             bad = self.unhealthy()
             if not bad:
                 states = self.states()
