@@ -14,6 +14,7 @@ from app.errors import BadRequest
 from app.errors import Conflict
 from app.locks import wiki_write_lock
 from app.settings import Settings
+from app.slugs import validate_slug
 from app.store import Store
 
 MANIFEST = "backup.json"
@@ -97,50 +98,69 @@ def has_data(settings: Settings) -> bool:
     )
 
 
-def _replace(path: Path, fill) -> None:
-    """Write `path` through `fill(tmp)` beside it, then swap it in with one rename."""
-    tmp = path.with_name(f".restore-{path.name}-{secrets.token_hex(4)}")
+def _read_manifest(source: Path) -> list[str]:
+    """The wikis a backup folder holds; refuse anything that is not a backup made by robot."""
     try:
-        fill(tmp)
-        tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        wikis = json.loads((source / MANIFEST).read_text())["wikis"]
+    except (OSError, ValueError, KeyError, TypeError):
+        wikis = None
+    if not isinstance(wikis, list) or not (source / DB_NAME).is_file():
+        raise BadRequest(f"{source} is not a robot backup (no {MANIFEST} or {DB_NAME})")
+    for slug in wikis:
+        # A slug becomes a path below wikis/: nothing but a valid slug may.
+        validate_slug(slug if isinstance(slug, str) else repr(slug))
+    return wikis
+
+
+def _staged(path: Path) -> Path:
+    return path.with_name(f".restore-{path.name}-{secrets.token_hex(4)}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def restore(settings: Settings, source: Path, force: bool = False) -> list[str]:
-    """Restore a backup folder into this instance; refuse to overwrite data unless `force`."""
+    """Restore a backup folder into this instance; refuse to overwrite data unless `force`.
+
+    Everything is first copied beside its final place, then swapped in by renames, so a failed
+    copy leaves the instance as it was.
+    """
     source = source.absolute()
-    manifest_path = source / MANIFEST
-    if not manifest_path.is_file() or not (source / DB_NAME).is_file():
-        raise BadRequest(f"{source} is not a robot backup (no {MANIFEST} or {DB_NAME})")
+    wikis = _read_manifest(source)
     if has_data(settings) and not force:
         raise Conflict(f"{settings.data_dir} already holds data; pass --force to replace it")
-    wikis = json.loads(manifest_path.read_text())["wikis"]
-    for folder in (settings.data_dir, settings.db_path.parent, settings.wiki_base.parent):
-        folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+    swaps: list[tuple[Path, Path]] = []  # (staged copy, final path)
+    try:
+        db = _staged(settings.db_path)
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        swaps.append((db, settings.db_path))
+        _copy_sqlite(source / DB_NAME, db)
+        for name, attr in KEY_FILES.items():
+            path = getattr(settings, attr)
+            if path is not None and (source / name).exists():
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+                swaps.append((_staged(path), path))
+                _copy_private(source / name, swaps[-1][0])
+        settings.wiki_base.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        folder = _staged(settings.wiki_base)
+        swaps.append((folder, settings.wiki_base))
+        folder.mkdir(mode=0o750)
+        for slug in wikis:
+            _copy_wiki(source / WIKIS_NAME / slug, folder / slug)
+    except BaseException:
+        for staged, _ in swaps:
+            _remove(staged)
+        raise
     for suffix in ("-wal", "-shm"):
         Path(f"{settings.db_path}{suffix}").unlink(missing_ok=True)
-    _replace(settings.db_path, lambda tmp: _copy_sqlite(source / DB_NAME, tmp))
-    for name, attr in KEY_FILES.items():
-        path = getattr(settings, attr)
-        if path is not None and (source / name).exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            _replace(path, lambda tmp, name=name: _copy_private(source / name, tmp))
-
-    def fill_wikis(tmp: Path) -> None:
-        tmp.mkdir(mode=0o750)
-        for slug in wikis:
-            _copy_wiki(source / WIKIS_NAME / slug, tmp / slug)
-
-    old = settings.wiki_base.with_name(f".old-{settings.wiki_base.name}-{secrets.token_hex(4)}")
+    old = _staged(settings.wiki_base)
     if settings.wiki_base.exists():
         settings.wiki_base.rename(old)
-    try:
-        _replace(settings.wiki_base, fill_wikis)
-    except BaseException:
-        if old.exists() and not settings.wiki_base.exists():
-            old.rename(settings.wiki_base)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    for staged, final in swaps:
+        staged.replace(final)
+    _remove(old)
     return wikis

@@ -324,3 +324,21 @@ def test_restore_refuses_while_running(stack, tmp_path):
     result = stack.robot("restore", str(tmp_path / "bk"), "--force")
     assert result.returncode == 1 and "stop it first" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_restore_refuses_a_manifest_that_escapes(ready, tmp_path):
+    ready("backup", str(tmp_path / "bk"))
+    (tmp_path / "bk" / "backup.json").write_text('{"wikis": ["../../outside"]}')
+    result = ready("restore", str(tmp_path / "bk"), "--force")
+    assert result.code == 1 and result.one_error_line and "outside" in result.err
+
+
+def test_failed_restore_changes_nothing(ready, data_dir, tmp_path):
+    ready("backup", str(tmp_path / "bk"))
+    ready("wiki", "create", "beta", "--owner", BOB)
+    (tmp_path / "bk" / "backup.json").write_text('{"wikis": ["alpha", "gone"]}')
+    result = ready("restore", str(tmp_path / "bk"), "--force")
+    assert result.code == 1 and result.one_error_line
+    assert [line.split()[0] for line in ready("wiki", "list").out.splitlines()] == ["alpha", "beta"]
+    assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in (data_dir / "wikis").iterdir()) == ["alpha", "beta"]
