@@ -22,6 +22,7 @@ from app.identity import Caller
 from app.identity import authenticate
 from app.platform import Platform
 from app.slugs import slug_from_host
+from app.store import Wiki
 
 MCP_PATH = "/mcp"
 PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
@@ -47,17 +48,34 @@ def protected_resource_metadata(platform: Platform, slug: str) -> dict:
     }
 
 
-def verify_caller(platform: Platform, slug: str, authorization: str | None) -> Caller:
+def verify_caller(
+    platform: Platform, slug: str, authorization: str | None, wiki: Wiki | None = None
+) -> Caller:
     """Return the caller of wiki `slug`'s MCP endpoint, or raise Unauthorized/Forbidden."""
     if not authorization:
         raise Unauthorized("this MCP endpoint needs 'Authorization: Bearer <token>'")
-    caller = authenticate(
-        platform.settings, platform.key, platform.store, slug, authorization, None
-    )
-    wiki = platform.store.get_wiki(slug)
+    settings, store = platform.settings, platform.store
+    caller = authenticate(settings, platform.key, store, slug, authorization, None)
+    wiki = wiki or store.get_wiki(slug)
     if "READ" not in caller.permissions(wiki.is_public):
         raise Forbidden("you are not a member of this wiki")
     return caller
+
+
+def admit(
+    platform: Platform, host: str | None, authorization: str | None, needs_caller: bool
+) -> tuple[str, Caller | None]:
+    """Return (slug, caller) of a request to the wiki at `host`; raise NotFound for no such wiki.
+
+    One blocking call, so a request costs one hop to a worker thread for the platform DB.
+    """
+    slug = slug_from_host(host, platform.settings.platform_domain)
+    wiki = platform.store.find_wiki(slug) if slug else None
+    if wiki is None:
+        raise NotFound("no wiki at this address")
+    if not needs_caller:
+        return slug, None
+    return slug, verify_caller(platform, slug, authorization, wiki)
 
 
 class McpAuth:
@@ -75,29 +93,27 @@ class McpAuth:
         if scope["type"] != "http" or scope["path"] in HOSTLESS_PATHS:
             await self.app(scope, receive, send)
             return
-        slug = await self._wiki_of(scope)
-        if slug is None:
-            await _send_json(send, 404, error_body(NotFound("no wiki at this address")))
-            return
         path = scope["path"].rstrip("/") or "/"
+        needs_caller = path == MCP_PATH and scope["method"] != "OPTIONS"
+        host, authorization = _header(scope, b"host"), _header(scope, b"authorization")
+        try:
+            slug, caller = await anyio.to_thread.run_sync(
+                admit, self.platform, host, authorization, needs_caller
+            )
+        except NotFound as error:
+            await _send_json(send, 404, error_body(error))
+            return
+        except RobotError as error:
+            slug = slug_from_host(host, self.platform.settings.platform_domain)
+            await self._refuse(send, slug, error, bool(authorization))
+            return
         if path in PRM_PATHS:
             await _send_json(send, 200, protected_resource_metadata(self.platform, slug))
             return
-        if path == MCP_PATH and scope["method"] != "OPTIONS":
-            authorization = _header(scope, b"authorization")
-            try:
-                caller = await anyio.to_thread.run_sync(
-                    verify_caller, self.platform, slug, authorization
-                )
-            except RobotError as error:
-                await self._refuse(send, slug, error, bool(authorization))
-                return
+        if caller is not None:
             state = scope.setdefault("state", {})
-            state["wiki_slug"], state["caller"], state["authorization"] = (
-                slug,
-                caller,
-                authorization,
-            )
+            state["wiki_slug"], state["caller"] = slug, caller
+            state["authorization"] = authorization
         await self.app(scope, receive, send)
 
     def _closing(self, send):
@@ -109,13 +125,6 @@ class McpAuth:
             await send(message)
 
         return wrapped
-
-    async def _wiki_of(self, scope) -> str | None:
-        slug = slug_from_host(_header(scope, b"host"), self.platform.settings.platform_domain)
-        if slug is None:
-            return None
-        wiki = await anyio.to_thread.run_sync(self.platform.store.find_wiki, slug)
-        return slug if wiki is not None else None
 
     async def _refuse(self, send, slug: str, error: RobotError, had_credential: bool) -> None:
         challenge = f'Bearer resource_metadata="{prm_url(self.platform, slug)}"'

@@ -196,3 +196,10 @@ async def test_many_large_reads_do_not_grow_memory(editor, wikis):
     for _ in range(60):
         await editor.call("read_page", path="Large")
     assert rss() - before < 20_000  # kB; 60 reads of 960 KB would be 57 MB if retained
+
+
+async def test_no_stream_can_be_held_open(wikis):
+    headers = {"Authorization": f"Bearer {wikis.editor}", "Accept": "text/event-stream"}
+    with wikis.stack.client("mcp", host=host(ALPHA)) as client:
+        response = client.get("/mcp", headers=headers)
+    assert response.status_code == 405  # stateless: no standalone SSE stream to keep alive
