@@ -27,6 +27,14 @@ from app.store import Wiki
 MCP_PATH = "/mcp"
 PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
 SCOPES = ["wiki"]
+# Claude.ai has been seen calling these on the MCP origin whatever the metadata says: send them
+# to the auth service (308 keeps the method and body of a POST to /token or /register).
+AUTH_SERVER_PATHS = (
+    "/authorize",
+    "/token",
+    "/register",
+    "/.well-known/oauth-authorization-server",
+)
 # Paths answered on any Host (health checks come from supervisor scripts and `robot check`).
 HOSTLESS_PATHS = ("/healthz",)
 
@@ -110,6 +118,9 @@ class McpAuth:
         if path in PRM_PATHS:
             await _send_json(send, 200, protected_resource_metadata(self.platform, slug))
             return
+        if path in AUTH_SERVER_PATHS:
+            await self._redirect_to_auth(scope, send)
+            return
         if caller is not None:
             state = scope.setdefault("state", {})
             state["wiki_slug"], state["caller"] = slug, caller
@@ -125,6 +136,20 @@ class McpAuth:
             await send(message)
 
         return wrapped
+
+    async def _redirect_to_auth(self, scope, send) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        location = (
+            self.platform.settings.auth_origin + scope["path"] + (f"?{query}" if query else "")
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 308,
+                "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
 
     async def _refuse(self, send, slug: str, error: RobotError, had_credential: bool) -> None:
         challenge = f'Bearer resource_metadata="{prm_url(self.platform, slug)}"'

@@ -163,3 +163,11 @@ async def test_valid_token_reaches_the_app_with_its_caller(client, wikis, users)
 async def test_healthz_answers_on_any_host(client):
     response = await client.get("/healthz", headers={"Host": "whatever"})
     assert response.json()["path"] == "/healthz"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/authorize?client_id=c&state=s", "/token", "/register"])
+async def test_oauth_endpoints_on_the_mcp_origin_go_to_the_auth_service(client, wikis, path):
+    response = await client.post(path, headers={"Host": ALPHA})
+    assert response.status_code == 308
+    assert response.headers["location"] == wikis.settings.auth_origin + path
