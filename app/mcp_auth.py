@@ -15,6 +15,7 @@ import anyio.to_thread
 
 from app.errors import Forbidden
 from app.errors import NotFound
+from app.errors import PayloadTooLarge
 from app.errors import RobotError
 from app.errors import Unauthorized
 from app.errors import error_body
@@ -35,6 +36,9 @@ AUTH_SERVER_PATHS = (
     "/register",
     "/.well-known/oauth-authorization-server",
 )
+# The MCP SDK reads a request body whole: cap it. A page at the page API's 1 MiB limit may take
+# several times that once JSON-escaped.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
 # Paths answered on any Host (health checks come from supervisor scripts and `robot check`).
 HOSTLESS_PATHS = ("/healthz",)
 
@@ -122,6 +126,12 @@ class McpAuth:
             await self._redirect_to_auth(scope, send)
             return
         if caller is not None:
+            declared = _header(scope, b"content-length") or ""
+            if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+                too_large = PayloadTooLarge(f"request body over {MAX_REQUEST_BYTES} bytes")
+                await _send_json(send, 413, error_body(too_large))
+                return
+            receive = _capped(receive, MAX_REQUEST_BYTES)
             state = scope.setdefault("state", {})
             state["wiki_slug"], state["caller"] = slug, caller
             state["authorization"] = authorization
@@ -159,6 +169,22 @@ class McpAuth:
             challenge += ', error="insufficient_scope"'
         headers = [(b"www-authenticate", challenge.encode())]
         await _send_json(send, error.status, error_body(error), headers)
+
+
+def _capped(receive, limit: int):
+    """Wrap `receive` so a body (chunked, say) past `limit` reads as a client disconnect."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                return {"type": "http.disconnect"}
+        return message
+
+    return wrapped
 
 
 def _header(scope, name: bytes) -> str | None:

@@ -171,3 +171,11 @@ async def test_oauth_endpoints_on_the_mcp_origin_go_to_the_auth_service(client, 
     response = await client.post(path, headers={"Host": ALPHA})
     assert response.status_code == 308
     assert response.headers["location"] == wikis.settings.auth_origin + path
+
+
+@pytest.mark.asyncio
+async def test_oversized_request_body_is_413(client, wikis, users):
+    _, secret = wikis.store.create_token("alpha", users[0], "editor")
+    headers = {"Host": ALPHA, "Authorization": f"Bearer {secret}"}
+    response = await client.post("/mcp", headers=headers, content=b"x" * (9 * 1024 * 1024))
+    assert response.status_code == 413
