@@ -255,13 +255,14 @@ def test_ansible_lint_production_profile_is_clean():
         ("robot_domain", "https://wiki.example.org"),
         ("robot_data_dir", "srv/data"),
         ("robot_api_port", "99999"),
+        ("robot_static_dir", "{prefix}/srv/data/static"),
     ],
 )
 def test_bad_variable_fails_early_naming_it(tmp_path, name, value):
     deployment = Deployment(tmp_path)
     deployment.source = REPO
     deployment.vars["robot_source_dir"] = str(REPO)
-    result = deployment.playbook(**{name: value})
+    result = deployment.playbook(**{name: value.format(prefix=deployment.prefix)})
     assert _recap(result.stdout)["failed"] == 1
     assert f"{name}=" in result.stdout
     assert not deployment.prefix.exists()
