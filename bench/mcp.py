@@ -1,10 +1,10 @@
 """Benchmark: read_page through MCP vs a plain GET of the same page through the page API.
 
 Starts its own stack (robot init + robot run on free ports in a temp dir), creates a wiki, a token
-and two pages, then times each path in one run, interleaved in rounds so machine noise hits all.
+and two pages, then times each path in one run, taking turns call by call.
 Goal: MCP / page API <= 1.5.
 
-    .venv/bin/python bench/mcp.py [--calls 100] [--rounds 5]
+    .venv/bin/python bench/mcp.py [--calls 500]
 """
 
 from __future__ import annotations
@@ -67,85 +67,56 @@ def prepare(stack: Stack) -> str:
     return secret
 
 
-def _timed(call, calls: int) -> list[float]:
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
+def _timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
-def time_page_api(stack: Stack, secret: str, page: str, calls: int) -> list[float]:
-    """Seconds per plain GET of the page through the page API."""
-    headers = {"Host": HOST, "Authorization": f"Bearer {secret}"}
-    base = f"http://127.0.0.1:{stack.port('otterwiki')}"
-    with httpx2.Client(base_url=base, headers=headers, timeout=30) as client:
-
-        def get():
-            response = client.get(f"/api/v1/pages/{page}")
-            response.raise_for_status()
-            response.json()
-
-        return _timed(get, calls)
-
-
-def time_mcp_wire(stack: Stack, secret: str, page: str, calls: int) -> list[float]:
-    """Seconds per read_page as one JSON-RPC POST (the whole MCP exchange, stateless server)."""
-    headers = {
-        "Host": HOST,
-        "Authorization": f"Bearer {secret}",
-        "Accept": "application/json, text/event-stream",
-    }
-    base = f"http://127.0.0.1:{stack.port('mcp')}"
-    body = {
+async def measure(stack: Stack, secret: str, page: str, calls: int) -> dict[str, float]:
+    """Median milliseconds of each path; the paths take turns call by call, so load that
+    comes and goes on a shared machine hits all of them alike."""
+    auth = {"Host": HOST, "Authorization": f"Bearer {secret}"}
+    wiki = httpx2.Client(base_url=f"http://127.0.0.1:{stack.port('otterwiki')}", headers=auth)
+    accept = {"Accept": "application/json, text/event-stream"}
+    mcp_base = f"http://127.0.0.1:{stack.port('mcp')}"
+    wire = httpx2.Client(base_url=mcp_base, headers={**auth, **accept}, timeout=30)
+    transport = StreamableHttpTransport(f"{mcp_base}/mcp", headers=auth)
+    rpc = {
         "jsonrpc": "2.0",
         "id": 1,
         "method": "tools/call",
         "params": {"name": "read_page", "arguments": {"path": page}},
     }
-    with httpx2.Client(base_url=base, headers=headers, timeout=30) as client:
 
-        def call():
-            response = client.post("/mcp", json=body)
-            response.raise_for_status()
-            if response.json()["result"].get("isError"):
-                sys.exit(f"read_page failed: {response.text[:300]}")
+    def get():
+        response = wiki.get(f"/api/v1/pages/{page}")
+        response.raise_for_status()
+        response.json()
 
-        return _timed(call, calls)
+    def post():
+        response = wire.post("/mcp", json=rpc)
+        response.raise_for_status()
+        if response.json()["result"].get("isError"):
+            sys.exit(f"read_page failed: {response.text[:300]}")
 
-
-async def time_mcp_client(stack: Stack, secret: str, page: str, calls: int) -> list[float]:
-    """Seconds per read_page tool call through fastmcp's Client (one session)."""
-    url = f"http://127.0.0.1:{stack.port('mcp')}/mcp"
-    transport = StreamableHttpTransport(
-        url, headers={"Host": HOST, "Authorization": f"Bearer {secret}"}
-    )
-    samples = []
-    async with Client(transport, timeout=60) as client:
-        for _ in range(calls):
-            start = time.perf_counter()
-            result = await client.call_tool("read_page", {"path": page})
-            samples.append(time.perf_counter() - start)
-            if "Section 39" not in result.content[0].text:
-                sys.exit("read_page returned the wrong page")
-    return samples
-
-
-def measure(stack: Stack, secret: str, page: str, calls: int, rounds: int) -> dict:
-    """Median milliseconds of each path, interleaved in rounds so noise hits all of them."""
-    found = {"page API GET": [], "MCP, fastmcp Client": [], "MCP, one JSON-RPC POST": []}
-    for _ in range(rounds):
-        found["page API GET"] += time_page_api(stack, secret, page, calls)
-        found["MCP, fastmcp Client"] += asyncio.run(time_mcp_client(stack, secret, page, calls))
-        found["MCP, one JSON-RPC POST"] += time_mcp_wire(stack, secret, page, calls)
-    return {name: statistics.median(samples) * 1000 for name, samples in found.items()}
+    samples = {"page API GET": [], "MCP, fastmcp Client": [], "MCP, one JSON-RPC POST": []}
+    with wiki, wire:
+        async with Client(transport, timeout=60) as client:
+            for _ in range(calls):
+                samples["page API GET"].append(_timed(get))
+                start = time.perf_counter()
+                result = await client.call_tool("read_page", {"path": page})
+                samples["MCP, fastmcp Client"].append(time.perf_counter() - start)
+                if "Section 39" not in result.content[0].text:
+                    sys.exit("read_page returned the wrong page")
+                samples["MCP, one JSON-RPC POST"].append(_timed(post))
+    return {name: statistics.median(values) * 1000 for name, values in samples.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=100, help="calls per path per round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--calls", type=int, default=500, help="calls per path and page")
     options = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="robot-bench-mcp-") as root:
@@ -154,13 +125,11 @@ def main() -> None:
             stack.start()
             secret = prepare(stack)
             for page in PAGES:
-                measure(stack, secret, page, 10, 1)  # warm every path up
-                results[page] = measure(stack, secret, page, options.calls, options.rounds)
+                asyncio.run(measure(stack, secret, page, 20))  # warm every path up
+                results[page] = asyncio.run(measure(stack, secret, page, options.calls))
         finally:
             stack.stop()
-    print(
-        f"read_page vs GET /api/v1/pages/<page>: medians of {options.calls * options.rounds} calls"
-    )
+    print(f"read_page vs GET /api/v1/pages/<page>: medians of {options.calls} calls each")
     for page, medians in results.items():
         api = medians["page API GET"]
         print(f"\n{page} page ({len(PAGES[page].encode())} bytes)")
