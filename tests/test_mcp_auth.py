@@ -179,3 +179,10 @@ async def test_oversized_request_body_is_413(client, wikis, users):
     headers = {"Host": ALPHA, "Authorization": f"Bearer {secret}"}
     response = await client.post("/mcp", headers=headers, content=b"x" * (9 * 1024 * 1024))
     assert response.status_code == 413
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("host", ["alpha.localhost:8001", "ALPHA.localhost", "alpha.localhost."])
+async def test_host_names_the_wiki_whatever_its_port_or_case(client, wikis, host):
+    response = await client.get("/.well-known/oauth-protected-resource", headers={"Host": host})
+    assert response.json()["resource"] == wikis.settings.mcp_url("alpha")
