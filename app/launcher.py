@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -107,6 +108,28 @@ def banner(settings: Settings) -> str:
     )
 
 
+PORT_VARIABLES = {
+    "otterwiki": "WIKI_PORT",
+    "mcp": "MCP_PORT",
+    "api": "API_PORT",
+    "auth": "AUTH_PORT",
+}
+
+
+def busy_ports(settings: Settings) -> list[str]:
+    """Describe each program port something else already listens on (robot run would crash-loop)."""
+    host = "0.0.0.0" if settings.bind_host in ("", "0.0.0.0") else settings.bind_host
+    busy = []
+    for program, port in service_ports(settings).items():
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                busy.append(f"{PORT_VARIABLES[program]}={port}")
+    return busy
+
+
 def exec_supervisord(settings: Settings) -> None:
     """Replace this process with supervisord in the foreground; signals then reach it directly."""
     if not conf_path(settings).is_file():
@@ -114,6 +137,12 @@ def exec_supervisord(settings: Settings) -> None:
     pid = running_pid(settings)
     if pid is not None:
         raise ConfigError(f"robot already runs for {settings.run_dir} (supervisord pid {pid})")
+    busy = busy_ports(settings)
+    if busy:
+        raise ConfigError(
+            f"port(s) already in use on {settings.bind_host}: {', '.join(busy)}; "
+            "stop what listens there or choose other ports"
+        )
     prepare_dirs(settings)
     argv = supervisord_argv(settings)
     os.execve(argv[0], argv, supervisor_env(settings))

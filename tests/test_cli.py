@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,3 +343,17 @@ def test_failed_restore_changes_nothing(ready, data_dir, tmp_path):
     assert [line.split()[0] for line in ready("wiki", "list").out.splitlines()] == ["alpha", "beta"]
     assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith(".")) == []
     assert sorted(p.name for p in (data_dir / "wikis").iterdir()) == ["alpha", "beta"]
+
+
+def test_run_refuses_busy_port(robot, monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = free_ports(3)
+        busy = taken.getsockname()[1]
+        monkeypatch.setenv("MCP_PORT", str(busy))
+        for name, port in zip(("WIKI_PORT", "API_PORT", "AUTH_PORT"), ports, strict=True):
+            monkeypatch.setenv(name, str(port))
+        result = robot("run")
+    assert result.code == 1 and result.one_error_line
+    assert f"MCP_PORT={busy}" in result.err
