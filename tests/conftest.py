@@ -132,7 +132,8 @@ class Stack:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("ROBOT_") and k not in _PLATFORM_VARS + ("GUNICORN_BIND",)
+            if not k.startswith(("ROBOT_", "PYTEST_"))
+            and k not in _PLATFORM_VARS + ("GUNICORN_BIND",)
         }
         env.update(
             ROBOT_DATA_DIR=str(root / "data"),
