@@ -279,10 +279,10 @@ def build_server(pages: PageClient) -> FastMCP:
         return _result(text, data)
 
     @mcp.tool
-    async def delete_page(path: Path) -> ToolResult:
+    async def delete_page(path: Path, message: Message = None) -> ToolResult:
         """Delete a page (its history stays in git)."""
         slug, auth = _context()
-        data = await _api(pages.delete_page(slug, auth, path))
+        data = await _api(pages.delete_page(slug, auth, path, message))
         return _result(f"Deleted {data.get('path', path)} (revision {data.get('revision')}).", data)
 
     @mcp.tool
@@ -325,10 +325,13 @@ def build_server(pages: PageClient) -> FastMCP:
             int,
             Field(ge=1, le=MAX_ATTACHMENT_BYTES, description="Refuse files larger than this."),
         ] = DEFAULT_ATTACHMENT_BYTES,
+        revision: Annotated[
+            str | None, Field(description="Read the file as of this revision (optional).")
+        ] = None,
     ) -> ToolResult:
         """Read an attachment: text files as text, images as images, other files as base64."""
         slug, auth = _context()
-        blob = await _api(pages.attachment(slug, auth, path, name, max_bytes))
+        blob = await _api(pages.attachment(slug, auth, path, name, max_bytes, revision))
         info = {"path": path, "name": name, "mime": blob.content_type, "size": len(blob.data)}
         text = _as_text(blob.data, blob.content_type)
         if text is not None:

@@ -158,8 +158,11 @@ class PageClient:
             body["base_revision"] = base_revision
         return await self._json(slug, auth, "PUT", _page_url(path), json=body)
 
-    async def delete_page(self, slug: str, auth: str, path: str) -> dict:
-        return await self._json(slug, auth, "DELETE", _page_url(path))
+    async def delete_page(
+        self, slug: str, auth: str, path: str, message: str | None = None
+    ) -> dict:
+        params = {"message": message} if message else None
+        return await self._json(slug, auth, "DELETE", _page_url(path), params=params)
 
     async def rename_page(
         self,
@@ -195,12 +198,15 @@ class PageClient:
     async def attachments(self, slug: str, auth: str, path: str) -> dict:
         return await self._json(slug, auth, "GET", _page_url(path, "attachments"))
 
-    async def attachment(self, slug: str, auth: str, path: str, name: str, limit: int) -> Blob:
+    async def attachment(
+        self, slug: str, auth: str, path: str, name: str, limit: int, revision: str | None = None
+    ) -> Blob:
         """Fetch an attachment's bytes; raise PayloadTooLarge past `limit` without buffering it."""
         if not name or "/" in name or name in (".", "..") or "\x00" in name:
             raise BadRequest("attachment name must be a plain file name")
         url = _page_url(path, "attachments", name)
-        body, content_type = await self._send(slug, auth, "GET", url, limit)
+        params = {"revision": revision} if revision else None
+        body, content_type = await self._send(slug, auth, "GET", url, limit, params=params)
         return Blob(body, content_type.split(";")[0].strip() or "application/octet-stream")
 
 

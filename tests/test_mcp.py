@@ -186,9 +186,11 @@ async def test_rename_with_link_update_and_links(mcp):
 
 async def test_delete_page(mcp):
     await write(mcp, "Doomed", "bye\n")
-    deleted = await mcp.call("delete_page", path=f"{mcp.prefix}/Doomed")
+    deleted = await mcp.call("delete_page", path=f"{mcp.prefix}/Doomed", message="tidy up")
     gone = await mcp.call("read_page", path=f"{mcp.prefix}/Doomed")
+    history = await mcp.call("get_history", path=f"{mcp.prefix}/Doomed", limit=1)
     assert not deleted.is_error and gone.is_error and "does not exist" in gone.text
+    assert history.data["revisions"][0]["message"] == "tidy up"
 
 
 async def test_find_orphaned_pages(mcp):
@@ -219,3 +221,17 @@ async def test_attachment_over_the_cap_is_refused(mcp, wiki):
         "read_attachment", path=f"{mcp.prefix}/Big", name="big.txt", max_bytes=1000
     )
     assert result.is_error and "1000 bytes" in result.text
+
+
+async def test_attachment_at_an_older_revision(mcp, wiki):
+    await write(mcp, "Versions", "versioned file below\n")
+    attach(wiki.stack, SLUG, f"{mcp.prefix}/Versions", "v.txt", b"first\n")
+    first = await mcp.call("get_recent_changes", limit=1)
+    attach(wiki.stack, SLUG, f"{mcp.prefix}/Versions", "v.txt", b"second\n")
+    old = await mcp.call(
+        "read_attachment",
+        path=f"{mcp.prefix}/Versions",
+        name="v.txt",
+        revision=first.data["changes"][0]["revision"],
+    )
+    assert old.text == "first\n"
