@@ -1,0 +1,294 @@
+"""The one module that patches Otterwiki's globals: boot once, then point them at one wiki a time.
+
+Otterwiki has no app factory: importing `otterwiki.server` builds one Flask `app`, one
+Flask-SQLAlchemy `db` and one `GitStorage` that every other Otterwiki module imported by value.
+So we keep those objects and repoint them per request: the storage's repo, the db's engine and
+the app's config (reset to a pristine snapshot first, so nothing one wiki set leaks into the next).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import sys
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from app.errors import ConfigError
+from app.settings import Settings
+from app.signing import derive_secret
+from app.store import Wiki
+
+BOOT_DIR = "otterwiki-boot"
+# WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
+TENANT_KEY = "robot.tenant"
+CALLER_KEY = "robot.caller"
+
+# Values no wiki admin may change: where the data lives, who authenticates, and every feature that
+# would act outside the request or on other hosts (remote push/pull, git over http, mail).
+_LOCKED_OFF = {
+    "AUTH_METHOD": "PROXY_HEADER",
+    "SERVER_NAME": None,
+    "DEBUG": False,
+    "TESTING": False,
+    "GIT_WEB_SERVER": False,
+    "GIT_REMOTE_PUSH_ENABLED": False,
+    "GIT_REMOTE_PUSH_URL": "",
+    "GIT_REMOTE_PUSH_PRIVATE_KEY": "",
+    "GIT_REMOTE_PUSH_PRIVATE_KEY_FILE": "",
+    "GIT_REMOTE_PULL_ENABLED": False,
+    "GIT_REMOTE_PULL_URL": "",
+    "GIT_REMOTE_PULL_PRIVATE_KEY": "",
+    "GIT_REMOTE_PULL_PRIVATE_KEY_FILE": "",
+    "MAIL_SERVER": "",
+    "MAIL_USERNAME": "",
+    "MAIL_PASSWORD": "",
+    "MAIL_SUPPRESS_SEND": True,
+    "DISABLE_REGISTRATION": True,
+    "NOTIFY_ADMINS_ON_REGISTER": False,
+    "NOTIFY_USER_ON_APPROVAL": False,
+}
+
+
+@contextmanager
+def _pinned_environ(values: dict[str, str]):
+    """Set `values` in the environment for Otterwiki's import, then put back what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def _write_boot_files(settings: Settings, boot: Path) -> dict[str, str]:
+    """Create the internal bootstrap repo and settings file Otterwiki needs to import."""
+    import git
+
+    repo = boot / "repo"
+    if not (repo / ".git").exists():
+        repo.mkdir(parents=True, exist_ok=True)
+        git.Repo.init(str(repo)).close()
+    values = {
+        "REPOSITORY": str(repo),
+        "SECRET_KEY": derive_secret(settings.secret_key_path, "otterwiki-boot"),
+        "SQLALCHEMY_DATABASE_URI": "sqlite:///:memory:",
+        "AUTH_METHOD": "PROXY_HEADER",
+    }
+    lines = [f"{name} = {value!r}" for name, value in values.items()]
+    (boot / "settings.cfg").write_text("\n".join([*lines, "GIT_WEB_SERVER = False", ""]))
+    return values
+
+
+def boot_otterwiki(settings: Settings) -> ModuleType:
+    """Import `otterwiki.server` against an internal bootstrap repo, once per process."""
+    server = sys.modules.get("otterwiki.server")
+    if server is None:
+        boot = settings.run_dir / BOOT_DIR
+        boot.mkdir(parents=True, exist_ok=True)
+        # Workers boot side by side: the first one creates the repo, Otterwiki commits a Home
+        # page into it while importing; the others wait for that.
+        with open(boot / "boot.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            values = _write_boot_files(settings, boot)
+            env = {**values, "OTTERWIKI_SETTINGS": str(boot / "settings.cfg")}
+            with _pinned_environ(env):
+                import otterwiki.server as server
+    import otterwiki.auth
+
+    if not isinstance(otterwiki.auth.auth_manager, otterwiki.auth.ProxyHeaderAuth):
+        raise ConfigError("otterwiki was already imported without AUTH_METHOD=PROXY_HEADER")
+    return server
+
+
+@dataclass
+class OpenWiki:
+    """One wiki's open handles in this process: git repo, SQLAlchemy engine, cached config."""
+
+    slug: str
+    created_at: int
+    dir_fd: int  # holds the folder's inode, so a re-created wiki can never look like this one
+    repo_path: str
+    repo: object
+    engine: object
+    prefs: sqlite3.Connection
+    secret_key: str
+    config_key: tuple | None = None
+    config: dict | None = None
+
+    def is_current(self, wiki: Wiki, wiki_dir: Path) -> bool:
+        """Tell whether these handles still belong to `wiki` (not a deleted, re-created slug)."""
+        if wiki.created_at != self.created_at:
+            return False
+        held = os.fstat(self.dir_fd)
+        try:
+            return held.st_nlink > 0 and os.stat(wiki_dir).st_ino == held.st_ino
+        except FileNotFoundError:
+            return False
+
+    def preference_rows(self) -> tuple:
+        return tuple(self.prefs.execute("SELECT name, value FROM preferences ORDER BY name"))
+
+    def close(self) -> None:
+        self.prefs.close()
+        self.engine.dispose()
+        self.repo.close()
+        os.close(self.dir_fd)
+
+
+class Tenancy:
+    """Points Otterwiki's one app, db and storage at a wiki; keeps a bounded LRU of open wikis."""
+
+    def __init__(self, server: ModuleType, settings: Settings):
+        self.server = server
+        self.app = server.app
+        self.settings = settings
+        self.pristine = dict(server.app.config)
+        self.open_wikis: OrderedDict[str, OpenWiki] = OrderedDict()
+        self.active: OpenWiki | None = None
+        self._patch_update_app_config()
+
+    def _patch_update_app_config(self) -> None:
+        # Otterwiki's preference forms reload the config from the DB mid-request; keep the
+        # platform's locked values on top of whatever a wiki admin just saved.
+        import otterwiki.preferences
+
+        original = getattr(self.server.update_app_config, "__wrapped__", None)
+        original = original or self.server.update_app_config
+
+        def update_app_config():
+            original()
+            if self.active is not None:
+                self.app.config.update(self._locked(self.active))
+
+        update_app_config.__wrapped__ = original
+        self.server.update_app_config = update_app_config
+        otterwiki.preferences.update_app_config = update_app_config
+
+    def _open(self, wiki: Wiki) -> OpenWiki:
+        import git
+        import sqlalchemy
+
+        wiki_dir = self.settings.wiki_dir(wiki.slug)
+        dir_fd = os.open(wiki_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            repo_path = str(self.settings.repo_path(wiki.slug))
+            db_path = self.settings.wiki_db_path(wiki.slug)
+            engine = sqlalchemy.create_engine(f"sqlite:///{db_path}")
+            self.server.db._app_engines[self.app][None] = engine
+            with self.app.app_context():
+                self.server.db.create_all()
+            opened = OpenWiki(
+                slug=wiki.slug,
+                created_at=wiki.created_at,
+                dir_fd=dir_fd,
+                repo_path=repo_path,
+                repo=git.Repo(repo_path),
+                engine=engine,
+                prefs=sqlite3.connect(db_path, check_same_thread=False),
+                secret_key=derive_secret(self.settings.secret_key_path, "wiki:" + wiki.slug),
+            )
+        except BaseException:
+            os.close(dir_fd)
+            raise
+        return opened
+
+    def _get(self, wiki: Wiki) -> OpenWiki:
+        opened = self.open_wikis.get(wiki.slug)
+        if opened is not None and not opened.is_current(wiki, self.settings.wiki_dir(wiki.slug)):
+            self._evict(wiki.slug)
+            opened = None
+        if opened is None:
+            opened = self._open(wiki)
+            self.open_wikis[wiki.slug] = opened
+            while len(self.open_wikis) > self.settings.tenant_cache_size:
+                self._evict(next(iter(self.open_wikis)))
+        self.open_wikis.move_to_end(wiki.slug)
+        return opened
+
+    def _evict(self, slug: str) -> None:
+        opened = self.open_wikis.pop(slug)
+        if self.active is opened:
+            self.active = None
+        opened.close()
+
+    def close(self) -> None:
+        """Close every open wiki (tests and worker shutdown)."""
+        for slug in list(self.open_wikis):
+            self._evict(slug)
+
+    def _locked(self, opened: OpenWiki) -> dict:
+        db_path = self.settings.wiki_db_path(opened.slug)
+        return {
+            **_LOCKED_OFF,
+            "REPOSITORY": opened.repo_path,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
+            "SECRET_KEY": opened.secret_key,
+            "SESSION_COOKIE_SECURE": self.settings.cookie_secure,
+        }
+
+    def activate(self, wiki: Wiki) -> None:
+        """Point Otterwiki's storage, db and config at `wiki` for the request about to run."""
+        opened = self._get(wiki)
+        self.active = opened
+        storage = self.server.storage
+        storage.path = opened.repo_path
+        storage.repo = opened.repo
+        self.server.db._app_engines[self.app][None] = opened.engine
+        config = self.app.config
+        # The renderer holds a reference to app.config: change it in place, never replace it.
+        key = (wiki.display_name, opened.preference_rows())
+        if key != opened.config_key:
+            config.clear()
+            config.update(self.pristine)
+            config["SITE_NAME"] = wiki.display_name
+            self.server.update_app_config()
+            config.update(self._locked(opened))
+            opened.config_key, opened.config = key, dict(config)
+        else:
+            config.clear()
+            config.update(opened.config)
+
+    def deactivate(self) -> None:
+        """Leave no wiki's settings in the shared config (requests that need no wiki)."""
+        self.active = None
+        self.app.config.clear()
+        self.app.config.update(self.pristine)
+
+
+def _expose_request_context() -> None:
+    from flask import g
+    from flask import request
+
+    g.tenant = request.environ.get(TENANT_KEY)
+    g.caller = request.environ.get(CALLER_KEY)
+
+
+def _robot_error(error):
+    from flask import request
+
+    from app.wiki_pages import error_response
+
+    return error_response(error, request.path)
+
+
+def install(server: ModuleType, blueprint) -> None:
+    """Add the platform to Otterwiki's app: `g.tenant`/`g.caller`, our errors, the page API."""
+    from app.errors import RobotError
+
+    app = server.app
+    if blueprint.name in app.blueprints:
+        return  # a second create_app in the same process (tests): already installed
+    app.before_request_funcs.setdefault(None, []).insert(0, _expose_request_context)
+    app.register_error_handler(RobotError, _robot_error)
+    app.register_blueprint(blueprint)
+    # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
+    server.csrf.exempt(blueprint)

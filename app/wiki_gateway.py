@@ -1,0 +1,207 @@
+"""The wiki service's front door: Host picks the wiki, credentials the caller, then Otterwiki."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from werkzeug.wrappers import Request
+from werkzeug.wsgi import ClosingIterator
+
+from app.errors import NotFound
+from app.errors import RobotError
+from app.identity import SESSION_COOKIE
+from app.identity import Caller
+from app.identity import authenticate
+from app.locks import wiki_write_lock
+from app.platform import Platform
+from app.settings import Settings
+from app.slugs import slug_from_host
+from app.store import Store
+from app.store import Wiki
+from app.tenancy import CALLER_KEY
+from app.tenancy import TENANT_KEY
+from app.tenancy import Tenancy
+from app.wiki_pages import error_response
+from app.wiki_pages import html_page
+from app.wiki_pages import is_api_path
+from app.wiki_pages import redirect
+from app.wiki_pages import text_response
+
+log = logging.getLogger("robot.wiki")
+
+
+class Unavailable(RobotError):
+    status = 503
+
+
+# A request only waits here if an earlier response was never closed: fail instead of hanging.
+_BUSY_TIMEOUT = 30.0
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_STATIC_PREFIX = "/static/"
+_IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
+
+# Otterwiki routes that act on "the" repo outside the request, reach other hosts, or manage
+# accounts the platform owns (membership lives in robot.db, login in the auth service).
+_BLOCKED_PREFIXES = (
+    "/.git/",
+    "/-/api/",
+    "/-/admin/repository_management",
+    "/-/admin/mail_preferences",
+    "/-/admin/user_management",
+    "/-/user/",
+    "/-/register",
+    "/-/lost_password",
+    "/-/confirm_email/",
+    "/-/recover_password/",
+    "/-/request_confirmation_link/",
+    "/-/housekeeping/security-check",
+)
+_BLOCKED_PATHS = frozenset({"/.git", "/-/user"})
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The wiki a request is for (`flask.g.tenant`): its row, folder and Otterwiki's storage."""
+
+    slug: str
+    wiki: Wiki
+    wiki_dir: Path
+    storage: object
+    settings: Settings
+    store: Store
+
+
+def _blocked(path: str) -> bool:
+    return path in _BLOCKED_PATHS or path.startswith(_BLOCKED_PREFIXES)
+
+
+class WikiGateway:
+    """WSGI app serving every wiki from the one Otterwiki app of this process."""
+
+    def __init__(self, platform: Platform, tenancy: Tenancy):
+        self.platform = platform
+        self.settings = platform.settings
+        self.tenancy = tenancy
+        self._otterwiki = tenancy.app.wsgi_app
+        # Otterwiki's globals hold one wiki at a time: one request per process, until close().
+        self._busy = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        for name in [k for k in environ if k.startswith(_IDENTITY_PREFIX)]:
+            del environ[name]
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/healthz":
+            return self._health()(environ, start_response)
+        try:
+            return self._dispatch(environ, start_response, path)
+        except RobotError as error:
+            return error_response(error, path)(environ, start_response)
+        except Exception:
+            log.exception("wiki gateway failed on %s %s", environ.get("REQUEST_METHOD"), path)
+            error = RobotError("internal error; the operator can find details in the log")
+            error.status = 500
+            return error_response(error, path)(environ, start_response)
+
+    def _dispatch(self, environ, start_response, path: str):
+        request = Request(environ)
+        wiki = self._wiki_of(request)
+        if path.startswith(_STATIC_PREFIX):
+            return self._serve(environ, start_response, wiki, None)
+        if _blocked(path):
+            raise NotFound("this page is not available on this platform")
+        if path == "/-/login":
+            return redirect(self.settings.login_url(self._wanted(wiki, request, "/")))(
+                environ, start_response
+            )
+        if path == "/-/logout":
+            return redirect(f"{self.settings.auth_origin}/auth/logout")(environ, start_response)
+        caller = authenticate(
+            self.settings,
+            self.platform.key,
+            self.platform.store,
+            wiki.slug,
+            request.headers.get("Authorization"),
+            request.cookies.get(SESSION_COOKIE),
+        )
+        refusal = self._refusal(request, wiki, caller)
+        if refusal is not None:
+            return refusal(environ, start_response)
+        self._set_identity(environ, wiki, caller)
+        return self._serve(environ, start_response, wiki, caller)
+
+    def _wiki_of(self, request: Request) -> Wiki:
+        slug = slug_from_host(request.environ.get("HTTP_HOST"), self.settings.platform_domain)
+        wiki = self.platform.store.find_wiki(slug) if slug else None
+        if wiki is None:
+            raise NotFound("there is no wiki at this address")
+        return wiki
+
+    def _wanted(self, wiki: Wiki, request: Request, path: str | None = None) -> str:
+        """The public URL of what the browser asked for, to come back to after login."""
+        url = self.settings.wiki_url(wiki.slug).rstrip("/") + quote(path or request.path)
+        if path is None and request.query_string:
+            url += "?" + request.query_string.decode("latin-1")
+        return url
+
+    def _refusal(self, request: Request, wiki: Wiki, caller: Caller):
+        """Answer callers who may not read this wiki; the page API gives its own answers."""
+        if caller.permissions(wiki.is_public) or is_api_path(request.path):
+            return None
+        if caller.is_anonymous:
+            return redirect(self.settings.login_url(self._wanted(wiki, request)))
+        who = caller.handle or caller.did
+        return html_page(
+            403,
+            f"You are signed in as {who}, but you are not a member of the wiki "
+            f"“{wiki.display_name}”. Ask its owner to add you.",
+            (self.settings.api_origin + "/app/", "Your wikis"),
+        )
+
+    def _set_identity(self, environ, wiki: Wiki, caller: Caller) -> None:
+        name, email = caller.git_identity(self.settings.platform_domain)
+        environ["HTTP_X_OTTERWIKI_NAME"] = name.encode("latin-1", "replace").decode("latin-1")
+        environ["HTTP_X_OTTERWIKI_EMAIL"] = email
+        environ["HTTP_X_OTTERWIKI_PERMISSIONS"] = ",".join(caller.permissions(wiki.is_public))
+
+    def _serve(self, environ, start_response, wiki: Wiki, caller: Caller | None):
+        """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes."""
+        if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
+            raise Unavailable("this worker is stuck on an earlier request; try again")
+        held = ExitStack()
+        held.callback(self._busy.release)
+        try:
+            if caller is None:
+                self.tenancy.deactivate()  # static files need no wiki at all
+            else:
+                wiki_dir = self.settings.wiki_dir(wiki.slug)
+                if environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
+                    held.enter_context(wiki_write_lock(wiki_dir))
+                self.tenancy.activate(wiki)
+                environ[TENANT_KEY] = Tenant(
+                    wiki.slug,
+                    wiki,
+                    wiki_dir,
+                    self.tenancy.server.storage,
+                    self.settings,
+                    self.platform.store,
+                )
+                environ[CALLER_KEY] = caller
+            app_iter = self._otterwiki(environ, start_response)
+        except BaseException:
+            held.close()
+            raise
+        return ClosingIterator(app_iter, held.close)
+
+    def _health(self):
+        try:
+            self.platform.store.db.execute("SELECT 1").fetchone()
+        except Exception as error:  # health must report, never crash
+            return text_response(503, f"platform database: {error}")
+        if not self.settings.wiki_base.is_dir():
+            return text_response(503, f"wiki folder {self.settings.wiki_base} is missing")
+        return text_response(200, "ok")

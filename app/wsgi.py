@@ -1,0 +1,46 @@
+"""The wiki service (gunicorn 'app.wsgi:create_app()'): every wiki, or one plain Otterwiki."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from app.errors import ConfigError
+from app.settings import Settings
+
+BOOT_ERROR_STATUS = 3  # gunicorn: a worker that cannot boot stops the master instead of looping
+
+
+def _missing_otterwiki_app():
+    from app.wiki_pages import text_response
+
+    def app(environ, start_response):
+        return text_response(503, "otterwiki is not installed")(environ, start_response)
+
+    return app
+
+
+def create_app(settings: Settings | None = None):
+    """Return the wiki service's WSGI app, as MULTI_TENANT and the installed packages allow."""
+    try:
+        settings = settings or Settings.from_env()
+        if importlib.util.find_spec("otterwiki") is None:
+            return _missing_otterwiki_app()
+        if not settings.multi_tenant:
+            from otterwiki.server import app  # the benchmark baseline: configured by its env
+
+            return app
+        from app import page_api
+        from app.platform import Platform
+        from app.tenancy import Tenancy
+        from app.tenancy import boot_otterwiki
+        from app.tenancy import install
+        from app.wiki_gateway import WikiGateway
+
+        platform = Platform.load(settings)
+        server = boot_otterwiki(settings)
+        install(server, page_api.bp)
+        return WikiGateway(platform, Tenancy(server, settings))
+    except ConfigError as error:
+        print(f"otterwiki: {error}", file=sys.stderr)
+        raise SystemExit(BOOT_ERROR_STATUS) from None
