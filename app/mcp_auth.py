@@ -21,13 +21,13 @@ from app.errors import Unauthorized
 from app.errors import error_body
 from app.identity import Caller
 from app.identity import authenticate
+from app.oauth_metadata import SCOPES
 from app.platform import Platform
 from app.slugs import slug_from_host
 from app.store import Wiki
 
 MCP_PATH = "/mcp"
 PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
-SCOPES = ["wiki"]
 # Claude.ai has been seen calling these on the MCP origin whatever the metadata says: send them
 # to the auth service (308 keeps the method and body of a POST to /token or /register).
 AUTH_SERVER_PATHS = (
