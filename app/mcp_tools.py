@@ -35,6 +35,11 @@ MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 _IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 _TEXT_TYPES = {"application/json", "application/xml", "application/javascript", "application/yaml"}
 
+# Hints for clients deciding what to confirm with the user (MCP tool annotations).
+READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
+CHANGES = {"readOnlyHint": False, "destructiveHint": True, "openWorldHint": False}
+ADDS = {"readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}
+
 Path = Annotated[str, Field(description="Page path, e.g. 'Home' or 'Projects/Robot'.")]
 Message = Annotated[str | None, Field(description="Commit message (optional).")]
 Limit = Annotated[int, Field(ge=1, le=200, description="How many entries at most (1-200).")]
@@ -81,7 +86,7 @@ def build_server(pages: PageClient) -> FastMCP:
         except RobotError as error:
             raise ToolError(error.message) from None
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def whoami() -> ToolResult:
         """Tell who you are in this wiki: your handle, role and what you may do."""
         slug, auth = _context()
@@ -92,7 +97,7 @@ def build_server(pages: PageClient) -> FastMCP:
         )
         return _result(text, data)
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def read_page(
         path: Path,
         revision: Annotated[
@@ -121,7 +126,7 @@ def build_server(pages: PageClient) -> FastMCP:
         )
         return _result(header + content, data)
 
-    @mcp.tool
+    @mcp.tool(annotations=CHANGES)
     async def write_page(
         path: Path,
         content: Annotated[str, Field(description="The complete new Markdown of the page.")],
@@ -140,7 +145,7 @@ def build_server(pages: PageClient) -> FastMCP:
         verb = "Created" if data.get("created") else "Updated"
         return _result(f"{verb} {data['path']} at revision {data['revision']}.", data)
 
-    @mcp.tool
+    @mcp.tool(annotations=CHANGES)
     async def edit_page(
         path: Path,
         old_text: Annotated[str, Field(description="Exact text to replace; must occur once.")],
@@ -181,7 +186,7 @@ def build_server(pages: PageClient) -> FastMCP:
             return _result(f"Edited {data['path']}; now at revision {data['revision']}.", data)
         raise ToolError(f"Conflict on {path!r}: it kept changing; try again")
 
-    @mcp.tool
+    @mcp.tool(annotations=ADDS)
     async def append_to_page(
         path: Path,
         content: Annotated[str, Field(description="Markdown to add at the end of the page.")],
@@ -208,7 +213,7 @@ def build_server(pages: PageClient) -> FastMCP:
             return _result(f"Appended to {data['path']}; now at revision {data['revision']}.", data)
         raise ToolError(f"Conflict on {path!r}: it kept changing; try again")
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def list_pages(
         prefix: Annotated[
             str, Field(description="Only pages whose path starts with this (optional).")
@@ -222,7 +227,7 @@ def build_server(pages: PageClient) -> FastMCP:
         text = f"{len(rows)} page(s)" + (f" under {prefix!r}" if prefix else "")
         return _result("\n".join([text + ":", *lines]) if rows else text + ".", data)
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def search_pages(
         query: Annotated[str, Field(min_length=1, description="Words to search for.")],
         limit: Limit = 20,
@@ -237,7 +242,7 @@ def build_server(pages: PageClient) -> FastMCP:
             lines.extend(f"  … {snippet} …" for snippet in hit.get("snippets", []))
         return _result("\n".join(lines), data)
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def get_history(path: Path, limit: Limit = 20) -> ToolResult:
         """List a page's revisions, newest first: revision, author, date and message."""
         slug, auth = _context()
@@ -248,7 +253,7 @@ def build_server(pages: PageClient) -> FastMCP:
         ]
         return _result("\n".join(lines), data)
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def get_recent_changes(limit: Limit = 20) -> ToolResult:
         """List the latest changes across the whole wiki, newest first."""
         slug, auth = _context()
@@ -260,7 +265,7 @@ def build_server(pages: PageClient) -> FastMCP:
         ]
         return _result("\n".join(lines), data)
 
-    @mcp.tool
+    @mcp.tool(annotations=CHANGES)
     async def rename_page(
         path: Path,
         new_path: Annotated[str, Field(description="The page's new path.")],
@@ -278,14 +283,14 @@ def build_server(pages: PageClient) -> FastMCP:
             text += f" Updated links in: {', '.join(updated)}."
         return _result(text, data)
 
-    @mcp.tool
+    @mcp.tool(annotations=CHANGES)
     async def delete_page(path: Path, message: Message = None) -> ToolResult:
         """Delete a page (its history stays in git)."""
         slug, auth = _context()
         data = await _api(pages.delete_page(slug, auth, path, message))
         return _result(f"Deleted {data.get('path', path)} (revision {data.get('revision')}).", data)
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def get_links(path: Path) -> ToolResult:
         """Show the pages a page links to, and the pages that link to it (backlinks)."""
         slug, auth = _context()
@@ -296,7 +301,7 @@ def build_server(pages: PageClient) -> FastMCP:
         )
         return _result(text, data)
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def find_orphaned_pages() -> ToolResult:
         """List pages that no other page links to."""
         slug, auth = _context()
@@ -305,7 +310,7 @@ def build_server(pages: PageClient) -> FastMCP:
         text = f"{len(found)} orphaned page(s)" + (": " + ", ".join(found) if found else ".")
         return _result(text, data)
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def list_attachments(path: Path) -> ToolResult:
         """List the files attached to a page: name, size, type and last change."""
         slug, auth = _context()
@@ -317,7 +322,7 @@ def build_server(pages: PageClient) -> FastMCP:
         ]
         return _result("\n".join(lines), data)
 
-    @mcp.tool
+    @mcp.tool(annotations=READ_ONLY)
     async def read_attachment(
         path: Path,
         name: Annotated[str, Field(description="File name of the attachment.")],
