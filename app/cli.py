@@ -45,7 +45,7 @@ def cli() -> None:
 
 @cli.command("init")
 def init_command() -> None:
-    """Create the data dir, the migrated platform DB and the signing key (idempotent)."""
+    """Create the data dir, platform DB and keys (idempotent)."""
     settings = Settings.from_env()
     for line in init_instance(settings) or ["already initialised"]:
         click.echo(line)
@@ -54,7 +54,10 @@ def init_command() -> None:
 
 @cli.command("run")
 def run_command() -> None:
-    """Run supervisord with the four services in the foreground (Ctrl-C stops all)."""
+    """Run the four services under supervisord in the foreground.
+
+    Ctrl-C (or SIGTERM) stops everything.
+    """
     settings = Settings.from_env()
     init_instance(settings)
     click.echo(launcher.banner(settings))
@@ -67,7 +70,10 @@ def run_command() -> None:
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def ctl_command(args: tuple[str, ...]) -> None:
-    """Run supervisorctl against this instance, e.g. `robot ctl restart api`."""
+    """Run supervisorctl for this instance.
+
+    For example: robot ctl status, robot ctl restart api, robot ctl pid otterwiki.
+    """
     launcher.exec_supervisorctl(Settings.from_env(), args)
 
 
@@ -211,7 +217,10 @@ def token_revoke_command(token_id: str) -> None:
 @cli.command("session")
 @click.argument("did")
 def session_command(did: str) -> None:
-    """Print a session JWT for a user (operator power: it uses the signing key)."""
+    """Print a session JWT for a user.
+
+    Operator power: it signs with the instance's signing key.
+    """
     with _platform() as platform:
         settings = platform.settings
         user = platform.store.get_user(did)
@@ -235,7 +244,7 @@ def backup_command(dest: Path) -> None:
 @click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--force", is_flag=True, help="replace the data this instance already holds")
 def restore_command(source: Path, force: bool) -> None:
-    """Restore a backup made by `robot backup` into this instance (stop it first)."""
+    """Restore a backup made by `robot backup` (stop robot first)."""
     from app.backup import restore
 
     settings = Settings.from_env()
