@@ -1,0 +1,293 @@
+"""The wiki service in process: one Otterwiki app serving isolated wikis picked by Host."""
+
+import re
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+from werkzeug.test import Client
+
+from app.identity import SESSION_COOKIE
+from app.platform import Platform
+from app.platform import init_instance
+from app.settings import Settings
+from app.wikis import create_wiki
+from app.wikis import delete_wiki
+
+OWNER_A = ("did:plc:ten-alice", "alice.test")
+OWNER_B = ("did:plc:ten-bob", "bob.test")
+VIEWER = ("did:plc:ten-carol", "carol.test")
+PAGE = "Zanzibar"
+CONTENT = "quokka-lives-here-7731"
+COMMIT = "Add the quokka note"
+
+
+@pytest.fixture(scope="module")
+def wiki(tmp_path_factory):
+    """alpha and beta (private), pub (public); a cache of two open wikis so eviction happens."""
+    data = tmp_path_factory.mktemp("tenancy")
+    settings = Settings.from_env(
+        {"ROBOT_DATA_DIR": str(data), "MULTI_TENANT": "true", "ROBOT_TENANT_CACHE_SIZE": "2"}
+    )
+    init_instance(settings)
+    platform = Platform.load(settings)
+    store = platform.store
+    for did, handle in (OWNER_A, OWNER_B, VIEWER):
+        store.upsert_user(did, handle)
+    create_wiki(settings, store, "alpha", OWNER_A[0], "Alpha Wiki")
+    create_wiki(settings, store, "beta", OWNER_B[0], "Beta Wiki")
+    create_wiki(settings, store, "pub", OWNER_A[0], "Public Wiki", public=True)
+    store.set_member("alpha", VIEWER[0], "viewer")
+    from app.wsgi import create_app
+
+    app = create_app(settings)
+
+    def session(user):
+        return platform.key.mint_session(*user, settings.auth_origin, 3600)
+
+    yield SimpleNamespace(app=app, settings=settings, store=store, session=session)
+    app.tenancy.close()
+    store.close()
+
+
+class Browser:
+    """A werkzeug client that talks to wiki hosts, optionally signed in with a session cookie."""
+
+    def __init__(self, wiki, user=None):
+        self.client = Client(wiki.app)
+        self.cookie = wiki.session(user) if user else None
+
+    def open(self, host, path, method="GET", **kwargs):
+        if self.cookie:
+            self.client.set_cookie(SESSION_COOKIE, self.cookie, domain=host)
+        return self.client.open(
+            path, method=method, base_url=f"http://{host}", buffered=True, **kwargs
+        )
+
+    def text(self, host, path, **kwargs):
+        return self.open(host, path, **kwargs).get_data(as_text=True)
+
+    def form_post(self, host, form_path, post_path, data):
+        """Post an Otterwiki form the way a browser does: with the CSRF token of its page."""
+        page = self.text(host, form_path)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        return self.open(host, post_path, method="POST", data={**data, "csrf_token": token})
+
+
+def git_log(wiki, slug):
+    repo = wiki.settings.repo_path(slug)
+    result = subprocess.run(["git", "log", "--format=%s %an"], cwd=repo, capture_output=True)
+    return result.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def alice(wiki):
+    return Browser(wiki, OWNER_A)
+
+
+@pytest.fixture(scope="module")
+def bob(wiki):
+    return Browser(wiki, OWNER_B)
+
+
+@pytest.fixture(scope="module")
+def saved(wiki, alice):
+    """A page saved through Otterwiki's own editor form in alpha."""
+    response = alice.form_post(
+        "alpha.localhost",
+        f"/{PAGE}/edit",
+        f"/{PAGE}/save",
+        {"content": f"# Notes\n\nA {CONTENT} line.\n", "commit": COMMIT},
+    )
+    assert response.status_code in (200, 302), response.get_data(as_text=True)[:500]
+    return response
+
+
+@pytest.mark.parametrize(
+    ("path", "evidence"),
+    [
+        (f"/{PAGE}", CONTENT),
+        ("/-/index", f'href="/{PAGE}"'),
+        ("/-/search/quokka", f'href="/{PAGE}'),
+        ("/-/changelog", COMMIT),
+        (f"/{PAGE}/history", COMMIT),
+    ],
+)
+def test_page_saved_in_alpha_is_not_in_beta(saved, alice, bob, path, evidence):
+    assert evidence in alice.text("alpha.localhost", path)
+    assert evidence not in bob.text("beta.localhost", path)
+
+
+def test_ui_save_is_committed_as_the_caller_in_that_repo_only(wiki, saved):
+    assert f"{COMMIT} alice.test" in git_log(wiki, "alpha")
+    assert COMMIT not in git_log(wiki, "beta")
+
+
+def test_site_name_saved_by_alpha_admin_never_shows_in_beta(wiki, alice, bob):
+    response = alice.form_post(
+        "alpha.localhost",
+        "/-/admin",
+        "/-/admin",
+        {"update_preferences": "1", "site_name": "Renamed Alpha", "site_description": "Quolls"},
+    )
+    assert response.status_code == 302
+    assert "Quolls" in alice.text("alpha.localhost", "/")
+    for _ in range(2):  # both orders, across cache evictions
+        beta = bob.text("beta.localhost", "/")
+        assert "Renamed Alpha" not in beta and "Quolls" not in beta
+        assert "Beta Wiki" in bob.text("beta.localhost", "/")
+        assert "Public Wiki" in alice.text("pub.localhost", "/")
+        assert "Renamed Alpha" in alice.text("alpha.localhost", "/-/index")
+
+
+def test_private_wiki_sends_anonymous_browser_to_login(wiki):
+    response = Browser(wiki).open("alpha.localhost", "/Anything?x=1")
+    assert response.status_code == 302
+    wanted = "http://alpha.localhost:8000/Anything?x=1"
+    assert response.headers["Location"] == wiki.settings.login_url(wanted)
+
+
+def test_otterwiki_login_link_goes_to_platform_login(wiki):
+    response = Browser(wiki).open("pub.localhost", "/-/login")
+    assert response.headers["Location"].startswith(wiki.settings.auth_origin + "/auth/login")
+
+
+def test_viewer_cannot_edit(wiki):
+    carol = Browser(wiki, VIEWER)
+    assert carol.open("alpha.localhost", "/Home").status_code == 200
+    assert carol.open("alpha.localhost", "/Home/edit").status_code == 403
+    response = carol.form_post(
+        "alpha.localhost", "/Home", "/Home/save", {"content": "defaced\n", "commit": "x"}
+    )
+    assert response.status_code == 403
+    assert "defaced" not in carol.text("alpha.localhost", "/Home")
+
+
+def test_member_of_alpha_has_nothing_in_beta(wiki):
+    carol = Browser(wiki, VIEWER)
+    page = carol.open("beta.localhost", "/")
+    assert page.status_code == 403
+    assert "not a member" in page.get_data(as_text=True)
+    api = carol.open("beta.localhost", "/api/v1/pages")
+    assert api.status_code == 403 and api.json["ok"] is False
+
+
+def test_forged_identity_headers_are_ignored(wiki):
+    forged = {
+        "X-Otterwiki-Name": "mallory",
+        "X-Otterwiki-Email": "mallory@evil.test",
+        "X-Otterwiki-Permissions": "READ,WRITE,UPLOAD,ADMIN",
+    }
+    stranger = Browser(wiki)
+    assert stranger.open("alpha.localhost", "/", headers=forged).status_code == 302
+    assert stranger.open("pub.localhost", "/Home/edit", headers=forged).status_code == 403
+    carol = Browser(wiki, VIEWER)
+    assert carol.open("alpha.localhost", "/-/admin", headers=forged).status_code == 403
+
+
+HOSTILE_HOSTS = [
+    "localhost",
+    "127.0.0.1",
+    "127.0.0.1:8000",
+    "[::1]:8000",
+    "a.alpha.localhost",
+    "alpha.example.com",
+    "alpha.localhost.evil.test",
+    "www.localhost",
+    "nosuchwiki.localhost",
+    "-alpha.localhost",
+    "al--pha.localhost",
+    "ab.localhost",
+    "%2e%2e.localhost",
+    "alpha..localhost",
+    "ålpha.localhost",
+    "garbage host",
+]
+
+
+@pytest.mark.parametrize("host", HOSTILE_HOSTS)
+def test_hostile_host_gets_404_page(wiki, host):
+    response = Client(wiki.app).get("/", headers={"Host": host}, buffered=True)
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "no wiki at this address" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("host", ["localhost", "nosuchwiki.localhost", "127.0.0.1"])
+def test_hostile_host_gets_json_404_under_api(wiki, host):
+    response = Client(wiki.app).get("/api/v1/pages", headers={"Host": host}, buffered=True)
+    assert response.status_code == 404
+    assert response.json == {
+        "ok": False,
+        "error": "there is no wiki at this address",
+        "status": 404,
+    }
+
+
+def test_host_port_and_case_are_ignored(wiki, alice):
+    response = Client(wiki.app).get("/", headers={"Host": "PUB.LocalHost:8000"}, buffered=True)
+    assert response.status_code == 200
+    assert "Public Wiki" in response.get_data(as_text=True)
+
+
+def test_public_wiki_is_readable_anonymously_but_not_writable(wiki):
+    anonymous = Browser(wiki)
+    assert "Public Wiki" in anonymous.text("pub.localhost", "/")
+    assert anonymous.open("pub.localhost", "/Home/edit").status_code == 403
+    response = anonymous.form_post(
+        "pub.localhost", "/Home", "/Home/save", {"content": "spam\n", "commit": "spam"}
+    )
+    assert response.status_code == 403
+    assert "spam" not in git_log(wiki, "pub")
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v1/pages"])
+def test_invalid_bearer_is_401(wiki, path):
+    response = Browser(wiki).open("pub.localhost", path, headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/-/admin/repository_management",
+        "/-/admin/mail_preferences",
+        "/-/api/v1/pull/abc",
+        "/.git/info/refs",
+        "/-/user/1",
+    ],
+)
+def test_routes_acting_outside_the_wiki_are_blocked(alice, path):
+    assert alice.open("alpha.localhost", path).status_code == 404
+
+
+def test_healthz_answers_on_any_host(wiki):
+    for host in ("localhost", "alpha.localhost", "whatever.example"):
+        response = Client(wiki.app).get("/healthz", headers={"Host": host}, buffered=True)
+        assert (response.status_code, response.get_data(as_text=True)) == (200, "ok\n")
+
+
+def test_static_asset_is_served_on_wiki_hosts_only(wiki):
+    client = Client(wiki.app)
+    path = "/static/css/otterwiki.css"
+    assert client.get(path, headers={"Host": "alpha.localhost"}, buffered=True).status_code == 200
+    assert client.get(path, headers={"Host": "localhost"}, buffered=True).status_code == 404
+
+
+def test_page_api_sees_the_tenant_and_caller(wiki, alice):
+    response = alice.open("alpha.localhost", "/api/v1/whoami")
+    assert response.json["wiki"] == "alpha"
+    assert (response.json["handle"], response.json["role"]) == ("alice.test", "admin")
+
+
+def test_recreated_slug_does_not_serve_the_old_repo(wiki, alice):
+    create_wiki(wiki.settings, wiki.store, "phoenix", OWNER_A[0], "Phoenix")
+    alice.form_post(
+        "phoenix.localhost", "/Ash/edit", "/Ash/save", {"content": "old ash\n", "commit": "a"}
+    )
+    assert "old ash" in alice.text("phoenix.localhost", "/Ash")
+    delete_wiki(wiki.settings, wiki.store, "phoenix")
+    assert alice.open("phoenix.localhost", "/Ash").status_code == 404
+    create_wiki(wiki.settings, wiki.store, "phoenix", OWNER_A[0], "Phoenix")
+    assert alice.open("phoenix.localhost", "/Ash").status_code == 404
+    assert "Phoenix" in alice.text("phoenix.localhost", "/")
