@@ -136,7 +136,10 @@ def exec_supervisord(settings: Settings) -> None:
         raise ConfigError(f"{conf_path(settings)} not found (ROBOT_APP_DIR={settings.app_dir})")
     pid = running_pid(settings)
     if pid is not None:
-        raise ConfigError(f"robot already runs for {settings.run_dir} (supervisord pid {pid})")
+        raise ConfigError(
+            f"robot already runs for {settings.run_dir} (supervisord pid {pid}); "
+            "stop it with `robot ctl shutdown` or use another ROBOT_DATA_DIR"
+        )
     busy = busy_ports(settings)
     if busy:
         raise ConfigError(
