@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,6 +75,8 @@ STACK_START_TIMEOUT = 120
 # A program that exits this often while the stack starts is broken: fail now, with its log.
 STACK_CRASH_LIMIT = 3
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# sun_path holds 108 bytes: a deep temp dir would make supervisor's socket path unusable.
+_MAX_SOCKET_PATH = 100
 _PLATFORM_VARS = ("MULTI_TENANT", "PLATFORM_DOMAIN", "WIKI_BASE", "SIGNING_KEY_PATH")
 
 
@@ -142,6 +146,10 @@ class Stack:
         )
         env.update(zip(_PORT_VARS.values(), map(str, free_ports(4)), strict=True))
         env.update(extra_env)
+        self._short_run_dir = None
+        if len(str(Settings.from_env(env).run_dir / "supervisor.sock")) > _MAX_SOCKET_PATH:
+            self._short_run_dir = tempfile.mkdtemp(prefix="robot-run-", dir="/tmp")
+            env["ROBOT_RUN_DIR"] = self._short_run_dir
         self.env = env
         self.settings = Settings.from_env(env)
         self.output_path = root / "robot-run.out"
@@ -271,6 +279,8 @@ class Stack:
         if self._output is not None:
             self._output.close()
             self._output = None
+        if self._short_run_dir:
+            shutil.rmtree(self._short_run_dir, ignore_errors=True)
         return leftovers
 
 
