@@ -11,6 +11,8 @@ from app.errors import ConfigError
 from app.settings import Settings
 
 PROGRAMS = ("otterwiki", "mcp", "api", "auth")
+# Linux sun_path is 108 bytes including the final NUL.
+UNIX_PATH_MAX = 108
 
 
 def conf_path(settings: Settings) -> Path:
@@ -140,6 +142,9 @@ def exec_supervisord(settings: Settings) -> None:
             f"robot already runs for {settings.run_dir} (supervisord pid {pid}); "
             "stop it with `robot ctl shutdown` or use another ROBOT_DATA_DIR"
         )
+    socket_path = settings.run_dir / "supervisor.sock"
+    if len(os.fsencode(socket_path)) >= UNIX_PATH_MAX:
+        raise ConfigError(f"{socket_path} is too long for a unix socket: set a short ROBOT_RUN_DIR")
     busy = busy_ports(settings)
     if busy:
         raise ConfigError(

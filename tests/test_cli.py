@@ -357,3 +357,9 @@ def test_run_refuses_busy_port(robot, monkeypatch):
         result = robot("run")
     assert result.code == 1 and result.one_error_line
     assert f"MCP_PORT={busy}" in result.err
+
+
+def test_run_refuses_a_run_dir_too_deep_for_a_socket(robot, monkeypatch, tmp_path):
+    monkeypatch.setenv("ROBOT_RUN_DIR", str(tmp_path / ("x" * 110)))
+    result = robot("run")
+    assert result.code == 1 and result.one_error_line and "ROBOT_RUN_DIR" in result.err
