@@ -109,22 +109,26 @@ def build_server(pages: PageClient) -> FastMCP:
     ) -> ToolResult:
         """Read a page's Markdown, optionally at an older revision or just one section.
 
-        The answer includes the page's current revision: pass it as base_revision when writing.
+        The answer is two text blocks: the page's metadata (path, revision, last change) and its
+        Markdown. Pass the revision as base_revision when writing.
         """
         slug, auth = _context()
         data = await _api(pages.read_page(slug, auth, path, revision))
-        content = data.get("content", "")
+        content = data.pop("content", "")
         if section:
             try:
                 content = page_text.section_of(content, section)
             except RobotError as error:
                 raise ToolError(error.message) from None
-            data = {**data, "content": content, "section": section}
+            data["section"] = section
         header = (
             f"page: {data['path']}\nrevision: {data.get('revision')}\n"
-            f"last changed: {data.get('last_changed')} by {data.get('author')}\n---\n"
+            f"last changed: {data.get('last_changed')} by {data.get('author')}"
         )
-        return _result(header + content, data)
+        # The Markdown is sent once, as its own block (not again inside structured content):
+        # a page's text is most of the answer and serialising it twice costs every read.
+        blocks = [TextContent(type="text", text=header), TextContent(type="text", text=content)]
+        return ToolResult(blocks, {**data, "size": len(content.encode())})
 
     @mcp.tool(annotations=CHANGES)
     async def write_page(

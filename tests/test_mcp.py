@@ -52,6 +52,11 @@ async def mcp(request, wiki):
         yield session
 
 
+def body(read):
+    """The Markdown of a read_page answer: its last content block."""
+    return read.content[-1].text
+
+
 async def write(mcp, name, content, **extra):
     result = await mcp.call("write_page", path=f"{mcp.prefix}/{name}", content=content, **extra)
     assert not result.is_error, result.text
@@ -71,7 +76,7 @@ async def test_write_creates_then_read_returns_text_and_structure(mcp):
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Notes")
     assert created["created"] is True
     assert "hello agents" in read.text and f"revision: {created['revision']}" in read.text
-    assert read.data["content"] == "# Notes\n\nhello agents\n"
+    assert body(read) == "# Notes\n\nhello agents\n"
 
 
 async def test_write_with_stale_base_revision_is_a_conflict(mcp):
@@ -85,13 +90,13 @@ async def test_write_with_stale_base_revision_is_a_conflict(mcp):
     )
     assert stale.is_error and "Conflict" in stale.text and second["revision"] in stale.text
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Contended")
-    assert read.data["content"] == "two\n"
+    assert body(read) == "two\n"
 
 
 async def test_read_one_section(mcp):
     await write(mcp, "Guide", "# Guide\n\n## Install\n\npip it\n\n## Use\n\nrun it\n")
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Guide", section="Install")
-    assert read.data["content"] == "## Install\n\npip it\n"
+    assert body(read) == "## Install\n\npip it\n" and read.data["section"] == "Install"
     missing = await mcp.call("read_page", path=f"{mcp.prefix}/Guide", section="Nope")
     assert missing.is_error and "'Install'" in missing.text
 
@@ -100,7 +105,7 @@ async def test_read_an_older_revision(mcp):
     old = await write(mcp, "Versioned", "old text\n")
     await write(mcp, "Versioned", "new text\n")
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Versioned", revision=old["revision"])
-    assert read.data["content"] == "old text\n"
+    assert body(read) == "old text\n"
 
 
 async def test_edit_page_replaces_exactly_one_span(mcp):
@@ -109,7 +114,7 @@ async def test_edit_page_replaces_exactly_one_span(mcp):
         "edit_page", path=f"{mcp.prefix}/Edited", old_text="beta", new_text="BETA"
     )
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Edited")
-    assert not edited.is_error and read.data["content"] == "alpha BETA gamma\n"
+    assert not edited.is_error and body(read) == "alpha BETA gamma\n"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +146,7 @@ async def test_append_to_existing_and_new_page(mcp):
     await mcp.call("append_to_page", path=f"{mcp.prefix}/Log", content="day two")
     fresh = await mcp.call("append_to_page", path=f"{mcp.prefix}/NewLog", content="first entry")
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Log")
-    assert read.data["content"].rstrip() == "day one\n\nday two"
+    assert body(read).rstrip() == "day one\n\nday two"
     assert not fresh.is_error and fresh.data["created"] is True
 
 
@@ -181,7 +186,7 @@ async def test_rename_with_link_update_and_links(mcp):
     )
     assert not renamed.is_error and source in renamed.data["updated_pages"]
     read = await mcp.call("read_page", path=source)
-    assert f"{mcp.prefix}/Moved" in read.data["content"]
+    assert f"{mcp.prefix}/Moved" in body(read)
 
 
 async def test_delete_page(mcp):
