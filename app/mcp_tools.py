@@ -75,7 +75,13 @@ def _conflict_text(error: Conflict, path: str) -> str:
 
 def build_server(pages: PageClient) -> FastMCP:
     """Return the FastMCP server with every wiki tool bound to `pages`."""
-    mcp = FastMCP("robot wiki", instructions=INSTRUCTIONS, mask_error_details=True)
+    # Our parameter schemas are flat (no $ref), so FastMCP's dereferencing pass is pure cost.
+    mcp = FastMCP(
+        "robot wiki",
+        instructions=INSTRUCTIONS,
+        mask_error_details=True,
+        dereference_schemas=False,
+    )
 
     async def put(path, content, message, base_revision) -> dict:
         slug, auth = _context()

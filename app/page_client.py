@@ -7,6 +7,7 @@ master key, so the page API applies exactly the caller's role in that wiki.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -117,7 +118,7 @@ class PageClient:
     async def _json(self, slug: str, authorization: str, method: str, url: str, **kwargs) -> dict:
         body, _ = await self._send(slug, authorization, method, url, MAX_JSON_BYTES, **kwargs)
         try:
-            data = httpx2.Response(200, content=body).json()
+            data = json.loads(body)
         except ValueError:
             raise UpstreamError("the wiki answered with something that is not JSON") from None
         if not isinstance(data, dict):
@@ -228,7 +229,7 @@ async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
 def _error_from(status: int, body: bytes) -> RobotError:
     """Turn a page-API error answer into the matching domain error, keeping its message."""
     try:
-        data = httpx2.Response(status, content=body).json()
+        data = json.loads(body)
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
