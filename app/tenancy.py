@@ -184,8 +184,13 @@ class Tenancy:
             db_path = self.settings.wiki_db_path(wiki.slug)
             engine = sqlalchemy.create_engine(f"sqlite:///{db_path}")
             self.server.db._app_engines[self.app][None] = engine
-            with self.app.app_context():
-                self.server.db.create_all()
+            # Workers may open a new wiki at the same moment: one creates the tables at a time.
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            try:
+                with self.app.app_context():
+                    self.server.db.create_all()
+            finally:
+                fcntl.flock(dir_fd, fcntl.LOCK_UN)
             opened = OpenWiki(
                 slug=wiki.slug,
                 created_at=wiki.created_at,

@@ -2,6 +2,8 @@
 
 import re
 import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -291,3 +293,49 @@ def test_recreated_slug_does_not_serve_the_old_repo(wiki, alice):
     create_wiki(wiki.settings, wiki.store, "phoenix", OWNER_A[0], "Phoenix")
     assert alice.open("phoenix.localhost", "/Ash").status_code == 404
     assert "Phoenix" in alice.text("phoenix.localhost", "/")
+
+
+def test_without_otterwiki_every_path_answers_503(monkeypatch, settings):
+    import importlib.util
+
+    from app import wsgi
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "otterwiki" else real(name, *a),
+    )
+    client = Client(wsgi.create_app(settings))
+    for path in ("/", "/healthz", "/api/v1/pages"):
+        response = client.get(path, buffered=True)
+        assert response.status_code == 503
+        assert response.get_data(as_text=True) == "otterwiki is not installed\n"
+
+
+def test_bench_quick_run_measures_both_servers():
+    """bench/tenancy.py --quick: real gunicorns, multi-tenant and plain Otterwiki, every case."""
+    bench = Path(__file__).resolve().parent.parent / "bench" / "tenancy.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for case in ("small page", "Home", "20 KB page", "static", "round-robin"):
+        assert re.search(rf"^{case} +\d+\.\d +\d+\.\d +\d\.\d{{3}}", done.stdout, re.M)
+
+
+def test_post_waits_for_the_wiki_write_lock_and_gives_409_when_busy(wiki, alice, monkeypatch):
+    import functools
+
+    from app import wiki_gateway
+    from app.locks import wiki_write_lock
+
+    monkeypatch.setattr(
+        wiki_gateway, "wiki_write_lock", functools.partial(wiki_write_lock, timeout=0.2)
+    )
+    with wiki_write_lock(wiki.settings.wiki_dir("alpha")):
+        page = alice.form_post("alpha.localhost", "/Busy/edit", "/Busy/save", {"content": "x\n"})
+        api = alice.open("alpha.localhost", "/api/v1/pages/Busy", "PUT", json={"content": "x"})
+    assert page.status_code == 409 and "busy" in page.get_data(as_text=True)
+    assert api.status_code == 409 and api.json["status"] == 409
+    assert alice.open("alpha.localhost", "/Busy").status_code == 404
