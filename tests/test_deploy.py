@@ -40,6 +40,14 @@ START_TIMEOUT = 120
 pytestmark = pytest.mark.deploy
 
 
+def _venv_python() -> str:
+    """Debian's python3 as on a real host (the role's default); else the one running the tests."""
+    probe = subprocess.run(
+        ["/usr/bin/python3", "-c", "import ensurepip, venv"], capture_output=True
+    )
+    return "/usr/bin/python3" if probe.returncode == 0 else sys._base_executable
+
+
 def _ansible_env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -78,6 +86,7 @@ class Deployment:
             "robot_prefix": str(self.prefix),
             "robot_source_dir": str(self.source),
             "robot_domain": "localhost",
+            "robot_python": _venv_python(),
             "robot_bind_host": "127.0.0.1",
             "robot_manage_systemd": "false",
             "robot_manage_packages": "false",
@@ -307,10 +316,17 @@ def test_installed_unit_is_the_repo_unit_with_the_prefix(deployed):
 
 
 def test_supervisorctl_works_as_typed(deployed):
-    status = deployed.command("supervisorctl", "status")
+    # Health can answer before startsecs has passed, while supervisor still says STARTING.
+    deadline = time.monotonic() + 30
+    while True:
+        status = deployed.command("supervisorctl", "status")
+        lines = status.stdout.splitlines()
+        if all(" RUNNING " in line for line in lines) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert status.returncode == 0, status.stdout + status.stderr
-    assert sorted(line.split()[0] for line in status.stdout.splitlines()) == sorted(PROGRAMS)
-    assert all(" RUNNING " in line for line in status.stdout.splitlines())
+    assert sorted(line.split()[0] for line in lines) == sorted(PROGRAMS)
+    assert all(" RUNNING " in line for line in lines), status.stdout
 
 
 def test_wiki_created_with_the_installed_cli_serves_pages(deployed):
