@@ -265,6 +265,7 @@ def test_ansible_lint_production_profile_is_clean():
         ("robot_data_dir", "srv/data"),
         ("robot_api_port", "99999"),
         ("robot_static_dir", "{prefix}/srv/data/static"),
+        ("robot_run_dir", "/run/" + "r" * 100),
     ],
 )
 def test_bad_variable_fails_early_naming_it(tmp_path, name, value):
