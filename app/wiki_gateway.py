@@ -108,10 +108,10 @@ class WikiGateway:
             return error_response(error, path)(environ, start_response)
 
     def _dispatch(self, environ, start_response, path: str):
-        request = Request(environ)
-        wiki = self._wiki_of(request)
+        wiki = self._wiki_of(environ)
         if path.startswith(_STATIC_PREFIX):
             return self._serve(environ, start_response, wiki, None)
+        request = Request(environ)
         if _blocked(path):
             raise NotFound("this page is not available on this platform")
         if path == "/-/login":
@@ -134,8 +134,8 @@ class WikiGateway:
         self._set_identity(environ, wiki, caller)
         return self._serve(environ, start_response, wiki, caller)
 
-    def _wiki_of(self, request: Request) -> Wiki:
-        slug = slug_from_host(request.environ.get("HTTP_HOST"), self.settings.platform_domain)
+    def _wiki_of(self, environ) -> Wiki:
+        slug = slug_from_host(environ.get("HTTP_HOST"), self.settings.platform_domain)
         wiki = self.platform.store.find_wiki(slug) if slug else None
         if wiki is None:
             raise NotFound("there is no wiki at this address")
@@ -176,7 +176,7 @@ class WikiGateway:
         held.callback(self._busy.release)
         try:
             if caller is None:
-                self.tenancy.deactivate()  # static files need no wiki at all
+                self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
             else:
                 wiki_dir = self.settings.wiki_dir(wiki.slug)
                 if environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
