@@ -93,15 +93,11 @@ def admit(
 class McpAuth:
     """ASGI middleware: resolve the wiki, serve its metadata, admit only its callers to /mcp."""
 
-    def __init__(self, app, platform: Platform, on_shutdown=None):
+    def __init__(self, app, platform: Platform):
         self.app = app
         self.platform = platform
-        self.on_shutdown = on_shutdown
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan" and self.on_shutdown is not None:
-            await self.app(scope, receive, self._closing(send))
-            return
         if scope["type"] != "http" or scope["path"] in HOSTLESS_PATHS:
             await self.app(scope, receive, send)
             return
@@ -136,16 +132,6 @@ class McpAuth:
             state["wiki_slug"], state["caller"] = slug, caller
             state["authorization"] = authorization
         await self.app(scope, receive, send)
-
-    def _closing(self, send):
-        """Wrap a lifespan `send` so our resources close before shutdown is reported done."""
-
-        async def wrapped(message):
-            if message["type"].startswith("lifespan.shutdown."):
-                await self.on_shutdown()
-            await send(message)
-
-        return wrapped
 
     async def _redirect_to_auth(self, scope, send) -> None:
         query = scope.get("query_string", b"").decode("latin-1")

@@ -33,4 +33,4 @@ def create_app(settings: Settings | None = None):
     app = server.http_app(
         path=MCP_PATH, stateless_http=True, json_response=True, host_origin_protection=False
     )
-    return McpAuth(app, platform, on_shutdown=pages.aclose)
+    return McpAuth(app, platform)
