@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 from app.errors import ConfigError
+from app.errors import NotFound
 from app.settings import Settings
 from app.signing import derive_secret
 from app.store import Wiki
@@ -190,7 +191,12 @@ class Tenancy:
         import sqlalchemy
 
         wiki_dir = self.settings.wiki_dir(wiki.slug)
-        dir_fd = os.open(wiki_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            dir_fd = os.open(wiki_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            # The row is written a moment before the folder is moved into place (or after a
+            # half-finished restore): there is nothing to serve yet.
+            raise NotFound(f"wiki {wiki.slug!r} has no data on disk yet") from None
         try:
             repo_path = str(self.settings.repo_path(wiki.slug))
             db_path = self.settings.wiki_db_path(wiki.slug)

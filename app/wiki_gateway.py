@@ -39,6 +39,10 @@ class Unavailable(RobotError):
     status = 503
 
 
+class InternalError(RobotError):
+    status = 500
+
+
 # A request only waits here if an earlier response was never closed: fail instead of hanging.
 _BUSY_TIMEOUT = 30.0
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -103,8 +107,7 @@ class WikiGateway:
             return error_response(error, path)(environ, start_response)
         except Exception:
             log.exception("wiki gateway failed on %s %s", environ.get("REQUEST_METHOD"), path)
-            error = RobotError("internal error; the operator can find details in the log")
-            error.status = 500
+            error = InternalError("internal error; the operator can find details in the log")
             return error_response(error, path)(environ, start_response)
 
     def _dispatch(self, environ, start_response, path: str):

@@ -339,3 +339,10 @@ def test_post_waits_for_the_wiki_write_lock_and_gives_409_when_busy(wiki, alice,
     assert page.status_code == 409 and "busy" in page.get_data(as_text=True)
     assert api.status_code == 409 and api.json["status"] == 409
     assert alice.open("alpha.localhost", "/Busy").status_code == 404
+
+
+def test_wiki_row_without_folder_is_404_not_500(wiki, alice):
+    wiki.store.insert_wiki("hollow", OWNER_A[0], "Hollow", False)
+    response = alice.open("hollow.localhost", "/")
+    assert response.status_code == 404
+    assert "no data on disk" in response.get_data(as_text=True)
