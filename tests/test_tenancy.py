@@ -346,3 +346,9 @@ def test_wiki_row_without_folder_is_404_not_500(wiki, alice):
     response = alice.open("hollow.localhost", "/")
     assert response.status_code == 404
     assert "no data on disk" in response.get_data(as_text=True)
+
+
+def test_open_wikis_stay_within_the_cache_size(wiki, alice, bob):
+    for user, slug in ((alice, "alpha"), (alice, "pub"), (bob, "beta"), (alice, "alpha")):
+        assert user.open(f"{slug}.localhost", "/").status_code == 200
+    assert list(wiki.app.tenancy.open_wikis) == ["beta", "alpha"]
