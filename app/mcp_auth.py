@@ -10,6 +10,7 @@ metadata per wiki host.
 from __future__ import annotations
 
 import json
+import time
 
 import anyio.to_thread
 
@@ -21,10 +22,14 @@ from app.errors import Unauthorized
 from app.errors import error_body
 from app.identity import Caller
 from app.identity import authenticate
+from app.identity import bearer_token
 from app.oauth_metadata import SCOPES
 from app.platform import Platform
 from app.slugs import slug_from_host
+from app.store import LAST_USED_RESOLUTION
+from app.store import TOKEN_PREFIX
 from app.store import Wiki
+from app.store import hash_secret
 
 MCP_PATH = "/mcp"
 PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
@@ -77,10 +82,7 @@ def verify_caller(
 def admit(
     platform: Platform, host: str | None, authorization: str | None, needs_caller: bool
 ) -> tuple[str, Caller | None]:
-    """Return (slug, caller) of a request to the wiki at `host`; raise NotFound for no such wiki.
-
-    One blocking call, so a request costs one hop to a worker thread for the platform DB.
-    """
+    """Return (slug, caller) of a request to the wiki at `host`; raise NotFound for no such wiki."""
     slug = slug_from_host(host, platform.settings.platform_domain)
     wiki = platform.store.find_wiki(slug) if slug else None
     if wiki is None:
@@ -88,6 +90,27 @@ def admit(
     if not needs_caller:
         return slug, None
     return slug, verify_caller(platform, slug, authorization, wiki)
+
+
+def admit_writes(platform: Platform, host: str | None, authorization: str | None) -> bool:
+    """Whether admitting this request would write to the platform DB.
+
+    Checking a wiki token records when it was last used, at most once a minute: that write may
+    wait on SQLite's lock, so it belongs on a worker thread. Every other check only reads (a
+    WAL reader never waits on a writer) and takes tens of microseconds, less than the hop.
+    """
+    try:
+        credential = bearer_token(authorization)
+    except Unauthorized:
+        return False
+    if credential is None or not credential.startswith(TOKEN_PREFIX):
+        return False
+    slug = slug_from_host(host, platform.settings.platform_domain)
+    row = platform.store.db.execute(
+        "SELECT last_used_at FROM tokens WHERE secret_hash = ? AND wiki_slug = ?",
+        (hash_secret(credential), slug),
+    ).fetchone()
+    return row is not None and (row[0] is None or time.time() - row[0] >= LAST_USED_RESOLUTION)
 
 
 class McpAuth:
@@ -105,9 +128,12 @@ class McpAuth:
         needs_caller = path == MCP_PATH and scope["method"] != "OPTIONS"
         host, authorization = _header(scope, b"host"), _header(scope, b"authorization")
         try:
-            slug, caller = await anyio.to_thread.run_sync(
-                admit, self.platform, host, authorization, needs_caller
-            )
+            if needs_caller and admit_writes(self.platform, host, authorization):
+                slug, caller = await anyio.to_thread.run_sync(
+                    admit, self.platform, host, authorization, needs_caller
+                )
+            else:
+                slug, caller = admit(self.platform, host, authorization, needs_caller)
         except NotFound as error:
             await _send_json(send, 404, error_body(error))
             return

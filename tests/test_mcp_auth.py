@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 from app.errors import Forbidden
 from app.errors import Unauthorized
 from app.mcp_auth import McpAuth
+from app.mcp_auth import admit_writes
 from app.mcp_auth import verify_caller
 from app.signing import ACCESS_TOKEN_TYP
 from app.wikis import create_wiki
@@ -186,3 +187,27 @@ async def test_oversized_request_body_is_413(client, wikis, users):
 async def test_host_names_the_wiki_whatever_its_port_or_case(client, wikis, host):
     response = await client.get("/.well-known/oauth-protected-resource", headers={"Host": host})
     assert response.json()["resource"] == wikis.settings.mcp_url("alpha")
+
+
+def test_only_a_wiki_token_due_for_its_last_used_time_makes_admission_write(wikis, users):
+    token, secret = wikis.store.create_token("alpha", users[0], "editor")
+    assert admit_writes(wikis, ALPHA, f"Bearer {secret}")  # never used yet
+    verify_caller(wikis, "alpha", f"Bearer {secret}")
+    assert wikis.store.get_token(token.id).last_used_at is not None
+    assert not admit_writes(wikis, ALPHA, f"Bearer {secret}")  # used within the minute
+    for authorization in (None, "Basic abc", f"Bearer {access_token(wikis, users[0])}"):
+        assert not admit_writes(wikis, ALPHA, authorization)
+    assert not admit_writes(wikis, "beta.localhost", f"Bearer {secret}")  # not beta's token
+
+
+@pytest.mark.asyncio
+async def test_a_request_records_when_its_token_was_last_used(client, wikis, users):
+    token, secret = wikis.store.create_token("alpha", users[0], "viewer")
+    headers = {"Host": ALPHA, "Authorization": f"Bearer {secret}"}
+    for _ in range(2):  # first on a worker thread (it writes), then inline (it only reads)
+        response = await client.post("/mcp", headers=headers, json={})
+        assert response.json() == {"path": "/mcp", "caller": users[0]}
+        assert wikis.store.get_token(token.id).last_used_at is not None
+    wikis.store.revoke_token(token.id)
+    response = await client.post("/mcp", headers=headers, json={})
+    assert response.status_code == 401
