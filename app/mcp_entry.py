@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fastmcp
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
@@ -16,6 +17,9 @@ from app.settings import Settings
 def create_app(settings: Settings | None = None):
     """Build the ASGI app: our auth layer in front of a stateless FastMCP app."""
     platform = Platform.load(settings)
+    # No OpenTelemetry SDK runs in this process, so FastMCP's per-request span bookkeeping
+    # (about a tenth of its own time per call) would record nothing.
+    fastmcp.settings.telemetry_mode = "off"
     pages = PageClient(platform.settings)
     server = build_server(pages)
 
