@@ -136,6 +136,7 @@ class OpenWiki:
 
     slug: str
     created_at: int
+    wiki_dir: Path
     dir_fd: int  # holds the folder's inode, so a re-created wiki can never look like this one
     repo_path: str
     repo: object
@@ -145,13 +146,13 @@ class OpenWiki:
     config_key: tuple | None = None
     config: dict | None = None
 
-    def is_current(self, wiki: Wiki, wiki_dir: Path) -> bool:
+    def is_current(self, wiki: Wiki) -> bool:
         """Tell whether these handles still belong to `wiki` (not a deleted, re-created slug)."""
         if wiki.created_at != self.created_at:
             return False
         held = os.fstat(self.dir_fd)
         try:
-            return held.st_nlink > 0 and os.stat(wiki_dir).st_ino == held.st_ino
+            return held.st_nlink > 0 and os.stat(self.wiki_dir).st_ino == held.st_ino
         except FileNotFoundError:
             return False
 
@@ -222,6 +223,7 @@ class Tenancy:
             opened = OpenWiki(
                 slug=wiki.slug,
                 created_at=wiki.created_at,
+                wiki_dir=wiki_dir,
                 dir_fd=dir_fd,
                 repo_path=repo_path,
                 repo=git.Repo(repo_path),
@@ -236,7 +238,7 @@ class Tenancy:
 
     def _get(self, wiki: Wiki) -> OpenWiki:
         opened = self.open_wikis.get(wiki.slug)
-        if opened is not None and not opened.is_current(wiki, self.settings.wiki_dir(wiki.slug)):
+        if opened is not None and not opened.is_current(wiki):
             self._evict(wiki.slug)
             opened = None
         if opened is None:
@@ -273,7 +275,7 @@ class Tenancy:
             "SESSION_COOKIE_SECURE": self.settings.cookie_secure,
         }
 
-    def activate(self, wiki: Wiki) -> None:
+    def activate(self, wiki: Wiki) -> OpenWiki:
         """Point Otterwiki's storage, db and config at `wiki` for the request about to run."""
         opened = self._get(wiki)
         previous, self.active = self.active, opened
@@ -296,6 +298,7 @@ class Tenancy:
             # was saved, which changes the key: the same wiki's config is still in place.
             config.clear()
             config.update(opened.config)
+        return opened
 
     def deactivate(self) -> None:
         """Leave no wiki's settings in the shared config (requests that need no wiki)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from werkzeug.wrappers import Request
+from werkzeug.http import parse_cookie
 from werkzeug.wsgi import ClosingIterator
 
 from app.errors import NotFound
@@ -80,6 +80,13 @@ class Tenant:
     store: Store
 
 
+def _session_cookie(environ) -> str | None:
+    header = environ.get("HTTP_COOKIE", "")
+    if SESSION_COOKIE not in header:
+        return None  # most requests carry only Otterwiki's own cookie: skip the parse
+    return parse_cookie(header).get(SESSION_COOKIE)
+
+
 def _blocked(path: str) -> bool:
     return path in _BLOCKED_PATHS or path.startswith(_BLOCKED_PREFIXES)
 
@@ -114,11 +121,10 @@ class WikiGateway:
         wiki = self._wiki_of(environ)
         if path.startswith(_STATIC_PREFIX):
             return self._serve(environ, start_response, wiki, None)
-        request = Request(environ)
         if _blocked(path):
             raise NotFound("this page is not available on this platform")
         if path == "/-/login":
-            return redirect(self.settings.login_url(self._wanted(wiki, request, "/")))(
+            return redirect(self.settings.login_url(self._wanted(wiki, "/")))(
                 environ, start_response
             )
         if path == "/-/logout":
@@ -128,10 +134,10 @@ class WikiGateway:
             self.platform.key,
             self.platform.store,
             wiki.slug,
-            request.headers.get("Authorization"),
-            request.cookies.get(SESSION_COOKIE),
+            environ.get("HTTP_AUTHORIZATION"),
+            _session_cookie(environ),
         )
-        refusal = self._refusal(request, wiki, caller)
+        refusal = self._refusal(environ, path, wiki, caller)
         if refusal is not None:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
@@ -144,19 +150,20 @@ class WikiGateway:
             raise NotFound("there is no wiki at this address")
         return wiki
 
-    def _wanted(self, wiki: Wiki, request: Request, path: str | None = None) -> str:
+    def _wanted(self, wiki: Wiki, path: str, query: str = "") -> str:
         """The public URL of what the browser asked for, to come back to after login."""
-        url = self.settings.wiki_url(wiki.slug).rstrip("/") + quote(path or request.path)
-        if path is None and request.query_string:
-            url += "?" + request.query_string.decode("latin-1")
-        return url
+        # PATH_INFO carries the URL's bytes as latin-1; the browser meant UTF-8.
+        path = path.encode("latin-1").decode("utf-8", "replace")
+        url = self.settings.wiki_url(wiki.slug).rstrip("/") + quote(path)
+        return url + "?" + query if query else url
 
-    def _refusal(self, request: Request, wiki: Wiki, caller: Caller):
+    def _refusal(self, environ, path: str, wiki: Wiki, caller: Caller):
         """Answer callers who may not read this wiki; the page API gives its own answers."""
-        if caller.permissions(wiki.is_public) or is_api_path(request.path):
+        if caller.permissions(wiki.is_public) or is_api_path(path):
             return None
         if caller.is_anonymous:
-            return redirect(self.settings.login_url(self._wanted(wiki, request)))
+            wanted = self._wanted(wiki, path, environ.get("QUERY_STRING", ""))
+            return redirect(self.settings.login_url(wanted))
         who = caller.handle or caller.did
         return html_page(
             403,
@@ -181,14 +188,13 @@ class WikiGateway:
             if caller is None:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
             else:
-                wiki_dir = self.settings.wiki_dir(wiki.slug)
+                opened = self.tenancy.activate(wiki)
                 if environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
-                    held.enter_context(wiki_write_lock(wiki_dir))
-                self.tenancy.activate(wiki)
+                    held.enter_context(wiki_write_lock(opened.wiki_dir))
                 environ[TENANT_KEY] = Tenant(
                     wiki.slug,
                     wiki,
-                    wiki_dir,
+                    opened.wiki_dir,
                     self.tenancy.server.storage,
                     self.settings,
                     self.platform.store,
