@@ -108,38 +108,37 @@ class PageClient:
         ]
         if json_body is not None:
             headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                status, content_type, answer = await self._exchange(
-                    method, target, headers, body, limit
-                )
-        except TimeoutError:
-            raise UpstreamError("the wiki did not answer in time") from None
-        except OSError as error:
-            raise UpstreamError(f"the wiki service is unreachable: {error}") from None
+        lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        status, content_type, answer = await self._exchange(request, limit)
         if status >= 400:
             raise _error_from(status, answer)
         if status >= 300:
             raise UpstreamError(f"the wiki answered with an unexpected redirect ({status})")
         return answer, content_type
 
-    async def _exchange(
-        self, method: str, target: str, headers: list, body: bytes, limit: int
-    ) -> tuple[int, str, bytes]:
+    async def _exchange(self, request: bytes, limit: int) -> tuple[int, str, bytes]:
         """Send one request on a new connection; return (status, content type, body)."""
+        # One deadline, moved once connected, instead of asyncio.wait_for around the connect:
+        # wait_for runs the connect as a task of its own, an extra task on every call.
+        connected = False
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(*self._address), CONNECT_TIMEOUT
-            )
+            async with asyncio.timeout(CONNECT_TIMEOUT) as deadline:
+                reader, writer = await asyncio.open_connection(*self._address)
+                connected = True
+                deadline.reschedule(asyncio.get_running_loop().time() + TIMEOUT)
+                try:
+                    writer.write(request)
+                    await writer.drain()
+                    return await _read_answer(reader, limit)
+                finally:
+                    writer.close()
         except TimeoutError:
-            raise OSError("connection timed out") from None
-        try:
-            lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
-            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-            await writer.drain()
-            return await _read_answer(reader, limit)
-        finally:
-            writer.close()
+            if connected:
+                raise UpstreamError("the wiki did not answer in time") from None
+            raise UpstreamError("the wiki service is unreachable: connect timed out") from None
+        except OSError as error:
+            raise UpstreamError(f"the wiki service is unreachable: {error}") from None
 
     async def _json(
         self,
