@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import gc
 import os
-import sqlite3
 import sys
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -141,7 +140,6 @@ class OpenWiki:
     repo_path: str
     repo: object
     engine: object
-    prefs: sqlite3.Connection
     secret_key: str
     config_key: tuple | None = None
     config: dict | None = None
@@ -157,10 +155,14 @@ class OpenWiki:
             return False
 
     def preference_rows(self) -> tuple:
-        return tuple(self.prefs.execute("SELECT name, value FROM preferences ORDER BY name"))
+        # Otterwiki's own pooled connection: no second SQLite connection (and cache) per wiki.
+        connection = self.engine.raw_connection()
+        try:
+            return tuple(connection.execute("SELECT name, value FROM preferences ORDER BY name"))
+        finally:
+            connection.close()
 
     def close(self) -> None:
-        self.prefs.close()
         self.engine.dispose()
         self.repo.close()
         os.close(self.dir_fd)
@@ -228,7 +230,6 @@ class Tenancy:
                 repo_path=repo_path,
                 repo=git.Repo(repo_path),
                 engine=engine,
-                prefs=sqlite3.connect(db_path, check_same_thread=False),
                 secret_key=derive_secret(self.settings.secret_key_path, "wiki:" + wiki.slug),
             )
         except BaseException:
