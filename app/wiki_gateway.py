@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,10 @@ class InternalError(RobotError):
 
 # A request only waits here if an earlier response was never closed: fail instead of hanging.
 _BUSY_TIMEOUT = 30.0
+# Static files are the same public Otterwiki assets for every wiki: remember for a few seconds
+# that a host names a wiki instead of asking robot.db for every stylesheet.
+_STATIC_HOST_TTL = 5.0
+_STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _STATIC_PREFIX = "/static/"
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
@@ -101,6 +106,7 @@ class WikiGateway:
         self._otterwiki = tenancy.app.wsgi_app
         # Otterwiki's globals hold one wiki at a time: one request per process, until close().
         self._busy = threading.Lock()
+        self._static_hosts: dict[str, float] = {}
 
     def __call__(self, environ, start_response):
         for name in [k for k in environ if k.startswith(_IDENTITY_PREFIX)]:
@@ -118,9 +124,10 @@ class WikiGateway:
             return error_response(error, path)(environ, start_response)
 
     def _dispatch(self, environ, start_response, path: str):
-        wiki = self._wiki_of(environ)
         if path.startswith(_STATIC_PREFIX):
-            return self._serve(environ, start_response, wiki, None)
+            self._check_static_host(environ)
+            return self._serve(environ, start_response, None, None)
+        wiki = self._wiki_of(environ)
         if _blocked(path):
             raise NotFound("this page is not available on this platform")
         if path == "/-/login":
@@ -142,6 +149,16 @@ class WikiGateway:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
         return self._serve(environ, start_response, wiki, caller)
+
+    def _check_static_host(self, environ) -> None:
+        """Let Otterwiki's own CSS and scripts through on any existing wiki's host."""
+        host = environ.get("HTTP_HOST")
+        if self._static_hosts.get(host, 0.0) > time.monotonic():
+            return
+        self._wiki_of(environ)
+        if len(self._static_hosts) > _STATIC_HOSTS_MAX:
+            self._static_hosts.clear()
+        self._static_hosts[host] = time.monotonic() + _STATIC_HOST_TTL
 
     def _wiki_of(self, environ) -> Wiki:
         slug = slug_from_host(environ.get("HTTP_HOST"), self.settings.platform_domain)
@@ -178,7 +195,7 @@ class WikiGateway:
         environ["HTTP_X_OTTERWIKI_EMAIL"] = email
         environ["HTTP_X_OTTERWIKI_PERMISSIONS"] = ",".join(caller.permissions(wiki.is_public))
 
-    def _serve(self, environ, start_response, wiki: Wiki, caller: Caller | None):
+    def _serve(self, environ, start_response, wiki: Wiki | None, caller: Caller | None):
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes."""
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
