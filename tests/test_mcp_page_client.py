@@ -37,17 +37,19 @@ class Upstream:
         self.requests: list[bytes] = []
 
     async def handle(self, reader, writer):
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        self.requests.append(head + await reader.readexactly(length))
-        if self.answer is None:  # never answers
-            await asyncio.sleep(3600)
-        writer.write(self.answer)
-        await writer.drain()
-        writer.close()
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            self.requests.append(head + await reader.readexactly(length))
+            if self.answer is None:  # never answers
+                await asyncio.sleep(3600)
+            writer.write(self.answer)
+            await writer.drain()
+        finally:
+            writer.close()
 
 
 @pytest_asyncio.fixture
@@ -65,6 +67,7 @@ async def serve(settings):
     yield start
     for server in servers:
         server.close()
+        await server.wait_closed()
 
 
 async def test_request_names_the_wiki_and_forwards_the_callers_credentials(serve):
