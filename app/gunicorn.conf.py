@@ -3,8 +3,11 @@
 import multiprocessing
 import os
 
-# Each program sets its own address in its supervisor environment.
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Each program sets its own address in its supervisor environment. The wiki service also listens
+# on a unix socket in the run dir: the MCP service's calls to the page API skip TCP that way.
+bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+if os.environ.get("GUNICORN_UNIX_BIND"):
+    bind.append("unix:" + os.environ["GUNICORN_UNIX_BIND"])
 
 # Sync workers: the tenancy layer points the one Otterwiki app at one wiki per request, so each
 # worker process must serve one request at a time. Four workers at most keep memory bounded.

@@ -86,6 +86,7 @@ class PageClient:
         self.settings = settings
         origin = urlsplit(settings.internal_wiki_origin())
         self._address = (origin.hostname, origin.port or 80)
+        self._socket = str(settings.internal_wiki_socket)
 
     async def _send(
         self,
@@ -117,6 +118,13 @@ class PageClient:
             raise UpstreamError(f"the wiki answered with an unexpected redirect ({status})")
         return answer, content_type
 
+    async def _connect(self):
+        """Open a connection to the wiki service: its unix socket when it has one, else TCP."""
+        try:
+            return await asyncio.open_unix_connection(self._socket)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return await asyncio.open_connection(*self._address)
+
     async def _exchange(self, request: bytes, limit: int) -> tuple[int, str, bytes]:
         """Send one request on a new connection; return (status, content type, body)."""
         # One deadline, moved once connected, instead of asyncio.wait_for around the connect:
@@ -124,7 +132,7 @@ class PageClient:
         connected = False
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT) as deadline:
-                reader, writer = await asyncio.open_connection(*self._address)
+                reader, writer = await self._connect()
                 connected = True
                 deadline.reschedule(asyncio.get_running_loop().time() + TIMEOUT)
                 try:

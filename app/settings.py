@@ -199,6 +199,11 @@ class Settings:
         query = "?" + urlencode({"next": next_url}) if next_url else ""
         return f"{self.auth_origin}/auth/login{query}"
 
+    @property
+    def internal_wiki_socket(self) -> Path:
+        """The wiki service's unix socket (supervisor/programs.conf), for calls from this host."""
+        return self.run_dir / "otterwiki.sock"
+
     def internal_wiki_origin(self) -> str:
         """Where other services on this host reach the wiki service directly."""
         host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else self.bind_host

@@ -5,6 +5,7 @@ import signal
 import time
 from pathlib import Path
 
+import httpx2
 import pytest
 from supervisor.options import ServerOptions
 
@@ -98,6 +99,13 @@ def test_logs_and_control_sockets_in_instance_dirs(stack):
     logs = stack.settings.log_dir
     assert all((logs / f"{p}.log").stat().st_size > 0 for p in STACK_PROGRAMS)
     assert all((stack.settings.run_dir / f"{p}.ctl").exists() for p in ("otterwiki", "api", "auth"))
+
+
+@pytest.mark.stack
+def test_wiki_service_answers_on_its_unix_socket(stack):
+    transport = httpx2.HTTPTransport(uds=str(stack.settings.internal_wiki_socket))
+    with httpx2.Client(transport=transport, base_url="http://wiki") as client:
+        assert client.get("/healthz").status_code == 200
 
 
 @pytest.mark.stack
