@@ -325,6 +325,28 @@ def _robot_error(error):
     return error_response(error, request.path)
 
 
+def _tolerate_cache_write_races(server: ModuleType) -> None:
+    """Make Otterwiki's table-of-contents cache write lose a race quietly, not with a 500.
+
+    Two workers rendering a page for the first time both find no cache row and both insert one;
+    the second insert breaks the primary key. The row the other worker wrote is just as good.
+    """
+    import otterwiki.helper
+    import otterwiki.wiki
+    from sqlalchemy.exc import IntegrityError
+
+    original = otterwiki.helper.update_ftoc_cache
+
+    def update_ftoc_cache(*args, **kwargs):
+        try:
+            original(*args, **kwargs)
+        except IntegrityError:
+            server.db.session.rollback()
+
+    otterwiki.helper.update_ftoc_cache = update_ftoc_cache
+    otterwiki.wiki.update_ftoc_cache = update_ftoc_cache
+
+
 def install(server: ModuleType, blueprint) -> None:
     """Add the platform to Otterwiki's app: `g.tenant`/`g.caller`, our errors, the page API."""
     from app.errors import RobotError
@@ -335,5 +357,6 @@ def install(server: ModuleType, blueprint) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, _expose_request_context)
     app.register_error_handler(RobotError, _robot_error)
     app.register_blueprint(blueprint)
+    _tolerate_cache_write_races(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)
