@@ -71,7 +71,7 @@ def login(stack, browser, slug, did):
     browser.add_cookie("robot_session", jwt)
 
 
-def wait_for(browser, condition, timeout=15.0):
+def wait_for(browser, condition, timeout=45.0):
     import time
 
     deadline = time.monotonic() + timeout
