@@ -172,6 +172,38 @@ def build_server(pages: PageClient) -> FastMCP:
         verb = "Created" if data.get("created") else "Updated"
         return _result(f"{verb} {data['path']} at revision {data['revision']}.", data)
 
+    async def rewrite(path, transform, message, base_revision=None, create=False) -> dict:
+        """Read a page, transform its text, write it back at the revision read.
+
+        A race with another writer is retried on the newer text, unless the caller pinned
+        `base_revision`: then it is a conflict. `create` treats a missing page as empty.
+        """
+        slug, auth = _context()
+        for attempt in range(EDIT_ATTEMPTS):
+            try:
+                page = await pages.read_page(slug, auth, path)
+            except NotFound as error:
+                if not create:
+                    raise ToolError(error.message) from None
+                page = {"content": "", "revision": None}
+            except RobotError as error:
+                raise ToolError(error.message) from None
+            revision = page.get("revision")
+            if base_revision and revision != base_revision:
+                raise ToolError(
+                    f"Conflict on {path!r}: it is at revision {revision}, not "
+                    f"{base_revision}; read it again and retry."
+                )
+            try:
+                updated = transform(page.get("content", ""))
+                return await pages.write_page(slug, auth, path, updated, message, revision)
+            except Conflict as error:
+                if base_revision or attempt == EDIT_ATTEMPTS - 1:
+                    raise ToolError(_conflict_text(error, path)) from None
+            except RobotError as error:
+                raise ToolError(error.message) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     @mcp.tool(annotations=CHANGES)
     async def edit_page(
         path: Path,
@@ -188,30 +220,13 @@ def build_server(pages: PageClient) -> FastMCP:
         Fails clearly when the span is absent or occurs more than once. Without base_revision,
         an edit that races with another writer is re-applied to the newer text.
         """
-        slug, auth = _context()
-        for attempt in range(EDIT_ATTEMPTS):
-            page = await _api(pages.read_page(slug, auth, path))
-            if base_revision and page.get("revision") != base_revision:
-                raise ToolError(
-                    f"Conflict on {path!r}: it is at revision {page.get('revision')}, not "
-                    f"{base_revision}; read it again and retry."
-                )
-            try:
-                updated = page_text.replace_span(page.get("content", ""), old_text, new_text)
-            except RobotError as error:
-                raise ToolError(error.message) from None
-            try:
-                data = await pages.write_page(
-                    slug, auth, path, updated, message, page.get("revision")
-                )
-            except Conflict as error:
-                if base_revision or attempt == EDIT_ATTEMPTS - 1:
-                    raise ToolError(_conflict_text(error, path)) from None
-                continue
-            except RobotError as error:
-                raise ToolError(error.message) from None
-            return _result(f"Edited {data['path']}; now at revision {data['revision']}.", data)
-        raise ToolError(f"Conflict on {path!r}: it kept changing; try again")
+        data = await rewrite(
+            path,
+            lambda text: page_text.replace_span(text, old_text, new_text),
+            message,
+            base_revision,
+        )
+        return _result(f"Edited {data['path']}; now at revision {data['revision']}.", data)
 
     @mcp.tool(annotations=ADDS)
     async def append_to_page(
@@ -220,25 +235,10 @@ def build_server(pages: PageClient) -> FastMCP:
         message: Message = None,
     ) -> ToolResult:
         """Add text at the end of a page as a new paragraph, creating the page if needed."""
-        slug, auth = _context()
-        for _ in range(EDIT_ATTEMPTS):
-            try:
-                page = await pages.read_page(slug, auth, path)
-            except NotFound:
-                page = {"content": "", "revision": None}
-            except RobotError as error:
-                raise ToolError(error.message) from None
-            updated = page_text.append_text(page.get("content", ""), content)
-            try:
-                data = await pages.write_page(
-                    slug, auth, path, updated, message, page.get("revision")
-                )
-            except Conflict:
-                continue
-            except RobotError as error:
-                raise ToolError(error.message) from None
-            return _result(f"Appended to {data['path']}; now at revision {data['revision']}.", data)
-        raise ToolError(f"Conflict on {path!r}: it kept changing; try again")
+        data = await rewrite(
+            path, lambda text: page_text.append_text(text, content), message, create=True
+        )
+        return _result(f"Appended to {data['path']}; now at revision {data['revision']}.", data)
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_pages(
