@@ -19,6 +19,7 @@ import pytest
 from app.platform import Platform
 from app.platform import init_instance
 from app.settings import Settings
+from app.wikis import create_wiki
 
 ALICE = ("did:plc:alice", "alice.test")
 BOB = ("did:plc:bob", "bob.test")
@@ -62,6 +63,15 @@ def users(store):
     store.upsert_user(*ALICE)
     store.upsert_user(*BOB)
     return ALICE[0], BOB[0]
+
+
+@pytest.fixture
+def wikis(platform, users):
+    """Wiki alpha owned by Alice and beta owned by Bob; returns the platform."""
+    alice, bob = users
+    create_wiki(platform.settings, platform.store, "alpha", alice)
+    create_wiki(platform.settings, platform.store, "beta", bob)
+    return platform
 
 
 # -- stack: the real supervisord with the four programs (processes helper) ----------------------

@@ -7,15 +7,6 @@ from app.identity import authenticate
 from app.signing import ACCESS_TOKEN_TYP
 from app.signing import SESSION_AUDIENCE
 from app.signing import SESSION_TYP
-from app.wikis import create_wiki
-
-
-@pytest.fixture
-def wikis(platform, users):
-    alice, bob = users
-    create_wiki(platform.settings, platform.store, "alpha", alice)
-    create_wiki(platform.settings, platform.store, "beta", bob)
-    return platform
 
 
 def caller(platform, slug, authorization=None, cookie=None):

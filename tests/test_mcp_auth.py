@@ -10,17 +10,8 @@ from app.mcp_auth import McpAuth
 from app.mcp_auth import admit_writes
 from app.mcp_auth import verify_caller
 from app.signing import ACCESS_TOKEN_TYP
-from app.wikis import create_wiki
 
 ALPHA = "alpha.localhost"
-
-
-@pytest.fixture
-def wikis(platform, users):
-    alice, bob = users
-    create_wiki(platform.settings, platform.store, "alpha", alice)
-    create_wiki(platform.settings, platform.store, "beta", bob)
-    return platform
 
 
 def access_token(platform, did, slug="alpha", ttl=300, issuer=None):
