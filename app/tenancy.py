@@ -15,6 +15,7 @@ import sys
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from types import ModuleType
 
@@ -110,6 +111,37 @@ def boot_otterwiki(settings: Settings) -> ModuleType:
     return server
 
 
+# Per open wiki, the last commits remembered for one HEAD; past this many files, start over.
+LAST_COMMITS_PER_WIKI = 1024
+
+
+def head_commit(repo_path: str) -> str | None:
+    """Return the commit HEAD points to, read from the ref files; None if there is none yet.
+
+    Two small file reads: GitPython's own resolution costs several times more, which would eat
+    much of what remembering last commits saves.
+    """
+    git_dir = os.path.join(repo_path, ".git")
+    try:
+        with open(os.path.join(git_dir, "HEAD"), "rb") as file:
+            head = file.read().strip()
+        if not head.startswith(b"ref: "):
+            return head.decode("ascii")  # a detached HEAD names its commit
+        ref = head[5:]
+        try:
+            with open(os.path.join(git_dir, os.fsdecode(ref)), "rb") as file:
+                return file.read().strip().decode("ascii") or None
+        except FileNotFoundError:
+            with open(os.path.join(git_dir, "packed-refs"), "rb") as file:
+                for line in file:
+                    sha, _, name = line.rstrip(b"\n").partition(b" ")
+                    if name == ref:
+                        return sha.decode("ascii")
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    return None
+
+
 # Evicted wikis stay frozen (uncollectable cycles, ~0.35 MB each) until a full collection; one
 # every this many evictions bounds that to a few MB without a full collection per cold open.
 EVICTIONS_PER_FULL_COLLECTION = 16
@@ -143,6 +175,34 @@ class OpenWiki:
     secret_key: str
     config_key: tuple | None = None
     config: dict | None = None
+    commits_head: str | None = None
+    commits: dict = field(default_factory=dict)  # filename -> its last commit as of commits_head
+
+    def last_commit(self, filename: str):
+        """Return the last commit that changed `filename` as of HEAD, remembered per HEAD.
+
+        Otterwiki asks this on every page view and runs `git rev-list` for it. The answer depends
+        only on the commit HEAD points to, so it holds until any process commits to this wiki.
+        """
+        from git.exc import GitCommandError
+        from otterwiki.gitstorage import StorageNotFound
+
+        head = head_commit(self.repo_path)
+        if head is None:
+            raise StorageNotFound
+        if head != self.commits_head or len(self.commits) >= LAST_COMMITS_PER_WIKI:
+            self.commits_head, self.commits = head, {}
+        if filename not in self.commits:
+            # Walk from the commit read above, not from HEAD again: the answer must be HEAD's.
+            found = self.repo.iter_commits(head, paths=filename, max_count=1)
+            try:
+                self.commits[filename] = next(iter(found), None)
+            except (ValueError, GitCommandError):
+                raise StorageNotFound from None
+        commit = self.commits[filename]
+        if commit is None:
+            raise StorageNotFound
+        return commit
 
     def is_current(self, wiki: Wiki) -> bool:
         """Tell whether these handles still belong to `wiki` (not a deleted, re-created slug)."""
@@ -179,6 +239,7 @@ class Tenancy:
         self.open_wikis: OrderedDict[str, OpenWiki] = OrderedDict()
         self.active: OpenWiki | None = None
         self._patch_update_app_config()
+        self._remember_last_commits()
         self._evictions = 0
         _freeze_long_lived(full=True)
 
@@ -198,6 +259,20 @@ class Tenancy:
         update_app_config.__wrapped__ = original
         self.server.update_app_config = update_app_config
         otterwiki.preferences.update_app_config = update_app_config
+
+    def _remember_last_commits(self) -> None:
+        # Page views and the sitemap ask the storage for a file's last commit at HEAD; answer
+        # from the open wiki's memory (revisions other than HEAD still go to git every time).
+        storage = self.server.storage
+        original = type(storage)._get_commit
+
+        def _get_commit(filename, revision):
+            opened = self.active
+            if revision is not None or opened is None or storage.repo is not opened.repo:
+                return original(storage, filename, revision)
+            return opened.last_commit(filename)
+
+        storage._get_commit = _get_commit
 
     def _open(self, wiki: Wiki) -> OpenWiki:
         import git

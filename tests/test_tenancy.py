@@ -352,3 +352,57 @@ def test_open_wikis_stay_within_the_cache_size(wiki, alice, bob):
     for user, slug in ((alice, "alpha"), (alice, "pub"), (bob, "beta"), (alice, "alpha")):
         assert user.open(f"{slug}.localhost", "/").status_code == 200
     assert list(wiki.app.tenancy.open_wikis) == ["beta", "alpha"]
+
+
+def _last_sha(repo, filename):
+    done = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--", filename], cwd=repo, capture_output=True
+    )
+    return done.stdout.decode().strip()
+
+
+def _editor_revision(browser, host, page):
+    return re.search(
+        r'formData.append\("revision", "([0-9a-f]*)"\)', browser.text(host, f"/{page}/edit")
+    ).group(1)
+
+
+def test_remembered_last_commits_follow_commits_from_any_process(wiki, alice):
+    """Views remember a file's last commit per HEAD: a commit from elsewhere is seen at once."""
+    repo = wiki.settings.repo_path("alpha")
+    alice.form_post(
+        "alpha.localhost", "/Memo/edit", "/Memo/save", {"content": "first\n", "commit": "m1"}
+    )
+    first = _editor_revision(alice, "alpha.localhost", "Memo")
+    home = _editor_revision(alice, "alpha.localhost", "Home")
+    assert first and _last_sha(repo, "memo.md").startswith(first)  # the editor shows 6 digits
+    # Another process (a page API worker, say) commits: no request of this one is involved.
+    (repo / "memo.md").write_text("second\n")
+    author = ["-c", "user.name=outsider", "-c", "user.email=o@x"]
+    subprocess.run(["git", *author, "commit", "-qam", "m2"], cwd=repo, check=True)
+    second = _editor_revision(alice, "alpha.localhost", "Memo")
+    assert _last_sha(repo, "memo.md").startswith(second) and second != first
+    assert "second" in alice.text("alpha.localhost", "/Memo")
+    assert _editor_revision(alice, "alpha.localhost", "Home") == home  # untouched by m2
+
+
+def test_head_commit_reads_loose_packed_and_detached_heads(tmp_path):
+    from app.tenancy import head_commit
+
+    def git(*args):
+        author = ["-c", "user.name=t", "-c", "user.email=t@x"]
+        done = subprocess.run(["git", *author, *args], cwd=tmp_path, capture_output=True)
+        return done.stdout.decode().strip()
+
+    git("init", "-q", "-b", "main")
+    assert head_commit(str(tmp_path)) is None  # no commit yet
+    (tmp_path / "a.md").write_text("a\n")
+    git("add", "a.md")
+    git("commit", "-qm", "a")
+    sha = git("rev-parse", "HEAD")
+    assert head_commit(str(tmp_path)) == sha
+    git("pack-refs", "--all")
+    assert not (tmp_path / ".git" / "refs" / "heads" / "main").exists()
+    assert head_commit(str(tmp_path)) == sha
+    git("checkout", "-q", "--detach")
+    assert head_commit(str(tmp_path)) == sha
