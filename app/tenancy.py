@@ -111,8 +111,9 @@ def boot_otterwiki(settings: Settings) -> ModuleType:
     return server
 
 
-# Per open wiki, the last commits remembered for one HEAD; past this many files, start over.
-LAST_COMMITS_PER_WIKI = 1024
+# Per open wiki, the last commits remembered for one HEAD (about 2 KB each); past this many
+# files, start over.
+LAST_COMMITS_PER_WIKI = 256
 
 
 def head_commit(repo_path: str) -> str | None:
