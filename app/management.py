@@ -4,7 +4,7 @@ The rules, in one place:
 - Managing takes a platform session (the session JWT as Bearer or the `robot_session` cookie).
   Wiki tokens and OAuth access tokens act inside one wiki and never manage it.
 - Any member may see a wiki; its admins (the owner always is one) change its settings, tokens
-  and members; only the owner deletes it.
+  and members, and may delete it: the owner made them admins.
 - A caller who is not a member gets the same 404 as for a wiki that does not exist, so other
   people's wikis (names, owners, settings) stay private. That a slug is taken is public anyway:
   check-slug answers it for Caddy, and creating a taken slug says 409.
@@ -190,10 +190,8 @@ def update_wiki(platform: Platform, manager: Manager, slug: str, body: dict) -> 
 
 
 def delete_wiki(platform: Platform, manager: Manager, slug: str) -> None:
-    """Delete a wiki with its repo and wiki.db (the owner only), between two edits."""
-    wiki = _admin_wiki(platform.store, slug, manager.did)
-    if wiki.owner_did != manager.did:
-        raise Forbidden("only the owner of a wiki can delete it")
+    """Delete a wiki with its repo and wiki.db (its owner or an admin), between two edits."""
+    _admin_wiki(platform.store, slug, manager.did)
     folder = platform.settings.wiki_dir(slug)
     if not folder.is_dir():
         wikis.delete_wiki(platform.settings, platform.store, slug)

@@ -1,7 +1,7 @@
 """The management API (/api/wikis...): roles, hostile input, and nothing half-written.
 
 Access rule pinned here: non-members get the same 404 as for a missing wiki; viewers and
-editors get 403; admins manage; only the owner deletes.
+editors get 403; admins (the owner always is one) manage and delete.
 """
 
 import subprocess
@@ -208,15 +208,16 @@ def test_patch_bad_body_is_400(client, auth, store, alpha, body):
     assert store.get_wiki("alpha").display_name == "Alpha"
 
 
-def test_owner_deletes_wiki_with_repo_and_db(client, auth, settings, store, alpha):
+@pytest.mark.parametrize("user", [OWNER, ADMIN])
+def test_owner_or_admin_deletes_wiki_with_repo_and_db(client, auth, settings, store, alpha, user):
     settings.wiki_db_path("alpha").write_text("")
-    response = client.delete("/api/wikis/alpha", headers=auth(OWNER))
+    response = client.delete("/api/wikis/alpha", headers=auth(user))
     assert response.status_code == 200
     assert store.find_wiki("alpha") is None and not settings.wiki_dir("alpha").exists()
 
 
-@pytest.mark.parametrize("user", [ADMIN, EDITOR])
-def test_only_the_owner_deletes(client, auth, settings, store, alpha, user):
+@pytest.mark.parametrize("user", [EDITOR, VIEWER])
+def test_editors_and_viewers_cannot_delete(client, auth, settings, store, alpha, user):
     response = client.delete("/api/wikis/alpha", headers=auth(user))
     assert response.status_code == 403
     assert store.find_wiki("alpha") and settings.repo_path("alpha").is_dir()
