@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import gc
 import os
+import stat
 import sys
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -143,6 +144,30 @@ def head_commit(repo_path: str) -> str | None:
     return None
 
 
+def resolve_under(root: str, filename: str) -> str:
+    """Return `os.path.realpath(os.path.join(root, filename))` for a `root` already resolved.
+
+    Walks only the components of `filename`, not the root's again: Otterwiki resolves a path for
+    every file it touches, a few dozen times per page view. Anything unusual (an absolute name,
+    `..`, a symlink on the way) is left to `os.path.realpath` itself.
+    """
+    if os.path.isabs(filename):
+        return os.path.realpath(filename)
+    path = root
+    for part in filename.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            return os.path.realpath(os.path.join(root, filename))
+        path = f"{path}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return os.path.realpath(os.path.join(root, filename))
+        except OSError:
+            pass  # a missing name stays as written, as realpath keeps it
+    return path
+
+
 # Evicted wikis stay frozen (uncollectable cycles, ~0.35 MB each) until a full collection; one
 # every this many evictions bounds that to a few MB without a full collection per cold open.
 EVICTIONS_PER_FULL_COLLECTION = 16
@@ -171,6 +196,7 @@ class OpenWiki:
     wiki_dir: Path
     dir_fd: int  # holds the folder's inode, so a re-created wiki can never look like this one
     repo_path: str
+    real_repo_path: str  # repo_path with every symlink resolved, once
     repo: object
     engine: object
     secret_key: str
@@ -241,6 +267,7 @@ class Tenancy:
         self.active: OpenWiki | None = None
         self._patch_update_app_config()
         self._remember_last_commits()
+        self._resolve_from_known_roots()
         self._evictions = 0
         _freeze_long_lived(full=True)
 
@@ -275,6 +302,30 @@ class Tenancy:
 
         storage._get_commit = _get_commit
 
+    def _resolve_from_known_roots(self) -> None:
+        # Otterwiki checks every path it touches against symlinks leading out of the repository
+        # or into .git, resolving the repository's own path again each time. The same check,
+        # from the open wiki's repository path resolved once.
+        from otterwiki.gitstorage import StorageUnsafePath
+
+        storage = self.server.storage
+        original = type(storage)._abspath
+
+        def _abspath(filename):
+            opened = self.active
+            if opened is None or storage.path != opened.repo_path:
+                return original(storage, filename)
+            root = opened.real_repo_path
+            resolved = resolve_under(root, filename)
+            gitdir = os.path.join(root, ".git")
+            if os.path.commonpath([gitdir, resolved]) == gitdir or (
+                not storage.allow_external_symlinks and os.path.commonpath([root, resolved]) != root
+            ):
+                raise StorageUnsafePath(f"{filename} resolves to a path outside the repository.")
+            return os.path.join(storage.path, filename)
+
+        storage._abspath = _abspath
+
     def _open(self, wiki: Wiki) -> OpenWiki:
         import git
         import sqlalchemy
@@ -304,6 +355,7 @@ class Tenancy:
                 wiki_dir=wiki_dir,
                 dir_fd=dir_fd,
                 repo_path=repo_path,
+                real_repo_path=os.path.realpath(repo_path),
                 repo=git.Repo(repo_path),
                 engine=engine,
                 secret_key=derive_secret(self.settings.secret_key_path, "wiki:" + wiki.slug),

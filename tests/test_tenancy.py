@@ -1,5 +1,6 @@
 """The wiki service in process: one Otterwiki app serving isolated wikis picked by Host."""
 
+import os
 import re
 import subprocess
 import sys
@@ -406,3 +407,48 @@ def test_head_commit_reads_loose_packed_and_detached_heads(tmp_path):
     assert head_commit(str(tmp_path)) == sha
     git("checkout", "-q", "--detach")
     assert head_commit(str(tmp_path)) == sha
+
+
+def test_resolve_under_agrees_with_realpath(tmp_path):
+    from app.tenancy import resolve_under
+
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / "dir" / "sub").mkdir(parents=True)
+    (root / "dir" / "page.md").write_text("x")
+    (tmp_path / "outside.txt").write_text("secret")
+    (root / "out.md").symlink_to(tmp_path / "outside.txt")
+    (root / "git-config.md").symlink_to(root / ".git" / "config")
+    (root / "linkdir").symlink_to(root / "dir")
+    (root / "loop").symlink_to(root / "loop")
+    names = [
+        "dir/page.md",
+        "dir//sub/./x.md",
+        "missing/deeper/x.md",
+        "dir/page.md/below",
+        "out.md",
+        "git-config.md",
+        "linkdir/page.md",
+        "dir/../../outside.txt",
+        "/etc/hostname",
+        "loop",
+        "",
+    ]
+    real_root = os.path.realpath(root)
+    for name in names:
+        assert resolve_under(real_root, name) == os.path.realpath(os.path.join(root, name)), name
+
+
+def test_symlinks_out_of_the_repo_or_into_git_are_not_served(wiki, alice, tmp_path):
+    repo = wiki.settings.repo_path("alpha")
+    (tmp_path / "outside.md").write_text("# Outside\n\nsecret-outside-3141\n")
+    (repo / "leak.md").symlink_to(tmp_path / "outside.md")
+    (repo / "gitleak.md").symlink_to(repo / ".git" / "HEAD")
+    try:
+        for page, secret in (("Leak", "secret-outside-3141"), ("Gitleak", "refs/heads")):
+            assert secret not in alice.text("alpha.localhost", f"/{page}")
+            assert alice.open("alpha.localhost", f"/api/v1/pages/{page}").status_code == 404
+            assert secret not in alice.text("alpha.localhost", f"/{page}/source")
+    finally:
+        (repo / "leak.md").unlink()
+        (repo / "gitleak.md").unlink()
