@@ -2,8 +2,9 @@
 
 Otterwiki has no app factory: importing `otterwiki.server` builds one Flask `app`, one
 Flask-SQLAlchemy `db` and one `GitStorage` that every other Otterwiki module imported by value.
-So we keep those objects and repoint them per request: the storage's repo, the db's engine and
-the app's config (reset to a pristine snapshot first, so nothing one wiki set leaks into the next).
+So we keep those objects and repoint them per request: the storage's repo, the db engine's
+connection pool and the app's config (reset to a pristine snapshot first, so nothing one wiki
+set leaks into the next).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def _freeze_long_lived(full: bool) -> None:
 
 @dataclass
 class OpenWiki:
-    """One wiki's open handles in this process: git repo, SQLAlchemy engine, cached config."""
+    """One wiki's open handles in this process: git repo, SQLite connection pool, cached config."""
 
     slug: str
     created_at: int
@@ -198,7 +199,7 @@ class OpenWiki:
     repo_path: str
     real_repo_path: str  # repo_path with every symlink resolved, once
     repo: object
-    engine: object
+    pool: object  # SQLAlchemy connection pool of the wiki's wiki.db
     secret_key: str
     config_key: tuple | None = None
     config: dict | None = None
@@ -243,14 +244,14 @@ class OpenWiki:
 
     def preference_rows(self) -> tuple:
         # Otterwiki's own pooled connection: no second SQLite connection (and cache) per wiki.
-        connection = self.engine.raw_connection()
+        connection = self.pool.connect()
         try:
             return tuple(connection.execute("SELECT name, value FROM preferences ORDER BY name"))
         finally:
             connection.close()
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.pool.dispose()
         self.repo.close()
         os.close(self.dir_fd)
 
@@ -265,11 +266,27 @@ class Tenancy:
         self.pristine = dict(server.app.config)
         self.open_wikis: OrderedDict[str, OpenWiki] = OrderedDict()
         self.active: OpenWiki | None = None
+        self.engine, self.idle_pool = self._one_engine_for_every_wiki()
         self._patch_update_app_config()
         self._remember_last_commits()
         self._resolve_from_known_roots()
         self._evictions = 0
         _freeze_long_lived(full=True)
+
+    def _one_engine_for_every_wiki(self):
+        """Give Otterwiki's db one engine whose pool activate() swaps for the wiki's own.
+
+        One engine means one dialect and one compiled-statement cache for every wiki: with an
+        engine per wiki each compiled every statement again and kept its own cache, and views
+        going round many wikis paid for that in cold memory (measured: most of the round-robin
+        cost). The pool is what holds a wiki's SQLite connection; it stays per wiki.
+        """
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine("sqlite://")
+        engine.connect().close()  # the first connection fits the dialect to this SQLite
+        self.server.db._app_engines[self.app][None] = engine
+        return engine, engine.pool
 
     def _patch_update_app_config(self) -> None:
         # Otterwiki's preference forms reload the config from the DB mid-request; keep the
@@ -340,8 +357,8 @@ class Tenancy:
         try:
             repo_path = str(self.settings.repo_path(wiki.slug))
             db_path = self.settings.wiki_db_path(wiki.slug)
-            engine = sqlalchemy.create_engine(f"sqlite:///{db_path}")
-            self.server.db._app_engines[self.app][None] = engine
+            pool = sqlalchemy.create_engine(f"sqlite:///{db_path}").pool
+            self.engine.pool = pool
             # Workers may open a new wiki at the same moment: one creates the tables at a time.
             fcntl.flock(dir_fd, fcntl.LOCK_EX)
             try:
@@ -357,7 +374,7 @@ class Tenancy:
                 repo_path=repo_path,
                 real_repo_path=os.path.realpath(repo_path),
                 repo=git.Repo(repo_path),
-                engine=engine,
+                pool=pool,
                 secret_key=derive_secret(self.settings.secret_key_path, "wiki:" + wiki.slug),
             )
         except BaseException:
@@ -385,6 +402,8 @@ class Tenancy:
         opened = self.open_wikis.pop(slug)
         if self.active is opened:
             self.active = None
+        if self.engine.pool is opened.pool:
+            self.engine.pool = self.idle_pool
         opened.close()
         self._evictions += 1
 
@@ -411,7 +430,7 @@ class Tenancy:
         storage = self.server.storage
         storage.path = opened.repo_path
         storage.repo = opened.repo
-        self.server.db._app_engines[self.app][None] = opened.engine
+        self.engine.pool = opened.pool
         config = self.app.config
         # The renderer holds a reference to app.config: change it in place, never replace it.
         key = (wiki.display_name, opened.preference_rows())

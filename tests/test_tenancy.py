@@ -2,6 +2,7 @@
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,14 @@ def test_site_name_saved_by_alpha_admin_never_shows_in_beta(wiki, alice, bob):
         assert "Beta Wiki" in bob.text("beta.localhost", "/")
         assert "Public Wiki" in alice.text("pub.localhost", "/")
         assert "Renamed Alpha" in alice.text("alpha.localhost", "/-/index")
+    # Every wiki shares one SQLAlchemy engine; the rows still land in that wiki's own file.
+    assert "Quolls" in _preferences(wiki, "alpha")
+    assert "Quolls" not in _preferences(wiki, "beta") + _preferences(wiki, "pub")
+
+
+def _preferences(wiki, slug) -> str:
+    with sqlite3.connect(wiki.settings.wiki_db_path(slug)) as db:
+        return repr(db.execute("SELECT name, value FROM preferences").fetchall())
 
 
 def test_private_wiki_sends_anonymous_browser_to_login(wiki):
