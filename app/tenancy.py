@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import gc
 import os
+import re
 import stat
 import sys
 from collections import OrderedDict
@@ -113,36 +114,35 @@ def boot_otterwiki(settings: Settings) -> ModuleType:
     return server
 
 
+_COMMIT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
 # Per open wiki, the last commits remembered for one HEAD (about 2 KB each); past this many
 # files, start over.
 LAST_COMMITS_PER_WIKI = 256
 
 
 def head_commit(repo_path: str) -> str | None:
-    """Return the commit HEAD points to, read from the ref files; None if there is none yet.
+    """Return the commit HEAD points to, read from the ref files; None if that is not plain.
 
     Two small file reads: GitPython's own resolution costs several times more, which would eat
-    much of what remembering last commits saves.
+    much of what remembering last commits saves. None (no commit yet, a `.git` file instead of a
+    folder, anything unexpected) leaves the question to git.
     """
     git_dir = os.path.join(repo_path, ".git")
     try:
         with open(os.path.join(git_dir, "HEAD"), "rb") as file:
-            head = file.read().strip()
-        if not head.startswith(b"ref: "):
-            return head.decode("ascii")  # a detached HEAD names its commit
-        ref = head[5:]
-        try:
-            with open(os.path.join(git_dir, os.fsdecode(ref)), "rb") as file:
-                return file.read().strip().decode("ascii") or None
-        except FileNotFoundError:
-            with open(os.path.join(git_dir, "packed-refs"), "rb") as file:
-                for line in file:
-                    sha, _, name = line.rstrip(b"\n").partition(b" ")
-                    if name == ref:
-                        return sha.decode("ascii")
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    return None
+            sha = file.read().strip()  # a detached HEAD names its commit
+        if sha.startswith(b"ref: "):
+            ref = sha[5:]
+            try:
+                with open(os.path.join(git_dir, os.fsdecode(ref)), "rb") as file:
+                    sha = file.read().strip()
+            except FileNotFoundError:
+                with open(os.path.join(git_dir, "packed-refs"), "rb") as file:
+                    packed = (line.rstrip(b"\n").partition(b" ") for line in file)
+                    sha = next((sha for sha, _, name in packed if name == ref), b"")
+    except OSError:
+        return None
+    return sha.decode("ascii") if _COMMIT_ID.fullmatch(sha) else None
 
 
 def resolve_under(root: str, filename: str) -> str:
@@ -206,8 +206,8 @@ class OpenWiki:
     commits_head: str | None = None
     commits: dict = field(default_factory=dict)  # filename -> its last commit as of commits_head
 
-    def last_commit(self, filename: str):
-        """Return the last commit that changed `filename` as of HEAD, remembered per HEAD.
+    def last_commit(self, filename: str, head: str):
+        """Return the last commit that changed `filename` as of `head`, remembered per HEAD.
 
         Otterwiki asks this on every page view and runs `git rev-list` for it. The answer depends
         only on the commit HEAD points to, so it holds until any process commits to this wiki.
@@ -215,9 +215,6 @@ class OpenWiki:
         from git.exc import GitCommandError
         from otterwiki.gitstorage import StorageNotFound
 
-        head = head_commit(self.repo_path)
-        if head is None:
-            raise StorageNotFound
         if head != self.commits_head or len(self.commits) >= LAST_COMMITS_PER_WIKI:
             self.commits_head, self.commits = head, {}
         if filename not in self.commits:
@@ -315,7 +312,10 @@ class Tenancy:
             opened = self.active
             if revision is not None or opened is None or storage.repo is not opened.repo:
                 return original(storage, filename, revision)
-            return opened.last_commit(filename)
+            head = head_commit(opened.repo_path)
+            if head is None:
+                return original(storage, filename, revision)
+            return opened.last_commit(filename, head)
 
         storage._get_commit = _get_commit
 

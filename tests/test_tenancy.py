@@ -396,7 +396,7 @@ def test_remembered_last_commits_follow_commits_from_any_process(wiki, alice):
     assert _editor_revision(alice, "alpha.localhost", "Home") == home  # untouched by m2
 
 
-def test_head_commit_reads_loose_packed_and_detached_heads(tmp_path):
+def test_head_commit_reads_loose_packed_and_detached_heads_or_says_none(tmp_path):
     from app.tenancy import head_commit
 
     def git(*args):
@@ -416,6 +416,12 @@ def test_head_commit_reads_loose_packed_and_detached_heads(tmp_path):
     assert head_commit(str(tmp_path)) == sha
     git("checkout", "-q", "--detach")
     assert head_commit(str(tmp_path)) == sha
+    (tmp_path / ".git" / "HEAD").write_text("not a commit\n")
+    assert head_commit(str(tmp_path)) is None  # anything unexpected is left to git
+    elsewhere = tmp_path / "linked"
+    (elsewhere / ".git").parent.mkdir()
+    (elsewhere / ".git").write_text(f"gitdir: {tmp_path / '.git'}\n")
+    assert head_commit(str(elsewhere)) is None
 
 
 def test_resolve_under_agrees_with_realpath(tmp_path):
