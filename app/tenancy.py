@@ -199,10 +199,13 @@ class OpenWiki:
     repo_path: str
     real_repo_path: str  # repo_path with every symlink resolved, once
     repo: object
+    db_path: str
     pool: object  # SQLAlchemy connection pool of the wiki's wiki.db
     secret_key: str
     config_key: tuple | None = None
     config: dict | None = None
+    rows_counter: bytes | None = None
+    rows: tuple = ()
     commits_head: str | None = None
     commits: dict = field(default_factory=dict)  # filename -> its last commit as of commits_head
 
@@ -240,12 +243,35 @@ class OpenWiki:
             return False
 
     def preference_rows(self) -> tuple:
+        """Return the wiki's saved preferences, read again only after wiki.db was written."""
+        counter = self._change_counter()  # read before the rows: a write in between reads again
+        if counter is not None and counter == self.rows_counter:
+            return self.rows
         # Otterwiki's own pooled connection: no second SQLite connection (and cache) per wiki.
         connection = self.pool.connect()
         try:
-            return tuple(connection.execute("SELECT name, value FROM preferences ORDER BY name"))
+            rows = tuple(connection.execute("SELECT name, value FROM preferences ORDER BY name"))
         finally:
             connection.close()
+        self.rows_counter, self.rows = counter, rows
+        return rows
+
+    def _change_counter(self) -> bytes | None:
+        """Return wiki.db's file change counter, or None where it does not track every write.
+
+        SQLite bumps it (header bytes 24-27) on every committed write in rollback-journal mode,
+        the mode of wiki.db, and checks it itself to know its cache is still good. In WAL mode
+        (header byte 18 is 2) it does not, so there is no shortcut.
+        """
+        try:
+            fd = os.open(self.db_path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            header = os.pread(fd, 28, 0)
+        finally:
+            os.close(fd)
+        return header[24:28] if len(header) == 28 and header[18] == 1 else None
 
     def close(self) -> None:
         self.pool.dispose()
@@ -374,6 +400,7 @@ class Tenancy:
                 repo_path=repo_path,
                 real_repo_path=os.path.realpath(repo_path),
                 repo=git.Repo(repo_path),
+                db_path=str(db_path),
                 pool=pool,
                 secret_key=derive_secret(self.settings.secret_key_path, "wiki:" + wiki.slug),
             )

@@ -147,6 +147,16 @@ def test_site_name_saved_by_alpha_admin_never_shows_in_beta(wiki, alice, bob):
     assert "Quolls" not in _preferences(wiki, "beta") + _preferences(wiki, "pub")
 
 
+def test_preferences_written_by_another_process_show_on_the_next_view(wiki, alice):
+    assert "Numbats" not in alice.text("alpha.localhost", "/")
+    # Another worker saving the admin form is, to this one, a write to wiki.db it did not make.
+    with sqlite3.connect(wiki.settings.wiki_db_path("alpha")) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        db.execute("DELETE FROM preferences WHERE name = 'SITE_DESCRIPTION'")
+        db.execute("INSERT INTO preferences (name, value) VALUES ('SITE_DESCRIPTION', 'Numbats')")
+    assert "Numbats" in alice.text("alpha.localhost", "/")
+
+
 def _preferences(wiki, slug) -> str:
     with sqlite3.connect(wiki.settings.wiki_db_path(slug)) as db:
         return repr(db.execute("SELECT name, value FROM preferences").fetchall())
