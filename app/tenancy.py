@@ -499,11 +499,15 @@ def _robot_error(error):
     return error_response(error, request.path)
 
 
-def _tolerate_cache_write_races(server: ModuleType) -> None:
-    """Make Otterwiki's table-of-contents cache write lose a race quietly, not with a 500.
+def _write_cache_rows_only_when_changed(server: ModuleType) -> None:
+    """Fix two faults of Otterwiki's table-of-contents cache write, which runs on every view.
 
-    Two workers rendering a page for the first time both find no cache row and both insert one;
-    the second insert breaks the primary key. The row the other worker wrote is just as good.
+    It compares the file's naive mtime with the stored, UTC-aware one, which never match, so
+    every page view rewrote the row: a write transaction (journal, fsync) per view. Passing the
+    same instant time-zone aware lets an unchanged row stay unwritten.
+
+    Two workers rendering a page for the first time both find no row and both insert one; the
+    second insert breaks the primary key. The row the other worker wrote is just as good.
     """
     import otterwiki.helper
     import otterwiki.wiki
@@ -511,9 +515,16 @@ def _tolerate_cache_write_races(server: ModuleType) -> None:
 
     original = otterwiki.helper.update_ftoc_cache
 
-    def update_ftoc_cache(*args, **kwargs):
+    def update_ftoc_cache(filename, ftoc, mtime=None):
+        if mtime is None:
+            try:
+                mtime = server.storage.mtime(filename)
+            except FileNotFoundError:
+                pass  # Otterwiki's own call logs it and writes nothing
+        if mtime is not None and mtime.tzinfo is None:
+            mtime = mtime.astimezone()  # naive means local time, to Otterwiki's TimeStamp too
         try:
-            original(*args, **kwargs)
+            original(filename, ftoc, mtime)
         except IntegrityError:
             server.db.session.rollback()
 
@@ -531,6 +542,6 @@ def install(server: ModuleType, blueprint) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, _expose_request_context)
     app.register_error_handler(RobotError, _robot_error)
     app.register_blueprint(blueprint)
-    _tolerate_cache_write_races(server)
+    _write_cache_rows_only_when_changed(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)

@@ -477,3 +477,35 @@ def test_symlinks_out_of_the_repo_or_into_git_are_not_served(wiki, alice, tmp_pa
     finally:
         (repo / "leak.md").unlink()
         (repo / "gitleak.md").unlink()
+
+
+def test_views_leave_the_toc_cache_row_alone_until_the_page_changes(wiki, alice):
+    import sqlalchemy
+
+    def save(content):
+        form = {"content": content, "commit": "toc"}
+        alice.form_post("alpha.localhost", "/Tocs/edit", "/Tocs/save", form)
+        assert "Heading" in alice.text("alpha.localhost", "/Tocs")
+
+    def toc_rows():
+        with sqlite3.connect(wiki.settings.wiki_db_path("alpha")) as db:
+            rows = db.execute("SELECT value FROM cache WHERE value LIKE '%tocs.md%'")
+            return repr(rows.fetchall())
+
+    save("# Tocs\n\n## Heading one\n")
+    statements = []
+
+    def record(connection, cursor, statement, *args):
+        statements.append(statement.split()[0])
+
+    engine = wiki.app.tenancy.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+    try:
+        for _ in range(3):
+            alice.text("alpha.localhost", "/Tocs")
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", record)
+    assert statements and set(statements) == {"SELECT"}  # no UPDATE of an unchanged row
+    assert "Heading one" in toc_rows()
+    save("# Tocs\n\n## Heading two\n")
+    assert "Heading two" in toc_rows() and "Heading one" not in toc_rows()
