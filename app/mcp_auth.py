@@ -10,7 +10,6 @@ metadata per wiki host.
 from __future__ import annotations
 
 import json
-import time
 
 import anyio.to_thread
 
@@ -26,10 +25,7 @@ from app.identity import bearer_token
 from app.oauth_metadata import SCOPES
 from app.platform import Platform
 from app.slugs import slug_from_host
-from app.store import LAST_USED_RESOLUTION
-from app.store import TOKEN_PREFIX
 from app.store import Wiki
-from app.store import hash_secret
 
 MCP_PATH = "/mcp"
 PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
@@ -93,24 +89,17 @@ def admit(
 
 
 def admit_writes(platform: Platform, host: str | None, authorization: str | None) -> bool:
-    """Whether admitting this request would write to the platform DB.
+    """Whether admitting this request would write to the platform DB (a wiki token's last use).
 
-    Checking a wiki token records when it was last used, at most once a minute: that write may
-    wait on SQLite's lock, so it belongs on a worker thread. Every other check only reads (a
-    WAL reader never waits on a writer) and takes tens of microseconds, less than the hop.
+    That write may wait on SQLite's lock, so it belongs on a worker thread. Every other check
+    only reads (a WAL reader never waits on a writer) and takes tens of microseconds.
     """
     try:
         credential = bearer_token(authorization)
     except Unauthorized:
         return False
-    if credential is None or not credential.startswith(TOKEN_PREFIX):
-        return False
     slug = slug_from_host(host, platform.settings.platform_domain)
-    row = platform.store.db.execute(
-        "SELECT last_used_at FROM tokens WHERE secret_hash = ? AND wiki_slug = ?",
-        (hash_secret(credential), slug),
-    ).fetchone()
-    return row is not None and (row[0] is None or time.time() - row[0] >= LAST_USED_RESOLUTION)
+    return bool(credential and slug) and platform.store.token_use_would_write(credential, slug)
 
 
 class McpAuth:

@@ -414,10 +414,29 @@ class Store:
         if row is None:
             return None
         now = int(time.time())
-        if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_RESOLUTION:
+        if _use_is_due(row["last_used_at"], now):
             with self._write() as db:
                 db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, row["id"]))
         return self.get_token(row["id"]), weaker_role(row["role"], row["member_role"])
+
+    def token_use_would_write(self, secret: str, slug: str) -> bool:
+        """Whether authenticating `secret` in wiki `slug` now would record its use.
+
+        That write may wait on SQLite's lock; every other part of checking a token only reads.
+        """
+        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+            return False
+        row = self.db.execute(
+            "SELECT last_used_at FROM tokens "
+            "WHERE secret_hash = ? AND wiki_slug = ? AND revoked_at IS NULL",
+            (hash_secret(secret), slug),
+        ).fetchone()
+        return row is not None and _use_is_due(row[0], int(time.time()))
+
+
+def _use_is_due(last_used_at: int | None, now: int) -> bool:
+    """A token's last use is recorded at most once per LAST_USED_RESOLUTION seconds."""
+    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
 
 
 class _Transaction:

@@ -189,6 +189,9 @@ def test_only_a_wiki_token_due_for_its_last_used_time_makes_admission_write(wiki
     for authorization in (None, "Basic abc", f"Bearer {access_token(wikis, users[0])}"):
         assert not admit_writes(wikis, ALPHA, authorization)
     assert not admit_writes(wikis, "beta.localhost", f"Bearer {secret}")  # not beta's token
+    fresh, fresh_secret = wikis.store.create_token("alpha", users[0], "editor")
+    wikis.store.revoke_token(fresh.id)
+    assert not admit_writes(wikis, ALPHA, f"Bearer {fresh_secret}")  # revoked: never recorded
 
 
 @pytest.mark.asyncio
