@@ -221,7 +221,7 @@ class OpenWiki:
         if head != self.commits_head or len(self.commits) >= LAST_COMMITS_PER_WIKI:
             self.commits_head, self.commits = head, {}
         if filename not in self.commits:
-            # Walk from the commit read above, not from HEAD again: the answer must be HEAD's.
+            # Walk from `head`, not from HEAD again: it may have moved since it was read.
             found = self.repo.iter_commits(head, paths=filename, max_count=1)
             try:
                 self.commits[filename] = next(iter(found), None)
@@ -300,9 +300,9 @@ class Tenancy:
         """Give Otterwiki's db one engine whose pool activate() swaps for the wiki's own.
 
         One engine means one dialect and one compiled-statement cache for every wiki: with an
-        engine per wiki each compiled every statement again and kept its own cache, and views
-        going round many wikis paid for that in cold memory (measured: most of the round-robin
-        cost). The pool is what holds a wiki's SQLite connection; it stays per wiki.
+        engine per wiki each compiled every statement again and kept its own copy, 100 copies in
+        a worker holding 100 wikis. The pool is what holds a wiki's SQLite connection; it stays
+        per wiki.
         """
         import sqlalchemy
 
@@ -380,6 +380,7 @@ class Tenancy:
             # The row is written a moment before the folder is moved into place (or after a
             # half-finished restore): there is nothing to serve yet.
             raise NotFound(f"wiki {wiki.slug!r} has no data on disk yet") from None
+        pool = None
         try:
             repo_path = str(self.settings.repo_path(wiki.slug))
             db_path = self.settings.wiki_db_path(wiki.slug)
@@ -405,6 +406,9 @@ class Tenancy:
                 secret_key=derive_secret(self.settings.secret_key_path, "wiki:" + wiki.slug),
             )
         except BaseException:
+            if pool is not None:
+                self.engine.pool = self.idle_pool
+                pool.dispose()
             os.close(dir_fd)
             raise
         return opened
@@ -441,11 +445,10 @@ class Tenancy:
         gc.unfreeze()
 
     def _locked(self, opened: OpenWiki) -> dict:
-        db_path = self.settings.wiki_db_path(opened.slug)
         return {
             **_LOCKED_OFF,
             "REPOSITORY": opened.repo_path,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{opened.db_path}",
             "SECRET_KEY": opened.secret_key,
             "SESSION_COOKIE_SECURE": self.settings.cookie_secure,
         }
@@ -503,8 +506,9 @@ def _write_cache_rows_only_when_changed(server: ModuleType) -> None:
     """Fix two faults of Otterwiki's table-of-contents cache write, which runs on every view.
 
     It compares the file's naive mtime with the stored, UTC-aware one, which never match, so
-    every page view rewrote the row: a write transaction (journal, fsync) per view. Passing the
-    same instant time-zone aware lets an unchanged row stay unwritten.
+    every page view flushed an UPDATE of the row and committed it (SQLite then found the bytes
+    unchanged and wrote nothing to disk). Passing the same instant time-zone aware lets an
+    unchanged row stay untouched: one SELECT per view.
 
     Two workers rendering a page for the first time both find no row and both insert one; the
     second insert breaks the primary key. The row the other worker wrote is just as good.

@@ -509,3 +509,14 @@ def test_views_leave_the_toc_cache_row_alone_until_the_page_changes(wiki, alice)
     assert "Heading one" in toc_rows()
     save("# Tocs\n\n## Heading two\n")
     assert "Heading two" in toc_rows() and "Heading one" not in toc_rows()
+
+
+def test_a_wiki_that_fails_to_open_leaves_no_pool_in_place(wiki, alice):
+    create_wiki(wiki.settings, wiki.store, "broken", OWNER_A[0], "Broken")
+    wiki.settings.wiki_db_path("broken").mkdir()  # not a database: its tables cannot be made
+    response = alice.open("broken.localhost", "/")
+    assert response.status_code == 500 and "Traceback" not in response.get_data(as_text=True)
+    tenancy = wiki.app.tenancy
+    assert "broken" not in tenancy.open_wikis and tenancy.engine.pool is tenancy.idle_pool
+    assert alice.open("alpha.localhost", "/").status_code == 200
+    assert tenancy.engine.pool is tenancy.open_wikis["alpha"].pool
