@@ -38,6 +38,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Bring the first element matching arguments[0] into view; true when a click at its centre
+# would reach it (nothing, such as a dialog still fading in, lies over it).
+_LANDS_ON_ELEMENT = """
+const element = document.querySelector(arguments[0]);
+if (!element) return false;
+element.scrollIntoView({block: "center", inline: "center"});
+const box = element.getBoundingClientRect();
+const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+return !!hit && (hit === element || element.contains(hit));
+"""
+
+
 class Browser:
     """One headless chromium session driven through chromedriver."""
 
@@ -102,8 +114,16 @@ class Browser:
         found = self._session_call("POST", "/element", {"using": "css selector", "value": css})
         return next(iter(found.values()))
 
-    def click(self, css: str) -> None:
-        """Click the first element matching a CSS selector, as a person would."""
+    def click(self, css: str, settle: float = 10.0) -> None:
+        """Click the first element matching a CSS selector, as a person would.
+
+        A person waits for a dialog to finish sliding in: wait (up to `settle` seconds) until a
+        click at the element's centre would land on it, then click. Past that, the click itself
+        reports what covers it.
+        """
+        deadline = time.monotonic() + settle
+        while not self.script(_LANDS_ON_ELEMENT, css) and time.monotonic() < deadline:
+            time.sleep(0.1)
         self._session_call("POST", f"/element/{self._element(css)}/click", {})
 
     def type(self, css: str, text: str) -> None:
