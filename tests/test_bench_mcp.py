@@ -16,7 +16,7 @@ def test_bench_quick_run_measures_every_path():
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for path in ("page API GET", "MCP, fastmcp Client", "MCP, one JSON-RPC POST"):
+    for path in ("page API GET", "MCP, fastmcp Client", "MCP request"):
         assert (
             len(
                 re.findall(rf"^  {path} +\d+\.\d+ ms +ratio \d+\.\d+x +\(runs: ", done.stdout, re.M)
