@@ -403,14 +403,7 @@ class Store:
 
         The role is the weaker of the token's and the user's current membership role.
         """
-        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
-            return None
-        row = self.db.execute(
-            "SELECT t.id, t.role, t.last_used_at, m.role AS member_role FROM tokens t "
-            "JOIN memberships m ON m.wiki_slug = t.wiki_slug AND m.user_did = t.user_did "
-            "WHERE t.secret_hash = ? AND t.wiki_slug = ? AND t.revoked_at IS NULL",
-            (hash_secret(secret), slug),
-        ).fetchone()
+        row = self._live_token_row(secret, slug)
         if row is None:
             return None
         now = int(time.time())
@@ -420,18 +413,23 @@ class Store:
         return self.get_token(row["id"]), weaker_role(row["role"], row["member_role"])
 
     def token_use_would_write(self, secret: str, slug: str) -> bool:
-        """Whether authenticating `secret` in wiki `slug` now would record its use.
+        """Whether authenticate_token(secret, slug) would now record the token's use.
 
         That write may wait on SQLite's lock; every other part of checking a token only reads.
         """
+        row = self._live_token_row(secret, slug)
+        return row is not None and _use_is_due(row["last_used_at"], int(time.time()))
+
+    def _live_token_row(self, secret: str, slug: str) -> sqlite3.Row | None:
+        """The unrevoked token for `secret` in `slug` whose user is still a member, if any."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
-            return False
-        row = self.db.execute(
-            "SELECT last_used_at FROM tokens "
-            "WHERE secret_hash = ? AND wiki_slug = ? AND revoked_at IS NULL",
+            return None
+        return self.db.execute(
+            "SELECT t.id, t.role, t.last_used_at, m.role AS member_role FROM tokens t "
+            "JOIN memberships m ON m.wiki_slug = t.wiki_slug AND m.user_did = t.user_did "
+            "WHERE t.secret_hash = ? AND t.wiki_slug = ? AND t.revoked_at IS NULL",
             (hash_secret(secret), slug),
         ).fetchone()
-        return row is not None and _use_is_due(row[0], int(time.time()))
 
 
 def _use_is_due(last_used_at: int | None, now: int) -> bool:
