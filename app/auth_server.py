@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import auth_views
-from app.settings import Settings
-from app.signing import SigningKey
-from app.web import load_or_exit
-from app.web import load_platform
-from app.web import make_flask_app
+from app.auth import views as auth_views
+from app.core.flask_app import load_or_exit
+from app.core.flask_app import load_platform
+from app.core.flask_app import make_flask_app
+from app.core.settings import Settings
+from app.core.signing import SigningKey
 
 
 def create_app(settings: Settings | None = None) -> Flask:

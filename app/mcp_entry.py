@@ -6,12 +6,12 @@ import fastmcp
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from app.mcp_auth import MCP_PATH
-from app.mcp_auth import McpAuth
-from app.mcp_tools import build_server
-from app.page_client import PageClient
-from app.platform import Platform
-from app.settings import Settings
+from app.core.platform import Platform
+from app.core.settings import Settings
+from app.mcp.auth import MCP_PATH
+from app.mcp.auth import McpAuth
+from app.mcp.page_client import PageClient
+from app.mcp.tools import build_server
 
 
 def create_app(settings: Settings | None = None):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from app.errors import ConfigError
-from app.settings import Settings
+from app.core.errors import ConfigError
+from app.core.settings import Settings
 
 BOOT_ERROR_STATUS = 3  # gunicorn: a worker that cannot boot stops the master instead of looping
 
 
 def _missing_otterwiki_app():
-    from app.wiki_pages import text_response
+    from app.wiki.responses import text_response
 
     def app(environ, start_response):
         return text_response(503, "otterwiki is not installed")(environ, start_response)
@@ -30,12 +30,12 @@ def create_app(settings: Settings | None = None):
             from otterwiki.server import app  # the benchmark baseline: configured by its env
 
             return app
-        from app import page_api
-        from app.platform import Platform
-        from app.tenancy import Tenancy
-        from app.tenancy import boot_otterwiki
-        from app.tenancy import install
-        from app.wiki_gateway import WikiGateway
+        from app.core.platform import Platform
+        from app.wiki import page_api
+        from app.wiki.gateway import WikiGateway
+        from app.wiki.tenancy import Tenancy
+        from app.wiki.tenancy import boot_otterwiki
+        from app.wiki.tenancy import install
 
         platform = Platform.load(settings)
         server = boot_otterwiki(settings)

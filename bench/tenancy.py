@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
-from app.platform import Platform  # noqa: E402
-from app.platform import init_instance  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.wikis import create_wiki  # noqa: E402
+from app.core.platform import Platform  # noqa: E402
+from app.core.platform import init_instance  # noqa: E402
+from app.core.settings import Settings  # noqa: E402
+from app.core.wikis import create_wiki  # noqa: E402
 
 OWNER = ("did:plc:bench-tenancy", "bench.test")
 STATIC = "/static/css/otterwiki.css"

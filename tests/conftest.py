@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from app.platform import Platform
-from app.platform import init_instance
-from app.settings import Settings
-from app.wikis import create_wiki
+from app.core.platform import Platform
+from app.core.platform import init_instance
+from app.core.settings import Settings
+from app.core.wikis import create_wiki
 
 ALICE = ("did:plc:alice", "alice.test")
 BOB = ("did:plc:bob", "bob.test")

@@ -1,0 +1,174 @@
+"""Flask helpers every robot service shares: the JSON error shape, health answers, JSON bodies."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+from flask import current_app
+from flask import jsonify
+from flask import request
+from werkzeug.exceptions import HTTPException
+
+from app.core.errors import BadRequest
+from app.core.errors import ConfigError
+from app.core.errors import RobotError
+from app.core.errors import error_body
+from app.core.platform import Platform
+from app.core.settings import Settings
+from app.core.store import MIGRATIONS
+from app.core.store import Store
+
+# Management bodies are a few fields; anything bigger is a mistake or an attack.
+MAX_BODY_BYTES = 64 * 1024
+# gunicorn's exit status for "worker failed to boot": the master stops instead of respawning.
+BOOT_ERROR_STATUS = 3
+
+
+def _json_error(status: int, message: str, headers=None):
+    body = {"ok": False, "error": message, "status": status}
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in headers or ():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def _robot_error(error: RobotError):
+    response = jsonify(error_body(error))
+    response.status_code = error.status
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _http_error(error: HTTPException):
+    if error.code is None:
+        return error
+    message = error.description or error.name
+    if error.code == 404:
+        message = f"nothing at {request.path}"
+    elif error.code == 405:
+        message = f"{request.method} is not allowed on {request.path}"
+    return _json_error(error.code, message, error.get_headers())
+
+
+def _unexpected_error(error: Exception):
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    current_app.logger.error(
+        "unhandled error on %s %s", request.method, request.path, exc_info=error
+    )
+    return _json_error(500, "internal error; the operator can find details in the log")
+
+
+def register_error_handlers(app) -> None:
+    """Answer every error of `app` (a Flask app or blueprint) in the one JSON error shape.
+
+    RobotError -> its status and error_body; werkzeug HTTPException (404, 405, 413 ...) -> the
+    same shape; anything else -> logged with its traceback, 500 JSON without it.
+    """
+    app.register_error_handler(RobotError, _robot_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def health_response(checks: Mapping[str, Callable[[], str | None]]):
+    """Run named checks (None = fine, a string or an exception = the problem); answer /healthz.
+
+    200 `{"ok": true, "checks": {...}}` when all pass, else 503 in the error shape with one line
+    per failed check in `error`.
+    """
+    results = {}
+    for name, check in checks.items():
+        try:
+            problem = check()
+        except Exception as error:  # a health check must report, never crash
+            problem = f"{type(error).__name__}: {error}"
+        results[name] = problem or "ok"
+    failed = [f"{name}: {result}" for name, result in results.items() if result != "ok"]
+    if not failed:
+        response = jsonify({"ok": True, "checks": results})
+    else:
+        body = {"ok": False, "error": "\n".join(failed), "status": 503, "checks": results}
+        response = jsonify(body)
+        response.status_code = 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def database_check(store: Store) -> Callable[[], str | None]:
+    """Return a health check: the platform DB answers and its schema is the one this code needs."""
+
+    def check() -> str | None:
+        version = store.schema_version()
+        if version != len(MIGRATIONS):
+            return f"schema {version}, this code expects {len(MIGRATIONS)}: run 'robot init'"
+        return None
+
+    return check
+
+
+def json_body() -> dict:
+    """Return the request's JSON object, or raise BadRequest saying what is wrong with it."""
+    if request.mimetype != "application/json":
+        raise BadRequest("send a JSON object with 'Content-Type: application/json'")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequest("the body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def load_or_exit(service: str, loader: Callable, *args):
+    """Return `loader(*args)`; on bad configuration print one line and stop the process."""
+    try:
+        return loader(*args)
+    except ConfigError as error:
+        print(f"{service}: {error}", file=sys.stderr)
+        raise SystemExit(BOOT_ERROR_STATUS) from None
+
+
+def load_platform(settings: Settings | None, service: str) -> Platform:
+    """Open the platform (settings, store, signing key) for `service`, or stop the process."""
+    return load_or_exit(service, Platform.load, settings)
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def make_flask_app(import_name: str, platform: Platform, static_dir: Path | None = None) -> Flask:
+    """Create a Flask app that never redirects, caps bodies, and answers errors as JSON."""
+    app = Flask(import_name, static_folder=None)
+    # Caddy's on-demand TLS ask and API clients must never see a redirect: no slash or
+    # double-slash normalisation. Set before any rule is added (rules copy it when added).
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+    if static_dir is not None:
+        app.static_folder = str(static_dir)
+        app.add_url_rule("/static/<path:filename>", "static", app.send_static_file)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    app.extensions["robot"] = platform
+    register_error_handlers(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def current_platform() -> Platform:
+    """Return the Platform of the app handling this request."""
+    return current_app.extensions["robot"]

@@ -1,0 +1,133 @@
+"""Who is calling, and what may they do in this wiki: the one place credentials become a role."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from app.core.errors import Unauthorized
+from app.core.settings import Settings
+from app.core.signing import ACCESS_TOKEN_TYP
+from app.core.signing import SigningKey
+from app.core.store import TOKEN_PREFIX
+from app.core.store import Store
+
+SESSION_COOKIE = "robot_session"
+# What an MCP access token may carry; the auth service and the MCP service advertise this list.
+SCOPES = ["wiki"]
+
+# Otterwiki's PROXY_HEADER permissions per role. WRITE does not imply READ there: list them all.
+PERMISSIONS = {
+    "viewer": ("READ",),
+    "editor": ("READ", "WRITE", "UPLOAD"),
+    "admin": ("READ", "WRITE", "UPLOAD", "ADMIN"),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified caller of one wiki; `role` is None when they have no membership there."""
+
+    did: str | None = None
+    handle: str | None = None
+    role: str | None = None
+    via: str = "anonymous"  # anonymous | session | token | oauth
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.did is None
+
+    def permissions(self, wiki_is_public: bool) -> tuple[str, ...]:
+        if self.role:
+            return PERMISSIONS[self.role]
+        return ("READ",) if wiki_is_public else ()
+
+    def git_identity(self, domain: str) -> tuple[str, str]:
+        """A stable (name, email) for commits: the handle and a DID-derived address."""
+        if self.did is None:
+            return "Anonymous", f"anonymous@{domain}"
+        local = self.did.replace(":", ".")[:64]
+        return self.handle or self.did, f"{local}@{domain}"
+
+
+ANONYMOUS = Caller()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """Return the credential of an `Authorization: Bearer` header, or None if there is none."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return value.strip()
+
+
+def session_from_cookie(
+    settings: Settings, key: SigningKey, store: Store, cookie: str | None
+) -> dict | None:
+    """Return the verified session claims of a cookie, or None (a bad cookie is just no login)."""
+    if not cookie:
+        return None
+    try:
+        return key.verify_session(cookie, settings.auth_origin)
+    except Unauthorized:
+        return None
+
+
+def authenticate(
+    settings: Settings,
+    key: SigningKey,
+    store: Store,
+    slug: str,
+    authorization: str | None,
+    cookie: str | None,
+) -> Caller:
+    """Resolve the caller of wiki `slug` from a Bearer credential or the session cookie.
+
+    A Bearer credential that is present but not valid raises Unauthorized; a bad cookie falls
+    back to anonymous so a browser with a stale cookie can still read public wikis and log in.
+    """
+    credential = bearer_token(authorization)
+    if credential is not None:
+        return _caller_from_bearer(settings, key, store, slug, credential)
+    claims = session_from_cookie(settings, key, store, cookie)
+    if claims is None:
+        return ANONYMOUS
+    return _member(store, slug, claims["sub"], claims.get("handle"), "session")
+
+
+def _caller_from_bearer(
+    settings: Settings, key: SigningKey, store: Store, slug: str, credential: str
+) -> Caller:
+    if credential.startswith(TOKEN_PREFIX):
+        found = store.authenticate_token(credential, slug)
+        if found is None:
+            raise Unauthorized("unknown or revoked token for this wiki")
+        token, role = found
+        user = store.find_user(token.user_did)
+        return Caller(token.user_did, user.handle if user else None, role, "token")
+    if _jwt_typ(credential) == ACCESS_TOKEN_TYP:
+        claims = key.verify(
+            credential, ACCESS_TOKEN_TYP, settings.mcp_url(slug), settings.auth_origin
+        )
+        return _member(store, slug, claims["sub"], None, "oauth")
+    claims = key.verify_session(credential, settings.auth_origin)
+    return _member(store, slug, claims["sub"], claims.get("handle"), "session")
+
+
+def _member(store: Store, slug: str, did: str, handle: str | None, via: str) -> Caller:
+    if handle is None:
+        user = store.find_user(did)
+        handle = user.handle if user else None
+    return Caller(did, handle, store.role_of(slug, did), via)
+
+
+def _jwt_typ(token: str) -> str | None:
+    header = token.split(".", 1)[0]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, TypeError):
+        return None
+    return decoded.get("typ") if isinstance(decoded, dict) else None

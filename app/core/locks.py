@@ -1,0 +1,34 @@
+"""A per-wiki write lock shared by every process on the host (web, page API and MCP edits)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from app.core.errors import Conflict
+
+
+@contextmanager
+def wiki_write_lock(wiki_dir: Path, timeout: float = 20.0):
+    """Hold the wiki's exclusive write lock; raise Conflict if it stays busy past `timeout`.
+
+    flock is released by the kernel when the holder dies, so a killed worker never wedges a wiki.
+    """
+    path = wiki_dir / "write.lock"  # beside repo/, never inside it (it would show up as a page)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Conflict("the wiki is busy with another edit; try again") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,47 @@
+"""The objects every service shares: settings, the platform database and the signing key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.core.settings import Settings
+from app.core.signing import SigningKey
+from app.core.store import Store
+
+
+@dataclass(frozen=True)
+class Platform:
+    settings: Settings
+    store: Store
+    key: SigningKey
+
+    @classmethod
+    def load(cls, settings: Settings | None = None) -> Platform:
+        """Open the platform for a service; raise ConfigError when `robot init` has not run."""
+        settings = settings or Settings.from_env()
+        return cls(settings, Store(settings.db_path), SigningKey.load(settings.signing_key_path))
+
+
+def init_instance(settings: Settings) -> list[str]:
+    """Create what an instance needs (dirs, migrated DB, keys); idempotent. Return what was done."""
+    from app.core.signing import ensure_secret
+    from app.core.signing import ensure_signing_key
+
+    done = []
+    for folder in (settings.data_dir, settings.wiki_base, settings.run_dir, settings.log_dir):
+        if not folder.exists():
+            folder.mkdir(parents=True, mode=0o750)
+            done.append(f"created {folder}")
+    store = Store(settings.db_path)
+    before = store.schema_version() if settings.db_path.exists() else 0
+    after = store.migrate()
+    store.close()
+    if after != before:
+        done.append(f"migrated {settings.db_path} to schema {after}")
+    if ensure_signing_key(settings.signing_key_path):
+        done.append(f"created signing key {settings.signing_key_path}")
+    if ensure_secret(settings.secret_key_path):
+        done.append(f"created secret {settings.secret_key_path}")
+    if ensure_signing_key(settings.client_key_path):
+        done.append(f"created ATProto client key {settings.client_key_path}")
+    return done

@@ -1,0 +1,228 @@
+"""Read the platform's configuration from the environment, once, into one frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.errors import ConfigError
+
+# The repository root: local defaults (./var, ./static) are relative to it, not to the cwd.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+# Every variable we read, with its help line. ROBOT_* names not listed here fail startup (typos).
+VARIABLES = {
+    "MULTI_TENANT": "serve every wiki by Host (unset: one plain Otterwiki, the benchmark baseline)",
+    "ROBOT_DATA_DIR": "data directory: robot.db, signing key, wikis/",
+    "ROBOT_DB_PATH": "platform SQLite database",
+    "SIGNING_KEY_PATH": "EC P-256 private key that signs sessions and MCP tokens",
+    "ROBOT_CLIENT_KEY_PATH": "EC P-256 key of the ATProto OAuth client, apart from the signing key",
+    "PLATFORM_DOMAIN": "wikis live at {slug}.{PLATFORM_DOMAIN}",
+    "WIKI_BASE": "directory holding one folder per wiki (repo/ and wiki.db)",
+    "ROBOT_STATIC_DIR": "files served by api under /static/",
+    "ROBOT_BIND_HOST": "address the four services listen on",
+    "WIKI_PORT": "otterwiki port",
+    "MCP_PORT": "mcp port",
+    "API_PORT": "api port",
+    "AUTH_PORT": "auth port",
+    "ROBOT_RUN_DIR": "supervisor socket, pid file and gunicorn control sockets",
+    "ROBOT_LOG_DIR": "program log files (local runs)",
+    "ROBOT_PUBLIC_SCHEME": "scheme of public URLs: http locally, https behind Caddy",
+    "ROBOT_SESSION_TTL": "lifetime of a session JWT, seconds",
+    "ROBOT_TENANT_CACHE_SIZE": "open wikis kept per wiki worker (LRU)",
+    "ROBOT_SECRET_KEY_PATH": "random secret from which each wiki's Flask SECRET_KEY is derived",
+    "ROBOT_APP_DIR": "directory holding app/ (supervisor runs the programs from there)",
+    "ROBOT_VENV": "virtualenv whose bin/ has gunicorn, uvicorn and supervisord",
+    "ROBOT_LOG_SYSLOG": "also send program output to syslog (the journal under systemd)",
+}
+
+
+def _is_local(domain: str) -> bool:
+    return domain == "localhost" or domain.endswith(".localhost")
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """Cast an environment value to bool, refusing anything but the usual spellings."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use true/false, yes/no, on/off, 1/0)")
+
+
+def _parse_port(name: str, value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}={value!r} is out of range 1-65535")
+    return port
+
+
+def _parse_positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if number <= 0:
+        raise ConfigError(f"{name}={value!r} must be positive")
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one robot instance."""
+
+    data_dir: Path
+    db_path: Path
+    signing_key_path: Path
+    wiki_base: Path
+    static_dir: Path
+    run_dir: Path
+    log_dir: Path
+    platform_domain: str = "localhost"
+    bind_host: str = "127.0.0.1"
+    wiki_port: int = 8000
+    mcp_port: int = 8001
+    api_port: int = 8002
+    auth_port: int = 8003
+    multi_tenant: bool = False
+    public_scheme: str = "http"
+    session_ttl: int = 7 * 24 * 3600
+    tenant_cache_size: int = 64
+    secret_key_path: Path | None = None
+    app_dir: Path = REPO_ROOT
+    venv_dir: Path = REPO_ROOT / ".venv"
+    log_syslog: bool = False
+    client_key_path: Path | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from a mapping (default: the process environment)."""
+        env = dict(os.environ if environ is None else environ)
+        unknown = sorted(k for k in env if k.startswith("ROBOT_") and k not in VARIABLES)
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]} (known: see app/settings.py)")
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "")
+            return value if value.strip() else default
+
+        domain = get("PLATFORM_DOMAIN", "localhost").strip().lower().rstrip(".")
+        if not domain or "/" in domain or ":" in domain or " " in domain:
+            raise ConfigError(f"PLATFORM_DOMAIN={domain!r} is not a domain name")
+        local = _is_local(domain)
+        data_dir = Path(get("ROBOT_DATA_DIR", str(REPO_ROOT / "var"))).absolute()
+        scheme = get("ROBOT_PUBLIC_SCHEME", "http" if local else "https")
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"ROBOT_PUBLIC_SCHEME={scheme!r} must be http or https")
+        return cls(
+            data_dir=data_dir,
+            db_path=Path(get("ROBOT_DB_PATH", str(data_dir / "robot.db"))).absolute(),
+            signing_key_path=Path(
+                get("SIGNING_KEY_PATH", str(data_dir / "signing_key.pem"))
+            ).absolute(),
+            wiki_base=Path(get("WIKI_BASE", str(data_dir / "wikis"))).absolute(),
+            static_dir=Path(get("ROBOT_STATIC_DIR", str(REPO_ROOT / "static"))).absolute(),
+            run_dir=Path(get("ROBOT_RUN_DIR", str(data_dir / "run"))).absolute(),
+            log_dir=Path(get("ROBOT_LOG_DIR", str(data_dir / "log"))).absolute(),
+            platform_domain=domain,
+            bind_host=get("ROBOT_BIND_HOST", "127.0.0.1" if local else "0.0.0.0"),
+            wiki_port=_parse_port("WIKI_PORT", get("WIKI_PORT", "8000")),
+            mcp_port=_parse_port("MCP_PORT", get("MCP_PORT", "8001")),
+            api_port=_parse_port("API_PORT", get("API_PORT", "8002")),
+            auth_port=_parse_port("AUTH_PORT", get("AUTH_PORT", "8003")),
+            multi_tenant=parse_bool("MULTI_TENANT", env["MULTI_TENANT"])
+            if env.get("MULTI_TENANT", "").strip()
+            else False,
+            public_scheme=scheme,
+            session_ttl=_parse_positive_int(
+                "ROBOT_SESSION_TTL", get("ROBOT_SESSION_TTL", str(7 * 24 * 3600))
+            ),
+            tenant_cache_size=_parse_positive_int(
+                "ROBOT_TENANT_CACHE_SIZE", get("ROBOT_TENANT_CACHE_SIZE", "64")
+            ),
+            secret_key_path=Path(
+                get("ROBOT_SECRET_KEY_PATH", str(data_dir / "secret_key"))
+            ).absolute(),
+            app_dir=Path(get("ROBOT_APP_DIR", str(REPO_ROOT))).absolute(),
+            venv_dir=Path(get("ROBOT_VENV", str(REPO_ROOT / ".venv"))).absolute(),
+            log_syslog=parse_bool("ROBOT_LOG_SYSLOG", get("ROBOT_LOG_SYSLOG", "false")),
+            client_key_path=Path(
+                get("ROBOT_CLIENT_KEY_PATH", str(data_dir / "client_key.pem"))
+            ).absolute(),
+        )
+
+    # Public URLs. Locally (plain http) each service is reached on its own port; behind Caddy
+    # (https) every service shares port 443 and Caddy routes by host and path.
+
+    @property
+    def behind_proxy(self) -> bool:
+        return self.public_scheme == "https"
+
+    def _origin(self, host: str, port: int) -> str:
+        if self.behind_proxy:
+            return f"https://{host}"
+        return f"{self.public_scheme}://{host}:{port}"
+
+    def wiki_host(self, slug: str) -> str:
+        return f"{slug}.{self.platform_domain}"
+
+    def wiki_url(self, slug: str) -> str:
+        return self._origin(self.wiki_host(slug), self.wiki_port) + "/"
+
+    def mcp_origin(self, slug: str) -> str:
+        return self._origin(self.wiki_host(slug), self.mcp_port)
+
+    def mcp_url(self, slug: str) -> str:
+        return self.mcp_origin(slug) + "/mcp"
+
+    @property
+    def auth_origin(self) -> str:
+        """The auth service's issuer URL (the apex behind Caddy)."""
+        return self._origin(self.platform_domain, self.auth_port)
+
+    @property
+    def api_origin(self) -> str:
+        return self._origin(self.platform_domain, self.api_port)
+
+    def login_url(self, next_url: str | None = None) -> str:
+        from urllib.parse import urlencode
+
+        query = "?" + urlencode({"next": next_url}) if next_url else ""
+        return f"{self.auth_origin}/auth/login{query}"
+
+    @property
+    def internal_wiki_socket(self) -> Path:
+        """The wiki service's unix socket (supervisor/programs.conf), for calls from this host."""
+        return self.run_dir / "otterwiki.sock"
+
+    def internal_wiki_origin(self) -> str:
+        """Where other services on this host reach the wiki service directly."""
+        host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else self.bind_host
+        return f"http://{host}:{self.wiki_port}"
+
+    @property
+    def cookie_domain(self) -> str | None:
+        """Cookie Domain attribute: shared with every wiki host when the domain has a dot."""
+        return f".{self.platform_domain}" if "." in self.platform_domain else None
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.public_scheme == "https"
+
+    def wiki_dir(self, slug: str) -> Path:
+        return self.wiki_base / slug
+
+    def repo_path(self, slug: str) -> Path:
+        return self.wiki_dir(slug) / "repo"
+
+    def wiki_db_path(self, slug: str) -> Path:
+        return self.wiki_dir(slug) / "wiki.db"

@@ -1,0 +1,107 @@
+"""Creating and deleting a wiki: its row in robot.db and its folder (git repo) on disk, together."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from app.core.errors import BadRequest
+from app.core.errors import Conflict
+from app.core.settings import Settings
+from app.core.slugs import validate_slug
+from app.core.store import Store
+from app.core.store import Wiki
+
+MAX_DISPLAY_NAME = 100
+
+
+def clean_display_name(name: str | None, slug: str) -> str:
+    """Return a usable display name, or raise BadRequest saying what is wrong with it."""
+    if name is None:
+        return slug
+    if not isinstance(name, str):
+        raise BadRequest("display name must be a string")
+    name = " ".join(name.split())
+    if not name:
+        return slug
+    if len(name) > MAX_DISPLAY_NAME:
+        raise BadRequest(f"display name is longer than {MAX_DISPLAY_NAME} characters")
+    if any(ord(c) < 32 for c in name):
+        raise BadRequest("display name contains control characters")
+    return name
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(repo),
+    }
+    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+
+def _init_repo(repo: Path, display_name: str, domain: str) -> None:
+    repo.mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "home.md").write_text(
+        f"# {display_name}\n\nWelcome to your wiki. Edit this page to get started.\n"
+    )
+    _git(repo, "add", "home.md")
+    _git(
+        repo,
+        "-c",
+        "user.name=robot",
+        "-c",
+        f"user.email=robot@{domain}",
+        "commit",
+        "-q",
+        "-m",
+        "Create wiki",
+    )
+
+
+def create_wiki(
+    settings: Settings,
+    store: Store,
+    slug: str,
+    owner_did: str,
+    display_name: str | None = None,
+    public: bool = False,
+) -> Wiki:
+    """Create a wiki: row, owner membership and a git repo with a Home page; all or nothing."""
+    validate_slug(slug)
+    name = clean_display_name(display_name, slug)
+    store.get_user(owner_did)
+    final = settings.wiki_dir(slug)
+    if store.find_wiki(slug) is not None:
+        raise Conflict(f"wiki {slug!r} already exists")
+    if final.exists():
+        raise Conflict(f"wiki {slug!r} still has data on disk at {final}; remove it first")
+    settings.wiki_base.mkdir(parents=True, exist_ok=True)
+    # Build the repo aside and move it in with one rename, so no half-made wiki is ever visible.
+    staging = settings.wiki_base / f".new-{slug}-{secrets.token_hex(4)}"
+    try:
+        _init_repo(staging / "repo", name, settings.platform_domain)
+        wiki = store.insert_wiki(slug, owner_did, name, public)
+        try:
+            staging.rename(final)
+        except OSError:
+            store.delete_wiki_row(slug)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return wiki
+
+
+def delete_wiki(settings: Settings, store: Store, slug: str) -> None:
+    """Delete a wiki's row (it stops being served at once), then its repo and wiki.db."""
+    store.get_wiki(slug)
+    store.delete_wiki_row(slug)
+    folder = settings.wiki_dir(slug)
+    if folder.exists():
+        trash = settings.wiki_base / f".deleted-{slug}-{secrets.token_hex(4)}"
+        folder.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)

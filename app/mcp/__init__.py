@@ -1,0 +1,1 @@
+"""The MCP service (:8001): its auth layer, the tools, and the client of the page API."""

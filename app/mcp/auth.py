@@ -1,0 +1,211 @@
+"""Authorization for the MCP service: which wiki a request is for, and who is calling.
+
+An ASGI layer in front of the FastMCP app. The Host names the wiki (unknown -> 404); every `/mcp`
+request must carry a Bearer credential that is valid for THAT wiki (a wiki token, a session JWT,
+or an OAuth access token whose `aud` is this wiki's MCP URL), checked against the platform DB on
+every request so a revoked token stops at once. It also serves the RFC 9728 protected-resource
+metadata per wiki host.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio.to_thread
+
+from app.core.errors import Forbidden
+from app.core.errors import NotFound
+from app.core.errors import PayloadTooLarge
+from app.core.errors import RobotError
+from app.core.errors import Unauthorized
+from app.core.errors import error_body
+from app.core.identity import SCOPES
+from app.core.identity import Caller
+from app.core.identity import authenticate
+from app.core.identity import bearer_token
+from app.core.platform import Platform
+from app.core.slugs import slug_from_host
+from app.core.store import Wiki
+
+MCP_PATH = "/mcp"
+PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
+# Claude.ai has been seen calling these on the MCP origin whatever the metadata says: send them
+# to the auth service (308 keeps the method and body of a POST to /token or /register).
+AUTH_SERVER_PATHS = (
+    "/authorize",
+    "/token",
+    "/register",
+    "/.well-known/oauth-authorization-server",
+)
+# The MCP SDK reads a request body whole: cap it. A page at the page API's 1 MiB limit may take
+# several times that once JSON-escaped.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+# Paths answered on any Host (health checks come from supervisor scripts and `robot check`).
+HOSTLESS_PATHS = ("/healthz",)
+
+
+def prm_url(platform: Platform, slug: str) -> str:
+    """Return where the protected-resource metadata of wiki `slug` is published (path form)."""
+    return platform.settings.mcp_origin(slug) + PRM_PATHS[1]
+
+
+def protected_resource_metadata(platform: Platform, slug: str) -> dict:
+    """Return the RFC 9728 metadata document of wiki `slug`'s MCP endpoint."""
+    settings = platform.settings
+    return {
+        "resource": settings.mcp_url(slug),
+        "authorization_servers": [settings.auth_origin],
+        "scopes_supported": SCOPES,
+        "bearer_methods_supported": ["header"],
+        "resource_name": f"{settings.wiki_host(slug)} wiki",
+    }
+
+
+def verify_caller(
+    platform: Platform, slug: str, authorization: str | None, wiki: Wiki | None = None
+) -> Caller:
+    """Return the caller of wiki `slug`'s MCP endpoint, or raise Unauthorized/Forbidden."""
+    if not authorization:
+        raise Unauthorized("this MCP endpoint needs 'Authorization: Bearer <token>'")
+    settings, store = platform.settings, platform.store
+    caller = authenticate(settings, platform.key, store, slug, authorization, None)
+    wiki = wiki or store.get_wiki(slug)
+    if "READ" not in caller.permissions(wiki.is_public):
+        raise Forbidden("you are not a member of this wiki")
+    return caller
+
+
+def admit(
+    platform: Platform, host: str | None, authorization: str | None, needs_caller: bool
+) -> tuple[str, Caller | None]:
+    """Return (slug, caller) of a request to the wiki at `host`; raise NotFound for no such wiki."""
+    slug = slug_from_host(host, platform.settings.platform_domain)
+    wiki = platform.store.find_wiki(slug) if slug else None
+    if wiki is None:
+        raise NotFound("no wiki at this address")
+    if not needs_caller:
+        return slug, None
+    return slug, verify_caller(platform, slug, authorization, wiki)
+
+
+def admit_writes(platform: Platform, host: str | None, authorization: str | None) -> bool:
+    """Whether admitting this request would write to the platform DB (a wiki token's last use).
+
+    That write may wait on SQLite's lock, so it belongs on a worker thread. Every other check
+    only reads (a WAL reader never waits on a writer) and takes tens of microseconds.
+    """
+    try:
+        credential = bearer_token(authorization)
+    except Unauthorized:
+        return False
+    slug = slug_from_host(host, platform.settings.platform_domain)
+    return bool(credential and slug) and platform.store.token_use_would_write(credential, slug)
+
+
+class McpAuth:
+    """ASGI middleware: resolve the wiki, serve its metadata, admit only its callers to /mcp."""
+
+    def __init__(self, app, platform: Platform):
+        self.app = app
+        self.platform = platform
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in HOSTLESS_PATHS:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"].rstrip("/") or "/"
+        needs_caller = path == MCP_PATH and scope["method"] != "OPTIONS"
+        host, authorization = _header(scope, b"host"), _header(scope, b"authorization")
+        try:
+            if needs_caller and admit_writes(self.platform, host, authorization):
+                slug, caller = await anyio.to_thread.run_sync(
+                    admit, self.platform, host, authorization, needs_caller
+                )
+            else:
+                slug, caller = admit(self.platform, host, authorization, needs_caller)
+        except NotFound as error:
+            await _send_json(send, 404, error_body(error))
+            return
+        except RobotError as error:
+            slug = slug_from_host(host, self.platform.settings.platform_domain)
+            await self._refuse(send, slug, error, bool(authorization))
+            return
+        if path in PRM_PATHS:
+            await _send_json(send, 200, protected_resource_metadata(self.platform, slug))
+            return
+        if path in AUTH_SERVER_PATHS:
+            await self._redirect_to_auth(scope, send)
+            return
+        if caller is not None:
+            declared = _header(scope, b"content-length") or ""
+            if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+                too_large = PayloadTooLarge(f"request body over {MAX_REQUEST_BYTES} bytes")
+                await _send_json(send, 413, error_body(too_large))
+                return
+            receive = _capped(receive, MAX_REQUEST_BYTES)
+            state = scope.setdefault("state", {})
+            state["wiki_slug"], state["caller"] = slug, caller
+            state["authorization"] = authorization
+        await self.app(scope, receive, send)
+
+    async def _redirect_to_auth(self, scope, send) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        location = (
+            self.platform.settings.auth_origin + scope["path"] + (f"?{query}" if query else "")
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 308,
+                "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _refuse(self, send, slug: str, error: RobotError, had_credential: bool) -> None:
+        challenge = f'Bearer resource_metadata="{prm_url(self.platform, slug)}"'
+        if error.status == 401 and had_credential:
+            challenge += ', error="invalid_token"'
+        elif error.status == 403:
+            challenge += ', error="insufficient_scope"'
+        headers = [(b"www-authenticate", challenge.encode())]
+        await _send_json(send, error.status, error_body(error), headers)
+
+
+def _capped(receive, limit: int):
+    """Wrap `receive` so a body (chunked, say) past `limit` reads as a client disconnect."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                return {"type": "http.disconnect"}
+        return message
+
+    return wrapped
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _send_json(send, status: int, body: dict, headers: list | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,394 @@
+"""The MCP tools agents use to live in a wiki; each acts through the page API as its caller."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+from urllib.parse import quote
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.server.dependencies import get_http_request
+from fastmcp.tools.base import ToolResult
+from mcp.types import BlobResourceContents
+from mcp.types import EmbeddedResource
+from mcp.types import ImageContent
+from mcp.types import TextContent
+from pydantic import Field
+
+from app.core.errors import Conflict
+from app.core.errors import NotFound
+from app.core.errors import RobotError
+from app.mcp.page_client import PageClient
+from app.pages import text as page_text
+
+INSTRUCTIONS = (
+    "A git-backed Otterwiki. Pages are Markdown addressed by path (e.g. 'Home', 'Projects/Robot'). "
+    "You act with your own role in this wiki: viewers can read, editors and admins can write. "
+    "Read a page before changing it and pass its revision as base_revision so concurrent edits "
+    "become a conflict instead of a lost write."
+)
+# Edits that race with another writer are re-applied to the new text this many times.
+EDIT_ATTEMPTS = 3
+DEFAULT_ATTACHMENT_BYTES = 1024 * 1024
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+_TEXT_TYPES = {"application/json", "application/xml", "application/javascript", "application/yaml"}
+
+# Hints for clients deciding what to confirm with the user (MCP tool annotations).
+READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
+CHANGES = {"readOnlyHint": False, "destructiveHint": True, "openWorldHint": False}
+ADDS = {"readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}
+
+Path = Annotated[str, Field(description="Page path, e.g. 'Home' or 'Projects/Robot'.")]
+Message = Annotated[str | None, Field(description="Commit message (optional).")]
+Limit = Annotated[int, Field(ge=1, le=200, description="How many entries at most (1-200).")]
+
+
+def _context() -> tuple[str, str]:
+    """Return (wiki slug, Authorization header) of the request being served."""
+    state = get_http_request().state
+    return state.wiki_slug, state.authorization
+
+
+async def _api(call):
+    """Await a page-API call; its errors become tool errors carrying the page API's message."""
+    try:
+        return await call
+    except RobotError as error:
+        raise ToolError(error.message) from None
+
+
+def _result(text: str, data: dict) -> ToolResult:
+    return ToolResult(content=text, structured_content=data)
+
+
+def _conflict_text(error: Conflict, path: str) -> str:
+    current = error.extra.get("current_revision")
+    if current:
+        return (
+            f"Conflict on {path!r}: {error.message}. The page is now at revision {current}; "
+            "read it again, merge your change and retry with that base_revision."
+        )
+    return f"Conflict on {path!r}: {error.message}"
+
+
+class WikiServer(FastMCP):
+    """FastMCP whose tools all come from its own (local) provider.
+
+    FastMCP looks a called tool up in every provider at once, through a task group with one task
+    per provider; with a single provider that spawns a task per call for nothing (0.1-0.5 ms per
+    read_page on a loaded machine). `_get_tool` is the provider hook FastMCP itself overrides.
+    """
+
+    async def _get_tool(self, name: str, version=None):
+        if len(self.providers) == 1:
+            tool = await self.providers[0].get_tool(name, version)
+            # A tool with its own auth checks takes FastMCP's full path, which applies them.
+            if tool is None or tool.auth is None:
+                return tool
+        return await super()._get_tool(name, version)
+
+
+def build_server(pages: PageClient) -> FastMCP:
+    """Return the FastMCP server with every wiki tool bound to `pages`."""
+    # Our parameter schemas are flat (no $ref), so FastMCP's dereferencing pass is pure cost.
+    mcp = WikiServer(
+        "robot wiki",
+        instructions=INSTRUCTIONS,
+        mask_error_details=True,
+        dereference_schemas=False,
+    )
+
+    async def put(path, content, message, base_revision) -> dict:
+        slug, auth = _context()
+        try:
+            return await pages.write_page(slug, auth, path, content, message, base_revision)
+        except Conflict as error:
+            raise ToolError(_conflict_text(error, path)) from None
+        except RobotError as error:
+            raise ToolError(error.message) from None
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def whoami() -> ToolResult:
+        """Tell who you are in this wiki: your handle, role and what you may do."""
+        slug, auth = _context()
+        data = await _api(pages.whoami(slug, auth))
+        text = (
+            f"You are {data.get('handle') or data.get('did')} in wiki {data.get('wiki')}, role "
+            f"{data.get('role') or 'none'}; permissions: {', '.join(data.get('permissions', []))}."
+        )
+        return _result(text, data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def read_page(
+        path: Path,
+        revision: Annotated[
+            str | None, Field(description="Read the page as of this revision (optional).")
+        ] = None,
+        section: Annotated[
+            str | None, Field(description="Return only the section under this heading.")
+        ] = None,
+    ) -> ToolResult:
+        """Read a page's Markdown, optionally at an older revision or just one section.
+
+        The answer is two text blocks: the page's metadata (path, revision, last change) and its
+        Markdown. Pass the revision as base_revision when writing.
+        """
+        slug, auth = _context()
+        data = await _api(pages.read_page(slug, auth, path, revision))
+        content = data.pop("content", "")
+        if section:
+            try:
+                content = page_text.section_of(content, section)
+            except RobotError as error:
+                raise ToolError(error.message) from None
+            data["section"] = section
+        header = (
+            f"page: {data['path']}\nrevision: {data.get('revision')}\n"
+            f"last changed: {data.get('last_changed')} by {data.get('author')}"
+        )
+        # The Markdown is sent once, as its own block (not again inside structured content):
+        # a page's text is most of the answer and serialising it twice costs every read.
+        blocks = [TextContent(type="text", text=header), TextContent(type="text", text=content)]
+        return ToolResult(blocks, {**data, "size": len(content.encode())})
+
+    @mcp.tool(annotations=CHANGES)
+    async def write_page(
+        path: Path,
+        content: Annotated[str, Field(description="The complete new Markdown of the page.")],
+        message: Message = None,
+        base_revision: Annotated[
+            str | None,
+            Field(description="Revision you read; if the page changed since, nothing is written."),
+        ] = None,
+    ) -> ToolResult:
+        """Create a page or replace its whole content.
+
+        Pass base_revision (from read_page) to be told about a conflict instead of overwriting
+        someone else's change.
+        """
+        data = await put(path, content, message, base_revision)
+        verb = "Created" if data.get("created") else "Updated"
+        return _result(f"{verb} {data['path']} at revision {data['revision']}.", data)
+
+    async def rewrite(path, transform, message, base_revision=None, create=False) -> dict:
+        """Read a page, transform its text, write it back at the revision read.
+
+        A race with another writer is retried on the newer text, unless the caller pinned
+        `base_revision`: then it is a conflict. `create` treats a missing page as empty.
+        """
+        slug, auth = _context()
+        for attempt in range(EDIT_ATTEMPTS):
+            try:
+                page = await pages.read_page(slug, auth, path)
+            except NotFound as error:
+                if not create:
+                    raise ToolError(error.message) from None
+                page = {"content": "", "revision": None}
+            except RobotError as error:
+                raise ToolError(error.message) from None
+            revision = page.get("revision")
+            if base_revision and revision != base_revision:
+                raise ToolError(
+                    f"Conflict on {path!r}: it is at revision {revision}, not "
+                    f"{base_revision}; read it again and retry."
+                )
+            try:
+                updated = transform(page.get("content", ""))
+                return await pages.write_page(slug, auth, path, updated, message, revision)
+            except Conflict as error:
+                if base_revision or attempt == EDIT_ATTEMPTS - 1:
+                    raise ToolError(_conflict_text(error, path)) from None
+            except RobotError as error:
+                raise ToolError(error.message) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @mcp.tool(annotations=CHANGES)
+    async def edit_page(
+        path: Path,
+        old_text: Annotated[str, Field(description="Exact text to replace; must occur once.")],
+        new_text: Annotated[str, Field(description="Text to put in its place (may be empty).")],
+        message: Message = None,
+        base_revision: Annotated[
+            str | None,
+            Field(description="Fail with a conflict if the page is no longer at this revision."),
+        ] = None,
+    ) -> ToolResult:
+        """Replace one exact span of a page's text, leaving the rest untouched.
+
+        Fails clearly when the span is absent or occurs more than once. Without base_revision,
+        an edit that races with another writer is re-applied to the newer text.
+        """
+        data = await rewrite(
+            path,
+            lambda text: page_text.replace_span(text, old_text, new_text),
+            message,
+            base_revision,
+        )
+        return _result(f"Edited {data['path']}; now at revision {data['revision']}.", data)
+
+    @mcp.tool(annotations=ADDS)
+    async def append_to_page(
+        path: Path,
+        content: Annotated[str, Field(description="Markdown to add at the end of the page.")],
+        message: Message = None,
+    ) -> ToolResult:
+        """Add text at the end of a page as a new paragraph, creating the page if needed."""
+        data = await rewrite(
+            path, lambda text: page_text.append_text(text, content), message, create=True
+        )
+        return _result(f"Appended to {data['path']}; now at revision {data['revision']}.", data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def list_pages(
+        prefix: Annotated[
+            str, Field(description="Only pages whose path starts with this (optional).")
+        ] = "",
+    ) -> ToolResult:
+        """List the wiki's pages with their size in bytes and when they last changed."""
+        slug, auth = _context()
+        data = await _api(pages.list_pages(slug, auth, prefix))
+        rows = data.get("pages", [])
+        lines = [f"{p['path']}  ({p.get('size')} bytes, {p.get('last_changed')})" for p in rows]
+        text = f"{len(rows)} page(s)" + (f" under {prefix!r}" if prefix else "")
+        return _result("\n".join([text + ":", *lines]) if rows else text + ".", data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def search_pages(
+        query: Annotated[str, Field(min_length=1, description="Words to search for.")],
+        limit: Limit = 20,
+    ) -> ToolResult:
+        """Search the full text of every page; return matching pages with snippets."""
+        slug, auth = _context()
+        data = await _api(pages.search(slug, auth, query, limit))
+        results = data.get("results", [])
+        lines = [f"{len(results)} page(s) match {query!r}."]
+        for hit in results:
+            lines.append(f"\n## {hit['path']}")
+            lines.extend(f"  … {snippet} …" for snippet in hit.get("snippets", []))
+        return _result("\n".join(lines), data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_history(path: Path, limit: Limit = 20) -> ToolResult:
+        """List a page's revisions, newest first: revision, author, date and message."""
+        slug, auth = _context()
+        data = await _api(pages.history(slug, auth, path, limit))
+        lines = [f"History of {data.get('path', path)}:"] + [
+            f"{r['revision']}  {r.get('date')}  {r.get('author')}  {r.get('message')}"
+            for r in data.get("revisions", [])
+        ]
+        return _result("\n".join(lines), data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_recent_changes(limit: Limit = 20) -> ToolResult:
+        """List the latest changes across the whole wiki, newest first."""
+        slug, auth = _context()
+        data = await _api(pages.changes(slug, auth, limit))
+        lines = ["Recent changes:"] + [
+            f"{c['revision']}  {c.get('date')}  {c.get('author')}  {c.get('message')}  "
+            f"[{', '.join(c.get('paths', []))}]"
+            for c in data.get("changes", [])
+        ]
+        return _result("\n".join(lines), data)
+
+    @mcp.tool(annotations=CHANGES)
+    async def rename_page(
+        path: Path,
+        new_path: Annotated[str, Field(description="The page's new path.")],
+        update_links: Annotated[
+            bool, Field(description="Also rewrite links in other pages that point to it.")
+        ] = False,
+        message: Message = None,
+    ) -> ToolResult:
+        """Rename (move) a page, optionally updating the links that point to it."""
+        slug, auth = _context()
+        data = await _api(pages.rename_page(slug, auth, path, new_path, update_links, message))
+        updated = data.get("updated_pages") or []
+        text = f"Renamed {data.get('from', path)} to {data['path']} (revision {data['revision']})."
+        if updated:
+            text += f" Updated links in: {', '.join(updated)}."
+        return _result(text, data)
+
+    @mcp.tool(annotations=CHANGES)
+    async def delete_page(path: Path, message: Message = None) -> ToolResult:
+        """Delete a page (its history stays in git)."""
+        slug, auth = _context()
+        data = await _api(pages.delete_page(slug, auth, path, message))
+        return _result(f"Deleted {data.get('path', path)} (revision {data.get('revision')}).", data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_links(path: Path) -> ToolResult:
+        """Show the pages a page links to, and the pages that link to it (backlinks)."""
+        slug, auth = _context()
+        data = await _api(pages.links(slug, auth, path))
+        text = (
+            f"{data.get('path', path)} links to: {', '.join(data.get('outgoing', [])) or 'nothing'}"
+            f"\nLinked from: {', '.join(data.get('backlinks', [])) or 'nothing'}"
+        )
+        return _result(text, data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def find_orphaned_pages() -> ToolResult:
+        """List pages that no other page links to."""
+        slug, auth = _context()
+        data = await _api(pages.orphans(slug, auth))
+        found = data.get("pages", [])
+        text = f"{len(found)} orphaned page(s)" + (": " + ", ".join(found) if found else ".")
+        return _result(text, data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def list_attachments(path: Path) -> ToolResult:
+        """List the files attached to a page: name, size, type and last change."""
+        slug, auth = _context()
+        data = await _api(pages.attachments(slug, auth, path))
+        rows = data.get("attachments", [])
+        lines = [f"{len(rows)} attachment(s) on {path}:"] + [
+            f"{a['name']}  ({a.get('size')} bytes, {a.get('mime')}, {a.get('last_changed')})"
+            for a in rows
+        ]
+        return _result("\n".join(lines), data)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def read_attachment(
+        path: Path,
+        name: Annotated[str, Field(description="File name of the attachment.")],
+        max_bytes: Annotated[
+            int,
+            Field(ge=1, le=MAX_ATTACHMENT_BYTES, description="Refuse files larger than this."),
+        ] = DEFAULT_ATTACHMENT_BYTES,
+        revision: Annotated[
+            str | None, Field(description="Read the file as of this revision (optional).")
+        ] = None,
+    ) -> ToolResult:
+        """Read an attachment: text files as text, images as images, other files as base64."""
+        slug, auth = _context()
+        blob = await _api(pages.attachment(slug, auth, path, name, max_bytes, revision))
+        info = {"path": path, "name": name, "mime": blob.content_type, "size": len(blob.data)}
+        text = _as_text(blob.data, blob.content_type)
+        if text is not None:
+            return ToolResult([TextContent(type="text", text=text)], {**info, "encoding": "text"})
+        encoded = base64.b64encode(blob.data).decode()
+        if blob.content_type in _IMAGE_TYPES:
+            block = ImageContent(type="image", data=encoded, mime_type=blob.content_type)
+        else:
+            uri = pages.settings.wiki_url(slug) + quote(f"{path}/a/{name}")
+            resource = BlobResourceContents(uri=uri, mime_type=blob.content_type, blob=encoded)
+            block = EmbeddedResource(type="resource", resource=resource)
+        return ToolResult([block], {**info, "encoding": "base64"})
+
+    return mcp
+
+
+def _as_text(data: bytes, content_type: str) -> str | None:
+    textual = (
+        content_type.startswith("text/")
+        or content_type in _TEXT_TYPES
+        or content_type.endswith(("+json", "+xml"))
+    )
+    if not textual:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -1,0 +1,1 @@
+"""Operating robot: the `robot` command, the supervisord launcher, backup and restore."""

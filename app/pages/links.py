@@ -1,0 +1,137 @@
+"""Links between pages: find the pages a markdown page links to, and rewrite links on a rename."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable
+from urllib.parse import quote
+from urllib.parse import unquote
+
+from app.core.errors import BadRequest
+from app.pages.paths import PathRules
+
+# [[Page]], [[Title|Page]] (or [[Page|Title]] in Otterwiki's LINKTITLE style); never spans a ']'.
+WIKILINK_RE = re.compile(r"\[\[([^\]\n]+)\]\]")
+# [text](target "title") and ![alt](target): group 1 is "!" for images.
+MARKDOWN_LINK_RE = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?((?:\s+\"[^\"\n]*\")?\s*)\)")
+_FENCE_RE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
+_CODE_SPAN_RE = re.compile(r"`[^`\n]*`")
+_SCHEME_RE = re.compile(r"\A[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def _linktitle_style(wikilink_style: str) -> bool:
+    return wikilink_style.upper().replace("_", "").strip() in ("LINKTITLE", "PAGENAMETITLE")
+
+
+def _split_wikilink(inner: str, linktitle: bool) -> tuple[str, str | None, bool]:
+    """Return (link, title, link_is_left) of a wiki link's inner text."""
+    if "|" not in inner:
+        return inner, None, True
+    left, right = inner.split("|", 1)
+    return (left, right, True) if linktitle else (right, left, False)
+
+
+def _without_code(content: str) -> str:
+    return _CODE_SPAN_RE.sub("", _FENCE_RE.sub("", content))
+
+
+def _page_target(rules: PathRules, raw: str, base_dir: str) -> str | None:
+    """Return the clean page path a link target names, or None if it is not a wiki page."""
+    target = raw.split("#", 1)[0].split("?", 1)[0].strip()
+    if not target or _SCHEME_RE.match(target) or target.startswith("//"):
+        return None
+    target = unquote(target)
+    if target.startswith("/"):
+        target = target.lstrip("/")
+    else:
+        target = posixpath.normpath(posixpath.join(base_dir, target))
+        if target.startswith(".."):
+            return None
+    last = target.rsplit("/", 1)[-1]
+    if "." in last.removesuffix(".md"):
+        return None  # an attachment such as /Page/diagram.png
+    try:
+        return rules.clean(target)
+    except BadRequest:
+        return None
+
+
+def outgoing_links(
+    rules: PathRules, path: str, content: str, wikilink_style: str = ""
+) -> list[str]:
+    """Return the page paths (canonical, deduplicated, in order) that a page's content links to."""
+    base_dir = posixpath.dirname(path)
+    linktitle = _linktitle_style(wikilink_style)
+    text = _without_code(content)
+    found: list[str] = []
+    for match in WIKILINK_RE.finditer(text):
+        link, _, _ = _split_wikilink(match.group(1), linktitle)
+        found.append(_page_target(rules, "/" + link.strip().lstrip("/"), base_dir))
+    for match in MARKDOWN_LINK_RE.finditer(text):
+        if not match.group(1):
+            found.append(_page_target(rules, match.group(3), base_dir))
+    seen: dict[str, str] = {}
+    for target in found:
+        if target is not None:
+            canonical = rules.page_path(rules.filename(target))
+            seen.setdefault(canonical, canonical)
+    return list(seen)
+
+
+def rewrite_links(
+    rules: PathRules,
+    path: str,
+    content: str,
+    old: str,
+    new: str,
+    wikilink_style: str = "",
+) -> str:
+    """Return page `path`'s `content` with links to page `old` (and its files) aimed at `new`."""
+    base_dir = posixpath.dirname(path)
+    linktitle = _linktitle_style(wikilink_style)
+    old_file = rules.filename(old)
+    old_dir = rules.attachment_dir(old) + "/"
+
+    def points_at_old(raw: str) -> bool:
+        target = _page_target(rules, raw, base_dir)
+        return target is not None and rules.filename(target) == old_file
+
+    def wikilink(match: re.Match) -> str:
+        link, title, link_is_left = _split_wikilink(match.group(1), linktitle)
+        if not points_at_old("/" + link.strip().lstrip("/")):
+            return match.group(0)
+        anchor = "#" + link.split("#", 1)[1] if "#" in link else ""
+        lead = "/" if link.strip().startswith("/") else ""
+        new_link = lead + new + anchor
+        if title is None:
+            return f"[[{new_link}]]"
+        return f"[[{new_link}|{title}]]" if link_is_left else f"[[{title}|{new_link}]]"
+
+    def mdlink(match: re.Match) -> str:
+        bang, text, target, tail = match.groups()
+        new_target = _rewrite_target(rules, target, old_dir, new, points_at_old)
+        if new_target is None:
+            return match.group(0)
+        return f"{bang}[{text}]({new_target}{tail})"
+
+    return MARKDOWN_LINK_RE.sub(mdlink, WIKILINK_RE.sub(wikilink, content))
+
+
+def _rewrite_target(
+    rules: PathRules, target: str, old_dir: str, new: str, points_at_old: Callable[[str], bool]
+) -> str | None:
+    rest = ""
+    for sep in ("#", "?"):
+        if sep in target:
+            target, tail = target.split(sep, 1)
+            rest = sep + tail + rest
+    decoded = unquote(target)
+    if decoded.startswith("/"):
+        on_disk = decoded if rules.retain_case else decoded.lower()
+        if on_disk.startswith("/" + old_dir):
+            # a file attached to the renamed page: its folder moved with it
+            return quote("/" + new + "/" + decoded[len(old_dir) + 1 :], safe="/") + rest
+    if points_at_old(target):
+        return quote("/" + new, safe="/") + rest
+    return None

@@ -1,0 +1,233 @@
+"""The wiki service's front door: Host picks the wiki, credentials the caller, then Otterwiki."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from werkzeug.http import parse_cookie
+from werkzeug.wsgi import ClosingIterator
+
+from app.core.errors import NotFound
+from app.core.errors import RobotError
+from app.core.identity import SESSION_COOKIE
+from app.core.identity import Caller
+from app.core.identity import authenticate
+from app.core.locks import wiki_write_lock
+from app.core.platform import Platform
+from app.core.settings import Settings
+from app.core.slugs import slug_from_host
+from app.core.store import Store
+from app.core.store import Wiki
+from app.wiki.responses import error_response
+from app.wiki.responses import html_page
+from app.wiki.responses import is_api_path
+from app.wiki.responses import redirect
+from app.wiki.responses import text_response
+from app.wiki.tenancy import CALLER_KEY
+from app.wiki.tenancy import TENANT_KEY
+from app.wiki.tenancy import Tenancy
+
+log = logging.getLogger("robot.wiki")
+
+
+class Unavailable(RobotError):
+    status = 503
+
+
+class InternalError(RobotError):
+    status = 500
+
+
+# A request only waits here if an earlier response was never closed: fail instead of hanging.
+_BUSY_TIMEOUT = 30.0
+# Static files are the same public Otterwiki assets for every wiki: remember for a few seconds
+# that a host names a wiki instead of asking robot.db for every stylesheet.
+_STATIC_HOST_TTL = 5.0
+_STATIC_HOSTS_MAX = 10_000
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_STATIC_PREFIX = "/static/"
+_IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
+
+# Otterwiki routes that act on "the" repo outside the request, reach other hosts, or manage
+# accounts the platform owns (membership lives in robot.db, login in the auth service).
+_BLOCKED_PREFIXES = (
+    "/.git/",
+    "/-/api/",
+    "/-/admin/repository_management",
+    "/-/admin/mail_preferences",
+    "/-/admin/user_management",
+    "/-/user/",
+    "/-/register",
+    "/-/lost_password",
+    "/-/confirm_email/",
+    "/-/recover_password/",
+    "/-/request_confirmation_link/",
+    "/-/housekeeping/security-check",
+)
+_BLOCKED_PATHS = frozenset({"/.git", "/-/user"})
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The wiki a request is for (`flask.g.tenant`): its row, folder and Otterwiki's storage."""
+
+    slug: str
+    wiki: Wiki
+    wiki_dir: Path
+    storage: object
+    settings: Settings
+    store: Store
+
+
+def _session_cookie(environ) -> str | None:
+    header = environ.get("HTTP_COOKIE", "")
+    if SESSION_COOKIE not in header:
+        return None  # most requests carry only Otterwiki's own cookie: skip the parse
+    return parse_cookie(header).get(SESSION_COOKIE)
+
+
+def _blocked(path: str) -> bool:
+    return path in _BLOCKED_PATHS or path.startswith(_BLOCKED_PREFIXES)
+
+
+class WikiGateway:
+    """WSGI app serving every wiki from the one Otterwiki app of this process."""
+
+    def __init__(self, platform: Platform, tenancy: Tenancy):
+        self.platform = platform
+        self.settings = platform.settings
+        self.tenancy = tenancy
+        self._otterwiki = tenancy.app.wsgi_app
+        # Otterwiki's globals hold one wiki at a time: one request per process, until close().
+        self._busy = threading.Lock()
+        self._static_hosts: dict[str, float] = {}
+
+    def __call__(self, environ, start_response):
+        for name in [k for k in environ if k.startswith(_IDENTITY_PREFIX)]:
+            del environ[name]
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/healthz":
+            return self._health()(environ, start_response)
+        try:
+            return self._dispatch(environ, start_response, path)
+        except RobotError as error:
+            return error_response(error, path)(environ, start_response)
+        except Exception:
+            log.exception("wiki gateway failed on %s %s", environ.get("REQUEST_METHOD"), path)
+            error = InternalError("internal error; the operator can find details in the log")
+            return error_response(error, path)(environ, start_response)
+
+    def _dispatch(self, environ, start_response, path: str):
+        if path.startswith(_STATIC_PREFIX):
+            self._check_static_host(environ)
+            return self._serve(environ, start_response, None, None)
+        wiki = self._wiki_of(environ)
+        if _blocked(path):
+            raise NotFound("this page is not available on this platform")
+        if path == "/-/login":
+            return redirect(self.settings.login_url(self._wanted(wiki, "/")))(
+                environ, start_response
+            )
+        if path == "/-/logout":
+            return redirect(f"{self.settings.auth_origin}/auth/logout")(environ, start_response)
+        caller = authenticate(
+            self.settings,
+            self.platform.key,
+            self.platform.store,
+            wiki.slug,
+            environ.get("HTTP_AUTHORIZATION"),
+            _session_cookie(environ),
+        )
+        refusal = self._refusal(environ, path, wiki, caller)
+        if refusal is not None:
+            return refusal(environ, start_response)
+        self._set_identity(environ, wiki, caller)
+        return self._serve(environ, start_response, wiki, caller)
+
+    def _check_static_host(self, environ) -> None:
+        """Let Otterwiki's own CSS and scripts through on any existing wiki's host."""
+        host = environ.get("HTTP_HOST")
+        if self._static_hosts.get(host, 0.0) > time.monotonic():
+            return
+        self._wiki_of(environ)
+        if len(self._static_hosts) > _STATIC_HOSTS_MAX:
+            self._static_hosts.clear()
+        self._static_hosts[host] = time.monotonic() + _STATIC_HOST_TTL
+
+    def _wiki_of(self, environ) -> Wiki:
+        slug = slug_from_host(environ.get("HTTP_HOST"), self.settings.platform_domain)
+        wiki = self.platform.store.find_wiki(slug) if slug else None
+        if wiki is None:
+            raise NotFound("there is no wiki at this address")
+        return wiki
+
+    def _wanted(self, wiki: Wiki, path: str, query: str = "") -> str:
+        """The public URL of what the browser asked for, to come back to after login."""
+        # PATH_INFO carries the URL's bytes as latin-1; the browser meant UTF-8.
+        path = path.encode("latin-1").decode("utf-8", "replace")
+        url = self.settings.wiki_url(wiki.slug).rstrip("/") + quote(path)
+        return url + "?" + query if query else url
+
+    def _refusal(self, environ, path: str, wiki: Wiki, caller: Caller):
+        """Answer callers who may not read this wiki; the page API gives its own answers."""
+        if caller.permissions(wiki.is_public) or is_api_path(path):
+            return None
+        if caller.is_anonymous:
+            wanted = self._wanted(wiki, path, environ.get("QUERY_STRING", ""))
+            return redirect(self.settings.login_url(wanted))
+        who = caller.handle or caller.did
+        return html_page(
+            403,
+            f"You are signed in as {who}, but you are not a member of the wiki "
+            f"“{wiki.display_name}”. Ask its owner to add you.",
+            (self.settings.api_origin + "/app/", "Your wikis"),
+        )
+
+    def _set_identity(self, environ, wiki: Wiki, caller: Caller) -> None:
+        name, email = caller.git_identity(self.settings.platform_domain)
+        environ["HTTP_X_OTTERWIKI_NAME"] = name.encode("latin-1", "replace").decode("latin-1")
+        environ["HTTP_X_OTTERWIKI_EMAIL"] = email
+        environ["HTTP_X_OTTERWIKI_PERMISSIONS"] = ",".join(caller.permissions(wiki.is_public))
+
+    def _serve(self, environ, start_response, wiki: Wiki | None, caller: Caller | None):
+        """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes."""
+        if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
+            raise Unavailable("this worker is stuck on an earlier request; try again")
+        held = ExitStack()
+        held.callback(self._busy.release)
+        try:
+            if caller is None:
+                self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
+            else:
+                opened = self.tenancy.activate(wiki)
+                if environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
+                    held.enter_context(wiki_write_lock(opened.wiki_dir))
+                environ[TENANT_KEY] = Tenant(
+                    wiki.slug,
+                    wiki,
+                    opened.wiki_dir,
+                    self.tenancy.server.storage,
+                    self.settings,
+                    self.platform.store,
+                )
+                environ[CALLER_KEY] = caller
+            app_iter = self._otterwiki(environ, start_response)
+        except BaseException:
+            held.close()
+            raise
+        return ClosingIterator(app_iter, held.close)
+
+    def _health(self):
+        try:
+            self.platform.store.db.execute("SELECT 1").fetchone()
+        except Exception as error:  # health must report, never crash
+            return text_response(503, f"platform database: {error}")
+        if not self.settings.wiki_base.is_dir():
+            return text_response(503, f"wiki folder {self.settings.wiki_base} is missing")
+        return text_response(200, "ok")

@@ -1,0 +1,78 @@
+"""The wiki service's own answers: small HTML pages for browsers, JSON errors for the API."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+
+from werkzeug.wrappers import Response
+
+from app.core.errors import RobotError
+from app.core.errors import error_body
+
+API_PREFIX = "/api/v1"
+
+_TITLES = {
+    400: "Bad request",
+    401: "Sign-in required",
+    403: "No access",
+    404: "Not found",
+    409: "Busy",
+    500: "Something went wrong",
+    503: "Unavailable",
+}
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;
+color:#222}}h1{{font-size:1.4rem}}a{{color:#0b5cad}}</style></head>
+<body><h1>{title}</h1><p>{message}</p>{extra}</body>
+</html>
+"""
+
+
+def is_api_path(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+def html_page(status: int, message: str, link: tuple[str, str] | None = None) -> Response:
+    """Return a small HTML page saying `message`, optionally with one link (url, text)."""
+    extra = ""
+    if link:
+        extra = f'<p><a href="{escape(link[0])}">{escape(link[1])}</a></p>'
+    title = _TITLES.get(status, "Error")
+    body = _PAGE.format(title=escape(title), message=escape(message), extra=extra)
+    response = Response(body, status=status, content_type="text/html; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def json_error(error: RobotError) -> Response:
+    response = Response(
+        json.dumps(error_body(error)), status=error.status, content_type="application/json"
+    )
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_response(error: RobotError, path: str) -> Response:
+    """Answer `error` as JSON under /api/v1/ and as a small HTML page everywhere else."""
+    if is_api_path(path):
+        return json_error(error)
+    return html_page(error.status, error.message)
+
+
+def redirect(location: str) -> Response:
+    response = Response("", status=302, headers={"Location": location})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def text_response(status: int, text: str) -> Response:
+    response = Response(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response

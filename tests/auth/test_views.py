@@ -1,0 +1,149 @@
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from app.auth import metadata as oauth_metadata
+from app.auth_server import create_app
+from app.core.platform import Platform
+from app.core.platform import init_instance
+from app.core.settings import Settings
+
+
+@pytest.fixture
+def client(platform):
+    return create_app(platform.settings).test_client()
+
+
+@pytest.fixture
+def public_client(tmp_path):
+    """The auth service of a deployed-style instance: https on robot.wtf, behind Caddy."""
+    settings = Settings.from_env(
+        {"ROBOT_DATA_DIR": str(tmp_path / "public"), "PLATFORM_DOMAIN": "robot.wtf"}
+    )
+    init_instance(settings)
+    return create_app(settings).test_client()
+
+
+def test_platform_jwks_publishes_the_public_signing_key(client, platform):
+    response = client.get("/.well-known/jwks.json")
+    [key] = response.json["keys"]
+    assert (key["kty"], key["crv"], key["alg"], key["kid"]) == (
+        "EC",
+        "P-256",
+        "ES256",
+        platform.key.kid,
+    )
+    assert "d" not in key
+
+
+def test_platform_jwks_verifies_a_session(client, platform):
+    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").json)
+    token = platform.key.mint_session("did:plc:alice", "alice.test", "http://x", 60)
+    assert jwt.decode(token, keys, algorithms=["ES256"]).claims["sub"] == "did:plc:alice"
+
+
+def test_client_metadata_for_the_public_domain(public_client):
+    response = public_client.get("/auth/client-metadata.json")
+    doc = response.json
+    assert response.mimetype == "application/json"
+    assert doc["client_id"] == "https://robot.wtf/auth/client-metadata.json"
+    assert doc["redirect_uris"] == ["https://robot.wtf/auth/callback"]
+    assert doc["jwks_uri"] == "https://robot.wtf/auth/client-jwks.json"
+
+
+def test_client_metadata_has_the_atproto_fields(client, settings):
+    doc = client.get("/auth/client-metadata.json").json
+    assert doc["client_id"] == settings.auth_origin + "/auth/client-metadata.json"
+    assert doc["application_type"] == "web"
+    assert set(doc["grant_types"]) == {"authorization_code", "refresh_token"}
+    assert "atproto" in doc["scope"].split() and doc["response_types"] == ["code"]
+    assert doc["dpop_bound_access_tokens"] is True
+    assert doc["token_endpoint_auth_method"] == "private_key_jwt"
+    assert doc["token_endpoint_auth_signing_alg"] == "ES256"
+    assert ("jwks" in doc) != ("jwks_uri" in doc)
+
+
+def test_client_jwks_is_a_separate_public_key(client, platform):
+    [key] = client.get("/auth/client-jwks.json").json["keys"]
+    assert key["kid"] != platform.key.kid and key["alg"] == "ES256" and "d" not in key
+    assert platform.settings.client_key_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_authorization_server_metadata(client, settings):
+    doc = client.get("/.well-known/oauth-authorization-server").json
+    assert doc["issuer"] == settings.auth_origin
+    assert doc["authorization_endpoint"] == settings.auth_origin + "/authorize"
+    assert doc["token_endpoint"] == settings.auth_origin + "/token"
+    assert doc["registration_endpoint"] == settings.auth_origin + "/register"
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["token_endpoint_auth_methods_supported"] == ["none"]
+    assert doc["jwks_uri"] == settings.auth_origin + "/.well-known/jwks.json"
+
+
+def test_authorization_server_issuer_is_the_public_origin(public_client):
+    doc = public_client.get("/.well-known/oauth-authorization-server").json
+    assert doc["issuer"] == "https://robot.wtf"
+
+
+def test_scopes_match_what_the_mcp_service_advertises(platform):
+    from app.mcp.auth import protected_resource_metadata
+
+    served = oauth_metadata.authorization_server_metadata(platform.settings)
+    advertised = protected_resource_metadata(platform, "alpha")
+    assert served["scopes_supported"] == advertised["scopes_supported"] == ["wiki"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/.well-known/jwks.json", "/auth/client-metadata.json", "/auth/client-jwks.json"]
+)
+def test_public_documents_may_be_fetched_cross_origin(client, path):
+    assert client.get(path).headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_login_page_says_login_is_not_available_yet(client):
+    response = client.get("/auth/login")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "not available yet" in page and "robot session DID" in page
+    assert "script-src" not in response.headers["Content-Security-Policy"]
+
+
+def test_login_page_escapes_next(client):
+    page = client.get("/auth/login?next=<script>alert(1)</script>").get_data(as_text=True)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json == {
+        "ok": True,
+        "checks": {"database": "ok", "client_key": "ok"},
+    }
+
+
+def test_missing_client_key_stops_startup_with_one_line(platform, capsys):
+    platform.settings.client_key_path.unlink()
+    with pytest.raises(SystemExit):
+        create_app(platform.settings)
+    assert capsys.readouterr().err.startswith("auth: signing key")
+
+
+def test_init_keeps_the_client_key(settings):
+    init_instance(settings)
+    before = settings.client_key_path.read_bytes()
+    assert not any("client key" in line for line in init_instance(settings))
+    assert settings.client_key_path.read_bytes() == before
+    Platform.load(settings).store.close()
+
+
+@pytest.mark.stack
+def test_stack_auth_documents(stack):
+    auth = stack.client("auth")
+    settings = stack.settings
+    metadata = auth.get("/auth/client-metadata.json").json()
+    assert metadata["client_id"] == settings.auth_origin + "/auth/client-metadata.json"
+    assert auth.get("/.well-known/oauth-authorization-server").json()["issuer"] == (
+        settings.auth_origin
+    )
+    assert auth.get("/.well-known/jwks.json").json()["keys"][0]["alg"] == "ES256"
+    assert "not available yet" in auth.get("/auth/login").text

@@ -1,0 +1,81 @@
+import time
+
+import pytest
+
+from app.core.errors import Unauthorized
+from app.core.identity import authenticate
+from app.core.signing import ACCESS_TOKEN_TYP
+from app.core.signing import SESSION_AUDIENCE
+from app.core.signing import SESSION_TYP
+
+
+def caller(platform, slug, authorization=None, cookie=None):
+    return authenticate(
+        platform.settings, platform.key, platform.store, slug, authorization, cookie
+    )
+
+
+def session(platform, did, ttl=60):
+    return platform.key.mint_session(did, "h.test", platform.settings.auth_origin, ttl)
+
+
+def test_session_gives_role_in_this_wiki_only(wikis, users):
+    jwt = session(wikis, users[0])
+    assert caller(wikis, "alpha", f"Bearer {jwt}").role == "admin"
+    assert caller(wikis, "beta", f"Bearer {jwt}").role is None
+
+
+def test_cookie_session(wikis, users):
+    assert caller(wikis, "alpha", cookie=session(wikis, users[0])).role == "admin"
+
+
+def test_bad_cookie_is_anonymous(wikis):
+    assert caller(wikis, "alpha", cookie="not-a-jwt").is_anonymous
+
+
+@pytest.mark.parametrize("header", ["Bearer garbage", "Bearer a.b.c", "Basic abc", "Bearer "])
+def test_bad_bearer_is_unauthorized(wikis, header):
+    with pytest.raises(Unauthorized):
+        caller(wikis, "alpha", header)
+
+
+def test_expired_session_rejected(wikis, users):
+    claims = {"iss": wikis.settings.auth_origin, "sub": users[0], "aud": SESSION_AUDIENCE}
+    jwt = wikis.key.sign({**claims, "exp": int(time.time()) - 3600}, SESSION_TYP)
+    with pytest.raises(Unauthorized):
+        caller(wikis, "alpha", f"Bearer {jwt}")
+
+
+def test_token_of_alpha_fails_on_beta(wikis, users):
+    _, secret = wikis.store.create_token("alpha", users[0], "viewer")
+    assert caller(wikis, "alpha", f"Bearer {secret}").role == "viewer"
+    with pytest.raises(Unauthorized):
+        caller(wikis, "beta", f"Bearer {secret}")
+
+
+def test_access_token_bound_to_its_wiki(wikis, users):
+    settings = wikis.settings
+    token = wikis.key.mint_access_token(
+        users[0], settings.mcp_url("alpha"), settings.auth_origin, "wiki", 60, "client"
+    )
+    assert caller(wikis, "alpha", f"Bearer {token}").via == "oauth"
+    with pytest.raises(Unauthorized):
+        caller(wikis, "beta", f"Bearer {token}")
+
+
+def test_access_token_is_not_a_session(wikis, users):
+    settings = wikis.settings
+    token = wikis.key.mint_access_token(
+        users[0], settings.mcp_url("alpha"), settings.auth_origin, "wiki", 60, "client"
+    )
+    with pytest.raises(Unauthorized):
+        wikis.key.verify_session(token, settings.auth_origin)
+    with pytest.raises(Unauthorized):
+        wikis.key.verify(session(wikis, users[0]), ACCESS_TOKEN_TYP, settings.mcp_url("alpha"))
+
+
+def test_public_wiki_anonymous_reads_only(wikis):
+    wikis.store.update_wiki("alpha", is_public=True)
+    anonymous = caller(wikis, "alpha")
+    assert anonymous.permissions(True) == ("READ",)
+    assert anonymous.permissions(False) == ()

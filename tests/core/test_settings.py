@@ -1,0 +1,54 @@
+import pytest
+
+from app.core.errors import ConfigError
+from app.core.settings import Settings
+
+
+def test_local_defaults(tmp_path):
+    settings = Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path)})
+    assert settings.db_path == tmp_path / "robot.db"
+    assert settings.wiki_base == tmp_path / "wikis"
+    assert settings.wiki_url("alpha") == "http://alpha.localhost:8000/"
+    assert settings.mcp_url("alpha") == "http://alpha.localhost:8001/mcp"
+    assert settings.bind_host == "127.0.0.1"
+    assert settings.multi_tenant is False
+
+
+def test_deployed_urls_have_no_ports():
+    settings = Settings.from_env({"PLATFORM_DOMAIN": "robot.wtf", "ROBOT_DATA_DIR": "/srv/data"})
+    assert settings.wiki_url("alpha") == "https://alpha.robot.wtf/"
+    assert settings.mcp_url("alpha") == "https://alpha.robot.wtf/mcp"
+    assert settings.auth_origin == "https://robot.wtf"
+    assert settings.cookie_domain == ".robot.wtf"
+    assert settings.cookie_secure is True
+    assert settings.bind_host == "0.0.0.0"
+
+
+def test_ports_override():
+    settings = Settings.from_env({"WIKI_PORT": "9000", "MCP_PORT": "9001"})
+    assert settings.wiki_url("a1b") == "http://a1b.localhost:9000/"
+    assert settings.mcp_port == 9001
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"MULTI_TENANT": "maybe"},
+        {"WIKI_PORT": "eighty"},
+        {"API_PORT": "70000"},
+        {"ROBOT_DATA_DIRR": "/tmp"},
+        {"PLATFORM_DOMAIN": "http://robot.wtf"},
+        {"ROBOT_PUBLIC_SCHEME": "ftp"},
+        {"ROBOT_SESSION_TTL": "-5"},
+    ],
+)
+def test_bad_values_are_config_errors(environ):
+    with pytest.raises(ConfigError):
+        Settings.from_env(environ)
+
+
+@pytest.mark.parametrize(
+    "value,expected", [("true", True), ("ON", True), ("0", False), ("no", False)]
+)
+def test_booleans(value, expected):
+    assert Settings.from_env({"MULTI_TENANT": value}).multi_tenant is expected

@@ -1,0 +1,335 @@
+import subprocess
+
+import pytest
+from otterwiki.gitstorage import GitStorage
+
+from app.core.errors import BadRequest
+from app.core.errors import Conflict
+from app.core.errors import NotFound
+from app.core.errors import PayloadTooLarge
+from app.pages.paths import MAX_CONTENT_BYTES
+from app.pages.paths import PathRules
+from app.pages.paths import clean_limit
+from app.pages.search import links
+from app.pages.search import orphans
+from app.pages.search import search
+from app.pages.storage import Pages
+
+ALICE = ("alice.test", "did.plc.alice@localhost")
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return tmp_path / "repo"
+
+
+@pytest.fixture
+def pages(repo):
+    wiki = Pages(GitStorage(str(repo), initialize=True))
+    wiki.write("Home", "# Home\n\nWelcome.\n", ALICE)
+    return wiki
+
+
+def git_log(repo) -> list[str]:
+    out = subprocess.run(["git", "log", "--format=%H"], cwd=repo, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def test_write_creates_page_file_and_commit(pages, repo):
+    result = pages.write("Notes/Todo List", "one\n", ALICE)
+    assert result["created"] is True and result["path"] == "Notes/Todo List"
+    assert (repo / "notes" / "todo list.md").read_text() == "one\n"
+    assert git_log(repo)[0] == result["revision"]
+
+
+def test_write_commit_has_author_and_default_message(pages):
+    pages.write("Plan", "x", ALICE)
+    commit = pages.storage.repo.head.commit
+    assert (commit.author.name, commit.author.email) == ALICE
+    assert commit.message == "Create Plan via API"
+
+
+def test_read_returns_content_and_revision(pages):
+    written = pages.write("plan", "text\n", ALICE, message="first")
+    page = pages.read("Plan")
+    assert page["content"] == "text\n" and page["revision"] == written["revision"]
+    assert page["author"] == "alice.test" and page["last_changed"]
+
+
+def test_update_without_base_revision_overwrites(pages):
+    pages.write("plan", "a", ALICE)
+    result = pages.write("plan", "b", ALICE)
+    assert result["created"] is False
+    assert pages.read("plan")["content"] == "b"
+
+
+def test_update_with_current_base_revision(pages):
+    first = pages.write("plan", "a", ALICE)
+    second = pages.write("plan", "b", ALICE, base_revision=first["revision"])
+    assert second["revision"] != first["revision"]
+
+
+def test_stale_base_revision_conflicts_and_writes_nothing(pages, repo):
+    first = pages.write("plan", "a", ALICE)
+    second = pages.write("plan", "b", ALICE)
+    with pytest.raises(Conflict) as info:
+        pages.write("plan", "c", ALICE, base_revision=first["revision"])
+    assert info.value.extra["current_revision"] == second["revision"]
+    assert pages.read("plan")["content"] == "b" and git_log(repo)[0] == second["revision"]
+
+
+def test_base_revision_for_missing_page_conflicts(pages):
+    head = pages.read("home")["revision"]
+    with pytest.raises(Conflict) as info:
+        pages.write("nothing-here", "x", ALICE, base_revision=head)
+    assert info.value.extra["current_revision"] is None
+
+
+def test_unchanged_write_makes_no_commit(pages, repo):
+    first = pages.write("plan", "same", ALICE)
+    again = pages.write("plan", "same", ALICE)
+    assert again["revision"] == first["revision"] and len(git_log(repo)) == 2
+
+
+def test_read_at_revision(pages):
+    first = pages.write("plan", "old", ALICE)
+    pages.write("plan", "new", ALICE)
+    page = pages.read("plan", revision=first["revision"])
+    assert page["content"] == "old" and page["revision"] == first["revision"]
+
+
+def test_read_keeps_trailing_newlines(pages):
+    first = pages.write("plan", "line\n\n", ALICE)
+    pages.write("plan", "new", ALICE)
+    assert pages.read("plan", revision=first["revision"])["content"] == "line\n\n"
+    assert pages.read("plan")["content"] == "new"
+
+
+def test_uncommitted_file_reads_from_disk(pages, repo):
+    (repo / "loose.md").write_text("not in git")
+    page = pages.read("loose")
+    assert page["content"] == "not in git" and page["revision"] is None
+
+
+def test_read_at_revision_before_the_page_existed(pages):
+    head = pages.read("home")["revision"]
+    pages.write("later", "x", ALICE)
+    with pytest.raises(NotFound):
+        pages.read("later", revision=head)
+
+
+@pytest.mark.parametrize("revision", ["HEAD", "--all", "xyz", "abc", "0" * 65])
+def test_malformed_revision_is_bad_request(pages, revision):
+    with pytest.raises(BadRequest):
+        pages.read("home", revision=revision)
+
+
+def test_short_revision_as_otterwiki_shows_it(pages):
+    first = pages.write("plan", "old", ALICE)
+    pages.write("plan", "new", ALICE)
+    assert pages.read("plan", revision=first["revision"][:6])["content"] == "old"
+
+
+def test_unknown_revision_is_not_found(pages):
+    with pytest.raises(NotFound):
+        pages.read("home", revision="0" * 40)
+
+
+def test_missing_page_is_not_found(pages):
+    with pytest.raises(NotFound):
+        pages.read("nope")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../etc/passwd",
+        "a/../b",
+        "a\x00b",
+        "/abs",
+        "a//b",
+        "a/",
+        ".git/config",
+        "a/.git",
+        "",
+        "x\ny",
+        "tab\there",
+        "v1.2",
+        "-/admin",
+        "a" * 201,
+        "a/" * 300 + "b",
+        " lead",
+    ],
+)
+def test_bad_paths_are_rejected(pages, path):
+    with pytest.raises(BadRequest):
+        pages.write(path, "x", ALICE)
+
+
+def test_case_insensitive_paths_like_otterwiki(pages, repo):
+    pages.write("Projects/Road Map", "x", ALICE)
+    assert pages.read("projects/road map")["path"] == "Projects/Road Map"
+    assert (repo / "projects" / "road map.md").exists()
+
+
+def test_retained_case(repo):
+    wiki = Pages(GitStorage(str(repo), initialize=True), rules=PathRules(retain_case=True))
+    wiki.write("CamelCase", "x", ALICE)
+    assert (repo / "CamelCase.md").exists()
+    with pytest.raises(NotFound):
+        wiki.read("camelcase")
+
+
+def test_content_size_cap(pages):
+    with pytest.raises(PayloadTooLarge):
+        pages.write("big", "x" * (MAX_CONTENT_BYTES + 1), ALICE)
+
+
+@pytest.mark.parametrize("content", [None, 5, ["x"], "nul\x00byte"])
+def test_bad_content_is_rejected(pages, content):
+    with pytest.raises(BadRequest):
+        pages.write("p", content, ALICE)
+
+
+def test_list_with_prefix_sizes_and_dates(pages):
+    pages.write("Projects/Alpha", "12345", ALICE)
+    pages.write("Projects/Beta", "1", ALICE)
+    listed = pages.list(prefix="projects/")
+    assert [p["path"] for p in listed] == ["Projects/Alpha", "Projects/Beta"]
+    assert listed[0]["size"] == 5 and listed[0]["last_changed"]
+
+
+def test_list_skips_attachments(pages, repo):
+    (repo / "home").mkdir()
+    (repo / "home" / "pic.png").write_bytes(b"\x89PNG")
+    assert [p["path"] for p in pages.list()] == ["Home"]
+
+
+def test_symlink_out_of_the_repo_is_no_page(pages, repo, tmp_path):
+    (tmp_path / "secret.txt").write_text("secret")
+    (repo / "leak.md").symlink_to(tmp_path / "secret.txt")
+    assert "Leak" not in [p["path"] for p in pages.list()]
+    with pytest.raises(NotFound):
+        pages.read("leak")
+    with pytest.raises(BadRequest):
+        pages.write("leak", "overwrite", ALICE)
+    assert (tmp_path / "secret.txt").read_text() == "secret"
+
+
+def test_delete_removes_page_in_one_commit(pages, repo):
+    pages.write("gone", "x", ALICE)
+    result = pages.delete("gone", ALICE)
+    assert not (repo / "gone.md").exists() and git_log(repo)[0] == result["revision"]
+    with pytest.raises(NotFound):
+        pages.read("gone")
+
+
+def test_delete_missing_page(pages):
+    with pytest.raises(NotFound):
+        pages.delete("nope", ALICE)
+
+
+def test_history_newest_first(pages):
+    pages.write("plan", "a", ALICE, message="one")
+    pages.write("plan", "b", ALICE, message="two")
+    revisions = pages.history("plan", limit=10)["revisions"]
+    assert [r["message"] for r in revisions] == ["two", "one"]
+    assert revisions[0]["author"] == "alice.test"
+
+
+def test_changes_list_paths(pages):
+    pages.write("a/b", "x", ALICE, message="made b")
+    change = pages.changes(limit=1)[0]
+    assert change["paths"] == ["A/B"] and change["message"] == "made b"
+
+
+def test_rename_moves_page_and_attachments_in_one_commit(pages, repo):
+    pages.write("old", "content", ALICE)
+    pages.write("old/sub", "child", ALICE)
+    before = len(git_log(repo))
+    result = pages.rename("old", "Archive/New", ALICE)
+    assert result["path"] == "Archive/New" and result["from"] == "Old"
+    assert pages.read("archive/new/sub")["content"] == "child"
+    assert not (repo / "old.md").exists() and len(git_log(repo)) == before + 1
+
+
+def test_rename_updates_links(pages):
+    pages.write("target", "t", ALICE)
+    pages.write("linker", "see [[Target]] and [it](/Target#top) and [[x|Target]]", ALICE)
+    result = pages.rename("target", "Moved", ALICE, update_links=True)
+    assert result["updated_pages"] == ["Linker"]
+    assert pages.read("linker")["content"] == "see [[Moved]] and [it](/Moved#top) and [[x|Moved]]"
+
+
+def test_rename_rewrites_links_to_attachments_and_subpages(pages):
+    pages.write("old", "x", ALICE)
+    pages.write("other", "![p](/Old/pic.png) [s](/old/sub) [[Elsewhere]]", ALICE)
+    pages.rename("old", "New Name", ALICE, update_links=True)
+    content = pages.read("other")["content"]
+    assert content == "![p](/New%20Name/pic.png) [s](/New%20Name/sub) [[Elsewhere]]"
+
+
+def test_rename_onto_existing_page_conflicts_and_changes_nothing(pages, repo):
+    pages.write("a", "1", ALICE)
+    pages.write("b", "2", ALICE)
+    with pytest.raises(Conflict):
+        pages.rename("a", "b", ALICE)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True)
+    assert status.stdout == b"" and pages.read("a")["content"] == "1"
+
+
+def test_rename_below_itself_is_rejected(pages):
+    pages.write("a", "1", ALICE)
+    with pytest.raises(BadRequest):
+        pages.rename("a", "a/b", ALICE)
+
+
+def test_links_and_backlinks(pages):
+    pages.write("a", "[[B]] [c](/C) [ext](https://x.org) ![img](/a/p.png)", ALICE)
+    pages.write("b", "back to [[A]]", ALICE)
+    result = links(pages, "A")
+    assert result["outgoing"] == ["B", "C"] and result["missing"] == ["C"]
+    assert result["backlinks"] == ["B"]
+
+
+def test_orphans_exclude_home_and_linked_pages(pages):
+    pages.write("home", "[[Linked]]", ALICE)
+    pages.write("linked", "x", ALICE)
+    pages.write("lonely", "[[Lonely]]", ALICE)
+    assert orphans(pages) == ["Lonely"]
+
+
+def test_search_is_case_insensitive_with_snippets(pages):
+    pages.write("guide", "intro\nThe Otter swims.\nmore", ALICE)
+    pages.write("otter facts", "nothing", ALICE)
+    results = search(pages, "OTTER", limit=10)
+    assert [r["path"] for r in results] == ["Otter Facts", "Guide"]
+    assert results[1]["snippets"] == ["The Otter swims."]
+
+
+@pytest.mark.parametrize("query", ["", "  ", None, "x" * 201])
+def test_bad_search_query(pages, query):
+    with pytest.raises(BadRequest):
+        search(pages, query)
+
+
+def test_attachments_list_and_read(pages, repo):
+    pages.write("doc", "x", ALICE)
+    (repo / "doc").mkdir()
+    (repo / "doc" / "pic.png").write_bytes(b"\x89PNG\r\n")
+    pages.storage.commit(["doc/pic.png"], "add pic", ALICE)
+    listed = pages.attachments("doc")
+    assert listed[0]["name"] == "pic.png" and listed[0]["mime"] == "image/png"
+    assert pages.attachment("doc", "pic.png") == (b"\x89PNG\r\n", "image/png")
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "x\x00", ".git", "page.md"])
+def test_bad_attachment_names(pages, name):
+    with pytest.raises(BadRequest):
+        pages.attachment("home", name)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "x", "100000"])
+def test_bad_limits(raw):
+    with pytest.raises(BadRequest):
+        clean_limit(raw, 10)
