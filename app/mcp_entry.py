@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None):
     @server.custom_route("/healthz", methods=["GET", "HEAD"])
     async def healthz(request: Request) -> PlainTextResponse:
         try:
-            platform.store.db.execute("SELECT 1 FROM wikis LIMIT 1")
+            platform.store.ping()
         except Exception as error:  # any DB failure makes us unhealthy; say which
             return PlainTextResponse(f"platform db: {error}\n", status_code=503)
         return PlainTextResponse("ok\n")

@@ -39,9 +39,36 @@ def _clean_environ(monkeypatch):
             monkeypatch.delenv(name)
 
 
+# The platform DB engines the store runs on. A module marked `both_engines` runs each of its
+# tests that use `settings` once per engine (`sqlite_only` keeps a test to SQLite); the rest
+# run on SQLite, the embedded default.
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc):
+    definition = metafunc.definition
+    if (
+        "database_url" in metafunc.fixturenames
+        and definition.get_closest_marker("both_engines")
+        and not definition.get_closest_marker("sqlite_only")
+    ):
+        metafunc.parametrize("database_url", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path / "data")})
+def database_url(request) -> str:
+    """ROBOT_DB_URL for `settings`: "" (SQLite in the data dir) or a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return ""
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    env = {"ROBOT_DATA_DIR": str(tmp_path / "data")}
+    if database_url:
+        env["ROBOT_DB_URL"] = database_url
+    return Settings.from_env(env)
 
 
 @pytest.fixture

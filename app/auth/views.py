@@ -9,7 +9,6 @@ from flask import request
 
 from app.auth import metadata as oauth_metadata
 from app.core.flask_app import current_platform
-from app.core.flask_app import database_check
 from app.core.flask_app import health_response
 from app.core.identity import SESSION_COOKIE
 
@@ -71,7 +70,7 @@ def healthz():
     client_key_path = platform.settings.client_key_path
     return health_response(
         {
-            "database": database_check(platform.store),
+            "database": platform.store.schema_problem,
             "client_key": lambda: (
                 None if client_key_path.is_file() else f"{client_key_path} missing"
             ),

@@ -20,8 +20,6 @@ from app.core.errors import RobotError
 from app.core.errors import error_body
 from app.core.platform import Platform
 from app.core.settings import Settings
-from app.core.store import MIGRATIONS
-from app.core.store import Store
 
 # Management bodies are a few fields; anything bigger is a mistake or an attack.
 MAX_BODY_BYTES = 64 * 1024
@@ -100,18 +98,6 @@ def health_response(checks: Mapping[str, Callable[[], str | None]]):
         response.status_code = 503
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def database_check(store: Store) -> Callable[[], str | None]:
-    """Return a health check: the platform DB answers and its schema is the one this code needs."""
-
-    def check() -> str | None:
-        version = store.schema_version()
-        if version != len(MIGRATIONS):
-            return f"schema {version}, this code expects {len(MIGRATIONS)}: run 'robot init'"
-        return None
-
-    return check
 
 
 def json_body() -> dict:

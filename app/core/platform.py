@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.database import describe
 from app.core.settings import Settings
 from app.core.signing import SigningKey
 from app.core.store import Store
@@ -19,7 +20,9 @@ class Platform:
     def load(cls, settings: Settings | None = None) -> Platform:
         """Open the platform for a service; raise ConfigError when `robot init` has not run."""
         settings = settings or Settings.from_env()
-        return cls(settings, Store(settings.db_path), SigningKey.load(settings.signing_key_path))
+        return cls(
+            settings, Store(settings.database_url), SigningKey.load(settings.signing_key_path)
+        )
 
 
 def init_instance(settings: Settings) -> list[str]:
@@ -32,12 +35,14 @@ def init_instance(settings: Settings) -> list[str]:
         if not folder.exists():
             folder.mkdir(parents=True, mode=0o750)
             done.append(f"created {folder}")
-    store = Store(settings.db_path)
-    before = store.schema_version() if settings.db_path.exists() else 0
-    after = store.migrate()
-    store.close()
+    store = Store(settings.database_url)
+    try:
+        before = store.schema_version()
+        after = store.migrate()
+    finally:
+        store.close()
     if after != before:
-        done.append(f"migrated {settings.db_path} to schema {after}")
+        done.append(f"migrated {describe(settings.database_url)} to schema {after}")
     if ensure_signing_key(settings.signing_key_path):
         done.append(f"created signing key {settings.signing_key_path}")
     if ensure_secret(settings.secret_key_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 from app.core.errors import ConfigError
@@ -19,7 +20,9 @@ _FALSE = {"false", "no", "off", "0"}
 VARIABLES = {
     "MULTI_TENANT": "serve every wiki by Host (unset: one plain Otterwiki, the benchmark baseline)",
     "ROBOT_DATA_DIR": "data directory: robot.db, signing key, wikis/",
-    "ROBOT_DB_PATH": "platform SQLite database",
+    "ROBOT_DB_PATH": "platform SQLite database (used when ROBOT_DB_URL is unset)",
+    "ROBOT_DB_URL": "platform database as a URL, postgresql+psycopg://user:password@host/db "
+    "(unset: SQLite at ROBOT_DB_PATH)",
     "SIGNING_KEY_PATH": "EC P-256 private key that signs sessions and MCP tokens",
     "ROBOT_CLIENT_KEY_PATH": "EC P-256 key of the ATProto OAuth client, apart from the signing key",
     "PLATFORM_DOMAIN": "wikis live at {slug}.{PLATFORM_DOMAIN}",
@@ -66,6 +69,46 @@ def _parse_port(name: str, value: str) -> int:
     return port
 
 
+# The engines the platform store is written and tested for, by SQLAlchemy driver name.
+DB_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+def parse_db_url(name: str, value: str) -> tuple[str, Path | None]:
+    """Parse a platform DB URL into (PostgreSQL URL or "", SQLite file or None).
+
+    PostgreSQL's driver is made psycopg 3; a sqlite:///path URL becomes the file path, so the
+    SQLite database always lives at Settings.db_path. Raises ConfigError naming the variable
+    (never the password) when the URL cannot be parsed or names an engine the store does not
+    support.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value.strip())
+    except ArgumentError:
+        raise ConfigError(f"{name} is not a database URL (postgresql+psycopg://...)") from None
+    driver = DB_DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"{name} names {url.drivername!r}; use postgresql+psycopg://user:password@host/db "
+            "or leave it unset for SQLite"
+        )
+    if not url.database or url.database == ":memory:":
+        raise ConfigError(
+            f"{name} names no database (postgresql+psycopg://host/DATABASE, sqlite:///FILE)"
+        )
+    if driver == "sqlite":
+        return "", Path(url.database).absolute()
+    return url.set(drivername=driver).render_as_string(hide_password=False), None
+
+
 def _parse_positive_int(name: str, value: str) -> int:
     try:
         number = int(value)
@@ -102,6 +145,8 @@ class Settings:
     venv_dir: Path = REPO_ROOT / ".venv"
     log_syslog: bool = False
     client_key_path: Path | None = None
+    # From ROBOT_DB_URL; empty means SQLite at db_path (see database_url).
+    db_url: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,7 +154,7 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         unknown = sorted(k for k in env if k.startswith("ROBOT_") and k not in VARIABLES)
         if unknown:
-            raise ConfigError(f"unknown setting {unknown[0]} (known: see app/settings.py)")
+            raise ConfigError(f"unknown setting {unknown[0]} (known: see app/core/settings.py)")
 
         def get(name: str, default: str) -> str:
             value = env.get(name, "")
@@ -123,9 +168,13 @@ class Settings:
         scheme = get("ROBOT_PUBLIC_SCHEME", "http" if local else "https")
         if scheme not in ("http", "https"):
             raise ConfigError(f"ROBOT_PUBLIC_SCHEME={scheme!r} must be http or https")
+        db_url, sqlite_path = "", None
+        if env.get("ROBOT_DB_URL", "").strip():
+            db_url, sqlite_path = parse_db_url("ROBOT_DB_URL", env["ROBOT_DB_URL"])
         return cls(
             data_dir=data_dir,
-            db_path=Path(get("ROBOT_DB_PATH", str(data_dir / "robot.db"))).absolute(),
+            db_path=sqlite_path
+            or Path(get("ROBOT_DB_PATH", str(data_dir / "robot.db"))).absolute(),
             signing_key_path=Path(
                 get("SIGNING_KEY_PATH", str(data_dir / "signing_key.pem"))
             ).absolute(),
@@ -158,7 +207,18 @@ class Settings:
             client_key_path=Path(
                 get("ROBOT_CLIENT_KEY_PATH", str(data_dir / "client_key.pem"))
             ).absolute(),
+            db_url=db_url,
         )
+
+    @property
+    def database_url(self) -> str:
+        """The platform DB's SQLAlchemy URL: ROBOT_DB_URL, or SQLite at ROBOT_DB_PATH."""
+        return self.db_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def database_is_sqlite(self) -> bool:
+        """Whether the platform DB is the embedded SQLite file at db_path."""
+        return self.database_url.startswith("sqlite")
 
     # Public URLs. Locally (plain http) each service is reached on its own port; behind Caddy
     # (https) every service shares port 443 and Caddy routes by host and path.

@@ -1,6 +1,7 @@
-"""The platform database (SQLite): users, wikis, memberships and wiki tokens.
+"""The platform database: users, wikis, memberships and wiki tokens, on SQLite or PostgreSQL.
 
-All SQL lives here, so moving to PostgreSQL later is a change to this one module.
+Every query lives here, written once in SQLAlchemy Core for both engines (app.core.database
+makes the engine; app.core.schema names the tables; Alembic migrations make the schema).
 """
 
 from __future__ import annotations
@@ -8,76 +9,33 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import sqlite3
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import RowMapping
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from app.core import database
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
-
-ROLES = ("viewer", "editor", "admin")  # ascending power
-
-# Forward-only migrations; PRAGMA user_version records how many have run.
-MIGRATIONS = [
-    """
-    CREATE TABLE users (
-        did TEXT PRIMARY KEY,
-        handle TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE wikis (
-        slug TEXT PRIMARY KEY,
-        owner_did TEXT NOT NULL REFERENCES users(did),
-        display_name TEXT NOT NULL,
-        is_public INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL,
-        page_count INTEGER NOT NULL DEFAULT 0,
-        size_bytes INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE memberships (
-        wiki_slug TEXT NOT NULL REFERENCES wikis(slug) ON DELETE CASCADE,
-        user_did TEXT NOT NULL REFERENCES users(did) ON DELETE CASCADE,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (wiki_slug, user_did)
-    );
-    CREATE INDEX memberships_by_user ON memberships(user_did);
-    CREATE TABLE tokens (
-        id TEXT PRIMARY KEY,
-        secret_hash TEXT NOT NULL UNIQUE,
-        wiki_slug TEXT NOT NULL REFERENCES wikis(slug) ON DELETE CASCADE,
-        user_did TEXT NOT NULL REFERENCES users(did) ON DELETE CASCADE,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),
-        label TEXT NOT NULL DEFAULT '',
-        created_at INTEGER NOT NULL,
-        last_used_at INTEGER,
-        revoked_at INTEGER
-    );
-    CREATE INDEX tokens_by_wiki ON tokens(wiki_slug);
-    CREATE TABLE oauth_login_states (
-        state TEXT PRIMARY KEY,
-        data TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE oauth_clients (
-        client_id TEXT PRIMARY KEY,
-        metadata TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE oauth_grants (
-        code_hash TEXT PRIMARY KEY,
-        client_id TEXT NOT NULL REFERENCES oauth_clients(client_id) ON DELETE CASCADE,
-        user_did TEXT NOT NULL REFERENCES users(did) ON DELETE CASCADE,
-        wiki_slug TEXT NOT NULL REFERENCES wikis(slug) ON DELETE CASCADE,
-        data TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL
-    );
-    """,
-]
+from app.core.schema import ROLES
+from app.core.schema import memberships
+from app.core.schema import tokens
+from app.core.schema import users
+from app.core.schema import wikis
 
 TOKEN_PREFIX = "robot_"
 # Writing last_used_at on every request would make every read a write; a minute is precise enough.
@@ -162,70 +120,139 @@ class Token:
         }
 
 
+# The reads every request makes, compiled once per store (database.PreparedRead).
+_LIVE_TOKEN = (
+    select(tokens.c.id, tokens.c.role, tokens.c.last_used_at, memberships.c.role.label("member"))
+    .join(
+        memberships,
+        and_(
+            memberships.c.wiki_slug == tokens.c.wiki_slug,
+            memberships.c.user_did == tokens.c.user_did,
+        ),
+    )
+    .where(
+        tokens.c.secret_hash == bindparam("secret_hash"),
+        tokens.c.wiki_slug == bindparam("slug"),
+        tokens.c.revoked_at.is_(None),
+    )
+)
+_ROLE_OF = select(memberships.c.role).where(
+    memberships.c.wiki_slug == bindparam("slug"), memberships.c.user_did == bindparam("did")
+)
+_WIKI = select(wikis).where(wikis.c.slug == bindparam("slug"))
+_USER = select(users).where(users.c.did == bindparam("did"))
+_TOKEN_COLUMNS = (
+    tokens.c.id,
+    tokens.c.wiki_slug,
+    tokens.c.user_did,
+    tokens.c.role,
+    tokens.c.label,
+    tokens.c.created_at,
+    tokens.c.last_used_at,
+    tokens.c.revoked_at,
+)
+_TOKEN = select(*_TOKEN_COLUMNS).where(tokens.c.id == bindparam("id"))
+
+
 class Store:
-    """The platform database. One connection per thread and process (forks get their own)."""
+    """The platform database at a SQLAlchemy URL (a Path means a SQLite file).
 
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
-        self._local = threading.local()
+    Methods take and return plain values and the dataclasses above; they raise BadRequest,
+    NotFound or Conflict (app.core.errors) for what the caller asked wrongly. One pool of
+    connections per process: a forked child drops its parent's connections on first use.
+    """
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA busy_timeout = 30000")
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+    def __init__(self, url: str | Path):
+        self.url = f"sqlite:///{url}" if isinstance(url, Path) else url
+        self.engine = database.create_engine(self.url)
+        self._reader = database.reader(self.engine)
+        self._writer = database.writer(self.engine)
+        self._pid = os.getpid()
+        self._insert = (postgresql if self.engine.dialect.name == "postgresql" else sqlite).insert
+        self._find_wiki = database.PreparedRead(self.engine, _WIKI)
+        self._find_user = database.PreparedRead(self.engine, _USER)
+        self._role_of = database.PreparedRead(self.engine, _ROLE_OF)
+        self._live_token = database.PreparedRead(self.engine, _LIVE_TOKEN)
+        self._token = database.PreparedRead(self.engine, _TOKEN)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close every pooled connection (the store stays usable: it reconnects on demand)."""
+        self.engine.dispose()
 
-    def _write(self):
-        """A write transaction: BEGIN IMMEDIATE takes the lock up front, so no upgrade deadlock."""
-        return _Transaction(self.db)
+    def _forked(self) -> None:
+        if self._pid != os.getpid():
+            # A child must not share the parent's sockets or SQLite handles; leave them open
+            # for the parent and start a pool of our own.
+            self.engine.dispose(close=False)
+            self._pid = os.getpid()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._forked()
+        with self._reader.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One transaction; SQLite takes its write lock up front (BEGIN IMMEDIATE)."""
+        self._forked()
+        with self._writer.begin() as connection:
+            yield connection
+
+    def _one(self, prepared: database.PreparedRead, **params) -> dict | None:
+        self._forked()
+        return prepared.one(**params)
+
+    def _all(self, statement, **params) -> list[RowMapping]:
+        with self._read() as connection:
+            return list(connection.execute(statement, params).mappings())
 
     # -- schema ---------------------------------------------------------------------------
 
-    def migrate(self) -> int:
-        """Bring the schema forward; return the version now in place."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        with self._write() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
-        return len(MIGRATIONS)
+    def migrate(self) -> str:
+        """Bring the schema to the newest migration; return its revision id."""
+        if self.engine.dialect.name == "sqlite":
+            Path(self.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+        self._forked()
+        return database.upgrade(self.engine)
 
-    def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+    def schema_version(self) -> str | None:
+        """The migration revision the database is at (None before `robot init`)."""
+        self._forked()
+        return database.current_revision(self.engine)
+
+    def schema_problem(self) -> str | None:
+        """None when the schema is the one this code needs, else what to do about it."""
+        current, head = self.schema_version(), database.head_revision()
+        if current != head:
+            return f"schema {current or 'missing'}, this code expects {head}: run 'robot init'"
+        return None
+
+    def ping(self) -> None:
+        """Run one query on the platform DB; raises SQLAlchemyError when it does not answer."""
+        with self._read() as connection:
+            connection.execute(text("SELECT 1")).one()
 
     # -- users ----------------------------------------------------------------------------
 
     def upsert_user(self, did: str, handle: str) -> User:
+        """Create the user `did` or update their handle; return the row."""
         if not did.startswith("did:") or len(did) > 2048:
             raise BadRequest(f"invalid DID {did!r}: it must start with 'did:'")
         if not handle or len(handle) > 253:
             raise BadRequest("handle is required")
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO users (did, handle, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(did) DO UPDATE SET handle = excluded.handle",
-                (did, handle, int(time.time())),
+        statement = self._insert(users).values(did=did, handle=handle, created_at=_now())
+        with self._write() as connection:
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[users.c.did], set_={"handle": statement.excluded.handle}
+                )
             )
         return self.get_user(did)
 
     def find_user(self, did: str) -> User | None:
-        row = self.db.execute("SELECT * FROM users WHERE did = ?", (did,)).fetchone()
-        return User(**dict(row)) if row else None
+        row = self._one(self._find_user, did=did)
+        return User(**row) if row else None
 
     def get_user(self, did: str) -> User:
         user = self.find_user(did)
@@ -236,31 +263,38 @@ class Store:
     # -- wikis ----------------------------------------------------------------------------
 
     def insert_wiki(self, slug: str, owner_did: str, display_name: str, is_public: bool) -> Wiki:
-        """Add a wiki row and its owner's admin membership, atomically."""
+        """Add a wiki row and its owner's admin membership, atomically.
+
+        Raises Conflict when the slug is taken, also when another process takes it meanwhile.
+        """
         self.get_user(owner_did)
-        now = int(time.time())
-        with self._write() as db:
-            if db.execute("SELECT 1 FROM wikis WHERE slug = ?", (slug,)).fetchone():
-                raise Conflict(f"wiki {slug!r} already exists")
-            db.execute(
-                "INSERT INTO wikis (slug, owner_did, display_name, is_public, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (slug, owner_did, display_name, int(is_public), now),
-            )
-            db.execute(
-                "INSERT INTO memberships (wiki_slug, user_did, role, created_at) "
-                "VALUES (?, ?, 'admin', ?)",
-                (slug, owner_did, now),
-            )
+        now = _now()
+        try:
+            with self._write() as connection:
+                if connection.execute(_WIKI, {"slug": slug}).first():
+                    raise Conflict(f"wiki {slug!r} already exists")
+                connection.execute(
+                    wikis.insert().values(
+                        slug=slug,
+                        owner_did=owner_did,
+                        display_name=display_name,
+                        is_public=is_public,
+                        created_at=now,
+                    )
+                )
+                connection.execute(
+                    memberships.insert().values(
+                        wiki_slug=slug, user_did=owner_did, role="admin", created_at=now
+                    )
+                )
+        except IntegrityError:
+            # PostgreSQL lets two transactions pass the check; the second INSERT fails here.
+            raise Conflict(f"wiki {slug!r} already exists") from None
         return self.get_wiki(slug)
 
     def find_wiki(self, slug: str) -> Wiki | None:
-        row = self.db.execute("SELECT * FROM wikis WHERE slug = ?", (slug,)).fetchone()
-        if row is None:
-            return None
-        data = dict(row)
-        data["is_public"] = bool(data["is_public"])
-        return Wiki(**data)
+        row = self._one(self._find_wiki, slug=slug)
+        return _wiki(row) if row else None
 
     def get_wiki(self, slug: str) -> Wiki:
         wiki = self.find_wiki(slug)
@@ -269,87 +303,107 @@ class Store:
         return wiki
 
     def list_wikis(self, member_did: str | None = None) -> list[Wiki]:
-        if member_did is None:
-            rows = self.db.execute("SELECT slug FROM wikis ORDER BY slug").fetchall()
-        else:
-            rows = self.db.execute(
-                "SELECT wiki_slug AS slug FROM memberships WHERE user_did = ? ORDER BY wiki_slug",
-                (member_did,),
-            ).fetchall()
-        return [self.get_wiki(row["slug"]) for row in rows]
+        """Every wiki, or those `member_did` is a member of, by slug."""
+        statement = select(wikis).order_by(wikis.c.slug)
+        if member_did is not None:
+            statement = statement.join(memberships).where(memberships.c.user_did == member_did)
+        return [_wiki(row) for row in self._all(statement)]
 
     def update_wiki(
         self, slug: str, display_name: str | None = None, is_public: bool | None = None
     ) -> Wiki:
         self.get_wiki(slug)
-        with self._write() as db:
-            if display_name is not None:
-                db.execute("UPDATE wikis SET display_name = ? WHERE slug = ?", (display_name, slug))
-            if is_public is not None:
-                db.execute("UPDATE wikis SET is_public = ? WHERE slug = ?", (int(is_public), slug))
+        changes = {}
+        if display_name is not None:
+            changes["display_name"] = display_name
+        if is_public is not None:
+            changes["is_public"] = is_public
+        if changes:
+            with self._write() as connection:
+                connection.execute(update(wikis).where(wikis.c.slug == slug).values(**changes))
         return self.get_wiki(slug)
 
     def record_usage(self, slug: str, page_count: int, size_bytes: int) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE wikis SET page_count = ?, size_bytes = ? WHERE slug = ?",
-                (page_count, size_bytes, slug),
+        """Record a wiki's page count and size in bytes."""
+        with self._write() as connection:
+            connection.execute(
+                update(wikis)
+                .where(wikis.c.slug == slug)
+                .values(page_count=page_count, size_bytes=size_bytes)
             )
 
     def delete_wiki_row(self, slug: str) -> None:
-        with self._write() as db:
-            if db.execute("DELETE FROM wikis WHERE slug = ?", (slug,)).rowcount == 0:
+        """Delete a wiki's row; its memberships and tokens go with it. Raises NotFound."""
+        with self._write() as connection:
+            if connection.execute(delete(wikis).where(wikis.c.slug == slug)).rowcount == 0:
                 raise NotFound(f"no wiki named {slug!r}")
 
     # -- memberships ----------------------------------------------------------------------
 
     def role_of(self, slug: str, did: str) -> str | None:
-        row = self.db.execute(
-            "SELECT role FROM memberships WHERE wiki_slug = ? AND user_did = ?", (slug, did)
-        ).fetchone()
+        """The role of `did` in wiki `slug` ("viewer", "editor", "admin"), None if no member."""
+        row = self._one(self._role_of, slug=slug, did=did)
         return row["role"] if row else None
 
     def set_member(self, slug: str, did: str, role: str) -> Member:
+        """Add `did` to wiki `slug` with `role`, or change their role. Raises Conflict when
+        demoting the owner, NotFound for an unknown wiki or user."""
         validate_role(role)
         wiki = self.get_wiki(slug)
         self.get_user(did)
         if did == wiki.owner_did and role != "admin":
             raise Conflict("the owner of a wiki is always its admin")
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO memberships (wiki_slug, user_did, role, created_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT(wiki_slug, user_did) DO UPDATE SET role = "
-                "excluded.role",
-                (slug, did, role, int(time.time())),
+        statement = self._insert(memberships).values(
+            wiki_slug=slug, user_did=did, role=role, created_at=_now()
+        )
+        with self._write() as connection:
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[memberships.c.wiki_slug, memberships.c.user_did],
+                    set_={"role": statement.excluded.role},
+                )
             )
         return next(m for m in self.list_members(slug) if m.did == did)
 
     def remove_member(self, slug: str, did: str) -> None:
+        """Remove `did` from wiki `slug` and revoke their tokens there, atomically."""
         wiki = self.get_wiki(slug)
         if did == wiki.owner_did:
             raise Conflict("the owner cannot be removed from their wiki")
-        with self._write() as db:
-            removed = db.execute(
-                "DELETE FROM memberships WHERE wiki_slug = ? AND user_did = ?", (slug, did)
+        with self._write() as connection:
+            removed = connection.execute(
+                delete(memberships).where(
+                    memberships.c.wiki_slug == slug, memberships.c.user_did == did
+                )
             ).rowcount
             if not removed:
                 raise NotFound(f"{did!r} is not a member of {slug!r}")
             # A removed member's tokens must stop working at once, and stay dead if re-added.
-            db.execute(
-                "UPDATE tokens SET revoked_at = ? WHERE wiki_slug = ? AND user_did = ? "
-                "AND revoked_at IS NULL",
-                (int(time.time()), slug, did),
+            connection.execute(
+                update(tokens)
+                .where(
+                    tokens.c.wiki_slug == slug,
+                    tokens.c.user_did == did,
+                    tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=_now())
             )
 
     def list_members(self, slug: str) -> list[Member]:
+        """The members of wiki `slug`, oldest first."""
         self.get_wiki(slug)
-        rows = self.db.execute(
-            "SELECT m.user_did AS did, u.handle, m.role, m.created_at FROM memberships m "
-            "JOIN users u ON u.did = m.user_did WHERE m.wiki_slug = ? ORDER BY m.created_at, "
-            "u.handle",
-            (slug,),
-        ).fetchall()
-        return [Member(**dict(row)) for row in rows]
+        rows = self._all(
+            select(
+                memberships.c.user_did.label("did"),
+                users.c.handle,
+                memberships.c.role,
+                memberships.c.created_at,
+            )
+            .join(users, users.c.did == memberships.c.user_did)
+            .where(memberships.c.wiki_slug == slug)
+            .order_by(memberships.c.created_at, users.c.handle)
+        )
+        return [Member(**row) for row in rows]
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -364,37 +418,44 @@ class Store:
             raise BadRequest(f"a {member_role} cannot create a token with role {role}")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = "tok_" + secrets.token_hex(8)
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO tokens (id, secret_hash, wiki_slug, user_did, role, label, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (token_id, hash_secret(secret), slug, did, role, label[:200], int(time.time())),
+        with self._write() as connection:
+            connection.execute(
+                tokens.insert().values(
+                    id=token_id,
+                    secret_hash=hash_secret(secret),
+                    wiki_slug=slug,
+                    user_did=did,
+                    role=role,
+                    label=label[:200],
+                    created_at=_now(),
+                )
             )
         return self.get_token(token_id), secret
 
     def get_token(self, token_id: str) -> Token:
-        row = self.db.execute(
-            "SELECT id, wiki_slug, user_did, role, label, created_at, last_used_at, revoked_at "
-            "FROM tokens WHERE id = ?",
-            (token_id,),
-        ).fetchone()
+        row = self._one(self._token, id=token_id)
         if row is None:
             raise NotFound(f"no token {token_id!r}")
-        return Token(**dict(row))
+        return Token(**row)
 
     def list_tokens(self, slug: str) -> list[Token]:
+        """The tokens of wiki `slug` (revoked ones included), oldest first."""
         self.get_wiki(slug)
-        rows = self.db.execute(
-            "SELECT id FROM tokens WHERE wiki_slug = ? ORDER BY created_at, id", (slug,)
-        ).fetchall()
-        return [self.get_token(row["id"]) for row in rows]
+        rows = self._all(
+            select(*_TOKEN_COLUMNS)
+            .where(tokens.c.wiki_slug == slug)
+            .order_by(tokens.c.created_at, tokens.c.id)
+        )
+        return [Token(**row) for row in rows]
 
     def revoke_token(self, token_id: str) -> Token:
+        """Revoke a token (once; revoking again keeps the first time). Raises NotFound."""
         self.get_token(token_id)
-        with self._write() as db:
-            db.execute(
-                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (int(time.time()), token_id),
+        with self._write() as connection:
+            connection.execute(
+                update(tokens)
+                .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=_now())
             )
         return self.get_token(token_id)
 
@@ -406,11 +467,13 @@ class Store:
         row = self._live_token_row(secret, slug)
         if row is None:
             return None
-        now = int(time.time())
+        now = _now()
         if _use_is_due(row["last_used_at"], now):
-            with self._write() as db:
-                db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, row["id"]))
-        return self.get_token(row["id"]), weaker_role(row["role"], row["member_role"])
+            with self._write() as connection:
+                connection.execute(
+                    update(tokens).where(tokens.c.id == row["id"]).values(last_used_at=now)
+                )
+        return self.get_token(row["id"]), weaker_role(row["role"], row["member"])
 
     def token_use_would_write(self, secret: str, slug: str) -> bool:
         """Whether authenticate_token(secret, slug) would now record the token's use.
@@ -418,32 +481,24 @@ class Store:
         That write may wait on SQLite's lock; every other part of checking a token only reads.
         """
         row = self._live_token_row(secret, slug)
-        return row is not None and _use_is_due(row["last_used_at"], int(time.time()))
+        return row is not None and _use_is_due(row["last_used_at"], _now())
 
-    def _live_token_row(self, secret: str, slug: str) -> sqlite3.Row | None:
+    def _live_token_row(self, secret: str, slug: str) -> dict | None:
         """The unrevoked token for `secret` in `slug` whose user is still a member, if any."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
-        return self.db.execute(
-            "SELECT t.id, t.role, t.last_used_at, m.role AS member_role FROM tokens t "
-            "JOIN memberships m ON m.wiki_slug = t.wiki_slug AND m.user_did = t.user_did "
-            "WHERE t.secret_hash = ? AND t.wiki_slug = ? AND t.revoked_at IS NULL",
-            (hash_secret(secret), slug),
-        ).fetchone()
+        return self._one(self._live_token, secret_hash=hash_secret(secret), slug=slug)
+
+
+def _wiki(row) -> Wiki:
+    # SQLite hands booleans back as 0/1 to a PreparedRead.
+    return Wiki(**{**row, "is_public": bool(row["is_public"])})
+
+
+def _now() -> int:
+    return int(time.time())
 
 
 def _use_is_due(last_used_at: int | None, now: int) -> bool:
     """A token's last use is recorded at most once per LAST_USED_RESOLUTION seconds."""
     return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

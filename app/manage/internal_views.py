@@ -6,7 +6,6 @@ from flask import Blueprint
 from flask import request
 
 from app.core.flask_app import current_platform
-from app.core.flask_app import database_check
 from app.core.flask_app import health_response
 from app.manage.service import wiki_for_domain
 
@@ -26,7 +25,7 @@ def healthz():
     settings = platform.settings
     return health_response(
         {
-            "database": database_check(platform.store),
+            "database": platform.store.schema_problem,
             "wikis": lambda: (
                 None if settings.wiki_base.is_dir() else f"{settings.wiki_base} missing"
             ),

@@ -58,8 +58,23 @@ def _is_empty(folder: Path) -> bool:
     return not folder.exists() or not any(folder.iterdir())
 
 
+def _require_sqlite(settings: Settings, action: str) -> None:
+    """Refuse with BadRequest when the platform DB is not the SQLite file robot copies itself."""
+    if not settings.database_is_sqlite:
+        raise BadRequest(
+            f"robot {action} handles the embedded SQLite platform DB; this instance uses "
+            "PostgreSQL (ROBOT_DB_URL): use pg_dump and pg_restore for it, and copy the keys "
+            f"and {settings.wiki_base} with the instance stopped"
+        )
+
+
 def backup(settings: Settings, dest: Path) -> list[str]:
-    """Write a backup of this instance into `dest` (new or empty); return the wikis it holds."""
+    """Write a backup of this instance into `dest` (new or empty); return the wikis it holds.
+
+    Raises Conflict when `dest` holds files, BadRequest when there is nothing to back up or the
+    platform DB is PostgreSQL.
+    """
+    _require_sqlite(settings, "backup")
     dest = dest.absolute()
     if not _is_empty(dest):
         raise Conflict(f"backup folder {dest} is not empty")
@@ -129,6 +144,7 @@ def restore(settings: Settings, source: Path, force: bool = False) -> list[str]:
     Everything is first copied beside its final place, then swapped in by renames, so a failed
     copy leaves the instance as it was.
     """
+    _require_sqlite(settings, "restore")
     source = source.absolute()
     wikis = _read_manifest(source)
     if has_data(settings) and not force:

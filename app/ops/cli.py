@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.errors import ConfigError
 from app.core.errors import RobotError
@@ -271,6 +271,6 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as err:
         click.echo(f"robot: error: {err.format_message()}", err=True)
         sys.exit(err.exit_code)
-    except (RobotError, ConfigError, sqlite3.Error, OSError) as err:
+    except (RobotError, ConfigError, SQLAlchemyError, OSError) as err:
         click.echo(f"robot: error: {err}", err=True)
         sys.exit(1)

@@ -225,7 +225,7 @@ class WikiGateway:
 
     def _health(self):
         try:
-            self.platform.store.db.execute("SELECT 1").fetchone()
+            self.platform.store.ping()
         except Exception as error:  # health must report, never crash
             return text_response(503, f"platform database: {error}")
         if not self.settings.wiki_base.is_dir():

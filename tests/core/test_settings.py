@@ -1,5 +1,6 @@
 import pytest
 
+from app.core.database import describe
 from app.core.errors import ConfigError
 from app.core.settings import Settings
 
@@ -52,3 +53,51 @@ def test_bad_values_are_config_errors(environ):
 )
 def test_booleans(value, expected):
     assert Settings.from_env({"MULTI_TENANT": value}).multi_tenant is expected
+
+
+def test_the_platform_db_is_sqlite_at_its_path_unless_a_url_is_given(tmp_path):
+    settings = Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'robot.db'}"
+    assert settings.database_is_sqlite
+    other = Settings.from_env({"ROBOT_DB_PATH": str(tmp_path / "elsewhere.db")})
+    assert other.database_url == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "postgresql://robot:s3cret@db.internal:5432/robot",
+        "postgres://robot:s3cret@db.internal:5432/robot",
+        "postgresql+psycopg://robot:s3cret@db.internal:5432/robot",
+    ],
+)
+def test_postgresql_urls_use_psycopg_3_and_never_show_the_password(given):
+    settings = Settings.from_env({"ROBOT_DB_URL": given})
+    assert settings.database_url == "postgresql+psycopg://robot:s3cret@db.internal:5432/robot"
+    assert not settings.database_is_sqlite
+    assert "s3cret" not in repr(settings)
+    assert (
+        describe(settings.database_url) == "postgresql+psycopg://robot:***@db.internal:5432/robot"
+    )
+
+
+def test_a_sqlite_url_names_the_db_path(tmp_path):
+    settings = Settings.from_env({"ROBOT_DB_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert settings.db_path == tmp_path / "x.db" and settings.database_is_sqlite
+
+
+@pytest.mark.parametrize(
+    "given, problem",
+    [
+        ("mysql://robot@db/robot", "use postgresql\\+psycopg"),
+        ("postgresql+asyncpg://robot@db/robot", "use postgresql\\+psycopg"),
+        ("postgresql://robot@db", "names no database"),
+        ("sqlite://", "names no database"),
+        ("not a url", "is not a database URL"),
+        ("://", "is not a database URL"),
+    ],
+)
+def test_a_db_url_robot_cannot_use_stops_startup_with_a_reason(given, problem):
+    with pytest.raises(ConfigError, match=problem) as error:
+        Settings.from_env({"ROBOT_DB_URL": given})
+    assert "ROBOT_DB_URL" in str(error.value)

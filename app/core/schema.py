@@ -1,0 +1,104 @@
+"""The platform database's tables, as SQLAlchemy Core objects the store builds its queries from.
+
+The schema itself is made and changed only by the Alembic migrations in core/migrations/; this
+module describes the head revision so queries can name columns. A test checks the two agree.
+Timestamps are Unix seconds (BigInteger: PostgreSQL's integer ends in 2038).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger
+from sqlalchemy import Boolean
+from sqlalchemy import CheckConstraint
+from sqlalchemy import Column
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import MetaData
+from sqlalchemy import Table
+from sqlalchemy import Text
+from sqlalchemy import false
+
+ROLES = ("viewer", "editor", "admin")  # ascending power
+ROLE_CHECK = "role IN ('admin', 'editor', 'viewer')"
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("did", Text, primary_key=True),
+    Column("handle", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+wikis = Table(
+    "wikis",
+    metadata,
+    Column("slug", Text, primary_key=True),
+    Column("owner_did", Text, ForeignKey("users.did"), nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("is_public", Boolean, nullable=False, server_default=false()),
+    Column("created_at", BigInteger, nullable=False),
+    Column("page_count", BigInteger, nullable=False, server_default="0"),
+    Column("size_bytes", BigInteger, nullable=False, server_default="0"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), primary_key=True),
+    Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), primary_key=True),
+    Column("role", Text, CheckConstraint(ROLE_CHECK), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("memberships_by_user", "user_did"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("secret_hash", Text, nullable=False, unique=True),
+    Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), nullable=False),
+    Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
+    Column("role", Text, CheckConstraint(ROLE_CHECK), nullable=False),
+    Column("label", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Index("tokens_by_wiki", "wiki_slug"),
+)
+
+# Reserved for the sign-in and OAuth server work: ATProto login requests in flight, MCP clients
+# registered with RFC 7591, and authorization codes granted to them.
+oauth_login_states = Table(
+    "oauth_login_states",
+    metadata,
+    Column("state", Text, primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", Text, primary_key=True),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("code_hash", Text, primary_key=True),
+    Column(
+        "client_id",
+        Text,
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
+    Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
