@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.robot-installed
 # Debian packages the platform and its tests need: git for wikis, chromium and its driver for
-# the browser tests, sqlite3 for inspecting databases.
-DEB_PACKAGES := git chromium chromium-driver sqlite3
+# the browser tests, sqlite3 for inspecting databases, postgresql for the throwaway server that
+# the tests start to run the platform DB on PostgreSQL (tests/postgres.py).
+DEB_PACKAGES := git chromium chromium-driver sqlite3 postgresql
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

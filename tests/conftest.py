@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx2
@@ -343,3 +344,26 @@ def make_stack(tmp_path):
     yield make
     for instance in made:
         instance.stop()
+
+
+# -- postgres: a real, throwaway PostgreSQL server (tests/postgres.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """The session's PostgreSQL server, started on first use (~1 s) and stopped at the end."""
+    # Imported here: tests.postgres imports this module's process helpers, and a session that
+    # never asks for PostgreSQL does not import psycopg.
+    from tests.postgres import PostgresCluster
+
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """A new empty database for this test alone, dropped after it: its SQLAlchemy URL."""
+    name = f"test_{uuid.uuid4().hex}"
+    postgres_cluster.create_database(name)
+    yield postgres_cluster.url(name)
+    postgres_cluster.drop_database(name)
