@@ -33,9 +33,9 @@ def create_app(settings: Settings | None = None):
         from app.core.platform import Platform
         from app.wiki import page_api
         from app.wiki.gateway import WikiGateway
-        from app.wiki.tenancy import Tenancy
-        from app.wiki.tenancy import boot_otterwiki
-        from app.wiki.tenancy import install
+        from app.wiki.otterwiki import Tenancy
+        from app.wiki.otterwiki import boot_otterwiki
+        from app.wiki.otterwiki import install
 
         platform = Platform.load(settings)
         server = boot_otterwiki(settings)

@@ -1,3 +1,3 @@
-"""The wiki service (:8000): the gateway (Host -> wiki, credentials -> caller), the one
-place that patches Otterwiki, its own responses and the page API views.
+"""The wiki service (:8000): the gateway (Host -> wiki, credentials -> caller), `otterwiki/`
+(the one place that patches Otterwiki), its own responses and the page API views.
 """

@@ -24,14 +24,14 @@ from app.core.settings import Settings
 from app.core.slugs import slug_from_host
 from app.core.store import Store
 from app.core.store import Wiki
+from app.wiki.otterwiki import CALLER_KEY
+from app.wiki.otterwiki import TENANT_KEY
+from app.wiki.otterwiki import Tenancy
 from app.wiki.responses import error_response
 from app.wiki.responses import html_page
 from app.wiki.responses import is_api_path
 from app.wiki.responses import redirect
 from app.wiki.responses import text_response
-from app.wiki.tenancy import CALLER_KEY
-from app.wiki.tenancy import TENANT_KEY
-from app.wiki.tenancy import Tenancy
 
 log = logging.getLogger("robot.wiki")
 

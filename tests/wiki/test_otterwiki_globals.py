@@ -1,7 +1,7 @@
 """Pin every Otterwiki module global that holds the app, the db or the storage.
 
-app/wiki/tenancy.py repoints these three objects per request. A new Otterwiki release that adds a
-holder (or makes a second storage) changes this set: re-check tenancy before updating the list.
+app/wiki/otterwiki/ repoints these three objects per request. A new Otterwiki release that adds a
+holder (or makes a second storage) changes this set: re-check tenancy.py there before updating it.
 """
 
 import sys
@@ -43,7 +43,7 @@ KNOWN = {
 
 @pytest.fixture
 def server(platform):
-    from app.wiki.tenancy import boot_otterwiki
+    from app.wiki.otterwiki import boot_otterwiki
 
     return boot_otterwiki(platform.settings)
 

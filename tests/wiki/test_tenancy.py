@@ -407,7 +407,7 @@ def test_remembered_last_commits_follow_commits_from_any_process(wiki, alice):
 
 
 def test_head_commit_reads_loose_packed_and_detached_heads_or_says_none(tmp_path):
-    from app.wiki.tenancy import head_commit
+    from app.wiki.otterwiki.storage import head_commit
 
     def git(*args):
         author = ["-c", "user.name=t", "-c", "user.email=t@x"]
@@ -435,7 +435,7 @@ def test_head_commit_reads_loose_packed_and_detached_heads_or_says_none(tmp_path
 
 
 def test_resolve_under_agrees_with_realpath(tmp_path):
-    from app.wiki.tenancy import resolve_under
+    from app.wiki.otterwiki.storage import resolve_under
 
     root = tmp_path / "repo"
     (root / ".git").mkdir(parents=True)

@@ -1,0 +1,24 @@
+"""The one place that touches Otterwiki's globals: boot it once, then point it at one wiki a time.
+
+Otterwiki has no app factory: importing `otterwiki.server` builds one Flask `app`, one
+Flask-SQLAlchemy `db` and one `GitStorage` that every other Otterwiki module imported by value.
+So we keep those objects and repoint them per request: the storage's repo, the db engine's
+connection pool and the app's config (reset to a pristine snapshot first, so nothing one wiki
+set leaks into the next). Nothing outside this package patches Otterwiki; one module a concern:
+
+- `boot`: import `otterwiki.server` once per process against an internal bootstrap repo;
+- `config`: the values no wiki admin may change, kept on top when Otterwiki reloads its config;
+- `tenancy`: open, evict, activate and deactivate a wiki per request (`Tenancy`, `OpenWiki`);
+- `storage`: the storage's speed-ups (last commits per HEAD, paths resolved from known roots);
+- `caches`: the preference rows read only after wiki.db changed, the table-of-contents cache fix;
+- `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
+"""
+
+from app.wiki.otterwiki.boot import boot_otterwiki
+from app.wiki.otterwiki.hooks import CALLER_KEY
+from app.wiki.otterwiki.hooks import TENANT_KEY
+from app.wiki.otterwiki.hooks import install
+from app.wiki.otterwiki.tenancy import OpenWiki
+from app.wiki.otterwiki.tenancy import Tenancy
+
+__all__ = ["CALLER_KEY", "TENANT_KEY", "OpenWiki", "Tenancy", "boot_otterwiki", "install"]

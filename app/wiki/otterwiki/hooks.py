@@ -1,0 +1,46 @@
+"""What the platform adds to Otterwiki's app: `g.tenant`, `g.caller`, our errors, the page API."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
+
+# WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
+TENANT_KEY = "robot.tenant"
+CALLER_KEY = "robot.caller"
+
+
+def _expose_request_context() -> None:
+    from flask import g
+    from flask import request
+
+    g.tenant = request.environ.get(TENANT_KEY)
+    g.caller = request.environ.get(CALLER_KEY)
+
+
+def _robot_error(error):
+    from flask import request
+
+    from app.wiki.responses import error_response
+
+    return error_response(error, request.path)
+
+
+def install(server: ModuleType, blueprint) -> None:
+    """Add the platform to Otterwiki's app: `g.tenant`/`g.caller`, our errors, the page API.
+
+    `server` is the booted `otterwiki.server` module, `blueprint` the page API's Flask blueprint.
+    Installing again in the same process (a second `create_app` in tests) does nothing.
+    """
+    from app.core.errors import RobotError
+
+    app = server.app
+    if blueprint.name in app.blueprints:
+        return  # a second create_app in the same process (tests): already installed
+    app.before_request_funcs.setdefault(None, []).insert(0, _expose_request_context)
+    app.register_error_handler(RobotError, _robot_error)
+    app.register_blueprint(blueprint)
+    write_toc_rows_only_when_changed(server)
+    # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
+    server.csrf.exempt(blueprint)

@@ -1,0 +1,156 @@
+"""Speed-ups of Otterwiki's one `GitStorage` for the wiki it currently points at.
+
+Both answer for the active wiki only (its repo is the storage's) and leave anything else to
+Otterwiki's own methods, so a request that needs no wiki, or a storage pointed elsewhere, sees
+Otterwiki unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.wiki.otterwiki.tenancy import OpenWiki
+
+_COMMIT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
+# Per open wiki, the last commits remembered for one HEAD (about 2 KB each); past this many
+# files, start over.
+LAST_COMMITS_PER_WIKI = 256
+
+
+def head_commit(repo_path: str) -> str | None:
+    """Return the commit HEAD points to, read from the ref files; None if that is not plain.
+
+    Two small file reads: GitPython's own resolution costs several times more, which would eat
+    much of what remembering last commits saves. None (no commit yet, a `.git` file instead of a
+    folder, anything unexpected) leaves the question to git.
+    """
+    git_dir = os.path.join(repo_path, ".git")
+    try:
+        with open(os.path.join(git_dir, "HEAD"), "rb") as file:
+            sha = file.read().strip()  # a detached HEAD names its commit
+        if sha.startswith(b"ref: "):
+            ref = sha[5:]
+            try:
+                with open(os.path.join(git_dir, os.fsdecode(ref)), "rb") as file:
+                    sha = file.read().strip()
+            except FileNotFoundError:
+                with open(os.path.join(git_dir, "packed-refs"), "rb") as file:
+                    packed = (line.rstrip(b"\n").partition(b" ") for line in file)
+                    sha = next((sha for sha, _, name in packed if name == ref), b"")
+    except OSError:
+        return None
+    return sha.decode("ascii") if _COMMIT_ID.fullmatch(sha) else None
+
+
+def resolve_under(root: str, filename: str) -> str:
+    """Return `os.path.realpath(os.path.join(root, filename))` for a `root` already resolved.
+
+    Walks only the components of `filename`, not the root's again: Otterwiki resolves a path for
+    every file it touches, a few dozen times per page view. Anything unusual (an absolute name,
+    `..`, a symlink on the way) is left to `os.path.realpath` itself.
+    """
+    if os.path.isabs(filename):
+        return os.path.realpath(filename)
+    path = root
+    for part in filename.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            return os.path.realpath(os.path.join(root, filename))
+        path = f"{path}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return os.path.realpath(os.path.join(root, filename))
+        except OSError:
+            pass  # a missing name stays as written, as realpath keeps it
+    return path
+
+
+@dataclass
+class LastCommits:
+    """One wiki's memory of the last commit that changed each file, as of one HEAD."""
+
+    repo: object  # the wiki's git.Repo
+    head: str | None = None
+    commits: dict = field(default_factory=dict)  # filename -> its last commit as of head
+
+    def of(self, filename: str, head: str):
+        """Return the last commit that changed `filename` as of `head` (a git.Commit).
+
+        Otterwiki asks this on every page view and runs `git rev-list` for it. The answer depends
+        only on the commit HEAD points to, so it holds until any process commits to this wiki.
+        Raises Otterwiki's `StorageNotFound` if no commit changed `filename`, as it does.
+        """
+        from git.exc import GitCommandError
+        from otterwiki.gitstorage import StorageNotFound
+
+        if head != self.head or len(self.commits) >= LAST_COMMITS_PER_WIKI:
+            self.head, self.commits = head, {}
+        if filename not in self.commits:
+            # Walk from `head`, not from HEAD again: it may have moved since it was read.
+            found = self.repo.iter_commits(head, paths=filename, max_count=1)
+            try:
+                self.commits[filename] = next(iter(found), None)
+            except (ValueError, GitCommandError):
+                raise StorageNotFound from None
+        commit = self.commits[filename]
+        if commit is None:
+            raise StorageNotFound
+        return commit
+
+
+def remember_last_commits(storage, active: Callable[[], OpenWiki | None]) -> None:
+    """Answer `storage`'s last-commit-at-HEAD questions from the active wiki's `LastCommits`.
+
+    `storage` is Otterwiki's `GitStorage`; `active()` returns the wiki it points at, or None.
+    """
+    # Page views and the sitemap ask the storage for a file's last commit at HEAD; answer
+    # from the open wiki's memory (revisions other than HEAD still go to git every time).
+    original = type(storage)._get_commit
+
+    def _get_commit(filename, revision):
+        opened = active()
+        if revision is not None or opened is None or storage.repo is not opened.repo:
+            return original(storage, filename, revision)
+        head = head_commit(opened.repo_path)
+        if head is None:
+            return original(storage, filename, revision)
+        return opened.last_commits.of(filename, head)
+
+    storage._get_commit = _get_commit
+
+
+def resolve_from_known_roots(storage, active: Callable[[], OpenWiki | None]) -> None:
+    """Check `storage`'s paths from the active wiki's repository path, resolved once at open.
+
+    `storage` is Otterwiki's `GitStorage`; `active()` returns the wiki it points at, or None.
+    The patched `_abspath` raises `StorageUnsafePath` as Otterwiki's own does.
+    """
+    # Otterwiki checks every path it touches against symlinks leading out of the repository
+    # or into .git, resolving the repository's own path again each time. The same check,
+    # from the open wiki's repository path resolved once.
+    from otterwiki.gitstorage import StorageUnsafePath
+
+    original = type(storage)._abspath
+
+    def _abspath(filename):
+        opened = active()
+        if opened is None or storage.path != opened.repo_path:
+            return original(storage, filename)
+        root = opened.real_repo_path
+        resolved = resolve_under(root, filename)
+        gitdir = os.path.join(root, ".git")
+        if os.path.commonpath([gitdir, resolved]) == gitdir or (
+            not storage.allow_external_symlinks and os.path.commonpath([root, resolved]) != root
+        ):
+            raise StorageUnsafePath(f"{filename} resolves to a path outside the repository.")
+        return os.path.join(storage.path, filename)
+
+    storage._abspath = _abspath
