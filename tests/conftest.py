@@ -322,10 +322,19 @@ class Stack:
         return leftovers
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """The shared real stack: supervisord with otterwiki, mcp, api and auth on free ports."""
-    instance = Stack(tmp_path_factory.mktemp("stack"))
+@pytest.fixture(scope="session", params=ENGINES)
+def stack(request, tmp_path_factory):
+    """The shared real stack: supervisord with otterwiki, mcp, api and auth on free ports.
+
+    Once with the platform DB on SQLite, once on the throwaway PostgreSQL: every test that uses
+    the stack runs on both (pytest finishes one before it starts the other).
+    """
+    extra_env = {}
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("postgres_cluster")
+        cluster.create_database("stack")
+        extra_env["ROBOT_DB_URL"] = cluster.url("stack")
+    instance = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"), **extra_env)
     instance.start()
     yield instance
     instance.stop()

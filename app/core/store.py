@@ -10,6 +10,7 @@ import hashlib
 import os
 import secrets
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -168,6 +169,9 @@ class Store:
         self._reader = database.reader(self.engine)
         self._writer = database.writer(self.engine)
         self._pid = os.getpid()
+        # A store dropped without close() still closes its connections (PostgreSQL sessions),
+        # but only in the process that opened them: a forked child shares their sockets.
+        weakref.finalize(self, _release, self.engine, self._pid)
         self._insert = (postgresql if self.engine.dialect.name == "postgresql" else sqlite).insert
         self._find_wiki = database.PreparedRead(self.engine, _WIKI)
         self._find_user = database.PreparedRead(self.engine, _USER)
@@ -181,10 +185,11 @@ class Store:
 
     def _forked(self) -> None:
         if self._pid != os.getpid():
-            # A child must not share the parent's sockets or SQLite handles; leave them open
-            # for the parent and start a pool of our own.
+            # A child must not share the parent's sockets or SQLite handles: start a fresh pool
+            # and leave the parent's connections open for the parent.
             self.engine.dispose(close=False)
             self._pid = os.getpid()
+            weakref.finalize(self, _release, self.engine, self._pid)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -203,9 +208,9 @@ class Store:
         self._forked()
         return prepared.one(**params)
 
-    def _all(self, statement, **params) -> list[RowMapping]:
+    def _all(self, statement) -> list[RowMapping]:
         with self._read() as connection:
-            return list(connection.execute(statement, params).mappings())
+            return list(connection.execute(statement).mappings())
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -488,6 +493,10 @@ class Store:
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
         return self._one(self._live_token, secret_hash=hash_secret(secret), slug=slug)
+
+
+def _release(engine, pid: int) -> None:
+    engine.dispose(close=os.getpid() == pid)
 
 
 def _wiki(row) -> Wiki:

@@ -8,6 +8,9 @@ from app.core.signing import ACCESS_TOKEN_TYP
 from app.core.signing import SESSION_AUDIENCE
 from app.core.signing import SESSION_TYP
 
+# The store's suite: every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_engines
+
 
 def caller(platform, slug, authorization=None, cookie=None):
     return authenticate(

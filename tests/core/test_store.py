@@ -9,6 +9,9 @@ from app.core.schema import metadata
 from app.core.wikis import create_wiki
 from app.core.wikis import delete_wiki
 
+# The store's suite: every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_engines
+
 
 def test_migrate_is_idempotent(store):
     assert store.migrate() == store.schema_version() == head_revision()

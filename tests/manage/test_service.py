@@ -11,6 +11,9 @@ import pytest
 from app.api_server import create_app
 from app.core import wikis
 
+# The store's suite: every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_engines
+
 OWNER, ADMIN, EDITOR, VIEWER, STRANGER = (
     ("did:plc:alice", "alice.test"),
     ("did:plc:bob", "bob.test"),

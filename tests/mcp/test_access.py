@@ -40,7 +40,7 @@ def wikis(stack):
     for slug in (ALPHA, BETA):
         last_line(stack.robot("wiki", "create", slug, "--owner", OWNER[0]))
     last_line(stack.robot("member", "add", ALPHA, "--user", READER[0], "--role", "viewer"))
-    store = Store(stack.settings.db_path)
+    store = Store(stack.settings.database_url)
     yield SimpleNamespace(
         stack=stack,
         store=store,

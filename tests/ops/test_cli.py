@@ -293,8 +293,27 @@ def test_ctl_without_running_instance(tmp_path):
     assert result.returncode != 0 and "supervisor.sock" in result.stdout + result.stderr
 
 
+def sqlite_only(stack) -> None:
+    """robot backup and restore copy the SQLite platform DB; PostgreSQL has pg_dump."""
+    if not stack.settings.database_is_sqlite:
+        pytest.skip("the stack's platform DB is PostgreSQL: robot backup refuses it (below)")
+
+
+@pytest.mark.stack
+def test_backup_and_restore_refuse_a_postgresql_instance_with_a_reason(stack, tmp_path):
+    if stack.settings.database_is_sqlite:
+        pytest.skip("the stack's platform DB is SQLite, which robot backup copies (above)")
+    for command in (("backup", str(tmp_path / "bk")), ("restore", str(tmp_path), "--force")):
+        result = stack.robot(*command)
+        assert result.returncode == 1
+        assert "PostgreSQL (ROBOT_DB_URL): use pg_dump" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bk").exists()
+
+
 @pytest.mark.stack
 def test_backup_of_running_instance_restores_elsewhere(stack, tmp_path):
+    sqlite_only(stack)
     stack.robot("user", "add", "--did", "did:plc:backup", "--handle", "backup.test")
     stack.robot("wiki", "create", "cli-backup", "--owner", "did:plc:backup")
     created = stack.robot(
@@ -321,6 +340,7 @@ def test_backup_of_running_instance_restores_elsewhere(stack, tmp_path):
 
 @pytest.mark.stack
 def test_restore_refuses_while_running(stack, tmp_path):
+    sqlite_only(stack)
     assert stack.robot("backup", str(tmp_path / "bk")).returncode == 0
     result = stack.robot("restore", str(tmp_path / "bk"), "--force")
     assert result.returncode == 1 and "stop it first" in result.stderr

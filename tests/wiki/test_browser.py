@@ -21,7 +21,7 @@ OWNER = ("did:plc:browserowner", "browser-owner.test")
 
 @pytest.fixture(scope="module")
 def wiki(stack):
-    store = Store(stack.settings.db_path)
+    store = Store(stack.settings.database_url)
     store.upsert_user(*OWNER)
     create_wiki(stack.settings, store, "browse-private", OWNER[0], "Browser Wiki")
     create_wiki(stack.settings, store, "browse-public", OWNER[0], "Open Wiki", public=True)
@@ -110,7 +110,7 @@ def test_owner_edits_a_page_in_the_editor(wiki, browser):
 
 def test_logged_in_stranger_is_refused(wiki, browser):
     stranger = "did:plc:browserstranger"
-    Store(wiki.settings.db_path).upsert_user(stranger, "stranger.test")
+    Store(wiki.settings.database_url).upsert_user(stranger, "stranger.test")
     login(wiki, browser, "browse-private", stranger)
     browser.get(wiki_url(wiki, "browse-private"))
     assert "Welcome to your wiki" not in browser.text()

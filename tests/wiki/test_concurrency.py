@@ -17,7 +17,7 @@ HOST = "race-views.localhost"
 
 @pytest.fixture(scope="module")
 def token(stack):
-    store = Store(stack.settings.db_path)
+    store = Store(stack.settings.database_url)
     store.upsert_user(*OWNER)
     create_wiki(stack.settings, store, "race-views", OWNER[0], public=True)
     _, secret = store.create_token("race-views", OWNER[0], "editor")

@@ -25,7 +25,7 @@ WRITERS = 20
 @pytest.fixture(scope="module")
 def world(stack):
     """Two private wikis; owner, editor and viewer tokens in alpha; a session for a stranger."""
-    store = Store(stack.settings.db_path)
+    store = Store(stack.settings.database_url)
     for did, handle in (OWNER, EDITOR, VIEWER, STRANGER):
         store.upsert_user(did, handle)
     for slug in (ALPHA, BETA):
