@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None):
     # (about a tenth of its own time per call) would record nothing.
     fastmcp.settings.telemetry_mode = "off"
     pages = PageClient(platform.settings)
-    server = build_server(pages)
+    server = build_server(pages)  # its lifespan closes `pages` when the app shuts down
 
     @server.custom_route("/healthz", methods=["GET", "HEAD"])
     async def healthz(request: Request) -> PlainTextResponse:

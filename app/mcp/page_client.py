@@ -1,8 +1,9 @@
 """An async client of one wiki's page API, acting with the caller's own credentials.
 
-The MCP service reaches the wiki service directly (`settings.internal_wiki_origin()`), naming the
-wiki by its Host header and forwarding the caller's Authorization header verbatim: there is no
-master key, so the page API applies exactly the caller's role in that wiki.
+The MCP service reaches the wiki service directly (its unix socket, else
+`settings.internal_wiki_origin()`), naming the wiki by its Host header and forwarding the caller's
+Authorization header verbatim: there is no master key, so the page API applies exactly the
+caller's role in that wiki.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from http.cookiejar import CookieJar
+from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import quote
 from urllib.parse import urlencode
-from urllib.parse import urlsplit
 
-import httptools
+import httpx2
 
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
@@ -32,9 +34,13 @@ MAX_PAGE_BYTES = 1024 * 1024
 # at the limit may take several times its size once JSON-escaped.
 MAX_JSON_BYTES = 8 * MAX_PAGE_BYTES
 # Slow wiki answers must not pin an MCP request forever; git on a big wiki may take seconds.
+# TIMEOUT bounds a whole call (connecting, sending, reading every byte), not each read.
 TIMEOUT = 30.0
 CONNECT_TIMEOUT = 5.0
-READ_SIZE = 256 * 1024
+# Per address of the wiki service. Its four sync workers answer one request each and the rest
+# wait in its listen backlog, so the bound only stops a flood of tool calls from using up our
+# file descriptors; calls past it wait for a free connection within their TIMEOUT.
+LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
 
 _ERRORS = {
     400: BadRequest,
@@ -74,19 +80,41 @@ class Blob:
 
 
 class PageClient:
-    """The page API of every wiki, one short HTTP/1.1 exchange per call.
+    """The page API of every wiki, over one pool of HTTP/1.1 connections to the wiki service.
 
-    The wiki service runs gunicorn's sync workers, which close the connection after every answer,
-    so there is nothing to keep alive: each call opens a loopback connection, sends one request
-    and reads the answer to its end. Plain asyncio streams with httptools parsing the answer cost
-    a fifth of what httpx's pool and anyio layers spend on the same exchange.
+    Each method takes the wiki's slug and the caller's Authorization header as sent, and returns
+    the page API's JSON answer as a dict (an attachment as a Blob). Every method raises the domain
+    error of an error answer (BadRequest 400, Unauthorized 401, Forbidden 403, NotFound 404,
+    Conflict 409 with the answer's extra fields, PayloadTooLarge 413, UpstreamError otherwise),
+    PayloadTooLarge for an answer past its cap, and UpstreamError when the wiki service cannot be
+    reached, breaks off, answers with a redirect or with something not JSON, or takes longer than
+    TIMEOUT seconds.
+
+    gunicorn's sync workers close the connection after every answer, so with today's wiki service
+    each call still opens a fresh connection (over the unix socket that costs little); the pool
+    reuses one whenever the server keeps it open. Close the client with `aclose()` on the event
+    loop that used it: the MCP server's lifespan does (app.mcp.tools.build_server).
     """
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        origin = urlsplit(settings.internal_wiki_origin())
-        self._address = (origin.hostname, origin.port or 80)
-        self._socket = str(settings.internal_wiki_socket)
+        self._http = httpx2.AsyncClient(
+            transport=_WikiService(str(settings.internal_wiki_socket)),
+            base_url=settings.internal_wiki_origin(),
+            timeout=httpx2.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT),
+            # One client serves every caller of every wiki: a cookie one answer sets must never
+            # ride along with the next caller's request, so the jar refuses them all.
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=())),
+            # Bodies are read raw and counted against their cap as they arrive, never decoded:
+            # a decoder could blow a small gzip body up far past the cap in one step.
+            headers={"Accept-Encoding": "identity", "User-Agent": "robot-mcp"},
+            # A loopback service: no proxy or netrc from the environment applies to it.
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close every pooled connection; the client cannot be used afterwards."""
+        await self._http.aclose()
 
     async def _send(
         self,
@@ -98,55 +126,38 @@ class PageClient:
         params: dict | None = None,
         json_body: dict | None = None,
     ) -> tuple[bytes, str]:
-        target = f"{url}?{urlencode(params, quote_via=quote)}" if params else url
+        """Send one request as the caller of wiki `slug`; return (body, content type).
+
+        Raises as the class says, with PayloadTooLarge past `limit` bytes of body, and
+        Unauthorized for an Authorization header that could smuggle in a header of its own.
+        """
         if any(ch in authorization for ch in "\r\n\x00"):
             raise Unauthorized("the Authorization header is malformed")
-        body = _json_bytes(json_body) if json_body is not None else b""
-        headers = [
-            ("Host", self.settings.wiki_host(slug)),
-            ("Authorization", authorization),
-            ("Connection", "close"),
-        ]
+        # Encoded here rather than by httpx2, which would write spaces as '+'.
+        target = f"{url}?{urlencode(params, quote_via=quote)}" if params else url
+        headers = {"Host": self.settings.wiki_host(slug), "Authorization": authorization}
+        body = None
         if json_body is not None:
-            headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        status, content_type, answer = await self._exchange(request, limit)
-        if status >= 400:
-            raise _error_from(status, answer)
-        if status >= 300:
-            raise UpstreamError(f"the wiki answered with an unexpected redirect ({status})")
-        return answer, content_type
-
-    async def _connect(self):
-        """Open a connection to the wiki service: its unix socket when it has one, else TCP."""
+            body = _json_bytes(json_body)
+            headers["Content-Type"] = "application/json"
         try:
-            return await asyncio.open_unix_connection(self._socket)
-        except (FileNotFoundError, ConnectionRefusedError):
-            return await asyncio.open_connection(*self._address)
-
-    async def _exchange(self, request: bytes, limit: int) -> tuple[int, str, bytes]:
-        """Send one request on a new connection; return (status, content type, body)."""
-        # One deadline, moved once connected, instead of asyncio.wait_for around the connect:
-        # wait_for runs the connect as a task of its own, an extra task on every call.
-        connected = False
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT) as deadline:
-                reader, writer = await self._connect()
-                connected = True
-                deadline.reschedule(asyncio.get_running_loop().time() + TIMEOUT)
-                try:
-                    writer.write(request)
-                    await writer.drain()
-                    return await _read_answer(reader, limit)
-                finally:
-                    writer.close()
-        except TimeoutError:
-            if connected:
-                raise UpstreamError("the wiki did not answer in time") from None
+            async with asyncio.timeout(TIMEOUT):
+                request = self._http.stream(method, target, headers=headers, content=body)
+                async with request as answer:
+                    data = await _read_capped(answer, limit)
+        except httpx2.ConnectTimeout:
             raise UpstreamError("the wiki service is unreachable: connect timed out") from None
-        except OSError as error:
+        except (TimeoutError, httpx2.TimeoutException):
+            raise UpstreamError("the wiki did not answer in time") from None
+        except httpx2.TransportError as error:
             raise UpstreamError(f"the wiki service is unreachable: {error}") from None
+        if answer.status_code >= 400:
+            raise _error_from(answer.status_code, data)
+        if answer.status_code >= 300:
+            raise UpstreamError(
+                f"the wiki answered with an unexpected redirect ({answer.status_code})"
+            )
+        return data, answer.headers.get("content-type", "")
 
     async def _json(
         self,
@@ -169,13 +180,16 @@ class PageClient:
     # -- the page API, one method per route -------------------------------------------------
 
     async def whoami(self, slug: str, auth: str) -> dict:
+        """GET /api/v1/whoami: the caller's handle, role and permissions in the wiki."""
         return await self._json(slug, auth, "GET", "/api/v1/whoami")
 
     async def list_pages(self, slug: str, auth: str, prefix: str = "") -> dict:
+        """GET /api/v1/pages: every page, or those under `prefix` when given."""
         params = {"prefix": prefix} if prefix else None
         return await self._json(slug, auth, "GET", "/api/v1/pages", params=params)
 
     async def read_page(self, slug: str, auth: str, path: str, revision: str | None = None) -> dict:
+        """GET a page: its Markdown, revision and last change, at `revision` when given."""
         params = {"revision": revision} if revision else None
         return await self._json(slug, auth, "GET", _page_url(path), params=params)
 
@@ -188,6 +202,10 @@ class PageClient:
         message: str | None = None,
         base_revision: str | None = None,
     ) -> dict:
+        """PUT a page's new Markdown; refuse past MAX_PAGE_BYTES (UTF-8) before sending.
+
+        With `base_revision`, the page API answers Conflict if the page has moved on since.
+        """
         if len(content.encode()) > MAX_PAGE_BYTES:
             raise PayloadTooLarge(
                 f"content is {len(content.encode())} bytes; a page may hold at most "
@@ -203,6 +221,7 @@ class PageClient:
     async def delete_page(
         self, slug: str, auth: str, path: str, message: str | None = None
     ) -> dict:
+        """DELETE a page, committing with `message` when given."""
         params = {"message": message} if message else None
         return await self._json(slug, auth, "DELETE", _page_url(path), params=params)
 
@@ -215,35 +234,42 @@ class PageClient:
         update_links: bool = False,
         message: str | None = None,
     ) -> dict:
+        """Rename a page to `to`, rewriting links to it when `update_links`."""
         body = {"to": check_path(to, "new path"), "update_links": update_links}
         if message:
             body["message"] = message
         return await self._json(slug, auth, "POST", _page_url(path, "rename"), body=body)
 
     async def history(self, slug: str, auth: str, path: str, limit: int) -> dict:
+        """GET a page's history: its newest `limit` revisions."""
         params = {"limit": limit}
         return await self._json(slug, auth, "GET", _page_url(path, "history"), params=params)
 
     async def links(self, slug: str, auth: str, path: str) -> dict:
+        """GET a page's links: the pages it links to and those linking to it."""
         return await self._json(slug, auth, "GET", _page_url(path, "links"))
 
     async def orphans(self, slug: str, auth: str) -> dict:
+        """GET /api/v1/orphans: the pages no other page links to."""
         return await self._json(slug, auth, "GET", "/api/v1/orphans")
 
     async def search(self, slug: str, auth: str, query: str, limit: int) -> dict:
+        """GET /api/v1/search: at most `limit` pages matching `query`."""
         params = {"q": query, "limit": limit}
         return await self._json(slug, auth, "GET", "/api/v1/search", params=params)
 
     async def changes(self, slug: str, auth: str, limit: int) -> dict:
+        """GET /api/v1/changes: the wiki's newest `limit` changes."""
         return await self._json(slug, auth, "GET", "/api/v1/changes", params={"limit": limit})
 
     async def attachments(self, slug: str, auth: str, path: str) -> dict:
+        """GET the list of a page's attachments."""
         return await self._json(slug, auth, "GET", _page_url(path, "attachments"))
 
     async def attachment(
         self, slug: str, auth: str, path: str, name: str, limit: int, revision: str | None = None
     ) -> Blob:
-        """Fetch an attachment's bytes; raise PayloadTooLarge past `limit` without buffering it."""
+        """Fetch an attachment's bytes, at most `limit` of them (else PayloadTooLarge, unread)."""
         if not name or "/" in name or name in (".", "..") or "\x00" in name:
             raise BadRequest("attachment name must be a plain file name")
         url = _page_url(path, "attachments", name)
@@ -257,64 +283,50 @@ def _json_bytes(data: dict) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-class _Answer:
-    """httptools callbacks collecting one answer: status, content type and body up to a limit."""
+class _WikiService(httpx2.AsyncBaseTransport):
+    """The wiki service's unix socket while it listens there, else its TCP address.
 
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.headers: dict[bytes, bytes] = {}
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.headers_done = False
-        self.complete = False
+    Tried per connection, not once at startup: the wiki service may start after this one, and a
+    deployment (or a test) may run it on TCP alone.
+    """
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.lower()] = value
+    def __init__(self, socket_path: str):
+        self._unix = httpx2.AsyncHTTPTransport(uds=socket_path, limits=LIMITS)
+        self._tcp = httpx2.AsyncHTTPTransport(limits=LIMITS)
 
-    def on_headers_complete(self) -> None:
-        self.headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size <= self.limit:
-            self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-    def ends_at_close(self) -> bool:
-        """Whether the body is framed by the connection closing (no length, not chunked)."""
-        return (
-            self.headers_done
-            and b"content-length" not in self.headers
-            and b"transfer-encoding" not in self.headers
-        )
-
-
-async def _read_answer(reader: asyncio.StreamReader, limit: int) -> tuple[int, str, bytes]:
-    """Read one answer to its end; raise PayloadTooLarge past `limit` without buffering it."""
-    answer = _Answer(limit)
-    parser = httptools.HttpResponseParser(answer)
-    while not answer.complete:
-        data = await reader.read(READ_SIZE)
-        if not data:
-            if answer.ends_at_close():
-                break
-            raise OSError("the connection closed before the answer was complete")
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Send `request` over the unix socket, or over TCP when nothing listens there."""
         try:
-            parser.feed_data(data)
-        except httptools.HttpParserError as error:
-            raise OSError(f"the wiki's answer is not valid HTTP: {error}") from None
-        status = parser.get_status_code() if answer.headers_done else 0
-        declared = answer.headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit and status < 400:
-            raise PayloadTooLarge(
-                f"the answer is {int(declared)} bytes, more than the {limit} bytes allowed"
-            )
-        if answer.size > limit:
+            return await self._unix.handle_async_request(request)
+        except httpx2.ConnectError:
+            # No connection, so nothing was sent: trying the other address is safe for a PUT too.
+            return await self._tcp.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections of both addresses."""
+        await self._unix.aclose()
+        await self._tcp.aclose()
+
+
+async def _read_capped(answer: httpx2.Response, limit: int) -> bytes:
+    """Read a streamed answer's body; raise PayloadTooLarge past `limit` bytes.
+
+    Stops reading at the cap, so a huge body is never held; leaving the stream unread makes the
+    pool close that connection instead of reusing it.
+    """
+    declared = answer.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the answer is {declared} bytes, more than the {limit} bytes allowed"
+        )
+    chunks = []
+    size = 0
+    async for chunk in answer.aiter_raw():
+        size += len(chunk)
+        if size > limit:
             raise PayloadTooLarge(f"the answer is larger than the {limit} bytes allowed")
-    content_type = answer.headers.get(b"content-type", b"").decode("latin-1")
-    return parser.get_status_code(), content_type, b"".join(answer.chunks)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error_from(status: int, body: bytes) -> RobotError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from contextlib import asynccontextmanager
 from typing import Annotated
 from urllib.parse import quote
 
@@ -91,13 +92,28 @@ class WikiServer(FastMCP):
 
 
 def build_server(pages: PageClient) -> FastMCP:
-    """Return the FastMCP server with every wiki tool bound to `pages`."""
+    """Return the FastMCP server with every wiki tool bound to `pages`.
+
+    The server owns `pages` from then on: its lifespan closes it, so the pooled connections to the
+    wiki service go when the app shuts down.
+    """
+
+    # Entered once when the ASGI app starts (the session manager enters it and stateless requests
+    # share it) and left at shutdown, still on the event loop the connections were opened on.
+    @asynccontextmanager
+    async def lifespan(server: FastMCP):
+        try:
+            yield {}
+        finally:
+            await pages.aclose()
+
     # Our parameter schemas are flat (no $ref), so FastMCP's dereferencing pass is pure cost.
     mcp = WikiServer(
         "robot wiki",
         instructions=INSTRUCTIONS,
         mask_error_details=True,
         dereference_schemas=False,
+        lifespan=lifespan,
     )
 
     async def put(path, content, message, base_revision) -> dict:

@@ -1,7 +1,8 @@
 """The MCP service's page client against a scripted wiki service on a loopback socket.
 
 The end-to-end tests drive the real wiki service; these cover what it rarely does: chunked or
-close-delimited answers, answers past the size limit, a service that never answers or is down.
+close-delimited answers, answers past the size limit, a service that never answers, trickles,
+breaks off or is down, keeps connections alive or sets cookies.
 """
 
 import asyncio
@@ -11,6 +12,7 @@ import json
 import pytest
 import pytest_asyncio
 
+from app import mcp_entry
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.core.errors import Unauthorized
@@ -30,41 +32,61 @@ def json_answer(data: dict, status: str = "200 OK") -> bytes:
 
 
 class Upstream:
-    """A one-answer-per-connection server that records each request it reads."""
+    """A server that records each request it reads and gives each the same answer.
 
-    def __init__(self, answer: bytes | None):
+    `answer` is the bytes to send, None to never answer, or a coroutine function that writes
+    its own answer to the writer it is given. With `keep_alive` it reads the next request on the
+    same connection; without, it closes the connection after one answer.
+    """
+
+    def __init__(self, answer, keep_alive: bool = False):
         self.answer = answer
+        self.keep_alive = keep_alive
         self.requests: list[bytes] = []
+        self.connections = 0
 
     async def handle(self, reader, writer):
+        self.connections += 1
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            self.requests.append(head + await reader.readexactly(length))
-            if self.answer is None:  # never answers
-                await asyncio.sleep(3600)
-            writer.write(self.answer)
-            await writer.drain()
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:  # the client closed a kept-alive connection
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                self.requests.append(head + await reader.readexactly(length))
+                if self.answer is None:  # never answers
+                    await asyncio.sleep(3600)
+                if callable(self.answer):
+                    await self.answer(writer)
+                else:
+                    writer.write(self.answer)
+                    await writer.drain()
+                if not self.keep_alive:
+                    return
         finally:
             writer.close()
 
 
 @pytest_asyncio.fixture
 async def serve(settings):
-    servers = []
+    servers, clients = [], []
 
-    async def start(answer: bytes | None) -> tuple[PageClient, Upstream]:
-        upstream = Upstream(answer)
+    async def start(answer, keep_alive: bool = False) -> tuple[PageClient, Upstream]:
+        upstream = Upstream(answer, keep_alive)
         server = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)
         servers.append(server)
         port = server.sockets[0].getsockname()[1]
         wiki = dataclasses.replace(settings, wiki_port=port, bind_host="127.0.0.1")
-        return PageClient(wiki), upstream
+        clients.append(PageClient(wiki))
+        return clients[-1], upstream
 
     yield start
+    for client in clients:
+        await client.aclose()
     for server in servers:
         server.close()
         await server.wait_closed()
@@ -127,8 +149,10 @@ async def test_a_wiki_that_never_answers_times_out(serve, monkeypatch):
 
 async def test_a_wiki_service_that_is_down_is_unreachable(settings):
     down = dataclasses.replace(settings, wiki_port=free_ports(1)[0], bind_host="127.0.0.1")
+    pages = PageClient(down)
     with pytest.raises(UpstreamError, match="unreachable"):
-        await PageClient(down).read_page("alpha", AUTH, "Home")
+        await pages.read_page("alpha", AUTH, "Home")
+    await pages.aclose()
 
 
 async def test_a_truncated_answer_is_an_upstream_error(serve):
@@ -142,3 +166,121 @@ async def test_a_malformed_authorization_is_not_forwarded(serve):
     with pytest.raises(Unauthorized, match="malformed"):
         await pages.read_page("alpha", "Bearer x\r\nX-Evil: 1", "Home")
     assert upstream.requests == []
+
+
+async def test_calls_share_one_kept_alive_connection(serve):
+    pages, upstream = await serve(json_answer({"pages": []}), keep_alive=True)
+    for _ in range(3):
+        assert await pages.list_pages("alpha", AUTH) == {"pages": []}
+    assert len(upstream.requests) == 3
+    assert upstream.connections == 1
+
+
+async def test_a_cookie_from_one_answer_never_rides_along_with_the_next_request(serve):
+    body = b'{"pages": []}'
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: session=alice; Path=/"
+        b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    pages, upstream = await serve(answer, keep_alive=True)
+    await pages.list_pages("alpha", AUTH)
+    await pages.list_pages("beta", "Bearer someone_else")
+    assert b"cookie:" not in upstream.requests[1].lower()
+
+
+async def test_the_unix_socket_is_used_while_the_wiki_listens_there(settings, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    on_tcp, on_unix = Upstream(json_answer({"via": "tcp"})), Upstream(json_answer({"via": "unix"}))
+    tcp = await asyncio.start_server(on_tcp.handle, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    wiki = dataclasses.replace(settings, run_dir=run_dir, wiki_port=port, bind_host="127.0.0.1")
+    unix = await asyncio.start_unix_server(on_unix.handle, str(wiki.internal_wiki_socket))
+    pages = PageClient(wiki)
+    try:
+        assert await pages.whoami("alpha", AUTH) == {"via": "unix"}
+        unix.close()
+        await unix.wait_closed()
+        wiki.internal_wiki_socket.unlink()  # the wiki service stopped listening there
+        assert await pages.whoami("alpha", AUTH) == {"via": "tcp"}
+    finally:
+        await pages.aclose()
+        tcp.close()
+        await tcp.wait_closed()
+    assert (len(on_unix.requests), len(on_tcp.requests)) == (1, 1)
+
+
+async def test_an_endless_answer_is_cut_off_at_the_cap(serve, monkeypatch):
+    monkeypatch.setattr(page_client, "MAX_JSON_BYTES", 1024 * 1024)
+    stopped = asyncio.Event()
+
+    async def endless(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[")
+        try:
+            while True:  # until the client stops reading and hangs up
+                writer.write(b'"' + b"x" * 65536 + b'",')
+                await writer.drain()
+        except ConnectionError:
+            stopped.set()
+
+    pages, _ = await serve(endless)
+    with pytest.raises(PayloadTooLarge, match="larger than the 1048576 bytes allowed"):
+        await pages.list_pages("alpha", AUTH)
+    await asyncio.wait_for(stopped.wait(), 5)
+
+
+async def test_an_answer_broken_off_mid_chunk_is_an_upstream_error(serve):
+    broken = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'40\r\n{"pages": ['
+    )
+    pages, _ = await serve(broken)
+    with pytest.raises(UpstreamError, match="unreachable"):
+        await pages.list_pages("alpha", AUTH)
+
+
+async def test_a_trickling_answer_is_cut_off_at_the_total_deadline(serve, monkeypatch):
+    monkeypatch.setattr(page_client, "TIMEOUT", 0.5)
+
+    async def trickle(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(1000):  # each byte well within the 0.5 s a single read may wait
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    pages, _ = await serve(trickle)
+    with pytest.raises(UpstreamError, match="did not answer in time"):
+        await pages.list_pages("alpha", AUTH)
+
+
+async def lifespan_messages(app) -> list[str]:
+    """Start an ASGI app up and shut it down again; return the lifespan messages it sent."""
+    inbox = asyncio.Queue()
+    inbox.put_nowait({"type": "lifespan.startup"})
+    inbox.put_nowait({"type": "lifespan.shutdown"})
+    sent = []
+
+    async def send(message):
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, send)
+    return sent
+
+
+async def test_the_mcp_app_closes_its_page_client_on_shutdown(platform, monkeypatch):
+    made = []
+
+    class Recorded(PageClient):
+        def __init__(self, settings):
+            super().__init__(settings)
+            made.append(self)
+
+    monkeypatch.setattr(mcp_entry, "PageClient", Recorded)
+    app = mcp_entry.create_app(platform.settings)
+    assert await lifespan_messages(app) == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await made[0].whoami("alpha", AUTH)
