@@ -21,6 +21,7 @@ def test_bench_quick_run_measures_every_path():
             len(
                 re.findall(rf"^  {path} +\d+\.\d+ ms +ratio \d+\.\d+x +\(runs: ", done.stdout, re.M)
             )
-            == 2
+            == 4  # two pages, each on SQLite and on PostgreSQL
         )
-    assert re.search(r"^headline .*: \d+\.\d+x", done.stdout, re.M)
+    for engine in ("SQLite", "PostgreSQL"):
+        assert re.search(rf"^headline on {engine} .*: \d+\.\d+x", done.stdout, re.M)
