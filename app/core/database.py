@@ -8,8 +8,10 @@ trip each, and writes in READ COMMITTED transactions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy
 from alembic import command
@@ -22,6 +24,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
 
 from app.core.errors import ConfigError
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The revision that equals the schema made by robot's own migration runner before Alembic (it
@@ -170,20 +174,60 @@ class PreparedRead:
     def one(self, **params) -> dict | None:
         """The first row for `params` (bind name -> value), or None. Raises the driver's errors."""
         args = tuple(params[name] for name in self.positions) if self.positions else params
-        connection = self.engine.raw_connection()
+        driver_error = self.engine.dialect.loaded_dbapi.Error
         try:
-            dbapi = connection.dbapi_connection
-            if self._autocommit:
-                # One round trip: no BEGIN before, no ROLLBACK when the pool takes it back.
-                dbapi.autocommit = True
-            try:
-                cursor = dbapi.cursor()
-                cursor.execute(self.sql, args)
-                row = cursor.fetchone()
-                cursor.close()
-            finally:
-                if self._autocommit:
-                    dbapi.autocommit = False
+            connection = self.engine.raw_connection()
+        except driver_error as error:  # the pool hands connect errors over unwrapped
+            raise self._wrapped(error, args) from error
+        try:
+            row = self._fetch(connection.dbapi_connection, args)
+        except driver_error as error:
+            dropped = self.engine.dialect.is_disconnect(error, connection.dbapi_connection, None)
+            if dropped:
+                # The server dropped us (restart, failover): so it did every pooled connection.
+                connection.invalidate(error)
+                self.engine.dispose()
+            raise self._wrapped(error, args, dropped) from error
         finally:
             connection.close()
         return None if row is None else dict(zip(self.columns, row, strict=True))
+
+    def _wrapped(self, error: Exception, args, dropped=False) -> sqlalchemy.exc.DBAPIError:
+        """The driver's error as SQLAlchemy's (OperationalError ...), as Connection raises it."""
+        return sqlalchemy.exc.DBAPIError.instance(
+            self.sql,
+            args,
+            error,
+            self.engine.dialect.loaded_dbapi.Error,
+            connection_invalidated=dropped,
+        )
+
+    def _fetch(self, dbapi, args) -> tuple | None:
+        if self._autocommit:
+            # One round trip: no BEGIN before, no ROLLBACK when the pool takes it back.
+            dbapi.autocommit = True
+        try:
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute(self.sql, args)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            if self._autocommit and not dbapi.closed:
+                dbapi.autocommit = False
+
+
+def read_again_if_dropped(read: Callable[[], T]) -> T:
+    """Run an idempotent read; if the server had dropped its pooled connection, run it once more.
+
+    After a PostgreSQL restart every pooled connection is dead, and SQLAlchemy (or PreparedRead)
+    has discarded the pool when the first one failed; the second try connects afresh. Any other
+    error, and a second failure, propagate.
+    """
+    try:
+        return read()
+    except sqlalchemy.exc.DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    return read()

@@ -46,6 +46,12 @@ class UpstreamError(RobotError):
     status = 502
 
 
+class Unavailable(RobotError):
+    """A service robot depends on (the platform database) is not answering: try again later."""
+
+    status = 503
+
+
 def error_body(error: RobotError) -> dict:
     """Return the JSON body every service uses for an error."""
     return {"ok": False, "error": error.message, "status": error.status, **error.extra}

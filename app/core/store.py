@@ -7,6 +7,7 @@ makes the engine; app.core.schema names the tables; Alembic migrations make the 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import time
@@ -27,16 +28,21 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import OperationalError
 
 from app.core import database
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
+from app.core.errors import Unavailable
 from app.core.schema import ROLES
 from app.core.schema import memberships
 from app.core.schema import tokens
 from app.core.schema import users
 from app.core.schema import wikis
+
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "robot_"
 # Writing last_used_at on every request would make every read a write; a minute is precise enough.
@@ -201,16 +207,21 @@ class Store:
     def _write(self) -> Iterator[Connection]:
         """One transaction; SQLite takes its write lock up front (BEGIN IMMEDIATE)."""
         self._forked()
-        with self._writer.begin() as connection:
+        with _answering(), self._writer.begin() as connection:
             yield connection
 
     def _one(self, prepared: database.PreparedRead, **params) -> dict | None:
         self._forked()
-        return prepared.one(**params)
+        with _answering():
+            return database.read_again_if_dropped(lambda: prepared.one(**params))
 
     def _all(self, statement) -> list[RowMapping]:
-        with self._read() as connection:
-            return list(connection.execute(statement).mappings())
+        def read() -> list[RowMapping]:
+            with self._read() as connection:
+                return list(connection.execute(statement).mappings())
+
+        with _answering():
+            return database.read_again_if_dropped(read)
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -224,7 +235,8 @@ class Store:
     def schema_version(self) -> str | None:
         """The migration revision the database is at (None before `robot init`)."""
         self._forked()
-        return database.current_revision(self.engine)
+        with _answering():
+            return database.read_again_if_dropped(lambda: database.current_revision(self.engine))
 
     def schema_problem(self) -> str | None:
         """None when the schema is the one this code needs, else what to do about it."""
@@ -234,9 +246,8 @@ class Store:
         return None
 
     def ping(self) -> None:
-        """Run one query on the platform DB; raises SQLAlchemyError when it does not answer."""
-        with self._read() as connection:
-            connection.execute(text("SELECT 1")).one()
+        """Run one query on the platform DB; raises Unavailable when it does not answer."""
+        self._all(select(text("1")))
 
     # -- users ----------------------------------------------------------------------------
 
@@ -493,6 +504,21 @@ class Store:
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
         return self._one(self._live_token, secret_hash=hash_secret(secret), slug=slug)
+
+
+@contextmanager
+def _answering() -> Iterator[None]:
+    """Turn "the database is not answering" (down, unreachable, locked past the busy timeout)
+    into Unavailable (503) for the caller; the driver's reason goes to the log only, as it may
+    name hosts and users."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        log.warning("platform database not answering: %s", reason)
+        unavailable = Unavailable("the platform database is not answering; try again shortly")
+        unavailable.reason = reason  # for the operator's own tools (robot), not for HTTP bodies
+        raise unavailable from None
 
 
 def _release(engine, pid: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -258,6 +259,8 @@ def restore_command(source: Path, force: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; any expected failure becomes one line on stderr and a non-zero exit."""
+    # The store logs why the database did not answer, for services; here the error line says it.
+    logging.getLogger("app.core.store").addHandler(logging.NullHandler())
     try:
         cli.main(args=argv, prog_name="robot", standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -271,6 +274,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as err:
         click.echo(f"robot: error: {err.format_message()}", err=True)
         sys.exit(err.exit_code)
-    except (RobotError, ConfigError, SQLAlchemyError, OSError) as err:
-        click.echo(f"robot: error: {err}", err=True)
+    except SQLAlchemyError as err:
+        # The driver's own first line says why (refused, bad password ...); never the password.
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        click.echo(f"robot: error: platform database: {reason}", err=True)
+        sys.exit(1)
+    except (RobotError, ConfigError, OSError) as err:
+        reason = getattr(err, "reason", None)
+        click.echo(f"robot: error: {err}" + (f" ({reason})" if reason else ""), err=True)
         sys.exit(1)

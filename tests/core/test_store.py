@@ -5,9 +5,13 @@ from app.core.database import head_revision
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
+from app.core.errors import Unavailable
 from app.core.schema import metadata
+from app.core.settings import Settings
+from app.core.store import Store
 from app.core.wikis import create_wiki
 from app.core.wikis import delete_wiki
+from tests.conftest import free_ports
 
 # The store's suite: every test here runs on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.both_engines
@@ -89,3 +93,63 @@ def test_secret_is_stored_only_as_hash(settings, store, users):
             for row in connection.execute(select(table))
         ]
     assert dump and secret not in "\n".join(dump)
+
+
+def _drop_every_connection(settings) -> None:
+    """What a PostgreSQL restart or failover does to the store's pooled connections."""
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+
+    admin = create_engine(settings.database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    admin.dispose()
+
+
+def test_dropped_connections_cost_reads_nothing_and_a_write_at_most_one_503(wikis):
+    settings, store = wikis.settings, wikis.store
+    if settings.database_is_sqlite:
+        pytest.skip("SQLite has no server to drop connections")
+    alice = store.get_wiki("alpha").owner_did
+    # Reads are tried again on a fresh connection; a write is not (it may have been done).
+    calls = {
+        "find_wiki": (lambda: store.find_wiki("alpha"), 0),
+        "role_of": (lambda: store.role_of("alpha", alice), 0),
+        "list_wikis": (lambda: store.list_wikis(alice), 0),
+        "schema_problem": (lambda: store.schema_problem() or "current", 0),
+        "update_wiki": (lambda: store.update_wiki("alpha", display_name="Alpha"), 1),
+    }
+    for name, (call, allowed) in calls.items():
+        call()  # a pooled connection exists
+        _drop_every_connection(settings)
+        failures = 0
+        for _ in range(3):
+            try:
+                assert call() is not None, name
+            except Unavailable as error:
+                assert error.status == 503 and "127.0.0.1" not in error.message
+                failures += 1
+        assert failures <= allowed, name
+
+
+def test_a_database_that_does_not_answer_is_a_503_not_a_crash(tmp_path):
+    unreachable = f"postgresql+psycopg://robot:s3cret@127.0.0.1:{free_ports(1)[0]}/robot"
+    store = Store(Settings.from_env({"ROBOT_DB_URL": unreachable}).database_url)
+    calls = (
+        lambda: store.find_wiki("alpha"),
+        lambda: store.role_of("alpha", "did:plc:alice"),
+        lambda: store.authenticate_token("robot_" + "x" * 43, "alpha"),
+        lambda: store.list_wikis(),
+        lambda: store.upsert_user("did:plc:alice", "alice.test"),
+        store.schema_problem,
+    )
+    for call in calls:
+        with pytest.raises(Unavailable) as error:
+            call()
+        assert "s3cret" not in str(error.value) and error.value.status == 503
+    store.close()

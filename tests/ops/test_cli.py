@@ -83,6 +83,29 @@ def test_unknown_setting_is_one_line(robot, monkeypatch):
     assert result.code == 1 and result.one_error_line and "ROBOT_DATA_DIRR" in result.err
 
 
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("postgresql://robot:s3cret@127.0.0.1:{port}/robot", "Connection refused"),
+        ("postgresql://robot:s3cret@nohost.invalid/robot", "nohost.invalid"),
+        ("mysql://robot:s3cret@db/robot", "use postgresql+psycopg"),
+        ("postgresql://robot:s3cret@db", "names no database"),
+    ],
+)
+def test_a_platform_db_robot_cannot_use_is_one_line_without_the_password(
+    robot, monkeypatch, data_dir, url, reason
+):
+    monkeypatch.setenv("ROBOT_DB_URL", url.format(port=free_ports(1)[0]))
+    for command in (("init",), ("wiki", "list")):
+        result = robot(*command)
+        assert result.code == 1 and result.one_error_line, result.err
+        assert "s3cret" not in result.err + result.out
+        if command == ("init",):
+            assert reason in result.err
+    # Nothing was made that needs the database: no keys, no wikis.
+    assert not (data_dir / "signing_key.pem").exists()
+
+
 def test_user_add(robot):
     robot("init")
     result = robot("user", "add", "--did", ALICE, "--handle", "alice.test")
