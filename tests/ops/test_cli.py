@@ -323,15 +323,29 @@ def sqlite_only(stack) -> None:
 
 
 @pytest.mark.stack
-def test_backup_and_restore_refuse_a_postgresql_instance_with_a_reason(stack, tmp_path):
+def test_backup_refuses_a_running_postgresql_instance_with_a_reason(stack, tmp_path):
     if stack.settings.database_is_sqlite:
-        pytest.skip("the stack's platform DB is SQLite, which robot backup copies (above)")
-    for command in (("backup", str(tmp_path / "bk")), ("restore", str(tmp_path), "--force")):
-        result = stack.robot(*command)
-        assert result.returncode == 1
-        assert "PostgreSQL (ROBOT_DB_URL): use pg_dump" in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+        pytest.skip("the stack's platform DB is SQLite, which robot backup copies (below)")
+    result = stack.robot("backup", str(tmp_path / "bk"))
+    assert result.returncode == 1
+    assert "PostgreSQL (ROBOT_DB_URL): use pg_dump" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bk").exists()
+
+
+def test_backup_and_restore_refuse_a_postgresql_instance(ready, monkeypatch, tmp_path, data_dir):
+    ready("backup", str(tmp_path / "bk"))  # a real backup, made while on SQLite
+    before = sorted(path.name for path in data_dir.iterdir())
+    monkeypatch.setenv("ROBOT_DB_URL", f"postgresql://robot@127.0.0.1:{free_ports(1)[0]}/robot")
+    for command in (
+        ("backup", str(tmp_path / "bk2")),
+        ("restore", str(tmp_path / "bk"), "--force"),
+    ):
+        result = ready(*command)
+        assert result.code == 1 and result.one_error_line
+        assert "PostgreSQL (ROBOT_DB_URL): use pg_dump" in result.err
+    assert not (tmp_path / "bk2").exists()
+    assert sorted(path.name for path in data_dir.iterdir()) == before
 
 
 @pytest.mark.stack
