@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.core.flask_app import load_platform
-from app.core.flask_app import make_flask_app
 from app.core.settings import Settings
 from app.manage import internal_views as api_views
 from app.manage import views as management_views
+from app.web.flask_app import load_platform
+from app.web.flask_app import make_flask_app
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Flask
 
 from app.auth import views as auth_views
-from app.core.flask_app import load_or_exit
-from app.core.flask_app import load_platform
-from app.core.flask_app import make_flask_app
 from app.core.settings import Settings
 from app.core.signing import SigningKey
+from app.web.flask_app import load_or_exit
+from app.web.flask_app import load_platform
+from app.web.flask_app import make_flask_app
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -8,9 +8,9 @@ from flask import render_template
 from flask import request
 
 from app.auth import metadata as oauth_metadata
-from app.core.flask_app import current_platform
-from app.core.flask_app import health_response
 from app.core.identity import SESSION_COOKIE
+from app.web.flask_app import current_platform
+from app.web.flask_app import health_response
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint
 from flask import request
 
-from app.core.flask_app import current_platform
-from app.core.flask_app import health_response
 from app.manage.service import wiki_for_domain
+from app.web.flask_app import current_platform
+from app.web.flask_app import health_response
 
 bp = Blueprint("api", __name__)
 

@@ -6,10 +6,10 @@ from flask import Blueprint
 from flask import g
 from flask import request
 
-from app.core.flask_app import current_platform
-from app.core.flask_app import json_body
 from app.core.identity import SESSION_COOKIE
 from app.manage import service as management
+from app.web.flask_app import current_platform
+from app.web.flask_app import json_body
 
 bp = Blueprint("management", __name__, url_prefix="/api/wikis")
 

@@ -10,12 +10,12 @@ from flask import request
 
 from app.core.errors import Forbidden
 from app.core.errors import Unauthorized
-from app.core.flask_app import json_body
-from app.core.flask_app import register_error_handlers
 from app.pages import search as pagesearch
 from app.pages.paths import PathRules
 from app.pages.paths import clean_limit
 from app.pages.storage import Pages
+from app.web.flask_app import json_body
+from app.web.flask_app import register_error_handlers
 
 bp = Blueprint("page_api", __name__, url_prefix="/api/v1")
 register_error_handlers(bp)
