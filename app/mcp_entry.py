@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 import fastmcp
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -25,10 +26,9 @@ def create_app(settings: Settings | None = None):
 
     @server.custom_route("/healthz", methods=["GET", "HEAD"])
     async def healthz(request: Request) -> PlainTextResponse:
-        try:
-            platform.store.ping()
-        except Exception as error:  # any DB failure makes us unhealthy; say which
-            return PlainTextResponse(f"platform db: {error}\n", status_code=503)
+        problem = await anyio.to_thread.run_sync(platform.store.health_problem)
+        if problem:
+            return PlainTextResponse(f"platform database: {problem}\n", status_code=503)
         return PlainTextResponse("ok\n")
 
     # Stateless and JSON answers: no session or stream outlives its request, so a restart never

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 
-from app.core.errors import ConfigError
 from app.core.settings import Settings
-
-BOOT_ERROR_STATUS = 3  # gunicorn: a worker that cannot boot stops the master instead of looping
+from app.web.flask_app import load_or_exit
 
 
 def _missing_otterwiki_app():
@@ -21,26 +18,29 @@ def _missing_otterwiki_app():
 
 
 def create_app(settings: Settings | None = None):
-    """Return the wiki service's WSGI app, as MULTI_TENANT and the installed packages allow."""
-    try:
-        settings = settings or Settings.from_env()
-        if importlib.util.find_spec("otterwiki") is None:
-            return _missing_otterwiki_app()
-        if not settings.multi_tenant:
-            from otterwiki.server import app  # the benchmark baseline: configured by its env
+    """Return the wiki service's WSGI app, as MULTI_TENANT and the installed packages allow.
 
-            return app
-        from app.core.platform import Platform
-        from app.wiki import page_api
-        from app.wiki.gateway import WikiGateway
-        from app.wiki.otterwiki import Tenancy
-        from app.wiki.otterwiki import boot_otterwiki
-        from app.wiki.otterwiki import install
+    Bad configuration stops the process with one line (load_or_exit).
+    """
+    return load_or_exit("otterwiki", _build, settings)
 
-        platform = Platform.load(settings)
-        server = boot_otterwiki(settings)
-        install(server, page_api.bp)
-        return WikiGateway(platform, Tenancy(server, settings))
-    except ConfigError as error:
-        print(f"otterwiki: {error}", file=sys.stderr)
-        raise SystemExit(BOOT_ERROR_STATUS) from None
+
+def _build(settings: Settings | None):
+    settings = settings or Settings.from_env()
+    if importlib.util.find_spec("otterwiki") is None:
+        return _missing_otterwiki_app()
+    if not settings.multi_tenant:
+        from otterwiki.server import app  # the benchmark baseline: configured by its env
+
+        return app
+    from app.core.platform import Platform
+    from app.wiki import page_api
+    from app.wiki.gateway import WikiGateway
+    from app.wiki.otterwiki import Tenancy
+    from app.wiki.otterwiki import boot_otterwiki
+    from app.wiki.otterwiki import install
+
+    platform = Platform.load(settings)
+    server = boot_otterwiki(settings)
+    install(server, page_api.bp)
+    return WikiGateway(platform, Tenancy(server, settings))

@@ -70,7 +70,7 @@ def healthz():
     client_key_path = platform.settings.client_key_path
     return health_response(
         {
-            "database": platform.store.schema_problem,
+            "database": platform.store.health_problem,
             "client_key": lambda: (
                 None if client_key_path.is_file() else f"{client_key_path} missing"
             ),

@@ -19,6 +19,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
@@ -41,9 +42,19 @@ _WRITE = "robot_write"
 # default max_connections (100).
 POSTGRES_POOL_SIZE = 4
 POSTGRES_MAX_OVERFLOW = 8
+# A server that stalls must cost a request a 503 well before gunicorn's 30 s worker timeout
+# kills the worker: seconds to connect, milliseconds unacknowledged on the wire (a dead peer),
+# and per statement or lock wait. Migrations lift the last two (see upgrade).
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "tcp_user_timeout": 10_000,
+    "options": "-c statement_timeout=10000 -c lock_timeout=10000",
+}
+# Any constant: `robot init` on several hosts at once takes turns on this advisory lock.
+MIGRATION_LOCK = 0x726F626F74  # "robot"
 
 
-def create_engine(url: str) -> Engine:
+def create_engine(url: str | URL) -> Engine:
     """Return an engine for the platform DB at `url`: sqlite:///FILE or postgresql+psycopg://.
 
     Raises ConfigError for any other kind of URL.
@@ -57,6 +68,7 @@ def create_engine(url: str) -> Engine:
     if backend == "postgresql":
         return sqlalchemy.create_engine(
             url,
+            connect_args=POSTGRES_CONNECT_ARGS,
             pool_size=POSTGRES_POOL_SIZE,
             max_overflow=POSTGRES_MAX_OVERFLOW,
             # A connection the server has dropped is replaced instead of failing a request later.
@@ -123,6 +135,12 @@ def upgrade(engine: Engine) -> str:
             # WAL lets readers go on while one process writes; it is a property of the file.
             connection.exec_driver_sql("PRAGMA journal_mode = WAL")
     with writer(engine).begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # One upgrade at a time (the others wait, then find the schema at head), and no
+            # statement timeout: a migration may rewrite a large table.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
         config = _config(connection)
         if _made_before_alembic(connection):
             command.stamp(config, PRE_ALEMBIC_REVISION)
@@ -144,7 +162,7 @@ def _made_before_alembic(connection: Connection) -> bool:
     )
 
 
-def describe(url: str) -> str:
+def describe(url: str | URL) -> str:
     """`url` as it may be shown to an operator: the password hidden."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -105,9 +105,7 @@ def _caller_from_bearer(
         found = store.authenticate_token(credential, slug)
         if found is None:
             raise Unauthorized("unknown or revoked token for this wiki")
-        token, role = found
-        user = store.find_user(token.user_did)
-        return Caller(token.user_did, user.handle if user else None, role, "token")
+        return Caller(found.token.user_did, found.handle, found.role, "token")
     if _jwt_typ(credential) == ACCESS_TOKEN_TYP:
         claims = key.verify(
             credential, ACCESS_TOKEN_TYP, settings.mcp_url(slug), settings.auth_origin

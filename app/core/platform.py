@@ -25,16 +25,24 @@ class Platform:
         )
 
 
+def _make_folders(settings: Settings) -> list[str]:
+    made = []
+    for folder in (settings.data_dir, settings.wiki_base, settings.run_dir, settings.log_dir):
+        if not folder.exists():
+            folder.mkdir(parents=True, mode=0o750)
+            made.append(f"created {folder}")
+    return made
+
+
 def init_instance(settings: Settings) -> list[str]:
     """Create what an instance needs (dirs, migrated DB, keys); idempotent. Return what was done."""
     from app.core.signing import ensure_secret
     from app.core.signing import ensure_signing_key
 
     done = []
-    for folder in (settings.data_dir, settings.wiki_base, settings.run_dir, settings.log_dir):
-        if not folder.exists():
-            folder.mkdir(parents=True, mode=0o750)
-            done.append(f"created {folder}")
+    if settings.database_is_sqlite:  # robot.db lives in the data dir
+        done += _make_folders(settings)
+    # A PostgreSQL server that cannot be reached or used stops init before anything is made.
     store = Store(settings.database_url)
     try:
         before = store.schema_version()
@@ -43,6 +51,7 @@ def init_instance(settings: Settings) -> list[str]:
         store.close()
     if after != before:
         done.append(f"migrated {describe(settings.database_url)} to schema {after}")
+    done += _make_folders(settings)
     if ensure_signing_key(settings.signing_key_path):
         done.append(f"created signing key {settings.signing_key_path}")
     if ensure_secret(settings.secret_key_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -79,6 +80,11 @@ DB_DRIVERS = {
 }
 
 
+# A host name, IPv4 or bracketless IPv6 address; anything else came from a mis-split URL.
+_HOST = re.compile(r"[A-Za-z0-9._:-]+")
+_ENCODE = "; percent-encode '@', ':', '/', '?' and '#' in the user name and password (%40 ...)"
+
+
 def parse_db_url(name: str, value: str) -> tuple[str, Path | None]:
     """Parse a platform DB URL into (PostgreSQL URL or "", SQLite file or None).
 
@@ -92,8 +98,10 @@ def parse_db_url(name: str, value: str) -> tuple[str, Path | None]:
 
     try:
         url = make_url(value.strip())
-    except ArgumentError:
-        raise ConfigError(f"{name} is not a database URL (postgresql+psycopg://...)") from None
+    except (ArgumentError, ValueError):  # ValueError: a bare ':' in the password, read as a port
+        raise ConfigError(
+            f"{name} is not a database URL (postgresql+psycopg://...){_ENCODE}"
+        ) from None
     driver = DB_DRIVERS.get(url.drivername)
     if driver is None:
         raise ConfigError(
@@ -106,6 +114,9 @@ def parse_db_url(name: str, value: str) -> tuple[str, Path | None]:
         )
     if driver == "sqlite":
         return "", Path(url.database).absolute()
+    if url.host and not _HOST.fullmatch(url.host):
+        # Most likely part of a password with a bare '@': never echo it.
+        raise ConfigError(f"{name} has no valid host name{_ENCODE}")
     return url.set(drivername=driver).render_as_string(hide_password=False), None
 
 
@@ -211,14 +222,23 @@ class Settings:
         )
 
     @property
-    def database_url(self) -> str:
-        """The platform DB's SQLAlchemy URL: ROBOT_DB_URL, or SQLite at ROBOT_DB_PATH."""
-        return self.db_url or f"sqlite:///{self.db_path}"
+    def database_url(self):
+        """The platform DB's sqlalchemy.engine.URL: ROBOT_DB_URL, or SQLite at ROBOT_DB_PATH.
+
+        A URL object, not a string: a SQLite path may hold characters ('?', '#') that a URL
+        string would split off.
+        """
+        from sqlalchemy.engine import URL
+        from sqlalchemy.engine import make_url
+
+        if self.db_url:
+            return make_url(self.db_url)
+        return URL.create("sqlite", database=str(self.db_path))
 
     @property
     def database_is_sqlite(self) -> bool:
         """Whether the platform DB is the embedded SQLite file at db_path."""
-        return self.database_url.startswith("sqlite")
+        return not self.db_url
 
     # Public URLs. Locally (plain http) each service is reached on its own port; behind Caddy
     # (https) every service shares port 443 and Caddy routes by host and path.

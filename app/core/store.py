@@ -15,21 +15,25 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import RowMapping
 from sqlalchemy import and_
 from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.core import database
 from app.core.errors import BadRequest
@@ -50,21 +54,26 @@ LAST_USED_RESOLUTION = 60
 
 
 def hash_secret(secret: str) -> str:
+    """The hex SHA-256 of a token secret: what the tokens table stores instead of it."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def validate_role(role: str) -> str:
+    """Return `role` if it is viewer, editor or admin; else raise BadRequest."""
     if role not in ROLES:
         raise BadRequest(f"invalid role {role!r}: use one of {', '.join(ROLES)}")
     return role
 
 
 def weaker_role(a: str, b: str) -> str:
+    """The less powerful of two roles (viewer < editor < admin)."""
     return a if ROLES.index(a) <= ROLES.index(b) else b
 
 
 @dataclass(frozen=True)
 class User:
+    """A person, known by their ATProto DID; `created_at` in Unix seconds."""
+
     did: str
     handle: str
     created_at: int
@@ -72,6 +81,8 @@ class User:
 
 @dataclass(frozen=True)
 class Wiki:
+    """A wiki's row: `slug` names its host; `size_bytes` and `page_count` as last recorded."""
+
     slug: str
     owner_did: str
     display_name: str
@@ -94,6 +105,8 @@ class Wiki:
 
 @dataclass(frozen=True)
 class Member:
+    """A user's role in one wiki."""
+
     did: str
     handle: str
     role: str
@@ -105,6 +118,8 @@ class Member:
 
 @dataclass(frozen=True)
 class Token:
+    """A wiki token, without its secret; times in Unix seconds, None when not (yet)."""
+
     id: str
     wiki_slug: str
     user_did: str
@@ -128,8 +143,19 @@ class Token:
 
 
 # The reads every request makes, compiled once per store (database.PreparedRead).
+_TOKEN_COLUMNS = (
+    tokens.c.id,
+    tokens.c.wiki_slug,
+    tokens.c.user_did,
+    tokens.c.role,
+    tokens.c.label,
+    tokens.c.created_at,
+    tokens.c.last_used_at,
+    tokens.c.revoked_at,
+)
+# Everything a request needs to know about a token, in one round trip.
 _LIVE_TOKEN = (
-    select(tokens.c.id, tokens.c.role, tokens.c.last_used_at, memberships.c.role.label("member"))
+    select(*_TOKEN_COLUMNS, memberships.c.role.label("member"), users.c.handle)
     .join(
         memberships,
         and_(
@@ -137,6 +163,7 @@ _LIVE_TOKEN = (
             memberships.c.user_did == tokens.c.user_did,
         ),
     )
+    .join(users, users.c.did == tokens.c.user_did)
     .where(
         tokens.c.secret_hash == bindparam("secret_hash"),
         tokens.c.wiki_slug == bindparam("slug"),
@@ -148,17 +175,15 @@ _ROLE_OF = select(memberships.c.role).where(
 )
 _WIKI = select(wikis).where(wikis.c.slug == bindparam("slug"))
 _USER = select(users).where(users.c.did == bindparam("did"))
-_TOKEN_COLUMNS = (
-    tokens.c.id,
-    tokens.c.wiki_slug,
-    tokens.c.user_did,
-    tokens.c.role,
-    tokens.c.label,
-    tokens.c.created_at,
-    tokens.c.last_used_at,
-    tokens.c.revoked_at,
-)
 _TOKEN = select(*_TOKEN_COLUMNS).where(tokens.c.id == bindparam("id"))
+
+
+class TokenUse(NamedTuple):
+    """A wiki token admitted for one request: the token, the role it grants, its user's handle."""
+
+    token: Token
+    role: str
+    handle: str
 
 
 class Store:
@@ -169,8 +194,8 @@ class Store:
     connections per process: a forked child drops its parent's connections on first use.
     """
 
-    def __init__(self, url: str | Path):
-        self.url = f"sqlite:///{url}" if isinstance(url, Path) else url
+    def __init__(self, url: str | URL | Path):
+        self.url = URL.create("sqlite", database=str(url)) if isinstance(url, Path) else url
         self.engine = database.create_engine(self.url)
         self._reader = database.reader(self.engine)
         self._writer = database.writer(self.engine)
@@ -245,9 +270,19 @@ class Store:
             return f"schema {current or 'missing'}, this code expects {head}: run 'robot init'"
         return None
 
-    def ping(self) -> None:
-        """Run one query on the platform DB; raises Unavailable when it does not answer."""
-        self._all(select(text("1")))
+    def health_problem(self) -> str | None:
+        """None when the platform DB answers with the schema this code needs, else one line.
+
+        The line never holds connection details (hosts, users, SQL): /healthz is public. What
+        went wrong beyond "not answering" or "needs robot init" goes to the log.
+        """
+        try:
+            return self.schema_problem()
+        except Unavailable as error:
+            return error.message
+        except SQLAlchemyError:
+            log.exception("platform database health check failed")
+            return "the platform database failed a query; the operator's log says why"
 
     # -- users ----------------------------------------------------------------------------
 
@@ -267,10 +302,12 @@ class Store:
         return self.get_user(did)
 
     def find_user(self, did: str) -> User | None:
+        """The user with this DID, or None."""
         row = self._one(self._find_user, did=did)
         return User(**row) if row else None
 
     def get_user(self, did: str) -> User:
+        """The user with this DID; raises NotFound."""
         user = self.find_user(did)
         if user is None:
             raise NotFound(f"unknown user {did!r}")
@@ -309,10 +346,12 @@ class Store:
         return self.get_wiki(slug)
 
     def find_wiki(self, slug: str) -> Wiki | None:
+        """The wiki named `slug`, or None."""
         row = self._one(self._find_wiki, slug=slug)
         return _wiki(row) if row else None
 
     def get_wiki(self, slug: str) -> Wiki:
+        """The wiki named `slug`; raises NotFound."""
         wiki = self.find_wiki(slug)
         if wiki is None:
             raise NotFound(f"no wiki named {slug!r}")
@@ -328,6 +367,7 @@ class Store:
     def update_wiki(
         self, slug: str, display_name: str | None = None, is_public: bool | None = None
     ) -> Wiki:
+        """Change a wiki's display name and/or visibility; raises NotFound."""
         self.get_wiki(slug)
         changes = {}
         if display_name is not None:
@@ -449,6 +489,7 @@ class Store:
         return self.get_token(token_id), secret
 
     def get_token(self, token_id: str) -> Token:
+        """The token with this id; raises NotFound."""
         row = self._one(self._token, id=token_id)
         if row is None:
             raise NotFound(f"no token {token_id!r}")
@@ -475,21 +516,26 @@ class Store:
             )
         return self.get_token(token_id)
 
-    def authenticate_token(self, secret: str, slug: str) -> tuple[Token, str] | None:
-        """Return the live token for `secret` in wiki `slug` and the role it grants now, or None.
+    def authenticate_token(self, secret: str, slug: str) -> TokenUse | None:
+        """Return the live token for `secret` in wiki `slug`, the role it grants now and its
+        user's handle; None for an unknown, revoked or foreign token, or a removed member.
 
-        The role is the weaker of the token's and the user's current membership role.
+        The role is the weaker of the token's and the user's current membership role. One
+        query, and a write at most once a minute to record the use.
         """
         row = self._live_token_row(secret, slug)
         if row is None:
             return None
+        member, handle = row.pop("member"), row.pop("handle")
+        token = Token(**row)
         now = _now()
-        if _use_is_due(row["last_used_at"], now):
+        if _use_is_due(token.last_used_at, now):
             with self._write() as connection:
                 connection.execute(
-                    update(tokens).where(tokens.c.id == row["id"]).values(last_used_at=now)
+                    update(tokens).where(tokens.c.id == token.id).values(last_used_at=now)
                 )
-        return self.get_token(row["id"]), weaker_role(row["role"], row["member"])
+            token = replace(token, last_used_at=now)
+        return TokenUse(token, weaker_role(token.role, member), handle)
 
     def token_use_would_write(self, secret: str, slug: str) -> bool:
         """Whether authenticate_token(secret, slug) would now record the token's use.
@@ -513,12 +559,24 @@ def _answering() -> Iterator[None]:
     name hosts and users."""
     try:
         yield
-    except (OperationalError, InterfaceError) as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        log.warning("platform database not answering: %s", reason)
-        unavailable = Unavailable("the platform database is not answering; try again shortly")
-        unavailable.reason = reason  # for the operator's own tools (robot), not for HTTP bodies
-        raise unavailable from None
+    except (OperationalError, InterfaceError, ProgrammingError) as error:
+        # PostgreSQL says "relation does not exist" with a ProgrammingError, SQLite "no such
+        # table" with an OperationalError: the schema is missing, not the server.
+        missing = isinstance(error, ProgrammingError) or "no such table" in str(error)
+        state = (
+            "is not ready: the operator must run 'robot init'"
+            if missing
+            else ("is not answering; try again shortly")
+        )
+        raise _unavailable(error, state) from None
+
+
+def _unavailable(error: Exception, state: str) -> Unavailable:
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    log.warning("platform database %s: %s", state, reason)
+    unavailable = Unavailable(f"the platform database {state}")
+    unavailable.reason = reason  # for the operator's own tools (robot), not for HTTP bodies
+    return unavailable
 
 
 def _release(engine, pid: int) -> None:

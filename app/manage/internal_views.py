@@ -25,7 +25,7 @@ def healthz():
     settings = platform.settings
     return health_response(
         {
-            "database": platform.store.schema_problem,
+            "database": platform.store.health_problem,
             "wikis": lambda: (
                 None if settings.wiki_base.is_dir() else f"{settings.wiki_base} missing"
             ),

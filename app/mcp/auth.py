@@ -91,8 +91,8 @@ def admit(
 def admit_writes(platform: Platform, host: str | None, authorization: str | None) -> bool:
     """Whether admitting this request would write to the platform DB (a wiki token's last use).
 
-    That write may wait on SQLite's lock, so it belongs on a worker thread. Every other check
-    only reads (a WAL reader never waits on a writer) and takes tens of microseconds.
+    On SQLite that write may wait on the lock, so it belongs on a worker thread. Every other
+    check only reads (a WAL reader never waits on a writer) and takes tens of microseconds.
     """
     try:
         credential = bearer_token(authorization)
@@ -117,7 +117,10 @@ class McpAuth:
         needs_caller = path == MCP_PATH and scope["method"] != "OPTIONS"
         host, authorization = _header(scope, b"host"), _header(scope, b"authorization")
         try:
-            if needs_caller and admit_writes(self.platform, host, authorization):
+            # On PostgreSQL every query is a round trip to a server that may stall: off the loop.
+            if not self.platform.settings.database_is_sqlite or (
+                needs_caller and admit_writes(self.platform, host, authorization)
+            ):
                 slug, caller = await anyio.to_thread.run_sync(
                     admit, self.platform, host, authorization, needs_caller
                 )

@@ -27,9 +27,11 @@ from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import UpstreamError
 from app.core.settings import Settings
+from app.pages.paths import MAX_CONTENT_BYTES
+from app.pages.paths import MAX_PATH_CHARS
 
-# The page API's own limit (pagepaths.MAX_CONTENT_BYTES): refused here before it is sent.
-MAX_PAGE_BYTES = 1024 * 1024
+# The page API's own limits, checked here too so a refused page is never sent.
+MAX_PAGE_BYTES = MAX_CONTENT_BYTES
 # No answer is buffered past this, so a huge or hostile answer cannot grow the MCP process. A page
 # at the limit may take several times its size once JSON-escaped.
 MAX_JSON_BYTES = 8 * MAX_PAGE_BYTES
@@ -61,8 +63,8 @@ def check_path(path: str, what: str = "page path") -> str:
         raise BadRequest(f"{what} contains control characters")
     if any(part in ("", ".", "..") for part in cleaned.split("/")):
         raise BadRequest(f"{what} {path!r} has an empty, '.' or '..' segment")
-    if len(cleaned) > 500:
-        raise BadRequest(f"{what} is too long (500 characters at most)")
+    if len(cleaned) > MAX_PATH_CHARS:
+        raise BadRequest(f"{what} is too long ({MAX_PATH_CHARS} characters at most)")
     return cleaned
 
 

@@ -17,10 +17,11 @@ from app.core.errors import ConfigError
 from app.core.errors import RobotError
 from app.core.platform import Platform
 from app.core.platform import init_instance
+from app.core.schema import ROLES
 from app.core.settings import Settings
 from app.ops import launcher
 
-ROLE = click.Choice(["admin", "editor", "viewer"])
+ROLE = click.Choice(list(reversed(ROLES)))
 
 
 @contextmanager

@@ -224,10 +224,9 @@ class WikiGateway:
         return ClosingIterator(app_iter, held.close)
 
     def _health(self):
-        try:
-            self.platform.store.ping()
-        except Exception as error:  # health must report, never crash
-            return text_response(503, f"platform database: {error}")
+        problem = self.platform.store.health_problem()
+        if problem:
+            return text_response(503, f"platform database: {problem}")
         if not self.settings.wiki_base.is_dir():
             return text_response(503, f"wiki folder {self.settings.wiki_base} is missing")
         return text_response(200, "ok")

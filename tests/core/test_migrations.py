@@ -78,8 +78,13 @@ def test_a_pre_alembic_database_upgrades_in_place_with_every_row(settings, pre_a
             ("did:plc:old", "admin"),
             ("did:plc:friend", "editor"),
         ]
-        token, role = store.authenticate_token("robot_oldsecret", "oldwiki")
-        assert (token.id, token.label, role) == ("tok_old", "agent", "editor")
+        token, role, handle = store.authenticate_token("robot_oldsecret", "oldwiki")
+        assert (token.id, token.label, role, handle) == (
+            "tok_old",
+            "agent",
+            "editor",
+            "friend.test",
+        )
         # The adopted database keeps working for writes, foreign keys and cascades included.
         store.upsert_user("did:plc:new", "new.test")
         create_wiki(settings, store, "newwiki", "did:plc:new")

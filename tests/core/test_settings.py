@@ -57,10 +57,10 @@ def test_booleans(value, expected):
 
 def test_the_platform_db_is_sqlite_at_its_path_unless_a_url_is_given(tmp_path):
     settings = Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path)})
-    assert settings.database_url == f"sqlite:///{tmp_path / 'robot.db'}"
+    assert settings.database_url.database == str(tmp_path / "robot.db")
     assert settings.database_is_sqlite
     other = Settings.from_env({"ROBOT_DB_PATH": str(tmp_path / "elsewhere.db")})
-    assert other.database_url == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert other.database_url.database == str(tmp_path / "elsewhere.db")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,8 @@ def test_the_platform_db_is_sqlite_at_its_path_unless_a_url_is_given(tmp_path):
 )
 def test_postgresql_urls_use_psycopg_3_and_never_show_the_password(given):
     settings = Settings.from_env({"ROBOT_DB_URL": given})
-    assert settings.database_url == "postgresql+psycopg://robot:s3cret@db.internal:5432/robot"
+    url = settings.database_url.render_as_string(hide_password=False)
+    assert url == "postgresql+psycopg://robot:s3cret@db.internal:5432/robot"
     assert not settings.database_is_sqlite
     assert "s3cret" not in repr(settings)
     assert (
@@ -95,9 +96,21 @@ def test_a_sqlite_url_names_the_db_path(tmp_path):
         ("sqlite://", "names no database"),
         ("not a url", "is not a database URL"),
         ("://", "is not a database URL"),
+        ("postgresql://robot:pa@ss:W0rdSecret@db:5432/robot", "percent-encode"),
+        ("postgresql://robot:hunter2@Secret@127.0.0.1/robot", "percent-encode"),
     ],
 )
 def test_a_db_url_robot_cannot_use_stops_startup_with_a_reason(given, problem):
     with pytest.raises(ConfigError, match=problem) as error:
         Settings.from_env({"ROBOT_DB_URL": given})
-    assert "ROBOT_DB_URL" in str(error.value)
+    assert "ROBOT_DB_URL" in str(error.value) and "Secret" not in str(error.value)
+
+
+@pytest.mark.parametrize("folder", ["we?ird", "hash#tag", "per%20cent", "sp ace"])
+def test_a_sqlite_path_with_url_characters_stays_in_the_data_dir(tmp_path, folder):
+    from app.core.platform import init_instance
+
+    settings = Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path / folder)})
+    init_instance(settings)
+    assert (tmp_path / folder / "robot.db").is_file()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [folder]

@@ -11,10 +11,12 @@ import time
 
 import pytest
 
+from app.core.database import head_revision
 from app.core.errors import Conflict
 from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
+from app.core.store import Store
 from app.core.wikis import create_wiki
 
 pytestmark = pytest.mark.both_engines
@@ -56,6 +58,17 @@ def _authenticate_until_refused(env: dict, secret: str, barrier, results) -> Non
         platform.store.close()
 
 
+def _migrate_racing(env: dict, barrier, results) -> None:
+    store = Store(Settings.from_env(env).database_url)
+    barrier.wait()
+    try:
+        results.put(store.migrate())
+    except Exception as error:
+        results.put(f"{type(error).__name__}: {error}")
+    finally:
+        store.close()
+
+
 def _environ(settings: Settings) -> dict:
     env = {"ROBOT_DATA_DIR": str(settings.data_dir)}
     if settings.db_url:
@@ -71,6 +84,24 @@ def _run(processes) -> None:
         if process.is_alive():
             process.kill()
             pytest.fail("a racing process hung (deadlock?)")
+
+
+def test_robot_init_on_several_hosts_at_once_migrates_once(settings):
+    """Deploys run `robot init` on every host of a shared database at the same moment."""
+    settings.data_dir.mkdir(parents=True)
+    results, barrier = SPAWN.Queue(), SPAWN.Barrier(4)
+    _run(
+        [
+            SPAWN.Process(target=_migrate_racing, args=(_environ(settings), barrier, results))
+            for _ in range(4)
+        ]
+    )
+    assert [results.get(timeout=10) for _ in range(4)] == [head_revision()] * 4
+    store = Store(settings.database_url)
+    try:
+        assert store.schema_problem() is None
+    finally:
+        store.close()
 
 
 def test_two_processes_creating_the_same_wiki_make_exactly_one(settings, users):

@@ -1,7 +1,8 @@
 """Pin every Otterwiki module global that holds the app, the db or the storage.
 
-app/wiki/otterwiki/ repoints these three objects per request. A new Otterwiki release that adds a
-holder (or makes a second storage) changes this set: re-check tenancy.py there before updating it.
+app/wiki/otterwiki/ repoints these three objects per request. A new Otterwiki release that adds
+a holder (or makes a second storage) changes this set: re-check app/wiki/otterwiki/tenancy.py
+before updating it.
 """
 
 import sys
