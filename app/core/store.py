@@ -121,8 +121,20 @@ class Token:
 
 
 # The reads every request makes, compiled once per store (database.PreparedRead).
+_TOKEN_COLUMNS = (
+    tokens.c.id,
+    tokens.c.wiki_slug,
+    tokens.c.user_did,
+    tokens.c.role,
+    tokens.c.label,
+    tokens.c.created_at,
+    tokens.c.last_used_at,
+    tokens.c.revoked_at,
+)
+# The whole token row, so that checking a token needs no second read of it (on PostgreSQL a read
+# is a round trip: about 0.13 ms of CPU, client and server, against 0.015 ms on SQLite).
 _LIVE_TOKEN = (
-    select(tokens.c.id, tokens.c.role, tokens.c.last_used_at, memberships.c.role.label("member"))
+    select(*_TOKEN_COLUMNS, memberships.c.role.label("member"))
     .join(
         memberships,
         and_(
@@ -141,16 +153,6 @@ _ROLE_OF = select(memberships.c.role).where(
 )
 _WIKI = select(wikis).where(wikis.c.slug == bindparam("slug"))
 _USER = select(users).where(users.c.did == bindparam("did"))
-_TOKEN_COLUMNS = (
-    tokens.c.id,
-    tokens.c.wiki_slug,
-    tokens.c.user_did,
-    tokens.c.role,
-    tokens.c.label,
-    tokens.c.created_at,
-    tokens.c.last_used_at,
-    tokens.c.revoked_at,
-)
 _TOKEN = select(*_TOKEN_COLUMNS).where(tokens.c.id == bindparam("id"))
 
 
@@ -467,13 +469,15 @@ class Store:
         row = self._live_token_row(secret, slug)
         if row is None:
             return None
+        member = row.pop("member")
         now = _now()
         if _use_is_due(row["last_used_at"], now):
             with self._write() as connection:
                 connection.execute(
                     update(tokens).where(tokens.c.id == row["id"]).values(last_used_at=now)
                 )
-        return self.get_token(row["id"]), weaker_role(row["role"], row["member"])
+            row["last_used_at"] = now
+        return Token(**row), weaker_role(row["role"], member)
 
     def token_use_would_write(self, secret: str, slug: str) -> bool:
         """Whether authenticate_token(secret, slug) would now record the token's use.
