@@ -42,7 +42,7 @@ lint: venv
 test: venv system-packages lint
 	$(BIN)/pytest -q
 
-bench: venv
+bench: venv system-packages
 	$(BIN)/python bench/tenancy.py
 
 clean:

@@ -1,27 +1,35 @@
 """Benchmark: page views per second through the multi-tenant wiki service vs plain Otterwiki.
 
-Starts two real gunicorns with the same settings (app/gunicorn.conf.py): `app.wsgi:create_app()`
-with MULTI_TENANT=true over N public wikis, and with MULTI_TENANT unset over one repo holding the
-same pages. Measures a small page, Home, a ~20 KB page with headings and code blocks, a static
-asset, and the small page round-robin over every wiki vs one wiki. Prints views/s (wall clock) and
-the servers' CPU per view; the ratios of the latter are stable on a shared machine, where other
-load moves wall-clock rates by +-10 %. Goals: >= 0.95 pages, >= 0.9 static, >= 0.90 round-robin.
+Starts three real gunicorns with the same settings (app/gunicorn.conf.py): `app.wsgi:create_app()`
+with MULTI_TENANT=true over N public wikis, once with the platform DB on SQLite ("multi") and once
+on PostgreSQL ("pg", a throwaway server from tests/postgres.py that the bench starts and removes),
+and with MULTI_TENANT unset over one repo holding the same pages ("base"). Measures a small page,
+Home, a ~20 KB page with headings and code blocks, a static asset, and the small page round-robin
+over every wiki vs one wiki (each turn after unmeasured laps over every wiki: REFILL_LAPS), all
+three servers in the same interleaved rounds. Prints views/s (wall clock) and the servers' CPU
+per view; the ratios of the latter are stable on a shared machine, where other load moves
+wall-clock rates by +-10 %. Goals, for SQLite: >= 0.95 pages, >= 0.9 static, >= 0.90
+round-robin; PostgreSQL's figures get the same verdicts beside them.
 
-    .venv/bin/python bench/tenancy.py [--quick] [--seconds 4] [--rounds 2] [--wikis 100]
+    .venv/bin/python bench/tenancy.py [--quick] [--no-postgres] [--seconds 4] [--rounds 2]
+                                      [--wikis 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
+import math
 import multiprocessing
 import os
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +39,13 @@ from app.core.platform import Platform  # noqa: E402
 from app.core.platform import init_instance  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
 from app.core.wikis import create_wiki  # noqa: E402
+
+# The test suite's process helpers and throwaway PostgreSQL server. tests/conftest.py imports
+# pytest and httpx2: both in requirements-dev.txt, which `make venv` installs.
+from tests.conftest import _term_when_parent_dies  # noqa: E402
+from tests.conftest import free_ports  # noqa: E402
+from tests.postgres import PostgresCluster  # noqa: E402
+from tests.postgres import PostgresError  # noqa: E402
 
 OWNER = ("did:plc:bench-tenancy", "bench.test")
 STATIC = "/static/css/otterwiki.css"
@@ -64,28 +79,28 @@ def add_pages(repo: Path) -> None:
     _git(repo, "commit", "-q", "-m", "Bench pages")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def base_env() -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
     return {name: os.environ[name] for name in keep if name in os.environ}
 
 
-def prepare_multi(tmp: Path, wikis: int, port: int) -> tuple[dict, list[str]]:
-    """Create an instance with `wikis` public wikis holding the bench pages."""
+def prepare_multi(data: Path, wikis: int, port: int, db_url: str = "") -> tuple[dict, list[str]]:
+    """Create an instance in `data` with `wikis` public wikis holding the bench pages.
+
+    `db_url` is its ROBOT_DB_URL (empty: the platform DB is SQLite in `data`). Returns the
+    environment to run its wiki service with, and the wikis' slugs.
+    """
     env = {
         **base_env(),
         "MULTI_TENANT": "true",
-        "ROBOT_DATA_DIR": str(tmp / "data"),
+        "ROBOT_DATA_DIR": str(data),
         "PLATFORM_DOMAIN": "localhost",
         "WIKI_PORT": str(port),
         # Round-robin over every wiki must not thrash the LRU of open wikis.
         "ROBOT_TENANT_CACHE_SIZE": str(max(64, wikis + 8)),
     }
+    if db_url:
+        env["ROBOT_DB_URL"] = db_url
     settings = Settings.from_env(env)
     init_instance(settings)
     platform = Platform.load(settings)
@@ -133,7 +148,19 @@ def start(env: dict, port: int, log: Path, health: str) -> subprocess.Popen:
     ]
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
     output = open(log, "wb")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=output,
+        # A process group of its own: Ctrl-C at a terminal reaches the foreground group, the
+        # bench alone, which then stops the servers itself instead of its clients failing on
+        # servers already gone.
+        process_group=0,
+        # TERM on the bench's death, should it die without its cleanup (SIGKILL).
+        preexec_fn=_term_when_parent_dies,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -160,13 +187,21 @@ def fetch(port: int, host: str, path: str) -> int:
         connection.close()
 
 
+def _client_init() -> None:
+    # Ctrl-C goes to the whole process group: only the parent acts on it (it ends the pool, then
+    # the servers), so the clients neither die mid-request with tracebacks nor get respawned.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent's SIGTERM handler is inherited by fork; Pool.terminate() needs the default.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _client(job: tuple) -> tuple[int, list]:
-    targets, offset, begin, end = job
+    targets, offset, begin, end, limit = job
     while time.time() < begin:
         time.sleep(0.001)
     done, failed = 0, []
     index = offset
-    while time.time() < end:
+    while time.time() < end and index - offset < limit:
         port, host, path = targets[index % len(targets)]
         index += 1
         status = fetch(port, host, path)
@@ -195,117 +230,258 @@ def tree_cpu(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
-def phase(pool, server: subprocess.Popen, targets: list, seconds: float) -> tuple[int, float]:
-    """Load one server for `seconds`; return the views served and the CPU seconds it used."""
+@dataclass
+class Server:
+    """A gunicorn under test; `database_pid`, PostgreSQL's postmaster when it serves the store."""
+
+    name: str  # "base", "multi" or "pg"; its log is NAME.log in the temp dir
+    port: int
+    process: subprocess.Popen
+    database_pid: int | None = None
+
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far: (in all, of which by the database server)."""
+        # PostgreSQL's backends run each query in processes of their own, outside gunicorn's
+        # tree; SQLite runs it inside the worker. Counting them keeps the two comparable.
+        database = tree_cpu(self.database_pid) if self.database_pid else 0.0
+        return tree_cpu(self.process.pid) + database, database
+
+
+@dataclass
+class Side:
+    """One server loaded with one list of (port, host, path), and what its turns added up to."""
+
+    server: Server
+    targets: list[tuple[int, str, str]]
+    views: int = 0
+    seconds: float = 0.0
+    cpu: float = 0.0  # server CPU seconds, the database server's included
+    database_cpu: float = 0.0  # of which the database server's
+
+    @property
+    def rate(self) -> float:
+        """Views per wall-clock second."""
+        return self.views / self.seconds
+
+    def ms(self, cpu: float | None = None) -> float:
+        """Server CPU milliseconds per view (of `cpu` seconds; default all of it)."""
+        return 1000 * (self.cpu if cpu is None else cpu) / self.views
+
+
+def measure(pool, side: Side, seconds: float, limit: float = math.inf) -> None:
+    """Load `side` for `seconds` from CLIENTS clients; add the views and CPU seconds to it.
+
+    `limit`: each client stops after this many requests, if that comes first.
+    """
     begin = time.time() + 0.2
-    step = max(1, len(targets) // CLIENTS)
-    jobs = [(targets, n * step, begin, begin + seconds) for n in range(CLIENTS)]
-    cpu = tree_cpu(server.pid)
+    step = max(1, len(side.targets) // CLIENTS)
+    jobs = [(side.targets, n * step, begin, begin + seconds, limit) for n in range(CLIENTS)]
+    cpu, database = side.server.cpu()
     results = pool.map(_client, jobs)
-    cpu = tree_cpu(server.pid) - cpu
+    cpu_after, database_after = side.server.cpu()
     failed = [f for _, fails in results for f in fails]
     if failed:
         raise BenchError(f"{len(failed)} requests failed, e.g. {failed[:3]}")
-    return sum(done for done, _ in results), cpu
+    side.views += sum(done for done, _ in results)
+    side.seconds += seconds
+    side.cpu += cpu_after - cpu
+    side.database_cpu += database_after - database
 
 
 class BenchError(Exception):
     """A server answered something other than 200: the measurement means nothing."""
 
 
+def stop_servers(servers: list[Server]) -> None:
+    """TERM every gunicorn at once, then wait for each (KILL after 30 s)."""
+    for server in servers:
+        server.process.terminate()
+    for server in servers:
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
 def run(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-tenancy-"))
-    servers = []
-    try:
-        multi_port, plain_port = free_port(), free_port()
-        multi_env, slugs = prepare_multi(tmp, args.wikis, multi_port)
-        plain_env = prepare_plain(tmp)
-        servers.append(start(multi_env, multi_port, tmp / "multi.log", "/healthz"))
-        servers.append(start(plain_env, plain_port, tmp / "plain.log", "/-/healthz"))
-        one = f"{slugs[0]}.localhost"
-        kinds = {"small page": "/Small", "Home": "/", "20 KB page": "/Big", "static": STATIC}
-        cases = {
-            name: ([(plain_port, "localhost", path)], [(multi_port, one, path)])
-            for name, path in kinds.items()
-        }
-        # Round-robin over every wiki vs the same page of one wiki, both multi-tenant.
-        round_robin = [(multi_port, f"{slug}.localhost", "/Small") for slug in slugs]
-        cases["round-robin"] = (cases["small page"][1], round_robin)
-        # One view of each page before any concurrency: Otterwiki's first write of a page's
-        # table-of-contents cache row races between workers (UNIQUE constraint, a 500).
-        for plain, multi in cases.values():
-            fetch(*plain[0])
-            fetch(*multi[0])
-        for target in round_robin:
-            fetch(*target)
-        server_of = {plain_port: servers[1], multi_port: servers[0]}
-        # Per case and side: views, wall seconds, server CPU seconds.
-        totals = {name: [[0, 0.0, 0.0], [0, 0.0, 0.0]] for name in cases}
-        with multiprocessing.Pool(CLIENTS) as pool:
-            phase(pool, servers[0], round_robin, args.warmup)  # every worker opens every wiki
-            # The static case opens ten times as many connections a second as the others, and
-            # what runs right after it pays for that (measured: round-robin right after it
-            # 0.86-0.89, first in the round 0.96): it gets its rounds after all the others.
-            for group in ([name for name in cases if name != "static"], ["static"]):
-                for turn in range(args.rounds):
-                    for name in group:
-                        # Alternate which side goes first, so drift on a shared host evens out.
-                        for side in (0, 1) if turn % 2 == 0 else (1, 0):
-                            targets = cases[name][side]
-                            server = server_of[targets[0][0]]
-                            views, cpu = phase(pool, server, targets, args.seconds)
-                            total = totals[name][side]
-                            total[0] += views
-                            total[1] += args.seconds
-                            total[2] += cpu
-        report(totals, args)
-        return 0
-    except (BenchError, OSError) as error:
-        for log in ("multi.log", "plain.log"):
-            lines = (tmp / log).read_text(errors="replace").splitlines()
-            errors = [line for line in lines if '" 200 ' not in line][-60:]
-            print(f"--- {log} (all but 200s, last 60)", *errors, sep="\n", file=sys.stderr)
-        print(f"bench failed: {error}", file=sys.stderr)
-        return 1
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=30)
-        shutil.rmtree(tmp, ignore_errors=True)
+    servers: list[Server] = []
+    # Undone in reverse order on every way out (an error, Ctrl-C, SIGTERM; see main): the
+    # gunicorns stop, then PostgreSQL (its server and data dir), then the temp dir goes.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+        try:
+            return measure_all(args, tmp, servers, cleanup)
+        except (BenchError, PostgresError, OSError) as error:
+            for server in servers:
+                log = tmp / f"{server.name}.log"
+                lines = log.read_text(errors="replace").splitlines()
+                errors = [line for line in lines if '" 200 ' not in line][-60:]
+                print(f"--- {log.name} (all but 200s, last 60)", *errors, sep="\n", file=sys.stderr)
+            print(f"bench failed: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("bench interrupted", file=sys.stderr)
+            return 130
+
+
+def measure_all(args, tmp: Path, servers: list[Server], cleanup: contextlib.ExitStack) -> int:
+    """Prepare and start the servers (into `servers`), measure every case, print the table."""
+    base_port, multi_port, pg_port = free_ports(3)
+    plain_env = prepare_plain(tmp)
+    multi_env, slugs = prepare_multi(tmp / "multi", args.wikis, multi_port)
+    # Per server: its environment, port, health path and the PostgreSQL server it uses.
+    envs = {
+        "base": (plain_env, base_port, "/-/healthz", None),
+        "multi": (multi_env, multi_port, "/healthz", None),
+    }
+    if args.postgres:
+        cluster = cleanup.enter_context(PostgresCluster())
+        cluster.create_database("bench")
+        # The same wikis and pages in a data dir of its own, the platform DB on PostgreSQL.
+        pg_env = prepare_multi(tmp / "pg", args.wikis, pg_port, cluster.url("bench"))[0]
+        envs["pg"] = (pg_env, pg_port, "/healthz", cluster.pid)
+    cleanup.callback(stop_servers, servers)
+    for name, (env, port, health, database_pid) in envs.items():
+        process = start(env, port, tmp / f"{name}.log", health)
+        servers.append(Server(name, port, process, database_pid))
+    cases = build_cases({server.name: server for server in servers}, slugs)
+    # One view of each target before any concurrency: Otterwiki's first write of a page's
+    # table-of-contents cache row races between workers (UNIQUE constraint, a 500).
+    for sides in cases.values():
+        for side in sides.values():
+            for target in side.targets:
+                fetch(*target)
+    with multiprocessing.Pool(CLIENTS, initializer=_client_init) as pool:
+        for role in ("multi", "pg"):
+            if role in cases["round-robin"]:
+                # Every worker opens every wiki.
+                warm_up(pool, cases["round-robin"][role], args.warmup)
+        # The static case opens ten times as many connections a second as the others, and
+        # what runs right after it pays for that (measured: round-robin right after it
+        # 0.86-0.89, first in the round 0.96): it gets its rounds after all the others.
+        for group in ([name for name in cases if name != "static"], ["static"]):
+            for turn in range(args.rounds):
+                for name in group:
+                    sides = list(cases[name].values())
+                    # Alternate the order of the sides, so drift on a shared host evens out.
+                    for side in sides if turn % 2 == 0 else reversed(sides):
+                        if len(side.targets) > 1:
+                            refill = REFILL_LAPS * len(side.targets)
+                            warm_up(pool, side, REFILL_TIMEOUT, limit=refill)
+                        measure(pool, side, args.seconds)
+    report(cases, args)
+    return 0
+
+
+# Otterwiki keeps each commit's metadata (a `git diff --numstat` run per commit) in a cache of one
+# process whose entries all expire at each wall-clock minute. Under steady load every worker
+# refills it once a minute for each wiki it serves: 400 git runs a minute for 100 wikis and
+# four workers, about 2 % of the round-robin views at ~300/s. A round-robin measurement that
+# starts after a minute boundary passed without load pays all of them within its few seconds
+# instead (a third of its views; measured here: the ratio 0.71-0.89, 0.89-1.13 with the laps),
+# and more often the longer the other sides ran since its last turn. Unmeasured laps over every
+# wiki right before it refill the cache (each wiki gets 4 x REFILL_LAPS views: a worker misses
+# one with p = 0.75 ** 12, 3 %), so only a boundary inside the measurement counts, as in steady
+# state. Otterwiki's gitstorage.py: ttl_lru_cache(maxsize=128, ttl=60) on _get_metadata_of_commit.
+REFILL_LAPS = 3
+REFILL_TIMEOUT = 60.0
+
+
+def warm_up(pool, side: Side, seconds: float, limit: float = math.inf) -> None:
+    """Load `side`'s server with its targets as measure() does, without counting it."""
+    measure(pool, Side(side.server, side.targets), seconds, limit)
+
+
+def build_cases(servers: dict[str, Server], slugs: list[str]) -> dict[str, dict[str, Side]]:
+    """Per case, its sides by role: "base", "multi", "pg" (when running), "pg base" (see report)."""
+    one, every = [f"{slugs[0]}.localhost"], [f"{slug}.localhost" for slug in slugs]
+    kinds = {"small page": "/Small", "Home": "/", "20 KB page": "/Big", "static": STATIC}
+    multi_tenant = [role for role in ("multi", "pg") if role in servers]
+    cases = {}
+    for name, path in kinds.items():
+        cases[name] = {"base": side(servers["base"], ["localhost"], path)}
+        for role in multi_tenant:
+            cases[name][role] = side(servers[role], one, path)
+    # Round-robin over every wiki vs the same page of one wiki on the same server.
+    cases["round-robin"] = {
+        "base": side(servers["multi"], one, "/Small"),
+        "multi": side(servers["multi"], every, "/Small"),
+    }
+    if "pg" in servers:
+        cases["round-robin"]["pg base"] = side(servers["pg"], one, "/Small")
+        cases["round-robin"]["pg"] = side(servers["pg"], every, "/Small")
+    return cases
+
+
+def side(server: Server, hosts: list[str], path: str) -> Side:
+    return Side(server, [(server.port, host, path) for host in hosts])
 
 
 GOALS = {"small page": 0.95, "Home": 0.95, "20 KB page": 0.95, "static": 0.9, "round-robin": 0.90}
 
 
-def report(totals: dict, args) -> None:
+def baseline(sides: dict[str, Side], role: str) -> Side:
+    """What `role` is compared with: "pg base" where the case has one (round-robin), else base."""
+    return sides.get(f"{role} base", sides["base"])
+
+
+def report(cases: dict[str, dict[str, Side]], args) -> None:
+    roles = [role for role in ("multi", "pg") if role in cases["small page"]]
     print(
         f"{args.rounds} round(s) of {args.seconds:g} s per side and case, {CLIENTS} clients, "
         f"gunicorn per app/gunicorn.conf.py, {args.wikis} wikis"
     )
-    print(
-        f"{'case':<14}{'base/s':>9}{'multi/s':>9}{'ratio':>7}"
-        f"{'base ms':>10}{'multi ms':>10}{'ratio':>7}   goal (on CPU)"
-    )
-    for name, (base, multi) in totals.items():
-        wall = (multi[0] / multi[1]) / (base[0] / base[1])
-        base_ms, multi_ms = 1000 * base[2] / base[0], 1000 * multi[2] / multi[0]
-        cpu = base_ms / multi_ms
-        verdict = "ok" if cpu >= GOALS[name] else "BELOW"
+    rates = "".join(f"{role + '/s':>9}{'ratio':>7}" for role in roles)
+    cpus = "".join(f"{role + ' ms':>9}{'ratio':>7}" for role in roles)
+    verdicts = "".join(f"{role:>6}" for role in roles)
+    print(f"{'case':<12}{'base/s':>8}{rates}{'base ms':>9}{cpus}{'goal':>10}{verdicts}")
+    for name, sides in cases.items():
+        base = sides["base"]
+        rates = cpus = verdicts = ""
+        for role in roles:
+            measured, against = sides[role], baseline(sides, role)
+            cpu = against.ms() / measured.ms()
+            rates += f"{measured.rate:>9.1f}{measured.rate / against.rate:>7.3f}"
+            cpus += f"{measured.ms():>9.2f}{cpu:>7.3f}"
+            verdicts += f"{'ok' if cpu >= GOALS[name] else 'BELOW':>6}"
         print(
-            f"{name:<14}{base[0] / base[1]:>9.1f}{multi[0] / multi[1]:>9.1f}{wall:>7.3f}"
-            f"{base_ms:>10.2f}{multi_ms:>10.2f}{cpu:>7.3f}   >= {GOALS[name]:.2f} {verdict}"
+            f"{name:<12}{base.rate:>8.1f}{rates}{base.ms():>9.2f}{cpus}"
+            f"{'>= ' + format(GOALS[name], '.2f'):>10}{verdicts}"
         )
     print(
-        "views/s: wall clock, CLIENTS at once; ms: server CPU per view (workers and their git\n"
-        "children), the capacity measure that other load on a shared host does not skew.\n"
-        "base: plain Otterwiki, except round-robin, whose base is the same page of one wiki."
+        "base: plain Otterwiki; multi: the multi-tenant service, platform DB on SQLite; pg: the\n"
+        "same on PostgreSQL; round-robin's base is the same page of one wiki on the same server.\n"
+        f"views/s: wall clock, {CLIENTS} clients at once; ms: server CPU per view (workers, their\n"
+        "git children, for pg also PostgreSQL's processes), the capacity measure that other load\n"
+        "on a shared host does not skew. ratio: against base, above 1 is better. goal: on the\n"
+        "CPU ratio, set for multi; pg gets the same verdict beside it."
     )
+    if "pg" in roles:
+        one = cases["round-robin"]["pg base"]
+        shares = ", ".join(
+            f"{name} {sides['pg'].ms(sides['pg'].database_cpu):.2f}"
+            for name, sides in cases.items()
+        )
+        print(f"pg round-robin's base: {one.rate:.1f}/s, {one.ms():.2f} ms.")
+        print(f"of pg ms, PostgreSQL's processes: {shares}.")
+
+
+def _exit_on_sigterm(signum, _frame) -> None:
+    # An exception, so that run()'s cleanup stops the servers and PostgreSQL as on Ctrl-C.
+    raise SystemExit(128 + signum)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 wikis, 1 s, 1 round")
+    parser.add_argument(
+        "--no-postgres",
+        dest="postgres",
+        action="store_false",
+        help="skip the multi-tenant server on PostgreSQL (needs no PostgreSQL installed)",
+    )
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each measurement")
     parser.add_argument("--rounds", type=int, default=2, help="turns each server takes per case")
     parser.add_argument("--wikis", type=int, default=100, help="wikis in the round-robin")
@@ -313,6 +489,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.rounds, args.wikis, args.warmup = 1.0, 1, 5, 1.0
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return run(args)
 
 

@@ -333,15 +333,20 @@ def test_without_otterwiki_every_path_answers_503(monkeypatch, settings):
         assert response.get_data(as_text=True) == "otterwiki is not installed\n"
 
 
-def test_bench_quick_run_measures_both_servers():
-    """bench/tenancy.py --quick: real gunicorns, multi-tenant and plain Otterwiki, every case."""
+def test_bench_quick_run_measures_every_server():
+    """bench/tenancy.py --quick: real gunicorns, multi-tenant on SQLite and on PostgreSQL and
+    plain Otterwiki, every case; the PostgreSQL figures get the SQLite goal's verdict too."""
     bench = Path(__file__).resolve().parents[2] / "bench" / "tenancy.py"
     done = subprocess.run(
         [sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^case +base/s +multi/s +ratio +pg/s +ratio +base ms", done.stdout, re.M)
     for case in ("small page", "Home", "20 KB page", "static", "round-robin"):
-        assert re.search(rf"^{case}( +\d+\.\d+){{6}} +>= ", done.stdout, re.M)
+        # base/s, multi/s and pg/s with ratios, the same in CPU ms; goal; multi's and pg's verdict
+        row = rf"^{case}( +\d+\.\d+){{10}} +>= \d\.\d\d( +(ok|BELOW)){{2}}$"
+        assert re.search(row, done.stdout, re.M), done.stdout
+    assert re.search(r"^pg round-robin's base: \d+\.\d/s, \d+\.\d\d ms", done.stdout, re.M)
 
 
 def test_post_waits_for_the_wiki_write_lock_and_gives_409_when_busy(wiki, alice, monkeypatch):
