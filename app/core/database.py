@@ -71,7 +71,8 @@ def create_engine(url: str | URL) -> Engine:
             connect_args=POSTGRES_CONNECT_ARGS,
             pool_size=POSTGRES_POOL_SIZE,
             max_overflow=POSTGRES_MAX_OVERFLOW,
-            # A connection the server has dropped is replaced instead of failing a request later.
+            # Long-lived connections are renewed hourly, before servers or proxies time them out;
+            # ones the server already dropped are handled where a query fails (disconnects).
             pool_recycle=3600,
         )
     raise ConfigError(f"the platform DB must be SQLite or PostgreSQL, not {backend}")
@@ -103,7 +104,8 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _config(connection: Connection) -> Config:
+def _config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, in code (no alembic.ini): our scripts, on `connection`."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -113,9 +115,7 @@ def _config(connection: Connection) -> Config:
 @cache
 def head_revision() -> str:
     """The newest migration's revision id (a string such as "0001")."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -190,7 +190,11 @@ class PreparedRead:
         self._autocommit = engine.dialect.name == "postgresql"
 
     def one(self, **params) -> dict | None:
-        """The first row for `params` (bind name -> value), or None. Raises the driver's errors."""
+        """The first row for `params` (bind name -> value), or None.
+
+        Raises the driver's errors wrapped as SQLAlchemy's (OperationalError ...), with
+        `connection_invalidated` set when the server had dropped the connection.
+        """
         args = tuple(params[name] for name in self.positions) if self.positions else params
         driver_error = self.engine.dialect.loaded_dbapi.Error
         try:
