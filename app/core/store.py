@@ -190,7 +190,8 @@ class Store:
     """The platform database at a SQLAlchemy URL (a Path means a SQLite file).
 
     Methods take and return plain values and the dataclasses above; they raise BadRequest,
-    NotFound or Conflict (app.core.errors) for what the caller asked wrongly. One pool of
+    NotFound or Conflict (app.core.errors) for what the caller asked wrongly, and Unavailable
+    (503) when the database does not answer or has no schema yet. One pool of
     connections per process: a forked child drops its parent's connections on first use.
     """
 
