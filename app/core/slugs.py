@@ -8,14 +8,64 @@ from app.core.errors import BadRequest
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 
-# Names the platform uses itself, or that users would mistake for the platform's.
-RESERVED_SLUGS = frozenset(
-    """
-    www api app auth mcp admin static mail git login logout signup register account accounts
-    settings dashboard docs help status blog support about root robot system internal
-    smtp imap pop ftp ssh ns ns1 ns2 cdn assets media files test dev staging
-    """.split()
-)
+# Host names that mean something on a domain, so no user may own `{slug}.{domain}` under them
+# (and Caddy's on-demand TLS must never get a certificate for them). One group per reason;
+# names a valid slug cannot spell anyway (`_mta-sts`, `_acme-challenge`, `xn--…`, 1-2
+# letters) are left out.
+_SERVICE_HOSTS = """
+    www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
+    login logout signin signout signup register account accounts mcp static assets cdn media
+    files img images upload uploads download downloads status docs doc help support blog about
+    admin administrator dashboard console portal panel settings billing pay payment payments
+    shop store dev test testing staging stage prod production demo sandbox preview
+    internal intranet extranet system root git svn build builds deploy metrics monitor
+    monitoring grafana prometheus health healthz ping graphql wss websocket socket events
+    webhook webhooks callback callbacks redirect link links url feed feeds rss atom sitemap
+    search news forum community chat irc xmpp jabber matrix sip voip turn stun vpn gateway
+    edge origin relay router node server servers host hosts cloud ns1 ns2 ns3 ns4 dns dns1
+    dns2 ntp ldap kerberos radius database redis cache backup backups archive local
+    localhost localdomain broadcasthost invalid example
+"""
+# Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
+# hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
+# 3.2.2.4.4 validation mailboxes (admin administrator webmaster hostmaster postmaster), mail
+# client discovery (Thunderbird autoconfig, Microsoft autodiscover and lyncdiscover), RFC 8461
+# MTA-STS (`mta-sts.{domain}` serves the policy), the OpenPGP Web Key Directory
+# (`openpgpkey.{domain}`), and the usual mail service hosts.
+_MAIL = """
+    info marketing sales support abuse noc security postmaster hostmaster usenet news webmaster
+    uucp ftp sftp ftps admin administrator mail email mailer-daemon mailerdaemon no-reply
+    noreply nobody webmail smtp smtps imap imaps pop pop3 pop3s submission mx1 mx2 mta
+    mta-sts autoconfig autodiscover lyncdiscover openpgpkey privacy legal compliance contact
+    hello press jobs careers team ssl-admin ssladmin sysadmin
+"""
+# Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
+# config), ISATAP (RFC 5214 routers answer as `isatap`), Microsoft device enrolment, and
+# hosts that remote-access clients look up.
+_DISCOVERY = """
+    wpad isatap proxy socks socks5 enterpriseregistration enterpriseenrollment msoid
+    ssh telnet rdp vnc remote
+"""
+# Names that would pass for the platform, its operators or the services it signs in with.
+_IMPERSONATION = """
+    robot robots robotwtf robot-wtf otterwiki official staff operator operators moderator
+    moderators mod owner platform service services verify verification verified secure trust
+    safety bluesky bsky atproto plc
+"""
+# Each reserved name with the reason a refusal gives; the first group naming it wins.
+RESERVED_REASONS = {
+    name: reason
+    for names, reason in reversed(
+        (
+            (_SERVICE_HOSTS, "it names a service host"),
+            (_MAIL, "it names a mailbox or a mail service"),
+            (_DISCOVERY, "clients look it up for proxy or network discovery"),
+            (_IMPERSONATION, "it would pass for the platform"),
+        )
+    )
+    for name in names.split()
+}
+RESERVED_SLUGS = frozenset(RESERVED_REASONS)
 
 
 def slug_problem(slug: str) -> str | None:
@@ -30,7 +80,7 @@ def slug_problem(slug: str) -> str | None:
     if "--" in slug:
         return f"invalid slug {slug!r}: no double hyphens"
     if slug in RESERVED_SLUGS:
-        return f"slug {slug!r} is reserved"
+        return f"slug {slug!r} is reserved: {RESERVED_REASONS[slug]}; choose another name"
     return None
 
 

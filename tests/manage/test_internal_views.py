@@ -10,6 +10,7 @@ from app.core import wikis
 from app.core.identity import SESSION_COOKIE
 from app.core.settings import Settings
 from app.core.signing import SigningKey
+from app.core.slugs import RESERVED_SLUGS
 
 ALICE = ("did:plc:alice", "alice.test")
 
@@ -284,3 +285,11 @@ def test_stack_static_and_health(stack):
     assert api.get("/healthz").json()["ok"] is True
     with pytest.raises(httpx2.HTTPStatusError):
         api.get("/static/nope.css").raise_for_status()
+
+
+def test_check_slug_refuses_reserved_names_even_with_a_row(client, store, alpha):
+    # A row made before a name joined the list (or written by hand) still gets no certificate.
+    store.insert_wiki("mta-sts", ALICE[0], "Old", True)
+    for slug in sorted(RESERVED_SLUGS):
+        response = client.get(f"/api/internal/check-slug?domain={slug}.localhost")
+        assert response.status_code == 404 and response.json["ok"] is False, slug

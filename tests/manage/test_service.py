@@ -10,6 +10,7 @@ import pytest
 
 from app.api_server import create_app
 from app.core import wikis
+from app.core.slugs import RESERVED_SLUGS
 
 # The store's suite: every test here runs on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.both_engines
@@ -95,6 +96,14 @@ def _nothing_new(settings, store):
 def test_create_bad_slug_is_400_and_leaves_nothing(client, auth, settings, store, alpha, slug):
     response = client.post("/api/wikis", json={"slug": slug}, headers=auth(OWNER))
     assert response.status_code == 400 and response.json["error"]
+    assert _nothing_new(settings, store)
+
+
+def test_create_reserved_slug_is_400_with_the_reason(client, auth, settings, store, alpha):
+    for slug in sorted(RESERVED_SLUGS):
+        response = client.post("/api/wikis", json={"slug": slug}, headers=auth(OWNER))
+        assert response.status_code == 400, slug
+        assert "reserved" in response.json["error"] and slug in response.json["error"]
     assert _nothing_new(settings, store)
 
 

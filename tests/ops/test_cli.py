@@ -129,6 +129,8 @@ def test_wiki_create_prints_url(ready):
     [
         ("Bad_Slug", ALICE, "Bad_Slug"),
         ("www", ALICE, "www"),
+        ("mta-sts", ALICE, "reserved"),
+        ("autoconfig", ALICE, "reserved"),
         ("gamma", "did:plc:nobody", "unknown user"),
         ("alpha", BOB, "already exists"),
     ],

@@ -1,0 +1,59 @@
+"""Wiki slugs: shape, and the names that mean something on a domain (issue: mta-sts, autoconfig)."""
+
+import pytest
+
+from app.core.errors import BadRequest
+from app.core.slugs import RESERVED_SLUGS
+from app.core.slugs import SLUG_PATTERN
+from app.core.slugs import slug_from_host
+from app.core.slugs import slug_problem
+from app.core.slugs import validate_slug
+
+# One or more of each kind the list covers, named here so shrinking the list fails a test.
+KIND_EXAMPLES = [
+    "mta-sts",  # RFC 8461 policy host
+    "autoconfig",  # Thunderbird mail discovery
+    "autodiscover",  # Microsoft mail discovery
+    "openpgpkey",  # OpenPGP Web Key Directory
+    "postmaster",  # RFC 2142
+    "hostmaster",  # RFC 2142, CA/Browser Forum domain validation
+    "webmaster",
+    "abuse",
+    "smtp",
+    "imap",
+    "wpad",  # proxy auto-discovery
+    "isatap",  # RFC 5214
+    "www",
+    "api",
+    "auth",
+    "mcp",
+    "static",
+    "cdn",
+    "status",
+    "docs",
+    "robot",
+    "bluesky",
+]
+
+
+def test_every_reserved_name_is_refused_with_its_reason():
+    for name in sorted(RESERVED_SLUGS):
+        # Shaped like a slug, so the refusal is the reservation, not the shape.
+        assert SLUG_PATTERN.match(name) and "--" not in name, name
+        problem = slug_problem(name)
+        assert problem and "reserved" in problem and "choose another name" in problem, name
+        with pytest.raises(BadRequest, match="reserved"):
+            validate_slug(name)
+        assert slug_from_host(f"{name}.example.org", "example.org") is None, name
+        assert slug_from_host(f"{name.upper()}.example.org:443", "example.org") is None, name
+
+
+@pytest.mark.parametrize("name", KIND_EXAMPLES)
+def test_each_kind_is_in_the_list(name):
+    assert name in RESERVED_SLUGS
+
+
+@pytest.mark.parametrize("slug", ["alice", "my-notes", "team-wiki", "mail-archive", "robot-fan"])
+def test_ordinary_names_stay_free(slug):
+    assert slug_problem(slug) is None
+    assert slug_from_host(f"{slug}.example.org", "example.org") == slug
