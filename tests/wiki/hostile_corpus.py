@@ -82,7 +82,6 @@ CONTENT = [
     ("image-alt-break", '![" onerror="@JS@](/x.png)'),
     ("image-title-break", '![alt](/x.png "a\\" onerror=\\"@JS@")'),
     ("image-svg-data", "![alt](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+PC9zdmc+)"),
-    ("image-beacon", "![alt](@URL@)"),
     # raw HTML blocks and inline HTML
     ("html-script", "<script>@JS@</script>"),
     ("html-script-inline", "text <script>@JS@</script> text"),
@@ -141,7 +140,7 @@ CONTENT = [
     ("html-nested-quote", '<p title="a"onclick="@JS@">x</p>'),
     ("html-uppercase", "<IMG SRC=x ONERROR=@JS@>"),
     ("html-slash-attr", "<img/src=x/onerror=@JS@>"),
-    ("html-null-in-tag", "<scr\u0000ipt>@JS@</scr\u0000ipt>"),
+    ("html-split-tag", "<scr<script>ipt>@JS@</scr</script>ipt>"),
     # attributes Otterwiki's own cleaner lets through
     (
         "attr-class-id",

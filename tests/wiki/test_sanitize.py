@@ -14,6 +14,7 @@ from bs4 import BeautifulSoup
 from app.core.platform import init_instance
 from app.core.settings import Settings
 from app.wiki.otterwiki.boot import boot_otterwiki
+from app.wiki.otterwiki.mathjax import SAFE_CONFIG
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
 from app.wiki.otterwiki.sanitize import install_sanitizer
 from app.wiki.otterwiki.sanitize import sanitize_html
@@ -183,18 +184,40 @@ def server(tmp_path_factory):
     return booted
 
 
+def _innermost(function):
+    while hasattr(function, "__wrapped__"):
+        function = function.__wrapped__
+    return function
+
+
 @pytest.fixture
 def render(server):
-    """render(markdown, sanitized=True) -> the HTML of the app's renderer."""
+    """render(markdown, sanitized=True) -> Otterwiki's HTML (math blocks escaped), sanitized.
+
+    Calls Otterwiki's own `markdown` under any wrappers (the render cache may sit outside).
+    """
     renderer = server.app_renderer
-    original = type(renderer).markdown.__wrapped__
+    otterwiki_markdown = _innermost(type(renderer).markdown)
 
     def rendered(markdown: str, sanitized: bool = True) -> str:
         with server.app.test_request_context("/Field%20notes"):
-            call = renderer.markdown if sanitized else lambda text: original(renderer, text)
-            return call(markdown)[0]
+            html = otterwiki_markdown(renderer, markdown)[0]
+        return sanitize_html(html) if sanitized else html
 
     return rendered
+
+
+def test_every_markdown_call_is_sanitized(server):
+    with server.app.test_request_context("/Field%20notes"):
+        html = server.app_renderer.markdown("```\nx\n```\n")[0]
+    assert "copy-to-clipboard" in html and "onclick" not in html
+
+
+def test_mathjax_is_served_with_its_safe_extension(server):
+    response = server.app.test_client().get("/static/mathjax/tex-chtml.js")
+    assert response.status_code == 200 and response.content_type.startswith("text/javascript")
+    assert response.get_data().startswith(SAFE_CONFIG)
+    response.close()
 
 
 def test_math_block_from_the_issue_is_served_escaped(render):

@@ -13,6 +13,8 @@ from types import ModuleType
 
 import nh3
 
+from app.wiki.otterwiki.mathjax import install_safe_mathjax
+
 # Bump POLICY whenever the allow-list below changes: the render cache keys on SANITIZER_VERSION,
 # so pages rendered under an older policy are rendered again. nh3's version is part of it too.
 POLICY = "1"
@@ -124,6 +126,21 @@ def sanitize_html(html: str) -> str:
     return _CLEANER.clean(html)
 
 
+def _installed(function) -> bool:
+    """True when `function` is our wrapper, or wraps it (another wrapper, e.g. the render cache,
+    may sit outside ours: installing again must neither stack nor unwrap it)."""
+    while function is not None:
+        if getattr(function, "robot_sanitizer", False):
+            return True
+        function = getattr(function, "__wrapped__", None)
+    return False
+
+
+def _mark(wrapper, original) -> None:
+    wrapper.robot_sanitizer = True
+    wrapper.__wrapped__ = original
+
+
 def _is_math(info: str, magic: str) -> bool:
     """True for the info strings Otterwiki's `block_code` treats as math (`math`, `math=`)."""
     info = info.replace(magic, "")
@@ -139,14 +156,16 @@ def _escape_math_blocks(renderer_class: type) -> None:
     import mistune
     from otterwiki.util import cursormagicword
 
-    original = getattr(renderer_class.block_code, "__wrapped__", renderer_class.block_code)
+    original = renderer_class.block_code
+    if _installed(original):
+        return
 
     def block_code(self, code, info=None):
         if info and _is_math(info, cursormagicword):
             code = mistune.escape(code, quote=False)
         return original(self, code, info)
 
-    block_code.__wrapped__ = original
+    _mark(block_code, original)
     renderer_class.block_code = block_code
 
 
@@ -156,13 +175,15 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
     Page view, preview, the custom 404 page, help, plugin help and the Include embedding all
     render through it; its table of contents carries heading text that the templates escape.
     """
-    original = getattr(renderer_class.markdown, "__wrapped__", renderer_class.markdown)
+    original = renderer_class.markdown
+    if _installed(original):
+        return
 
     def markdown(self, text, cursor=None, **kwargs):
         html, toc, requirements = original(self, text, cursor, **kwargs)
         return sanitize_html(html), toc, requirements
 
-    markdown.__wrapped__ = original
+    _mark(markdown, original)
     renderer_class.markdown = markdown
 
 
@@ -170,12 +191,14 @@ def _sanitize_menu_icons() -> None:
     """Pass the sidebar menu's icons (raw HTML from the admin's menu, shown `|safe`) too."""
     import otterwiki.sidebar
 
-    original = getattr(otterwiki.sidebar.clean_html, "__wrapped__", otterwiki.sidebar.clean_html)
+    original = otterwiki.sidebar.clean_html
+    if _installed(original):
+        return
 
     def clean_html(html, *args, **kwargs):
         return sanitize_html(original(html, *args, **kwargs))
 
-    clean_html.__wrapped__ = original
+    _mark(clean_html, original)
     otterwiki.sidebar.clean_html = clean_html
 
 
@@ -191,7 +214,8 @@ def sanitize_renderer(renderer: object) -> None:
 
 
 def install_sanitizer(server: ModuleType) -> None:
-    """Make every page body Otterwiki renders pass `sanitize_html`, and escape math blocks.
+    """Make every page body Otterwiki renders pass `sanitize_html`, escape math blocks, and
+    make MathJax typeset with its safe extension (`mathjax.install_safe_mathjax`).
 
     `server` is the booted `otterwiki.server` module. Installing again changes nothing.
 
@@ -204,3 +228,4 @@ def install_sanitizer(server: ModuleType) -> None:
     """
     sanitize_renderer(server.app_renderer)
     _sanitize_menu_icons()
+    install_safe_mathjax(server)
