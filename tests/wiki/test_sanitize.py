@@ -373,3 +373,17 @@ def test_sanitize_html_policy(html, kept):
 
 def test_sanitizer_version_names_policy_and_nh3():
     assert SANITIZER_VERSION.startswith("1/nh3-")
+
+
+@pytest.mark.parametrize(
+    ("icon", "kept"),
+    [
+        ('<i class="fas fa-home"></i>', '<i class="fas fa-home"></i>'),
+        # Otterwiki's own cleaner keeps any style; ours keeps only the allowed properties.
+        ('<i class="fa" style="position:fixed;color:red"></i>', '<i class="fa" style="color:red">'),
+    ],
+)
+def test_sidebar_menu_icons_pass_the_sanitizer(server, icon, kept):
+    import otterwiki.sidebar
+
+    assert kept in otterwiki.sidebar.clean_html(icon)

@@ -162,6 +162,7 @@ def site(stack, beacon):
     names = [fill(template, beacon.url(snippet)) for snippet, template in PAGE_NAMES]
     for name in names:
         _put(api, name, f"# {name}\n\nA page with a hostile name.\n", f"Add {name}")
+    _put(api, "Overview", "{{PageIndex}}\n", "The page index as an embedding")
     _commit_attachments(stack, beacon, "Everything")
     return {
         "api": api,
@@ -198,11 +199,22 @@ def _settle(browser, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
-def _open(browser, site, path: str) -> list[str]:
-    """Open `path` on the wiki; return what ran or could run there, each with the path."""
+# Every payload holds this name: a view that shows hostile text shows it (lowercased in names).
+EVIDENCE = "return document.documentElement.textContent.toLowerCase().includes('robotpwned');"
+
+
+def _open(browser, site, path: str, shows_payload: bool = False) -> list[str]:
+    """Open `path` on the wiki; return what ran or could run there, each with the path.
+
+    With `shows_payload`, the view must also show hostile text (escaped), or the visit proved
+    nothing.
+    """
     browser.get(_url(site, path))
     _settle(browser)
-    return [f"{path}: {finding}" for finding in browser.script(FINDINGS)]
+    found = [f"{path}: {finding}" for finding in browser.script(FINDINGS)]
+    if shows_payload and not browser.script(EVIDENCE):
+        found.append(f"{path}: shows no payload")
+    return found
 
 
 def _beacon_hits(beacon) -> list[str]:
@@ -247,7 +259,7 @@ def test_views_of_the_combined_page_run_no_script(site, browser, beacon):
         "/-/changelog/feed.atom",
         "/api/v1/pages/Everything",
     ]
-    findings = [finding for path in paths for finding in _open(browser, site, path)]
+    findings = [finding for path in paths for finding in _open(browser, site, path, True)]
     assert findings == [] and _beacon_hits(beacon) == []
 
 
@@ -272,8 +284,8 @@ def test_pages_with_hostile_names_run_no_script(site, browser, beacon):
     findings = []
     for name in site["names"]:
         for view in ("", "/history", "/attachments"):
-            findings += _open(browser, site, f"/{_path(name)}{view}")
-    findings += _open(browser, site, "/Corpus/embed-pageindex")
+            findings += _open(browser, site, f"/{_path(name)}{view}", True)
+    findings += _open(browser, site, "/Overview", True)
     assert findings == [] and _beacon_hits(beacon) == []
 
 
