@@ -193,6 +193,7 @@ CONTENT = [
     ("embed-datatable", "{{Datatable\n| <img src=x onerror=@JS@> |\n|---|\n| x |\n}}"),
     ("embed-pageindex", "{{PageIndex}}"),
     ("embed-attachmentlist", "{{AttachmentList}}"),
+    ("embed-include", "{{include|src=/Corpus/math-fence-img}}\n\n{{include|src=/Everything}}"),
     ("abbr", "*[HTML]: <img src=x onerror=@JS@>\n\nHTML here"),
 ]
 

@@ -6,17 +6,18 @@ except the inline `on*` handlers the renderer itself writes.
 """
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 
+from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
-from app.wiki.otterwiki.boot import boot_otterwiki
+from app.core.wikis import create_wiki
 from app.wiki.otterwiki.mathjax import SAFE_CONFIG
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
-from app.wiki.otterwiki.sanitize import install_sanitizer
 from app.wiki.otterwiki.sanitize import sanitize_html
 from tests.wiki.hostile_corpus import CONTENT
 from tests.wiki.hostile_corpus import fill
@@ -26,162 +27,39 @@ from tests.wiki.hostile_corpus import fill
 pytestmark = pytest.mark.filterwarnings("ignore::bs4.MarkupResemblesLocatorWarning")
 
 BEACON = "http://127.0.0.1:9/hit/"
-PNG = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+h"
-    "HgAHggJ/PchI7wAAAABJRU5ErkJggg=="
-)
-
-RICH = f"""---
-title: Field notes
-tags: [otters, rivers]
----
-
-# Field notes
-
-Some **bold**, *italic*, ~~struck~~, ==marked== and `inline code`, H~2~O is not special.
-
-## Lists
-
-1. first
-2. second
-   - nested with a [link](https://example.org/a?b=c&d=e "a title")
-- [ ] open task
-- [x] done task
-
-## Links and images
-
-[[Home]], [[Other page|Home]] and [[Home#Lists]]; an autolink <https://example.org>.
-
-![An otter](/static/img/otter.png "Otter")
-![pixel]({PNG})
-
-| Left | Centre | Right |
-|:-----|:------:|------:|
-| a    | b      | c     |
-
-## Code
-
-```python
-def greet(name):
-    return f"hello {{name}} [not a link]"
-```
-
-```python=
-numbered = True
-```
-
-```nosuchlanguage
-<kept as text>
-```
-
-    indented code
-
-Inline math $a^2 + b^2 = c^2$ and display math:
-
-$$
-\\sum_{{i=1}}^n i = \\frac{{n(n+1)}}{{2}}
-$$
-
-```math
-x < y \\land y > z
-```
-
-```mermaid
-graph TD
-    A[Start] --> B{{Choice}}
-    B -->|yes| C[Done]
-```
-
-A claim with a footnote[^one] and another[^two].
-
-[^one]: The first note.
-[^two]: The second note, with `code`.
-
-> A plain quote.
-
-> [!NOTE]
-> A note.
-
-> [!TIP]
-> A tip.
-
-> [!IMPORTANT]
-> Important.
-
-> [!WARNING]
-> A warning.
-
-> [!CAUTION]
-> Caution.
-
->! A spoiler that hides.
-
->| Folded header
-> Folded body.
-
-::: info
-# Info block
-Fancy content.
-:::
-
-*[HTML]: Hyper Text Markup Language
-
-HTML, <kbd>Ctrl</kbd>, H<sub>2</sub>O, x<sup>2</sup>.
-
-<details><summary>More</summary>Hidden text.</details>
-
-{{{{Video
-|width=100%
-https://www.youtube.com/watch?v=dQw4w9WgXcQ
-}}}}
-
-{{{{Video
-|controls=true
-/static/img/otter.mp4
-}}}}
-
-{{{{ImageFrame
-|caption=An otter
-|width=30%
-|float=right
-[![](/static/img/otter.png)](/static/img/otter.png)
-}}}}
-
-{{{{InfoBox
-|caption=Facts
-|width=35%
-|Habitat=rivers
-Otters hold hands while they sleep.
-}}}}
-
-{{{{Figure
-|caption=Figure 1
-|width=100%
-```python
-print("hi")
-```
-}}}}
-
-{{{{PageIndex}}}}
-
-{{{{Datatable
-| a | b |
-|---|---|
-| 1 | 2 |
-}}}}
-
-{{{{AttachmentList}}}}
-"""
+# A rich legitimate page in our own words: every feature of Otterwiki's Markdown and embeddings.
+RICH = (Path(__file__).parent / "rich_document.md").read_text()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """Otterwiki booted in this process (once), with the sanitizer installed."""
-    settings = Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path_factory.mktemp("sanitize"))})
+def wiki(tmp_path_factory):
+    """(otterwiki.server module, app, a wiki) booted in this process by the service's create_app.
+
+    Through create_app, not piecemeal: Flask takes no more setup once the app served a request,
+    and the other in-process modules' create_app must find everything installed already.
+    """
+    data = tmp_path_factory.mktemp("sanitize")
+    settings = Settings.from_env({"ROBOT_DATA_DIR": str(data), "MULTI_TENANT": "true"})
     init_instance(settings)
-    booted = boot_otterwiki(settings)
-    install_sanitizer(booted)
-    return booted
+    platform = Platform.load(settings)
+    platform.store.upsert_user("did:plc:sanitize", "sanitize.test")
+    create_wiki(settings, platform.store, "sanitize", "did:plc:sanitize", "Sanitize")
+    from app.wsgi import create_app
+
+    app = create_app(settings)
+    yield sys.modules["otterwiki.server"], app, platform.store.get_wiki("sanitize")
+    app.tenancy.close()
+    platform.store.close()
+
+
+@pytest.fixture
+def server(wiki):
+    """The `otterwiki.server` module, its app pointed at a wiki for the test's renders."""
+    server, app, opened = wiki
+    with server.app.test_request_context("/Field%20notes"):
+        app.tenancy.activate(opened)
+        yield server
+        app.tenancy.deactivate()
 
 
 def _innermost(function):
@@ -200,16 +78,14 @@ def render(server):
     otterwiki_markdown = _innermost(type(renderer).markdown)
 
     def rendered(markdown: str, sanitized: bool = True) -> str:
-        with server.app.test_request_context("/Field%20notes"):
-            html = otterwiki_markdown(renderer, markdown)[0]
+        html = otterwiki_markdown(renderer, markdown)[0]
         return sanitize_html(html) if sanitized else html
 
     return rendered
 
 
 def test_every_markdown_call_is_sanitized(server):
-    with server.app.test_request_context("/Field%20notes"):
-        html = server.app_renderer.markdown("```\nx\n```\n")[0]
+    html = server.app_renderer.markdown("```\nx\n```\n")[0]
     assert "copy-to-clipboard" in html and "onclick" not in html
 
 
@@ -265,8 +141,7 @@ def _otterwiki_docs(server, monkeypatch) -> list[str]:
             return "", [], {}
 
     monkeypatch.setattr(otterwiki.pluginmgmt, "render", Recorder())
-    with server.app.test_request_context("/-/help/plugins"):
-        otterwiki.pluginmgmt.generate_help()
+    otterwiki.pluginmgmt.generate_help()
     return docs
 
 

@@ -119,8 +119,8 @@ def sanitize_html(html: str) -> str:
 
     Removes every element not in `TAGS` (script and style with their content), every attribute
     not in `ATTRIBUTES` (all `on*` and `data-*` among them), URLs whose scheme is not in
-    `URL_SCHEMES` and the style properties not in `STYLE_PROPERTIES`; adds
-    `rel="noopener noreferrer"` to links. Pure and deterministic: the same input and
+    `URL_SCHEMES` (and the data: URLs and frames `_filter_attribute` refuses) and the style
+    properties not in `STYLE_PROPERTIES`. Pure and deterministic: the same input and
     `SANITIZER_VERSION` give the same output. Follows the WHATWG HTML parsing rules (html5ever).
     """
     return _CLEANER.clean(html)
