@@ -62,6 +62,7 @@ CONTENT = [
     ("math-in-list", "- item $$<img src=x onerror=@JS@>$$"),
     ("math-href", "$\\href{javascript:@JS@}{x}$"),
     ("math-class-style", "$\\class{x}{\\style{background:url(javascript:@JS@)}{y}}$"),
+    ("math-data-robot", "$\\data{robot-click=eval}{x}$ $\\cssId{robot}{y}$ $\\class{robot}{@JS@}$"),
     ("math-paren", "\\(<img src=x onerror=@JS@>\\)"),
     # links and images
     ("link-js", "[click](javascript:@JS@)"),

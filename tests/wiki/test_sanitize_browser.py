@@ -17,6 +17,7 @@ import time
 import urllib.parse
 
 import pytest
+from bs4 import BeautifulSoup
 
 from app.core.store import Store
 from app.core.wikis import create_wiki
@@ -220,6 +221,15 @@ def _open(browser, site, path: str, shows_payload: bool = False) -> list[str]:
 def _beacon_hits(beacon) -> list[str]:
     time.sleep(0.5)  # a fetch the last page started may still be on its way
     return list(beacon.hits)
+
+
+def test_issue_example_is_served_without_the_handler(site):
+    example = "```math\n<img src=x onerror=alert(document.domain)>\n```\n"
+    _put(site["api"], "Issue Example", example, "The example from the issue")
+    page = site["api"].get("/Issue%20Example")
+    article = BeautifulSoup(page.text, "html.parser").find("article")
+    assert page.status_code == 200 and "onerror=alert(document.domain)" in article.get_text()
+    assert article.find("img") is None
 
 
 def test_detectors_see_a_payload_that_runs(site, browser, beacon):

@@ -4,8 +4,9 @@ Page math reaches the browser as text (escaped by the sanitizer), but MathJax tu
 elements there: `\\href{javascript:...}` becomes a link MathJax follows on click, and the `html`
 extension's `\\class`, `\\cssId` and `\\data` set any class, id or `data-*` attribute (the
 platform binds its own handlers through `data-robot-*`). MathJax's own `ui/safe` extension
-keeps URLs to http(s) and those names to MathJax's; Otterwiki 2.26.1 does not load it, so we
-serve the MathJax component its templates load with a line of configuration in front.
+keeps URLs to http(s) and classes and ids to MathJax's, and without the `html` extension there
+is no `\\data`; Otterwiki 2.26.1 configures neither, so we serve the MathJax component its
+templates load with a few lines of configuration in front.
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ from types import ModuleType
 # The one MathJax component Otterwiki's templates load (snippets/renderer_js.html).
 COMPONENT = "mathjax/tex-chtml.js"
 # Runs before the component reads `window.MathJax`, which otterwiki.js set up as its config.
-SAFE_CONFIG = b"""/* robot: load MathJax's safe extension (URLs, classes, ids, data-*). */
+# `ui/safe` filters URLs, classes, ids and styles, but not the `data-*` attributes the `html`
+# extension's `\data` writes (seen in Chromium with MathJax 5.0.0-beta.6), so that extension
+# is taken out of the bundle, of autoload and of `\require` too.
+SAFE_CONFIG = b"""/* robot: MathJax safe extension on, html extension (\\data ...) off. */
 window.MathJax = window.MathJax || {};
 MathJax.loader = MathJax.loader || {};
 MathJax.loader.load = (MathJax.loader.load || []).concat(["ui/safe"]);
+MathJax.tex = MathJax.tex || {};
+MathJax.tex.packages = {"[-]": ["html"]};
+MathJax.tex.autoload = Object.assign(MathJax.tex.autoload || {}, {html: []});
+MathJax.tex.require = {allow: {html: false}};
 """
 
 
