@@ -110,6 +110,11 @@ class Browser:
     def script(self, code: str, *args):
         return self._session_call("POST", "/execute/sync", {"script": code, "args": list(args)})
 
+    def cdp(self, command: str, params: dict | None = None):
+        """Send a Chrome DevTools Protocol command through chromedriver; return its result."""
+        payload = {"cmd": command, "params": params or {}}
+        return self._session_call("POST", "/goog/cdp/execute", payload)
+
     def _element(self, css: str) -> str:
         found = self._session_call("POST", "/element", {"using": "css selector", "value": css})
         return next(iter(found.values()))

@@ -11,6 +11,8 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `tenancy`: open, evict, activate and deactivate a wiki per request (`Tenancy`, `OpenWiki`);
 - `storage`: the storage's speed-ups (last commits per HEAD, paths resolved from known roots);
 - `caches`: the preference rows read only after wiki.db changed, the table-of-contents cache fix;
+- `sanitize`: every rendered page body through the nh3 HTML sanitizer, math blocks escaped;
+- `mathjax`: MathJax typesets with its safe extension (no script URLs or names from TeX);
 - `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
 """
 

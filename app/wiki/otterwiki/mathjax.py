@@ -1,0 +1,62 @@
+"""MathJax typesets page math with its `ui/safe` extension, so TeX cannot carry script or names.
+
+Page math reaches the browser as text (escaped by the sanitizer), but MathJax turns TeX into
+elements there: `\\href{javascript:...}` becomes a link MathJax follows on click, and the `html`
+extension's `\\class`, `\\cssId` and `\\data` set any class, id or `data-*` attribute (the
+platform binds its own handlers through `data-robot-*`). MathJax's own `ui/safe` extension
+keeps URLs to http(s) and classes and ids to MathJax's, and without the `html` extension there
+is no `\\data`; Otterwiki 2.26.1 configures neither, so we serve the MathJax component its
+templates load with a few lines of configuration in front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from types import ModuleType
+
+# The one MathJax component Otterwiki's templates load (snippets/renderer_js.html).
+COMPONENT = "mathjax/tex-chtml.js"
+# Runs before the component reads `window.MathJax`, which otterwiki.js set up as its config.
+# `ui/safe` filters URLs, classes, ids and styles, but not the `data-*` attributes the `html`
+# extension's `\data` writes (seen in Chromium with MathJax 5.0.0-beta.6), so that extension
+# is taken out of the bundle, of autoload and of `\require` too.
+SAFE_CONFIG = b"""/* robot: MathJax safe extension on, html extension (\\data ...) off. */
+window.MathJax = window.MathJax || {};
+MathJax.loader = MathJax.loader || {};
+MathJax.loader.load = (MathJax.loader.load || []).concat(["ui/safe"]);
+MathJax.tex = MathJax.tex || {};
+MathJax.tex.packages = {"[-]": ["html"]};
+MathJax.tex.autoload = Object.assign(MathJax.tex.autoload || {}, {html: []});
+MathJax.tex.require = {allow: {html: false}};
+"""
+
+
+def install_safe_mathjax(server: ModuleType) -> None:
+    """Serve Otterwiki's `static/mathjax/tex-chtml.js` with `SAFE_CONFIG` in front of it.
+
+    `server` is the booted `otterwiki.server` module; wraps its app's `static` view (the
+    component is read once, with a content ETag). Installing again changes nothing.
+    """
+    from flask import send_file
+
+    app = server.app
+    original = app.view_functions["static"]
+    if getattr(original, "robot_safe_mathjax", False):
+        return
+    body = SAFE_CONFIG + (Path(app.static_folder) / COMPONENT).read_bytes()
+    etag = hashlib.sha256(body).hexdigest()[:32]
+
+    def static(filename):
+        if filename != COMPONENT:
+            return original(filename=filename)
+        return send_file(
+            io.BytesIO(body),
+            mimetype="text/javascript",
+            etag=etag,
+            max_age=app.get_send_file_max_age(filename),
+        )
+
+    static.robot_safe_mathjax = True
+    app.view_functions["static"] = static

@@ -1,0 +1,231 @@
+"""Every page body Otterwiki renders passes an HTML sanitizer (nh3) before anyone sees it.
+
+Otterwiki escapes most raw HTML itself, but not everywhere (a fenced block with the info string
+`math` is copied into the page unescaped), and any future gap would be script in every visitor's
+browser. So the rendered HTML goes through nh3 (the Ammonia sanitizer) with an allow-list of
+exactly what Otterwiki's renderer and its embeddings produce, and the math block is escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from types import ModuleType
+
+import nh3
+
+from app.wiki.otterwiki.mathjax import install_safe_mathjax
+
+# Bump POLICY whenever the allow-list below changes: the render cache keys on SANITIZER_VERSION,
+# so pages rendered under an older policy are rendered again. nh3's version is part of it too.
+POLICY = "1"
+SANITIZER_VERSION = f"{POLICY}/nh3-{nh3.__version__}"
+
+# Everything Otterwiki's renderer, its plugins and its embeddings emit (renderer.py,
+# renderer_plugins.py, renderer_embeddings.py of 2.26.1), plus the inline HTML its own
+# `clean_html` lets authors write. No script, style, form, object, embed, base, meta, link,
+# svg or math element: nh3 drops those tags (and the content of script and style).
+TAGS = {
+    *("a", "abbr", "audio", "b", "big", "blockquote", "br", "button", "caption", "cite"),
+    *("code", "col", "colgroup", "dd", "del", "details", "div", "dl", "dt", "em"),
+    *("figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "iframe"),
+    *("img", "input", "ins", "kbd", "label", "li", "mark", "ol", "p", "pre", "q", "s"),
+    *("samp", "section", "small", "source", "span", "strike", "strong", "sub", "summary"),
+    *("sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "tt", "u", "ul"),
+    *("var", "video"),
+}
+
+# No `on*` and no `data-*` attribute anywhere: Otterwiki's renderer emits no data-* attribute,
+# and the platform binds its own handlers through `data-robot-*` attributes on Otterwiki's
+# templates, which page content must never be able to carry.
+ATTRIBUTES = {
+    "*": {"class", "id", "title", "style", "role", "aria-hidden", "aria-label", "lang", "dir"},
+    "a": {"href", "name", "target"},
+    "img": {"src", "alt", "width", "height", "loading"},
+    "td": {"colspan", "rowspan", "align", "valign", "width"},
+    "th": {"colspan", "rowspan", "align", "valign", "width", "scope"},
+    "col": {"span", "width"},
+    "colgroup": {"span", "width"},
+    "table": {"border", "cellpadding", "cellspacing", "width"},
+    "ol": {"start", "reversed"},
+    "li": {"value"},
+    "time": {"datetime"},
+    "details": {"open"},
+    "label": {"for"},
+    # Task-list items and the "Toggle page headings" switch; `type` is forced to checkbox below.
+    "input": {"checked", "disabled", "value"},
+    # The copy-to-clipboard and spoiler buttons; outside a form a button submits nothing.
+    "button": {"type"},
+    "video": {"width", "height", "controls", "autoplay", "muted", "loop", "poster"},
+    "audio": {"controls", "src"},
+    "source": {"src", "type"},
+    # The Video embedding's YouTube player; `src` is held to YOUTUBE_EMBEDS below.
+    "iframe": {
+        *("src", "width", "height", "title", "frameborder", "allow", "allowfullscreen"),
+        "referrerpolicy",
+    },
+}
+
+# Any other input type would be a text field or a button an author could dress up as a login form.
+FORCED_VALUES = {"input": {"type": "checkbox"}}
+
+# CSS properties kept in style attributes: table cell alignment (mistune's `text-align`) and
+# what the embeddings' layout and `style=` options use. Nothing that positions an element over
+# the page chrome (position, z-index, inset) or loads a URL (background, content, cursor).
+STYLE_PROPERTIES = {
+    *("text-align", "vertical-align", "float", "clear", "display", "width", "height"),
+    *("min-width", "max-width", "min-height", "max-height", "margin", "margin-top"),
+    *("margin-right", "margin-bottom", "margin-left", "padding", "padding-top"),
+    *("padding-right", "padding-bottom", "padding-left", "border", "border-width"),
+    *("border-style", "border-color", "border-radius", "border-left-color", "color"),
+    *("background-color", "font-size", "font-weight", "font-style", "font-family"),
+    *("text-decoration", "white-space", "word-break", "overflow", "overflow-x", "line-height"),
+}
+
+# `data:` only for raster images in <img src> (Markdown images pasted inline; mistune keeps
+# exactly these), never in links, frames or media. javascript:, vbscript:, file: are not listed.
+URL_SCHEMES = {"http", "https", "mailto", "tel", "ftp", "sftp", "xmpp", "irc", "ircs", "data"}
+INLINE_IMAGE = re.compile(r"data:image/(?:png|gif|jpeg|webp);", re.IGNORECASE)
+# The only frames a page may show: YouTube's players, which the CSP's frame-src allows too.
+YOUTUBE_EMBEDS = ("https://www.youtube.com/embed/", "https://www.youtube-nocookie.com/embed/")
+_URL_ATTRIBUTES = {"href", "src", "poster"}
+
+
+def _filter_attribute(tag: str, name: str, value: str) -> str | None:
+    """Drop data: URLs other than inline raster images, and frames not on YouTube's player."""
+    if name not in _URL_ATTRIBUTES:
+        return value
+    if tag == "iframe":
+        return value if value.startswith(YOUTUBE_EMBEDS) else None
+    if value.lstrip().lower().startswith("data:"):
+        return value if tag == "img" and name == "src" and INLINE_IMAGE.match(value) else None
+    return value
+
+
+_CLEANER = nh3.Cleaner(
+    tags=TAGS,
+    attributes=ATTRIBUTES,
+    attribute_filter=_filter_attribute,
+    set_tag_attribute_values=FORCED_VALUES,
+    url_schemes=URL_SCHEMES,
+    filter_style_properties=STYLE_PROPERTIES,
+    strip_comments=True,
+    # Otterwiki's links carry no rel; Chromium opens target=_blank links without an opener.
+    link_rel=None,
+)
+
+
+def sanitize_html(html: str) -> str:
+    """Return `html` (a rendered page body, an HTML fragment) with only the allow-list left.
+
+    Removes every element not in `TAGS` (script and style with their content), every attribute
+    not in `ATTRIBUTES` (all `on*` and `data-*` among them), URLs whose scheme is not in
+    `URL_SCHEMES` (and the data: URLs and frames `_filter_attribute` refuses) and the style
+    properties not in `STYLE_PROPERTIES`. Pure and deterministic: the same input and
+    `SANITIZER_VERSION` give the same output. Follows the WHATWG HTML parsing rules (html5ever).
+    """
+    return _CLEANER.clean(html)
+
+
+def _installed(function) -> bool:
+    """True when `function` is our wrapper, or wraps it (another wrapper, e.g. the render cache,
+    may sit outside ours: installing again must neither stack nor unwrap it)."""
+    while function is not None:
+        if getattr(function, "robot_sanitizer", False):
+            return True
+        function = getattr(function, "__wrapped__", None)
+    return False
+
+
+def _mark(wrapper, original) -> None:
+    wrapper.robot_sanitizer = True
+    wrapper.__wrapped__ = original
+
+
+def _is_math(info: str, magic: str) -> bool:
+    """True for the info strings Otterwiki's `block_code` treats as math (`math`, `math=`)."""
+    info = info.replace(magic, "")
+    return (info[:-1] if info.endswith("=") else info) == "math"
+
+
+def _escape_math_blocks(renderer_class: type) -> None:
+    """Escape the lines of a ```math block, which `OtterwikiMdRenderer.block_code` copies raw.
+
+    MathJax reads the block's text content, so `&lt;` still typesets as `<`. The `$$` math
+    plugin escapes its blocks already; this does the same for the fenced form.
+    """
+    import mistune
+    from otterwiki.util import cursormagicword
+
+    original = renderer_class.block_code
+    if _installed(original):
+        return
+
+    def block_code(self, code, info=None):
+        if info and _is_math(info, cursormagicword):
+            code = mistune.escape(code, quote=False)
+        return original(self, code, info)
+
+    _mark(block_code, original)
+    renderer_class.block_code = block_code
+
+
+def _sanitize_markdown_output(renderer_class: type) -> None:
+    """Sanitize the HTML of every `OtterwikiRenderer.markdown(...)` call, in any instance.
+
+    Page view, preview, the custom 404 page, help, plugin help and the Include embedding all
+    render through it; its table of contents carries heading text that the templates escape.
+    """
+    original = renderer_class.markdown
+    if _installed(original):
+        return
+
+    def markdown(self, text, cursor=None, **kwargs):
+        html, toc, requirements = original(self, text, cursor, **kwargs)
+        return sanitize_html(html), toc, requirements
+
+    _mark(markdown, original)
+    renderer_class.markdown = markdown
+
+
+def _sanitize_menu_icons() -> None:
+    """Pass the sidebar menu's icons (raw HTML from the admin's menu, shown `|safe`) too."""
+    import otterwiki.sidebar
+
+    original = otterwiki.sidebar.clean_html
+    if _installed(original):
+        return
+
+    def clean_html(html, *args, **kwargs):
+        return sanitize_html(original(html, *args, **kwargs))
+
+    _mark(clean_html, original)
+    otterwiki.sidebar.clean_html = clean_html
+
+
+def sanitize_renderer(renderer: object) -> None:
+    """Patch the class of `renderer` (an `otterwiki.renderer.OtterwikiRenderer`) and of its
+    `md_renderer`: escape math blocks, sanitize the HTML of every `markdown(...)` call.
+
+    Acts on the classes, so every instance is covered (the app's and the one help uses).
+    Patching again changes nothing.
+    """
+    _escape_math_blocks(type(renderer.md_renderer))
+    _sanitize_markdown_output(type(renderer))
+
+
+def install_sanitizer(server: ModuleType) -> None:
+    """Make every page body Otterwiki renders pass `sanitize_html`, escape math blocks, and
+    make MathJax typeset with its safe extension (`mathjax.install_safe_mathjax`).
+
+    `server` is the booted `otterwiki.server` module. Installing again changes nothing.
+
+    The other `|safe` outputs of Otterwiki's templates carry no unescaped user content:
+    search titles and snippets (`html_escape` before the match spans), blame, source and diff
+    lines (Pygments or `escape`), attachment icons and the danger alert (fixed strings), the
+    diff's first cell (a revision git resolved), the user note (template text); the sidebar
+    menu's icons are sanitized here. tests/wiki/test_sanitize_browser.py opens each of those
+    views with hostile content.
+    """
+    sanitize_renderer(server.app_renderer)
+    _sanitize_menu_icons()
+    install_safe_mathjax(server)

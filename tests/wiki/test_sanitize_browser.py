@@ -1,0 +1,312 @@
+"""The hostile corpus on the real stack, opened in headless Chromium: no script of it may run.
+
+Every snippet of tests/wiki/hostile_corpus.py is written to a wiki (page content through the
+page API, page names, attachment names committed with git, commit messages), then one browser
+session opens every view that shows user content. Three detectors, installed before any page
+script through the DevTools protocol: a trap on the `robotPwned` global each payload sets,
+`securitypolicyviolation` events, and a beacon server each payload fetches. A live-DOM scan of
+the rendered content (after MathJax and mermaid ran) looks for handlers and script URLs too.
+"""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import pytest
+from bs4 import BeautifulSoup
+
+from app.core.store import Store
+from app.core.wikis import create_wiki
+from tests.browser import Browser
+from tests.browser import browser_available
+from tests.wiki.hostile_corpus import ATTACHMENT_NAMES
+from tests.wiki.hostile_corpus import COMMIT_MESSAGES
+from tests.wiki.hostile_corpus import CONTENT
+from tests.wiki.hostile_corpus import PAGE_NAMES
+from tests.wiki.hostile_corpus import fill
+
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.skipif(not browser_available(), reason="chromium not installed (make test does)"),
+]
+
+OWNER = ("did:plc:hostileowner", "hostile-owner.test")
+SLUG = "hostile"
+HOST = f"{SLUG}.localhost"
+# Page paths keep their case in the browser but Otterwiki lowercases file names, so a payload
+# in a page name may run as `robotpwned=1`: trap both spellings.
+DETECTORS = """
+(() => {
+  const seen = [], violations = [];
+  for (const name of ["robotPwned", "robotpwned"]) {
+    Object.defineProperty(window, name, {
+      configurable: false,
+      get() { return undefined; },
+      set(value) { seen.push(name + "=" + value); },
+    });
+  }
+  Object.defineProperty(window, "robotSeen", {value: seen});
+  Object.defineProperty(window, "robotViolations", {value: violations});
+  document.addEventListener("securitypolicyviolation", (event) => {
+    violations.push(event.violatedDirective + " " + event.blockedURI);
+  }, true);
+})();
+"""
+# True once MathJax (when the page loads it) and mermaid finished with the page.
+SETTLED = """
+const mathjax = document.getElementById("MathJax-script");
+if (mathjax && window.MathJax && MathJax.startup && MathJax.startup.promise && !window.robotMath) {
+  window.robotMath = "waiting";
+  MathJax.startup.promise.then(() => { window.robotMath = "done"; });
+}
+const math_done = !mathjax || window.robotMath === "done";
+const mermaid_done = !document.querySelector("pre.mermaid:not([data-processed])");
+return document.readyState === "complete" && math_done && mermaid_done;
+"""
+# What ran (trap, violations) and what could still run (handlers, script URLs, frames) in the
+# rendered content; the page chrome's own handlers are Otterwiki's and out of scope here.
+FINDINGS = """
+const found = [...window.robotSeen.map((s) => "ran: " + s),
+               ...window.robotViolations.map((v) => "csp: " + v)];
+const script_url = /^\\s*(javascript|vbscript|data:text)/i;
+for (const root of document.querySelectorAll("article.page, #preview_block")) {
+  for (const el of root.querySelectorAll("*")) {
+    const tag = el.tagName.toLowerCase();
+    if (["script", "object", "embed", "base", "form"].includes(tag)) found.push("element: " + tag);
+    const youtube = /^https:\\/\\/www\\.youtube(-nocookie)?\\.com\\/embed\\//;
+    if (tag === "iframe" && !youtube.test(el.src)) {
+      found.push("frame: " + el.src);
+    }
+    for (const attr of el.attributes) {
+      if (attr.name.startsWith("on") || attr.name.startsWith("data-robot")) {
+        found.push("attribute: " + tag + " " + attr.name);
+      } else if (/(href|src|action)$/.test(attr.name) && script_url.test(attr.value)) {
+        found.push("url: " + tag + " " + attr.name + "=" + attr.value);
+      }
+    }
+  }
+}
+return found;
+"""
+
+
+class _BeaconHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.server.hits.append(self.path)
+        self.send_response(204)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
+        pass
+
+
+@pytest.fixture(scope="module")
+def beacon():
+    """A tiny HTTP server on loopback that records every request; `.url(id)`, `.hits`."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BeaconHandler)
+    server.hits = []
+    server.url = lambda snippet: f"http://127.0.0.1:{server.server_port}/hit/{snippet}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _put(api, path: str, content: str, message: str) -> str:
+    response = api.put(
+        f"/api/v1/pages/{urllib.parse.quote(path)}", json={"content": content, "message": message}
+    )
+    assert response.status_code in (200, 201), response.text
+    return response.json()["revision"]
+
+
+def _commit_attachments(stack, beacon, page: str) -> None:
+    """Put files with hostile names beside `page` and commit them, as a person with git would."""
+    repo = stack.settings.repo_path(SLUG)
+    folder = repo / page.lower()
+    folder.mkdir(exist_ok=True)
+    for snippet, template in ATTACHMENT_NAMES:
+        (folder / fill(template, beacon.url(snippet))).write_text("hostile attachment\n")
+    git = ["git", "-c", "user.name=Hostile", "-c", "user.email=hostile@localhost"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "Attach files"], cwd=repo, check=True)
+
+
+@pytest.fixture(scope="module")
+def site(stack, beacon):
+    """Wiki `hostile` holding the whole corpus; returns what the views need to find it."""
+    if stack.env.get("ROBOT_DB_URL"):
+        pytest.skip("the browser corpus runs on one engine (SQLite)")
+    store = Store(stack.settings.database_url)
+    store.upsert_user(*OWNER)
+    create_wiki(stack.settings, store, SLUG, OWNER[0], "Hostile Wiki")
+    store.close()
+    jwt = stack.robot("session", OWNER[0]).stdout.strip().splitlines()[-1]
+    api = stack.client("otterwiki", host=HOST)
+    api.headers["Authorization"] = f"Bearer {jwt}"
+    snippets = {snippet: fill(template, beacon.url(snippet)) for snippet, template in CONTENT}
+    for snippet, content in snippets.items():
+        _put(api, f"Corpus/{snippet}", content, f"Add {snippet}")
+    everything = "\n\n".join(snippets.values()) + "\n"
+    revisions = [_put(api, "Everything", everything, "Everything at once")]
+    for number, (snippet, template) in enumerate(COMMIT_MESSAGES):
+        everything += f"\nrevision {number}\n"
+        revisions.append(_put(api, "Everything", everything, fill(template, beacon.url(snippet))))
+    names = [fill(template, beacon.url(snippet)) for snippet, template in PAGE_NAMES]
+    for name in names:
+        _put(api, name, f"# {name}\n\nA page with a hostile name.\n", f"Add {name}")
+    _put(api, "Overview", "{{PageIndex}}\n", "The page index as an embedding")
+    _commit_attachments(stack, beacon, "Everything")
+    return {
+        "api": api,
+        "jwt": jwt,
+        "revisions": revisions,
+        "names": names,
+        "stack": stack,
+        "everything": everything,
+    }
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    session = Browser()
+    session.cdp("Page.addScriptToEvaluateOnNewDocument", {"source": DETECTORS})
+    session.get(_url(site, "/healthz"))
+    session.add_cookie("robot_session", site["jwt"])
+    yield session
+    session.close()
+
+
+def _url(site, path: str) -> str:
+    return f"http://{HOST}:{site['stack'].port('otterwiki')}{path}"
+
+
+def _path(page: str) -> str:
+    return urllib.parse.quote(page)
+
+
+def _settle(browser, timeout: float = 20.0) -> None:
+    """Wait until the page loaded and MathJax and mermaid are done (or `timeout` passed)."""
+    deadline = time.monotonic() + timeout
+    while not browser.script(SETTLED) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+# Every payload holds this name: a view that shows hostile text shows it (lowercased in names).
+EVIDENCE = "return document.documentElement.textContent.toLowerCase().includes('robotpwned');"
+
+
+def _open(browser, site, path: str, shows_payload: bool = False) -> list[str]:
+    """Open `path` on the wiki; return what ran or could run there, each with the path.
+
+    With `shows_payload`, the view must also show hostile text (escaped), or the visit proved
+    nothing.
+    """
+    browser.get(_url(site, path))
+    _settle(browser)
+    found = [f"{path}: {finding}" for finding in browser.script(FINDINGS)]
+    if shows_payload and not browser.script(EVIDENCE):
+        found.append(f"{path}: shows no payload")
+    return found
+
+
+def _beacon_hits(beacon) -> list[str]:
+    time.sleep(0.5)  # a fetch the last page started may still be on its way
+    return list(beacon.hits)
+
+
+def test_issue_example_is_served_without_the_handler(site):
+    example = "```math\n<img src=x onerror=alert(document.domain)>\n```\n"
+    _put(site["api"], "Issue Example", example, "The example from the issue")
+    page = site["api"].get("/Issue%20Example")
+    article = BeautifulSoup(page.text, "html.parser").find("article")
+    assert page.status_code == 200 and "onerror=alert(document.domain)" in article.get_text()
+    assert article.find("img") is None
+
+
+def test_detectors_see_a_payload_that_runs(site, browser, beacon):
+    browser.get(_url(site, "/Corpus/link-js"))
+    browser.script(fill("@JS@", beacon.url("control")))
+    assert browser.script("return window.robotSeen;") == ["robotPwned=1"]
+    deadline = time.monotonic() + 10
+    while not any("/hit/control" in hit for hit in beacon.hits) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any("/hit/control" in hit for hit in beacon.hits)
+    beacon.hits.clear()
+
+
+def test_every_snippet_page_runs_no_script(site, browser, beacon):
+    findings = []
+    for snippet, _ in CONTENT:
+        findings += _open(browser, site, f"/Corpus/{snippet}")
+    assert findings == [] and _beacon_hits(beacon) == []
+
+
+def test_views_of_the_combined_page_run_no_script(site, browser, beacon):
+    first, last = site["revisions"][0], site["revisions"][-1]
+    paths = [
+        "/Everything",
+        f"/Everything/view/{first}",
+        "/Everything/history",
+        f"/Everything/diff/{first}/{last}",
+        "/Everything/blame",
+        "/Everything/source",
+        f"/-/commit/{last}",
+        "/-/changelog",
+        "/Everything/attachments",
+        "/-/index",
+        "/-/search/onerror",
+        "/-/search/robotPwned",
+        "/-/changelog/feed.rss",
+        "/-/changelog/feed.atom",
+        "/api/v1/pages/Everything",
+    ]
+    findings = [finding for path in paths for finding in _open(browser, site, path, True)]
+    assert findings == [] and _beacon_hits(beacon) == []
+
+
+def test_preview_runs_no_script(site, browser, beacon):
+    browser.get(_url(site, "/Everything/edit"))
+    deadline = time.monotonic() + 45
+    while not browser.script("return typeof cm_editor !== 'undefined';"):
+        assert time.monotonic() < deadline, "the editor did not start"
+        time.sleep(0.2)
+    browser.click("#preview_btn")
+    filled = "return document.querySelectorAll('#preview_block article, #preview_block p').length;"
+    while not browser.script(filled):
+        assert time.monotonic() < deadline, "the preview did not render"
+        time.sleep(0.2)
+    _settle(browser)
+    findings = browser.script(FINDINGS)
+    assert browser.script("return !!document.querySelector('#preview_block .quote-alert');")
+    assert findings == [] and _beacon_hits(beacon) == []
+
+
+def test_pages_with_hostile_names_run_no_script(site, browser, beacon):
+    findings = []
+    for name in site["names"]:
+        for view in ("", "/history", "/attachments"):
+            findings += _open(browser, site, f"/{_path(name)}{view}", True)
+    findings += _open(browser, site, "/Overview", True)
+    assert findings == [] and _beacon_hits(beacon) == []
+
+
+def test_page_api_sends_source_not_html(site):
+    body = site["api"].get("/api/v1/pages/Everything").json()
+    assert not [key for key in body if "html" in key.lower()]
+    assert body["content"] == site["everything"]
+
+
+def test_math_and_mermaid_still_render(site, browser):
+    assert _open(browser, site, "/Everything") == []
+    typeset = "return document.querySelectorAll('article.page mjx-container').length;"
+    assert browser.script(typeset) > 10
+    assert browser.script("return !!document.querySelector('article.page pre.mermaid svg');")
