@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import re
 
-# Objects and functions a handler may call; handlers.js keeps the same list.
-CALLABLE_ROOTS = frozenset(
+# What a handler may call: any function of Otterwiki's own two objects, and these few others
+# (the page globals of editor.html and sidebar_preferences.html). handlers.js keeps the same.
+CALLABLE_OBJECTS = frozenset({"otterwiki", "otterwiki_editor"})
+CALLABLE_FUNCTIONS = frozenset(
     {
-        "otterwiki",
-        "otterwiki_editor",
-        "halfmoon",
+        "halfmoon.toggleSidebar",
+        "halfmoon.toggleDarkMode",
         "confirm",
-        "navigator",
+        "navigator.clipboard.writeText",
         "cmOpenSearch",
         "cmOpenReplace",
         "addPageRow",
@@ -98,7 +99,8 @@ def declarative(event: str, code: str) -> str:
     if not call:
         raise UnknownHandler(f"on{event}: {code!r} is not one function call")
     returns, path, arguments = call.groups()
-    if path.split(".")[0] not in CALLABLE_ROOTS:
+    owner, _, function = path.rpartition(".")
+    if path not in CALLABLE_FUNCTIONS and (owner not in CALLABLE_OBJECTS or not function):
         raise UnknownHandler(f"on{event}: {path} is not an allowed function")
     attributes = [f' {name}="{path}"']
     if returns:

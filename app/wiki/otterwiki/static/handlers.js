@@ -9,9 +9,11 @@
  */
 (function () {
   "use strict";
-  // Same list as CALLABLE_ROOTS in handlers.py.
-  var ROOTS = ["otterwiki", "otterwiki_editor", "halfmoon", "confirm", "navigator",
-    "cmOpenSearch", "cmOpenReplace", "addPageRow", "cloneRow", "deleteRow"];
+  // The same lists as CALLABLE_OBJECTS and CALLABLE_FUNCTIONS in handlers.py.
+  var OBJECTS = ["otterwiki", "otterwiki_editor"];
+  var FUNCTIONS = ["halfmoon.toggleSidebar", "halfmoon.toggleDarkMode", "confirm",
+    "navigator.clipboard.writeText", "cmOpenSearch", "cmOpenReplace", "addPageRow", "cloneRow",
+    "deleteRow"];
   var UNSAFE_NAMES = ["__proto__", "prototype", "constructor"];
   var EVENTS = ["click", "change", "input", "focus"];
 
@@ -31,7 +33,8 @@
 
   function resolve(path) {
     var names = path.split(".");
-    if (ROOTS.indexOf(names[0]) < 0) return null;
+    var objectMethod = names.length === 2 && OBJECTS.indexOf(names[0]) >= 0;
+    if (!objectMethod && FUNCTIONS.indexOf(path) < 0) return null;
     var owner = window, value = window;
     for (var i = 0; i < names.length; i++) {
       if (UNSAFE_NAMES.indexOf(names[i]) >= 0 || value === null || value === undefined) {
