@@ -378,6 +378,30 @@ def test_uploaded_html_and_svg_run_no_script(walk_stack, browser, jwt, beacon, t
     assert browser.script("return document.querySelector('img').naturalWidth;") == 2
 
 
+def test_each_page_gets_its_own_nonce_on_every_inline_script(walk_stack, jwt):
+    import re
+
+    wiki = httpx2.Client(
+        base_url=f"http://127.0.0.1:{walk_stack.port('otterwiki')}",
+        headers={"Authorization": f"Bearer {jwt}", "Host": f"{SLUG}.localhost"},
+    )
+    nonces = []
+    for path in ("/Home", "/Home", "/Home/edit", "/-/admin/sidebar_preferences"):
+        answer = wiki.get(path)
+        policy = answer.headers["content-security-policy"]
+        nonce = re.search(r"'nonce-([\w-]+)'", policy)[1]
+        nonces.append(nonce)
+        scripts = re.findall(r"<script\b[^>]*>", answer.text)
+        inline = [tag for tag in scripts if "src=" not in tag]
+        assert inline and all(f'nonce="{nonce}"' in tag for tag in inline), path
+        assert not re.search(r"\son[a-z]+=", answer.text), path
+    script = wiki.get("/static/robot/handlers.js")
+    wiki.close()
+    assert len(set(nonces)) == len(nonces)
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "data-robot-on" in script.text
+
+
 def test_every_service_sends_the_policy(stack):
     answers = {
         "api": httpx2.get(f"http://127.0.0.1:{stack.port('api')}/no-such-page"),

@@ -102,3 +102,37 @@ def test_the_page_policy_allows_no_inline_script():
     assert "unsafe-inline" not in directives["script-src"]
     assert "unsafe-eval" not in policy
     assert "sandbox" in ATTACHMENT_POLICY.split("; ")
+
+
+def test_a_template_that_lost_an_anchor_fails_loudly():
+    from jinja2 import DictLoader
+    from jinja2 import Environment
+
+    from app.wiki.otterwiki.csp import RewritingLoader
+    from app.wiki.otterwiki.csp import TemplateChanged
+
+    loader = RewritingLoader(DictLoader({"layout.html": "<html><body>no head</body></html>"}))
+    with pytest.raises(TemplateChanged):
+        loader.get_source(Environment(), "layout.html")
+
+
+def test_the_rewriting_loader_adds_the_script_and_nonces():
+    from jinja2 import DictLoader
+    from jinja2 import Environment
+
+    from app.wiki.otterwiki.csp import HANDLERS_URL
+    from app.wiki.otterwiki.csp import RewritingLoader
+
+    layout = (
+        '<head><link rel="manifest" href="/m"></head>'
+        '<body><button onclick="halfmoon.toggleSidebar()">x</button><script>go()</script>'
+    )
+    environment = Environment(loader=RewritingLoader(DictLoader({"layout.html": layout})))
+    environment.globals["csp_nonce"] = lambda: "n0nce"
+    page = environment.get_template("layout.html").render()
+    assert f'<script src="{HANDLERS_URL}" defer></script>' in page
+    assert 'crossorigin="use-credentials"' in page
+    assert '<script nonce="n0nce">go()</script>' in page
+    assert 'data-robot-onclick="halfmoon.toggleSidebar"' in page and "onclick=" not in page.replace(
+        "data-robot-onclick", ""
+    )
