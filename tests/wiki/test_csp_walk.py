@@ -367,6 +367,8 @@ def test_uploaded_html_and_svg_run_no_script(walk_stack, browser, jwt, beacon, t
         assert answer.status_code == 200
         assert "sandbox" in answer.headers["content-security-policy"].split("; ")
         assert answer.headers["x-content-type-options"] == "nosniff"
+        answer = wiki.get(f"/api/v1/pages/Files/attachments/{name}")
+        assert "sandbox" in answer.headers["content-security-policy"].split("; "), name
     wiki.close()
     # Otterwiki sends HTML as a download; the SVG and the text open in the tab, sandboxed.
     for name in files:

@@ -116,7 +116,8 @@ def _add_headers(response):
     else:
         _drop_rendered_handlers(response)
         policy = page_policy(csp_nonce(), _form_sources())
-    response.headers.update(security_headers(policy))
+    for name, value in security_headers(policy).items():
+        response.headers.setdefault(name, value)  # a view's own policy (page API files) stands
     return response
 
 
