@@ -11,6 +11,7 @@ from app.core.platform import Platform
 from app.core.settings import Settings
 from app.mcp.auth import MCP_PATH
 from app.mcp.auth import McpAuth
+from app.mcp.headers import SecurityHeaders
 from app.mcp.page_client import PageClient
 from app.mcp.tools import build_server
 
@@ -37,4 +38,4 @@ def create_app(settings: Settings | None = None):
     app = server.http_app(
         path=MCP_PATH, stateless_http=True, json_response=True, host_origin_protection=False
     )
-    return McpAuth(app, platform)
+    return SecurityHeaders(McpAuth(app, platform))

@@ -50,6 +50,28 @@ return !!hit && (hit === element || element.contains(hit));
 """
 
 
+# Kept in localStorage, so a violation survives the navigation that follows it (a form post).
+_CSP_RECORDER = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  const seen = {directive: event.effectiveDirective, blocked: event.blockedURI,
+    sample: event.sample, page: event.documentURI, line: event.lineNumber};
+  try {
+    const all = JSON.parse(localStorage.getItem("robot-csp-violations") || "[]");
+    all.push(seen);
+    localStorage.setItem("robot-csp-violations", JSON.stringify(all));
+  } catch (error) {
+    (window.robotCspViolations = window.robotCspViolations || []).push(seen);
+  }
+}, true);
+"""
+_READ_CSP_VIOLATIONS = """
+let stored = [];
+try { stored = JSON.parse(localStorage.getItem("robot-csp-violations") || "[]"); }
+catch (error) {}
+return stored.concat(window.robotCspViolations || []);
+"""
+
+
 class Browser:
     """One headless chromium session driven through chromedriver."""
 
@@ -69,6 +91,7 @@ class Browser:
                 "binary": CHROMIUM,
                 "args": [*CHROMIUM_ARGS, f"--user-data-dir={self.profile}"],
             },
+            "goog:loggingPrefs": {"browser": "ALL"},
         }
         answer = self._call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
         self.session = answer["sessionId"]
@@ -142,6 +165,29 @@ class Browser:
 
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self._session_call("GET", "/screenshot")))
+
+    def cdp(self, command: str, params: dict | None = None):
+        """Run a Chrome DevTools Protocol command through chromedriver's passthrough."""
+        payload = {"cmd": command, "params": params or {}}
+        return self._session_call("POST", "/goog/cdp/execute", payload)
+
+    def on_every_document(self, source: str) -> None:
+        """Run JavaScript `source` in every document from now on, before the page's scripts."""
+        self.cdp("Page.addScriptToEvaluateOnNewDocument", {"source": source})
+
+    def record_csp_violations(self) -> None:
+        """Record every `securitypolicyviolation` of every page on an origin (read with
+        `csp_violations`), from before the page's own scripts run."""
+        self.on_every_document(_CSP_RECORDER)
+
+    def csp_violations(self) -> list[dict]:
+        """The violations recorded on the current page's origin since recording began."""
+        return self.script(_READ_CSP_VIOLATIONS)
+
+    def console_errors(self) -> list[str]:
+        """The browser's console and network errors logged since the last call (SEVERE)."""
+        entries = self._session_call("POST", "/se/log", {"type": "browser"})
+        return [entry["message"] for entry in entries if entry.get("level") == "SEVERE"]
 
     def close(self) -> None:
         try:

@@ -17,7 +17,10 @@ bp = Blueprint("auth", __name__, template_folder="templates")
 # Public documents are fetched by PDSes, MCP clients and browser-based tools; they hold no secret.
 _PUBLIC_DOC_HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"}
 # The login page loads only our stylesheet and runs nothing.
-_PAGE_CSP = "default-src 'none'; style-src {origin}; frame-ancestors 'none'; form-action 'self'"
+_PAGE_CSP = (
+    "default-src 'none'; style-src {origin}; base-uri 'none'; frame-ancestors 'none';"
+    " form-action 'self'"
+)
 MAX_NEXT_URL = 500
 
 

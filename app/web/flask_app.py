@@ -14,6 +14,8 @@ from flask import jsonify
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from app.core.csp import page_policy
+from app.core.csp import security_headers
 from app.core.errors import BadRequest
 from app.core.errors import ConfigError
 from app.core.errors import RobotError
@@ -131,10 +133,13 @@ def load_platform(settings: Settings | None, service: str) -> Platform:
     return load_or_exit(service, Platform.load, settings)
 
 
+# No form-action: sign-in and OAuth consent forms redirect to wiki hosts and client apps.
+_SECURITY_HEADERS = {**security_headers(page_policy()), "X-Frame-Options": "DENY"}
+
+
 def _security_headers(response):
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 

@@ -8,6 +8,7 @@ from flask import current_app
 from flask import g
 from flask import request
 
+from app.core.csp import ATTACHMENT_POLICY
 from app.core.errors import Forbidden
 from app.core.errors import Unauthorized
 from app.pages import search as pagesearch
@@ -124,7 +125,7 @@ def get_attachment(path, name):
     data, mime = _pages().attachment(path, name, request.args.get("revision"))
     response = Response(data, mimetype=mime)
     # Uploaded files are served from the wiki's own origin: never let one run as a page there.
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Content-Security-Policy"] = ATTACHMENT_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -7,6 +7,8 @@ from html import escape
 
 from werkzeug.wrappers import Response
 
+from app.core.csp import page_policy
+from app.core.csp import security_headers
 from app.core.errors import RobotError
 from app.core.errors import error_body
 
@@ -33,6 +35,18 @@ color:#222}}h1{{font-size:1.4rem}}a{{color:#0b5cad}}</style></head>
 """
 
 
+# The gateway's own pages run no script at all.
+_HEADERS = security_headers(page_policy())
+
+
+def _answer(body: str, status: int, **options) -> Response:
+    """A Response that nobody caches, under the platform's policy (app/core/csp.py)."""
+    response = Response(body, status=status, **options)
+    response.headers.update(_HEADERS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def is_api_path(path: str) -> bool:
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
@@ -44,18 +58,13 @@ def html_page(status: int, message: str, link: tuple[str, str] | None = None) ->
         extra = f'<p><a href="{escape(link[0])}">{escape(link[1])}</a></p>'
     title = _TITLES.get(status, "Error")
     body = _PAGE.format(title=escape(title), message=escape(message), extra=extra)
-    response = Response(body, status=status, content_type="text/html; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _answer(body, status, content_type="text/html; charset=utf-8")
 
 
 def json_error(error: RobotError) -> Response:
-    response = Response(
-        json.dumps(error_body(error)), status=error.status, content_type="application/json"
-    )
+    response = _answer(json.dumps(error_body(error)), error.status, content_type="application/json")
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -67,12 +76,8 @@ def error_response(error: RobotError, path: str) -> Response:
 
 
 def redirect(location: str) -> Response:
-    response = Response("", status=302, headers={"Location": location})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _answer("", 302, headers={"Location": location})
 
 
 def text_response(status: int, text: str) -> Response:
-    response = Response(text + "\n", status=status, content_type="text/plain; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _answer(text + "\n", status, content_type="text/plain; charset=utf-8")

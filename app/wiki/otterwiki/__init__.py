@@ -13,6 +13,7 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `caches`: the preference rows read only after wiki.db changed, the table-of-contents cache fix;
 - `sanitize`: every rendered page body through the nh3 HTML sanitizer, math blocks escaped;
 - `mathjax`: MathJax typesets with its safe extension (no script URLs or names from TeX);
+- `csp`, `handlers`: Otterwiki's pages under the platform's Content-Security-Policy;
 - `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
 """
 

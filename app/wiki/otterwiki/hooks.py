@@ -1,10 +1,11 @@
-"""What the platform adds to Otterwiki's app: `g.tenant`, `g.caller`, our errors, the page API."""
+"""What the platform adds to Otterwiki's app: `g.tenant`, `g.caller`, errors, page API, CSP."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
+from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.sanitize import install_sanitizer
 
 # WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
@@ -44,5 +45,6 @@ def install(server: ModuleType, blueprint) -> None:
     app.register_blueprint(blueprint)
     write_toc_rows_only_when_changed(server)
     install_sanitizer(server)
+    install_csp(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)

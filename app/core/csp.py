@@ -1,0 +1,64 @@
+"""The platform's Content-Security-Policy and companion headers, shared by all four services.
+
+Pages may run scripts only from their own origin plus the inline blocks that carry this
+response's nonce; no inline event handler, `eval`, plugin object or foreign `<base>` can run
+(CSP Level 3, https://www.w3.org/TR/CSP3/). Uploaded files get a sandbox policy instead, so a
+script inside an uploaded HTML or SVG file never runs and never shares the wiki's origin.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+# Otterwiki's YouTube embed (renderer_embeddings) frames only these two hosts.
+_FRAME_SOURCES = "https://www.youtube.com https://www.youtube-nocookie.com"
+# Otterwiki and its bundled libraries (halfmoon, CodeMirror, MathJax, mermaid) set inline
+# styles everywhere; styles cannot run script, so they stay allowed.
+_DIRECTIVES = (
+    "default-src 'self'",
+    "img-src 'self' data: https:",
+    "style-src 'self' 'unsafe-inline'",
+    # MathJax 4 (Otterwiki's math) ships without its fonts and loads them from this CDN.
+    "font-src 'self' data: https://cdn.jsdelivr.net",
+    f"frame-src {_FRAME_SOURCES}",
+    # MathJax 4 starts its speech engine (static/mathjax/sre) in a worker made from a blob: URL;
+    # only script already running on the page can make one.
+    "worker-src 'self' blob:",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'self'",
+)
+# What raw.githubusercontent.com sends for user files: a unique opaque origin, nothing loads
+# but the document itself; an image opened directly still displays.
+ATTACHMENT_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'"
+# Same-origin requests keep their Referer (Flask-WTF checks it on HTTPS form posts); other
+# origins learn nothing of the page a link was followed from.
+REFERRER_POLICY = "same-origin"
+NONCE_BYTES = 18
+
+
+def new_nonce() -> str:
+    """A fresh nonce for one response: 24 URL-safe base64 characters (18 random bytes)."""
+    return secrets.token_urlsafe(NONCE_BYTES)
+
+
+def page_policy(nonce: str | None = None, form_action: tuple[str, ...] = ()) -> str:
+    """The Content-Security-Policy header value for an HTML page.
+
+    `nonce` (from `new_nonce`) admits inline `<script nonce=...>` blocks of this one response;
+    without it only same-origin script files run. `form_action` (CSP source expressions such
+    as `'self'` or an origin) limits where forms post and where those posts may redirect; empty
+    leaves it open, for services whose sign-in forms redirect to other origins.
+    """
+    scripts = f"script-src 'self' 'nonce-{nonce}'" if nonce else "script-src 'self'"
+    extra = ("form-action " + " ".join(form_action),) if form_action else ()
+    return "; ".join((*_DIRECTIVES, scripts, *extra))
+
+
+def security_headers(policy: str) -> dict[str, str]:
+    """The headers every robot response carries, with `policy` as its Content-Security-Policy."""
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": REFERRER_POLICY,
+    }

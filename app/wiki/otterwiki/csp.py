@@ -1,0 +1,132 @@
+"""Otterwiki under the platform's Content-Security-Policy (app/core/csp.py).
+
+`install_csp` makes Otterwiki's app load its templates through `handlers.rewrite_template`
+(declarative handlers, nonced inline scripts), serve `static/handlers.js` from the wiki's own
+origin, and put the headers on every response: a page policy with this response's nonce, or
+the sandbox policy for uploaded files, so an uploaded HTML or SVG file can never run as a page.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+
+from jinja2 import BaseLoader
+
+from app.core.csp import ATTACHMENT_POLICY
+from app.core.csp import new_nonce
+from app.core.csp import page_policy
+from app.core.csp import security_headers
+from app.wiki.otterwiki.handlers import rewrite_template
+
+HANDLERS_JS = Path(__file__).with_name("static") / "handlers.js"
+HANDLERS_URL = "/static/robot/handlers.js"
+# Otterwiki's views that send an uploaded file's bytes (views.py, 2.26.1).
+ATTACHMENT_ENDPOINTS = frozenset({"get_attachment", "get_attachment_thumbnail"})
+# The renderer writes these inline handlers into page bodies (renderer.py, renderer_plugins.py,
+# renderer_embeddings.py); handlers.js binds the same elements by class and id instead.
+_RENDERED_HANDLERS = (
+    ' onclick="otterwiki.copy_to_clipboard(this);"',
+    ' onclick="otterwiki.toggle_spoiler(this)"',
+    " onchange=\"otterwiki.toggleClass(event.target.checked,'pagetoc')\"",
+)
+# As they appear in an HTML body, and inside the JSON the editor's preview fetches.
+RENDERED_HANDLERS = {
+    "text/html": [handler.encode() for handler in _RENDERED_HANDLERS],
+    "application/json": [json.dumps(handler)[1:-1].encode() for handler in _RENDERED_HANDLERS],
+}
+# Otterwiki's templates, changed before the rewrite: (template, anchor, what replaces it).
+# The manifest is fetched without cookies unless asked, and a private wiki sends that to login.
+TEMPLATE_ADDITIONS = (
+    ("layout.html", "</head>", f'<script src="{HANDLERS_URL}" defer></script>\n</head>'),
+    ("layout.html", '<link rel="manifest"', '<link rel="manifest" crossorigin="use-credentials"'),
+)
+
+
+class TemplateChanged(LookupError):
+    """An Otterwiki template no longer holds the text a TEMPLATE_ADDITIONS entry anchors on."""
+
+
+class RewritingLoader(BaseLoader):
+    """A Jinja loader serving `inner`'s templates rewritten by `rewrite_template`, once each.
+
+    Jinja caches the compiled result, so the rewrite costs nothing per request. Raises
+    `handlers.UnknownHandler` when a template holds a handler the rewriter cannot translate.
+    """
+
+    def __init__(self, inner: BaseLoader):
+        self.inner = inner
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = self.inner.get_source(environment, template)
+        for name, anchor, replacement in TEMPLATE_ADDITIONS:
+            if name == template:
+                if anchor not in source:
+                    raise TemplateChanged(f"{template} no longer holds {anchor!r}")
+                source = source.replace(anchor, replacement, 1)
+        return rewrite_template(source), filename, uptodate
+
+    def list_templates(self):
+        return self.inner.list_templates()
+
+
+def csp_nonce() -> str:
+    """This response's script nonce (made on first use), for `<script nonce=...>`."""
+    from flask import g
+
+    if "csp_nonce" not in g:
+        g.csp_nonce = new_nonce()
+    return g.csp_nonce
+
+
+def _serve_handlers_js():
+    from flask import send_file
+
+    return send_file(HANDLERS_JS, mimetype="text/javascript", max_age=300)
+
+
+def _form_sources() -> tuple[str, ...]:
+    from flask import g
+
+    tenant = getattr(g, "tenant", None)
+    if tenant is None:
+        return ("'self'",)
+    # A post whose session ran out is redirected to sign-in on the auth service.
+    return ("'self'", tenant.settings.auth_origin)
+
+
+def _drop_rendered_handlers(response) -> None:
+    handlers = RENDERED_HANDLERS.get(response.mimetype)
+    if not handlers or response.is_streamed or response.direct_passthrough:
+        return
+    body = response.get_data()
+    if b" on" not in body:
+        return
+    for handler in handlers:
+        body = body.replace(handler, b"")
+    response.set_data(body)
+
+
+def _add_headers(response):
+    from flask import request
+
+    if request.endpoint in ATTACHMENT_ENDPOINTS:
+        policy = ATTACHMENT_POLICY
+    else:
+        _drop_rendered_handlers(response)
+        policy = page_policy(csp_nonce(), _form_sources())
+    for name, value in security_headers(policy).items():
+        response.headers.setdefault(name, value)  # a view's own policy (page API files) stands
+    return response
+
+
+def install_csp(server: ModuleType) -> None:
+    """Put Otterwiki's app (`server.app`) under the platform's policy; see the module doc."""
+    app = server.app
+    app.jinja_loader = RewritingLoader(app.jinja_loader)
+    if app.jinja_env.cache is not None:
+        app.jinja_env.cache.clear()  # nothing compiled before the rewrite may be served
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+    app.add_url_rule(HANDLERS_URL, "robot_handlers", _serve_handlers_js)
+    app.after_request(_add_headers)
