@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
+from app.wiki.otterwiki.errors import answer_bad_input
+from app.wiki.otterwiki.preferences import refuse_platform_preferences
 
 # WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
 TENANT_KEY = "robot.tenant"
@@ -42,5 +44,7 @@ def install(server: ModuleType, blueprint) -> None:
     app.register_error_handler(RobotError, _robot_error)
     app.register_blueprint(blueprint)
     write_toc_rows_only_when_changed(server)
+    refuse_platform_preferences(server)
+    answer_bad_input(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)
