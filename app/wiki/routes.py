@@ -7,6 +7,7 @@ rules of GET, so a prefix check on PATH_INFO misses routes (`//-/admin/...` ran 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 from urllib.parse import urlsplit
@@ -38,6 +39,8 @@ BLOCKED = frozenset(BLOCKED_ENDPOINTS)
 _PATH_ARGS = ("path", "pagepath", "filename")
 # No page or attachment has these names; in a file path they climb out or into git's own data.
 _FORBIDDEN_SEGMENTS = frozenset({".", "..", ".git"})
+# Control characters (NUL above all) are in no file name git or the file system will take.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Werkzeug redirects at most to add a slash or merge slashes; one more step is never needed.
 _MAX_REDIRECTS = 3
 _PAGE_API_PREFIX = "page_api."
@@ -67,7 +70,9 @@ class Route:
 def _unsafe_path_arg(args: dict) -> str | None:
     for name in _PATH_ARGS:
         value = args.get(name)
-        if isinstance(value, str) and any(
+        if not isinstance(value, str):
+            continue
+        if _CONTROL_RE.search(value) or any(
             segment.casefold() in _FORBIDDEN_SEGMENTS for segment in value.split("/")
         ):
             return f"{value!r} is not a name a page or file can have"
