@@ -5,10 +5,11 @@ import sqlite3
 import pytest
 
 from app.wiki.otterwiki.preferences import is_platform_only
+from tests.wiki import test_tenancy
 from tests.wiki.test_tenancy import OWNER_A
 from tests.wiki.test_tenancy import Browser
-from tests.wiki.test_tenancy import wiki  # noqa: F401 -- the in-process service, reused
 
+wiki = test_tenancy.wiki  # the in-process service with alpha, beta and pub, reused
 HOST = "alpha.localhost"
 PULL_URL = "git@example.org:someone-else/their-wiki.git"
 # Every preferences form of Otterwiki 2.26.1 (views.py, /-/admin*), filled with what an
