@@ -22,6 +22,7 @@ BLOCKED_ENDPOINTS = {
     "admin_mail_preferences": "mail belongs to the platform; a wiki has no mail server of its own",
     "admin_user_management": "members and roles live in robot.db; the management UI edits them",
     "user": "Otterwiki's own accounts are unused: the platform says who the caller is",
+    "settings": "a user's name and password are the platform's (PROXY_HEADER mode has no form)",
     "register": "sign-up happens at the platform's auth service",
     "lost_password": "there are no wiki passwords to recover",
     "confirm_email": "there are no wiki accounts to confirm",

@@ -1,9 +1,9 @@
 """Answer bad input to Otterwiki's views with a 4xx, never a git error as a 500.
 
-Two parts: revisions in the URL are checked against the wiki's repository before a view runs
-(an unknown or malformed one is a 404), and the storage and git errors that bad input still
-provokes are mapped to 404 or 400 by Flask error handlers. Errors we cannot tell apart from a
-server fault stay 500s and are logged with their traceback.
+Before a view runs: HEAD runs as GET, a revision in the URL must be a commit of the wiki's
+repository (else 404), an inline upload must carry a file (else 400). Flask error handlers map
+the storage and git errors that bad input still provokes to 404 or 400. Errors we cannot tell
+apart from a server fault stay 500s and are logged with their traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +32,18 @@ _GIT_NOT_FOUND = (
     "ambiguous argument",
     "does not exist",
     "exists on disk, but not in",
+    "no pathspec was given",
 )
+
+
+def _head_as_get() -> None:
+    from flask import request
+
+    # Otterwiki's views test `request.method == "GET"` and treat anything else as a form post,
+    # so HEAD ran the save branch (with no CSRF check: Flask-WTF skips HEAD) and then returned
+    # None (500). Run HEAD as GET; Werkzeug still sends no body, as the environ says HEAD.
+    if request.method == "HEAD":
+        request.method = "GET"
 
 
 def _check_revisions() -> None:
@@ -43,6 +54,17 @@ def _check_revisions() -> None:
         revision = args.get(name)
         if revision is not None and not _is_commit(revision):
             raise NotFound(f"there is no revision {revision[:64]!r} in this wiki")
+
+
+def _check_inline_upload() -> None:
+    from flask import request
+
+    # Otterwiki answers an inline upload without a file with abort(500) (wiki.py,
+    # upload_attachments): that is the caller's mistake, say so.
+    if request.endpoint == "inline_attachment" and not any(
+        upload.filename for upload in request.files.getlist("file")
+    ):
+        raise BadRequest("send the file to attach in the form field 'file'")
 
 
 def _is_commit(revision: str) -> bool:
@@ -87,9 +109,10 @@ def _bad_git_name(error):
 
 
 def answer_bad_input(server: ModuleType) -> None:
-    """Register on Otterwiki's app the revision check and the storage and git error handlers.
+    """Register on Otterwiki's app the checks before its views and the error handlers.
 
-    `server` is the booted `otterwiki.server` module. StorageNotFound and gitdb's BadName and
+    `server` is the booted `otterwiki.server` module. HEAD runs views as GET; unknown revisions
+    answer 404, an inline upload without a file 400. StorageNotFound and gitdb's BadName and
     BadObject answer 404; any other StorageError 400 (logged); GitCommandError 404 when git says
     the named path or revision does not exist, else it stays a logged 500. Under /api/v1/ the
     answers are JSON (`app.wiki.responses.error_response`).
@@ -100,7 +123,9 @@ def answer_bad_input(server: ModuleType) -> None:
     from otterwiki.gitstorage import StorageNotFound
 
     app = server.app
-    app.before_request_funcs.setdefault(None, []).append(_check_revisions)
+    checks = app.before_request_funcs.setdefault(None, [])
+    checks.insert(0, _head_as_get)
+    checks.extend([_check_revisions, _check_inline_upload])
     app.register_error_handler(StorageNotFound, _storage_not_found)
     app.register_error_handler(StorageError, _storage_error)
     app.register_error_handler(git.GitCommandError, _git_error)
