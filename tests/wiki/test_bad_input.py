@@ -125,7 +125,8 @@ def requests(draw, rules, pages, revisions, token):
         path = re.sub(r"<(?:[^:>]+:)?" + name + ">", lambda _m, v=value: v, path, count=1)
     methods = sorted(rule.methods or ["GET"])
     method = draw(st.one_of(st.sampled_from(methods), st.sampled_from(METHODS)))
-    query = draw(st.dictionaries(st.sampled_from(FIELDS), st.text(max_size=20), max_size=3))
+    values = st.one_of(st.text(max_size=20), st.sampled_from(revisions), _hostile_names)
+    query = draw(st.dictionaries(st.sampled_from(FIELDS), values, max_size=3))
     kind, value = draw(_body(token))
     headers, body = {}, b""
     if kind == "form":
