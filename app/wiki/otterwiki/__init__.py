@@ -11,7 +11,9 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `tenancy`: open, evict, activate and deactivate a wiki per request (`Tenancy`, `OpenWiki`);
 - `storage`: the storage's speed-ups (last commits per HEAD, paths resolved from known roots);
 - `caches`: the preference rows read only after wiki.db changed, the table-of-contents cache fix;
-- `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
+- `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API);
+- `errors`: bad input (unknown revisions, git and storage errors, HEAD) answered 4xx, not 500;
+- `preferences`: the platform's preferences (remote, mail, registration...) never stored.
 """
 
 from app.wiki.otterwiki.boot import boot_otterwiki

@@ -30,7 +30,7 @@ def _robot_error(error):
 
 
 def install(server: ModuleType, blueprint) -> None:
-    """Add the platform to Otterwiki's app: `g.tenant`/`g.caller`, our errors, the page API.
+    """Add the platform to Otterwiki's app: `g.tenant`/`g.caller`, errors, guards, the page API.
 
     `server` is the booted `otterwiki.server` module, `blueprint` the page API's Flask blueprint.
     Installing again in the same process (a second `create_app` in tests) does nothing.
