@@ -32,6 +32,8 @@ from app.wiki.responses import html_page
 from app.wiki.responses import is_api_path
 from app.wiki.responses import redirect
 from app.wiki.responses import text_response
+from app.wiki.routes import Route
+from app.wiki.routes import Routes
 
 log = logging.getLogger("robot.wiki")
 
@@ -44,6 +46,10 @@ class InternalError(RobotError):
     status = 500
 
 
+class MethodNotAllowed(RobotError):
+    status = 405
+
+
 # A request only waits here if an earlier response was never closed: fail instead of hanging.
 _BUSY_TIMEOUT = 30.0
 # Static files are the same public Otterwiki assets for every wiki: remember for a few seconds
@@ -51,26 +57,7 @@ _BUSY_TIMEOUT = 30.0
 _STATIC_HOST_TTL = 5.0
 _STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_STATIC_PREFIX = "/static/"
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
-
-# Otterwiki routes that act on "the" repo outside the request, reach other hosts, or manage
-# accounts the platform owns (membership lives in robot.db, login in the auth service).
-_BLOCKED_PREFIXES = (
-    "/.git/",
-    "/-/api/",
-    "/-/admin/repository_management",
-    "/-/admin/mail_preferences",
-    "/-/admin/user_management",
-    "/-/user/",
-    "/-/register",
-    "/-/lost_password",
-    "/-/confirm_email/",
-    "/-/recover_password/",
-    "/-/request_confirmation_link/",
-    "/-/housekeeping/security-check",
-)
-_BLOCKED_PATHS = frozenset({"/.git", "/-/user"})
 
 
 @dataclass(frozen=True)
@@ -92,10 +79,6 @@ def _session_cookie(environ) -> str | None:
     return parse_cookie(header).get(SESSION_COOKIE)
 
 
-def _blocked(path: str) -> bool:
-    return path in _BLOCKED_PATHS or path.startswith(_BLOCKED_PREFIXES)
-
-
 class WikiGateway:
     """WSGI app serving every wiki from the one Otterwiki app of this process."""
 
@@ -104,6 +87,7 @@ class WikiGateway:
         self.settings = platform.settings
         self.tenancy = tenancy
         self._otterwiki = tenancy.app.wsgi_app
+        self.routes = Routes(tenancy.app)
         # Otterwiki's globals hold one wiki at a time: one request per process, until close().
         self._busy = threading.Lock()
         self._static_hosts: dict[str, float] = {}
@@ -124,17 +108,23 @@ class WikiGateway:
             return error_response(error, path)(environ, start_response)
 
     def _dispatch(self, environ, start_response, path: str):
-        if path.startswith(_STATIC_PREFIX):
+        # Decide by the route Flask would run, never by how the path is spelled.
+        route = self.routes.match(environ)
+        if route.endpoint == "static" and not route.redirects:
             self._check_static_host(environ)
             return self._serve(environ, start_response, None, None)
         wiki = self._wiki_of(environ)
-        if _blocked(path):
+        if route.blocked:
             raise NotFound("this page is not available on this platform")
-        if path == "/-/login":
+        if is_api_path(path) and not route.is_page_api:
+            raise NotFound(f"there is no {path} in this API")
+        if not route.method_allowed and route.is_page_api:
+            raise MethodNotAllowed(f"{environ.get('REQUEST_METHOD')} is not allowed on {path}")
+        if route.endpoint == "login":
             return redirect(self.settings.login_url(self._wanted(wiki, "/")))(
                 environ, start_response
             )
-        if path == "/-/logout":
+        if route.endpoint == "logout":
             return redirect(f"{self.settings.auth_origin}/auth/logout")(environ, start_response)
         caller = authenticate(
             self.settings,
@@ -144,7 +134,7 @@ class WikiGateway:
             environ.get("HTTP_AUTHORIZATION"),
             _session_cookie(environ),
         )
-        refusal = self._refusal(environ, path, wiki, caller)
+        refusal = self._refusal(environ, path, wiki, caller, route)
         if refusal is not None:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
@@ -174,9 +164,9 @@ class WikiGateway:
         url = self.settings.wiki_url(wiki.slug).rstrip("/") + quote(path)
         return url + "?" + query if query else url
 
-    def _refusal(self, environ, path: str, wiki: Wiki, caller: Caller):
+    def _refusal(self, environ, path: str, wiki: Wiki, caller: Caller, route: Route):
         """Answer callers who may not read this wiki; the page API gives its own answers."""
-        if caller.permissions(wiki.is_public) or is_api_path(path):
+        if caller.permissions(wiki.is_public) or route.is_page_api:
             return None
         if caller.is_anonymous:
             wanted = self._wanted(wiki, path, environ.get("QUERY_STRING", ""))

@@ -6,6 +6,8 @@ from types import ModuleType
 
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
 from app.wiki.otterwiki.csp import install_csp
+from app.wiki.otterwiki.errors import answer_bad_input
+from app.wiki.otterwiki.preferences import refuse_platform_preferences
 from app.wiki.otterwiki.sanitize import install_sanitizer
 
 # WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
@@ -30,7 +32,7 @@ def _robot_error(error):
 
 
 def install(server: ModuleType, blueprint) -> None:
-    """Add the platform to Otterwiki's app: `g.tenant`/`g.caller`, our errors, the page API.
+    """Add the platform to Otterwiki's app: `g.tenant`/`g.caller`, errors, guards, the page API.
 
     `server` is the booted `otterwiki.server` module, `blueprint` the page API's Flask blueprint.
     Installing again in the same process (a second `create_app` in tests) does nothing.
@@ -46,5 +48,7 @@ def install(server: ModuleType, blueprint) -> None:
     write_toc_rows_only_when_changed(server)
     install_sanitizer(server)
     install_csp(server)
+    refuse_platform_preferences(server)
+    answer_bad_input(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)

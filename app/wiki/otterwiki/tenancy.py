@@ -22,6 +22,7 @@ from app.core.store import Wiki
 from app.wiki.otterwiki.caches import PreferenceRows
 from app.wiki.otterwiki.config import keep_locked_on_reload
 from app.wiki.otterwiki.config import locked_config
+from app.wiki.otterwiki.preferences import purge_platform_preferences
 from app.wiki.otterwiki.storage import LastCommits
 from app.wiki.otterwiki.storage import remember_last_commits
 from app.wiki.otterwiki.storage import resolve_from_known_roots
@@ -139,6 +140,7 @@ class Tenancy:
             try:
                 with self.app.app_context():
                     self.server.db.create_all()
+                purge_platform_preferences(pool)
             finally:
                 fcntl.flock(dir_fd, fcntl.LOCK_UN)
             repo = git.Repo(repo_path)

@@ -1,0 +1,133 @@
+"""Answer bad input to Otterwiki's views with a 4xx, never a git error as a 500.
+
+Before a view runs: HEAD runs as GET, a revision in the URL must be a commit of the wiki's
+repository (else 404), an inline upload must carry a file (else 400). Flask error handlers map
+the storage and git errors that bad input still provokes to 404 or 400. Errors we cannot tell
+apart from a server fault stay 500s and are logged with their traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from types import ModuleType
+
+from app.core.errors import BadRequest
+from app.core.errors import NotFound
+
+log = logging.getLogger("robot.wiki")
+
+# View arguments of Otterwiki's rules that name a commit (views.py: revision, rev_a, rev_b).
+_REVISION_ARGS = ("revision", "rev_a", "rev_b")
+# Otterwiki only ever links abbreviated or full hex commit ids; anything else is not one.
+_REVISION_RE = re.compile(r"[0-9a-fA-F]{4,40}")
+# What git says on stderr when a path or revision named in the request does not exist.
+_GIT_NOT_FOUND = (
+    "did not match any file",
+    "unknown revision",
+    "bad revision",
+    "bad object",
+    "invalid object",
+    "not a valid object name",
+    "ambiguous argument",
+    "does not exist",
+    "exists on disk, but not in",
+    "no pathspec was given",
+)
+
+
+def _head_as_get() -> None:
+    from flask import request
+
+    # Otterwiki's views test `request.method == "GET"` and treat anything else as a form post,
+    # so HEAD ran the save branch (with no CSRF check: Flask-WTF skips HEAD) and then returned
+    # None (500). Run HEAD as GET; Werkzeug still sends no body, as the environ says HEAD.
+    if request.method == "HEAD":
+        request.method = "GET"
+
+
+def _check_revisions() -> None:
+    from flask import request
+
+    args = request.view_args or {}
+    for name in _REVISION_ARGS:
+        revision = args.get(name)
+        if revision is not None and not _is_commit(revision):
+            raise NotFound(f"there is no revision {revision[:64]!r} in this wiki")
+
+
+def _check_inline_upload() -> None:
+    from flask import request
+
+    # Otterwiki answers an inline upload without a file with abort(500) (wiki.py,
+    # upload_attachments): that is the caller's mistake, say so.
+    if request.endpoint == "inline_attachment" and not any(
+        upload.filename for upload in request.files.getlist("file")
+    ):
+        raise BadRequest("send the file to attach in the form field 'file'")
+
+
+def _is_commit(revision: str) -> bool:
+    import git
+    from otterwiki.server import storage
+
+    if not _REVISION_RE.fullmatch(revision):
+        return False
+    try:
+        storage.repo.git.rev_parse("--verify", "--quiet", f"{revision}^{{commit}}")
+    except git.GitCommandError:
+        return False
+    return True
+
+
+def _answer(error):
+    from flask import request
+
+    from app.wiki.responses import error_response
+
+    return error_response(error, request.path)
+
+
+def _storage_not_found(error):
+    return _answer(NotFound(str(error) or "there is no such page or file in this wiki"))
+
+
+def _storage_error(error):
+    log.warning("refused a request Otterwiki's storage could not do: %s", error)
+    return _answer(BadRequest(str(error) or "the wiki's storage could not do that"))
+
+
+def _git_error(error):
+    stderr = str(getattr(error, "stderr", "") or error).lower()
+    if any(sign in stderr for sign in _GIT_NOT_FOUND):
+        return _answer(NotFound("there is no such page, file or revision in this wiki"))
+    raise error  # a real fault: Flask logs it with its traceback and answers 500
+
+
+def _bad_git_name(error):
+    return _answer(NotFound("there is no such revision in this wiki"))
+
+
+def answer_bad_input(server: ModuleType) -> None:
+    """Register on Otterwiki's app the checks before its views and the error handlers.
+
+    `server` is the booted `otterwiki.server` module. HEAD runs views as GET; unknown revisions
+    answer 404, an inline upload without a file 400. StorageNotFound and gitdb's BadName and
+    BadObject answer 404; any other StorageError 400 (logged); GitCommandError 404 when git says
+    the named path or revision does not exist, else it stays a logged 500. Under /api/v1/ the
+    answers are JSON (`app.wiki.responses.error_response`).
+    """
+    import git
+    import gitdb.exc
+    from otterwiki.gitstorage import StorageError
+    from otterwiki.gitstorage import StorageNotFound
+
+    app = server.app
+    checks = app.before_request_funcs.setdefault(None, [])
+    checks.insert(0, _head_as_get)
+    checks.extend([_check_revisions, _check_inline_upload])
+    app.register_error_handler(StorageNotFound, _storage_not_found)
+    app.register_error_handler(StorageError, _storage_error)
+    app.register_error_handler(git.GitCommandError, _git_error)
+    app.register_error_handler(gitdb.exc.BadName, _bad_git_name)
+    app.register_error_handler(gitdb.exc.BadObject, _bad_git_name)

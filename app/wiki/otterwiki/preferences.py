@@ -1,0 +1,74 @@
+"""Keep the preferences only the platform decides out of every wiki.db, whatever the route."""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+from app.wiki.otterwiki.config import LOCKED_OFF
+
+log = logging.getLogger("robot.wiki")
+
+# Names a wiki admin may never store: every locked value, where the data lives, and the whole
+# families Otterwiki's admin forms write for remote push/pull, mail and registration.
+PLATFORM_ONLY = frozenset(LOCKED_OFF) | {
+    "REPOSITORY",
+    "SQLALCHEMY_DATABASE_URI",
+    "SECRET_KEY",
+    "SESSION_COOKIE_SECURE",
+    "AUTO_APPROVAL",
+    "EMAIL_NEEDS_CONFIRMATION",
+}
+PLATFORM_ONLY_PREFIXES = ("GIT_REMOTE_", "MAIL_")
+
+
+def is_platform_only(name) -> bool:
+    """Tell whether a preference `name` (any case) is the platform's to decide."""
+    upper = str(name).strip().upper()
+    return upper in PLATFORM_ONLY or upper.startswith(PLATFORM_ONLY_PREFIXES)
+
+
+def _is_platform_row(row) -> bool:
+    # Otterwiki's `Preferences` model is the table "preferences" (otterwiki/models.py).
+    return getattr(row, "__tablename__", None) == "preferences" and is_platform_only(row.name)
+
+
+def _drop_platform_rows(session, flush_context, instances) -> None:
+    for row in list(session.new):
+        if _is_platform_row(row):
+            log.warning("refused to store the platform's preference %s", row.name)
+            session.expunge(row)
+    for row in list(session.dirty):
+        if _is_platform_row(row):
+            log.warning("removed the platform's preference %s", row.name)
+            session.delete(row)
+
+
+def refuse_platform_preferences(server: ModuleType) -> None:
+    """Make every flush of Otterwiki's db drop the `Preferences` rows that `is_platform_only`.
+
+    `server` is the booted `otterwiki.server` module. A new row of such a name is never
+    inserted, and an existing one that a flush would update is deleted instead, so no route,
+    form or plugin can store them through the ORM (the locked config stays the second line).
+    Installing twice adds the listener once.
+    """
+    from sqlalchemy import event
+
+    if not event.contains(server.db.session, "before_flush", _drop_platform_rows):
+        event.listen(server.db.session, "before_flush", _drop_platform_rows)
+
+
+def purge_platform_preferences(pool) -> None:
+    """Delete the platform's preferences a wiki.db holds already (stored by an older release).
+
+    `pool` is the SQLAlchemy connection pool of the wiki's wiki.db, its tables created.
+    """
+    connection = pool.connect()
+    try:
+        names = [row[0] for row in connection.execute("SELECT name FROM preferences")]
+        doomed = [(name,) for name in names if is_platform_only(name)]
+        if doomed:
+            connection.executemany("DELETE FROM preferences WHERE name = ?", doomed)
+            connection.commit()
+    finally:
+        connection.close()

@@ -1,0 +1,302 @@
+"""No route answers 500 on bad input: a property test over every rule of the wiki service.
+
+Hypothesis picks a rule of Otterwiki's URL map (the page API included), fills its arguments
+with hostile values (unknown and malformed revisions, `..`, NUL and control characters, 4 KB
+names, unicode), a method (the rule's or a wrong one), a query and a body (missing, extra and
+wrong form fields, JSON, bytes, wrong content types), and sends it as the public wiki's owner,
+an editor, a viewer or an anonymous reader. Every answer must be below 500 and carry no
+traceback. In process (real Otterwiki, git and SQLite behind the gateway) for breadth; a
+smaller sample goes through the real gunicorn stack.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import subprocess
+from urllib.parse import quote
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import event
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder
+from werkzeug.test import run_wsgi_app
+
+from app.core.identity import SESSION_COOKIE
+from app.core.store import Store
+from app.core.wikis import create_wiki
+from tests.wiki import test_tenancy
+
+wiki = test_tenancy.wiki  # the in-process service with alpha, beta and pub, reused
+OWNER, VIEWER = test_tenancy.OWNER_A, test_tenancy.VIEWER
+EDITOR = ("did:plc:bad-input-editor", "bad-input-editor.test")
+ROLES = ("owner", "editor", "viewer", "anonymous")
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+# Form fields Otterwiki's views read (views.py, wiki.py, preferences.py), plus unknown ones.
+FIELDS = (
+    "content",
+    "commit",
+    "message",
+    "recursive",
+    "new_pagename",
+    "update_links",
+    "query",
+    "pagepath",
+    "revision",
+    "filename",
+    "new_filename",
+    "cursor_line",
+    "cursor_ch",
+    "is_regex",
+    "in_history",
+    "update_preferences",
+    "site_name",
+    "delete",
+    "unknown_field",
+)
+TRACEBACK = "Traceback (most recent call last)"
+# Examples per rule and role in process (about 90 rules: ~2,000 requests, under a minute).
+CRAWL = settings(
+    max_examples=6,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+_hostile_names = st.one_of(
+    st.sampled_from(
+        ["..", "../..", "a/../../etc/passwd", ".git", ".git/config", "./Home", "Home/.", "-", "~"]
+    ),
+    st.sampled_from(["\x00", "a\x00b", "\x01\x1f", "a\nb", "\x7f", "a\rb", " ", "%00", "%2e%2e"]),
+    st.integers(4097, 6000).map(lambda n: "x" * n),
+    st.text(st.characters(codec="utf-8"), max_size=40),
+    st.text(st.characters(categories=["L", "So", "Zs", "Cf"]), min_size=1, max_size=20),
+)
+_revisions = st.one_of(
+    st.text("0123456789abcdef", min_size=1, max_size=45),
+    st.text("0123456789ABCDEFghijklmnopqrstuvwxyz^~:@{}.-/", max_size=45),
+    _hostile_names,
+)
+
+
+def _argument(name: str, pages: list[str], revisions: list[str]):
+    if name in ("revision", "rev_a", "rev_b"):
+        return st.one_of(st.sampled_from(revisions), st.sampled_from(revisions), _revisions)
+    if name in ("path", "pagepath"):
+        return st.one_of(st.sampled_from(pages), st.sampled_from(pages), _hostile_names)
+    if name == "size":
+        return st.integers(-5, 10**12).map(str)
+    return st.one_of(st.sampled_from(["x", "home.png", "Home"]), _hostile_names)
+
+
+def _body(token: str):
+    fields = st.dictionaries(
+        st.sampled_from(FIELDS), st.one_of(st.text(max_size=30), _hostile_names), max_size=5
+    )
+    form = fields.map(lambda f: ("form", {**f, "csrf_token": token}))
+    # Weighted towards a well-formed form with its CSRF token: that is what reaches the views.
+    return st.one_of(
+        form,
+        form,
+        form,
+        st.just(("none", None)),
+        fields.map(lambda f: ("form", f)),  # no CSRF token
+        st.recursive(st.none() | st.text(max_size=10) | st.integers(), st.lists, max_leaves=3).map(
+            lambda j: ("json", j)
+        ),
+        st.binary(max_size=64).map(lambda b: ("bytes", b)),
+        st.tuples(st.text(max_size=12), st.binary(max_size=32)).map(lambda t: ("file", t)),
+    )
+
+
+@st.composite
+def requests(draw, rules, pages, revisions, token):
+    """One hostile request: (method, raw path, query string, headers, body bytes)."""
+    rule = draw(st.sampled_from(rules))
+    path = rule.rule
+    for name in re.findall(r"<(?:[^:>]+:)?([^>]+)>", rule.rule):
+        value = draw(_argument(name, pages, revisions))
+        path = re.sub(r"<(?:[^:>]+:)?" + name + ">", lambda _m, v=value: v, path, count=1)
+    methods = sorted(rule.methods or ["GET"])
+    method = draw(st.one_of(st.sampled_from(methods), st.sampled_from(METHODS)))
+    values = st.one_of(st.text(max_size=20), st.sampled_from(revisions), _hostile_names)
+    query = draw(st.dictionaries(st.sampled_from(FIELDS), values, max_size=3))
+    kind, value = draw(_body(token))
+    headers, body = {}, b""
+    if kind == "form":
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        body = urlencode(value).encode()
+    elif kind == "json":
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(value).encode()
+    elif kind == "bytes":
+        headers["Content-Type"] = draw(
+            st.sampled_from(["application/json", "text/plain", "multipart/form-data", ""])
+        )
+        body = value
+    elif kind == "file":
+        boundary = "robotboundary"
+        filename, content = value
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+                f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; "
+                f'name="file"; filename="{filename}"\r\n\r\n'
+            ).encode("utf-8", "replace")
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+    return method, path, urlencode(query), headers, body
+
+
+def check(status: int, text: str, request) -> None:
+    event(f"status {status}")  # pytest --hypothesis-show-statistics shows what the crawl reached
+    assert status < 500, (status, request[:3], text[:500])
+    assert TRACEBACK not in text, (status, request[:3], text[:500])
+
+
+def _revisions_of(repo) -> list[str]:
+    log = subprocess.run(["git", "log", "--format=%H"], cwd=repo, capture_output=True, text=True)
+    shas = log.stdout.split()
+    return shas + [sha[:7] for sha in shas] + ["0" * 40, "deadbeef"]
+
+
+# -- in process: the gateway and Otterwiki as gunicorn runs them, without the sockets ----------
+
+
+@pytest.fixture(scope="module")
+def crawl(wiki):
+    store = wiki.store
+    store.upsert_user(*EDITOR)
+    store.set_member("pub", EDITOR[0], "editor")
+    store.set_member("pub", VIEWER[0], "viewer")
+    users = {"owner": OWNER, "editor": EDITOR, "viewer": VIEWER, "anonymous": None}
+    cookies = {}
+    for role, user in users.items():
+        cookie = f"{SESSION_COOKIE}={wiki.session(user)}" if user else ""
+        status, headers, text = _call(wiki.app, "GET", "/Home", "", {"Cookie": cookie}, b"")
+        otterwiki_cookie = headers.get("Set-Cookie", "").split(";")[0]
+        token = re.search(r'name="csrf-token" content="([^"]+)"', text)
+        cookies[role] = ("; ".join(c for c in (cookie, otterwiki_cookie) if c), token)
+    rules = list(wiki.app.tenancy.app.url_map.iter_rules())
+    return cookies, rules, _revisions_of(wiki.settings.repo_path("pub"))
+
+
+def _call(app, method, path, query, headers, body):
+    environ = EnvironBuilder(
+        path="/", method=method, base_url="http://pub.localhost", headers=headers, data=body
+    ).get_environ()
+    # The raw path, as gunicorn hands it over: latin-1 text of the URL's bytes, not normalised.
+    environ["PATH_INFO"] = path.encode("utf-8", "surrogatepass").decode("latin-1")
+    environ["QUERY_STRING"] = query
+    app_iter, status, response_headers = run_wsgi_app(app, environ, buffered=True)
+    text = b"".join(app_iter).decode("utf-8", "replace")
+    return int(status.split()[0]), response_headers, text
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_route_answers_500_in_process(wiki, crawl, role):
+    cookies, rules, revisions = crawl
+    cookie, token = cookies[role]
+    token = token.group(1) if token else ""
+
+    pages = ["Home", "Zanzibar", "Nope/Deeper"]
+    for rule in rules:  # every rule, so a rare one is never left to chance
+
+        @CRAWL
+        @given(requests([rule], pages, revisions, token))
+        def crawl_once(request):
+            method, path, query, headers, body = request
+            headers = {**headers, "Cookie": cookie}
+            status, _, text = _call(wiki.app, method, path, query, headers, body)
+            check(status, text, request)
+
+        crawl_once()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "form", "status"),
+    [
+        ("POST", "/Never/Written/delete", {"recursive": "recursive"}, 404),
+        ("POST", "/Never/Written/delete", {}, 302),  # Otterwiki's own "Nothing to delete." notice
+        ("GET", "/-/commit/" + "0" * 40, None, 404),
+        ("GET", "/-/commit/not-a-revision", None, 404),
+        ("GET", "/Home/diff/" + "0" * 40 + "/" + "1" * 40, None, 404),
+        ("GET", "/Home/blame/" + "f" * 40, None, 404),
+        ("GET", "/Home/source/deadbeef", None, 404),
+        ("GET", "/../Home/history", None, 404),
+        ("GET", "/Home\x00/history", None, 404),
+        ("POST", "/Home/inline_attachment", {}, 400),
+    ],
+)
+def test_the_issues_examples_answer_4xx(wiki, crawl, method, path, form, status):
+    cookie, token = crawl[0]["owner"]
+    body = urlencode({**form, "csrf_token": token.group(1)}).encode() if form is not None else b""
+    headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+    answer, _, text = _call(wiki.app, method, path, "", headers, body)
+    assert answer == status and TRACEBACK not in text, (answer, text[:300])
+
+
+# -- the real stack: a smaller sample through gunicorn ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack_crawl(stack):
+    store = Store(stack.settings.database_url)
+    slug = "bad-input-pub"
+    for user in (OWNER, EDITOR, VIEWER):
+        store.upsert_user(*user)
+    create_wiki(stack.settings, store, slug, OWNER[0], public=True)
+    store.set_member(slug, EDITOR[0], "editor")
+    store.set_member(slug, VIEWER[0], "viewer")
+    bearers = {
+        "owner": store.create_token(slug, OWNER[0], "admin")[1],
+        "editor": store.create_token(slug, EDITOR[0], "editor")[1],
+        "viewer": store.create_token(slug, VIEWER[0], "viewer")[1],
+        "anonymous": None,
+    }
+    store.close()
+    revisions = _revisions_of(stack.settings.repo_path(slug))
+    return stack.settings.wiki_host(slug), bearers, revisions
+
+
+def _send(stack, host, bearer, method, path, query, headers, body):
+    target = quote(path.encode("utf-8", "surrogatepass"), safe="/:@!$&'()*+,;=-._~")
+    target += "?" + query if query else ""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port("otterwiki"), timeout=60)
+    try:
+        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", host)
+        if bearer:
+            connection.putheader("Authorization", f"Bearer {bearer}")
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("role", ROLES)
+def test_no_route_answers_500_on_the_stack(stack, wiki, stack_crawl, role):
+    host, bearers, revisions = stack_crawl
+    rules = list(wiki.app.tenancy.app.url_map.iter_rules())
+
+    @settings(CRAWL, max_examples=40)
+    @given(requests(rules, ["Home", "Nope"], revisions, ""))
+    def crawl_once(request):
+        method, path, query, headers, body = request
+        status, text = _send(stack, host, bearers[role], method, path, query, headers, body)
+        check(status, text, request)
+
+    crawl_once()
