@@ -11,6 +11,8 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `tenancy`: open, evict, activate and deactivate a wiki per request (`Tenancy`, `OpenWiki`);
 - `storage`: the storage's speed-ups (last commits per HEAD, paths resolved from known roots);
 - `caches`: the preference rows read only after wiki.db changed, the table-of-contents cache fix;
+- `patterns`: Otterwiki's backtracking Markdown patterns, rewritten to run in linear time;
+- `render`: rendered page bodies cached on disk by content, each render held to a CPU budget;
 - `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
 """
 

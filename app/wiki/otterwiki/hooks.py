@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
+from app.wiki.otterwiki.patterns import install_linear_patterns
+from app.wiki.otterwiki.render import install_render_cache
 
 # WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
 TENANT_KEY = "robot.tenant"
@@ -42,5 +44,8 @@ def install(server: ModuleType, blueprint) -> None:
     app.register_error_handler(RobotError, _robot_error)
     app.register_blueprint(blueprint)
     write_toc_rows_only_when_changed(server)
+    install_linear_patterns(server)
+    # Last, outside every other wrapper of the renderer: what it caches is what they return.
+    install_render_cache(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)

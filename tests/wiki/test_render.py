@@ -1,0 +1,153 @@
+"""Rendered page bodies cached by content, and every render held to a CPU budget (in process).
+
+Each view names its renders in the X-Robot-Render header (hit, miss, over-budget): a miss is a
+render, so counting misses counts renders.
+"""
+
+import sqlite3
+from types import SimpleNamespace
+
+import pytest
+from werkzeug.test import Client
+
+from app.core.platform import Platform
+from app.core.platform import init_instance
+from app.core.settings import Settings
+from app.core.wikis import create_wiki
+from app.wiki.otterwiki.patterns import linear_wiki_link
+from app.wiki.otterwiki.render import RENDER_HEADER
+
+OWNER = ("did:plc:render-owner", "render-owner.test")
+
+
+def _instance(data, **env):
+    settings = Settings.from_env({"ROBOT_DATA_DIR": str(data), "MULTI_TENANT": "true", **env})
+    init_instance(settings)
+    platform = Platform.load(settings)
+    platform.store.upsert_user(*OWNER)
+    from app.wsgi import create_app
+
+    app = create_app(settings)
+    return SimpleNamespace(app=app, settings=settings, platform=platform)
+
+
+@pytest.fixture(scope="module")
+def wiki(tmp_path_factory):
+    """Public wikis alpha and beta with an editor token each; the default budget."""
+    made = _instance(tmp_path_factory.mktemp("render"))
+    made.tokens = {}
+    for slug in ("alpha", "beta"):
+        create_wiki(made.settings, made.platform.store, slug, OWNER[0], public=True)
+        made.tokens[slug] = made.platform.store.create_token(slug, OWNER[0], "editor")[1]
+    yield made
+    made.app.tenancy.close()
+    made.platform.store.close()
+
+
+def put(wiki, slug, path, content):
+    response = Client(wiki.app).put(
+        f"/api/v1/pages/{path}",
+        json={"content": content},
+        base_url=f"http://{slug}.localhost",
+        buffered=True,
+        headers={"Authorization": f"Bearer {wiki.tokens[slug]}"},
+    )
+    assert response.status_code in (200, 201), response.get_data(as_text=True)
+
+
+def view(wiki, slug, path):
+    response = Client(wiki.app).get(path, base_url=f"http://{slug}.localhost", buffered=True)
+    return response, response.headers.get(RENDER_HEADER, "")
+
+
+def test_second_view_renders_nothing(wiki):
+    put(wiki, "alpha", "Twice", "# Twice\n\nSome *text* and a [[Link]].\n")
+    first, renders = view(wiki, "alpha", "/Twice")
+    again, cached = view(wiki, "alpha", "/Twice")
+    assert (first.status_code, renders) == (200, "miss")
+    assert (again.status_code, cached) == (200, "hit")
+    body = '<p>Some <em>text</em> and a <a href="/Link">Link</a>.</p>'
+    assert body in first.get_data(as_text=True) and body in again.get_data(as_text=True)
+
+
+def test_an_edit_renders_once_more(wiki):
+    put(wiki, "alpha", "Edited", "# Before\n")
+    view(wiki, "alpha", "/Edited")
+    put(wiki, "alpha", "Edited", "# After\n")
+    renders = [view(wiki, "alpha", "/Edited")[1] for _ in range(3)]
+    assert renders == ["miss", "hit", "hit"]
+    assert b"After" in view(wiki, "alpha", "/Edited")[0].get_data()
+
+
+def test_wikis_with_the_same_page_never_share_an_entry(wiki):
+    for slug in ("alpha", "beta"):
+        put(wiki, slug, "Same", "# Same\n\nIdentical content.\n")
+    assert [view(wiki, slug, "/Same")[1] for slug in ("alpha", "beta")] == ["miss", "miss"]
+
+
+def test_a_config_value_the_renderer_reads_is_never_served_stale(wiki):
+    put(wiki, "beta", "Styled", "See [[Target Page|the title]].\n")
+    before = view(wiki, "beta", "/Styled")[0].get_data(as_text=True)
+    # What the admin's preferences form writes; another process may write it just as well.
+    db = sqlite3.connect(wiki.settings.wiki_db_path("beta"))
+    with db:
+        db.execute("INSERT INTO preferences (name, value) VALUES ('WIKILINK_STYLE', 'LinkTitle')")
+    db.close()
+    after, renders = view(wiki, "beta", "/Styled")
+    assert 'href="/the%20title"' in before and 'href="/Target%20Page"' not in before
+    assert renders == "miss" and 'href="/Target%20Page"' in after.get_data(as_text=True)
+
+
+def test_a_run_of_brackets_renders_within_the_budget(wiki):
+    put(wiki, "alpha", "Brackets", "[" * 200_000)
+    response, renders = view(wiki, "alpha", "/Brackets")
+    assert (response.status_code, renders) == (200, "miss")
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory):
+    """A wiki whose instance gives each render 10 ms of CPU: a 200 KB table takes far more."""
+    made = _instance(tmp_path_factory.mktemp("tight"), ROBOT_RENDER_BUDGET="0.01")
+    create_wiki(made.settings, made.platform.store, "tight", OWNER[0], public=True)
+    made.tokens = {"tight": made.platform.store.create_token("tight", OWNER[0], "editor")[1]}
+    yield made
+    made.app.tenancy.close()
+    made.platform.store.close()
+
+
+def test_over_budget_shows_the_escaped_source_once_and_is_cached(tight):
+    put(tight, "tight", "Slow", "<b>x</b>\n\n" + "| a | b |\n|---|---|\n" + "| x | y |\n" * 20_000)
+    first, renders = view(tight, "tight", "/Slow")
+    again, cached = view(tight, "tight", "/Slow")
+    assert (first.status_code, renders) == (200, "over-budget")
+    assert (again.status_code, cached) == (200, "over-budget")
+    assert "shown as its source" in first.get_data(as_text=True)
+    assert "&lt;b&gt;x&lt;/b&gt;" in first.get_data(as_text=True)
+
+
+def test_preview_goes_through_the_budget(tight):
+    put(tight, "tight", "Preview", "| a |\n|---|\n" + "| x |\n" * 20_000)
+    response = Client(tight.app).get(
+        "/Preview/preview",
+        base_url="http://tight.localhost",
+        buffered=True,
+        headers={"Authorization": f"Bearer {tight.tokens['tight']}"},
+    )
+    assert response.status_code == 200
+    assert "shown as its source" in response.get_json()["preview_content"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[[a]]", "[[a|b]]", "[[a#x|]]", "[[|a]]", "x [[a [[b]] y", "[[a[b]]", "[[a]b]]", "[[[[a]]]]"],
+)
+def test_linear_wiki_link_finds_what_otterwiki_found(text):
+    import re
+
+    from otterwiki.renderer_plugins import mistunePluginWikiLink as plugin
+
+    original = r"\[\[(([^|\]]+)(?:#[^\]]*)?(?:(\|)([^\]]+))?)\]\]"
+    found = [m.groups() for m in re.finditer(linear_wiki_link(original), text)]
+    if "[[" not in text[2:].split("]")[0]:
+        assert found == [m.groups() for m in re.finditer(original, text)]
+    assert plugin.WIKI_LINK.startswith(r"\[\[(?=")
