@@ -151,3 +151,63 @@ def test_linear_wiki_link_finds_what_otterwiki_found(text):
     if "[[" not in text[2:].split("]")[0]:
         assert found == [m.groups() for m in re.finditer(original, text)]
     assert plugin.WIKI_LINK.startswith(r"\[\[(?=")
+
+
+# -- property: pathological Markdown up to PROPERTY_KB renders within the default budget -------
+
+# Every construct below renders in linear time, at ~5-40 us a character here (tables and
+# headings cost most), so 20 KB takes well under a second of the 2 s budget. Longer inputs may
+# go over it, as they should: what stays unbounded is mistune's emphasis pass and the
+# embedding scanner (`{{` lines), both stopped by the budget.
+PROPERTY_KB = 20
+_RUNS = ["[", "]", "[[", "]]", "*", "_", "$", "|", ">", "-", "`", "{{", "}}", "<", "==", "![", "[^"]
+
+
+def _block(draw_kind, size):
+    kind, unit = draw_kind
+    if kind == "run":
+        return unit * (size // len(unit))
+    if kind == "list":
+        return "".join("  " * depth + "- item\n" for depth in range(size // 40))
+    if kind == "quote":
+        return ">" * (size // 4) + " quoted\n"
+    if kind == "table":
+        return "| a | b |\n|---|---|\n" + "| x | [[y|z]] |\n" * (size // 16)
+    return "".join(f"{'#' * (1 + n % 6)} Heading {n}\n" for n in range(size // 14))
+
+
+def _documents():
+    from hypothesis import strategies as st
+
+    kinds = st.one_of(
+        st.tuples(st.just("run"), st.sampled_from(_RUNS)),
+        st.tuples(st.sampled_from(["list", "quote", "table", "headings"]), st.just("")),
+    )
+    block = st.builds(_block, kinds, st.integers(min_value=1, max_value=PROPERTY_KB * 1024))
+    return st.lists(block, min_size=1, max_size=4).map(
+        lambda blocks: "\n".join(blocks)[: PROPERTY_KB * 1024]
+    )
+
+
+def test_pathological_markdown_answers_within_the_budget(wiki):
+    from hypothesis import HealthCheck
+    from hypothesis import given
+    from hypothesis import settings
+
+    pages = iter(range(10**6))
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(text=_documents())
+    def check(text):
+        path = f"Generated{next(pages)}"
+        put(wiki, "alpha", path, text)
+        response, renders = view(wiki, "alpha", f"/{path}")
+        assert response.status_code == 200
+        assert "over-budget" not in renders, f"{len(text)} characters went over the budget"
+
+    check()
