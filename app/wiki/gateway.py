@@ -32,6 +32,7 @@ from app.wiki.responses import html_page
 from app.wiki.responses import is_api_path
 from app.wiki.responses import redirect
 from app.wiki.responses import text_response
+from app.wiki.static import static_files
 
 log = logging.getLogger("robot.wiki")
 
@@ -107,6 +108,11 @@ class WikiGateway:
         # Otterwiki's globals hold one wiki at a time: one request per process, until close().
         self._busy = threading.Lock()
         self._static_hosts: dict[str, float] = {}
+        self._static = static_files(
+            tenancy.app.static_folder,
+            lambda environ, start_response: self._serve(environ, start_response, None, None),
+            tenancy.pristine.get("SECURITY_HEADERS", True),
+        )
 
     def __call__(self, environ, start_response):
         for name in [k for k in environ if k.startswith(_IDENTITY_PREFIX)]:
@@ -126,7 +132,7 @@ class WikiGateway:
     def _dispatch(self, environ, start_response, path: str):
         if path.startswith(_STATIC_PREFIX):
             self._check_static_host(environ)
-            return self._serve(environ, start_response, None, None)
+            return self._static(environ, start_response)
         wiki = self._wiki_of(environ)
         if _blocked(path):
             raise NotFound("this page is not available on this platform")
