@@ -5,6 +5,7 @@ render, so counting misses counts renders.
 """
 
 import sqlite3
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -211,3 +212,46 @@ def test_pathological_markdown_answers_within_the_budget(wiki):
         assert "over-budget" not in renders, f"{len(text)} characters went over the budget"
 
     check()
+
+
+# -- the budget and the key on their own -------------------------------------------------------
+
+
+def test_the_budget_stops_code_that_swallows_exceptions():
+    from app.wiki.otterwiki.render import RenderOverBudget
+    from app.wiki.otterwiki.render import _Budget
+
+    def spin():
+        while True:
+            try:
+                sum(range(1000))
+            except Exception:  # as Otterwiki's embeddings do
+                pass
+
+    with pytest.raises(RenderOverBudget):
+        _Budget().run(spin, 0.05)
+
+
+def test_the_key_is_the_same_in_every_process(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "from types import SimpleNamespace as N\n"
+        "from app.wiki.otterwiki.render import render_key\n"
+        "config = {'WTF_CSRF_METHODS': {'POST', 'PUT', 'PATCH', 'DELETE'}, 'A': {'b': 1}}\n"
+        "tenant = N(slug='s', wiki=N(created_at=1), settings=N(render_budget=2.0))\n"
+        "print(render_key(N(env={'config': config}), 'text', None, {}, tenant, 'v'))\n"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[2],
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(keys) == 1

@@ -40,8 +40,11 @@ RENDER_HEADER = "X-Robot-Render"
 _NO_LIBRARIES = {"requires_mermaid": False, "requires_mathjax": False, "requires_datatables": False}
 
 
-class RenderOverBudget(Exception):
-    """A render spent more CPU than its budget (raised from the SIGPROF handler)."""
+class RenderOverBudget(BaseException):
+    """A render spent more CPU than its budget (raised from the SIGPROF handler).
+
+    A BaseException, as KeyboardInterrupt is: Otterwiki's embeddings catch Exception.
+    """
 
 
 class _Budget:
@@ -52,7 +55,6 @@ class _Budget:
 
     def _expired(self, _signum, _frame):
         if self.armed:
-            self.armed = False
             raise RenderOverBudget
 
     def run(self, call, seconds: float):
@@ -65,12 +67,18 @@ class _Budget:
             return call()
         previous = signal.signal(signal.SIGPROF, self._expired)
         self.armed = True
-        signal.setitimer(signal.ITIMER_PROF, seconds)
+        # Fires again every 50 ms until disarmed, should a bare `except:` swallow the first.
+        signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
         try:
             return call()
         finally:
-            self.armed = False
-            signal.setitimer(signal.ITIMER_PROF, 0)
+            while True:
+                try:  # the signal may land here too: disarm until it has
+                    self.armed = False
+                    signal.setitimer(signal.ITIMER_PROF, 0)
+                    break
+                except RenderOverBudget:
+                    continue
             signal.signal(signal.SIGPROF, previous)
 
 
@@ -109,6 +117,20 @@ def _head(storage) -> str:
         return ""
 
 
+def _stable(value):
+    """`value` with every dict and set in sorted order: a repr the same in every process.
+
+    (A set's order follows string hashes, which differ between interpreter runs.)
+    """
+    if isinstance(value, dict):
+        return sorted((repr(key), _stable(item)) for key, item in value.items())
+    if isinstance(value, (set, frozenset)):
+        return sorted(repr(item) for item in value)
+    if isinstance(value, (list, tuple)):
+        return [_stable(item) for item in value]
+    return value
+
+
 def render_key(renderer, text: str, cursor, kwargs: dict, tenant, version: str) -> str:
     """Digest (hex str) of everything a render of `text` by `renderer` for `tenant` depends on."""
     config = renderer.env.get("config") or {}
@@ -118,8 +140,8 @@ def render_key(renderer, text: str, cursor, kwargs: dict, tenant, version: str) 
         tenant.wiki.created_at,
         tenant.settings.render_budget,
         cursor,
-        sorted(kwargs.items()),
-        sorted(config.items(), key=lambda item: item[0]),
+        _stable(kwargs),
+        _stable(config),
     ]
     if "{{" in text:
         parts.append(_head(tenant.storage))  # embeddings read other pages and attachments
