@@ -13,6 +13,7 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `caches`: the preference rows read only after wiki.db changed, the table-of-contents cache fix;
 - `patterns`: Otterwiki's backtracking Markdown patterns, rewritten to run in linear time;
 - `render`: rendered page bodies cached on disk by content, each render held to a CPU budget;
+- `fairness`: views of wikis whose pages cost much CPU run at a lower priority;
 - `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
+from app.wiki.otterwiki.fairness import install_fairness
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.render import install_render_cache
 
@@ -45,6 +46,7 @@ def install(server: ModuleType, blueprint) -> None:
     app.register_blueprint(blueprint)
     write_toc_rows_only_when_changed(server)
     install_linear_patterns(server)
+    install_fairness(server)
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
     install_render_cache(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.

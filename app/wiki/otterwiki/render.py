@@ -22,6 +22,7 @@ the page shows its source, escaped, under a short notice; that verdict is cached
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import signal
 import threading
@@ -117,24 +118,26 @@ def _head(storage) -> str:
         return ""
 
 
-def _stable(value):
-    """`value` with every dict and set in sorted order: a repr the same in every process.
-
-    (A set's order follows string hashes, which differ between interpreter runs.)
-    """
-    if isinstance(value, dict):
-        return sorted((repr(key), _stable(item)) for key, item in value.items())
+def _unjsonable(value):
+    """JSON for what json cannot write: sets in sorted order (a set's own order follows string
+    hashes, which differ between interpreter runs), anything else as its repr."""
     if isinstance(value, (set, frozenset)):
-        return sorted(repr(item) for item in value)
-    if isinstance(value, (list, tuple)):
-        return [_stable(item) for item in value]
-    return value
+        return sorted(map(repr, value))
+    return repr(value)
+
+
+def _stable(value) -> str:
+    """`value` (a dict) as text that is the same in every process (keys and sets sorted)."""
+    try:
+        return json.dumps(value, sort_keys=True, default=_unjsonable)
+    except (TypeError, ValueError):  # keys of mixed types, a cycle: slower, still stable
+        return repr(sorted((repr(k), _unjsonable(v)) for k, v in value.items()))
 
 
 def render_key(renderer, text: str, cursor, kwargs: dict, tenant, version: str) -> str:
     """Digest (hex str) of everything a render of `text` by `renderer` for `tenant` depends on."""
     config = renderer.env.get("config") or {}
-    parts = [
+    parts = [  # json (C) rather than repr of sorted items: a third of the time
         version,
         tenant.slug,
         tenant.wiki.created_at,
@@ -182,6 +185,12 @@ def _current_tenant():
     return getattr(g, "tenant", None) if has_app_context() else None
 
 
+def _forget(renderer, kwargs: dict) -> None:
+    """Remove what `markdown(**kwargs)` put into the renderer's env (it does so on success)."""
+    for name in kwargs:
+        renderer.env.pop(name.upper(), None)
+
+
 def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
     """Render within the budget: (html, toc, libraries), or the source view when over it."""
     budget = tenant.settings.render_budget
@@ -190,13 +199,17 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
     except RenderOverBudget:
         # The render stopped anywhere: take back the keyword arguments it put into the
         # renderer's env, and drop git's cat-file pipes, which it may have left mid-answer.
-        for name in kwargs:
-            renderer.env.pop(name.upper(), None)
+        _forget(renderer, kwargs)
         tenant.storage.repo.git.clear_cache()
         log.warning(
             "render of a %d-character text in %s went over its budget", len(text), tenant.slug
         )
         return (source_view(text, budget), [], dict(_NO_LIBRARIES)), "over-budget"
+    except Exception:
+        # Otterwiki leaves them behind on any error: the next render (say the page index's,
+        # which passes none) would resolve relative links against this page.
+        _forget(renderer, kwargs)
+        raise
 
 
 def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
