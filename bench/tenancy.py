@@ -8,8 +8,15 @@ Home, a ~20 KB page with headings and code blocks, a static asset, and the small
 over every wiki vs one wiki (each turn after unmeasured laps over every wiki: REFILL_LAPS), all
 three servers in the same interleaved rounds. Prints views/s (wall clock) and the servers' CPU
 per view; the ratios of the latter are stable on a shared machine, where other load moves
-wall-clock rates by +-10 %. Goals, for SQLite: >= 0.95 pages, >= 0.9 static, >= 0.90
-round-robin; PostgreSQL's figures get the same verdicts beside them.
+wall-clock rates by +-10 %. Goals (GOALS), for SQLite: >= 1.0 small page and Home, >= 10 the
+20 KB page (rendered once, then cached), >= 0.95 static, >= 0.90 round-robin; PostgreSQL's
+figures get the same verdicts beside them.
+
+Isolation: the p99 latency of one client viewing a small page of one wiki while HAMMERS clients
+view a 200 KB page of '[' in another wiki (Otterwiki's wiki-link pattern once spent ~25 s of
+CPU on it), against the same p99 with nobody hammering; goal <= 1.5x. The render cache makes
+each hammered view cheap, app/wiki/otterwiki/fairness.py runs them at a lower priority; a p99
+of a few hundred views moves a lot with other load on the host, so the p50 ratio is beside it.
 
     .venv/bin/python bench/tenancy.py [--quick] [--no-postgres] [--seconds 4] [--rounds 2]
                                       [--wikis 100]
@@ -63,7 +70,13 @@ def big_page() -> str:
     return "\n".join(parts)
 
 
-PAGES = {"small.md": "# Small\n\nA short page.\n", "big.md": big_page()}
+# The issue's example of a pathological page: a long run of '['.
+PATHOLOGICAL = "[" * 200_000
+PAGES = {
+    "small.md": "# Small\n\nA short page.\n",
+    "big.md": big_page(),
+    "brackets.md": PATHOLOGICAL,
+}
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -210,6 +223,21 @@ def _client(job: tuple) -> tuple[int, list]:
         else:
             failed.append((status, port, host, path))
     return done, failed
+
+
+def _timed_client(job: tuple) -> list[float]:
+    """View `target` from `begin` until `end`; return each view's latency in seconds."""
+    target, begin, end = job
+    while time.time() < begin:
+        time.sleep(0.001)
+    latencies = []
+    while time.time() < end:
+        start = time.perf_counter()
+        status = fetch(*target)
+        latencies.append(time.perf_counter() - start)
+        if status != 200:
+            raise BenchError(f"{status} from {target}")
+    return latencies
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -371,8 +399,56 @@ def measure_all(args, tmp: Path, servers: list[Server], cleanup: contextlib.Exit
                             refill = REFILL_LAPS * len(side.targets)
                             warm_up(pool, side, REFILL_TIMEOUT, limit=refill)
                         measure(pool, side, args.seconds)
+        isolation = {
+            server.name: measure_isolation(pool, server, slugs, args)
+            for server in servers
+            if server.name != "base"
+        }
     report(cases, args)
+    report_isolation(isolation)
     return 0
+
+
+# Clients viewing the pathological page at once in the isolation case: one per core here, as
+# a tenant's own browser tabs or a crawler would; the victim's client makes the last of the
+# four gunicorn workers busy.
+HAMMERS = 2
+ISOLATION_GOAL = 1.5
+
+
+def percentile(latencies: list[float], share: float) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def measure_isolation(pool, server: Server, slugs: list[str], args) -> tuple[list, list]:
+    """Latencies (s) of a small page of one wiki: (alone, while HAMMERS view the '[' page)."""
+    victim = (server.port, f"{slugs[0]}.localhost", "/Small")
+    hammer = (server.port, f"{slugs[-1]}.localhost", "/Brackets")
+    fetch(*hammer)  # rendered once, before anyone measures
+    quiet, loaded = [], []
+    for _ in range(args.rounds):
+        begin = time.time() + 0.2
+        end = begin + args.seconds
+        quiet += pool.map(_timed_client, [(victim, begin, end)])[0]
+        begin = time.time() + 0.2
+        end = begin + args.seconds
+        jobs = [(victim, begin, end)] + [(hammer, begin, end)] * HAMMERS
+        loaded += pool.map(_timed_client, jobs)[0]
+    return quiet, loaded
+
+
+def report_isolation(isolation: dict[str, tuple[list, list]]) -> None:
+    for role, (quiet, loaded) in isolation.items():
+        alone, hammered = percentile(quiet, 0.99), percentile(loaded, 0.99)
+        median = percentile(loaded, 0.5) / percentile(quiet, 0.5)
+        ratio = hammered / alone
+        verdict = "ok" if ratio <= ISOLATION_GOAL else "ABOVE"
+        print(
+            f"isolation {role}: p99 of another wiki's small page {alone * 1000:.1f} ms alone, "
+            f"{hammered * 1000:.1f} ms while {HAMMERS} clients view 200 KB of '[' (p50 "
+            f"{median:.2f}x): {ratio:.2f}x (goal <= {ISOLATION_GOAL}) {verdict}"
+        )
 
 
 # Otterwiki keeps each commit's metadata (a `git diff --numstat` run per commit) in a cache of one
@@ -419,7 +495,9 @@ def side(server: Server, hosts: list[str], path: str) -> Side:
     return Side(server, [(server.port, host, path) for host in hosts])
 
 
-GOALS = {"small page": 0.95, "Home": 0.95, "20 KB page": 0.95, "static": 0.9, "round-robin": 0.90}
+# Issue 10: every wiki at least as cheap as plain Otterwiki; the 20 KB page renders once, then
+# comes from the render cache; static files within 5 %; 100 wikis round-robin within 10 %.
+GOALS = {"small page": 1.0, "Home": 1.0, "20 KB page": 10.0, "static": 0.95, "round-robin": 0.90}
 
 
 def baseline(sides: dict[str, Side], role: str) -> Side:

@@ -43,6 +43,8 @@ VARIABLES = {
     "ROBOT_APP_DIR": "directory holding app/ (supervisor runs the programs from there)",
     "ROBOT_VENV": "virtualenv whose bin/ has gunicorn, uvicorn and supervisord",
     "ROBOT_LOG_SYSLOG": "also send program output to syslog (the journal under systemd)",
+    "ROBOT_RENDER_BUDGET": "CPU seconds a page render may take; past it the page shows its source",
+    "ROBOT_RENDER_CACHE_MB": "size bound of the on-disk cache of rendered pages, shared by workers",
 }
 
 
@@ -120,6 +122,16 @@ def parse_db_url(name: str, value: str) -> tuple[str, Path | None]:
     return url.set(drivername=driver).render_as_string(hide_password=False), None
 
 
+def _parse_positive_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number") from None
+    if not 0 < number < float("inf"):
+        raise ConfigError(f"{name}={value!r} must be positive")
+    return number
+
+
 def _parse_positive_int(name: str, value: str) -> int:
     try:
         number = int(value)
@@ -156,6 +168,8 @@ class Settings:
     venv_dir: Path = REPO_ROOT / ".venv"
     log_syslog: bool = False
     client_key_path: Path | None = None
+    render_budget: float = 2.0
+    render_cache_mb: int = 256
     # From ROBOT_DB_URL; empty means SQLite at db_path (see database_url).
     db_url: str = field(default="", repr=False)
 
@@ -219,6 +233,12 @@ class Settings:
                 get("ROBOT_CLIENT_KEY_PATH", str(data_dir / "client_key.pem"))
             ).absolute(),
             db_url=db_url,
+            render_budget=_parse_positive_float(
+                "ROBOT_RENDER_BUDGET", get("ROBOT_RENDER_BUDGET", "2")
+            ),
+            render_cache_mb=_parse_positive_int(
+                "ROBOT_RENDER_CACHE_MB", get("ROBOT_RENDER_CACHE_MB", "256")
+            ),
         )
 
     @property
@@ -297,6 +317,11 @@ class Settings:
     @property
     def cookie_secure(self) -> bool:
         return self.public_scheme == "https"
+
+    @property
+    def render_cache_dir(self) -> Path:
+        """The on-disk cache of rendered page bodies, shared by the wiki service's workers."""
+        return self.data_dir / "render-cache"
 
     def wiki_dir(self, slug: str) -> Path:
         return self.wiki_base / slug

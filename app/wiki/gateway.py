@@ -24,6 +24,7 @@ from app.core.settings import Settings
 from app.core.slugs import slug_from_host
 from app.core.store import Store
 from app.core.store import Wiki
+from app.wiki.otterwiki import APP_SERVED_STATIC
 from app.wiki.otterwiki import CALLER_KEY
 from app.wiki.otterwiki import TENANT_KEY
 from app.wiki.otterwiki import Tenancy
@@ -34,6 +35,7 @@ from app.wiki.responses import redirect
 from app.wiki.responses import text_response
 from app.wiki.routes import Route
 from app.wiki.routes import Routes
+from app.wiki.static import static_files
 
 log = logging.getLogger("robot.wiki")
 
@@ -91,6 +93,11 @@ class WikiGateway:
         # Otterwiki's globals hold one wiki at a time: one request per process, until close().
         self._busy = threading.Lock()
         self._static_hosts: dict[str, float] = {}
+        self._static = static_files(
+            tenancy.app.static_folder,
+            lambda environ, start_response: self._serve(environ, start_response, None, None),
+            tenancy.pristine.get("SECURITY_HEADERS", True),
+        )
 
     def __call__(self, environ, start_response):
         for name in [k for k in environ if k.startswith(_IDENTITY_PREFIX)]:
@@ -110,9 +117,15 @@ class WikiGateway:
     def _dispatch(self, environ, start_response, path: str):
         # Decide by the route Flask would run, never by how the path is spelled.
         route = self.routes.match(environ)
-        if route.endpoint == "static" and not route.redirects:
+        if (
+            route.endpoint == "static"
+            and not route.redirects
+            and route.args.get("filename") not in APP_SERVED_STATIC
+        ):
             self._check_static_host(environ)
-            return self._serve(environ, start_response, None, None)
+            if not route.method_allowed:
+                raise MethodNotAllowed(f"{environ.get('REQUEST_METHOD')} is not allowed on {path}")
+            return self._static(environ, start_response)
         wiki = self._wiki_of(environ)
         if route.blocked:
             raise NotFound("this page is not available on this platform")

@@ -301,7 +301,6 @@ def test_index_settings_and_admin_pages(walk_stack, browser):
     press(browser, '[data-robot-onclick="deleteRow"]')
     assert browser.script(rows) == before
     for path in (
-        "/-/settings",
         "/-/admin",
         "/-/admin/content_and_editing",
         "/-/admin/permissions_and_registration",

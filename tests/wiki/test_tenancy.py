@@ -344,9 +344,12 @@ def test_bench_quick_run_measures_every_server():
     assert re.search(r"^case +base/s +multi/s +ratio +pg/s +ratio +base ms", done.stdout, re.M)
     for case in ("small page", "Home", "20 KB page", "static", "round-robin"):
         # base/s, multi/s and pg/s with ratios, the same in CPU ms; goal; multi's and pg's verdict
-        row = rf"^{case}( +\d+\.\d+){{10}} +>= \d\.\d\d( +(ok|BELOW)){{2}}$"
+        row = rf"^{case}( +\d+\.\d+){{10}} +>= \d+\.\d\d( +(ok|BELOW)){{2}}$"
         assert re.search(row, done.stdout, re.M), done.stdout
     assert re.search(r"^pg round-robin's base: \d+\.\d/s, \d+\.\d\d ms", done.stdout, re.M)
+    for role in ("multi", "pg"):
+        isolation = rf"^isolation {role}: .* \d+\.\d\dx \(goal <= 1\.5\) (ok|ABOVE)$"
+        assert re.search(isolation, done.stdout, re.M), done.stdout
 
 
 def test_post_waits_for_the_wiki_write_lock_and_gives_409_when_busy(wiki, alice, monkeypatch):

@@ -16,6 +16,9 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `csp`, `handlers`: Otterwiki's pages under the platform's Content-Security-Policy;
 - `errors`: bad input (unknown revisions, git and storage errors, HEAD) answered 4xx, not 500;
 - `preferences`: the platform's preferences (remote, mail, registration...) never stored;
+- `patterns`: Otterwiki's backtracking Markdown patterns, rewritten to run in linear time;
+- `render`: rendered page bodies cached on disk by content, each render held to a CPU budget;
+- `fairness`: views of wikis whose pages cost much CPU run at a lower priority;
 - `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
 """
 
@@ -23,7 +26,19 @@ from app.wiki.otterwiki.boot import boot_otterwiki
 from app.wiki.otterwiki.hooks import CALLER_KEY
 from app.wiki.otterwiki.hooks import TENANT_KEY
 from app.wiki.otterwiki.hooks import install
+from app.wiki.otterwiki.mathjax import COMPONENT as _SAFE_MATHJAX
 from app.wiki.otterwiki.tenancy import OpenWiki
 from app.wiki.otterwiki.tenancy import Tenancy
 
-__all__ = ["CALLER_KEY", "TENANT_KEY", "OpenWiki", "Tenancy", "boot_otterwiki", "install"]
+# Static files the patched app answers itself, so the gateway may not serve them from disk.
+APP_SERVED_STATIC = frozenset({_SAFE_MATHJAX})
+
+__all__ = [
+    "APP_SERVED_STATIC",
+    "CALLER_KEY",
+    "TENANT_KEY",
+    "OpenWiki",
+    "Tenancy",
+    "boot_otterwiki",
+    "install",
+]

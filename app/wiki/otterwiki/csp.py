@@ -41,6 +41,18 @@ RENDERED_HANDLERS = {
 TEMPLATE_ADDITIONS = (
     ("layout.html", "</head>", f'<script src="{HANDLERS_URL}" defer></script>\n</head>'),
     ("layout.html", '<link rel="manifest"', '<link rel="manifest" crossorigin="use-credentials"'),
+    # The datatable embedding's inline script (views.py's extra_js) comes from the renderer's
+    # state, not from the cached render: on a cache hit it would be the last page this worker
+    # rendered, another wiki's maybe. handlers.js sets every datatable up instead.
+    ("snippets/renderer_js.html", "{{extra_js|safe}}", ""),
+    # Mermaid labels as SVG text, never as HTML: an HTML label reached the DOM with its
+    # handler attributes before mermaid's own sanitizing (the CSP refused to run them).
+    (
+        "snippets/renderer_js.html",
+        "theme: theme,",
+        "theme: theme, securityLevel: 'strict', htmlLabels: false, "
+        "flowchart: {htmlLabels: false},",
+    ),
 )
 
 

@@ -7,7 +7,11 @@ from types import ModuleType
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
 from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.errors import answer_bad_input
+from app.wiki.otterwiki.fairness import install_fairness
+from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
+from app.wiki.otterwiki.render import install_render_cache
+from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
 from app.wiki.otterwiki.sanitize import install_sanitizer
 
 # WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
@@ -50,5 +54,9 @@ def install(server: ModuleType, blueprint) -> None:
     install_csp(server)
     refuse_platform_preferences(server)
     answer_bad_input(server)
+    install_linear_patterns(server)
+    install_fairness(server)
+    # Last, outside every other wrapper of the renderer: what it caches is what they return.
+    install_render_cache(server, extra_version=SANITIZER_VERSION)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)

@@ -105,4 +105,20 @@
     if (box.id !== "switch-headings" || box.hasAttribute("data-robot-onchange")) return;
     window.otterwiki.toggleClass(box.checked, "pagetoc");
   }, true);
+
+  // Tables of the Datatable embedding (ids "s-dt-…"), with the embedding's default options;
+  // its per-table inline script is not sent (see csp.py, TEMPLATE_ADDITIONS).
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!window.simpleDatatables) return;
+    document.querySelectorAll('table[id^="s-dt-"]').forEach(function (table) {
+      try {
+        new window.simpleDatatables.DataTable(table, {
+          perPageSelect: [["25", 25], ["50", 50], ["100", 100], ["All", 0]],
+          perPage: 25,
+        });
+      } catch (error) {
+        console.error("robot: could not set up datatable " + table.id, error);
+      }
+    });
+  });
 })();

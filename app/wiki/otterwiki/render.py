@@ -1,0 +1,259 @@
+"""Page bodies rendered once per content, in any worker, and every render held to a CPU budget.
+
+Every Markdown render of Otterwiki goes through `OtterwikiRenderer.markdown(text, cursor,
+**kwargs)` -> (html, toc, library requirements): page views, previews, the custom 404 page, the
+page index's tables of contents and the Include embedding. `install_render_cache` wraps it from
+the outside, so what is cached is exactly what it returns (after any wrapper installed before,
+such as the sanitizer), never the per-user page chrome around it.
+
+The cache lives on disk under the data dir (diskcache: SQLite plus files, shared by the
+workers, bounded in size, safe for concurrent writers), keyed by a digest of everything the
+render reads: the text, the cursor, the keyword arguments (the page's URL, against which
+relative links resolve), the whole app config (WIKILINK_STYLE, OPEN_LINKS_IN_NEW_TAB, the HTML
+allow-list ...), the wiki (slug and creation time: never shared across wikis or with a wiki
+re-created under the same slug), the render versions and the budget; pages with embeddings
+(`{{...}}`) also read other pages and attachments, so for them the repo's HEAD is in the key.
+
+A render that spends more than the budget of CPU (ITIMER_PROF; gunicorn's sync workers run
+requests on the main thread, and Python's `re` checks for signals while it matches) stops, and
+the page shows its source, escaped, under a short notice; that verdict is cached like a render.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import ModuleType
+
+from markupsafe import escape
+
+log = logging.getLogger("robot.wiki.render")
+
+# Our part of every cache key: bump it whenever this package changes what a render returns.
+RENDER_VERSION = "robot-render-1"
+# The response header naming each render of the request in order: hit, miss or over-budget.
+RENDER_HEADER = "X-Robot-Render"
+# Library requirements of a page shown as its source: it needs none of them.
+_NO_LIBRARIES = {"requires_mermaid": False, "requires_mathjax": False, "requires_datatables": False}
+
+
+class RenderOverBudget(BaseException):
+    """A render spent more CPU than its budget (raised from the SIGPROF handler).
+
+    A BaseException, as KeyboardInterrupt is: Otterwiki's embeddings catch Exception.
+    """
+
+
+class _Budget:
+    """The CPU budget of the outermost render of this process (nested renders share it)."""
+
+    def __init__(self):
+        self.armed = False
+
+    def _expired(self, _signum, _frame):
+        if self.armed:
+            raise RenderOverBudget
+
+    def run(self, call, seconds: float):
+        """Return `call()`, raising RenderOverBudget once it used `seconds` of process CPU.
+
+        Off the main thread (signals reach only it) or inside a render already budgeted, it
+        just calls.
+        """
+        if self.armed or threading.current_thread() is not threading.main_thread():
+            return call()
+        previous = signal.signal(signal.SIGPROF, self._expired)
+        self.armed = True
+        # Fires again every 50 ms until disarmed, should a bare `except:` swallow the first.
+        signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
+        try:
+            return call()
+        finally:
+            while True:
+                try:  # the signal may land here too: disarm until it has
+                    self.armed = False
+                    signal.setitimer(signal.ITIMER_PROF, 0)
+                    break
+                except RenderOverBudget:
+                    continue
+            signal.signal(signal.SIGPROF, previous)
+
+
+_budget = _Budget()
+# One diskcache per cache folder and size in this process (tests run several instances).
+_caches: dict[tuple[Path, int], object] = {}
+
+
+def _cache_for(settings):
+    """The render cache of this instance, opened on first use (after gunicorn forked)."""
+    key = (settings.render_cache_dir, settings.render_cache_mb)
+    cache = _caches.get(key)
+    if cache is None:
+        import diskcache
+
+        # Least recently stored: a hit writes nothing, so views never queue on SQLite's lock.
+        cache = diskcache.Cache(
+            str(settings.render_cache_dir),
+            size_limit=settings.render_cache_mb * 2**20,
+            eviction_policy="least-recently-stored",
+        )
+        _caches[key] = cache
+    return cache
+
+
+def close_caches() -> None:
+    """Close every render cache this process opened (tests; workers just exit)."""
+    while _caches:
+        _caches.popitem()[1].close()
+
+
+def _head(storage) -> str:
+    try:
+        return storage.repo.head.commit.hexsha
+    except ValueError:  # a repo without commits yet
+        return ""
+
+
+def _unjsonable(value):
+    """JSON for what json cannot write: sets in sorted order (a set's own order follows string
+    hashes, which differ between interpreter runs), anything else as its repr."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(map(repr, value))
+    return repr(value)
+
+
+def _stable(value) -> str:
+    """`value` (a dict) as text that is the same in every process (keys and sets sorted)."""
+    try:
+        return json.dumps(value, sort_keys=True, default=_unjsonable)
+    except (TypeError, ValueError):  # keys of mixed types, a cycle: slower, still stable
+        return repr(sorted((repr(k), _unjsonable(v)) for k, v in value.items()))
+
+
+def render_key(renderer, text: str, cursor, kwargs: dict, tenant, version: str) -> str:
+    """Digest (hex str) of everything a render of `text` by `renderer` for `tenant` depends on."""
+    config = renderer.env.get("config") or {}
+    parts = [  # json (C) rather than repr of sorted items: a third of the time
+        version,
+        tenant.slug,
+        tenant.wiki.created_at,
+        tenant.settings.render_budget,
+        cursor,
+        _stable(kwargs),
+        _stable(config),
+    ]
+    if "{{" in text:
+        parts.append(_head(tenant.storage))  # embeddings read other pages and attachments
+    digest = hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass"))
+    digest.update(b"\0")
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def source_view(text: str, budget: float) -> str:
+    """The body of a page that went over its render budget: a notice and its escaped source."""
+    return (
+        '<div class="alert alert-secondary mb-20" role="alert">This page took more than '
+        f"{budget:g} s to render, so it is shown as its source.</div>\n"
+        f'<pre class="robot-page-source">{escape(text)}</pre>\n'
+    )
+
+
+def _note(outcome: str) -> None:
+    from flask import g
+
+    g.robot_renders = [*getattr(g, "robot_renders", []), outcome]
+
+
+def _report_renders(response):
+    from flask import g
+
+    renders = getattr(g, "robot_renders", None)
+    if renders:
+        response.headers[RENDER_HEADER] = ", ".join(renders)
+    return response
+
+
+def _current_tenant():
+    from flask import g
+    from flask import has_app_context
+
+    return getattr(g, "tenant", None) if has_app_context() else None
+
+
+def _forget(renderer, kwargs: dict) -> None:
+    """Remove what `markdown(**kwargs)` put into the renderer's env (it does so on success)."""
+    for name in kwargs:
+        renderer.env.pop(name.upper(), None)
+
+
+def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
+    """Render within the budget: (html, toc, libraries), or the source view when over it."""
+    budget = tenant.settings.render_budget
+    try:
+        return _budget.run(lambda: original(renderer, text, cursor, **kwargs), budget), "miss"
+    except RenderOverBudget:
+        # The render stopped anywhere: take back the keyword arguments it put into the
+        # renderer's env, and drop git's cat-file pipes, which it may have left mid-answer.
+        _forget(renderer, kwargs)
+        tenant.storage.repo.git.clear_cache()
+        log.warning(
+            "render of a %d-character text in %s went over its budget", len(text), tenant.slug
+        )
+        return (source_view(text, budget), [], dict(_NO_LIBRARIES)), "over-budget"
+    except Exception:
+        # Otterwiki leaves them behind on any error: the next render (say the page index's,
+        # which passes none) would resolve relative links against this page.
+        _forget(renderer, kwargs)
+        raise
+
+
+def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
+    """Wrap `OtterwikiRenderer.markdown` with the shared render cache and the CPU budget.
+
+    `server` is the booted `otterwiki.server`; `extra_version` joins the cache key's version
+    (the sanitizer's version, say), so changing what a wrapper inside returns starts afresh.
+    Renders outside a wiki's request (no `g.tenant`) run as before. Installing twice does
+    nothing.
+    """
+    import otterwiki.version
+    from otterwiki.renderer import OtterwikiRenderer
+
+    original = OtterwikiRenderer.markdown
+    if getattr(original, "robot_render_cache", False):
+        return
+    version = f"otterwiki-{otterwiki.version.__version__}/{RENDER_VERSION}/{extra_version}"
+
+    def markdown(self, text, cursor=None, **kwargs):
+        tenant = _current_tenant()
+        if tenant is None:
+            return original(self, text, cursor, **kwargs)
+        key = render_key(self, text, cursor, kwargs, tenant, version)
+        try:
+            cache = _cache_for(tenant.settings)
+            found = cache.get(key)
+        except Exception:  # a broken cache must not break the wiki: render as if it were empty
+            log.exception("render cache unreadable; rendering without it")
+            cache = found = None
+        if found is not None:
+            outcome, rendered = found
+            _note("hit" if outcome == "miss" else outcome)
+            html, toc, libraries = rendered
+            return html, list(toc), dict(libraries)
+        rendered, outcome = _render_bounded(original, self, text, cursor, kwargs, tenant)
+        _note(outcome)
+        if cache is not None:
+            try:
+                cache.set(key, (outcome, rendered))
+            except Exception:
+                log.exception("render cache unwritable; the next view renders again")
+        return rendered
+
+    markdown.robot_render_cache = True
+    markdown.__wrapped__ = original
+    OtterwikiRenderer.markdown = markdown
+    server.app.after_request(_report_renders)

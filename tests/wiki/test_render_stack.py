@@ -1,0 +1,68 @@
+"""The render cache and budget in the real gunicorn workers of the shared stack."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from app.core.store import Store
+from app.core.wikis import create_wiki
+from app.wiki.otterwiki.render import RENDER_HEADER
+
+pytestmark = pytest.mark.stack
+
+OWNER = ("did:plc:render-stack", "render-stack.test")
+SLUG = "render-views"
+HOST = f"{SLUG}.localhost"
+
+
+@pytest.fixture(scope="module")
+def token(stack):
+    store = Store(stack.settings.database_url)
+    store.upsert_user(*OWNER)
+    create_wiki(stack.settings, store, SLUG, OWNER[0], public=True)
+    _, secret = store.create_token(SLUG, OWNER[0], "editor")
+    store.close()
+    return secret
+
+
+def workers(stack) -> set[int]:
+    """The gunicorn workers of the wiki service (its master's children; git's come and go)."""
+    master = stack.pid("otterwiki")
+    return set(map(int, Path(f"/proc/{master}/task/{master}/children").read_text().split()))
+
+
+def put(stack, token, path, content):
+    with stack.client("otterwiki", host=HOST) as client:
+        response = client.put(
+            f"/api/v1/pages/{path}",
+            json={"content": content},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code in (200, 201)
+
+
+def view(stack, path):
+    with stack.client("otterwiki", host=HOST) as client:
+        response = client.get(path)
+    return response.status_code, response.headers.get(RENDER_HEADER, "")
+
+
+def test_each_revision_renders_once_in_any_worker(stack, token):
+    put(stack, token, "Shared", "# Shared\n\n" + "Some *text*.\n\n```python\nx = 1\n```\n" * 50)
+    first = view(stack, "/Shared")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        others = list(pool.map(lambda _: view(stack, "/Shared"), range(16)))
+    assert first == (200, "miss")
+    assert set(others) == {(200, "hit")}
+
+
+def test_a_page_of_brackets_answers_and_no_worker_dies(stack, token):
+    before = workers(stack)
+    put(stack, token, "Brackets", "[" * 200_000)
+    status, renders = view(stack, "/Brackets")
+    assert status == 200 and renders in ("miss", "over-budget")
+    assert view(stack, "/Brackets") == (200, renders.replace("miss", "hit"))
+    assert workers(stack) == before
