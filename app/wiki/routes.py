@@ -42,7 +42,7 @@ _PATH_ARGS = ("path", "pagepath", "filename")
 _FORBIDDEN_SEGMENTS = frozenset({".", "..", ".git"})
 # Control characters (NUL above all) are in no file name git or the file system will take.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-# Werkzeug redirects at most to add a slash or merge slashes; one more step is never needed.
+# Werkzeug redirects once, to add a slash or merge slashes; a third hop would be a loop.
 _MAX_REDIRECTS = 3
 _PAGE_API_PREFIX = "page_api."
 

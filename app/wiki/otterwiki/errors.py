@@ -30,7 +30,7 @@ _GIT_NOT_FOUND = (
     "invalid object",
     "not a valid object name",
     "ambiguous argument",
-    "does not exist",
+    "does not exist in",
     "exists on disk, but not in",
     "no pathspec was given",
 )
@@ -93,6 +93,8 @@ def _storage_not_found(error):
 
 
 def _storage_error(error):
+    if "Cmd(" in str(error):
+        raise error  # a git command failed on housekeeping (gc, count-objects): a server fault
     log.warning("refused a request Otterwiki's storage could not do: %s", error)
     return _answer(BadRequest(str(error) or "the wiki's storage could not do that"))
 
@@ -100,6 +102,7 @@ def _storage_error(error):
 def _git_error(error):
     stderr = str(getattr(error, "stderr", "") or error).lower()
     if any(sign in stderr for sign in _GIT_NOT_FOUND):
+        log.info("git found nothing the request named: %s", stderr.strip()[:300])
         return _answer(NotFound("there is no such page, file or revision in this wiki"))
     raise error  # a real fault: Flask logs it with its traceback and answers 500
 
