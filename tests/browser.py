@@ -166,11 +166,6 @@ class Browser:
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self._session_call("GET", "/screenshot")))
 
-    def cdp(self, command: str, params: dict | None = None):
-        """Run a Chrome DevTools Protocol command through chromedriver's passthrough."""
-        payload = {"cmd": command, "params": params or {}}
-        return self._session_call("POST", "/goog/cdp/execute", payload)
-
     def on_every_document(self, source: str) -> None:
         """Run JavaScript `source` in every document from now on, before the page's scripts."""
         self.cdp("Page.addScriptToEvaluateOnNewDocument", {"source": source})
