@@ -50,8 +50,7 @@ TEMPLATE_ADDITIONS = (
     (
         "snippets/renderer_js.html",
         "theme: theme,",
-        "theme: theme, securityLevel: 'strict', htmlLabels: false, "
-        "flowchart: {htmlLabels: false},",
+        "theme: theme, securityLevel: 'strict', htmlLabels: false, flowchart: {htmlLabels: false},",
     ),
 )
 
