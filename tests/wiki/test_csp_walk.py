@@ -50,6 +50,13 @@ graph TD
 $$E = mc^2$$
 
 >! a hidden spoiler line
+
+{{Datatable
+| fruit | count |
+|-------|-------|
+| apple | 3     |
+| pear  | 5     |
+}}
 """
 
 
@@ -181,6 +188,8 @@ def test_page_renders_and_its_buttons_work(walk_stack, browser):
     browser.get(url(walk_stack, PAGE))
     wait_for(browser, lambda: present(browser, ".mermaid svg"), "mermaid's diagram")
     wait_for(browser, lambda: present(browser, "mjx-container"), "MathJax's formula")
+    # Set up by handlers.js: the embedding's own inline script is not sent (csp.py).
+    wait_for(browser, lambda: present(browser, ".datatable-wrapper"), "the datatable")
     assert present(browser, "table") and present(browser, ".highlight")
     press(browser, "button.spoiler-button")
     assert browser.script(

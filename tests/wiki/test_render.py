@@ -86,6 +86,18 @@ def test_wikis_with_the_same_page_never_share_an_entry(wiki):
     assert [view(wiki, slug, "/Same")[1] for slug in ("alpha", "beta")] == ["miss", "miss"]
 
 
+def test_no_view_carries_a_datatable_script_from_the_last_render(wiki):
+    # Otterwiki's datatable embedding keeps its script in the renderer's state, which a cache
+    # hit does not set: the page would carry the last rendered page's, another wiki's maybe.
+    table = "{{Datatable\n| secret-column-of-alpha |\n|---|\n| x |\n}}\n"
+    put(wiki, "alpha", "Table", table)
+    put(wiki, "beta", "Plain", "# Plain\n")
+    for slug, path in (("alpha", "/Table"), ("beta", "/Plain"), ("alpha", "/Table")):
+        body = view(wiki, slug, path)[0].get_data(as_text=True)
+        assert "simpleDatatables.DataTable(" not in body and "options_" not in body
+    assert 'id="s-dt-' in view(wiki, "alpha", "/Table")[0].get_data(as_text=True)
+
+
 def test_a_config_value_the_renderer_reads_is_never_served_stale(wiki):
     put(wiki, "beta", "Styled", "See [[Target Page|the title]].\n")
     before = view(wiki, "beta", "/Styled")[0].get_data(as_text=True)

@@ -41,10 +41,6 @@ RENDERED_HANDLERS = {
 TEMPLATE_ADDITIONS = (
     ("layout.html", "</head>", f'<script src="{HANDLERS_URL}" defer></script>\n</head>'),
     ("layout.html", '<link rel="manifest"', '<link rel="manifest" crossorigin="use-credentials"'),
-    # The datatable embedding's inline script (views.py's extra_js) comes from the renderer's
-    # state, not from the cached render: on a cache hit it would be the last page this worker
-    # rendered, another wiki's maybe. handlers.js sets every datatable up instead.
-    ("snippets/renderer_js.html", "{{extra_js|safe}}", ""),
     # Mermaid labels as SVG text, never as HTML: an HTML label reached the DOM with its
     # handler attributes before mermaid's own sanitizing (the CSP refused to run them).
     (
@@ -141,3 +137,22 @@ def install_csp(server: ModuleType) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.add_url_rule(HANDLERS_URL, "robot_handlers", _serve_handlers_js)
     app.after_request(_add_headers)
+    _send_no_renderer_javascript()
+
+
+def _no_script() -> None:
+    return None
+
+
+def _send_no_renderer_javascript() -> None:
+    """Make every `renderer_javascript` hook (Otterwiki's datatable embedding) return nothing.
+
+    Its script comes from the renderer's state, not from the cached render: on a cache hit it
+    would be whatever page this worker rendered last, another wiki's maybe. Otterwiki sends it
+    inline with a page and `eval`s it after a preview, neither of which the policy allows;
+    handlers.js sets every datatable up instead.
+    """
+    from otterwiki.plugins import plugin_manager
+
+    for implementation in plugin_manager.hook.renderer_javascript.get_hookimpls():
+        implementation.function = _no_script
