@@ -30,6 +30,14 @@ CONTENT = [
         f'{FENCE}mermaid\ngraph TD\nA["<img src=x onerror=@JS@>"] --> B\n{FENCE}',
     ),
     (
+        # A diagram's own init turning HTML labels back on, to smuggle the platform's
+        # declarative handler attributes into the DOM (found in review).
+        "mermaid-init-html-labels",
+        f'{FENCE}mermaid\n%%{{init: {{"htmlLabels": true, "flowchart": {{"htmlLabels": true}}}}}}%%'
+        f"\ngraph TD\nA[\"<b data-robot-onclick='@follow-checked-url' data-url-inline='/-/logout'"
+        f" data-robot-nonce='guess'>@JS@</b>\"] --> B\n{FENCE}",
+    ),
+    (
         "mermaid-loose-init",
         f'{FENCE}mermaid\n%%{{init: {{"securityLevel": "loose"}}}}%%\ngraph TD\n'
         f'A["<img src=x onerror=@JS@>"] --> B\n{FENCE}',

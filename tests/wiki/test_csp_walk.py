@@ -322,6 +322,34 @@ def test_index_settings_and_admin_pages(walk_stack, browser):
         browser.console.extend(browser.console_errors())
 
 
+def test_handlers_run_only_on_the_servers_own_elements(walk_stack, browser):
+    """Markup that reaches the DOM without the response's nonce cannot borrow a handler."""
+    browser.get(url(walk_stack, PAGE))
+    wait_for(browser, lambda: present(browser, ".mermaid svg"), "mermaid's diagram")
+    planted = """
+      for (const nonce of ["", "guess", null]) {
+        const b = document.createElement("b");
+        b.setAttribute("data-robot-onclick", "@follow-checked-url");
+        b.setAttribute("data-url-inline", "/-/logout");
+        if (nonce !== null) b.setAttribute("data-robot-nonce", nonce);
+        b.className = "planted";
+        document.querySelector("article").append(b);
+      }
+      document.querySelectorAll("b.planted").forEach((b) => b.click());
+    """
+    browser.script(planted)
+    time.sleep(1)
+    assert browser.url.endswith(PAGE)  # not sent to /-/logout
+    trusted = "return document.querySelectorAll('[data-robot-onclick][data-robot-nonce]').length;"
+    assert browser.script(trusted) > 0  # the templates' own elements carry it
+    # ... and a handler on the server's own element still runs.
+    hidden = "return document.querySelector('.page-wrapper').getAttribute('data-sidebar-hidden');"
+    before = browser.script(hidden)
+    press(browser, "#toggle-sidebar-btn")
+    assert browser.script(hidden) != before
+    press(browser, "#toggle-sidebar-btn")
+
+
 def test_the_walk_met_no_csp_violation(browser):
     time.sleep(1)  # a violation is reported asynchronously
     browser.console.extend(browser.console_errors())

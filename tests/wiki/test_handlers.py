@@ -130,7 +130,8 @@ def test_the_rewriting_loader_adds_the_script_and_nonces():
     environment = Environment(loader=RewritingLoader(DictLoader({"layout.html": layout})))
     environment.globals["csp_nonce"] = lambda: "n0nce"
     page = environment.get_template("layout.html").render()
-    assert f'<script src="{HANDLERS_URL}" defer></script>' in page
+    assert f'<script src="{HANDLERS_URL}" nonce="n0nce" defer></script>' in page
+    assert 'data-robot-onclick="halfmoon.toggleSidebar" data-robot-nonce="n0nce"' in page
     assert 'crossorigin="use-credentials"' in page
     assert '<script nonce="n0nce">go()</script>' in page
     assert 'data-robot-onclick="halfmoon.toggleSidebar"' in page and "onclick=" not in page.replace(

@@ -18,6 +18,7 @@ from app.core.csp import ATTACHMENT_POLICY
 from app.core.csp import new_nonce
 from app.core.csp import page_policy
 from app.core.csp import security_headers
+from app.wiki.otterwiki.handlers import NONCE_ATTRIBUTE
 from app.wiki.otterwiki.handlers import rewrite_template
 
 HANDLERS_JS = Path(__file__).with_name("static") / "handlers.js"
@@ -39,14 +40,21 @@ RENDERED_HANDLERS = {
 # Otterwiki's templates, changed before the rewrite: (template, anchor, what replaces it).
 # The manifest is fetched without cookies unless asked, and a private wiki sends that to login.
 TEMPLATE_ADDITIONS = (
-    ("layout.html", "</head>", f'<script src="{HANDLERS_URL}" defer></script>\n</head>'),
+    (
+        "layout.html",
+        "</head>",
+        f'<script src="{HANDLERS_URL}"{NONCE_ATTRIBUTE} defer></script>\n</head>',
+    ),
     ("layout.html", '<link rel="manifest"', '<link rel="manifest" crossorigin="use-credentials"'),
     # Mermaid labels as SVG text, never as HTML: an HTML label reached the DOM with its
     # handler attributes before mermaid's own sanitizing (the CSP refused to run them).
     (
         "snippets/renderer_js.html",
         "theme: theme,",
-        "theme: theme, securityLevel: 'strict', htmlLabels: false, flowchart: {htmlLabels: false},",
+        "theme: theme, securityLevel: 'strict', htmlLabels: false, flowchart: {htmlLabels: false},"
+        # A diagram's own `%%{init: ...}%%` may not change these (mermaid's `secure` list).
+        " secure: ['secure', 'securityLevel', 'startOnLoad', 'maxTextSize',"
+        " 'suppressErrorRendering', 'maxEdges', 'htmlLabels', 'flowchart'],",
     ),
 )
 

@@ -57,6 +57,7 @@ _ARG_RE = re.compile(
 )
 _INLINE_SCRIPT_RE = re.compile(r"<script\b(?![^>]*\bsrc=)")
 NONCE_ATTRIBUTE = ' nonce="{{ csp_nonce() }}"'
+TRUSTED_ATTRIBUTE = ' data-robot-nonce="{{ csp_nonce() }}"'
 
 
 class UnknownHandler(ValueError):
@@ -115,5 +116,8 @@ def rewrite_template(source: str) -> str:
 
     Raises UnknownHandler (see `declarative`) for a handler it cannot rewrite.
     """
-    source = _HANDLER_RE.sub(lambda m: declarative(m[1], m[2]), source)
+    # The response's nonce on every element with a handler: handlers.js runs only those, so
+    # markup that reaches the DOM some other way (mermaid builds labels in the browser) cannot
+    # borrow a handler, as it cannot know the nonce. No template element has two handlers.
+    source = _HANDLER_RE.sub(lambda m: declarative(m[1], m[2]) + TRUSTED_ATTRIBUTE, source)
     return _INLINE_SCRIPT_RE.sub("<script" + NONCE_ATTRIBUTE, source)

@@ -16,6 +16,10 @@
     "deleteRow"];
   var UNSAFE_NAMES = ["__proto__", "prototype", "constructor"];
   var EVENTS = ["click", "change", "input", "focus"];
+  // The response's nonce, which the server also wrote on each element of its own templates
+  // that has a handler (data-robot-nonce). Page content cannot know it, so markup that reaches
+  // the DOM by any other way (mermaid builds labels in the browser) cannot borrow a handler.
+  var NONCE = (document.currentScript && document.currentScript.nonce) || "";
 
   var ACTIONS = {
     "caret-end": function (element) {
@@ -60,7 +64,12 @@
     throw new Error("robot: unknown handler argument " + text);
   }
 
+  function trusted(element) {
+    return NONCE !== "" && element.getAttribute("data-robot-nonce") === NONCE;
+  }
+
   function run(element, event, name) {
+    if (!trusted(element)) return;
     var spec = element.getAttribute(name);
     if (spec.charAt(0) === "@") {
       if (!Object.prototype.hasOwnProperty.call(ACTIONS, spec.slice(1))) {
