@@ -42,15 +42,23 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(NONCE_BYTES)
 
 
-def page_policy(nonce: str | None = None, form_action: tuple[str, ...] = ()) -> str:
+def page_policy(
+    nonce: str | None = None,
+    form_action: tuple[str, ...] = (),
+    scripts_under: str | None = None,
+) -> str:
     """The Content-Security-Policy header value for an HTML page.
 
     `nonce` (from `new_nonce`) admits inline `<script nonce=...>` blocks of this one response;
     without it only same-origin script files run. `form_action` (CSP source expressions such
     as `'self'` or an origin) limits where forms post and where those posts may redirect; empty
     leaves it open, for services whose sign-in forms redirect to other origins.
+    `scripts_under` (an absolute URL ending in `/`, such as `http://alpha.localhost:8000/static/`)
+    narrows script files from the whole origin to that path: a wiki serves its users' uploads
+    from its own origin, and an uploaded `.js` must never count as the platform's script.
     """
-    scripts = f"script-src 'self' 'nonce-{nonce}'" if nonce else "script-src 'self'"
+    source = scripts_under or "'self'"
+    scripts = f"script-src {source} 'nonce-{nonce}'" if nonce else f"script-src {source}"
     extra = ("form-action " + " ".join(form_action),) if form_action else ()
     return "; ".join((*_DIRECTIVES, scripts, *extra))
 

@@ -416,6 +416,25 @@ def test_uploaded_html_and_svg_run_no_script(walk_stack, browser, jwt, beacon, t
     assert browser.script("return document.querySelector('img').naturalWidth;") == 2
 
 
+def test_an_uploaded_script_is_not_the_platforms_script(walk_stack, browser, tmp_path):
+    """Uploads share the wiki's origin; script-src names only Otterwiki's static folder."""
+    (tmp_path / "evil.js").write_text("window.robotUploadRan = true;")
+    upload(browser, walk_stack, "/Files", [tmp_path / "evil.js"])
+    browser.get(url(walk_stack, "/Files"))
+    planted = """
+      const s = document.createElement("script");
+      s.src = "/Files/a/evil.js";
+      document.head.append(s);
+      const own = document.createElement("script");
+      own.src = "/static/js/halfmoon.js";
+      own.onload = () => { window.robotOwnLoaded = true; };
+      document.head.append(own);
+    """
+    browser.script(planted)
+    wait_for(browser, lambda: browser.script("return window.robotOwnLoaded === true;"), "halfmoon")
+    assert browser.script("return window.robotUploadRan === undefined;")
+
+
 def test_each_page_gets_its_own_nonce_on_every_inline_script(walk_stack, jwt):
     import re
 

@@ -123,6 +123,18 @@ def _drop_rendered_handlers(response) -> None:
     response.set_data(body)
 
 
+def _static_url() -> str | None:
+    """Where this wiki's script files live (`{wiki URL}static/`), from the settings, not Host.
+
+    Uploads are served from the wiki's own origin too; a policy naming only Otterwiki's static
+    folder never lets an uploaded `.js` count as the platform's script.
+    """
+    from flask import g
+
+    tenant = getattr(g, "tenant", None)
+    return tenant.settings.wiki_url(tenant.slug) + "static/" if tenant else None
+
+
 def _add_headers(response):
     from flask import request
 
@@ -130,7 +142,7 @@ def _add_headers(response):
         policy = ATTACHMENT_POLICY
     else:
         _drop_rendered_handlers(response)
-        policy = page_policy(csp_nonce(), _form_sources())
+        policy = page_policy(csp_nonce(), _form_sources(), _static_url())
     for name, value in security_headers(policy).items():
         response.headers.setdefault(name, value)  # a view's own policy (page API files) stands
     return response
