@@ -24,7 +24,9 @@ _SERVICE_HOSTS = """
     search news forum community chat irc xmpp jabber matrix sip voip turn stun vpn gateway
     edge origin relay router node server servers host hosts cloud ns1 ns2 ns3 ns4 dns dns1
     dns2 ntp ldap kerberos radius database redis cache backup backups archive local
-    localhost localdomain broadcasthost invalid example
+    localhost localdomain broadcasthost invalid example wiki wikis
+    cpanel whm webdisk cpcalendars cpcontacts
+    pki ocsp crl acme cert certs certificate certificates
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -37,7 +39,7 @@ _MAIL = """
     uucp ftp sftp ftps admin administrator mail email mailer-daemon mailerdaemon no-reply
     noreply nobody webmail smtp smtps imap imaps pop pop3 pop3s submission mx1 mx2 mta
     mta-sts autoconfig autodiscover lyncdiscover openpgpkey privacy legal compliance contact
-    hello press jobs careers team ssl-admin ssladmin sysadmin
+    hello press jobs careers team ssl-admin ssladmin sysadmin owa exchange outlook
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config), ISATAP (RFC 5214 routers answer as `isatap`), Microsoft device enrolment, and
@@ -50,7 +52,7 @@ _DISCOVERY = """
 _IMPERSONATION = """
     robot robots robotwtf robot-wtf otterwiki official staff operator operators moderator
     moderators mod owner platform service services verify verification verified secure trust
-    safety bluesky bsky atproto plc
+    safety bluesky bsky atproto plc otter-wiki
 """
 # Each reserved name with the reason a refusal gives; the first group naming it wins.
 RESERVED_REASONS = {
@@ -66,6 +68,34 @@ RESERVED_REASONS = {
     for name in names.split()
 }
 RESERVED_SLUGS = frozenset(RESERVED_REASONS)
+# The same kinds by shape: numbered service hosts (mail2, ns5, smtp01, www3 ...), and the
+# platform's or its sign-in network's name joined to a word of office (robot-admin,
+# support-bluesky, robotwtf-team ...).
+_NUMBERED = re.compile(
+    r"^(?:www|web|mail|email|smtp|smtps|imap|imap4|imaps|pop|pop3|pops|mx|ns|dns|ftp|sftp"
+    r"|webmail|cdn|api|app|vpn|ldap|ntp|proxy|relay|gateway|gw|host|server|node|owa)-?\d+$"
+)
+_PLATFORM_NAMES = r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto)"
+_OFFICES = (
+    r"(?:admin|admins|administrator|team|support|staff|official|security|help|helpdesk|mod"
+    r"|mods|moderator|moderators|ops|status|abuse|trust|safety|billing|account|accounts|login"
+    r"|auth|verify|verified|system|service|services|noreply|no-reply|info|news|app|api|mail)"
+)
+_LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-{_OFFICES}|{_OFFICES}-{_PLATFORM_NAMES})$")
+PATTERN_REASONS = (
+    (_NUMBERED, "it names a numbered service host"),
+    (_LOOKALIKE, "it would pass for the platform"),
+)
+
+
+def reserved_reason(slug: str) -> str | None:
+    """Return why `slug` is reserved (a listed name or a reserved shape), or None."""
+    if slug in RESERVED_REASONS:
+        return RESERVED_REASONS[slug]
+    for pattern, reason in PATTERN_REASONS:
+        if pattern.match(slug):
+            return reason
+    return None
 
 
 def slug_problem(slug: str) -> str | None:
@@ -79,8 +109,9 @@ def slug_problem(slug: str) -> str | None:
         )
     if "--" in slug:
         return f"invalid slug {slug!r}: no double hyphens"
-    if slug in RESERVED_SLUGS:
-        return f"slug {slug!r} is reserved: {RESERVED_REASONS[slug]}; choose another name"
+    reason = reserved_reason(slug)
+    if reason:
+        return f"slug {slug!r} is reserved: {reason}; choose another name"
     return None
 
 

@@ -57,3 +57,43 @@ def test_each_kind_is_in_the_list(name):
 def test_ordinary_names_stay_free(slug):
     assert slug_problem(slug) is None
     assert slug_from_host(f"{slug}.example.org", "example.org") == slug
+
+
+# Found in review: numbered hosts, cPanel and certificate hosts, and platform look-alikes.
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "cpanel",
+        "whm",
+        "webdisk",
+        "cpcalendars",
+        "cpcontacts",
+        "owa",
+        "exchange",
+        "outlook",
+        "mail1",
+        "mail2",
+        "smtp1",
+        "imap4",
+        "mx3",
+        "ns5",
+        "www7",
+        "pki",
+        "ocsp",
+        "crl",
+        "acme",
+        "certs",
+        "robot-admin",
+        "robot-team",
+        "robotwtf-support",
+        "otter-wiki",
+        "bluesky-support",
+        "support-bluesky",
+        "atproto-security",
+        "wiki",
+    ],
+)
+def test_shapes_of_the_kind_are_refused(slug):
+    problem = slug_problem(slug)
+    assert problem and "reserved" in problem
+    assert slug_from_host(f"{slug}.example.org", "example.org") is None
