@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from markupsafe import escape
 from werkzeug.test import Client
 
 from app.core.platform import Platform
@@ -163,6 +164,39 @@ def test_preview_goes_through_the_budget(tight):
     assert "shown as its source" in response.get_json()["preview_content"]
 
 
+# Nesting nh3's parser (native: the budget's signal waits for it) would spend quadratic time
+# on; the renders before it take ~0.3 s here. Without the bound the first took 0.3 s of nh3,
+# `"<div>" * 50_000` took 10 s.
+@pytest.mark.parametrize(
+    "content",
+    ["<div>" * 12_000, "<ul><li>" * 6_000, "<blockquote>" * 12_000 + "deep"],
+    ids=["div", "ul-li", "blockquote"],
+)
+def test_nesting_too_deep_for_the_sanitizer_shows_the_escaped_source(wiki, content):
+    put(wiki, "beta", "Deep", content)
+    response, renders = view(wiki, "beta", "/Deep")
+    body = response.get_data(as_text=True)
+    assert (response.status_code, renders) == (200, "over-budget")
+    assert "shown as its source" in body and escape(content[:40]) in body
+
+
+def test_ordinary_nesting_still_renders(wiki):
+    put(wiki, "beta", "Nested", "<div>" * 300 + "inside" + "</div>" * 300)
+    response, renders = view(wiki, "beta", "/Nested")
+    assert (response.status_code, renders) == (200, "miss")
+    assert "<div><div>inside</div></div>" in response.get_data(as_text=True)
+
+
+def test_nesting_work_counts_the_open_elements_at_each_start_tag():
+    from app.wiki.otterwiki.sanitize import nesting_work
+
+    # Three nested divs (0 + 1 + 2 open), a void br (nothing), a closed span (3), a b (2).
+    html = "<div><div><DIV class=x><br><span>a</span></div><b>b</b></div></div>"
+    assert nesting_work(html, limit=0) == 1  # stops once past the limit
+    assert nesting_work(html, limit=100) == 0 + 1 + 2 + 3 + 2
+    assert nesting_work("<p>" * 10, limit=100) == 0  # too few tags to reach the limit
+
+
 @pytest.mark.parametrize(
     "text",
     ["[[a]]", "[[a|b]]", "[[a#x|]]", "[[|a]]", "x [[a [[b]] y", "[[a[b]]", "[[a]b]]", "[[[[a]]]]"],
@@ -187,6 +221,8 @@ def test_linear_wiki_link_finds_what_otterwiki_found(text):
 # embedding scanner (`{{` lines), both stopped by the budget.
 PROPERTY_KB = 20
 _RUNS = ["[", "]", "[[", "]]", "*", "_", "$", "|", ">", "-", "`", "{{", "}}", "<", "==", "![", "[^"]
+# Unclosed tags nested as deep as 20 KB allows (4,000 <div>: below what sanitize.py refuses).
+_RUNS += ["<div>", "<span>", "<ul><li>", "<blockquote>", "<table>"]
 
 
 def _block(draw_kind, size):

@@ -17,6 +17,8 @@ re-created under the same slug), the render versions and the budget; pages with 
 A render that spends more than the budget of CPU (ITIMER_PROF; gunicorn's sync workers run
 requests on the main thread, and Python's `re` checks for signals while it matches) stops, and
 the page shows its source, escaped, under a short notice; that verdict is cached like a render.
+Native code runs on until it returns to Python: the sanitizer refuses up front (raising
+RenderOverBudget) the HTML its parser would spend more than linear time on (sanitize.py).
 """
 
 from __future__ import annotations
@@ -84,6 +86,13 @@ class _Budget:
 
 
 _budget = _Budget()
+
+
+def budgeted() -> bool:
+    """True inside a render held to a budget: raising RenderOverBudget shows the page's source."""
+    return _budget.armed
+
+
 # One diskcache per cache folder and size in this process (tests run several instances).
 _caches: dict[tuple[Path, int], object] = {}
 

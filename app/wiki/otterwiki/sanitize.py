@@ -12,12 +12,16 @@ import re
 from types import ModuleType
 
 import nh3
+from markupsafe import escape
 
 from app.wiki.otterwiki.mathjax import install_safe_mathjax
+from app.wiki.otterwiki.render import RenderOverBudget
+from app.wiki.otterwiki.render import budgeted
 
-# Bump POLICY whenever the allow-list below changes: the render cache keys on SANITIZER_VERSION,
-# so pages rendered under an older policy are rendered again. nh3's version is part of it too.
-POLICY = "1"
+# Bump POLICY whenever the allow-list below (or what `sanitizable` refuses) changes: the render
+# cache keys on SANITIZER_VERSION, so pages rendered under an older policy are rendered again.
+# nh3's version is part of it too.
+POLICY = "2"
 SANITIZER_VERSION = f"{POLICY}/nh3-{nh3.__version__}"
 
 # Everything Otterwiki's renderer, its plugins and its embeddings emit (renderer.py,
@@ -114,6 +118,48 @@ _CLEANER = nh3.Cleaner(
 )
 
 
+# nh3's parser (html5ever, native code: the render budget's SIGPROF cannot stop it) walks the
+# stack of open elements at most start tags (e.g. "is a <p> in button scope?"), so it spends
+# about 3-6 ns x the sum, over the start tags, of the elements open then: quadratic in nesting.
+# Measured (nh3 0.2, this machine): 10,000 nested <div> 0.19-0.32 s, 20,000 0.95 s, 40,000
+# 4.7 s (the reviewer's `"<div>" * 50000` page: 10 s of a 2 s budget); 4,000 nested <div>
+# around 80,000 more <div> 1.07 s; a 20,000-row table (depth ~5) 0.1 s. `nesting_work` counts
+# that sum in Python (interruptible, ~0.5 us a tag: 0.08 s for that table) and a body above
+# MAX_NESTING_WORK (~0.1 s of nh3) is not handed to nh3: the render counts as over its budget.
+# Depth 6,300 alone reaches it, far beyond any page (Chromium flattens the DOM past 512 levels).
+MAX_NESTING_WORK = 20_000_000
+_VOID = frozenset(
+    ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param")
+    + ("source", "track", "wbr")
+)
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)")
+
+
+def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
+    """Sum, over the start tags of `html`, of the elements open at each (void ones not counted;
+    a tag in a comment or an attribute counts too, overestimating): nh3's cost beyond linear.
+
+    Stops counting once the sum passes `limit`.
+    """
+    if html.count("<") ** 2 <= limit:  # the sum is below (tags x depth), so below the limit
+        return 0
+    depth = work = 0
+    for match in _TAG.finditer(html):
+        if match[1]:
+            depth -= depth > 0
+        elif match[2].lower() not in _VOID:
+            work += depth
+            depth += 1
+            if work > limit:
+                break
+    return work
+
+
+def sanitizable(html: str) -> bool:
+    """True when nh3 would sanitize `html` in linear time (see MAX_NESTING_WORK)."""
+    return nesting_work(html) <= MAX_NESTING_WORK
+
+
 def sanitize_html(html: str) -> str:
     """Return `html` (a rendered page body, an HTML fragment) with only the allow-list left.
 
@@ -122,8 +168,13 @@ def sanitize_html(html: str) -> str:
     `URL_SCHEMES` (and the data: URLs and frames `_filter_attribute` refuses) and the style
     properties not in `STYLE_PROPERTIES`. Pure and deterministic: the same input and
     `SANITIZER_VERSION` give the same output. Follows the WHATWG HTML parsing rules (html5ever).
+    HTML nested too deep for nh3 (see `sanitizable`) comes back escaped, as text.
     """
-    return _CLEANER.clean(html)
+    return _CLEANER.clean(html) if sanitizable(html) else _as_text(html)
+
+
+def _as_text(html: str) -> str:
+    return f"<pre>{escape(html)}</pre>"
 
 
 def _installed(function) -> bool:
@@ -174,6 +225,8 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
 
     Page view, preview, the custom 404 page, help, plugin help and the Include embedding all
     render through it; its table of contents carries heading text that the templates escape.
+    HTML nested too deep for nh3 (see `sanitizable`) makes a budgeted render go over budget: the
+    page shows its source (render.py); unbudgeted, the page body is the HTML escaped, as text.
     """
     original = renderer_class.markdown
     if _installed(original):
@@ -181,7 +234,11 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
 
     def markdown(self, text, cursor=None, **kwargs):
         html, toc, requirements = original(self, text, cursor, **kwargs)
-        return sanitize_html(html), toc, requirements
+        if sanitizable(html):
+            return _CLEANER.clean(html), toc, requirements
+        if budgeted():
+            raise RenderOverBudget
+        return _as_text(html), toc, requirements
 
     _mark(markdown, original)
     renderer_class.markdown = markdown
