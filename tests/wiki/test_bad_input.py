@@ -15,6 +15,7 @@ import http.client
 import json
 import re
 import subprocess
+from pathlib import Path
 from urllib.parse import quote
 from urllib.parse import urlencode
 
@@ -341,3 +342,19 @@ def test_no_route_answers_500_on_the_stack(stack, wiki, stack_crawl, role):
         check(status, text, request)
 
     crawl_once()
+
+
+def test_a_page_with_an_empty_name_already_in_the_repository_breaks_nothing(wiki, crawl):
+    cookie, _ = crawl[0]["editor"]
+    repo = Path(wiki.settings.repo_path("pub"))
+    (repo / ".md").write_text("committed by an older version's /-/save\n")
+    subprocess.run(["git", "add", ".md"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "a page with no name"], cwd=repo, check=True)
+    try:
+        pages = ("/Home", "/Home/edit", "/Home/history", "/Home/attachments", "/-/index")
+        for page in (*pages, "/-/changelog", "/-/create", "/-/search/left"):
+            status, _, text = _call(wiki.app, "GET", page, "", {"Cookie": cookie}, b"")
+            assert status == 200, (page, status, text[:300])
+    finally:
+        subprocess.run(["git", "rm", "-q", ".md"], cwd=repo, check=True)
+        subprocess.run(["git", "commit", "-qm", "remove it"], cwd=repo, check=True)

@@ -125,6 +125,23 @@ def _never_none(view):
     return answer
 
 
+def _skip_nameless_pages(storage) -> None:
+    """Leave out of Otterwiki's file listings a `.md` with no page name before it.
+
+    An older version let `/-/save` commit one; Otterwiki's sidebar, page index and search then
+    fail on it (IndexError) for every page of the wiki. Hidden, the rest of the wiki works and
+    the file can still be removed with git.
+    """
+    listing = storage.list
+
+    @functools.wraps(listing)
+    def list_named(*args, **kwargs):
+        files, directories = listing(*args, **kwargs)
+        return [f for f in files if f.rsplit("/", 1)[-1] != ".md"], directories
+
+    storage.list = list_named
+
+
 def _is_commit(revision: str) -> bool:
     import git
     from otterwiki.server import storage
@@ -189,6 +206,7 @@ def answer_bad_input(server: ModuleType) -> None:
     checks.extend([_check_revisions, _check_inline_upload, _check_names])
     for endpoint, view in list(app.view_functions.items()):
         app.view_functions[endpoint] = _never_none(view)
+    _skip_nameless_pages(server.storage)
     app.register_error_handler(StorageNotFound, _storage_not_found)
     app.register_error_handler(StorageError, _storage_error)
     app.register_error_handler(git.GitCommandError, _git_error)
