@@ -84,6 +84,7 @@ def _check_inline_upload() -> None:
 def _check_names() -> None:
     """Refuse page and attachment names the page API refuses, before Otterwiki writes them."""
     from flask import request
+    from otterwiki.util import sanitize_pagename
 
     endpoint = request.endpoint or ""
     if endpoint.startswith("page_api."):
@@ -102,7 +103,10 @@ def _check_names() -> None:
         return
     field = _PAGE_FIELDS.get(endpoint)
     if field and field in request.form:
-        PathRules().clean(request.form[field])
+        name = request.form[field]
+        # A name Otterwiki's create would change, it offers back corrected and writes nothing.
+        if endpoint != "create" or sanitize_pagename(name) == name:
+            PathRules().clean(name)
     field = _ATTACHMENT_FIELDS.get(endpoint)
     if field and request.form.get(field):  # empty: Otterwiki keeps the file's own name
         clean_attachment_name(request.form[field])
