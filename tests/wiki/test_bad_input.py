@@ -15,6 +15,7 @@ import http.client
 import json
 import re
 import subprocess
+from pathlib import Path
 from urllib.parse import quote
 from urllib.parse import urlencode
 
@@ -57,6 +58,7 @@ FIELDS = (
     "update_preferences",
     "site_name",
     "delete",
+    "pagename",
     "unknown_field",
 )
 TRACEBACK = "Traceback (most recent call last)"
@@ -73,6 +75,9 @@ _hostile_names = st.one_of(
     st.sampled_from(
         ["..", "../..", "a/../../etc/passwd", ".git", ".git/config", "./Home", "Home/.", "-", "~"]
     ),
+    # Names Otterwiki takes but no page can have: empty, blank, '-'-leading, '.md', too long.
+    st.sampled_from(["", " ", "  /x", "-", "-x", "x/-y", ".md", "a//b", "x\t", "Home/ "]),
+    st.integers(201, 1200).map(lambda n: "x" * n),
     st.sampled_from(["\x00", "a\x00b", "\x01\x1f", "a\nb", "\x7f", "a\rb", " ", "%00", "%2e%2e"]),
     st.integers(4097, 6000).map(lambda n: "x" * n),
     st.text(st.characters(codec="utf-8"), max_size=40),
@@ -234,6 +239,19 @@ def test_no_route_answers_500_in_process(wiki, crawl, role):
         ("GET", "/../Home/history", None, 404),
         ("GET", "/Home\x00/history", None, 404),
         ("POST", "/Home/inline_attachment", {}, 400),
+        ("POST", "/-/admin", {}, 400),  # no update_preferences: Otterwiki's view returned None
+        ("GET", "/-/history", None, 404),
+        ("GET", "/%20/blame", None, 404),
+        ("POST", "/Home/rename", {"new_pagename": ""}, 400),
+        ("POST", "/Home/rename", {"new_pagename": "-x"}, 400),
+        ("POST", "/Home/rename", {"new_pagename": "a/ /b"}, 400),
+        ("POST", "/-/create", {"pagename": ""}, 400),
+        ("POST", "/-/create", {"pagename": "x/-y"}, 400),
+        ("POST", "/-/create", {"pagename": "a/ /b"}, 400),
+        ("POST", "/-/create", {"pagename": "-a.b"}, 200),  # Otterwiki offers "ab" back, unwritten
+        ("POST", "/-/create", {"pagename": "x" * 1000}, 400),
+        ("POST", "/Home/attachments", {"filename": "x.md"}, 400),
+        ("POST", "/Home/attachment/none.png", {"new_filename": "a/b"}, 400),
     ],
 )
 def test_the_issues_examples_answer_4xx(wiki, crawl, method, path, form, status):
@@ -242,6 +260,32 @@ def test_the_issues_examples_answer_4xx(wiki, crawl, method, path, form, status)
     headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
     answer, _, text = _call(wiki.app, method, path, "", headers, body)
     assert answer == status and TRACEBACK not in text, (answer, text[:300])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/-/save", "/%20/save", "/ /save", "/-x/save", "/a/-/save", "/" + "x" * 1000 + "/save"],
+)
+def test_a_save_to_a_name_no_page_can_have_writes_nothing(wiki, crawl, path):
+    cookie, token = crawl[0]["editor"]
+    repo = wiki.settings.repo_path("pub")
+    body = urlencode({"csrf_token": token.group(1)}).encode()
+    headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+    home = urlencode({"csrf_token": token.group(1), "content": "# Home", "commit": "home"})
+    _call(wiki.app, "POST", "/Home/save", "", headers, home.encode())  # the crawl may delete it
+    before = _files_of(repo), _revisions_of(repo)
+    raw = path.replace("%20", " ")
+    answer, _, text = _call(wiki.app, "POST", raw, "", headers, body)
+    assert answer == 400 and TRACEBACK not in text, (answer, text[:300])
+    assert "page path" in text  # the page says what was wrong with the name
+    assert (_files_of(repo), _revisions_of(repo)) == before
+    for page in ("/Home", "/Home/edit", "/Home/history", "/-/index", "/-/changelog"):
+        assert _call(wiki.app, "GET", page, "", {"Cookie": cookie}, b"")[0] == 200, page
+
+
+def _files_of(repo) -> list[str]:
+    ls = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True)
+    return ls.stdout.split()
 
 
 # -- the real stack: a smaller sample through gunicorn ----------------------------------------
@@ -300,3 +344,19 @@ def test_no_route_answers_500_on_the_stack(stack, wiki, stack_crawl, role):
         check(status, text, request)
 
     crawl_once()
+
+
+def test_a_page_with_an_empty_name_already_in_the_repository_breaks_nothing(wiki, crawl):
+    cookie, _ = crawl[0]["editor"]
+    repo = Path(wiki.settings.repo_path("pub"))
+    (repo / ".md").write_text("committed by an older version's /-/save\n")
+    subprocess.run(["git", "add", ".md"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "a page with no name"], cwd=repo, check=True)
+    try:
+        pages = ("/Home", "/Home/edit", "/Home/history", "/Home/attachments", "/-/index")
+        for page in (*pages, "/-/changelog", "/-/create", "/-/search/left"):
+            status, _, text = _call(wiki.app, "GET", page, "", {"Cookie": cookie}, b"")
+            assert status == 200, (page, status, text[:300])
+    finally:
+        subprocess.run(["git", "rm", "-q", ".md"], cwd=repo, check=True)
+        subprocess.run(["git", "commit", "-qm", "remove it"], cwd=repo, check=True)

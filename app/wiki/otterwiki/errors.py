@@ -1,19 +1,26 @@
 """Answer bad input to Otterwiki's views with a 4xx, never a git error as a 500.
 
 Before a view runs: HEAD runs as GET, a revision in the URL must be a commit of the wiki's
-repository (else 404), an inline upload must carry a file (else 400). Flask error handlers map
+repository (else 404), an inline upload must carry a file (else 400), and every page name in
+the URL or in a form field that names a page or an attachment must pass the page API's rules
+(`app.pages.paths`): Otterwiki checks none, and one save to `/-/save` committed `.md`, a page with
+an empty name that broke the sidebar, the index and search of the whole wiki. A view that returns
+nothing (Otterwiki does on a form without its expected fields) answers 400. Flask error handlers map
 the storage and git errors that bad input still provokes to 404 or 400. Errors we cannot tell
 apart from a server fault stay 500s and are logged with their traceback.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from types import ModuleType
 
 from app.core.errors import BadRequest
 from app.core.errors import NotFound
+from app.pages.paths import PathRules
+from app.pages.paths import clean_attachment_name
 
 log = logging.getLogger("robot.wiki")
 
@@ -21,6 +28,13 @@ log = logging.getLogger("robot.wiki")
 _REVISION_ARGS = ("revision", "rev_a", "rev_b")
 # Otterwiki only ever links abbreviated or full hex commit ids; anything else is not one.
 _REVISION_RE = re.compile(r"[0-9a-fA-F]{4,40}")
+# View arguments of Otterwiki's rules that name a page (views.py: path, pagepath).
+_PAGE_ARGS = ("path", "pagepath")
+# Form fields that name a page, by endpoint: create's new page, rename's new name.
+_PAGE_FIELDS = {"create": "pagename", "rename": "new_pagename"}
+# Form fields that name an attachment, by endpoint: upload's file name, rename-attachment's.
+_ATTACHMENT_FIELDS = {"attachments": "filename", "edit_attachment": "new_filename"}
+_UPLOAD_ENDPOINTS = ("attachments", "inline_attachment")
 # What git says on stderr when a path or revision named in the request does not exist.
 _GIT_NOT_FOUND = (
     "did not match any file",
@@ -65,6 +79,71 @@ def _check_inline_upload() -> None:
         upload.filename for upload in request.files.getlist("file")
     ):
         raise BadRequest("send the file to attach in the form field 'file'")
+
+
+def _check_names() -> None:
+    """Refuse page and attachment names the page API refuses, before Otterwiki writes them."""
+    from flask import request
+    from otterwiki.util import sanitize_pagename
+
+    endpoint = request.endpoint or ""
+    if endpoint.startswith("page_api."):
+        return  # the page API checks its own paths and answers in JSON
+    args = request.view_args or {}
+    for name in _PAGE_ARGS:
+        value = args.get(name)
+        if isinstance(value, str):
+            try:
+                PathRules().clean(value)
+            except BadRequest as error:
+                if request.method in ("GET", "HEAD"):  # there is no page by such a name
+                    raise NotFound(f"there is no such page: {error.message}") from None
+                raise
+    if request.method != "POST":
+        return
+    field = _PAGE_FIELDS.get(endpoint)
+    if field and field in request.form:
+        name = request.form[field]
+        # A name Otterwiki's create would change, it offers back corrected and writes nothing.
+        if endpoint != "create" or sanitize_pagename(name) == name:
+            PathRules().clean(name)
+    field = _ATTACHMENT_FIELDS.get(endpoint)
+    if field and request.form.get(field):  # empty: Otterwiki keeps the file's own name
+        clean_attachment_name(request.form[field])
+    if endpoint in _UPLOAD_ENDPOINTS:
+        for upload in request.files.getlist("file"):
+            if upload.filename:  # an empty file input: Otterwiki skips it
+                clean_attachment_name(upload.filename)
+
+
+def _never_none(view):
+    @functools.wraps(view)
+    def answer(*args, **kwargs):
+        response = view(*args, **kwargs)
+        if response is None:
+            # Otterwiki's views fall through without an answer when a form lacks the field
+            # they branch on (handle_preferences without update_preferences): Flask would 500.
+            raise BadRequest("the form was incomplete: it lacks a field this page expects")
+        return response
+
+    return answer
+
+
+def _skip_nameless_pages(storage) -> None:
+    """Leave out of Otterwiki's file listings a `.md` with no page name before it.
+
+    An older version let `/-/save` commit one; Otterwiki's sidebar, page index and search then
+    fail on it (IndexError) for every page of the wiki. Hidden, the rest of the wiki works and
+    the file can still be removed with git.
+    """
+    listing = storage.list
+
+    @functools.wraps(listing)
+    def list_named(*args, **kwargs):
+        files, directories = listing(*args, **kwargs)
+        return [f for f in files if f.rsplit("/", 1)[-1] != ".md"], directories
+
+    storage.list = list_named
 
 
 def _is_commit(revision: str) -> bool:
@@ -128,7 +207,10 @@ def answer_bad_input(server: ModuleType) -> None:
     app = server.app
     checks = app.before_request_funcs.setdefault(None, [])
     checks.insert(0, _head_as_get)
-    checks.extend([_check_revisions, _check_inline_upload])
+    checks.extend([_check_revisions, _check_inline_upload, _check_names])
+    for endpoint, view in list(app.view_functions.items()):
+        app.view_functions[endpoint] = _never_none(view)
+    _skip_nameless_pages(server.storage)
     app.register_error_handler(StorageNotFound, _storage_not_found)
     app.register_error_handler(StorageError, _storage_error)
     app.register_error_handler(git.GitCommandError, _git_error)
