@@ -89,18 +89,15 @@ def _check_names() -> None:
     endpoint = request.endpoint or ""
     if endpoint.startswith("page_api."):
         return  # the page API checks its own paths and answers in JSON
+    if request.method != "POST":
+        # Reads pass: Otterwiki serves a page's attachments under the page's own path
+        # (/Page/image.png), and the gateway already refuses dot segments and control bytes.
+        return
     args = request.view_args or {}
     for name in _PAGE_ARGS:
         value = args.get(name)
         if isinstance(value, str):
-            try:
-                PathRules().clean(value)
-            except BadRequest as error:
-                if request.method in ("GET", "HEAD"):  # there is no page by such a name
-                    raise NotFound(f"there is no such page: {error.message}") from None
-                raise
-    if request.method != "POST":
-        return
+            PathRules().clean(value)
     field = _PAGE_FIELDS.get(endpoint)
     if field and field in request.form:
         name = request.form[field]
