@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.auth import session_views
 from app.auth import views as auth_views
 from app.core.settings import Settings
 from app.core.signing import SigningKey
@@ -19,4 +20,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = make_flask_app(__name__, platform)
     app.extensions["robot_client_key"] = client_key
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(session_views.bp)
     return app

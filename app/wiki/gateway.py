@@ -8,11 +8,13 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs
 from urllib.parse import quote
 
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import ClosingIterator
 
+from app.core import handoff
 from app.core.errors import NotFound
 from app.core.errors import RobotError
 from app.core.identity import Caller
@@ -23,9 +25,12 @@ from app.core.settings import Settings
 from app.core.slugs import slug_from_host
 from app.core.store import Store
 from app.core.store import Wiki
+from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import cookie_name
+from app.web.session_cookie import set_session_cookie
 from app.wiki.otterwiki import APP_SERVED_STATIC
 from app.wiki.otterwiki import CALLER_KEY
+from app.wiki.otterwiki import REDEEM_ENDPOINT
 from app.wiki.otterwiki import TENANT_KEY
 from app.wiki.otterwiki import Tenancy
 from app.wiki.responses import error_response
@@ -82,6 +87,25 @@ def _session_cookie(environ, settings: Settings) -> str | None:
     return parse_cookie(header).get(name)
 
 
+def _query_value(environ, name: str) -> str | None:
+    """The first value of query parameter `name`, or None (absent, or an unreadable query)."""
+    try:
+        args = parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=20)
+    except ValueError:
+        return None
+    return (args.get(name) or [None])[0]
+
+
+def _next_path(environ) -> tuple[str, str]:
+    """Otterwiki's `/-/login?next=/a/path?q`: (path, query) on this wiki to come back to."""
+    wanted = _query_value(environ, "next") or "/"
+    # A path on this host only: `//host` and `/\\host` would name another one.
+    if not wanted.startswith("/") or wanted.startswith(("//", "/\\")):
+        return "/", ""
+    path, _, query = wanted.partition("?")
+    return path.encode("utf-8").decode("latin-1"), query  # as PATH_INFO would carry it
+
+
 class WikiGateway:
     """WSGI app serving every wiki from the one Otterwiki app of this process."""
 
@@ -134,20 +158,24 @@ class WikiGateway:
             raise NotFound(f"there is no {path} in this API")
         if not route.method_allowed and route.is_page_api:
             raise MethodNotAllowed(f"{environ.get('REQUEST_METHOD')} is not allowed on {path}")
+        if route.endpoint == REDEEM_ENDPOINT:
+            return self._redeem(environ, wiki)(environ, start_response)
         if route.endpoint == "login":
-            return redirect(self.settings.login_url(self._wanted(wiki, "/")))(
-                environ, start_response
-            )
+            return redirect(self._handoff(wiki, *_next_path(environ)))(environ, start_response)
         if route.endpoint == "logout":
-            return redirect(f"{self.settings.auth_origin}/auth/logout")(environ, start_response)
+            logout = self.settings.auth_origin + handoff.LOGOUT_PATH
+            return redirect(logout)(environ, start_response)
+        secret = _session_cookie(environ, self.settings)
         caller = authenticate(
             self.settings,
             self.platform.key,
             self.platform.store,
             wiki.slug,
             environ.get("HTTP_AUTHORIZATION"),
-            _session_cookie(environ, self.settings),
+            secret,
         )
+        if secret and caller.is_anonymous and not (route.is_page_api or is_api_path(path)):
+            return self._session_ended(environ, path, wiki)(environ, start_response)
         refusal = self._refusal(environ, path, wiki, caller, route)
         if refusal is not None:
             return refusal(environ, start_response)
@@ -178,13 +206,47 @@ class WikiGateway:
         url = self.settings.wiki_url(wiki.slug).rstrip("/") + quote(path)
         return url + "?" + query if query else url
 
+    def _handoff(self, wiki: Wiki, path: str, query: str = "", reason: str | None = None) -> str:
+        """The auth service's URL that gives this browser a session here, then shows `path`."""
+        wanted = self._wanted(wiki, path, query)
+        return handoff.wiki_session_url(self.settings, wiki.slug, wanted, reason)
+
+    def _session_ended(self, environ, path: str, wiki: Wiki):
+        """A browser whose cookie here is dead (expired, or signed out on another host): drop
+        the cookie and send it for a new session, with a word on why (never silently)."""
+        query = environ.get("QUERY_STRING", "")
+        response = redirect(self._handoff(wiki, path, query, handoff.REASON_EXPIRED))
+        clear_session_cookie(response, self.settings)
+        return response
+
+    def _redeem(self, environ, wiki: Wiki):
+        """Trade a handoff code (app.core.handoff) for this wiki host's own session cookie."""
+        if environ.get("REQUEST_METHOD") != "GET":
+            raise MethodNotAllowed("open the sign-in link with GET")
+        code = _query_value(environ, "code")
+        redeemed = self.platform.store.redeem_handoff(code, self.settings.wiki_host(wiki.slug))
+        if redeemed is None:
+            return html_page(
+                400,
+                "This sign-in link does not work: it was already used, it has expired, or it "
+                "was made for another wiki. You were not signed in.",
+                (self._handoff(wiki, "/"), "Sign in to this wiki"),
+            )
+        _session, secret = redeemed
+        response = redirect(
+            handoff.on_wiki(self.settings, wiki.slug, _query_value(environ, "return_to"))
+            or self.settings.wiki_url(wiki.slug)
+        )
+        set_session_cookie(response, self.settings, secret)
+        response.headers["Referrer-Policy"] = "no-referrer"  # the code stays in this one hop
+        return response
+
     def _refusal(self, environ, path: str, wiki: Wiki, caller: Caller, route: Route):
         """Answer callers who may not read this wiki; the page API gives its own answers."""
         if caller.permissions(wiki.is_public) or route.is_page_api:
             return None
         if caller.is_anonymous:
-            wanted = self._wanted(wiki, path, environ.get("QUERY_STRING", ""))
-            return redirect(self.settings.login_url(wanted))
+            return redirect(self._handoff(wiki, path, environ.get("QUERY_STRING", "")))
         who = caller.handle or caller.did
         return html_page(
             403,

@@ -126,14 +126,17 @@ def test_the_rewriting_loader_adds_the_script_and_nonces():
     layout = (
         '<head><link rel="manifest" href="/m"></head>'
         '<body><button onclick="halfmoon.toggleSidebar()">x</button><script>go()</script>'
+        "{%- if not current_user.is_authenticated %}Otterwiki's login{%- endif %}"
     )
     environment = Environment(loader=RewritingLoader(DictLoader({"layout.html": layout})))
     environment.globals["csp_nonce"] = lambda: "n0nce"
+    environment.globals["robot_account"] = lambda: {"handle": "al.test", "logout_url": "/out"}
     page = environment.get_template("layout.html").render()
     assert f'<script src="{HANDLERS_URL}" nonce="n0nce" defer></script>' in page
     assert 'data-robot-onclick="halfmoon.toggleSidebar" data-robot-nonce="n0nce"' in page
     assert 'crossorigin="use-credentials"' in page
     assert '<script nonce="n0nce">go()</script>' in page
+    assert "al.test" in page and 'href="/out"' in page and "Otterwiki's login" not in page
     assert 'data-robot-onclick="halfmoon.toggleSidebar"' in page and "onclick=" not in page.replace(
         "data-robot-onclick", ""
     )

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 from werkzeug.test import Client
 
+from app.core.handoff import wiki_session_url
 from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
@@ -164,16 +165,17 @@ def _preferences(wiki, slug) -> str:
         return repr(db.execute("SELECT name, value FROM preferences").fetchall())
 
 
-def test_private_wiki_sends_anonymous_browser_to_login(wiki):
+def test_private_wiki_sends_anonymous_browser_to_the_handoff(wiki):
     response = Browser(wiki).open("alpha.localhost", "/Anything?x=1")
     assert response.status_code == 302
     wanted = "http://alpha.localhost:8000/Anything?x=1"
-    assert response.headers["Location"] == wiki.settings.login_url(wanted)
+    assert response.headers["Location"] == wiki_session_url(wiki.settings, "alpha", wanted)
 
 
-def test_otterwiki_login_link_goes_to_platform_login(wiki):
+def test_otterwiki_login_link_goes_to_the_handoff(wiki):
     response = Browser(wiki).open("pub.localhost", "/-/login")
-    assert response.headers["Location"].startswith(wiki.settings.auth_origin + "/auth/login")
+    location = response.headers["Location"]
+    assert location == wiki_session_url(wiki.settings, "pub", "http://pub.localhost:8000/")
 
 
 def test_viewer_cannot_edit(wiki):

@@ -13,6 +13,7 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `caches`: the preference rows read only after wiki.db changed, the table-of-contents cache fix;
 - `sanitize`: every rendered page body through the nh3 HTML sanitizer, math blocks escaped;
 - `mathjax`: MathJax typesets with its safe extension (no script URLs or names from TeX);
+- `account`: the platform's account in the user menu, the session handoff's route;
 - `csp`, `handlers`: Otterwiki's pages under the platform's Content-Security-Policy;
 - `errors`: bad input (unknown revisions, git and storage errors, HEAD) answered 4xx, not 500;
 - `preferences`: the platform's preferences (remote, mail, registration...) never stored;
@@ -22,6 +23,7 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
 """
 
+from app.wiki.otterwiki.account import REDEEM_ENDPOINT
 from app.wiki.otterwiki.boot import boot_otterwiki
 from app.wiki.otterwiki.hooks import CALLER_KEY
 from app.wiki.otterwiki.hooks import TENANT_KEY
@@ -37,6 +39,7 @@ __all__ = [
     "APP_SERVED_STATIC",
     "CALLER_KEY",
     "TENANT_KEY",
+    "REDEEM_ENDPOINT",
     "OpenWiki",
     "Tenancy",
     "boot_otterwiki",

@@ -18,6 +18,7 @@ from app.core.csp import ATTACHMENT_POLICY
 from app.core.csp import new_nonce
 from app.core.csp import page_policy
 from app.core.csp import security_headers
+from app.wiki.otterwiki.account import TEMPLATE_ADDITION as ACCOUNT_MENU
 from app.wiki.otterwiki.handlers import NONCE_ATTRIBUTE
 from app.wiki.otterwiki.handlers import rewrite_template
 
@@ -56,6 +57,7 @@ TEMPLATE_ADDITIONS = (
         " secure: ['secure', 'securityLevel', 'startOnLoad', 'maxTextSize',"
         " 'suppressErrorRendering', 'maxEdges', 'htmlLabels', 'flowchart'],",
     ),
+    ACCOUNT_MENU,  # the platform's account instead of Otterwiki's login and settings links
 )
 
 

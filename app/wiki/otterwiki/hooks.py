@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from app.wiki.otterwiki.account import install_account
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
 from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.errors import answer_bad_input
@@ -52,6 +53,7 @@ def install(server: ModuleType, blueprint) -> None:
     write_toc_rows_only_when_changed(server)
     install_sanitizer(server)
     install_csp(server)
+    install_account(server)
     refuse_platform_preferences(server)
     answer_bad_input(server)
     install_linear_patterns(server)
