@@ -1,10 +1,11 @@
-"""The api service (:8002): check-slug for Caddy, the management JSON API, /static/, /healthz."""
+"""The api service (:8002): check-slug, the management and account JSON APIs, /static/, /healthz."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from app.core.settings import Settings
+from app.manage import account_views
 from app.manage import internal_views as api_views
 from app.manage import views as management_views
 from app.web.flask_app import load_platform
@@ -17,4 +18,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = make_flask_app(__name__, platform, static_dir=platform.settings.static_dir)
     app.register_blueprint(api_views.bp)
     app.register_blueprint(management_views.bp)
+    app.register_blueprint(account_views.bp)
     return app

@@ -255,7 +255,8 @@ class SessionRecords:
             ended = connection.execute(
                 update(sessions).where(*condition).values(ended_at=self._now())
             ).rowcount
-            self._forget_credentials(connection, [session_id])
+            if ended:  # never another user's: `did` must own the session to end it
+                self._forget_credentials(connection, [session_id])
         return bool(ended)
 
     def end_sessions_of(self, did: str) -> int:

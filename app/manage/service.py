@@ -44,11 +44,15 @@ _TYPE_NAMES = {str: "a string", bool: "true or false"}
 
 @dataclass(frozen=True)
 class Manager:
-    """A caller of the management API, verified from a session; `via` is bearer or cookie."""
+    """A caller of the management API, verified from a session; `via` is bearer or cookie.
+
+    `session_id` is the server-side session of a cookie caller (None for a Bearer JWT).
+    """
 
     did: str
     handle: str | None
     via: str
+    session_id: str | None = None
 
 
 def _short(value: str, limit: int = 60) -> str:
@@ -76,7 +80,7 @@ def authenticate_manager(
         raise Unauthorized(
             "your session is invalid or has expired; log in again", login_url=settings.login_url()
         )
-    return Manager(session.user_did, session.handle, "cookie")
+    return Manager(session.user_did, session.handle, "cookie", session.id)
 
 
 def check_same_origin(settings: Settings, manager: Manager, method: str, origin: str | None):

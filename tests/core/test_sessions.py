@@ -79,6 +79,12 @@ def test_sessions_are_listed_and_ended_per_user(store, users):
     assert store.session_for_secret(bob_secret, APEX).id == bobs.id
 
 
+def test_nobody_ends_another_users_session(store, users):
+    bobs, secret = store.create_session(users[1], APEX, 3600)
+    assert store.end_session(bobs.id, did=users[0]) is False
+    assert store.session_for_secret(secret, APEX).id == bobs.id
+
+
 def test_expired_sessions_are_dead_and_purged_later(store, users):
     session, secret = store.create_session(users[0], APEX, 3600)
     _expire(store, session.id)
