@@ -163,6 +163,10 @@ class Browser:
         cookie = {"name": name, "value": value, "path": "/", "httpOnly": True}
         self._session_call("POST", "/cookie", {"cookie": cookie})
 
+    def cookies(self) -> dict[str, str]:
+        """The cookies the browser would send to the current page (HttpOnly ones included)."""
+        return {cookie["name"]: cookie["value"] for cookie in self._session_call("GET", "/cookie")}
+
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self._session_call("GET", "/screenshot")))
 

@@ -54,21 +54,19 @@ def _page(status: int, title: str, message: str, links=(), form=None):
         domain=settings.platform_domain,
         stylesheet=settings.api_origin + "/static/robot.css",
     )
-    return (
-        body,
-        status,
-        _no_store({"Content-Security-Policy": _PAGE_CSP.format(origin=settings.api_origin)}),
-    )
-
-
-def _no_store(headers: dict) -> dict:
-    # Codes and forms are for this one browser, once; never cached, never sent on as a Referer.
-    return {**headers, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    headers = {
+        "Content-Security-Policy": _PAGE_CSP.format(origin=settings.api_origin),
+        # The page's own referrer policy (same-origin) stays: under no-referrer a browser
+        # sends `Origin: null` with the logout form, which could not be told from a forgery.
+        "Cache-Control": "no-store",
+    }
+    return body, status, headers
 
 
 def _see_other(location: str):
     response = redirect(location, code=303)
-    response.headers.update(_no_store({}))
+    # A handoff code is in this Location for one hop: never cached, never sent on as a Referer.
+    response.headers.update({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
     return response
 
 
