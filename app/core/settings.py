@@ -37,7 +37,7 @@ VARIABLES = {
     "ROBOT_RUN_DIR": "supervisor socket, pid file and gunicorn control sockets",
     "ROBOT_LOG_DIR": "program log files (local runs)",
     "ROBOT_PUBLIC_SCHEME": "scheme of public URLs: http locally, https behind Caddy",
-    "ROBOT_SESSION_TTL": "lifetime of a session JWT, seconds",
+    "ROBOT_SESSION_TTL": "lifetime of a browser session (and of a session JWT), seconds",
     "ROBOT_TENANT_CACHE_SIZE": "open wikis kept per wiki worker (LRU)",
     "ROBOT_SECRET_KEY_PATH": "random secret from which each wiki's Flask SECRET_KEY is derived",
     "ROBOT_APP_DIR": "directory holding app/ (supervisor runs the programs from there)",

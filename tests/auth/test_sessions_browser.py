@@ -75,18 +75,21 @@ def menu_handle(browser) -> str:
 def test_handoff_to_two_wikis_then_logout_everywhere(world, browser):
     stack, store = world
     sign_in_at_apex(stack, browser)
+    browser.record_csp_violations()
     for slug in (ONE, TWO):
         browser.get(wiki_url(stack, slug, "/"))
         wait_for(browser, lambda: WELCOME in browser.text())
         assert browser.url == wiki_url(stack, slug, "/")  # the code was in the URL one hop only
         assert menu_handle(browser) == USER[1]
         assert COOKIE in browser.cookies()
+        assert browser.csp_violations() == []
     # Log out from the wiki's own menu: the platform asks, then ends the session everywhere.
     browser.click("#navbar-dropdown-toggle-btn-1")
     browser.click("#robot-logout")
     wait_for(browser, lambda: "Sign out?" in browser.text())
     browser.click("#sign-out")
     wait_for(browser, lambda: "You are signed out of every wiki" in browser.text())
+    assert browser.csp_violations() == []
     assert store.list_sessions(USER[0]) == []
     for slug in (ONE, TWO):
         browser.get(wiki_url(stack, slug, "/"))
