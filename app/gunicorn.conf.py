@@ -20,3 +20,5 @@ graceful_timeout = 10
 
 accesslog = "-"
 errorlog = "-"
+# One-time codes (session handoff, OAuth) in URLs are redacted from the access log.
+logger_class = "app.web.access_log.RedactingLogger"

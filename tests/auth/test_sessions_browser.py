@@ -141,6 +141,9 @@ def test_a_bad_handoff_code_ends_on_a_clear_page_with_no_cookie(world, browser, 
     browser.get(wiki_url(stack, ONE, f"/-/robot/session?code={code}"))
     assert "This sign-in link does not work" in browser.text()
     assert COOKIE not in browser.cookies()
+    log = stack.settings.log_dir / "otterwiki.log"
+    wait_for(browser, lambda: "/-/robot/session?code=[redacted]" in log.read_text())
+    assert code not in log.read_text()
 
 
 def test_an_expired_session_sends_the_browser_to_sign_in_with_a_message(world, browser):
