@@ -23,6 +23,7 @@ from flask import request
 
 from app.auth.revocation import revoke_upstream_tokens
 from app.auth.sessions import current_apex_session
+from app.auth.sessions import default_landing
 from app.core import handoff
 from app.core.errors import BadRequest
 from app.web.flask_app import current_platform
@@ -92,22 +93,27 @@ def wiki_session():
     return_to = handoff.on_wiki(settings, slug, request.args.get("return_to"))
     return_to = return_to or settings.wiki_url(slug)
     session = current_apex_session()
-    if session is None:
-        again = handoff.wiki_session_url(settings, slug, return_to)
-        if request.args.get("reason") not in handoff.REASONS:
-            return _see_other(_login_url(again))
-        links = [(_login_url(again), "Sign in again", "sign-in-again")]
-        if wiki.is_public:
-            links.append(
-                (return_to, f"Continue to {wiki.display_name} without signing in", "go-on")
-            )
-        message = _EXPIRED_MESSAGE.format(host=settings.wiki_host(slug))
-        return _page(200, "Signed out", message, links)
-    try:
-        code = platform.store.create_handoff(session.id, settings.wiki_host(slug))
-    except BadRequest:  # the session ended between the two reads
-        return _see_other(_login_url(handoff.wiki_session_url(settings, slug, return_to)))
-    return _see_other(handoff.redeem_url(settings, slug, code, return_to))
+    if session is not None:
+        try:
+            code = platform.store.create_handoff(session.id, settings.wiki_host(slug))
+            return _see_other(handoff.redeem_url(settings, slug, code, return_to))
+        except BadRequest:  # the session ended between the two reads: sign in again
+            pass
+    if request.args.get("reason") in handoff.REASONS:
+        return _session_ended_page(wiki, return_to)
+    return _see_other(_login_url(handoff.wiki_session_url(settings, slug, return_to)))
+
+
+def _session_ended_page(wiki, return_to: str):
+    """Say that the wiki host's session has ended, with the way to sign in again (and, on a
+    public wiki, the way on without signing in): an ended session is never dropped silently."""
+    settings = current_platform().settings
+    again = _login_url(handoff.wiki_session_url(settings, wiki.slug, return_to))
+    links = [(again, "Sign in again", "sign-in-again")]
+    if wiki.is_public:
+        links.append((return_to, f"Continue to {wiki.display_name} without signing in", "go-on"))
+    message = _EXPIRED_MESSAGE.format(host=settings.wiki_host(wiki.slug))
+    return _page(200, "Signed out", message, links)
 
 
 def logout_token(secret: str) -> str:
@@ -124,7 +130,7 @@ def logout_form():
     settings = current_platform().settings
     session = current_apex_session()
     if session is None:
-        home = (settings.api_origin + "/", f"Go to {settings.platform_domain}", "home")
+        home = (default_landing(), f"Go to {settings.platform_domain}", "home")
         page = _page(200, "Signed out", "You are signed out of every wiki.", [home])
         response = make_response(page)
         if session_secret(request.cookies, settings):
