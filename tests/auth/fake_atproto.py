@@ -103,7 +103,7 @@ class FakeNetwork:
         self.tls_port = self._https.server_port
         self.origin = f"http://127.0.0.1:{self.port}"
         self._threads = [
-            threading.Thread(target=server.serve_forever, daemon=True)
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
             for server in (self._http, self._https)
         ]
 
