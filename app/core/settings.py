@@ -335,11 +335,6 @@ class Settings:
         return f"http://{host}:{self.wiki_port}"
 
     @property
-    def cookie_domain(self) -> str | None:
-        """Cookie Domain attribute: shared with every wiki host when the domain has a dot."""
-        return f".{self.platform_domain}" if "." in self.platform_domain else None
-
-    @property
     def cookie_secure(self) -> bool:
         return self.public_scheme == "https"
 
