@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-from app.web.session_cookie import cookie_name
 
 from app.auth_server import create_app
+from app.web.session_cookie import cookie_name
 
 CALLBACK_BASE = "http://127.0.0.1:8003"  # where ATProto's loopback client returns
 

@@ -133,4 +133,4 @@ def test_stack_auth_documents(stack):
         settings.auth_origin
     )
     assert auth.get("/.well-known/jwks.json").json()["keys"][0]["alg"] == "ES256"
-    assert "not available yet" in auth.get("/auth/login").text
+    assert "Sign in with Bluesky" in auth.get("/auth/login").text
