@@ -143,6 +143,12 @@ def test_sign_in_from_a_server_url_resolves_sub(store, network, fake_net, alice)
     assert signed.did == alice
 
 
+def test_upstream_tokens_are_revoked(store, network, fake_net, alice):
+    signed = sign_in(store, network, fake_net)
+    assert login.revoke_upstream(network, LOOPBACK, signed.upstream) is True
+    assert fake_net.revoked == [signed.upstream["refresh_token"]]
+
+
 def test_each_login_uses_a_fresh_dpop_key(store, network, fake_net, alice):
     sign_in(store, network, fake_net)
     sign_in(store, network, fake_net)

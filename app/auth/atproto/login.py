@@ -187,5 +187,20 @@ def _verified_account(data: dict, sub: str, network: Network) -> Identity:
     return identity
 
 
+def revoke_upstream(network: Network, client: oauth.Client, upstream: dict) -> bool:
+    """Revoke the ATProto refresh (else access) token of one sign-in at its AS, at logout.
+
+    `upstream` is the dict finish_login made (kept with the session). Best effort (RFC 7009):
+    returns True when the AS confirmed, False when it offers no revocation or failed.
+    """
+    meta = {
+        "issuer": upstream["issuer"],
+        "revocation_endpoint": upstream.get("revocation_endpoint"),
+    }
+    token = upstream.get("refresh_token") or upstream.get("access_token")
+    key = ECKey.import_key(upstream["dpop_key"])
+    return bool(token) and oauth.revoke_token(network.fetcher, client, meta, token, key)
+
+
 def _expiry(expires_in) -> int | None:
     return int(time.time()) + expires_in if isinstance(expires_in, int) else None

@@ -22,7 +22,6 @@ from joserfc.jwk import ECKey
 from app.core.errors import UpstreamError
 from app.core.outbound import Answer
 from app.core.outbound import Fetcher
-from app.core.outbound import OutboundError
 from app.core.signing import SigningKey
 
 SCOPE = "atproto"
@@ -285,6 +284,6 @@ def revoke_token(fetcher: Fetcher, client: Client, meta: dict, token: str, key: 
 
     try:
         answer, _ = post_with_dpop(fetcher, endpoint, form, key, None)
-    except OutboundError:
+    except UpstreamError:  # the AS is down or odd: the session ends here regardless
         return False
     return answer.status == 200
