@@ -5,6 +5,8 @@ ATProto network (real HTTP to it). Every failure ends on a page that says what f
 from __future__ import annotations
 
 import re
+import time
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 
+from app.auth.atproto import login
 from app.auth_server import create_app
 from app.web.session_cookie import cookie_name
 
@@ -117,6 +120,7 @@ def test_form_without_csrf_token_is_refused(client, store, alice):
         ("alice.localhost", "top-level domain is reserved"),
         ("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "there is no account"),
         ("nobody.test", "could not find the account of nobody.test"),
+        ("https://pds.example.com/some/path", "without a path"),
     ],
 )
 def test_bad_input_says_what_failed(client, account, message):
@@ -200,3 +204,12 @@ def test_tampered_or_replayed_callback_is_refused(client, store, fake_net, alice
     expected = "no authorization code" if tamper == "no_code" else "please start again"
     assert response.status_code == 400 and expected in response.get_data(as_text=True)
     assert len(store.list_sessions(alice)) == sessions_before
+
+
+def test_expired_login_request_signs_nobody_in(client, store, fake_net, alice, monkeypatch):
+    callback = at_the_server(fake_net, start(client))
+    later = time.time() + 601
+    monkeypatch.setattr(login, "time", SimpleNamespace(time=lambda: later))
+    response = client.get(callback, base_url=CALLBACK_BASE)
+    assert response.status_code == 400 and "has expired" in response.get_data(as_text=True)
+    assert_nobody_signed_in(store, alice)

@@ -10,6 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 from joserfc.jwk import ECKey
 
@@ -68,6 +69,10 @@ def client_for(settings: Settings, client_key: SigningKey) -> oauth.Client:
 
 def _issuer_for_server(url: str, fetcher: Fetcher) -> str:
     """A typed server URL is a PDS (its protected resource metadata names the AS) or the AS."""
+    parts = urlsplit(url)
+    schemes = ("https", "http") if fetcher.allow_loopback else ("https",)
+    if parts.scheme not in schemes or parts.path not in ("", "/") or parts.query:
+        raise BadRequest(f"type your server as https://host, without a path ({url[:80]!r})")
     try:
         return oauth.authorization_server_of(url.rstrip("/"), fetcher)
     except OutboundError:
