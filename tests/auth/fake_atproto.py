@@ -127,6 +127,25 @@ class FakeNetwork:
         """Accept private_key_jwt assertions of `client_id` signed by a key of `jwks`."""
         self.trusted_clients[client_id] = jwks
 
+    def stack_env(self) -> dict[str, str]:
+        """The environment that points a local stack's sign-in at this network (make_stack)."""
+        return {
+            "PLATFORM_DOMAIN": "localhost",
+            "ATPROTO_PLC_URL": self.origin,
+            "ATPROTO_ALLOW_INSECURE_LOOPBACK": "1",
+        }
+
+    def sign_in_with_browser(self, browser, auth_origin: str, did: str, decision="approve"):
+        """Drive `browser` (tests.browser.Browser) from the login form through this network's
+        consent page; returns once the browser is back on `auth_origin`'s host or 127.0.0.1."""
+        browser.get(auth_origin + "/auth/login")
+        browser.type("#account", did)
+        browser.click("button[type=submit]")
+        _wait_for_url(browser, self.origin + "/oauth/authorize?")
+        browser.click("#approve" if decision == "approve" else "#deny")
+        port = urlsplit(auth_origin).port
+        _wait_for_url(browser, (auth_origin, f"http://127.0.0.1:{port}/"), leave=self.origin)
+
     # -- for the in-process Fetcher -----------------------------------------------------------
 
     @property
@@ -376,6 +395,18 @@ def _make_app(net: FakeNetwork) -> Flask:
         return ""
 
     return app
+
+
+def _wait_for_url(browser, prefix, timeout: float = 20, leave: str | None = None) -> None:
+    """Wait until the browser's URL starts with `prefix` (and has left `leave`, if given)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        url = browser.url
+        if url.startswith(prefix) and not (leave and url.startswith(leave)):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"browser at {url}, expected {prefix}")
+        time.sleep(0.1)
 
 
 def _make_tls(tmp: Path, names: tuple[str, ...]) -> tuple[Path, Path, Path]:
