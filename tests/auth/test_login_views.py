@@ -99,12 +99,29 @@ def test_sign_in_creates_the_user_and_a_session(client, platform, fake_net, alic
     assert platform.store.session_upstream(session.id)["issuer"] == fake_net.origin
 
 
+def test_callback_on_the_apex_sets_the_apex_cookie_at_once(client, platform, fake_net, alice):
+    # A deployed (confidential) client's redirect_uri is on the apex itself: no handoff.
+    wanted = platform.settings.auth_origin + "/auth/signed-in?from=test"
+    callback = at_the_server(fake_net, start(client, "alice.test", wanted))
+    response = client.get(callback)
+    assert response.status_code == 303 and response.location == wanted
+    assert cookie_name(platform.settings) in response.headers["Set-Cookie"]
+    assert len(platform.store.list_sessions(alice)) == 1
+
+
 def test_handoff_code_is_single_use(client, platform, fake_net, alice):
     callback = at_the_server(fake_net, start(client))
     handoff = client.get(callback, base_url=CALLBACK_BASE).location
     client.get(handoff)
     again = client.get(handoff)
     assert again.status_code == 400 and "unknown, used or expired" in again.get_data(as_text=True)
+
+
+def test_handoff_is_redeemed_on_the_apex_only(client, platform, fake_net, alice):
+    callback = at_the_server(fake_net, start(client))
+    handoff = urlsplit(client.get(callback, base_url=CALLBACK_BASE).location)
+    elsewhere = client.get(f"{handoff.path}?{handoff.query}", base_url=CALLBACK_BASE)
+    assert elsewhere.status_code == 400 and "Set-Cookie" not in elsewhere.headers
 
 
 def test_form_without_csrf_token_is_refused(client, store, alice):
