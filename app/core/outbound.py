@@ -100,6 +100,8 @@ class Fetcher:
         answer = self.request("GET", url, expect_json=False, max_bytes=max_bytes)
         if answer.status != 200:
             raise OutboundError(f"{what} at {url} answered HTTP {answer.status}")
+        if answer.body is None:
+            raise OutboundError(f"{what} at {url} is not UTF-8 text")
         return answer.body
 
     def post_form(self, url: str, data: dict, headers: dict | None = None) -> Answer:

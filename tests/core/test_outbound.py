@@ -46,6 +46,10 @@ def _app() -> Flask:
         time.sleep(1.5)
         return jsonify({})
 
+    @app.get("/latin1")
+    def latin1():
+        return Response(b"did:plc:\xff", mimetype="text/plain")
+
     @app.get("/html")
     def html():
         return Response("<html></html>", mimetype="text/html")
@@ -135,3 +139,8 @@ def test_unreachable_server_is_a_502(fetcher):
     with pytest.raises(OutboundError, match="could not reach") as caught:
         fetcher.get_json("http://127.0.0.1:1/doc", "doc")
     assert caught.value.status == 502
+
+
+def test_text_that_is_not_utf8_is_named(fetcher, server):
+    with pytest.raises(OutboundError, match="is not UTF-8 text"):
+        fetcher.get_text(f"http://127.0.0.1:{server}/latin1", "the handle's DID")
