@@ -231,7 +231,8 @@ def push_authorization_request(
 def authorization_url(client: Client, meta: dict, request_uri: str) -> str:
     """The URL that sends the browser to the AS to approve the pushed request."""
     query = urlencode({"client_id": client.client_id, "request_uri": request_uri})
-    return f"{meta['authorization_endpoint']}?{query}"
+    endpoint = meta["authorization_endpoint"]
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
 def exchange_code(
