@@ -109,6 +109,26 @@ def test_callback_on_the_apex_sets_the_apex_cookie_at_once(client, platform, fak
     assert len(platform.store.list_sessions(alice)) == 1
 
 
+def sign_in(client, fake_net, account):
+    callback = at_the_server(fake_net, start(client, account))
+    assert client.get(callback).status_code == 303
+
+
+def test_a_new_handle_is_refreshed_at_sign_in(client, store, fake_net, alice):
+    sign_in(client, fake_net, "alice.test")
+    fake_net.accounts[alice] = "bob.test"  # the account moved to a new handle
+    sign_in(client, fake_net, "bob.test")
+    assert store.find_user(alice).handle == "bob.test"
+    assert len(store.list_sessions(alice)) == 2
+
+
+def test_a_handle_that_no_longer_verifies_keeps_the_known_one(client, store, fake_net, alice):
+    sign_in(client, fake_net, "alice.test")
+    fake_net.accounts[alice] = "gone.example.org"  # claimed, but resolves nowhere
+    sign_in(client, fake_net, alice)
+    assert store.find_user(alice).handle == "alice.test"
+
+
 def test_handoff_code_is_single_use(client, platform, fake_net, alice):
     callback = at_the_server(fake_net, start(client))
     handoff = client.get(callback, base_url=CALLBACK_BASE).location
