@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app.auth.atproto.identity import Network
+from app.auth.atproto.identity import dns_txt_lookup
 from app.core.outbound import Fetcher
+from tests.auth.fake_atproto import FakeDns
 from tests.auth.fake_atproto import FakeNetwork
 
 
@@ -18,6 +20,7 @@ def fake_net(tmp_path):
 
 @pytest.fixture
 def network(fake_net) -> Network:
-    """What sign-in uses to reach the fake network: real HTTP(S) over loopback."""
+    """What sign-in uses to reach the fake network: real HTTP(S) and DNS over loopback."""
     fetcher = Fetcher(allow_loopback=True, resolve=fake_net.resolve, verify=fake_net.client_ssl)
-    return Network(fetcher, fake_net.txt_lookup, fake_net.origin)
+    with FakeDns(fake_net.txt) as dns:
+        yield Network(fetcher, dns_txt_lookup(["127.0.0.1"], dns.port), fake_net.origin)

@@ -9,7 +9,7 @@ a private_key_jwt assertion checked against the JWKS the test fetched from our a
 `Knobs` make it misbehave for the negative cases.
 
 Usage: `with FakeNetwork() as net: did = net.add_account("alice.test")`; in-process callers use
-`net.resolve`, `net.txt_lookup` and `net.client_ssl` for the Fetcher.
+`net.resolve` and `net.client_ssl` for the Fetcher, and FakeDns(net.txt) for TXT lookups.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import json
 import secrets
+import socket
 import ssl
 import threading
 import time
@@ -29,6 +30,10 @@ from urllib.parse import parse_qs
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization
@@ -76,7 +81,7 @@ class FakeNetwork:
     def __init__(self, tmp: Path, tls_names: tuple[str, ...] = TLS_NAMES):
         self.knobs = Knobs()
         self.accounts: dict[str, str] = {}  # did -> handle
-        self.txt: dict[str, list[str]] = {}  # DNS TXT records the txt_lookup answers
+        self.txt: dict[str, list[str]] = {}  # DNS TXT records (serve them with FakeDns)
         self.trusted_clients: dict[str, dict] = {}  # client_id -> JWKS (confidential clients)
         self.nonce = secrets.token_urlsafe(12)
         self.seen_jti: set[str] = set()
@@ -161,9 +166,6 @@ class FakeNetwork:
         if host == "127.0.0.1":
             return [(host, port)]
         raise OutboundError(f"the name {host} does not resolve")
-
-    def txt_lookup(self, name: str) -> list[str]:
-        return list(self.txt.get(name, []))
 
     def document(self, did: str) -> dict:
         return {
@@ -456,3 +458,43 @@ def _make_tls(tmp: Path, names: tuple[str, ...]) -> tuple[Path, Path, Path]:
         )
     )
     return paths
+
+
+class FakeDns:
+    """A DNS server on 127.0.0.1 (UDP) answering TXT queries from `records` (name -> strings),
+    NXDOMAIN otherwise; built on dnspython's message parser. Use as a context manager."""
+
+    def __init__(self, records: dict[str, list[str]]):
+        self.records = records
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.settimeout(0.05)
+        self.port = self._socket.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> FakeDns:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._socket.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wire, peer = self._socket.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(wire)
+            answer = dns.message.make_response(query)
+            question = query.question[0]
+            name = question.name.to_text(omit_final_dot=True)
+            if question.rdtype == dns.rdatatype.TXT and name in self.records:
+                quoted = [f'"{text}"' for text in self.records[name]]
+                answer.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", *quoted))
+            else:
+                answer.set_rcode(dns.rcode.NXDOMAIN)
+            self._socket.sendto(answer.to_wire(), peer)

@@ -20,6 +20,7 @@ from app.core.errors import BadRequest
 from app.core.outbound import OutboundError
 from app.core.outbound import OutboundTimeout
 from app.core.store import Store
+from tests.auth.fake_atproto import FakeDns
 
 REDIRECT = "http://127.0.0.1:9/auth/callback"
 LOOPBACK = oauth.Client(
@@ -100,6 +101,14 @@ def test_handle_resolves_by_dns_txt(network, fake_net, alice):
     other = fake_net.add_account("dana.example.org")
     fake_net.txt["_atproto.dana.example.org"] = [f"did={other}"]
     assert identity.resolve_handle("dana.example.org", network) == other
+
+
+def test_dns_txt_lookup_over_a_real_dns_server():
+    records = {"_atproto.dana.example.org": ["did=did:plc:ewvi7nxzyoun6zhxrhs64oiz"]}
+    with FakeDns(records) as server:
+        lookup = identity.dns_txt_lookup(["127.0.0.1"], server.port)
+        assert lookup("_atproto.dana.example.org") == ["did=did:plc:ewvi7nxzyoun6zhxrhs64oiz"]
+        assert lookup("_atproto.nobody.example.org") == []
 
 
 def test_handle_the_did_does_not_claim_is_refused(network, fake_net, alice):

@@ -55,16 +55,28 @@ class Network:
     plc_url: str
 
 
-def dns_txt_lookup(name: str) -> list[str]:
-    """Return the TXT strings at `name` by DNS (dnspython; 3 s), [] when there are none."""
+def dns_txt_lookup(nameservers: list[str] | None = None, port: int = 53) -> TxtLookup:
+    """Return a TXT lookup over DNS (dnspython, 3 s per name): the system's resolvers, or
+    `nameservers` on `port`. The lookup returns the TXT strings at a name, [] when none."""
     import dns.exception
     import dns.resolver
 
     try:
-        answer = dns.resolver.resolve(name, "TXT", lifetime=3.0)
-    except (dns.exception.DNSException, UnicodeError):
-        return []
-    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+        resolver = dns.resolver.Resolver(configure=nameservers is None)
+    except dns.exception.DNSException:  # no resolv.conf: handles resolve by HTTPS only
+        return lambda name: []
+    if nameservers is not None:
+        resolver.nameservers, resolver.port = nameservers, port
+    resolver.lifetime = 3.0
+
+    def lookup(name: str) -> list[str]:
+        try:
+            answer = resolver.resolve(name, "TXT")
+        except (dns.exception.DNSException, UnicodeError, ValueError):
+            return []
+        return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+
+    return lookup
 
 
 def classify_input(text: str) -> tuple[str, str]:

@@ -50,7 +50,7 @@ class SignedIn:
 def network_for(settings: Settings) -> Network:
     """The real network: SSRF-safe HTTP, DNS TXT by dnspython, the configured PLC directory."""
     fetcher = Fetcher(allow_loopback=settings.atproto_allow_insecure_loopback)
-    return Network(fetcher, dns_txt_lookup, settings.atproto_plc_url)
+    return Network(fetcher, dns_txt_lookup(), settings.atproto_plc_url)
 
 
 def client_for(settings: Settings, client_key: SigningKey) -> oauth.Client:
