@@ -14,9 +14,9 @@ from flask_wtf.csrf import generate_csrf
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
-from app.auth.atproto.identity import INVALID_HANDLE
 from app.auth.atproto.login import client_for
 from app.auth.atproto.login import finish_login
+from app.auth.atproto.login import record_user
 from app.auth.atproto.login import start_login
 from app.auth.sessions import begin_browser_session
 from app.auth.sessions import current_apex_session
@@ -73,6 +73,11 @@ def _failure(error: Exception):
     return UpstreamError.status, "the account's server answered something unusable"
 
 
+def _failed(status: int, message: str):
+    login_url = current_platform().settings.login_url()
+    return _page("auth/failed.html", status, error=message, login_url=login_url)
+
+
 @bp.get("/auth/login")
 def login_form():
     wanted = request.args.get("return_to") or request.args.get("next")
@@ -102,14 +107,9 @@ def callback():
     platform = current_platform()
     try:
         signed = finish_login(platform.store, _network(), _client(), request.args)
-        handle = signed.handle
-        known = platform.store.find_user(signed.did)
-        if handle == INVALID_HANDLE and known is not None:
-            handle = known.handle  # a handle that fails to verify today keeps yesterday's
-        platform.store.upsert_user(signed.did, handle)
+        handle = record_user(platform.store, signed)
     except Exception as error:
-        status, message = _failure(error)
-        return _page("auth/failed.html", status, error=message, login_url="/auth/login")
+        return _failed(*_failure(error))
     settings = platform.settings
     if request.host.split(":")[0] == settings.platform_domain:
         return begin_browser_session(signed.did, handle, signed.upstream, signed.return_to)
@@ -137,8 +137,7 @@ def handoff():
         code = request.args.get("code", "")
         redeemed = platform.store.redeem_handoff(code, settings.platform_domain) if code else None
     if redeemed is None:
-        message = "this sign-in link is unknown, used or expired; please sign in again"
-        return _page("auth/failed.html", 400, error=message, login_url="/auth/login")
+        return _failed(400, "this sign-in link is unknown, used or expired; please sign in again")
     _, secret = redeemed
     response = redirect(_return_to(request.args.get("return_to")), 303)
     set_session_cookie(response, settings, secret)

@@ -16,6 +16,7 @@ from joserfc.jwk import ECKey
 
 from app.auth import metadata
 from app.auth.atproto import oauth
+from app.auth.atproto.identity import INVALID_HANDLE
 from app.auth.atproto.identity import Identity
 from app.auth.atproto.identity import Network
 from app.auth.atproto.identity import classify_input
@@ -177,6 +178,19 @@ def finish_login(store: Store, network: Network, client: oauth.Client, args) -> 
         "dpop_key": data["dpop_key"],
     }
     return SignedIn(identity.did, identity.handle, upstream, data["return_to"])
+
+
+def record_user(store: Store, signed: SignedIn) -> str:
+    """Create or update the user of a verified sign-in; return the handle recorded.
+
+    The handle is refreshed at each sign-in; one that does not verify today (INVALID_HANDLE)
+    keeps the handle already known, if any.
+    """
+    handle = signed.handle
+    if handle == INVALID_HANDLE:
+        known = store.find_user(signed.did)
+        handle = known.handle if known is not None else handle
+    return store.upsert_user(signed.did, handle).handle
 
 
 def _verified_account(data: dict, sub: str, network: Network) -> Identity:
