@@ -280,3 +280,50 @@ def test_slow_server_times_out(store, network, fake_net, alice):
     network.fetcher.timeouts = (1.0, 0.5, 1.0)
     with pytest.raises(OutboundTimeout):
         _start(store, network)
+
+
+# -- the fake AS holds the client to the rules (so passing tests mean a compliant client) ------
+
+
+def _pending(store, network, fake_net):
+    args = approve(fake_net, _start(store, network))
+    data, _ = store.take_login_request(args["state"])
+    meta = {"issuer": data["issuer"], "token_endpoint": data["token_endpoint"]}
+    key = oauth.ECKey.import_key(data["dpop_key"])
+    return args["code"], data, meta, key
+
+
+@pytest.mark.parametrize(
+    "change, refusal",
+    [
+        ("other_dpop_key", "the DPoP key is not the PAR's"),
+        ("wrong_verifier", "PKCE verifier does not match"),
+    ],
+)
+def test_fake_server_refuses_a_token_request_that_breaks_the_rules(
+    store, network, fake_net, alice, change, refusal
+):
+    code, data, meta, key = _pending(store, network, fake_net)
+    if change == "other_dpop_key":
+        key = oauth.new_dpop_key()
+    verifier = "x" * 64 if change == "wrong_verifier" else data["verifier"]
+    with pytest.raises(oauth.AuthorizationServerError, match=refusal):
+        oauth.exchange_code(
+            network.fetcher, LOOPBACK, meta, code=code, verifier=verifier, key=key, nonce=None
+        )
+
+
+def test_fake_server_refuses_a_replayed_code(store, network, fake_net, alice):
+    code, data, meta, key = _pending(store, network, fake_net)
+    redeem = dict(code=code, verifier=data["verifier"], key=key, nonce=data["dpop_nonce"])
+    oauth.exchange_code(network.fetcher, LOOPBACK, meta, **redeem)
+    with pytest.raises(oauth.AuthorizationServerError, match="invalid_grant"):
+        oauth.exchange_code(network.fetcher, LOOPBACK, meta, **redeem)
+
+
+def test_fake_server_refuses_a_replayed_dpop_proof(network, fake_net):
+    key = oauth.new_dpop_key()
+    url = fake_net.origin + "/oauth/token"
+    proof = oauth.dpop_proof(key, "POST", url, fake_net.nonce)
+    answers = [httpx2.post(url, data={}, headers={"DPoP": proof}) for _ in range(2)]
+    assert "replayed" in answers[1].json()["error_description"]
