@@ -170,6 +170,8 @@ def finish_login(store: Store, network: Network, client: oauth.Client, args) -> 
         "issuer": issuer,
         "pds": identity.pds,
         "client_id": client.client_id,
+        # A refresh or revocation must authenticate with the same client key (AUTH_FACTS).
+        "client_kid": client.key.kid if client.key is not None else None,
         "token_endpoint": data["token_endpoint"],
         "revocation_endpoint": data["revocation_endpoint"],
         "access_token": tokens["access_token"],
