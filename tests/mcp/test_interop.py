@@ -282,3 +282,19 @@ async def test_other_methods_are_405_with_allow(wiki, method):
 async def test_plain_options_is_204_with_allow(wiki):
     response = send(wiki, "OPTIONS", "/mcp/")
     assert response.status_code == 204 and response.headers["allow"] == "POST, OPTIONS"
+
+
+async def test_2026_07_28_request_passes_to_the_sdk(wiki):
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {"jsonrpc": "2.0", "id": 5, "method": "server/discover", "params": {"_meta": meta}}
+    response = post(wiki, body, Mcp_Protocol_Version="2026-07-28", Mcp_Method="server/discover")
+    assert response.status_code == 200
+    assert response.json()["result"]["supportedVersions"] == ["2026-07-28"]
+
+
+async def test_2026_07_28_batch_is_invalid_request(wiki):
+    response = post(wiki, [PING], Mcp_Protocol_Version="2026-07-28")
+    rpc_error(response, 400, -32600)
