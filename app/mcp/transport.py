@@ -25,6 +25,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.responses import Response
 
+from app.mcp.auth import MAX_REQUEST_BYTES
 from app.mcp.auth import MCP_PATH
 
 # Revisions whose clients may POST a JSON-RPC batch: added in 2025-03-26, removed in 2025-06-18.
@@ -141,8 +142,10 @@ class Transport:
             return
         body = await _read_body(receive)
         if body is None:
-            error = rpc_error(None, INVALID_REQUEST, "Invalid Request: request body incomplete")
-            await _send(scope, send, 400, error)
+            # Our auth layer ends a body past its cap as a disconnect; a client that really went
+            # away reads no answer, so the one that can be read is the cap's.
+            message = f"Request body over {MAX_REQUEST_BYTES} bytes (or cut short)"
+            await _send(scope, send, 413, rpc_error(None, INVALID_REQUEST, message))
             return
         await self._post(scope, body, version or DEFAULT_NEGOTIATED_VERSION, receive, send)
 

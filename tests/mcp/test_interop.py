@@ -298,3 +298,18 @@ async def test_2026_07_28_request_passes_to_the_sdk(wiki):
 async def test_2026_07_28_batch_is_invalid_request(wiki):
     response = post(wiki, [PING], Mcp_Protocol_Version="2026-07-28")
     rpc_error(response, 400, -32600)
+
+
+async def test_chunked_body_over_the_cap_is_413(wiki):
+    def chunks():
+        for _ in range(9):
+            yield b" " * (1024 * 1024)
+
+    response = post(wiki, content=chunks())
+    assert "over" in rpc_error(response, 413, -32600)
+
+
+@pytest.mark.parametrize("params", [{}, {"protocolVersion": 5}], ids=["empty", "bad-version"])
+async def test_initialize_with_bad_params_is_a_short_error(wiki, params):
+    body = {"jsonrpc": "2.0", "id": 6, "method": "initialize", "params": params}
+    rpc_error(post(wiki, body), 200, -32602, 6)
