@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from mcp.types import DEFAULT_NEGOTIATED_VERSION
+from mcp.types import INTERNAL_ERROR
 from mcp.types import INVALID_REQUEST
 from mcp.types import PARSE_ERROR
 from mcp.types import UNSUPPORTED_PROTOCOL_VERSION
@@ -35,6 +36,9 @@ BATCH_VERSIONS = ("2025-03-26",)
 # client asks for), and 2026-07-28 per request.
 SUPPORTED_VERSIONS = KNOWN_PROTOCOL_VERSIONS
 ALLOWED_METHODS = "POST, OPTIONS"
+# Each element is served as its own request: without a bound, one body under the size cap could
+# hold a few hundred thousand pings. No client we know of sends more than a handful.
+MAX_BATCH = 50
 # The 2025-03-26 lifecycle: initialize MUST NOT be part of a batch.
 NOT_IN_BATCH = ("initialize",)
 
@@ -85,6 +89,20 @@ def is_json(content_type: str | None) -> bool:
     """Whether a Content-Type header names `application/json` (parameters such as charset ok)."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     return media_type == "application/json"
+
+
+def batch_problem(items: list, version: str) -> dict | None:
+    """Return the Invalid Request error for a JSON-RPC batch `items` sent in protocol revision
+    `version`, or None when its elements are to be served (JSON-RPC 2.0 section 6)."""
+    if version not in BATCH_VERSIONS:
+        message = f"Invalid Request: protocol revision {version} takes no JSON-RPC batches"
+    elif not items:
+        message = "Invalid Request: empty batch"
+    elif len(items) > MAX_BATCH:
+        message = f"Invalid Request: a batch holds at most {MAX_BATCH} messages"
+    else:
+        return None
+    return rpc_error(None, INVALID_REQUEST, message)
 
 
 def refusal(method: str, headers: Headers) -> tuple[int, dict | None] | None:
@@ -165,14 +183,8 @@ class Transport:
         await self.app(scope, _replay(body, receive), send)
 
     async def _batch(self, scope, items: list, version: str, receive, send) -> None:
-        if version not in BATCH_VERSIONS:
-            message = f"Invalid Request: protocol revision {version} takes no JSON-RPC batches"
-            await _send(scope, send, 400, rpc_error(None, INVALID_REQUEST, message))
-            return
-        if not items:
-            await _send(
-                scope, send, 400, rpc_error(None, INVALID_REQUEST, "Invalid Request: empty batch")
-            )
+        if problem := batch_problem(items, version):
+            await _send(scope, send, 400, problem)
             return
         answers = []
         for item in items:
@@ -186,10 +198,8 @@ class Transport:
                 answers.append(answer)
         if answers:
             await _send(scope, send, 200, answers)
-        else:
-            await _send(
-                scope, send, 202, None
-            )  # only notifications and responses: 2025-03-26 says 202
+        else:  # only notifications and responses: 2025-03-26 says 202 and no body
+            await _send(scope, send, 202, None)
 
     async def _one(self, scope, item: dict, receive) -> dict | None:
         """Pass one batch element to the app as its own POST; return its response object."""
@@ -215,7 +225,7 @@ class Transport:
         if isinstance(answer, dict) and answer.get("id") == item["id"]:
             return answer
         message = f"Internal error: the request was answered with HTTP {status}"
-        return rpc_error(item["id"], -32603, message)
+        return rpc_error(item["id"], INTERNAL_ERROR, message)
 
 
 async def _read_body(receive) -> bytes | None:

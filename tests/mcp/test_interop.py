@@ -267,8 +267,9 @@ async def test_batch_is_invalid_request_after_2025_03_26(wiki, version):
     assert "batch" in message
 
 
-async def test_empty_batch_is_invalid_request(wiki):
-    rpc_error(post(wiki, []), 400, -32600)
+@pytest.mark.parametrize("size", [0, 51], ids=["empty", "over-50"])
+async def test_empty_or_huge_batch_is_invalid_request(wiki, size):
+    rpc_error(post(wiki, [PING] * size), 400, -32600)
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])

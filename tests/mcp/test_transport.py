@@ -1,6 +1,7 @@
 import pytest
 from starlette.datastructures import Headers
 
+from app.mcp.transport import batch_problem
 from app.mcp.transport import invalid_message
 from app.mcp.transport import is_json
 from app.mcp.transport import refusal
@@ -62,3 +63,17 @@ def test_forms_refused_before_the_body_is_read(method, headers, status):
 
 def test_a_json_post_is_not_refused():
     assert refusal("POST", Headers({"content-type": "application/json"})) is None
+
+
+@pytest.mark.parametrize(
+    ("items", "version", "served"),
+    [
+        ([{}], "2025-03-26", True),
+        ([{}], "2025-06-18", False),
+        ([{}], "2026-07-28", False),
+        ([], "2025-03-26", False),
+        ([{}] * 51, "2025-03-26", False),
+    ],
+)
+def test_batches_only_in_2025_03_26_and_bounded(items, version, served):
+    assert (batch_problem(items, version) is None) is served
