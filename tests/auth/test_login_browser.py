@@ -45,6 +45,9 @@ def test_sign_in_from_the_login_form_to_a_signed_in_page(atproto_stack, fake_net
     assert store.find_user(did) is not None
     [session] = store.list_sessions(did)
     assert store.session_upstream(session.id)["issuer"] == fake_net.origin
+    # The apex cookie also signs the browser in to the api service (same host, other port).
+    browser.get(f"http://localhost:{atproto_stack.port('api')}/api/wikis")
+    assert '"wikis":[]' in browser.text().replace(" ", "")
 
 
 def test_denied_consent_ends_on_a_clear_page(atproto_stack, fake_net, browser, store):
