@@ -7,8 +7,8 @@ import pytest
 from app.auth.atproto.identity import Network
 from app.auth.atproto.identity import dns_txt_lookup
 from app.core.outbound import Fetcher
-from tests.auth.fake_atproto import FakeDns
 from tests.auth.fake_atproto import FakeNetwork
+from tests.auth.fake_servers import FakeDns
 
 
 @pytest.fixture

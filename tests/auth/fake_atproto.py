@@ -8,18 +8,17 @@ endpoint, PKCE S256, single-use codes, and client authentication (ATProto's loop
 a private_key_jwt assertion checked against the JWKS the test fetched from our auth service).
 `Knobs` make it misbehave for the negative cases.
 
-Usage: `with FakeNetwork() as net: did = net.add_account("alice.test")`; in-process callers use
-`net.resolve` and `net.client_ssl` for the Fetcher, and FakeDns(net.txt) for TXT lookups.
+Usage: `with FakeNetwork(tmp_path) as net: did = net.add_account("alice.test")`. In process, a
+Fetcher takes `net.resolve` and `net.client_ssl`, and FakeDns(net.txt) answers TXT lookups; a
+stack takes `make_stack(**net.stack_env())`, a browser `net.sign_in_with_browser(...)`.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import json
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -30,15 +29,6 @@ from urllib.parse import parse_qs
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from flask import Flask
 from flask import Response
 from flask import abort
@@ -53,6 +43,7 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from app.core.outbound import OutboundError
+from tests.auth.fake_servers import make_tls
 
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -89,7 +80,7 @@ class FakeNetwork:
         self.codes: dict[str, dict] = {}  # code -> pushed request
         self.tokens_issued: list[dict] = []
         self.revoked: list[str] = []
-        self._ca_path, cert, key = _make_tls(tmp, tls_names)
+        self._ca_path, cert, key = make_tls(tmp, tls_names)
         self.app = _make_app(self)
         self._http = make_server(
             "127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler
@@ -409,92 +400,3 @@ def _wait_for_url(browser, prefix, timeout: float = 20, leave: str | None = None
         if time.monotonic() > deadline:
             raise AssertionError(f"browser at {url}, expected {prefix}")
         time.sleep(0.1)
-
-
-def _make_tls(tmp: Path, names: tuple[str, ...]) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a certificate for `names` signed by it: (ca.pem, cert.pem, key.pem)."""
-    now = datetime.datetime.now(datetime.UTC)
-    span = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake atproto CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(span[0])
-        .not_valid_after(span[1])
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_name)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(span[0])
-        .not_valid_after(span[1])
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    tmp.mkdir(parents=True, exist_ok=True)
-    paths = tmp / "fake-ca.pem", tmp / "fake-cert.pem", tmp / "fake-key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        leaf_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
-
-
-class FakeDns:
-    """A DNS server on 127.0.0.1 (UDP) answering TXT queries from `records` (name -> strings),
-    NXDOMAIN otherwise; built on dnspython's message parser. Use as a context manager."""
-
-    def __init__(self, records: dict[str, list[str]]):
-        self.records = records
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.settimeout(0.05)
-        self.port = self._socket.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> FakeDns:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._socket.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wire, peer = self._socket.recvfrom(4096)
-            except TimeoutError:
-                continue
-            query = dns.message.from_wire(wire)
-            answer = dns.message.make_response(query)
-            question = query.question[0]
-            name = question.name.to_text(omit_final_dot=True)
-            if question.rdtype == dns.rdatatype.TXT and name in self.records:
-                quoted = [f'"{text}"' for text in self.records[name]]
-                answer.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", *quoted))
-            else:
-                answer.set_rcode(dns.rcode.NXDOMAIN)
-            self._socket.sendto(answer.to_wire(), peer)

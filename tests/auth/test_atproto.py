@@ -20,7 +20,7 @@ from app.core.errors import BadRequest
 from app.core.outbound import OutboundError
 from app.core.outbound import OutboundTimeout
 from app.core.store import Store
-from tests.auth.fake_atproto import FakeDns
+from tests.auth.fake_servers import FakeDns
 
 REDIRECT = "http://127.0.0.1:9/auth/callback"
 LOOPBACK = oauth.Client(
