@@ -1,13 +1,18 @@
-"""The auth service (:8003): key sets, OAuth metadata, the login page and /healthz."""
+"""The auth service (:8003): key sets, OAuth metadata, sign-in with ATProto and /healthz."""
 
 from __future__ import annotations
 
 from flask import Flask
 
+from app.auth import login_views
 from app.auth import session_views
 from app.auth import views as auth_views
+from app.auth.atproto.login import network_for
+from app.auth.revocation import UPSTREAM_REVOKER
+from app.auth.revocation import revoke_with_atproto
 from app.core.settings import Settings
 from app.core.signing import SigningKey
+from app.core.signing import derive_secret
 from app.web.flask_app import load_or_exit
 from app.web.flask_app import load_platform
 from app.web.flask_app import make_flask_app
@@ -16,9 +21,21 @@ from app.web.flask_app import make_flask_app
 def create_app(settings: Settings | None = None) -> Flask:
     """Create the auth service's Flask app."""
     platform = load_platform(settings, "auth")
-    client_key = load_or_exit("auth", SigningKey.load, platform.settings.client_key_path)
+    settings = platform.settings
+    client_key = load_or_exit("auth", SigningKey.load, settings.client_key_path)
     app = make_flask_app(__name__, platform)
+    # Flask's signed cookie carries only the login form's CSRF token (Flask-WTF), host-only.
+    app.secret_key = load_or_exit("auth", derive_secret, settings.secret_key_path, "auth-csrf")
+    app.config.update(
+        SESSION_COOKIE_NAME="__Host-robot_csrf" if settings.cookie_secure else "robot_csrf",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=3600,
+    )
     app.extensions["robot_client_key"] = client_key
+    app.extensions["robot_atproto_network"] = network_for(settings)
+    app.extensions[UPSTREAM_REVOKER] = revoke_with_atproto  # at logout (app/auth/revocation.py)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(login_views.bp)
     app.register_blueprint(session_views.bp)
     return app

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from flask import current_app
 
+from app.auth.atproto.login import client_for
+from app.auth.atproto.login import revoke_upstream
+from app.web.flask_app import current_platform
+
 # The auth app's extension key holding the revocation call: `revoker(upstream: dict) -> bool`.
-# The sign-in's ATProto client provides it (RFC 7009 at the user's authorization server);
-# until it is wired in `create_app`, logout ends the platform session and revokes nothing.
+# create_app installs `revoke_with_atproto`; without one, logout ends the platform session only.
 UPSTREAM_REVOKER = "robot_upstream_revoker"
 
 
@@ -26,3 +29,11 @@ def revoke_upstream_tokens(upstream: dict | None) -> bool:
     except Exception:  # an unreachable or broken AS must not turn a logout into an error
         current_app.logger.exception("revoking the upstream tokens of a session failed")
         return False
+
+
+def revoke_with_atproto(upstream: dict) -> bool:
+    """The revoker the auth service installs (UPSTREAM_REVOKER): the sign-in's ATProto client
+    revoking the session's refresh (else access) token at its AS (RFC 7009, best effort)."""
+    network = current_app.extensions["robot_atproto_network"]
+    client = client_for(current_platform().settings, current_app.extensions["robot_client_key"])
+    return revoke_upstream(network, client, upstream)
