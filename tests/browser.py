@@ -163,6 +163,14 @@ class Browser:
         cookie = {"name": name, "value": value, "path": "/", "httpOnly": True}
         self._session_call("POST", "/cookie", {"cookie": cookie})
 
+    def wait_for(self, condition, timeout: float = 45.0) -> None:
+        """Poll `condition()` until it is true; past `timeout` seconds fail with where we are."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out on {self.url}: {self.text()[:300]}")
+            time.sleep(0.2)
+
     def cookies(self) -> dict[str, str]:
         """The cookies the browser would send to the current page (HttpOnly ones included)."""
         return {cookie["name"]: cookie["value"] for cookie in self._session_call("GET", "/cookie")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.store import Store
+from app.core.wikis import create_wiki
 from tests.browser import Browser
 from tests.browser import browser_available
 
@@ -57,3 +58,25 @@ def test_denied_consent_ends_on_a_clear_page(atproto_stack, fake_net, browser, s
     assert "/auth/callback?" in browser.url
     assert "the sign-in was not approved" in browser.text()
     assert store.find_user(did) is None and store.list_sessions(did) == []
+
+
+def test_sign_in_from_a_private_wiki_lands_back_on_it_signed_in(
+    atproto_stack, fake_net, browser, store
+):
+    # The whole way in: the wiki sends the anonymous browser to sign in, and the session
+    # handoff brings it back signed in on the wiki host, its handle in the user menu.
+    did = fake_net.add_account("alice.test")
+    store.upsert_user(did, "alice.test")
+    create_wiki(atproto_stack.settings, store, "signin-wiki", did, "Signed-in wiki")
+    wanted = f"http://signin-wiki.localhost:{atproto_stack.port('otterwiki')}/Home?from=test"
+    browser.get(wanted)
+    browser.wait_for(lambda: "/auth/login?" in browser.url)
+    browser.type("#account", did)  # the stack cannot resolve *.test handles: type the DID
+    browser.click("button[type=submit]")
+    browser.wait_for(lambda: browser.url.startswith(fake_net.origin + "/oauth/authorize?"))
+    browser.click("#approve")
+    browser.wait_for(lambda: browser.url == wanted)
+    account = "return document.getElementById('robot-account').textContent.trim();"
+    # The typed DID's handle does not resolve back here, so the known handle stays.
+    assert browser.script(account) == "alice.test"
+    assert "robot_session" in browser.cookies()  # the wiki host's own cookie

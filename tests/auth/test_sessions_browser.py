@@ -6,8 +6,6 @@ its own browser test); everything after that is the product's own redirects and 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from app.core.schema import sessions
@@ -58,14 +56,6 @@ def sign_in_at_apex(stack, browser) -> None:
     browser.add_cookie(COOKIE, stack.browser_session(USER[0], "localhost"))
 
 
-def wait_for(browser, condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out on {browser.url}: {browser.text()[:300]}")
-        time.sleep(0.2)
-
-
 def menu_handle(browser) -> str:
     return browser.script(
         "const e = document.getElementById('robot-account'); return e ? e.textContent.trim() : '';"
@@ -78,7 +68,7 @@ def test_handoff_to_two_wikis_then_logout_everywhere(world, browser):
     browser.record_csp_violations()
     for slug in (ONE, TWO):
         browser.get(wiki_url(stack, slug, "/"))
-        wait_for(browser, lambda: WELCOME in browser.text())
+        browser.wait_for(lambda: WELCOME in browser.text())
         assert browser.url == wiki_url(stack, slug, "/")  # the code was in the URL one hop only
         assert menu_handle(browser) == USER[1]
         assert COOKIE in browser.cookies()
@@ -86,14 +76,14 @@ def test_handoff_to_two_wikis_then_logout_everywhere(world, browser):
     # Log out from the wiki's own menu: the platform asks, then ends the session everywhere.
     browser.click("#navbar-dropdown-toggle-btn-1")
     browser.click("#robot-logout")
-    wait_for(browser, lambda: "Sign out?" in browser.text())
+    browser.wait_for(lambda: "Sign out?" in browser.text())
     browser.click("#sign-out")
-    wait_for(browser, lambda: "You are signed out of every wiki" in browser.text())
+    browser.wait_for(lambda: "You are signed out of every wiki" in browser.text())
     assert browser.csp_violations() == []
     assert store.list_sessions(USER[0]) == []
     for slug in (ONE, TWO):
         browser.get(wiki_url(stack, slug, "/"))
-        wait_for(browser, lambda: "has ended" in browser.text())
+        browser.wait_for(lambda: "has ended" in browser.text())
         assert WELCOME not in browser.text()
     browser.get(f"http://localhost:{stack.port('api')}/api/wikis")
     assert '"status":401' in browser.text().replace(" ", "")
@@ -106,7 +96,7 @@ def test_a_public_wiki_offers_log_in_and_hands_off_on_click(world, browser):
     assert WELCOME in browser.text() and menu_handle(browser) == ""  # never bounced unasked
     browser.click("#navbar-dropdown-toggle-btn-1")
     browser.click("#robot-login")
-    wait_for(browser, lambda: menu_handle(browser) == USER[1])
+    browser.wait_for(lambda: menu_handle(browser) == USER[1])
     assert browser.url == wiki_url(stack, PUB, "/")
 
 
@@ -116,7 +106,7 @@ def test_a_cookie_copied_to_another_wiki_host_is_refused(world, browser):
     browser.get(wiki_url(stack, TWO, "/healthz"))
     browser.add_cookie(COOKIE, copied)
     browser.get(wiki_url(stack, TWO, "/"))
-    wait_for(browser, lambda: "has ended" in browser.text())
+    browser.wait_for(lambda: "has ended" in browser.text())
     assert WELCOME not in browser.text()
     browser.get(wiki_url(stack, TWO, "/healthz"))
     assert COOKIE not in browser.cookies()  # the refused cookie was dropped
@@ -142,7 +132,7 @@ def test_a_bad_handoff_code_ends_on_a_clear_page_with_no_cookie(world, browser, 
     assert "This sign-in link does not work" in browser.text()
     assert COOKIE not in browser.cookies()
     log = stack.settings.log_dir / "otterwiki.log"
-    wait_for(browser, lambda: "/-/robot/session?code=[redacted]" in log.read_text())
+    browser.wait_for(lambda: "/-/robot/session?code=[redacted]" in log.read_text())
     assert code not in log.read_text()
 
 
@@ -156,7 +146,7 @@ def test_an_expired_session_sends_the_browser_to_sign_in_with_a_message(world, b
     browser.get(wiki_url(stack, ONE, "/healthz"))
     browser.add_cookie(COOKIE, secret)
     browser.get(wiki_url(stack, ONE, "/Some%20Page"))
-    wait_for(browser, lambda: "has ended" in browser.text())
+    browser.wait_for(lambda: "has ended" in browser.text())
     assert f"Your session on {ONE}.localhost has ended" in browser.text()
     browser.click("#sign-in-again")
-    wait_for(browser, lambda: "/auth/login" in browser.url)
+    browser.wait_for(lambda: "/auth/login" in browser.url)
