@@ -101,4 +101,30 @@ oauth_grants = Table(
     Column("data", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    # Set when the code is redeemed: a second use is a replay (migration 0003).
+    Column("used_at", BigInteger),
+)
+
+# Refresh tokens issued to MCP clients, by sha256; one family (`grant_id`, the code's hash) per
+# consent, so reuse of a rotated token revokes the family (migration 0003).
+oauth_refresh_tokens = Table(
+    "oauth_refresh_tokens",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("grant_id", Text, nullable=False),
+    Column(
+        "client_id",
+        Text,
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
+    Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("rotated_from", Text),
+    Index("oauth_refresh_tokens_by_grant", "grant_id"),
 )

@@ -91,7 +91,9 @@ def test_scopes_match_what_the_mcp_service_advertises(platform):
 
     served = oauth_metadata.authorization_server_metadata(platform.settings)
     advertised = protected_resource_metadata(platform, "alpha")
-    assert served["scopes_supported"] == advertised["scopes_supported"] == ["wiki"]
+    assert (
+        served["scopes_supported"] == advertised["scopes_supported"] == ["wiki:read", "wiki:write"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,12 @@ def test_token_of_alpha_fails_on_beta(wikis, users):
 def test_access_token_bound_to_its_wiki(wikis, users):
     settings = wikis.settings
     token = wikis.key.mint_access_token(
-        users[0], settings.mcp_url("alpha"), settings.auth_origin, "wiki", 60, "client"
+        users[0],
+        settings.mcp_url("alpha"),
+        settings.auth_origin,
+        "wiki:read wiki:write",
+        60,
+        "client",
     )
     assert caller(wikis, "alpha", f"Bearer {token}").via == "oauth"
     with pytest.raises(Unauthorized):
@@ -69,7 +74,12 @@ def test_access_token_bound_to_its_wiki(wikis, users):
 def test_access_token_is_not_a_session(wikis, users):
     settings = wikis.settings
     token = wikis.key.mint_access_token(
-        users[0], settings.mcp_url("alpha"), settings.auth_origin, "wiki", 60, "client"
+        users[0],
+        settings.mcp_url("alpha"),
+        settings.auth_origin,
+        "wiki:read wiki:write",
+        60,
+        "client",
     )
     with pytest.raises(Unauthorized):
         wikis.key.verify_session(token, settings.auth_origin)

@@ -19,7 +19,7 @@ def access_token(platform, did, slug="alpha", ttl=300, issuer=None):
         did,
         platform.settings.mcp_url(slug),
         issuer or platform.settings.auth_origin,
-        "wiki",
+        "wiki:read wiki:write",
         ttl,
         "client-1",
     )
@@ -113,7 +113,7 @@ async def test_protected_resource_metadata(client, wikis, path):
     assert response.json() == {
         "resource": wikis.settings.mcp_url("alpha"),
         "authorization_servers": [wikis.settings.auth_origin],
-        "scopes_supported": ["wiki"],
+        "scopes_supported": ["wiki:read", "wiki:write"],
         "bearer_methods_supported": ["header"],
         "resource_name": "alpha.localhost wiki",
     }
