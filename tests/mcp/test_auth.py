@@ -158,11 +158,18 @@ async def test_healthz_answers_on_any_host(client):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path", ["/authorize?client_id=c&state=s", "/token", "/register"])
-async def test_oauth_endpoints_on_the_mcp_origin_go_to_the_auth_service(client, wikis, path):
-    response = await client.post(path, headers={"Host": ALPHA})
+async def test_authorize_on_the_mcp_origin_goes_to_the_auth_service_for_this_wiki(client, wikis):
+    response = await client.get("/authorize?client_id=c&state=s", headers={"Host": ALPHA})
     assert response.status_code == 308
-    assert response.headers["location"] == wikis.settings.auth_origin + path
+    resource = "http%3A%2F%2Falpha.localhost%3A8001%2Fmcp"
+    expected = f"{wikis.settings.auth_origin}/authorize?client_id=c&state=s&resource={resource}"
+    assert response.headers["location"] == expected
+
+
+@pytest.mark.asyncio
+async def test_authorize_on_the_mcp_origin_keeps_the_resource_asked(client, wikis):
+    response = await client.get("/authorize?resource=x", headers={"Host": ALPHA})
+    assert response.headers["location"] == f"{wikis.settings.auth_origin}/authorize?resource=x"
 
 
 @pytest.mark.asyncio
