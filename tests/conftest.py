@@ -208,6 +208,17 @@ class Stack:
     def port(self, service: str) -> int:
         return int(self.env[_PORT_VARS[service]])
 
+    def browser_session(self, did: str, host: str, ttl: int = 3600) -> str:
+        """Start a server-side session for user `did` (who must exist) and return the cookie
+        credential valid on `host` (e.g. alpha.localhost), as a sign-in and handoff would."""
+        from app.core.store import Store
+
+        store = Store(self.settings.database_url)
+        try:
+            return store.create_session(did, host, ttl)[1]
+        finally:
+            store.close()
+
     def client(self, service: str, host: str | None = None) -> httpx2.Client:
         """An HTTP client for one service; sends `Host: host` when given (e.g. alpha.localhost)."""
         client = httpx2.Client(

@@ -8,9 +8,9 @@ from flask import render_template
 from flask import request
 
 from app.auth import metadata as oauth_metadata
-from app.core.identity import SESSION_COOKIE
 from app.web.flask_app import current_platform
 from app.web.flask_app import health_response
+from app.web.session_cookie import cookie_name
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -56,8 +56,8 @@ def login():
         "auth/login_unavailable.html",
         domain=settings.platform_domain,
         stylesheet=settings.api_origin + "/static/robot.css",
-        cookie=SESSION_COOKIE,
-        cookie_domain=settings.cookie_domain,
+        cookie=cookie_name(settings),
+        cookie_domain=None,
         next_url=request.args.get("next", "")[:MAX_NEXT_URL],
     )
     headers = {

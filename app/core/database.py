@@ -8,12 +8,14 @@ trip each, and writes in READ COMMITTED transactions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
 import sqlalchemy
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -131,9 +133,7 @@ def upgrade(engine: Engine) -> str:
     Raises ConfigError when the database holds tables of no schema robot knows.
     """
     if engine.dialect.name == "sqlite":
-        with engine.connect() as connection:
-            # WAL lets readers go on while one process writes; it is a property of the file.
-            connection.exec_driver_sql("PRAGMA journal_mode = WAL")
+        _use_wal(engine)
     with writer(engine).begin() as connection:
         if engine.dialect.name == "postgresql":
             # One upgrade at a time (the others wait, then find the schema at head), and no
@@ -146,6 +146,26 @@ def upgrade(engine: Engine) -> str:
             command.stamp(config, PRE_ALEMBIC_REVISION)
         command.upgrade(config, "head")
     return head_revision()
+
+
+def _use_wal(engine: Engine, attempts: int = 50) -> None:
+    """Put a SQLite file in WAL mode: readers go on while one process writes.
+
+    It is a property of the file, so only the first `robot init` changes it. Switching needs
+    the file to itself, and SQLite answers "locked" at once (no busy wait) while another
+    process migrates: skip the switch when the file is already in WAL, and retry otherwise.
+    """
+    for attempt in range(attempts):
+        try:
+            with engine.connect() as connection:
+                mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+                if str(mode).lower() != "wal":
+                    connection.exec_driver_sql("PRAGMA journal_mode = WAL")
+                return
+        except sqlalchemy.exc.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
 
 
 def _made_before_alembic(connection: Connection) -> bool:

@@ -15,7 +15,6 @@ from app.core.store import TOKEN_PREFIX
 from app.core.store import Store
 from app.core.store import weaker_role
 
-SESSION_COOKIE = "robot_session"
 # What an MCP access token may carry; the auth service and the MCP service advertise this list.
 # wiki:read lets the caller read with their role; wiki:write lets them write as far as it allows.
 READ_SCOPE = "wiki:read"
@@ -69,27 +68,16 @@ def bearer_token(authorization: str | None) -> str | None:
     return value.strip()
 
 
-def session_from_cookie(
-    settings: Settings, key: SigningKey, store: Store, cookie: str | None
-) -> dict | None:
-    """Return the verified session claims of a cookie, or None (a bad cookie is just no login)."""
-    if not cookie:
-        return None
-    try:
-        return key.verify_session(cookie, settings.auth_origin)
-    except Unauthorized:
-        return None
-
-
 def authenticate(
     settings: Settings,
     key: SigningKey,
     store: Store,
     slug: str,
     authorization: str | None,
-    cookie: str | None,
+    session_secret: str | None,
 ) -> Caller:
-    """Resolve the caller of wiki `slug` from a Bearer credential or the session cookie.
+    """Resolve the caller of wiki `slug` from a Bearer credential or the wiki host's session
+    cookie (`session_secret`, valid only on this wiki's host: see app.core.session_store).
 
     A Bearer credential that is present but not valid raises Unauthorized; a bad cookie falls
     back to anonymous so a browser with a stale cookie can still read public wikis and log in.
@@ -97,10 +85,12 @@ def authenticate(
     credential = bearer_token(authorization)
     if credential is not None:
         return _caller_from_bearer(settings, key, store, slug, credential)
-    claims = session_from_cookie(settings, key, store, cookie)
-    if claims is None:
+    if not session_secret:
         return ANONYMOUS
-    return _member(store, slug, claims["sub"], claims.get("handle"), "session")
+    session = store.session_for_secret(session_secret, settings.wiki_host(slug))
+    if session is None:
+        return ANONYMOUS
+    return _member(store, slug, session.user_did, session.handle, "session")
 
 
 def _caller_from_bearer(

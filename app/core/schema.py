@@ -128,3 +128,38 @@ oauth_refresh_tokens = Table(
     Column("rotated_from", Text),
     Index("oauth_refresh_tokens_by_grant", "grant_id"),
 )
+
+# Browser sessions (migration 0002): one row per sign-in; each host the browser visits holds
+# its own credential for it (a cookie valid on that host only), got through a handoff code.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("user_agent", Text, nullable=False, server_default=""),
+    Column("upstream", Text),
+    Index("sessions_by_user", "user_did"),
+)
+
+session_credentials = Table(
+    "session_credentials",
+    metadata,
+    Column("secret_hash", Text, primary_key=True),
+    Column("session_id", Text, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("host", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("session_credentials_by_session", "session_id"),
+)
+
+session_handoffs = Table(
+    "session_handoffs",
+    metadata,
+    Column("code_hash", Text, primary_key=True),
+    Column("session_id", Text, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("host", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)

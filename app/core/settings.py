@@ -322,11 +322,6 @@ class Settings:
         return "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else self.bind_host
 
     @property
-    def cookie_domain(self) -> str | None:
-        """Cookie Domain attribute: shared with every wiki host when the domain has a dot."""
-        return f".{self.platform_domain}" if "." in self.platform_domain else None
-
-    @property
     def cookie_secure(self) -> bool:
         return self.public_scheme == "https"
 

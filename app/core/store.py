@@ -49,6 +49,7 @@ from app.core.schema import oauth_refresh_tokens
 from app.core.schema import tokens
 from app.core.schema import users
 from app.core.schema import wikis
+from app.core.session_store import SessionRecords
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class TokenUse(NamedTuple):
     handle: str
 
 
-class Store:
+class Store(SessionRecords):
     """The platform database at a SQLAlchemy URL (a Path means a SQLite file).
 
     Methods take and return plain values and the dataclasses above; they raise BadRequest,
@@ -242,6 +243,11 @@ class Store:
         self._role_of = database.PreparedRead(self.engine, _ROLE_OF)
         self._live_token = database.PreparedRead(self.engine, _LIVE_TOKEN)
         self._token = database.PreparedRead(self.engine, _TOKEN)
+        self._prepare_session_reads()
+
+    @staticmethod
+    def _now() -> int:
+        return _now()
 
     def close(self) -> None:
         """Close every pooled connection (the store stays usable: it reconnects on demand)."""

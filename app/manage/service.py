@@ -1,7 +1,7 @@
 """Who may manage which wiki, and the management API's actions on wikis, tokens and members.
 
 The rules, in one place:
-- Managing takes a platform session (the session JWT as Bearer or the `robot_session` cookie).
+- Managing takes a platform session (the session JWT as Bearer or the apex session cookie).
   Wiki tokens and OAuth access tokens act inside one wiki and never manage it.
 - Any member may see a wiki; its admins (the owner always is one) change its settings, tokens
   and members, and may delete it: the owner made them admins.
@@ -56,9 +56,12 @@ def _short(value: str, limit: int = 60) -> str:
 
 
 def authenticate_manager(
-    platform: Platform, authorization: str | None, cookie: str | None
+    platform: Platform, authorization: str | None, session_secret: str | None
 ) -> Manager:
-    """Return the session's caller, or raise Unauthorized saying what is missing or wrong."""
+    """Return the session's caller, or raise Unauthorized saying what is missing or wrong.
+
+    `session_secret` is the apex session cookie's value (a server-side session credential).
+    """
     settings = platform.settings
     credential = bearer_token(authorization)
     if credential is not None:
@@ -66,15 +69,14 @@ def authenticate_manager(
             raise Unauthorized("a wiki token cannot manage wikis; use a session token")
         claims = platform.key.verify_session(credential, settings.auth_origin)
         return Manager(claims["sub"], claims.get("handle"), "bearer")
-    if not cookie:
+    if not session_secret:
         raise Unauthorized("log in first", login_url=settings.login_url())
-    try:
-        claims = platform.key.verify_session(cookie, settings.auth_origin)
-    except Unauthorized:
+    session = platform.store.session_for_secret(session_secret, settings.platform_domain)
+    if session is None:
         raise Unauthorized(
             "your session is invalid or has expired; log in again", login_url=settings.login_url()
-        ) from None
-    return Manager(claims["sub"], claims.get("handle"), "cookie")
+        )
+    return Manager(session.user_did, session.handle, "cookie")
 
 
 def check_same_origin(settings: Settings, manager: Manager, method: str, origin: str | None):

@@ -6,10 +6,10 @@ from flask import Blueprint
 from flask import g
 from flask import request
 
-from app.core.identity import SESSION_COOKIE
 from app.manage import service as management
 from app.web.flask_app import current_platform
 from app.web.flask_app import json_body
+from app.web.session_cookie import session_secret
 
 bp = Blueprint("management", __name__, url_prefix="/api/wikis")
 
@@ -18,7 +18,9 @@ bp = Blueprint("management", __name__, url_prefix="/api/wikis")
 def _authenticate():
     platform = current_platform()
     manager = management.authenticate_manager(
-        platform, request.headers.get("Authorization"), request.cookies.get(SESSION_COOKIE)
+        platform,
+        request.headers.get("Authorization"),
+        session_secret(request.cookies, platform.settings),
     )
     management.check_same_origin(
         platform.settings, manager, request.method, request.headers.get("Origin")

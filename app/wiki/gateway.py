@@ -15,7 +15,6 @@ from werkzeug.wsgi import ClosingIterator
 
 from app.core.errors import NotFound
 from app.core.errors import RobotError
-from app.core.identity import SESSION_COOKIE
 from app.core.identity import Caller
 from app.core.identity import authenticate
 from app.core.locks import wiki_write_lock
@@ -24,6 +23,7 @@ from app.core.settings import Settings
 from app.core.slugs import slug_from_host
 from app.core.store import Store
 from app.core.store import Wiki
+from app.web.session_cookie import cookie_name
 from app.wiki.otterwiki import APP_SERVED_STATIC
 from app.wiki.otterwiki import CALLER_KEY
 from app.wiki.otterwiki import TENANT_KEY
@@ -74,11 +74,12 @@ class Tenant:
     store: Store
 
 
-def _session_cookie(environ) -> str | None:
+def _session_cookie(environ, settings: Settings) -> str | None:
     header = environ.get("HTTP_COOKIE", "")
-    if SESSION_COOKIE not in header:
+    name = cookie_name(settings)
+    if name not in header:
         return None  # most requests carry only Otterwiki's own cookie: skip the parse
-    return parse_cookie(header).get(SESSION_COOKIE)
+    return parse_cookie(header).get(name)
 
 
 class WikiGateway:
@@ -145,7 +146,7 @@ class WikiGateway:
             self.platform.store,
             wiki.slug,
             environ.get("HTTP_AUTHORIZATION"),
-            _session_cookie(environ),
+            _session_cookie(environ, self.settings),
         )
         refusal = self._refusal(environ, path, wiki, caller, route)
         if refusal is not None:

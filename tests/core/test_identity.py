@@ -28,12 +28,22 @@ def test_session_gives_role_in_this_wiki_only(wikis, users):
     assert caller(wikis, "beta", f"Bearer {jwt}").role is None
 
 
-def test_cookie_session(wikis, users):
-    assert caller(wikis, "alpha", cookie=session(wikis, users[0])).role == "admin"
+def test_cookie_session_works_on_its_own_wiki_host_only(wikis, users):
+    store = wikis.store
+    _, secret = store.create_session(users[0], "alpha.localhost", 60)
+    found = caller(wikis, "alpha", cookie=secret)
+    assert (found.role, found.via, found.did) == ("admin", "session", users[0])
+    # The same credential copied to another wiki host (or the apex) is nobody's there.
+    assert caller(wikis, "beta", cookie=secret).is_anonymous
 
 
-def test_bad_cookie_is_anonymous(wikis):
-    assert caller(wikis, "alpha", cookie="not-a-jwt").is_anonymous
+@pytest.mark.parametrize("cookie", ["not-a-session", "", "x" * 500])
+def test_bad_cookie_is_anonymous(wikis, users, cookie):
+    assert caller(wikis, "alpha", cookie=cookie).is_anonymous
+
+
+def test_session_jwt_is_not_a_cookie(wikis, users):
+    assert caller(wikis, "alpha", cookie=session(wikis, users[0])).is_anonymous
 
 
 @pytest.mark.parametrize("header", ["Bearer garbage", "Bearer a.b.c", "Basic abc", "Bearer "])

@@ -20,7 +20,6 @@ def test_deployed_urls_have_no_ports():
     assert settings.wiki_url("alpha") == "https://alpha.robot.wtf/"
     assert settings.mcp_url("alpha") == "https://alpha.robot.wtf/mcp"
     assert settings.auth_origin == "https://robot.wtf"
-    assert settings.cookie_domain == ".robot.wtf"
     assert settings.cookie_secure is True
     assert settings.bind_host == "0.0.0.0"
 

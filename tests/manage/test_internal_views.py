@@ -7,10 +7,11 @@ from joserfc.jwk import ECKey
 
 from app.api_server import create_app
 from app.core import wikis
-from app.core.identity import SESSION_COOKIE
+from app.core.schema import sessions
 from app.core.settings import Settings
 from app.core.signing import SigningKey
 from app.core.slugs import RESERVED_SLUGS
+from app.web.session_cookie import PLAIN_NAME as SESSION_COOKIE
 
 ALICE = ("did:plc:alice", "alice.test")
 
@@ -35,6 +36,12 @@ def alpha(settings, store):
 @pytest.fixture
 def session(platform):
     return platform.key.mint_session(*ALICE, platform.settings.auth_origin, 3600)
+
+
+@pytest.fixture
+def cookie(store, alpha):
+    """The apex cookie credential of a server-side session of Alice's."""
+    return store.create_session(ALICE[0], "localhost", 3600)[1]
 
 
 def test_check_slug_allows_an_existing_wiki(client, alpha):
@@ -186,22 +193,51 @@ def test_wiki_token_is_not_a_session(client, store, alpha):
     assert response.status_code == 401 and "wiki token" in response.json["error"]
 
 
-def test_session_cookie_reads(client, session, alpha):
-    client.set_cookie(SESSION_COOKIE, session)
+def test_session_cookie_reads(client, cookie, alpha):
+    client.set_cookie(SESSION_COOKIE, cookie)
     assert client.get("/api/wikis").json["wikis"][0]["slug"] == "alpha"
 
 
-def test_bad_cookie_is_401(client, platform, alpha):
-    expired = platform.key.mint_session(*ALICE, platform.settings.auth_origin, -120)
-    client.set_cookie(SESSION_COOKIE, expired)
+@pytest.mark.parametrize(
+    "make_cookie",
+    [
+        lambda p, s: "garbage",
+        lambda p, s: "x" * 4000,
+        # A session JWT is for Bearer use by operators and tests, never a browser's cookie.
+        lambda p, s: p.key.mint_session(*ALICE, p.settings.auth_origin, 3600),
+        # A credential handed to a wiki host is worthless at the apex.
+        lambda p, s: s.create_session(ALICE[0], "alpha.localhost", 3600)[1],
+        lambda p, s: _expired_cookie(s),
+    ],
+    ids=["garbage", "huge", "jwt", "wiki-host", "expired"],
+)
+def test_bad_cookie_is_401(client, platform, store, alpha, make_cookie):
+    client.set_cookie(SESSION_COOKIE, make_cookie(platform, store))
+    assert client.get("/api/wikis").status_code == 401
+
+
+def _expired_cookie(store) -> str:
+    session, secret = store.create_session(ALICE[0], "localhost", 3600)
+    with store.engine.begin() as connection:
+        connection.execute(
+            sessions.update().where(sessions.c.id == session.id).values(expires_at=1)
+        )
+    return secret
+
+
+def test_ended_session_cookie_is_401(client, store, cookie):
+    client.set_cookie(SESSION_COOKIE, cookie)
+    assert client.get("/api/wikis").status_code == 200
+    (session,) = store.list_sessions(ALICE[0])
+    assert store.end_session(session.id)
     assert client.get("/api/wikis").status_code == 401
 
 
 @pytest.mark.parametrize(
     "origin", [None, "null", "http://alpha.localhost:8000", "http://evil.test"]
 )
-def test_cookie_changes_need_the_platform_origin(client, session, store, alpha, origin):
-    client.set_cookie(SESSION_COOKIE, session)
+def test_cookie_changes_need_the_platform_origin(client, cookie, store, alpha, origin):
+    client.set_cookie(SESSION_COOKIE, cookie)
     headers = {"Origin": origin} if origin else {}
     created = client.post("/api/wikis", json={"slug": "beta"}, headers=headers)
     deleted = client.delete("/api/wikis/alpha", headers=headers)
@@ -209,8 +245,8 @@ def test_cookie_changes_need_the_platform_origin(client, session, store, alpha, 
     assert store.find_wiki("beta") is None and store.find_wiki("alpha") is not None
 
 
-def test_cookie_change_from_the_platform_origin_works(client, settings, session, alpha):
-    client.set_cookie(SESSION_COOKIE, session)
+def test_cookie_change_from_the_platform_origin_works(client, settings, cookie, alpha):
+    client.set_cookie(SESSION_COOKIE, cookie)
     headers = {"Origin": settings.api_origin}
     assert client.post("/api/wikis", json={"slug": "beta"}, headers=headers).status_code == 201
     assert client.delete("/api/wikis/beta", headers=headers).status_code == 200

@@ -9,7 +9,7 @@ import pytest
 
 from app import api_server
 from app import auth_server
-from app.core.identity import SESSION_COOKIE
+from app.web.session_cookie import PLAIN_NAME as SESSION_COOKIE
 
 ALICE = ("did:plc:alice", "alice.test")
 
@@ -87,9 +87,7 @@ def test_management_errors(apps, bearer, method, path, kwargs, status):
 
 
 def test_forbidden_is_canonical(apps, platform, store):
-    apps["api"].set_cookie(
-        SESSION_COOKIE, platform.key.mint_session(*ALICE, platform.settings.auth_origin, 3600)
-    )
+    apps["api"].set_cookie(SESSION_COOKIE, store.create_session(ALICE[0], "localhost", 3600)[1])
     assert_canonical_error(apps["api"].post("/api/wikis", json={"slug": "beta"}), 403)
 
 

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
 from werkzeug.test import run_wsgi_app
 
-from app.core.identity import SESSION_COOKIE
 from app.core.store import Store
 from app.core.wikis import create_wiki
+from app.web.session_cookie import PLAIN_NAME
 from tests.wiki import test_tenancy
 
 wiki = test_tenancy.wiki  # the in-process service with alpha, beta and pub, reused
@@ -185,7 +185,7 @@ def crawl(wiki):
     users = {"owner": OWNER, "editor": EDITOR, "viewer": VIEWER, "anonymous": None}
     cookies = {}
     for role, user in users.items():
-        cookie = f"{SESSION_COOKIE}={wiki.session(user)}" if user else ""
+        cookie = f"{PLAIN_NAME}={wiki.session(user, 'pub.localhost')}" if user else ""
         status, headers, text = _call(wiki.app, "GET", "/Home", "", {"Cookie": cookie}, b"")
         otterwiki_cookie = headers.get("Set-Cookie", "").split(";")[0]
         token = re.search(r'name="csrf-token" content="([^"]+)"', text)

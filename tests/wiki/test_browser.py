@@ -52,9 +52,9 @@ def test_public_wiki_is_readable_anonymously(wiki, browser):
 
 
 def test_owner_with_session_cookie_sees_the_wiki(wiki, browser, tmp_path):
-    jwt = wiki.robot("session", OWNER[0]).stdout.strip().splitlines()[-1]
+    secret = wiki.browser_session(OWNER[0], "browse-private.localhost")
     browser.get(wiki_url(wiki, "browse-private", "/healthz"))
-    browser.add_cookie("robot_session", jwt)
+    browser.add_cookie("robot_session", secret)
     browser.get(wiki_url(wiki, "browse-private"))
     assert "Welcome to your wiki" in browser.text()
     browser.screenshot(tmp_path / "wiki.png")
@@ -66,9 +66,9 @@ def test_unknown_wiki_shows_not_found_page(wiki, browser):
 
 
 def login(stack, browser, slug, did):
-    jwt = stack.robot("session", did).stdout.strip().splitlines()[-1]
+    secret = stack.browser_session(did, f"{slug}.localhost")
     browser.get(wiki_url(stack, slug, "/healthz"))
-    browser.add_cookie("robot_session", jwt)
+    browser.add_cookie("robot_session", secret)
 
 
 def wait_for(browser, condition, timeout=45.0):

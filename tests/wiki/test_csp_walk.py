@@ -77,10 +77,10 @@ def jwt(walk_stack):
 
 
 @pytest.fixture(scope="module")
-def browser(walk_stack, jwt):
+def browser(walk_stack):
     session = Browser()
     session.get(url(walk_stack, "/healthz"))
-    session.add_cookie("robot_session", jwt)
+    session.add_cookie("robot_session", walk_stack.browser_session(OWNER[0], f"{SLUG}.localhost"))
     session.record_csp_violations()  # from here on: the signed-in walk
     session.get(url(walk_stack, "/"))
     assert "CSP Walk" in session.source

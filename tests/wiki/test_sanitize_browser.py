@@ -180,7 +180,7 @@ def browser(site):
     session = Browser()
     session.cdp("Page.addScriptToEvaluateOnNewDocument", {"source": DETECTORS})
     session.get(_url(site, "/healthz"))
-    session.add_cookie("robot_session", site["jwt"])
+    session.add_cookie("robot_session", site["stack"].browser_session(OWNER[0], HOST))
     yield session
     session.close()
 

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import pytest
 from werkzeug.test import Client
 
-from app.core.identity import SESSION_COOKIE
 from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
 from app.core.wikis import create_wiki
 from app.core.wikis import delete_wiki
+from app.web.session_cookie import PLAIN_NAME
 
 OWNER_A = ("did:plc:ten-alice", "alice.test")
 OWNER_B = ("did:plc:ten-bob", "bob.test")
@@ -46,8 +46,8 @@ def wiki(tmp_path_factory):
 
     app = create_app(settings)
 
-    def session(user):
-        return platform.key.mint_session(*user, settings.auth_origin, 3600)
+    def session(user, host):
+        return store.create_session(user[0], host, 3600)[1]
 
     yield SimpleNamespace(app=app, settings=settings, store=store, session=session)
     app.tenancy.close()
@@ -59,11 +59,13 @@ class Browser:
 
     def __init__(self, wiki, user=None):
         self.client = Client(wiki.app)
-        self.cookie = wiki.session(user) if user else None
+        self.wiki, self.user = wiki, user
+        self.cookies: dict[str, str] = {}  # one credential per host, as handoffs give them
 
     def open(self, host, path, method="GET", **kwargs):
-        if self.cookie:
-            self.client.set_cookie(SESSION_COOKIE, self.cookie, domain=host)
+        if self.user and host not in self.cookies:
+            self.cookies[host] = self.wiki.session(self.user, host)
+            self.client.set_cookie(PLAIN_NAME, self.cookies[host], domain=host)
         return self.client.open(
             path, method=method, base_url=f"http://{host}", buffered=True, **kwargs
         )
