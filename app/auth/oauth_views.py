@@ -23,6 +23,7 @@ from flask import request
 
 from app.auth.oauth_server import GrantUser
 from app.auth.oauth_server import OAuthServer
+from app.auth.sessions import current_apex_session
 from app.core.identity import READ_SCOPE
 from app.core.identity import WRITE_SCOPE
 from app.web.flask_app import current_platform
@@ -79,8 +80,6 @@ def token():
 @bp.route("/auth/authorize", methods=["GET", "POST"])
 def authorize():
     """Ask a signed-in member to let a client act in one wiki; answer the client by redirect."""
-    from app.auth.sessions import current_apex_session  # TODO(merge main): module-level
-
     platform = current_platform()
     session = current_apex_session()
     if session is None:

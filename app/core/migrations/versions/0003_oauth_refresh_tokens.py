@@ -6,14 +6,14 @@ can revoke its whole family (RFC 9700 §4.14.2). `oauth_grants.used_at` marks a 
 replayed code is recognised and the tokens issued from it revoked (RFC 6749 §4.1.2).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
