@@ -112,6 +112,12 @@ class Refused(Exception):
     """The authorization server answered the client with an error."""
 
 
+def refused(error: BaseException) -> bool:
+    """Whether `error` is, or a task group's error holds, a Refused."""
+    inner = getattr(error, "exceptions", ())
+    return isinstance(error, Refused) or any(refused(e) for e in inner)
+
+
 def mcp_url(stack, slug: str) -> str:
     return stack.settings.mcp_url(slug)
 
@@ -205,14 +211,15 @@ async def test_removing_the_member_revokes_access_at_once(env):
 async def test_a_non_member_is_refused_at_consent(env):
     env.store.upsert_user(*STRANGER)
     person = Person(env, STRANGER[0], decision="deny")
-    with pytest.raises(Exception, match="access_denied"):  # noqa: B017 - the SDK may wrap it
+    with pytest.raises(Exception) as raised:  # noqa: B017 - task groups wrap it (below)
         async with connected(env, person, slug=BETA) as session:
             await session.client.call_tool("list_pages", {})
+    assert refused(raised.value)
     assert "not a member" in person.consent_page
     assert person.answer["error"] == "access_denied" and "code" not in person.answer
 
 
-def test_registration_and_token_answer_on_the_mcp_origin(env):
+async def test_registration_and_token_answer_on_the_mcp_origin(env):
     with env.stack.client("mcp", host=f"{ALPHA}.localhost") as mcp:
         registered = mcp.post("/register", json={"redirect_uris": [CALLBACK]})
         assert registered.status_code == 201, registered.text
