@@ -1,32 +1,29 @@
 """The OAuth 2.1 authorization server MCP clients use, on authlib's Flask server.
 
-RFC 7591 registration of public clients, the authorization code grant with PKCE S256 only
-(RFC 7636), rotated refresh tokens (RFC 9700 §4.14), `iss` in the authorization response
-(RFC 9207), resource indicators (RFC 8707: `resource` names one wiki's MCP URL and becomes the
-token's `aud`) and RFC 9068 JWT access tokens signed with the platform key. Storage is the
-platform store; the views (app/auth/oauth_views.py) add sign-in and consent.
+Registration of public clients (RFC 7591, app/auth/oauth_clients.py), the authorization code
+grant with PKCE S256 only (RFC 7636), rotated refresh tokens (RFC 9700 §4.14), `iss` in the
+authorization response (RFC 9207), resource indicators (RFC 8707: `resource` names one wiki's
+MCP URL and becomes the token's `aud`) and RFC 9068 JWT access tokens signed with the platform
+key. Storage is the platform store; the views (app/auth/oauth_views.py) add sign-in and consent.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.util import scope_to_list
-from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
-from authlib.oauth2.rfc7591 import InvalidClientMetadataError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 
+from app.auth.oauth_clients import MAX_URI_LENGTH
+from app.auth.oauth_clients import PublicClientRegistration
+from app.auth.oauth_clients import RegisteredClient
 from app.core.identity import READ_SCOPE
 from app.core.identity import SCOPES
 from app.core.platform import Platform
@@ -38,11 +35,6 @@ from app.core.store import RefreshToken
 CODE_TTL = 300
 # A connector stays connected while it is used; a month unused and the user consents again.
 REFRESH_TOKEN_TTL = 30 * 24 * 3600
-# Registration is open to anyone: keep what one registration may store small.
-MAX_REDIRECT_URIS = 10
-MAX_URI_LENGTH = 2000
-MAX_CLIENT_NAME = 200
-LOOPBACK_HOSTS = ("localhost",)
 
 
 class InvalidTargetError(OAuth2Error):
@@ -59,49 +51,6 @@ class GrantUser:
 
     def get_user_id(self) -> str:
         return self.did
-
-
-class RegisteredClient(ClientMixin):
-    """A public client registered through /register; `metadata` as RFC 7591 §2 names it."""
-
-    def __init__(self, client_id: str, metadata: dict):
-        self.client_id = client_id
-        self.metadata = metadata
-
-    @property
-    def name(self) -> str:
-        return self.metadata.get("client_name") or self.client_id
-
-    def get_client_id(self) -> str:
-        return self.client_id
-
-    def get_default_redirect_uri(self) -> str | None:
-        uris = self.metadata.get("redirect_uris", [])
-        return uris[0] if len(uris) == 1 else None
-
-    def get_allowed_scope(self, scope: str | None) -> str:
-        # ChatGPT may omit scope on reconnect: then the wiki's supported scopes.
-        asked = [s for s in scope_to_list(scope or "") or SCOPES if s in SCOPES]
-        return " ".join(s for s in SCOPES if s in asked)
-
-    def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.metadata.get("redirect_uris", [])  # exact match only
-
-    def check_client_secret(self, client_secret: str) -> bool:
-        return False  # public clients have none
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == "none"
-
-    def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code"
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in self.metadata.get("grant_types", grants_default())
-
-
-def grants_default() -> list[str]:
-    return ["authorization_code", "refresh_token"]
 
 
 @dataclass(frozen=True)
@@ -301,75 +250,6 @@ class RefreshTokenGrant(_TokenIssuer, grants.RefreshTokenGrant):
         scope = capped_scope(self.request.payload.scope or spent.scope, role)
         token = self.issue(user, scope, spent.wiki_slug, spent.grant_id, spent.token_hash)
         return 200, token, self.TOKEN_RESPONSE_HEADER
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_redirect_uri(uri) -> str:
-    """Return `uri` if it may receive codes: https, or http on loopback; no fragment (RFC 6749
-    §3.1.2). Raise InvalidClientMetadataError otherwise."""
-    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
-        raise InvalidClientMetadataError(f"redirect URIs are strings of 1-{MAX_URI_LENGTH} chars")
-    try:
-        parts = urlsplit(uri)
-        host = parts.hostname
-    except ValueError:
-        raise InvalidClientMetadataError(f"{uri[:200]!r} is not a URL") from None
-    if parts.fragment or "#" in uri or not host:
-        raise InvalidClientMetadataError(f"{uri[:200]!r} must be absolute, without a fragment")
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
-        return uri
-    raise InvalidClientMetadataError(
-        f"{uri[:200]!r} must use https (plain http only on a loopback address)"
-    )
-
-
-class PublicClientRegistration(ClientRegistrationEndpoint):
-    """RFC 7591 registration, open to anyone, of public clients (no secret, PKCE instead)."""
-
-    def authenticate_token(self, request):
-        return True  # open registration, as MCP clients expect
-
-    def get_server_metadata(self) -> dict:
-        return self.server.metadata
-
-    def extract_client_metadata(self, request) -> dict:
-        data = request.payload.data
-        if not isinstance(data, dict):
-            raise InvalidClientMetadataError("the body must be a JSON object")
-        data.setdefault("token_endpoint_auth_method", "none")
-        uris = data.get("redirect_uris")
-        if not isinstance(uris, list) or not 0 < len(uris) <= MAX_REDIRECT_URIS:
-            raise InvalidClientMetadataError(
-                f"'redirect_uris' must list 1-{MAX_REDIRECT_URIS} redirect URIs"
-            )
-        for uri in uris:
-            check_redirect_uri(uri)
-        name = data.get("client_name")
-        if name is not None and (not isinstance(name, str) or len(name) > MAX_CLIENT_NAME):
-            raise InvalidClientMetadataError(f"'client_name' is text of {MAX_CLIENT_NAME} chars")
-        metadata = super().extract_client_metadata(request)
-        metadata.setdefault("grant_types", grants_default())
-        metadata.setdefault("response_types", ["code"])
-        return metadata
-
-    def generate_client_info(self, request) -> dict:
-        return {
-            "client_id": "mcp_" + secrets.token_urlsafe(24),
-            "client_id_issued_at": int(time.time()),
-        }
-
-    def save_client(self, client_info, client_metadata, request) -> RegisteredClient:
-        client_id = client_info["client_id"]
-        self.server.platform.store.save_oauth_client(client_id, client_metadata)
-        return RegisteredClient(client_id, client_metadata)
 
 
 class PlatformIssuer(IssuerParameter):
