@@ -21,6 +21,20 @@ MAX_CLIENT_NAME = 200
 LOOPBACK_HOSTS = ("localhost",)
 # What a registration gets when it names no grant types: the code grant and refreshing.
 GRANT_TYPES = ["authorization_code", "refresh_token"]
+# The RFC 7591 §2 fields a public client may register, by JSON type; the rest (keys, software
+# statements, unknown fields) are dropped, as §2 allows.
+TEXT_FIELDS = (
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "tos_uri",
+    "policy_uri",
+    "scope",
+    "token_endpoint_auth_method",
+    "software_id",
+    "software_version",
+)
+LIST_FIELDS = ("redirect_uris", "grant_types", "response_types", "contacts")
 
 
 class RegisteredClient(ClientMixin):
@@ -90,6 +104,30 @@ def check_redirect_uri(uri) -> str:
     )
 
 
+def _typed_fields(data) -> dict:
+    """The registrable fields of `data`, each of its JSON type (text, or a short list of text);
+    raise InvalidClientMetadataError for a field of the wrong type or size."""
+    if not isinstance(data, dict):
+        raise InvalidClientMetadataError("the body must be a JSON object")
+    kept = {}
+    for name in TEXT_FIELDS:
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_URI_LENGTH):
+            raise InvalidClientMetadataError(f"'{name}' must be text of {MAX_URI_LENGTH} chars")
+        if value is not None:
+            kept[name] = value
+    for name in LIST_FIELDS:
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list) or len(value) > MAX_REDIRECT_URIS:
+            raise InvalidClientMetadataError(f"'{name}' must be a list of 1-{MAX_REDIRECT_URIS}")
+        if not all(isinstance(item, str) and len(item) <= MAX_URI_LENGTH for item in value):
+            raise InvalidClientMetadataError(f"'{name}' must list text of {MAX_URI_LENGTH} chars")
+        kept[name] = value
+    return kept
+
+
 class PublicClientRegistration(ClientRegistrationEndpoint):
     """RFC 7591 registration, open to anyone, of public clients (no secret, PKCE instead)."""
 
@@ -100,20 +138,16 @@ class PublicClientRegistration(ClientRegistrationEndpoint):
         return self.server.metadata
 
     def extract_client_metadata(self, request) -> dict:
-        data = request.payload.data
-        if not isinstance(data, dict):
-            raise InvalidClientMetadataError("the body must be a JSON object")
+        data = _typed_fields(request.payload.data)
         data.setdefault("token_endpoint_auth_method", "none")
-        uris = data.get("redirect_uris")
-        if not isinstance(uris, list) or not 0 < len(uris) <= MAX_REDIRECT_URIS:
-            raise InvalidClientMetadataError(
-                f"'redirect_uris' must list 1-{MAX_REDIRECT_URIS} redirect URIs"
-            )
-        for uri in uris:
+        if not data.get("redirect_uris"):
+            raise InvalidClientMetadataError("'redirect_uris' must list the client's redirect URIs")
+        for uri in data["redirect_uris"]:
             check_redirect_uri(uri)
-        name = data.get("client_name")
-        if name is not None and (not isinstance(name, str) or len(name) > MAX_CLIENT_NAME):
+        if len(data.get("client_name", "")) > MAX_CLIENT_NAME:
             raise InvalidClientMetadataError(f"'client_name' is text of {MAX_CLIENT_NAME} chars")
+        request.payload.data.clear()
+        request.payload.data.update(data)
         metadata = super().extract_client_metadata(request)
         metadata.setdefault("grant_types", list(GRANT_TYPES))
         metadata.setdefault("response_types", ["code"])

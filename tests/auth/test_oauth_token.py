@@ -92,6 +92,13 @@ def test_registration_answers_a_public_client(client):
         {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic"},
         {"redirect_uris": [REDIRECT], "grant_types": ["password"]},
         {"redirect_uris": [REDIRECT], "scope": "admin"},
+        {"redirect_uris": [REDIRECT], "scope": 5},
+        {"redirect_uris": [REDIRECT], "response_types": 5},
+        {"redirect_uris": [REDIRECT], "client_uri": 5},
+        {"redirect_uris": [REDIRECT], "tos_uri": {"a": 1}},
+        {"redirect_uris": [REDIRECT], "contacts": [1]},
+        {"redirect_uris": [REDIRECT], "logo_uri": "not a url"},
+        {"redirect_uris": ["https://[::1"]},
         [1, 2],
     ],
 )
@@ -100,6 +107,13 @@ def test_malformed_registration_is_refused_and_stores_nothing(client, wikis, bod
     assert response.status_code == 400
     assert response.json["error"] == "invalid_client_metadata"
     assert wikis.store._all(oauth_clients.select()) == []
+
+
+def test_registration_drops_keys_and_unknown_fields(client):
+    body = {"redirect_uris": [REDIRECT], "jwks_uri": "https://x.example/k", "extra": "x"}
+    response = client.post("/register", json=body)
+    assert response.status_code == 201
+    assert "jwks_uri" not in response.json and "extra" not in response.json
 
 
 def test_registration_that_is_not_json(client):
