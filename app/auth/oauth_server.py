@@ -96,8 +96,11 @@ def resource_slug(platform: Platform, resource: str | None) -> str:
     if not resource or len(resource) > MAX_URI_LENGTH:
         raise InvalidTargetError("'resource' must be the MCP URL of a wiki, e.g. https://x.../mcp")
     normalised = resource[:-1] if resource.endswith("/mcp/") else resource
-    parts = urlsplit(normalised)
-    slug = slug_from_host(parts.hostname, settings.platform_domain) if parts.hostname else None
+    try:
+        host = urlsplit(normalised).hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        host = None
+    slug = slug_from_host(host, settings.platform_domain) if host else None
     if not slug or normalised != settings.mcp_url(slug) or platform.store.find_wiki(slug) is None:
         raise InvalidTargetError(f"no wiki's MCP endpoint is at {resource[:200]!r}")
     return slug

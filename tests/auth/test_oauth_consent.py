@@ -153,6 +153,7 @@ def test_unverified_client_or_redirect_gets_an_error_page(client, wikis, registe
         ({"resource": None}, "invalid_target"),
         ({"resource": "https://evil.example/mcp"}, "invalid_target"),
         ({"resource": "http://nosuch.localhost:8001/mcp"}, "invalid_target"),
+        ({"resource": "http://[::1"}, "invalid_target"),
         ({"scope": "admin"}, "invalid_scope"),
         ({"response_type": "token"}, "unsupported_response_type"),
     ],
