@@ -37,6 +37,8 @@ class Caller:
     handle: str | None = None
     role: str | None = None
     via: str = "anonymous"  # anonymous | session | token | oauth
+    # An OAuth access token granted read only (no wiki:write): `role` is capped at viewer.
+    read_only_grant: bool = False
 
     @property
     def is_anonymous(self) -> bool:
@@ -123,7 +125,7 @@ def _scoped(caller: Caller, scope) -> Caller:
     if not set(granted) & set(SCOPES):
         raise Unauthorized(f"this access token grants none of the scopes {' '.join(SCOPES)}")
     if WRITE_SCOPE not in granted and caller.role is not None:
-        return replace(caller, role=weaker_role(caller.role, "viewer"))
+        return replace(caller, role=weaker_role(caller.role, "viewer"), read_only_grant=True)
     return caller
 
 

@@ -183,7 +183,20 @@ async def test_a_viewers_token_is_refused_on_writes(env):
         written = await session.client.call_tool("write_page", {"path": "X", "content": "no"})
         assert not read.is_error
         assert session.storage.tokens.scope == "wiki:read"
-    assert written.is_error
+    assert written.is_error and "wiki:write" in str(written.content)
+
+
+async def test_demotion_to_viewer_stops_writes_at_once(env):
+    env.store.upsert_user(*STRANGER)
+    env.store.set_member(ALPHA, STRANGER[0], "editor")
+    async with connected(env, Person(env, STRANGER[0])) as session:
+        before = await session.client.call_tool("write_page", {"path": "D", "content": "1"})
+        env.store.set_member(ALPHA, STRANGER[0], "viewer")
+        after = await session.client.call_tool("write_page", {"path": "D", "content": "2"})
+        read = await session.client.call_tool("read_page", {"path": "D"})
+    env.store.remove_member(ALPHA, STRANGER[0])
+    assert not before.is_error and after.is_error and not read.is_error
+    assert "role in this wiki is viewer" in str(after.content)
 
 
 async def test_a_token_for_alpha_is_refused_by_beta(env):

@@ -102,3 +102,25 @@ def test_public_wiki_anonymous_reads_only(wikis):
     anonymous = caller(wikis, "alpha")
     assert anonymous.permissions(True) == ("READ",)
     assert anonymous.permissions(False) == ()
+
+
+def oauth_token(platform, did, scope):
+    settings = platform.settings
+    return platform.key.mint_access_token(
+        did, settings.mcp_url("alpha"), settings.auth_origin, scope, 60, "client"
+    )
+
+
+@pytest.mark.parametrize(
+    "scope, role, read_only",
+    [("wiki:read wiki:write", "admin", False), ("wiki:read", "viewer", True)],
+)
+def test_access_token_scope_limits_the_live_role(wikis, users, scope, role, read_only):
+    found = caller(wikis, "alpha", f"Bearer {oauth_token(wikis, users[0], scope)}")
+    assert (found.role, found.read_only_grant) == (role, read_only)
+
+
+@pytest.mark.parametrize("scope", ["", "wiki", "admin"])
+def test_access_token_without_a_known_scope_is_refused(wikis, users, scope):
+    with pytest.raises(Unauthorized):
+        caller(wikis, "alpha", f"Bearer {oauth_token(wikis, users[0], scope)}")
