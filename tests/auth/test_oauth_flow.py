@@ -4,6 +4,7 @@ Registration -> authorize -> sign in -> consent -> token -> tool call -> refresh
 on loopback; the consent is given by a browser-like client holding a real platform session.
 """
 
+import asyncio
 import re
 import time
 from contextlib import asynccontextmanager
@@ -21,6 +22,8 @@ from mcp.shared.auth import OAuthClientMetadata
 
 from app.core.store import Store
 from app.web.session_cookie import cookie_name
+from tests.browser import Browser
+from tests.browser import browser_available
 from tests.mcp.clients import last_line
 from tests.mcp.clients import rpc
 
@@ -108,6 +111,34 @@ class Person:
         )
 
 
+class BrowserPerson(Person):
+    """The same person in headless Chromium: the consent page's form, CSP and redirect for real."""
+
+    def __init__(self, env, did: str, browser: Browser):
+        super().__init__(env, did)
+        self.browser = browser
+
+    async def redirect_handler(self, authorization_url: str) -> None:
+        await asyncio.to_thread(self._consent, authorization_url)
+
+    def _consent(self, authorization_url: str) -> None:
+        settings, browser = self.env.stack.settings, self.browser
+        browser.get(authorization_url)
+        assert urlsplit(browser.url).path == "/auth/login"
+        _session, secret = self.env.store.create_session(self.did, settings.platform_domain, 600)
+        browser.get(settings.auth_origin + "/healthz")
+        browser.add_cookie(cookie_name(settings), secret)
+        browser.record_csp_violations()
+        browser.get(authorization_url)
+        self.consent_page = browser.text()
+        self.violations = browser.csp_violations()
+        browser.click("button[value=approve]")  # CSP form-action must let the redirect through
+        deadline = time.monotonic() + 20
+        while "code=" not in browser.url and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.callback = browser.url
+
+
 class Refused(Exception):
     """The authorization server answered the client with an error."""
 
@@ -123,14 +154,14 @@ def mcp_url(stack, slug: str) -> str:
 
 
 @asynccontextmanager
-async def connected(env, person: Person, slug: str = ALPHA):
+async def connected(env, person: Person, slug: str = ALPHA, callback: str = CALLBACK):
     """An SDK client session to wiki `slug` that authorizes itself through `person`."""
     storage = MemoryStorage()
     provider = OAuthClientProvider(
         server_url=mcp_url(env.stack, slug),
         client_metadata=OAuthClientMetadata(
             client_name="e2e agent",
-            redirect_uris=[CALLBACK],
+            redirect_uris=[callback],
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
             token_endpoint_auth_method="none",
@@ -175,6 +206,21 @@ async def test_the_whole_dance_then_refresh(env):
         second = session.storage.tokens
     assert second.access_token != first.access_token
     assert second.refresh_token != first.refresh_token
+
+
+@pytest.mark.skipif(not browser_available(), reason="needs Debian's chromium and chromedriver")
+async def test_consent_in_a_browser(env):
+    browser = Browser()
+    # A page that answers 200 on any host: the browser lands on it with the code.
+    landing = f"http://127.0.0.1:{env.stack.port('auth')}/healthz"
+    try:
+        person = BrowserPerson(env, OWNER[0], browser)
+        async with connected(env, person, callback=landing) as session:
+            listed = await session.client.call_tool("list_pages", {})
+    finally:
+        browser.close()
+    assert not listed.is_error and "e2e agent" in person.consent_page
+    assert person.answer["iss"] == env.stack.settings.auth_origin and person.violations == []
 
 
 async def test_a_viewers_token_is_refused_on_writes(env):
