@@ -42,6 +42,23 @@ _ACCESS = {
 }
 
 
+# Browser-based MCP clients (the MCP Inspector, web agents) register and redeem codes by fetch:
+# both endpoints take no cookie and no ambient credential, so any origin may call them.
+_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization",
+    "Access-Control-Max-Age": "600",
+}
+
+
+@bp.after_request
+def _cors(response):
+    if request.endpoint in ("oauth.register", "oauth.token"):
+        response.headers.update(_CORS_HEADERS)
+    return response
+
+
 def _server() -> OAuthServer:
     return current_app.extensions["robot_oauth"]
 

@@ -213,3 +213,11 @@ def test_refresh_after_demotion_narrows_the_scope(client, wikis, users, register
 def test_token_endpoint_errors_are_json(client, registered, form, error):
     response = client.post("/token", data={**form, "client_id": registered})
     assert response.status_code == 400 and response.json["error"] == error
+
+
+@pytest.mark.parametrize("path", ["/register", "/token", "/auth/token"])
+def test_browser_clients_may_call_register_and_token(client, path):
+    preflight = client.options(path, headers={"Origin": "https://inspector.example"})
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
