@@ -11,6 +11,9 @@ from app.core.schema import oauth_clients
 from app.core.schema import oauth_refresh_tokens
 from app.core.signing import ACCESS_TOKEN_TYP
 
+# The store's OAuth rows (codes spent once, refresh families): on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_engines
+
 REDIRECT = "https://claude.ai/api/mcp/auth_callback"
 VERIFIER = "v" * 64
 
