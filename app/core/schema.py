@@ -86,18 +86,26 @@ oauth_clients = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+
+def _granted_columns() -> tuple[Column, ...]:
+    """Who granted what to whom: the client, the user and the wiki an OAuth grant is for."""
+    return (
+        Column(
+            "client_id",
+            Text,
+            ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
+        Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), nullable=False),
+    )
+
+
 oauth_grants = Table(
     "oauth_grants",
     metadata,
     Column("code_hash", Text, primary_key=True),
-    Column(
-        "client_id",
-        Text,
-        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
-    Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), nullable=False),
+    *_granted_columns(),
     Column("data", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
@@ -112,14 +120,7 @@ oauth_refresh_tokens = Table(
     metadata,
     Column("token_hash", Text, primary_key=True),
     Column("grant_id", Text, nullable=False),
-    Column(
-        "client_id",
-        Text,
-        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
-    Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), nullable=False),
+    *_granted_columns(),
     Column("scope", Text, nullable=False),
     Column("resource", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
