@@ -128,6 +128,7 @@ oauth_refresh_tokens = Table(
     Column("revoked_at", BigInteger),
     Column("rotated_from", Text),
     Index("oauth_refresh_tokens_by_grant", "grant_id"),
+    Index("oauth_refresh_tokens_by_expiry", "expires_at"),
 )
 
 # Browser sessions (migration 0002): one row per sign-in; each host the browser visits holds

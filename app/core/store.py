@@ -617,6 +617,11 @@ class Store(SessionRecords):
         AuthorizationCode."""
         now = _now()
         with self._write() as connection:
+            # Each new code sweeps out the dead ones: no job runs on a timer to do it.
+            connection.execute(delete(oauth_grants).where(oauth_grants.c.expires_at < now))
+            connection.execute(
+                delete(oauth_refresh_tokens).where(oauth_refresh_tokens.c.expires_at < now)
+            )
             connection.execute(
                 oauth_grants.insert().values(
                     code_hash=hash_secret(code),

@@ -8,6 +8,7 @@ import pytest
 
 from app.auth_server import create_app
 from app.core.schema import oauth_clients
+from app.core.schema import oauth_grants
 from app.core.schema import oauth_refresh_tokens
 from app.core.signing import ACCESS_TOKEN_TYP
 
@@ -169,6 +170,12 @@ def test_code_works_once_and_a_replay_revokes_its_tokens(client, registered, cod
 def test_expired_code_is_refused(client, wikis, users, registered):
     old = grant_code(wikis, registered, users[0], ttl=-1)
     assert redeem(client, registered, old).json["error"] == "invalid_grant"
+
+
+def test_a_new_code_sweeps_out_expired_ones(client, wikis, users, registered):
+    grant_code(wikis, registered, users[0], ttl=-1)
+    grant_code(wikis, registered, users[0])
+    assert len(wikis.store._all(oauth_grants.select())) == 1
 
 
 def test_refresh_rotates_the_token(client, wikis, registered, code):

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("rotated_from", sa.Text),
     )
     op.create_index("oauth_refresh_tokens_by_grant", "oauth_refresh_tokens", ["grant_id"])
+    op.create_index("oauth_refresh_tokens_by_expiry", "oauth_refresh_tokens", ["expires_at"])
 
 
 def downgrade() -> None:
