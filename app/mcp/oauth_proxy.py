@@ -30,7 +30,7 @@ def authorize_location(platform: Platform, slug: str, query: str) -> str:
     pairs = parse_qsl(query, keep_blank_values=True)
     if not any(name == "resource" for name, _ in pairs):
         pairs.append(("resource", platform.settings.mcp_url(slug)))
-    return platform.settings.auth_origin + AUTHORIZE_PATH + "?" + urlencode(pairs)
+    return platform.settings.auth_origin + "/auth" + AUTHORIZE_PATH + "?" + urlencode(pairs)
 
 
 async def _read_body(receive, limit: int) -> bytes | None:

@@ -162,14 +162,15 @@ async def test_authorize_on_the_mcp_origin_goes_to_the_auth_service_for_this_wik
     response = await client.get("/authorize?client_id=c&state=s", headers={"Host": ALPHA})
     assert response.status_code == 308
     resource = "http%3A%2F%2Falpha.localhost%3A8001%2Fmcp"
-    expected = f"{wikis.settings.auth_origin}/authorize?client_id=c&state=s&resource={resource}"
+    query = f"client_id=c&state=s&resource={resource}"
+    expected = f"{wikis.settings.auth_origin}/auth/authorize?{query}"
     assert response.headers["location"] == expected
 
 
 @pytest.mark.asyncio
 async def test_authorize_on_the_mcp_origin_keeps_the_resource_asked(client, wikis):
     response = await client.get("/authorize?resource=x", headers={"Host": ALPHA})
-    assert response.headers["location"] == f"{wikis.settings.auth_origin}/authorize?resource=x"
+    assert response.headers["location"] == f"{wikis.settings.auth_origin}/auth/authorize?resource=x"
 
 
 @pytest.mark.asyncio
