@@ -112,15 +112,17 @@ def authorize():
     slug = grant.request.wiki_slug
     role = platform.store.role_of(slug, user.did)
     csrf = _csrf_token(session.id, grant)
-    if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), csrf):
-        return _page("oauth_error.html", 400, grant, message="The form expired; start again.")
-    if request.method == "POST" and (role is None or request.form.get("decision") != "approve"):
-        return _no_store(server.create_authorization_response(grant_user=None, grant=grant))
-    if request.method == "POST":
-        return _no_store(server.create_authorization_response(grant_user=user, grant=grant))
-    if role is None:
+    if request.method == "GET" and role is None:
         return _page("oauth_not_member.html", 403, grant, slug=slug, csrf=csrf)
-    return _page("oauth_consent.html", 200, grant, slug=slug, csrf=csrf, role=role)
+    if request.method == "GET":
+        return _page("oauth_consent.html", 200, grant, slug=slug, csrf=csrf, role=role)
+    sent = request.form.get("csrf", "").encode()
+    if not hmac.compare_digest(sent, csrf.encode()):
+        return _page("oauth_error.html", 400, grant, message="The form expired; start again.")
+    # Only a member may approve; anything but an approval is a denial (access_denied).
+    approved = role is not None and request.form.get("decision") == "approve"
+    grant_user = user if approved else None
+    return _no_store(server.create_authorization_response(grant_user=grant_user, grant=grant))
 
 
 def _authorize_error(error: OAuth2Error):
@@ -136,8 +138,9 @@ def _authorize_error(error: OAuth2Error):
 
 def _csrf_token(session_id: str, grant) -> str:
     """A token only this session's consent page for this request can hold (HMAC, not stored)."""
+    payload = grant.request.payload
     request_id = "\n".join(
-        (session_id, grant.client.client_id, grant.request.payload.redirect_uri or "")
+        (session_id, grant.client.client_id, payload.redirect_uri or "", grant.request.wiki_slug)
     )
     key = current_app.extensions["robot_consent_key"]
     return hmac.new(key, request_id.encode(), hashlib.sha256).hexdigest()

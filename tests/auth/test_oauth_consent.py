@@ -127,9 +127,11 @@ def test_denial_redirects_with_access_denied(client, wikis, registered):
     assert params["iss"] == wikis.settings.auth_origin
 
 
-def test_a_forged_approval_is_refused(client, wikis, registered):
+@pytest.mark.parametrize("csrf", [None, "0" * 64, "é", ["a", "b"]])
+def test_a_forged_approval_is_refused(client, wikis, registered, csrf):
     member(client, wikis, "editor")
-    response = client.post(authorize_url(wikis, registered), data={"decision": "approve"})
+    form = {"decision": "approve"} if csrf is None else {"decision": "approve", "csrf": csrf}
+    response = client.post(authorize_url(wikis, registered), data=form)
     assert response.status_code == 400 and "Location" not in response.headers
     assert wikis.store._all(oauth_grants.select()) == []
 
