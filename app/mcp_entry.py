@@ -11,13 +11,15 @@ from app.core.platform import Platform
 from app.core.settings import Settings
 from app.mcp.auth import MCP_PATH
 from app.mcp.auth import McpAuth
+from app.mcp.cors import Cors
 from app.mcp.headers import SecurityHeaders
 from app.mcp.page_client import PageClient
 from app.mcp.tools import build_server
+from app.mcp.transport import Transport
 
 
 def create_app(settings: Settings | None = None):
-    """Build the ASGI app: our auth layer in front of a stateless FastMCP app."""
+    """Build the ASGI app: CORS, security headers, auth and request forms before FastMCP."""
     platform = Platform.load(settings)
     # No OpenTelemetry SDK runs in this process, so FastMCP's per-request span bookkeeping
     # (about a tenth of its own time per call) would record nothing.
@@ -38,4 +40,5 @@ def create_app(settings: Settings | None = None):
     app = server.http_app(
         path=MCP_PATH, stateless_http=True, json_response=True, host_origin_protection=False
     )
-    return SecurityHeaders(McpAuth(app, platform))
+    app.router.redirect_slashes = False  # `/mcp/` is served, not redirected (Transport)
+    return Cors(SecurityHeaders(McpAuth(Transport(app), platform)))

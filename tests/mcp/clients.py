@@ -52,23 +52,23 @@ class Session:
         return listed if self.kind == "fastmcp" else listed.tools
 
 
-def mcp_url(stack) -> str:
-    return f"http://127.0.0.1:{stack.port('mcp')}/mcp"
+def mcp_url(stack, path: str = "/mcp") -> str:
+    return f"http://127.0.0.1:{stack.port('mcp')}{path}"
 
 
 @asynccontextmanager
-async def connect(kind: str, stack, host: str, credential: str):
-    """Open an MCP session of `kind` to wiki `host` with a Bearer credential."""
+async def connect(kind: str, stack, host: str, credential: str, path: str = "/mcp"):
+    """Open an MCP session of `kind` to wiki `host` (endpoint `path`) with a Bearer credential."""
     headers = {"Host": host, "Authorization": f"Bearer {credential}"}
     if kind == "fastmcp":
-        transport = StreamableHttpTransport(mcp_url(stack), headers=headers)
+        transport = StreamableHttpTransport(mcp_url(stack, path), headers=headers)
         async with FastClient(transport, timeout=60) as client:
             yield Session(kind, client)
     else:
         timeout = httpx2.Timeout(60.0, connect=10.0)
         async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
             async with SdkClient(
-                streamable_http_client(mcp_url(stack), http_client=http)
+                streamable_http_client(mcp_url(stack, path), http_client=http)
             ) as client:
                 yield Session(kind, client)
 

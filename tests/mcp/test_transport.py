@@ -1,0 +1,79 @@
+import pytest
+from starlette.datastructures import Headers
+
+from app.mcp.transport import batch_problem
+from app.mcp.transport import invalid_message
+from app.mcp.transport import is_json
+from app.mcp.transport import refusal
+from app.mcp.transport import request_id
+from app.mcp.transport import version_problem
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        ("application/json-patch+json", False),
+        ("text/plain", False),
+        (None, False),
+    ],
+)
+def test_only_application_json_is_json(content_type, expected):
+    assert is_json(content_type) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [({"id": 3}, 3), ({"id": "a"}, "a"), ({"id": True}, None), ({"id": 1.5}, None), ([1], None)],
+)
+def test_only_a_string_or_integer_id_is_echoed(raw, expected):
+    assert request_id(raw) == expected
+
+
+def test_a_jsonrpc_request_is_valid_and_junk_is_invalid_request():
+    assert invalid_message({"jsonrpc": "2.0", "id": 1, "method": "ping"}) is None
+    error = invalid_message({"jsonrpc": "1.0", "id": 2, "method": "ping"})
+    assert error["id"] == 2 and error["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize("version", [None, "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])
+def test_announced_versions_are_served(version):
+    assert version_problem(version) is None
+
+
+def test_unknown_version_names_the_supported_ones():
+    error = version_problem("2030-01-01")["error"]
+    assert error["code"] == -32022 and "2025-06-18" in error["data"]["supported"]
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status"),
+    [
+        ("OPTIONS", {}, 204),
+        ("GET", {}, 405),
+        ("DELETE", {"mcp-session-id": "x"}, 405),
+        ("POST", {"content-type": "application/json", "mcp-protocol-version": "x"}, 400),
+        ("POST", {"content-type": "text/plain"}, 415),
+    ],
+)
+def test_forms_refused_before_the_body_is_read(method, headers, status):
+    assert refusal(method, Headers(headers))[0] == status
+
+
+def test_a_json_post_is_not_refused():
+    assert refusal("POST", Headers({"content-type": "application/json"})) is None
+
+
+@pytest.mark.parametrize(
+    ("items", "version", "served"),
+    [
+        ([{}], "2025-03-26", True),
+        ([{}], "2025-06-18", False),
+        ([{}], "2026-07-28", False),
+        ([], "2025-03-26", False),
+        ([{}] * 51, "2025-03-26", False),
+    ],
+)
+def test_batches_only_in_2025_03_26_and_bounded(items, version, served):
+    assert (batch_problem(items, version) is None) is served
