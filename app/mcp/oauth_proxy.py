@@ -19,8 +19,17 @@ AUTHORIZE_PATH = "/authorize"
 FORWARDED_PATHS = ("/token", "/register", "/.well-known/oauth-authorization-server")
 # /token and /register bodies are a few fields (the auth service caps them at 64 KiB too).
 MAX_BODY_BYTES = 64 * 1024
-# Headers of the auth service's answer that mean something to the client.
-_ANSWER_HEADERS = ("content-type", "cache-control", "pragma", "www-authenticate")
+# Headers of the auth service's answer that mean something to the client (Access-Control-Allow-
+# Origin is left to this service's own CORS layer, which sets it on every answer).
+_ANSWER_HEADERS = (
+    "content-type",
+    "cache-control",
+    "pragma",
+    "www-authenticate",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
+)
 _TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
 
 

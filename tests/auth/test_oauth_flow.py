@@ -286,5 +286,15 @@ async def test_registration_and_token_answer_on_the_mcp_origin(env):
         client_id = registered.json()["client_id"]
         token = mcp.post("/token", data={**form, "client_id": client_id})
         metadata = mcp.get("/.well-known/oauth-authorization-server").json()
+        preflight = mcp.options(
+            "/register",
+            headers={
+                "Origin": "https://inspector.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
     assert (token.status_code, token.json()["error"]) == (400, "invalid_grant")
+    assert preflight.headers.get_list("access-control-allow-origin") == ["*"]
+    assert "Content-Type" in preflight.headers["access-control-allow-headers"]
     assert metadata["issuer"] == env.stack.settings.auth_origin
