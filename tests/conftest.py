@@ -30,7 +30,7 @@ BOB = ("did:plc:bob", "bob.test")
 def _clean_environ(monkeypatch):
     """Tests never see the developer's ROBOT_* or platform variables."""
     for name in list(os.environ):
-        if name.startswith("ROBOT_") or name in (
+        if name.startswith(("ROBOT_", "ATPROTO_")) or name in (
             "MULTI_TENANT",
             "PLATFORM_DOMAIN",
             "WIKI_BASE",
@@ -174,7 +174,7 @@ class Stack:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("ROBOT_", "PYTEST_"))
+            if not k.startswith(("ROBOT_", "ATPROTO_", "PYTEST_"))
             and k not in _PLATFORM_VARS + ("GUNICORN_BIND",)
         }
         env.update(

@@ -46,7 +46,13 @@ VARIABLES = {
     "ROBOT_LOG_SYSLOG": "also send program output to syslog (the journal under systemd)",
     "ROBOT_RENDER_BUDGET": "CPU seconds a page render may take; past it the page shows its source",
     "ROBOT_RENDER_CACHE_MB": "size bound of the on-disk cache of rendered pages, shared by workers",
+    "ATPROTO_PLC_URL": "the did:plc directory; tests only: refused unless "
+    "PLATFORM_DOMAIN=localhost",
+    "ATPROTO_ALLOW_INSECURE_LOOPBACK": "let sign-in reach http:// and loopback addresses, for the "
+    "fake ATProto network of the tests (refused unless PLATFORM_DOMAIN=localhost)",
 }
+# The public did:plc directory (https://web.plc.directory/spec/v0.1/did-plc).
+DEFAULT_PLC_URL = "https://plc.directory"
 
 
 def _is_local(domain: str) -> bool:
@@ -143,6 +149,19 @@ def _parse_positive_int(name: str, value: str) -> int:
     return number
 
 
+def _atproto_test_settings(env: Mapping[str, str], domain: str) -> tuple[str, bool]:
+    """Read ATPROTO_PLC_URL and ATPROTO_ALLOW_INSECURE_LOOPBACK: test switches, local runs only."""
+    plc_url = env.get("ATPROTO_PLC_URL", "").strip()
+    loopback_value = env.get("ATPROTO_ALLOW_INSECURE_LOOPBACK", "").strip()
+    loopback = parse_bool("ATPROTO_ALLOW_INSECURE_LOOPBACK", loopback_value or "false")
+    for name, used in (("ATPROTO_PLC_URL", plc_url), ("ATPROTO_ALLOW_INSECURE_LOOPBACK", loopback)):
+        if used and domain != "localhost":
+            raise ConfigError(f"{name} is for tests only: refused unless PLATFORM_DOMAIN=localhost")
+    if plc_url and not re.fullmatch(r"https?://[^/?#\s]+", plc_url.rstrip("/")):
+        raise ConfigError(f"ATPROTO_PLC_URL={plc_url!r} is not an http(s) origin")
+    return (plc_url.rstrip("/") or DEFAULT_PLC_URL), loopback
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one robot instance."""
@@ -172,6 +191,8 @@ class Settings:
     client_key_path: Path | None = None
     render_budget: float = 2.0
     render_cache_mb: int = 256
+    atproto_plc_url: str = DEFAULT_PLC_URL
+    atproto_allow_insecure_loopback: bool = False
     # From ROBOT_DB_URL; empty means SQLite at db_path (see database_url).
     db_url: str = field(default="", repr=False)
 
@@ -198,6 +219,7 @@ class Settings:
         db_url, sqlite_path = "", None
         if env.get("ROBOT_DB_URL", "").strip():
             db_url, sqlite_path = parse_db_url("ROBOT_DB_URL", env["ROBOT_DB_URL"])
+        plc_url, insecure_loopback = _atproto_test_settings(env, domain)
         return cls(
             data_dir=data_dir,
             db_path=sqlite_path
@@ -244,6 +266,8 @@ class Settings:
             render_cache_mb=_parse_positive_int(
                 "ROBOT_RENDER_CACHE_MB", get("ROBOT_RENDER_CACHE_MB", "256")
             ),
+            atproto_plc_url=plc_url,
+            atproto_allow_insecure_loopback=insecure_loopback,
         )
 
     @property
@@ -298,10 +322,11 @@ class Settings:
     def api_origin(self) -> str:
         return self._origin(self.platform_domain, self.api_port)
 
-    def login_url(self, next_url: str | None = None) -> str:
+    def login_url(self, return_to: str | None = None) -> str:
+        """The sign-in page's URL; `return_to` is where the browser goes once signed in."""
         from urllib.parse import urlencode
 
-        query = "?" + urlencode({"next": next_url}) if next_url else ""
+        query = "?" + urlencode({"return_to": return_to}) if return_to else ""
         return f"{self.auth_origin}/auth/login{query}"
 
     @property

@@ -45,6 +45,7 @@ from app.core.schema import ROLES
 from app.core.schema import memberships
 from app.core.schema import oauth_clients
 from app.core.schema import oauth_grants
+from app.core.schema import oauth_login_states
 from app.core.schema import oauth_refresh_tokens
 from app.core.schema import tokens
 from app.core.schema import users
@@ -589,6 +590,34 @@ class Store(SessionRecords):
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
         return self._one(self._live_token, secret_hash=hash_secret(secret), slug=slug)
+
+    # -- ATProto login requests in flight ---------------------------------------------------
+
+    def save_login_request(self, state: str, data: dict) -> None:
+        """Keep one login request (JSON-able `data`) under its random OAuth `state`."""
+        row = {"state": state, "data": json.dumps(data), "created_at": _now()}
+        with self._write() as connection:
+            connection.execute(oauth_login_states.insert().values(**row))
+
+    def take_login_request(self, state: str) -> tuple[dict, int] | None:
+        """Delete the login request `state` and return (its data, created_at in Unix seconds);
+        None when it is unknown or already taken (a request is used once)."""
+        if not state or len(state) > 200:
+            return None
+        statement = (
+            delete(oauth_login_states)
+            .where(oauth_login_states.c.state == state)
+            .returning(oauth_login_states.c.data, oauth_login_states.c.created_at)
+        )
+        with self._write() as connection:
+            row = connection.execute(statement).first()
+        return (json.loads(row.data), row.created_at) if row else None
+
+    def purge_login_requests(self, older_than: int) -> int:
+        """Delete login requests created before `older_than` (Unix seconds); return how many."""
+        statement = delete(oauth_login_states).where(oauth_login_states.c.created_at < older_than)
+        with self._write() as connection:
+            return connection.execute(statement).rowcount
 
     # -- OAuth for MCP clients (app/auth/oauth_server.py) ---------------------------------
 

@@ -103,19 +103,6 @@ def test_public_documents_may_be_fetched_cross_origin(client, path):
     assert client.get(path).headers["Access-Control-Allow-Origin"] == "*"
 
 
-def test_login_page_says_login_is_not_available_yet(client):
-    response = client.get("/auth/login")
-    page = response.get_data(as_text=True)
-    assert response.status_code == 200 and response.mimetype == "text/html"
-    assert "not available yet" in page and "robot session DID" in page
-    assert "script-src" not in response.headers["Content-Security-Policy"]
-
-
-def test_login_page_escapes_next(client):
-    page = client.get("/auth/login?next=<script>alert(1)</script>").get_data(as_text=True)
-    assert "<script>" not in page and "&lt;script&gt;" in page
-
-
 def test_healthz(client):
     assert client.get("/healthz").json == {
         "ok": True,
@@ -148,4 +135,4 @@ def test_stack_auth_documents(stack):
         settings.auth_origin
     )
     assert auth.get("/.well-known/jwks.json").json()["keys"][0]["alg"] == "ES256"
-    assert "not available yet" in auth.get("/auth/login").text
+    assert "Sign in with Bluesky" in auth.get("/auth/login").text

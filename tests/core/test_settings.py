@@ -113,3 +113,28 @@ def test_a_sqlite_path_with_url_characters_stays_in_the_data_dir(tmp_path, folde
     init_instance(settings)
     assert (tmp_path / folder / "robot.db").is_file()
     assert sorted(path.name for path in tmp_path.iterdir()) == [folder]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("ATPROTO_PLC_URL", "http://127.0.0.1:5000"), ("ATPROTO_ALLOW_INSECURE_LOOPBACK", "1")],
+)
+def test_atproto_test_switches_are_refused_off_localhost(name, value):
+    with pytest.raises(ConfigError, match=f"{name} is for tests only"):
+        Settings.from_env({"PLATFORM_DOMAIN": "robot.wtf", name: value})
+
+
+def test_atproto_test_switches_on_localhost():
+    settings = Settings.from_env(
+        {"ATPROTO_PLC_URL": "http://127.0.0.1:5000/", "ATPROTO_ALLOW_INSECURE_LOOPBACK": "yes"}
+    )
+    assert settings.atproto_plc_url == "http://127.0.0.1:5000"
+    assert settings.atproto_allow_insecure_loopback is True
+    assert Settings.from_env({}).atproto_plc_url == "https://plc.directory"
+
+
+def test_login_url_carries_return_to():
+    settings = Settings.from_env({})
+    assert settings.login_url("http://localhost:8002/x") == (
+        "http://localhost:8003/auth/login?return_to=http%3A%2F%2Flocalhost%3A8002%2Fx"
+    )

@@ -57,7 +57,7 @@ def bearer(platform):
         ("api", "get", "/boom", 500),
         ("auth", "get", "/nope", 404),
         ("auth", "get", "/auth/nope", 404),
-        ("auth", "post", "/auth/login", 405),
+        ("auth", "put", "/auth/login", 405),
         ("auth", "delete", "/.well-known/jwks.json", 405),
         ("auth", "get", "/boom", 500),
     ],

@@ -1,0 +1,215 @@
+"""Resolve what a person typed (handle, DID or server URL) to a verified DID, handle and PDS.
+
+Follows the ATProto specs: Handle (https://atproto.com/specs/handle), DID
+(https://atproto.com/specs/did) and the OAuth identity steps
+(https://atproto.com/specs/oauth#identity-authentication).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from app.core.errors import BadRequest
+from app.core.outbound import Fetcher
+from app.core.outbound import OutboundError
+
+# Handle spec: "Handle Identifier Syntax"; at most 253 characters in all.
+HANDLE_PATTERN = re.compile(
+    r"([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+)
+MAX_HANDLE = 253
+# Handle spec: top-level domains that can never be a handle (.test stays allowed for testing).
+DISALLOWED_TLDS = {"alt", "arpa", "example", "internal", "invalid", "local", "localhost", "onion"}
+# DID spec: "DID Syntax"; at most 2 KiB.
+DID_PATTERN = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]")
+MAX_DID = 2048
+# The blessed methods: did:plc (a 24-character base32 id) and did:web (a bare hostname).
+PLC_PATTERN = re.compile(r"did:plc:[a-z2-7]{24}")
+WEB_PATTERN = re.compile(r"did:web:[a-zA-Z0-9.-]+(%3[aA][0-9]+)?")
+# What the Handle spec says to show when a DID's handle does not resolve back to it.
+INVALID_HANDLE = "handle.invalid"
+MAX_INPUT = 512
+
+TxtLookup = Callable[[str], list[str]]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A verified account: its DID, its handle (or INVALID_HANDLE) and its PDS's https URL."""
+
+    did: str
+    handle: str
+    pds: str
+
+
+@dataclass(frozen=True)
+class Network:
+    """How sign-in reaches the ATProto network: HTTP, DNS TXT lookups and the PLC directory."""
+
+    fetcher: Fetcher
+    txt_lookup: TxtLookup
+    plc_url: str
+
+
+def dns_txt_lookup(nameservers: list[str] | None = None, port: int = 53) -> TxtLookup:
+    """Return a TXT lookup over DNS (dnspython, 3 s per name): the system's resolvers, or
+    `nameservers` on `port`. The lookup returns the TXT strings at a name, [] when none."""
+    import dns.exception
+    import dns.resolver
+
+    try:
+        resolver = dns.resolver.Resolver(configure=nameservers is None)
+    except dns.exception.DNSException:  # no resolv.conf: handles resolve by HTTPS only
+        return lambda name: []
+    if nameservers is not None:
+        resolver.nameservers, resolver.port = nameservers, port
+    resolver.lifetime = 3.0
+
+    def lookup(name: str) -> list[str]:
+        try:
+            answer = resolver.resolve(name, "TXT")
+        except (dns.exception.DNSException, UnicodeError, ValueError):
+            return []
+        return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+
+    return lookup
+
+
+def classify_input(text: str) -> tuple[str, str]:
+    """Split sign-in input into ("handle" | "did" | "url", normalised value).
+
+    Strips whitespace and a leading '@', lower-cases handles. Raises BadRequest in plain words
+    when the text is none of the three.
+    """
+    value = unicodedata.normalize("NFC", (text or "").strip())
+    if not value:
+        raise BadRequest("type your handle (such as alice.bsky.social), your DID or your server")
+    if len(value) > MAX_INPUT or any(unicodedata.category(c)[0] == "C" for c in value):
+        raise BadRequest("that is not a handle, a DID or a server address")
+    if value.startswith(("https://", "http://")):
+        return "url", value.rstrip("/")
+    if value.startswith("did:"):
+        check_did(value)
+        return "did", value
+    handle = value.removeprefix("@").lower()
+    check_handle(handle)
+    return "handle", handle
+
+
+def check_handle(handle: str) -> None:
+    """Raise BadRequest unless `handle` has the Handle spec's syntax and an allowed TLD."""
+    if len(handle) > MAX_HANDLE or not HANDLE_PATTERN.fullmatch(handle):
+        raise BadRequest(f"{handle[:80]!r} is not a valid handle (like alice.bsky.social)")
+    if handle.rsplit(".", 1)[-1].lower() in DISALLOWED_TLDS:
+        raise BadRequest(f"{handle!r} cannot be a handle: its top-level domain is reserved")
+
+
+def check_did(did: str) -> None:
+    """Raise BadRequest unless `did` is a did:plc or did:web of valid syntax."""
+    if len(did) > MAX_DID or not DID_PATTERN.fullmatch(did):
+        raise BadRequest(f"{did[:80]!r} is not a valid DID")
+    if not (PLC_PATTERN.fullmatch(did) or WEB_PATTERN.fullmatch(did)):
+        raise BadRequest(f"{did[:80]!r}: only did:plc and did:web accounts can sign in")
+
+
+def resolve_handle(handle: str, network: Network) -> str:
+    """Return the DID a handle claims: DNS TXT `_atproto.<handle>`, else HTTPS well-known.
+
+    Handle spec, "Handle Resolution". Raises BadRequest when neither method gives one DID.
+    """
+    dids = {
+        record[4:].strip()
+        for record in network.txt_lookup(f"_atproto.{handle}")
+        if record.startswith("did=")
+    }
+    if len(dids) > 1:
+        raise BadRequest(f"the DNS of {handle} names more than one DID")
+    if dids:
+        did = dids.pop()
+    else:
+        try:
+            url = f"https://{handle}/.well-known/atproto-did"
+            did = network.fetcher.get_text(url, "the handle's DID").strip()
+        except OutboundError as error:
+            raise BadRequest(f"could not find the account of {handle}: {error.message}") from None
+    if not DID_PATTERN.fullmatch(did):
+        raise BadRequest(f"{handle} does not point to a valid DID")
+    return did
+
+
+def resolve_did(did: str, network: Network) -> dict:
+    """Return the DID document of a did:plc (PLC directory) or did:web (/.well-known/did.json).
+
+    DID spec, "DID Document" and "Blessed DID Methods". The document's `id` must be `did`.
+    Raises BadRequest for an unknown DID, OutboundError when its server misbehaves.
+    """
+    check_did(did)
+    if did.startswith("did:plc:"):
+        url = f"{network.plc_url}/{quote(did)}"
+    else:
+        url = f"https://{did.removeprefix('did:web:').replace('%3A', ':').replace('%3a', ':')}"
+        url += "/.well-known/did.json"
+    answer = network.fetcher.request("GET", url)
+    if answer.status in (404, 410):
+        raise BadRequest(f"there is no account {did}")
+    if answer.status != 200:
+        raise OutboundError(
+            f"the DID document of {did} could not be fetched (HTTP {answer.status})"
+        )
+    document = answer.json_object("the DID document")
+    if document.get("id") != did:
+        raise OutboundError(f"the DID document fetched for {did} is for another DID")
+    return document
+
+
+def handle_of(document: dict) -> str | None:
+    """The handle a DID document claims: its first `at://` entry in alsoKnownAs."""
+    for name in document.get("alsoKnownAs") or []:
+        if isinstance(name, str) and name.startswith("at://"):
+            return name.removeprefix("at://").lower()
+    return None
+
+
+def pds_of(document: dict) -> str:
+    """The PDS URL of a DID document: its `#atproto_pds` service (DID spec, "DID Document")."""
+    for service in document.get("service") or []:
+        if (
+            isinstance(service, dict)
+            and str(service.get("id", "")).endswith("#atproto_pds")
+            and service.get("type") == "AtprotoPersonalDataServer"
+            and isinstance(service.get("serviceEndpoint"), str)
+        ):
+            return service["serviceEndpoint"].rstrip("/")
+    raise OutboundError("the account's DID document names no PDS")
+
+
+def identity_for_handle(handle: str, network: Network) -> Identity:
+    """Resolve a handle to its DID, check the DID document claims it back, find the PDS."""
+    did = resolve_handle(handle, network)
+    document = resolve_did(did, network)
+    if handle_of(document) != handle:
+        raise BadRequest(f"{handle} points to {did}, but that account does not claim {handle}")
+    return Identity(did, handle, pds_of(document))
+
+
+def identity_for_did(did: str, network: Network) -> Identity:
+    """Resolve a DID; its handle counts only if it resolves back to the DID (bidirectional)."""
+    document = resolve_did(did, network)
+    return Identity(did, verified_handle(did, document, network), pds_of(document))
+
+
+def verified_handle(did: str, document: dict, network: Network) -> str:
+    """The document's handle if it resolves back to `did`, else INVALID_HANDLE (Handle spec)."""
+    handle = handle_of(document)
+    try:
+        if handle is not None:
+            check_handle(handle)
+            if resolve_handle(handle, network) == did:
+                return handle
+    except BadRequest:
+        pass
+    return INVALID_HANDLE
