@@ -164,18 +164,20 @@ class _TokenIssuer:
             settings.access_token_ttl,
             client.client_id,
         )
-        refresh = secrets.token_urlsafe(32)
-        record = RefreshToken(
-            rotated_from, grant_id, client.client_id, user.did, slug, scope, settings.mcp_url(slug)
-        )
-        platform.store.save_refresh_token(refresh, record, REFRESH_TOKEN_TTL)
-        return {
+        token = {
             "token_type": "Bearer",
             "access_token": access,
             "expires_in": settings.access_token_ttl,
-            "refresh_token": refresh,
             "scope": scope,
         }
+        if client.check_grant_type("refresh_token"):  # what the client registered for
+            resource = settings.mcp_url(slug)
+            record = RefreshToken(
+                rotated_from, grant_id, client.client_id, user.did, slug, scope, resource
+            )
+            token["refresh_token"] = secrets.token_urlsafe(32)
+            platform.store.save_refresh_token(token["refresh_token"], record, REFRESH_TOKEN_TTL)
+        return token
 
 
 class AuthorizationCodeGrant(_TokenIssuer, grants.AuthorizationCodeGrant):

@@ -120,6 +120,13 @@ def test_registration_drops_keys_and_unknown_fields(client):
     assert "jwks_uri" not in response.json and "extra" not in response.json
 
 
+def test_a_client_that_did_not_register_for_refresh_gets_no_refresh_token(client, wikis, users):
+    body = {"redirect_uris": [REDIRECT], "grant_types": ["authorization_code"]}
+    registered = client.post("/register", json=body).json["client_id"]
+    token = redeem(client, registered, grant_code(wikis, registered, users[0])).json
+    assert token["access_token"] and "refresh_token" not in token
+
+
 def test_registration_that_is_not_json(client):
     response = client.post("/register", data="{nope", content_type="application/json")
     assert (response.status_code, response.json["error"]) == (400, "invalid_client_metadata")
