@@ -1,13 +1,16 @@
-"""The auth service (:8003): key sets, OAuth metadata, sign-in with ATProto and /healthz."""
+"""The auth service (:8003): key sets, sign-in with ATProto, the OAuth server for MCP clients."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from app.auth import login_views
+from app.auth import oauth_views
 from app.auth import session_views
 from app.auth import views as auth_views
 from app.auth.atproto.login import network_for
+from app.auth.metadata import authorization_server_metadata
+from app.auth.oauth_server import OAuthServer
 from app.auth.revocation import UPSTREAM_REVOKER
 from app.auth.revocation import revoke_with_atproto
 from app.core.settings import Settings
@@ -38,4 +41,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(login_views.bp)
     app.register_blueprint(session_views.bp)
+    app.extensions["robot_oauth"] = OAuthServer(
+        app, platform, authorization_server_metadata(settings)
+    )
+    consent_key = load_or_exit("auth", derive_secret, settings.secret_key_path, "consent")
+    app.extensions["robot_consent_key"] = consent_key.encode()
+    app.register_blueprint(oauth_views.bp)
     return app

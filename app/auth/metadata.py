@@ -46,9 +46,11 @@ def authorization_server_metadata(settings: Settings) -> dict:
     issuer = settings.auth_origin
     return {
         "issuer": issuer,
-        "authorization_endpoint": issuer + "/authorize",
-        "token_endpoint": issuer + "/token",
-        "registration_endpoint": issuer + "/register",
+        # Under /auth/, which a reverse proxy sends to the auth service with the rest of the apex
+        # sign-in routes; the auth service answers the bare /authorize, /token, /register too.
+        "authorization_endpoint": issuer + "/auth/authorize",
+        "token_endpoint": issuer + "/auth/token",
+        "registration_endpoint": issuer + "/auth/register",
         "jwks_uri": issuer + PLATFORM_JWKS_PATH,
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from dataclasses import replace
 
 from app.core.errors import Unauthorized
 from app.core.settings import Settings
@@ -12,9 +13,13 @@ from app.core.signing import ACCESS_TOKEN_TYP
 from app.core.signing import SigningKey
 from app.core.store import TOKEN_PREFIX
 from app.core.store import Store
+from app.core.store import weaker_role
 
 # What an MCP access token may carry; the auth service and the MCP service advertise this list.
-SCOPES = ["wiki"]
+# wiki:read lets the caller read with their role; wiki:write lets them write as far as it allows.
+READ_SCOPE = "wiki:read"
+WRITE_SCOPE = "wiki:write"
+SCOPES = [READ_SCOPE, WRITE_SCOPE]
 
 # Otterwiki's PROXY_HEADER permissions per role. WRITE does not imply READ there: list them all.
 PERMISSIONS = {
@@ -32,6 +37,8 @@ class Caller:
     handle: str | None = None
     role: str | None = None
     via: str = "anonymous"  # anonymous | session | token | oauth
+    # An OAuth access token granted read only (no wiki:write): `role` is capped at viewer.
+    read_only_grant: bool = False
 
     @property
     def is_anonymous(self) -> bool:
@@ -100,7 +107,7 @@ def _caller_from_bearer(
         claims = key.verify(
             credential, ACCESS_TOKEN_TYP, settings.mcp_url(slug), settings.auth_origin
         )
-        return _member(store, slug, claims["sub"], None, "oauth")
+        return _scoped(_member(store, slug, claims["sub"], None, "oauth"), claims.get("scope"))
     claims = key.verify_session(credential, settings.auth_origin)
     return _member(store, slug, claims["sub"], claims.get("handle"), "session")
 
@@ -110,6 +117,16 @@ def _member(store: Store, slug: str, did: str, handle: str | None, via: str) -> 
         user = store.find_user(did)
         handle = user.handle if user else None
     return Caller(did, handle, store.role_of(slug, did), via)
+
+
+def _scoped(caller: Caller, scope) -> Caller:
+    """Limit an OAuth caller's live role by the token's scope: without wiki:write, a viewer."""
+    granted = scope.split() if isinstance(scope, str) else []
+    if not set(granted) & set(SCOPES):
+        raise Unauthorized(f"this access token grants none of the scopes {' '.join(SCOPES)}")
+    if WRITE_SCOPE not in granted and caller.role is not None:
+        return replace(caller, role=weaker_role(caller.role, "viewer"), read_only_grant=True)
+    return caller
 
 
 def _jwt_typ(token: str) -> str | None:

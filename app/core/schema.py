@@ -86,21 +86,49 @@ oauth_clients = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+
+def _granted_columns() -> tuple[Column, ...]:
+    """Who granted what to whom: the client, the user and the wiki an OAuth grant is for."""
+    return (
+        Column(
+            "client_id",
+            Text,
+            ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
+        Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), nullable=False),
+    )
+
+
 oauth_grants = Table(
     "oauth_grants",
     metadata,
     Column("code_hash", Text, primary_key=True),
-    Column(
-        "client_id",
-        Text,
-        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("user_did", Text, ForeignKey("users.did", ondelete="CASCADE"), nullable=False),
-    Column("wiki_slug", Text, ForeignKey("wikis.slug", ondelete="CASCADE"), nullable=False),
+    *_granted_columns(),
     Column("data", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    # Set when the code is redeemed: a second use is a replay (migration 0003).
+    Column("used_at", BigInteger),
+)
+
+# Refresh tokens issued to MCP clients, by sha256; one family (`grant_id`, the code's hash) per
+# consent, so reuse of a rotated token revokes the family (migration 0003).
+oauth_refresh_tokens = Table(
+    "oauth_refresh_tokens",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("grant_id", Text, nullable=False),
+    *_granted_columns(),
+    Column("scope", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("rotated_from", Text),
+    Index("oauth_refresh_tokens_by_grant", "grant_id"),
+    Index("oauth_refresh_tokens_by_expiry", "expires_at"),
 )
 
 # Browser sessions (migration 0002): one row per sign-in; each host the browser visits holds

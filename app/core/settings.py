@@ -38,6 +38,7 @@ VARIABLES = {
     "ROBOT_LOG_DIR": "program log files (local runs)",
     "ROBOT_PUBLIC_SCHEME": "scheme of public URLs: http locally, https behind Caddy",
     "ROBOT_SESSION_TTL": "lifetime of a browser session (and of a session JWT), seconds",
+    "ROBOT_ACCESS_TOKEN_TTL": "lifetime of an OAuth access token issued to MCP clients, seconds",
     "ROBOT_TENANT_CACHE_SIZE": "open wikis kept per wiki worker (LRU)",
     "ROBOT_SECRET_KEY_PATH": "random secret from which each wiki's Flask SECRET_KEY is derived",
     "ROBOT_APP_DIR": "directory holding app/ (supervisor runs the programs from there)",
@@ -181,6 +182,7 @@ class Settings:
     multi_tenant: bool = False
     public_scheme: str = "http"
     session_ttl: int = 7 * 24 * 3600
+    access_token_ttl: int = 3600
     tenant_cache_size: int = 64
     secret_key_path: Path | None = None
     app_dir: Path = REPO_ROOT
@@ -241,6 +243,9 @@ class Settings:
             public_scheme=scheme,
             session_ttl=_parse_positive_int(
                 "ROBOT_SESSION_TTL", get("ROBOT_SESSION_TTL", str(7 * 24 * 3600))
+            ),
+            access_token_ttl=_parse_positive_int(
+                "ROBOT_ACCESS_TOKEN_TTL", get("ROBOT_ACCESS_TOKEN_TTL", "3600")
             ),
             tenant_cache_size=_parse_positive_int(
                 "ROBOT_TENANT_CACHE_SIZE", get("ROBOT_TENANT_CACHE_SIZE", "64")
@@ -331,8 +336,15 @@ class Settings:
 
     def internal_wiki_origin(self) -> str:
         """Where other services on this host reach the wiki service directly."""
-        host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else self.bind_host
-        return f"http://{host}:{self.wiki_port}"
+        return f"http://{self._internal_host}:{self.wiki_port}"
+
+    def internal_auth_origin(self) -> str:
+        """Where other services on this host reach the auth service directly."""
+        return f"http://{self._internal_host}:{self.auth_port}"
+
+    @property
+    def _internal_host(self) -> str:
+        return "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else self.bind_host
 
     @property
     def cookie_secure(self) -> bool:

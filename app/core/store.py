@@ -43,7 +43,10 @@ from app.core.errors import NotFound
 from app.core.errors import Unavailable
 from app.core.schema import ROLES
 from app.core.schema import memberships
+from app.core.schema import oauth_clients
+from app.core.schema import oauth_grants
 from app.core.schema import oauth_login_states
+from app.core.schema import oauth_refresh_tokens
 from app.core.schema import tokens
 from app.core.schema import users
 from app.core.schema import wikis
@@ -179,6 +182,34 @@ _ROLE_OF = select(memberships.c.role).where(
 _WIKI = select(wikis).where(wikis.c.slug == bindparam("slug"))
 _USER = select(users).where(users.c.did == bindparam("did"))
 _TOKEN = select(*_TOKEN_COLUMNS).where(tokens.c.id == bindparam("id"))
+
+
+@dataclass(frozen=True)
+class AuthorizationCode:
+    """A redeemed OAuth authorization code (RFC 6749 §4.1): who granted what to which client.
+
+    `data` holds the request it answers: redirect_uri, scope, resource, code_challenge and
+    code_challenge_method.
+    """
+
+    code_hash: str
+    client_id: str
+    user_did: str
+    wiki_slug: str
+    data: dict
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """A refresh token spent by a refresh request; `grant_id` names its family (one consent)."""
+
+    token_hash: str
+    grant_id: str
+    client_id: str
+    user_did: str
+    wiki_slug: str
+    scope: str
+    resource: str
 
 
 class TokenUse(NamedTuple):
@@ -587,6 +618,150 @@ class Store(SessionRecords):
         statement = delete(oauth_login_states).where(oauth_login_states.c.created_at < older_than)
         with self._write() as connection:
             return connection.execute(statement).rowcount
+
+    # -- OAuth for MCP clients (app/auth/oauth_server.py) ---------------------------------
+
+    def save_oauth_client(self, client_id: str, client_metadata: dict) -> None:
+        """Store a client registered with RFC 7591 and its (validated) metadata."""
+        with self._write() as connection:
+            connection.execute(
+                oauth_clients.insert().values(
+                    client_id=client_id, metadata=json.dumps(client_metadata), created_at=_now()
+                )
+            )
+
+    def find_oauth_client(self, client_id: str) -> dict | None:
+        """The registered metadata of client `client_id`, or None for an unknown client."""
+        if not client_id or len(client_id) > 200:
+            return None
+        rows = self._all(
+            select(oauth_clients.c.metadata).where(oauth_clients.c.client_id == client_id)
+        )
+        return json.loads(rows[0]["metadata"]) if rows else None
+
+    def save_authorization_code(
+        self, code: str, client_id: str, did: str, slug: str, data: dict, ttl: int
+    ) -> None:
+        """Store an authorization code (by hash) valid for `ttl` seconds; `data` as in
+        AuthorizationCode."""
+        now = _now()
+        with self._write() as connection:
+            # Each new code sweeps out the dead ones: no job runs on a timer to do it.
+            connection.execute(delete(oauth_grants).where(oauth_grants.c.expires_at < now))
+            connection.execute(
+                delete(oauth_refresh_tokens).where(oauth_refresh_tokens.c.expires_at < now)
+            )
+            connection.execute(
+                oauth_grants.insert().values(
+                    code_hash=hash_secret(code),
+                    client_id=client_id,
+                    user_did=did,
+                    wiki_slug=slug,
+                    data=json.dumps(data),
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+
+    def redeem_authorization_code(self, code: str, client_id: str) -> AuthorizationCode | None:
+        """Spend the live code `code` of client `client_id`, at most once; None otherwise.
+
+        A code presented a second time is a replay (RFC 6749 §4.1.2): the refresh tokens issued
+        from it are revoked.
+        """
+        code_hash, now = hash_secret(code), _now()
+        with self._write() as connection:
+            row = connection.execute(
+                select(oauth_grants).where(oauth_grants.c.code_hash == code_hash)
+            ).first()
+            if row is None or row.client_id != client_id:
+                return None
+            if row.used_at is not None:
+                self._revoke_refresh_family(connection, code_hash, now)
+                return None
+            if row.expires_at < now:
+                return None
+            # On PostgreSQL two redemptions may both get here: only one may mark the code.
+            spent = connection.execute(
+                update(oauth_grants)
+                .where(oauth_grants.c.code_hash == code_hash, oauth_grants.c.used_at.is_(None))
+                .values(used_at=now)
+            ).rowcount
+            if not spent:
+                return None
+        return AuthorizationCode(
+            code_hash, row.client_id, row.user_did, row.wiki_slug, json.loads(row.data)
+        )
+
+    def save_refresh_token(self, token: str, record: RefreshToken, ttl: int) -> None:
+        """Store refresh token `token` (by hash) for `ttl` seconds; `record.token_hash` names
+        the token it replaces, if any (rotation), and is otherwise ignored."""
+        now = _now()
+        with self._write() as connection:
+            connection.execute(
+                oauth_refresh_tokens.insert().values(
+                    token_hash=hash_secret(token),
+                    grant_id=record.grant_id,
+                    client_id=record.client_id,
+                    user_did=record.user_did,
+                    wiki_slug=record.wiki_slug,
+                    scope=record.scope,
+                    resource=record.resource,
+                    created_at=now,
+                    expires_at=now + ttl,
+                    rotated_from=record.token_hash or None,
+                )
+            )
+
+    def spend_refresh_token(self, token: str) -> RefreshToken | None:
+        """Revoke the live refresh token `token` and return it, once; None otherwise.
+
+        A revoked token presented again means it leaked (RFC 9700 §4.14.2): every token of its
+        family is revoked, so neither the thief nor the client can go on refreshing.
+        """
+        if not token or len(token) > 200:
+            return None
+        token_hash, now = hash_secret(token), _now()
+        with self._write() as connection:
+            row = connection.execute(
+                select(oauth_refresh_tokens).where(oauth_refresh_tokens.c.token_hash == token_hash)
+            ).first()
+            if row is None:
+                return None
+            if row.revoked_at is not None:
+                self._revoke_refresh_family(connection, row.grant_id, now)
+                return None
+            if row.expires_at < now:
+                return None
+            spent = connection.execute(
+                update(oauth_refresh_tokens)
+                .where(
+                    oauth_refresh_tokens.c.token_hash == token_hash,
+                    oauth_refresh_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            ).rowcount
+            if not spent:
+                return None
+        return RefreshToken(
+            token_hash,
+            row.grant_id,
+            row.client_id,
+            row.user_did,
+            row.wiki_slug,
+            row.scope,
+            row.resource,
+        )
+
+    def _revoke_refresh_family(self, connection: Connection, grant_id: str, now: int) -> None:
+        connection.execute(
+            update(oauth_refresh_tokens)
+            .where(
+                oauth_refresh_tokens.c.grant_id == grant_id,
+                oauth_refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
 
 
 @contextmanager

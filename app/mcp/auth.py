@@ -26,17 +26,13 @@ from app.core.identity import bearer_token
 from app.core.platform import Platform
 from app.core.slugs import slug_from_host
 from app.core.store import Wiki
+from app.mcp import oauth_proxy
 
 MCP_PATH = "/mcp"
 PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
-# Claude.ai has been seen calling these on the MCP origin whatever the metadata says: send them
-# to the auth service (308 keeps the method and body of a POST to /token or /register).
-AUTH_SERVER_PATHS = (
-    "/authorize",
-    "/token",
-    "/register",
-    "/.well-known/oauth-authorization-server",
-)
+# Claude.ai has been seen calling these on the MCP origin whatever the metadata says: the
+# authorization server answers them here too (app/mcp/oauth_proxy.py).
+AUTH_SERVER_PATHS = (oauth_proxy.AUTHORIZE_PATH, *oauth_proxy.FORWARDED_PATHS)
 # The MCP SDK reads a request body whole: cap it. A page at the page API's 1 MiB limit may take
 # several times that once JSON-escaped.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -137,7 +133,7 @@ class McpAuth:
             await _send_json(send, 200, protected_resource_metadata(self.platform, slug))
             return
         if path in AUTH_SERVER_PATHS:
-            await self._redirect_to_auth(scope, send)
+            await oauth_proxy.answer(self.platform, slug, scope, receive, send)
             return
         if caller is not None:
             declared = _header(scope, b"content-length") or ""
@@ -150,20 +146,6 @@ class McpAuth:
             state["wiki_slug"], state["caller"] = slug, caller
             state["authorization"] = authorization
         await self.app(scope, receive, send)
-
-    async def _redirect_to_auth(self, scope, send) -> None:
-        query = scope.get("query_string", b"").decode("latin-1")
-        location = (
-            self.platform.settings.auth_origin + scope["path"] + (f"?{query}" if query else "")
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 308,
-                "headers": [(b"location", location.encode()), (b"content-length", b"0")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
 
     async def _refuse(self, send, slug: str, error: RobotError, had_credential: bool) -> None:
         challenge = f'Bearer resource_metadata="{prm_url(self.platform, slug)}"'

@@ -33,6 +33,8 @@ def _require(permission: str) -> None:
         raise Unauthorized("sign in or send a token for this wiki")
     if caller.role is None:
         raise Forbidden("you are not a member of this wiki")
+    if caller.read_only_grant:
+        raise Forbidden("this access token grants read only (wiki:read); writing needs wiki:write")
     raise Forbidden(f"your role in this wiki is {caller.role}; changing pages needs editor")
 
 

@@ -72,9 +72,9 @@ def test_client_jwks_is_a_separate_public_key(client, platform):
 def test_authorization_server_metadata(client, settings):
     doc = client.get("/.well-known/oauth-authorization-server").json
     assert doc["issuer"] == settings.auth_origin
-    assert doc["authorization_endpoint"] == settings.auth_origin + "/authorize"
-    assert doc["token_endpoint"] == settings.auth_origin + "/token"
-    assert doc["registration_endpoint"] == settings.auth_origin + "/register"
+    assert doc["authorization_endpoint"] == settings.auth_origin + "/auth/authorize"
+    assert doc["token_endpoint"] == settings.auth_origin + "/auth/token"
+    assert doc["registration_endpoint"] == settings.auth_origin + "/auth/register"
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["response_types_supported"] == ["code"]
     assert doc["token_endpoint_auth_methods_supported"] == ["none"]
@@ -91,7 +91,9 @@ def test_scopes_match_what_the_mcp_service_advertises(platform):
 
     served = oauth_metadata.authorization_server_metadata(platform.settings)
     advertised = protected_resource_metadata(platform, "alpha")
-    assert served["scopes_supported"] == advertised["scopes_supported"] == ["wiki"]
+    assert (
+        served["scopes_supported"] == advertised["scopes_supported"] == ["wiki:read", "wiki:write"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,13 @@ def caller(platform, slug, authorization=None, cookie=None):
     )
 
 
+def oauth_token(platform, did, scope):
+    settings = platform.settings
+    return platform.key.mint_access_token(
+        did, settings.mcp_url("alpha"), settings.auth_origin, scope, 60, "client"
+    )
+
+
 def session(platform, did, ttl=60):
     return platform.key.mint_session(did, "h.test", platform.settings.auth_origin, ttl)
 
@@ -67,24 +74,20 @@ def test_token_of_alpha_fails_on_beta(wikis, users):
 
 
 def test_access_token_bound_to_its_wiki(wikis, users):
-    settings = wikis.settings
-    token = wikis.key.mint_access_token(
-        users[0], settings.mcp_url("alpha"), settings.auth_origin, "wiki", 60, "client"
-    )
+    token = oauth_token(wikis, users[0], "wiki:read wiki:write")
     assert caller(wikis, "alpha", f"Bearer {token}").via == "oauth"
     with pytest.raises(Unauthorized):
         caller(wikis, "beta", f"Bearer {token}")
 
 
 def test_access_token_is_not_a_session(wikis, users):
-    settings = wikis.settings
-    token = wikis.key.mint_access_token(
-        users[0], settings.mcp_url("alpha"), settings.auth_origin, "wiki", 60, "client"
-    )
+    token = oauth_token(wikis, users[0], "wiki:read wiki:write")
     with pytest.raises(Unauthorized):
-        wikis.key.verify_session(token, settings.auth_origin)
+        wikis.key.verify_session(token, wikis.settings.auth_origin)
     with pytest.raises(Unauthorized):
-        wikis.key.verify(session(wikis, users[0]), ACCESS_TOKEN_TYP, settings.mcp_url("alpha"))
+        wikis.key.verify(
+            session(wikis, users[0]), ACCESS_TOKEN_TYP, wikis.settings.mcp_url("alpha")
+        )
 
 
 def test_public_wiki_anonymous_reads_only(wikis):
@@ -92,3 +95,18 @@ def test_public_wiki_anonymous_reads_only(wikis):
     anonymous = caller(wikis, "alpha")
     assert anonymous.permissions(True) == ("READ",)
     assert anonymous.permissions(False) == ()
+
+
+@pytest.mark.parametrize(
+    "scope, role, read_only",
+    [("wiki:read wiki:write", "admin", False), ("wiki:read", "viewer", True)],
+)
+def test_access_token_scope_limits_the_live_role(wikis, users, scope, role, read_only):
+    found = caller(wikis, "alpha", f"Bearer {oauth_token(wikis, users[0], scope)}")
+    assert (found.role, found.read_only_grant) == (role, read_only)
+
+
+@pytest.mark.parametrize("scope", ["", "wiki", "admin"])
+def test_access_token_without_a_known_scope_is_refused(wikis, users, scope):
+    with pytest.raises(Unauthorized):
+        caller(wikis, "alpha", f"Bearer {oauth_token(wikis, users[0], scope)}")

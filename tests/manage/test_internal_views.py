@@ -171,7 +171,12 @@ def _forged_session(settings):
         lambda p: (
             "Bearer "
             + p.key.mint_access_token(
-                ALICE[0], p.settings.mcp_url("alpha"), p.settings.auth_origin, "wiki", 600, "c"
+                ALICE[0],
+                p.settings.mcp_url("alpha"),
+                p.settings.auth_origin,
+                "wiki:read wiki:write",
+                600,
+                "c",
             )
         ),
     ],

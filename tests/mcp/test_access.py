@@ -152,7 +152,9 @@ async def test_session_jwt_acts_as_its_user(wikis, kind):
 def access_token(wikis, audience_slug):
     settings = wikis.stack.settings
     audience = settings.mcp_url(audience_slug)
-    return wikis.key.mint_access_token(OWNER[0], audience, settings.auth_origin, "wiki", 300, "t")
+    return wikis.key.mint_access_token(
+        OWNER[0], audience, settings.auth_origin, "wiki:read wiki:write", 300, "t"
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -19,7 +19,7 @@ def access_token(platform, did, slug="alpha", ttl=300, issuer=None):
         did,
         platform.settings.mcp_url(slug),
         issuer or platform.settings.auth_origin,
-        "wiki",
+        "wiki:read wiki:write",
         ttl,
         "client-1",
     )
@@ -113,7 +113,7 @@ async def test_protected_resource_metadata(client, wikis, path):
     assert response.json() == {
         "resource": wikis.settings.mcp_url("alpha"),
         "authorization_servers": [wikis.settings.auth_origin],
-        "scopes_supported": ["wiki"],
+        "scopes_supported": ["wiki:read", "wiki:write"],
         "bearer_methods_supported": ["header"],
         "resource_name": "alpha.localhost wiki",
     }
@@ -158,11 +158,19 @@ async def test_healthz_answers_on_any_host(client):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path", ["/authorize?client_id=c&state=s", "/token", "/register"])
-async def test_oauth_endpoints_on_the_mcp_origin_go_to_the_auth_service(client, wikis, path):
-    response = await client.post(path, headers={"Host": ALPHA})
+async def test_authorize_on_the_mcp_origin_goes_to_the_auth_service_for_this_wiki(client, wikis):
+    response = await client.get("/authorize?client_id=c&state=s", headers={"Host": ALPHA})
     assert response.status_code == 308
-    assert response.headers["location"] == wikis.settings.auth_origin + path
+    resource = "http%3A%2F%2Falpha.localhost%3A8001%2Fmcp"
+    query = f"client_id=c&state=s&resource={resource}"
+    expected = f"{wikis.settings.auth_origin}/auth/authorize?{query}"
+    assert response.headers["location"] == expected
+
+
+@pytest.mark.asyncio
+async def test_authorize_on_the_mcp_origin_keeps_the_resource_asked(client, wikis):
+    response = await client.get("/authorize?resource=x", headers={"Host": ALPHA})
+    assert response.headers["location"] == f"{wikis.settings.auth_origin}/auth/authorize?resource=x"
 
 
 @pytest.mark.asyncio

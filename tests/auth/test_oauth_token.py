@@ -1,0 +1,240 @@
+"""The OAuth server's /register and /token (RFC 7591, 6749, 7636, 8707, 9700) in process."""
+
+import base64
+import hashlib
+import secrets
+
+import pytest
+
+from app.auth_server import create_app
+from app.core.schema import oauth_clients
+from app.core.schema import oauth_grants
+from app.core.schema import oauth_refresh_tokens
+from app.core.signing import ACCESS_TOKEN_TYP
+
+# The store's OAuth rows (codes spent once, refresh families): on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_engines
+
+REDIRECT = "https://claude.ai/api/mcp/auth_callback"
+VERIFIER = "v" * 64
+
+
+def challenge(verifier: str = VERIFIER) -> str:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def client(wikis):
+    return create_app(wikis.settings).test_client()
+
+
+@pytest.fixture
+def registered(client):
+    body = {"client_name": "Claude", "redirect_uris": [REDIRECT]}
+    response = client.post("/register", json=body)
+    assert response.status_code == 201, response.json
+    return response.json["client_id"]
+
+
+def grant_code(platform, client_id: str, did: str, ttl: int = 300) -> str:
+    """An authorization code `did` granted `client_id` for wiki alpha (as consent stores it)."""
+    secret = secrets.token_urlsafe(32)
+    data = {
+        "redirect_uri": REDIRECT,
+        "scope": "wiki:read wiki:write",
+        "resource": platform.settings.mcp_url("alpha"),
+        "code_challenge": challenge(),
+        "code_challenge_method": "S256",
+    }
+    platform.store.save_authorization_code(secret, client_id, did, "alpha", data, ttl)
+    return secret
+
+
+@pytest.fixture
+def code(wikis, users, registered):
+    return grant_code(wikis, registered, users[0])
+
+
+def redeem(client, registered, code, **extra):
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "client_id": registered,
+        "redirect_uri": REDIRECT,
+        "code_verifier": VERIFIER,
+        **extra,
+    }
+    return client.post("/token", data={k: v for k, v in form.items() if v is not None})
+
+
+def refresh(client, registered, token, **extra):
+    form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": registered}
+    return client.post("/token", data={**form, **extra})
+
+
+def test_registration_answers_a_public_client(client):
+    body = {"client_name": "Claude", "redirect_uris": [REDIRECT, "http://127.0.0.1:7777/cb"]}
+    response = client.post("/register", json=body)
+    assert response.status_code == 201
+    assert response.json["token_endpoint_auth_method"] == "none"
+    assert "client_secret" not in response.json and response.json["client_id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_name": "x"},
+        {"redirect_uris": []},
+        {"redirect_uris": "https://a.example/cb"},
+        {"redirect_uris": ["http://evil.example/cb"]},
+        {"redirect_uris": ["https://a.example/cb#frag"]},
+        {"redirect_uris": ["javascript:alert(1)"]},
+        {"redirect_uris": [f"https://a.example/{i}" for i in range(11)]},
+        {"redirect_uris": ["https://a.example/" + "x" * 3000]},
+        {"redirect_uris": [REDIRECT], "client_name": "x" * 500},
+        {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic"},
+        {"redirect_uris": [REDIRECT], "grant_types": ["password"]},
+        {"redirect_uris": [REDIRECT], "scope": "admin"},
+        {"redirect_uris": [REDIRECT], "scope": 5},
+        {"redirect_uris": [REDIRECT], "response_types": 5},
+        {"redirect_uris": [REDIRECT], "client_uri": 5},
+        {"redirect_uris": [REDIRECT], "tos_uri": {"a": 1}},
+        {"redirect_uris": [REDIRECT], "contacts": [1]},
+        {"redirect_uris": [REDIRECT], "logo_uri": "not a url"},
+        {"redirect_uris": ["https://[::1"]},
+        [1, 2],
+    ],
+)
+def test_malformed_registration_is_refused_and_stores_nothing(client, wikis, body):
+    response = client.post("/register", json=body)
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_client_metadata"
+    assert wikis.store._all(oauth_clients.select()) == []
+
+
+def test_registration_drops_keys_and_unknown_fields(client):
+    body = {"redirect_uris": [REDIRECT], "jwks_uri": "https://x.example/k", "extra": "x"}
+    response = client.post("/register", json=body)
+    assert response.status_code == 201
+    assert "jwks_uri" not in response.json and "extra" not in response.json
+
+
+def test_a_client_that_did_not_register_for_refresh_gets_no_refresh_token(client, wikis, users):
+    body = {"redirect_uris": [REDIRECT], "grant_types": ["authorization_code"]}
+    registered = client.post("/register", json=body).json["client_id"]
+    token = redeem(client, registered, grant_code(wikis, registered, users[0])).json
+    assert token["access_token"] and "refresh_token" not in token
+
+
+def test_registration_that_is_not_json(client):
+    response = client.post("/register", data="{nope", content_type="application/json")
+    assert (response.status_code, response.json["error"]) == (400, "invalid_client_metadata")
+
+
+def test_code_gives_an_access_token_for_the_wiki(client, wikis, users, registered, code):
+    response = redeem(client, registered, code)
+    assert response.status_code == 200, response.json
+    token = response.json
+    assert token["token_type"] == "Bearer" and token["scope"] == "wiki:read wiki:write"
+    claims = wikis.key.verify(
+        token["access_token"], ACCESS_TOKEN_TYP, wikis.settings.mcp_url("alpha")
+    )
+    assert (claims["sub"], claims["client_id"]) == (users[0], registered)
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "extra, error",
+    [
+        ({"code_verifier": None}, "invalid_request"),
+        ({"code_verifier": "w" * 64}, "invalid_grant"),
+        ({"code_verifier": "short"}, "invalid_request"),
+        ({"redirect_uri": "https://claude.ai/other"}, "invalid_grant"),
+        ({"resource": "http://beta.localhost:8001/mcp"}, "invalid_target"),
+        ({"resource": "https://evil.example/mcp"}, "invalid_target"),
+        ({"client_id": "mcp_nobody"}, "invalid_client"),
+    ],
+)
+def test_bad_token_request_is_refused(client, registered, code, extra, error):
+    response = redeem(client, registered, code, **extra)
+    assert response.status_code in (400, 401)
+    assert response.json["error"] == error
+
+
+def test_resource_in_trailing_slash_form_is_the_same(client, wikis, registered, code):
+    resource = wikis.settings.mcp_url("alpha") + "/"
+    assert redeem(client, registered, code, resource=resource).status_code == 200
+
+
+def test_code_works_once_and_a_replay_revokes_its_tokens(client, registered, code):
+    first = redeem(client, registered, code).json
+    replay = redeem(client, registered, code)
+    assert (replay.status_code, replay.json["error"]) == (400, "invalid_grant")
+    assert refresh(client, registered, first["refresh_token"]).json["error"] == "invalid_grant"
+
+
+def test_expired_code_is_refused(client, wikis, users, registered):
+    old = grant_code(wikis, registered, users[0], ttl=-1)
+    assert redeem(client, registered, old).json["error"] == "invalid_grant"
+
+
+def test_a_new_code_sweeps_out_expired_ones(client, wikis, users, registered):
+    grant_code(wikis, registered, users[0], ttl=-1)
+    grant_code(wikis, registered, users[0])
+    assert len(wikis.store._all(oauth_grants.select())) == 1
+
+
+def test_refresh_rotates_the_token(client, wikis, registered, code):
+    first = redeem(client, registered, code).json
+    second = refresh(client, registered, first["refresh_token"])
+    assert second.status_code == 200
+    assert second.json["refresh_token"] != first["refresh_token"]
+    assert wikis.key.verify(
+        second.json["access_token"], ACCESS_TOKEN_TYP, wikis.settings.mcp_url("alpha")
+    )
+
+
+def test_reusing_a_rotated_refresh_token_revokes_the_family(client, wikis, registered, code):
+    first = redeem(client, registered, code).json
+    second = refresh(client, registered, first["refresh_token"]).json
+    reuse = refresh(client, registered, first["refresh_token"])
+    assert reuse.json["error"] == "invalid_grant"
+    assert refresh(client, registered, second["refresh_token"]).json["error"] == "invalid_grant"
+    rows = wikis.store._all(oauth_refresh_tokens.select())
+    assert len(rows) == 2 and all(row["revoked_at"] for row in rows)
+
+
+def test_refresh_after_removal_is_refused(client, wikis, users, registered):
+    wikis.store.set_member("alpha", users[1], "editor")
+    first = redeem(client, registered, grant_code(wikis, registered, users[1])).json
+    wikis.store.remove_member("alpha", users[1])
+    assert refresh(client, registered, first["refresh_token"]).json["error"] == "invalid_grant"
+
+
+def test_refresh_after_demotion_narrows_the_scope(client, wikis, users, registered):
+    wikis.store.set_member("alpha", users[1], "editor")
+    first = redeem(client, registered, grant_code(wikis, registered, users[1])).json
+    wikis.store.set_member("alpha", users[1], "viewer")
+    assert refresh(client, registered, first["refresh_token"]).json["scope"] == "wiki:read"
+
+
+@pytest.mark.parametrize(
+    "form, error",
+    [
+        ({"grant_type": "password", "username": "a", "password": "b"}, "unsupported_grant_type"),
+        ({"grant_type": "refresh_token", "refresh_token": "nope"}, "invalid_grant"),
+        ({"grant_type": "authorization_code"}, "invalid_request"),
+    ],
+)
+def test_token_endpoint_errors_are_json(client, registered, form, error):
+    response = client.post("/token", data={**form, "client_id": registered})
+    assert response.status_code == 400 and response.json["error"] == error
+
+
+@pytest.mark.parametrize("path", ["/register", "/token", "/auth/token"])
+def test_browser_clients_may_call_register_and_token(client, path):
+    preflight = client.options(path, headers={"Origin": "https://inspector.example"})
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
