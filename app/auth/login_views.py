@@ -18,8 +18,10 @@ from app.auth.atproto.login import client_for
 from app.auth.atproto.login import finish_login
 from app.auth.atproto.login import record_user
 from app.auth.atproto.login import start_login
+from app.auth.sessions import SIGNED_IN_PATH
 from app.auth.sessions import begin_browser_session
 from app.auth.sessions import current_apex_session
+from app.auth.sessions import default_landing
 from app.core.errors import RobotError
 from app.core.errors import UpstreamError
 from app.core.redirects import safe_return_to
@@ -31,7 +33,6 @@ bp = Blueprint("login", __name__, template_folder="templates")
 # The pages load only the platform stylesheet and run nothing. No form-action: the login form's
 # answer redirects to the user's own authorization server, which no list can name in advance.
 _PAGE_CSP = "default-src 'none'; style-src {origin}; base-uri 'none'; frame-ancestors 'none'"
-SIGNED_IN_PATH = "/auth/signed-in"
 
 
 def _page(template: str, status: int = 200, **context):
@@ -51,7 +52,7 @@ def _page(template: str, status: int = 200, **context):
 
 def _return_to(value: str | None) -> str:
     settings = current_platform().settings
-    return safe_return_to(settings, value, settings.auth_origin + SIGNED_IN_PATH)
+    return safe_return_to(settings, value, default_landing())
 
 
 def _login_form(status: int = 200, error: str | None = None, account: str = "", return_to=None):

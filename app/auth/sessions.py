@@ -18,9 +18,13 @@ from app.web.session_cookie import set_session_cookie
 MAX_USER_AGENT = 300
 
 
+SIGNED_IN_PATH = "/auth/signed-in"
+
+
 def default_landing() -> str:
-    """Where a signed-in browser goes when it did not ask for anywhere: the dashboard."""
-    return current_platform().settings.api_origin + "/app/"
+    """Where a signed-in browser goes when it did not ask for anywhere: the apex's signed-in
+    page (the management dashboard takes its place once it exists)."""
+    return current_platform().settings.auth_origin + SIGNED_IN_PATH
 
 
 def begin_browser_session(did: str, handle: str, upstream: dict | None, return_to: str | None):
@@ -33,6 +37,8 @@ def begin_browser_session(did: str, handle: str, upstream: dict | None, return_t
     """
     platform = current_platform()
     settings = platform.settings
+    # Sign-ins are rare next to requests: a good moment to drop long-dead session rows.
+    platform.store.purge_sessions()
     _session, secret = platform.store.create_session(
         did,
         settings.platform_domain,

@@ -14,6 +14,8 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -59,10 +61,24 @@ class Answer:
         return self.body
 
 
+# getaddrinfo has no timeout of its own: it runs on these threads and is waited for at most
+# RESOLVE_TIMEOUT. A lookup that hangs keeps its thread until the resolver gives up, but never
+# the worker serving the sign-in.
+RESOLVE_TIMEOUT = 3.0  # seconds
+_resolver_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="robot-resolve")
+
+
 def system_resolver(host: str, port: int) -> list[tuple[str, int]]:
-    """Resolve `host` with the system resolver: every (address, port) it gives for TCP."""
+    """Resolve `host` with the system resolver: every (address, port) it gives for TCP.
+
+    Raises OutboundError when the name does not resolve, OutboundTimeout when the resolver
+    takes longer than RESOLVE_TIMEOUT seconds.
+    """
+    lookup = _resolver_threads.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=RESOLVE_TIMEOUT)
+    except FutureTimeout:
+        raise OutboundTimeout(f"looking up the name {host} took too long") from None
     except (socket.gaierror, UnicodeError):
         raise OutboundError(f"the name {host} does not resolve") from None
     return [(info[4][0], info[4][1]) for info in infos]

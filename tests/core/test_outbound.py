@@ -144,3 +144,27 @@ def test_unreachable_server_is_a_502(fetcher):
 def test_text_that_is_not_utf8_is_named(fetcher, server):
     with pytest.raises(OutboundError, match="is not UTF-8 text"):
         fetcher.get_text(f"http://127.0.0.1:{server}/latin1", "the handle's DID")
+
+
+def test_the_system_resolver_gives_up_on_a_hung_lookup(monkeypatch):
+    import socket
+    import threading
+
+    from app.core import outbound
+
+    release = threading.Event()
+    monkeypatch.setattr(outbound, "RESOLVE_TIMEOUT", 0.2)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: release.wait(5) or [])
+    try:
+        with pytest.raises(outbound.OutboundTimeout, match="took too long"):
+            outbound.system_resolver("hangs.example", 443)
+    finally:
+        release.set()
+
+
+def test_the_system_resolver_answers_real_names():
+    from app.core import outbound
+
+    assert ("127.0.0.1", 443) in outbound.system_resolver("127.0.0.1", 443)
+    with pytest.raises(outbound.OutboundError, match="does not resolve"):
+        outbound.system_resolver("no-such-name.invalid", 443)
