@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from urllib.parse import urlencode
 
 from flask import Blueprint
@@ -14,9 +16,11 @@ from flask_wtf.csrf import generate_csrf
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
+from app.auth.atproto.login import LOGIN_REQUEST_TTL
 from app.auth.atproto.login import client_for
 from app.auth.atproto.login import finish_login
 from app.auth.atproto.login import record_user
+from app.auth.atproto.login import same_browser
 from app.auth.atproto.login import start_login
 from app.auth.sessions import SIGNED_IN_PATH
 from app.auth.sessions import begin_browser_session
@@ -29,6 +33,10 @@ from app.web.flask_app import current_platform
 from app.web.session_cookie import set_session_cookie
 
 bp = Blueprint("login", __name__, template_folder="templates")
+
+# Binds a sign-in to the browser that started it (host-only; __Host- under https).
+SIGNIN_COOKIE = "robot_signin"
+SIGNIN_COOKIE_SECURE = "__Host-robot_signin"
 
 # The pages load only the platform stylesheet and run nothing. No form-action: the login form's
 # answer redirects to the user's own authorization server, which no list can name in advance.
@@ -95,25 +103,56 @@ def login_start():
         message = "the form expired or did not come from this site; please try again"
         return _login_form(400, message, account, return_to)
     platform = current_platform()
+    browser_secret = secrets.token_urlsafe(32)
     try:
-        url = start_login(platform.store, _network(), _client(), account, _return_to(return_to))
+        url = start_login(
+            platform.store,
+            _network(),
+            _client(),
+            account,
+            _return_to(return_to),
+            browser=_hash(browser_secret),
+        )
     except Exception as error:  # every failure is the user's page, never a 500
         status, message = _failure(error)
         return _login_form(status, message, account, return_to)
-    return redirect(url, 303)
+    response = redirect(url, 303)
+    # Only this browser can finish this sign-in: the callback (or, for the loopback client,
+    # the apex handoff after it) must present this cookie. SameSite=Lax still sends it on the
+    # authorization server's top-level redirect back to us.
+    response.set_cookie(
+        _signin_cookie(),
+        browser_secret,
+        max_age=LOGIN_REQUEST_TTL,
+        path="/",
+        secure=platform.settings.cookie_secure,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 @bp.get("/auth/callback")
 def callback():
     platform = current_platform()
+    settings = platform.settings
+    on_apex = request.host.split(":")[0] == settings.platform_domain
     try:
-        signed = finish_login(platform.store, _network(), _client(), request.args)
+        signed = finish_login(
+            platform.store,
+            _network(),
+            _client(),
+            request.args,
+            browser=_presented_browser(),
+            check_browser=on_apex,
+        )
         handle = record_user(platform.store, signed)
     except Exception as error:
         return _failed(*_failure(error))
-    settings = platform.settings
-    if request.host.split(":")[0] == settings.platform_domain:
-        return begin_browser_session(signed.did, handle, signed.upstream, signed.return_to)
+    if on_apex:
+        response = begin_browser_session(signed.did, handle, signed.upstream, signed.return_to)
+        response.delete_cookie(_signin_cookie(), path="/", secure=settings.cookie_secure)
+        return response
     # ATProto's loopback client returns to 127.0.0.1; the apex cookie belongs to `localhost`,
     # so the browser carries a one-time code there (see handoff below).
     session, _ = platform.store.create_session(
@@ -121,7 +160,8 @@ def callback():
         host=settings.platform_domain,
         ttl=settings.session_ttl,
         user_agent=request.headers.get("User-Agent", "")[:300],
-        upstream=signed.upstream,
+        # The apex handoff checks that the browser redeeming the code started the sign-in.
+        upstream={**signed.upstream, "browser": signed.browser},
     )
     code = platform.store.create_handoff(session.id, host=settings.platform_domain)
     query = urlencode({"code": code, "return_to": _return_to(signed.return_to)})
@@ -139,9 +179,16 @@ def handoff():
         redeemed = platform.store.redeem_handoff(code, settings.platform_domain) if code else None
     if redeemed is None:
         return _failed(400, "this sign-in link is unknown, used or expired; please sign in again")
-    _, secret = redeemed
+    session, secret = redeemed
+    upstream = platform.store.session_upstream(session.id) or {}
+    if not same_browser(upstream.get("browser"), _presented_browser()):
+        platform.store.end_session(session.id)
+        return _failed(
+            400, "this sign-in was started in another browser; start it again from this one"
+        )
     response = redirect(_return_to(request.args.get("return_to")), 303)
     set_session_cookie(response, settings, secret)
+    response.delete_cookie(_signin_cookie(), path="/", secure=settings.cookie_secure)
     return response
 
 
@@ -151,6 +198,20 @@ def signed_in():
     if session is None:
         return redirect(current_platform().settings.login_url(), 303)
     return _page("auth/signed_in.html", handle=session.handle, did=session.user_did)
+
+
+def _signin_cookie() -> str:
+    secure = current_platform().settings.cookie_secure
+    return SIGNIN_COOKIE_SECURE if secure else SIGNIN_COOKIE
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _presented_browser() -> str | None:
+    secret = request.cookies.get(_signin_cookie())
+    return _hash(secret) if secret and len(secret) <= 200 else None
 
 
 def _network():

@@ -24,7 +24,7 @@ SIGNED_IN_PATH = "/auth/signed-in"
 def default_landing() -> str:
     """Where a signed-in browser goes when it did not ask for anywhere: the apex's signed-in
     page (the management dashboard takes its place once it exists)."""
-    return current_platform().settings.auth_origin + SIGNED_IN_PATH
+    return current_platform().settings.account_url
 
 
 def begin_browser_session(did: str, handle: str, upstream: dict | None, return_to: str | None):

@@ -322,6 +322,11 @@ class Settings:
     def api_origin(self) -> str:
         return self._origin(self.platform_domain, self.api_port)
 
+    @property
+    def account_url(self) -> str:
+        """The apex page that says who is signed in, with sign-out (the auth service's)."""
+        return f"{self.auth_origin}/auth/signed-in"
+
     def login_url(self, return_to: str | None = None) -> str:
         """The sign-in page's URL; `return_to` is where the browser goes once signed in."""
         from urllib.parse import urlencode

@@ -251,8 +251,9 @@ class WikiGateway:
         return html_page(
             403,
             f"You are signed in as {who}, but you are not a member of the wiki "
-            f"“{wiki.display_name}”. Ask its owner to add you.",
-            (self.settings.api_origin + "/app/", "Your wikis"),
+            f"“{wiki.display_name}”. Ask its owner to add you, or sign in with another "
+            "account.",
+            (self.settings.account_url, "Your account and sign-out"),
         )
 
     def _set_identity(self, environ, wiki: Wiki, caller: Caller) -> None:

@@ -22,6 +22,8 @@ from app.core.outbound import OutboundTimeout
 from app.core.store import Store
 from tests.auth.fake_servers import FakeDns
 
+# The hash of the starting browser's sign-in cookie, as the login views compute it.
+BROWSER = "b" * 64
 REDIRECT = "http://127.0.0.1:9/auth/callback"
 LOOPBACK = oauth.Client(
     "http://localhost?redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fauth%2Fcallback&scope=atproto",
@@ -54,8 +56,8 @@ def approve(net, url: str, decision: str = "approve") -> dict:
 
 
 def sign_in(store, network, net, text="alice.test", client=LOOPBACK):
-    url = start_login(store, network, client, text, "http://localhost:8003/after")
-    return finish_login(store, network, client, approve(net, url))
+    url = start_login(store, network, client, text, "http://localhost:8003/after", BROWSER)
+    return finish_login(store, network, client, approve(net, url), BROWSER)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +182,7 @@ def test_assertion_signed_by_another_key_is_refused(store, network, fake_net, al
     client = oauth.Client(settings.auth_origin + "/auth/client-metadata.json", REDIRECT, key=key)
     fake_net.trust_client(client.client_id, {"keys": [oauth.new_dpop_key().as_dict()]})
     with pytest.raises(oauth.AuthorizationServerError, match="invalid_client"):
-        start_login(store, network, client, "alice.test", None)
+        start_login(store, network, client, "alice.test", None, BROWSER)
 
 
 @pytest.fixture
@@ -202,7 +204,7 @@ def public_auth(tmp_path):
 
 
 def _start(store, network):
-    return start_login(store, network, LOOPBACK, "alice.test", None)
+    return start_login(store, network, LOOPBACK, "alice.test", None, BROWSER)
 
 
 def test_wrong_sub_is_refused(store, network, fake_net, alice):
@@ -220,15 +222,15 @@ def test_wrong_iss_is_refused(store, network, fake_net, alice):
 
 def test_replayed_callback_is_refused(store, network, fake_net, alice):
     args = approve(fake_net, _start(store, network))
-    finish_login(store, network, LOOPBACK, args)
+    finish_login(store, network, LOOPBACK, args, BROWSER)
     with pytest.raises(SignInError, match="unknown or was already used"):
-        finish_login(store, network, LOOPBACK, args)
+        finish_login(store, network, LOOPBACK, args, BROWSER)
 
 
 def test_unknown_state_is_refused(store, network, fake_net, alice):
     args = approve(fake_net, _start(store, network))
     with pytest.raises(SignInError, match="unknown"):
-        finish_login(store, network, LOOPBACK, {**args, "state": "forged"})
+        finish_login(store, network, LOOPBACK, {**args, "state": "forged"}, BROWSER)
 
 
 def test_expired_login_request_is_refused(store, network, fake_net, alice, monkeypatch):
@@ -236,7 +238,7 @@ def test_expired_login_request_is_refused(store, network, fake_net, alice, monke
     later = time.time() + 601
     monkeypatch.setattr(login, "time", SimpleNamespace(time=lambda: later))
     with pytest.raises(SignInError, match="expired"):
-        finish_login(store, network, LOOPBACK, args)
+        finish_login(store, network, LOOPBACK, args, BROWSER)
 
 
 def test_old_login_requests_are_purged_when_a_login_starts(
@@ -254,7 +256,7 @@ def test_old_login_requests_are_purged_when_a_login_starts(
 def test_denied_consent_is_refused(store, network, fake_net, alice):
     args = approve(fake_net, _start(store, network), decision="deny")
     with pytest.raises(SignInError, match="not approved"):
-        finish_login(store, network, LOOPBACK, args)
+        finish_login(store, network, LOOPBACK, args, BROWSER)
 
 
 def test_server_without_par_is_refused(store, network, fake_net, alice):
@@ -327,3 +329,14 @@ def test_fake_server_refuses_a_replayed_dpop_proof(network, fake_net):
     proof = oauth.dpop_proof(key, "POST", url, fake_net.nonce)
     answers = [httpx2.post(url, data={}, headers={"DPoP": proof}) for _ in range(2)]
     assert "replayed" in answers[1].json()["error_description"]
+
+
+@pytest.mark.parametrize("presented", [None, "", "c" * 64, "b" * 63])
+def test_a_callback_from_another_browser_is_refused(store, network, fake_net, alice, presented):
+    """Login CSRF (RFC 6749 §10.12): a callback URL relayed to another browser signs no one in."""
+    args = approve(fake_net, _start(store, network))
+    with pytest.raises(SignInError, match="another browser"):
+        finish_login(store, network, LOOPBACK, args, presented)
+    with pytest.raises(SignInError, match="unknown or was already used"):
+        finish_login(store, network, LOOPBACK, args, BROWSER)  # the request is gone for good
+    assert fake_net.tokens_issued == []

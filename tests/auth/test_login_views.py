@@ -250,3 +250,44 @@ def test_expired_login_request_signs_nobody_in(client, store, fake_net, alice, m
     response = client.get(callback, base_url=CALLBACK_BASE)
     assert response.status_code == 400 and "has expired" in response.get_data(as_text=True)
     assert_nobody_signed_in(store, alice)
+
+
+# -- login CSRF: a sign-in finishes only in the browser that started it (RFC 6749 §10.12) ------
+
+
+def test_a_relayed_apex_callback_signs_the_other_browser_in_as_nobody(app, platform, fake_net):
+    """The attacker starts a sign-in with their own account and hands the callback to a victim."""
+    mallory = fake_net.add_account("mallory.test")
+    attacker, victim = app.test_client(), app.test_client()
+    wanted = platform.settings.auth_origin + "/auth/signed-in"
+    callback = at_the_server(fake_net, start(attacker, mallory, wanted))
+    response = victim.get(callback)
+    assert response.status_code == 400
+    assert "started in another browser" in response.get_data(as_text=True)
+    assert "Set-Cookie" not in response.headers
+    assert platform.store.list_sessions(mallory) == []
+
+
+def test_a_relayed_loopback_handoff_signs_the_other_browser_in_as_nobody(app, platform, fake_net):
+    """The loopback client's callback hops to the apex; the hop checks the browser too."""
+    mallory = fake_net.add_account("mallory.test")
+    attacker, victim = app.test_client(), app.test_client()
+    callback = at_the_server(fake_net, start(attacker, mallory))
+    handoff = attacker.get(callback, base_url=CALLBACK_BASE).location
+    relayed = victim.get(handoff)
+    assert relayed.status_code == 400
+    assert "started in another browser" in relayed.get_data(as_text=True)
+    assert "Set-Cookie" not in relayed.headers
+    assert platform.store.list_sessions(mallory) == []  # the half-made session was ended
+
+
+@pytest.mark.parametrize("cookie", ["", "forged", "x" * 300])
+def test_a_forged_signin_cookie_does_not_finish_a_sign_in(app, platform, fake_net, cookie):
+    mallory = fake_net.add_account("mallory.test")
+    attacker, victim = app.test_client(), app.test_client()
+    callback = at_the_server(fake_net, start(attacker, mallory, ""))
+    if cookie:
+        victim.set_cookie("robot_signin", cookie)
+    handoff = attacker.get(callback, base_url=CALLBACK_BASE).location
+    assert victim.get(handoff).status_code == 400
+    assert platform.store.list_sessions(mallory) == []

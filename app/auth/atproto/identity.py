@@ -112,8 +112,15 @@ def check_did(did: str) -> None:
     """Raise BadRequest unless `did` is a did:plc or did:web of valid syntax."""
     if len(did) > MAX_DID or not DID_PATTERN.fullmatch(did):
         raise BadRequest(f"{did[:80]!r} is not a valid DID")
-    if not (PLC_PATTERN.fullmatch(did) or WEB_PATTERN.fullmatch(did)):
-        raise BadRequest(f"{did[:80]!r}: only did:plc and did:web accounts can sign in")
+    if PLC_PATTERN.fullmatch(did) or WEB_PATTERN.fullmatch(did):
+        return
+    if did.startswith("did:plc:"):
+        raise BadRequest(
+            f"{did[:80]!r} is not a valid did:plc (24 characters from a-z and 2-7 after 'did:plc:')"
+        )
+    if did.startswith("did:web:"):
+        raise BadRequest(f"{did[:80]!r} is not a valid did:web (it must name a host)")
+    raise BadRequest(f"{did[:80]!r}: only did:plc and did:web accounts can sign in")
 
 
 def resolve_handle(handle: str, network: Network) -> str:

@@ -6,6 +6,7 @@ Flow"; login requests wait in the platform DB under their `state` for at most te
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ class SignedIn:
     handle: str
     upstream: dict
     return_to: str | None
+    # The hash of the sign-in cookie of the browser that started this sign-in (see finish_login).
+    browser: str | None = None
 
 
 def network_for(settings: Settings) -> Network:
@@ -81,9 +84,17 @@ def _issuer_for_server(url: str, fetcher: Fetcher) -> str:
 
 
 def start_login(
-    store: Store, network: Network, client: oauth.Client, text: str, return_to: str | None
+    store: Store,
+    network: Network,
+    client: oauth.Client,
+    text: str,
+    return_to: str | None,
+    browser: str | None = None,
 ) -> str:
     """Begin a sign-in for `text` (handle, DID or server URL); return the AS URL to visit.
+
+    `browser` is a hash of a secret only the starting browser holds (a cookie); finish_login
+    can then refuse a callback opened by any other browser (login CSRF, RFC 6749 §10.12).
 
     Raises BadRequest (400) for input that names no account, OutboundError (502/504) or
     oauth.AuthorizationServerError (502) when the user's PDS or AS fails.
@@ -126,13 +137,26 @@ def start_login(
             "dpop_key": dpop_key.as_dict(private=True),
             "dpop_nonce": nonce,
             "return_to": return_to,
+            "browser": browser,
         },
     )
     return oauth.authorization_url(client, meta, request_uri)
 
 
-def finish_login(store: Store, network: Network, client: oauth.Client, args) -> SignedIn:
+def finish_login(
+    store: Store,
+    network: Network,
+    client: oauth.Client,
+    args,
+    browser: str | None = None,
+    check_browser: bool = True,
+) -> SignedIn:
     """Handle the redirect back from the AS (`args`: its query parameters); verify everything.
+
+    With `check_browser`, the callback must come from the browser that started the sign-in
+    (`browser`, the hash of its sign-in cookie, equals the one start_login stored); without it
+    (the loopback client's callback lands on another host than the cookie's), the stored hash
+    is returned in SignedIn.browser for the next hop to check.
 
     The login request is deleted first, so a replayed callback finds nothing. Raises
     SignInError (400) for an unknown, used or stale request, a wrong `iss`, a refusal at the
@@ -144,6 +168,11 @@ def finish_login(store: Store, network: Network, client: oauth.Client, args) -> 
     data, created_at = taken
     if created_at < time.time() - LOGIN_REQUEST_TTL:
         raise SignInError("this sign-in took too long and has expired; please start again")
+    expected_browser = data.get("browser")
+    if check_browser and not same_browser(expected_browser, browser):
+        raise SignInError(
+            "this sign-in was started in another browser; start it again from this one"
+        )
     issuer = data["issuer"]
     if args.get("iss") != issuer:
         raise SignInError("the answer did not come from the server the sign-in started at")
@@ -179,7 +208,12 @@ def finish_login(store: Store, network: Network, client: oauth.Client, args) -> 
         "expires_at": _expiry(tokens.get("expires_in")),
         "dpop_key": data["dpop_key"],
     }
-    return SignedIn(identity.did, identity.handle, upstream, data["return_to"])
+    return SignedIn(identity.did, identity.handle, upstream, data["return_to"], expected_browser)
+
+
+def same_browser(expected: str | None, presented: str | None) -> bool:
+    """Whether a presented sign-in cookie hash matches the stored one (constant time)."""
+    return bool(expected) and bool(presented) and hmac.compare_digest(expected, presented)
 
 
 def record_user(store: Store, signed: SignedIn) -> str:
