@@ -38,6 +38,7 @@ from app.wiki.responses import html_page
 from app.wiki.responses import is_api_path
 from app.wiki.responses import redirect
 from app.wiki.responses import text_response
+from app.wiki.routes import READ_ONLY_ENDPOINTS
 from app.wiki.routes import Route
 from app.wiki.routes import Routes
 from app.wiki.static import static_files
@@ -153,6 +154,8 @@ class WikiGateway:
             return self._static(environ, start_response)
         wiki = self._wiki_of(environ)
         if route.blocked:
+            if route.managed and not is_api_path(path):
+                return self._managed(route, wiki)(environ, start_response)
             raise NotFound("this page is not available on this platform")
         if is_api_path(path) and not route.is_page_api:
             raise NotFound(f"there is no {path} in this API")
@@ -239,6 +242,19 @@ class WikiGateway:
         )
         set_session_cookie(response, self.settings, secret)
         response.headers["Referrer-Policy"] = "no-referrer"  # the code stays in this one hop
+        return response
+
+    def _managed(self, route: Route, wiki: Wiki):
+        """Say that the platform decides what this Otterwiki admin page would, and where.
+
+        Answered before anyone is authenticated and before Otterwiki runs: nothing is changed,
+        and the page only names what the platform's own settings page shows its admins.
+        """
+        read_only = route.endpoint in READ_ONLY_ENDPOINTS
+        link = (self.settings.api_origin + f"/app/wiki/{wiki.slug}", "This wiki's settings")
+        response = html_page(405 if read_only else 404, route.managed, link)
+        if read_only:
+            response.headers["Allow"] = "GET, HEAD, OPTIONS"
         return response
 
     def _refusal(self, environ, path: str, wiki: Wiki, caller: Caller, route: Route):

@@ -19,6 +19,7 @@ _TITLES = {
     401: "Sign-in required",
     403: "No access",
     404: "Not found",
+    405: "Not allowed",
     409: "Busy",
     500: "Something went wrong",
     503: "Unavailable",

@@ -36,6 +36,31 @@ BLOCKED_ENDPOINTS = {
     "git_receive_pack": "git over http would bypass the roles the platform grants",
 }
 BLOCKED = frozenset(BLOCKED_ENDPOINTS)
+# Otterwiki's admin pages for what the platform decides, each with what to tell the visitor (a
+# wiki admin who followed an old link, most likely) instead: the gateway answers with this and a
+# link to the wiki's settings page in the management UI.
+MANAGED_ENDPOINTS = {
+    "admin_user_management": (
+        "Members and their roles are managed by the platform: add people, change their role "
+        "or remove them on this wiki's settings page."
+    ),
+    "admin_mail_preferences": (
+        "Mail belongs to the platform: a wiki has no mail server of its own to configure."
+    ),
+    "admin_repository_management": (
+        "The wiki's repository is kept by the platform: pushing to or pulling from other "
+        "hosts is not available, and its history is on this wiki's settings page."
+    ),
+    "admin_permissions_and_registration": (
+        "Who may read, edit and administer this wiki is decided by the platform: the roles "
+        "members hold and whether the wiki is public are set on this wiki's settings page. "
+        "Nothing was changed."
+    ),
+}
+# Managed pages Otterwiki still shows, read-only (app/wiki/otterwiki/managed.py replaces the
+# view): reading them is allowed, any other method is refused before Otterwiki runs.
+READ_ONLY_ENDPOINTS = frozenset({"admin_permissions_and_registration"})
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # View arguments that name a file or folder in the wiki's repository.
 _PATH_ARGS = ("path", "pagepath", "filename")
 # No page or attachment has these names; in a file path they climb out or into git's own data.
@@ -54,7 +79,8 @@ class Route:
     `endpoint` is the rule's endpoint after any redirects Werkzeug would issue (None when no
     rule matches); `args` its view arguments; `redirects` tells that Werkzeug answers with a
     redirect first; `method_allowed` is False when the path matches but not for this method;
-    `blocked` is the reason the platform refuses it, or None.
+    `blocked` is the reason the platform refuses it, or None; `managed` is, for Otterwiki's
+    admin pages of what the platform decides, what to tell the visitor instead (else None).
     """
 
     endpoint: str | None
@@ -62,6 +88,10 @@ class Route:
     redirects: bool = False
     method_allowed: bool = True
     blocked: str | None = None
+
+    @property
+    def managed(self) -> str | None:
+        return MANAGED_ENDPOINTS.get(self.endpoint) if self.blocked else None
 
     @property
     def is_page_api(self) -> bool:
@@ -102,6 +132,9 @@ class Routes:
             return route
         if route.endpoint in BLOCKED:
             return _blocked(route, BLOCKED_ENDPOINTS[route.endpoint])
+        if route.endpoint in READ_ONLY_ENDPOINTS and method not in _READ_METHODS:
+            # Otterwiki's form would answer "Preferences updated" and change nothing that counts.
+            return Route(route.endpoint, route.args, route.redirects, False, "read-only page")
         if route.is_page_api:
             return route  # the page API checks its paths itself and says what is wrong (400)
         reason = _unsafe_path_arg(route.args)
@@ -128,7 +161,7 @@ class Routes:
         endpoint = None
         for method in sorted(methods):
             route = self._follow(adapter, path, method)
-            if route.endpoint in BLOCKED:
+            if route.endpoint in BLOCKED or route.endpoint in READ_ONLY_ENDPOINTS:
                 return Route(route.endpoint, route.args, redirects, False, "blocked endpoint")
             endpoint = endpoint or route.endpoint
         return Route(endpoint, {}, redirects, method_allowed=False)

@@ -309,10 +309,19 @@ def test_index_settings_and_admin_pages(walk_stack, browser):
     assert browser.script(rows) == before + 1
     press(browser, '[data-robot-onclick="deleteRow"]')
     assert browser.script(rows) == before
+    # The settings menu offers only admin pages that work, and the platform's settings page.
+    menu = "return [...document.querySelectorAll('a.sidebar-link')].map(a => a.href);"
+    links = browser.script(menu)
+    assert f"{walk_stack.settings.api_origin}/app/wiki/{SLUG}" in links, links
+    for blocked in ("user_management", "repository_management", "mail_preferences"):
+        assert not [link for link in links if blocked in link], links
+    browser.get(url(walk_stack, "/-/admin/permissions_and_registration"))
+    assert "decided by the platform" in browser.text()
+    assert not present(browser, "#permissions_and_registration form")  # read-only
+    browser.console.extend(browser.console_errors())
     for path in (
         "/-/admin",
         "/-/admin/content_and_editing",
-        "/-/admin/permissions_and_registration",
         "/-/changelog",
         "/-/housekeeping",
         "/-/about",

@@ -5,6 +5,8 @@ from werkzeug.test import EnvironBuilder
 
 from app.wiki.routes import BLOCKED
 from app.wiki.routes import BLOCKED_ENDPOINTS
+from app.wiki.routes import MANAGED_ENDPOINTS
+from app.wiki.routes import READ_ONLY_ENDPOINTS
 from tests.wiki import test_tenancy
 
 wiki = test_tenancy.wiki  # the in-process service with alpha, beta and pub, reused
@@ -80,3 +82,36 @@ def test_allowed_routes_are_not_blocked(wiki, path, endpoint):
 def test_a_redirect_is_followed_to_the_route_it_leads_to(wiki):
     found = route(wiki, "/-/user")  # Werkzeug redirects to /-/user/ (strict slashes)
     assert found.redirects and found.endpoint == "user" and found.blocked
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_the_read_only_permissions_page_is_read(wiki, method):
+    found = route(wiki, "/-/admin/permissions_and_registration", method)
+    assert (found.endpoint, found.blocked, found.managed) == (
+        "admin_permissions_and_registration",
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/-/admin/permissions_and_registration",
+        "//-/admin/permissions_and_registration",
+        "///-/admin/permissions_and_registration",
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_no_other_method_reaches_the_permissions_page(wiki, path, method):
+    found = route(wiki, path, method)
+    assert found.endpoint == "admin_permissions_and_registration"
+    assert found.blocked and "decided by the platform" in found.managed
+
+
+def test_every_managed_endpoint_is_one_of_otterwikis(wiki):
+    endpoints = {rule.endpoint for rule in wiki.app.tenancy.app.url_map.iter_rules()}
+    assert set(MANAGED_ENDPOINTS) <= endpoints
+    assert READ_ONLY_ENDPOINTS <= set(MANAGED_ENDPOINTS)
+    # Every managed page is either blocked outright or read-only: none runs Otterwiki's form.
+    assert set(MANAGED_ENDPOINTS) == (BLOCKED & set(MANAGED_ENDPOINTS)) | READ_ONLY_ENDPOINTS

@@ -127,7 +127,8 @@ def test_admin_route_is_blocked_for_every_method_and_spelling(stack, world, meth
 def test_double_slash_admin_route_is_404_for_the_wiki_admin(stack, world):
     """The issue's example: `//-/admin/user_management` ran Otterwiki's view (200)."""
     status, _, text = send(stack, world, "GET", "//-/admin/user_management")
-    assert status == 404 and "not available on this platform" in text
+    assert status == 404 and "managed by the platform" in text
+    assert f'/app/wiki/{SLUG}"' in text  # the wiki's settings page, where it is managed
 
 
 def _csrf(stack, token):
@@ -175,3 +176,23 @@ def _preference_names(stack) -> list[str]:
 )
 def test_allowed_routes_keep_working(stack, world, path, status):
     assert send(stack, world, "GET", path)[0] == status
+
+
+def test_no_spelling_of_a_post_to_permissions_stores_anything(stack, world):
+    """Otterwiki's Permissions and Registration form said "Preferences updated" and changed
+    nothing (the platform's roles decide): its page is read-only, and no spelling of a post
+    reaches its view or stores anything."""
+    csrf, cookie = _csrf(stack, world)
+    form = f"csrf_token={csrf}&READ_access=ADMIN&WRITE_access=ADMIN&ATTACHMENT_access=ADMIN"
+    headers = (("Cookie", cookie), ("Content-Type", "application/x-www-form-urlencoded"))
+    status, _, text = send(
+        stack, world, "POST", "//-/admin/permissions_and_registration", form.encode(), headers
+    )
+    assert status == 405 and "Nothing was changed" in text and f"/app/wiki/{SLUG}" in text
+    for target in spellings("/-/admin/permissions_and_registration"):
+        status, _, text = send(stack, world, "POST", target, form.encode(), headers)
+        assert 300 <= status < 500, (target, status, text[:300])
+    names = _preference_names(stack)
+    assert not {"READ_ACCESS", "WRITE_ACCESS", "ATTACHMENT_ACCESS"} & set(names), names
+    status, _, text = send(stack, world, "GET", "/-/admin/permissions_and_registration")
+    assert status == 200 and "decided by the platform" in text and "<select" not in text

@@ -14,6 +14,7 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `sanitize`: every rendered page body through the nh3 HTML sanitizer, math blocks escaped;
 - `mathjax`: MathJax typesets with its safe extension (no script URLs or names from TeX);
 - `account`: the platform's account in the user menu, the session handoff's route;
+- `managed`: the admin pages of what the platform decides, out of the menu or read-only;
 - `csp`, `handlers`: Otterwiki's pages under the platform's Content-Security-Policy;
 - `errors`: bad input (unknown revisions, git and storage errors, HEAD) answered 4xx, not 500;
 - `preferences`: the platform's preferences (remote, mail, registration...) never stored;

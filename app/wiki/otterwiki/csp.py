@@ -21,6 +21,7 @@ from app.core.csp import security_headers
 from app.wiki.otterwiki.account import TEMPLATE_ADDITION as ACCOUNT_MENU
 from app.wiki.otterwiki.handlers import NONCE_ATTRIBUTE
 from app.wiki.otterwiki.handlers import rewrite_template
+from app.wiki.otterwiki.managed import TEMPLATE_ADDITIONS as MANAGED_MENU
 
 HANDLERS_JS = Path(__file__).with_name("static") / "handlers.js"
 HANDLERS_URL = "/static/robot/handlers.js"
@@ -58,6 +59,7 @@ TEMPLATE_ADDITIONS = (
         " 'suppressErrorRendering', 'maxEdges', 'htmlLabels', 'flowchart'],",
     ),
     ACCOUNT_MENU,  # the platform's account instead of Otterwiki's login and settings links
+    *MANAGED_MENU,  # no menu entries for the admin pages the platform decides
 )
 
 

@@ -9,6 +9,7 @@ from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
 from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.errors import answer_bad_input
 from app.wiki.otterwiki.fairness import install_fairness
+from app.wiki.otterwiki.managed import install_managed_pages
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
 from app.wiki.otterwiki.render import install_render_cache
@@ -54,6 +55,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_sanitizer(server)
     install_csp(server)
     install_account(server)
+    install_managed_pages(server)
     refuse_platform_preferences(server)
     answer_bad_input(server)
     install_linear_patterns(server)
