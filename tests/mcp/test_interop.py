@@ -343,3 +343,10 @@ async def test_declared_body_over_the_cap_is_a_jsonrpc_413(wiki):
 async def test_initialize_with_bad_params_is_a_short_error(wiki, params):
     body = {"jsonrpc": "2.0", "id": 6, "method": "initialize", "params": params}
     rpc_error(post(wiki, body), 200, -32602, 6)
+
+
+@pytest.mark.parametrize("arguments", [[1], "path", 5], ids=["list", "string", "number"])
+async def test_tools_call_arguments_not_an_object_is_invalid_params(wiki, arguments):
+    params = {"name": "read_page", "arguments": arguments}
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params}
+    rpc_error(post(wiki, body), 200, -32602, 9)
