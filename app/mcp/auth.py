@@ -15,7 +15,6 @@ import anyio.to_thread
 
 from app.core.errors import Forbidden
 from app.core.errors import NotFound
-from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import error_body
@@ -27,15 +26,14 @@ from app.core.platform import Platform
 from app.core.slugs import slug_from_host
 from app.core.store import Wiki
 from app.mcp import oauth_proxy
+from app.mcp.rpc import MAX_REQUEST_BYTES
+from app.mcp.rpc import too_large
 
 MCP_PATH = "/mcp"
 PRM_PATHS = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
 # Claude.ai has been seen calling these on the MCP origin whatever the metadata says: the
 # authorization server answers them here too (app/mcp/oauth_proxy.py).
 AUTH_SERVER_PATHS = (oauth_proxy.AUTHORIZE_PATH, *oauth_proxy.FORWARDED_PATHS)
-# The MCP SDK reads a request body whole: cap it. A page at the page API's 1 MiB limit may take
-# several times that once JSON-escaped.
-MAX_REQUEST_BYTES = 8 * 1024 * 1024
 # Paths answered on any Host (health checks come from supervisor scripts and `robot check`).
 HOSTLESS_PATHS = ("/healthz",)
 
@@ -138,8 +136,8 @@ class McpAuth:
         if caller is not None:
             declared = _header(scope, b"content-length") or ""
             if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-                too_large = PayloadTooLarge(f"request body over {MAX_REQUEST_BYTES} bytes")
-                await _send_json(send, 413, error_body(too_large))
+                # Past auth, the POST is a JSON-RPC request: its refusal is a JSON-RPC error.
+                await _send_json(send, 413, too_large())
                 return
             receive = _capped(receive, MAX_REQUEST_BYTES)
             state = scope.setdefault("state", {})
@@ -148,6 +146,14 @@ class McpAuth:
         await self.app(scope, receive, send)
 
     async def _refuse(self, send, slug: str, error: RobotError, had_credential: bool) -> None:
+        """Answer 401/403 with an RFC 6750 challenge and the platform's JSON error body.
+
+        These are HTTP-level answers, given before any JSON-RPC message is read (MCP
+        Authorization: the client acts on the status and on `WWW-Authenticate`, whose
+        `resource_metadata` starts its OAuth flow; RFC 6750 3 defines no body). So the body
+        stays the `{"ok": false, "error", "status"}` shape every robot service answers auth
+        failures with, for people and scripts reading it, and is not a JSON-RPC error object.
+        """
         challenge = f'Bearer resource_metadata="{prm_url(self.platform, slug)}"'
         if error.status == 401 and had_credential:
             challenge += ', error="invalid_token"'

@@ -20,6 +20,7 @@ from pydantic import Field
 from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.core.errors import RobotError
+from app.mcp.arguments import ArgumentErrors
 from app.mcp.page_client import PageClient
 from app.pages import text as page_text
 
@@ -114,6 +115,7 @@ def build_server(pages: PageClient) -> FastMCP:
         mask_error_details=True,
         dereference_schemas=False,
         lifespan=lifespan,
+        middleware=[ArgumentErrors()],  # bad arguments: a short isError result, every tool
     )
 
     async def put(path, content, message, base_revision) -> dict:

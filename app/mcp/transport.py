@@ -26,8 +26,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.responses import Response
 
-from app.mcp.auth import MAX_REQUEST_BYTES
 from app.mcp.auth import MCP_PATH
+from app.mcp.rpc import rpc_error
+from app.mcp.rpc import too_large
+from app.mcp.rpc import valid_id
 
 # Revisions whose clients may POST a JSON-RPC batch: added in 2025-03-26, removed in 2025-06-18.
 # A request without MCP-Protocol-Version is taken as 2025-03-26, as 2025-06-18 tells servers to.
@@ -43,24 +45,10 @@ MAX_BATCH = 50
 NOT_IN_BATCH = ("initialize",)
 
 
-def rpc_error(message_id, code: int, message: str, data=None) -> dict:
-    """Return a JSON-RPC 2.0 error response object (section 5.1) for request `message_id`.
-
-    `message_id` is the request's id, or None when it could not be read.
-    """
-    error = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "id": message_id, "error": error}
-
-
 def request_id(raw):
     """Return the id of a (maybe malformed) JSON-RPC message `raw` if it is valid, else None."""
     candidate = raw.get("id") if isinstance(raw, dict) else None
-    valid = isinstance(candidate, str) or (
-        isinstance(candidate, int) and not isinstance(candidate, bool)
-    )
-    return candidate if valid else None
+    return candidate if valid_id(candidate) else None
 
 
 def invalid_message(raw) -> dict | None:
@@ -68,7 +56,15 @@ def invalid_message(raw) -> dict | None:
 
     JSON-RPC here means one request, notification, response or error object as the MCP schema
     defines them (`jsonrpc` "2.0", a string or integer id, a string method, object params).
+    An `id` member that is neither (an object, a list, a bool, a fraction, null) is refused
+    outright, id null in the answer: the SDK's schema would take such a message for a
+    notification with an extra member and answer nothing. Only an error object may carry id
+    null (JSON-RPC 2.0 5: its request's id could not be read).
     """
+    if isinstance(raw, dict) and "id" in raw and not valid_id(raw["id"]):
+        if not (raw["id"] is None and "error" in raw):
+            message = "Invalid Request: id must be a string or an integer"
+            return rpc_error(None, INVALID_REQUEST, message)
     try:
         jsonrpc_message_adapter.validate_python(raw, by_name=False)
     except ValidationError:
@@ -162,8 +158,7 @@ class Transport:
         if body is None:
             # Our auth layer ends a body past its cap as a disconnect; a client that really went
             # away reads no answer, so the one that can be read is the cap's.
-            message = f"Request body over {MAX_REQUEST_BYTES} bytes (or cut short)"
-            await _send(scope, send, 413, rpc_error(None, INVALID_REQUEST, message))
+            await _send(scope, send, 413, too_large())
             return
         await self._post(scope, body, version or DEFAULT_NEGOTIATED_VERSION, receive, send)
 

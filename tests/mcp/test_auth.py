@@ -133,6 +133,9 @@ async def test_invalid_token_gets_401_invalid_token(client):
     response = await client.post("/mcp", headers={"Host": ALPHA, "Authorization": "Bearer x.y.z"})
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    # An HTTP-level auth answer (the client acts on status and challenge): the platform's shape.
+    body = response.json()
+    assert body["ok"] is False and body["status"] == 401 and body["error"]
 
 
 @pytest.mark.parametrize("host", ["gamma.localhost", "localhost", "127.0.0.1", "a.b.localhost"])
@@ -179,6 +182,8 @@ async def test_oversized_request_body_is_413(client, wikis, users):
     headers = {"Host": ALPHA, "Authorization": f"Bearer {secret}"}
     response = await client.post("/mcp", headers=headers, content=b"x" * (9 * 1024 * 1024))
     assert response.status_code == 413
+    error = {"code": -32600, "message": "Invalid Request: request body over 8 MiB"}
+    assert response.json() == {"jsonrpc": "2.0", "id": None, "error": error}
 
 
 @pytest.mark.asyncio

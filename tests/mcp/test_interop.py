@@ -218,6 +218,28 @@ async def test_json_that_is_not_jsonrpc_is_invalid_request(wiki, body, message_i
     assert rpc_error(post(wiki, body), 400, -32600, message_id).startswith("Invalid Request")
 
 
+@pytest.mark.parametrize(
+    "raw_id",
+    ['{"a":1}', "true", "false", "1e400", "[1]", "1.5", "null"],
+    ids=["object", "true", "false", "huge", "list", "fraction", "null"],
+)
+async def test_an_unusable_id_is_invalid_request_not_a_notification(wiki, raw_id):
+    # Raw bytes: 1e400 is valid JSON (it decodes to infinity) but no JSON encoder writes it.
+    content = f'{{"jsonrpc":"2.0","id":{raw_id},"method":"ping"}}'.encode()
+    response = post(wiki, content=content, Origin=ORIGIN)
+    assert "id must be" in rpc_error(response, 400, -32600)
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_an_unusable_id_in_a_batch_is_answered_by_its_element(wiki):
+    bad = {"jsonrpc": "2.0", "id": {"a": 1}, "method": "ping"}
+    response = post(wiki, [PING, bad], Mcp_Protocol_Version="2025-03-26")
+    assert response.status_code == 200
+    answers = response.json()
+    assert answers[0] == {"jsonrpc": "2.0", "id": 2, "result": {}}
+    assert answers[1]["id"] is None and answers[1]["error"]["code"] == -32600
+
+
 async def test_unknown_method_is_method_not_found(wiki):
     response = post(wiki, {"jsonrpc": "2.0", "id": 7, "method": "no/such"})
     rpc_error(response, 200, -32601, 7)
@@ -306,11 +328,25 @@ async def test_chunked_body_over_the_cap_is_413(wiki):
         for _ in range(9):
             yield b" " * (1024 * 1024)
 
-    response = post(wiki, content=chunks())
-    assert "over" in rpc_error(response, 413, -32600)
+    response = post(wiki, content=chunks(), Origin=ORIGIN)
+    assert rpc_error(response, 413, -32600) == "Invalid Request: request body over 8 MiB"
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_declared_body_over_the_cap_is_a_jsonrpc_413(wiki):
+    response = post(wiki, content=b" " * (9 * 1024 * 1024), Origin=ORIGIN)
+    assert rpc_error(response, 413, -32600) == "Invalid Request: request body over 8 MiB"
+    assert response.headers["access-control-allow-origin"] == "*"
 
 
 @pytest.mark.parametrize("params", [{}, {"protocolVersion": 5}], ids=["empty", "bad-version"])
 async def test_initialize_with_bad_params_is_a_short_error(wiki, params):
     body = {"jsonrpc": "2.0", "id": 6, "method": "initialize", "params": params}
     rpc_error(post(wiki, body), 200, -32602, 6)
+
+
+@pytest.mark.parametrize("arguments", [[1], "path", 5], ids=["list", "string", "number"])
+async def test_tools_call_arguments_not_an_object_is_invalid_params(wiki, arguments):
+    params = {"name": "read_page", "arguments": arguments}
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params}
+    rpc_error(post(wiki, body), 200, -32602, 9)

@@ -240,3 +240,76 @@ async def test_attachment_at_an_older_revision(mcp, wiki):
         revision=first.data["changes"][0]["revision"],
     )
     assert old.text == "first\n"
+
+
+JUNK = {"a": [1, {"b": None}], "c": "x" * 1000}  # nested junk, never echoed back
+DUMP_MARKS = ("validation error", "pydantic", "type=", "input_value", "For further information")
+
+
+def _types(spec: dict) -> set:
+    """The JSON types a parameter's schema admits (`str | None` is an anyOf of two)."""
+    return {arm.get("type") for arm in spec.get("anyOf", [spec])}
+
+
+def _valid(spec: dict):
+    return {"string": "Sweep/Page", "integer": 1, "boolean": False}[spec["type"]]
+
+
+def _wrong(spec: dict):
+    """A value of a type the parameter does not take."""
+    return {"string": 123, "integer": "many", "boolean": "maybe"}[(_types(spec) - {"null"}).pop()]
+
+
+def bad_calls(tool) -> list[tuple[dict, str]]:
+    """Every kind of bad argument for `tool`, each with what its answer must say.
+
+    Kinds: a required argument missing, an unknown one, and for each parameter a wrong type,
+    nested junk, null (where it is not nullable) and each bound overstepped (and a huge int).
+    """
+    props, required = tool.input_schema["properties"], tool.input_schema.get("required", [])
+    base = {name: _valid(props[name]) for name in required}
+    calls = [({**base, "zzz_unknown": 1}, "unknown argument 'zzz_unknown'")]
+    if required:
+        calls.append(({k: v for k, v in base.items() if k != required[0]}, required[0]))
+    for name, spec in props.items():
+        must = f"argument '{name}' must be"
+        calls += [({**base, name: _wrong(spec)}, must), ({**base, name: JUNK}, must)]
+        if "null" not in _types(spec):
+            calls.append(({**base, name: None}, must))
+        if "minimum" in spec:
+            calls.append(({**base, name: spec["minimum"] - 1}, f"{must} at least"))
+        if "maximum" in spec:
+            calls.append(({**base, name: spec["maximum"] + 1}, f"{must} at most"))
+            calls.append(({**base, name: 10**40}, f"{must} at most"))
+    return calls
+
+
+async def test_every_bad_argument_of_every_tool_is_a_short_tool_error(mcp):
+    """MCP 2025-06-18+: input validation errors are tool errors (isError) the model can read."""
+    tools, seen = await mcp.tools(), 0
+    for tool in tools:
+        for arguments, says in bad_calls(tool):
+            result = await mcp.call(tool.name, **arguments)
+            where = f"{tool.name}({arguments!r:.80}): {result.text}"
+            assert result.is_error, where
+            assert result.text.startswith(f"Invalid arguments for {tool.name}: "), where
+            assert says in result.text and len(result.text) < 200, where
+            assert not any(mark in result.text for mark in DUMP_MARKS), where
+            seen += 1
+    assert seen > 100  # the sweep really covered the tools
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "says"),
+    [
+        ("read_page", {"path": 123}, "argument 'path' must be a string"),
+        ("read_page", {}, "missing required argument 'path'"),
+        ("read_page", {"path": "Home", "x": 1}, "unknown argument 'x'"),
+        ("search_pages", {"query": "a", "limit": -5}, "argument 'limit' must be at least 1"),
+        ("search_pages", {"query": ""}, "argument 'query' must not be empty"),
+        ("get_history", {"path": "Home", "limit": 1.5}, "argument 'limit' must be an integer"),
+    ],
+)
+async def test_the_reviewers_examples_read_plainly(mcp, tool, arguments, says):
+    result = await mcp.call(tool, **arguments)
+    assert result.is_error and result.text == f"Invalid arguments for {tool}: {says}"

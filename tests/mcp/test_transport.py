@@ -77,3 +77,18 @@ def test_a_json_post_is_not_refused():
 )
 def test_batches_only_in_2025_03_26_and_bounded(items, version, served):
     assert (batch_problem(items, version) is None) is served
+
+
+@pytest.mark.parametrize("bad_id", [{"a": 1}, True, float("inf"), [1], 1.5, None])
+def test_an_unusable_id_is_invalid_request_with_id_null(bad_id):
+    error = invalid_message({"jsonrpc": "2.0", "id": bad_id, "method": "ping"})
+    assert error == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32600, "message": "Invalid Request: id must be a string or an integer"},
+    }
+
+
+def test_an_error_object_may_carry_id_null():
+    error = {"code": -32700, "message": "Parse error"}
+    assert invalid_message({"jsonrpc": "2.0", "id": None, "error": error}) is None
