@@ -22,6 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.settings import Settings
 from app.core.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ def _git(repo: Path, *args: str) -> bytes:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "GIT_CONFIG_NOSYSTEM": "1",
         "HOME": str(repo),
+        # Never a repository above: a wiki folder that lost its .git is an error, not the
+        # checkout the data dir happens to sit in.
+        "GIT_CEILING_DIRECTORIES": str(repo.parent),
     }
     try:
         done = subprocess.run(
@@ -100,3 +104,26 @@ def record(store: Store, slug: str, repo: Path) -> Usage:
     usage = measure(repo)
     store.record_usage(slug, usage.pages, usage.size_bytes, usage.last_change_at)
     return usage
+
+
+def record_unmeasured(settings: Settings, store: Store) -> list[str]:
+    """Measure every wiki never measured (`last_change_at` NULL: made before schema 0004).
+
+    Run by `robot init`, so an upgraded instance shows real figures before any write. Returns
+    the slugs recorded; a wiki whose repository is missing or unreadable is skipped (logged) and
+    tried again at the next init.
+    """
+    recorded = []
+    for wiki in store.list_wikis():
+        if wiki.last_change_at is not None:
+            continue
+        repo = settings.repo_path(wiki.slug)
+        try:
+            if not repo.is_dir():
+                raise UsageError(f"{repo} is missing")
+            record(store, wiki.slug, repo)
+        except UsageError:
+            log.warning("could not measure wiki %s", wiki.slug, exc_info=True)
+            continue
+        recorded.append(wiki.slug)
+    return recorded

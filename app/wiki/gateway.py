@@ -276,6 +276,7 @@ class WikiGateway:
             raise Unavailable("this worker is stuck on an earlier request; try again")
         held = ExitStack()
         held.callback(self._busy.release)
+        written = None  # (slug, opened wiki, HEAD before) of a request that may write
         try:
             if caller is None:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
@@ -283,8 +284,7 @@ class WikiGateway:
                 opened = self.tenancy.activate(wiki)
                 if environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
                     held.enter_context(wiki_write_lock(opened.wiki_dir))
-                    # Runs first on close, still under the write lock: HEAD cannot move meanwhile.
-                    held.callback(self._record_usage, wiki.slug, opened, _head(opened.repo))
+                    written = (wiki.slug, opened, _head(opened.repo))
                 environ[TENANT_KEY] = Tenant(
                     wiki.slug,
                     wiki,
@@ -295,6 +295,10 @@ class WikiGateway:
                 )
                 environ[CALLER_KEY] = caller
             app_iter = self._otterwiki(environ, start_response)
+            if written is not None:
+                # Flask has run the view, so any commit is made; still under the write lock, and
+                # before the response goes out, so whoever reads the figures next sees them.
+                self._record_usage(*written)
         except BaseException:
             held.close()
             raise
