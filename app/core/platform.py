@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core import usage
 from app.core.database import describe
 from app.core.settings import Settings
 from app.core.signing import SigningKey
@@ -47,10 +48,13 @@ def init_instance(settings: Settings) -> list[str]:
     try:
         before = store.schema_version()
         after = store.migrate()
+        measured = usage.record_unmeasured(settings, store)
     finally:
         store.close()
     if after != before:
         done.append(f"migrated {describe(settings.database_url)} to schema {after}")
+    if measured:
+        done.append(f"measured the usage of {len(measured)} wiki(s): {', '.join(measured)}")
     done += _make_folders(settings)
     if ensure_signing_key(settings.signing_key_path):
         done.append(f"created signing key {settings.signing_key_path}")

@@ -41,6 +41,9 @@ wikis = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("page_count", BigInteger, nullable=False, server_default="0"),
     Column("size_bytes", BigInteger, nullable=False, server_default="0"),
+    # Usage as last recorded (app/core/usage.py): pages, bytes of HEAD's files, HEAD's time
+    # (migration 0004; NULL until first recorded).
+    Column("last_change_at", BigInteger),
 )
 
 memberships = Table(

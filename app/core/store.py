@@ -87,7 +87,9 @@ class User:
 
 @dataclass(frozen=True)
 class Wiki:
-    """A wiki's row: `slug` names its host; `size_bytes` and `page_count` as last recorded."""
+    """A wiki's row: `slug` names its host; usage as last recorded (app/core/usage.py):
+    `page_count` pages, `size_bytes` bytes of HEAD's files, `last_change_at` HEAD's commit time
+    in Unix seconds (None until first recorded)."""
 
     slug: str
     owner_did: str
@@ -96,6 +98,7 @@ class Wiki:
     created_at: int
     page_count: int = 0
     size_bytes: int = 0
+    last_change_at: int | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -106,6 +109,7 @@ class Wiki:
             "created_at": self.created_at,
             "page_count": self.page_count,
             "size_bytes": self.size_bytes,
+            "last_change_at": self.last_change_at,
         }
 
 
@@ -346,6 +350,11 @@ class Store(SessionRecords):
         row = self._one(self._find_user, did=did)
         return User(**row) if row else None
 
+    def list_users(self) -> list[User]:
+        """Every user, by handle then DID."""
+        rows = self._all(select(users).order_by(users.c.handle, users.c.did))
+        return [User(**row) for row in rows]
+
     def get_user(self, did: str) -> User:
         """The user with this DID; raises NotFound."""
         user = self.find_user(did)
@@ -419,14 +428,16 @@ class Store(SessionRecords):
                 connection.execute(update(wikis).where(wikis.c.slug == slug).values(**changes))
         return self.get_wiki(slug)
 
-    def record_usage(self, slug: str, page_count: int, size_bytes: int) -> None:
-        """Record a wiki's page count and size in bytes."""
+    def record_usage(
+        self, slug: str, page_count: int, size_bytes: int, last_change_at: int | None = None
+    ) -> None:
+        """Record a wiki's usage: `page_count` pages, `size_bytes` bytes and, when given, the
+        Unix time of its last change. A wiki deleted meanwhile is no error (nothing to record)."""
+        values = {"page_count": page_count, "size_bytes": size_bytes}
+        if last_change_at is not None:
+            values["last_change_at"] = last_change_at
         with self._write() as connection:
-            connection.execute(
-                update(wikis)
-                .where(wikis.c.slug == slug)
-                .values(page_count=page_count, size_bytes=size_bytes)
-            )
+            connection.execute(update(wikis).where(wikis.c.slug == slug).values(**values))
 
     def delete_wiki_row(self, slug: str) -> None:
         """Delete a wiki's row; its memberships and tokens go with it. Raises NotFound."""
@@ -528,12 +539,17 @@ class Store(SessionRecords):
             )
         return self.get_token(token_id), secret
 
+    def find_token(self, token_id: str) -> Token | None:
+        """The token with this id, or None."""
+        row = self._one(self._token, id=token_id)
+        return Token(**row) if row else None
+
     def get_token(self, token_id: str) -> Token:
         """The token with this id; raises NotFound."""
-        row = self._one(self._token, id=token_id)
-        if row is None:
+        token = self.find_token(token_id)
+        if token is None:
             raise NotFound(f"no token {token_id!r}")
-        return Token(**row)
+        return token
 
     def list_tokens(self, slug: str) -> list[Token]:
         """The tokens of wiki `slug` (revoked ones included), oldest first."""

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
+from app.core import usage
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.settings import Settings
 from app.core.slugs import validate_slug
 from app.core.store import Store
 from app.core.store import Wiki
+
+log = logging.getLogger(__name__)
 
 MAX_DISPLAY_NAME = 100
 
@@ -85,7 +89,7 @@ def create_wiki(
     staging = settings.wiki_base / f".new-{slug}-{secrets.token_hex(4)}"
     try:
         _init_repo(staging / "repo", name, settings.platform_domain)
-        wiki = store.insert_wiki(slug, owner_did, name, public)
+        store.insert_wiki(slug, owner_did, name, public)
         try:
             staging.rename(final)
         except OSError:
@@ -93,7 +97,12 @@ def create_wiki(
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return wiki
+    try:
+        usage.record(store, slug, settings.repo_path(slug))
+    except usage.UsageError:
+        # The wiki exists and works; its figures come with its first write.
+        log.exception("could not measure the new wiki %s", slug)
+    return store.get_wiki(slug)
 
 
 def delete_wiki(settings: Settings, store: Store, slug: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,8 +21,10 @@ from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.schema import ROLES
 from app.core.settings import Settings
+from app.core.store import Store
 from app.ops import launcher
 
+T = TypeVar("T")
 ROLE = click.Choice(list(reversed(ROLES)))
 
 
@@ -32,6 +36,43 @@ def _platform() -> Iterator[Platform]:
         yield platform
     finally:
         platform.store.close()
+
+
+def _known_user(platform: Platform, did: str) -> None:
+    """Raise a ClickException saying how to add `did` when it is not a user of this instance."""
+    if not did.startswith("did:"):
+        raise click.ClickException(
+            f"{did!r} is not a DID: a DID starts with 'did:' (did:plc:... or did:web:...); "
+            "`robot user list` shows the users"
+        )
+    if platform.store.find_user(did) is None:
+        raise click.ClickException(
+            f"unknown user {did!r}: add them first with "
+            f"`robot user add --did {did} --handle HANDLE`"
+        )
+
+
+def _known_wiki(platform: Platform, slug: str) -> None:
+    """Raise a ClickException pointing to `robot wiki list` when there is no wiki `slug`."""
+    if platform.store.find_wiki(slug) is None:
+        raise click.ClickException(f"no wiki named {slug!r}: `robot wiki list` shows the wikis")
+
+
+def _of_wiki(slug: str, read: Callable[[Store, str], list[T]]) -> list[T]:
+    """What `read(store, slug)` lists of an existing wiki; an unknown one says what to do."""
+    with _platform() as platform:
+        _known_wiki(platform, slug)
+        return read(platform.store, slug)
+
+
+def _size(size_bytes: int) -> str:
+    """Bytes for a person: 512 B, 3.4 KB, 12.0 MB (powers of 1024)."""
+    amount = float(size_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount < 1024 or unit == "GB":
+            return f"{size_bytes} B" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")
 
 
 def _when(stamp: int | None) -> str:
@@ -62,6 +103,8 @@ def run_command() -> None:
     """
     settings = Settings.from_env()
     init_instance(settings)
+    # Refuse before the banner: a newcomer must not read URLs that will not answer.
+    launcher.preflight(settings)
     click.echo(launcher.banner(settings))
     sys.stdout.flush()
     launcher.exec_supervisord(settings)
@@ -104,6 +147,15 @@ def user_add_command(did: str, handle: str) -> None:
     click.echo(f"user {user.did} ({user.handle})")
 
 
+@user_group.command("list")
+def user_list_command() -> None:
+    """List every user: DID, handle, when added."""
+    with _platform() as platform:
+        users = platform.store.list_users()
+    for user in users:
+        click.echo(f"{user.did:40} {user.handle:30} added {_when(user.created_at)}")
+
+
 @cli.group("wiki")
 def wiki_group() -> None:
     """Wikis: create, list, delete."""
@@ -119,6 +171,7 @@ def wiki_create_command(slug: str, owner: str, name: str | None, public: bool) -
     from app.core.wikis import create_wiki
 
     with _platform() as platform:
+        _known_user(platform, owner)
         wiki = create_wiki(platform.settings, platform.store, slug, owner, name, public)
     click.echo(f"created wiki {wiki.slug} ({wiki.display_name}) owned by {wiki.owner_did}")
     click.echo(platform.settings.wiki_url(wiki.slug))
@@ -126,12 +179,16 @@ def wiki_create_command(slug: str, owner: str, name: str | None, public: bool) -
 
 @wiki_group.command("list")
 def wiki_list_command() -> None:
-    """List every wiki."""
+    """List every wiki: access, owner, pages, size, last change, display name."""
     with _platform() as platform:
         wikis = platform.store.list_wikis()
     for wiki in wikis:
         access = "public" if wiki.is_public else "private"
-        click.echo(f"{wiki.slug:30} {access:8} {wiki.owner_did:40} {wiki.display_name}")
+        click.echo(
+            f"{wiki.slug:30} {access:8} {wiki.owner_did:40} {wiki.page_count:>6} pages "
+            f"{_size(wiki.size_bytes):>9}  changed {_when(wiki.last_change_at)}  "
+            f"{wiki.display_name}"
+        )
 
 
 @wiki_group.command("delete")
@@ -160,6 +217,8 @@ def member_group() -> None:
 def member_add_command(slug: str, did: str, role: str) -> None:
     """Add a member to a wiki, or change their role."""
     with _platform() as platform:
+        _known_wiki(platform, slug)
+        _known_user(platform, did)
         member = platform.store.set_member(slug, did, role)
     click.echo(f"{member.did} ({member.handle}) is {member.role} of {slug}")
 
@@ -170,8 +229,23 @@ def member_add_command(slug: str, did: str, role: str) -> None:
 def member_remove_command(slug: str, did: str) -> None:
     """Remove a member from a wiki (their tokens for it stop working)."""
     with _platform() as platform:
+        _known_wiki(platform, slug)
+        if platform.store.role_of(slug, did) is None:
+            raise click.ClickException(
+                f"{did!r} is not a member of {slug!r}: `robot member list {slug}` shows who is"
+            )
         platform.store.remove_member(slug, did)
     click.echo(f"removed {did} from {slug}")
+
+
+@member_group.command("list")
+@click.argument("slug")
+def member_list_command(slug: str) -> None:
+    """List a wiki's members: DID, handle, role, when added."""
+    for member in _of_wiki(slug, Store.list_members):
+        click.echo(
+            f"{member.did:40} {member.handle:30} {member.role:7} added {_when(member.created_at)}"
+        )
 
 
 @cli.group("token")
@@ -187,6 +261,13 @@ def token_group() -> None:
 def token_create_command(slug: str, did: str, role: str, label: str) -> None:
     """Create a token; its secret is printed once, alone on the last line."""
     with _platform() as platform:
+        _known_wiki(platform, slug)
+        _known_user(platform, did)
+        if platform.store.role_of(slug, did) is None:
+            raise click.ClickException(
+                f"{did!r} is not a member of {slug!r}: add them first with "
+                f"`robot member add {slug} --user {did} --role {role}`"
+            )
         token, secret = platform.store.create_token(slug, did, role, label)
     click.echo(f"token {token.id} for {token.user_did} in {token.wiki_slug} as {token.role}")
     click.echo("the secret below is shown only now; it is stored as a hash:")
@@ -197,9 +278,7 @@ def token_create_command(slug: str, did: str, role: str, label: str) -> None:
 @click.argument("slug")
 def token_list_command(slug: str) -> None:
     """List a wiki's tokens (never their secrets)."""
-    with _platform() as platform:
-        tokens = platform.store.list_tokens(slug)
-    for token in tokens:
+    for token in _of_wiki(slug, Store.list_tokens):
         state = "revoked" if token.revoked_at else "live"
         click.echo(
             f"{token.id}  {token.user_did:30} {token.role:7} {state:8} "
@@ -210,8 +289,18 @@ def token_list_command(slug: str) -> None:
 @token_group.command("revoke")
 @click.argument("token_id")
 def token_revoke_command(token_id: str) -> None:
-    """Revoke a token at once."""
+    """Revoke a token at once; a token already revoked is an error (nothing changes)."""
     with _platform() as platform:
+        token = platform.store.find_token(token_id)
+        if token is None:
+            raise click.ClickException(
+                f"no token {token_id!r}: `robot token list SLUG` shows a wiki's tokens"
+            )
+        if token.revoked_at is not None:
+            raise click.ClickException(
+                f"token {token_id} was already revoked on {_when(token.revoked_at)} UTC; "
+                "nothing changed"
+            )
         token = platform.store.revoke_token(token_id)
     click.echo(f"revoked {token.id} ({token.wiki_slug}, {token.user_did})")
 
@@ -225,6 +314,7 @@ def session_command(did: str) -> None:
     """
     with _platform() as platform:
         settings = platform.settings
+        _known_user(platform, did)
         user = platform.store.get_user(did)
         jwt = platform.key.mint_session(
             user.did, user.handle, settings.auth_origin, settings.session_ttl

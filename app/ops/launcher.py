@@ -118,8 +118,9 @@ PORT_VARIABLES = {
 }
 
 
-def busy_ports(settings: Settings) -> list[str]:
-    """Describe each program port something else already listens on (robot run would crash-loop)."""
+def busy_ports(settings: Settings) -> list[tuple[str, int]]:
+    """The (program, port) pairs something else already listens on (robot run would crash-loop);
+    empty when every port is free."""
     host = "0.0.0.0" if settings.bind_host in ("", "0.0.0.0") else settings.bind_host
     busy = []
     for program, port in service_ports(settings).items():
@@ -128,12 +129,17 @@ def busy_ports(settings: Settings) -> list[str]:
             try:
                 probe.bind((host, port))
             except OSError:
-                busy.append(f"{PORT_VARIABLES[program]}={port}")
+                busy.append((program, port))
     return busy
 
 
-def exec_supervisord(settings: Settings) -> None:
-    """Replace this process with supervisord in the foreground; signals then reach it directly."""
+def preflight(settings: Settings) -> None:
+    """Check that supervisord can start this instance; raise ConfigError saying what to do if not.
+
+    Checked: the supervisord.conf exists, no supervisord already runs for this run dir, the
+    socket path fits, the venv has supervisord, and every service port is free on
+    ROBOT_BIND_HOST.
+    """
     if not conf_path(settings).is_file():
         raise ConfigError(f"{conf_path(settings)} not found (ROBOT_APP_DIR={settings.app_dir})")
     pid = running_pid(settings)
@@ -145,12 +151,24 @@ def exec_supervisord(settings: Settings) -> None:
     socket_path = settings.run_dir / "supervisor.sock"
     if len(os.fsencode(socket_path)) >= UNIX_PATH_MAX:
         raise ConfigError(f"{socket_path} is too long for a unix socket: set a short ROBOT_RUN_DIR")
+    _binary(settings, "supervisord")
     busy = busy_ports(settings)
     if busy:
-        raise ConfigError(
-            f"port(s) already in use on {settings.bind_host}: {', '.join(busy)}; "
-            "stop what listens there or choose other ports"
+        named = "; ".join(
+            f"{port} ({program}, {PORT_VARIABLES[program]})" for program, port in busy
         )
+        raise ConfigError(
+            f"port already in use on {settings.bind_host}: {named}; stop what listens there "
+            f"or pick another port, e.g. `{PORT_VARIABLES[busy[0][0]]}=9000 make run`"
+        )
+
+
+def exec_supervisord(settings: Settings) -> None:
+    """Replace this process with supervisord in the foreground; signals then reach it directly.
+
+    Raises ConfigError (see preflight) when it cannot start.
+    """
+    preflight(settings)
     prepare_dirs(settings)
     argv = supervisord_argv(settings)
     os.execve(argv[0], argv, supervisor_env(settings))

@@ -15,6 +15,7 @@ from werkzeug.http import parse_cookie
 from werkzeug.wsgi import ClosingIterator
 
 from app.core import handoff
+from app.core import usage
 from app.core.errors import NotFound
 from app.core.errors import RobotError
 from app.core.identity import Caller
@@ -44,6 +45,14 @@ from app.wiki.routes import Routes
 from app.wiki.static import static_files
 
 log = logging.getLogger("robot.wiki")
+
+
+def _head(repo) -> str | None:
+    """The commit HEAD names now (read from the ref files, no git run), or None if none."""
+    try:
+        return repo.head.commit.hexsha
+    except ValueError:
+        return None  # a repo without commits
 
 
 class Unavailable(RobotError):
@@ -284,6 +293,7 @@ class WikiGateway:
             raise Unavailable("this worker is stuck on an earlier request; try again")
         held = ExitStack()
         held.callback(self._busy.release)
+        written = None  # (slug, opened wiki, HEAD before) of a request that may write
         try:
             if caller is None:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
@@ -291,6 +301,7 @@ class WikiGateway:
                 opened = self.tenancy.activate(wiki)
                 if environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
                     held.enter_context(wiki_write_lock(opened.wiki_dir))
+                    written = (wiki.slug, opened, _head(opened.repo))
                 environ[TENANT_KEY] = Tenant(
                     wiki.slug,
                     wiki,
@@ -301,10 +312,27 @@ class WikiGateway:
                 )
                 environ[CALLER_KEY] = caller
             app_iter = self._otterwiki(environ, start_response)
+            if written is not None:
+                # Flask has run the view, so any commit is made; still under the write lock, and
+                # before the response goes out, so whoever reads the figures next sees them.
+                self._record_usage(*written)
         except BaseException:
             held.close()
             raise
         return ClosingIterator(app_iter, held.close)
+
+    def _record_usage(self, slug: str, opened, head_before: str | None) -> None:
+        """After a request that may have written: if HEAD moved, record the wiki's usage.
+
+        Never fails the request (its write is done): a failure is logged and the figures wait
+        for the next write.
+        """
+        try:
+            if _head(opened.repo) == head_before:
+                return  # a preview, a failed form, a refused write: nothing changed
+            usage.record(self.platform.store, slug, Path(opened.repo_path))
+        except Exception:
+            log.exception("could not record the usage of wiki %s", slug)
 
     def _health(self):
         problem = self.platform.store.health_problem()

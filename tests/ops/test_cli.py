@@ -150,6 +150,68 @@ def test_wiki_list(ready):
     ]
 
 
+def test_wiki_list_shows_usage_of_a_new_wiki(ready, data_dir):
+    """A new wiki is measured when made: its Home page, its bytes, the time of its commit."""
+    home = (data_dir / "wikis" / "alpha" / "repo" / "home.md").stat().st_size
+    fields = ready("wiki", "list").out.split()
+    assert fields[3:7] == ["1", "pages", str(home), "B"]
+    assert fields[7] == "changed" and fields[8] != "-"
+
+
+def test_user_list(ready):
+    lines = ready("user", "list").out.splitlines()
+    assert [line.split()[:2] for line in lines] == [[ALICE, "alice.test"], [BOB, "bob.test"]]
+
+
+def test_member_list(ready):
+    ready("member", "add", "alpha", "--user", BOB, "--role", "viewer")
+    result = ready("member", "list", "alpha")
+    assert result.code == 0
+    assert [line.split()[:3] for line in result.out.splitlines()] == [
+        [ALICE, "alice.test", "admin"],
+        [BOB, "bob.test", "viewer"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("member", "add", "alpha", "--user", "did:plc:nobody", "--role", "viewer"),
+        ("token", "create", "alpha", "--user", "did:plc:nobody", "--role", "viewer"),
+        ("wiki", "create", "gamma", "--owner", "did:plc:nobody"),
+        ("session", "did:plc:nobody"),
+    ],
+)
+def test_unknown_user_points_to_user_add(ready, args):
+    result = ready(*args)
+    assert result.code == 1 and result.one_error_line
+    assert "robot user add --did did:plc:nobody" in result.err
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (("member", "list", "nosuch"), "robot wiki list"),
+        (("member", "add", "nosuch", "--user", BOB, "--role", "viewer"), "robot wiki list"),
+        (("token", "list", "nosuch"), "robot wiki list"),
+        (("member", "add", "alpha", "--user", "bob", "--role", "viewer"), "starts with 'did:'"),
+        (("session", "alice.test"), "starts with 'did:'"),
+        (("member", "remove", "alpha", "--user", BOB), "robot member list alpha"),
+        (("token", "create", "alpha", "--user", BOB, "--role", "viewer"), "robot member add"),
+        (("token", "revoke", "tok_nope"), "robot token list"),
+    ],
+)
+def test_bad_input_says_what_to_do_next(ready, args, hint):
+    result = ready(*args)
+    assert result.code == 1 and result.one_error_line and hint in result.err
+
+
+def test_missing_did_is_a_usage_error(ready):
+    for args in (("session",), ("member", "add", "alpha", "--role", "viewer")):
+        result = ready(*args)
+        assert result.code == 2 and result.one_error_line
+
+
 def test_wiki_delete_needs_yes(ready, data_dir):
     result = ready("wiki", "delete", "alpha")
     assert result.code == 2 and result.one_error_line and "--yes" in result.err
@@ -212,6 +274,9 @@ def test_token_list_and_revoke(ready):
     listed = ready("token", "list", "alpha").out
     assert token_id in listed and "revoked" in listed
     assert created.out.strip().splitlines()[-1] not in listed
+    again = ready("token", "revoke", token_id)
+    assert again.code == 1 and again.one_error_line and "already revoked" in again.err
+    assert ready("token", "list", "alpha").out == listed  # the first revocation time is kept
 
 
 @pytest.mark.parametrize(
@@ -415,7 +480,35 @@ def test_run_refuses_busy_port(robot, monkeypatch):
             monkeypatch.setenv(name, str(port))
         result = robot("run")
     assert result.code == 1 and result.one_error_line
-    assert f"MCP_PORT={busy}" in result.err
+    assert f"{busy} (mcp, MCP_PORT)" in result.err and "`MCP_PORT=9000 make run`" in result.err
+    assert "Ctrl-C" not in result.out  # no banner of URLs that would not answer
+
+
+def test_robot_run_refuses_a_busy_port_before_the_banner(tmp_path):
+    """The real command, as `make run` runs it, with the wiki port really taken."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = dict(
+            zip(("MCP_PORT", "API_PORT", "AUTH_PORT"), map(str, free_ports(3)), strict=True)
+        )
+        env = {
+            "PATH": os.environ["PATH"],
+            "ROBOT_DATA_DIR": str(tmp_path / "data"),
+            "ROBOT_BIND_HOST": "127.0.0.1",
+            "WIKI_PORT": str(busy),
+            **ports,
+        }
+        result = subprocess.run(
+            [ROBOT_BIN, "run"], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"robot: error: port already in use on 127.0.0.1: {busy} (otterwiki, WIKI_PORT); "
+        "stop what listens there or pick another port, e.g. `WIKI_PORT=9000 make run`"
+    ]
+    assert "otterwiki  http" not in result.stdout and "Ctrl-C" not in result.stdout
 
 
 def test_run_refuses_a_run_dir_too_deep_for_a_socket(robot, monkeypatch, tmp_path):

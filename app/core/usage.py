@@ -1,0 +1,129 @@
+"""A wiki's usage figures, measured from its git repository and recorded in robot.db.
+
+Every write to a wiki ends here once: the wiki service after any request that moved HEAD (web
+edits, page API, MCP tools through the page API, attachments), `create_wiki`, and in time
+`git push` (issue 13). Reads never measure; the dashboard and `robot wiki list` read the row.
+
+The figures are those of HEAD, the wiki as readers see it now:
+- pages: the number of `.md` files in HEAD's tree;
+- size: the sum of the sizes in bytes of every file (blob) in HEAD's tree, pages and attachments
+  alike. Not the repository on disk: that counts history and packing, moves after `git gc`, and
+  is not what the wiki holds now;
+- last change: HEAD's committer time, Unix seconds.
+Measuring costs two `git` runs (`ls-tree -r -l`, `show -s`), a few milliseconds for a wiki of
+thousands of files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.settings import Settings
+from app.core.store import Store
+
+log = logging.getLogger(__name__)
+
+_GIT_TIMEOUT = 30.0  # seconds; a repo git cannot list in that time is broken, not big
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a wiki holds at HEAD: `pages` .md files, `size_bytes` bytes of files, and
+    `last_change_at` HEAD's commit time in Unix seconds (None for a repo with no commit)."""
+
+    pages: int
+    size_bytes: int
+    last_change_at: int | None
+
+
+class UsageError(Exception):
+    """git could not read the repository (missing, corrupt, not a repo)."""
+
+
+def _git(repo: Path, *args: str) -> bytes:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(repo),
+        # Never a repository above: a wiki folder that lost its .git is an error, not the
+        # checkout the data dir happens to sit in.
+        "GIT_CEILING_DIRECTORIES": str(repo.parent),
+    }
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            timeout=_GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise UsageError(f"git {args[0]} in {repo}: {error}") from error
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UsageError(f"git {args[0]} in {repo}: {reason[0] if reason else done.returncode}")
+    return done.stdout
+
+
+def measure(repo: Path) -> Usage:
+    """Measure the wiki whose git repository (work tree) is `repo`; see the module docstring.
+
+    Raises UsageError when git cannot read it. A repository without any commit measures 0.
+    """
+    try:
+        head = _git(repo, "show", "-s", "--format=%ct", "HEAD").strip()
+    except UsageError:
+        if _git(repo, "rev-parse", "--git-dir"):  # a repo, just no commit yet
+            return Usage(0, 0, None)
+        raise
+    pages = size = 0
+    # -z: names as they are (no quoting); each entry "<mode> <type> <object> <size>\t<path>".
+    for entry in _git(repo, "ls-tree", "-r", "-l", "-z", "HEAD").split(b"\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.partition(b"\t")
+        fields = meta.split()
+        if len(fields) != 4 or fields[1] != b"blob":
+            continue  # a submodule has no size of its own here
+        size += int(fields[3])
+        pages += path.endswith(b".md")
+    return Usage(pages, size, int(head))
+
+
+def record(store: Store, slug: str, repo: Path) -> Usage:
+    """Measure wiki `slug` from its repository `repo` and store the figures in its robot.db row.
+
+    Returns what was recorded. Raises UsageError (git) or the store's errors; callers that
+    must not fail because of it (a write already done) catch and log.
+    """
+    usage = measure(repo)
+    store.record_usage(slug, usage.pages, usage.size_bytes, usage.last_change_at)
+    return usage
+
+
+def record_unmeasured(settings: Settings, store: Store) -> list[str]:
+    """Measure every wiki never measured (`last_change_at` NULL: made before schema 0004).
+
+    Run by `robot init`, so an upgraded instance shows real figures before any write. Returns
+    the slugs recorded; a wiki whose repository is missing or unreadable is skipped (logged) and
+    tried again at the next init.
+    """
+    recorded = []
+    for wiki in store.list_wikis():
+        if wiki.last_change_at is not None:
+            continue
+        repo = settings.repo_path(wiki.slug)
+        try:
+            if not repo.is_dir():
+                raise UsageError(f"{repo} is missing")
+            record(store, wiki.slug, repo)
+        except UsageError:
+            log.warning("could not measure wiki %s", wiki.slug, exc_info=True)
+            continue
+        recorded.append(wiki.slug)
+    return recorded
