@@ -12,6 +12,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError
 
+from app.auth.oauth_errors import quoted
 from app.core.identity import SCOPES
 
 # Registration is open to anyone: keep what one registration may store small.
@@ -94,13 +95,13 @@ def check_redirect_uri(uri) -> str:
         parts = urlsplit(uri)
         host = parts.hostname
     except ValueError:
-        raise InvalidClientMetadataError(f"{uri[:200]!r} is not a URL") from None
+        raise InvalidClientMetadataError(f"{quoted(uri)} is not a URL") from None
     if parts.fragment or "#" in uri or not host:
-        raise InvalidClientMetadataError(f"{uri[:200]!r} must be absolute, without a fragment")
+        raise InvalidClientMetadataError(f"{quoted(uri)} must be absolute, without a fragment")
     if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
         return uri
     raise InvalidClientMetadataError(
-        f"{uri[:200]!r} must use https (plain http only on a loopback address)"
+        f"{quoted(uri)} must use https (plain http only on a loopback address)"
     )
 
 
