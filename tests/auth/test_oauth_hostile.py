@@ -176,3 +176,55 @@ def test_the_reported_token_requests_are_refused(client, wikis, registered, code
         data={"grant_type": "refresh_token", "refresh_token": "x", "resource": ["a", "b"]},
     )
     _json_error(response)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://ok.example/cb\r\nX: y",
+        "https://ok.example/cb\nx",
+        "https://ok.example/c\tb",
+        "https://ok.example/cb\x00",
+        "https://ok.example/cb\x7f",
+        "https://ok.example/cb\x85",
+        "https://ok.example/c b",
+        "https://ok.example/cb\u202e",
+        "https://ok.example/cbé",
+        "https://ok.example/cb?",
+        "HTTPS://ok.example/cb",
+    ],
+)
+def test_a_redirect_uri_must_read_back_exactly(client, wikis, uri):  # noqa: F811
+    """The code goes to the URI as a URL parser reads it: only one that reads back the same
+    may be registered (urlsplit drops CR, LF and tabs: 'cb\\r\\nX: y' became 'cbX: y')."""
+    response = client.post("/auth/register", json={"client_name": "x", "redirect_uris": [uri]})
+    assert response.status_code == 400
+    _json_error(response)
+    assert response.json["error"] == "invalid_client_metadata"
+
+
+@pytest.mark.parametrize("char", ["\u202a", "\u202e", "\u2066", "\u2069", "\u200b", "\x1b", "\x85"])
+@pytest.mark.parametrize("field", ["client_name", "client_uri", "logo_uri", "policy_uri"])
+def test_displayed_metadata_may_not_hide_or_reorder_text(client, wikis, field, char):  # noqa: F811
+    body = {"client_name": "x", "redirect_uris": ["https://ok.example/cb"]}
+    body[field] = "Claude" + char + "gpj.exe"
+    response = client.post("/auth/register", json=body)
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_client_metadata"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_name": "x" * 2001, "redirect_uris": ["https://ok.example/cb"]},
+        {"client_name": "x" * 201, "redirect_uris": ["https://ok.example/cb"]},
+        {"redirect_uris": ["https://ok.example/cb"] * 11},
+        {"redirect_uris": ["https://ok.example/" + "x" * 2001]},
+        {"redirect_uris": ["https://ok.example/cb"], "contacts": ["x" * 2001]},
+    ],
+)
+def test_size_limits_read_as_at_most(client, wikis, body):  # noqa: F811
+    response = client.post("/auth/register", json=body)
+    assert response.status_code == 400
+    assert "at most" in response.json["error_description"]
+    assert "chars" not in response.json["error_description"]
