@@ -5,13 +5,16 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
+import unicodedata
 from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError
 
+from app.auth.oauth_errors import quoted
 from app.core.identity import SCOPES
 
 # Registration is open to anyone: keep what one registration may store small.
@@ -85,22 +88,39 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def displayable(text: str) -> bool:
+    """Whether `text` reads on a page as it is: no control character (C0, DEL, C1), no format
+    character (Unicode category Cf: bidi overrides and isolates U+202A-202E, U+2066-2069,
+    zero-width joiners...) that could make the consent page say something else."""
+    return not any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
 def check_redirect_uri(uri) -> str:
     """Return `uri` if it may receive codes: https, or http on loopback; no fragment (RFC 6749
-    §3.1.2). Raise InvalidClientMetadataError otherwise."""
+    §3.1.2); printable ASCII without spaces that a URL parser gives back unchanged (urlsplit
+    drops CR, LF and tabs, so the code would go elsewhere than the URI registered). Raise
+    InvalidClientMetadataError otherwise."""
     if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
-        raise InvalidClientMetadataError(f"redirect URIs are strings of 1-{MAX_URI_LENGTH} chars")
+        raise InvalidClientMetadataError(
+            f"redirect URIs are text of 1 to {MAX_URI_LENGTH} characters"
+        )
+    if not all("!" <= c <= "~" for c in uri):
+        raise InvalidClientMetadataError(
+            f"{quoted(uri)} must be printable ASCII without spaces (percent-encode the rest)"
+        )
     try:
         parts = urlsplit(uri)
         host = parts.hostname
     except ValueError:
-        raise InvalidClientMetadataError(f"{uri[:200]!r} is not a URL") from None
+        raise InvalidClientMetadataError(f"{quoted(uri)} is not a URL") from None
+    if urlunsplit(parts) != uri:
+        raise InvalidClientMetadataError(f"{quoted(uri)} does not read back the same as a URL")
     if parts.fragment or "#" in uri or not host:
-        raise InvalidClientMetadataError(f"{uri[:200]!r} must be absolute, without a fragment")
+        raise InvalidClientMetadataError(f"{quoted(uri)} must be absolute, without a fragment")
     if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
         return uri
     raise InvalidClientMetadataError(
-        f"{uri[:200]!r} must use https (plain http only on a loopback address)"
+        f"{quoted(uri)} must use https (plain http only on a loopback address)"
     )
 
 
@@ -113,7 +133,13 @@ def _typed_fields(data) -> dict:
     for name in TEXT_FIELDS:
         value = data.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > MAX_URI_LENGTH):
-            raise InvalidClientMetadataError(f"'{name}' must be text of {MAX_URI_LENGTH} chars")
+            raise InvalidClientMetadataError(
+                f"'{name}' must be text of at most {MAX_URI_LENGTH} characters"
+            )
+        if value is not None and not displayable(value):
+            raise InvalidClientMetadataError(
+                f"'{name}' must not hold control or invisible formatting characters"
+            )
         if value is not None:
             kept[name] = value
     for name in LIST_FIELDS:
@@ -121,9 +147,17 @@ def _typed_fields(data) -> dict:
         if value is None:
             continue
         if not isinstance(value, list) or len(value) > MAX_REDIRECT_URIS:
-            raise InvalidClientMetadataError(f"'{name}' must be a list of 1-{MAX_REDIRECT_URIS}")
+            raise InvalidClientMetadataError(
+                f"'{name}' must be a list of at most {MAX_REDIRECT_URIS} items"
+            )
         if not all(isinstance(item, str) and len(item) <= MAX_URI_LENGTH for item in value):
-            raise InvalidClientMetadataError(f"'{name}' must list text of {MAX_URI_LENGTH} chars")
+            raise InvalidClientMetadataError(
+                f"'{name}' must list text of at most {MAX_URI_LENGTH} characters each"
+            )
+        if not all(displayable(item) for item in value):
+            raise InvalidClientMetadataError(
+                f"'{name}' must not hold control or invisible formatting characters"
+            )
         kept[name] = value
     return kept
 
@@ -145,7 +179,9 @@ class PublicClientRegistration(ClientRegistrationEndpoint):
         for uri in data["redirect_uris"]:
             check_redirect_uri(uri)
         if len(data.get("client_name", "")) > MAX_CLIENT_NAME:
-            raise InvalidClientMetadataError(f"'client_name' is text of {MAX_CLIENT_NAME} chars")
+            raise InvalidClientMetadataError(
+                f"'client_name' must be text of at most {MAX_CLIENT_NAME} characters"
+            )
         request.payload.data.clear()
         request.payload.data.update(data)
         metadata = super().extract_client_metadata(request)

@@ -24,6 +24,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from app.auth.oauth_clients import MAX_URI_LENGTH
 from app.auth.oauth_clients import PublicClientRegistration
 from app.auth.oauth_clients import RegisteredClient
+from app.auth.oauth_errors import quoted
 from app.core.identity import READ_SCOPE
 from app.core.identity import SCOPES
 from app.core.platform import Platform
@@ -76,7 +77,8 @@ class IssuedCode:
 
 @dataclass(frozen=True)
 class SpentRefreshToken:
-    """authlib's view of a refresh token presented (and already spent) at /token."""
+    """authlib's view of a live refresh token presented at /token; spent only when its
+    successor is issued (_TokenIssuer.issue), so a refused request leaves it usable."""
 
     token: RefreshToken
 
@@ -93,7 +95,7 @@ def resource_slug(platform: Platform, resource: str | None) -> str:
     The trailing-slash form `{mcp_origin}/mcp/` is accepted as the same resource.
     """
     settings = platform.settings
-    if not resource or len(resource) > MAX_URI_LENGTH:
+    if not isinstance(resource, str) or not resource or len(resource) > MAX_URI_LENGTH:
         raise InvalidTargetError("'resource' must be the MCP URL of a wiki, e.g. https://x.../mcp")
     normalised = resource[:-1] if resource.endswith("/mcp/") else resource
     try:
@@ -102,7 +104,7 @@ def resource_slug(platform: Platform, resource: str | None) -> str:
         host = None
     slug = slug_from_host(host, settings.platform_domain) if host else None
     if not slug or normalised != settings.mcp_url(slug) or platform.store.find_wiki(slug) is None:
-        raise InvalidTargetError(f"no wiki's MCP endpoint is at {resource[:200]!r}")
+        raise InvalidTargetError(f"no wiki's MCP endpoint is at {quoted(resource)}")
     return slug
 
 
@@ -111,6 +113,15 @@ def capped_scope(scope: str, role: str | None) -> str:
     if role == "viewer":
         return READ_SCOPE
     return scope
+
+
+def asked_resource(request) -> str | None:
+    """The one `resource` of an authorization or token request, or None if it names none;
+    raise InvalidTargetError for several (RFC 8707 §2 allows several; one wiki per grant here)."""
+    asked = request.payload.datalist.get("resource", [])
+    if len(asked) > 1:
+        raise InvalidTargetError("one 'resource' per request: the wiki's MCP URL")
+    return asked[0] if asked else None
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -136,14 +147,10 @@ class ResourceIndicator:
 
     def at_authorize(self, grant, redirect_uri):
         request = grant.request
-        if len(request.payload.datalist.get("resource", [])) > 1:
-            raise InvalidTargetError("one 'resource' per request: the wiki's MCP URL")
-        request.wiki_slug = resource_slug(
-            grant.server.platform, request.payload.data.get("resource")
-        )
+        request.wiki_slug = resource_slug(grant.server.platform, asked_resource(request))
 
     def at_token(self, grant, result):
-        asked = grant.request.form.get("resource")
+        asked = asked_resource(grant.request)
         code = grant.request.authorization_code.code
         if asked and resource_slug(grant.server.platform, asked) != code.wiki_slug:
             raise InvalidTargetError("'resource' differs from the one authorized")
@@ -176,7 +183,10 @@ class _TokenIssuer:
                 rotated_from, grant_id, client.client_id, user.did, slug, scope, resource
             )
             token["refresh_token"] = secrets.token_urlsafe(32)
-            platform.store.save_refresh_token(token["refresh_token"], record, REFRESH_TOKEN_TTL)
+            if not platform.store.save_refresh_token(
+                token["refresh_token"], record, REFRESH_TOKEN_TTL
+            ):
+                raise InvalidGrantError("the refresh token was used already")
         return token
 
 
@@ -231,8 +241,8 @@ class RefreshTokenGrant(_TokenIssuer, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> SpentRefreshToken | None:
-        spent = self.server.platform.store.spend_refresh_token(refresh_token)
-        return SpentRefreshToken(spent) if spent else None
+        live = self.server.platform.store.live_refresh_token(refresh_token)
+        return SpentRefreshToken(live) if live else None
 
     def authenticate_user(self, refresh_token: SpentRefreshToken) -> GrantUser | None:
         token = refresh_token.token
@@ -241,19 +251,21 @@ class RefreshTokenGrant(_TokenIssuer, grants.RefreshTokenGrant):
         return GrantUser(token.user_did)
 
     def revoke_old_credential(self, refresh_token) -> None:
-        pass  # spend_refresh_token revoked it already, atomically
+        pass  # save_refresh_token revokes it as it stores its successor, atomically
 
     def create_token_response(self):
-        spent = self.request.refresh_token.token
+        presented = self.request.refresh_token.token
         user = self.authenticate_user(self.request.refresh_token)
         if user is None:
             raise InvalidGrantError("the user is no longer a member of this wiki")
-        asked = self.request.form.get("resource")
-        if asked and resource_slug(self.server.platform, asked) != spent.wiki_slug:
+        asked = asked_resource(self.request)
+        if asked and resource_slug(self.server.platform, asked) != presented.wiki_slug:
             raise InvalidTargetError("'resource' differs from the one authorized")
-        role = self.server.platform.store.role_of(spent.wiki_slug, user.did)
-        scope = capped_scope(self.request.payload.scope or spent.scope, role)
-        token = self.issue(user, scope, spent.wiki_slug, spent.grant_id, spent.token_hash)
+        role = self.server.platform.store.role_of(presented.wiki_slug, user.did)
+        scope = capped_scope(self.request.payload.scope or presented.scope, role)
+        token = self.issue(
+            user, scope, presented.wiki_slug, presented.grant_id, presented.token_hash
+        )
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 

@@ -21,6 +21,7 @@ from flask import redirect
 from flask import render_template
 from flask import request
 
+from app.auth.oauth_errors import is_description_error
 from app.auth.oauth_server import GrantUser
 from app.auth.oauth_server import OAuthServer
 from app.auth.sessions import current_apex_session
@@ -36,6 +37,8 @@ _PAGE_CSP = (
     "default-src 'none'; style-src {styles}; base-uri 'none'; frame-ancestors 'none';"
     " form-action 'self' {client}"
 )
+# The last resort when authlib itself quoted an input an error description may not hold.
+_UNQUOTABLE = "a parameter holds characters this server refuses (quotes, backslashes, controls)"
 _ACCESS = {
     READ_SCOPE: "read its pages, history and attachments",
     WRITE_SCOPE: "create, edit, rename and delete pages",
@@ -83,14 +86,24 @@ def register():
         return _json_error("invalid_client_metadata", "send the metadata as application/json")
     if not isinstance(request.get_json(silent=True), dict):
         return _json_error("invalid_client_metadata", "the body must be a JSON object")
-    return _no_store(_server().create_endpoint_response("client_registration"))
+    try:
+        return _no_store(_server().create_endpoint_response("client_registration"))
+    except ValueError as error:
+        if not is_description_error(error):
+            raise
+        return _json_error("invalid_client_metadata", _UNQUOTABLE)
 
 
 @bp.post("/token")
 @bp.post("/auth/token")
 def token():
     """The token endpoint: authorization_code (PKCE S256) and refresh_token (rotated)."""
-    return _server().create_token_response()
+    try:
+        return _server().create_token_response()
+    except ValueError as error:
+        if not is_description_error(error):
+            raise
+        return _json_error("invalid_request", _UNQUOTABLE)
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -109,6 +122,10 @@ def authorize():
         grant = server.get_consent_grant(end_user=user)
     except OAuth2Error as error:
         return _authorize_error(error)
+    except ValueError as error:
+        if not is_description_error(error):
+            raise
+        return _page("oauth_error.html", 400, None, message=_UNQUOTABLE)
     slug = grant.request.wiki_slug
     role = platform.store.role_of(slug, user.did)
     csrf = _csrf_token(session.id, grant)

@@ -709,11 +709,28 @@ class Store(SessionRecords):
             code_hash, row.client_id, row.user_did, row.wiki_slug, json.loads(row.data)
         )
 
-    def save_refresh_token(self, token: str, record: RefreshToken, ttl: int) -> None:
-        """Store refresh token `token` (by hash) for `ttl` seconds; `record.token_hash` names
-        the token it replaces, if any (rotation), and is otherwise ignored."""
+    def save_refresh_token(self, token: str, record: RefreshToken, ttl: int) -> bool:
+        """Store refresh token `token` (by hash) for `ttl` seconds; return True.
+
+        `record.token_hash`, if set, names the live token it replaces (rotation): that one is
+        revoked in the same transaction, so a token is spent only when its successor is
+        stored. If it was spent meanwhile (a concurrent refresh with the same token: one of
+        them leaked), its family is revoked, nothing is stored and the answer is False.
+        """
         now = _now()
         with self._write() as connection:
+            if record.token_hash:
+                spent = connection.execute(
+                    update(oauth_refresh_tokens)
+                    .where(
+                        oauth_refresh_tokens.c.token_hash == record.token_hash,
+                        oauth_refresh_tokens.c.revoked_at.is_(None),
+                    )
+                    .values(revoked_at=now)
+                ).rowcount
+                if not spent:
+                    self._revoke_refresh_family(connection, record.grant_id, now)
+                    return False
             connection.execute(
                 oauth_refresh_tokens.insert().values(
                     token_hash=hash_secret(token),
@@ -728,12 +745,15 @@ class Store(SessionRecords):
                     rotated_from=record.token_hash or None,
                 )
             )
+        return True
 
-    def spend_refresh_token(self, token: str) -> RefreshToken | None:
-        """Revoke the live refresh token `token` and return it, once; None otherwise.
+    def live_refresh_token(self, token: str) -> RefreshToken | None:
+        """The live refresh token `token`, left live; None for an unknown or expired one.
 
-        A revoked token presented again means it leaked (RFC 9700 §4.14.2): every token of its
-        family is revoked, so neither the thief nor the client can go on refreshing.
+        A request presenting it may still be refused (scope, resource, membership): only
+        save_refresh_token of its successor spends it. A revoked token presented again means
+        it leaked (RFC 9700 §4.14.2): every token of its family is revoked, so neither the
+        thief nor the client can go on refreshing.
         """
         if not token or len(token) > 200:
             return None
@@ -748,16 +768,6 @@ class Store(SessionRecords):
                 self._revoke_refresh_family(connection, row.grant_id, now)
                 return None
             if row.expires_at < now:
-                return None
-            spent = connection.execute(
-                update(oauth_refresh_tokens)
-                .where(
-                    oauth_refresh_tokens.c.token_hash == token_hash,
-                    oauth_refresh_tokens.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            ).rowcount
-            if not spent:
                 return None
         return RefreshToken(
             token_hash,

@@ -37,12 +37,14 @@ def registered(client):
     return response.json["client_id"]
 
 
-def grant_code(platform, client_id: str, did: str, ttl: int = 300) -> str:
+def grant_code(
+    platform, client_id: str, did: str, ttl: int = 300, scope: str = "wiki:read wiki:write"
+) -> str:
     """An authorization code `did` granted `client_id` for wiki alpha (as consent stores it)."""
     secret = secrets.token_urlsafe(32)
     data = {
         "redirect_uri": REDIRECT,
-        "scope": "wiki:read wiki:write",
+        "scope": scope,
         "resource": platform.settings.mcp_url("alpha"),
         "code_challenge": challenge(),
         "code_challenge_method": "S256",
@@ -217,6 +219,62 @@ def test_refresh_after_demotion_narrows_the_scope(client, wikis, users, register
     first = redeem(client, registered, grant_code(wikis, registered, users[1])).json
     wikis.store.set_member("alpha", users[1], "viewer")
     assert refresh(client, registered, first["refresh_token"]).json["scope"] == "wiki:read"
+
+
+REFUSED_REFRESHES = [
+    ({"scope": "wiki:read wiki:write"}, "invalid_scope"),
+    ({"scope": "wiki:write"}, "invalid_scope"),
+    ({"scope": "admin"}, "invalid_scope"),
+    ({"resource": "https://beta.mcp"}, "invalid_target"),  # rewritten to beta's MCP URL below
+    ({"resource": "https://elsewhere.example/mcp"}, "invalid_target"),
+    ({"resource": ["https://alpha.mcp", "https://alpha.mcp"]}, "invalid_target"),
+    ({"client_id": "someone-else"}, "invalid_client"),
+]
+
+
+@pytest.mark.parametrize("extra, error", REFUSED_REFRESHES)
+def test_a_refused_refresh_leaves_the_token_usable(client, wikis, users, registered, extra, error):
+    """A refusal changes nothing: the token is spent only when its successor is issued."""
+    token = redeem(client, registered, grant_code(wikis, registered, users[0], scope="wiki:read"))
+    token = token.json["refresh_token"]
+    mcp = {"https://beta.mcp": wikis.settings.mcp_url("beta")}
+    mcp["https://alpha.mcp"] = wikis.settings.mcp_url("alpha")
+    extra = {
+        k: [mcp.get(x, x) for x in v] if isinstance(v, list) else mcp.get(v, v)
+        for k, v in extra.items()
+    }
+    refused = refresh(client, registered, token, **extra)
+    assert refused.status_code in (400, 401) and refused.json["error"] == error
+    again = refresh(client, registered, token)
+    assert again.status_code == 200, again.json
+    assert again.json["scope"] == "wiki:read"
+
+
+def test_a_refresh_refused_for_removal_leaves_the_token_for_after_re_adding(
+    client, wikis, users, registered
+):
+    wikis.store.set_member("alpha", users[1], "editor")
+    token = redeem(client, registered, grant_code(wikis, registered, users[1])).json
+    wikis.store.remove_member("alpha", users[1])
+    assert refresh(client, registered, token["refresh_token"]).json["error"] == "invalid_grant"
+    wikis.store.set_member("alpha", users[1], "editor")
+    assert refresh(client, registered, token["refresh_token"]).status_code == 200
+
+
+def test_a_token_spent_by_a_concurrent_refresh_is_not_rotated_twice(
+    client, wikis, registered, code
+):
+    """Two refreshes that both found the token live: only the first stores a successor; the
+    second finds it spent, revokes the family and is refused."""
+    from app.core.store import RefreshToken
+
+    first = redeem(client, registered, code).json["refresh_token"]
+    live = wikis.store.live_refresh_token(first)
+    assert wikis.store.save_refresh_token("next-1", live, 60)
+    assert not wikis.store.save_refresh_token("next-2", live, 60)
+    assert wikis.store.live_refresh_token("next-1") is None  # the family is revoked
+    assert wikis.store.live_refresh_token("next-2") is None
+    assert isinstance(live, RefreshToken)
 
 
 @pytest.mark.parametrize(
