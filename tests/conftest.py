@@ -102,6 +102,16 @@ def wikis(platform, users):
     return platform
 
 
+def oauth_grant(store, did: str, slug: str, client_id: str = "client") -> str:
+    """A redeemed OAuth grant of `did` to `client_id` in wiki `slug`; returns its id, the
+    `grant` claim an access token needs (Store.oauth_grant_live)."""
+    if store.find_oauth_client(client_id) is None:
+        store.save_oauth_client(client_id, {"client_name": client_id})
+    code = uuid.uuid4().hex
+    store.save_authorization_code(code, client_id, did, slug, {}, 60)
+    return store.redeem_authorization_code(code, client_id, 3600).code_hash
+
+
 # -- stack: the real supervisord with the four programs (processes helper) ----------------------
 
 _REPO = Path(__file__).resolve().parent.parent

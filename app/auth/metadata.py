@@ -47,10 +47,14 @@ def authorization_server_metadata(settings: Settings) -> dict:
     return {
         "issuer": issuer,
         # Under /auth/, which a reverse proxy sends to the auth service with the rest of the apex
-        # sign-in routes; the auth service answers the bare /authorize, /token, /register too.
+        # sign-in routes; the auth service answers the bare /authorize, /token, /register and
+        # /revoke too.
         "authorization_endpoint": issuer + "/auth/authorize",
         "token_endpoint": issuer + "/auth/token",
         "registration_endpoint": issuer + "/auth/register",
+        # RFC 7009: a client revokes its grant with a refresh or access token (no secret).
+        "revocation_endpoint": issuer + "/auth/revoke",
+        "revocation_endpoint_auth_methods_supported": ["none"],
         "jwks_uri": issuer + PLATFORM_JWKS_PATH,
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],

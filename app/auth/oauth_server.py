@@ -1,7 +1,8 @@
 """The OAuth 2.1 authorization server MCP clients use, on authlib's Flask server.
 
 Registration of public clients (RFC 7591, app/auth/oauth_clients.py), the authorization code
-grant with PKCE S256 only (RFC 7636), rotated refresh tokens (RFC 9700 §4.14), `iss` in the
+grant with PKCE S256 only (RFC 7636), rotated refresh tokens (RFC 9700 §4.14), revocation
+(RFC 7009: revoke_token ends the whole grant), `iss` in the
 authorization response (RFC 9207), resource indicators (RFC 8707: `resource` names one wiki's
 MCP URL and becomes the token's `aud`) and RFC 9068 JWT access tokens signed with the platform
 key. Storage is the platform store; the views (app/auth/oauth_views.py) add sign-in and consent.
@@ -9,6 +10,8 @@ key. Storage is the platform store; the views (app/auth/oauth_views.py) add sign
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,9 +28,12 @@ from app.auth.oauth_clients import MAX_URI_LENGTH
 from app.auth.oauth_clients import PublicClientRegistration
 from app.auth.oauth_clients import RegisteredClient
 from app.auth.oauth_errors import quoted
+from app.core.errors import Unauthorized
 from app.core.identity import READ_SCOPE
 from app.core.identity import SCOPES
 from app.core.platform import Platform
+from app.core.signing import ACCESS_TOKEN_TYP
+from app.core.signing import MAX_JWT_LENGTH
 from app.core.slugs import slug_from_host
 from app.core.store import AuthorizationCode
 from app.core.store import RefreshToken
@@ -170,6 +176,7 @@ class _TokenIssuer:
             scope,
             settings.access_token_ttl,
             client.client_id,
+            grant_id,
         )
         token = {
             "token_type": "Bearer",
@@ -186,7 +193,7 @@ class _TokenIssuer:
             if not platform.store.save_refresh_token(
                 token["refresh_token"], record, REFRESH_TOKEN_TTL
             ):
-                raise InvalidGrantError("the refresh token was used already")
+                raise InvalidGrantError("the grant was revoked or the refresh token used already")
         return token
 
 
@@ -212,7 +219,10 @@ class AuthorizationCodeGrant(_TokenIssuer, grants.AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client) -> IssuedCode | None:
         if not code or len(code) > 200:
             return None
-        redeemed = self.server.platform.store.redeem_authorization_code(code, client.client_id)
+        # The grant outlives its code: it lives as long as a refresh token issued from it.
+        redeemed = self.server.platform.store.redeem_authorization_code(
+            code, client.client_id, REFRESH_TOKEN_TTL
+        )
         return IssuedCode(redeemed) if redeemed else None
 
     def delete_authorization_code(self, authorization_code) -> None:
@@ -302,6 +312,47 @@ class OAuthServer(AuthorizationServer):
     def find_client(self, client_id) -> RegisteredClient | None:
         """The registered client `client_id`, or None."""
         return self._find_client(client_id)
+
+
+def revoke_token(platform: Platform, client_id: str, token: str) -> bool:
+    """Revoke the grant `token` (a refresh token or an access token of ours) was issued under,
+    if it was issued to client `client_id` (RFC 7009 §2.1); True if a grant was revoked.
+
+    Revoking either kind ends the whole grant: its refresh tokens and, at their next use, its
+    access tokens (RFC 7009 §2.1 allows both). An unknown, expired or malformed token, or one
+    of another client, is left alone and answers False: the endpoint answers 200 either way,
+    so a caller learns nothing about tokens that are not its own.
+    """
+    grant = _access_token_grant(platform, token) if "." in token else None
+    if grant is None:
+        grant = platform.store.refresh_token_grant(token)
+    if grant is None or grant[1] != client_id:
+        return False
+    return platform.store.revoke_oauth_grant(grant[0], client_id)
+
+
+def _access_token_grant(platform: Platform, token: str) -> tuple[str, str] | None:
+    """(grant id, client id) of a valid access token we signed, else None. Its `aud` is read
+    before verification only to pick the wiki to verify it for; verify checks the rest."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > MAX_JWT_LENGTH:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return None
+    audience = payload.get("aud") if isinstance(payload, dict) else None
+    if not isinstance(audience, str):
+        return None
+    settings = platform.settings
+    try:
+        claims = platform.key.verify(token, ACCESS_TOKEN_TYP, audience, settings.auth_origin)
+    except Unauthorized:
+        return None
+    grant, client = claims.get("grant"), claims.get("client_id")
+    if not isinstance(grant, str) or not isinstance(client, str):
+        return None
+    return grant, client
 
 
 def _tokens_saved_on_issue(token, request) -> None:

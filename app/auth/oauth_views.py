@@ -1,7 +1,8 @@
-"""The OAuth endpoints MCP clients call: /register, /authorize (sign-in and consent), /token.
+"""The OAuth endpoints MCP clients call: /register, /authorize (sign-in and consent), /token,
+/revoke.
 
 Each also answers under /auth/ (the prefix a reverse proxy sends to the auth service). Errors
-follow the RFCs: JSON `error`/`error_description` at /register and /token; at /authorize a
+follow the RFCs: JSON `error`/`error_description` at /register, /token and /revoke; at /authorize a
 redirect carrying `error` once the client and its redirect_uri are verified, else an HTML page.
 """
 
@@ -24,6 +25,7 @@ from flask import request
 from app.auth.oauth_errors import is_description_error
 from app.auth.oauth_server import GrantUser
 from app.auth.oauth_server import OAuthServer
+from app.auth.oauth_server import revoke_token
 from app.auth.sessions import current_apex_session
 from app.core.identity import READ_SCOPE
 from app.core.identity import WRITE_SCOPE
@@ -45,8 +47,8 @@ _ACCESS = {
 }
 
 
-# Browser-based MCP clients (the MCP Inspector, web agents) register and redeem codes by fetch:
-# both endpoints take no cookie and no ambient credential, so any origin may call them.
+# Browser-based MCP clients (the MCP Inspector, web agents) register, redeem codes and revoke by
+# fetch: these endpoints take no cookie and no ambient credential, so any origin may call them.
 _CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST",
@@ -57,7 +59,7 @@ _CORS_HEADERS = {
 
 @bp.after_request
 def _cors(response):
-    if request.endpoint in ("oauth.register", "oauth.token"):
+    if request.endpoint in ("oauth.register", "oauth.token", "oauth.revoke"):
         response.headers.update(_CORS_HEADERS)
     return response
 
@@ -104,6 +106,28 @@ def token():
         if not is_description_error(error):
             raise
         return _json_error("invalid_request", _UNQUOTABLE)
+
+
+@bp.post("/revoke")
+@bp.post("/auth/revoke")
+def revoke():
+    """RFC 7009 token revocation: revoke the grant of a refresh or access token.
+
+    Form fields: `token` (required), `token_type_hint` (accepted and ignored, §2.1 allows it:
+    our refresh tokens and JWT access tokens tell themselves apart), `client_id` (a public
+    client authenticates by it alone, as at /token). Answers 200 with an empty body whether
+    or not the token was known, live or the client's (§2.2); 401 invalid_client for a missing
+    or unknown client; 400 invalid_request for a missing or repeated `token`.
+    """
+    client_ids = request.form.getlist("client_id")
+    client_id = client_ids[0] if len(client_ids) == 1 else ""
+    if not client_id or len(client_id) > 200 or _server().find_client(client_id) is None:
+        return _json_error("invalid_client", "an unknown or missing 'client_id'", 401)
+    tokens = request.form.getlist("token")
+    if len(tokens) != 1 or not tokens[0]:
+        return _json_error("invalid_request", "send one 'token' (form-encoded) to revoke")
+    revoke_token(current_platform(), client_id, tokens[0])
+    return _no_store(current_app.response_class(status=200))
 
 
 @bp.route("/authorize", methods=["GET", "POST"])

@@ -107,6 +107,10 @@ def _caller_from_bearer(
         claims = key.verify(
             credential, ACCESS_TOKEN_TYP, settings.mcp_url(slug), settings.auth_origin
         )
+        # A revoked grant stops its access tokens now, not at `exp`; a token without `grant`
+        # predates the claim and is refused too (it lives an hour at most).
+        if not store.oauth_grant_live(claims.get("grant"), claims["sub"], slug):
+            raise Unauthorized("this access token's grant was revoked or has expired")
         return _scoped(_member(store, slug, claims["sub"], None, "oauth"), claims.get("scope"))
     claims = key.verify_session(credential, settings.auth_origin)
     return _member(store, slug, claims["sub"], claims.get("handle"), "session")

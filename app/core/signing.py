@@ -111,9 +111,17 @@ class SigningKey:
         return self.verify(token, SESSION_TYP, SESSION_AUDIENCE, issuer)
 
     def mint_access_token(
-        self, did: str, audience: str, issuer: str, scope: str, ttl: int, client_id: str
+        self,
+        did: str,
+        audience: str,
+        issuer: str,
+        scope: str,
+        ttl: int,
+        client_id: str,
+        grant: str,
     ) -> str:
-        """Sign an OAuth access token for one MCP resource (one wiki)."""
+        """Sign an OAuth access token for one MCP resource (one wiki). `grant` names the
+        grant it was issued under (Store.oauth_grant_live): revoking that stops the token."""
         now = int(time.time())
         claims = {
             "iss": issuer,
@@ -121,6 +129,7 @@ class SigningKey:
             "aud": audience,
             "scope": scope,
             "client_id": client_id,
+            "grant": grant,
             "iat": now,
             "exp": now + ttl,
             "jti": secrets.token_urlsafe(12),

@@ -648,7 +648,8 @@ class Store(SessionRecords):
 
     def find_oauth_client(self, client_id: str) -> dict | None:
         """The registered metadata of client `client_id`, or None for an unknown client."""
-        if not client_id or len(client_id) > 200:
+        # PostgreSQL refuses NUL in text (DataError); no client id holds one.
+        if not client_id or len(client_id) > 200 or "\x00" in client_id:
             return None
         rows = self._all(
             select(oauth_clients.c.metadata).where(oauth_clients.c.client_id == client_id)
@@ -662,7 +663,10 @@ class Store(SessionRecords):
         AuthorizationCode."""
         now = _now()
         with self._write() as connection:
-            # Each new code sweeps out the dead ones: no job runs on a timer to do it.
+            # Each new code sweeps out the dead ones: no job runs on a timer to do it. A redeemed
+            # grant lives as long as its refresh tokens (redeem_authorization_code and
+            # save_refresh_token push expires_at on), so only unredeemed codes and grants
+            # nobody refreshed within the refresh token lifetime go.
             connection.execute(delete(oauth_grants).where(oauth_grants.c.expires_at < now))
             connection.execute(
                 delete(oauth_refresh_tokens).where(oauth_refresh_tokens.c.expires_at < now)
@@ -679,11 +683,14 @@ class Store(SessionRecords):
                 )
             )
 
-    def redeem_authorization_code(self, code: str, client_id: str) -> AuthorizationCode | None:
+    def redeem_authorization_code(
+        self, code: str, client_id: str, grant_ttl: int
+    ) -> AuthorizationCode | None:
         """Spend the live code `code` of client `client_id`, at most once; None otherwise.
 
-        A code presented a second time is a replay (RFC 6749 §4.1.2): the refresh tokens issued
-        from it are revoked.
+        The redeemed row becomes the grant (its id is `code_hash`, the access tokens' `grant`
+        claim) and lives `grant_ttl` seconds more. A code presented a second time is a replay
+        (RFC 6749 §4.1.2): the grant is revoked with its refresh tokens (_revoke_grant).
         """
         code_hash, now = hash_secret(code), _now()
         with self._write() as connection:
@@ -693,7 +700,7 @@ class Store(SessionRecords):
             if row is None or row.client_id != client_id:
                 return None
             if row.used_at is not None:
-                self._revoke_refresh_family(connection, code_hash, now)
+                self._revoke_grant(connection, code_hash, now)
                 return None
             if row.expires_at < now:
                 return None
@@ -701,7 +708,7 @@ class Store(SessionRecords):
             spent = connection.execute(
                 update(oauth_grants)
                 .where(oauth_grants.c.code_hash == code_hash, oauth_grants.c.used_at.is_(None))
-                .values(used_at=now)
+                .values(used_at=now, expires_at=now + grant_ttl)
             ).rowcount
             if not spent:
                 return None
@@ -715,10 +722,23 @@ class Store(SessionRecords):
         `record.token_hash`, if set, names the live token it replaces (rotation): that one is
         revoked in the same transaction, so a token is spent only when its successor is
         stored. If it was spent meanwhile (a concurrent refresh with the same token: one of
-        them leaked), its family is revoked, nothing is stored and the answer is False.
+        them leaked), its grant is revoked, nothing is stored and the answer is False. The
+        grant (`record.grant_id`) is renewed for `ttl` seconds too; if it is gone (revoked, or
+        swept before grants outlived their code), nothing is stored and the answer is False.
         """
         now = _now()
         with self._write() as connection:
+            renewed = connection.execute(
+                update(oauth_grants)
+                .where(
+                    oauth_grants.c.code_hash == record.grant_id,
+                    oauth_grants.c.used_at.is_not(None),
+                )
+                .values(expires_at=now + ttl)
+            ).rowcount
+            if not renewed:
+                self._revoke_grant(connection, record.grant_id, now)
+                return False
             if record.token_hash:
                 spent = connection.execute(
                     update(oauth_refresh_tokens)
@@ -729,7 +749,7 @@ class Store(SessionRecords):
                     .values(revoked_at=now)
                 ).rowcount
                 if not spent:
-                    self._revoke_refresh_family(connection, record.grant_id, now)
+                    self._revoke_grant(connection, record.grant_id, now)
                     return False
             connection.execute(
                 oauth_refresh_tokens.insert().values(
@@ -765,7 +785,7 @@ class Store(SessionRecords):
             if row is None:
                 return None
             if row.revoked_at is not None:
-                self._revoke_refresh_family(connection, row.grant_id, now)
+                self._revoke_grant(connection, row.grant_id, now)
                 return None
             if row.expires_at < now:
                 return None
@@ -779,7 +799,58 @@ class Store(SessionRecords):
             row.resource,
         )
 
-    def _revoke_refresh_family(self, connection: Connection, grant_id: str, now: int) -> None:
+    def refresh_token_grant(self, token: str) -> tuple[str, str] | None:
+        """The (grant id, client id) refresh token `token` belongs to, live, spent or revoked;
+        None for an unknown one (RFC 7009 revocation looks tokens up with this)."""
+        if not token or len(token) > 200:
+            return None
+        with self._read() as connection:
+            row = connection.execute(
+                select(oauth_refresh_tokens.c.grant_id, oauth_refresh_tokens.c.client_id).where(
+                    oauth_refresh_tokens.c.token_hash == hash_secret(token)
+                )
+            ).first()
+        return (row.grant_id, row.client_id) if row else None
+
+    def revoke_oauth_grant(self, grant_id: str, client_id: str) -> bool:
+        """Revoke grant `grant_id` of client `client_id` (RFC 7009): its row is deleted and its
+        refresh tokens revoked in one transaction, so its access tokens stop at their next use
+        (oauth_grant_live). Another client's grant is left alone; True if one was revoked."""
+        with self._write() as connection:
+            owner = connection.execute(
+                select(oauth_grants.c.client_id).where(oauth_grants.c.code_hash == grant_id)
+            ).scalar()
+            if owner is not None and owner != client_id:
+                return False
+            self._revoke_grant(connection, grant_id, _now())
+        return owner is not None
+
+    def oauth_grant_live(self, grant_id: str, did: str, slug: str) -> bool:
+        """Whether `grant_id` is a redeemed, unrevoked, unexpired grant of user `did` in wiki
+        `slug`: one primary-key read, made for every OAuth access token presented."""
+        if not isinstance(grant_id, str) or not grant_id or len(grant_id) > 200:
+            return False
+        with self._read() as connection:
+            row = connection.execute(
+                select(
+                    oauth_grants.c.user_did,
+                    oauth_grants.c.wiki_slug,
+                    oauth_grants.c.expires_at,
+                    oauth_grants.c.used_at,
+                ).where(oauth_grants.c.code_hash == grant_id)
+            ).first()
+        return (
+            row is not None
+            and row.used_at is not None
+            and row.expires_at >= _now()
+            and row.user_did == did
+            and row.wiki_slug == slug
+        )
+
+    def _revoke_grant(self, connection: Connection, grant_id: str, now: int) -> None:
+        """Delete grant `grant_id` (its access tokens are refused from now on) and revoke its
+        refresh tokens, in the caller's transaction."""
+        connection.execute(delete(oauth_grants).where(oauth_grants.c.code_hash == grant_id))
         connection.execute(
             update(oauth_refresh_tokens)
             .where(

@@ -1,9 +1,10 @@
 """The authorization server's endpoints as seen on a wiki's MCP origin.
 
-Claude.ai calls /authorize, /token and /register on the MCP origin whatever the metadata says,
-and not every client follows a 308 on a POST. So the browser-facing GET /authorize is redirected
-to the auth service (naming this wiki as the RFC 8707 `resource` when the client did not), and
-everything else is forwarded to the auth service over loopback with its body, answered here.
+Claude.ai calls /authorize, /token and /register (others /revoke too) on the MCP origin whatever
+the metadata says, and not every client follows a 308 on a POST. So the browser-facing GET
+/authorize is redirected to the auth service (naming this wiki as the RFC 8707 `resource` when
+the client did not), and everything else is forwarded to the auth service over loopback with its
+body, answered here.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import httpx2
 from app.core.platform import Platform
 
 AUTHORIZE_PATH = "/authorize"
-FORWARDED_PATHS = ("/token", "/register", "/.well-known/oauth-authorization-server")
-# /token and /register bodies are a few fields (the auth service caps them at 64 KiB too).
+FORWARDED_PATHS = ("/token", "/register", "/revoke", "/.well-known/oauth-authorization-server")
+# /token, /register and /revoke bodies are a few fields (the auth service caps them at 64 KiB too).
 MAX_BODY_BYTES = 64 * 1024
 # Headers of the auth service's answer that mean something to the client (Access-Control-Allow-
 # Origin is left to this service's own CORS layer, which sets it on every answer).

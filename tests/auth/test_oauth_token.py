@@ -3,10 +3,13 @@
 import base64
 import hashlib
 import secrets
+import time
 
 import pytest
 
 from app.auth_server import create_app
+from app.core.errors import Unauthorized
+from app.core.identity import authenticate
 from app.core.schema import oauth_clients
 from app.core.schema import oauth_grants
 from app.core.schema import oauth_refresh_tokens
@@ -290,9 +293,119 @@ def test_token_endpoint_errors_are_json(client, registered, form, error):
     assert response.status_code == 400 and response.json["error"] == error
 
 
-@pytest.mark.parametrize("path", ["/register", "/token", "/auth/token"])
+@pytest.mark.parametrize("path", ["/register", "/token", "/auth/token", "/revoke"])
 def test_browser_clients_may_call_register_and_token(client, path):
     preflight = client.options(path, headers={"Origin": "https://inspector.example"})
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == "*"
     assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
+
+
+# -- RFC 7009 revocation: a revoked grant stops its refresh and its access tokens -------------
+
+
+def wiki_caller(platform, access_token):
+    """Who the MCP endpoint of wiki alpha takes the bearer of `access_token` for."""
+    settings = platform.settings
+    return authenticate(
+        settings, platform.key, platform.store, "alpha", f"Bearer {access_token}", None
+    )
+
+
+def revoke(client, registered, token, path="/revoke", **extra):
+    return client.post(path, data={"token": token, "client_id": registered, **extra})
+
+
+@pytest.mark.parametrize("path", ["/revoke", "/auth/revoke"])
+@pytest.mark.parametrize("which", ["refresh_token", "access_token"])
+def test_revoking_a_token_ends_its_grant(client, wikis, registered, code, path, which):
+    first = redeem(client, registered, code).json
+    assert wiki_caller(wikis, first["access_token"]).role == "admin"
+    response = revoke(client, registered, first[which], path, token_type_hint=which)
+    assert (response.status_code, response.data) == (200, b"")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert refresh(client, registered, first["refresh_token"]).json["error"] == "invalid_grant"
+    with pytest.raises(Unauthorized):
+        wiki_caller(wikis, first["access_token"])
+    assert wikis.store._all(oauth_grants.select()) == []
+
+
+def test_a_refreshed_access_token_stops_with_its_grant(client, wikis, registered, code):
+    first = redeem(client, registered, code).json
+    second = refresh(client, registered, first["refresh_token"]).json
+    assert wiki_caller(wikis, second["access_token"]).role == "admin"
+    assert revoke(client, registered, second["refresh_token"]).status_code == 200
+    for token in (first["access_token"], second["access_token"]):
+        with pytest.raises(Unauthorized):
+            wiki_caller(wikis, token)
+
+
+def test_another_clients_revocation_has_no_effect(client, wikis, registered, code):
+    first = redeem(client, registered, code).json
+    other = client.post("/register", json={"redirect_uris": [REDIRECT]}).json["client_id"]
+    for token in (first["refresh_token"], first["access_token"]):
+        assert revoke(client, other, token).status_code == 200
+    assert wiki_caller(wikis, first["access_token"]).role == "admin"
+    assert refresh(client, registered, first["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("grant", ["replay", "reuse"])
+def test_a_grant_revoked_for_a_leak_stops_its_access_tokens(client, wikis, registered, code, grant):
+    first = redeem(client, registered, code).json
+    if grant == "replay":
+        redeem(client, registered, code)
+    else:
+        refresh(client, registered, first["refresh_token"])
+        refresh(client, registered, first["refresh_token"])
+    with pytest.raises(Unauthorized):
+        wiki_caller(wikis, first["access_token"])
+
+
+def test_an_access_token_without_a_grant_is_refused(wikis, users):
+    settings = wikis.settings
+    claims = {"iss": settings.auth_origin, "sub": users[0], "aud": settings.mcp_url("alpha")}
+    claims.update(scope="wiki:read", exp=int(time.time()) + 60)
+    with pytest.raises(Unauthorized):
+        wiki_caller(wikis, wikis.key.sign(claims, ACCESS_TOKEN_TYP))
+
+
+def test_a_redeemed_grant_outlives_its_code_and_the_sweep(client, wikis, users, registered):
+    first = redeem(client, registered, grant_code(wikis, registered, users[0], ttl=1)).json
+    [row] = wikis.store._all(oauth_grants.select())
+    assert row["expires_at"] > int(time.time()) + 3600
+    grant_code(wikis, registered, users[0], ttl=-1)  # sweeps the expired code only
+    assert len(wikis.store._all(oauth_grants.select())) == 2
+    assert refresh(client, registered, first["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["nope", "a.b.c", "x" * 9000, "\x00", '"\\', "é", "e30.e30.e30", "W10.W10.W10", "..", "."],
+)
+def test_unknown_or_hostile_tokens_answer_200(client, wikis, registered, code, token):
+    first = redeem(client, registered, code).json
+    assert revoke(client, registered, token).status_code == 200
+    assert wiki_caller(wikis, first["access_token"]).role == "admin"
+
+
+@pytest.mark.parametrize(
+    "form, status, error",
+    [
+        ({}, 400, "invalid_request"),
+        ({"token": ""}, 400, "invalid_request"),
+        ({"token": ["a", "b"]}, 400, "invalid_request"),
+        ({"client_id": None}, 401, "invalid_client"),
+        ({"client_id": "unknown"}, 401, "invalid_client"),
+        ({"client_id": "\x00"}, 401, "invalid_client"),
+        ({"client_id": "x" * 3000}, 401, "invalid_client"),
+    ],
+)
+def test_bad_revocation_requests(client, registered, form, status, error):
+    data = {"client_id": registered, **form}
+    response = client.post("/revoke", data={k: v for k, v in data.items() if v is not None})
+    assert (response.status_code, response.json["error"]) == (status, error)
+
+
+def test_metadata_advertises_the_revocation_endpoint(client, wikis):
+    metadata = client.get("/.well-known/oauth-authorization-server").json
+    assert metadata["revocation_endpoint"] == wikis.settings.auth_origin + "/auth/revoke"

@@ -7,6 +7,7 @@ from app.core.identity import authenticate
 from app.core.signing import ACCESS_TOKEN_TYP
 from app.core.signing import SESSION_AUDIENCE
 from app.core.signing import SESSION_TYP
+from tests.conftest import oauth_grant
 
 # The store's suite: every test here runs on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.both_engines
@@ -20,8 +21,9 @@ def caller(platform, slug, authorization=None, cookie=None):
 
 def oauth_token(platform, did, scope):
     settings = platform.settings
+    grant = oauth_grant(platform.store, did, "alpha")
     return platform.key.mint_access_token(
-        did, settings.mcp_url("alpha"), settings.auth_origin, scope, 60, "client"
+        did, settings.mcp_url("alpha"), settings.auth_origin, scope, 60, "client", grant
     )
 
 

@@ -177,6 +177,7 @@ def _forged_session(settings):
                 "wiki:read wiki:write",
                 600,
                 "c",
+                "no-such-grant",
             )
         ),
     ],

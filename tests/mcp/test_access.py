@@ -9,6 +9,7 @@ import pytest_asyncio
 
 from app.core.signing import SigningKey
 from app.core.store import Store
+from tests.conftest import oauth_grant
 from tests.mcp.clients import KINDS
 from tests.mcp.clients import connect
 from tests.mcp.clients import held
@@ -152,8 +153,9 @@ async def test_session_jwt_acts_as_its_user(wikis, kind):
 def access_token(wikis, audience_slug):
     settings = wikis.stack.settings
     audience = settings.mcp_url(audience_slug)
+    grant = oauth_grant(wikis.store, OWNER[0], audience_slug, "t")
     return wikis.key.mint_access_token(
-        OWNER[0], audience, settings.auth_origin, "wiki:read wiki:write", 300, "t"
+        OWNER[0], audience, settings.auth_origin, "wiki:read wiki:write", 300, "t", grant
     )
 
 

@@ -10,6 +10,7 @@ from app.core.signing import ACCESS_TOKEN_TYP
 from app.mcp.auth import McpAuth
 from app.mcp.auth import admit_writes
 from app.mcp.auth import verify_caller
+from tests.conftest import oauth_grant
 
 ALPHA = "alpha.localhost"
 
@@ -22,6 +23,7 @@ def access_token(platform, did, slug="alpha", ttl=300, issuer=None):
         "wiki:read wiki:write",
         ttl,
         "client-1",
+        oauth_grant(platform.store, did, slug, "client-1"),
     )
 
 
