@@ -298,3 +298,20 @@ async def test_registration_and_token_answer_on_the_mcp_origin(env):
     assert preflight.headers.get_list("access-control-allow-origin") == ["*"]
     assert "Content-Type" in preflight.headers["access-control-allow-headers"]
     assert metadata["issuer"] == env.stack.settings.auth_origin
+
+
+async def test_revoking_the_grant_on_the_mcp_origin_stops_its_access_token(env):
+    async with connected(env, Person(env, OWNER[0])) as session:
+        await session.client.call_tool("list_pages", {})
+        tokens, client_id = session.storage.tokens, session.storage.client_info.client_id
+    assert rpc(env.stack, f"{ALPHA}.localhost", tokens.access_token).status_code == 200
+    form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+    with env.stack.client("mcp", host=f"{ALPHA}.localhost") as mcp:
+        revoked = mcp.post("/revoke", data={**form, "client_id": client_id})
+    assert revoked.status_code == 200, revoked.text
+    refused = rpc(env.stack, f"{ALPHA}.localhost", tokens.access_token)
+    assert refused.status_code == 401 and "invalid_token" in refused.headers["www-authenticate"]
+    with env.stack.client("auth") as auth:
+        form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
+        refreshed = auth.post("/token", data={**form, "client_id": client_id})
+    assert refreshed.json()["error"] == "invalid_grant"
