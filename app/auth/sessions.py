@@ -22,9 +22,8 @@ SIGNED_IN_PATH = "/auth/signed-in"
 
 
 def default_landing() -> str:
-    """Where a signed-in browser goes when it did not ask for anywhere: the apex's signed-in
-    page (the management dashboard takes its place once it exists)."""
-    return current_platform().settings.account_url
+    """Where a signed-in browser goes when it did not ask for anywhere: the dashboard."""
+    return current_platform().settings.dashboard_url
 
 
 def begin_browser_session(did: str, handle: str, upstream: dict | None, return_to: str | None):

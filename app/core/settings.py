@@ -323,9 +323,14 @@ class Settings:
         return self._origin(self.platform_domain, self.api_port)
 
     @property
+    def dashboard_url(self) -> str:
+        """The management dashboard: the signed-in person's wikis (the api service's)."""
+        return f"{self.api_origin}/app/"
+
+    @property
     def account_url(self) -> str:
-        """The apex page that says who is signed in, with sign-out (the auth service's)."""
-        return f"{self.auth_origin}/auth/signed-in"
+        """The account page: who is signed in, their sessions, sign-out (the api service's)."""
+        return f"{self.api_origin}/app/account"
 
     def login_url(self, return_to: str | None = None) -> str:
         """The sign-in page's URL; `return_to` is where the browser goes once signed in."""

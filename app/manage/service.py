@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from app.core import wikis
 from app.core.errors import BadRequest
+from app.core.errors import Conflict
 from app.core.errors import Forbidden
 from app.core.errors import NotFound
 from app.core.errors import Unauthorized
@@ -28,6 +29,7 @@ from app.core.platform import Platform
 from app.core.settings import Settings
 from app.core.slugs import slug_from_host
 from app.core.slugs import slug_problem
+from app.core.slugs import validate_slug
 from app.core.store import TOKEN_PREFIX
 from app.core.store import Store
 from app.core.store import Wiki
@@ -153,6 +155,15 @@ def list_wikis(platform: Platform, manager: Manager) -> list[dict]:
         describe(platform.settings, wiki, store.role_of(wiki.slug, manager.did) or "viewer")
         for wiki in store.list_wikis(member_did=manager.did)
     ]
+
+
+def check_new_slug(platform: Platform, slug: str) -> str:
+    """Return `slug` if a new wiki may take it; raise BadRequest (malformed or reserved) or
+    Conflict (taken) saying why. create_wiki checks the same again when it creates."""
+    validate_slug(slug)
+    if platform.store.find_wiki(slug) is not None:
+        raise Conflict(f"wiki {slug!r} already exists; choose another name")
+    return slug
 
 
 def create_wiki(platform: Platform, manager: Manager, body: dict) -> dict:

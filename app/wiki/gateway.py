@@ -278,7 +278,7 @@ class WikiGateway:
             f"You are signed in as {who}, but you are not a member of the wiki "
             f"“{wiki.display_name}”. Ask its owner to add you, or sign in with another "
             "account.",
-            (self.settings.account_url, "Your account and sign-out"),
+            (self.settings.dashboard_url, "Your wikis"),
         )
 
     def _set_identity(self, environ, wiki: Wiki, caller: Caller) -> None:

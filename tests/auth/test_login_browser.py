@@ -35,14 +35,14 @@ def store(atproto_stack):
     instance.close()
 
 
-def test_sign_in_from_the_login_form_to_a_signed_in_page(atproto_stack, fake_net, browser, store):
+def test_sign_in_from_the_login_form_to_the_dashboard(atproto_stack, fake_net, browser, store):
     # The stack cannot resolve *.test names, so the person types their DID; the handle in the
     # DID document does not resolve back there and counts as handle.invalid (Handle spec).
     did = fake_net.add_account("alice.test")
     auth = f"http://localhost:{atproto_stack.port('auth')}"
     fake_net.sign_in_with_browser(browser, auth, did)
-    assert browser.url == auth + "/auth/signed-in"
-    assert "Signed in as @handle.invalid" in browser.text()
+    assert browser.url == f"http://localhost:{atproto_stack.port('api')}/app/"
+    assert "Your wikis" in browser.text() and "@handle.invalid" in browser.text()
     assert store.find_user(did) is not None
     [session] = store.list_sessions(did)
     assert store.session_upstream(session.id)["issuer"] == fake_net.origin

@@ -90,7 +90,7 @@ def test_sign_in_creates_the_user_and_a_session(client, platform, fake_net, alic
     assert handoff.status_code == 303
     assert handoff.location.startswith(platform.settings.auth_origin + "/auth/handoff?code=")
     landed = client.get(handoff.location)
-    assert landed.status_code == 303 and landed.location.endswith("/auth/signed-in")
+    assert landed.status_code == 303 and landed.location == platform.settings.dashboard_url
     assert cookie_name(platform.settings) in landed.headers["Set-Cookie"]
     page = client.get("/auth/signed-in").get_data(as_text=True)
     assert "Signed in as <strong>@alice.test</strong>" in page

@@ -131,8 +131,9 @@ def test_repo_stylesheet_is_served(client):
         assert response.status_code == 200 and response.mimetype == "text/css"
 
 
-def test_management_ui_is_not_here_yet(client):
-    assert client.get("/app/").status_code == 404
+def test_management_ui_asks_a_stranger_to_sign_in(client):
+    response = client.get("/app/")
+    assert response.status_code == 303 and "/auth/login?return_to=" in response.location
 
 
 def test_uninitialised_instance_stops_with_one_line(tmp_path, capsys):
