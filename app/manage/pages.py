@@ -59,7 +59,7 @@ def create_wiki():
     ):
         try:
             check()
-        except RobotError as error:
+        except html.INPUT_ERRORS as error:
             return _dashboard(error.status, {field: error.message}, form)
     flash(f"Your wiki “{slug}” is ready.")
     return redirect(url_for("wiki_pages.settings", slug=slug), 303)

@@ -11,7 +11,6 @@ from flask import redirect
 from flask import url_for
 
 from app.core.errors import BadRequest
-from app.core.errors import RobotError
 from app.manage import html
 from app.manage import service as management
 from app.web.flask_app import current_platform
@@ -47,7 +46,7 @@ def _attempt(slug: str, field: str, form: dict, action, body: dict):
     message next to `field` and the user's input kept."""
     try:
         return action(current_platform(), g.manager, slug, body), None
-    except RobotError as error:
+    except html.INPUT_ERRORS as error:
         return None, _page(slug, error.status, {field: error.message}, form)
 
 

@@ -194,6 +194,7 @@ def test_member_of_alpha_has_nothing_in_beta(wiki):
     page = carol.open("beta.localhost", "/")
     assert page.status_code == 403
     assert "not a member" in page.get_data(as_text=True)
+    assert f'<a href="{wiki.settings.dashboard_url}">Your wikis</a>' in page.get_data(as_text=True)
     api = carol.open("beta.localhost", "/api/v1/pages")
     assert api.status_code == 403 and api.json["ok"] is False
 
