@@ -10,7 +10,10 @@ DEB_PACKAGES := git chromium chromium-driver sqlite3 postgresql
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: venv run test lint system-packages bench clean
+# axe-core for the accessibility tests, pinned by tests/a11y/package-lock.json.
+A11Y_STAMP := tests/a11y/node_modules/.robot-installed
+
+.PHONY: venv run test lint system-packages a11y bench clean
 
 venv: $(STAMP)
 
@@ -35,15 +38,24 @@ system-packages:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# npm comes with Debian's nodejs/npm packages; a machine that has node from elsewhere keeps it.
+a11y: $(A11Y_STAMP)
+
+$(A11Y_STAMP): tests/a11y/package.json tests/a11y/package-lock.json
+	command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix tests/a11y --no-audit --no-fund
+	touch $@
+
 lint: venv
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 
-test: venv system-packages lint
+test: venv system-packages a11y lint
 	$(BIN)/pytest -q
 
 bench: venv system-packages
 	$(BIN)/python bench/tenancy.py
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var tests/a11y/node_modules
