@@ -376,6 +376,34 @@ def make_stack(tmp_path):
         instance.stop()
 
 
+# -- browsers: headless chromium driven through tests/browser.py --------------------------------
+
+
+@pytest.fixture
+def browsers():
+    """browsers() -> a new headless chromium; every one opened is closed after the test."""
+    from tests.browser import Browser
+
+    opened = []
+
+    def open_one():
+        opened.append(Browser())
+        return opened[-1]
+
+    yield open_one
+    for browser in opened:
+        browser.close()
+
+
+def sign_in_at_apex(stack: Stack, browser, did: str):
+    """Give `browser` an apex session of user `did`, as a sign-in would; returns the browser."""
+    from app.web.session_cookie import PLAIN_NAME
+
+    browser.get(f"http://localhost:{stack.port('api')}/healthz")
+    browser.add_cookie(PLAIN_NAME, stack.browser_session(did, "localhost"))
+    return browser
+
+
 # -- postgres: a real, throwaway PostgreSQL server (tests/postgres.py) ---------------------------
 
 

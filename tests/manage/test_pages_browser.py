@@ -12,9 +12,9 @@ import asyncio
 import pytest
 
 from app.core.store import Store
-from app.web.session_cookie import PLAIN_NAME
 from tests.browser import Browser
 from tests.browser import browser_available
+from tests.conftest import sign_in_at_apex
 from tests.mcp.clients import connect
 from tests.mcp.clients import rpc
 
@@ -36,28 +36,12 @@ def world(stack):
     store.close()
 
 
-@pytest.fixture
-def browsers():
-    """browsers() -> a new headless chromium; all are closed after the test."""
-    opened = []
-
-    def open_one() -> Browser:
-        opened.append(Browser())
-        return opened[-1]
-
-    yield open_one
-    for browser in opened:
-        browser.close()
-
-
 def api(stack, path: str) -> str:
     return f"http://localhost:{stack.port('api')}{path}"
 
 
 def signed_in(stack, browser: Browser, user) -> Browser:
-    browser.get(api(stack, "/healthz"))
-    browser.add_cookie(PLAIN_NAME, stack.browser_session(user[0], "localhost"))
-    return browser
+    return sign_in_at_apex(stack, browser, user[0])
 
 
 def shows(browser: Browser, text: str) -> None:
