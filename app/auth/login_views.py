@@ -197,7 +197,10 @@ def signed_in():
     session = current_apex_session()
     if session is None:
         return redirect(current_platform().settings.login_url(), 303)
-    return _page("auth/signed_in.html", handle=session.handle, did=session.user_did)
+    dashboard = current_platform().settings.dashboard_url
+    return _page(
+        "auth/signed_in.html", handle=session.handle, did=session.user_did, dashboard=dashboard
+    )
 
 
 def _signin_cookie() -> str:

@@ -23,7 +23,6 @@ from flask import request
 
 from app.auth.revocation import revoke_upstream_tokens
 from app.auth.sessions import current_apex_session
-from app.auth.sessions import default_landing
 from app.core import handoff
 from app.core.errors import BadRequest
 from app.web.flask_app import current_platform
@@ -130,7 +129,7 @@ def logout_form():
     settings = current_platform().settings
     session = current_apex_session()
     if session is None:
-        home = (default_landing(), f"Go to {settings.platform_domain}", "home")
+        home = (settings.api_origin + "/", f"Go to {settings.platform_domain}", "home")
         page = _page(200, "Signed out", "You are signed out of every wiki.", [home])
         response = make_response(page)
         if session_secret(request.cookies, settings):

@@ -133,14 +133,16 @@ class FakeNetwork:
 
     def sign_in_with_browser(self, browser, auth_origin: str, did: str, decision="approve"):
         """Drive `browser` (tests.browser.Browser) from the login form through this network's
-        consent page; returns once the browser is back on `auth_origin`'s host or 127.0.0.1."""
+        consent page; returns once the browser is back on `auth_origin`'s host (any of the
+        platform's ports: sign-in lands on the api's dashboard) or 127.0.0.1."""
         browser.get(auth_origin + "/auth/login")
         browser.type("#account", did)
         browser.click("button[type=submit]")
         _wait_for_url(browser, self.origin + "/oauth/authorize?")
         browser.click("#approve" if decision == "approve" else "#deny")
-        port = urlsplit(auth_origin).port
-        _wait_for_url(browser, (auth_origin, f"http://127.0.0.1:{port}/"), leave=self.origin)
+        parts = urlsplit(auth_origin)
+        platform = f"{parts.scheme}://{parts.hostname}:"
+        _wait_for_url(browser, (platform, f"http://127.0.0.1:{parts.port}/"), leave=self.origin)
 
     # -- for the in-process Fetcher -----------------------------------------------------------
 
