@@ -115,7 +115,9 @@ def error_page(error: RobotError):
     """Answer a service error as a page: sign in for 401, else its message and status."""
     settings = current_platform().settings
     if isinstance(error, Unauthorized):
-        wanted = request.url if request.method == "GET" else settings.dashboard_url
+        # Built from the public origin: behind the proxy, request.url says http://.
+        here = settings.api_origin + request.full_path.rstrip("?")
+        wanted = here if request.method == "GET" else settings.dashboard_url
         return redirect(settings.login_url(return_to=wanted), 303)
     title = _TITLES.get(error.status, "Not done")
     back = safe_return_to(settings, request.referrer, settings.dashboard_url)

@@ -29,7 +29,7 @@ def test_landing_sends_a_signed_in_person_to_the_dashboard(alice):
 def test_pages_ask_a_stranger_to_sign_in_and_come_back(stranger, path):
     response = stranger.get(path)
     assert response.status_code == 303
-    assert "/auth/login?return_to=http%3A%2F%2Flocalhost%2F" in response.location
+    assert "/auth/login?return_to=http%3A%2F%2Flocalhost%3A8002%2Fapp%2F" in response.location
 
 
 def test_dashboard_lists_my_wikis_and_shared_ones_with_my_role(bob, alpha, platform):
