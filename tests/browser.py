@@ -46,7 +46,8 @@ if (!element) return false;
 element.scrollIntoView({block: "center", inline: "center"});
 const box = element.getBoundingClientRect();
 const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
-return !!hit && (hit === element || element.contains(hit));
+if (!hit || !(hit === element || element.contains(hit))) return null;
+return [box.left, box.top, box.width, box.height];
 """
 
 
@@ -145,12 +146,24 @@ class Browser:
     def click(self, css: str, settle: float = 10.0) -> None:
         """Click the first element matching a CSS selector, as a person would.
 
-        A person waits for a dialog to finish sliding in: wait (up to `settle` seconds) until a
-        click at the element's centre would land on it, then click. Past that, the click itself
-        reports what covers it.
+        A person waits for a menu or dialog to finish sliding in: wait (up to `settle` seconds)
+        until the element has stopped moving and a click at its centre would land on it, then
+        click; a click that something still covers is tried again until `settle` runs out, and
+        past that the click itself reports what covers it.
         """
         deadline = time.monotonic() + settle
-        while not self.script(_LANDS_ON_ELEMENT, css) and time.monotonic() < deadline:
+        previous = None
+        while time.monotonic() < deadline:
+            box = self.script(_LANDS_ON_ELEMENT, css)
+            if box is not None and box == previous:
+                try:
+                    self._session_call("POST", f"/element/{self._element(css)}/click", {})
+                    return
+                except RuntimeError as error:
+                    if "click intercepted" not in str(error):
+                        raise
+                    box = None
+            previous = box
             time.sleep(0.1)
         self._session_call("POST", f"/element/{self._element(css)}/click", {})
 

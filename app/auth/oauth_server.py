@@ -10,8 +10,6 @@ key. Storage is the platform store; the views (app/auth/oauth_views.py) add sign
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -33,7 +31,7 @@ from app.core.identity import READ_SCOPE
 from app.core.identity import SCOPES
 from app.core.platform import Platform
 from app.core.signing import ACCESS_TOKEN_TYP
-from app.core.signing import MAX_JWT_LENGTH
+from app.core.signing import unverified_part
 from app.core.slugs import slug_from_host
 from app.core.store import AuthorizationCode
 from app.core.store import RefreshToken
@@ -334,14 +332,8 @@ def revoke_token(platform: Platform, client_id: str, token: str) -> bool:
 def _access_token_grant(platform: Platform, token: str) -> tuple[str, str] | None:
     """(grant id, client id) of a valid access token we signed, else None. Its `aud` is read
     before verification only to pick the wiki to verify it for; verify checks the rest."""
-    parts = token.split(".")
-    if len(parts) != 3 or len(token) > MAX_JWT_LENGTH:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, TypeError):
-        return None
-    audience = payload.get("aud") if isinstance(payload, dict) else None
+    payload = unverified_part(token, 1)
+    audience = payload.get("aud") if payload is not None else None
     if not isinstance(audience, str):
         return None
     settings = platform.settings

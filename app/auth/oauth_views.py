@@ -27,9 +27,11 @@ from app.auth.oauth_server import GrantUser
 from app.auth.oauth_server import OAuthServer
 from app.auth.oauth_server import revoke_token
 from app.auth.sessions import current_apex_session
+from app.core.errors import BadRequest
 from app.core.identity import READ_SCOPE
 from app.core.identity import WRITE_SCOPE
 from app.web.flask_app import current_platform
+from app.web.flask_app import json_body
 
 bp = Blueprint("oauth", __name__, template_folder="templates")
 
@@ -84,10 +86,10 @@ def _json_error(error: str, description: str, status: int = 400):
 @bp.post("/auth/register")
 def register():
     """RFC 7591 dynamic client registration of a public client."""
-    if request.mimetype != "application/json":
-        return _json_error("invalid_client_metadata", "send the metadata as application/json")
-    if not isinstance(request.get_json(silent=True), dict):
-        return _json_error("invalid_client_metadata", "the body must be a JSON object")
+    try:
+        json_body()  # one parser for every JSON body: bad, deep or non-object JSON is a 400
+    except BadRequest as error:
+        return _json_error("invalid_client_metadata", error.message)
     try:
         return _no_store(_server().create_endpoint_response("client_registration"))
     except ValueError as error:
@@ -122,7 +124,12 @@ def revoke():
     client_ids = request.form.getlist("client_id")
     client_id = client_ids[0] if len(client_ids) == 1 else ""
     if not client_id or len(client_id) > 200 or _server().find_client(client_id) is None:
-        return _json_error("invalid_client", "an unknown or missing 'client_id'", 401)
+        refused = _json_error("invalid_client", "an unknown or missing 'client_id'", 401)
+        if scheme := request.headers.get("Authorization", "").split(" ", 1)[0]:
+            # RFC 6749 §5.2: a client that tried the Authorization header is told its scheme
+            # failed; ours are public clients that send `client_id` in the form.
+            refused.headers["WWW-Authenticate"] = f'{scheme[:20]} realm="robot"'
+        return refused
     tokens = request.form.getlist("token")
     if len(tokens) != 1 or not tokens[0]:
         return _json_error("invalid_request", "send one 'token' (form-encoded) to revoke")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from dataclasses import replace
 
@@ -11,6 +9,7 @@ from app.core.errors import Unauthorized
 from app.core.settings import Settings
 from app.core.signing import ACCESS_TOKEN_TYP
 from app.core.signing import SigningKey
+from app.core.signing import unverified_part
 from app.core.store import TOKEN_PREFIX
 from app.core.store import Store
 from app.core.store import weaker_role
@@ -134,9 +133,5 @@ def _scoped(caller: Caller, scope) -> Caller:
 
 
 def _jwt_typ(token: str) -> str | None:
-    header = token.split(".", 1)[0]
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
-    except (ValueError, TypeError):
-        return None
-    return decoded.get("typ") if isinstance(decoded, dict) else None
+    header = unverified_part(token, 0)
+    return header.get("typ") if header is not None else None

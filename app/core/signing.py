@@ -6,8 +6,11 @@ neither can stand in for the other.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import time
@@ -26,6 +29,25 @@ ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068
 SESSION_AUDIENCE = "robot:session"
 # JWTs longer than this are garbage or an attack; refuse before parsing.
 MAX_JWT_LENGTH = 8192
+
+
+def unverified_part(token: str, index: int) -> dict | None:
+    """Decode part `index` (0 header, 1 claims) of a compact JWS without checking its signature.
+
+    Only for choosing how to verify (which audience, which token kind); never trust what it
+    returns. Returns the JSON object, or None for anything malformed: not three parts, longer
+    than MAX_JWT_LENGTH, bad base64url, bad UTF-8 or JSON, nesting too deep for the parser
+    (RecursionError, which a 4 KB token of brackets reaches), or JSON that is not an object.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > MAX_JWT_LENGTH:
+        return None
+    part = parts[index]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (ValueError, TypeError, RecursionError, binascii.Error):
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def ensure_signing_key(path: Path) -> bool:

@@ -473,7 +473,9 @@ class Store(SessionRecords):
         return next(m for m in self.list_members(slug) if m.did == did)
 
     def remove_member(self, slug: str, did: str) -> None:
-        """Remove `did` from wiki `slug` and revoke their tokens there, atomically."""
+        """Remove `did` from wiki `slug` and revoke their tokens and OAuth grants there, atomically.
+
+        Raises Conflict for the owner and NotFound for a non-member."""
         wiki = self.get_wiki(slug)
         if did == wiki.owner_did:
             raise Conflict("the owner cannot be removed from their wiki")
@@ -495,6 +497,15 @@ class Store(SessionRecords):
                 )
                 .values(revoked_at=_now())
             )
+            # ...and so must the agents they connected with OAuth: re-adding them later asks
+            # for consent again instead of bringing old grants back.
+            granted = connection.execute(
+                select(oauth_grants.c.code_hash).where(
+                    oauth_grants.c.wiki_slug == slug, oauth_grants.c.user_did == did
+                )
+            )
+            for grant_id in granted.scalars().all():
+                self._revoke_grant(connection, grant_id, _now())
 
     def list_members(self, slug: str) -> list[Member]:
         """The members of wiki `slug`, oldest first."""

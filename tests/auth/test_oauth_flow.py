@@ -260,11 +260,17 @@ async def test_removing_the_member_revokes_access_at_once(env):
         await session.client.call_tool("list_pages", {})
         tokens, client_id = session.storage.tokens, session.storage.client_info.client_id
     env.store.remove_member(ALPHA, STRANGER[0])
-    assert rpc(env.stack, f"{ALPHA}.localhost", tokens.access_token).status_code == 403
+    assert rpc(env.stack, f"{ALPHA}.localhost", tokens.access_token).status_code == 401
     form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
     with env.stack.client("auth") as auth:
         refreshed = auth.post("/token", data={**form, "client_id": client_id})
     assert refreshed.json()["error"] == "invalid_grant"
+    env.store.set_member(ALPHA, STRANGER[0], "editor")  # re-added: the old grant stays dead
+    assert rpc(env.stack, f"{ALPHA}.localhost", tokens.access_token).status_code == 401
+    with env.stack.client("auth") as auth:
+        refreshed = auth.post("/token", data={**form, "client_id": client_id})
+    assert refreshed.json()["error"] == "invalid_grant"
+    env.store.remove_member(ALPHA, STRANGER[0])
 
 
 async def test_a_non_member_is_refused_at_consent(env):

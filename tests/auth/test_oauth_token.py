@@ -253,15 +253,15 @@ def test_a_refused_refresh_leaves_the_token_usable(client, wikis, users, registe
     assert again.json["scope"] == "wiki:read"
 
 
-def test_a_refresh_refused_for_removal_leaves_the_token_for_after_re_adding(
-    client, wikis, users, registered
-):
+def test_a_removed_member_re_added_must_consent_again(client, wikis, users, registered):
+    """Removal ends the member's OAuth grants for good: re-adding them brings no old agent back
+    (found by review: the refresh token worked again after re-adding)."""
     wikis.store.set_member("alpha", users[1], "editor")
     token = redeem(client, registered, grant_code(wikis, registered, users[1])).json
     wikis.store.remove_member("alpha", users[1])
     assert refresh(client, registered, token["refresh_token"]).json["error"] == "invalid_grant"
     wikis.store.set_member("alpha", users[1], "editor")
-    assert refresh(client, registered, token["refresh_token"]).status_code == 200
+    assert refresh(client, registered, token["refresh_token"]).json["error"] == "invalid_grant"
 
 
 def test_a_token_spent_by_a_concurrent_refresh_is_not_rotated_twice(
@@ -409,3 +409,16 @@ def test_bad_revocation_requests(client, registered, form, status, error):
 def test_metadata_advertises_the_revocation_endpoint(client, wikis):
     metadata = client.get("/.well-known/oauth-authorization-server").json
     assert metadata["revocation_endpoint"] == wikis.settings.auth_origin + "/auth/revoke"
+
+
+@pytest.mark.parametrize("scheme", ["Basic", "Bearer"])
+def test_a_client_that_tried_the_authorization_header_is_told_which_scheme_failed(
+    client, registered, scheme
+):
+    """RFC 6749 §5.2: a 401 to a client that authenticated by header names that scheme."""
+    credentials = base64.b64encode(f"{registered}:".encode()).decode()
+    response = client.post(
+        "/revoke", data={"token": "t"}, headers={"Authorization": f"{scheme} {credentials}"}
+    )
+    assert (response.status_code, response.json["error"]) == (401, "invalid_client")
+    assert response.headers["WWW-Authenticate"].startswith(f"{scheme} ")
