@@ -22,6 +22,7 @@ from flask_wtf.csrf import generate_csrf
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
+from app.core.csp import page_policy
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import RobotError
@@ -108,7 +109,9 @@ def render(template: str, status: int = 200, **context):
         logout_url=settings.auth_origin + "/auth/logout",
         **context,
     )
-    return body, status
+    # Forms post to these pages only; a post whose session ended is sent on to sign in.
+    policy = page_policy(form_action=("'self'", settings.auth_origin))
+    return body, status, {"Content-Security-Policy": policy}
 
 
 def error_page(error: RobotError):

@@ -16,7 +16,8 @@ def test_landing_says_what_robot_is_and_offers_sign_in(stranger, platform):
     assert f'href="{platform.settings.login_url(return_to=platform.settings.dashboard_url)}"' in (
         page.replace("&amp;", "&")
     )
-    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "form-action 'self' http://localhost:8003" in policy
     assert "<script>" not in page and " on" + "click" not in page
 
 
