@@ -118,3 +118,30 @@ def test_pages_after_a_form(world, browser, tmp_path, path, field, value, button
     browser.wait_for(lambda: shown in browser.text())
     browser.screenshot(tmp_path / "after-form.png")
     assert violations(browser) == []
+
+
+_FOCUSED = """
+const element = document.activeElement;
+const box = element.getBoundingClientRect();
+const style = getComputedStyle(element);
+return {id: element.id, text: element.textContent.trim(), left: box.left,
+        outline: style.outlineStyle};
+"""
+
+
+def press_tab(browser: Browser) -> dict:
+    for kind in ("keyDown", "keyUp"):
+        browser.cdp(
+            "Input.dispatchKeyEvent",
+            {"type": kind, "key": "Tab", "code": "Tab", "windowsVirtualKeyCode": 9},
+        )
+    return browser.script(_FOCUSED)
+
+
+def test_keyboard_reaches_the_content_first_with_visible_focus(world, browser):
+    sign_in_at_apex(world, browser, OWNER[0])
+    browser.get(f"http://localhost:{world.port('api')}/app/")
+    skip = press_tab(browser)
+    assert skip["text"] == "Skip to the content" and skip["left"] >= 0
+    assert skip["outline"] != "none"
+    assert press_tab(browser)["text"] == "localhost"  # then the navbar, in reading order
