@@ -9,6 +9,7 @@ from flask import redirect
 from flask import request
 from flask import url_for
 
+from app.core.errors import NotFound
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.wikis import clean_display_name
@@ -71,6 +72,12 @@ def _new_wiki(form: dict, slug: str) -> dict:
         "display_name": form.get("display_name", ""),
         "public": form.get("visibility") == "public",
     }
+
+
+@bp.get("/app/<path:rest>")
+def missing(rest):
+    """Answer an unknown page under /app/ as a page (other routes of the api answer JSON)."""
+    raise NotFound(f"there is no page at /app/{rest}")
 
 
 @bp.get("/app/check-slug")

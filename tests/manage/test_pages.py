@@ -126,5 +126,7 @@ def test_user_written_names_are_escaped(alice, platform, people):
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
-def test_unknown_page_under_app_is_a_404(alice):
-    assert alice.get("/app/nothing-here").status_code == 404
+@pytest.mark.parametrize("path", ["/app/nothing-here", "/app/wiki/alpha/nothing"])
+def test_unknown_page_under_app_is_a_404_page(alice, path):
+    response = alice.get(path)
+    assert response.status_code == 404 and "there is no page" in message(response)
