@@ -6,13 +6,18 @@ function enableCopyButtons() {
   document.querySelectorAll("button[data-copy]").forEach(function (button) {
     const source = document.querySelector(button.dataset.copy);
     if (!source || !navigator.clipboard) return;
+    const label = button.getAttribute("aria-label");
+    function say(text, name) {
+      button.textContent = text;
+      button.setAttribute("aria-label", name);
+    }
     button.hidden = false;
     button.addEventListener("click", function () {
       navigator.clipboard.writeText(source.textContent.trim()).then(function () {
-        button.textContent = "Copied";
-        setTimeout(function () { button.textContent = "Copy"; }, 2000);
+        say("Copied", "Copied");
+        setTimeout(function () { say("Copy", label); }, 2000);
       }, function () {
-        button.textContent = "Copy failed; select the text instead";
+        say("Copy failed; select the text instead", "Copy failed; select the text instead");
       });
     });
   });

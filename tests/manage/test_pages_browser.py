@@ -54,6 +54,7 @@ def type_slug(browser: Browser, slug: str, answer: str) -> None:
     browser.wait_for(lambda: answer in browser.script(_STATUS))
 
 
+_COPY_BUTTON = "return document.querySelector(\"button[data-copy='#token-secret']\").textContent;"
 _STATUS = "return document.getElementById('slug-status').textContent;"
 
 
@@ -105,7 +106,16 @@ def test_create_share_publish_connect_and_delete_a_wiki(world, browsers, tmp_pat
     owner.click("#create-token")
     shows(owner, "only time it is shown")
     secret = owner.script("return document.getElementById('token-secret').textContent;")
-    assert owner.script("return document.querySelector('button[data-copy]').hidden;") is False
+    owner.cdp(
+        "Browser.grantPermissions",
+        {
+            "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
+            "origin": api(stack, ""),
+        },
+    )
+    owner.click("button[data-copy='#token-secret']")
+    owner.wait_for(lambda: owner.script(_COPY_BUTTON) == "Copied")
+    assert owner.script("return navigator.clipboard.readText();") == secret
     owner.screenshot(tmp_path / "3-token.png")
     assert OWNER[1] in asyncio.run(_whoami(stack, secret))
     owner.click("#back-to-settings")
