@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.auth.atproto.identity import Network
-from app.auth.atproto.identity import dns_txt_lookup
+from app.core.atproto_identity import Network
+from app.core.atproto_identity import dns_txt_lookup
 from app.core.outbound import Fetcher
 from tests.auth.fake_atproto import FakeNetwork
 from tests.auth.fake_servers import FakeDns

@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 
-from app.auth.atproto import identity
 from app.auth.atproto import login
 from app.auth.atproto import oauth
 from app.auth.atproto.login import SignInError
 from app.auth.atproto.login import finish_login
 from app.auth.atproto.login import start_login
+from app.core import atproto_identity as identity
 from app.core.errors import BadRequest
 from app.core.outbound import OutboundError
 from app.core.outbound import OutboundTimeout

@@ -1,5 +1,7 @@
 """Resolve what a person typed (handle, DID or server URL) to a verified DID, handle and PDS.
 
+Sign-in (app.auth) and adding collaborators (app.manage) both use it, hence its place in core.
+
 Follows the ATProto specs: Handle (https://atproto.com/specs/handle), DID
 (https://atproto.com/specs/did) and the OAuth identity steps
 (https://atproto.com/specs/oauth#identity-authentication).
@@ -16,6 +18,7 @@ from urllib.parse import quote
 from app.core.errors import BadRequest
 from app.core.outbound import Fetcher
 from app.core.outbound import OutboundError
+from app.core.settings import Settings
 
 # Handle spec: "Handle Identifier Syntax"; at most 253 characters in all.
 HANDLE_PATTERN = re.compile(
@@ -77,6 +80,12 @@ def dns_txt_lookup(nameservers: list[str] | None = None, port: int = 53) -> TxtL
         return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
 
     return lookup
+
+
+def network_for(settings: Settings) -> Network:
+    """The real network: SSRF-safe HTTP, DNS TXT by dnspython, the configured PLC directory."""
+    fetcher = Fetcher(allow_loopback=settings.atproto_allow_insecure_loopback)
+    return Network(fetcher, dns_txt_lookup(), settings.atproto_plc_url)
 
 
 def classify_input(text: str) -> tuple[str, str]:
