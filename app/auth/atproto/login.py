@@ -219,7 +219,7 @@ def record_user(store: Store, signed: SignedIn) -> str:
     if handle == INVALID_HANDLE:
         known = store.find_user(signed.did)
         handle = known.handle if known is not None else handle
-    return store.upsert_user(signed.did, handle).handle
+    return store.upsert_user(signed.did, handle, signed_in=True).handle
 
 
 def _verified_account(data: dict, sub: str, network: Network) -> Identity:
