@@ -218,6 +218,37 @@ def identity_for_did(did: str, network: Network) -> Identity:
     return Identity(did, verified_handle(did, document, network), pds_of(document))
 
 
+def account_for(text: str, network: Network) -> Identity:
+    """Resolve the handle or DID someone typed (to add them to a wiki) to a verified account.
+
+    A handle must be claimed back by its DID document; a DID's handle is INVALID_HANDLE unless
+    it resolves back. Raises BadRequest for malformed input and, saying "no Bluesky/ATProto
+    account found for ...", when there is no such account; OutboundError (502, or 504 on a
+    timeout) when the DID's server fails to answer.
+    """
+    kind, value = classify_input(text)
+    if kind == "url":
+        raise BadRequest("name the person by their handle (like alice.bsky.social) or their DID")
+    try:
+        if kind == "handle":
+            return identity_for_handle(value, network)
+        return identity_for_did(value, network)
+    except BadRequest as error:
+        what = f"handle {value}" if kind == "handle" else value
+        raise BadRequest(f"no Bluesky/ATProto account found for {what}: {error.message}") from None
+
+
+def member_account(text: str, network: Network, find_user: Callable) -> tuple[str, str]:
+    """Return the (DID, handle) of the person a handle or DID names: a known user's DID as
+    `find_user` (Store.find_user) has it, else the account account_for verifies (same errors)."""
+    did = text.strip()
+    known = find_user(did) if DID_PATTERN.fullmatch(did) else None
+    if known is not None:
+        return known.did, known.handle
+    account = account_for(text, network)
+    return account.did, account.handle
+
+
 def verified_handle(did: str, document: dict, network: Network) -> str:
     """The document's handle if it resolves back to `did`, else INVALID_HANDLE (Handle spec)."""
     handle = handle_of(document)

@@ -18,9 +18,7 @@ import re
 from dataclasses import dataclass
 
 from app.core import wikis
-from app.core.atproto_identity import classify_input
-from app.core.atproto_identity import identity_for_did
-from app.core.atproto_identity import identity_for_handle
+from app.core.atproto_identity import member_account
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import Forbidden
@@ -274,7 +272,8 @@ def set_member(platform: Platform, manager: Manager, slug: str, body: dict) -> t
     if ("member" in body) == ("did" in body):
         raise BadRequest("send 'member': the person's handle or DID")
     validate_role(body["role"])
-    did, handle = _resolve_member(platform, body.get("member", body.get("did")))
+    text = body.get("member", body.get("did"))
+    did, handle = member_account(text, platform.atproto_network(), store.find_user)
     if did == manager.did == wiki.owner_did:
         raise Conflict("you are already the owner of this wiki, and the owner is always its admin")
     if did == wiki.owner_did:
@@ -283,28 +282,6 @@ def set_member(platform: Platform, manager: Manager, slug: str, body: dict) -> t
         raise BadRequest("you are already an admin of this wiki; another admin may change that")
     member, is_new = store.add_member(slug, did, handle, body["role"])
     return member.as_dict(), is_new
-
-
-def _resolve_member(platform: Platform, text: str) -> tuple[str, str]:
-    """Return the (DID, verified handle) of the person `text` names by handle or DID."""
-    known = platform.store.find_user(text.strip()) if text.strip().startswith("did:") else None
-    if known is not None:
-        return known.did, known.handle
-    kind, value = classify_input(text)
-    if kind == "url":
-        raise BadRequest("name the person by their handle (like alice.bsky.social) or their DID")
-    network = platform.atproto_network()
-    try:
-        if kind == "handle":
-            identity = identity_for_handle(value, network)
-        else:
-            identity = identity_for_did(value, network)
-    except BadRequest as error:
-        what = f"handle {value}" if kind == "handle" else value
-        raise BadRequest(
-            f"no Bluesky/ATProto account found for {what}: {error.message}", member=value
-        ) from None
-    return identity.did, identity.handle
 
 
 def remove_member(platform: Platform, manager: Manager, slug: str, did: str) -> None:
