@@ -285,6 +285,10 @@ def set_member(platform: Platform, manager: Manager, slug: str, body: dict) -> t
 
 
 def remove_member(platform: Platform, manager: Manager, slug: str, did: str) -> None:
-    """Remove a member (never the owner); their tokens for this wiki are revoked with them."""
+    """Remove member `did`; their tokens for this wiki are revoked with them.
+
+    Raises NotFound (caller or `did` not a member), Forbidden (caller not an admin) and
+    Conflict for the owner, who can never be removed.
+    """
     _admin_wiki(platform.store, slug, manager.did)
     platform.store.remove_member(slug, did)
