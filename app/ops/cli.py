@@ -262,10 +262,12 @@ def member_remove_command(slug: str, did: str) -> None:
 @member_group.command("list")
 @click.argument("slug")
 def member_list_command(slug: str) -> None:
-    """List a wiki's members: DID, handle, role, when added."""
+    """List a wiki's members: DID, handle, role, when added, and who has not signed in yet."""
     for member in _of_wiki(slug, Store.list_members):
+        pending = "" if member.signed_in else " (not signed in yet)"
         click.echo(
-            f"{member.did:40} {member.handle:30} {member.role:7} added {_when(member.created_at)}"
+            f"{member.did:40} {member.handle:30} {member.role:7} added "
+            f"{_when(member.created_at)}{pending}"
         )
 
 

@@ -245,6 +245,8 @@ def test_member_add_by_handle_verifies_it_through_atproto(ready, network, fake_n
     monkeypatch.setattr(Platform, "atproto_network", lambda platform: network)
     result = ready("member", "add", "alpha", "--user", "carol.test", "--role", "viewer")
     assert result.code == 0 and f"{carol} (carol.test) is viewer of alpha" in result.out
+    listed = ready("member", "list", "alpha").out.splitlines()
+    assert listed[-1].startswith(carol) and listed[-1].endswith("(not signed in yet)")
     unknown = ready("member", "add", "alpha", "--user", "nobody.test", "--role", "viewer")
     assert unknown.code == 1 and "no Bluesky/ATProto account found" in unknown.err
 
