@@ -8,11 +8,11 @@ from app.auth import login_views
 from app.auth import oauth_views
 from app.auth import session_views
 from app.auth import views as auth_views
-from app.auth.atproto.login import network_for
 from app.auth.metadata import authorization_server_metadata
 from app.auth.oauth_server import OAuthServer
 from app.auth.revocation import UPSTREAM_REVOKER
 from app.auth.revocation import revoke_with_atproto
+from app.core.atproto_identity import network_for
 from app.core.settings import Settings
 from app.core.signing import SigningKey
 from app.core.signing import derive_secret

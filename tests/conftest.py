@@ -17,10 +17,15 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from app.core.atproto_identity import Network
+from app.core.atproto_identity import dns_txt_lookup
+from app.core.outbound import Fetcher
 from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
 from app.core.wikis import create_wiki
+from tests.auth.fake_atproto import FakeNetwork
+from tests.auth.fake_servers import FakeDns
 
 ALICE = ("did:plc:alice", "alice.test")
 BOB = ("did:plc:bob", "bob.test")
@@ -110,6 +115,25 @@ def oauth_grant(store, did: str, slug: str, client_id: str = "client") -> str:
     code = uuid.uuid4().hex
     store.save_authorization_code(code, client_id, did, slug, {}, 60)
     return store.redeem_authorization_code(code, client_id, 3600).code_hash
+
+
+# -- ATProto: the fake network (tests/auth/fake_atproto.py) and a Network that reaches it ------
+
+
+@pytest.fixture
+def fake_net(tmp_path):
+    """The fake ATProto network, served on 127.0.0.1 (HTTP and TLS) for this test."""
+    with FakeNetwork(tmp_path / "fake-atproto") as net:
+        yield net
+
+
+@pytest.fixture
+def network(fake_net) -> Network:
+    """What sign-in and adding members use to reach the fake network: real HTTP(S) and DNS
+    over loopback."""
+    fetcher = Fetcher(allow_loopback=True, resolve=fake_net.resolve, verify=fake_net.client_ssl)
+    with FakeDns(fake_net.txt) as dns:
+        yield Network(fetcher, dns_txt_lookup(["127.0.0.1"], dns.port), fake_net.origin)
 
 
 # -- stack: the real supervisord with the four programs (processes helper) ----------------------

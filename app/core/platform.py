@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core import usage
+from app.core.atproto_identity import Network
+from app.core.atproto_identity import network_for
 from app.core.database import describe
 from app.core.settings import Settings
 from app.core.signing import SigningKey
@@ -13,9 +15,16 @@ from app.core.store import Store
 
 @dataclass(frozen=True)
 class Platform:
+    """What a service runs on; `network` reaches ATProto (None: the real one, made on use)."""
+
     settings: Settings
     store: Store
     key: SigningKey
+    network: Network | None = None
+
+    def atproto_network(self) -> Network:
+        """Return the network to resolve handles and DIDs on (tests pass a fake one)."""
+        return self.network or network_for(self.settings)
 
     @classmethod
     def load(cls, settings: Settings | None = None) -> Platform:

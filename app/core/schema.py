@@ -29,6 +29,8 @@ users = Table(
     Column("did", Text, primary_key=True),
     Column("handle", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # NULL for someone added to a wiki who has not signed in yet (migration 0005).
+    Column("last_sign_in_at", BigInteger),
 )
 
 wikis = Table(

@@ -277,6 +277,16 @@ class SessionRecords:
                 self._forget_credentials(connection, ids)
         return len(ids)
 
+    def _end_sessions_in(self, connection, did: str) -> None:
+        """Delete every session of user `did` with its credentials and handoff codes, in the
+        caller's transaction (their account is going)."""
+        ids = list(
+            connection.execute(select(sessions.c.id).where(sessions.c.user_did == did)).scalars()
+        )
+        if ids:
+            self._forget_credentials(connection, ids)
+            connection.execute(delete(sessions).where(sessions.c.id.in_(ids)))
+
     def list_sessions(self, did: str) -> list[Session]:
         """User `did`'s live sessions, newest first."""
         rows = self._all(

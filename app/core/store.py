@@ -78,11 +78,18 @@ def weaker_role(a: str, b: str) -> str:
 
 @dataclass(frozen=True)
 class User:
-    """A person, known by their ATProto DID; `created_at` in Unix seconds."""
+    """A person, known by their ATProto DID; times in Unix seconds. `last_sign_in_at` is None
+    for someone added to a wiki who has not signed in yet."""
 
     did: str
     handle: str
     created_at: int
+    last_sign_in_at: int | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        """Whether this person has ever signed in."""
+        return self.last_sign_in_at is not None
 
 
 @dataclass(frozen=True)
@@ -115,15 +122,24 @@ class Wiki:
 
 @dataclass(frozen=True)
 class Member:
-    """A user's role in one wiki."""
+    """A user's role in one wiki; `owner` for the wiki's owner, `signed_in` once the user has
+    signed in at least once (someone added by handle may not have yet)."""
 
     did: str
     handle: str
     role: str
     created_at: int
+    owner: bool = False
+    signed_in: bool = True
 
     def as_dict(self) -> dict:
-        return {"did": self.did, "handle": self.handle, "role": self.role}
+        return {
+            "did": self.did,
+            "handle": self.handle,
+            "role": self.role,
+            "owner": self.owner,
+            "signed_in": self.signed_in,
+        }
 
 
 @dataclass(frozen=True)
@@ -330,20 +346,31 @@ class Store(SessionRecords):
 
     # -- users ----------------------------------------------------------------------------
 
-    def upsert_user(self, did: str, handle: str) -> User:
-        """Create the user `did` or update their handle; return the row."""
+    def upsert_user(self, did: str, handle: str, signed_in: bool = False) -> User:
+        """Create the user `did` or update their handle; return the row.
+
+        `signed_in` says this is their sign-in: it records the time in `last_sign_in_at`.
+        Otherwise a new user is one who has not signed in yet (and a known one keeps theirs).
+        """
+        with self._write() as connection:
+            self._upsert_user(connection, did, handle, signed_in)
+        return self.get_user(did)
+
+    def _upsert_user(self, connection: Connection, did: str, handle: str, signed_in: bool):
         if not did.startswith("did:") or len(did) > 2048:
             raise BadRequest(f"invalid DID {did!r}: it must start with 'did:'")
         if not handle or len(handle) > 253:
             raise BadRequest("handle is required")
-        statement = self._insert(users).values(did=did, handle=handle, created_at=_now())
-        with self._write() as connection:
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[users.c.did], set_={"handle": statement.excluded.handle}
-                )
-            )
-        return self.get_user(did)
+        now = _now()
+        statement = self._insert(users).values(
+            did=did, handle=handle, created_at=now, last_sign_in_at=now if signed_in else None
+        )
+        changes = {"handle": statement.excluded.handle}
+        if signed_in:
+            changes["last_sign_in_at"] = statement.excluded.last_sign_in_at
+        connection.execute(
+            statement.on_conflict_do_update(index_elements=[users.c.did], set_=changes)
+        )
 
     def find_user(self, did: str) -> User | None:
         """The user with this DID, or None."""
@@ -361,6 +388,30 @@ class Store(SessionRecords):
         if user is None:
             raise NotFound(f"unknown user {did!r}")
         return user
+
+    def delete_user(self, did: str, owned: list[str]) -> None:
+        """Delete user `did` with everything of theirs, in one transaction: the wikis `owned`
+        (their rows; the caller removes the folders), their memberships, wiki tokens, OAuth
+        grants and refresh tokens, and their sessions with every host's credential.
+
+        `owned` must be exactly the wikis they own now (the caller holds those wikis' write
+        locks); Conflict if it is not, e.g. a wiki was created meanwhile. NotFound for an
+        unknown user. Nothing changes unless everything does.
+        """
+        with self._write() as connection:
+            if connection.execute(_USER, {"did": did}).first() is None:
+                raise NotFound(f"unknown user {did!r}")
+            now_owned = connection.execute(
+                select(wikis.c.slug).where(wikis.c.owner_did == did)
+            ).scalars()
+            if sorted(now_owned) != sorted(owned):
+                raise Conflict("your wikis changed while deleting the account; try again")
+            connection.execute(delete(wikis).where(wikis.c.owner_did == did))
+            # The foreign keys cascade these too; named here so no engine setting decides it.
+            self._end_sessions_in(connection, did)
+            for table in (oauth_refresh_tokens, oauth_grants, tokens, memberships):
+                connection.execute(delete(table).where(table.c.user_did == did))
+            connection.execute(delete(users).where(users.c.did == did))
 
     # -- wikis ----------------------------------------------------------------------------
 
@@ -460,17 +511,35 @@ class Store(SessionRecords):
         self.get_user(did)
         if did == wiki.owner_did and role != "admin":
             raise Conflict("the owner of a wiki is always its admin")
+        with self._write() as connection:
+            self._put_membership(connection, slug, did, role)
+        return next(m for m in self.list_members(slug) if m.did == did)
+
+    def _put_membership(self, connection: Connection, slug: str, did: str, role: str) -> None:
         statement = self._insert(memberships).values(
             wiki_slug=slug, user_did=did, role=role, created_at=_now()
         )
-        with self._write() as connection:
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[memberships.c.wiki_slug, memberships.c.user_did],
-                    set_={"role": statement.excluded.role},
-                )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[memberships.c.wiki_slug, memberships.c.user_did],
+                set_={"role": statement.excluded.role},
             )
-        return next(m for m in self.list_members(slug) if m.did == did)
+        )
+
+    def add_member(self, slug: str, did: str, handle: str, role: str) -> tuple[Member, bool]:
+        """Give `did` (whose verified handle is `handle`) `role` in wiki `slug`, making their
+        user row if they have never signed in, in one transaction; return the member and
+        whether they are new to the wiki. Raises Conflict for the owner (whose role is fixed),
+        NotFound for an unknown wiki, BadRequest for a bad role, DID or handle."""
+        validate_role(role)
+        wiki = self.get_wiki(slug)
+        if did == wiki.owner_did:
+            raise Conflict("the owner of a wiki is always its admin; their role cannot change")
+        with self._write() as connection:
+            is_new = connection.execute(_ROLE_OF, {"slug": slug, "did": did}).first() is None
+            self._upsert_user(connection, did, handle, signed_in=False)
+            self._put_membership(connection, slug, did, role)
+        return next(m for m in self.list_members(slug) if m.did == did), is_new
 
     def remove_member(self, slug: str, did: str) -> None:
         """Remove `did` from wiki `slug` and revoke their tokens and OAuth grants there, atomically.
@@ -509,19 +578,27 @@ class Store(SessionRecords):
 
     def list_members(self, slug: str) -> list[Member]:
         """The members of wiki `slug`, oldest first."""
-        self.get_wiki(slug)
+        wiki = self.get_wiki(slug)
         rows = self._all(
             select(
                 memberships.c.user_did.label("did"),
                 users.c.handle,
                 memberships.c.role,
                 memberships.c.created_at,
+                users.c.last_sign_in_at,
             )
             .join(users, users.c.did == memberships.c.user_did)
             .where(memberships.c.wiki_slug == slug)
             .order_by(memberships.c.created_at, users.c.handle)
         )
-        return [Member(**row) for row in rows]
+        return [
+            Member(
+                **{k: v for k, v in row.items() if k != "last_sign_in_at"},
+                owner=row["did"] == wiki.owner_did,
+                signed_in=row["last_sign_in_at"] is not None,
+            )
+            for row in rows
+        ]
 
     # -- tokens ---------------------------------------------------------------------------
 

@@ -7,11 +7,14 @@ import os
 import secrets
 import shutil
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 
+from app.core import starter_pages
 from app.core import usage
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
+from app.core.locks import wiki_write_lock
 from app.core.settings import Settings
 from app.core.slugs import validate_slug
 from app.core.store import Store
@@ -47,13 +50,12 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
-def _init_repo(repo: Path, display_name: str, domain: str) -> None:
+def _init_repo(repo: Path, files: dict[str, str], domain: str) -> None:
     repo.mkdir(parents=True)
     _git(repo, "init", "-q", "-b", "main")
-    (repo / "home.md").write_text(
-        f"# {display_name}\n\nWelcome to your wiki. Edit this page to get started.\n"
-    )
-    _git(repo, "add", "home.md")
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    _git(repo, "add", "--", *files)
     _git(
         repo,
         "-c",
@@ -75,7 +77,8 @@ def create_wiki(
     display_name: str | None = None,
     public: bool = False,
 ) -> Wiki:
-    """Create a wiki: row, owner membership and a git repo with a Home page; all or nothing."""
+    """Create a wiki: row, owner membership and a git repo with its starter pages (Home and
+    the Agent Guide, app.core.starter_pages) in one commit; all or nothing."""
     validate_slug(slug)
     name = clean_display_name(display_name, slug)
     store.get_user(owner_did)
@@ -88,7 +91,8 @@ def create_wiki(
     # Build the repo aside and move it in with one rename, so no half-made wiki is ever visible.
     staging = settings.wiki_base / f".new-{slug}-{secrets.token_hex(4)}"
     try:
-        _init_repo(staging / "repo", name, settings.platform_domain)
+        files = starter_pages.starter_files(name, settings.mcp_url(slug))
+        _init_repo(staging / "repo", files, settings.platform_domain)
         store.insert_wiki(slug, owner_did, name, public)
         try:
             staging.rename(final)
@@ -109,6 +113,32 @@ def delete_wiki(settings: Settings, store: Store, slug: str) -> None:
     """Delete a wiki's row (it stops being served at once), then its repo and wiki.db."""
     store.get_wiki(slug)
     store.delete_wiki_row(slug)
+    _remove_folder(settings, slug)
+
+
+def delete_user(settings: Settings, store: Store, did: str) -> list[str]:
+    """Delete user `did` and everything of theirs; return the slugs of the wikis deleted.
+
+    Every wiki they own goes as delete_wiki does it (rows first, then folders), each under its
+    write lock, so no edit is cut in half; their memberships elsewhere, wiki tokens, OAuth
+    grants and sessions go with their user row (Store.delete_user), in one transaction: if it
+    fails (NotFound, Conflict when a wiki of theirs came or went meanwhile, Unavailable),
+    nothing has changed.
+    """
+    owned = sorted(w.slug for w in store.list_wikis(member_did=did) if w.owner_did == did)
+    with ExitStack() as locks:
+        for slug in owned:
+            folder = settings.wiki_dir(slug)
+            if folder.is_dir():
+                locks.enter_context(wiki_write_lock(folder))
+        store.delete_user(did, owned)
+        for slug in owned:
+            _remove_folder(settings, slug)
+    return owned
+
+
+def _remove_folder(settings: Settings, slug: str) -> None:
+    """Move a deleted wiki's folder aside at once (a new wiki may take the slug), then remove it."""
     folder = settings.wiki_dir(slug)
     if folder.exists():
         trash = settings.wiki_base / f".deleted-{slug}-{secrets.token_hex(4)}"

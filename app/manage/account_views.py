@@ -1,4 +1,4 @@
-"""The account JSON API under /api/account: the caller's own sessions (app.manage.account)."""
+"""The account JSON API under /api/account: who you are, your sessions, deleting it all."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flask import request
 from app.manage import account
 from app.manage import service as management
 from app.web.flask_app import current_platform
+from app.web.flask_app import json_body
 from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import session_secret
 
@@ -33,6 +34,21 @@ def _authenticate():
 @bp.after_request
 def _no_store(response):
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("")
+def get_account():
+    return account.account_summary(current_platform(), g.manager)
+
+
+@bp.delete("")
+def delete_account():
+    platform = current_platform()
+    deleted = account.delete_account(platform, g.manager, json_body().get("confirm"))
+    response = jsonify({"ok": True, **deleted})
+    if g.manager.via == "cookie":
+        clear_session_cookie(response, platform.settings)  # the session went with the account
     return response
 
 

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from app.core import wikis
+from app.core.atproto_identity import member_account
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import Forbidden
@@ -129,6 +130,7 @@ def _wiki_and_role(store: Store, slug: str, did: str) -> tuple[Wiki, str]:
 
 
 def _admin_wiki(store: Store, slug: str, did: str) -> Wiki:
+    """Return wiki `slug` if `did` is its admin; NotFound for non-members, else Forbidden."""
     wiki, role = _wiki_and_role(store, slug, did)
     if role != "admin":
         raise Forbidden(f"your role in this wiki is {role}; managing it needs admin")
@@ -173,7 +175,7 @@ def create_wiki(platform: Platform, manager: Manager, body: dict) -> dict:
     if store.find_user(manager.did) is None:
         if not manager.handle:
             raise Unauthorized("this session names no known user; log in again")
-        store.upsert_user(manager.did, manager.handle)
+        store.upsert_user(manager.did, manager.handle, signed_in=True)  # a session: they did
     wiki = wikis.create_wiki(
         platform.settings,
         store,
@@ -254,26 +256,49 @@ def revoke_token(platform: Platform, manager: Manager, slug: str, token_id: str)
 
 
 def list_members(platform: Platform, manager: Manager, slug: str) -> list[dict]:
-    """Return the wiki's members with their roles."""
+    """Return the wiki's members, oldest first, as {"did", "handle", "role", "owner": bool,
+    "signed_in": bool} (signed_in is False for someone added who has not signed in yet).
+
+    Raises NotFound (not a member, or no such wiki) and Forbidden (not an admin).
+    """
     _admin_wiki(platform.store, slug, manager.did)
     return [member.as_dict() for member in platform.store.list_members(slug)]
 
 
 def set_member(platform: Platform, manager: Manager, slug: str, body: dict) -> tuple[dict, bool]:
-    """Add a user to the wiki or change their role; return the member and whether they are new."""
-    _fields(body, {"did": str, "role": str}, required=("did", "role"))
+    """Add someone to the wiki or change their role; return (member, whether they are new).
+
+    `body` is {"member": handle or DID, "role": "admin" | "editor" | "viewer"} (the older
+    {"did", "role"} still works). A handle is resolved through ATProto and must be claimed back
+    by its DID document; someone who has never signed in is added all the same and finds the
+    wiki when they do. The member is a dict as in list_members. Raises NotFound (caller not a
+    member), Forbidden (caller not an admin), BadRequest (malformed body, no account for the
+    handle or DID, changing yourself), Conflict (the owner's role never changes), and
+    UpstreamError 502/504 when the ATProto network fails to answer. Nothing changes on error.
+    """
+    _fields(body, {"member": str, "did": str, "role": str}, required=("role",))
     store = platform.store
-    _admin_wiki(store, slug, manager.did)
+    wiki = _admin_wiki(store, slug, manager.did)
+    if ("member" in body) == ("did" in body):
+        raise BadRequest("send 'member': the person's handle or DID")
     validate_role(body["role"])
-    if store.find_user(body["did"]) is None:
-        raise BadRequest(
-            f"no user {_short(body['did'])}: they must log in once before they can be added"
-        )
-    is_new = store.role_of(slug, body["did"]) is None
-    return store.set_member(slug, body["did"], body["role"]).as_dict(), is_new
+    text = body.get("member", body.get("did"))
+    did, handle = member_account(text, platform.atproto_network(), store.find_user)
+    if did == manager.did == wiki.owner_did:
+        raise Conflict("you are already the owner of this wiki, and the owner is always its admin")
+    if did == wiki.owner_did:
+        raise Conflict("the owner of a wiki is always its admin; their role cannot change")
+    if did == manager.did:
+        raise BadRequest("you are already an admin of this wiki; another admin may change that")
+    member, is_new = store.add_member(slug, did, handle, body["role"])
+    return member.as_dict(), is_new
 
 
 def remove_member(platform: Platform, manager: Manager, slug: str, did: str) -> None:
-    """Remove a member (never the owner); their tokens for this wiki are revoked with them."""
+    """Remove member `did`; their tokens for this wiki are revoked with them.
+
+    Raises NotFound (caller or `did` not a member), Forbidden (caller not an admin) and
+    Conflict for the owner, who can never be removed.
+    """
     _admin_wiki(platform.store, slug, manager.did)
     platform.store.remove_member(slug, did)

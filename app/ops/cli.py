@@ -15,6 +15,8 @@ from typing import TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.core.atproto_identity import member_account
+from app.core.errors import BadRequest
 from app.core.errors import ConfigError
 from app.core.errors import RobotError
 from app.core.platform import Platform
@@ -212,15 +214,34 @@ def member_group() -> None:
 
 @member_group.command("add")
 @click.argument("slug")
-@click.option("--user", "did", required=True, help="the member's DID")
+@click.option("--user", "person", required=True, help="the member's handle or DID")
 @click.option("--role", required=True, type=ROLE)
-def member_add_command(slug: str, did: str, role: str) -> None:
-    """Add a member to a wiki, or change their role."""
+def member_add_command(slug: str, person: str, role: str) -> None:
+    """Add a member to a wiki by handle or DID, or change their role.
+
+    A handle (or an unknown DID) is verified through ATProto, as the management API does; the
+    person need not have signed in yet.
+    """
     with _platform() as platform:
         _known_wiki(platform, slug)
-        _known_user(platform, did)
-        member = platform.store.set_member(slug, did, role)
+        try:
+            did, handle = member_account(
+                person, platform.atproto_network(), platform.store.find_user
+            )
+        except BadRequest as error:
+            raise click.ClickException(_member_hint(person, error.message)) from None
+        member, _ = platform.store.add_member(slug, did, handle, role)
     click.echo(f"{member.did} ({member.handle}) is {member.role} of {slug}")
+
+
+def _member_hint(person: str, problem: str) -> str:
+    """What to do when `robot member add --user PERSON` names no account."""
+    if person.strip().startswith("did:"):
+        return (
+            f"unknown user {person!r}: {problem}; add them with "
+            f"`robot user add --did {person} --handle HANDLE`"
+        )
+    return f"{problem}; --user takes a handle or a DID (a DID starts with 'did:')"
 
 
 @member_group.command("remove")
@@ -241,10 +262,12 @@ def member_remove_command(slug: str, did: str) -> None:
 @member_group.command("list")
 @click.argument("slug")
 def member_list_command(slug: str) -> None:
-    """List a wiki's members: DID, handle, role, when added."""
+    """List a wiki's members: DID, handle, role, when added, and who has not signed in yet."""
     for member in _of_wiki(slug, Store.list_members):
+        pending = "" if member.signed_in else " (not signed in yet)"
         click.echo(
-            f"{member.did:40} {member.handle:30} {member.role:7} added {_when(member.created_at)}"
+            f"{member.did:40} {member.handle:30} {member.role:7} added "
+            f"{_when(member.created_at)}{pending}"
         )
 
 

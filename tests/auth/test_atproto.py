@@ -10,12 +10,13 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 
-from app.auth.atproto import identity
 from app.auth.atproto import login
 from app.auth.atproto import oauth
 from app.auth.atproto.login import SignInError
 from app.auth.atproto.login import finish_login
+from app.auth.atproto.login import record_user
 from app.auth.atproto.login import start_login
+from app.core import atproto_identity as identity
 from app.core.errors import BadRequest
 from app.core.outbound import OutboundError
 from app.core.outbound import OutboundTimeout
@@ -147,6 +148,13 @@ def test_loopback_client_signs_in(store, network, fake_net, alice):
 
 def test_sign_in_from_a_did(store, network, fake_net, alice):
     assert sign_in(store, network, fake_net, text=alice).did == alice
+
+
+def test_signing_in_marks_someone_added_earlier_as_signed_in(store, network, fake_net, alice):
+    store.upsert_user(alice, "alice.test")  # an admin added them by handle
+    assert not store.get_user(alice).signed_in
+    record_user(store, sign_in(store, network, fake_net))
+    assert store.get_user(alice).signed_in
 
 
 def test_sign_in_from_a_server_url_resolves_sub(store, network, fake_net, alice):

@@ -85,6 +85,9 @@ def test_a_pre_alembic_database_upgrades_in_place_with_every_row(settings, pre_a
             "editor",
             "friend.test",
         )
+        # Users from before migration 0005 count as signed in (at their creation).
+        old = store.get_user("did:plc:old")
+        assert old.signed_in and old.last_sign_in_at == old.created_at
         # The adopted database keeps working for writes, foreign keys and cascades included.
         store.upsert_user("did:plc:new", "new.test")
         create_wiki(settings, store, "newwiki", "did:plc:new")

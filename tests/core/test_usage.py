@@ -69,13 +69,13 @@ def test_not_a_repo_is_a_usage_error(tmp_path):
 
 def test_record_stores_the_figures_and_creating_a_wiki_records_them(settings, store, users):
     wiki = create_wiki(settings, store, "usage-one", users[0])
-    home = settings.repo_path("usage-one") / "home.md"
-    assert (wiki.page_count, wiki.size_bytes) == (1, home.stat().st_size)
+    starter = sum(p.stat().st_size for p in settings.repo_path("usage-one").glob("*.md"))
+    assert (wiki.page_count, wiki.size_bytes) == (2, starter)  # Home and the Agent Guide
     assert wiki.last_change_at is not None
     commit(settings.repo_path("usage-one"), {"more.md": bytes(10), "file.bin": bytes(90)})
     recorded = usage.record(store, "usage-one", settings.repo_path("usage-one"))
     row = store.get_wiki("usage-one")
-    assert (row.page_count, row.size_bytes) == (2, home.stat().st_size + 100)
+    assert (row.page_count, row.size_bytes) == (3, starter + 100)
     assert row.last_change_at == recorded.last_change_at
     assert row.as_dict()["last_change_at"] == recorded.last_change_at
 
@@ -94,7 +94,7 @@ def test_init_measures_wikis_never_measured(settings, store, users):
     (settings.repo_path("usage-lost") / ".git" / "HEAD").unlink()  # git cannot read it
     assert "measured the usage of 1 wiki(s): usage-old" in init_instance(settings)
     old, lost = store.get_wiki("usage-old"), store.get_wiki("usage-lost")
-    assert old.page_count == 1 and old.size_bytes > 0 and old.last_change_at is not None
+    assert old.page_count == 2 and old.size_bytes > 0 and old.last_change_at is not None
     assert (lost.page_count, lost.last_change_at) == (0, None)
     assert not any("measured" in line for line in init_instance(settings))
 

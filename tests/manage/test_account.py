@@ -1,10 +1,13 @@
-"""The account API: the caller's own sessions, listed and ended, never another user's."""
+"""The account API: who I am, my own sessions (never another user's), deleting my account."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.api_server import create_app
+from app.core.errors import Unavailable
+from app.core.store import Store
+from app.core.wikis import create_wiki
 from app.web.session_cookie import PLAIN_NAME
 from tests.conftest import ALICE
 from tests.conftest import BOB
@@ -103,3 +106,50 @@ def test_a_dead_cookie_is_401(client, store):
     store.end_session(session.id)
     client.set_cookie(PLAIN_NAME, secret, domain="localhost")
     assert client.get("/api/account/sessions").status_code == 401
+
+
+@pytest.fixture
+def owned(platform, users):
+    """Alice owns alpha and is an editor of Bob's beta."""
+    create_wiki(platform.settings, platform.store, "alpha", ALICE[0])
+    create_wiki(platform.settings, platform.store, "beta", BOB[0])
+    platform.store.set_member("beta", ALICE[0], "editor")
+    return platform
+
+
+def test_account_summary_names_me_and_the_wikis_i_own(client, bearer, owned):
+    body = client.get("/api/account", headers=bearer).json
+    assert (body["did"], body["handle"]) == ALICE
+    assert body["member_since"] == owned.store.get_user(ALICE[0]).created_at
+    assert [(w["slug"], w["page_count"]) for w in body["wikis"]] == [("alpha", 2)]
+
+
+@pytest.mark.parametrize("body", [{}, {"confirm": "bob.test"}, {"confirm": 5}, {"confirm": ""}])
+def test_delete_account_needs_my_handle_and_changes_nothing_without_it(client, bearer, owned, body):
+    response = client.delete("/api/account", json=body, headers=bearer)
+    assert response.status_code == 400 and ALICE[1] in response.json["error"]
+    assert owned.store.find_user(ALICE[0]) and owned.store.find_wiki("alpha")
+
+
+def test_delete_account_takes_my_wikis_memberships_tokens_and_sessions(client, cookie, owned):
+    store, settings = owned.store, owned.settings
+    _, secret = store.create_token("beta", ALICE[0], "editor")
+    body = {"confirm": ALICE[1]}
+    response = client.delete("/api/account", json=body, headers=SAME_ORIGIN)
+    assert response.status_code == 200
+    assert response.json == {"ok": True, "deleted": ALICE[0], "wikis": ["alpha"]}
+    assert response.headers["Set-Cookie"].startswith(f"{PLAIN_NAME}=;")
+    assert store.find_user(ALICE[0]) is None and not settings.wiki_dir("alpha").exists()
+    assert store.session_for_secret(cookie, "localhost") is None
+    assert store.authenticate_token(secret, "beta") is None
+    assert [m.did for m in store.list_members("beta")] == [BOB[0]]
+
+
+def test_a_failed_delete_account_leaves_everything(client, bearer, owned, monkeypatch):
+    def failing(*args):
+        raise Unavailable("the platform database is not answering; try again shortly")
+
+    monkeypatch.setattr(Store, "delete_user", failing)
+    response = client.delete("/api/account", json={"confirm": ALICE[1]}, headers=bearer)
+    assert response.status_code == 503
+    assert owned.store.find_wiki("alpha") and owned.settings.repo_path("alpha").is_dir()

@@ -305,3 +305,11 @@ def test_removed_member_loses_their_tokens(client, auth, store, alpha):
     _, secret = store.create_token("alpha", EDITOR[0], "editor")
     client.delete(f"/api/wikis/alpha/members/{EDITOR[0]}", headers=auth(OWNER))
     assert store.authenticate_token(secret, "alpha") is None
+
+
+def test_token_list_says_when_each_was_made_and_last_used(client, auth, store, alpha):
+    token, secret = store.create_token("alpha", OWNER[0], "editor")
+    store.authenticate_token(secret, "alpha")
+    [listed] = client.get("/api/wikis/alpha/tokens", headers=auth(OWNER)).json["tokens"]
+    assert listed["created_at"] == token.created_at
+    assert listed["last_used_at"] >= token.created_at

@@ -151,10 +151,10 @@ def test_wiki_list(ready):
 
 
 def test_wiki_list_shows_usage_of_a_new_wiki(ready, data_dir):
-    """A new wiki is measured when made: its Home page, its bytes, the time of its commit."""
-    home = (data_dir / "wikis" / "alpha" / "repo" / "home.md").stat().st_size
+    """A new wiki is measured when made: its starter pages, their bytes, the time of its commit."""
+    starter = sum(p.stat().st_size for p in (data_dir / "wikis" / "alpha" / "repo").glob("*.md"))
     fields = ready("wiki", "list").out.split()
-    assert fields[3:7] == ["1", "pages", str(home), "B"]
+    assert fields[3:7] == ["2", "pages", f"{starter / 1024:.1f}", "KB"]
     assert fields[7] == "changed" and fields[8] != "-"
 
 
@@ -238,6 +238,17 @@ def test_member_add_and_remove(ready, data_dir):
     store = Platform.load(Settings.from_env({"ROBOT_DATA_DIR": str(data_dir)})).store
     assert store.role_of("alpha", BOB) is None
     store.close()
+
+
+def test_member_add_by_handle_verifies_it_through_atproto(ready, network, fake_net, monkeypatch):
+    carol = fake_net.add_account("carol.test")
+    monkeypatch.setattr(Platform, "atproto_network", lambda platform: network)
+    result = ready("member", "add", "alpha", "--user", "carol.test", "--role", "viewer")
+    assert result.code == 0 and f"{carol} (carol.test) is viewer of alpha" in result.out
+    listed = ready("member", "list", "alpha").out.splitlines()
+    assert listed[-1].startswith(carol) and listed[-1].endswith("(not signed in yet)")
+    unknown = ready("member", "add", "alpha", "--user", "nobody.test", "--role", "viewer")
+    assert unknown.code == 1 and "no Bluesky/ATProto account found" in unknown.err
 
 
 @pytest.mark.parametrize(

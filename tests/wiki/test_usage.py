@@ -81,10 +81,10 @@ def form_post(wiki, form_path: str, post_path: str, **kwargs):
     return response
 
 
-def test_a_new_wiki_shows_its_home_page(wiki):
+def test_a_new_wiki_shows_its_starter_pages(wiki):
     pages, size, when = figures(wiki)
     assert (pages, size, when) == at_head(wiki.stack)
-    assert pages == 1 and size > 0
+    assert pages == 2 and size > 0  # Home and the Agent Guide
 
 
 def test_web_edit_and_upload_update_the_figures(wiki):

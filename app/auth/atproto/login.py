@@ -17,13 +17,12 @@ from joserfc.jwk import ECKey
 
 from app.auth import metadata
 from app.auth.atproto import oauth
-from app.auth.atproto.identity import INVALID_HANDLE
-from app.auth.atproto.identity import Identity
-from app.auth.atproto.identity import Network
-from app.auth.atproto.identity import classify_input
-from app.auth.atproto.identity import dns_txt_lookup
-from app.auth.atproto.identity import identity_for_did
-from app.auth.atproto.identity import identity_for_handle
+from app.core.atproto_identity import INVALID_HANDLE
+from app.core.atproto_identity import Identity
+from app.core.atproto_identity import Network
+from app.core.atproto_identity import classify_input
+from app.core.atproto_identity import identity_for_did
+from app.core.atproto_identity import identity_for_handle
 from app.core.errors import BadRequest
 from app.core.outbound import Fetcher
 from app.core.outbound import OutboundError
@@ -49,12 +48,6 @@ class SignedIn:
     return_to: str | None
     # The hash of the sign-in cookie of the browser that started this sign-in (see finish_login).
     browser: str | None = None
-
-
-def network_for(settings: Settings) -> Network:
-    """The real network: SSRF-safe HTTP, DNS TXT by dnspython, the configured PLC directory."""
-    fetcher = Fetcher(allow_loopback=settings.atproto_allow_insecure_loopback)
-    return Network(fetcher, dns_txt_lookup(), settings.atproto_plc_url)
 
 
 def client_for(settings: Settings, client_key: SigningKey) -> oauth.Client:
@@ -226,7 +219,7 @@ def record_user(store: Store, signed: SignedIn) -> str:
     if handle == INVALID_HANDLE:
         known = store.find_user(signed.did)
         handle = known.handle if known is not None else handle
-    return store.upsert_user(signed.did, handle).handle
+    return store.upsert_user(signed.did, handle, signed_in=True).handle
 
 
 def _verified_account(data: dict, sub: str, network: Network) -> Identity:

@@ -1,5 +1,7 @@
 """Resolve what a person typed (handle, DID or server URL) to a verified DID, handle and PDS.
 
+Sign-in (app.auth) and adding collaborators (app.manage) both use it, hence its place in core.
+
 Follows the ATProto specs: Handle (https://atproto.com/specs/handle), DID
 (https://atproto.com/specs/did) and the OAuth identity steps
 (https://atproto.com/specs/oauth#identity-authentication).
@@ -16,6 +18,7 @@ from urllib.parse import quote
 from app.core.errors import BadRequest
 from app.core.outbound import Fetcher
 from app.core.outbound import OutboundError
+from app.core.settings import Settings
 
 # Handle spec: "Handle Identifier Syntax"; at most 253 characters in all.
 HANDLE_PATTERN = re.compile(
@@ -77,6 +80,12 @@ def dns_txt_lookup(nameservers: list[str] | None = None, port: int = 53) -> TxtL
         return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
 
     return lookup
+
+
+def network_for(settings: Settings) -> Network:
+    """The real network: SSRF-safe HTTP, DNS TXT by dnspython, the configured PLC directory."""
+    fetcher = Fetcher(allow_loopback=settings.atproto_allow_insecure_loopback)
+    return Network(fetcher, dns_txt_lookup(), settings.atproto_plc_url)
 
 
 def classify_input(text: str) -> tuple[str, str]:
@@ -207,6 +216,37 @@ def identity_for_did(did: str, network: Network) -> Identity:
     """Resolve a DID; its handle counts only if it resolves back to the DID (bidirectional)."""
     document = resolve_did(did, network)
     return Identity(did, verified_handle(did, document, network), pds_of(document))
+
+
+def account_for(text: str, network: Network) -> Identity:
+    """Resolve the handle or DID someone typed (to add them to a wiki) to a verified account.
+
+    A handle must be claimed back by its DID document; a DID's handle is INVALID_HANDLE unless
+    it resolves back. Raises BadRequest for malformed input and, saying "no Bluesky/ATProto
+    account found for ...", when there is no such account; OutboundError (502, or 504 on a
+    timeout) when the DID's server fails to answer.
+    """
+    kind, value = classify_input(text)
+    if kind == "url":
+        raise BadRequest("name the person by their handle (like alice.bsky.social) or their DID")
+    try:
+        if kind == "handle":
+            return identity_for_handle(value, network)
+        return identity_for_did(value, network)
+    except BadRequest as error:
+        what = f"handle {value}" if kind == "handle" else value
+        raise BadRequest(f"no Bluesky/ATProto account found for {what}: {error.message}") from None
+
+
+def member_account(text: str, network: Network, find_user: Callable) -> tuple[str, str]:
+    """Return the (DID, handle) of the person a handle or DID names: a known user's DID as
+    `find_user` (Store.find_user) has it, else the account account_for verifies (same errors)."""
+    did = text.strip()
+    known = find_user(did) if DID_PATTERN.fullmatch(did) else None
+    if known is not None:
+        return known.did, known.handle
+    account = account_for(text, network)
+    return account.did, account.handle
 
 
 def verified_handle(did: str, document: dict, network: Network) -> str:

@@ -1,0 +1,87 @@
+"""Members added before they sign in, the owner's fixed role, deleting a user with all theirs."""
+
+import pytest
+
+from app.core.errors import Conflict
+from app.core.errors import NotFound
+from app.core.wikis import create_wiki
+from app.core.wikis import delete_user
+from tests.conftest import ALICE
+from tests.conftest import BOB
+from tests.conftest import oauth_grant
+
+pytestmark = pytest.mark.both_engines
+
+NEWCOMER = ("did:plc:newcomer", "new.test")
+
+
+@pytest.fixture
+def alpha(settings, store, users):
+    create_wiki(settings, store, "alpha", ALICE[0])
+    return "alpha"
+
+
+def test_added_member_has_not_signed_in_until_they_do(store, alpha):
+    member, is_new = store.add_member(alpha, *NEWCOMER, "editor")
+    assert is_new and (member.role, member.signed_in, member.owner) == ("editor", False, False)
+    assert store.get_user(NEWCOMER[0]).last_sign_in_at is None
+    store.upsert_user(*NEWCOMER, signed_in=True)
+    [listed] = [m for m in store.list_members(alpha) if m.did == NEWCOMER[0]]
+    assert listed.signed_in and listed.role == "editor"
+
+
+def test_adding_again_changes_the_role_and_keeps_the_sign_in(store, alpha):
+    store.upsert_user(*BOB, signed_in=True)
+    store.add_member(alpha, *BOB, "viewer")
+    member, is_new = store.add_member(alpha, BOB[0], "bob.renamed.test", "admin")
+    assert not is_new and (member.role, member.handle, member.signed_in) == (
+        "admin",
+        "bob.renamed.test",
+        True,
+    )
+
+
+def test_listing_marks_the_owner(store, alpha):
+    store.add_member(alpha, *BOB, "viewer")
+    assert [(m.did, m.owner) for m in store.list_members(alpha)] == [
+        (ALICE[0], True),
+        (BOB[0], False),
+    ]
+
+
+@pytest.mark.parametrize("role", ["admin", "editor", "viewer"])
+def test_the_owners_role_never_changes_and_they_stay(store, alpha, role):
+    with pytest.raises(Conflict):
+        store.add_member(alpha, *ALICE, role)
+    with pytest.raises(Conflict):
+        store.remove_member(alpha, ALICE[0])
+    assert store.role_of(alpha, ALICE[0]) == "admin"
+
+
+def test_a_failed_add_makes_no_user(store, alpha):
+    with pytest.raises(NotFound):
+        store.add_member("nowiki", *NEWCOMER, "viewer")
+    assert store.find_user(NEWCOMER[0]) is None
+
+
+def test_delete_user_takes_everything_of_theirs(settings, store, alpha):
+    create_wiki(settings, store, "bobs", BOB[0])
+    store.set_member("bobs", ALICE[0], "editor")
+    _, bobs_token = store.create_token("bobs", ALICE[0], "editor")
+    _, own_token = store.create_token(alpha, ALICE[0], "admin")
+    grant = oauth_grant(store, ALICE[0], "bobs")
+    _, cookie = store.create_session(ALICE[0], "localhost", 3600)
+    assert delete_user(settings, store, ALICE[0]) == [alpha]
+    assert store.find_user(ALICE[0]) is None and store.find_wiki(alpha) is None
+    assert not settings.wiki_dir(alpha).exists()
+    assert store.role_of("bobs", ALICE[0]) is None
+    assert store.authenticate_token(bobs_token, "bobs") is None
+    assert not store.oauth_grant_live(grant, ALICE[0], "bobs")
+    assert store.session_for_secret(cookie, "localhost") is None
+    assert store.find_wiki("bobs") is not None and store.find_user(BOB[0]) is not None
+
+
+def test_delete_user_refuses_a_stale_list_of_wikis(settings, store, alpha):
+    with pytest.raises(Conflict):
+        store.delete_user(ALICE[0], [])
+    assert store.find_wiki(alpha) is not None and store.find_user(ALICE[0]) is not None
