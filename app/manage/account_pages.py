@@ -10,7 +10,6 @@ from flask import url_for
 
 from app.manage import account
 from app.manage import html
-from app.manage import service as management
 from app.web.flask_app import current_platform
 from app.web.session_cookie import clear_session_cookie
 
@@ -25,13 +24,11 @@ def show():
 
 def _page(status: int = 200, errors: dict | None = None, values: dict | None = None):
     platform = current_platform()
-    wikis = management.list_wikis(platform, g.manager)
     return html.render(
         "manage/account.html",
         status,
-        user=platform.store.get_user(g.manager.did),
+        summary=account.account_summary(platform, g.manager),
         sessions=account.list_account_sessions(platform.store, g.manager),
-        owned=[wiki for wiki in wikis if wiki["owner"] == g.manager.did],
         errors=errors or {},
         values=values or {},
     )
@@ -45,6 +42,23 @@ def end_session(session_id):
         flash("That session is ended: the browser or agent using it is signed out.")
         return redirect(url_for(".show"), 303)
     flash("You ended this browser's session, so you are signed out.")
+    return _signed_out()
+
+
+@bp.post("/delete")
+def delete():
+    form = html.checked_form()
+    platform = current_platform()
+    try:
+        deleted = account.delete_account(platform, g.manager, form.get("confirm", ""))
+    except html.INPUT_ERRORS as error:
+        return _page(error.status, {"confirm": error.message}, form)
+    gone = ", ".join(deleted["wikis"]) or "none"
+    flash(f"Your account is deleted, and with it the wikis you owned ({gone}).")
+    return _signed_out()
+
+
+def _signed_out():
     response = redirect(url_for("pages.landing"), 303)
-    clear_session_cookie(response, platform.settings)
+    clear_session_cookie(response, current_platform().settings)
     return response

@@ -27,6 +27,7 @@ from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
+from app.core.errors import UpstreamError
 from app.core.redirects import safe_return_to
 from app.core.settings import Settings
 from app.core.signing import derive_secret
@@ -36,8 +37,9 @@ from app.web.flask_app import load_or_exit
 from app.web.session_cookie import session_secret
 
 ROLES = ("admin", "editor", "viewer")
-# Service errors about what the user typed, shown next to the field; others are a page.
-INPUT_ERRORS = (BadRequest, Conflict)
+# Service errors about what the user typed (or the handle they typed, which ATProto could not
+# resolve), shown next to the field; others are a page.
+INPUT_ERRORS = (BadRequest, Conflict, UpstreamError)
 # How long a page's forms stay valid: a tab left open over lunch still works, a week-old one not.
 FORM_TIME_LIMIT = 12 * 3600
 _TITLES = {400: "Not done", 401: "Sign in", 403: "Not allowed", 404: "Not found", 409: "Conflict"}

@@ -67,8 +67,7 @@ def update(slug):
 @bp.post("/<slug>/members")
 def set_member(slug):
     form = html.checked_form()
-    member = form.get("member", "")
-    body = {"did": member, "role": form.get("role", "")}
+    body = {"member": form.get("member", ""), "role": form.get("role", "")}
     field = "members" if form.get("from") == "list" else "member"  # a role change, or an add
     added, failed = _attempt(slug, field, form, management.set_member, body)
     if failed:

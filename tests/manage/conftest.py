@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -78,8 +79,11 @@ def alpha(platform, people):
 
 
 @pytest.fixture
-def app(platform):
-    return create_app(platform.settings)
+def app(platform, network):
+    """The api app, resolving handles and DIDs on the fake ATProto network."""
+    app = create_app(platform.settings)
+    app.extensions["robot"] = replace(app.extensions["robot"], network=network)
+    return app
 
 
 @pytest.fixture

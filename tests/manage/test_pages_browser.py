@@ -12,6 +12,7 @@ import asyncio
 import pytest
 
 from app.core.store import Store
+from app.core.wikis import create_wiki
 from tests.browser import Browser
 from tests.browser import browser_available
 from tests.conftest import sign_in_at_apex
@@ -24,13 +25,14 @@ pytestmark = [
 ]
 
 OWNER, FRIEND = ("did:plc:uiwalker", "ui-walker.test"), ("did:plc:uifriend", "ui-friend.test")
+LEAVER = ("did:plc:uileaver", "ui-leaver.test")
 SLUG, WELCOME = "ui-walk", "Welcome to your wiki"
 
 
 @pytest.fixture(scope="module")
 def world(stack):
     store = Store(stack.settings.database_url)
-    for user in (OWNER, FRIEND):
+    for user in (OWNER, FRIEND, LEAVER):
         store.upsert_user(*user)
     yield stack, store
     store.close()
@@ -145,3 +147,21 @@ def test_a_narrow_screen_needs_no_sideways_scrolling(world, browsers, tmp_path):
         browser.screenshot(tmp_path / f"narrow{path.replace('/', '-')}.png")
         width = browser.script("return document.documentElement.scrollWidth;")
         assert width <= 360, path
+
+
+def test_delete_my_account_after_the_warning(world, browsers, tmp_path):
+    stack, store = world
+    create_wiki(stack.settings, store, "ui-leaving", LEAVER[0], "Leaving soon")
+    browser = signed_in(stack, browsers(), LEAVER)
+    browser.record_csp_violations()
+    browser.get(api(stack, "/app/account"))
+    shows(browser, "Leaving soon")  # the wikis that go with it
+    browser.type("#confirm", LEAVER[1])
+    browser.screenshot(tmp_path / "account.png")
+    browser.click("#delete-account")
+    shows(browser, "Your account is deleted")
+    assert browser.url == api(stack, "/")
+    assert store.find_user(LEAVER[0]) is None and store.find_wiki("ui-leaving") is None
+    browser.get(api(stack, "/app/"))
+    browser.wait_for(lambda: "/auth/login" in browser.url)
+    assert browser.csp_violations() == []

@@ -89,20 +89,33 @@ def test_add_a_collaborator_by_did(alice, alpha, platform):
     assert "carol.test is now viewer" in alice.get(PAGE).get_data(as_text=True)
 
 
+def test_add_someone_by_handle_before_they_ever_signed_in(alice, alpha, platform, fake_net):
+    dana = fake_net.add_account("dana.example.org")
+    fake_net.txt["_atproto.dana.example.org"] = [f"did={dana}"]
+    response = alice.post(PAGE + "/members", {"member": "@dana.example.org", "role": "editor"})
+    assert response.status_code == 303 and roles(platform)[dana] == "editor"
+    row = alice.get(PAGE).get_data(as_text=True).split(f'<tr data-did="{dana}">')[1]
+    row = row.split("</tr>")[0]
+    assert "@dana.example.org" in row and "not signed in yet" in row
+
+
 @pytest.mark.parametrize(
-    ("member", "role", "field", "says"),
+    ("member", "role", "says"),
     [
-        ("did:plc:nobody", "editor", "member", "no user"),
-        (CAROL[0], "owner", "member", "role"),
-        ("", "editor", "member", ""),
+        ("did:plc:" + "a" * 24, "editor", "no Bluesky/ATProto account found"),
+        ("nobody.test", "editor", "no Bluesky/ATProto account found"),
+        ("https://evil.example/", "editor", "handle"),
+        (ALICE[0], "viewer", "already the owner"),
+        (CAROL[0], "owner", "role"),
+        ("", "editor", ""),
     ],
 )
 def test_bad_collaborators_are_refused_next_to_the_field(
-    alice, alpha, platform, member, role, field, says
+    alice, alpha, platform, member, role, says
 ):
     before = roles(platform)
     response = alice.post(PAGE + "/members", {"member": member, "role": role})
-    assert 400 <= response.status_code < 500 and says in field_errors(response)[field]
+    assert 400 <= response.status_code < 500 and says in field_errors(response)["member"]
     assert roles(platform) == before
 
 
