@@ -56,6 +56,7 @@ def type_slug(browser: Browser, slug: str, answer: str) -> None:
     browser.wait_for(lambda: answer in browser.script(_STATUS))
 
 
+_WIKIS_LINK = "return document.getElementById('robot-wikis').href;"
 _COPY_BUTTON = "return document.querySelector(\"button[data-copy='#token-secret']\").textContent;"
 _STATUS = "return document.getElementById('slug-status').textContent;"
 
@@ -84,6 +85,7 @@ def test_create_share_publish_connect_and_delete_a_wiki(world, browsers, tmp_pat
     owner.click("#open-wiki")
     shows(owner, WELCOME)
     assert owner.url.startswith(f"http://{SLUG}.localhost:{stack.port('otterwiki')}/")
+    assert owner.script(_WIKIS_LINK) == api(stack, "/app/")  # the wiki's menu leads back
     # Add a collaborator, who then sees it with their role.
     owner.get(api(stack, f"/app/wiki/{SLUG}"))
     owner.type("#member", FRIEND[0])

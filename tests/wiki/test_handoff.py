@@ -81,11 +81,12 @@ def test_a_code_becomes_this_hosts_own_cookie(wiki):
     assert page.status_code == 200 and ALICE[1] in page.get_data(as_text=True)
 
 
-def test_the_user_menu_shows_the_handle_and_the_platforms_logout(wiki):
+def test_the_user_menu_shows_the_handle_your_wikis_and_the_platforms_logout(wiki):
     code, _ = _code(wiki)
     page = _open(wiki, ALPHA, "/", _cookie_of(_redeem(wiki, code))).get_data(as_text=True)
     assert f"\n                        {ALICE[1]}\n" in page
     assert 'href="http://localhost:8003/auth/logout" id="robot-logout"' in page
+    assert 'href="http://localhost:8002/app/" id="robot-wikis"' in page
     assert 'id="robot-login"' not in page and "/-/settings" not in page
 
 

@@ -2,8 +2,9 @@
 
 Otterwiki in PROXY_HEADER mode always sees an authenticated user (the gateway names even an
 anonymous visitor) and offers its own Settings link and no logout. The user menu instead shows
-the signed-in user's handle with "Log out" (the platform's logout, which ends the session on
-every host), or "Log in" (the session handoff) for anonymous visitors of public wikis.
+the signed-in user's handle with "Your wikis" (the platform's dashboard) and "Log out" (the
+platform's logout, which ends the session on every host), or "Log in" (the session handoff) for
+anonymous visitors of public wikis.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ MENU = """{%- set robot = robot_account() %}
                         <span class="dropdown-icon"><i class="fas fa-user"></i></span>
                         {{ robot.handle }}
                     </span>
+                    <a href="{{ robot.wikis_url }}" id="robot-wikis"
+                       class="dropdown-item-with-icon">
+                        <span class="dropdown-icon"><i class="fas fa-book"></i></span>
+                        Your wikis
+                    </a>
                     <a href="{{ robot.logout_url }}" id="robot-logout"
                        class="dropdown-item-with-icon">
                         <span class="dropdown-icon"><i class="fas fa-sign-out-alt"></i></span>
@@ -49,8 +55,8 @@ def _redeemed_by_gateway():
 
 
 def robot_account() -> dict | None:
-    """The user menu's entries for this request: `{"handle", "logout_url"}` for a signed-in
-    caller, `{"handle": None, "login_url"}` for an anonymous one, None outside a wiki."""
+    """The user menu's entries for this request: `{"handle", "logout_url", "wikis_url"}` for a
+    signed-in caller, `{"handle": None, "login_url"}` for an anonymous one, None outside a wiki."""
     from flask import g
     from flask import request
 
@@ -60,7 +66,11 @@ def robot_account() -> dict | None:
     settings = tenant.settings
     if not caller.is_anonymous:
         logout_url = settings.auth_origin + handoff.LOGOUT_PATH
-        return {"handle": caller.handle or caller.did, "logout_url": logout_url}
+        return {
+            "handle": caller.handle or caller.did,
+            "logout_url": logout_url,
+            "wikis_url": settings.dashboard_url,
+        }
     here = handoff.wiki_origin(settings, tenant.slug) + quote(request.path)
     query = request.query_string.decode("latin-1")
     return {
