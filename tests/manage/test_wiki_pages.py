@@ -201,3 +201,10 @@ def test_a_service_error_page_links_back(alice, alpha):
         headers={"Origin": alice.origin, "Referer": alice.origin + PAGE},
     )
     assert f'href="{alice.origin}{PAGE}" id="back"' in response.get_data(as_text=True)
+
+
+def test_an_admin_cannot_change_their_own_role(bob, alpha, platform):
+    platform.store.set_member("alpha", BOB[0], "admin")
+    response = bob.post(PAGE + "/members", {"member": BOB[0], "role": "viewer"})
+    assert response.status_code == 400 and "already an admin" in field_errors(response)["member"]
+    assert roles(platform)[BOB[0]] == "admin"
