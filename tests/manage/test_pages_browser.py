@@ -58,6 +58,7 @@ def type_slug(browser: Browser, slug: str, answer: str) -> None:
 
 _WIKIS_LINK = "return document.getElementById('robot-wikis').href;"
 _COPY_BUTTON = "return document.querySelector(\"button[data-copy='#token-secret']\").textContent;"
+_COPY_HIDDEN = "return document.querySelector('button[data-copy]').hidden;"
 _STATUS = "return document.getElementById('slug-status').textContent;"
 
 
@@ -167,3 +168,24 @@ def test_delete_my_account_after_the_warning(world, browsers, tmp_path):
     browser.get(api(stack, "/app/"))
     browser.wait_for(lambda: "/auth/login" in browser.url)
     assert browser.csp_violations() == []
+
+
+def test_forms_work_without_javascript(world, browsers, tmp_path):
+    stack, store = world
+    browser = signed_in(stack, browsers(), FRIEND)
+    browser.cdp("Emulation.setScriptExecutionDisabled", {"value": True})
+    browser.get(api(stack, "/app/"))
+    browser.type("#slug", "no-script")
+    browser.click("#create-wiki")
+    shows(browser, "is ready")
+    assert store.get_wiki("no-script").owner_did == FRIEND[0]
+    browser.type("#label", "plain form")
+    browser.click("#create-token")
+    shows(browser, "only time it is shown")
+    browser.screenshot(tmp_path / "no-script-token.png")
+    assert browser.script(_COPY_HIDDEN) is True  # the Copy button needs script: none ran
+    browser.click("#back-to-settings")
+    browser.type("#confirm", "no-script")
+    browser.click("#delete-wiki")
+    shows(browser, "is deleted")
+    assert store.find_wiki("no-script") is None
