@@ -93,7 +93,7 @@ def reserved_reason(slug: str) -> str | None:
     if slug in RESERVED_REASONS:
         return RESERVED_REASONS[slug]
     for pattern, reason in PATTERN_REASONS:
-        if pattern.match(slug):
+        if pattern.fullmatch(slug):
             return reason
     return None
 
@@ -102,7 +102,7 @@ def slug_problem(slug: str) -> str | None:
     """Return why `slug` cannot name a wiki, or None when it can."""
     if not isinstance(slug, str) or not slug:
         return "slug is required"
-    if not SLUG_PATTERN.match(slug):
+    if not SLUG_PATTERN.fullmatch(slug):  # match() would let "abc\n" through ($)
         return (
             f"invalid slug {slug!r}: use 3-30 lowercase letters, digits or hyphens, "
             "starting and ending with a letter or digit"

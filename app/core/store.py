@@ -41,6 +41,7 @@ from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.core.errors import Unavailable
+from app.core.labels import one_line_label
 from app.core.schema import ROLES
 from app.core.schema import memberships
 from app.core.schema import oauth_clients
@@ -54,6 +55,8 @@ from app.core.session_store import SessionRecords
 
 log = logging.getLogger(__name__)
 
+# A token's label is a note for the people who manage the wiki: one line, this long at most.
+MAX_TOKEN_LABEL = 100
 TOKEN_PREFIX = "robot_"
 # Writing last_used_at on every request would make every read a write; a minute is precise enough.
 LAST_USED_RESOLUTION = 60
@@ -603,8 +606,13 @@ class Store(SessionRecords):
     # -- tokens ---------------------------------------------------------------------------
 
     def create_token(self, slug: str, did: str, role: str, label: str = "") -> tuple[Token, str]:
-        """Create a wiki token; return it with its secret, which is never stored."""
+        """Create a wiki token; return it with its secret, which is never stored.
+
+        `label` is tidied by one_line_label (at most MAX_TOKEN_LABEL characters). Raises
+        BadRequest for a bad role or label, a non-member or a role above the member's own,
+        and NotFound for an unknown wiki."""
         validate_role(role)
+        label = one_line_label(label, "label", MAX_TOKEN_LABEL)
         self.get_wiki(slug)
         member_role = self.role_of(slug, did)
         if member_role is None:

@@ -14,6 +14,7 @@ from app.core import starter_pages
 from app.core import usage
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
+from app.core.labels import one_line_label
 from app.core.locks import wiki_write_lock
 from app.core.settings import Settings
 from app.core.slugs import validate_slug
@@ -31,14 +32,7 @@ def clean_display_name(name: str | None, slug: str) -> str:
         return slug
     if not isinstance(name, str):
         raise BadRequest("display name must be a string")
-    name = " ".join(name.split())
-    if not name:
-        return slug
-    if len(name) > MAX_DISPLAY_NAME:
-        raise BadRequest(f"display name is longer than {MAX_DISPLAY_NAME} characters")
-    if any(ord(c) < 32 for c in name):
-        raise BadRequest("display name contains control characters")
-    return name
+    return one_line_label(name, "display name", MAX_DISPLAY_NAME) or slug
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -17,6 +17,7 @@ from flask import g
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import generate_csrf
 from flask_wtf.csrf import validate_csrf
@@ -43,6 +44,8 @@ INPUT_ERRORS = (BadRequest, Conflict, UpstreamError)
 # How long a page's forms stay valid: a tab left open over lunch still works, a week-old one not.
 FORM_TIME_LIMIT = 12 * 3600
 _TITLES = {400: "Not done", 401: "Sign in", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+# The sign-in (server-side session id) this browser's forms were made for.
+_SIGNED_IN_AS = "signed_in_as"
 STALE_FORM = (
     "This form is out of date or did not come from this site, so nothing was changed. "
     "Go back, reload the page and try again."
@@ -86,10 +89,27 @@ def signed_in_manager() -> management.Manager:
     )
 
 
+def _forms_bound_to(manager: management.Manager) -> bool:
+    """Whether this browser's forms were made for `manager`'s sign-in; if not, bind them now.
+
+    Flask-WTF keeps one CSRF secret per browser cookie, which outlives a sign-in: a tab left
+    open by one person would still post after another signs in on the same browser (found by
+    review), and flashed messages would carry over. A new sign-in starts the cookie afresh,
+    so every form made before it is refused as stale."""
+    if session.get(_SIGNED_IN_AS) == manager.session_id:
+        return True
+    session.clear()
+    session[_SIGNED_IN_AS] = manager.session_id
+    return False
+
+
 def checked_form() -> dict:
-    """The posted form, once its CSRF token and its Origin say it comes from our own page."""
+    """The posted form, once its CSRF token and its Origin say it comes from our own page,
+    made for this sign-in; raises FormRejected (400) or Forbidden (another origin)."""
     settings = current_platform().settings
     management.check_same_origin(settings, g.manager, request.method, request.headers.get("Origin"))
+    if not _forms_bound_to(g.manager):
+        raise FormRejected(STALE_FORM)
     try:
         validate_csrf(request.form.get("csrf_token"))
     except (ValidationError, CSRFError):
@@ -101,6 +121,8 @@ def render(template: str, status: int = 200, **context):
     """Render a page of the management UI with what every page's layout needs."""
     settings = current_platform().settings
     manager = getattr(g, "manager", None)
+    if manager is not None:
+        _forms_bound_to(manager)  # before generate_csrf: a new sign-in gets a new secret
     body = render_template(
         template,
         domain=settings.platform_domain,

@@ -4,7 +4,8 @@ The rules, in one place:
 - Managing takes a platform session (the session JWT as Bearer or the apex session cookie).
   Wiki tokens and OAuth access tokens act inside one wiki and never manage it.
 - Any member may see a wiki; its admins (the owner always is one) change its settings, tokens
-  and members, and may delete it: the owner made them admins.
+  and members: the owner made them admins. Only the owner deletes it, as only the owner
+  can never be removed from it.
 - A caller who is not a member gets the same 404 as for a wiki that does not exist, so other
   people's wikis (names, owners, settings) stay private. That a slug is taken is public anyway:
   check-slug answers it for Caddy, and creating a taken slug says 409.
@@ -39,7 +40,6 @@ from app.core.store import validate_role
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # A new token gets this role unless the body names one: enough for an agent to edit pages.
 DEFAULT_TOKEN_ROLE = "editor"
-MAX_LABEL = 100
 # DNS names are at most 253 characters; Caddy asks with a bare, lowercase-able host name.
 _DOMAIN_CHARS = re.compile(r"^[a-z0-9.-]{1,253}$")
 _TYPE_NAMES = {str: "a string", bool: "true or false"}
@@ -99,8 +99,8 @@ def check_same_origin(settings: Settings, manager: Manager, method: str, origin:
 
 def wiki_for_domain(settings: Settings, store: Store, domain: str | None) -> str:
     """Return the slug of the existing wiki served at `domain`, or raise NotFound."""
-    name = (domain or "").strip().lower()
-    slug = slug_from_host(name, settings.platform_domain) if _DOMAIN_CHARS.match(name) else None
+    name = (domain or "").lower()  # exact: Caddy asks with the bare host name
+    slug = slug_from_host(name, settings.platform_domain) if _DOMAIN_CHARS.fullmatch(name) else None
     if slug is None or name != settings.wiki_host(slug) or store.find_wiki(slug) is None:
         raise NotFound("no wiki is served at this domain")
     return slug
@@ -209,8 +209,13 @@ def update_wiki(platform: Platform, manager: Manager, slug: str, body: dict) -> 
 
 
 def delete_wiki(platform: Platform, manager: Manager, slug: str) -> None:
-    """Delete a wiki with its repo and wiki.db (its owner or an admin), between two edits."""
-    _admin_wiki(platform.store, slug, manager.did)
+    """Delete a wiki with its repo and wiki.db, between two edits: its owner only.
+
+    Raises NotFound (not a member), Forbidden (a member who is not the owner: an admin may
+    manage the wiki, but the owner cannot be removed, so neither can their wiki)."""
+    wiki = _admin_wiki(platform.store, slug, manager.did)
+    if wiki.owner_did != manager.did:
+        raise Forbidden("only the owner of this wiki can delete it")
     folder = platform.settings.wiki_dir(slug)
     if not folder.is_dir():
         wikis.delete_wiki(platform.settings, platform.store, slug)
@@ -233,9 +238,7 @@ def create_token(platform: Platform, manager: Manager, slug: str, body: dict) ->
     _fields(body, {"role": str, "label": str})
     _admin_wiki(platform.store, slug, manager.did)
     role = validate_role(body.get("role", DEFAULT_TOKEN_ROLE))
-    label = " ".join(body.get("label", "").split())
-    if len(label) > MAX_LABEL:
-        raise BadRequest(f"label is longer than {MAX_LABEL} characters")
+    label = body.get("label", "")
     token, secret = platform.store.create_token(slug, manager.did, role, label)
     return {"token": token.as_dict(), "secret": secret, "mcp_url": platform.settings.mcp_url(slug)}
 

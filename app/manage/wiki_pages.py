@@ -53,10 +53,11 @@ def _attempt(slug: str, field: str, form: dict, action, body: dict):
 @bp.post("/<slug>/settings")
 def update(slug):
     form = html.checked_form()
-    body = {
-        "display_name": form.get("display_name", ""),
-        "public": form.get("visibility") == "public",
-    }
+    if "display_name" not in form or form.get("visibility") not in ("public", "private"):
+        # Never read a missing field as "private" or "no name": that would change the wiki.
+        message = "send both the display name and the visibility (public or private)"
+        return _page(slug, BadRequest.status, {"display_name": message}, form)
+    body = {"display_name": form["display_name"], "public": form["visibility"] == "public"}
     _, failed = _attempt(slug, "display_name", form, management.update_wiki, body)
     if failed:
         return failed
@@ -80,7 +81,10 @@ def set_member(slug):
 def remove_member(slug, did):
     html.checked_form()
     management.remove_member(current_platform(), g.manager, slug, did)
-    flash(f"{did} is no longer a member; their tokens for this wiki are revoked.")
+    if did == g.manager.did:  # an admin who left: the settings page is no longer theirs
+        flash(f"You are no longer a member of “{slug}”.")
+        return redirect(url_for("pages.dashboard"), 303)
+    flash(f"{did} is no longer a member; their tokens and agent connections here are revoked.")
     return _back(slug)
 
 

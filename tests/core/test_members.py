@@ -2,8 +2,10 @@
 
 import pytest
 
+from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
+from app.core.wikis import clean_display_name
 from app.core.wikis import create_wiki
 from app.core.wikis import delete_user
 from tests.conftest import ALICE
@@ -85,3 +87,19 @@ def test_delete_user_refuses_a_stale_list_of_wikis(settings, store, alpha):
     with pytest.raises(Conflict):
         store.delete_user(ALICE[0], [])
     assert store.find_wiki(alpha) is not None and store.find_user(ALICE[0]) is not None
+
+
+# Labels and display names are read by other people, in pages and in an operator's terminal
+# (`robot token list`): controls would drive the terminal, format characters reorder the text.
+_HIDDEN = ["\x1b[31m", "\x07", "\x00", "\x7f", "\x9b", "\u202e", "\u2066", "\u200b", "\ufeff"]
+
+
+@pytest.mark.parametrize("hidden", _HIDDEN, ids=[repr(h) for h in _HIDDEN])
+def test_token_labels_and_display_names_refuse_hidden_characters(store, alpha, hidden):
+    with pytest.raises(BadRequest, match="control or invisible"):
+        clean_display_name(f"Notes{hidden}x", "notes")
+    with pytest.raises(BadRequest, match="control or invisible"):
+        store.create_token(alpha, ALICE[0], "viewer", f"laptop{hidden}agent")
+    assert store.list_tokens(alpha) == []
+    token, _secret = store.create_token(alpha, ALICE[0], "viewer", " my\tlaptop\n")
+    assert token.label == "my laptop"

@@ -39,7 +39,7 @@ KIND_EXAMPLES = [
 def test_every_reserved_name_is_refused_with_its_reason():
     for name in sorted(RESERVED_SLUGS):
         # Shaped like a slug, so the refusal is the reservation, not the shape.
-        assert SLUG_PATTERN.match(name) and "--" not in name, name
+        assert SLUG_PATTERN.fullmatch(name) and "--" not in name, name
         problem = slug_problem(name)
         assert problem and "reserved" in problem and "choose another name" in problem, name
         with pytest.raises(BadRequest, match="reserved"):
@@ -97,3 +97,16 @@ def test_shapes_of_the_kind_are_refused(slug):
     problem = slug_problem(slug)
     assert problem and "reserved" in problem
     assert slug_from_host(f"{slug}.example.org", "example.org") is None
+
+
+# Python's `$` also matches before a final "\n": a validator using match() with `^...$`
+# accepted "www\n" (a reserved name) and "notes\n" (a wiki nobody could delete). Every
+# trailing, leading or inner line break or space is refused, for ordinary and reserved names.
+_BREAKS = ["\n", "\r\n", "\r", " ", "\t", "\x0b", "\x0c", "\x85", "\u2028", "\x00"]
+
+
+@pytest.mark.parametrize("name", ["notes", "www", "mta-sts", "robot-admin", "mail1"])
+@pytest.mark.parametrize("brk", _BREAKS, ids=[repr(b) for b in _BREAKS])
+def test_a_slug_with_a_line_break_or_space_anywhere_is_refused(name, brk):
+    for slug in (name + brk, brk + name, name[:2] + brk + name[2:]):
+        assert slug_problem(slug), repr(slug)

@@ -208,3 +208,54 @@ def test_an_admin_cannot_change_their_own_role(bob, alpha, platform):
     response = bob.post(PAGE + "/members", {"member": BOB[0], "role": "viewer"})
     assert response.status_code == 400 and "already an admin" in field_errors(response)["member"]
     assert roles(platform)[BOB[0]] == "admin"
+
+
+def test_an_admin_who_is_not_the_owner_cannot_delete_the_wiki(bob, alpha, platform):
+    """Found by review: an admin the owner had added deleted the owner's wiki for good."""
+    platform.store.set_member("alpha", BOB[0], "admin")
+    assert 'id="delete-form"' not in bob.get(PAGE).get_data(as_text=True)
+    response = bob.post(PAGE + "/delete", {"confirm": "alpha"})
+    assert response.status_code == 403 and "only the owner" in message(response)
+    assert platform.store.find_wiki("alpha") and platform.settings.repo_path("alpha").is_dir()
+
+
+def test_a_form_made_before_another_person_signed_in_is_stale(alice, alpha, platform):
+    """Found by review: a tab left open by Alice still posted, as Bob, after Bob signed in on
+    the same browser. Forms belong to the sign-in they were made for."""
+    platform.store.set_member("alpha", BOB[0], "admin")
+    alices_form = alice.token(PAGE)
+    alice.sign_in(BOB)  # the same browser, now Bob's
+    response = alice.post(
+        PAGE + "/settings", {"display_name": "Stale", "visibility": "public"}, csrf=alices_form
+    )
+    assert response.status_code == 400 and "out of date" in message(response)
+    assert platform.store.get_wiki("alpha").display_name == "Alpha notes"
+    # A page Bob opens gives him forms that work.
+    response = alice.post(PAGE + "/settings", {"display_name": "Bobs", "visibility": "private"})
+    assert response.status_code == 303 and platform.store.get_wiki("alpha").display_name == "Bobs"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {},
+        {"display_name": "Renamed"},
+        {"visibility": "public"},
+        {"display_name": "X", "visibility": "open"},
+    ],
+)
+def test_settings_with_a_missing_or_odd_field_change_nothing(alice, alpha, platform, form):
+    """Found by review: an empty post said "Settings saved", renamed the wiki to its slug and
+    made it private."""
+    platform.store.update_wiki("alpha", is_public=True)
+    response = alice.post(PAGE + "/settings", form)
+    assert response.status_code == 400 and "visibility" in field_errors(response)["display_name"]
+    wiki = platform.store.get_wiki("alpha")
+    assert (wiki.display_name, wiki.is_public) == ("Alpha notes", True)
+
+
+def test_an_admin_who_leaves_lands_on_the_dashboard(bob, alpha, platform):
+    platform.store.set_member("alpha", BOB[0], "admin")
+    response = bob.post(PAGE + f"/members/{BOB[0]}/remove", {})
+    assert response.status_code == 303 and response.location.endswith("/app/")
+    assert BOB[0] not in roles(platform)

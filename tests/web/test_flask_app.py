@@ -47,7 +47,6 @@ def bearer(platform):
     "service, method, path, status",
     [
         ("api", "get", "/nope", 404),
-        ("api", "get", "/app/", 404),
         ("api", "get", "/static/nope.css", 404),
         ("api", "post", "/healthz", 405),
         ("api", "put", "/api/wikis", 405),
