@@ -244,7 +244,10 @@ def create_token(platform: Platform, manager: Manager, slug: str, body: dict) ->
 
 
 def revoke_token(platform: Platform, manager: Manager, slug: str, token_id: str) -> dict:
-    """Revoke one of this wiki's tokens; it stops working at once."""
+    """Revoke one of this wiki's tokens; it stops working at once. Returns the token's dict.
+
+    Raises NotFound (no such token in this wiki) and Conflict (already revoked: nothing to do,
+    as `robot token revoke` says too)."""
     _admin_wiki(platform.store, slug, manager.did)
     try:
         token = platform.store.get_token(token_id)
@@ -252,6 +255,8 @@ def revoke_token(platform: Platform, manager: Manager, slug: str, token_id: str)
         token = None
     if token is None or token.wiki_slug != slug:
         raise NotFound(f"no token {_short(token_id)} in this wiki")
+    if token.revoked_at is not None:
+        raise Conflict(f"token {_short(token_id)} was already revoked; it does not work")
     return platform.store.revoke_token(token_id).as_dict()
 
 

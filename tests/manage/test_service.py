@@ -251,6 +251,8 @@ def test_revoked_token_stops_working(client, auth, store, alpha):
     path = f"/api/wikis/alpha/tokens/{created['token']['id']}"
     assert client.delete(path, headers=auth(OWNER)).json["token"]["revoked"] is True
     assert store.authenticate_token(created["secret"], "alpha") is None
+    again = client.delete(path, headers=auth(OWNER))  # as `robot token revoke` says: an error
+    assert again.status_code == 409 and "already revoked" in again.json["error"]
 
 
 def test_token_of_another_wiki_cannot_be_revoked_here(client, auth, settings, store, alpha):

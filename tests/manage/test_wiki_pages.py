@@ -162,6 +162,8 @@ def test_revoke_a_token_and_an_unknown_one(alice, alpha, platform):
     assert (
         response.status_code == 303 and platform.store.authenticate_token(secret, "alpha") is None
     )
+    again = alice.post(f"{PAGE}/tokens/{token.id}/revoke", {})
+    assert again.status_code == 409 and "already revoked" in message(again)
     unknown = alice.post(f"{PAGE}/tokens/tok_nothing/revoke", {})
     assert unknown.status_code == 404 and "no token" in message(unknown)
 
