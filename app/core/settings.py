@@ -39,6 +39,7 @@ VARIABLES = {
     "ROBOT_PUBLIC_SCHEME": "scheme of public URLs: http locally, https behind Caddy",
     "ROBOT_SESSION_TTL": "lifetime of a browser session (and of a session JWT), seconds",
     "ROBOT_ACCESS_TOKEN_TTL": "lifetime of an OAuth access token issued to MCP clients, seconds",
+    "ROBOT_MAX_WIKIS_PER_USER": "wikis one person may own via the API and UI (not the CLI)",
     "ROBOT_TENANT_CACHE_SIZE": "open wikis kept per wiki worker (LRU)",
     "ROBOT_SECRET_KEY_PATH": "random secret from which each wiki's Flask SECRET_KEY is derived",
     "ROBOT_APP_DIR": "directory holding app/ (supervisor runs the programs from there)",
@@ -183,6 +184,7 @@ class Settings:
     public_scheme: str = "http"
     session_ttl: int = 7 * 24 * 3600
     access_token_ttl: int = 3600
+    max_wikis_per_user: int = 20
     tenant_cache_size: int = 64
     secret_key_path: Path | None = None
     app_dir: Path = REPO_ROOT
@@ -246,6 +248,9 @@ class Settings:
             ),
             access_token_ttl=_parse_positive_int(
                 "ROBOT_ACCESS_TOKEN_TTL", get("ROBOT_ACCESS_TOKEN_TTL", "3600")
+            ),
+            max_wikis_per_user=_parse_positive_int(
+                "ROBOT_MAX_WIKIS_PER_USER", get("ROBOT_MAX_WIKIS_PER_USER", "20")
             ),
             tenant_cache_size=_parse_positive_int(
                 "ROBOT_TENANT_CACHE_SIZE", get("ROBOT_TENANT_CACHE_SIZE", "64")

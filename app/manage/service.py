@@ -172,6 +172,14 @@ def create_wiki(platform: Platform, manager: Manager, body: dict) -> dict:
     """Create a wiki owned by the caller from `{"slug", "display_name"?, "public"?}`."""
     _fields(body, {"slug": str, "display_name": str, "public": bool}, required=("slug",))
     store = platform.store
+    limit = platform.settings.max_wikis_per_user
+    # Each wiki is a git repo on disk: one account must not fill the disk or squat on names.
+    # (Two creates at once may both pass this count; a cap, not an exact quota.)
+    if sum(w.owner_did == manager.did for w in store.list_wikis(member_did=manager.did)) >= limit:
+        raise Forbidden(
+            f"you already own {limit} wikis, the most one person may have here; "
+            "delete one you no longer need, or ask the operator"
+        )
     if store.find_user(manager.did) is None:
         if not manager.handle:
             raise Unauthorized("this session names no known user; log in again")

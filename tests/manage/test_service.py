@@ -1,9 +1,10 @@
 """The management API (/api/wikis...): roles, hostile input, and nothing half-written.
 
 Access rule pinned here: non-members get the same 404 as for a missing wiki; viewers and
-editors get 403; admins (the owner always is one) manage and delete.
+editors get 403; admins (the owner always is one) manage; only the owner deletes.
 """
 
+import dataclasses
 import subprocess
 
 import pytest
@@ -153,6 +154,22 @@ def test_create_taken_slug_is_409(client, auth, store, alpha):
     response = client.post("/api/wikis", json={"slug": "alpha"}, headers=auth(STRANGER))
     assert response.status_code == 409
     assert store.get_wiki("alpha").owner_did == OWNER[0]
+
+
+def test_one_person_owns_at_most_the_cap(platform, auth, settings, store, alpha):
+    """Found by review: 30 wikis (30 git repos) in 1.7 s from one session."""
+    capped = dataclasses.replace(settings, max_wikis_per_user=2)
+    client = create_app(capped).test_client()
+    assert (
+        client.post("/api/wikis", json={"slug": "second"}, headers=auth(OWNER)).status_code == 201
+    )
+    refused = client.post("/api/wikis", json={"slug": "third"}, headers=auth(OWNER))
+    assert refused.status_code == 403 and "own 2 wikis" in refused.json["error"]
+    assert store.find_wiki("third") is None and not settings.wiki_dir("third").exists()
+    # Wikis shared with them do not count against it; another person has their own.
+    assert (
+        client.post("/api/wikis", json={"slug": "others"}, headers=auth(ADMIN)).status_code == 201
+    )
 
 
 def test_failed_create_leaves_no_row_or_folder(client, auth, settings, store, alpha, monkeypatch):
