@@ -261,3 +261,11 @@ def test_an_admin_who_leaves_lands_on_the_dashboard(bob, alpha, platform):
     response = bob.post(PAGE + f"/members/{BOB[0]}/remove", {})
     assert response.status_code == 303 and response.location.endswith("/app/")
     assert BOB[0] not in roles(platform)
+
+
+def test_the_token_list_says_whom_each_token_acts_as(alice, alpha, platform):
+    """Found by review: with several admins, nobody could tell whose token was whose."""
+    platform.store.set_member("alpha", BOB[0], "admin")
+    platform.store.create_token("alpha", BOB[0], "viewer", "bob laptop")
+    rows = alice.get(PAGE).get_data(as_text=True).split('id="tokens"', 1)[1]
+    assert "bob laptop" in rows and BOB[1] in rows
