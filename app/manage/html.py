@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from flask import Flask
+from flask import current_app
 from flask import g
 from flask import redirect
 from flask import render_template
@@ -21,6 +22,7 @@ from flask import session
 from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import generate_csrf
 from flask_wtf.csrf import validate_csrf
+from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
 from app.core.csp import page_policy
@@ -34,6 +36,7 @@ from app.core.settings import Settings
 from app.core.signing import derive_secret
 from app.manage import service as management
 from app.web.flask_app import current_platform
+from app.web.flask_app import http_error_response
 from app.web.flask_app import load_or_exit
 from app.web.session_cookie import session_secret
 
@@ -67,6 +70,31 @@ def init_app(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=FORM_TIME_LIMIT,
     )
     app.jinja_env.filters["when"] = format_time
+    app.register_error_handler(HTTPException, _page_or_json_error)
+
+
+def _page_or_json_error(error: HTTPException):
+    """A routing error (405, 413, ...) of a page is a page; of the JSON API, JSON as before.
+    Pages are `/` and everything under `/app/` except the slug check the create form calls."""
+    page = request.path == "/" or request.path.startswith("/app/")
+    if not page or request.path == "/app/check-slug" or error.code is None:
+        return http_error_response(error)
+    message = error.description or error.name
+    if error.code == 405:
+        message = f"This page cannot be asked for with {request.method}."
+    response = current_app.make_response(
+        render(
+            "manage/message.html",
+            error.code,
+            title=error.name,
+            message=message,
+            back=current_platform().settings.dashboard_url,
+        )
+    )
+    response.headers.extend(
+        (name, value) for name, value in error.get_headers() if name.lower() == "allow"
+    )
+    return response
 
 
 def protect(bp, public: tuple[str, ...] = ()) -> None:

@@ -47,7 +47,8 @@ def _robot_error(error: RobotError):
     return response
 
 
-def _http_error(error: HTTPException):
+def http_error_response(error: HTTPException):
+    """Answer a werkzeug HTTPException (404, 405, 413 ...) in the one JSON error shape."""
     if error.code is None:
         return error
     message = error.description or error.name
@@ -60,7 +61,7 @@ def _http_error(error: HTTPException):
 
 def _unexpected_error(error: Exception):
     if isinstance(error, HTTPException):
-        return _http_error(error)
+        return http_error_response(error)
     current_app.logger.error(
         "unhandled error on %s %s", request.method, request.path, exc_info=error
     )
@@ -74,7 +75,7 @@ def register_error_handlers(app) -> None:
     same shape; anything else -> logged with its traceback, 500 JSON without it.
     """
     app.register_error_handler(RobotError, _robot_error)
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(Exception, _unexpected_error)
 
 

@@ -133,3 +133,17 @@ def test_user_written_names_are_escaped(alice, platform, people):
 def test_unknown_page_under_app_is_a_404_page(alice, path):
     response = alice.get(path)
     assert response.status_code == 404 and "there is no page" in message(response)
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+@pytest.mark.parametrize("path", ["/", "/app/", "/app/account", "/app/wiki/alpha"])
+def test_a_page_asked_with_an_odd_method_answers_a_405_page(alice, alpha, method, path):
+    """Found by review: PUT, DELETE and PATCH on the pages answered JSON."""
+    response = getattr(alice.client, method)(path)
+    assert response.status_code == 405 and response.mimetype == "text/html"
+    assert "cannot be asked for with" in message(response) and "Allow" in response.headers
+
+
+def test_the_json_api_keeps_answering_json_errors(alice):
+    response = alice.client.put("/api/wikis")
+    assert response.status_code == 405 and response.is_json
