@@ -9,7 +9,6 @@ from dataclasses import replace
 
 import pytest
 
-from app.api_server import create_app
 from app.core.atproto_identity import Network
 from app.core.wikis import create_wiki
 from tests.conftest import ALICE
@@ -19,13 +18,6 @@ from tests.conftest import free_ports
 pytestmark = pytest.mark.both_engines
 
 PATH = "/api/wikis/alpha/members"
-
-
-@pytest.fixture
-def app(platform, network):
-    app = create_app(platform.settings)
-    app.extensions["robot"] = replace(app.extensions["robot"], network=network)
-    return app
 
 
 @pytest.fixture
