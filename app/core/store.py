@@ -460,11 +460,13 @@ class Store(SessionRecords):
             raise NotFound(f"no wiki named {slug!r}")
         return wiki
 
-    def list_wikis(self, member_did: str | None = None) -> list[Wiki]:
-        """Every wiki, or those `member_did` is a member of, by slug."""
+    def list_wikis(self, member_did: str | None = None, owner_did: str | None = None) -> list[Wiki]:
+        """Every wiki, or those `member_did` is a member of and/or `owner_did` owns, by slug."""
         statement = select(wikis).order_by(wikis.c.slug)
         if member_did is not None:
             statement = statement.join(memberships).where(memberships.c.user_did == member_did)
+        if owner_did is not None:
+            statement = statement.where(wikis.c.owner_did == owner_did)
         return [_wiki(row) for row in self._all(statement)]
 
     def update_wiki(

@@ -43,7 +43,7 @@ def account_summary(platform: Platform, manager: Manager) -> dict:
     own, each as the wikis API shows it (usage included)}."""
     store = platform.store
     user = store.find_user(manager.did)
-    owned = [w for w in store.list_wikis(member_did=manager.did) if w.owner_did == manager.did]
+    owned = store.list_wikis(owner_did=manager.did)
     return {
         "did": manager.did,
         "handle": user.handle if user is not None else manager.handle,

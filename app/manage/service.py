@@ -175,7 +175,7 @@ def create_wiki(platform: Platform, manager: Manager, body: dict) -> dict:
     limit = platform.settings.max_wikis_per_user
     # Each wiki is a git repo on disk: one account must not fill the disk or squat on names.
     # (Two creates at once may both pass this count; a cap, not an exact quota.)
-    if sum(w.owner_did == manager.did for w in store.list_wikis(member_did=manager.did)) >= limit:
+    if len(store.list_wikis(owner_did=manager.did)) >= limit:
         raise Forbidden(
             f"you already own {limit} wikis, the most one person may have here; "
             "delete one you no longer need, or ask the operator"

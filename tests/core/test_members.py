@@ -103,3 +103,10 @@ def test_token_labels_and_display_names_refuse_hidden_characters(store, alpha, h
     assert store.list_tokens(alpha) == []
     token, _secret = store.create_token(alpha, ALICE[0], "viewer", " my\tlaptop\n")
     assert token.label == "my laptop"
+
+
+def test_list_wikis_by_owner_leaves_out_wikis_shared_with_them(settings, store, alpha):
+    create_wiki(settings, store, "bobs", BOB[0])
+    store.set_member("bobs", ALICE[0], "admin")
+    assert [w.slug for w in store.list_wikis(member_did=ALICE[0])] == ["alpha", "bobs"]
+    assert [w.slug for w in store.list_wikis(owner_did=ALICE[0])] == ["alpha"]
