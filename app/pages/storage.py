@@ -19,6 +19,9 @@ from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.pages.links import rewrite_links
+from app.pages.merge import MergeFailed
+from app.pages.merge import diff
+from app.pages.merge import merge
 from app.pages.paths import PathRules
 from app.pages.paths import clean_attachment_name
 from app.pages.paths import clean_content
@@ -195,25 +198,30 @@ class Pages:
     # -- writing (the caller holds the wiki's write lock) ---------------------------------
 
     def write(self, path, content, author, message=None, base_revision=None) -> dict:
-        """Create or replace a page in one commit; refuse when `base_revision` is stale."""
+        """Create or replace a page in one commit, merging over changes made since `base_revision`.
+
+        `path` is a page path, `content` its new Markdown, `author` a git (name, email) pair.
+        Without `base_revision` the content replaces the page as it is. With it (the revision
+        the writer read, a full or abbreviated commit sha), changes others made since are kept:
+        when they do not overlap the writer's, the three-way merge of the two (`app.pages.merge`)
+        is committed. Returns {path, revision, created, merged}; a merge adds `merged_over` (the
+        revision merged over) and `merged_authors` (who changed the page since the base).
+
+        Raises BadRequest / PayloadTooLarge for bad input, and Conflict (409, nothing written)
+        when the changes overlap, the page was deleted, renamed or created since the base, or
+        the base is no revision of this page: its extras carry `current_revision` and, for an
+        overlap, `current_content` and `conflict` (see `_merge_over`).
+        """
         path = self.rules.clean(path)
         content = clean_content(content)
         filename = self.rules.filename(path)
         exists = self.is_page(filename)
         commit = self.last_commit(filename) if exists else None
         current = commit.revision if commit else None
+        merged = {"merged": False}
         if base_revision is not None:
             base = clean_revision(base_revision)
-            if current is None:
-                raise Conflict(
-                    f"page {path!r} does not exist, so base_revision {base} is stale",
-                    current_revision=None,
-                )
-            if not current.startswith(base):
-                raise Conflict(
-                    f"page {path!r} changed since revision {base}; read it again and retry",
-                    current_revision=current,
-                )
+            content, merged = self._rebase(path, filename, base, content, current)
         verb = "Update" if exists else "Create"
         message = clean_message(message, f"{verb} {self.rules.page_path(filename)} via API")
         try:
@@ -225,7 +233,131 @@ class Pages:
             plugin_manager.hook.page_saved(
                 pagepath=path, content=content, author=author, message=message
             )
-        return {"path": self.rules.page_path(filename), "revision": current, "created": not exists}
+        return {
+            "path": self.rules.page_path(filename),
+            "revision": current,
+            "created": not exists,
+            **merged,
+        }
+
+    def rebase(self, path: str, content: str, base_revision: str | None) -> dict:
+        """Return the text to store for a page written on top of `base_revision`, and how.
+
+        For a writer that stores the page its own way (the web editor). `base_revision` None or
+        "" means the writer started a page that did not exist then. Returns {content, merged,
+        current_revision} plus `merged_over` and `merged_authors` after a merge: `content` as
+        given when the page is still at the base, else the clean merge. Raises as `write` does
+        (a page created by someone else meanwhile is a Conflict too); writes nothing.
+        """
+        path = self.rules.clean(path)
+        content = clean_content(content)
+        filename = self.rules.filename(path)
+        commit = self.last_commit(filename) if self.is_page(filename) else None
+        current = commit.revision if commit else None
+        base = clean_revision(base_revision) if base_revision else None
+        content, merged = self._rebase(path, filename, base, content, current)
+        return {"content": content, "current_revision": current, **merged}
+
+    def _rebase(self, path, filename, base, content, current) -> tuple[str, dict]:
+        """Return (text to store, merge facts) for `content` written on top of `base`."""
+        if base is None:  # the writer began a new page
+            if current is None:
+                return content, {"merged": False}
+            theirs = self._bytes_at(filename, current).decode("utf-8", "replace")
+            if theirs == content:
+                return content, {"merged": False}
+            raise self._conflict(
+                f"page {path!r} was created by someone else while you wrote yours; nothing was "
+                "written",
+                current,
+                content,
+                theirs,
+                merge("", content, theirs).text,
+            )
+        if current is not None and current.startswith(base):
+            return content, {"merged": False}
+        return self._merge_over(path, filename, base, content, current)
+
+    def _merge_over(self, path, filename, base, content, current) -> tuple[str, dict]:
+        """Merge `content`, written on top of revision `base`, over the page at `current`.
+
+        Returns (merged text, {merged, merged_over, merged_authors}); raises Conflict as `write`
+        says, an overlap's extras being `current_revision`, `current_content` (the page now) and
+        `conflict` = {base_revision, yours, diff (unified, current to yours), with_markers (the
+        merge with git's conflict markers, a start for resolving it)}.
+        """
+        shown = self.rules.page_path(filename)
+        base_full = self._commit_of(base)
+        if base_full is None:
+            raise Conflict(
+                f"base_revision {base} is not a revision of this wiki; read {shown!r} again",
+                current_revision=current,
+            )
+        if not self._exists_at(filename, base_full):
+            if current is None:
+                raise Conflict(f"page {path!r} does not exist", current_revision=None)
+            raise Conflict(
+                f"page {shown!r} did not exist at revision {base}: it was created or renamed "
+                "here since; read it again",
+                current_revision=current,
+            )
+        if current is None:
+            raise Conflict(
+                f"page {path!r} was deleted or renamed since revision {base}; nothing was "
+                "written (write without base_revision to create it again)",
+                current_revision=None,
+            )
+        old = self._bytes_at(filename, base_full).decode("utf-8", "replace")
+        theirs = self._bytes_at(filename, current).decode("utf-8", "replace")
+        try:
+            result = merge(old, content, theirs)
+        except MergeFailed:
+            log.exception("merging a write to %s over %s", shown, current)
+            raise Conflict(
+                f"page {shown!r} changed since revision {base} and could not be merged; read it "
+                "again and retry",
+                current_revision=current,
+            ) from None
+        if not result.clean:
+            raise self._conflict(
+                f"page {shown!r} changed since revision {base} in the same places as your "
+                f"change ({result.conflicts} conflicting part(s)); nothing was written",
+                current,
+                content,
+                theirs,
+                result.text,
+                base_full,
+            )
+        authors = self.storage.repo.git.log(
+            "--format=%an", f"{base_full}..{current}", "--", filename
+        ).splitlines()
+        return result.text, {
+            "merged": True,
+            "merged_over": current,
+            "merged_authors": list(dict.fromkeys(authors)),
+        }
+
+    @staticmethod
+    def _conflict(message, current, yours, theirs, with_markers, base=None) -> Conflict:
+        try:
+            difference = diff(theirs, yours)
+        except MergeFailed:
+            log.exception("diffing a conflicting write")
+            difference = ""
+        details = {"base_revision": base, "yours": yours, "diff": difference}
+        return Conflict(
+            message,
+            current_revision=current,
+            current_content=theirs,
+            conflict={**details, "with_markers": with_markers},
+        )
+
+    def _commit_of(self, revision: str) -> str | None:
+        """Return the full sha of the commit `revision` names, or None if there is none."""
+        try:
+            return self.storage.repo.git.rev_parse("--verify", "--quiet", f"{revision}^{{commit}}")
+        except git.exc.GitCommandError:
+            return None
 
     def delete(self, path: str, author, message=None) -> dict:
         """Delete a page (its attachments and subpages stay) in one commit."""
