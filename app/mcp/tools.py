@@ -66,13 +66,34 @@ def _result(text: str, data: dict) -> ToolResult:
 
 
 def _conflict_text(error: Conflict, path: str) -> str:
+    """The tool error for a write the page API refused with 409: why, the page's revision now,
+    and for overlapping changes the diff from the current text to the agent's, to resolve."""
     current = error.extra.get("current_revision")
-    if current:
-        return (
-            f"Conflict on {path!r}: {error.message}. The page is now at revision {current}; "
-            "read it again, merge your change and retry with that base_revision."
+    if not current:
+        return f"Conflict on {path!r}: {error.message}"
+    text = (
+        f"Conflict on {path!r}: {error.message}. The page is now at revision {current}; "
+        "read it again, merge your change and retry with that base_revision."
+    )
+    conflict = error.extra.get("conflict")
+    if isinstance(conflict, dict) and conflict.get("diff"):
+        text += (
+            "\n\nYour change overlaps one made since your base_revision. Unified diff from "
+            f"the current text to yours:\n{conflict['diff']}"
         )
-    return f"Conflict on {path!r}: {error.message}"
+    return text
+
+
+def _written_text(verb: str, data: dict) -> str:
+    """What a successful write says: the new revision, and whose change it was merged over."""
+    text = f"{verb} {data['path']}; now at revision {data['revision']}."
+    if data.get("merged"):
+        authors = ", ".join(data.get("merged_authors") or []) or "someone else"
+        text += (
+            f" The page had changed since your base_revision (revision {data.get('merged_over')}"
+            f" by {authors}); your change did not overlap theirs and was merged with it."
+        )
+    return text
 
 
 class WikiServer(FastMCP):
@@ -178,40 +199,39 @@ def build_server(pages: PageClient) -> FastMCP:
         message: Message = None,
         base_revision: Annotated[
             str | None,
-            Field(description="Revision you read; if the page changed since, nothing is written."),
+            Field(
+                description="Revision you read; changes made since are merged with yours, or "
+                "nothing is written if they overlap."
+            ),
         ] = None,
     ) -> ToolResult:
         """Create a page or replace its whole content.
 
-        Pass base_revision (from read_page) to be told about a conflict instead of overwriting
-        someone else's change.
+        Pass base_revision (from read_page) so someone else's change made since is kept: it is
+        merged with yours when the two do not overlap, else you get a conflict with the diff.
         """
         data = await put(path, content, message, base_revision)
-        verb = "Created" if data.get("created") else "Updated"
-        return _result(f"{verb} {data['path']} at revision {data['revision']}.", data)
+        return _result(_written_text("Created" if data.get("created") else "Updated", data), data)
 
     async def rewrite(path, transform, message, base_revision=None, create=False) -> dict:
-        """Read a page, transform its text, write it back at the revision read.
+        """Read a page, transform its text, write it back on top of the revision read.
 
-        A race with another writer is retried on the newer text, unless the caller pinned
-        `base_revision`: then it is a conflict. `create` treats a missing page as empty.
+        Without `base_revision` the current text is read, and a race with another writer that
+        cannot be merged is retried on the newer text. With it, the text at `base_revision` is
+        transformed and the page API merges that over changes made since, or refuses (a
+        conflict). `create` treats a missing page as empty.
         """
         slug, auth = _context()
         for attempt in range(EDIT_ATTEMPTS):
             try:
-                page = await pages.read_page(slug, auth, path)
+                page = await pages.read_page(slug, auth, path, base_revision)
             except NotFound as error:
                 if not create:
                     raise ToolError(error.message) from None
                 page = {"content": "", "revision": None}
             except RobotError as error:
                 raise ToolError(error.message) from None
-            revision = page.get("revision")
-            if base_revision and revision != base_revision:
-                raise ToolError(
-                    f"Conflict on {path!r}: it is at revision {revision}, not "
-                    f"{base_revision}; read it again and retry."
-                )
+            revision = base_revision or page.get("revision")
             try:
                 updated = transform(page.get("content", ""))
                 return await pages.write_page(slug, auth, path, updated, message, revision)
@@ -230,7 +250,10 @@ def build_server(pages: PageClient) -> FastMCP:
         message: Message = None,
         base_revision: Annotated[
             str | None,
-            Field(description="Fail with a conflict if the page is no longer at this revision."),
+            Field(
+                description="Revision you read: the span is replaced in that text and merged "
+                "with changes made since, or nothing is written if they overlap."
+            ),
         ] = None,
     ) -> ToolResult:
         """Replace one exact span of a page's text, leaving the rest untouched.
@@ -244,7 +267,7 @@ def build_server(pages: PageClient) -> FastMCP:
             message,
             base_revision,
         )
-        return _result(f"Edited {data['path']}; now at revision {data['revision']}.", data)
+        return _result(_written_text("Edited", data), data)
 
     @mcp.tool(annotations=ADDS)
     async def append_to_page(

@@ -63,6 +63,20 @@ async def write(mcp, name, content, **extra):
     return result.data
 
 
+async def write_over(mcp, name, content, base):
+    """Call write_page on top of revision `base`; return the result, an error or not."""
+    path = f"{mcp.prefix}/{name}"
+    return await mcp.call("write_page", path=path, content=content, base_revision=base)
+
+
+async def edit_over(mcp, name, old_text, new_text, base):
+    """Call edit_page on top of revision `base`; return the result, an error or not."""
+    path = f"{mcp.prefix}/{name}"
+    return await mcp.call(
+        "edit_page", path=path, old_text=old_text, new_text=new_text, base_revision=base
+    )
+
+
 async def test_tools_are_listed_with_descriptions_and_schemas(mcp):
     tools = {tool.name: tool for tool in await mcp.tools()}
     assert TOOLS <= set(tools) and len(tools) >= 14
@@ -82,15 +96,44 @@ async def test_write_creates_then_read_returns_text_and_structure(mcp):
 async def test_write_with_stale_base_revision_is_a_conflict(mcp):
     first = await write(mcp, "Contended", "one\n")
     second = await write(mcp, "Contended", "two\n", base_revision=first["revision"])
-    stale = await mcp.call(
-        "write_page",
-        path=f"{mcp.prefix}/Contended",
-        content="three\n",
-        base_revision=first["revision"],
-    )
+    stale = await write_over(mcp, "Contended", "three\n", first["revision"])
     assert stale.is_error and "Conflict" in stale.text and second["revision"] in stale.text
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Contended")
     assert body(read) == "two\n"
+
+
+async def test_write_over_a_change_elsewhere_is_merged_and_says_so(mcp):
+    base = "# Merged\n\nfirst\n\nmiddle\n\nlast\n"
+    first = await write(mcp, "Merged", base)
+    theirs = await write(mcp, "Merged", base.replace("last", "last, by someone"))
+    mine = base.replace("first", "first, by the agent")
+    result = await write_over(mcp, "Merged", mine, first["revision"])
+    assert not result.is_error, result.text
+    assert result.data["merged"] is True and result.data["merged_over"] == theirs["revision"]
+    assert "merged" in result.text and theirs["revision"] in result.text
+    assert "mcp-tools-owner.test" in result.text
+    read = await mcp.call("read_page", path=f"{mcp.prefix}/Merged")
+    assert "first, by the agent" in body(read) and "last, by someone" in body(read)
+
+
+async def test_overlapping_write_is_a_tool_error_with_the_diff(mcp):
+    first = await write(mcp, "Overlap", "one\ntwo\n")
+    theirs = await write(mcp, "Overlap", "one\nTWO\n")
+    result = await write_over(mcp, "Overlap", "one\n2\n", first["revision"])
+    assert result.is_error and theirs["revision"] in result.text
+    assert "-TWO\n+2\n" in result.text
+    read = await mcp.call("read_page", path=f"{mcp.prefix}/Overlap")
+    assert body(read) == "one\nTWO\n" and f"revision: {theirs['revision']}" in read.text
+
+
+async def test_edit_page_at_an_older_revision_merges_over_changes_elsewhere(mcp):
+    first = await write(mcp, "EditMerge", "alpha\n\nbeta\n\ngamma\n")
+    theirs = await write(mcp, "EditMerge", "alpha\n\nbeta\n\ngamma, changed\n")
+    result = await edit_over(mcp, "EditMerge", "alpha", "ALPHA", first["revision"])
+    assert not result.is_error, result.text
+    assert result.data["merged_over"] == theirs["revision"] and "merged" in result.text
+    read = await mcp.call("read_page", path=f"{mcp.prefix}/EditMerge")
+    assert body(read) == "ALPHA\n\nbeta\n\ngamma, changed\n"
 
 
 async def test_read_one_section(mcp):
@@ -131,13 +174,7 @@ async def test_edit_page_absent_ambiguous_or_empty_span_fails(mcp, old_text, say
 async def test_edit_page_with_stale_base_revision_conflicts(mcp):
     first = await write(mcp, "EditRace", "one two\n")
     await write(mcp, "EditRace", "one two three\n")
-    result = await mcp.call(
-        "edit_page",
-        path=f"{mcp.prefix}/EditRace",
-        old_text="two",
-        new_text="2",
-        base_revision=first["revision"],
-    )
+    result = await edit_over(mcp, "EditRace", "two", "2", first["revision"])
     assert result.is_error and "Conflict" in result.text
 
 

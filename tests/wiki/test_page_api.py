@@ -62,6 +62,11 @@ def editor(stack, world):
 
 
 @pytest.fixture(scope="module")
+def owner(stack, world):
+    return client(stack, bearer=world.tokens["owner"])
+
+
+@pytest.fixture(scope="module")
 def viewer(stack, world):
     return client(stack, bearer=world.tokens["viewer"])
 
@@ -110,6 +115,47 @@ def test_stale_base_revision_is_409(editor):
     )
     assert response.status_code == 409
     assert response.json()["current_revision"] == second["revision"] and response.json()["error"]
+
+
+def test_stale_base_revision_with_changes_elsewhere_is_merged(editor, owner):
+    base = "# Merge\n\ntop\n\nmiddle\n\nbottom\n"
+    first = editor.put("/api/v1/pages/merge", json={"content": base}).json()
+    theirs = owner.put(
+        "/api/v1/pages/merge", json={"content": base.replace("bottom", "bottom by owner")}
+    ).json()
+    response = editor.put(
+        "/api/v1/pages/merge",
+        json={"content": base.replace("top", "top by editor"), "base_revision": first["revision"]},
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["merged"] is True and answer["merged_over"] == theirs["revision"]
+    assert answer["merged_authors"] == [OWNER[1]]
+    page = editor.get("/api/v1/pages/merge").json()
+    assert page["revision"] == answer["revision"]
+    assert "top by editor" in page["content"] and "bottom by owner" in page["content"]
+
+
+def test_stale_base_revision_overlapping_is_409_with_details_and_no_commit(stack, editor, owner):
+    first = editor.put("/api/v1/pages/overlap", json={"content": "one\ntwo\n"}).json()
+    theirs = owner.put("/api/v1/pages/overlap", json={"content": "one\nTWO\n"}).json()
+    revisions = git_revisions(stack)
+    response = editor.put(
+        "/api/v1/pages/overlap",
+        json={"content": "one\n<b>2</b>\n", "base_revision": first["revision"]},
+    )
+    assert response.status_code == 409
+    answer = response.json()
+    assert answer["current_revision"] == theirs["revision"]
+    assert answer["current_content"] == "one\nTWO\n" and "nothing was written" in answer["error"]
+    assert answer["conflict"]["yours"] == "one\n<b>2</b>\n"
+    assert "-TWO\n+<b>2</b>\n" in answer["conflict"]["diff"]
+    assert (
+        "<<<<<<< yours\n<b>2</b>\n=======\nTWO\n>>>>>>> current"
+        in (answer["conflict"]["with_markers"])
+    )
+    assert editor.get("/api/v1/pages/overlap").json()["content"] == "one\nTWO\n"
+    assert git_revisions(stack) == revisions
 
 
 def test_list_search_changes(editor):
