@@ -48,6 +48,13 @@ class Pages:
     rules: PathRules = field(default_factory=PathRules)
     wikilink_style: str = ""
 
+    @classmethod
+    def for_config(cls, storage: GitStorage, config) -> Pages:
+        """The pages of the wiki `storage` holds, named as its Otterwiki `config` (a mapping,
+        the Flask app's config) says: RETAIN_PAGE_NAME_CASE and WIKILINK_STYLE."""
+        rules = PathRules(retain_case=bool(config.get("RETAIN_PAGE_NAME_CASE")))
+        return cls(storage, rules, str(config.get("WIKILINK_STYLE") or ""))
+
     # -- reading -------------------------------------------------------------------------
 
     def page_files(self) -> list[str]:
@@ -283,8 +290,9 @@ class Pages:
 
         Returns (merged text, {merged, merged_over, merged_authors}); raises Conflict as `write`
         says, an overlap's extras being `current_revision`, `current_content` (the page now) and
-        `conflict` = {base_revision, yours, diff (unified, current to yours), with_markers (the
-        merge with git's conflict markers, a start for resolving it)}.
+        `conflict` = {base_revision, authors (who changed the page since), yours, diff (unified,
+        current to yours), with_markers (the merge with git's conflict markers, a start for
+        resolving it)}.
         """
         shown = self.rules.page_path(filename)
         base_full = self._commit_of(base)
@@ -309,6 +317,10 @@ class Pages:
             )
         old = self._bytes_at(filename, base_full).decode("utf-8", "replace")
         theirs = self._bytes_at(filename, current).decode("utf-8", "replace")
+        authors = self.storage.repo.git.log(
+            "--format=%an", f"{base_full}..{current}", "--", filename
+        ).splitlines()
+        authors = list(dict.fromkeys(authors))  # each once, newest first
         try:
             result = merge(old, content, theirs)
         except MergeFailed:
@@ -327,24 +339,19 @@ class Pages:
                 theirs,
                 result.text,
                 base_full,
+                authors,
             )
-        authors = self.storage.repo.git.log(
-            "--format=%an", f"{base_full}..{current}", "--", filename
-        ).splitlines()
-        return result.text, {
-            "merged": True,
-            "merged_over": current,
-            "merged_authors": list(dict.fromkeys(authors)),
-        }
+        return result.text, {"merged": True, "merged_over": current, "merged_authors": authors}
 
     @staticmethod
-    def _conflict(message, current, yours, theirs, with_markers, base=None) -> Conflict:
+    def _conflict(message, current, yours, theirs, with_markers, base=None, authors=()):
         try:
             difference = diff(theirs, yours)
         except MergeFailed:
             log.exception("diffing a conflicting write")
             difference = ""
-        details = {"base_revision": base, "yours": yours, "diff": difference}
+        details = {"base_revision": base, "authors": list(authors), "yours": yours}
+        details["diff"] = difference
         return Conflict(
             message,
             current_revision=current,

@@ -12,7 +12,6 @@ from app.core.csp import ATTACHMENT_POLICY
 from app.core.errors import Forbidden
 from app.core.errors import Unauthorized
 from app.pages import search as pagesearch
-from app.pages.paths import PathRules
 from app.pages.paths import clean_limit
 from app.pages.storage import Pages
 from app.web.flask_app import json_body
@@ -40,9 +39,7 @@ def _require(permission: str) -> None:
 
 def _pages(permission: str = "READ") -> Pages:
     _require(permission)
-    config = current_app.config
-    rules = PathRules(retain_case=bool(config.get("RETAIN_PAGE_NAME_CASE")))
-    return Pages(g.tenant.storage, rules, str(config.get("WIKILINK_STYLE") or ""))
+    return Pages.for_config(g.tenant.storage, current_app.config)
 
 
 def _author() -> tuple[str, str]:

@@ -49,6 +49,7 @@ FIELDS = (
     "query",
     "pagepath",
     "revision",
+    "base_revision",
     "filename",
     "new_filename",
     "cursor_line",

@@ -19,6 +19,7 @@ from app.core.csp import new_nonce
 from app.core.csp import page_policy
 from app.core.csp import security_headers
 from app.wiki.otterwiki.account import TEMPLATE_ADDITION as ACCOUNT_MENU
+from app.wiki.otterwiki.editor import TEMPLATE_ADDITIONS as MERGING_EDITOR
 from app.wiki.otterwiki.handlers import NONCE_ATTRIBUTE
 from app.wiki.otterwiki.handlers import rewrite_template
 from app.wiki.otterwiki.managed import TEMPLATE_ADDITIONS as MANAGED_MENU
@@ -60,6 +61,7 @@ TEMPLATE_ADDITIONS = (
     ),
     ACCOUNT_MENU,  # the platform's account instead of Otterwiki's login and settings links
     *MANAGED_MENU,  # no menu entries for the admin pages the platform decides
+    *MERGING_EDITOR,  # the editor's save sends its revision; a conflict is shown to resolve
 )
 
 

@@ -7,6 +7,7 @@ from types import ModuleType
 from app.wiki.otterwiki.account import install_account
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
 from app.wiki.otterwiki.csp import install_csp
+from app.wiki.otterwiki.editor import install_merging_editor
 from app.wiki.otterwiki.errors import answer_bad_input
 from app.wiki.otterwiki.fairness import install_fairness
 from app.wiki.otterwiki.managed import install_managed_pages
@@ -58,6 +59,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_managed_pages(server)
     refuse_platform_preferences(server)
     answer_bad_input(server)
+    install_merging_editor(server)
     install_linear_patterns(server)
     install_fairness(server)
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
