@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx2
+import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -30,6 +31,13 @@ CHROMIUM_ARGS = [
 
 def browser_available() -> bool:
     return Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
+
+
+# The marks of a test module driving chromium against the real stack.
+BROWSER_ON_STACK = [
+    pytest.mark.stack,
+    pytest.mark.skipif(not browser_available(), reason="chromium not installed (make test does)"),
+]
 
 
 def _free_port() -> int:
