@@ -77,8 +77,9 @@ The wiki's MCP endpoint is:
 
 - Call `whoami` first, then `list_pages` or `search_pages` before writing, so new pages fit
   the ones already here.
-- Prefer `edit_page` and `append_to_page` for small changes; a write made from an old revision
-  is refused rather than overwriting someone else's edit: read the page again and retry.
+- Prefer `edit_page` and `append_to_page` for small changes, and pass the revision you read as
+  `base_revision`: someone else's edit made since is merged with yours, and if the two touch the
+  same lines nothing is written; you get the diff to resolve and retry on the new revision.
 - Link related pages with `[[Page Name]]`, and say what changed in each edit's message.
 - Keep [[Home]] as the way in: link new top-level pages from it.
 """

@@ -206,7 +206,8 @@ class PageClient:
     ) -> dict:
         """PUT a page's new Markdown; refuse past MAX_PAGE_BYTES (UTF-8) before sending.
 
-        With `base_revision`, the page API answers Conflict if the page has moved on since.
+        With `base_revision`, the page API merges over changes made since (the answer says
+        `merged`), or answers Conflict with the details when they overlap.
         """
         if len(content.encode()) > MAX_PAGE_BYTES:
             raise PayloadTooLarge(

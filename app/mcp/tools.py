@@ -27,8 +27,9 @@ from app.pages import text as page_text
 INSTRUCTIONS = (
     "A git-backed Otterwiki. Pages are Markdown addressed by path (e.g. 'Home', 'Projects/Robot'). "
     "You act with your own role in this wiki: viewers can read, editors and admins can write. "
-    "Read a page before changing it and pass its revision as base_revision so concurrent edits "
-    "become a conflict instead of a lost write."
+    "Read a page before changing it and pass its revision as base_revision: an edit someone made "
+    "since is merged with yours, or, if they overlap, you get a conflict with the diff instead of "
+    "a lost write."
 )
 # Edits that race with another writer are re-applied to the new text this many times.
 EDIT_ATTEMPTS = 3

@@ -115,6 +115,23 @@ def test_an_overlapping_save_shows_both_commits_nothing_then_saves_the_resolutio
     assert content_of(alice, "Overlap") == resolved
 
 
+def test_a_draft_continued_later_keeps_its_revision_and_merges(alice, agent):
+    written = agent("Drafted", BASE)
+    form = open_editor(alice, "Drafted")
+    mine = BASE.replace("top line", "top, drafted")
+    # What the editor's script sends: the draft and the revision the editor opened.
+    draft = {**form, "content": mine, "revision": form["base_revision"]}
+    assert alice.open(HOST, "/Drafted/draft", "POST", data=draft).status_code == 200
+    agent("Drafted", BASE.replace("bottom line", "bottom, by the agent"))
+    text = alice.open(HOST, "/Drafted/edit", "POST", data={**form, "draft": "edit"})
+    text = html.unescape(text.get_data(as_text=True))
+    assert "Saving merges the draft with them." in text and "overwrites" not in text
+    continued = fields_of(text)
+    assert written["revision"].startswith(continued["base_revision"])
+    assert save(alice, "Drafted", continued, mine).status_code == 302
+    assert content_of(alice, "Drafted") == mine.replace("bottom line", "bottom, by the agent")
+
+
 def test_a_new_page_someone_else_created_meanwhile_is_a_conflict(wiki, alice, agent):
     form = open_editor(alice, "Fresh/Page")
     agent("Fresh/Page", "the agent was first\n")

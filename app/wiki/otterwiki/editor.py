@@ -75,6 +75,13 @@ TEMPLATE_ADDITIONS = (
 )
 
 
+# Otterwiki's warning when a draft of a page changed since is continued, no longer true.
+_DRAFT_WARNING = (
+    "Saving the draft overwrites these changes.",
+    "Saving merges the draft with them.",
+)
+
+
 def robot_conflict() -> dict:
     """The conflict the editor is shown again for in this request, or {} (a Jinja global)."""
     from flask import g
@@ -142,8 +149,19 @@ def _save_merging(original):
     return save
 
 
+def _say_drafts_merge(toast):
+    @functools.wraps(toast)
+    def honest(message, category=""):
+        return toast(message.replace(*_DRAFT_WARNING), category)
+
+    return honest
+
+
 def install_merging_editor(server: ModuleType) -> None:
     """Make Otterwiki's app (`server.app`) merge or refuse editor saves over newer revisions."""
+    from otterwiki import wiki
+
     app = server.app
     app.jinja_env.globals["robot_conflict"] = robot_conflict
     app.view_functions["save"] = _save_merging(app.view_functions["save"])
+    wiki.toast = _say_drafts_merge(wiki.toast)
