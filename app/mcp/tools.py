@@ -78,9 +78,10 @@ def _conflict_text(error: Conflict, path: str) -> str:
     )
     conflict = error.extra.get("conflict")
     if isinstance(conflict, dict) and conflict.get("diff"):
+        authors = ", ".join(conflict.get("authors") or []) or "someone else"
         text += (
-            "\n\nYour change overlaps one made since your base_revision. Unified diff from "
-            f"the current text to yours:\n{conflict['diff']}"
+            f"\n\nYour change overlaps one {authors} made since your base_revision. Unified "
+            f"diff from the current text to yours:\n{conflict['diff']}"
         )
     return text
 
@@ -91,8 +92,9 @@ def _written_text(verb: str, data: dict) -> str:
     if data.get("merged"):
         authors = ", ".join(data.get("merged_authors") or []) or "someone else"
         text += (
-            f" The page had changed since your base_revision (revision {data.get('merged_over')}"
-            f" by {authors}); your change did not overlap theirs and was merged with it."
+            f" The page had changed since the revision your change started from (revision "
+            f"{data.get('merged_over')} by {authors}); your change did not overlap theirs and "
+            "was merged with it."
         )
     return text
 

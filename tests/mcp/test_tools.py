@@ -121,7 +121,7 @@ async def test_overlapping_write_is_a_tool_error_with_the_diff(mcp):
     theirs = await write(mcp, "Overlap", "one\nTWO\n")
     result = await write_over(mcp, "Overlap", "one\n2\n", first["revision"])
     assert result.is_error and theirs["revision"] in result.text
-    assert "-TWO\n+2\n" in result.text
+    assert "-TWO\n+2\n" in result.text and "one mcp-tools-owner.test made" in result.text
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Overlap")
     assert body(read) == "one\nTWO\n" and f"revision: {theirs['revision']}" in read.text
 
