@@ -96,10 +96,6 @@ def _pages() -> Pages:
     return Pages.for_config(g.tenant.storage, current_app.config)
 
 
-def _names(authors: list[str]) -> str:
-    return ", ".join(authors) or "someone else"
-
-
 def _save_merging(original):
     """Wrap Otterwiki's `save` view (see the module doc); a form without base_revision (none
     of the editor's) is saved by Otterwiki as before."""
@@ -138,9 +134,10 @@ def _save_merging(original):
             page = Page(path).editor(author=get_author(), handle_draft="conflict")
             return page, 409
         if outcome["merged"]:
+            authors = ", ".join(outcome["merged_authors"]) or "someone else"
             toast(
-                "{} had changed since you opened it: your changes were merged with those made "
-                "since by {}.".format(path, _names(outcome["merged_authors"])),
+                f"{path} had changed since you opened it: your changes were merged with those "
+                f"made since by {authors}.",
                 "warning",
             )
         commit = request.form.get("commit", "").strip()
