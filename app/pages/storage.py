@@ -273,13 +273,18 @@ class Pages:
             theirs = self._bytes_at(filename, current).decode("utf-8", "replace")
             if theirs == content:
                 return content, {"merged": False}
+            try:
+                with_markers = merge("", content, theirs).text
+            except MergeFailed:
+                log.exception("merging two versions of the new page %s", path)
+                with_markers = ""  # the conflict stands without this starting point
             raise self._conflict(
                 f"page {path!r} was created by someone else while you wrote yours; nothing was "
                 "written",
                 current,
                 content,
                 theirs,
-                merge("", content, theirs).text,
+                with_markers,
             )
         if current is not None and current.startswith(base):
             return content, {"merged": False}

@@ -7,6 +7,8 @@ from otterwiki.gitstorage import GitStorage
 
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
+from app.pages import merge as merge_module
+from app.pages.merge import MergeFailed
 from app.pages.merge import diff
 from app.pages.merge import merge
 from app.pages.paths import MAX_CONTENT_BYTES
@@ -185,3 +187,14 @@ def test_rebase_merges_without_writing(pages):
     result = pages.rebase("Plan", BASE.replace("first", "mine"), base[:6])
     assert result["merged"] and result["current_revision"] == theirs == commits(pages)[0]
     assert "mine" in result["content"] and "agent's" in result["content"]
+
+
+def test_without_git_a_stale_write_is_a_conflict_and_writes_nothing(pages, monkeypatch):
+    base = pages.write("Plan", BASE, ALICE)["revision"]
+    theirs = pages.write("Plan", BASE.replace("second", "agent's"), AGENT)["revision"]
+    monkeypatch.setattr(merge_module, "_GIT_ENV", {"PATH": "/nonexistent"})
+    with pytest.raises(MergeFailed):
+        merge("a\n", "b\n", "c\n")
+    with pytest.raises(Conflict, match="could not be merged") as info:
+        pages.write("Plan", BASE.replace("first", "mine"), ALICE, base_revision=base)
+    assert info.value.extra["current_revision"] == theirs == commits(pages)[0]
