@@ -128,6 +128,8 @@ def clean_new_attachment_name(raw: object) -> str:
     name = clean_attachment_name(raw)
     if name.startswith("."):
         raise BadRequest("attachment name must not start with '.' (hidden files are not shown)")
+    if "\ufffd" in name:  # what bytes that are not UTF-8 become in a decoded URL or header
+        raise BadRequest("attachment name is not valid UTF-8")
     if name.lower().endswith(".md"):
         raise BadRequest("attachment names ending in .md are pages")
     kept = sanitize_filename(name)

@@ -28,6 +28,7 @@ HOSTILE_NAMES = {
     "zero-width": "a\u200bb",
     "lone-surrogate": "a\ud800",
     "private-use": "a\ue000",
+    "replacement-char": "a\ufffd.txt",
     "leading-dot": ".htaccess",
     "dot-git": ".git",
     "gitmodules": ".gitmodules",
