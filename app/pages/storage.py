@@ -389,6 +389,8 @@ class Pages:
             raise NotFound(f"page {path!r} does not exist; create it before attaching files")
         folder = self.rules.attachment_dir(path)
         relative = f"{folder}/{name}"
+        if self.storage.exists(folder) and not self.storage.isdir(folder):
+            raise Conflict(f"the file {folder!r} stands where page {path!r} keeps its attachments")
         self._refuse_collision(folder, name)
         exists = self.is_page(relative)
         answer = {

@@ -125,6 +125,14 @@ def test_case_collisions_are_refused(pages, repo, name):
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
 
 
+def test_a_file_where_the_folder_belongs_is_a_conflict(pages, repo):
+    pages.upload_attachment("Doc", "sub", b"a file named like a subpage", ALICE)
+    pages.write("Doc/Sub", "x", ALICE)  # its attachments would go to doc/sub: a file
+    with pytest.raises(Conflict, match="stands where"):
+        pages.upload_attachment("Doc/Sub", "a.txt", b"x", ALICE)
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
 def test_symlinks_are_never_written_through(pages, repo, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
