@@ -307,3 +307,9 @@ def test_otterwiki_upload_form_honours_the_cap(world):
     answer = call(world, "POST", "/Doc/attachments", cookie=cookie, data=files)
     assert answer.status_code == 413
     assert untouched(world, before)
+
+
+def test_page_writes_are_not_held_to_the_attachment_cap(world):
+    content = "words " * (20 * CAP)
+    put = call(world, "PUT", "/api/v1/pages/Long", token="editor", json={"content": content})
+    assert put.status_code == 201, put.text
