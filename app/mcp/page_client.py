@@ -29,6 +29,8 @@ from app.core.errors import UpstreamError
 from app.core.settings import Settings
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import MAX_PATH_CHARS
+from app.pages.paths import clean_attachment_name
+from app.pages.paths import clean_new_attachment_name
 
 # The page API's own limits, checked here too so a refused page is never sent.
 MAX_PAGE_BYTES = MAX_CONTENT_BYTES
@@ -127,21 +129,25 @@ class PageClient:
         limit: int,
         params: dict | None = None,
         json_body: dict | None = None,
+        raw: bytes | None = None,
     ) -> tuple[bytes, str]:
         """Send one request as the caller of wiki `slug`; return (body, content type).
 
-        Raises as the class says, with PayloadTooLarge past `limit` bytes of body, and
-        Unauthorized for an Authorization header that could smuggle in a header of its own.
+        The request body is `json_body` as JSON, or the bytes `raw` as they are. Raises as the
+        class says, with PayloadTooLarge past `limit` bytes of answer, and Unauthorized for an
+        Authorization header that could smuggle in a header of its own.
         """
         if any(ch in authorization for ch in "\r\n\x00"):
             raise Unauthorized("the Authorization header is malformed")
         # Encoded here rather than by httpx2, which would write spaces as '+'.
         target = f"{url}?{urlencode(params, quote_via=quote)}" if params else url
         headers = {"Host": self.settings.wiki_host(slug), "Authorization": authorization}
-        body = None
+        body = raw
         if json_body is not None:
             body = _json_bytes(json_body)
             headers["Content-Type"] = "application/json"
+        elif raw is not None:
+            headers["Content-Type"] = "application/octet-stream"
         try:
             async with asyncio.timeout(TIMEOUT):
                 request = self._http.stream(method, target, headers=headers, content=body)
@@ -169,8 +175,11 @@ class PageClient:
         url: str,
         params: dict | None = None,
         body: dict | None = None,
+        raw: bytes | None = None,
     ) -> dict:
-        answer, _ = await self._send(slug, authorization, method, url, MAX_JSON_BYTES, params, body)
+        answer, _ = await self._send(
+            slug, authorization, method, url, MAX_JSON_BYTES, params, body, raw
+        )
         try:
             data = json.loads(answer)
         except ValueError:
@@ -273,12 +282,35 @@ class PageClient:
         self, slug: str, auth: str, path: str, name: str, limit: int, revision: str | None = None
     ) -> Blob:
         """Fetch an attachment's bytes, at most `limit` of them (else PayloadTooLarge, unread)."""
-        if not name or "/" in name or name in (".", "..") or "\x00" in name:
-            raise BadRequest("attachment name must be a plain file name")
-        url = _page_url(path, "attachments", name)
+        url = _page_url(path, "attachments", clean_attachment_name(name))
         params = {"revision": revision} if revision else None
         body, content_type = await self._send(slug, auth, "GET", url, limit, params)
         return Blob(body, content_type.split(";")[0].strip() or "application/octet-stream")
+
+    async def upload_attachment(
+        self, slug: str, auth: str, path: str, name: str, data: bytes, message: str | None = None
+    ) -> dict:
+        """PUT an attachment's bytes (adding or replacing it): name, size, mime, revision.
+
+        The name rules and the size cap (settings.max_attachment_bytes) are checked before
+        anything is sent: BadRequest, PayloadTooLarge.
+        """
+        cap = self.settings.max_attachment_bytes
+        if len(data) > cap:
+            raise PayloadTooLarge(
+                f"the file is {len(data)} bytes; an attachment may hold at most {cap} bytes"
+            )
+        url = _page_url(path, "attachments", clean_new_attachment_name(name))
+        params = {"message": message} if message else None
+        return await self._json(slug, auth, "PUT", url, params=params, raw=data)
+
+    async def delete_attachment(
+        self, slug: str, auth: str, path: str, name: str, message: str | None = None
+    ) -> dict:
+        """DELETE an attachment, committing with `message` when given: name, revision."""
+        url = _page_url(path, "attachments", clean_attachment_name(name))
+        params = {"message": message} if message else None
+        return await self._json(slug, auth, "DELETE", url, params=params)
 
 
 def _json_bytes(data: dict) -> bytes:

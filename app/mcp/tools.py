@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from contextlib import asynccontextmanager
 from typing import Annotated
+from typing import Literal
 from urllib.parse import quote
 
 from fastmcp import FastMCP
@@ -421,7 +422,62 @@ def build_server(pages: PageClient) -> FastMCP:
             block = EmbeddedResource(type="resource", resource=resource)
         return ToolResult([block], {**info, "encoding": "base64"})
 
+    @mcp.tool(annotations=CHANGES)
+    async def upload_attachment(
+        path: Path,
+        name: Annotated[str, Field(description="File name, e.g. 'diagram.png' or 'data.csv'.")],
+        content: Annotated[
+            str, Field(description="The file: its text, or its bytes in base64 (see encoding).")
+        ],
+        encoding: Annotated[
+            Literal["text", "base64"],
+            Field(description="'text' stores content as UTF-8; 'base64' decodes it first."),
+        ] = "text",
+        message: Message = None,
+    ) -> ToolResult:
+        """Attach a file to an existing page, or replace the page's file of that name.
+
+        Binary files go as base64. The wiki caps a file's size; one MCP request carries at
+        most 8 MiB, so about 6 MiB of base64-encoded file.
+        """
+        try:
+            data = _decoded(content, encoding)
+        except ValueError as error:
+            raise ToolError(str(error)) from None
+        slug, auth = _context()
+        done = await _api(pages.upload_attachment(slug, auth, path, name, data, message))
+        verb = "Attached" if done.get("created") else "Replaced"
+        text = (
+            f"{verb} {done['name']} to {done['path']} ({done['size']} bytes, {done['mime']}) "
+            f"at revision {done['revision']}."
+        )
+        return _result(text, done)
+
+    @mcp.tool(annotations=CHANGES)
+    async def delete_attachment(
+        path: Path,
+        name: Annotated[str, Field(description="File name of the attachment.")],
+        message: Message = None,
+    ) -> ToolResult:
+        """Delete a file attached to a page (its history stays in git)."""
+        slug, auth = _context()
+        done = await _api(pages.delete_attachment(slug, auth, path, name, message))
+        return _result(f"Deleted {done['name']} of {done['path']} ({done['revision']}).", done)
+
     return mcp
+
+
+def _decoded(content: str, encoding: str) -> bytes:
+    """The bytes an upload_attachment call sends; ValueError saying what is wrong with them."""
+    if encoding == "base64":
+        try:
+            return base64.b64decode("".join(content.split()), validate=True)
+        except ValueError:  # binascii.Error is a ValueError
+            raise ValueError("content is not valid base64 (encoding='base64')") from None
+    try:
+        return content.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("content is not valid Unicode text (a lone surrogate)") from None
 
 
 def _as_text(data: bytes, content_type: str) -> str | None:

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from otterwiki.util import sanitize_filename
 from otterwiki.util import split_path
 from otterwiki.util import titleSs
 
@@ -114,6 +115,30 @@ def clean_attachment_name(raw: object) -> str:
     if len(raw.encode("utf-8")) > MAX_ATTACHMENT_NAME_BYTES:
         raise BadRequest(f"attachment name is longer than {MAX_ATTACHMENT_NAME_BYTES} bytes")
     return raw
+
+
+def clean_new_attachment_name(raw: object) -> str:
+    """Return the name of an attachment about to be written, or raise BadRequest saying why not.
+
+    Stricter than `clean_attachment_name` (which also names files pushed over git): no hidden
+    files, no `.md` in any case (the file would be a page), and only names Otterwiki's own
+    upload form would keep as they are (its `sanitize_filename`: NFKC form, no spaces or dots at
+    the ends), so the file is found under the name the caller gave.
+    """
+    name = clean_attachment_name(raw)
+    if name.startswith("."):
+        raise BadRequest("attachment name must not start with '.' (hidden files are not shown)")
+    if "\ufffd" in name:  # what bytes that are not UTF-8 become in a decoded URL or header
+        raise BadRequest("attachment name is not valid UTF-8")
+    if name.lower().endswith(".md"):
+        raise BadRequest("attachment names ending in .md are pages")
+    kept = sanitize_filename(name)
+    if unicodedata.normalize("NFKC", name) != name or kept != name:
+        raise BadRequest(
+            f"attachment name {name!r} would be stored as {kept!r}: use that name (Unicode "
+            "NFKC form, no spaces or dots at the ends)"
+        )
+    return name
 
 
 def clean_revision(raw: object) -> str:

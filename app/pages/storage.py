@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -18,6 +19,10 @@ from otterwiki.util import guess_mimetype
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
+from app.core.errors import RobotError
+from app.pages.files import refuse_links
+from app.pages.files import remove_empty_folder
+from app.pages.files import replace_file
 from app.pages.links import rewrite_links
 from app.pages.merge import MergeFailed
 from app.pages.merge import diff
@@ -26,9 +31,13 @@ from app.pages.paths import PathRules
 from app.pages.paths import clean_attachment_name
 from app.pages.paths import clean_content
 from app.pages.paths import clean_message
+from app.pages.paths import clean_new_attachment_name
 from app.pages.paths import clean_revision
 
 log = logging.getLogger(__name__)
+# Attachment names may hold '*', '?' or '[': git must never read them as patterns (or it would
+# stage or remove other files too). GitPython's own index.add expands globs, so it is not used.
+_LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}
 
 
 @dataclass(frozen=True)
@@ -459,6 +468,10 @@ class Pages:
     def _head(self) -> str:
         return self.storage.repo.head.commit.hexsha
 
+    def _git(self, command: str, *args: str) -> str:
+        """Run a git command on paths taken literally: '*' or '[' in a file name is no glob."""
+        return getattr(self.storage.repo.git, command.replace("-", "_"))(*args, env=_LITERAL)
+
     # -- attachments ----------------------------------------------------------------------
 
     def attachments(self, path: str) -> list[dict]:
@@ -501,6 +514,108 @@ class Pages:
         except StorageNotFound:
             raise NotFound(f"page {path!r} has no attachment {name!r}") from None
         return data, guess_mimetype(name)
+
+    def upload_attachment(self, path, name, data: bytes, author, message=None) -> dict:
+        """Add or replace one attachment of an existing page in one commit.
+
+        `name` must pass clean_new_attachment_name and not collide (case-insensitively) with
+        another file or folder next to it; the caller caps the size of `data`. Returns
+        {"path", "name", "size" (bytes), "mime", "revision", "created"}; the same bytes again
+        make no commit. Raises BadRequest (name, symlink), NotFound (no such page), Conflict
+        (the commit failed; the working tree is as it was).
+        """
+        path = self.rules.clean(path)
+        name = clean_new_attachment_name(name)
+        if not isinstance(data, bytes):
+            raise BadRequest("attachment content must be bytes")
+        filename = self.rules.filename(path)
+        if not self.is_page(filename):
+            raise NotFound(f"page {path!r} does not exist; create it before attaching files")
+        folder = self.rules.attachment_dir(path)
+        relative = f"{folder}/{name}"
+        if self.storage.exists(folder) and not self.storage.isdir(folder):
+            raise Conflict(f"the file {folder!r} stands where page {path!r} keeps its attachments")
+        self._refuse_collision(folder, name)
+        exists = self.is_page(relative)
+        answer = {
+            "path": self.rules.page_path(filename),
+            "name": name,
+            "size": len(data),
+            "mime": guess_mimetype(name),
+            "created": not exists,
+        }
+        if exists and self.storage.load(relative, mode="rb") == data:
+            commit = self.last_commit(relative)
+            return {**answer, "revision": commit.revision if commit else self._head()}
+        verb = "Update" if exists else "Add"
+        message = clean_message(message, f"{verb} attachment {name} of {answer['path']} via API")
+        made_folder = replace_file(self.storage.path, relative, data, self.storage.repo.git_dir)
+        try:
+            self._git("add", "--", relative)
+            self.storage.commit([relative], message, author, no_add=True)
+        except Exception as error:
+            self._undo_upload(relative, exists, made_folder)
+            if isinstance(error, StorageError | git.exc.GitError):
+                raise Conflict(f"the attachment could not be committed: {error}") from None
+            raise
+        return {**answer, "revision": self._head()}
+
+    def delete_attachment(self, path, name, author, message=None) -> dict:
+        """Delete one attachment of a page in one commit; return {"path", "name", "revision"}.
+
+        Raises BadRequest (name, a symlinked folder), NotFound (no such attachment).
+        """
+        path = self.rules.clean(path)
+        name = clean_attachment_name(name)
+        relative = f"{self.rules.attachment_dir(path)}/{name}"
+        refuse_links(self.storage.path, relative, include_last=False)
+        if relative not in self._git("ls-files", "-z", "--", relative).split("\0"):
+            raise NotFound(f"page {path!r} has no attachment {name!r}")
+        shown = self.rules.page_path(self.rules.filename(path))
+        message = clean_message(message, f"Delete attachment {name} of {shown} via API")
+        self._git("rm", "-q", "--", relative)
+        try:
+            self.storage.commit([relative], message, author, no_add=True)
+        except Exception:
+            self._roll_back([relative])
+            raise
+        return {"path": shown, "name": name, "revision": self._head()}
+
+    def _refuse_collision(self, folder: str, name: str) -> None:
+        """Refuse a name whose file would clash with a neighbour on a case-insensitive checkout,
+        or block Otterwiki: a folder of that name, or a subpage whose folder it would take."""
+        try:
+            neighbours = os.listdir(os.path.join(self.storage.path, folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        folded = name.casefold()
+        for entry in neighbours:
+            if entry == name and not self.storage.isdir(f"{folder}/{entry}"):
+                continue  # the file itself: replacing it is an update
+            if entry.casefold() in (folded, folded + ".md"):
+                raise Conflict(
+                    f"attachment name {name!r} collides with {entry!r} in the same folder "
+                    "(names differing only in case, or a subpage of that name)"
+                )
+
+    def _undo_upload(self, relative: str, existed: bool, made_folder: bool) -> None:
+        """Put the working tree (then the index) back as HEAD has them after a failed commit.
+
+        The file goes first and without the index: the index may be what failed (a stale lock).
+        """
+        target = os.path.join(self.storage.path, relative)
+        try:
+            if existed:
+                old = self._bytes_at(relative, "HEAD")
+                replace_file(self.storage.path, relative, old, self.storage.repo.git_dir)
+                self._git("reset", "-q", "--", relative)
+            else:
+                os.unlink(target)
+                if made_folder:
+                    remove_empty_folder(os.path.dirname(target))
+                self._git("rm", "--cached", "-q", "--ignore-unmatch", "--", relative)
+        except (OSError, RobotError, git.exc.GitError):
+            log.exception("rolling back a failed upload of %s", relative)
 
 
 def _entry(entry: dict) -> dict:

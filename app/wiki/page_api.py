@@ -7,21 +7,28 @@ from flask import Response
 from flask import current_app
 from flask import g
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.core.csp import ATTACHMENT_POLICY
+from app.core.errors import BadRequest
 from app.core.errors import Forbidden
+from app.core.errors import PayloadTooLarge
 from app.core.errors import Unauthorized
 from app.pages import search as pagesearch
 from app.pages.paths import clean_limit
+from app.pages.paths import clean_new_attachment_name
 from app.pages.storage import Pages
 from app.web.flask_app import json_body
 from app.web.flask_app import register_error_handlers
+from app.wiki.origin import cross_site_refusal
+from app.wiki.otterwiki.config import FORM_ENVELOPE_BYTES
 
 bp = Blueprint("page_api", __name__, url_prefix="/api/v1")
 register_error_handlers(bp)
 
 # JSON escaping can make 1 MiB of content several times larger on the wire.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _require(permission: str) -> None:
@@ -37,8 +44,23 @@ def _require(permission: str) -> None:
     raise Forbidden(f"your role in this wiki is {caller.role}; changing pages needs editor")
 
 
+def _same_origin_cookie_writes() -> None:
+    """Refuse a cookie-borne write that another site (another wiki's page) may have sent."""
+    # Only a browser session rides along by itself; tokens and OAuth come as Bearer headers.
+    if g.caller.via != "session" or "Authorization" in request.headers:
+        return
+    own_origin = g.tenant.settings.wiki_url(g.tenant.slug).rstrip("/")
+    refusal = cross_site_refusal(request.headers, own_origin)
+    if refusal is not None:
+        raise Forbidden(refusal)
+
+
 def _pages(permission: str = "READ") -> Pages:
+    """The wiki's pages once the caller may do `permission` there (and, for a change, proved
+    it is no cross-site request)."""
     _require(permission)
+    if permission != "READ" or request.method not in _SAFE_METHODS:
+        _same_origin_cookie_writes()
     return Pages.for_config(g.tenant.storage, current_app.config)
 
 
@@ -49,6 +71,51 @@ def _author() -> tuple[str, str]:
 def _body() -> dict:
     request.max_content_length = MAX_REQUEST_BYTES
     return json_body()
+
+
+def _attachment_cap() -> int:
+    return g.tenant.settings.max_attachment_bytes
+
+
+def _too_large(cap: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"an attachment may hold at most {cap} bytes", max_bytes=cap)
+
+
+def _raw_upload() -> bytes:
+    """The request body, read against the cap: Content-Length first, then the stream itself."""
+    cap = _attachment_cap()
+    request.max_content_length = cap
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise _too_large(cap) from None
+    if len(data) > cap:  # the stream was opened before the limit was set: Otterwiki's own cap
+        raise _too_large(cap)
+    return data
+
+
+def _form_uploads() -> list[tuple[str, bytes]]:
+    """The (file name, bytes) of each multipart `file` field, each within the cap."""
+    cap = _attachment_cap()
+    if request.mimetype != "multipart/form-data":
+        raise BadRequest("send the files as multipart/form-data in fields named 'file'")
+    request.max_content_length = cap + FORM_ENVELOPE_BYTES
+    try:
+        fields = request.files.getlist("file")
+    except RequestEntityTooLarge:
+        raise _too_large(cap) from None
+    if not fields:
+        raise BadRequest("no file: send each file in a multipart field named 'file'")
+    uploads = []
+    for field in fields:
+        data = field.stream.read(cap + 1)
+        if len(data) > cap:
+            raise _too_large(cap)
+        uploads.append((clean_new_attachment_name(field.filename), data))
+    names = [name for name, _ in uploads]
+    if len(set(names)) != len(names):
+        raise BadRequest("the same file name is sent twice")
+    return uploads
 
 
 @bp.after_request
@@ -127,6 +194,31 @@ def get_attachment(path, name):
     response.headers["Content-Security-Policy"] = ATTACHMENT_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@bp.put("/pages/<path:path>/attachments/<name>")
+def put_attachment(path, name):
+    pages = _pages("UPLOAD")
+    data = _raw_upload()
+    result = pages.upload_attachment(path, name, data, _author(), request.args.get("message"))
+    return result, 201 if result["created"] else 200
+
+
+@bp.post("/pages/<path:path>/attachments")
+def post_attachments(path):
+    """Each file in its own commit; every name is checked for form before the first is written."""
+    pages = _pages("UPLOAD")
+    uploads, message = _form_uploads(), request.form.get("message")
+    results = [pages.upload_attachment(path, n, data, _author(), message) for n, data in uploads]
+    created = any(result["created"] for result in results)
+    body = {"path": results[0]["path"], "attachments": results, "revision": results[-1]["revision"]}
+    return body, 201 if created else 200
+
+
+@bp.delete("/pages/<path:path>/attachments/<name>")
+def delete_attachment(path, name):
+    pages = _pages("WRITE")
+    return pages.delete_attachment(path, name, _author(), request.args.get("message"))
 
 
 @bp.get("/orphans")

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from app import mcp_entry
+from app.core.errors import BadRequest
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.core.errors import Unauthorized
@@ -284,3 +285,24 @@ async def test_the_mcp_app_closes_its_page_client_on_shutdown(platform, monkeypa
     ]
     with pytest.raises(RuntimeError, match="client has been closed"):
         await made[0].whoami("alpha", AUTH)
+
+
+async def test_an_upload_goes_as_raw_bytes_with_its_message(serve):
+    answer = {"path": "P", "name": "a b.bin", "size": 3, "revision": "r", "created": True}
+    pages, upstream = await serve(json_answer(answer))
+    await pages.upload_attachment("alpha", AUTH, "P", "a b.bin", b"\x00\xff\n", "add it")
+    head, _, body = upstream.requests[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"PUT /api/v1/pages/P/attachments/a%20b.bin?message=add%20it HTTP")
+    assert b"\r\nContent-Type: application/octet-stream\r\n" in head and body == b"\x00\xff\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "error"),
+    [("big.bin", 11, PayloadTooLarge), ("../x", 1, BadRequest), (".hidden", 1, BadRequest)],
+)
+async def test_an_upload_past_the_limits_is_never_sent(serve, name, size, error):
+    pages, upstream = await serve(json_answer({}))
+    pages.settings = dataclasses.replace(pages.settings, max_attachment_bytes=10)
+    with pytest.raises(error):
+        await pages.upload_attachment("alpha", AUTH, "P", name, b"x" * size)
+    assert upstream.requests == []

@@ -14,20 +14,7 @@ from app.pages.search import links
 from app.pages.search import orphans
 from app.pages.search import search
 from app.pages.storage import Pages
-
-ALICE = ("alice.test", "did.plc.alice@localhost")
-
-
-@pytest.fixture
-def repo(tmp_path):
-    return tmp_path / "repo"
-
-
-@pytest.fixture
-def pages(repo):
-    wiki = Pages(GitStorage(str(repo), initialize=True))
-    wiki.write("Home", "# Home\n\nWelcome.\n", ALICE)
-    return wiki
+from tests.pages.conftest import ALICE
 
 
 def git_log(repo) -> list[str]:

@@ -121,6 +121,19 @@ def test_page_api_put_rename_delete_update_the_figures(wiki):
     assert figures(wiki)[:2] == start[:2]
 
 
+def test_page_api_attachments_update_the_figures(wiki):
+    assert wiki.pages.put("/api/v1/pages/Api/Files", json={"content": "f"}).status_code == 201
+    start = figures(wiki)
+    data = bytes(range(256)) * 8
+    added = wiki.pages.put("/api/v1/pages/Api/Files/attachments/d.bin", content=data)
+    assert added.status_code == 201, added.text
+    assert figures(wiki) == at_head(wiki.stack)
+    assert figures(wiki)[:2] == (start[0], start[1] + len(data))
+    gone = wiki.pages.delete("/api/v1/pages/Api/Files/attachments/d.bin")
+    assert gone.status_code == 200, gone.text
+    assert figures(wiki)[:2] == start[:2] and figures(wiki) == at_head(wiki.stack)
+
+
 def test_a_refused_write_changes_nothing(wiki):
     before = figures(wiki)
     refused = wiki.pages.put("/api/v1/pages/Api/Bad", json={"content": 5})

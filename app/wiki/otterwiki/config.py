@@ -32,6 +32,9 @@ LOCKED_OFF = {
     "NOTIFY_USER_ON_APPROVAL": False,
 }
 
+# What a multipart form adds around its files: boundaries, part headers, a commit message.
+FORM_ENVELOPE_BYTES = 64 * 1024
+
 
 def locked_config(settings: Settings, repo_path: str, db_path: str, secret_key: str) -> dict:
     """Return the config keys a wiki's own preferences never override: `LOCKED_OFF` and its data."""
@@ -41,6 +44,9 @@ def locked_config(settings: Settings, repo_path: str, db_path: str, secret_key: 
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
         "SECRET_KEY": secret_key,
         "SESSION_COOKIE_SECURE": settings.cookie_secure,
+        # Otterwiki's upload forms take one attachment of the platform's size, with room for
+        # the form around it; the page API sets its own limit per request.
+        "MAX_CONTENT_LENGTH": settings.max_attachment_bytes + FORM_ENVELOPE_BYTES,
     }
 
 

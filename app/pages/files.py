@@ -1,0 +1,60 @@
+"""Writing one file of a wiki's working tree so that it is whole or absent, never written through
+a symbolic link (git lets anyone who can push put a link into the tree)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from app.core.errors import BadRequest
+
+
+def refuse_links(root: str, relative: str, include_last: bool = True) -> None:
+    """Raise BadRequest if any existing component of `relative` below `root` is a symlink.
+
+    `relative` is a repository path with '/' separators; with `include_last` False the file
+    itself may be a link (deleting a link removes the link, not what it points at).
+    """
+    parts = relative.split("/")
+    checked = parts if include_last else parts[:-1]
+    current = Path(root)
+    for part in checked:
+        current = current / part
+        if current.is_symlink():
+            shown = "/".join(parts[: len(current.relative_to(root).parts)])
+            raise BadRequest(f"{shown} is a symbolic link in the repository; it is never written")
+
+
+def replace_file(root: str, relative: str, data: bytes, scratch: str) -> bool:
+    """Write `data` to `root/relative` atomically; return whether its folder had to be made.
+
+    The bytes go to a temporary file in `scratch` (a folder on the same file system that no
+    listing shows, e.g. the repository's .git) and are renamed over the target in one step, so a
+    reader sees the old file or the new one, and a failure leaves no partial file. Refuses
+    symlinks on the way (BadRequest, see refuse_links).
+    """
+    refuse_links(root, relative)
+    target = Path(root, relative)
+    made_folder = not target.parent.exists()
+    target.parent.mkdir(mode=0o775, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix="robot-upload-", dir=scratch)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.chmod(temporary, 0o664)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        if made_folder:
+            remove_empty_folder(target.parent)
+        raise
+    return made_folder
+
+
+def remove_empty_folder(folder: str | Path) -> None:
+    """Remove `folder` if it exists and is empty; leave it otherwise."""
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass  # not empty, or already gone: either way nothing of ours is left in it

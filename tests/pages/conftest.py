@@ -1,0 +1,20 @@
+"""A wiki repository for the tests of app.pages: real git, one page (Home) by ALICE."""
+
+import pytest
+from otterwiki.gitstorage import GitStorage
+
+from app.pages.storage import Pages
+
+ALICE = ("alice.test", "did.plc.alice@localhost")
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return tmp_path / "repo"
+
+
+@pytest.fixture
+def pages(repo):
+    wiki = Pages(GitStorage(str(repo), initialize=True))
+    wiki.write("Home", "# Home\n\nWelcome.\n", ALICE)
+    return wiki

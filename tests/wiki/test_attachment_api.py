@@ -1,0 +1,315 @@
+"""Attachments through the page API of the real wiki app (gateway, Otterwiki, git) in process.
+
+The size cap is set small here (ROBOT_MAX_ATTACHMENT_BYTES) so bodies past it stay small; the
+stack tests (test_attachment_stack.py) drive the same routes over gunicorn.
+"""
+
+import io
+import subprocess
+from types import SimpleNamespace
+from urllib.parse import quote
+
+import pytest
+from werkzeug.test import Client
+
+from app.core.csp import ATTACHMENT_POLICY
+from app.core.platform import Platform
+from app.core.platform import init_instance
+from app.core.settings import Settings
+from app.core.wikis import create_wiki
+from app.web.session_cookie import PLAIN_NAME
+from tests.conftest import oauth_grant
+from tests.pages.test_attachments import HOSTILE_NAMES
+
+OWNER = ("did:plc:att-owner", "att-owner.test")
+EDITOR = ("did:plc:att-editor", "att-editor.test")
+VIEWER = ("did:plc:att-viewer", "att-viewer.test")
+CAP = 4096
+BINARY = bytes(range(256)) * 3  # every byte value, NUL and invalid UTF-8 included
+ALPHA, BETA = "alpha", "beta"
+HOST = f"{ALPHA}.localhost"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Wiki alpha (page Doc) with an owner, editor and viewer; wiki beta of the same owner."""
+    data = tmp_path_factory.mktemp("attachments")
+    settings = Settings.from_env(
+        {
+            "ROBOT_DATA_DIR": str(data),
+            "MULTI_TENANT": "true",
+            "ROBOT_MAX_ATTACHMENT_BYTES": str(CAP),
+        }
+    )
+    init_instance(settings)
+    platform = Platform.load(settings)
+    store = platform.store
+    for did, handle in (OWNER, EDITOR, VIEWER):
+        store.upsert_user(did, handle)
+    create_wiki(settings, store, ALPHA, OWNER[0])
+    create_wiki(settings, store, BETA, OWNER[0])
+    store.set_member(ALPHA, EDITOR[0], "editor")
+    store.set_member(ALPHA, VIEWER[0], "viewer")
+    read_only = platform.key.mint_access_token(
+        EDITOR[0],
+        settings.mcp_url(ALPHA),
+        settings.auth_origin,
+        "wiki:read",
+        600,
+        "client",
+        oauth_grant(store, EDITOR[0], ALPHA),
+    )
+    tokens = {
+        "editor": store.create_token(ALPHA, EDITOR[0], "editor")[1],
+        "viewer": store.create_token(ALPHA, VIEWER[0], "viewer")[1],
+        "read-only grant": read_only,
+    }
+    from app.wsgi import create_app
+
+    app = create_app(settings)
+    world = SimpleNamespace(app=app, settings=settings, store=store, tokens=tokens)
+    call(world, "PUT", "/api/v1/pages/Doc", token="editor", json={"content": "# Doc\n"})
+    yield world
+    app.tenancy.close()
+    store.close()
+
+
+def call(world, method, path, token=None, host=HOST, cookie=None, **kwargs):
+    """One request to the wiki app as a token's holder, or with a session cookie."""
+    client = Client(world.app)
+    headers = kwargs.pop("headers", {})
+    if token:
+        headers["Authorization"] = f"Bearer {world.tokens[token]}"
+    if cookie:
+        client.set_cookie(PLAIN_NAME, cookie, domain=host)
+    return client.open(
+        path, method=method, base_url=f"http://{host}", headers=headers, buffered=True, **kwargs
+    )
+
+
+def git(world, *args) -> str:
+    repo = world.settings.repo_path(ALPHA)
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True).stdout
+
+
+def untouched(world, before: str) -> bool:
+    """No commit since `before`, and a clean tree: nothing half-written."""
+    status = git(world, "status", "--porcelain", "--untracked-files=all")
+    return git(world, "rev-parse", "HEAD") == before and status == ""
+
+
+def test_raw_upload_replace_read_list_delete(world):
+    url = "/api/v1/pages/Doc/attachments/data.bin"
+    created = call(world, "PUT", url, token="editor", data=BINARY)
+    assert created.status_code == 201, created.text
+    body = created.get_json()
+    assert (body["name"], body["size"], body["created"]) == ("data.bin", len(BINARY), True)
+    assert body["mime"] == "application/octet-stream"
+    assert body["revision"] == git(world, "rev-parse", "HEAD").strip()
+    assert call(world, "GET", url, token="viewer").data == BINARY
+    replaced = call(world, "PUT", url + "?message=second", token="editor", data=b"\x00two")
+    assert replaced.status_code == 200 and replaced.get_json()["created"] is False
+    assert git(world, "log", "-1", "--format=%s|%an") == f"second|{EDITOR[1]}\n"
+    listed = call(world, "GET", "/api/v1/pages/Doc/attachments", token="viewer").get_json()
+    assert [(a["name"], a["size"]) for a in listed["attachments"]] == [("data.bin", 4)]
+    deleted = call(world, "DELETE", url + "?message=gone", token="editor")
+    assert deleted.status_code == 200 and deleted.get_json()["name"] == "data.bin"
+    assert call(world, "GET", url, token="editor").status_code == 404
+    assert git(world, "log", "-1", "--format=%s") == "gone\n"
+
+
+def test_multipart_upload_of_two_files_with_a_message(world):
+    files = {
+        "file": [
+            (io.BytesIO(BINARY), "pic.png", "image/png"),
+            (io.BytesIO(b"a,b\n1,2\n"), "table.csv", "text/plain"),
+        ],
+        "message": "two files",
+    }
+    before = git(world, "rev-parse", "HEAD")
+    answer = call(world, "POST", "/api/v1/pages/Doc/attachments", token="editor", data=files)
+    assert answer.status_code == 201, answer.text
+    body = answer.get_json()
+    assert [(a["name"], a["mime"]) for a in body["attachments"]] == [
+        ("pic.png", "image/png"),
+        ("table.csv", "text/csv"),
+    ]
+    assert git(world, "log", "--format=%s", f"{before.strip()}..HEAD") == "two files\ntwo files\n"
+    read = call(world, "GET", "/api/v1/pages/Doc/attachments/pic.png", token="editor")
+    assert read.data == BINARY and read.mimetype == "image/png"
+
+
+@pytest.mark.parametrize("kind", ["html", "svg"])
+def test_uploaded_markup_never_runs_as_a_page(world, kind):
+    script = b"<script>alert(document.cookie)</script>"
+    markup = {
+        "html": b"<!doctype html><html><body>" + script + b"</body></html>",
+        "svg": b'<svg xmlns="http://www.w3.org/2000/svg">' + script + b"</svg>",
+    }[kind]
+    name = f"evil.{kind}"
+    put = call(world, "PUT", f"/api/v1/pages/Doc/attachments/{name}", token="editor", data=markup)
+    assert put.status_code == 201
+    for path in (f"/api/v1/pages/Doc/attachments/{name}", f"/Doc/a/{name}"):
+        served = call(world, "GET", path, token="editor")
+        assert served.status_code == 200 and served.data == markup, path
+        # sandboxed, nothing loads: the policy may only add to ATTACHMENT_POLICY
+        assert served.headers["Content-Security-Policy"].startswith(ATTACHMENT_POLICY), path
+        assert served.headers["X-Content-Type-Options"] == "nosniff", path
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("anonymous", 401), ("viewer", 403), ("read-only grant", 403)],
+)
+@pytest.mark.parametrize("method", ["PUT", "POST", "DELETE"])
+def test_roles_below_editor_cannot_change_attachments(world, who, status, method):
+    call(world, "PUT", "/api/v1/pages/Doc/attachments/kept.txt", token="editor", data=b"kept")
+    before = git(world, "rev-parse", "HEAD")
+    url = "/api/v1/pages/Doc/attachments" + ("" if method == "POST" else "/kept.txt")
+    data = {"file": (io.BytesIO(b"x"), "kept.txt")} if method == "POST" else b"x"
+    token = None if who == "anonymous" else who
+    answer = call(world, method, url, token=token, data=data)
+    assert answer.status_code == status and answer.get_json()["error"]
+    assert untouched(world, before)
+    kept = call(world, "GET", "/api/v1/pages/Doc/attachments/kept.txt", token="editor")
+    assert kept.data == b"kept"
+
+
+@pytest.mark.parametrize(
+    ("body", "environ"),
+    [
+        # Content-Length claims more than the cap (the 5 bytes are never read)
+        (b"small", {"CONTENT_LENGTH": str(CAP + 1)}),
+        # no Content-Length: the server ends the stream, as gunicorn does with a chunked body
+        (b"x" * (CAP + 1), {"wsgi.input_terminated": True}),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_body_over_the_cap_is_413(world, body, environ):
+    before = git(world, "rev-parse", "HEAD")
+    url = "/api/v1/pages/Doc/attachments/big.bin"
+    stream = io.BytesIO(body)
+    answer = call(world, "PUT", url, token="editor", input_stream=stream, environ_overrides=environ)
+    assert answer.status_code == 413 and answer.get_json()["max_bytes"] == CAP
+    assert "at most 4096 bytes" in answer.get_json()["error"]
+    assert untouched(world, before)
+
+
+def test_body_at_the_cap_is_taken(world):
+    url = "/api/v1/pages/Doc/attachments/full.bin"
+    assert call(world, "PUT", url, token="editor", data=b"x" * CAP).status_code == 201
+
+
+@pytest.mark.parametrize("size", [CAP + 1, 3 * CAP])
+def test_multipart_file_over_the_cap_is_413(world, size):
+    before = git(world, "rev-parse", "HEAD")
+    files = {"file": (io.BytesIO(b"x" * size), "big.bin")}
+    answer = call(world, "POST", "/api/v1/pages/Doc/attachments", token="editor", data=files)
+    assert answer.status_code == 413 and answer.get_json()["error"]
+    assert untouched(world, before)
+
+
+NAMES = {k: n for k, n in HOSTILE_NAMES.items() if isinstance(n, str) and n}
+
+
+@pytest.mark.parametrize("route", ["raw", "form"])
+@pytest.mark.parametrize("name", NAMES.values(), ids=NAMES.keys())
+def test_hostile_names_get_a_clear_4xx(world, name, route):
+    if route == "form" and ("\\" in name or "\ud800" in name):
+        pytest.skip("no multipart header can carry it: the test client escapes or refuses it")
+    before = git(world, "rev-parse", "HEAD")
+    if route == "raw":
+        url = "/api/v1/pages/Doc/attachments/" + quote(name, safe="", errors="surrogatepass")
+        answer = call(world, "PUT", url, token="editor", data=b"x")
+    else:
+        files = {"file": (io.BytesIO(b"x"), name)}
+        url = "/api/v1/pages/Doc/attachments"
+        answer = call(world, "POST", url, token="editor", data=files)
+    assert 400 <= answer.status_code < 500 and answer.get_json()["error"], name
+    assert untouched(world, before)
+
+
+def test_one_bad_name_in_a_form_writes_none(world):
+    before = git(world, "rev-parse", "HEAD")
+    files = {"file": [(io.BytesIO(b"ok"), "fine.txt"), (io.BytesIO(b"x"), "../escape")]}
+    answer = call(world, "POST", "/api/v1/pages/Doc/attachments", token="editor", data=files)
+    assert answer.status_code == 400 and untouched(world, before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": b"x"}, 400),  # not multipart
+        ({"data": {"other": (io.BytesIO(b"x"), "a.txt")}}, 400),  # no 'file' field
+        ({"data": {"file": (io.BytesIO(b"x"), "a.txt")}, "path": "No/Such/Page"}, 404),
+    ],
+)
+def test_bad_forms_are_4xx(world, kwargs, status):
+    page = kwargs.pop("path", "Doc")
+    answer = call(world, "POST", f"/api/v1/pages/{page}/attachments", token="editor", **kwargs)
+    assert answer.status_code == status and answer.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("PUT", "/api/v1/pages/Doc/attachments/x.txt", {"data": b"x"}),
+        ("POST", "/api/v1/pages/Doc/attachments", {"data": "form"}),
+        ("DELETE", "/api/v1/pages/Doc/attachments/x.txt", {}),
+        ("PUT", "/api/v1/pages/Doc", {"json": {"content": "defaced"}}),
+        ("DELETE", "/api/v1/pages/Doc", {}),
+        ("POST", "/api/v1/pages/Doc/rename", {"json": {"to": "Gone"}}),
+    ],
+)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://beta.localhost:8000"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+        {"Origin": "http://beta.localhost:8000"},
+        {"Origin": "null"},
+        {},
+    ],
+    ids=["same-site", "cross-site", "other-origin", "null-origin", "no-proof"],
+)
+def test_cookie_writes_from_another_site_are_refused(world, method, path, kwargs, headers):
+    call(world, "PUT", "/api/v1/pages/Doc/attachments/x.txt", token="editor", data=b"x")
+    before = git(world, "rev-parse", "HEAD")
+    cookie = world.store.create_session(OWNER[0], HOST, 600)[1]
+    if kwargs.get("data") == "form":
+        kwargs = {"data": {"file": (io.BytesIO(b"x"), "x.txt")}}
+    answer = call(world, method, path, cookie=cookie, headers=dict(headers), **kwargs)
+    assert answer.status_code == 403 and "cookie" in answer.get_json()["error"]
+    assert untouched(world, before)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://alpha.localhost:8000"},
+        {"Origin": "http://alpha.localhost:8000"},
+    ],
+)
+def test_cookie_writes_from_the_wiki_itself_pass(world, headers):
+    cookie = world.store.create_session(OWNER[0], HOST, 600)[1]
+    files = {"file": (io.BytesIO(b"mine"), "own.txt")}
+    answer = call(
+        world, "POST", "/api/v1/pages/Doc/attachments", cookie=cookie, headers=headers, data=files
+    )
+    assert answer.status_code in (200, 201), answer.text
+    assert answer.get_json()["attachments"][0]["name"] == "own.txt"
+
+
+def test_otterwiki_upload_form_honours_the_cap(world):
+    before = git(world, "rev-parse", "HEAD")
+    cookie = world.store.create_session(OWNER[0], HOST, 600)[1]
+    files = {"file": (io.BytesIO(b"x" * (CAP + 70 * 1024)), "big.bin")}
+    answer = call(world, "POST", "/Doc/attachments", cookie=cookie, data=files)
+    assert answer.status_code == 413
+    assert untouched(world, before)
+
+
+def test_page_writes_are_not_held_to_the_attachment_cap(world):
+    content = "words " * (20 * CAP)
+    put = call(world, "PUT", "/api/v1/pages/Long", token="editor", json={"content": content})
+    assert put.status_code == 201, put.text
