@@ -22,6 +22,7 @@ from app.wiki.otterwiki.account import TEMPLATE_ADDITION as ACCOUNT_MENU
 from app.wiki.otterwiki.handlers import NONCE_ATTRIBUTE
 from app.wiki.otterwiki.handlers import rewrite_template
 from app.wiki.otterwiki.managed import TEMPLATE_ADDITIONS as MANAGED_MENU
+from app.wiki.otterwiki.provenance import TEMPLATE_ADDITIONS as AUTHORS
 
 HANDLERS_JS = Path(__file__).with_name("static") / "handlers.js"
 HANDLERS_URL = "/static/robot/handlers.js"
@@ -60,6 +61,7 @@ TEMPLATE_ADDITIONS = (
     ),
     ACCOUNT_MENU,  # the platform's account instead of Otterwiki's login and settings links
     *MANAGED_MENU,  # no menu entries for the admin pages the platform decides
+    *AUTHORS,  # authors as profile links with their agent, not mailto: links
 )
 
 
