@@ -67,13 +67,16 @@ async def _api(call):
 
 
 def _change_line(entry: dict) -> str:
-    """One revision as text: `<sha>  <date>  by <person>[ via <agent> (<kind>)]  <message>`."""
+    """One revision as one line: `<sha>  <date>  by <person>[ via <agent> (<kind>)]  <message>`
+    (the message's whitespace collapsed)."""
     who = f"by {entry.get('author')}"
     via = entry.get("via")
     if via:
         kind = "token" if via.get("kind") == "token" else "OAuth client"
         who += f" via {via.get('name')} ({kind})"
-    return f"{entry['revision']}  {entry.get('date')}  {who}  {entry.get('message')}"
+    # One line per entry: a message's own line breaks could otherwise pass for other entries.
+    message = " ".join(str(entry.get("message") or "").split())
+    return f"{entry['revision']}  {entry.get('date')}  {who}  {message}"
 
 
 def _result(text: str, data: dict) -> ToolResult:

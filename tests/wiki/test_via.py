@@ -6,6 +6,7 @@ history, changelog, diff and blame pages must name the person and (for the first
 with no `mailto:` link, and nothing users choose (labels, client names, messages) may forge it.
 """
 
+import io
 import re
 import subprocess
 from types import SimpleNamespace
@@ -75,13 +76,17 @@ def put(wiki, who, page, content, message=None):
     return response.json["revision"]
 
 
-def editor_save(wiki, who, page, content, commit):
-    """Save through Otterwiki's editor form, with the CSRF token of its edit page."""
-    form = call(wiki, who, f"/{page}/edit").get_data(as_text=True)
+def form_post(wiki, who, form_path, post_path, data):
+    """Post an Otterwiki form as a browser does, with the CSRF token of the form's page."""
+    form = call(wiki, who, form_path).get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    data = {"content": content, "commit": commit, "csrf_token": csrf}
-    response = call(wiki, who, f"/{page}/save", "POST", data=data)
+    response = call(wiki, who, post_path, "POST", data={**data, "csrf_token": csrf})
     assert response.status_code in (200, 302), response.get_data(as_text=True)[:300]
+
+
+def editor_save(wiki, who, page, content, commit):
+    """Save through Otterwiki's editor form."""
+    form_post(wiki, who, f"/{page}/edit", f"/{page}/save", {"content": content, "commit": commit})
 
 
 def raw_commit(wiki, revision="HEAD"):
@@ -175,6 +180,27 @@ def test_editor_commit_message_cannot_forge_the_block(wiki, who):
 def test_otterwiki_ui_driven_with_a_token_is_signed(wiki):
     editor_save(wiki, "token", "UiSigned", "hello\n", "saved in the UI")
     assert trailers(wiki).startswith(f"Via: {LABEL} (token)")
+
+
+def test_page_api_rename_and_delete_are_signed(wiki):
+    put(wiki, "oauth", "Moving", "x\n")
+    moved = call(wiki, "oauth", "/api/v1/pages/Moving/rename", "POST", json={"to": "Moved"})
+    assert moved.status_code == 200 and trailers(wiki).startswith("Via: Evil")
+    call(wiki, "person", "/api/v1/pages/Moved", "DELETE")
+    assert trailers(wiki) == ""
+    put(wiki, "person", "Gone", "x\n")
+    assert call(wiki, "token", "/api/v1/pages/Gone", "DELETE").status_code == 200
+    assert trailers(wiki).startswith(f"Via: {LABEL} (token)")
+
+
+def test_attachment_uploaded_with_a_token_is_signed_and_listed_with_via(wiki):
+    put(wiki, "person", "Files", "files\n")
+    upload = {"file": (io.BytesIO(b"hello"), "note.txt"), "message": FORGED}
+    form_post(wiki, "token", "/Files/attachments", "/Files/attachments", upload)
+    assert trailers(wiki).startswith(f"Via: {LABEL} (token)")
+    html = call(wiki, "person", "/Files/attachments").get_data(as_text=True)
+    assert "note.txt" in html and "via CI &lt;b&gt;bot&lt;/b&gt; (token)" in html
+    assert "mailto:" not in html and "On-Behalf-Of: alice.test" not in html
 
 
 @pytest.mark.parametrize("page", ["/Tok/history", "/-/changelog", "/Tok/blame"])
