@@ -213,6 +213,16 @@ def test_otterwiki_pages_show_via_and_no_mailto(wiki, page):
     assert "On-Behalf-Of: alice.test" not in html  # our block shows as "via", not as text
 
 
+@pytest.mark.parametrize("feed", ["rss", "atom"])
+def test_changelog_feeds_name_the_agent_and_no_address(wiki, feed):
+    put(wiki, "token", "Tok", f"for the {feed} feed\n", "feed edit")
+    xml = call(wiki, "person", f"/-/changelog/feed.{feed}").get_data(as_text=True)
+    assert "<content>feed edit</content>" in xml or "<description>feed edit" in xml
+    assert "did.plc.via-alice@" not in xml and "On-Behalf-Of: alice.test" not in xml
+    if feed == "atom":  # RSS's <author> is an address: with none, an item names nobody
+        assert "<name>alice.test via CI &lt;b&gt;bot&lt;/b&gt; (token)</name>" in xml
+
+
 def test_diff_page_shows_via_and_no_mailto(wiki):
     first = put(wiki, "person", "Diffed", "one\n")
     second = put(wiki, "token", "Diffed", "two\n")

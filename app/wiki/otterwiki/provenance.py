@@ -9,7 +9,8 @@ commit through this one index, so none of them can miss it; outside a request no
 Reading: Otterwiki's history, changelog, diff, blame and attachment tables show authors as
 `mailto:` links to the DID-derived address the gateway gives git. `TEMPLATE_ADDITIONS` puts
 `robot_author` there instead (the person's profile link, "via <agent>") and `robot_message`
-(the message without our block).
+(the message without our block); the changelog's RSS and Atom feeds name the agent the
+same way and carry no address.
 """
 
 from __future__ import annotations
@@ -111,7 +112,32 @@ TEMPLATE_ADDITIONS = (
 )
 
 
+def feed_entry(entry: dict) -> dict:
+    """A changelog entry as the RSS and Atom feeds show it: "<person> via <agent>" as the
+    author's name, no (DID-derived) address, the message without our block."""
+    found = read_message(entry.get("message") or "")
+    name = entry.get("author_name") or ""
+    if found.agent is not None and name:
+        name = f"{name} via {found.agent}"
+    return {**entry, "author_name": name, "author_email": "", "message": found.message}
+
+
+def _feeds_without_addresses() -> None:
+    from otterwiki.wiki import Changelog
+
+    original = Changelog.get_feedgenerator
+
+    def get_feedgenerator(self):
+        entries = self.get
+        self.get = lambda *args, **kwargs: [feed_entry(e) for e in entries(*args, **kwargs)]
+        return original(self)
+
+    Changelog.get_feedgenerator = get_feedgenerator
+
+
 def install_provenance(server: ModuleType) -> None:
-    """Give Otterwiki's templates (`server.app`) `robot_author` and `robot_message`."""
+    """Give Otterwiki's templates (`server.app`) `robot_author` and `robot_message`; make its
+    changelog feeds name the agent and no address (`feed_entry`)."""
     server.app.jinja_env.globals["robot_author"] = robot_author
     server.app.jinja_env.globals["robot_message"] = robot_message
+    _feeds_without_addresses()
