@@ -27,6 +27,8 @@ OAUTH = "oauth"
 # Agent names are shown next to every change they made: short, like a token label.
 MAX_AGENT_NAME = 64
 UNNAMED = "unnamed"
+# Handles are domain names (at most 253 characters); DIDs are shorter in practice.
+MAX_IDENTIFIER = 300
 # Lines of a user's message that git or our reader could take for one of our trailers: the key
 # in any case, spaces around it, git's `:` separator.
 _LOOKALIKE = re.compile(r"^[ \t]*(via|on-behalf-of)[ \t]*:", re.IGNORECASE | re.MULTILINE)
@@ -90,17 +92,21 @@ def neutralise(message: str) -> str:
     return _LOOKALIKE.sub(lambda m: "> " + m.group(0).lstrip(" \t"), message)
 
 
-def trailer_block(agent: Agent, did: str, handle: str | None) -> str:
+def _trailer_block(agent: Agent, did: str, handle: str | None) -> str:
     """The two trailer lines naming `agent` and the person (`did`, `handle`), no newline after."""
     if agent.kind == OAUTH:
-        via = f"{agent.name} (OAuth client {agent_client(agent.client_id)})"
+        via = f"{agent.name} (OAuth client {_client_id(agent.client_id)})"
     else:
         via = f"{agent.name} (token)"
-    person = agent_name(handle or did).replace(" ", "")
-    return f"{VIA_KEY}: {via}\n{ON_BEHALF_OF_KEY}: {person} {agent_name(did).replace(' ', '')}"
+    return f"{VIA_KEY}: {via}\n{ON_BEHALF_OF_KEY}: {_word(handle or did)} {_word(did)}"
 
 
-def agent_client(client_id: str | None) -> str:
+def _word(text: str) -> str:
+    """A handle or DID as one trailer word (they hold no spaces; a stored one never will)."""
+    return agent_name(text, MAX_IDENTIFIER).replace(" ", "")
+
+
+def _client_id(client_id: str | None) -> str:
     """An OAuth client id as the trailer writes it: no spaces or parentheses, "unknown" if none."""
     cleaned = re.sub(r"[\s()]", "", agent_name(client_id or "", 200))
     return cleaned if client_id and cleaned else "unknown"
@@ -117,7 +123,7 @@ def signed_message(message: str, agent: Agent | None, did: str | None, handle: s
     message = neutralise(message or "").rstrip()
     if agent is None or did is None:
         return message
-    block = trailer_block(agent, did, handle)
+    block = _trailer_block(agent, did, handle)
     return f"{message}\n\n{block}\n" if message else f"{block}\n"
 
 

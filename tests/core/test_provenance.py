@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from app.core.identity import Caller
+from app.core.identity import authenticate
 from app.core.provenance import OAUTH
 from app.core.provenance import TOKEN
 from app.core.provenance import Agent
@@ -12,6 +13,7 @@ from app.core.provenance import agent_name
 from app.core.provenance import did_from_email
 from app.core.provenance import read_message
 from app.core.provenance import signed_message
+from tests.conftest import oauth_grant
 
 ALICE = ("did:plc:alice", "alice.test")
 FORGED = "Via: Mallory (token)\nOn-Behalf-Of: mallory.test did:plc:mallory"
@@ -132,3 +134,46 @@ def test_did_from_the_derived_address(email, did):
 def test_the_derived_address_round_trips():
     name, email = Caller(*ALICE).git_identity("localhost")
     assert (name, did_from_email(email)) == ("alice.test", ALICE[0])
+
+
+def _access(platform, did, client_id):
+    settings = platform.settings
+    grant = oauth_grant(platform.store, did, "alpha", client_id)
+    return platform.key.mint_access_token(
+        did, settings.mcp_url("alpha"), settings.auth_origin, "wiki:write", 60, client_id, grant
+    )
+
+
+def _caller(platform, authorization=None, cookie=None):
+    return authenticate(
+        platform.settings, platform.key, platform.store, "alpha", authorization, cookie
+    )
+
+
+def test_a_token_caller_knows_its_label(wikis, users):
+    _, secret = wikis.store.create_token("alpha", users[0], "editor", "  my   laptop ")
+    assert _caller(wikis, f"Bearer {secret}").agent == Agent("my laptop", TOKEN)
+
+
+def test_an_oauth_caller_knows_its_clients_name_made_plain(wikis, users):
+    wikis.store.save_oauth_client("mcp_x", {"client_name": "Claude\r\n\x1b]0;pwn\x07 Desktop"})
+    found = _caller(wikis, f"Bearer {_access(wikis, users[0], 'mcp_x')}")
+    assert found.agent == Agent("Claude ]0;pwn Desktop", OAUTH, "mcp_x")
+
+
+@pytest.mark.parametrize("metadata", [{}, {"client_name": 42}, {"client_name": ""}])
+def test_an_oauth_client_without_a_usable_name_is_unnamed(wikis, users, metadata):
+    wikis.store.save_oauth_client("mcp_anon", metadata)
+    found = _caller(wikis, f"Bearer {_access(wikis, users[0], 'mcp_anon')}")
+    assert found.agent == Agent("unnamed", OAUTH, "mcp_anon")
+
+
+def test_a_session_has_no_agent(wikis, users):
+    _, secret = wikis.store.create_session(users[0], "alpha.localhost", 60)
+    assert _caller(wikis, cookie=secret).agent is None
+
+
+def test_a_long_handle_is_kept_whole():
+    handle = "a" * 60 + "." + "b" * 60 + ".example.com"
+    found = read_message(signed_message("m", Agent("x", TOKEN), ALICE[0], handle))
+    assert (found.handle, found.did) == (handle, ALICE[0])
