@@ -223,6 +223,15 @@ def test_changelog_feeds_name_the_agent_and_no_address(wiki, feed):
         assert "<name>alice.test via CI &lt;b&gt;bot&lt;/b&gt; (token)</name>" in xml
 
 
+def test_no_template_links_an_author_by_mailto(wiki):
+    """Every template as the app serves it (the platform's rewrites applied)."""
+    app = wiki.app.tenancy.app
+    names = [n for n in app.jinja_loader.list_templates() if n.endswith(".html")]
+    sources = {n: app.jinja_loader.get_source(app.jinja_env, n)[0] for n in names}
+    assert len(sources) > 30 and "robot_author(" in sources["history.html"]
+    assert [n for n, source in sources.items() if 'href="mailto:' in source] == []
+
+
 def test_diff_page_shows_via_and_no_mailto(wiki):
     first = put(wiki, "person", "Diffed", "one\n")
     second = put(wiki, "token", "Diffed", "two\n")

@@ -74,24 +74,24 @@ def robot_message(message) -> str:
     return read_message(str(message or "")).message
 
 
+# Otterwiki's author cell and message cell, for any RECORD (entry, metadata) that has them.
+_AUTHOR_CELL = (
+    "{%if not RECORD.author_email%}{{RECORD.author_name}}{%else%}"
+    '<a href="mailto:{{RECORD.author_email}}">{{RECORD.author_name}}</a>{%endif%}'
+)
+_OUR_AUTHOR_CELL = "{{ robot_author(RECORD.author_name, RECORD.author_email, RECORD.message) }}"
+_MESSAGE_CELL = "{{RECORD.message or '-/-'}}"
+_OUR_MESSAGE_CELL = "{{ robot_message(RECORD.message) or '-/-' }}"
+
+
 def _author(record: str) -> tuple[str, str]:
-    """(anchor, replacement) of Otterwiki's author cell for `record` (entry, metadata...)."""
-    anchor = (
-        f"{{%if not {record}.author_email%}}{{{{{record}.author_name}}}}{{%else%}}"
-        f'<a href="mailto:{{{{{record}.author_email}}}}">{{{{{record}.author_name}}}}</a>'
-        "{%endif%}"
-    )
-    return (
-        anchor,
-        f"{{{{ robot_author({record}.author_name, {record}.author_email, {record}.message) }}}}",
-    )
+    """(anchor, replacement) of Otterwiki's author cell for `record`."""
+    return _AUTHOR_CELL.replace("RECORD", record), _OUR_AUTHOR_CELL.replace("RECORD", record)
 
 
 def _message(record: str) -> tuple[str, str]:
-    return (
-        f"{{{{{record}.message or '-/-'}}}}",
-        f"{{{{ robot_message({record}.message) or '-/-' }}}}",
-    )
+    """(anchor, replacement) of Otterwiki's commit message cell for `record`."""
+    return _MESSAGE_CELL.replace("RECORD", record), _OUR_MESSAGE_CELL.replace("RECORD", record)
 
 
 # Otterwiki 2.26.1's templates: (template, anchor, replacement) for csp.RewritingLoader, which
