@@ -230,6 +230,8 @@ def test_no_template_links_an_author_by_mailto(wiki):
     sources = {n: app.jinja_loader.get_source(app.jinja_env, n)[0] for n in names}
     assert len(sources) > 30 and "robot_author(" in sources["history.html"]
     assert [n for n, source in sources.items() if 'href="mailto:' in source] == []
+    for name in ("draft.html", "edit_attachment.html", "attachments.html", "blame.html"):
+        assert "robot_author(" in sources[name] and app.jinja_env.get_template(name)
 
 
 def test_diff_page_shows_via_and_no_mailto(wiki):

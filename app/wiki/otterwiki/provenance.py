@@ -6,11 +6,11 @@ lookalike trailer lines are quoted and a token's or OAuth grant's commit gets th
 On-Behalf-Of block. Otterwiki's editor, attachments, renames, reverts and the page API all
 commit through this one index, so none of them can miss it; outside a request nothing changes.
 
-Reading: Otterwiki's history, changelog, diff, blame and attachment tables show authors as
-`mailto:` links to the DID-derived address the gateway gives git. `TEMPLATE_ADDITIONS` puts
-`robot_author` there instead (the person's profile link, "via <agent>") and `robot_message`
-(the message without our block); the changelog's RSS and Atom feeds name the agent the
-same way and carry no address.
+Reading: Otterwiki's history, changelog, diff, blame, attachment and draft pages show authors
+as `mailto:` links to the DID-derived address the gateway gives git, or by bare name.
+`TEMPLATE_ADDITIONS` puts `robot_author` there instead (the person's profile link, "via
+<agent>") and `robot_message` (the message without our block); the changelog's RSS and Atom
+feeds name the agent the same way and carry no address.
 """
 
 from __future__ import annotations
@@ -105,6 +105,12 @@ TEMPLATE_ADDITIONS = (
     ("diff.html", *_author("metadata")),
     ("diff.html", *_message("metadata")),
     ("diff.html", *_message("metadata")),
+    (
+        "draft.html",
+        "by {{entry.author_name}}:",
+        "by {{ robot_author(entry.author_name, entry.author_email, entry.message) }}:",
+    ),
+    ("draft.html", *_message("entry")),
     ("attachments.html", "{{f.author_name}}", "{{ robot_author(f.author_name, '', f.message) }}"),
     ("attachments.html", "{{f.message}}", "{{ robot_message(f.message) }}"),
     ("blame.html", "{{line[1]}}", '{{ robot_author(line[1], "", line[7]) }}'),
