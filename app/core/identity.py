@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from app.core.errors import Unauthorized
+from app.core.provenance import OAUTH
+from app.core.provenance import TOKEN
+from app.core.provenance import Agent
+from app.core.provenance import agent_name
+from app.core.provenance import signed_message
 from app.core.settings import Settings
 from app.core.signing import ACCESS_TOKEN_TYP
 from app.core.signing import SigningKey
@@ -38,6 +43,9 @@ class Caller:
     via: str = "anonymous"  # anonymous | session | token | oauth
     # An OAuth access token granted read only (no wiki:write): `role` is capped at viewer.
     read_only_grant: bool = False
+    # The program acting for the person: a wiki token's label or an OAuth client's name; None
+    # for a person in the browser (a session) and for anonymous callers.
+    agent: Agent | None = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -54,6 +62,11 @@ class Caller:
             return "Anonymous", f"anonymous@{domain}"
         local = self.did.replace(":", ".")[:64]
         return self.handle or self.did, f"{local}@{domain}"
+
+    def commit_message(self, message: str) -> str:
+        """`message` as a commit of this caller stores it: lookalike trailer lines quoted and,
+        for a token or OAuth caller, the Via/On-Behalf-Of block (app.core.provenance)."""
+        return signed_message(message, self.agent, self.did, self.handle)
 
 
 ANONYMOUS = Caller()
@@ -101,7 +114,8 @@ def _caller_from_bearer(
         found = store.authenticate_token(credential, slug)
         if found is None:
             raise Unauthorized("unknown or revoked token for this wiki")
-        return Caller(found.token.user_did, found.handle, found.role, "token")
+        agent = Agent(agent_name(found.token.label), TOKEN)
+        return Caller(found.token.user_did, found.handle, found.role, "token", agent=agent)
     if _jwt_typ(credential) == ACCESS_TOKEN_TYP:
         claims = key.verify(
             credential, ACCESS_TOKEN_TYP, settings.mcp_url(slug), settings.auth_origin
@@ -110,7 +124,11 @@ def _caller_from_bearer(
         # predates the claim and is refused too (it lives an hour at most).
         if not store.oauth_grant_live(claims.get("grant"), claims["sub"], slug):
             raise Unauthorized("this access token's grant was revoked or has expired")
-        return _scoped(_member(store, slug, claims["sub"], None, "oauth"), claims.get("scope"))
+        caller = replace(
+            _member(store, slug, claims["sub"], None, "oauth"),
+            agent=_oauth_agent(store, claims.get("client_id")),
+        )
+        return _scoped(caller, claims.get("scope"))
     claims = key.verify_session(credential, settings.auth_origin)
     return _member(store, slug, claims["sub"], claims.get("handle"), "session")
 
@@ -120,6 +138,15 @@ def _member(store: Store, slug: str, did: str, handle: str | None, via: str) -> 
         user = store.find_user(did)
         handle = user.handle if user else None
     return Caller(did, handle, store.role_of(slug, did), via)
+
+
+def _oauth_agent(store: Store, client_id) -> Agent:
+    """The OAuth client acting, named by its registered client_name (attacker-chosen text at
+    dynamic registration: `agent_name` makes it one short plain line)."""
+    client_id = client_id if isinstance(client_id, str) else None
+    metadata = store.find_oauth_client(client_id) if client_id else None
+    name = metadata.get("client_name") if isinstance(metadata, dict) else None
+    return Agent(agent_name(name), OAUTH, client_id)
 
 
 def _scoped(caller: Caller, scope) -> Caller:

@@ -60,6 +60,8 @@ def describe(detail: dict) -> str:
         if least == 1:
             return f"argument '{name}' must not be empty"
         return f"argument '{name}' must be at least {least} characters"
+    if kind == "literal_error":
+        return f"argument '{name}' must be one of {ctx.get('expected')}"
     if kind == "string_too_long":
         return f"argument '{name}' must be at most {ctx.get('max_length')} characters"
     # Anything else: pydantic's one-line message, which never holds the input.

@@ -270,9 +270,10 @@ class PageClient:
         params = {"q": query, "limit": limit}
         return await self._json(slug, auth, "GET", "/api/v1/search", params=params)
 
-    async def changes(self, slug: str, auth: str, limit: int) -> dict:
-        """GET /api/v1/changes: the wiki's newest `limit` changes."""
-        return await self._json(slug, auth, "GET", "/api/v1/changes", params={"limit": limit})
+    async def changes(self, slug: str, auth: str, limit: int, by: str = "all") -> dict:
+        """GET /api/v1/changes: the wiki's newest `limit` changes; `by` all|agents|people."""
+        params = {"limit": limit, "by": by}
+        return await self._json(slug, auth, "GET", "/api/v1/changes", params=params)
 
     async def attachments(self, slug: str, auth: str, path: str) -> dict:
         """GET the list of a page's attachments."""

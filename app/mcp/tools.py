@@ -47,6 +47,10 @@ ADDS = {"readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}
 Path = Annotated[str, Field(description="Page path, e.g. 'Home' or 'Projects/Robot'.")]
 Message = Annotated[str | None, Field(description="Commit message (optional).")]
 Limit = Annotated[int, Field(ge=1, le=200, description="How many entries at most (1-200).")]
+By = Annotated[
+    Literal["all", "agents", "people"],
+    Field(description="Whose changes: 'agents' (made with a token or OAuth), 'people', 'all'."),
+]
 
 
 def _context() -> tuple[str, str]:
@@ -61,6 +65,19 @@ async def _api(call):
         return await call
     except RobotError as error:
         raise ToolError(error.message) from None
+
+
+def _change_line(entry: dict) -> str:
+    """One revision as one line: `<sha>  <date>  by <person>[ via <agent> (<kind>)]  <message>`
+    (the message's whitespace collapsed)."""
+    who = f"by {entry.get('author')}"
+    via = entry.get("via")
+    if via:
+        kind = "token" if via.get("kind") == "token" else "OAuth client"
+        who += f" via {via.get('name')} ({kind})"
+    # One line per entry: a message's own line breaks could otherwise pass for other entries.
+    message = " ".join(str(entry.get("message") or "").split())
+    return f"{entry['revision']}  {entry.get('date')}  {who}  {message}"
 
 
 def _result(text: str, data: dict) -> ToolResult:
@@ -316,24 +333,22 @@ def build_server(pages: PageClient) -> FastMCP:
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_history(path: Path, limit: Limit = 20) -> ToolResult:
-        """List a page's revisions, newest first: revision, author, date and message."""
+        """List a page's revisions, newest first: revision, date, who (and through which
+        agent), message."""
         slug, auth = _context()
         data = await _api(pages.history(slug, auth, path, limit))
-        lines = [f"History of {data.get('path', path)}:"] + [
-            f"{r['revision']}  {r.get('date')}  {r.get('author')}  {r.get('message')}"
-            for r in data.get("revisions", [])
-        ]
+        lines = [f"History of {data.get('path', path)}:"]
+        lines += [_change_line(r) for r in data.get("revisions", [])]
         return _result("\n".join(lines), data)
 
     @mcp.tool(annotations=READ_ONLY)
-    async def get_recent_changes(limit: Limit = 20) -> ToolResult:
-        """List the latest changes across the whole wiki, newest first."""
+    async def get_recent_changes(limit: Limit = 20, by: By = "all") -> ToolResult:
+        """List the latest changes across the whole wiki, newest first, with who made each and
+        through which agent; `by` keeps only agents' changes or only people's own."""
         slug, auth = _context()
-        data = await _api(pages.changes(slug, auth, limit))
+        data = await _api(pages.changes(slug, auth, limit, by))
         lines = ["Recent changes:"] + [
-            f"{c['revision']}  {c.get('date')}  {c.get('author')}  {c.get('message')}  "
-            f"[{', '.join(c.get('paths', []))}]"
-            for c in data.get("changes", [])
+            f"{_change_line(c)}  [{', '.join(c.get('paths', []))}]" for c in data.get("changes", [])
         ]
         return _result("\n".join(lines), data)
 

@@ -20,6 +20,8 @@ from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.core.errors import RobotError
+from app.core.provenance import did_from_email
+from app.core.provenance import read_message
 from app.pages.files import refuse_links
 from app.pages.files import remove_empty_folder
 from app.pages.files import replace_file
@@ -38,6 +40,11 @@ log = logging.getLogger(__name__)
 # Attachment names may hold '*', '?' or '[': git must never read them as patterns (or it would
 # stage or remove other files too). GitPython's own index.add expands globs, so it is not used.
 _LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}
+
+# Who made a change, for `Pages.changes(by=...)`: commits through an agent, or a person's own.
+AUTHOR_KINDS = ("all", "agents", "people")
+# A filtered list of changes reads at most this many commits to fill its limit.
+MAX_CHANGES_SCAN = 5000
 
 
 @dataclass(frozen=True)
@@ -198,18 +205,36 @@ class Pages:
             raise NotFound(f"page {path!r} has no history") from None
         return {"path": self.rules.page_path(filename), "revisions": [_entry(e) for e in log]}
 
-    def changes(self, limit: int = 50) -> list[dict]:
-        """Return the newest commits across the wiki with the pages and files they touched."""
-        try:
-            log = self.storage.log(max_count=limit)
-        except StorageNotFound:
-            return []
-        changes = []
-        for entry in log:
-            files = [f for f in entry["files"] if f]
-            pages = [self.rules.page_path(f) for f in files if f.endswith(".md")]
-            changes.append({**_entry(entry), "paths": pages, "files": files})
-        return changes
+    def changes(self, limit: int = 50, by: str | None = None) -> list[dict]:
+        """Return the newest `limit` commits across the wiki with the pages and files they
+        touched; `by` "agents" keeps those made through a token or OAuth grant, "people" the
+        others ("all" or None: every commit). A filter reads up to MAX_CHANGES_SCAN commits
+        (more when `limit` is larger) to fill `limit`. Raises BadRequest for another `by`.
+        """
+        by = by or "all"
+        if by not in AUTHOR_KINDS:
+            raise BadRequest(f"by must be one of {', '.join(AUTHOR_KINDS)}")
+        wanted = (lambda entry: True) if by == "all" else _made_by(by == "agents")
+        bound = limit if by == "all" else max(limit, MAX_CHANGES_SCAN)
+        count, changes = limit, []
+        while True:
+            try:
+                log = self.storage.log(max_count=count)
+            except StorageNotFound:
+                return []
+            # Each pass reads the newest `count` again: four times as many each time, so the
+            # repeats cost a third of the last pass at most.
+            changes = [(raw, entry) for raw in log if wanted(entry := _entry(raw))][:limit]
+            if len(changes) >= limit or len(log) < count or count >= bound:
+                break
+            count = min(count * 4, bound)
+        return [{**entry, **self._touched(raw["files"])} for raw, entry in changes]
+
+    def _touched(self, files: list[str]) -> dict:
+        """The pages (paths) and files (repository names) one commit touched."""
+        files = [f for f in files if f]
+        pages = [self.rules.page_path(f) for f in files if f.endswith(".md")]
+        return {"paths": pages, "files": files}
 
     # -- writing (the caller holds the wiki's write lock) ---------------------------------
 
@@ -619,9 +644,18 @@ class Pages:
 
 
 def _entry(entry: dict) -> dict:
+    """One commit of Otterwiki's log as the API shows it: `via` names the agent (None for a
+    person's own change), `did` the person (None when the commit does not say)."""
+    found = read_message(entry["message"])
     return {
         "revision": entry["revision-full"],
         "author": entry["author_name"],
+        "did": found.did or did_from_email(entry.get("author_email")),
+        "via": found.agent.as_dict() if found.agent else None,
         "date": entry["datetime"].isoformat(),
-        "message": entry["message"].strip(),
+        "message": found.message.strip(),
     }
+
+
+def _made_by(agents: bool):
+    return lambda entry: (entry["via"] is not None) == agents

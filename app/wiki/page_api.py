@@ -134,6 +134,7 @@ def whoami():
         "handle": caller.handle,
         "role": caller.role,
         "via": caller.via,
+        "agent": caller.agent.as_dict() if caller.agent else None,
         "permissions": list(caller.permissions(g.tenant.wiki.is_public)),
     }
 
@@ -235,4 +236,5 @@ def search():
 
 @bp.get("/changes")
 def changes():
-    return {"changes": _pages().changes(clean_limit(request.args.get("limit"), 50))}
+    limit = clean_limit(request.args.get("limit"), 50)
+    return {"changes": _pages().changes(limit, request.args.get("by"))}

@@ -6,31 +6,21 @@ render, so counting misses counts renders.
 
 import sqlite3
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from markupsafe import escape
 from werkzeug.test import Client
 
-from app.core.platform import Platform
-from app.core.platform import init_instance
-from app.core.settings import Settings
 from app.core.wikis import create_wiki
 from app.wiki.otterwiki.patterns import linear_wiki_link
 from app.wiki.otterwiki.render import RENDER_HEADER
+from tests.wiki.instance import in_process
 
 OWNER = ("did:plc:render-owner", "render-owner.test")
 
 
 def _instance(data, **env):
-    settings = Settings.from_env({"ROBOT_DATA_DIR": str(data), "MULTI_TENANT": "true", **env})
-    init_instance(settings)
-    platform = Platform.load(settings)
-    platform.store.upsert_user(*OWNER)
-    from app.wsgi import create_app
-
-    app = create_app(settings)
-    return SimpleNamespace(app=app, settings=settings, platform=platform)
+    return in_process(data, [OWNER], **env)
 
 
 @pytest.fixture(scope="module")

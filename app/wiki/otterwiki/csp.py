@@ -23,6 +23,7 @@ from app.wiki.otterwiki.editor import TEMPLATE_ADDITIONS as MERGING_EDITOR
 from app.wiki.otterwiki.handlers import NONCE_ATTRIBUTE
 from app.wiki.otterwiki.handlers import rewrite_template
 from app.wiki.otterwiki.managed import TEMPLATE_ADDITIONS as MANAGED_MENU
+from app.wiki.otterwiki.provenance import TEMPLATE_ADDITIONS as AUTHORS
 
 HANDLERS_JS = Path(__file__).with_name("static") / "handlers.js"
 HANDLERS_URL = "/static/robot/handlers.js"
@@ -62,6 +63,7 @@ TEMPLATE_ADDITIONS = (
     ACCOUNT_MENU,  # the platform's account instead of Otterwiki's login and settings links
     *MANAGED_MENU,  # no menu entries for the admin pages the platform decides
     *MERGING_EDITOR,  # the editor's save sends its revision; a conflict is shown to resolve
+    *AUTHORS,  # authors as profile links with their agent, not mailto: links
 )
 
 

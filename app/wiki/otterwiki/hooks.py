@@ -13,6 +13,7 @@ from app.wiki.otterwiki.fairness import install_fairness
 from app.wiki.otterwiki.managed import install_managed_pages
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
+from app.wiki.otterwiki.provenance import install_provenance
 from app.wiki.otterwiki.render import install_render_cache
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
 from app.wiki.otterwiki.sanitize import install_sanitizer
@@ -55,6 +56,7 @@ def install(server: ModuleType, blueprint) -> None:
     write_toc_rows_only_when_changed(server)
     install_sanitizer(server)
     install_csp(server)
+    install_provenance(server)
     install_account(server)
     install_managed_pages(server)
     refuse_platform_preferences(server)

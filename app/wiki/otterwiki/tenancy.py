@@ -23,6 +23,7 @@ from app.wiki.otterwiki.caches import PreferenceRows
 from app.wiki.otterwiki.config import keep_locked_on_reload
 from app.wiki.otterwiki.config import locked_config
 from app.wiki.otterwiki.preferences import purge_platform_preferences
+from app.wiki.otterwiki.provenance import SigningRepo
 from app.wiki.otterwiki.storage import LastCommits
 from app.wiki.otterwiki.storage import remember_last_commits
 from app.wiki.otterwiki.storage import resolve_from_known_roots
@@ -119,7 +120,6 @@ class Tenancy:
         return engine, engine.pool
 
     def _open(self, wiki: Wiki) -> OpenWiki:
-        import git
         import sqlalchemy
 
         wiki_dir = self.settings.wiki_dir(wiki.slug)
@@ -143,7 +143,7 @@ class Tenancy:
                 purge_platform_preferences(pool)
             finally:
                 fcntl.flock(dir_fd, fcntl.LOCK_UN)
-            repo = git.Repo(repo_path)
+            repo = SigningRepo(repo_path)  # commits say who and through what
             secret_key = derive_secret(self.settings.secret_key_path, "wiki:" + wiki.slug)
             opened = OpenWiki(
                 slug=wiki.slug,
