@@ -144,7 +144,9 @@ def test_a_new_page_someone_else_created_meanwhile_is_a_conflict(wiki, alice, ag
 def test_a_page_deleted_meanwhile_is_a_conflict(wiki, alice, agent):
     agent("Gone", BASE)
     form = open_editor(alice, "Gone")
-    deleted = alice.open(HOST, "/api/v1/pages/Gone", "DELETE")
+    deleted = alice.open(
+        HOST, "/api/v1/pages/Gone", "DELETE", headers={"Sec-Fetch-Site": "same-origin"}
+    )
     assert deleted.status_code == 200
     answer = save(alice, "Gone", form, BASE + "more\n")
     assert answer.status_code == 409 and "deleted or renamed" in answer.get_data(as_text=True)
