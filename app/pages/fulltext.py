@@ -26,7 +26,7 @@ from app.pages.paths import PathRules
 from app.pages.query import compile_query
 
 # Bump when the schema or what is indexed changes: an index of another version is rebuilt.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 # bm25 weights of the columns (name, body): a word in the page's name counts ten in its text.
 NAME_WEIGHT, BODY_WEIGHT = 10.0, 1.0
 # Words of context in a snippet: about a sentence, small enough for an agent's context.
@@ -45,20 +45,21 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, filename TEXT NOT NULL UNIQUE);
 CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5(
-    name, body, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+    filename UNINDEXED, name, body, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');
 """
 
+# FTS5 sorts by its own `rank` column before SQLite steps the rows, so the snippets and
+# highlights are made for the LIMIT rows returned only, not for every page that matches.
 _QUERY = f"""
-SELECT files.filename,
-       bm25(pages, {NAME_WEIGHT}, {BODY_WEIGHT}) AS rank,
-       highlight(pages, 0, char(2), char(3)),
-       snippet(pages, 1, char(2), char(3), '{ELLIPSIS}', {SNIPPET_TOKENS}),
-       highlight(pages, 1, char(2), char(3))
-FROM pages JOIN files ON files.id = pages.rowid
-WHERE pages MATCH ?
-ORDER BY rank, files.filename
+SELECT filename, rank,
+       highlight(pages, 1, char(2), char(3)),
+       snippet(pages, 2, char(2), char(3), '{ELLIPSIS}', {SNIPPET_TOKENS}),
+       highlight(pages, 2, char(2), char(3))
+FROM pages
+WHERE pages MATCH ? AND rank MATCH 'bm25(0.0, {NAME_WEIGHT}, {BODY_WEIGHT})'
+ORDER BY rank
 LIMIT ?
 """
 
@@ -179,12 +180,15 @@ class SearchIndex:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            if self._meta(db, "schema", default=SCHEMA_VERSION) != SCHEMA_VERSION:
+            schema = self._meta(db, "schema")
+            if schema not in (None, SCHEMA_VERSION):
                 db.close()
                 self._remove()
                 db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+                schema = None
+            if schema is None:
+                db.executescript(_SCHEMA)
         except BaseException:
             db.close()
             raise
@@ -208,9 +212,10 @@ class SearchIndex:
     # -- following HEAD -------------------------------------------------------------------
 
     def _head(self) -> str | None:
+        # GitPython reads HEAD and its ref from the files: no git process on every query
         try:
-            return self.repo.git.rev_parse("--verify", "--quiet", "HEAD^{commit}")
-        except git.exc.GitCommandError:
+            return self.repo.head.commit.hexsha
+        except ValueError:
             return None  # a repository without commits
 
     def _follow_head(self, db: sqlite3.Connection) -> str | None:
@@ -282,8 +287,8 @@ class SearchIndex:
             return  # not text: not searchable, as Otterwiki's own search skips it
         cursor = db.execute("INSERT INTO files (filename) VALUES (?)", (filename,))
         db.execute(
-            "INSERT INTO pages (rowid, name, body) VALUES (?, ?, ?)",
-            (cursor.lastrowid, filename[:-3].translate(_MARKS), body.translate(_MARKS)),
+            "INSERT INTO pages (rowid, filename, name, body) VALUES (?, ?, ?, ?)",
+            (cursor.lastrowid, filename, filename[:-3].translate(_MARKS), body.translate(_MARKS)),
         )
 
     @staticmethod
