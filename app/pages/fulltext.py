@@ -163,7 +163,7 @@ class SearchIndex:
         try:
             return self._once(work)
         except sqlite3.DatabaseError as error:
-            if (error.sqlite_errorcode & 0xFF) not in _CORRUPT_CODES:
+            if (getattr(error, "sqlite_errorcode", 0) & 0xFF) not in _CORRUPT_CODES:
                 raise
         self._remove()  # derived data: build it again from git
         return self._once(work)

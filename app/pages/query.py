@@ -9,6 +9,7 @@ Syntax (case-insensitive; accents are ignored, so "cafe" finds "café"):
 - `retro OR review`   either word (OR in capitals, between two terms; binds tighter than the
                       implicit AND, so `team retro OR review` is team AND (retro OR review));
 - `-draft`            exclusion: pages containing "draft" are left out (needs a word to find);
+                      `-"first draft"` leaves out pages with that phrase;
 - `AND` in capitals between words is allowed and changes nothing (all words must appear anyway).
 
 Everything else is literal text: FTS5's own syntax (column filters `name:`, `NEAR`, `^`, `+`,
@@ -27,8 +28,9 @@ from app.core.errors import BadRequest
 MAX_QUERY_CHARS = 200
 # What the unicode61 tokenizer keeps as word characters, near enough: letters, digits, marks.
 _WORD = re.compile(r"[^\W_]+")
-# A quoted phrase (closed or running to the end), or a run of anything but space and quotes.
-_TOKEN = re.compile(r'"([^"]*)(?:"|$)|([^\s"]+)')
+# A quoted phrase, maybe excluded (closed or running to the end), or a run of anything but
+# space and quotes.
+_TOKEN = re.compile(r'(-?)"([^"]*)(?:"|$)|([^\s"]+)')
 
 SYNTAX_HELP = (
     'Query syntax: words (all must appear, any order); "a quoted phrase"; word* for a prefix; '
@@ -52,8 +54,8 @@ class Term:
         return '"' + " ".join(self.words) + '"' + ("*" if self.prefix else "")
 
 
-def _term(text: str, quoted: bool) -> Term | None:
-    exclude = not quoted and text.startswith("-")
+def _term(text: str, quoted: bool, excluded: bool) -> Term | None:
+    exclude = excluded or (not quoted and text.startswith("-"))
     prefix = text.endswith("*") and not quoted
     words = tuple(_WORD.findall(text.lower()))
     if not words:
@@ -77,13 +79,14 @@ def parse(query: object) -> list[list[Term]]:
     groups: list[list[Term]] = []
     joining = False  # the previous token was OR, and a term stood before it
     for match in _TOKEN.finditer(query):
-        phrase, bare = match.groups()
+        minus, phrase, bare = match.groups()
         if bare == "AND":
             continue  # what a term list means anyway
         if bare == "OR":
             joining = bool(groups) and not groups[-1][0].exclude
             continue
-        term = _term(phrase if phrase is not None else bare, quoted=phrase is not None)
+        quoted = phrase is not None
+        term = _term(phrase if quoted else bare, quoted, excluded=bool(minus))
         if term is None:
             continue  # only punctuation: nothing the index could hold
         if joining and not term.exclude:

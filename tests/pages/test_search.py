@@ -1,5 +1,6 @@
 """Full-text search over a real git repository and a real SQLite FTS5 index file."""
 
+import re
 import sqlite3
 import subprocess
 import threading
@@ -70,6 +71,7 @@ def test_phrase_prefix_or_and_exclusion(wiki):
     assert wiki.paths("cafe") == ["C"]  # accents ignored
     assert sorted(wiki.paths("beach OR retrospective")) == ["B", "C"]
     assert wiki.paths("retro -beach") == ["A"]
+    assert wiki.paths('retro -"on the beach"') == ["A"]
 
 
 def test_name_and_more_matches_rank_higher(wiki):
@@ -212,3 +214,15 @@ def test_concurrent_queries_after_a_write_index_once(wiki):
     assert not errors and found == [30] * 6
     with sqlite3.connect(wiki.index) as db:
         assert db.execute("SELECT count(*) FROM files").fetchone() == (30,)
+
+
+SAFE_EXPRESSION = re.compile(r'(\(|\)|AND|OR|NOT|"[^\W_]+( [^\W_]+)*"\*?| )+')
+
+
+@given(st.text(max_size=MAX_QUERY_CHARS))
+def test_only_quoted_words_and_our_operators_reach_match(query):
+    try:
+        expression = compile_query(query)
+    except BadRequest:
+        return
+    assert SAFE_EXPRESSION.fullmatch(expression), expression
