@@ -1,9 +1,11 @@
 """Full-text search over a real git repository and a real SQLite FTS5 index file."""
 
+import multiprocessing
 import re
 import sqlite3
 import subprocess
 import threading
+from concurrent.futures import ProcessPoolExecutor
 
 import git
 import pytest
@@ -212,6 +214,31 @@ def test_concurrent_queries_after_a_write_index_once(wiki):
     for thread in threads:
         thread.join()
     assert not errors and found == [30] * 6
+    with sqlite3.connect(wiki.index) as db:
+        assert db.execute("SELECT count(*) FROM files").fetchone() == (30,)
+
+
+def _search_repeatedly(index_path, repo_path, times):
+    """In a process of its own, as a gunicorn worker: the counts of `times` searches."""
+    index = SearchIndex(index_path, git.Repo(repo_path))
+    return [len(index.search("kappa", 100)) for _ in range(times)]
+
+
+def test_worker_processes_search_while_pages_are_written(wiki):
+    for n in range(20):
+        write(wiki, f"Before {n}", f"kappa {n}\n")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(4, mp_context=context) as pool:
+        # started and imported first, so their searches overlap the writes below
+        where = (wiki.index, wiki.storage.path)
+        for warm in [pool.submit(_search_repeatedly, *where, 1) for _ in range(4)]:
+            warm.result()
+        runs = [pool.submit(_search_repeatedly, *where, 15) for _ in range(4)]
+        for n in range(10):
+            write(wiki, f"During {n}", f"kappa {n}\n")
+        counts = [count for run in runs for count in run.result()]
+    assert all(20 <= count <= 30 for count in counts)
+    assert len(wiki.find("kappa", 100)) == 30
     with sqlite3.connect(wiki.index) as db:
         assert db.execute("SELECT count(*) FROM files").fetchone() == (30,)
 

@@ -106,7 +106,7 @@ def test_ui_search_shows_ranked_highlighted_escaped_results(world, owner):
         html
     )
     assert "&lt;script&gt;x()&lt;/script&gt;" in html and "<script>x()" not in html
-    assert '<mark class="page-match">Retro</mark>' in html
+    assert '<span class="page-match">Retro</span>' in html
 
 
 def test_ui_form_post_and_otterwikis_own_modes_still_work(owner):

@@ -2,9 +2,10 @@
 
 The same index and query syntax as the page API and MCP (app.pages.fulltext, app.pages.query),
 ranked by relevance, in Otterwiki's own template so the page keeps its look. Matches come as
-`<mark class="text-match">` (Otterwiki's highlight class) around escaped text: page text never
-reaches the page as HTML. "Regular expression" and "Match case" stay Otterwiki's own scan, which
-the index cannot answer; permissions are Otterwiki's (its `render` answers the refusal).
+`<mark class="text-match">` (Otterwiki's highlight class) around escaped text, in page names as
+Otterwiki's `<span class="page-match">`: page text never reaches the page as HTML. "Regular
+expression" and "Match case" stay Otterwiki's own scan, which the index cannot answer;
+permissions are Otterwiki's (its `render` answers the refusal).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ SEARCH_ENDPOINT = "search"
 MAX_RESULTS = 200
 
 
-def marked_html(marked: Marked, css_class: str) -> Markup:
-    """Return `marked`'s text escaped, each match in `<mark class="{css_class}">`."""
+def marked_html(marked: Marked, css_class: str, tag: str = "mark") -> Markup:
+    """Return `marked`'s text escaped, each match in `<{tag} class="{css_class}">`."""
+    wrap = Markup(f'<{tag} class="{{}}">{{}}</{tag}>')
     return Markup("").join(
-        Markup('<mark class="{}">{}</mark>').format(css_class, piece) if match else escape(piece)
+        wrap.format(css_class, piece) if match else escape(piece)
         for piece, match in pieces(marked.text, marked.spans)
     )
 
@@ -37,7 +39,8 @@ def _hit_key(hit, get_pagename) -> tuple:
     pagename = get_pagename(hit.filename, full=True)
     shown = hit.name if len(hit.name.text) == len(pagename) else Marked(hit.name.text, ())
     # the display name differs from the file name in case only: the offsets still fit it
-    name_html = marked_html(Marked(pagename, shown.spans), "page-match")
+    # a span, as Otterwiki's own: its stylesheet styles `a span.page-match`
+    name_html = marked_html(Marked(pagename, shown.spans), "page-match", tag="span")
     return (1 if hit.name.spans else 0, hit.matches, hit.filename, pagename, str(name_html))
 
 
