@@ -253,26 +253,29 @@ class SearchIndex:
             return False
         return True
 
+    def _git_fields(self, *args: str) -> list[bytes]:
+        """The NUL-separated fields of a git command's `-z` output, as bytes."""
+        return self.repo.git.execute(["git", *args], stdout_as_string=False).split(b"\0")
+
     def _tree(self, commit: str):
         """Yield (mode, blob sha, file name) of every page file in `commit`'s tree."""
-        raw = self.repo.git.ls_tree("-r", "-z", "--full-tree", commit)
-        for entry in raw.split("\0"):
-            if not entry:
-                continue
-            info, _, filename = entry.partition("\t")
-            mode, kind, sha = info.split()
-            if kind == "blob" and filename.endswith(".md"):
-                yield mode, sha, filename
+        for entry in self._git_fields("ls-tree", "-r", "-z", "--full-tree", commit):
+            info, _, name = entry.partition(b"\t")
+            filename = _page_name(name)
+            if filename is not None and info:
+                mode, kind, sha = info.decode("ascii").split()
+                if kind == "blob":
+                    yield mode, sha, filename
 
     def _apply_diff(self, db: sqlite3.Connection, old: str, new: str) -> None:
         # Raw output: ":oldmode newmode oldsha newsha status\0path\0" per change; renames come
         # as a delete and an add (--no-renames), so no path pairs to parse.
-        raw = self.repo.git.diff_tree("-r", "-z", "--no-renames", old, new)
-        fields = raw.split("\0")
-        for info, filename in zip(fields[0::2], fields[1::2], strict=False):
-            if not filename.endswith(".md") or not info.startswith(":"):
+        fields = self._git_fields("diff-tree", "-r", "-z", "--no-renames", old, new)
+        for info, name in zip(fields[0::2], fields[1::2], strict=False):
+            filename = _page_name(name)
+            if filename is None or not info.startswith(b":"):
                 continue
-            _, mode, _, sha, status = info[1:].split()
+            _, mode, _, sha, status = info[1:].decode("ascii").split()
             self._drop(db, filename)
             if status != "D":
                 self._put(db, filename, mode, sha)
@@ -302,6 +305,17 @@ class SearchIndex:
     def _clear(db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM pages")
         db.execute("DELETE FROM files")
+
+
+def _page_name(name: bytes) -> str | None:
+    """A page's file name from git's bytes; None for other files and names not UTF-8 (a push
+    may bring them; Otterwiki cannot serve them, and one must not break the wiki's search)."""
+    if not name.endswith(b".md"):
+        return None
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def results(hits: list[Hit], rules: PathRules) -> list[dict]:

@@ -186,13 +186,19 @@ def test_an_index_is_one_wikis_own(tmp_path, wiki):
     assert search(Pages(other), "zeta", 5, tmp_path / "other.db")[0]["path"] == "Secret"
 
 
-def test_binary_and_non_utf8_pages_are_skipped(wiki):
-    with open(f"{wiki.storage.path}/latin.md", "wb") as f:
-        f.write("caf\xe9 theta".encode("latin-1"))
-    run_git(wiki, "add", "latin.md")
-    run_git(wiki, "-c", "user.name=x", "-c", "user.email=x@y", "commit", "-qm", "latin")
+def test_binary_and_non_utf8_pages_and_names_are_skipped(wiki):
     write(wiki, "Utf", "theta\n")
     assert wiki.paths("theta") == ["Utf"]
+    # pushed, as git allows: Otterwiki's own writes cannot make these
+    with open(f"{wiki.storage.path}/latin.md", "wb") as f:
+        f.write("caf\xe9 theta".encode("latin-1"))
+    with open(f"{wiki.storage.path}/".encode() + b"caf\xe9.md", "wb") as f:
+        f.write(b"theta in a file whose name is not UTF-8\n")
+    run_git(wiki, "add", "-A")
+    run_git(wiki, "-c", "user.name=x", "-c", "user.email=x@y", "commit", "-qm", "latin")
+    assert wiki.paths("theta") == ["Utf"]  # caught up by diff
+    wiki.index.unlink()
+    assert wiki.paths("theta") == ["Utf"]  # and by a full rebuild
 
 
 def test_concurrent_queries_after_a_write_index_once(wiki):
