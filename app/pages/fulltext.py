@@ -22,6 +22,7 @@ from pathlib import Path
 
 import git.exc
 
+from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 from app.pages.query import compile_query
 
@@ -283,11 +284,14 @@ class SearchIndex:
     def _put(self, db: sqlite3.Connection, filename: str, mode: str, sha: str) -> None:
         if mode not in _REGULAR_FILE_MODES:
             return  # a symlink or submodule is no page text of its own
-        _, _, _, data = self.repo.git.get_object_data(sha)
-        try:
-            body = data.decode("utf-8")
-        except UnicodeDecodeError:
-            return  # not text: not searchable, as Otterwiki's own search skips it
+        _, _, size = self.repo.git.get_object_header(sha)
+        if size > MAX_CONTENT_BYTES:
+            body = ""  # only a push makes a page this big: found by its name, not read whole
+        else:
+            try:
+                body = self.repo.git.get_object_data(sha)[3].decode("utf-8")
+            except UnicodeDecodeError:
+                return  # not text: not searchable, as Otterwiki's own search skips it
         cursor = db.execute("INSERT INTO files (filename) VALUES (?)", (filename,))
         db.execute(
             "INSERT INTO pages (rowid, filename, name, body) VALUES (?, ?, ?, ?)",

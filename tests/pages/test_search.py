@@ -17,6 +17,7 @@ from otterwiki.gitstorage import GitStorage
 
 from app.core.errors import BadRequest
 from app.pages.fulltext import SearchIndex
+from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 from app.pages.query import MAX_QUERY_CHARS
 from app.pages.query import compile_query
@@ -47,6 +48,12 @@ def wiki(tmp_path):
 
 def write(pages, path, content):
     pages.write(path, content, AUTHOR)
+
+
+def commit_all(pages, message):
+    """Commit the working tree with git itself: what a `git push` leaves behind."""
+    run_git(pages, "add", "-A")
+    run_git(pages, "-c", "user.name=x", "-c", "user.email=x@y", "commit", "-qm", message)
 
 
 def run_git(pages, *args):
@@ -143,8 +150,7 @@ def test_index_follows_raw_commits_renames_deletes_and_rewrites(wiki):
     # a raw commit in the repository stands in for a push
     with open(f"{wiki.storage.path}/pushed.md", "w") as f:
         f.write("beta arrived by push\n")
-    run_git(wiki, "add", "pushed.md")
-    run_git(wiki, "-c", "user.name=x", "-c", "user.email=x@y", "commit", "-qm", "push")
+    commit_all(wiki, "push")
     assert wiki.paths("beta") == ["Pushed"]
     wiki.rename("First", "Renamed", AUTHOR)
     assert wiki.paths("alpha") == ["Renamed"]
@@ -186,7 +192,7 @@ def test_an_index_is_one_wikis_own(tmp_path, wiki):
     assert search(Pages(other), "zeta", 5, tmp_path / "other.db")[0]["path"] == "Secret"
 
 
-def test_binary_and_non_utf8_pages_and_names_are_skipped(wiki):
+def test_binary_non_utf8_and_oversized_pushed_pages(wiki):
     write(wiki, "Utf", "theta\n")
     assert wiki.paths("theta") == ["Utf"]
     # pushed, as git allows: Otterwiki's own writes cannot make these
@@ -194,11 +200,14 @@ def test_binary_and_non_utf8_pages_and_names_are_skipped(wiki):
         f.write("caf\xe9 theta".encode("latin-1"))
     with open(f"{wiki.storage.path}/".encode() + b"caf\xe9.md", "wb") as f:
         f.write(b"theta in a file whose name is not UTF-8\n")
-    run_git(wiki, "add", "-A")
-    run_git(wiki, "-c", "user.name=x", "-c", "user.email=x@y", "commit", "-qm", "latin")
-    assert wiki.paths("theta") == ["Utf"]  # caught up by diff
+    commit_all(wiki, "not UTF-8")
+    with open(f"{wiki.storage.path}/theta huge.md", "w") as f:
+        f.write("theta " * (MAX_CONTENT_BYTES // 6 + 1))
+    commit_all(wiki, "too big")
+    assert wiki.paths("theta") == ["Theta Huge", "Utf"]  # caught up by diff; too big: name only
+    assert wiki.find("theta")[0]["snippets"] == []
     wiki.index.unlink()
-    assert wiki.paths("theta") == ["Utf"]  # and by a full rebuild
+    assert wiki.paths("theta") == ["Theta Huge", "Utf"]  # and by a full rebuild
 
 
 def test_concurrent_queries_after_a_write_index_once(wiki):
