@@ -6,13 +6,17 @@ import subprocess
 from types import SimpleNamespace
 from urllib.parse import quote
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
 from app.core.wikis import create_wiki
+from app.pages.query import MAX_QUERY_CHARS
 from app.web.session_cookie import PLAIN_NAME
 
 OWNER = ("did:plc:search-owner", "search-owner.test")
@@ -149,6 +153,13 @@ def test_page_api_answers_bad_queries_with_400(world):
             assert "query" in body["error"]
     status, body = api(world, "GET", "/api/v1/search", query_string={"q": "\x00"})
     assert status == 400
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@given(st.text(max_size=MAX_QUERY_CHARS + 20))
+def test_any_query_is_answered_or_refused_with_a_reason(world, query):
+    status, body = api(world, "GET", "/api/v1/search", query_string={"q": query})
+    assert (status == 200 and "results" in body) or (status == 400 and body["error"]), body
 
 
 def test_results_stay_in_their_wiki_and_follow_its_permissions(world, owner):
