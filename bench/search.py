@@ -64,6 +64,7 @@ WEIGHTS = [1 / (rank + 1) for rank in range(len(WORDS))]
 
 
 def paragraph(rng: random.Random, sentences: int) -> str:
+    """`sentences` sentences of 8 to 18 words drawn at Zipf frequencies."""
     out = []
     for _ in range(sentences):
         words = rng.choices(WORDS, WEIGHTS, k=rng.randint(8, 18))
@@ -72,6 +73,7 @@ def paragraph(rng: random.Random, sentences: int) -> str:
 
 
 def page_text(rng: random.Random, n: int) -> str:
+    """Page `n`'s Markdown: a title, an intro, 2 to 5 sections of prose and lists (~1-3 KB)."""
     parts = [f"# Page {n}\n", paragraph(rng, 4)]
     for _ in range(rng.randint(2, 5)):
         parts.append(f"\n## {paragraph(rng, 1)[:40]}\n")
