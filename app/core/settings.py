@@ -384,3 +384,7 @@ class Settings:
 
     def wiki_db_path(self, slug: str) -> Path:
         return self.wiki_dir(slug) / "wiki.db"
+
+    def search_index_path(self, slug: str) -> Path:
+        """The wiki's full-text index (app.pages.fulltext): derived from git, never backed up."""
+        return self.wiki_dir(slug) / "search.db"

@@ -24,6 +24,9 @@ from app.core.errors import RobotError
 from app.mcp.arguments import ArgumentErrors
 from app.mcp.page_client import PageClient
 from app.pages import text as page_text
+from app.pages.fulltext import pieces
+from app.pages.query import MAX_QUERY_CHARS
+from app.pages.query import SYNTAX_HELP
 
 INSTRUCTIONS = (
     "A git-backed Otterwiki. Pages are Markdown addressed by path (e.g. 'Home', 'Projects/Robot'). "
@@ -318,17 +321,29 @@ def build_server(pages: PageClient) -> FastMCP:
 
     @mcp.tool(annotations=READ_ONLY)
     async def search_pages(
-        query: Annotated[str, Field(min_length=1, description="Words to search for.")],
+        query: Annotated[
+            str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description=SYNTAX_HELP)
+        ],
         limit: Limit = 20,
     ) -> ToolResult:
-        """Search the full text of every page; return matching pages with snippets."""
+        """Search every page's name and text; return matching pages, most relevant first.
+
+        Query syntax: `retro friday` finds pages with both words in any order; `"retro on
+        friday"` a phrase; `retro*` words starting with retro; `retro OR review` either;
+        `-draft` leaves out pages with draft. Case and accents are ignored; other punctuation
+        is plain text, never an operator. Each result has a snippet with the matched words in
+        **bold** here, and `highlights` offsets in the structured result.
+        """
         slug, auth = _context()
         data = await _api(pages.search(slug, auth, query, limit))
         results = data.get("results", [])
         lines = [f"{len(results)} page(s) match {query!r}."]
         for hit in results:
             lines.append(f"\n## {hit['path']}")
-            lines.extend(f"  … {snippet} …" for snippet in hit.get("snippets", []))
+            spans = hit.get("highlights", [])
+            for i, snippet in enumerate(hit.get("snippets", [])):
+                cut = pieces(snippet, spans[i] if i < len(spans) else [])
+                lines.append("  " + "".join(f"**{p}**" if bold else p for p, bold in cut))
         return _result("\n".join(lines), data)
 
     @mcp.tool(annotations=READ_ONLY)

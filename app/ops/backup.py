@@ -47,7 +47,11 @@ def _copy_private(source: Path, target: Path) -> None:
 
 
 def _copy_wiki(source: Path, target: Path) -> None:
-    """Copy one wiki folder: the git repo as files, wiki.db through SQLite, not the lock file."""
+    """Copy one wiki folder: the git repo as files, wiki.db through SQLite, not the lock file.
+
+    Nor the full-text index (search.db): it is derived from the repo, and the first search
+    after a restore builds it again (app.pages.fulltext).
+    """
     target.mkdir(parents=True)
     shutil.copytree(source / "repo", target / "repo", symlinks=True)
     if (source / "wiki.db").exists():

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from otterwiki.gitstorage import StorageError
 
-from app.core.errors import BadRequest
 from app.core.errors import NotFound
+from app.pages.fulltext import SearchIndex
+from app.pages.fulltext import results
 from app.pages.links import outgoing_links
 from app.pages.storage import Pages
 
-MAX_QUERY_CHARS = 200
-SNIPPETS_PER_PAGE = 3
-# Characters of context kept around a match: enough to read a sentence, small enough for agents.
-SNIPPET_RADIUS = 80
 HOME = "home.md"
 
 
@@ -27,38 +26,21 @@ def _texts(pages: Pages) -> dict[str, str]:
     return texts
 
 
-def _snippet(line: str, at: int, length: int) -> str:
-    start = max(0, at - SNIPPET_RADIUS)
-    end = min(len(line), at + length + SNIPPET_RADIUS)
-    text = line[start:end].strip()
-    return ("…" if start > 0 else "") + text + ("…" if end < len(line) else "")
+def search(pages: Pages, query: object, limit: int, index_path: Path) -> list[dict]:
+    """Find the pages matching `query`, best first, through the wiki's full-text index.
 
-
-def search(pages: Pages, query: object, limit: int = 20) -> list[dict]:
-    """Find pages whose name or text contains `query` (case-insensitive), best first."""
-    if not isinstance(query, str) or not query.strip():
-        raise BadRequest("search query q is empty")
-    if len(query) > MAX_QUERY_CHARS:
-        raise BadRequest(f"search query is longer than {MAX_QUERY_CHARS} characters")
-    needle = query.strip().casefold()
-    scored = []
-    for filename, text in _texts(pages).items():
-        path = pages.rules.page_path(filename)
-        in_name = needle in path.casefold()
-        count, snippets = 0, []
-        for line in text.splitlines():
-            folded = line.casefold()
-            at = folded.find(needle)
-            if at < 0:
-                continue
-            count += folded.count(needle)
-            if len(snippets) < SNIPPETS_PER_PAGE:
-                # casefold can change lengths (ß -> ss); the offset is only a hint for the window
-                snippets.append(_snippet(line, at, len(needle)))
-        if in_name or count:
-            scored.append((not in_name, -count, path, snippets))
-    scored.sort()
-    return [{"path": p, "snippets": s, "matches": -c} for _, c, p, s in scored[:limit]]
+    `query` follows `app.pages.query` (words in any order, "phrases", prefix*, OR, -word);
+    `index_path` is the wiki's index file (Settings.search_index_path), built or brought up
+    to date with HEAD here. Returns at most `limit` dicts `{path, score, matches, snippets,
+    highlights}`: `score` is FTS5's bm25 relevance negated (higher is better; a word in the
+    page name weighs ten times one in its text), `matches` the matching words in name and
+    text, `snippets` one plain-text excerpt around the best match (whitespace collapsed, `…`
+    where text was cut) and `highlights[i]` the `[start, end)` offsets, in Unicode code
+    points, of the matched words in `snippets[i]`. Raises BadRequest for an empty, too long
+    or wordless query.
+    """
+    hits = SearchIndex(index_path, pages.storage.repo).search(query, limit)
+    return results(hits, pages.rules)
 
 
 def _link_map(pages: Pages) -> dict[str, list[str]]:

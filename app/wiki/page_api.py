@@ -230,7 +230,9 @@ def orphans():
 @bp.get("/search")
 def search():
     query = request.args.get("q", "")
-    results = pagesearch.search(_pages(), query, clean_limit(request.args.get("limit"), 20))
+    limit = clean_limit(request.args.get("limit"), 20)
+    index = g.tenant.settings.search_index_path(g.tenant.slug)
+    results = pagesearch.search(_pages(), query, limit, index)
     return {"query": query, "results": results}
 
 

@@ -12,7 +12,6 @@ from app.pages.paths import PathRules
 from app.pages.paths import clean_limit
 from app.pages.search import links
 from app.pages.search import orphans
-from app.pages.search import search
 from app.pages.storage import Pages
 from tests.pages.conftest import ALICE
 
@@ -284,20 +283,6 @@ def test_orphans_exclude_home_and_linked_pages(pages):
     pages.write("linked", "x", ALICE)
     pages.write("lonely", "[[Lonely]]", ALICE)
     assert orphans(pages) == ["Lonely"]
-
-
-def test_search_is_case_insensitive_with_snippets(pages):
-    pages.write("guide", "intro\nThe Otter swims.\nmore", ALICE)
-    pages.write("otter facts", "nothing", ALICE)
-    results = search(pages, "OTTER", limit=10)
-    assert [r["path"] for r in results] == ["Otter Facts", "Guide"]
-    assert results[1]["snippets"] == ["The Otter swims."]
-
-
-@pytest.mark.parametrize("query", ["", "  ", None, "x" * 201])
-def test_bad_search_query(pages, query):
-    with pytest.raises(BadRequest):
-        search(pages, query)
 
 
 def test_attachments_list_and_read(pages, repo):

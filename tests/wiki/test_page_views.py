@@ -24,11 +24,13 @@ ROLES = {
 def client(tmp_path):
     storage = GitStorage(str(tmp_path / "repo"), initialize=True)
     storage.store("home.md", "# Home\n", "Create wiki", ("robot", "robot@localhost"))
+    settings = Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path / "data")})
+    settings.wiki_dir("alpha").mkdir(parents=True)  # where the search index goes
     tenant = SimpleNamespace(
         slug="alpha",
         wiki=Wiki("alpha", "did:plc:alice", "Alpha", False, 0),
         storage=storage,
-        settings=Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path / "data")}),
+        settings=settings,
     )
     app = Flask(__name__)
 

@@ -17,6 +17,7 @@ from app.wiki.otterwiki.provenance import install_provenance
 from app.wiki.otterwiki.render import install_render_cache
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
 from app.wiki.otterwiki.sanitize import install_sanitizer
+from app.wiki.otterwiki.search import install_indexed_search
 
 # WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
 TENANT_KEY = "robot.tenant"
@@ -60,6 +61,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_account(server)
     install_managed_pages(server)
     refuse_platform_preferences(server)
+    install_indexed_search(server)  # before answer_bad_input wraps every view
     answer_bad_input(server)
     install_merging_editor(server)
     install_linear_patterns(server)

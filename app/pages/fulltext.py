@@ -1,0 +1,336 @@
+"""A wiki's full-text index: SQLite FTS5 over the pages at HEAD, brought up to date per query.
+
+The index lives in its own file beside the repository (`search.db`, derived data: backups leave
+it out, and a missing or corrupt file is built again). It records the commit it holds; every
+query first compares that with HEAD and, when they differ, applies `git diff-tree` between the
+two commits (or, when the recorded commit is gone, e.g. after a forced push, reads the whole
+tree again). So pages written through the UI, the page API, MCP or a `git push` are found by the
+next query, without any hook. It reads committed blobs only, never the working tree.
+
+Several processes share the file: WAL lets queries read while one updates, and an update runs
+in `BEGIN IMMEDIATE`, re-checking the recorded commit once it holds the write lock, so two
+workers never index the same change twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import git.exc
+
+from app.pages.paths import MAX_CONTENT_BYTES
+from app.pages.paths import PathRules
+from app.pages.query import compile_query
+
+# Bump when the schema or what is indexed changes: an index of another version is rebuilt.
+SCHEMA_VERSION = "2"
+# bm25 weights of the columns (name, body): a word in the page's name counts ten in its text.
+NAME_WEIGHT, BODY_WEIGHT = 10.0, 1.0
+# Words of context in a snippet: about a sentence, small enough for an agent's context.
+SNIPPET_TOKENS = 24
+# Marks around matches inside SQLite; removed from indexed text, so they can only be ours.
+OPEN, CLOSE = "\x02", "\x03"
+ELLIPSIS = "…"
+_MARKS = str.maketrans("", "", OPEN + CLOSE)
+_SPACE = re.compile(r"\s+")
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+# Seconds a writer waits for another process's update before giving up.
+BUSY_TIMEOUT = 30.0
+_REGULAR_FILE_MODES = ("100644", "100755")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, filename TEXT NOT NULL UNIQUE);
+CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5(
+    filename UNINDEXED, name, body, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');
+"""
+
+# FTS5 sorts by its own `rank` column before SQLite steps the rows, so the snippets and
+# highlights are made for the LIMIT rows returned only, not for every page that matches.
+_QUERY = f"""
+SELECT filename, rank,
+       highlight(pages, 1, char(2), char(3)),
+       snippet(pages, 2, char(2), char(3), '{ELLIPSIS}', {SNIPPET_TOKENS}),
+       highlight(pages, 2, char(2), char(3))
+FROM pages
+WHERE pages MATCH ? AND rank MATCH 'bm25(0.0, {NAME_WEIGHT}, {BODY_WEIGHT})'
+ORDER BY rank
+LIMIT ?
+"""
+
+
+@dataclass(frozen=True)
+class Marked:
+    """Plain text and the [start, end) code point offsets of its highlighted matches."""
+
+    text: str
+    spans: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def parse(cls, marked: str) -> Marked:
+        """Split FTS5 output with OPEN/CLOSE marks (whitespace collapsed) into text and spans."""
+        text, spans, start = [], [], 0
+        length = 0
+        for piece in re.split(f"([{OPEN}{CLOSE}])", _SPACE.sub(" ", marked).strip()):
+            if piece == OPEN:
+                start = length
+            elif piece == CLOSE:
+                spans.append((start, length))
+            else:
+                text.append(piece)
+                length += len(piece)
+        return cls("".join(text), tuple(spans))
+
+
+def pieces(text: str, spans) -> list[tuple[str, bool]]:
+    """Cut `text` at `spans` ([start, end) offsets): [(piece, is_a_match), ...] in order.
+
+    Spans out of order, overlapping or out of range are skipped, so hostile offsets from a
+    client-side copy cannot raise.
+    """
+    out, at = [], 0
+    for span in spans:
+        start, end = span
+        if not (isinstance(start, int) and isinstance(end, int) and at <= start < end):
+            continue
+        if end > len(text):
+            break
+        out += [(text[at:start], False), (text[start:end], True)]
+        at = end
+    out.append((text[at:], False))
+    return [(piece, match) for piece, match in out if piece]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One page found: file name, relevance (higher is better), marked name and snippet."""
+
+    filename: str
+    score: float
+    name: Marked
+    snippet: Marked
+    matches: int  # highlighted words in the page's name and text
+
+
+class SearchIndex:
+    """The FTS5 index of one wiki's pages at HEAD, in the SQLite file `path`.
+
+    `repo` is the wiki's `git.Repo`. Pages are the `.md` regular files of HEAD's tree; their
+    name column is the file name without `.md`, the body their UTF-8 text (others are skipped).
+    """
+
+    def __init__(self, path: Path, repo: git.Repo):
+        self.path = Path(path)
+        self.repo = repo
+
+    # -- querying -------------------------------------------------------------------------
+
+    def search(self, query: object, limit: int = 20) -> list[Hit]:
+        """Return at most `limit` pages matching `query` (syntax: app.pages.query), best first.
+
+        Brings the index up to date with HEAD first. Raises BadRequest for a query with no
+        words (see `query.parse`); rebuilds the file when it is corrupt.
+        """
+        expression = compile_query(query)
+        rows = self._with_connection(lambda db: self._run(db, expression, limit))
+        return [
+            Hit(
+                filename=filename,
+                score=-rank,
+                name=Marked.parse(name),
+                snippet=Marked.parse(snippet),
+                matches=name.count(OPEN) + body.count(OPEN),
+            )
+            for filename, rank, name, snippet, body in rows
+        ]
+
+    def _run(self, db: sqlite3.Connection, expression: str, limit: int) -> list[tuple]:
+        self._follow_head(db)
+        return db.execute(_QUERY, (expression, limit)).fetchall()
+
+    def refresh(self) -> str | None:
+        """Bring the index up to date with HEAD; return the commit it now holds (None: empty)."""
+        return self._with_connection(self._follow_head)
+
+    # -- the file -------------------------------------------------------------------------
+
+    def _with_connection(self, work):
+        try:
+            return self._once(work)
+        except sqlite3.DatabaseError as error:
+            if (getattr(error, "sqlite_errorcode", 0) & 0xFF) not in _CORRUPT_CODES:
+                raise
+        self._remove()  # derived data: build it again from git
+        return self._once(work)
+
+    def _once(self, work):
+        db = self._connect()
+        try:
+            return work(db)
+        finally:
+            db.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        # autocommit mode: transactions are the explicit BEGIN IMMEDIATE ... COMMIT below
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            schema = self._meta(db, "schema")
+            if schema not in (None, SCHEMA_VERSION):
+                db.close()
+                self._remove()
+                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                schema = None
+            if schema is None:
+                db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _remove(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(str(self.path) + suffix).unlink()
+
+    @staticmethod
+    def _meta(db: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError as error:
+            if "no such table" not in str(error):
+                raise
+            return default  # a new file: no tables yet
+        return row[0] if row else default
+
+    # -- following HEAD -------------------------------------------------------------------
+
+    def _head(self) -> str | None:
+        # GitPython reads HEAD and its ref from the files: no git process on every query
+        try:
+            return self.repo.head.commit.hexsha
+        except ValueError:
+            return None  # a repository without commits
+
+    def _follow_head(self, db: sqlite3.Connection) -> str | None:
+        head = self._head()
+        if self._meta(db, "commit", "") == (head or ""):
+            return head  # the common case: nothing written since the last query
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            indexed = self._meta(db, "commit", "")
+            if indexed != (head or ""):  # another process may have caught up meanwhile
+                self._apply(db, indexed, head)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('commit', ?)", (head or "",)
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return head
+
+    def _apply(self, db: sqlite3.Connection, indexed: str, head: str | None) -> None:
+        if head is None:
+            self._clear(db)
+        elif indexed and self._has_commit(indexed):
+            self._apply_diff(db, indexed, head)
+        else:
+            self._clear(db)
+            for mode, sha, filename in self._tree(head):
+                self._put(db, filename, mode, sha)
+
+    def _has_commit(self, sha: str) -> bool:
+        try:
+            self.repo.git.cat_file("-e", f"{sha}^{{commit}}")
+        except git.exc.GitCommandError:
+            return False
+        return True
+
+    def _git_fields(self, *args: str) -> list[bytes]:
+        """The NUL-separated fields of a git command's `-z` output, as bytes."""
+        return self.repo.git.execute(["git", *args], stdout_as_string=False).split(b"\0")
+
+    def _tree(self, commit: str):
+        """Yield (mode, blob sha, file name) of every page file in `commit`'s tree."""
+        for entry in self._git_fields("ls-tree", "-r", "-z", "--full-tree", commit):
+            info, _, name = entry.partition(b"\t")
+            filename = _page_name(name)
+            if filename is not None and info:
+                mode, kind, sha = info.decode("ascii").split()
+                if kind == "blob":
+                    yield mode, sha, filename
+
+    def _apply_diff(self, db: sqlite3.Connection, old: str, new: str) -> None:
+        # Raw output: ":oldmode newmode oldsha newsha status\0path\0" per change; renames come
+        # as a delete and an add (--no-renames), so no path pairs to parse.
+        fields = self._git_fields("diff-tree", "-r", "-z", "--no-renames", old, new)
+        for info, name in zip(fields[0::2], fields[1::2], strict=False):
+            filename = _page_name(name)
+            if filename is None or not info.startswith(b":"):
+                continue
+            _, mode, _, sha, status = info[1:].decode("ascii").split()
+            self._drop(db, filename)
+            if status != "D":
+                self._put(db, filename, mode, sha)
+
+    def _put(self, db: sqlite3.Connection, filename: str, mode: str, sha: str) -> None:
+        if mode not in _REGULAR_FILE_MODES:
+            return  # a symlink or submodule is no page text of its own
+        _, _, size = self.repo.git.get_object_header(sha)
+        if size > MAX_CONTENT_BYTES:
+            body = ""  # only a push makes a page this big: found by its name, not read whole
+        else:
+            try:
+                body = self.repo.git.get_object_data(sha)[3].decode("utf-8")
+            except UnicodeDecodeError:
+                return  # not text: not searchable, as Otterwiki's own search skips it
+        cursor = db.execute("INSERT INTO files (filename) VALUES (?)", (filename,))
+        db.execute(
+            "INSERT INTO pages (rowid, filename, name, body) VALUES (?, ?, ?, ?)",
+            (cursor.lastrowid, filename, filename[:-3].translate(_MARKS), body.translate(_MARKS)),
+        )
+
+    @staticmethod
+    def _drop(db: sqlite3.Connection, filename: str) -> None:
+        row = db.execute("SELECT id FROM files WHERE filename = ?", (filename,)).fetchone()
+        if row:
+            db.execute("DELETE FROM pages WHERE rowid = ?", row)
+            db.execute("DELETE FROM files WHERE id = ?", row)
+
+    @staticmethod
+    def _clear(db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM pages")
+        db.execute("DELETE FROM files")
+
+
+def _page_name(name: bytes) -> str | None:
+    """A page's file name from git's bytes; None for other files and names not UTF-8 (a push
+    may bring them; Otterwiki cannot serve them, and one must not break the wiki's search)."""
+    if not name.endswith(b".md"):
+        return None
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def results(hits: list[Hit], rules: PathRules) -> list[dict]:
+    """Shape hits as the page API and MCP return them (see `app.pages.search.search`)."""
+    return [
+        {
+            "path": rules.page_path(hit.filename),
+            "score": hit.score,
+            "matches": hit.matches,
+            "snippets": [hit.snippet.text] if hit.snippet.text else [],
+            "highlights": [[list(span) for span in hit.snippet.spans]] if hit.snippet.text else [],
+        }
+        for hit in hits
+    ]

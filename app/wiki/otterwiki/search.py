@@ -1,0 +1,100 @@
+"""Otterwiki's search page (`/-/search`) answered from the wiki's full-text index.
+
+The same index and query syntax as the page API and MCP (app.pages.fulltext, app.pages.query),
+ranked by relevance, in Otterwiki's own template so the page keeps its look. Matches come as
+`<mark class="text-match">` (Otterwiki's highlight class) around escaped text, in page names as
+Otterwiki's `<span class="page-match">`: page text never reaches the page as HTML. "Regular
+expression" and "Match case" stay Otterwiki's own scan, which the index cannot answer;
+permissions are Otterwiki's (its `render` answers the refusal).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from markupsafe import Markup
+from markupsafe import escape
+
+from app.core.errors import BadRequest
+from app.pages.fulltext import Marked
+from app.pages.fulltext import SearchIndex
+from app.pages.fulltext import pieces
+
+SEARCH_ENDPOINT = "search"
+# Otterwiki's page lists every match; a bound keeps one query's page a readable size.
+MAX_RESULTS = 200
+
+
+def marked_html(marked: Marked, css_class: str, tag: str = "mark") -> Markup:
+    """Return `marked`'s text escaped, each match in `<{tag} class="{css_class}">`."""
+    wrap = Markup(f'<{tag} class="{{}}">{{}}</{tag}>')
+    return Markup("").join(
+        wrap.format(css_class, piece) if match else escape(piece)
+        for piece, match in pieces(marked.text, marked.spans)
+    )
+
+
+def _hit_key(hit, get_pagename) -> tuple:
+    """Otterwiki's result key: (name matched, matches, file, page name, name as HTML)."""
+    pagename = get_pagename(hit.filename, full=True)
+    shown = hit.name if len(hit.name.text) == len(pagename) else Marked(hit.name.text, ())
+    # the display name differs from the file name in case only: the offsets still fit it
+    # a span, as Otterwiki's own: its stylesheet styles `a span.page-match`
+    name_html = marked_html(Marked(pagename, shown.spans), "page-match", tag="span")
+    return (1 if hit.name.spans else 0, hit.matches, hit.filename, pagename, str(name_html))
+
+
+def install_indexed_search(server: ModuleType) -> None:
+    """Answer `/-/search` from the index unless a regular expression or case is asked for.
+
+    `server` is the booted `otterwiki.server`. Installing again changes nothing.
+    """
+    import otterwiki.wiki
+    from flask import g
+    from flask import render_template
+    from flask import request
+    from otterwiki.auth import has_permission
+    from otterwiki.helper import get_pagename
+    from otterwiki.helper import toast
+
+    app = server.app
+    original_view = app.view_functions[SEARCH_ENDPOINT]
+    if getattr(original_view, "robot_indexed", False):
+        return
+
+    class IndexedSearch(otterwiki.wiki.Search):
+        def render(self):
+            if not has_permission("READ"):
+                return super().render()  # Otterwiki's login redirect or 403
+            tenant = g.tenant
+            index = SearchIndex(tenant.settings.search_index_path(tenant.slug), tenant.storage.repo)
+            try:
+                hits = index.search(self.query, MAX_RESULTS)
+            except BadRequest as error:
+                toast(error.message, "error")
+                hits = []
+            result = {
+                _hit_key(hit, get_pagename): [str(marked_html(hit.snippet, "text-match"))]
+                for hit in hits
+            }
+            return render_template(
+                "search.html",
+                title=f"Search '{self.query}'",
+                query=self.query,
+                is_regexp=False,
+                is_casesensitive=False,
+                keys=list(result),  # in the index's order: most relevant first
+                result=result,
+            )
+
+    def search(query=None):
+        if query is None:
+            query = request.form.get("query")
+        regexp = request.form.get("is_regexp") == "y"
+        case = request.form.get("is_casesensitive") == "y"
+        if regexp or case or not (query or "").strip():
+            return original_view(query)
+        return IndexedSearch(query=query).render()
+
+    search.robot_indexed = True
+    app.view_functions[SEARCH_ENDPOINT] = search

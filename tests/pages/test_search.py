@@ -1,0 +1,270 @@
+"""Full-text search over a real git repository and a real SQLite FTS5 index file."""
+
+import multiprocessing
+import re
+import sqlite3
+import subprocess
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+import git
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from otterwiki.gitstorage import GitStorage
+
+from app.core.errors import BadRequest
+from app.pages.fulltext import SearchIndex
+from app.pages.paths import MAX_CONTENT_BYTES
+from app.pages.paths import PathRules
+from app.pages.query import MAX_QUERY_CHARS
+from app.pages.query import compile_query
+from app.pages.search import search
+from app.pages.storage import Pages
+
+AUTHOR = ("robot", "robot@localhost")
+
+
+class Wiki(Pages):
+    """A wiki's pages with its index file beside the repository."""
+
+    index = None
+
+    def find(self, query, limit=20):
+        return search(self, query, limit, self.index)
+
+    def paths(self, query):
+        return [hit["path"] for hit in self.find(query)]
+
+
+@pytest.fixture
+def wiki(tmp_path):
+    pages = Wiki(GitStorage(str(tmp_path / "repo"), initialize=True), PathRules())
+    pages.index = tmp_path / "search.db"
+    return pages
+
+
+def write(pages, path, content):
+    pages.write(path, content, AUTHOR)
+
+
+def commit_all(pages, message):
+    """Commit the working tree with git itself: what a `git push` leaves behind."""
+    run_git(pages, "add", "-A")
+    run_git(pages, "-c", "user.name=x", "-c", "user.email=x@y", "commit", "-qm", message)
+
+
+def run_git(pages, *args):
+    return subprocess.run(
+        ["git", *args], cwd=pages.storage.path, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_words_in_any_order_find_the_issues_example(wiki):
+    write(wiki, "Meetings", "Notes: the retro on Friday went well.\n")
+    write(wiki, "Lunch", "Friday lunch only.\n")
+    assert wiki.paths("retro Friday") == ["Meetings"]
+    assert wiki.paths("friday RETRO") == ["Meetings"]
+
+
+def test_phrase_prefix_or_and_exclusion(wiki):
+    write(wiki, "A", "the retro on friday\n")
+    write(wiki, "B", "friday retro on the beach\n")
+    write(wiki, "C", "a retrospective of the café\n")
+    assert wiki.paths('"retro on friday"') == ["A"]
+    assert wiki.paths('"on friday') == ["A"]  # the open quote closes at the end
+    assert sorted(wiki.paths("retro*")) == ["A", "B", "C"]
+    assert sorted(wiki.paths("retro")) == ["A", "B"]
+    assert wiki.paths("cafe") == ["C"]  # accents ignored
+    assert sorted(wiki.paths("beach OR retrospective")) == ["B", "C"]
+    assert wiki.paths("retro -beach") == ["A"]
+    assert wiki.paths('retro -"on the beach"') == ["A"]
+
+
+def test_name_and_more_matches_rank_higher(wiki):
+    for n in range(8):
+        write(wiki, f"Filler {n}", f"unrelated text number {n} about gardens\n")
+    write(wiki, "Otters", "a page about rivers\n")
+    write(wiki, "Once", "one otters mention among many other words " * 3 + "\n")
+    write(wiki, "Many", "otters otters otters swim with otters\n")
+    assert wiki.paths("otters") == ["Otters", "Many", "Once"]
+    scores = [hit["score"] for hit in wiki.find("otters")]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_snippet_is_plain_text_with_match_offsets(wiki):
+    write(wiki, "Page", "# Title\n\nSome <b>bold</b> talk about\nthe retro on Friday.\n")
+    hit = wiki.find("retro friday")[0]
+    snippet, spans = hit["snippets"][0], hit["highlights"][0]
+    assert "<b>bold</b> talk about the retro on Friday." in snippet  # newlines collapsed
+    assert [snippet[a:b] for a, b in spans] == ["retro", "Friday"]
+    assert hit["matches"] == 2
+
+
+def test_fts5_syntax_is_literal_text(wiki):
+    write(wiki, "Page", "name colon NEAR caret text\n")
+    for query in ("name:colon", "NEAR(caret text)", "^name", "colon AND caret", "(caret)"):
+        assert wiki.paths(query) == ["Page"], query
+    assert compile_query('body:x NEAR "y') == '("body x") AND ("near") AND ("y")'
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ('!!! "" ** -- ::', "no words"),
+        ("\x00", "no words"),
+        ("OR", "no words"),
+        ("-draft", "only excludes"),
+        ("x" * (MAX_QUERY_CHARS + 1), "longer than"),
+        (None, "empty"),
+    ],
+)
+def test_bad_queries_say_what_is_wrong(wiki, query, says):
+    with pytest.raises(BadRequest, match=says):
+        wiki.find(query)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=MAX_QUERY_CHARS))
+def test_any_text_is_an_answer_or_a_bad_request(wiki, query):
+    if not wiki.storage.exists("page.md"):
+        write(wiki, "Page", "Some text with words, the retro on Friday.\n")
+    try:
+        hits = wiki.find(query)
+    except BadRequest as error:
+        assert error.message
+    else:
+        assert all(hit["path"] == "Page" for hit in hits)
+
+
+def test_index_follows_raw_commits_renames_deletes_and_rewrites(wiki):
+    write(wiki, "First", "alpha words\n")
+    assert wiki.paths("alpha") == ["First"]
+    old = run_git(wiki, "rev-parse", "HEAD")
+    # a raw commit in the repository stands in for a push
+    with open(f"{wiki.storage.path}/pushed.md", "w") as f:
+        f.write("beta arrived by push\n")
+    commit_all(wiki, "push")
+    assert wiki.paths("beta") == ["Pushed"]
+    wiki.rename("First", "Renamed", AUTHOR)
+    assert wiki.paths("alpha") == ["Renamed"]
+    wiki.delete("Renamed", AUTHOR)
+    assert wiki.paths("alpha") == []
+    run_git(wiki, "reset", "-q", "--hard", old)  # history rewritten back
+    assert wiki.paths("alpha") == ["First"] and wiki.paths("beta") == []
+
+
+def test_a_forced_history_whose_indexed_commit_is_gone_rebuilds(wiki):
+    write(wiki, "Keep", "gamma\n")
+    base = run_git(wiki, "rev-parse", "HEAD")
+    write(wiki, "Lost", "gamma delta\n")
+    assert sorted(wiki.paths("gamma")) == ["Keep", "Lost"]
+    lost = run_git(wiki, "rev-parse", "HEAD")
+    run_git(wiki, "reset", "-q", "--hard", base)
+    run_git(wiki, "reflog", "expire", "--expire=now", "--all")
+    run_git(wiki, "gc", "-q", "--prune=now")
+    assert subprocess.run(["git", "cat-file", "-e", lost], cwd=wiki.storage.path).returncode
+    assert wiki.paths("gamma") == ["Keep"] and wiki.paths("delta") == []
+
+
+def test_deleted_or_corrupt_index_is_rebuilt(wiki):
+    write(wiki, "Page", "epsilon\n")
+    assert wiki.paths("epsilon") == ["Page"]
+    wiki.index.unlink()
+    assert wiki.paths("epsilon") == ["Page"]
+    wiki.index.write_bytes(b"this is not a database at all" * 200)
+    for suffix in ("-wal", "-shm"):
+        wiki.index.with_name(wiki.index.name + suffix).unlink(missing_ok=True)
+    assert wiki.paths("epsilon") == ["Page"]
+
+
+def test_an_index_is_one_wikis_own(tmp_path, wiki):
+    other = GitStorage(str(tmp_path / "other"), initialize=True)
+    Pages(other).write("Secret", "zeta of the other wiki\n", AUTHOR)
+    write(wiki, "Mine", "zeta here\n")
+    assert wiki.paths("zeta") == ["Mine"]
+    assert search(Pages(other), "zeta", 5, tmp_path / "other.db")[0]["path"] == "Secret"
+
+
+def test_binary_non_utf8_and_oversized_pushed_pages(wiki):
+    write(wiki, "Utf", "theta\n")
+    assert wiki.paths("theta") == ["Utf"]
+    # pushed, as git allows: Otterwiki's own writes cannot make these
+    with open(f"{wiki.storage.path}/latin.md", "wb") as f:
+        f.write("caf\xe9 theta".encode("latin-1"))
+    with open(f"{wiki.storage.path}/".encode() + b"caf\xe9.md", "wb") as f:
+        f.write(b"theta in a file whose name is not UTF-8\n")
+    commit_all(wiki, "not UTF-8")
+    with open(f"{wiki.storage.path}/theta huge.md", "w") as f:
+        f.write("theta " * (MAX_CONTENT_BYTES // 6 + 1))
+    commit_all(wiki, "too big")
+    assert wiki.paths("theta") == ["Theta Huge", "Utf"]  # caught up by diff; too big: name only
+    assert wiki.find("theta")[0]["snippets"] == []
+    wiki.index.unlink()
+    assert wiki.paths("theta") == ["Theta Huge", "Utf"]  # and by a full rebuild
+
+
+def test_concurrent_queries_after_a_write_index_once(wiki):
+    for n in range(30):
+        write(wiki, f"Page {n}", f"iota page {n}\n")
+    errors, found = [], []
+
+    def query():
+        # a process of its own in production: its own repo handle (and git cat-file) here
+        index = SearchIndex(wiki.index, git.Repo(wiki.storage.path))
+        try:
+            found.append(len(index.search("iota", 100)))
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=query) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and found == [30] * 6
+    with sqlite3.connect(wiki.index) as db:
+        assert db.execute("SELECT count(*) FROM files").fetchone() == (30,)
+
+
+def _search_repeatedly(index_path, repo_path, times):
+    """In a process of its own, as a gunicorn worker: the counts of `times` searches."""
+    index = SearchIndex(index_path, git.Repo(repo_path))
+    return [len(index.search("kappa", 100)) for _ in range(times)]
+
+
+def test_worker_processes_search_while_pages_are_written(wiki):
+    for n in range(20):
+        write(wiki, f"Before {n}", f"kappa {n}\n")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(4, mp_context=context) as pool:
+        # started and imported first, so their searches overlap the writes below
+        where = (wiki.index, wiki.storage.path)
+        for warm in [pool.submit(_search_repeatedly, *where, 1) for _ in range(4)]:
+            warm.result()
+        runs = [pool.submit(_search_repeatedly, *where, 15) for _ in range(4)]
+        for n in range(10):
+            write(wiki, f"During {n}", f"kappa {n}\n")
+        counts = [count for run in runs for count in run.result()]
+    assert all(20 <= count <= 30 for count in counts)
+    assert len(wiki.find("kappa", 100)) == 30
+    with sqlite3.connect(wiki.index) as db:
+        assert db.execute("SELECT count(*) FROM files").fetchone() == (30,)
+
+
+SAFE_EXPRESSION = re.compile(r'(\(|\)|AND|OR|NOT|"[^\W_]+( [^\W_]+)*"\*?| )+')
+
+
+@given(st.text(max_size=MAX_QUERY_CHARS))
+def test_only_quoted_words_and_our_operators_reach_match(query):
+    try:
+        expression = compile_query(query)
+    except BadRequest:
+        return
+    assert SAFE_EXPRESSION.fullmatch(expression), expression

@@ -1,0 +1,174 @@
+"""Search in the real wiki app, in process: the UI's /-/search and the page API share one index
+that follows HEAD whichever way a page was written; results stay in their wiki."""
+
+import re
+import subprocess
+from types import SimpleNamespace
+from urllib.parse import quote
+
+import hypothesis
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from werkzeug.test import Client
+
+from app.core.platform import Platform
+from app.core.platform import init_instance
+from app.core.settings import Settings
+from app.core.wikis import create_wiki
+from app.pages.query import MAX_QUERY_CHARS
+from app.web.session_cookie import PLAIN_NAME
+
+OWNER = ("did:plc:search-owner", "search-owner.test")
+OTHER = ("did:plc:search-other", "search-other.test")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """alpha (private, OWNER's), beta (private, OTHER's), pub (public, OWNER's)."""
+    data = tmp_path_factory.mktemp("search")
+    settings = Settings.from_env({"ROBOT_DATA_DIR": str(data), "MULTI_TENANT": "true"})
+    init_instance(settings)
+    platform = Platform.load(settings)
+    store = platform.store
+    for did, handle in (OWNER, OTHER):
+        store.upsert_user(did, handle)
+    create_wiki(settings, store, "alpha", OWNER[0])
+    create_wiki(settings, store, "beta", OTHER[0])
+    create_wiki(settings, store, "pub", OWNER[0], public=True)
+    token = store.create_token("alpha", OWNER[0], "editor")[1]
+    from app.wsgi import create_app
+
+    app = create_app(settings)
+    yield SimpleNamespace(app=app, settings=settings, store=store, token=token)
+    app.tenancy.close()
+    store.close()
+
+
+class Visitor:
+    """A werkzeug client on wiki hosts, signed in as `user` (a session per host) or anonymous."""
+
+    def __init__(self, world, user=None):
+        self.client, self.world, self.user, self.hosts = Client(world.app), world, user, set()
+
+    def open(self, slug, path, method="GET", **kwargs):
+        host = f"{slug}.localhost"
+        if self.user and host not in self.hosts:
+            secret = self.world.store.create_session(self.user[0], host, 3600)[1]
+            self.client.set_cookie(PLAIN_NAME, secret, domain=host)
+            self.hosts.add(host)
+        return self.client.open(
+            path, method=method, base_url=f"http://{host}", buffered=True, **kwargs
+        )
+
+    def form_post(self, slug, form_path, post_path, data):
+        page = self.open(slug, form_path).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        return self.open(slug, post_path, method="POST", data={**data, "csrf_token": token})
+
+    def save(self, slug, page, content):
+        response = self.form_post(
+            slug, f"/{page}/edit", f"/{page}/save", {"content": content, "commit": "ui save"}
+        )
+        assert response.status_code in (200, 302), response.get_data(as_text=True)[:300]
+
+    def search(self, slug, query, **form):
+        if form:
+            return self.form_post(slug, "/-/search", "/-/search", {"query": query, **form})
+        return self.open(slug, "/-/search/" + quote(query, safe=""))
+
+
+@pytest.fixture(scope="module")
+def owner(world):
+    return Visitor(world, OWNER)
+
+
+def api(world, method, path, **kwargs):
+    headers = {"Authorization": f"Bearer {world.token}"}
+    response = Client(world.app).open(
+        path, "http://alpha.localhost", method=method, headers=headers, buffered=True, **kwargs
+    )
+    return response.status_code, response.get_json()
+
+
+def commit_in_repo(world, slug, filename, text):
+    """A commit made in the repository itself: what a `git push` leaves behind."""
+    repo = world.settings.repo_path(slug)
+    (repo / filename).write_text(text)
+    for args in (["add", filename], ["commit", "-qm", "pushed"]):
+        subprocess.run(
+            ["git", "-c", "user.name=p", "-c", "user.email=p@x", *args], cwd=repo, check=True
+        )
+
+
+def test_ui_search_shows_ranked_highlighted_escaped_results(world, owner):
+    owner.save("alpha", "Weekly", "# Weekly\n\nNotes: the retro on Friday <script>x()</script>.\n")
+    owner.save("alpha", "Retro", "# Retro\n\nWhat went well on Friday.\n")
+    html = owner.search("alpha", "retro Friday").get_data(as_text=True)
+    assert html.index('href="/Retro"') < html.index('href="/Weekly"')  # name match first
+    assert '<mark class="text-match">retro</mark> on <mark class="text-match">Friday</mark>' in (
+        html
+    )
+    assert "&lt;script&gt;x()&lt;/script&gt;" in html and "<script>x()" not in html
+    assert '<span class="page-match">Retro</span>' in html
+
+
+def test_ui_form_post_and_otterwikis_own_modes_still_work(owner):
+    owner.save("alpha", "Forms", "zebrafinch sings\n")
+    posted = owner.search("alpha", "zebra*", is_casesensitive="").get_data(as_text=True)
+    assert '<mark class="text-match">zebrafinch</mark>' in posted
+    regexp = owner.search("alpha", "zebra.inch", is_regexp="y").get_data(as_text=True)
+    assert 'href="/Forms"' in regexp  # Otterwiki's scan answers regular expressions
+
+
+def test_ui_query_without_words_says_so(owner):
+    response = owner.search("alpha", '"" !!! ::')
+    assert response.status_code == 200
+    assert "no words" in response.get_data(as_text=True)
+
+
+def test_writes_through_every_channel_are_found_at_once(world, owner):
+    status, _ = api(world, "PUT", "/api/v1/pages/Channel/Api", json={"content": "kiwiapi"})
+    assert status == 201
+    owner.save("alpha", "Channel/Ui", "kiwiui\n")
+    commit_in_repo(world, "alpha", "channel-pushed.md", "kiwipush\n")
+    for word, path in (("kiwiapi", "Channel/Api"), ("kiwiui", "Channel/Ui")):
+        assert [r["path"] for r in api(world, "GET", f"/api/v1/search?q={word}")[1]["results"]] == [
+            path
+        ]
+    assert 'href="/Channel-Pushed"' in owner.search("alpha", "kiwipush").get_data(as_text=True)
+    api(world, "POST", "/api/v1/pages/Channel/Api/rename", json={"to": "Channel/Moved"})
+    assert api(world, "GET", "/api/v1/search?q=kiwiapi")[1]["results"][0]["path"] == (
+        "Channel/Moved"
+    )
+    api(world, "DELETE", "/api/v1/pages/Channel/Moved")
+    assert api(world, "GET", "/api/v1/search?q=kiwiapi")[1]["results"] == []
+
+
+def test_page_api_answers_bad_queries_with_400(world):
+    for query in ("", "!!!", "-only", "x" * 201, '"NEAR(a b)" name:x ^y'):
+        status, body = api(world, "GET", "/api/v1/search", query_string={"q": query})
+        assert status in (200, 400) and body, query
+        if status == 400:
+            assert "query" in body["error"]
+    status, body = api(world, "GET", "/api/v1/search", query_string={"q": "\x00"})
+    assert status == 400
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@given(st.text(max_size=MAX_QUERY_CHARS + 20))
+def test_any_query_is_answered_or_refused_with_a_reason(world, query):
+    status, body = api(world, "GET", "/api/v1/search", query_string={"q": query})
+    assert (status == 200 and "results" in body) or (status == 400 and body["error"]), body
+
+
+def test_results_stay_in_their_wiki_and_follow_its_permissions(world, owner):
+    owner.save("alpha", "Private", "quetzalsecret\n")
+    other, anonymous = Visitor(world, OTHER), Visitor(world)
+    assert "quetzalsecret" not in other.search("alpha", "quetzalsecret").get_data(as_text=True)
+    assert other.search("alpha", "quetzalsecret").status_code == 403
+    assert anonymous.search("alpha", "quetzalsecret").status_code == 302  # to sign in
+    assert 'href="/Private"' not in other.search("beta", "quetzalsecret").get_data(as_text=True)
+    owner.save("pub", "Open", "quetzalopen\n")
+    assert 'href="/Open"' in anonymous.search("pub", "quetzalopen").get_data(as_text=True)
+    assert 'href="/Private"' not in anonymous.search("pub", "quetzalsecret").get_data(as_text=True)
