@@ -9,7 +9,6 @@ from urllib.parse import quote
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
-from fastmcp.server.dependencies import get_http_request
 from fastmcp.tools.base import ToolResult
 from mcp.types import BlobResourceContents
 from mcp.types import EmbeddedResource
@@ -20,16 +19,17 @@ from pydantic import Field
 from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.core.errors import RobotError
+from app.core.version import VERSION
+from app.mcp import resources
 from app.mcp.arguments import ArgumentErrors
+from app.mcp.context import caller
+from app.mcp.identity import WikiIdentity
 from app.mcp.page_client import PageClient
 from app.pages import text as page_text
 
-INSTRUCTIONS = (
-    "A git-backed Otterwiki. Pages are Markdown addressed by path (e.g. 'Home', 'Projects/Robot'). "
-    "You act with your own role in this wiki: viewers can read, editors and admins can write. "
-    "Read a page before changing it and pass its revision as base_revision so concurrent edits "
-    "become a conflict instead of a lost write."
-)
+# Outside a wiki's request (FastMCP's in-memory client) the server has no wiki to introduce;
+# over HTTP, app/mcp/identity.py answers with the wiki's own name and instructions.
+NAME = "robot"
 # Edits that race with another writer are re-applied to the new text this many times.
 EDIT_ATTEMPTS = 3
 DEFAULT_ATTACHMENT_BYTES = 1024 * 1024
@@ -45,12 +45,6 @@ ADDS = {"readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}
 Path = Annotated[str, Field(description="Page path, e.g. 'Home' or 'Projects/Robot'.")]
 Message = Annotated[str | None, Field(description="Commit message (optional).")]
 Limit = Annotated[int, Field(ge=1, le=200, description="How many entries at most (1-200).")]
-
-
-def _context() -> tuple[str, str]:
-    """Return (wiki slug, Authorization header) of the request being served."""
-    state = get_http_request().state
-    return state.wiki_slug, state.authorization
 
 
 async def _api(call):
@@ -110,16 +104,22 @@ def build_server(pages: PageClient) -> FastMCP:
 
     # Our parameter schemas are flat (no $ref), so FastMCP's dereferencing pass is pure cost.
     mcp = WikiServer(
-        "robot wiki",
-        instructions=INSTRUCTIONS,
+        NAME,
+        version=VERSION,
         mask_error_details=True,
         dereference_schemas=False,
         lifespan=lifespan,
-        middleware=[ArgumentErrors()],  # bad arguments: a short isError result, every tool
+        list_page_size=resources.PAGE_SIZE,
+        middleware=[
+            ArgumentErrors(),  # bad arguments: a short isError result, every tool
+            WikiIdentity(pages.settings),
+            resources.PageResources(pages),
+        ],
     )
+    resources.add_page_template(mcp, pages)
 
     async def put(path, content, message, base_revision) -> dict:
-        slug, auth = _context()
+        slug, auth = caller()
         try:
             return await pages.write_page(slug, auth, path, content, message, base_revision)
         except Conflict as error:
@@ -130,10 +130,11 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def whoami() -> ToolResult:
         """Tell who you are in this wiki: your handle, role and what you may do."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.whoami(slug, auth))
         text = (
-            f"You are {data.get('handle') or data.get('did')} in wiki {data.get('wiki')}, role "
+            f"You are {data.get('handle') or data.get('did') or 'an anonymous reader'} in wiki "
+            f"{data.get('wiki')}, role "
             f"{data.get('role') or 'none'}; permissions: {', '.join(data.get('permissions', []))}."
         )
         return _result(text, data)
@@ -153,7 +154,7 @@ def build_server(pages: PageClient) -> FastMCP:
         The answer is two text blocks: the page's metadata (path, revision, last change) and its
         Markdown. Pass the revision as base_revision when writing.
         """
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.read_page(slug, auth, path, revision))
         content = data.pop("content", "")
         if section:
@@ -196,7 +197,7 @@ def build_server(pages: PageClient) -> FastMCP:
         A race with another writer is retried on the newer text, unless the caller pinned
         `base_revision`: then it is a conflict. `create` treats a missing page as empty.
         """
-        slug, auth = _context()
+        slug, auth = caller()
         for attempt in range(EDIT_ATTEMPTS):
             try:
                 page = await pages.read_page(slug, auth, path)
@@ -265,7 +266,7 @@ def build_server(pages: PageClient) -> FastMCP:
         ] = "",
     ) -> ToolResult:
         """List the wiki's pages with their size in bytes and when they last changed."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.list_pages(slug, auth, prefix))
         rows = data.get("pages", [])
         lines = [f"{p['path']}  ({p.get('size')} bytes, {p.get('last_changed')})" for p in rows]
@@ -278,7 +279,7 @@ def build_server(pages: PageClient) -> FastMCP:
         limit: Limit = 20,
     ) -> ToolResult:
         """Search the full text of every page; return matching pages with snippets."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.search(slug, auth, query, limit))
         results = data.get("results", [])
         lines = [f"{len(results)} page(s) match {query!r}."]
@@ -290,7 +291,7 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def get_history(path: Path, limit: Limit = 20) -> ToolResult:
         """List a page's revisions, newest first: revision, author, date and message."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.history(slug, auth, path, limit))
         lines = [f"History of {data.get('path', path)}:"] + [
             f"{r['revision']}  {r.get('date')}  {r.get('author')}  {r.get('message')}"
@@ -301,7 +302,7 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def get_recent_changes(limit: Limit = 20) -> ToolResult:
         """List the latest changes across the whole wiki, newest first."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.changes(slug, auth, limit))
         lines = ["Recent changes:"] + [
             f"{c['revision']}  {c.get('date')}  {c.get('author')}  {c.get('message')}  "
@@ -320,7 +321,7 @@ def build_server(pages: PageClient) -> FastMCP:
         message: Message = None,
     ) -> ToolResult:
         """Rename (move) a page, optionally updating the links that point to it."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.rename_page(slug, auth, path, new_path, update_links, message))
         updated = data.get("updated_pages") or []
         text = f"Renamed {data.get('from', path)} to {data['path']} (revision {data['revision']})."
@@ -331,14 +332,14 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=CHANGES)
     async def delete_page(path: Path, message: Message = None) -> ToolResult:
         """Delete a page (its history stays in git)."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.delete_page(slug, auth, path, message))
         return _result(f"Deleted {data.get('path', path)} (revision {data.get('revision')}).", data)
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_links(path: Path) -> ToolResult:
         """Show the pages a page links to, and the pages that link to it (backlinks)."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.links(slug, auth, path))
         text = (
             f"{data.get('path', path)} links to: {', '.join(data.get('outgoing', [])) or 'nothing'}"
@@ -349,7 +350,7 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def find_orphaned_pages() -> ToolResult:
         """List pages that no other page links to."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.orphans(slug, auth))
         found = data.get("pages", [])
         text = f"{len(found)} orphaned page(s)" + (": " + ", ".join(found) if found else ".")
@@ -358,7 +359,7 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def list_attachments(path: Path) -> ToolResult:
         """List the files attached to a page: name, size, type and last change."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.attachments(slug, auth, path))
         rows = data.get("attachments", [])
         lines = [f"{len(rows)} attachment(s) on {path}:"] + [
@@ -380,7 +381,7 @@ def build_server(pages: PageClient) -> FastMCP:
         ] = None,
     ) -> ToolResult:
         """Read an attachment: text files as text, images as images, other files as base64."""
-        slug, auth = _context()
+        slug, auth = caller()
         blob = await _api(pages.attachment(slug, auth, path, name, max_bytes, revision))
         info = {"path": path, "name": name, "mime": blob.content_type, "size": len(blob.data)}
         text = _as_text(blob.data, blob.content_type)
