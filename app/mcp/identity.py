@@ -20,6 +20,7 @@ from app.core.settings import Settings
 from app.core.store import Wiki
 from app.core.version import VERSION
 from app.mcp.context import current_wiki
+from app.mcp.page_client import PageClient
 
 # Clients show the name in lists and menus; the platform caps display names at this too.
 MAX_NAME = 100
@@ -72,8 +73,14 @@ def instructions(settings: Settings, wiki: Wiki) -> str:
 class WikiIdentity(Middleware):
     """FastMCP middleware: answer `initialize` and `server/discover` as the request's wiki."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, pages: PageClient):
+        # Its settings give the wikis' URLs; read per request, as build_server(pages=None)
+        # (a server only listed, never served) has none.
+        self.pages = pages
+
+    @property
+    def settings(self) -> Settings:
+        return self.pages.settings
 
     async def on_initialize(self, context, call_next):
         """Return the SDK's `initialize` result with this wiki's serverInfo and instructions."""

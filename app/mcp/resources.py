@@ -17,6 +17,7 @@ from fastmcp.exceptions import ResourceError
 from fastmcp.resources import Resource
 from fastmcp.server.middleware import Middleware
 from mcp.shared.exceptions import MCPError
+from mcp.types import INTERNAL_ERROR
 from mcp.types import INVALID_PARAMS
 from mcp.types import Resource as SdkResource
 
@@ -59,8 +60,9 @@ class PageResources(Middleware):
         slug, auth = caller()
         try:
             data = await self.pages.list_pages(slug, auth)
-        except RobotError as error:
-            raise MCPError(code=INVALID_PARAMS, message=error.message) from None
+        except RobotError as error:  # the caller's fault (4xx) or the wiki service's
+            code = INVALID_PARAMS if error.status < 500 else INTERNAL_ERROR
+            raise MCPError(code=code, message=error.message) from None
         found = [
             PageResource(
                 uri=page_uri(slug, row["path"]),

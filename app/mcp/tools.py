@@ -112,7 +112,7 @@ def build_server(pages: PageClient) -> FastMCP:
         list_page_size=resources.PAGE_SIZE,
         middleware=[
             ArgumentErrors(),  # bad arguments: a short isError result, every tool
-            WikiIdentity(pages.settings),
+            WikiIdentity(pages),
             resources.PageResources(pages),
         ],
     )
