@@ -156,8 +156,10 @@ async def test_anonymous_reads_a_public_wiki(wikis, kind):
         page = await session.call("read_page", path="Home")
         found = await session.call("list_pages")
         home = await session.read(f"wiki://{OPEN}/Home")
+        listed, _ = await session.resources()
         me = await session.call("whoami")
     assert not page.is_error and not found.is_error
+    assert f"wiki://{OPEN}/Home" in {str(r.uri) for r in listed}
     assert "anonymous reader" in me.text and me.data["permissions"] == ["READ"]
     assert home == page.content[-1].text
 
@@ -179,6 +181,20 @@ async def test_anonymous_write_on_a_public_wiki_asks_to_sign_in(wikis, tool, arg
         f'Bearer resource_metadata="{prm}", scope="wiki:read wiki:write"'
     )
     assert response.json()["id"] == 1 and tool in response.json()["error"]["message"]
+
+
+async def test_anonymous_write_in_a_batch_gets_its_own_sign_in_error(wikis):
+    call = {"jsonrpc": "2.0", "method": "tools/call"}
+    batch = [
+        {**call, "id": 1, "params": {"name": "read_page", "arguments": {"path": "Home"}}},
+        {**call, "id": 2, "params": {"name": "delete_page", "arguments": {"path": "Home"}}},
+    ]
+    headers = {"Accept": "application/json, text/event-stream"}  # no version: 2025-03-26
+    with wikis.stack.client("mcp", host=host(OPEN)) as client:
+        answers = client.post("/mcp", json=batch, headers=headers).json()
+    read, delete = sorted(answers, key=lambda answer: answer["id"])
+    assert "result" in read and delete["error"]["code"] == -32001
+    assert "sign in to call delete_page" in delete["error"]["message"]
 
 
 async def test_anonymous_write_leaves_the_page_alone(wikis):
