@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from app.core.platform import Platform
 from app.mcp.auth import challenge_header
 from app.mcp.rpc import rpc_error
+from app.mcp.rpc import too_large
 from app.mcp.transport import read_body
 from app.mcp.transport import replay
 from app.mcp.transport import request_id
@@ -43,8 +44,9 @@ class SignInForWrites:
             await self.app(scope, receive, send)
             return
         body = await read_body(receive)
-        if body is None:
-            return  # the client went away
+        if body is None:  # past the auth layer's cap (as app.mcp.transport answers it)
+            await JSONResponse(too_large(), 413)(scope, receive, send)
+            return
         name, message_id = _tool_call(body)
         if name is not None and await self._writes(name):
             slug = scope["state"]["wiki_slug"]

@@ -197,6 +197,18 @@ async def test_anonymous_write_in_a_batch_gets_its_own_sign_in_error(wikis):
     assert "sign in to call delete_page" in delete["error"]["message"]
 
 
+async def test_anonymous_body_past_the_cap_is_413_in_every_revision(wikis):
+    headers = {"Content-Type": "application/json", "MCP-Protocol-Version": "2026-07-28"}
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "' + b"x" * (9 << 20)
+
+    def chunks():  # no Content-Length: only reading the body finds it too large
+        yield body
+
+    with wikis.stack.client("mcp", host=host(OPEN)) as client:
+        response = client.post("/mcp", content=chunks(), headers=headers)
+    assert response.status_code == 413 and response.json()["error"]["code"] == -32600
+
+
 async def test_anonymous_write_leaves_the_page_alone(wikis):
     params = {"name": "write_page", "arguments": {"path": "Home", "content": "vandalised"}}
     assert rpc(wikis.stack, host(OPEN), None, "tools/call", params).status_code == 401
