@@ -49,7 +49,7 @@ class PageResource(Resource):
 
 
 class PageResources(Middleware):
-    """FastMCP middleware: `resources/list` answers with the pages of the request's wiki."""
+    """FastMCP middleware: `resources/list` and `resources/templates/list` of the request's wiki."""
 
     def __init__(self, pages: PageClient):
         self.pages = pages
@@ -73,6 +73,18 @@ class PageResources(Middleware):
             for row in data.get("pages", [])
         ]
         return [*listed, *found]
+
+    async def on_list_resource_templates(self, context, call_next):
+        """Return the templates with the page template shown for this wiki only:
+        `wiki://{slug}/{path*}` with the request's slug, as the only wiki it reads."""
+        slug, _ = caller()
+        shown = f"{SCHEME}://{slug}/{{path*}}"
+        return [
+            template.model_copy(update={"uri_template": shown})
+            if template.uri_template == TEMPLATE
+            else template
+            for template in await call_next(context)
+        ]
 
 
 def add_page_template(mcp: FastMCP, pages: PageClient) -> None:

@@ -136,6 +136,15 @@ async def test_pages_are_listed_and_read_as_resources(wikis, kind):
     assert home == page.content[-1].text and spaced == "# Q1\n\nPlans."
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_the_page_template_names_this_wiki(wikis, kind):
+    async with connect(kind, wikis.stack, host(SHUT), wikis.tokens[SHUT]) as session:
+        listed = await session.client.list_resource_templates()
+        templates = listed if kind == "fastmcp" else listed.resource_templates
+    assert [t.uri_template for t in templates] == [f"wiki://{SHUT}/{{path*}}"]
+    assert templates[0].mime_type == "text/markdown"
+
+
 @pytest.mark.parametrize(
     ("uri", "says"),
     [
