@@ -14,6 +14,7 @@ from app.mcp.auth import McpAuth
 from app.mcp.cors import Cors
 from app.mcp.headers import SecurityHeaders
 from app.mcp.page_client import PageClient
+from app.mcp.signin import SignInForWrites
 from app.mcp.tools import build_server
 from app.mcp.transport import Transport
 
@@ -41,4 +42,5 @@ def create_app(settings: Settings | None = None):
         path=MCP_PATH, stateless_http=True, json_response=True, host_origin_protection=False
     )
     app.router.redirect_slashes = False  # `/mcp/` is served, not redirected (Transport)
-    return Cors(SecurityHeaders(McpAuth(Transport(app), platform)))
+    gated = SignInForWrites(app, server, platform)  # anonymous write calls: 401, sign in
+    return Cors(SecurityHeaders(McpAuth(Transport(gated), platform)))

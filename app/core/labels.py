@@ -21,3 +21,12 @@ def one_line_label(value: str, what: str, limit: int) -> str:
     if any(unicodedata.category(c).startswith("C") for c in label):
         raise BadRequest(f"{what} contains control or invisible formatting characters")
     return label
+
+
+def shown_label(value: str, limit: int) -> str:
+    """Return `value` made safe to show as one line: category C characters removed (as
+    `one_line_label` refuses them), whitespace runs collapsed, cut to `limit` characters with
+    an ellipsis. Never raises; for text stored before it was checked, or from elsewhere."""
+    kept = "".join(c for c in value if not unicodedata.category(c).startswith("C") or c.isspace())
+    label = " ".join(kept.split())
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"

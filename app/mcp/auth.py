@@ -18,6 +18,7 @@ from app.core.errors import NotFound
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import error_body
+from app.core.identity import ANONYMOUS
 from app.core.identity import SCOPES
 from app.core.identity import Caller
 from app.core.identity import authenticate
@@ -55,15 +56,35 @@ def protected_resource_metadata(platform: Platform, slug: str) -> dict:
     }
 
 
+def challenge_header(platform: Platform, slug: str, error: str | None = None) -> tuple:
+    """Return the `WWW-Authenticate` header (ASGI name and value) of a refusal on wiki `slug`.
+
+    RFC 6750 3 with RFC 9728 5.1's `resource_metadata`, whose URL starts an MCP client's OAuth
+    flow, and the scopes to ask for (MCP authorization 2025-11-25, "Scope Selection Strategy").
+    `error` is the RFC 6750 3.1 code: none for a request that carried no credential.
+    """
+    value = f'Bearer resource_metadata="{prm_url(platform, slug)}", scope="{" ".join(SCOPES)}"'
+    if error:
+        value += f', error="{error}"'
+    return b"www-authenticate", value.encode()
+
+
 def verify_caller(
     platform: Platform, slug: str, authorization: str | None, wiki: Wiki | None = None
 ) -> Caller:
-    """Return the caller of wiki `slug`'s MCP endpoint, or raise Unauthorized/Forbidden."""
-    if not authorization:
-        raise Unauthorized("this MCP endpoint needs 'Authorization: Bearer <token>'")
+    """Return the caller of wiki `slug`'s MCP endpoint, or raise Unauthorized/Forbidden.
+
+    Without a credential the caller is ANONYMOUS on a public wiki (who may read, as in a
+    browser) and Unauthorized on a private one; a credential that is present but not valid is
+    Unauthorized either way, never taken for anonymous.
+    """
     settings, store = platform.settings, platform.store
-    caller = authenticate(settings, platform.key, store, slug, authorization, None)
     wiki = wiki or store.get_wiki(slug)
+    if not authorization:
+        if wiki.is_public:
+            return ANONYMOUS
+        raise Unauthorized("this MCP endpoint needs 'Authorization: Bearer <token>'")
+    caller = authenticate(settings, platform.key, store, slug, authorization, None)
     if "READ" not in caller.permissions(wiki.is_public):
         raise Forbidden("you are not a member of this wiki")
     return caller
@@ -71,15 +92,19 @@ def verify_caller(
 
 def admit(
     platform: Platform, host: str | None, authorization: str | None, needs_caller: bool
-) -> tuple[str, Caller | None]:
-    """Return (slug, caller) of a request to the wiki at `host`; raise NotFound for no such wiki."""
+) -> tuple[Wiki, Caller | None]:
+    """Return (wiki, caller) of a request to the wiki at `host`; raise NotFound for no such wiki.
+
+    The wiki's row is read on every request, so a wiki made private stops anonymous callers at
+    once.
+    """
     slug = slug_from_host(host, platform.settings.platform_domain)
     wiki = platform.store.find_wiki(slug) if slug else None
     if wiki is None:
         raise NotFound("no wiki at this address")
     if not needs_caller:
-        return slug, None
-    return slug, verify_caller(platform, slug, authorization, wiki)
+        return wiki, None
+    return wiki, verify_caller(platform, slug, authorization, wiki)
 
 
 def admit_writes(platform: Platform, host: str | None, authorization: str | None) -> bool:
@@ -115,11 +140,11 @@ class McpAuth:
             if not self.platform.settings.database_is_sqlite or (
                 needs_caller and admit_writes(self.platform, host, authorization)
             ):
-                slug, caller = await anyio.to_thread.run_sync(
+                wiki, caller = await anyio.to_thread.run_sync(
                     admit, self.platform, host, authorization, needs_caller
                 )
             else:
-                slug, caller = admit(self.platform, host, authorization, needs_caller)
+                wiki, caller = admit(self.platform, host, authorization, needs_caller)
         except NotFound as error:
             await _send_json(send, 404, error_body(error))
             return
@@ -127,6 +152,7 @@ class McpAuth:
             slug = slug_from_host(host, self.platform.settings.platform_domain)
             await self._refuse(send, slug, error, bool(authorization))
             return
+        slug = wiki.slug
         if path in PRM_PATHS:
             await _send_json(send, 200, protected_resource_metadata(self.platform, slug))
             return
@@ -141,7 +167,7 @@ class McpAuth:
                 return
             receive = _capped(receive, MAX_REQUEST_BYTES)
             state = scope.setdefault("state", {})
-            state["wiki_slug"], state["caller"] = slug, caller
+            state["wiki"], state["wiki_slug"], state["caller"] = wiki, slug, caller
             state["authorization"] = authorization
         await self.app(scope, receive, send)
 
@@ -154,12 +180,13 @@ class McpAuth:
         stays the `{"ok": false, "error", "status"}` shape every robot service answers auth
         failures with, for people and scripts reading it, and is not a JSON-RPC error object.
         """
-        challenge = f'Bearer resource_metadata="{prm_url(self.platform, slug)}"'
         if error.status == 401 and had_credential:
-            challenge += ', error="invalid_token"'
+            code = "invalid_token"
         elif error.status == 403:
-            challenge += ', error="insufficient_scope"'
-        headers = [(b"www-authenticate", challenge.encode())]
+            code = "insufficient_scope"
+        else:
+            code = None
+        headers = [challenge_header(self.platform, slug, code)]
         await _send_json(send, error.status, error_body(error), headers)
 
 

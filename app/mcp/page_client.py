@@ -86,7 +86,8 @@ class Blob:
 class PageClient:
     """The page API of every wiki, over one pool of HTTP/1.1 connections to the wiki service.
 
-    Each method takes the wiki's slug and the caller's Authorization header as sent, and returns
+    Each method takes the wiki's slug and the caller's Authorization header as sent (None for an
+    anonymous reader of a public wiki: the request then carries none), and returns
     the page API's JSON answer as a dict (an attachment as a Blob). Every method raises the domain
     error of an error answer (BadRequest 400, Unauthorized 401, Forbidden 403, NotFound 404,
     Conflict 409 with the answer's extra fields, PayloadTooLarge 413, UpstreamError otherwise),
@@ -123,7 +124,7 @@ class PageClient:
     async def _send(
         self,
         slug: str,
-        authorization: str,
+        authorization: str | None,
         method: str,
         url: str,
         limit: int,
@@ -137,11 +138,13 @@ class PageClient:
         class says, with PayloadTooLarge past `limit` bytes of answer, and Unauthorized for an
         Authorization header that could smuggle in a header of its own.
         """
-        if any(ch in authorization for ch in "\r\n\x00"):
-            raise Unauthorized("the Authorization header is malformed")
         # Encoded here rather than by httpx2, which would write spaces as '+'.
         target = f"{url}?{urlencode(params, quote_via=quote)}" if params else url
-        headers = {"Host": self.settings.wiki_host(slug), "Authorization": authorization}
+        headers = {"Host": self.settings.wiki_host(slug)}
+        if authorization:
+            if any(ch in authorization for ch in "\r\n\x00"):
+                raise Unauthorized("the Authorization header is malformed")
+            headers["Authorization"] = authorization
         body = raw
         if json_body is not None:
             body = _json_bytes(json_body)
@@ -170,7 +173,7 @@ class PageClient:
     async def _json(
         self,
         slug: str,
-        authorization: str,
+        authorization: str | None,
         method: str,
         url: str,
         params: dict | None = None,
@@ -190,16 +193,18 @@ class PageClient:
 
     # -- the page API, one method per route -------------------------------------------------
 
-    async def whoami(self, slug: str, auth: str) -> dict:
+    async def whoami(self, slug: str, auth: str | None) -> dict:
         """GET /api/v1/whoami: the caller's handle, role and permissions in the wiki."""
         return await self._json(slug, auth, "GET", "/api/v1/whoami")
 
-    async def list_pages(self, slug: str, auth: str, prefix: str = "") -> dict:
+    async def list_pages(self, slug: str, auth: str | None, prefix: str = "") -> dict:
         """GET /api/v1/pages: every page, or those under `prefix` when given."""
         params = {"prefix": prefix} if prefix else None
         return await self._json(slug, auth, "GET", "/api/v1/pages", params=params)
 
-    async def read_page(self, slug: str, auth: str, path: str, revision: str | None = None) -> dict:
+    async def read_page(
+        self, slug: str, auth: str | None, path: str, revision: str | None = None
+    ) -> dict:
         """GET a page: its Markdown, revision and last change, at `revision` when given."""
         params = {"revision": revision} if revision else None
         return await self._json(slug, auth, "GET", _page_url(path), params=params)
@@ -207,7 +212,7 @@ class PageClient:
     async def write_page(
         self,
         slug: str,
-        auth: str,
+        auth: str | None,
         path: str,
         content: str,
         message: str | None = None,
@@ -231,7 +236,7 @@ class PageClient:
         return await self._json(slug, auth, "PUT", _page_url(path), body=body)
 
     async def delete_page(
-        self, slug: str, auth: str, path: str, message: str | None = None
+        self, slug: str, auth: str | None, path: str, message: str | None = None
     ) -> dict:
         """DELETE a page, committing with `message` when given."""
         params = {"message": message} if message else None
@@ -240,7 +245,7 @@ class PageClient:
     async def rename_page(
         self,
         slug: str,
-        auth: str,
+        auth: str | None,
         path: str,
         to: str,
         update_links: bool = False,
@@ -252,35 +257,41 @@ class PageClient:
             body["message"] = message
         return await self._json(slug, auth, "POST", _page_url(path, "rename"), body=body)
 
-    async def history(self, slug: str, auth: str, path: str, limit: int) -> dict:
+    async def history(self, slug: str, auth: str | None, path: str, limit: int) -> dict:
         """GET a page's history: its newest `limit` revisions."""
         params = {"limit": limit}
         return await self._json(slug, auth, "GET", _page_url(path, "history"), params=params)
 
-    async def links(self, slug: str, auth: str, path: str) -> dict:
+    async def links(self, slug: str, auth: str | None, path: str) -> dict:
         """GET a page's links: the pages it links to and those linking to it."""
         return await self._json(slug, auth, "GET", _page_url(path, "links"))
 
-    async def orphans(self, slug: str, auth: str) -> dict:
+    async def orphans(self, slug: str, auth: str | None) -> dict:
         """GET /api/v1/orphans: the pages no other page links to."""
         return await self._json(slug, auth, "GET", "/api/v1/orphans")
 
-    async def search(self, slug: str, auth: str, query: str, limit: int) -> dict:
+    async def search(self, slug: str, auth: str | None, query: str, limit: int) -> dict:
         """GET /api/v1/search: at most `limit` pages matching `query`."""
         params = {"q": query, "limit": limit}
         return await self._json(slug, auth, "GET", "/api/v1/search", params=params)
 
-    async def changes(self, slug: str, auth: str, limit: int, by: str = "all") -> dict:
+    async def changes(self, slug: str, auth: str | None, limit: int, by: str = "all") -> dict:
         """GET /api/v1/changes: the wiki's newest `limit` changes; `by` all|agents|people."""
         params = {"limit": limit, "by": by}
         return await self._json(slug, auth, "GET", "/api/v1/changes", params=params)
 
-    async def attachments(self, slug: str, auth: str, path: str) -> dict:
+    async def attachments(self, slug: str, auth: str | None, path: str) -> dict:
         """GET the list of a page's attachments."""
         return await self._json(slug, auth, "GET", _page_url(path, "attachments"))
 
     async def attachment(
-        self, slug: str, auth: str, path: str, name: str, limit: int, revision: str | None = None
+        self,
+        slug: str,
+        auth: str | None,
+        path: str,
+        name: str,
+        limit: int,
+        revision: str | None = None,
     ) -> Blob:
         """Fetch an attachment's bytes, at most `limit` of them (else PayloadTooLarge, unread)."""
         url = _page_url(path, "attachments", clean_attachment_name(name))

@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
-from fastmcp.server.dependencies import get_http_request
 from fastmcp.tools.base import ToolResult
 from mcp.types import BlobResourceContents
 from mcp.types import EmbeddedResource
@@ -21,20 +20,20 @@ from pydantic import Field
 from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.core.errors import RobotError
+from app.core.version import VERSION
+from app.mcp import resources
 from app.mcp.arguments import ArgumentErrors
+from app.mcp.context import caller
+from app.mcp.identity import WikiIdentity
 from app.mcp.page_client import PageClient
 from app.pages import text as page_text
 from app.pages.fulltext import pieces
 from app.pages.query import MAX_QUERY_CHARS
 from app.pages.query import SYNTAX_HELP
 
-INSTRUCTIONS = (
-    "A git-backed Otterwiki. Pages are Markdown addressed by path (e.g. 'Home', 'Projects/Robot'). "
-    "You act with your own role in this wiki: viewers can read, editors and admins can write. "
-    "Read a page before changing it and pass its revision as base_revision: an edit someone made "
-    "since is merged with yours, or, if they overlap, you get a conflict with the diff instead of "
-    "a lost write."
-)
+# Outside a wiki's request (FastMCP's in-memory client) the server has no wiki to introduce;
+# over HTTP, app/mcp/identity.py answers with the wiki's own name and instructions.
+NAME = "robot"
 # Edits that race with another writer are re-applied to the new text this many times.
 EDIT_ATTEMPTS = 3
 DEFAULT_ATTACHMENT_BYTES = 1024 * 1024
@@ -54,12 +53,6 @@ By = Annotated[
     Literal["all", "agents", "people"],
     Field(description="Whose changes: 'agents' (made with a token or OAuth), 'people', 'all'."),
 ]
-
-
-def _context() -> tuple[str, str]:
-    """Return (wiki slug, Authorization header) of the request being served."""
-    state = get_http_request().state
-    return state.wiki_slug, state.authorization
 
 
 async def _api(call):
@@ -155,16 +148,22 @@ def build_server(pages: PageClient) -> FastMCP:
 
     # Our parameter schemas are flat (no $ref), so FastMCP's dereferencing pass is pure cost.
     mcp = WikiServer(
-        "robot wiki",
-        instructions=INSTRUCTIONS,
+        NAME,
+        version=VERSION,
         mask_error_details=True,
         dereference_schemas=False,
         lifespan=lifespan,
-        middleware=[ArgumentErrors()],  # bad arguments: a short isError result, every tool
+        list_page_size=resources.PAGE_SIZE,
+        middleware=[
+            ArgumentErrors(),  # bad arguments: a short isError result, every tool
+            WikiIdentity(pages),
+            resources.PageResources(pages),
+        ],
     )
+    resources.add_page_template(mcp, pages)
 
     async def put(path, content, message, base_revision) -> dict:
-        slug, auth = _context()
+        slug, auth = caller()
         try:
             return await pages.write_page(slug, auth, path, content, message, base_revision)
         except Conflict as error:
@@ -175,10 +174,11 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def whoami() -> ToolResult:
         """Tell who you are in this wiki: your handle, role and what you may do."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.whoami(slug, auth))
         text = (
-            f"You are {data.get('handle') or data.get('did')} in wiki {data.get('wiki')}, role "
+            f"You are {data.get('handle') or data.get('did') or 'an anonymous reader'} in wiki "
+            f"{data.get('wiki')}, role "
             f"{data.get('role') or 'none'}; permissions: {', '.join(data.get('permissions', []))}."
         )
         return _result(text, data)
@@ -198,7 +198,7 @@ def build_server(pages: PageClient) -> FastMCP:
         The answer is two text blocks: the page's metadata (path, revision, last change) and its
         Markdown. Pass the revision as base_revision when writing.
         """
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.read_page(slug, auth, path, revision))
         content = data.pop("content", "")
         if section:
@@ -245,7 +245,7 @@ def build_server(pages: PageClient) -> FastMCP:
         transformed and the page API merges that over changes made since, or refuses (a
         conflict). `create` treats a missing page as empty.
         """
-        slug, auth = _context()
+        slug, auth = caller()
         for attempt in range(EDIT_ATTEMPTS):
             try:
                 page = await pages.read_page(slug, auth, path, base_revision)
@@ -312,7 +312,7 @@ def build_server(pages: PageClient) -> FastMCP:
         ] = "",
     ) -> ToolResult:
         """List the wiki's pages with their size in bytes and when they last changed."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.list_pages(slug, auth, prefix))
         rows = data.get("pages", [])
         lines = [f"{p['path']}  ({p.get('size')} bytes, {p.get('last_changed')})" for p in rows]
@@ -334,7 +334,7 @@ def build_server(pages: PageClient) -> FastMCP:
         is plain text, never an operator. Each result has a snippet with the matched words in
         **bold** here, and `highlights` offsets in the structured result.
         """
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.search(slug, auth, query, limit))
         results = data.get("results", [])
         lines = [f"{len(results)} page(s) match {query!r}."]
@@ -350,7 +350,7 @@ def build_server(pages: PageClient) -> FastMCP:
     async def get_history(path: Path, limit: Limit = 20) -> ToolResult:
         """List a page's revisions, newest first: revision, date, who (and through which
         agent), message."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.history(slug, auth, path, limit))
         lines = [f"History of {data.get('path', path)}:"]
         lines += [_change_line(r) for r in data.get("revisions", [])]
@@ -360,7 +360,7 @@ def build_server(pages: PageClient) -> FastMCP:
     async def get_recent_changes(limit: Limit = 20, by: By = "all") -> ToolResult:
         """List the latest changes across the whole wiki, newest first, with who made each and
         through which agent; `by` keeps only agents' changes or only people's own."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.changes(slug, auth, limit, by))
         lines = ["Recent changes:"] + [
             f"{_change_line(c)}  [{', '.join(c.get('paths', []))}]" for c in data.get("changes", [])
@@ -377,7 +377,7 @@ def build_server(pages: PageClient) -> FastMCP:
         message: Message = None,
     ) -> ToolResult:
         """Rename (move) a page, optionally updating the links that point to it."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.rename_page(slug, auth, path, new_path, update_links, message))
         updated = data.get("updated_pages") or []
         text = f"Renamed {data.get('from', path)} to {data['path']} (revision {data['revision']})."
@@ -388,14 +388,14 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=CHANGES)
     async def delete_page(path: Path, message: Message = None) -> ToolResult:
         """Delete a page (its history stays in git)."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.delete_page(slug, auth, path, message))
         return _result(f"Deleted {data.get('path', path)} (revision {data.get('revision')}).", data)
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_links(path: Path) -> ToolResult:
         """Show the pages a page links to, and the pages that link to it (backlinks)."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.links(slug, auth, path))
         text = (
             f"{data.get('path', path)} links to: {', '.join(data.get('outgoing', [])) or 'nothing'}"
@@ -406,7 +406,7 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def find_orphaned_pages() -> ToolResult:
         """List pages that no other page links to."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.orphans(slug, auth))
         found = data.get("pages", [])
         text = f"{len(found)} orphaned page(s)" + (": " + ", ".join(found) if found else ".")
@@ -415,7 +415,7 @@ def build_server(pages: PageClient) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def list_attachments(path: Path) -> ToolResult:
         """List the files attached to a page: name, size, type and last change."""
-        slug, auth = _context()
+        slug, auth = caller()
         data = await _api(pages.attachments(slug, auth, path))
         rows = data.get("attachments", [])
         lines = [f"{len(rows)} attachment(s) on {path}:"] + [
@@ -437,7 +437,7 @@ def build_server(pages: PageClient) -> FastMCP:
         ] = None,
     ) -> ToolResult:
         """Read an attachment: text files as text, images as images, other files as base64."""
-        slug, auth = _context()
+        slug, auth = caller()
         blob = await _api(pages.attachment(slug, auth, path, name, max_bytes, revision))
         info = {"path": path, "name": name, "mime": blob.content_type, "size": len(blob.data)}
         text = _as_text(blob.data, blob.content_type)
@@ -474,7 +474,7 @@ def build_server(pages: PageClient) -> FastMCP:
             data = _decoded(content, encoding)
         except ValueError as error:
             raise ToolError(str(error)) from None
-        slug, auth = _context()
+        slug, auth = caller()
         done = await _api(pages.upload_attachment(slug, auth, path, name, data, message))
         verb = "Attached" if done.get("created") else "Replaced"
         text = (
@@ -490,7 +490,7 @@ def build_server(pages: PageClient) -> FastMCP:
         message: Message = None,
     ) -> ToolResult:
         """Delete a file attached to a page (its history stays in git)."""
-        slug, auth = _context()
+        slug, auth = caller()
         done = await _api(pages.delete_attachment(slug, auth, path, name, message))
         return _result(f"Deleted {done['name']} of {done['path']} ({done['revision']}).", done)
 

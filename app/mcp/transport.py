@@ -154,7 +154,7 @@ class Transport:
         if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
             await self.app(scope, receive, send)  # 2026-07-28: the SDK checks its envelope
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             # Our auth layer ends a body past its cap as a disconnect; a client that really went
             # away reads no answer, so the one that can be read is the cap's.
@@ -175,7 +175,7 @@ class Transport:
         if problem := invalid_message(raw):
             await _send(scope, send, 400, problem)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _batch(self, scope, items: list, version: str, receive, send) -> None:
         if problem := batch_problem(items, version):
@@ -210,7 +210,7 @@ class Transport:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        await self.app({**scope, "headers": headers}, _replay(body, receive), collect)
+        await self.app({**scope, "headers": headers}, replay(body, receive), collect)
         if "id" not in item or "method" not in item:
             return None  # a notification or a response: nothing to answer
         try:
@@ -223,7 +223,7 @@ class Transport:
         return rpc_error(item["id"], INTERNAL_ERROR, message)
 
 
-async def _read_body(receive) -> bytes | None:
+async def read_body(receive) -> bytes | None:
     """Read a request body whole; None if the client went away (or our size cap cut it)."""
     chunks = []
     while True:
@@ -235,7 +235,7 @@ async def _read_body(receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive):
+def replay(body: bytes, receive):
     """Return a `receive` that yields `body` once, then waits on the real one (for disconnect)."""
     sent = False
 

@@ -51,15 +51,43 @@ class Session:
         listed = await self.client.list_tools()
         return listed if self.kind == "fastmcp" else listed.tools
 
+    @property
+    def server_info(self):
+        """The server's `Implementation`, from `initialize` or the `server/discover` stamp."""
+        return self.client.server_info
+
+    @property
+    def instructions(self) -> str | None:
+        return self.client.instructions
+
+    async def resources(self, cursor: str | None = None) -> tuple[list, str | None]:
+        """One answer of resources/list: (resources, next cursor or None)."""
+        if self.kind == "fastmcp":
+            listed = await self.client.list_resources_mcp(cursor=cursor)
+        else:
+            listed = await self.client.list_resources(cursor=cursor)
+        return listed.resources, listed.next_cursor
+
+    async def read(self, uri: str) -> str:
+        """The text of resource `uri`; an MCP error raises (each client its own exception)."""
+        if self.kind == "fastmcp":
+            contents = await self.client.read_resource(uri)
+        else:
+            contents = (await self.client.read_resource(uri)).contents
+        return contents[0].text
+
 
 def mcp_url(stack, path: str = "/mcp") -> str:
     return f"http://127.0.0.1:{stack.port('mcp')}{path}"
 
 
 @asynccontextmanager
-async def connect(kind: str, stack, host: str, credential: str, path: str = "/mcp"):
-    """Open an MCP session of `kind` to wiki `host` (endpoint `path`) with a Bearer credential."""
-    headers = {"Host": host, "Authorization": f"Bearer {credential}"}
+async def connect(kind: str, stack, host: str, credential: str | None, path: str = "/mcp"):
+    """Open an MCP session of `kind` to wiki `host` (endpoint `path`) with a Bearer credential
+    (None: anonymously)."""
+    headers = {"Host": host}
+    if credential is not None:
+        headers["Authorization"] = f"Bearer {credential}"
     if kind == "fastmcp":
         transport = StreamableHttpTransport(mcp_url(stack, path), headers=headers)
         async with FastClient(transport, timeout=60) as client:
@@ -102,13 +130,23 @@ async def held(kind: str, stack, host: str, credential: str):
         await task
 
 
-def rpc(stack, host: str, credential: str | None, method: str = "tools/list") -> httpx2.Response:
-    """POST one raw JSON-RPC request to /mcp (for status and header checks)."""
+def rpc(
+    stack,
+    host: str,
+    credential: str | None,
+    method: str = "tools/list",
+    params: dict | None = None,
+    version: str | None = None,
+) -> httpx2.Response:
+    """POST one raw JSON-RPC request to /mcp (for status and header checks), in protocol
+    revision `version` when given (the `MCP-Protocol-Version` header)."""
     headers = {"Accept": "application/json, text/event-stream"}
     if credential:
         headers["Authorization"] = f"Bearer {credential}"
+    if version:
+        headers["MCP-Protocol-Version"] = version
     with stack.client("mcp", host=host) as client:
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {}}
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
         return client.post("/mcp", json=body, headers=headers)
 
 

@@ -6,6 +6,7 @@ from starlette.responses import JSONResponse
 
 from app.core.errors import Forbidden
 from app.core.errors import Unauthorized
+from app.core.identity import ANONYMOUS
 from app.core.signing import ACCESS_TOKEN_TYP
 from app.mcp.auth import McpAuth
 from app.mcp.auth import admit_writes
@@ -73,6 +74,17 @@ def test_missing_credentials_unauthorized(wikis):
         verify_caller(wikis, "alpha", None)
 
 
+def test_missing_credentials_on_a_public_wiki_is_the_anonymous_reader(wikis):
+    wikis.store.update_wiki("alpha", is_public=True)
+    assert verify_caller(wikis, "alpha", None) is ANONYMOUS
+
+
+def test_bad_credentials_on_a_public_wiki_stay_unauthorized(wikis):
+    wikis.store.update_wiki("alpha", is_public=True)
+    with pytest.raises(Unauthorized):
+        verify_caller(wikis, "alpha", "Bearer rw_unknown")
+
+
 def test_wiki_token_of_alpha_rejected_on_beta(wikis, users):
     _, secret = wikis.store.create_token("alpha", users[0], "editor")
     with pytest.raises(Unauthorized):
@@ -126,7 +138,9 @@ async def test_no_credentials_gets_401_with_metadata_url(client, wikis):
     response = await client.post("/mcp", headers={"Host": ALPHA}, json={})
     assert response.status_code == 401
     prm = wikis.settings.mcp_origin("alpha") + "/.well-known/oauth-protected-resource/mcp"
-    assert response.headers["www-authenticate"] == f'Bearer resource_metadata="{prm}"'
+    assert response.headers["www-authenticate"] == (
+        f'Bearer resource_metadata="{prm}", scope="wiki:read wiki:write"'
+    )
     assert response.json()["ok"] is False
 
 

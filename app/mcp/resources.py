@@ -1,0 +1,108 @@
+"""A wiki's pages as MCP resources, for clients that browse resources rather than call tools.
+
+URI scheme: `wiki://{slug}/{path}`, the page path percent-encoded as in a URL path (e.g.
+`wiki://team/Projects/Road%20map`); each is `text/markdown`. `resources/list` lists the pages of
+the request's wiki (name = path, size in bytes), paged by FastMCP's opaque cursor;
+`resources/read` of such a URI, matched by the template `wiki://{wiki}/{path*}`, returns the
+page's Markdown as the caller may read it, through the page API like the tools. A URI naming
+another wiki, an unknown page or a path the page API refuses is an MCP error saying which.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ResourceError
+from fastmcp.resources import Resource
+from fastmcp.server.middleware import Middleware
+from mcp.shared.exceptions import MCPError
+from mcp.types import INTERNAL_ERROR
+from mcp.types import INVALID_PARAMS
+from mcp.types import Resource as SdkResource
+
+from app.core.errors import RobotError
+from app.mcp.context import caller
+from app.mcp.page_client import PageClient
+
+SCHEME = "wiki"
+TEMPLATE = SCHEME + "://{wiki}/{path*}"
+MARKDOWN = "text/markdown"
+# resources/list pages per answer: a wiki of thousands of pages takes a few round trips, and
+# no single answer grows with the wiki.
+PAGE_SIZE = 200
+
+
+def page_uri(slug: str, path: str) -> str:
+    """Return the resource URI of page `path` in wiki `slug`."""
+    return f"{SCHEME}://{slug}/{quote(path, safe='/')}"
+
+
+class PageResource(Resource):
+    """One page in a `resources/list` answer (read through the template, never this object)."""
+
+    size: int | None = None
+
+    def to_mcp_resource(self, **overrides) -> SdkResource:
+        """Return the listed resource with its size in bytes, which FastMCP's base class drops."""
+        return super().to_mcp_resource(**overrides).model_copy(update={"size": self.size})
+
+
+class PageResources(Middleware):
+    """FastMCP middleware: `resources/list` and `resources/templates/list` of the request's wiki."""
+
+    def __init__(self, pages: PageClient):
+        self.pages = pages
+
+    async def on_list_resources(self, context, call_next):
+        """Return the server's own resources followed by the wiki's pages."""
+        listed = await call_next(context)
+        slug, auth = caller()
+        try:
+            data = await self.pages.list_pages(slug, auth)
+        except RobotError as error:  # the caller's fault (4xx) or the wiki service's
+            code = INVALID_PARAMS if error.status < 500 else INTERNAL_ERROR
+            raise MCPError(code=code, message=error.message) from None
+        found = [
+            PageResource(
+                uri=page_uri(slug, row["path"]),
+                name=row["path"],
+                mime_type=MARKDOWN,
+                size=row.get("size"),
+            )
+            for row in data.get("pages", [])
+        ]
+        return [*listed, *found]
+
+    async def on_list_resource_templates(self, context, call_next):
+        """Return the templates with the page template shown for this wiki only:
+        `wiki://{slug}/{path*}` with the request's slug, as the only wiki it reads."""
+        slug, _ = caller()
+        shown = f"{SCHEME}://{slug}/{{path*}}"
+        return [
+            template.model_copy(update={"uri_template": shown})
+            if template.uri_template == TEMPLATE
+            else template
+            for template in await call_next(context)
+        ]
+
+
+def add_page_template(mcp: FastMCP, pages: PageClient) -> None:
+    """Register the template that reads a page by its `wiki://{slug}/{path}` URI on `mcp`."""
+
+    # No FastMCP path screening (it answers a '..' or a NUL as "Unknown resource"): the page
+    # client and the page API check every path and say what is wrong with it.
+    @mcp.resource(TEMPLATE, name="page", mime_type=MARKDOWN, security=None)
+    async def read_page_resource(wiki: str, path: str) -> str:
+        """A page's Markdown; `wiki` must be this wiki's slug, `path` the page's path."""
+        slug, auth = caller()
+        if wiki != slug:
+            raise ResourceError(
+                f"{page_uri(wiki, path)!r} names another wiki; this server serves "
+                f"{SCHEME}://{slug}/ only"
+            )
+        try:
+            data = await pages.read_page(slug, auth, path)
+        except RobotError as error:
+            raise ResourceError(error.message) from None
+        return data.get("content", "")
