@@ -51,8 +51,10 @@ lint: venv
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 
+# Two pytest-xdist workers, whole files each (a module's shared fixtures stay in one process);
+# most of a test's time is spent waiting on real services and browsers, so two overlap well.
 test: venv system-packages a11y lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: venv system-packages
 	$(BIN)/python bench/tenancy.py

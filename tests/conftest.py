@@ -367,22 +367,42 @@ class Stack:
         return leftovers
 
 
-@pytest.fixture(scope="session", params=ENGINES)
-def stack(request, tmp_path_factory):
+@pytest.fixture(scope="session")
+def _stacks(tmp_path_factory):
+    """The session's real stacks, one per engine, each started on first use, all stopped last.
+
+    Kept apart from `stack` so no stack is stopped and started again when the tests that use
+    them come in an order that alternates engines (as pytest-xdist hands out whole files).
+    """
+    started: dict[str, Stack] = {}
+
+    def get(engine: str, cluster=None) -> Stack:
+        if engine not in started:
+            extra_env = {}
+            if cluster is not None:
+                cluster.create_database("stack")
+                extra_env["ROBOT_DB_URL"] = cluster.url("stack")
+            instance = Stack(tmp_path_factory.mktemp(f"stack-{engine}"), **extra_env)
+            started[engine] = instance  # stopped at the end even if it fails to start
+            instance.start()
+        return started[engine]
+
+    yield get
+    for instance in started.values():
+        instance.stop()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def stack(request, _stacks):
     """The shared real stack: supervisord with otterwiki, mcp, api and auth on free ports.
 
     Once with the platform DB on SQLite, once on the throwaway PostgreSQL: every test that uses
-    the stack runs on both (pytest finishes one before it starts the other).
+    the stack runs on both.
     """
-    extra_env = {}
+    cluster = None
     if request.param == "postgresql":
         cluster = request.getfixturevalue("postgres_cluster")
-        cluster.create_database("stack")
-        extra_env["ROBOT_DB_URL"] = cluster.url("stack")
-    instance = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"), **extra_env)
-    instance.start()
-    yield instance
-    instance.stop()
+    return _stacks(request.param, cluster)
 
 
 @pytest.fixture

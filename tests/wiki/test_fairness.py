@@ -25,7 +25,8 @@ def test_a_heavy_wikis_view_runs_lower_and_is_put_back():
     fairness.begin("heavy")
     during = priority()
     fairness.end("heavy")
-    assert (during, priority()) == (fairness.base + HEAVY_NICE, fairness.base)
+    # The kernel caps niceness at 19 (a suite run under `nice` starts close to it).
+    assert (during, priority()) == (min(fairness.base + HEAVY_NICE, 19), fairness.base)
 
 
 def test_a_light_wikis_view_keeps_its_priority():
