@@ -47,6 +47,7 @@ VARIABLES = {
     "ROBOT_LOG_SYSLOG": "also send program output to syslog (the journal under systemd)",
     "ROBOT_RENDER_BUDGET": "CPU seconds a page render may take; past it the page shows its source",
     "ROBOT_RENDER_CACHE_MB": "size bound of the on-disk cache of rendered pages, shared by workers",
+    "ROBOT_GIT_PUSH_MAX_BYTES": "largest git push (request body) and largest file in one, bytes",
     "ATPROTO_PLC_URL": "the did:plc directory; tests only: refused unless "
     "PLATFORM_DOMAIN=localhost",
     "ATPROTO_ALLOW_INSECURE_LOOPBACK": "let sign-in reach http:// and loopback addresses, for the "
@@ -193,6 +194,7 @@ class Settings:
     client_key_path: Path | None = None
     render_budget: float = 2.0
     render_cache_mb: int = 256
+    git_push_max_bytes: int = 100 * 1024 * 1024
     atproto_plc_url: str = DEFAULT_PLC_URL
     atproto_allow_insecure_loopback: bool = False
     # From ROBOT_DB_URL; empty means SQLite at db_path (see database_url).
@@ -270,6 +272,9 @@ class Settings:
             ),
             render_cache_mb=_parse_positive_int(
                 "ROBOT_RENDER_CACHE_MB", get("ROBOT_RENDER_CACHE_MB", "256")
+            ),
+            git_push_max_bytes=_parse_positive_int(
+                "ROBOT_GIT_PUSH_MAX_BYTES", get("ROBOT_GIT_PUSH_MAX_BYTES", str(100 * 1024 * 1024))
             ),
             atproto_plc_url=plc_url,
             atproto_allow_insecure_loopback=insecure_loopback,

@@ -9,8 +9,8 @@ from flask import g
 from flask import request
 
 from app.core.csp import ATTACHMENT_POLICY
-from app.core.errors import Forbidden
-from app.core.errors import Unauthorized
+from app.core.identity import refusal
+from app.pages import export
 from app.pages import search as pagesearch
 from app.pages.paths import PathRules
 from app.pages.paths import clean_limit
@@ -26,16 +26,10 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 
 def _require(permission: str) -> None:
-    caller = g.caller
-    if permission in caller.permissions(g.tenant.wiki.is_public):
-        return
-    if caller.is_anonymous:
-        raise Unauthorized("sign in or send a token for this wiki")
-    if caller.role is None:
-        raise Forbidden("you are not a member of this wiki")
-    if caller.read_only_grant:
-        raise Forbidden("this access token grants read only (wiki:read); writing needs wiki:write")
-    raise Forbidden(f"your role in this wiki is {caller.role}; changing pages needs editor")
+    doing = "changing pages" if permission != "READ" else "reading"
+    problem = refusal(g.caller, permission, g.tenant.wiki.is_public, doing)
+    if problem is not None:
+        raise problem
 
 
 def _pages(permission: str = "READ") -> Pages:
@@ -147,3 +141,14 @@ def search():
 @bp.get("/changes")
 def changes():
     return {"changes": _pages().changes(clean_limit(request.args.get("limit"), 50))}
+
+
+@bp.get("/export")
+def export_wiki():
+    _require("READ")
+    tenant = g.tenant
+    fmt = request.args.get("format", "zip")
+    name, mime, chunks = export.archive(tenant.settings.repo_path(tenant.slug), tenant.slug, fmt)
+    response = Response(chunks, mimetype=mime)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
