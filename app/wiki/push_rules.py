@@ -153,11 +153,13 @@ def main() -> int:
     max_bytes = int(os.environ.get("WIKI_PUSH_MAX_BYTES", "0") or 0)
     may_replace = os.environ.get("WIKI_PUSH_IMPORT") == "1"
     problems = []
-    for line in sys.stdin.read().splitlines():
-        fields = line.split()
-        if len(fields) != 3:
-            continue
-        problems += update_problems(*fields, branch, max_bytes, may_replace)
+    try:
+        for line in sys.stdin.read().splitlines():
+            fields = line.split()
+            if len(fields) == 3:
+                problems += update_problems(*fields, branch, max_bytes, may_replace)
+    except (RuntimeError, ValueError) as error:  # git could not read what was pushed
+        problems.append(f"the push could not be checked: {error}")
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

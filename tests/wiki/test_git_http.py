@@ -18,6 +18,8 @@ from types import SimpleNamespace
 import pytest
 
 from app.core.locks import wiki_write_lock
+from app.core.platform import Platform
+from tests.conftest import oauth_grant
 from tests.mcp.clients import last_line
 
 pytestmark = pytest.mark.stack
@@ -189,6 +191,24 @@ def test_push_by_a_viewer_is_refused(shared, tmp_path):
     done = run_git("push", "origin", "main", cwd=work)
     assert done.returncode != 0 and "pushing needs editor" in done.stderr
     assert shared.head() == before
+
+
+def test_a_read_only_oauth_token_clones_but_cannot_push(shared, tmp_path):
+    settings = shared.stack.settings
+    platform = Platform.load(settings)
+    try:
+        grant = oauth_grant(platform.store, OWNER[0], shared.slug, "git-client")
+        token = platform.key.mint_access_token(
+            OWNER[0], settings.mcp_url(shared.slug), settings.auth_origin, "wiki:read", 300,
+            "git-client", grant,
+        )  # fmt: skip
+    finally:
+        platform.store.close()
+    work = tmp_path / "w"
+    ok(shared.clone(work, token))
+    commit_file(work, "agent.md", "no")
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "grants read only (wiki:read)" in done.stderr
 
 
 def test_push_waits_for_the_write_lock(made, tmp_path):
