@@ -224,11 +224,12 @@ class GitHttp:
         cleanup.callback(_reap, process)
         if held is not None:
             cleanup.push(held)
+        cap = self.settings.git_push_max_bytes  # a clone's request (wants, haves) is far less
         try:
             if held is None:
-                pump = threading.Thread(target=_pump, args=(body, process.stdin, None), daemon=True)
+                pump = threading.Thread(target=_pump, args=(body, process.stdin, cap), daemon=True)
                 pump.start()
-            elif _pump(body, process.stdin, self.settings.git_push_max_bytes):
+            elif _pump(body, process.stdin, cap):
                 raise self._too_large()
             status, headers = _cgi_headers(process.stdout)
         except BaseException:
@@ -263,17 +264,17 @@ def _head(repo: Path) -> str | None:
     return done.stdout.strip().decode() if done.returncode == 0 else None
 
 
-def _pump(body, sink, limit: int | None) -> bool:
+def _pump(body, sink, limit: int) -> bool:
     """Copy the request `body` into http-backend's stdin (`sink`), then close it.
 
-    Returns True, having stopped reading, once more than `limit` bytes came (None: no limit):
-    git then sees the pack end early and keeps nothing of it.
+    Returns True, having stopped reading, once more than `limit` bytes came: git then sees the
+    request end early and keeps nothing of it.
     """
     total = 0
     try:
         while chunk := body.read(_CHUNK):
             total += len(chunk)
-            if limit is not None and total > limit:
+            if total > limit:
                 return True
             sink.write(chunk)
     except OSError:

@@ -286,6 +286,17 @@ def test_push_of_a_dotgit_path_is_refused(shared, tmp_path, name):
     assert shared.head() == before
 
 
+def test_push_of_a_submodule_is_refused(shared, tmp_path):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    listing = ok(run_git("ls-tree", "HEAD", cwd=work)) + f"160000 commit {before}\tmodule\n"
+    commit = git_input(work, "sub", "commit-tree", git_input(work, listing, "mktree"), "-p", "HEAD")
+    done = run_git("push", "origin", f"{commit}:refs/heads/main", cwd=work)
+    assert done.returncode != 0 and "submodules are not supported" in done.stderr
+    assert shared.head() == before
+
+
 def test_forced_history_rewrite_is_refused(shared, tmp_path):
     work = tmp_path / "w"
     ok(shared.clone(work, shared.editor))
@@ -346,6 +357,13 @@ def test_export_has_every_file_at_head(shared, fmt):
     else:
         names = tarfile.open(fileobj=io.BytesIO(answer.content)).getnames()
     assert f"{name}/home.md" in names and f"{name}/agent guide.md" in names
+
+
+def test_a_public_wiki_exports_anonymously(made):
+    wiki = made(public=True)
+    anonymous = wiki.stack.client("otterwiki", host=f"{wiki.slug}.localhost")
+    answer = anonymous.get("/api/v1/export")
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/zip"
 
 
 def test_export_refuses_an_unknown_format_and_anonymous_callers(shared):
