@@ -25,8 +25,10 @@ import binascii
 import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tempfile
 import threading
 from contextlib import ExitStack
 from pathlib import Path
@@ -56,8 +58,13 @@ _ENDPOINT_PATHS = {
 }
 GIT_ENDPOINTS = frozenset({"dotgit", *_ENDPOINT_PATHS})
 _UPLOAD, _RECEIVE = "git-upload-pack", "git-receive-pack"
-_HOOKS = Path(__file__).with_name("githooks")
 _PUSH_RULES = Path(__file__).with_name("push_rules.py")
+# git's pre-receive hook, written by the service itself: a deploy that copies code files without
+# their modes would leave a shipped hook not executable, and git skips such a hook silently.
+_HOOK = """#!/bin/sh
+# Written by the wiki service (app/wiki/git_http.py): every push to a wiki passes these rules.
+exec {python} -I {rules}
+"""
 _CHUNK = 64 * 1024
 # http-backend writes a few short CGI headers; more or longer is not http-backend.
 _MAX_HEADER_LINES, _MAX_HEADER_LINE = 32, 1024
@@ -90,6 +97,7 @@ class GitHttp:
     def __init__(self, platform: Platform):
         self.platform = platform
         self.settings = platform.settings
+        self.hooks = install_hook(self.settings.run_dir / "git-hooks")
 
     def __call__(self, environ, start_response, endpoint: str, wiki: Wiki):
         """Answer the request for Otterwiki's git `endpoint` on `wiki` (a WSGI app call)."""
@@ -189,7 +197,7 @@ class GitHttp:
         config = {
             "http.uploadpack": "true",
             "http.receivepack": "true" if pushing else "false",
-            "core.hooksPath": str(_HOOKS),
+            "core.hooksPath": str(self.hooks),
             "receive.denyCurrentBranch": "updateInstead",  # Otterwiki reads the working tree
             "receive.denyDeletes": "true",
             "receive.denyNonFastForwards": "true",
@@ -204,8 +212,6 @@ class GitHttp:
             env.update(
                 WIKI_PUSH_BRANCH=wikis.BRANCH,
                 WIKI_PUSH_MAX_BYTES=cap,
-                WIKI_PUSH_PYTHON=sys.executable,
-                WIKI_PUSH_RULES=str(_PUSH_RULES),
             )
         return env
 
@@ -245,6 +251,26 @@ class GitHttp:
                 usage.record(self.platform.store, slug, repo)
         except Exception:
             log.exception("could not record the usage of wiki %s after a push", slug)
+
+
+def install_hook(folder: Path) -> Path:
+    """Write git's pre-receive hook (push_rules.py run by this Python) into `folder`, made if
+    missing, executable; return `folder`, the `core.hooksPath` of every push.
+
+    Replaced in one rename, so a push running meanwhile sees the old hook or the new, whole.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    text = _HOOK.format(python=shlex.quote(sys.executable), rules=shlex.quote(str(_PUSH_RULES)))
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".pre-receive-")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, folder / "pre-receive")
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return folder
 
 
 def _config(values: dict[str, str], env: dict) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """The rules a git push to a wiki must pass: git's pre-receive hook, standard library only.
 
-git runs this file (through `githooks/pre-receive`) inside `git receive-pack`, with the pushed
-objects still in quarantine: nothing refused here ever reaches the repository. It reads the
-updates on stdin (`<old> <new> <ref>` a line) and the environment the wiki service gave
+git runs this file (through the hook git_http.install_hook writes) inside `git receive-pack`,
+with the pushed objects still in quarantine: nothing refused here ever reaches the repository.
+It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment the wiki service gave
 `git http-backend` (app/wiki/git_http.py):
 
 - `WIKI_PUSH_BRANCH`: the one branch a push may update (the branch the wiki shows);

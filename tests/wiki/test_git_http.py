@@ -429,12 +429,15 @@ def capped(tmp_path_factory):
     instance.stop()
 
 
-def test_push_over_the_size_cap_is_refused_while_it_streams(capped, tmp_path):
+# git sends a body under its http.postBuffer (1 MiB) with its length, a larger one chunked:
+# the first is refused at once, the second cut once the cap is passed while it streams.
+@pytest.mark.parametrize("size", [400_000, 1_500_000])
+def test_push_over_the_size_cap_is_refused(capped, tmp_path, size):
     wiki = GitWiki(capped.stack, f"cap-{next(capped.count)}")
     work = tmp_path / "w"
     ok(wiki.clone(work, wiki.editor))
     before = wiki.head()
-    commit_file(work, "big.bin", os.urandom(400_000))
+    commit_file(work, "big.bin", os.urandom(size))
     done = run_git("push", "origin", "main", cwd=work)
     assert done.returncode != 0 and "413" in done.stderr
     assert wiki.head() == before

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.wiki import push_rules
+from app.wiki.git_http import install_hook
 from app.wiki.push_rules import link_problem
 from app.wiki.push_rules import path_problem
 
@@ -30,3 +32,11 @@ def test_paths_with_a_dotgit_component_are_refused(path):
 @pytest.mark.parametrize("path", ["home.md", "a.git/b.md", ".gitignore", "notes/.github/x.md"])
 def test_other_paths_are_accepted(path):
     assert path_problem(path) is None
+
+
+def test_the_hook_is_written_executable_whatever_the_deploy_kept(tmp_path):
+    folder = install_hook(tmp_path / "hooks")
+    (folder / "pre-receive").chmod(0o644)  # as a copy that dropped the mode would leave it
+    hook = install_hook(folder) / "pre-receive"
+    assert hook.stat().st_mode & 0o777 == 0o755
+    assert str(push_rules.__file__) in hook.read_text()
