@@ -41,6 +41,7 @@ from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
+from app.core.errors import Unavailable
 from app.core.identity import authenticate
 from app.core.identity import refusal
 from app.core.locks import wiki_write_lock
@@ -97,7 +98,8 @@ class GitHttp:
     def __init__(self, platform: Platform):
         self.platform = platform
         self.settings = platform.settings
-        self.hooks = install_hook(self.settings.run_dir / "git-hooks")
+        # Beside the wikis, not in the run dir: /run is often mounted noexec.
+        self.hooks = install_hook(self.settings.data_dir / "git-hooks")
 
     def __call__(self, environ, start_response, endpoint: str, wiki: Wiki):
         """Answer the request for Otterwiki's git `endpoint` on `wiki` (a WSGI app call)."""
@@ -129,6 +131,14 @@ class GitHttp:
         env = self._cgi_env(environ, wiki, endpoint, service, caller)
         if endpoint != "git_receive_pack":
             return self._run(environ, start_response, env, None)
+        return self._push(environ, start_response, env, wiki)
+
+    def _push(self, environ, start_response, env: dict, wiki: Wiki):
+        """Run receive-pack under the wiki's write lock; record the usage once it ended."""
+        if not os.access(self.hooks / "pre-receive", os.X_OK):
+            # git would skip the hook without a word, and with it every push rule.
+            log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
+            raise Unavailable("pushing is unavailable on this server right now; try again later")
         length = environ.get("CONTENT_LENGTH", "")
         if length.isdigit() and int(length) > self.settings.git_push_max_bytes:
             raise self._too_large()
@@ -139,8 +149,7 @@ class GitHttp:
             if wikis.only_created(repo, self.settings.platform_domain):
                 env["WIKI_PUSH_IMPORT"] = "1"
                 env.update(_config({"receive.denyNonFastForwards": "false"}, env))
-            head = _head(repo)
-            held.callback(self._after_push, wiki.slug, repo, head)
+            held.callback(self._after_push, wiki.slug, repo, _head(repo))
             return self._run(environ, start_response, env, held)
         except BaseException:
             held.close()

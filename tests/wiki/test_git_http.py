@@ -211,6 +211,21 @@ def test_a_read_only_oauth_token_clones_but_cannot_push(shared, tmp_path):
     assert done.returncode != 0 and "grants read only (wiki:read)" in done.stderr
 
 
+def test_pushes_stop_when_the_hook_cannot_run(shared, tmp_path):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    commit_file(work, "unchecked.md", "would skip every push rule")
+    hook = shared.stack.settings.data_dir / "git-hooks" / "pre-receive"
+    hook.chmod(0o644)  # git would skip it without a word
+    try:
+        done = run_git("push", "origin", "main", cwd=work)
+    finally:
+        hook.chmod(0o755)
+    assert done.returncode != 0 and "503" in done.stderr
+    assert shared.head() == before
+
+
 def test_push_waits_for_the_write_lock(made, tmp_path):
     wiki = made()
     work = tmp_path / "w"
