@@ -34,16 +34,13 @@ def archive(repo: Path, slug: str, fmt: str) -> tuple[str, str, Iterator[bytes]]
     sha = head.stdout.decode().strip()
     name = f"{slug}-{sha}"
     # The commit named by sha, not HEAD again: a write meanwhile must not change the file.
-    process = subprocess.Popen(
-        ["git", "archive", f"--format={fmt}", f"--prefix={name}/", sha],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    return f"{name}.{fmt}", FORMATS[fmt], _chunks(process)
+    command = ["git", "archive", f"--format={fmt}", f"--prefix={name}/", sha]
+    return f"{name}.{fmt}", FORMATS[fmt], _chunks(command, repo)
 
 
-def _chunks(process: subprocess.Popen) -> Iterator[bytes]:
+def _chunks(command: list[str], repo: Path) -> Iterator[bytes]:
+    # git starts when the first chunk is wanted: an answer to HEAD, never read, starts nothing.
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         while chunk := process.stdout.read1(_CHUNK):
             yield chunk
