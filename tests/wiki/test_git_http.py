@@ -171,6 +171,8 @@ def test_push_by_an_editor_shows_at_once(made, tmp_path):
     page = wiki.pages.get("/api/v1/pages/Pushed")
     assert page.status_code == 200 and "via git" in page.json()["content"]
     assert "via git" in wiki.pages.get("/Pushed").text
+    found = wiki.pages.get("/api/v1/search", params={"q": "Pushed"}).json()["results"]
+    assert any("Pushed" in str(result) for result in found)
     assert wiki.head() == ok(run_git("rev-parse", "HEAD", cwd=work)).strip()
 
 
