@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import replace
 
+from app.core.errors import Forbidden
+from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.provenance import OAUTH
 from app.core.provenance import TOKEN
@@ -70,6 +72,25 @@ class Caller:
 
 
 ANONYMOUS = Caller()
+
+
+def refusal(caller: Caller, permission: str, wiki_is_public: bool, doing: str) -> RobotError | None:
+    """Return why `caller` may not act with `permission` (READ, WRITE...) here, or None.
+
+    `doing` names what the permission was wanted for ("changing pages"), for the message:
+    Unauthorized for an anonymous caller, Forbidden for one whose role or grant falls short.
+    """
+    if permission in caller.permissions(wiki_is_public):
+        return None
+    if caller.is_anonymous:
+        return Unauthorized("sign in or send a token for this wiki")
+    if caller.role is None:
+        return Forbidden("you are not a member of this wiki")
+    if caller.read_only_grant:
+        return Forbidden(
+            f"this access token grants read only (wiki:read); {doing} needs wiki:write"
+        )
+    return Forbidden(f"your role in this wiki is {caller.role}; {doing} needs editor")
 
 
 def bearer_token(authorization: str | None) -> str | None:

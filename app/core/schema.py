@@ -46,6 +46,9 @@ wikis = Table(
     # Usage as last recorded (app/core/usage.py): pages, bytes of HEAD's files, HEAD's time
     # (migration 0004; NULL until first recorded).
     Column("last_change_at", BigInteger),
+    # Git clone, pull and push over HTTP at {slug}.{domain}/.git; off until an admin turns it
+    # on (migration 0006).
+    Column("git_access", Boolean, nullable=False, server_default=false()),
 )
 
 memberships = Table(

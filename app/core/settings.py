@@ -49,6 +49,7 @@ VARIABLES = {
     "ROBOT_RENDER_CACHE_MB": "size bound of the on-disk cache of rendered pages, shared by workers",
     "ROBOT_MAX_ATTACHMENT_BYTES": "largest attachment one upload may carry, bytes (page API, "
     "MCP and Otterwiki's upload form)",
+    "ROBOT_GIT_PUSH_MAX_BYTES": "largest git push (request body) and largest file in one, bytes",
     "ATPROTO_PLC_URL": "the did:plc directory; tests only: refused unless "
     "PLATFORM_DOMAIN=localhost",
     "ATPROTO_ALLOW_INSECURE_LOOPBACK": "let sign-in reach http:// and loopback addresses, for the "
@@ -196,6 +197,7 @@ class Settings:
     render_budget: float = 2.0
     render_cache_mb: int = 256
     max_attachment_bytes: int = 10 * 1024 * 1024
+    git_push_max_bytes: int = 100 * 1024 * 1024
     atproto_plc_url: str = DEFAULT_PLC_URL
     atproto_allow_insecure_loopback: bool = False
     # From ROBOT_DB_URL; empty means SQLite at db_path (see database_url).
@@ -276,6 +278,9 @@ class Settings:
             ),
             max_attachment_bytes=_parse_positive_int(
                 "ROBOT_MAX_ATTACHMENT_BYTES", get("ROBOT_MAX_ATTACHMENT_BYTES", str(10 * 1024**2))
+            ),
+            git_push_max_bytes=_parse_positive_int(
+                "ROBOT_GIT_PUSH_MAX_BYTES", get("ROBOT_GIT_PUSH_MAX_BYTES", str(100 * 1024 * 1024))
             ),
             atproto_plc_url=plc_url,
             atproto_allow_insecure_loopback=insecure_loopback,

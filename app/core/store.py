@@ -109,6 +109,7 @@ class Wiki:
     page_count: int = 0
     size_bytes: int = 0
     last_change_at: int | None = None
+    git_access: bool = False  # git clone/pull/push over HTTP at its host's /.git
 
     def as_dict(self) -> dict:
         return {
@@ -120,6 +121,7 @@ class Wiki:
             "page_count": self.page_count,
             "size_bytes": self.size_bytes,
             "last_change_at": self.last_change_at,
+            "git_access": self.git_access,
         }
 
 
@@ -470,15 +472,21 @@ class Store(SessionRecords):
         return [_wiki(row) for row in self._all(statement)]
 
     def update_wiki(
-        self, slug: str, display_name: str | None = None, is_public: bool | None = None
+        self,
+        slug: str,
+        display_name: str | None = None,
+        is_public: bool | None = None,
+        git_access: bool | None = None,
     ) -> Wiki:
-        """Change a wiki's display name and/or visibility; raises NotFound."""
+        """Change a wiki's display name, visibility and/or git access; raises NotFound."""
         self.get_wiki(slug)
         changes = {}
         if display_name is not None:
             changes["display_name"] = display_name
         if is_public is not None:
             changes["is_public"] = is_public
+        if git_access is not None:
+            changes["git_access"] = git_access
         if changes:
             with self._write() as connection:
                 connection.execute(update(wikis).where(wikis.c.slug == slug).values(**changes))
@@ -992,7 +1000,9 @@ def _release(engine, pid: int) -> None:
 
 def _wiki(row) -> Wiki:
     # SQLite hands booleans back as 0/1 to a PreparedRead.
-    return Wiki(**{**row, "is_public": bool(row["is_public"])})
+    return Wiki(
+        **{**row, "is_public": bool(row["is_public"]), "git_access": bool(row["git_access"])}
+    )
 
 
 def _now() -> int:

@@ -1,8 +1,8 @@
 """A wiki's usage figures, measured from its git repository and recorded in robot.db.
 
 Every write to a wiki ends here once: the wiki service after any request that moved HEAD (web
-edits, page API, MCP tools through the page API, attachments), `create_wiki`, and in time
-`git push` (issue 13). Reads never measure; the dashboard and `robot wiki list` read the row.
+edits, page API, MCP tools through the page API, attachments), `create_wiki`, and `git push`
+(app/wiki/git_http.py). Reads never measure; the dashboard and `robot wiki list` read the row.
 
 The figures are those of HEAD, the wiki as readers see it now:
 - pages: the number of `.md` files in HEAD's tree;

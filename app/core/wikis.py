@@ -24,6 +24,11 @@ from app.core.store import Wiki
 log = logging.getLogger(__name__)
 
 MAX_DISPLAY_NAME = 100
+# The branch every wiki's repository has checked out: what Otterwiki shows, what git pushes to.
+BRANCH = "main"
+# The commit `create_wiki` makes; `only_created` recognises a history that is just this commit.
+CREATION_MESSAGE = "Create wiki"
+CREATOR_NAME = "robot"
 
 
 def clean_display_name(name: str | None, slug: str) -> str:
@@ -35,32 +40,53 @@ def clean_display_name(name: str | None, slug: str) -> str:
     return one_line_label(name, "display name", MAX_DISPLAY_NAME) or slug
 
 
-def _git(repo: Path, *args: str) -> None:
-    env = {
+def _git_env(repo: Path) -> dict[str, str]:
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "GIT_CONFIG_NOSYSTEM": "1",
         "HOME": str(repo),
     }
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = _git_env(repo)
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
 def _init_repo(repo: Path, files: dict[str, str], domain: str) -> None:
     repo.mkdir(parents=True)
-    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "init", "-q", "-b", BRANCH)
     for name, text in files.items():
         (repo / name).write_text(text)
     _git(repo, "add", "--", *files)
     _git(
         repo,
         "-c",
-        "user.name=robot",
+        f"user.name={CREATOR_NAME}",
         "-c",
-        f"user.email=robot@{domain}",
+        f"user.email={CREATOR_NAME}@{domain}",
         "commit",
         "-q",
         "-m",
-        "Create wiki",
+        CREATION_MESSAGE,
     )
+
+
+def only_created(repo: Path, domain: str) -> bool:
+    """Tell whether the history of `repo` (a work tree) is only the commit create_wiki made.
+
+    Such a wiki holds nothing anyone wrote, so a push may replace it (an import). A repository
+    git cannot read counts as written to.
+    """
+    done = subprocess.run(
+        ["git", "log", "-2", "--format=%P%x00%ce%x00%s", "HEAD"],
+        cwd=repo,
+        env=_git_env(repo),
+        capture_output=True,
+        check=False,
+    )
+    expected = f"\0{CREATOR_NAME}@{domain}\0{CREATION_MESSAGE}".encode()
+    return done.returncode == 0 and done.stdout.rstrip(b"\n") == expected
 
 
 def create_wiki(

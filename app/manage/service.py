@@ -144,6 +144,8 @@ def describe(settings: Settings, wiki: Wiki, role: str) -> dict:
         "role": role,
         "url": settings.wiki_url(wiki.slug),
         "mcp_url": settings.mcp_url(wiki.slug),
+        "git_url": settings.wiki_url(wiki.slug).rstrip("/") + "/.git",
+        "export_url": settings.wiki_url(wiki.slug).rstrip("/") + "/api/v1/export",
     }
 
 
@@ -202,16 +204,17 @@ def get_wiki(platform: Platform, manager: Manager, slug: str) -> dict:
 
 
 def update_wiki(platform: Platform, manager: Manager, slug: str, body: dict) -> dict:
-    """Change a wiki's display name and/or visibility (admins only)."""
-    _fields(body, {"display_name": str, "public": bool})
+    """Change a wiki's display name, visibility and/or git access (admins only)."""
+    _fields(body, {"display_name": str, "public": bool, "git_access": bool})
     if not body:
-        raise BadRequest("nothing to change: send 'display_name' and/or 'public'")
+        raise BadRequest("nothing to change: send 'display_name', 'public' and/or 'git_access'")
     _admin_wiki(platform.store, slug, manager.did)
     name = body.get("display_name")
     wiki = platform.store.update_wiki(
         slug,
         display_name=None if name is None else wikis.clean_display_name(name, slug),
         is_public=body.get("public"),
+        git_access=body.get("git_access"),
     )
     return describe(platform.settings, wiki, "admin")
 

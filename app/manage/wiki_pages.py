@@ -10,6 +10,7 @@ from flask import g
 from flask import redirect
 from flask import url_for
 
+from app.core import handoff
 from app.core.errors import BadRequest
 from app.manage import html
 from app.manage import service as management
@@ -38,6 +39,7 @@ def _page(slug: str, status: int = 200, errors: dict | None = None, values: dict
         errors=errors or {},
         values=values or {},
         header_config=_header_config(wiki, "<token>"),
+        exports=_export_links(wiki),
     )
 
 
@@ -62,6 +64,17 @@ def update(slug):
     if failed:
         return failed
     flash("Settings saved.")
+    return _back(slug)
+
+
+@bp.post("/<slug>/git")
+def set_git_access(slug):
+    form = html.checked_form()
+    body = {"git_access": form.get("git_access") == "on"}  # an unticked box sends nothing
+    _, failed = _attempt(slug, "git_access", form, management.update_wiki, body)
+    if failed:
+        return failed
+    flash("Git access is on." if body["git_access"] else "Git access is off.")
     return _back(slug)
 
 
@@ -135,3 +148,13 @@ def _header_config(wiki: dict, secret: str, name: str | None = None) -> str:
         "headers": {"Authorization": f"Bearer {secret}"},
     }
     return json.dumps({"mcpServers": {name or wiki["slug"]: server}}, indent=2)
+
+
+def _export_links(wiki: dict) -> dict[str, str]:
+    """Download links per format: through the session handoff, so the browser is signed in on
+    the wiki's host (where the download is) before it asks for the file."""
+    settings = current_platform().settings
+    return {
+        fmt: handoff.wiki_session_url(settings, wiki["slug"], f"{wiki['export_url']}?format={fmt}")
+        for fmt in ("zip", "tar.gz")
+    }

@@ -29,6 +29,8 @@ from app.core.store import Wiki
 from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import cookie_name
 from app.web.session_cookie import set_session_cookie
+from app.wiki.git_http import GIT_ENDPOINTS
+from app.wiki.git_http import GitHttp
 from app.wiki.otterwiki import APP_SERVED_STATIC
 from app.wiki.otterwiki import CALLER_KEY
 from app.wiki.otterwiki import REDEEM_ENDPOINT
@@ -125,6 +127,7 @@ class WikiGateway:
         self.tenancy = tenancy
         self._otterwiki = tenancy.app.wsgi_app
         self.routes = Routes(tenancy.app)
+        self.git = GitHttp(platform)
         # Otterwiki's globals hold one wiki at a time: one request per process, until close().
         self._busy = threading.Lock()
         self._static_hosts: dict[str, float] = {}
@@ -152,6 +155,8 @@ class WikiGateway:
     def _dispatch(self, environ, start_response, path: str):
         # Decide by the route Flask would run, never by how the path is spelled.
         route = self.routes.match(environ)
+        if route.endpoint in GIT_ENDPOINTS:
+            return self.git(environ, start_response, route.endpoint, self._wiki_of(environ))
         if (
             route.endpoint == "static"
             and not route.redirects

@@ -13,7 +13,8 @@ from app.core.csp import ATTACHMENT_POLICY
 from app.core.errors import BadRequest
 from app.core.errors import Forbidden
 from app.core.errors import PayloadTooLarge
-from app.core.errors import Unauthorized
+from app.core.identity import refusal
+from app.pages import export
 from app.pages import search as pagesearch
 from app.pages.paths import clean_limit
 from app.pages.paths import clean_new_attachment_name
@@ -32,16 +33,10 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _require(permission: str) -> None:
-    caller = g.caller
-    if permission in caller.permissions(g.tenant.wiki.is_public):
-        return
-    if caller.is_anonymous:
-        raise Unauthorized("sign in or send a token for this wiki")
-    if caller.role is None:
-        raise Forbidden("you are not a member of this wiki")
-    if caller.read_only_grant:
-        raise Forbidden("this access token grants read only (wiki:read); writing needs wiki:write")
-    raise Forbidden(f"your role in this wiki is {caller.role}; changing pages needs editor")
+    doing = "changing pages" if permission != "READ" else "reading"
+    problem = refusal(g.caller, permission, g.tenant.wiki.is_public, doing)
+    if problem is not None:
+        raise problem
 
 
 def _same_origin_cookie_writes() -> None:
@@ -50,9 +45,9 @@ def _same_origin_cookie_writes() -> None:
     if g.caller.via != "session" or "Authorization" in request.headers:
         return
     own_origin = g.tenant.settings.wiki_url(g.tenant.slug).rstrip("/")
-    refusal = cross_site_refusal(request.headers, own_origin)
-    if refusal is not None:
-        raise Forbidden(refusal)
+    problem = cross_site_refusal(request.headers, own_origin)
+    if problem is not None:
+        raise Forbidden(problem)
 
 
 def _pages(permission: str = "READ") -> Pages:
@@ -240,3 +235,14 @@ def search():
 def changes():
     limit = clean_limit(request.args.get("limit"), 50)
     return {"changes": _pages().changes(limit, request.args.get("by"))}
+
+
+@bp.get("/export")
+def export_wiki():
+    _require("READ")
+    tenant = g.tenant
+    fmt = request.args.get("format", "zip")
+    name, mime, chunks = export.archive(tenant.settings.repo_path(tenant.slug), tenant.slug, fmt)
+    response = Response(chunks, mimetype=mime)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

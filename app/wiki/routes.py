@@ -30,10 +30,11 @@ BLOCKED_ENDPOINTS = {
     "request_confirmation_link": "it would send mail, which belongs to the platform",
     "security_check": "it reports on the host, which is the platform's business",
     "pull_webhook": "it pulls into 'the' repo outside the request, from a remote",
-    "dotgit": "git over http would bypass the roles the platform grants",
-    "git_info_refs": "git over http would bypass the roles the platform grants",
-    "git_upload_pack": "git over http would bypass the roles the platform grants",
-    "git_receive_pack": "git over http would bypass the roles the platform grants",
+    # The gateway answers these itself (app/wiki/git_http.py), with the platform's roles.
+    "dotgit": "Otterwiki's own git server would bypass the roles the platform grants",
+    "git_info_refs": "Otterwiki's own git server would bypass the roles the platform grants",
+    "git_upload_pack": "Otterwiki's own git server would bypass the roles the platform grants",
+    "git_receive_pack": "Otterwiki's own git server would bypass the roles the platform grants",
 }
 BLOCKED = frozenset(BLOCKED_ENDPOINTS)
 # Otterwiki's admin pages for what the platform decides, each with what to tell the visitor (a

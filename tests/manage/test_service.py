@@ -232,7 +232,16 @@ def test_patch_changes_name_and_visibility(client, auth, store, alpha):
     assert store.get_wiki("alpha").is_public is True
 
 
-@pytest.mark.parametrize("body", [{}, {"public": "true"}, {"display_name": None}, {"slug": "b"}])
+def test_patch_turns_git_access_on_and_shows_the_clone_url(client, auth, store, alpha):
+    assert client.get("/api/wikis/alpha", headers=auth(OWNER)).json["git_access"] is False
+    response = client.patch("/api/wikis/alpha", json={"git_access": True}, headers=auth(ADMIN))
+    assert response.status_code == 200 and store.get_wiki("alpha").git_access is True
+    assert response.json["git_url"] == "http://alpha.localhost:8000/.git"
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"public": "true"}, {"display_name": None}, {"slug": "b"}, {"git_access": 1}]
+)
 def test_patch_bad_body_is_400(client, auth, store, alpha, body):
     response = client.patch("/api/wikis/alpha", json=body, headers=auth(OWNER))
     assert response.status_code == 400 and response.json["error"]

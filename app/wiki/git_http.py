@@ -1,0 +1,368 @@
+"""git clone, pull and push at a wiki host's /.git: the smart HTTP protocol, by `git http-backend`.
+
+The gateway hands over the requests whose route is one of Otterwiki's git endpoints, matched as
+every other route is, so no spelling of the path (slashes, dot segments, percent-encoding)
+reaches anything else; the path and query http-backend sees are rebuilt here from the endpoint.
+Only the smart protocol is served (`info/refs?service=...`, `git-upload-pack`,
+`git-receive-pack`); a wiki whose admin has not turned git access on answers 404.
+
+Credentials: HTTP Basic with any user name and a wiki token or session JWT as the password (or
+the same as Bearer); clone and pull need READ (a viewer, or anyone on a public wiki), push needs
+WRITE (an editor). A refusal is plain text, which git prints as `remote: ...`; 401 carries
+`WWW-Authenticate: Basic` so git asks for the password.
+
+A push holds the wiki's write lock from before git reads it to after the working tree and the
+usage figures follow it. Its body is streamed to git and cut at `git_push_max_bytes` (413);
+receive-pack keeps what it received in quarantine until the pre-receive hook (push_rules.py)
+accepted it, so a refused or cut push leaves nothing behind. Caches need no refresh: Otterwiki's
+per-wiki memories key on HEAD, rendered pages on their content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from werkzeug.wsgi import get_input_stream
+
+from app.core import usage
+from app.core import wikis
+from app.core.errors import NotFound
+from app.core.errors import PayloadTooLarge
+from app.core.errors import RobotError
+from app.core.errors import Unauthorized
+from app.core.errors import Unavailable
+from app.core.identity import authenticate
+from app.core.identity import refusal
+from app.core.locks import wiki_write_lock
+from app.core.platform import Platform
+from app.core.store import Wiki
+from app.wiki.responses import text_response
+
+log = logging.getLogger("robot.wiki.git")
+
+# Otterwiki's routes under /.git (its own git server, which stays blocked): what each serves.
+_ENDPOINT_PATHS = {
+    "git_info_refs": "/.git/info/refs",
+    "git_upload_pack": "/.git/git-upload-pack",
+    "git_receive_pack": "/.git/git-receive-pack",
+}
+GIT_ENDPOINTS = frozenset({"dotgit", *_ENDPOINT_PATHS})
+_UPLOAD, _RECEIVE = "git-upload-pack", "git-receive-pack"
+_PUSH_RULES = Path(__file__).with_name("push_rules.py")
+# git's pre-receive hook, written by the service itself: a deploy that copies code files without
+# their modes would leave a shipped hook not executable, and git skips such a hook silently.
+_HOOK = """#!/bin/sh
+# Written by the wiki service (app/wiki/git_http.py): every push to a wiki passes these rules.
+exec {python} -I {rules}
+"""
+_CHUNK = 64 * 1024
+# http-backend writes a few short CGI headers; more or longer is not http-backend.
+_MAX_HEADER_LINES, _MAX_HEADER_LINE = 32, 1024
+# git sends `GIT_PROTOCOL: version=2` and the like; anything else is not passed on.
+_PROTOCOL_RE = re.compile(r"[a-z0-9=:.,-]{1,100}")
+# Once the client stopped sending, http-backend ends in moments; past this it is stuck.
+_EXIT_TIMEOUT = 30.0
+
+
+def _credential(authorization: str | None) -> str | None:
+    """The `Authorization` header authenticate() takes: Basic's password as a Bearer token."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return authorization
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("the Basic credentials are not base64 of user:password") from None
+    password = decoded.partition(":")[2].strip()
+    if not password:
+        raise Unauthorized("give a wiki token (or a session token) as the password")
+    return "Bearer " + password
+
+
+class GitHttp:
+    """Serve git's smart HTTP protocol for every wiki; `platform` gives settings and robot.db."""
+
+    def __init__(self, platform: Platform):
+        self.platform = platform
+        self.settings = platform.settings
+        # Beside the wikis, not in the run dir: /run is often mounted noexec.
+        self.hooks = install_hook(self.settings.data_dir / "git-hooks")
+
+    def __call__(self, environ, start_response, endpoint: str, wiki: Wiki):
+        """Answer the request for Otterwiki's git `endpoint` on `wiki` (a WSGI app call)."""
+        try:
+            return self._serve(environ, start_response, endpoint, wiki)
+        except RobotError as error:
+            return _refused(error)(environ, start_response)
+
+    def _serve(self, environ, start_response, endpoint: str, wiki: Wiki):
+        method = environ.get("REQUEST_METHOD", "GET")
+        service = self._service(endpoint, method, environ.get("QUERY_STRING", ""))
+        if not wiki.git_access:
+            raise NotFound(
+                f"git access to the wiki {wiki.slug!r} is off; an admin of the wiki can turn it "
+                "on in its settings"
+            )
+        caller = authenticate(
+            self.settings,
+            self.platform.key,
+            self.platform.store,
+            wiki.slug,
+            _credential(environ.get("HTTP_AUTHORIZATION")),
+            None,
+        )
+        permission, doing = ("WRITE", "pushing") if service == _RECEIVE else ("READ", "cloning")
+        problem = refusal(caller, permission, wiki.is_public, doing)
+        if problem is not None:
+            raise problem
+        env = self._cgi_env(environ, wiki, endpoint, service, caller)
+        if endpoint != "git_receive_pack":
+            return self._run(environ, start_response, env, None)
+        return self._push(environ, start_response, env, wiki)
+
+    def _push(self, environ, start_response, env: dict, wiki: Wiki):
+        """Run receive-pack under the wiki's write lock; record the usage once it ended."""
+        if not os.access(self.hooks / "pre-receive", os.X_OK):
+            # git would skip the hook without a word, and with it every push rule.
+            log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
+            raise Unavailable("pushing is unavailable on this server right now; try again later")
+        length = environ.get("CONTENT_LENGTH", "")
+        if length.isdigit() and int(length) > self.settings.git_push_max_bytes:
+            raise self._too_large()
+        held = ExitStack()
+        try:
+            held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
+            repo = self.settings.repo_path(wiki.slug)
+            if wikis.only_created(repo, self.settings.platform_domain):
+                env["WIKI_PUSH_IMPORT"] = "1"
+                env.update(_config({"receive.denyNonFastForwards": "false"}, env))
+            held.callback(self._after_push, wiki.slug, repo, _head(repo))
+            return self._run(environ, start_response, env, held)
+        except BaseException:
+            held.close()
+            raise
+
+    def _service(self, endpoint: str, method: str, query: str) -> str:
+        """Which git service the request is for; NotFound for anything but the smart protocol."""
+        if endpoint == "git_info_refs" and method in ("GET", "HEAD"):
+            service = query.removeprefix("service=")
+            if query.startswith("service=") and service in (_UPLOAD, _RECEIVE):
+                return service
+        elif endpoint == "git_upload_pack" and method == "POST":
+            return _UPLOAD
+        elif endpoint == "git_receive_pack" and method == "POST":
+            return _RECEIVE
+        raise NotFound(
+            "only git's smart HTTP protocol is served here: clone with git 1.6.6 or newer"
+        )
+
+    def _too_large(self) -> PayloadTooLarge:
+        cap = self.settings.git_push_max_bytes
+        return PayloadTooLarge(
+            f"push refused: it is larger than {cap} bytes, the most one push may send here; "
+            "nothing was changed. Push fewer commits at a time, or leave large files out"
+        )
+
+    def _cgi_env(self, environ, wiki: Wiki, endpoint: str, service: str, caller) -> dict:
+        """The environment of `git http-backend`: the CGI request and the git config to use."""
+        pushing = service == _RECEIVE
+        name, email = caller.git_identity(self.settings.platform_domain)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.settings.wiki_dir(wiki.slug)),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_PROJECT_ROOT": str(self.settings.repo_path(wiki.slug)),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": environ.get("REQUEST_METHOD", "GET"),
+            "PATH_INFO": _ENDPOINT_PATHS[endpoint],
+            "QUERY_STRING": f"service={service}" if endpoint == "git_info_refs" else "",
+            "REMOTE_USER": caller.handle or caller.did or "anonymous",
+            "REMOTE_ADDR": environ.get("REMOTE_ADDR", ""),
+            "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""),
+            # The reflog says who pushed.
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email,
+        }
+        if environ.get("CONTENT_LENGTH", "").isdigit():
+            env["CONTENT_LENGTH"] = environ["CONTENT_LENGTH"]
+        if environ.get("HTTP_CONTENT_ENCODING", "") in ("gzip", "x-gzip"):
+            env["HTTP_CONTENT_ENCODING"] = environ["HTTP_CONTENT_ENCODING"]
+        if _PROTOCOL_RE.fullmatch(environ.get("HTTP_GIT_PROTOCOL", "")):
+            env["HTTP_GIT_PROTOCOL"] = environ["HTTP_GIT_PROTOCOL"]
+        cap = str(self.settings.git_push_max_bytes)
+        config = {
+            "http.uploadpack": "true",
+            "http.receivepack": "true" if pushing else "false",
+            "core.hooksPath": str(self.hooks),
+            "receive.denyCurrentBranch": "updateInstead",  # Otterwiki reads the working tree
+            "receive.denyDeletes": "true",
+            "receive.denyNonFastForwards": "true",
+            "receive.fsckObjects": "true",
+            "receive.maxInputSize": cap,
+        }
+        # fsck only warns of these by default; a wiki refuses them.
+        for message in ("hasDot", "hasDotdot", "hasDotgit", "fullPathname", "badFilemode"):
+            config[f"receive.fsck.{message}"] = "error"
+        env.update(_config(config, env))
+        if pushing:
+            env.update(
+                WIKI_PUSH_BRANCH=wikis.BRANCH,
+                WIKI_PUSH_MAX_BYTES=cap,
+            )
+        return env
+
+    def _run(self, environ, start_response, env: dict, held: ExitStack | None):
+        """Run http-backend on the request; stream its answer. A push (`held` has its lock and
+        after-work) is read whole first, so a push over the cap is answered 413."""
+        body = get_input_stream(environ)
+        process = subprocess.Popen(
+            ["git", "http-backend"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=env["GIT_PROJECT_ROOT"],
+            env=env,
+        )
+        cleanup = ExitStack()
+        cleanup.callback(_reap, process)
+        if held is not None:
+            cleanup.push(held)
+        cap = self.settings.git_push_max_bytes  # a clone's request (wants, haves) is far less
+        try:
+            if held is None:
+                pump = threading.Thread(target=_pump, args=(body, process.stdin, cap), daemon=True)
+                pump.start()
+            elif _pump(body, process.stdin, cap):
+                raise self._too_large()
+            status, headers = _cgi_headers(process.stdout)
+        except BaseException:
+            cleanup.close()
+            raise
+        start_response(status, headers)
+        return _stream(process.stdout, cleanup)
+
+    def _after_push(self, slug: str, repo: Path, head_before: str | None) -> None:
+        """Once receive-pack ended, still under the lock: record the usage if HEAD moved."""
+        try:
+            if _head(repo) != head_before:
+                usage.record(self.platform.store, slug, repo)
+        except Exception:
+            log.exception("could not record the usage of wiki %s after a push", slug)
+
+
+def install_hook(folder: Path) -> Path:
+    """Write git's pre-receive hook (push_rules.py run by this Python) into `folder`, made if
+    missing, executable; return `folder`, the `core.hooksPath` of every push.
+
+    Replaced in one rename, so a push running meanwhile sees the old hook or the new, whole.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    text = _HOOK.format(python=shlex.quote(sys.executable), rules=shlex.quote(str(_PUSH_RULES)))
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".pre-receive-")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, folder / "pre-receive")
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return folder
+
+
+def _config(values: dict[str, str], env: dict) -> dict[str, str]:
+    """`values` as GIT_CONFIG_COUNT/KEY_n/VALUE_n, after any already in `env` (git >= 2.31)."""
+    start = int(env.get("GIT_CONFIG_COUNT", "0"))
+    out = {"GIT_CONFIG_COUNT": str(start + len(values))}
+    for index, (key, value) in enumerate(values.items(), start):
+        out[f"GIT_CONFIG_KEY_{index}"] = key
+        out[f"GIT_CONFIG_VALUE_{index}"] = value
+    return out
+
+
+def _head(repo: Path) -> str | None:
+    done = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, capture_output=True, check=False
+    )
+    return done.stdout.strip().decode() if done.returncode == 0 else None
+
+
+def _pump(body, sink, limit: int) -> bool:
+    """Copy the request `body` into http-backend's stdin (`sink`), then close it.
+
+    Returns True, having stopped reading, once more than `limit` bytes came: git then sees the
+    request end early and keeps nothing of it.
+    """
+    total = 0
+    try:
+        while chunk := body.read(_CHUNK):
+            total += len(chunk)
+            if total > limit:
+                return True
+            sink.write(chunk)
+    except OSError:
+        pass  # http-backend stopped reading (it refused the request): its answer says why
+    finally:
+        try:
+            sink.close()
+        except OSError:
+            pass
+    return False
+
+
+def _cgi_headers(stdout) -> tuple[str, list[tuple[str, str]]]:
+    """Read http-backend's CGI headers: (WSGI status line, headers)."""
+    status, headers = "200 OK", []
+    for _ in range(_MAX_HEADER_LINES):
+        line = stdout.readline(_MAX_HEADER_LINE).decode("latin-1").rstrip("\r\n")
+        if not line:
+            return status, headers + [("X-Content-Type-Options", "nosniff")]
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = value.strip()
+        else:
+            headers.append((name.strip(), value.strip()))
+    raise RuntimeError("git http-backend wrote no end of its headers")
+
+
+def _stream(stdout, cleanup: ExitStack):
+    try:
+        while chunk := stdout.read1(_CHUNK):
+            yield chunk
+    finally:
+        cleanup.close()
+
+
+def _reap(process: subprocess.Popen) -> None:
+    """Wait for http-backend to end (killing it if it hangs) and close its pipes."""
+    if process.stdin and not process.stdin.closed:
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+    try:
+        process.wait(timeout=_EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    process.stdout.close()
+
+
+def _refused(error: RobotError):
+    """A refusal git shows its user: plain text (`remote: ...`), with Basic for a 401."""
+    response = text_response(error.status, error.message)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="robot wiki", charset="UTF-8"'
+    return response

@@ -1,0 +1,171 @@
+"""The rules a git push to a wiki must pass: git's pre-receive hook, standard library only.
+
+git runs this file (through the hook git_http.install_hook writes) inside `git receive-pack`,
+with the pushed objects still in quarantine: nothing refused here ever reaches the repository.
+It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment the wiki service gave
+`git http-backend` (app/wiki/git_http.py):
+
+- `WIKI_PUSH_BRANCH`: the one branch a push may update (the branch the wiki shows);
+- `WIKI_PUSH_MAX_BYTES`: the largest file (blob) a push may carry, in bytes;
+- `WIKI_PUSH_IMPORT`: "1" when the wiki's history is still only the platform's creation commit,
+  so a push may replace it (importing an existing wiki); else a rewrite is refused.
+
+Every path in every new commit is checked, not only the tip: a revert in the UI would bring an
+old commit's files back into the working tree. Refused: a path with a `.git` component (any
+case), a submodule, a file over the size cap, and a symlink that is absolute, climbs with `..`
+or names `.git` (a relative target without `..` can only lead down, through links that obey
+the same rule, so it never leaves the repository). Exit status 1 refuses the whole push; each
+reason goes to stderr, which the pusher's git shows as `remote: ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+_ZERO = re.compile(r"0+")
+_SYMLINK = "120000"
+_GITLINK = "160000"
+_DELETED = "000000"
+# Linux's PATH_MAX: no symlink target a file system takes is longer.
+_MAX_LINK = 4096
+
+
+def _git(*args: str, stdin: bytes | None = None) -> bytes:
+    done = subprocess.run(["git", *args], input=stdin, capture_output=True, check=False)
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", "replace").strip()
+        raise RuntimeError(f"git {args[0]} failed: {reason}")
+    return done.stdout
+
+
+def _is_ancestor(old: str, new: str) -> bool:
+    done = subprocess.run(["git", "merge-base", "--is-ancestor", old, new], capture_output=True)
+    return done.returncode == 0
+
+
+def _show(path: str) -> str:
+    return repr(path if len(path) <= 120 else path[:120] + "...")
+
+
+def path_problem(path: str) -> str | None:
+    """Return why a file path may not be in a wiki, or None; `path` is as git lists it."""
+    if any(part.casefold() == ".git" for part in path.split("/")):
+        return f"{_show(path)}: nothing named .git may be in a wiki (it is git's own data)"
+    return None
+
+
+def link_problem(path: str, target: str) -> str | None:
+    """Return why the symlink at `path` pointing to `target` may not be in a wiki, or None."""
+    parts = target.split("/")
+    if not target or target.startswith("/") or "\0" in target:
+        return f"symlink {_show(path)} -> {_show(target)}: a link must be a relative path"
+    if ".." in parts:
+        return f"symlink {_show(path)} -> {_show(target)}: a link may not climb with '..'"
+    if any(part.casefold() == ".git" for part in parts):
+        return f"symlink {_show(path)} -> {_show(target)}: a link may not lead into .git"
+    return None
+
+
+def new_entries(new: str) -> dict[tuple[str, str], str]:
+    """Every (path, object) added or changed by the commits `new` brings: {(path, sha): mode}.
+
+    Merges are compared with each parent (-m), so a file from any side is seen; a root commit
+    with the empty tree (--root).
+    """
+    commits = _git("rev-list", new, "--not", "--all")
+    if not commits:
+        return {}
+    raw = _git(
+        "diff-tree", "-r", "-m", "--root", "--no-renames", "--no-commit-id", "-z", "--stdin",
+        stdin=commits,
+    )  # fmt: skip
+    tokens = raw.split(b"\0")
+    entries = {}
+    for meta, path in zip(tokens[0::2], tokens[1::2], strict=False):
+        fields = meta.decode("ascii", "replace").lstrip(":").split()
+        if len(fields) < 5 or fields[1] == _DELETED:
+            continue
+        entries[(path.decode("utf-8", "surrogateescape"), fields[3])] = fields[1]
+    return entries
+
+
+def _sizes(shas: list[str]) -> dict[str, int]:
+    """{sha: size in bytes} of the objects `shas`, asked of git in one batch."""
+    if not shas:
+        return {}
+    stdin = "".join(sha + "\n" for sha in shas).encode()
+    listing = _git("cat-file", "--batch-check=%(objectname) %(objectsize)", stdin=stdin)
+    sizes = {}
+    for line in listing.decode("ascii", "replace").splitlines():
+        sha, _, size = line.partition(" ")
+        sizes[sha] = int(size) if size.isdigit() else 0
+    return sizes
+
+
+def content_problems(new: str, max_bytes: int) -> list[str]:
+    """Every reason the files of the commits `new` brings may not be in a wiki."""
+    entries = sorted(new_entries(new).items())
+    sizes = _sizes(sorted({sha for (_, sha), mode in entries if mode != _GITLINK}))
+    problems = []
+    for (path, sha), mode in entries:
+        problem = path_problem(path)
+        if problem is None and mode == _GITLINK:
+            problem = f"{_show(path)}: submodules are not supported in a wiki"
+        elif problem is None and sizes.get(sha, 0) > max_bytes:
+            problem = f"{_show(path)} is {sizes[sha]} bytes; a file may be at most {max_bytes}"
+        elif problem is None and mode == _SYMLINK:
+            if sizes.get(sha, 0) > _MAX_LINK:
+                problem = f"symlink {_show(path)}: its target is longer than {_MAX_LINK} bytes"
+            else:
+                target = _git("cat-file", "blob", sha).decode("utf-8", "surrogateescape")
+                problem = link_problem(path, target)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def update_problems(
+    old: str, new: str, ref: str, branch: str, max_bytes: int, may_replace: bool
+) -> list[str]:
+    """Every reason the update of `ref` from `old` to `new` (object ids) is refused."""
+    wanted = f"refs/heads/{branch}"
+    if ref != wanted:
+        return [
+            f"{ref} refused: a wiki has one branch, {branch}; push to it with "
+            f"'git push <remote> HEAD:{branch}'"
+        ]
+    if _ZERO.fullmatch(new):
+        return [f"deleting {branch} is refused: it holds the wiki"]
+    if not _ZERO.fullmatch(old) and not may_replace and not _is_ancestor(old, new):
+        return [
+            f"{branch} refused: the push rewrites the wiki's history (not a fast-forward). "
+            "Pull, merge or rebase your changes on top, and push again; nothing was changed"
+        ]
+    return content_problems(new, max_bytes)
+
+
+def main() -> int:
+    """Check the updates on stdin; return the hook's exit status (0 accept, 1 refuse)."""
+    branch = os.environ.get("WIKI_PUSH_BRANCH", "main")
+    max_bytes = int(os.environ.get("WIKI_PUSH_MAX_BYTES", "0") or 0)
+    may_replace = os.environ.get("WIKI_PUSH_IMPORT") == "1"
+    problems = []
+    try:
+        for line in sys.stdin.read().splitlines():
+            fields = line.split()
+            if len(fields) == 3:
+                problems += update_problems(*fields, branch, max_bytes, may_replace)
+    except (RuntimeError, ValueError) as error:  # git could not read what was pushed
+        problems.append(f"the push could not be checked: {error}")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print("the push was refused; the wiki is unchanged", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,473 @@
+"""git clone, pull and push at {slug}.localhost/.git with the real git client, on the real stack.
+
+curl (and so git) resolves every *.localhost name to the loopback address itself.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import subprocess
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from app.core.locks import wiki_write_lock
+from app.core.platform import Platform
+from tests.conftest import oauth_grant
+from tests.mcp.clients import last_line
+
+pytestmark = pytest.mark.stack
+
+OWNER = ("did:plc:git-owner", "git-owner.test")
+OTHER = ("did:plc:git-other", "git-other.test")
+
+
+def run_git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real git client, never prompting, without the developer's own config."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(cwd or "/nonexistent"),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_AUTHOR_NAME": "Pusher",
+        "GIT_AUTHOR_EMAIL": "pusher@example.test",
+        "GIT_COMMITTER_NAME": "Pusher",
+        "GIT_COMMITTER_EMAIL": "pusher@example.test",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def ok(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+class GitWiki:
+    """A wiki on the stack with git access on, its owner's credentials and a viewer token."""
+
+    def __init__(self, stack, slug: str, public: bool = False, git_access: bool = True):
+        self.stack, self.slug = stack, slug
+        ok(stack.robot("wiki", "create", slug, "--owner", OWNER[0]))
+        self.editor = self.token("editor")
+        self.viewer = self.token("viewer")
+        self.session = last_line(stack.robot("session", OWNER[0]))
+        self.api = stack.client("api")
+        self.api.headers["Authorization"] = f"Bearer {self.session}"
+        answer = self.api.patch(
+            f"/api/wikis/{slug}", json={"public": public, "git_access": git_access}
+        )
+        assert answer.status_code == 200, answer.text
+        self.pages = stack.client("otterwiki", host=f"{slug}.localhost")
+        self.pages.headers["Authorization"] = f"Bearer {self.editor}"
+
+    def token(self, role: str) -> str:
+        return last_line(
+            self.stack.robot("token", "create", self.slug, "--user", OWNER[0], "--role", role)
+        )
+
+    def url(self, secret: str | None = None, path: str = "/.git") -> str:
+        auth = f"anyone:{secret}@" if secret else ""
+        return f"http://{auth}{self.slug}.localhost:{self.stack.port('otterwiki')}{path}"
+
+    def clone(self, where: Path, secret: str | None = None) -> subprocess.CompletedProcess:
+        return run_git("clone", "-q", self.url(secret), str(where))
+
+    def head(self) -> str:
+        repo = self.stack.settings.repo_path(self.slug)
+        return ok(run_git("rev-parse", "HEAD", cwd=repo)).strip()
+
+
+@pytest.fixture(scope="module")
+def made(stack):
+    ok(stack.robot("user", "add", "--did", OWNER[0], "--handle", OWNER[1]))
+    ok(stack.robot("user", "add", "--did", OTHER[0], "--handle", OTHER[1]))
+    count = iter(range(1000))
+    return lambda **options: GitWiki(stack, f"git-{next(count)}", **options)
+
+
+@pytest.fixture(scope="module")
+def shared(made):
+    return made()
+
+
+def commit_file(work: Path, name: str, content: bytes | str, message: str = "change") -> None:
+    path = work / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    ok(run_git("add", "--", name, cwd=work))
+    ok(run_git("commit", "-q", "-m", message, cwd=work))
+
+
+@pytest.mark.parametrize("who", ["editor", "viewer", "session"])
+def test_clone_with_a_token_or_session_as_password(shared, tmp_path, who):
+    ok(shared.clone(tmp_path / "w", getattr(shared, who)))
+    assert (tmp_path / "w" / "home.md").read_text().startswith("# git-")
+
+
+def test_public_wiki_clones_anonymously(made, tmp_path):
+    wiki = made(public=True)
+    ok(wiki.clone(tmp_path / "w"))
+    assert (tmp_path / "w" / "home.md").is_file()
+
+
+def test_private_wiki_refuses_anonymous_clone_with_a_basic_challenge(shared):
+    answer = shared.stack.client("otterwiki", host=f"{shared.slug}.localhost").get(
+        "/.git/info/refs", params={"service": "git-upload-pack"}
+    )
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Basic realm=")
+
+
+@pytest.mark.parametrize("secret", ["anonymous", "wrong", "other-wiki"])
+def test_clone_refused_without_valid_credentials(made, shared, tmp_path, secret):
+    credential = {
+        "anonymous": None,
+        "wrong": "rwt_not-a-real-token",
+        "other-wiki": made().editor,
+    }[secret]
+    done = shared.clone(tmp_path / "w", credential)
+    assert done.returncode != 0
+    assert "Authentication failed" in done.stderr or "could not read Username" in done.stderr
+    assert not (tmp_path / "w" / "home.md").exists()
+
+
+def test_clone_refused_for_a_non_member(shared, tmp_path):
+    stranger = last_line(shared.stack.robot("session", OTHER[0]))
+    done = shared.clone(tmp_path / "w", stranger)
+    assert done.returncode != 0 and "not a member of this wiki" in done.stderr
+
+
+def test_git_access_off_is_404_with_a_message(made, tmp_path):
+    wiki = made(git_access=False)
+    done = wiki.clone(tmp_path / "w", wiki.editor)
+    assert done.returncode != 0 and "git access to the wiki" in done.stderr
+
+
+def test_pull_brings_a_page_api_edit(shared, tmp_path):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.viewer))
+    put = shared.pages.put("/api/v1/pages/Pulled", json={"content": "from the API"})
+    assert put.status_code in (200, 201), put.text
+    ok(run_git("pull", "-q", cwd=work))
+    assert (work / "pulled.md").read_text() == "from the API"
+
+
+def test_push_by_an_editor_shows_at_once(made, tmp_path):
+    wiki = made()
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    assert wiki.pages.get("/Home").status_code == 200  # the wiki is open in a worker now
+    commit_file(work, "pushed.md", "# Pushed\n\nvia git")
+    ok(run_git("push", "-q", "origin", "main", cwd=work))
+    page = wiki.pages.get("/api/v1/pages/Pushed")
+    assert page.status_code == 200 and "via git" in page.json()["content"]
+    assert "via git" in wiki.pages.get("/Pushed").text
+    found = wiki.pages.get("/api/v1/search", params={"q": "Pushed"}).json()["results"]
+    assert any("Pushed" in str(result) for result in found)
+    assert wiki.head() == ok(run_git("rev-parse", "HEAD", cwd=work)).strip()
+
+
+def test_push_updates_usage_figures(made, tmp_path):
+    wiki = made()
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    commit_file(work, "more.md", "x" * 5000)
+    ok(run_git("push", "-q", "origin", "main", cwd=work))
+    assert wiki.api.get(f"/api/wikis/{wiki.slug}").json()["page_count"] == 3
+
+
+def test_push_by_a_viewer_is_refused(shared, tmp_path):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.viewer))
+    before = shared.head()
+    commit_file(work, "viewer.md", "no")
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "pushing needs editor" in done.stderr
+    assert shared.head() == before
+
+
+def test_a_read_only_oauth_token_clones_but_cannot_push(shared, tmp_path):
+    settings = shared.stack.settings
+    platform = Platform.load(settings)
+    try:
+        grant = oauth_grant(platform.store, OWNER[0], shared.slug, "git-client")
+        token = platform.key.mint_access_token(
+            OWNER[0], settings.mcp_url(shared.slug), settings.auth_origin, "wiki:read", 300,
+            "git-client", grant,
+        )  # fmt: skip
+    finally:
+        platform.store.close()
+    work = tmp_path / "w"
+    ok(shared.clone(work, token))
+    commit_file(work, "agent.md", "no")
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "grants read only (wiki:read)" in done.stderr
+
+
+def test_pushes_stop_when_the_hook_cannot_run(shared, tmp_path):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    commit_file(work, "unchecked.md", "would skip every push rule")
+    hook = shared.stack.settings.data_dir / "git-hooks" / "pre-receive"
+    hook.chmod(0o644)  # git would skip it without a word
+    try:
+        done = run_git("push", "origin", "main", cwd=work)
+    finally:
+        hook.chmod(0o755)
+    assert done.returncode != 0 and "503" in done.stderr
+    assert shared.head() == before
+
+
+def test_push_waits_for_the_write_lock(made, tmp_path):
+    wiki = made()
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    commit_file(work, "waited.md", "after the lock")
+    before = wiki.head()
+    pushed = {}
+    with wiki_write_lock(wiki.stack.settings.wiki_dir(wiki.slug)):
+        pusher = threading.Thread(
+            target=lambda: pushed.update(done=run_git("push", "-q", "origin", "main", cwd=work))
+        )
+        pusher.start()
+        pusher.join(2)
+        assert pusher.is_alive() and wiki.head() == before
+    pusher.join()
+    ok(pushed["done"])
+    assert wiki.head() != before
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "reason"),
+    [
+        ("escape.md", "../../../etc/passwd", "may not climb"),
+        ("absolute.md", "/etc/passwd", "must be a relative path"),
+        ("config.md", ".git/config", "may not lead into .git"),
+        ("sneaky.md", "sub/.GIT/config", "may not lead into .git"),
+    ],
+)
+def test_push_of_a_bad_symlink_is_refused(shared, tmp_path, name, target, reason):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    os.symlink(target, work / name)
+    ok(run_git("add", name, cwd=work))
+    ok(run_git("commit", "-q", "-m", "link", cwd=work))
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and reason in done.stderr
+    assert shared.head() == before
+    assert not (shared.stack.settings.repo_path(shared.slug) / name).is_symlink()
+
+
+def test_symlink_inside_the_wiki_is_accepted(made, tmp_path):
+    wiki = made()
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    os.symlink("home.md", work / "start.md")
+    ok(run_git("add", "start.md", cwd=work))
+    ok(run_git("commit", "-q", "-m", "link", cwd=work))
+    ok(run_git("push", "-q", "origin", "main", cwd=work))
+    assert wiki.pages.get("/api/v1/pages/Start").status_code == 200
+
+
+def git_input(work: Path, stdin: str, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=work, input=stdin, capture_output=True, text=True)
+    return ok(done).strip()
+
+
+@pytest.mark.parametrize("name", [".git", ".GiT"])
+def test_push_of_a_dotgit_path_is_refused(shared, tmp_path, name):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    # git will not add such a path from a work tree: build the trees by hand, as an attacker can.
+    blob = git_input(work, "[core]\n", "hash-object", "-w", "--stdin")
+    inner = git_input(work, f"100644 blob {blob}\tconfig\n", "mktree")
+    folder = git_input(work, f"040000 tree {inner}\t{name}\n", "mktree")
+    listing = ok(run_git("ls-tree", "HEAD", cwd=work)) + f"040000 tree {folder}\tsub\n"
+    commit = git_input(
+        work, "dotgit", "commit-tree", git_input(work, listing, "mktree"), "-p", "HEAD"
+    )
+    done = run_git("push", "origin", f"{commit}:refs/heads/main", cwd=work)
+    assert done.returncode != 0 and "hasDotgit" in done.stderr, done.stderr
+    assert shared.head() == before
+
+
+def test_push_of_a_submodule_is_refused(shared, tmp_path):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    listing = ok(run_git("ls-tree", "HEAD", cwd=work)) + f"160000 commit {before}\tmodule\n"
+    commit = git_input(work, "sub", "commit-tree", git_input(work, listing, "mktree"), "-p", "HEAD")
+    done = run_git("push", "origin", f"{commit}:refs/heads/main", cwd=work)
+    assert done.returncode != 0 and "submodules are not supported" in done.stderr
+    assert shared.head() == before
+
+
+def test_forced_history_rewrite_is_refused(shared, tmp_path):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    commit_file(work, "rewrite.md", "one")
+    ok(run_git("push", "-q", "origin", "main", cwd=work))
+    before = shared.head()
+    ok(run_git("commit", "-q", "--amend", "-m", "rewritten", cwd=work))
+    done = run_git("push", "--force", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "rewrites the wiki's history" in done.stderr
+    assert shared.head() == before
+
+
+@pytest.mark.parametrize(
+    ("refspec", "reason"),
+    [(":main", "deleting main is refused"), ("main:other", "a wiki has one branch")],
+)
+def test_pushes_to_other_refs_are_refused(shared, tmp_path, refspec, reason):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    done = run_git("push", "origin", refspec, cwd=work)
+    assert done.returncode != 0 and reason in done.stderr
+    assert shared.head() == before
+
+
+def test_push_of_an_existing_repository_imports_it_into_a_new_wiki(made, tmp_path):
+    wiki = made()
+    old = tmp_path / "old"
+    ok(run_git("init", "-q", "-b", "master", str(old)))
+    commit_file(old, "home.md", "# Old home", "first")
+    commit_file(old, "notes/ideas.md", "ideas", "second")
+    # --force: the new wiki's creation commit is not in this history (git says "fetch first").
+    ok(run_git("push", "-q", "--force", wiki.url(wiki.editor), "master:main", cwd=old))
+    assert wiki.head() == ok(run_git("rev-parse", "HEAD", cwd=old)).strip()
+    assert wiki.pages.get("/api/v1/pages/Home").json()["content"] == "# Old home"
+    assert not (wiki.stack.settings.repo_path(wiki.slug) / "agent guide.md").exists()
+
+
+def test_import_is_refused_once_the_wiki_was_written(made, tmp_path):
+    wiki = made()
+    wiki.pages.put("/api/v1/pages/Mine", json={"content": "written"}).raise_for_status()
+    old = tmp_path / "old"
+    ok(run_git("init", "-q", "-b", "main", str(old)))
+    commit_file(old, "home.md", "# Old home")
+    done = run_git("push", "--force", wiki.url(wiki.editor), "main", cwd=old)
+    assert done.returncode != 0 and "rewrites the wiki's history" in done.stderr
+    assert wiki.pages.get("/api/v1/pages/Mine").status_code == 200
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
+def test_export_has_every_file_at_head(shared, fmt):
+    answer = shared.pages.get("/api/v1/export", params={"format": fmt})
+    assert answer.status_code == 200, answer.text
+    name = f"{shared.slug}-{shared.head()[:12]}"
+    assert f'filename="{name}.{fmt}"' in answer.headers["Content-Disposition"]
+    if fmt == "zip":
+        names = zipfile.ZipFile(io.BytesIO(answer.content)).namelist()
+    else:
+        names = tarfile.open(fileobj=io.BytesIO(answer.content)).getnames()
+    assert f"{name}/home.md" in names and f"{name}/agent guide.md" in names
+
+
+def test_a_public_wiki_exports_anonymously(made):
+    wiki = made(public=True)
+    anonymous = wiki.stack.client("otterwiki", host=f"{wiki.slug}.localhost")
+    answer = anonymous.get("/api/v1/export")
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/zip"
+
+
+def test_export_refuses_an_unknown_format_and_anonymous_callers(shared):
+    assert shared.pages.get("/api/v1/export", params={"format": "rar"}).status_code == 400
+    anonymous = shared.stack.client("otterwiki", host=f"{shared.slug}.localhost")
+    assert anonymous.get("/api/v1/export").status_code == 401
+
+
+def raw_get(wiki: GitWiki, path: str, secret: str) -> tuple[int, str, bytes]:
+    """GET `path` exactly as spelled (no client normalises it): (status, content type, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", wiki.stack.port("otterwiki"), timeout=30)
+    try:
+        headers = {"Host": f"{wiki.slug}.localhost", "Authorization": f"Bearer {secret}"}
+        connection.request("GET", path, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Content-Type", ""), answer.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.git",
+        "/.git/HEAD",
+        "/.git/config",
+        "/.git/objects/info/packs",
+        "/.git/info/refs",
+        "/.git/info/refs?service=git-upload-archive",
+        "/.git/info/refs?service=git-upload-pack&service=git-receive-pack",
+        "/.git//info/refs?service=git-upload-pack",
+        "/.git/./info/refs?service=git-upload-pack",
+        "/.git/info/../info/refs?service=git-upload-pack",
+        "/.git/info/refs/?service=git-upload-pack",
+        "/.GIT/info/refs?service=git-upload-pack",
+        "/x/../.git/config",
+        "/.git/git-upload-pack",
+    ],
+)
+def test_dumb_and_hostile_paths_under_dotgit_are_404(shared, path):
+    status, _, body = raw_get(shared, path, shared.editor)
+    assert status == 404, body
+    assert b"[core]" not in body and b"ref: refs/heads" not in body
+
+
+@pytest.mark.parametrize(
+    "path", ["/.git/info/refs?service=git-upload-pack", "//.git/info/refs?service=git-upload-pack"]
+)
+def test_smart_refs_are_served_on_the_route_flask_would_run(shared, path):
+    status, kind, _ = raw_get(shared, path, shared.viewer)
+    assert (status, kind) == (200, "application/x-git-upload-pack-advertisement")
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory):
+    """A stack of its own whose pushes may be at most 200 000 bytes."""
+    from tests.conftest import Stack
+
+    instance = Stack(tmp_path_factory.mktemp("capped"), ROBOT_GIT_PUSH_MAX_BYTES="200000")
+    instance.start()
+    ok(instance.robot("user", "add", "--did", OWNER[0], "--handle", OWNER[1]))
+    yield SimpleNamespace(stack=instance, count=iter(range(100)))
+    instance.stop()
+
+
+# git sends a body under its http.postBuffer (1 MiB) with its length, a larger one chunked:
+# the first is refused at once, the second cut once the cap is passed while it streams.
+@pytest.mark.parametrize("size", [400_000, 1_500_000])
+def test_push_over_the_size_cap_is_refused(capped, tmp_path, size):
+    wiki = GitWiki(capped.stack, f"cap-{next(capped.count)}")
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    before = wiki.head()
+    commit_file(work, "big.bin", os.urandom(size))
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "413" in done.stderr
+    assert wiki.head() == before
+    objects = capped.stack.settings.repo_path(wiki.slug) / ".git" / "objects"
+    assert not list(objects.glob("tmp_objdir-incoming-*"))
+
+
+def test_file_over_the_size_cap_is_refused_even_when_it_packs_small(capped, tmp_path):
+    wiki = GitWiki(capped.stack, f"cap-{next(capped.count)}")
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    before = wiki.head()
+    commit_file(work, "zeros.bin", bytes(1_000_000))
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "a file may be at most 200000" in done.stderr
+    assert wiki.head() == before
