@@ -132,20 +132,50 @@ def upgrade(engine: Engine) -> str:
     A SQLite database made before Alembic is adopted at PRE_ALEMBIC_REVISION with every row kept.
     Raises ConfigError when the database holds tables of no schema robot knows.
     """
-    if engine.dialect.name == "sqlite":
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
         _use_wal(engine)
-    with writer(engine).begin() as connection:
-        if engine.dialect.name == "postgresql":
-            # One upgrade at a time (the others wait, then find the schema at head), and no
-            # statement timeout: a migration may rewrite a large table.
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
-            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
-            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
-        config = _config(connection)
-        if _made_before_alembic(connection):
-            command.stamp(config, PRE_ALEMBIC_REVISION)
-        command.upgrade(config, "head")
+    with writer(engine).connect() as connection:
+        if sqlite:
+            # Batch migrations rebuild a SQLite table (copy, drop, rename); with foreign keys on,
+            # dropping `wikis` would cascade to every membership and token. SQLite's own recipe
+            # for schema changes (lang_altertable.html §7): keys off outside the transaction,
+            # foreign_key_check before commit, keys on again.
+            _outside_transaction(connection, "PRAGMA foreign_keys = OFF")
+        try:
+            with connection.begin():
+                _upgrade_in(connection)
+        finally:
+            if sqlite:
+                _outside_transaction(connection, "PRAGMA foreign_keys = ON")
     return head_revision()
+
+
+def _outside_transaction(connection: Connection, pragma: str) -> None:
+    # Straight to sqlite3: SQLAlchemy would autobegin (our BEGIN IMMEDIATE) first, and SQLite
+    # ignores this pragma inside a transaction.
+    connection.connection.driver_connection.execute(pragma)
+
+
+def _upgrade_in(connection: Connection) -> None:
+    """Run the migrations inside `connection`'s open transaction (see `upgrade`)."""
+    if connection.dialect.name == "postgresql":
+        # One upgrade at a time (the others wait, then find the schema at head), and no
+        # statement timeout: a migration may rewrite a large table.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
+    config = _config(connection)
+    if _made_before_alembic(connection):
+        command.stamp(config, PRE_ALEMBIC_REVISION)
+    command.upgrade(config, "head")
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise ConfigError(
+                f"the migration left {len(broken)} row(s) pointing at missing rows "
+                f"(first: table {broken[0][0]}); nothing was changed"
+            )
 
 
 def _use_wal(engine: Engine, attempts: int = 50) -> None:

@@ -9,7 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from app.core.database import create_engine
 from app.core.database import head_revision
+from app.core.database import upgrade
 from app.core.errors import ConfigError
 from app.core.errors import NotFound
 from app.core.platform import Platform
@@ -114,3 +116,16 @@ def test_a_database_of_unknown_shape_is_refused_untouched(settings):
     rows = connection.execute("SELECT * FROM users").fetchall()
     connection.close()
     assert (tables, rows) == (["users"], [("someone else",)])
+
+
+@pytest.mark.sqlite_only
+def test_an_upgrade_leaves_the_connection_with_foreign_keys_on(settings, pre_alembic_db):
+    # The upgrade turns them off around its table rebuilds; the pooled connection that ran it
+    # is used again afterwards and must cascade deletes as every other connection does.
+    engine = create_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
