@@ -12,10 +12,11 @@ It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment t
 
 Every path in every new commit is checked, not only the tip: a revert in the UI would bring an
 old commit's files back into the working tree. Refused: a path with a `.git` component (any
-case), a submodule, a file over the size cap, and a symlink that is absolute, climbs with `..`
-or names `.git` (a relative target without `..` can only lead down, through links that obey
-the same rule, so it never leaves the repository). Exit status 1 refuses the whole push; each
-reason goes to stderr, which the pusher's git shows as `remote: ...`.
+case), a path that is not UTF-8 or holds control or format characters, a submodule, a file
+over the size cap, and a symlink that is absolute, climbs with `..` or names `.git` (a
+relative target without `..` can only lead down, through links that obey the same rule, so it
+never leaves the repository). Exit status 1 refuses the whole push; each reason goes to
+stderr, which the pusher's git shows as `remote: ...`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import re
 import subprocess
 import sys
+import unicodedata
 
 _ZERO = re.compile(r"0+")
 _SYMLINK = "120000"
@@ -54,6 +56,12 @@ def path_problem(path: str) -> str | None:
     """Return why a file path may not be in a wiki, or None; `path` is as git lists it."""
     if any(part.casefold() == ".git" for part in path.split("/")):
         return f"{_show(path)}: nothing named .git may be in a wiki (it is git's own data)"
+    # Decoded with surrogateescape: a surrogate is a byte that was no UTF-8. Otterwiki, GitPython
+    # and the page API read every name as UTF-8 text, and would fail on the whole wiki.
+    if any("\ud800" <= ch <= "\udfff" for ch in path):
+        return f"{_show(path)}: a file name must be UTF-8 text"
+    if any(unicodedata.category(ch).startswith("C") for ch in path):
+        return f"{_show(path)}: a file name may not hold control or invisible format characters"
     return None
 
 

@@ -303,6 +303,32 @@ def test_push_of_a_dotgit_path_is_refused(shared, tmp_path, name):
     assert shared.head() == before
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"caf\xe9.md",
+        b"bad\xff\xfe/page.md",
+        b"tab\there.md",
+        b"bell\x07.md",
+        b"rtl\xe2\x80\xaes.md",
+    ],
+)
+def test_push_of_a_file_name_that_is_no_clean_text_is_refused(shared, tmp_path, name):
+    # Latin-1 bytes, control and bidi format characters: Otterwiki and the page API read every
+    # name as UTF-8 text, so one such name would break writes to the whole wiki.
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    target = Path(os.fsdecode(bytes(work) + b"/" + name))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"# hostile name\n")
+    ok(run_git("add", "-A", cwd=work))
+    ok(run_git("commit", "-q", "-m", "name", cwd=work))
+    done = run_git("push", "origin", "HEAD:main", cwd=work)
+    assert done.returncode != 0 and "file name" in done.stderr, done.stderr
+    assert shared.head() == before
+
+
 def test_push_of_a_submodule_is_refused(shared, tmp_path):
     work = tmp_path / "w"
     ok(shared.clone(work, shared.editor))

@@ -29,7 +29,17 @@ def test_paths_with_a_dotgit_component_are_refused(path):
     assert path_problem(path)
 
 
-@pytest.mark.parametrize("path", ["home.md", "a.git/b.md", ".gitignore", "notes/.github/x.md"])
+@pytest.mark.parametrize(
+    "path",
+    ["caf\udce9.md", "a/\udcff.md", "new\nline.md", "nul\x00.md", "rtl\u202e.md", "zw\u200b.md"],
+)
+def test_paths_that_are_no_clean_utf8_text_are_refused(path):
+    assert path_problem(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["home.md", "a.git/b.md", "Café/Ünïcode 日本.md", ".gitignore", "notes/.github/x.md"]
+)
 def test_other_paths_are_accepted(path):
     assert path_problem(path) is None
 
