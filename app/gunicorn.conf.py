@@ -14,7 +14,9 @@ if os.environ.get("GUNICORN_UNIX_BIND"):
 worker_class = "sync"
 workers = min(2 * multiprocessing.cpu_count() + 1, 4)
 
-timeout = 30
+# A worker silent this long is killed (a stuck request); long git transfers check in meanwhile
+# (app/web/heartbeat.py). ROBOT_WORKER_TIMEOUT (seconds) is there for tests of just that.
+timeout = int(os.environ.get("ROBOT_WORKER_TIMEOUT") or 30)
 # Below supervisor's stopwaitsecs (15 s) so TERM drains in-flight requests before any KILL.
 graceful_timeout = 10
 
@@ -22,3 +24,10 @@ accesslog = "-"
 errorlog = "-"
 # One-time codes (session handoff, OAuth) in URLs are redacted from the access log.
 logger_class = "app.web.access_log.RedactingLogger"
+
+
+def post_fork(server, worker):
+    """Give the app this worker's check-in call, for transfers that outlast `timeout`."""
+    from app.web import heartbeat
+
+    heartbeat.install(worker.notify)

@@ -50,6 +50,9 @@ VARIABLES = {
     "ROBOT_MAX_ATTACHMENT_BYTES": "largest attachment one upload may carry, bytes (page API, "
     "MCP and Otterwiki's upload form)",
     "ROBOT_GIT_PUSH_MAX_BYTES": "largest git push (request body) and largest file in one, bytes",
+    "ROBOT_WORKER_TIMEOUT": "seconds a gunicorn worker may go silent on one request before it is "
+    "killed (default 30; a git transfer checks in while it moves 32 KiB/s or more, up to 15 "
+    "minutes)",
     "ATPROTO_PLC_URL": "the did:plc directory; tests only: refused unless "
     "PLATFORM_DOMAIN=localhost",
     "ATPROTO_ALLOW_INSECURE_LOOPBACK": "let sign-in reach http:// and loopback addresses, for the "

@@ -47,6 +47,7 @@ from app.core.identity import refusal
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.store import Wiki
+from app.web.heartbeat import KeepAlive
 from app.wiki.responses import text_response
 
 log = logging.getLogger("robot.wiki.git")
@@ -73,6 +74,11 @@ _MAX_HEADER_LINES, _MAX_HEADER_LINE = 32, 1024
 _PROTOCOL_RE = re.compile(r"[a-z0-9=:.,-]{1,100}")
 # Once the client stopped sending, http-backend ends in moments; past this it is stuck.
 _EXIT_TIMEOUT = 30.0
+# A transfer keeps its gunicorn worker past the worker timeout while it moves at least this
+# many bytes a second, for this many seconds at most (app/web/heartbeat.py): a 100 MiB wiki
+# clones at 1 MiB/s; a stalled or trickling client still meets the timeout.
+TRANSFER_MIN_RATE = 32 * 1024
+TRANSFER_LONGEST = 15 * 60.0
 
 
 def _credential(authorization: str | None) -> str | None:
@@ -237,21 +243,25 @@ class GitHttp:
         )
         cleanup = ExitStack()
         cleanup.callback(_reap, process)
+        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+        cleanup.callback(keepalive.stop)
         if held is not None:
             cleanup.push(held)
         cap = self.settings.git_push_max_bytes  # a clone's request (wants, haves) is far less
         try:
             if held is None:
-                pump = threading.Thread(target=_pump, args=(body, process.stdin, cap), daemon=True)
+                pump = threading.Thread(
+                    target=_pump, args=(body, process.stdin, cap, keepalive), daemon=True
+                )
                 pump.start()
-            elif _pump(body, process.stdin, cap):
+            elif _pump(body, process.stdin, cap, keepalive):
                 raise self._too_large()
             status, headers = _cgi_headers(process.stdout)
         except BaseException:
             cleanup.close()
             raise
         start_response(status, headers)
-        return _stream(process.stdout, cleanup)
+        return _stream(process.stdout, cleanup, keepalive)
 
     def _after_push(self, slug: str, repo: Path, head_before: str | None) -> None:
         """Once receive-pack ended, still under the lock: record the usage if HEAD moved."""
@@ -299,7 +309,7 @@ def _head(repo: Path) -> str | None:
     return done.stdout.strip().decode() if done.returncode == 0 else None
 
 
-def _pump(body, sink, limit: int) -> bool:
+def _pump(body, sink, limit: int, keepalive: KeepAlive) -> bool:
     """Copy the request `body` into http-backend's stdin (`sink`), then close it.
 
     Returns True, having stopped reading, once more than `limit` bytes came: git then sees the
@@ -312,6 +322,7 @@ def _pump(body, sink, limit: int) -> bool:
             if total > limit:
                 return True
             sink.write(chunk)
+            keepalive.moved(len(chunk))
     except OSError:
         pass  # http-backend stopped reading (it refused the request): its answer says why
     finally:
@@ -337,10 +348,11 @@ def _cgi_headers(stdout) -> tuple[str, list[tuple[str, str]]]:
     raise RuntimeError("git http-backend wrote no end of its headers")
 
 
-def _stream(stdout, cleanup: ExitStack):
+def _stream(stdout, cleanup: ExitStack, keepalive: KeepAlive):
     try:
         while chunk := stdout.read1(_CHUNK):
             yield chunk
+            keepalive.moved(len(chunk))  # counted once the server took it
     finally:
         cleanup.close()
 

@@ -1,0 +1,59 @@
+"""Keep a gunicorn worker alive through one long transfer (a git clone or push) while it moves.
+
+gunicorn's arbiter kills a sync worker that has not checked in for `timeout` seconds, and a sync
+worker checks in only between requests: a clone of a large wiki over a slow link would be cut
+off midway. gunicorn's `post_fork` hook (app/gunicorn.conf.py) hands us the worker's `notify`;
+`KeepAlive` calls it from a thread, but only while the transfer moves at least `min_rate`
+bytes a second and for `longest` seconds at most: a client that stalls, or trickles bytes to
+hold a worker, still meets the arbiter's timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+_notify: Callable[[], None] | None = None
+
+
+def install(notify: Callable[[], None]) -> None:
+    """Remember this worker process's check-in call (gunicorn's `Worker.notify`)."""
+    global _notify
+    _notify = notify
+
+
+class KeepAlive:
+    """Check the worker in every `every` seconds while `moved` reports enough bytes.
+
+    `longest` (seconds) bounds the whole transfer; `min_rate` (bytes a second) is the least
+    progress that counts. Does nothing outside gunicorn (no check-in call was installed).
+    `start()`, call `moved(n)` as bytes go through, `stop()` at the end (idempotent; threads
+    may call `moved`).
+    """
+
+    def __init__(self, longest: float, min_rate: int, every: float = 2.0):
+        self.longest = longest
+        self.every = every
+        self.min_bytes = int(min_rate * every)
+        self._moved = 0
+        self._stopped = threading.Event()
+
+    def start(self) -> KeepAlive:
+        notify = _notify
+        if notify is not None:
+            threading.Thread(target=self._beat, args=(notify,), daemon=True).start()
+        return self
+
+    def moved(self, count: int) -> None:
+        self._moved += count  # a lost update between threads only delays one check-in
+
+    def _beat(self, notify: Callable[[], None]) -> None:
+        for _ in range(int(self.longest / self.every)):
+            if self._stopped.wait(self.every):
+                return
+            if self._moved >= self.min_bytes:
+                notify()
+            self._moved = 0
+
+    def stop(self) -> None:
+        self._stopped.set()

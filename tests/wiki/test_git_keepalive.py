@@ -1,0 +1,117 @@
+"""A git transfer that outlasts the worker timeout lives while it moves, and only then.
+
+A stack of its own with a 3-second gunicorn worker timeout: a clone read slowly (but steadily)
+takes several times that and must arrive whole; a client that stops reading must not hold the
+worker (the arbiter's timeout still ends it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.wiki.test_git_http import OWNER
+from tests.wiki.test_git_http import GitWiki
+from tests.wiki.test_git_http import commit_file
+from tests.wiki.test_git_http import ok
+from tests.wiki.test_git_http import run_git
+
+pytestmark = pytest.mark.stack
+
+TIMEOUT = 3
+PACK_BYTES = 8 * 1024 * 1024  # random, so it packs to as much: more than the socket buffers
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """A wiki holding one incompressible file of PACK_BYTES, on a stack with a short timeout."""
+    from tests.conftest import Stack
+
+    folder = tmp_path_factory.mktemp("keepalive")
+    instance = Stack(folder / "stack", ROBOT_WORKER_TIMEOUT=str(TIMEOUT))
+    instance.start()
+    try:
+        ok(instance.robot("user", "add", "--did", OWNER[0], "--handle", OWNER[1]))
+        wiki = GitWiki(instance, "big")
+        work = folder / "work"
+        ok(wiki.clone(work, wiki.editor))
+        commit_file(work, "Home/blob.bin", os.urandom(PACK_BYTES), "a big attachment")
+        ok(run_git("push", "-q", "origin", "HEAD:main", cwd=work))
+        yield wiki
+    finally:
+        instance.stop()
+
+
+def _fetch(wiki: GitWiki, pause: float = 0, stall: float = 0) -> bytes:
+    """POST an upload-pack request for HEAD and read the answer in 64 KiB steps, sleeping
+    `pause` seconds between them and `stall` seconds once after the first; return every byte
+    that came before the connection ended."""
+    want = f"want {wiki.head()}\n"
+    body = f"{len(want) + 4:04x}{want}0000" + "0009done\n"
+    request = (
+        "POST /.git/git-upload-pack HTTP/1.1\r\n"
+        f"Host: {wiki.slug}.localhost\r\n"
+        f"Authorization: Bearer {wiki.editor}\r\n"
+        "Content-Type: application/x-git-upload-pack-request\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
+    )
+    connection = socket.socket()
+    # A small receive buffer, so the server's writes wait on this reader's pace.
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    connection.settimeout(60)
+    connection.connect(("127.0.0.1", wiki.stack.port("otterwiki")))
+    connection.sendall(request.encode())
+    received = bytearray()
+    try:
+        while chunk := connection.recv(64 * 1024):
+            time.sleep(stall if not received else pause)
+            received += chunk
+    except ConnectionResetError:
+        pass  # the worker was killed mid-answer
+    finally:
+        connection.close()
+    return bytes(received)
+
+
+def _unchunk(body: bytes) -> bytes:
+    """The data of an HTTP/1.1 chunked body, as far as it came whole."""
+    data = bytearray()
+    while True:
+        size_line, found, body = body.partition(b"\r\n")
+        if not found or not size_line:
+            return bytes(data)
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0 or len(body) < size:
+            return bytes(data + body[:size])
+        data += body[:size]
+        body = body[size + 2 :]
+
+
+def _pack_is_whole(raw: bytes, tmp_path) -> bool:
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    if b"transfer-encoding: chunked" in head.lower():
+        rest = _unchunk(rest)
+    pack = rest[rest.find(b"PACK") :]
+    ok(run_git("init", "-q", str(tmp_path)))
+    done = subprocess.run(
+        ["git", "index-pack", "--stdin"], cwd=tmp_path, input=pack, capture_output=True
+    )
+    return done.returncode == 0
+
+
+def test_a_slow_but_steady_clone_outlasts_the_worker_timeout(big, tmp_path):
+    started = time.monotonic()
+    raw = _fetch(big, pause=0.05)  # ~1.3 MiB/s: about 6 s, twice the timeout
+    assert time.monotonic() - started > TIMEOUT
+    assert _pack_is_whole(raw, tmp_path / "slow")
+
+
+def test_a_client_that_stops_reading_does_not_hold_the_worker(big, tmp_path):
+    assert _pack_is_whole(_fetch(big), tmp_path / "quick")  # a reader that keeps up gets it all
+    stalled = _fetch(big, stall=TIMEOUT * 3)  # reads the first bytes, then nothing for a while
+    assert not _pack_is_whole(stalled, tmp_path / "stalled")
