@@ -14,18 +14,20 @@ MCP_TOOLS = (
     ("whoami", "who you are in this wiki: your handle, your role and what you may do"),
     ("list_pages", "every page with its size and when it last changed"),
     ("read_page", "a page's Markdown (optionally an older revision, or one section)"),
-    ("search_pages", "full-text search over every page, with snippets"),
+    ("search_pages", 'full-text search: all words in any order, "phrases", prefix*, OR, -word'),
     ("write_page", "create a page or replace its whole content"),
     ("edit_page", "replace one exact span of a page, leaving the rest untouched"),
     ("append_to_page", "add a paragraph at the end of a page (creating it if needed)"),
     ("rename_page", "move a page, optionally updating the links to it"),
     ("delete_page", "delete a page (its history stays)"),
     ("get_history", "a page's revisions, newest first"),
-    ("get_recent_changes", "the latest changes across the wiki"),
+    ("get_recent_changes", "the latest changes across the wiki, by people or by agents"),
     ("get_links", "the pages a page links to, and its backlinks"),
     ("find_orphaned_pages", "pages no other page links to"),
     ("list_attachments", "the files attached to a page"),
     ("read_attachment", "one attached file (text, image or base64)"),
+    ("upload_attachment", "attach a file to a page (text or base64), or replace one"),
+    ("delete_attachment", "remove a file attached to a page"),
 )
 
 
@@ -80,7 +82,8 @@ The wiki's MCP endpoint is:
 - Prefer `edit_page` and `append_to_page` for small changes, and pass the revision you read as
   `base_revision`: someone else's edit made since is merged with yours, and if the two touch the
   same lines nothing is written; you get the diff to resolve and retry on the new revision.
-- Link related pages with `[[Page Name]]`, and say what changed in each edit's message.
+- Link related pages with `[[Page Name]]`, and say what changed in each edit's message: the
+  wiki's history shows each change as yours, made through this agent.
 - Keep [[Home]] as the way in: link new top-level pages from it.
 """
 
