@@ -540,6 +540,23 @@ class Pages:
             raise NotFound(f"page {path!r} has no attachment {name!r}") from None
         return data, guess_mimetype(name)
 
+    def check_upload(self, path, name) -> tuple[str, str, str, str]:
+        """Check, writing nothing, that `name` may be attached to page `path` now.
+
+        Returns (clean path, clean name, the page's file, the attachment's file). Raises
+        BadRequest (name), NotFound (no such page), Conflict (a collision in its folder).
+        """
+        path = self.rules.clean(path)
+        name = clean_new_attachment_name(name)
+        filename = self.rules.filename(path)
+        if not self.is_page(filename):
+            raise NotFound(f"page {path!r} does not exist; create it before attaching files")
+        folder = self.rules.attachment_dir(path)
+        if self.storage.exists(folder) and not self.storage.isdir(folder):
+            raise Conflict(f"the file {folder!r} stands where page {path!r} keeps its attachments")
+        self._refuse_collision(folder, name)
+        return path, name, filename, f"{folder}/{name}"
+
     def upload_attachment(self, path, name, data: bytes, author, message=None) -> dict:
         """Add or replace one attachment of an existing page in one commit.
 
@@ -549,18 +566,9 @@ class Pages:
         make no commit. Raises BadRequest (name, symlink), NotFound (no such page), Conflict
         (the commit failed; the working tree is as it was).
         """
-        path = self.rules.clean(path)
-        name = clean_new_attachment_name(name)
         if not isinstance(data, bytes):
             raise BadRequest("attachment content must be bytes")
-        filename = self.rules.filename(path)
-        if not self.is_page(filename):
-            raise NotFound(f"page {path!r} does not exist; create it before attaching files")
-        folder = self.rules.attachment_dir(path)
-        relative = f"{folder}/{name}"
-        if self.storage.exists(folder) and not self.storage.isdir(folder):
-            raise Conflict(f"the file {folder!r} stands where page {path!r} keeps its attachments")
-        self._refuse_collision(folder, name)
+        path, name, filename, relative = self.check_upload(path, name)
         exists = self.is_page(relative)
         answer = {
             "path": self.rules.page_path(filename),

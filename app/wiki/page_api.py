@@ -107,9 +107,9 @@ def _form_uploads() -> list[tuple[str, bytes]]:
         if len(data) > cap:
             raise _too_large(cap)
         uploads.append((clean_new_attachment_name(field.filename), data))
-    names = [name for name, _ in uploads]
+    names = [name.casefold() for name, _ in uploads]
     if len(set(names)) != len(names):
-        raise BadRequest("the same file name is sent twice")
+        raise BadRequest("the same file name is sent twice (names differing only in case too)")
     return uploads
 
 
@@ -202,9 +202,12 @@ def put_attachment(path, name):
 
 @bp.post("/pages/<path:path>/attachments")
 def post_attachments(path):
-    """Each file in its own commit; every name is checked for form before the first is written."""
+    """Each file in its own commit; every file is checked (name, page, collisions) before the
+    first is written."""
     pages = _pages("UPLOAD")
     uploads, message = _form_uploads(), request.form.get("message")
+    for name, _ in uploads:  # a refusal of any file comes before the first is written
+        pages.check_upload(path, name)
     results = [pages.upload_attachment(path, n, data, _author(), message) for n, data in uploads]
     created = any(result["created"] for result in results)
     body = {"path": results[0]["path"], "attachments": results, "revision": results[-1]["revision"]}

@@ -200,6 +200,26 @@ def test_body_at_the_cap_is_taken(world):
     assert call(world, "PUT", url, token="editor", data=b"x" * CAP).status_code == 201
 
 
+@pytest.mark.parametrize(
+    "second", ["NOTES.txt", "Sub", "Sub.md", "notes.TXT"], ids=["case", "dir", "subpage", "sent"]
+)
+def test_multipart_upload_refused_by_any_file_writes_none(world, second):
+    # A neighbour the second file collides with; the first file is fine on its own.
+    page = f"Multi-{second.replace('.', '-')}"
+    call(world, "PUT", f"/api/v1/pages/{page}", token="editor", json={"content": "# M\n"})
+    call(world, "PUT", f"/api/v1/pages/{page}/attachments/notes.txt", token="editor", data=b"n")
+    call(world, "PUT", f"/api/v1/pages/{page}/Sub", token="editor", json={"content": "# Sub\n"})
+    call(world, "PUT", f"/api/v1/pages/{page}/Sub/attachments/x.txt", token="editor", data=b"x")
+    before = git(world, "rev-parse", "HEAD")
+    names = ["fine.txt", second] if second != "notes.TXT" else ["fresh.txt", "FRESH.TXT"]
+    files = {"file": [(io.BytesIO(b"data"), name, "text/plain") for name in names]}
+    answer = call(world, "POST", f"/api/v1/pages/{page}/attachments", token="editor", data=files)
+    assert answer.status_code in (400, 409), answer.text
+    assert untouched(world, before)
+    listed = call(world, "GET", f"/api/v1/pages/{page}/attachments", token="editor").get_json()
+    assert {a["name"] for a in listed["attachments"]} == {"notes.txt"}
+
+
 @pytest.mark.parametrize("size", [CAP + 1, 3 * CAP])
 def test_multipart_file_over_the_cap_is_413(world, size):
     before = git(world, "rev-parse", "HEAD")
