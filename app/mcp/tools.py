@@ -63,14 +63,20 @@ async def _api(call):
         raise ToolError(error.message) from None
 
 
-def _change_line(entry: dict) -> str:
-    """One revision as one line: `<sha>  <date>  by <person>[ via <agent> (<kind>)]  <message>`
-    (the message's whitespace collapsed)."""
+def _who(entry: dict) -> str:
+    """`by <person>[ via <agent> (<kind>)]` of a revision or a page read."""
     who = f"by {entry.get('author')}"
     via = entry.get("via")
     if via:
         kind = "token" if via.get("kind") == "token" else "OAuth client"
         who += f" via {via.get('name')} ({kind})"
+    return who
+
+
+def _change_line(entry: dict) -> str:
+    """One revision as one line: `<sha>  <date>  by <person>[ via <agent> (<kind>)]  <message>`
+    (the message's whitespace collapsed)."""
+    who = _who(entry)
     # One line per entry: a message's own line breaks could otherwise pass for other entries.
     message = " ".join(str(entry.get("message") or "").split())
     return f"{entry['revision']}  {entry.get('date')}  {who}  {message}"
@@ -209,7 +215,7 @@ def build_server(pages: PageClient) -> FastMCP:
             data["section"] = section
         header = (
             f"page: {data['path']}\nrevision: {data.get('revision')}\n"
-            f"last changed: {data.get('last_changed')} by {data.get('author')}"
+            f"last changed: {data.get('last_changed')} {_who(data)}"
         )
         # The Markdown is sent once, as its own block (not again inside structured content):
         # a page's text is most of the answer and serialising it twice costs every read.

@@ -160,6 +160,23 @@ class Pages:
             "revision": commit.revision if commit else None,
             "last_changed": commit.date if commit else None,
             "author": commit.author if commit else None,
+            **self._provenance(commit.revision if commit else None),
+        }
+
+    def _provenance(self, revision: str | None) -> dict:
+        """{"did", "via"} of the commit `revision`, as history entries give them (both None
+        when there is no commit)."""
+        if revision is None:
+            return {"did": None, "via": None}
+        try:
+            raw = self.storage.repo.git.log("-1", "--format=%ae%x00%B", revision)
+        except git.exc.GitCommandError:
+            return {"did": None, "via": None}
+        email, _, message = raw.partition("\x00")
+        found = read_message(message)
+        return {
+            "did": found.did or did_from_email(email),
+            "via": found.agent.as_dict() if found.agent else None,
         }
 
     def _load_text(self, filename: str) -> str:

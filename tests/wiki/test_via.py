@@ -136,6 +136,15 @@ def test_token_commit_names_the_token_and_the_person(wiki):
     )
 
 
+@pytest.mark.parametrize("who", ["person", "token", "oauth"])
+def test_a_page_read_says_who_last_changed_it_and_through_what(wiki, who):
+    put(wiki, who, f"Read{who}", "text\n", "an edit")
+    page = call(wiki, "person", f"/api/v1/pages/Read{who}").json
+    assert (page["author"], page["did"]) == ("alice.test", ALICE[0])
+    assert page["via"] == latest(wiki, f"Read{who}")["via"]
+    assert (page["via"] is None) == (who == "person")
+
+
 def test_oauth_commit_names_the_client_cleaned(wiki):
     revision = put(wiki, "oauth", "Oa", "by oauth\n")
     via = latest(wiki, "Oa")["via"]
