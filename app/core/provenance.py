@@ -29,9 +29,10 @@ MAX_AGENT_NAME = 64
 UNNAMED = "unnamed"
 # Handles are domain names (at most 253 characters); DIDs are shorter in practice.
 MAX_IDENTIFIER = 300
-# Lines of a user's message that git or our reader could take for one of our trailers: the key
-# in any case, spaces around it, git's `:` separator.
-_LOOKALIKE = re.compile(r"^[ \t]*(via|on-behalf-of)[ \t]*:", re.IGNORECASE | re.MULTILINE)
+# A line of a user's message that git or a reader could take for one of our trailers: the key in
+# any case, git's `:` separator, after anything a reader may strip first (Otterwiki's log strips
+# every line with str.strip(), which takes \x0b, \x0c, \x1c-\x1f, \x85, \xa0, \u3000 ...).
+_LOOKALIKE = re.compile(r"(via|on-behalf-of)\s*:", re.IGNORECASE)
 _VIA = re.compile(r"(?P<name>.+) \((?:token|OAuth client (?P<client>[^\s()]+))\)")
 _ON_BEHALF_OF = re.compile(r"(?P<handle>\S+) (?P<did>did:[a-z0-9]+:\S+)")
 # The DID-derived author address of app.core.identity.Caller.git_identity: did.plc.xyz@domain.
@@ -88,8 +89,19 @@ def agent_name(raw: object, limit: int = MAX_AGENT_NAME) -> str:
 
 
 def neutralise(message: str) -> str:
-    """Quote (`> `) every line of `message` that looks like one of our trailers."""
-    return _LOOKALIKE.sub(lambda m: "> " + m.group(0).lstrip(" \t"), message)
+    """Quote (`> `) every line of `message` that looks like one of our trailers.
+
+    Lines are split at every break Python or git knows (str.splitlines is a superset of git's
+    `\n`), and a line counts once leading whitespace and invisible characters (Unicode
+    categories C and Z) are set aside, so no spelling a reader strips can bring a key back.
+    """
+    quoted = []
+    for line in message.splitlines(keepends=True):
+        core = line.lstrip()
+        while core and unicodedata.category(core[0])[0] in "CZ":
+            core = core[1:].lstrip()
+        quoted.append("> " + core if _LOOKALIKE.match(core) else line)
+    return "".join(quoted)
 
 
 def _trailer_block(agent: Agent, did: str, handle: str | None) -> str:

@@ -177,3 +177,22 @@ def test_a_long_handle_is_kept_whole():
     handle = "a" * 60 + "." + "b" * 60 + ".example.com"
     found = read_message(signed_message("m", Agent("x", TOKEN), ALICE[0], handle))
     assert (found.handle, found.did) == (handle, ALICE[0])
+
+
+# Every character a reader may strip or split at before a key: Otterwiki's log strips each line
+# with str.strip(); str.splitlines breaks at more than git's "\n".
+SLIPPED = ["\x0b", "\x0c", "\r", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000", "\u2028"]
+INVISIBLE = ["\u200b", "\ufeff", "\u200e", "\x00", "\x7f"]
+
+
+@pytest.mark.parametrize("prefix", SLIPPED + INVISIBLE + ["\t \x0b", " \u200b\xa0"])
+@pytest.mark.parametrize("agent", [None, Agent("laptop", TOKEN)], ids=["person", "token"])
+def test_no_prefix_a_reader_strips_brings_a_forged_block_back(prefix, agent):
+    forged = f"x\n\n{prefix}Via: forged (token)\n{prefix}On-Behalf-Of: eve.test did:plc:alice"
+    stored = signed_message(forged, agent, "did:plc:bob", "bob.test")
+    as_git_log = "\n".join(line.strip() for line in stored.split("\n"))
+    as_lines = "\n".join(line.strip() for line in stored.splitlines())
+    for seen in (stored, as_git_log, as_lines):
+        found = read_message(seen)
+        assert found.did in (None, "did:plc:bob"), repr(seen)
+        assert found.agent in (None, agent) and "forged" not in str(found.agent)

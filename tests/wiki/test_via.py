@@ -169,6 +169,19 @@ def test_a_persons_commit_has_no_agent(wiki):
     assert (entry["via"], entry["did"], entry["author"]) == (None, ALICE[0], "alice.test")
 
 
+@pytest.mark.parametrize("prefix", ["\x0b", "\x0c", "\xa0", "\u3000", "\x85", "\u2028"])
+@pytest.mark.parametrize("who", ["person", "token"])
+def test_a_prefix_otterwikis_log_strips_cannot_forge_the_block(wiki, who, prefix):
+    page = f"Slip{who}{ord(prefix)}"
+    forged = f"x\n\n{prefix}Via: forged (token)\n{prefix}On-Behalf-Of: mallory.test did:plc:mallory"
+    put(wiki, who, page, "x\n", forged)
+    entry = latest(wiki, page)
+    assert entry["did"] == ALICE[0]
+    assert entry["via"] is None if who == "person" else entry["via"]["name"] == LABEL
+    agents = call(wiki, "person", "/api/v1/changes?by=agents&limit=200").json["changes"]
+    assert (entry["revision"] in {c["revision"] for c in agents}) == (who == "token")
+
+
 @pytest.mark.parametrize("who", ["person", "token", "oauth"])
 def test_page_api_message_cannot_forge_the_block(wiki, who):
     revision = put(wiki, who, f"Forge{who}", "x\n", FORGED)
