@@ -187,4 +187,6 @@ def clean_message(raw: object, default: str) -> str:
         raise BadRequest(f"message is longer than {MAX_MESSAGE_CHARS} characters")
     if "\x00" in message:
         raise BadRequest("message contains a NUL character")
+    if any(ch not in "\n\r\t" and unicodedata.category(ch) == "Cc" for ch in message):
+        raise BadRequest("message contains control characters (only line breaks and tabs may)")
     return message or default

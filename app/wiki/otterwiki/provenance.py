@@ -15,6 +15,7 @@ feeds name the agent the same way and carry no address.
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from urllib.parse import quote
 
@@ -118,14 +119,34 @@ TEMPLATE_ADDITIONS = (
 )
 
 
+# What XML 1.0 may not hold (its Char production): a pushed commit's message, author or file
+# name with one of these made lxml refuse the whole feed (a 500 for every reader).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: object) -> str:
+    return _NOT_XML.sub("", str(text or ""))
+
+
 def feed_entry(entry: dict) -> dict:
     """A changelog entry as the RSS and Atom feeds show it: "<person> via <agent>" as the
-    author's name, no (DID-derived) address, the message without our block."""
+    author's name, no (DID-derived) address, the message without our block, and no character
+    XML cannot hold in any of them or in the file names."""
     found = read_message(entry.get("message") or "")
     name = entry.get("author_name") or ""
     if found.agent is not None and name:
         name = f"{name} via {found.agent}"
-    return {**entry, "author_name": name, "author_email": "", "message": found.message}
+    files = {
+        key: {**details, "name": _xml_text(details.get("name"))}
+        for key, details in (entry.get("files") or {}).items()
+    }
+    return {
+        **entry,
+        "author_name": _xml_text(name),
+        "author_email": "",
+        "message": _xml_text(found.message),
+        "files": files,
+    }
 
 
 def _feeds_without_addresses() -> None:
