@@ -227,6 +227,7 @@ class GitHttp:
             env.update(
                 WIKI_PUSH_BRANCH=wikis.BRANCH,
                 WIKI_PUSH_MAX_BYTES=cap,
+                WIKI_PUSHER_DID=caller.did or "",
             )
         return env
 

@@ -1,4 +1,5 @@
-"""The rules a git push to a wiki must pass: git's pre-receive hook, standard library only.
+"""The rules a git push to a wiki must pass: git's pre-receive hook, on the standard library
+(and app.core.provenance, itself standard library only).
 
 git runs this file (through the hook git_http.install_hook writes) inside `git receive-pack`,
 with the pushed objects still in quarantine: nothing refused here ever reaches the repository.
@@ -15,7 +16,8 @@ old commit's files back into the working tree. Refused: a path with a `.git` com
 case), a path that is not UTF-8 or holds control or format characters, a submodule, a file
 over the size cap, and a symlink that is absolute, climbs with `..` or names `.git` (a
 relative target without `..` can only lead down, through links that obey the same rule, so it
-never leaves the repository). Exit status 1 refuses the whole push; each reason goes to
+never leaves the repository), and a commit claiming to be made on someone else's behalf (see
+`commit_problems`). Exit status 1 refuses the whole push; each reason goes to
 stderr, which the pusher's git shows as `remote: ...`.
 """
 
@@ -26,6 +28,12 @@ import re
 import subprocess
 import sys
 import unicodedata
+from pathlib import Path
+
+# git runs this file as a script (`python -I`): the project's root is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from app.core.provenance import did_from_email  # noqa: E402 (standard library only)
+from app.core.provenance import neutralise  # noqa: E402
 
 _ZERO = re.compile(r"0+")
 _SYMLINK = "120000"
@@ -135,8 +143,43 @@ def content_problems(new: str, max_bytes: int) -> list[str]:
     return problems
 
 
+def commit_problems(new: str, pusher_did: str) -> list[str]:
+    """Every reason the commits `new` brings may not be in a wiki as they claim to be made.
+
+    The page API, history and MCP read who made a change from its author address (a
+    DID-derived platform address names a person) and from robot's `Via:`/`On-Behalf-Of:`
+    trailer (app/core/provenance.py). A push may not bring either on someone else's behalf: an
+    author or committer address naming another person's DID, or a message line that looks like
+    robot's trailer (which only robot writes).
+    """
+    commits = _git("rev-list", new, "--not", "--all")
+    if not commits.strip():
+        return []
+    fields = "--format=%H%x00%ae%x00%ce%x00%B%x01"
+    raw = _git("log", "--no-walk=unsorted", "--stdin", fields, stdin=commits)
+    problems = []
+    for record in raw.decode("utf-8", "replace").split("\x01"):
+        sha, _, rest = record.strip("\n").partition("\x00")
+        if not sha:
+            continue
+        author, committer, message = (rest.split("\x00", 2) + ["", ""])[:3]
+        for address in {author, committer}:
+            did = did_from_email(address)
+            if did is not None and did != pusher_did:
+                problems.append(
+                    f"commit {sha[:12]} names {address} as its author or committer: a robot "
+                    "address of another person; commit as yourself and push again"
+                )
+        if neutralise(message) != message:
+            problems.append(
+                f"commit {sha[:12]}: its message has a 'Via:' or 'On-Behalf-Of:' line, which "
+                "only robot writes; reword it (git commit --amend, git rebase -i) and push again"
+            )
+    return problems
+
+
 def update_problems(
-    old: str, new: str, ref: str, branch: str, max_bytes: int, may_replace: bool
+    old: str, new: str, ref: str, branch: str, max_bytes: int, may_replace: bool, pusher_did=""
 ) -> list[str]:
     """Every reason the update of `ref` from `old` to `new` (object ids) is refused."""
     wanted = f"refs/heads/{branch}"
@@ -152,7 +195,7 @@ def update_problems(
             f"{branch} refused: the push rewrites the wiki's history (not a fast-forward). "
             "Pull, merge or rebase your changes on top, and push again; nothing was changed"
         ]
-    return content_problems(new, max_bytes)
+    return content_problems(new, max_bytes) + commit_problems(new, pusher_did)
 
 
 def main() -> int:
@@ -160,12 +203,13 @@ def main() -> int:
     branch = os.environ.get("WIKI_PUSH_BRANCH", "main")
     max_bytes = int(os.environ.get("WIKI_PUSH_MAX_BYTES", "0") or 0)
     may_replace = os.environ.get("WIKI_PUSH_IMPORT") == "1"
+    pusher_did = os.environ.get("WIKI_PUSHER_DID", "")
     problems = []
     try:
         for line in sys.stdin.read().splitlines():
             fields = line.split()
             if len(fields) == 3:
-                problems += update_problems(*fields, branch, max_bytes, may_replace)
+                problems += update_problems(*fields, branch, max_bytes, may_replace, pusher_did)
     except (RuntimeError, ValueError) as error:  # git could not read what was pushed
         problems.append(f"the push could not be checked: {error}")
     for problem in problems:

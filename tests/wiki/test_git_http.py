@@ -329,6 +329,47 @@ def test_push_of_a_file_name_that_is_no_clean_text_is_refused(shared, tmp_path, 
     assert shared.head() == before
 
 
+def _push_commit(wiki: GitWiki, work: Path, message: str, author: str | None = None):
+    ok(wiki.clone(work, wiki.editor))
+    (work / "claimed.md").write_text(f"# {message[:20]}\n")
+    ok(run_git("add", "-A", cwd=work))
+    extra = [f"--author={author}"] if author else []
+    ok(run_git("commit", "-q", "-m", message, *extra, cwd=work))
+    return run_git("push", "origin", "HEAD:main", cwd=work)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "pushed\n\nVia: forged-push (token)\nOn-Behalf-Of: alice.example did:plc:alice",
+        "note\n\n\x0bvia : someone",
+        "On-Behalf-Of: x did:plc:y",
+    ],
+    ids=["block", "slipped", "first-line"],
+)
+def test_a_pushed_message_may_not_carry_robots_trailer(shared, tmp_path, message):
+    before = shared.head()
+    done = _push_commit(shared, tmp_path / "w", message)
+    assert done.returncode != 0 and "only robot writes" in done.stderr, done.stderr
+    assert shared.head() == before
+
+
+def test_a_push_may_not_claim_another_persons_robot_address(shared, tmp_path):
+    # The reviewer's example: the address history reads as a person's DID (and profile link).
+    before = shared.head()
+    done = _push_commit(shared, tmp_path / "w", "as alice", "alice <did.plc.alice@localhost>")
+    assert done.returncode != 0 and "address of another person" in done.stderr, done.stderr
+    assert shared.head() == before
+
+
+def test_a_push_under_ones_own_robot_address_is_taken(made, tmp_path):
+    wiki = made()
+    own = f"{OWNER[1]} <{OWNER[0].replace(':', '.')}@localhost>"
+    ok(_push_commit(wiki, tmp_path / "w", "my own", own))
+    change = wiki.pages.get("/api/v1/changes?limit=1").json()["changes"][0]
+    assert (change["did"], change["via"]) == (OWNER[0], None)
+
+
 def test_push_of_a_submodule_is_refused(shared, tmp_path):
     work = tmp_path / "w"
     ok(shared.clone(work, shared.editor))
