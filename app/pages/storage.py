@@ -371,6 +371,10 @@ class Pages:
                 "written (write without base_revision to create it again)",
                 current_revision=None,
             )
+        if self._is_ancestor(current, base_full):
+            # The base is newer than the page's last change (another page changed since):
+            # the page is as the writer read it, nothing to merge.
+            return content, {"merged": False}
         old = self._bytes_at(filename, base_full).decode("utf-8", "replace")
         theirs = self._bytes_at(filename, current).decode("utf-8", "replace")
         authors = self.storage.repo.git.log(
@@ -509,6 +513,14 @@ class Pages:
 
     def _head(self) -> str:
         return self.storage.repo.head.commit.hexsha
+
+    def _is_ancestor(self, older: str, newer: str) -> bool:
+        """Tell whether commit `older` is `newer` or one of its ancestors."""
+        try:
+            self.storage.repo.git.merge_base("--is-ancestor", older, newer)
+        except git.exc.GitCommandError:
+            return False
+        return True
 
     def _git(self, command: str, *args: str) -> str:
         """Run a git command on paths taken literally: '*' or '[' in a file name is no glob."""

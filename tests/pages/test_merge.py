@@ -120,6 +120,15 @@ def test_a_write_at_the_current_revision_is_not_a_merge(pages):
     assert result["merged"] is False and pages.read("Plan")["content"] == "new\n"
 
 
+def test_a_base_newer_than_the_pages_last_change_is_not_a_merge(pages):
+    # The reviewer's example: P1 written, then Q1; P1 written with Q1's revision as its base.
+    pages.write("P1", "one\n", ALICE)
+    newer = pages.write("Q1", "other page\n", AGENT)["revision"]
+    result = pages.write("P1", "two\n", ALICE, base_revision=newer)
+    assert result["merged"] is False and "merged_authors" not in result
+    assert pages.read("P1")["content"] == "two\n"
+
+
 def test_overlapping_stale_write_conflicts_with_details_and_writes_nothing(pages):
     base = pages.write("Plan", BASE, ALICE)["revision"]
     theirs_text = BASE.replace("first", "agent's")
