@@ -235,6 +235,19 @@ class PageClient:
             body["base_revision"] = base_revision
         return await self._json(slug, auth, "PUT", _page_url(path), body=body)
 
+    async def append_page(
+        self, slug: str, auth: str | None, path: str, content: str, message: str | None = None
+    ) -> dict:
+        """POST a paragraph to add at the end of a page (created if missing); refuse past
+        MAX_PAGE_BYTES (UTF-8) before sending."""
+        if len(content.encode()) > MAX_PAGE_BYTES:
+            raise PayloadTooLarge(
+                f"content is {len(content.encode())} bytes; a page may hold at most "
+                f"{MAX_PAGE_BYTES} bytes"
+            )
+        body = {"content": content} | ({"message": message} if message else {})
+        return await self._json(slug, auth, "POST", _page_url(path, "append"), body=body)
+
     async def delete_page(
         self, slug: str, auth: str | None, path: str, message: str | None = None
     ) -> dict:

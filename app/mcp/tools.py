@@ -18,7 +18,6 @@ from mcp.types import TextContent
 from pydantic import Field
 
 from app.core.errors import Conflict
-from app.core.errors import NotFound
 from app.core.errors import RobotError
 from app.core.version import VERSION
 from app.mcp import resources
@@ -97,24 +96,34 @@ def _conflict_text(error: Conflict, path: str) -> str:
         "read it again, merge your change and retry with that base_revision."
     )
     conflict = error.extra.get("conflict")
-    if isinstance(conflict, dict) and conflict.get("diff"):
-        authors = ", ".join(conflict.get("authors") or []) or "someone else"
+    if isinstance(conflict, dict) and conflict.get("with_markers"):
+        # The merge with git's markers, not a diff of the whole texts: a diff from the current
+        # text to yours also shows others' changes you kept as if you undid them.
         text += (
-            f"\n\nYour change overlaps one {authors} made since your base_revision. Unified "
-            f"diff from the current text to yours:\n{conflict['diff']}"
+            f"\n\nYour change overlaps a change by {_names(conflict.get('authors'))} made "
+            "since your base_revision. The page with both merged, each overlap between git's "
+            "markers (<<<<<<< yours, =======, >>>>>>> current):\n"
+            f"{conflict['with_markers']}"
         )
     return text
+
+
+def _names(authors) -> str:
+    """'a', 'a and b', 'a, b and c'; 'someone else' for none."""
+    names = [str(name) for name in authors or []]
+    if not names:
+        return "someone else"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _written_text(verb: str, data: dict) -> str:
     """What a successful write says: the new revision, and whose change it was merged over."""
     text = f"{verb} {data['path']}; now at revision {data['revision']}."
     if data.get("merged"):
-        authors = ", ".join(data.get("merged_authors") or []) or "someone else"
         text += (
             f" The page had changed since the revision your change started from (revision "
-            f"{data.get('merged_over')} by {authors}); your change did not overlap theirs and "
-            "was merged with it."
+            f"{data.get('merged_over')} by {_names(data.get('merged_authors'))}); your change "
+            "did not overlap theirs and was merged with it."
         )
     return text
 
@@ -243,27 +252,31 @@ def build_server(pages: PageClient) -> FastMCP:
         data = await put(path, content, message, base_revision)
         return _result(_written_text("Created" if data.get("created") else "Updated", data), data)
 
-    async def rewrite(path, transform, message, base_revision=None, create=False) -> dict:
+    async def rewrite(path, transform, message, base_revision=None) -> dict:
         """Read a page, transform its text, write it back on top of the revision read.
 
         Without `base_revision` the current text is read, and a race with another writer that
         cannot be merged is retried on the newer text. With it, the text at `base_revision` is
         transformed and the page API merges that over changes made since, or refuses (a
-        conflict). `create` treats a missing page as empty.
+        conflict).
         """
         slug, auth = caller()
         for attempt in range(EDIT_ATTEMPTS):
             try:
                 page = await pages.read_page(slug, auth, path, base_revision)
-            except NotFound as error:
-                if not create:
-                    raise ToolError(error.message) from None
-                page = {"content": "", "revision": None}
             except RobotError as error:
                 raise ToolError(error.message) from None
             revision = base_revision or page.get("revision")
             try:
                 updated = transform(page.get("content", ""))
+            except RobotError as error:
+                if base_revision:  # the span may be in the page now, just not at that revision
+                    raise ToolError(
+                        f"{error.message} (in the page as it was at revision {base_revision}, "
+                        "the base_revision you gave; read the page again for its current text)"
+                    ) from None
+                raise ToolError(error.message) from None
+            try:
                 return await pages.write_page(slug, auth, path, updated, message, revision)
             except Conflict as error:
                 if base_revision or attempt == EDIT_ATTEMPTS - 1:
@@ -305,10 +318,12 @@ def build_server(pages: PageClient) -> FastMCP:
         content: Annotated[str, Field(description="Markdown to add at the end of the page.")],
         message: Message = None,
     ) -> ToolResult:
-        """Add text at the end of a page as a new paragraph, creating the page if needed."""
-        data = await rewrite(
-            path, lambda text: page_text.append_text(text, content), message, create=True
-        )
+        """Add text at the end of a page as a new paragraph, creating the page if needed.
+
+        Appends never conflict: the wiki adds the paragraph to the page as it is then.
+        """
+        slug, auth = caller()
+        data = await _api(pages.append_page(slug, auth, path, content, message))
         return _result(f"Appended to {data['path']}; now at revision {data['revision']}.", data)
 
     @mcp.tool(annotations=READ_ONLY)

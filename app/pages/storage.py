@@ -35,6 +35,7 @@ from app.pages.paths import clean_content
 from app.pages.paths import clean_message
 from app.pages.paths import clean_new_attachment_name
 from app.pages.paths import clean_revision
+from app.pages.text import append_text
 
 log = logging.getLogger(__name__)
 # Attachment names may hold '*', '?' or '[': git must never read them as patterns (or it would
@@ -297,6 +298,22 @@ class Pages:
             "created": not exists,
             **merged,
         }
+
+    def append(self, path, addition, author, message=None) -> dict:
+        """Add `addition` (Markdown) at the end of a page as a new paragraph, in one commit,
+        creating the page when it does not exist.
+
+        Read and written under the caller's write lock, so appends that race never conflict and
+        none is lost. Returns what `write` returns. Raises BadRequest / PayloadTooLarge for bad
+        input (the page with the addition must fit the page cap).
+        """
+        addition = clean_content(addition)
+        if not addition.strip():
+            raise BadRequest("content to append is empty")
+        path = self.rules.clean(path)
+        filename = self.rules.filename(path)
+        current = self._load_text(filename) if self.is_page(filename) else ""
+        return self.write(path, append_text(current, addition), author, message)
 
     def rebase(self, path: str, content: str, base_revision: str | None) -> dict:
         """Return the text to store for a page written on top of `base_revision`, and how.

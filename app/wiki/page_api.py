@@ -153,6 +153,15 @@ def write_page(path):
     return result, 201 if result["created"] else 200
 
 
+@bp.post("/pages/<path:path>/append")
+def append_page(path):
+    """Add a paragraph at the end of a page (created if missing): no base_revision needed, as
+    the page is read and written under the wiki's write lock."""
+    pages, body = _pages("WRITE"), _body()
+    result = pages.append(path, body.get("content"), _author(), body.get("message"))
+    return result, 201 if result["created"] else 200
+
+
 @bp.delete("/pages/<path:path>")
 def delete_page(path):
     pages = _pages("WRITE")

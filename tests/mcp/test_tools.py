@@ -1,5 +1,6 @@
 """Every MCP tool, driven by two real clients over HTTP against the running stack."""
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -116,14 +117,19 @@ async def test_write_over_a_change_elsewhere_is_merged_and_says_so(mcp):
     assert "first, by the agent" in body(read) and "last, by someone" in body(read)
 
 
-async def test_overlapping_write_is_a_tool_error_with_the_diff(mcp):
-    first = await write(mcp, "Overlap", "one\ntwo\n")
-    theirs = await write(mcp, "Overlap", "one\nTWO\n")
-    result = await write_over(mcp, "Overlap", "one\n2\n", first["revision"])
+async def test_overlapping_write_is_a_tool_error_with_the_merge_to_resolve(mcp):
+    first = await write(mcp, "Overlap", "zero\n\none\ntwo\n\nend\n")
+    # Someone changes a line the agent changes too, and one the agent left alone.
+    theirs = await write(mcp, "Overlap", "zero\n\none\nTWO\n\nEND\n")
+    result = await write_over(mcp, "Overlap", "zero\n\none\n2\n\nend\n", first["revision"])
     assert result.is_error and theirs["revision"] in result.text
-    assert "-TWO\n+2\n" in result.text and "one mcp-tools-owner.test made" in result.text
+    assert "<<<<<<< yours\n2\n=======\nTWO\n>>>>>>> current" in result.text
+    # Their other change shows as kept, never as something the agent would undo.
+    assert "END" in result.text and "-END" not in result.text
+    assert "a change by mcp-tools-owner.test made" in result.text
     read = await mcp.call("read_page", path=f"{mcp.prefix}/Overlap")
-    assert body(read) == "one\nTWO\n" and f"revision: {theirs['revision']}" in read.text
+    assert body(read) == "zero\n\none\nTWO\n\nEND\n"
+    assert f"revision: {theirs['revision']}" in read.text
 
 
 async def test_edit_page_at_an_older_revision_merges_over_changes_elsewhere(mcp):
@@ -176,6 +182,28 @@ async def test_edit_page_with_stale_base_revision_conflicts(mcp):
     await write(mcp, "EditRace", "one two three\n")
     result = await edit_over(mcp, "EditRace", "two", "2", first["revision"])
     assert result.is_error and "Conflict" in result.text
+
+
+async def test_edit_page_span_missing_at_the_base_says_so(mcp):
+    first = await write(mcp, "EditBase", "one\n")
+    await write(mcp, "EditBase", "one\n\nadded later\n")
+    result = await edit_over(mcp, "EditBase", "added later", "x", first["revision"])
+    assert result.is_error and "as it was at revision" in result.text
+
+
+async def test_appends_at_the_same_time_all_land(mcp):
+    # The reviewer's example: ten agents appending at once; none may fail or be lost.
+    await write(mcp, "Journal", "# Journal\n")
+    calls = [
+        mcp.call("append_to_page", path=f"{mcp.prefix}/Journal", content=f"entry {i}")
+        for i in range(10)
+    ]
+    results = await asyncio.gather(*calls)
+    assert [r.text for r in results if r.is_error] == []
+    text = body(await mcp.call("read_page", path=f"{mcp.prefix}/Journal"))
+    assert sorted(line for line in text.split("\n") if line.startswith("entry ")) == sorted(
+        f"entry {i}" for i in range(10)
+    )
 
 
 async def test_append_to_existing_and_new_page(mcp):

@@ -305,3 +305,18 @@ def test_bad_attachment_names(pages, name):
 def test_bad_limits(raw):
     with pytest.raises(BadRequest):
         clean_limit(raw, 10)
+
+
+def test_append_adds_a_paragraph_or_creates_the_page(pages):
+    created = pages.append("Log", "day one", ALICE)
+    assert created["created"] is True and pages.read("Log")["content"] == "day one"
+    added = pages.append("Log", "day two\n", ALICE, message="more")
+    assert added["created"] is False and pages.read("Log")["content"] == "day one\n\nday two\n"
+
+
+@pytest.mark.parametrize("addition", ["", "  \n", None, 5])
+def test_append_refuses_nothing_to_add(pages, addition):
+    pages.write("Kept", "text\n", ALICE)
+    with pytest.raises(BadRequest):
+        pages.append("Kept", addition, ALICE)
+    assert pages.read("Kept")["content"] == "text\n"
