@@ -90,7 +90,10 @@ def _conflict_text(error: Conflict, path: str) -> str:
     and for overlapping changes the diff from the current text to the agent's, to resolve."""
     current = error.extra.get("current_revision")
     if not current:
-        return f"Conflict on {path!r}: {error.message}"
+        return (
+            f"Conflict on {path!r}: {error.message}. If it should exist, write it again "
+            "without base_revision."
+        )
     text = (
         f"Conflict on {path!r}: {error.message}. The page is now at revision {current}; "
         "read it again, merge your change and retry with that base_revision."

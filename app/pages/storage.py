@@ -384,9 +384,9 @@ class Pages:
             )
         if current is None:
             raise Conflict(
-                f"page {path!r} was deleted or renamed since revision {base}; nothing was "
-                "written (write without base_revision to create it again)",
+                f"page {path!r} was deleted or renamed since revision {base}; nothing was written",
                 current_revision=None,
+                reason="deleted",
             )
         if self._is_ancestor(current, base_full):
             # The base is newer than the page's last change (another page changed since):

@@ -149,7 +149,9 @@ def test_a_page_deleted_meanwhile_is_a_conflict(wiki, alice, agent):
     )
     assert deleted.status_code == 200
     answer = save(alice, "Gone", form, BASE + "more\n")
-    assert answer.status_code == 409 and "deleted or renamed" in answer.get_data(as_text=True)
+    page = html.unescape(answer.get_data(as_text=True))
+    assert answer.status_code == 409 and "deleted or renamed while you edited it" in page
+    assert "without base_revision" not in page
     assert alice.open(HOST, "/api/v1/pages/Gone").status_code == 404
 
 

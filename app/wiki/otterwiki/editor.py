@@ -120,8 +120,15 @@ def _save_merging(original):
             outcome = _pages().rebase(path, content, request.form["base_revision"])
         except Conflict as error:
             details = error.extra.get("conflict") or {}
+            gone = error.extra.get("reason") == "deleted"
             g.robot_conflict = {
-                "message": error.message,
+                # Said to a person in the editor, not in the page API's words.
+                "message": (
+                    "This page was deleted or renamed while you edited it, so nothing was saved. "
+                    "Your text is kept below: save again to create the page anew."
+                )
+                if gone
+                else error.message,
                 "yours": content,
                 "current_revision": error.extra.get("current_revision"),
                 "current_content": error.extra.get("current_content"),
