@@ -95,7 +95,9 @@ def parse(query: object) -> list[list[Term]]:
             groups.append([term])
         joining = False
     if not groups:
-        raise BadRequest("search query has no words to search for (punctuation and OR are none)")
+        raise BadRequest(
+            "search query has no words to search for (punctuation, AND and OR are not words)"
+        )
     if all(group[0].exclude for group in groups):
         raise BadRequest("search query only excludes words (-word); give a word to find")
     return groups
