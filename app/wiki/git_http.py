@@ -11,11 +11,14 @@ the same as Bearer); clone and pull need READ (a viewer, or anyone on a public w
 WRITE (an editor). A refusal is plain text, which git prints as `remote: ...`; 401 carries
 `WWW-Authenticate: Basic` so git asks for the password.
 
-A push holds the wiki's write lock from before git reads it to after the working tree and the
-usage figures follow it. Its body is streamed to git and cut at `git_push_max_bytes` (413);
-receive-pack keeps what it received in quarantine until the pre-receive hook (push_rules.py)
-accepted it, so a refused or cut push leaves nothing behind. Caches need no refresh: Otterwiki's
-per-wiki memories key on HEAD, rendered pages on their content.
+A push's body is first read whole from the network into a nameless temporary file in the wiki's
+folder (never in memory), cut at `git_push_max_bytes` (413) while it streams; only then does the
+push take the wiki's write lock, run receive-pack on the file, and hold the lock until the working
+tree and the usage figures follow it. A slow or stalled pusher so holds a worker, never the wiki:
+other writes go on meanwhile. receive-pack keeps what it received in quarantine until the
+pre-receive hook (push_rules.py) accepted it, so a refused or cut push leaves nothing behind.
+Caches need no refresh: Otterwiki's per-wiki memories key on HEAD, rendered pages on their
+content.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from werkzeug.wsgi import get_input_stream
 
 from app.core import usage
 from app.core import wikis
+from app.core.errors import BadRequest
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
@@ -140,7 +144,8 @@ class GitHttp:
         return self._push(environ, start_response, env, wiki)
 
     def _push(self, environ, start_response, env: dict, wiki: Wiki):
-        """Run receive-pack under the wiki's write lock; record the usage once it ended."""
+        """Spool the push's body, then run receive-pack on it under the wiki's write lock;
+        record the usage once it ended."""
         if not os.access(self.hooks / "pre-receive", os.X_OK):
             # git would skip the hook without a word, and with it every push rule.
             log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
@@ -150,16 +155,50 @@ class GitHttp:
             raise self._too_large()
         held = ExitStack()
         try:
+            body = held.enter_context(self._spool(environ, self.settings.wiki_dir(wiki.slug)))
+            env["CONTENT_LENGTH"] = str(body.seek(0, os.SEEK_END))  # what came, chunked or not
+            body.seek(0)
             held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
             repo = self.settings.repo_path(wiki.slug)
             if wikis.only_created(repo, self.settings.platform_domain):
                 env["WIKI_PUSH_IMPORT"] = "1"
                 env.update(_config({"receive.denyNonFastForwards": "false"}, env))
             held.callback(self._after_push, wiki.slug, repo, _head(repo))
-            return self._run(environ, start_response, env, held)
+            return self._run(environ, start_response, env, held, body)
         except BaseException:
             held.close()
             raise
+
+    def _spool(self, environ, folder: Path):
+        """The request body, read whole into a temporary file in `folder` (returned at its end).
+
+        The file has no name (unlinked at once), so a worker killed midway leaves nothing. A
+        body over the cap is PayloadTooLarge; one that ends before its Content-Length said is
+        BadRequest (the pusher went away: receive-pack would only fail on the half pack).
+        """
+        spool = tempfile.TemporaryFile(dir=folder, prefix=".push-")
+        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+        try:
+            stream, total = get_input_stream(environ), 0
+            while chunk := stream.read(_CHUNK):
+                total += len(chunk)
+                if total > self.settings.git_push_max_bytes:
+                    raise self._too_large()
+                spool.write(chunk)
+                keepalive.moved(len(chunk))
+            declared = environ.get("CONTENT_LENGTH", "")
+            if declared.isdigit() and total < int(declared):
+                raise BadRequest(
+                    f"push refused: its body ended after {total} of {declared} bytes; nothing "
+                    "was changed. Push again"
+                )
+            spool.flush()
+            return spool
+        except BaseException:
+            spool.close()
+            raise
+        finally:
+            keepalive.stop()
 
     def _service(self, endpoint: str, method: str, query: str) -> str:
         """Which git service the request is for; NotFound for anything but the smart protocol."""
@@ -231,13 +270,13 @@ class GitHttp:
             )
         return env
 
-    def _run(self, environ, start_response, env: dict, held: ExitStack | None):
-        """Run http-backend on the request; stream its answer. A push (`held` has its lock and
-        after-work) is read whole first, so a push over the cap is answered 413."""
+    def _run(self, environ, start_response, env: dict, held: ExitStack | None, spooled=None):
+        """Run http-backend on the request; stream its answer. A push (`held` has its lock,
+        spool and after-work) reads its `spooled` body; anything else its request's body."""
         body = get_input_stream(environ)
         process = subprocess.Popen(
             ["git", "http-backend"],
-            stdin=subprocess.PIPE,
+            stdin=subprocess.PIPE if spooled is None else spooled,
             stdout=subprocess.PIPE,
             cwd=env["GIT_PROJECT_ROOT"],
             env=env,
@@ -250,13 +289,11 @@ class GitHttp:
             cleanup.push(held)
         cap = self.settings.git_push_max_bytes  # a clone's request (wants, haves) is far less
         try:
-            if held is None:
+            if spooled is None:
                 pump = threading.Thread(
                     target=_pump, args=(body, process.stdin, cap, keepalive), daemon=True
                 )
                 pump.start()
-            elif _pump(body, process.stdin, cap, keepalive):
-                raise self._too_large()
             status, headers = _cgi_headers(process.stdout)
         except BaseException:
             cleanup.close()

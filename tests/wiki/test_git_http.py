@@ -8,9 +8,11 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import socket
 import subprocess
 import tarfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -245,6 +247,35 @@ def test_push_waits_for_the_write_lock(made, tmp_path):
     pusher.join()
     ok(pushed["done"])
     assert wiki.head() != before
+
+
+def test_a_stalled_push_body_does_not_hold_the_wiki(made):
+    """A pusher that sends 4 of 100 000 bytes and stalls holds its worker, not the wiki's write
+    lock: the body is read whole before the lock is taken, so other writes go on at once."""
+    wiki = made()
+    before = wiki.head()
+    connection = socket.create_connection(("127.0.0.1", wiki.stack.port("otterwiki")), 30)
+    try:
+        connection.sendall(
+            (
+                "POST /.git/git-receive-pack HTTP/1.1\r\n"
+                f"Host: {wiki.slug}.localhost\r\n"
+                f"Authorization: Bearer {wiki.editor}\r\n"
+                "Content-Type: application/x-git-receive-pack-request\r\n"
+                "Content-Length: 100000\r\n\r\n0000"
+            ).encode()
+        )
+        time.sleep(1)  # the push is in its worker, waiting for the rest of its body
+        started = time.monotonic()
+        answer = wiki.pages.put("/api/v1/pages/Meanwhile", json={"content": "not blocked"})
+        assert answer.status_code == 201, answer.text
+        assert time.monotonic() - started < 5
+    finally:
+        connection.close()
+    assert wiki.head() != before
+    # The cut-off body left no file behind in the wiki's folder.
+    folder = wiki.stack.settings.wiki_dir(wiki.slug)
+    assert not [path.name for path in folder.iterdir() if path.name.startswith(".push-")]
 
 
 # Every symlink is refused, inside the repository or not: the first four were once taken, and
