@@ -160,7 +160,7 @@ class GitHttp:
             body.seek(0)
             held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
             repo = self.settings.repo_path(wiki.slug)
-            if wikis.only_created(repo, self.settings.platform_domain):
+            if wikis.only_created(repo):
                 env["WIKI_PUSH_IMPORT"] = "1"
                 env.update(_config({"receive.denyNonFastForwards": "false"}, env))
             held.callback(self._after_push, wiki.slug, repo, _head(repo))
@@ -257,6 +257,8 @@ class GitHttp:
             "receive.denyNonFastForwards": "true",
             "receive.fsckObjects": "true",
             "receive.maxInputSize": cap,
+            # The platform's own record (the creation commit): not cloned, never pushed to.
+            "transfer.hideRefs": wikis.CREATED_REF,
         }
         # fsck only warns of these by default; a wiki refuses them.
         for message in ("hasDot", "hasDotdot", "hasDotgit", "fullPathname", "badFilemode"):

@@ -479,6 +479,51 @@ def test_import_is_refused_once_the_wiki_was_written(made, tmp_path):
     assert wiki.pages.get("/api/v1/pages/Mine").status_code == 200
 
 
+def forced_import(wiki: GitWiki, where: Path, committer: str, message: str):
+    """Push --force a new one-commit history to `wiki`, made by `committer` with `message`."""
+    ok(run_git("init", "-q", "-b", "main", str(where)))
+    (where / "home.md").write_text(f"# {where.name}")
+    ok(run_git("add", "home.md", cwd=where))
+    ok(run_git("-c", "user.name=robot", "-c", f"user.email={committer}", "commit", "-q",
+               "-m", message, cwd=where))  # fmt: skip
+    return run_git("push", "--force", wiki.url(wiki.editor), "main", cwd=where)
+
+
+def test_a_forged_creation_commit_does_not_keep_the_wiki_importable(made, tmp_path):
+    # The reviewer's example: a root commit with the creation commit's committer and message.
+    wiki = made()
+    robot = f"robot@{wiki.stack.settings.platform_domain}"
+    ok(forced_import(wiki, tmp_path / "forged", robot, "Create wiki"))  # the one import
+    imported = wiki.head()
+    done = forced_import(wiki, tmp_path / "again", robot, "Create wiki")
+    assert done.returncode != 0 and "rewrites the wiki's history" in done.stderr
+    assert wiki.head() == imported
+
+
+@pytest.mark.parametrize("refspec", ["main:refs/robot/created", ":refs/robot/created"])
+def test_the_creation_record_cannot_be_pushed_to(made, tmp_path, refspec):
+    wiki = made()
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    created = ok(run_git("rev-parse", "refs/robot/created", cwd=repo))
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    assert "refs/robot" not in ok(run_git("ls-remote", "origin", cwd=work))
+    commit_file(work, "other.md", "other")
+    assert run_git("push", "origin", refspec, cwd=work).returncode != 0
+    assert ok(run_git("rev-parse", "refs/robot/created", cwd=repo)) == created
+
+
+def test_a_wiki_without_a_creation_record_is_not_importable(made, tmp_path):
+    # As a wiki made before the record was kept: nothing says its history is only the creation.
+    wiki = made()
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    ok(run_git("update-ref", "-d", "refs/robot/created", cwd=repo))
+    before = wiki.head()
+    done = forced_import(wiki, tmp_path / "old", "me@example.test", "first")
+    assert done.returncode != 0 and "rewrites the wiki's history" in done.stderr
+    assert wiki.head() == before
+
+
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
 def test_export_has_every_file_at_head(shared, fmt):
     answer = shared.pages.get("/api/v1/export", params={"format": fmt})
