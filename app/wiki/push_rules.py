@@ -8,15 +8,17 @@ It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment t
 
 - `WIKI_PUSH_BRANCH`: the one branch a push may update (the branch the wiki shows);
 - `WIKI_PUSH_MAX_BYTES`: the largest file (blob) a push may carry, in bytes;
-- `WIKI_PUSH_IMPORT`: "1" when the wiki's history is still only the platform's creation commit,
-  so a push may replace it (importing an existing wiki); else a rewrite is refused.
+- `WIKI_PUSH_IMPORT`: "1" when the wiki's HEAD is still the creation commit the platform
+  recorded (app.core.wikis.only_created), so a push may replace it (importing an existing
+  wiki); else a rewrite is refused.
 
 Every path in every new commit is checked, not only the tip: a revert in the UI would bring an
 old commit's files back into the working tree. Refused: a path with a `.git` component (any
-case), a path that is not UTF-8 or holds control or format characters, a submodule, a file
-over the size cap, any symbolic link (see `link_problem`), and a commit claiming to be made on
-someone else's behalf (see `commit_problems`). Exit status 1 refuses the whole push; each
-reason goes to stderr, which the pusher's git shows as `remote: ...`.
+case), a `.gitattributes` or `.gitmodules` file (see `path_problem`), a path that is not UTF-8
+or holds control or format characters, a submodule, a file over the size cap, any symbolic link
+(see `link_problem`), and a commit claiming to be made on someone else's behalf (see
+`commit_problems`). Exit status 1 refuses the whole push; each reason goes to stderr, which the
+pusher's git shows as `remote: ...`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _ZERO = re.compile(r"0+")
 _SYMLINK = "120000"
 _GITLINK = "160000"
 _DELETED = "000000"
+# Files git reads as settings of the tree itself, not as content.
+_GIT_SETTINGS = frozenset({".gitattributes", ".gitmodules"})
 
 
 def _git(*args: str, stdin: bytes | None = None) -> bytes:
@@ -60,6 +64,14 @@ def path_problem(path: str) -> str | None:
     """Return why a file path may not be in a wiki, or None; `path` is as git lists it."""
     if any(part.casefold() == ".git" for part in path.split("/")):
         return f"{_show(path)}: nothing named .git may be in a wiki (it is git's own data)"
+    # .gitattributes would change what the wiki's own git does with its files: line endings and
+    # filters on checkout and commit, diffs, merges, and the export (export-ignore drops files,
+    # export-subst rewrites them). .gitmodules configures submodules, which a wiki has none of.
+    if any(part.casefold() in _GIT_SETTINGS for part in path.split("/")):
+        return (
+            f"{_show(path)}: a wiki holds no .gitattributes or .gitmodules (they would change "
+            "how the wiki's own git treats its files); remove it and push again"
+        )
     # Decoded with surrogateescape: a surrogate is a byte that was no UTF-8. Otterwiki, GitPython
     # and the page API read every name as UTF-8 text, and would fail on the whole wiki.
     if any("\ud800" <= ch <= "\udfff" for ch in path):

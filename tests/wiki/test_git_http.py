@@ -537,6 +537,44 @@ def test_export_has_every_file_at_head(shared, fmt):
     assert f"{name}/home.md" in names and f"{name}/agent guide.md" in names
 
 
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        "* export-ignore\n",  # the reviewer's example: the zip was empty
+        "*.md export-subst\n",  # $Format:%H$ became the commit id
+        "*.md ident text eol=crlf\n",  # $Id$ expanded, line endings rewritten
+    ],
+)
+def test_the_export_ignores_the_wikis_own_gitattributes(made, attributes):
+    # Pushes refuse .gitattributes now; a wiki may hold one from before.
+    wiki = made()
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    home = "# Home $Format:%H$ $Id$\nline\n"
+    (repo / "home.md").write_text(home)
+    (repo / ".gitattributes").write_text(attributes)
+    ok(run_git("add", "home.md", ".gitattributes", cwd=repo))
+    ok(run_git("commit", "-q", "-m", "attributes from before", cwd=repo))
+    answer = wiki.pages.get("/api/v1/export", params={"format": "zip"})
+    assert answer.status_code == 200, answer.text
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    name = f"{wiki.slug}-{wiki.head()[:12]}"
+    assert {f"{name}/home.md", f"{name}/agent guide.md", f"{name}/.gitattributes"} <= set(
+        archive.namelist()
+    )
+    assert archive.read(f"{name}/home.md").decode() == home
+
+
+@pytest.mark.parametrize("name", [".gitattributes", "notes/.gitattributes", ".gitmodules"])
+def test_push_of_git_settings_files_is_refused(shared, tmp_path, name):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    commit_file(work, name, "* export-ignore\n")
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "holds no .gitattributes or .gitmodules" in done.stderr
+    assert shared.head() == before
+
+
 def test_a_public_wiki_exports_anonymously(made):
     wiki = made(public=True)
     anonymous = wiki.stack.client("otterwiki", host=f"{wiki.slug}.localhost")

@@ -28,6 +28,13 @@ def test_paths_that_are_no_clean_utf8_text_are_refused(path):
 
 
 @pytest.mark.parametrize(
+    "path", [".gitattributes", "notes/.gitattributes", ".gitmodules", "a/.GitModules"]
+)
+def test_files_git_reads_as_settings_are_refused(path):
+    assert "holds no .gitattributes or .gitmodules" in path_problem(path)
+
+
+@pytest.mark.parametrize(
     "path", ["home.md", "a.git/b.md", "Café/Ünïcode 日本.md", ".gitignore", "notes/.github/x.md"]
 )
 def test_other_paths_are_accepted(path):
