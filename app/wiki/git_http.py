@@ -51,6 +51,8 @@ from app.core.identity import refusal
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.store import Wiki
+from app.web.heartbeat import TRANSFER_LONGEST
+from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
 from app.wiki.responses import text_response
 
@@ -78,11 +80,6 @@ _MAX_HEADER_LINES, _MAX_HEADER_LINE = 32, 1024
 _PROTOCOL_RE = re.compile(r"[a-z0-9=:.,-]{1,100}")
 # Once the client stopped sending, http-backend ends in moments; past this it is stuck.
 _EXIT_TIMEOUT = 30.0
-# A transfer keeps its gunicorn worker past the worker timeout while it moves at least this
-# many bytes a second, for this many seconds at most (app/web/heartbeat.py): a 100 MiB wiki
-# clones at 1 MiB/s; a stalled or trickling client still meets the timeout.
-TRANSFER_MIN_RATE = 32 * 1024
-TRANSFER_LONGEST = 15 * 60.0
 
 
 def _credential(authorization: str | None) -> str | None:
