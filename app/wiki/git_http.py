@@ -118,11 +118,6 @@ class GitHttp:
     def _serve(self, environ, start_response, endpoint: str, wiki: Wiki):
         method = environ.get("REQUEST_METHOD", "GET")
         service = self._service(endpoint, method, environ.get("QUERY_STRING", ""))
-        if not wiki.git_access:
-            raise NotFound(
-                f"git access to the wiki {wiki.slug!r} is off; an admin of the wiki can turn it "
-                "on in its settings"
-            )
         caller = authenticate(
             self.settings,
             self.platform.key,
@@ -135,6 +130,13 @@ class GitHttp:
         problem = refusal(caller, permission, wiki.is_public, doing)
         if problem is not None:
             raise problem
+        # Only after the caller may read (or push): a private wiki tells an anonymous caller or
+        # a stranger nothing of its settings, whatever git_access is.
+        if not wiki.git_access:
+            raise NotFound(
+                f"git access to the wiki {wiki.slug!r} is off; an admin of the wiki can turn it "
+                "on in its settings"
+            )
         env = self._cgi_env(environ, wiki, endpoint, service, caller)
         if endpoint != "git_receive_pack":
             return self._run(environ, start_response, env, None)

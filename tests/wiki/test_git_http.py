@@ -154,6 +154,28 @@ def test_git_access_off_is_404_with_a_message(made, tmp_path):
     assert done.returncode != 0 and "git access to the wiki" in done.stderr
 
 
+@pytest.mark.parametrize("public", [False, True])
+def test_git_access_off_is_told_only_after_authentication(made, public):
+    # A private wiki challenges an anonymous caller (401) whatever git_access is; a public one
+    # may say git access is off, as anyone may read it.
+    wiki = made(public=public, git_access=False)
+    anonymous = wiki.stack.client("otterwiki", host=f"{wiki.slug}.localhost")
+    for path in (
+        "/.git/info/refs?service=git-upload-pack",
+        "/.git/info/refs?service=git-receive-pack",
+    ):
+        answer = anonymous.get(path)
+        if public and "upload" in path:
+            assert answer.status_code == 404 and "git access" in answer.text
+        else:
+            assert answer.status_code == 401 and "git access" not in answer.text
+    stranger = made().editor  # a token of another wiki
+    answer = anonymous.get(
+        "/.git/info/refs?service=git-upload-pack", headers={"Authorization": f"Bearer {stranger}"}
+    )
+    assert answer.status_code in (401, 403) and "git access" not in answer.text
+
+
 def test_pull_brings_a_page_api_edit(shared, tmp_path):
     work = tmp_path / "w"
     ok(shared.clone(work, shared.viewer))
@@ -580,6 +602,17 @@ def test_a_public_wiki_exports_anonymously(made):
     anonymous = wiki.stack.client("otterwiki", host=f"{wiki.slug}.localhost")
     answer = anonymous.get("/api/v1/export")
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/zip"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/export"), ("PUT", "/api/v1/export"), ("POST", "/api/v1/changes"),
+     ("DELETE", "/api/v1/orphans")],
+)  # fmt: skip
+def test_a_page_api_path_with_the_wrong_method_is_405(shared, method, path):
+    answer = shared.pages.request(method, path)
+    assert answer.status_code == 405, answer.text
+    assert answer.json()["error"]
 
 
 def test_export_refuses_an_unknown_format_and_anonymous_callers(shared):
