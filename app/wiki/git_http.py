@@ -12,13 +12,13 @@ WRITE (an editor). A refusal is plain text, which git prints as `remote: ...`; 4
 `WWW-Authenticate: Basic` so git asks for the password.
 
 A push's body is first read whole from the network into a nameless temporary file in the wiki's
-folder (never in memory), cut at `git_push_max_bytes` (413) while it streams; only then does the
-push take the wiki's write lock, run receive-pack on the file, and hold the lock until the working
-tree and the usage figures follow it. A slow or stalled pusher so holds a worker, never the wiki:
-other writes go on meanwhile. receive-pack keeps what it received in quarantine until the
-pre-receive hook (push_rules.py) accepted it, so a refused or cut push leaves nothing behind.
-Caches need no refresh: Otterwiki's per-wiki memories key on HEAD, rendered pages on their
-content.
+folder (never in memory), refused past `git_push_max_bytes` while it streams (in git's own
+report, so the pusher sees why; see _report_refusal); only then does the push take the wiki's
+write lock, run receive-pack on the file, and hold the lock until the working tree and the usage
+figures follow it. A slow or stalled pusher so holds a worker, never the wiki: other writes go
+on meanwhile. receive-pack keeps what it received in quarantine until the pre-receive hook
+(push_rules.py) accepted it, so a refused or cut push leaves nothing behind. Caches need no
+refresh: Otterwiki's per-wiki memories key on HEAD, rendered pages on their content.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_input_stream
 
 from app.core import usage
@@ -74,6 +75,10 @@ _HOOK = """#!/bin/sh
 exec {python} -I {rules}
 """
 _CHUNK = 64 * 1024
+# A push over the cap is read on (and dropped) to its end, up to the cap and this much more
+# again, so that git (which sends its whole body before it reads an answer it takes as success)
+# shows why it was refused; a larger one is cut at once with a bare 413.
+_DRAIN_MIN = 16 * 1024 * 1024
 # http-backend writes a few short CGI headers; more or longer is not http-backend.
 _MAX_HEADER_LINES, _MAX_HEADER_LINE = 32, 1024
 # git sends `GIT_PROTOCOL: version=2` and the like; anything else is not passed on.
@@ -150,11 +155,14 @@ class GitHttp:
             log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
             raise Unavailable("pushing is unavailable on this server right now; try again later")
         length = environ.get("CONTENT_LENGTH", "")
-        if length.isdigit() and int(length) > self.settings.git_push_max_bytes:
+        if length.isdigit() and int(length) > self._drain_limit():
             raise self._too_large()
         held = ExitStack()
         try:
-            body = held.enter_context(self._spool(environ, self.settings.wiki_dir(wiki.slug)))
+            try:
+                body = held.enter_context(self._spool(environ, self.settings.wiki_dir(wiki.slug)))
+            except _PushTooLarge as refused:
+                return self._report_refusal(refused)(environ, start_response)
             env["CONTENT_LENGTH"] = str(body.seek(0, os.SEEK_END))  # what came, chunked or not
             body.seek(0)
             held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
@@ -172,19 +180,26 @@ class GitHttp:
         """The request body, read whole into a temporary file in `folder` (returned at its end).
 
         The file has no name (unlinked at once), so a worker killed midway leaves nothing. A
-        body over the cap is PayloadTooLarge; one that ends before its Content-Length said is
-        BadRequest (the pusher went away: receive-pack would only fail on the half pack).
+        body over the cap is read on (and dropped) to its end, up to _drain_limit(), then
+        _PushTooLarge (git, its upload done, shows the refusal); past that it is
+        PayloadTooLarge at once. One that ends before its Content-Length said is BadRequest
+        (the pusher went away: receive-pack would only fail on the half pack).
         """
         spool = tempfile.TemporaryFile(dir=folder, prefix=".push-")
         keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+        cap = self.settings.git_push_max_bytes
         try:
             stream, total = get_input_stream(environ), 0
             while chunk := stream.read(_CHUNK):
                 total += len(chunk)
-                if total > self.settings.git_push_max_bytes:
+                if total > self._drain_limit():
                     raise self._too_large()
-                spool.write(chunk)
+                if total <= cap:
+                    spool.write(chunk)
                 keepalive.moved(len(chunk))
+            if total > cap:
+                spool.seek(0)
+                raise _PushTooLarge(self._too_large().message, spool.read(_CHUNK))
             declared = environ.get("CONTENT_LENGTH", "")
             if declared.isdigit() and total < int(declared):
                 raise BadRequest(
@@ -212,6 +227,40 @@ class GitHttp:
         raise NotFound(
             "only git's smart HTTP protocol is served here: clone with git 1.6.6 or newer"
         )
+
+    def _report_refusal(self, refused: _PushTooLarge):
+        """Refuse a push over the cap in git's own answer, so the pusher sees why.
+
+        git prints nothing of a 4xx body to a push but "RPC failed; HTTP 413" (and then
+        "Everything up-to-date"). Answered as receive-pack would: the reason on side band 2
+        (`remote: ...`) and a report-status naming every ref `ng` ("[remote rejected]"). A
+        request whose commands cannot be read gets the plain 413.
+        """
+        parsed = _push_commands(refused.head)
+        if parsed is None:
+            return _refused(refused)
+        refs, capabilities = parsed
+        reason = f"push over {self.settings.git_push_max_bytes} bytes"
+        report = _pkt(f"unpack {reason}\n".encode())
+        report += b"".join(_pkt(f"ng {ref} {reason}\n".encode()) for ref in refs) + b"0000"
+        if "report-status" not in capabilities and "report-status-v2" not in capabilities:
+            report = b""
+        if "side-band-64k" in capabilities or "side-band" in capabilities:
+            size = 65515 if "side-band-64k" in capabilities else 995
+            body = _pkt(b"\x02" + f"{refused.message}\n".encode()[: size - 1])
+            body += b"".join(
+                _pkt(b"\x01" + report[at : at + size - 1]) for at in range(0, len(report), size - 1)
+            )
+            body += b"0000"
+        else:
+            body = report
+        response = Response(body, 200, content_type="application/x-git-receive-pack-result")
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    def _drain_limit(self) -> int:
+        cap = self.settings.git_push_max_bytes
+        return cap + max(cap, _DRAIN_MIN)
 
     def _too_large(self) -> PayloadTooLarge:
         cap = self.settings.git_push_max_bytes
@@ -329,6 +378,48 @@ def install_hook(folder: Path) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return folder
+
+
+class _PushTooLarge(PayloadTooLarge):
+    """A push body over the cap, read to its end; `head` is its first bytes (its commands)."""
+
+    def __init__(self, message: str, head: bytes):
+        super().__init__(message)
+        self.head = head
+
+
+def _pkt(data: bytes) -> bytes:
+    """`data` as one of git's pkt-lines (four hex digits of length, then the data)."""
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+def _push_commands(head: bytes) -> tuple[list[str], set[str]] | None:
+    """The refs and capabilities of a receive-pack request starting with `head`, or None.
+
+    The request starts with pkt-lines `<old> <new> <ref>` (the first with NUL and the
+    capabilities; `shallow <sha>` lines may come before), ended by a flush (`0000`).
+    """
+    refs, capabilities, at = [], set(), 0
+    while at + 4 <= len(head):
+        try:
+            size = int(head[at : at + 4], 16)
+        except ValueError:
+            return None
+        if size == 0:
+            return (refs, capabilities) if refs else None
+        if size < 4 or at + size > len(head):
+            return None
+        line, _, offered = head[at + 4 : at + size].rstrip(b"\n").partition(b"\0")
+        at += size
+        if line.startswith(b"shallow "):
+            continue
+        fields = line.decode("utf-8", "replace").split(" ")
+        if len(fields) != 3:
+            return None
+        if not refs:
+            capabilities = set(offered.decode("ascii", "replace").split())
+        refs.append(fields[2])
+    return None
 
 
 def _config(values: dict[str, str], env: dict) -> dict[str, str]:

@@ -688,10 +688,35 @@ def test_push_over_the_size_cap_is_refused(capped, tmp_path, size):
     before = wiki.head()
     commit_file(work, "big.bin", os.urandom(size))
     done = run_git("push", "origin", "main", cwd=work)
-    assert done.returncode != 0 and "413" in done.stderr
+    # git shows why (once "RPC failed; HTTP 413" and then "Everything up-to-date").
+    assert done.returncode != 0
+    assert "remote: push refused: it is larger than 200000 bytes" in done.stderr
+    assert "[remote rejected] main -> main (push over 200000 bytes)" in done.stderr
+    assert "Everything up-to-date" not in done.stderr
     assert wiki.head() == before
     objects = capped.stack.settings.repo_path(wiki.slug) / ".git" / "objects"
     assert not list(objects.glob("tmp_objdir-incoming-*"))
+
+
+def test_a_push_declaring_far_more_than_the_cap_is_refused_at_once(capped):
+    wiki = GitWiki(capped.stack, f"cap-{next(capped.count)}")
+    connection = http.client.HTTPConnection("127.0.0.1", capped.stack.port("otterwiki"), timeout=30)
+    try:
+        headers = {
+            "Host": f"{wiki.slug}.localhost",
+            "Authorization": f"Bearer {wiki.editor}",
+            "Content-Type": "application/x-git-receive-pack-request",
+            "Content-Length": str(10**9),
+        }
+        connection.putrequest("POST", "/.git/git-receive-pack", skip_host=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders(b"0000")
+        answer = connection.getresponse()
+        assert answer.status == 413
+        assert b"larger than 200000 bytes" in answer.read()
+    finally:
+        connection.close()
 
 
 def test_file_over_the_size_cap_is_refused_even_when_it_packs_small(capped, tmp_path):
