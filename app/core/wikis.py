@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 MAX_DISPLAY_NAME = 100
 # The branch every wiki's repository has checked out: what Otterwiki shows, what git pushes to.
 BRANCH = "main"
-# The commit `create_wiki` makes; `only_created` recognises a history that is just this commit.
+# The commit `create_wiki` makes.
 CREATION_MESSAGE = "Create wiki"
 CREATOR_NAME = "robot"
+# Where create_wiki records its commit, for `only_created`: outside refs/heads, which a push can
+# neither update (push_rules.py takes only refs/heads/main) nor see (git_http hides refs/robot).
+CREATED_REF = "refs/robot/created"
 
 
 def clean_display_name(name: str | None, slug: str) -> str:
@@ -70,23 +73,27 @@ def _init_repo(repo: Path, files: dict[str, str], domain: str) -> None:
         "-m",
         CREATION_MESSAGE,
     )
+    _git(repo, "update-ref", CREATED_REF, "HEAD")
 
 
-def only_created(repo: Path, domain: str) -> bool:
-    """Tell whether the history of `repo` (a work tree) is only the commit create_wiki made.
+def only_created(repo: Path) -> bool:
+    """Tell whether HEAD of `repo` (a work tree) is still the very commit create_wiki made.
 
-    Such a wiki holds nothing anyone wrote, so a push may replace it (an import). A repository
-    git cannot read counts as written to.
+    Such a wiki holds nothing anyone wrote, so a push may replace it (an import). Decided by
+    the commit recorded in CREATED_REF, never by what a commit says of itself: a pushed commit
+    can copy the creation commit's author, committer and message, and would keep the wiki
+    importable (open to forced rewrites). A wiki made before the record was kept has none, so
+    is not importable; nor is a repository git cannot read.
     """
     done = subprocess.run(
-        ["git", "log", "-2", "--format=%P%x00%ce%x00%s", "HEAD"],
+        ["git", "rev-parse", "HEAD^{commit}", f"{CREATED_REF}^{{commit}}"],
         cwd=repo,
         env=_git_env(repo),
         capture_output=True,
         check=False,
     )
-    expected = f"\0{CREATOR_NAME}@{domain}\0{CREATION_MESSAGE}".encode()
-    return done.returncode == 0 and done.stdout.rstrip(b"\n") == expected
+    shas = done.stdout.split()
+    return done.returncode == 0 and len(shas) == 2 and shas[0] == shas[1]
 
 
 def create_wiki(

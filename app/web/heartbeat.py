@@ -1,4 +1,5 @@
-"""Keep a gunicorn worker alive through one long transfer (a git clone or push) while it moves.
+"""Keep a gunicorn worker alive through one long transfer (a git clone or push, a wiki's export)
+while it moves.
 
 gunicorn's arbiter kills a sync worker that has not checked in for `timeout` seconds, and a sync
 worker checks in only between requests: a clone of a large wiki over a slow link would be cut
@@ -12,6 +13,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+
+# A transfer keeps its worker past the worker timeout while it moves at least this many bytes a
+# second, for this many seconds at most: a 100 MiB wiki clones (or downloads) at 1 MiB/s; a
+# stalled or trickling client still meets the timeout.
+TRANSFER_MIN_RATE = 32 * 1024
+TRANSFER_LONGEST = 15 * 60.0
 
 _notify: Callable[[], None] | None = None
 
@@ -57,3 +66,21 @@ class KeepAlive:
 
     def stop(self) -> None:
         self._stopped.set()
+
+
+def kept_alive(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Yield `chunks` (a response body) under a KeepAlive counting each once the server took it.
+
+    Closing this generator (the client went away) closes `chunks` too, so whatever makes them
+    (a git process) is ended at once.
+    """
+    keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+    try:
+        for chunk in chunks:
+            yield chunk
+            keepalive.moved(len(chunk))
+    finally:
+        keepalive.stop()
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()

@@ -172,6 +172,8 @@ class WikiGateway:
                 return self._managed(route, wiki)(environ, start_response)
             raise NotFound("this page is not available on this platform")
         if is_api_path(path) and not route.is_page_api:
+            if self.routes.page_api_methods(environ):
+                raise MethodNotAllowed(f"{environ.get('REQUEST_METHOD')} is not allowed on {path}")
             raise NotFound(f"there is no {path} in this API")
         if not route.method_allowed and route.is_page_api:
             raise MethodNotAllowed(f"{environ.get('REQUEST_METHOD')} is not allowed on {path}")

@@ -11,11 +11,14 @@ the same as Bearer); clone and pull need READ (a viewer, or anyone on a public w
 WRITE (an editor). A refusal is plain text, which git prints as `remote: ...`; 401 carries
 `WWW-Authenticate: Basic` so git asks for the password.
 
-A push holds the wiki's write lock from before git reads it to after the working tree and the
-usage figures follow it. Its body is streamed to git and cut at `git_push_max_bytes` (413);
-receive-pack keeps what it received in quarantine until the pre-receive hook (push_rules.py)
-accepted it, so a refused or cut push leaves nothing behind. Caches need no refresh: Otterwiki's
-per-wiki memories key on HEAD, rendered pages on their content.
+A push's body is first read whole from the network into a nameless temporary file in the wiki's
+folder (never in memory), refused past `git_push_max_bytes` while it streams (in git's own
+report, so the pusher sees why; see _report_refusal); only then does the push take the wiki's
+write lock, run receive-pack on the file, and hold the lock until the working tree and the usage
+figures follow it. A slow or stalled pusher so holds a worker, never the wiki: other writes go
+on meanwhile. receive-pack keeps what it received in quarantine until the pre-receive hook
+(push_rules.py) accepted it, so a refused or cut push leaves nothing behind. Caches need no
+refresh: Otterwiki's per-wiki memories key on HEAD, rendered pages on their content.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_input_stream
 
 from app.core import usage
 from app.core import wikis
+from app.core.errors import BadRequest
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
@@ -47,6 +52,8 @@ from app.core.identity import refusal
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.store import Wiki
+from app.web.heartbeat import TRANSFER_LONGEST
+from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
 from app.wiki.responses import text_response
 
@@ -68,17 +75,16 @@ _HOOK = """#!/bin/sh
 exec {python} -I {rules}
 """
 _CHUNK = 64 * 1024
+# A push over the cap is read on (and dropped) to its end, up to the cap and this much more
+# again, so that git (which sends its whole body before it reads an answer it takes as success)
+# shows why it was refused; a larger one is cut at once with a bare 413.
+_DRAIN_MIN = 16 * 1024 * 1024
 # http-backend writes a few short CGI headers; more or longer is not http-backend.
 _MAX_HEADER_LINES, _MAX_HEADER_LINE = 32, 1024
 # git sends `GIT_PROTOCOL: version=2` and the like; anything else is not passed on.
 _PROTOCOL_RE = re.compile(r"[a-z0-9=:.,-]{1,100}")
 # Once the client stopped sending, http-backend ends in moments; past this it is stuck.
 _EXIT_TIMEOUT = 30.0
-# A transfer keeps its gunicorn worker past the worker timeout while it moves at least this
-# many bytes a second, for this many seconds at most (app/web/heartbeat.py): a 100 MiB wiki
-# clones at 1 MiB/s; a stalled or trickling client still meets the timeout.
-TRANSFER_MIN_RATE = 32 * 1024
-TRANSFER_LONGEST = 15 * 60.0
 
 
 def _credential(authorization: str | None) -> str | None:
@@ -117,11 +123,6 @@ class GitHttp:
     def _serve(self, environ, start_response, endpoint: str, wiki: Wiki):
         method = environ.get("REQUEST_METHOD", "GET")
         service = self._service(endpoint, method, environ.get("QUERY_STRING", ""))
-        if not wiki.git_access:
-            raise NotFound(
-                f"git access to the wiki {wiki.slug!r} is off; an admin of the wiki can turn it "
-                "on in its settings"
-            )
         caller = authenticate(
             self.settings,
             self.platform.key,
@@ -134,32 +135,84 @@ class GitHttp:
         problem = refusal(caller, permission, wiki.is_public, doing)
         if problem is not None:
             raise problem
+        # Only after the caller may read (or push): a private wiki tells an anonymous caller or
+        # a stranger nothing of its settings, whatever git_access is.
+        if not wiki.git_access:
+            raise NotFound(
+                f"git access to the wiki {wiki.slug!r} is off; an admin of the wiki can turn it "
+                "on in its settings"
+            )
         env = self._cgi_env(environ, wiki, endpoint, service, caller)
         if endpoint != "git_receive_pack":
             return self._run(environ, start_response, env, None)
         return self._push(environ, start_response, env, wiki)
 
     def _push(self, environ, start_response, env: dict, wiki: Wiki):
-        """Run receive-pack under the wiki's write lock; record the usage once it ended."""
+        """Spool the push's body, then run receive-pack on it under the wiki's write lock;
+        record the usage once it ended."""
         if not os.access(self.hooks / "pre-receive", os.X_OK):
             # git would skip the hook without a word, and with it every push rule.
             log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
             raise Unavailable("pushing is unavailable on this server right now; try again later")
         length = environ.get("CONTENT_LENGTH", "")
-        if length.isdigit() and int(length) > self.settings.git_push_max_bytes:
+        if length.isdigit() and int(length) > self._drain_limit():
             raise self._too_large()
         held = ExitStack()
         try:
+            try:
+                body = held.enter_context(self._spool(environ, self.settings.wiki_dir(wiki.slug)))
+            except _PushTooLarge as refused:
+                return self._report_refusal(refused)(environ, start_response)
+            env["CONTENT_LENGTH"] = str(body.seek(0, os.SEEK_END))  # what came, chunked or not
+            body.seek(0)
             held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
             repo = self.settings.repo_path(wiki.slug)
-            if wikis.only_created(repo, self.settings.platform_domain):
+            if wikis.only_created(repo):
                 env["WIKI_PUSH_IMPORT"] = "1"
                 env.update(_config({"receive.denyNonFastForwards": "false"}, env))
             held.callback(self._after_push, wiki.slug, repo, _head(repo))
-            return self._run(environ, start_response, env, held)
+            return self._run(environ, start_response, env, held, body)
         except BaseException:
             held.close()
             raise
+
+    def _spool(self, environ, folder: Path):
+        """The request body, read whole into a temporary file in `folder` (returned at its end).
+
+        The file has no name (unlinked at once), so a worker killed midway leaves nothing. A
+        body over the cap is read on (and dropped) to its end, up to _drain_limit(), then
+        _PushTooLarge (git, its upload done, shows the refusal); past that it is
+        PayloadTooLarge at once. One that ends before its Content-Length said is BadRequest
+        (the pusher went away: receive-pack would only fail on the half pack).
+        """
+        spool = tempfile.TemporaryFile(dir=folder, prefix=".push-")
+        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+        cap = self.settings.git_push_max_bytes
+        try:
+            stream, total = get_input_stream(environ), 0
+            while chunk := stream.read(_CHUNK):
+                total += len(chunk)
+                if total > self._drain_limit():
+                    raise self._too_large()
+                if total <= cap:
+                    spool.write(chunk)
+                keepalive.moved(len(chunk))
+            if total > cap:
+                spool.seek(0)
+                raise _PushTooLarge(self._too_large().message, spool.read(_CHUNK))
+            declared = environ.get("CONTENT_LENGTH", "")
+            if declared.isdigit() and total < int(declared):
+                raise BadRequest(
+                    f"push refused: its body ended after {total} of {declared} bytes; nothing "
+                    "was changed. Push again"
+                )
+            spool.flush()
+            return spool
+        except BaseException:
+            spool.close()
+            raise
+        finally:
+            keepalive.stop()
 
     def _service(self, endpoint: str, method: str, query: str) -> str:
         """Which git service the request is for; NotFound for anything but the smart protocol."""
@@ -174,6 +227,40 @@ class GitHttp:
         raise NotFound(
             "only git's smart HTTP protocol is served here: clone with git 1.6.6 or newer"
         )
+
+    def _report_refusal(self, refused: _PushTooLarge):
+        """Refuse a push over the cap in git's own answer, so the pusher sees why.
+
+        git prints nothing of a 4xx body to a push but "RPC failed; HTTP 413" (and then
+        "Everything up-to-date"). Answered as receive-pack would: the reason on side band 2
+        (`remote: ...`) and a report-status naming every ref `ng` ("[remote rejected]"). A
+        request whose commands cannot be read gets the plain 413.
+        """
+        parsed = _push_commands(refused.head)
+        if parsed is None:
+            return _refused(refused)
+        refs, capabilities = parsed
+        reason = f"push over {self.settings.git_push_max_bytes} bytes"
+        report = _pkt(f"unpack {reason}\n".encode())
+        report += b"".join(_pkt(f"ng {ref} {reason}\n".encode()) for ref in refs) + b"0000"
+        if "report-status" not in capabilities and "report-status-v2" not in capabilities:
+            report = b""
+        if "side-band-64k" in capabilities or "side-band" in capabilities:
+            size = 65515 if "side-band-64k" in capabilities else 995
+            body = _pkt(b"\x02" + f"{refused.message}\n".encode()[: size - 1])
+            body += b"".join(
+                _pkt(b"\x01" + report[at : at + size - 1]) for at in range(0, len(report), size - 1)
+            )
+            body += b"0000"
+        else:
+            body = report
+        response = Response(body, 200, content_type="application/x-git-receive-pack-result")
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    def _drain_limit(self) -> int:
+        cap = self.settings.git_push_max_bytes
+        return cap + max(cap, _DRAIN_MIN)
 
     def _too_large(self) -> PayloadTooLarge:
         cap = self.settings.git_push_max_bytes
@@ -218,6 +305,8 @@ class GitHttp:
             "receive.denyNonFastForwards": "true",
             "receive.fsckObjects": "true",
             "receive.maxInputSize": cap,
+            # The platform's own record (the creation commit): not cloned, never pushed to.
+            "transfer.hideRefs": wikis.CREATED_REF,
         }
         # fsck only warns of these by default; a wiki refuses them.
         for message in ("hasDot", "hasDotdot", "hasDotgit", "fullPathname", "badFilemode"):
@@ -231,13 +320,13 @@ class GitHttp:
             )
         return env
 
-    def _run(self, environ, start_response, env: dict, held: ExitStack | None):
-        """Run http-backend on the request; stream its answer. A push (`held` has its lock and
-        after-work) is read whole first, so a push over the cap is answered 413."""
+    def _run(self, environ, start_response, env: dict, held: ExitStack | None, spooled=None):
+        """Run http-backend on the request; stream its answer. A push (`held` has its lock,
+        spool and after-work) reads its `spooled` body; anything else its request's body."""
         body = get_input_stream(environ)
         process = subprocess.Popen(
             ["git", "http-backend"],
-            stdin=subprocess.PIPE,
+            stdin=subprocess.PIPE if spooled is None else spooled,
             stdout=subprocess.PIPE,
             cwd=env["GIT_PROJECT_ROOT"],
             env=env,
@@ -250,13 +339,11 @@ class GitHttp:
             cleanup.push(held)
         cap = self.settings.git_push_max_bytes  # a clone's request (wants, haves) is far less
         try:
-            if held is None:
+            if spooled is None:
                 pump = threading.Thread(
                     target=_pump, args=(body, process.stdin, cap, keepalive), daemon=True
                 )
                 pump.start()
-            elif _pump(body, process.stdin, cap, keepalive):
-                raise self._too_large()
             status, headers = _cgi_headers(process.stdout)
         except BaseException:
             cleanup.close()
@@ -291,6 +378,48 @@ def install_hook(folder: Path) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return folder
+
+
+class _PushTooLarge(PayloadTooLarge):
+    """A push body over the cap, read to its end; `head` is its first bytes (its commands)."""
+
+    def __init__(self, message: str, head: bytes):
+        super().__init__(message)
+        self.head = head
+
+
+def _pkt(data: bytes) -> bytes:
+    """`data` as one of git's pkt-lines (four hex digits of length, then the data)."""
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+def _push_commands(head: bytes) -> tuple[list[str], set[str]] | None:
+    """The refs and capabilities of a receive-pack request starting with `head`, or None.
+
+    The request starts with pkt-lines `<old> <new> <ref>` (the first with NUL and the
+    capabilities; `shallow <sha>` lines may come before), ended by a flush (`0000`).
+    """
+    refs, capabilities, at = [], set(), 0
+    while at + 4 <= len(head):
+        try:
+            size = int(head[at : at + 4], 16)
+        except ValueError:
+            return None
+        if size == 0:
+            return (refs, capabilities) if refs else None
+        if size < 4 or at + size > len(head):
+            return None
+        line, _, offered = head[at + 4 : at + size].rstrip(b"\n").partition(b"\0")
+        at += size
+        if line.startswith(b"shallow "):
+            continue
+        fields = line.decode("utf-8", "replace").split(" ")
+        if len(fields) != 3:
+            return None
+        if not refs:
+            capabilities = set(offered.decode("ascii", "replace").split())
+        refs.append(fields[2])
+    return None
 
 
 def _config(values: dict[str, str], env: dict) -> dict[str, str]:

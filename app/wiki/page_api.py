@@ -21,6 +21,7 @@ from app.pages.paths import clean_new_attachment_name
 from app.pages.storage import Pages
 from app.web.flask_app import json_body
 from app.web.flask_app import register_error_handlers
+from app.web.heartbeat import kept_alive
 from app.wiki.origin import cross_site_refusal
 from app.wiki.otterwiki.config import FORM_ENVELOPE_BYTES
 
@@ -255,6 +256,8 @@ def export_wiki():
     tenant = g.tenant
     fmt = request.args.get("format", "zip")
     name, mime, chunks = export.archive(tenant.settings.repo_path(tenant.slug), tenant.slug, fmt)
-    response = Response(chunks, mimetype=mime)
+    # A large wiki over a slow link outlasts gunicorn's worker timeout: the download keeps its
+    # worker alive while it moves, as a git clone does.
+    response = Response(kept_alive(chunks), mimetype=mime)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

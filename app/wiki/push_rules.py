@@ -8,17 +8,17 @@ It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment t
 
 - `WIKI_PUSH_BRANCH`: the one branch a push may update (the branch the wiki shows);
 - `WIKI_PUSH_MAX_BYTES`: the largest file (blob) a push may carry, in bytes;
-- `WIKI_PUSH_IMPORT`: "1" when the wiki's history is still only the platform's creation commit,
-  so a push may replace it (importing an existing wiki); else a rewrite is refused.
+- `WIKI_PUSH_IMPORT`: "1" when the wiki's HEAD is still the creation commit the platform
+  recorded (app.core.wikis.only_created), so a push may replace it (importing an existing
+  wiki); else a rewrite is refused.
 
 Every path in every new commit is checked, not only the tip: a revert in the UI would bring an
 old commit's files back into the working tree. Refused: a path with a `.git` component (any
-case), a path that is not UTF-8 or holds control or format characters, a submodule, a file
-over the size cap, and a symlink that is absolute, climbs with `..` or names `.git` (a
-relative target without `..` can only lead down, through links that obey the same rule, so it
-never leaves the repository), and a commit claiming to be made on someone else's behalf (see
-`commit_problems`). Exit status 1 refuses the whole push; each reason goes to
-stderr, which the pusher's git shows as `remote: ...`.
+case), a `.gitattributes` or `.gitmodules` file (see `path_problem`), a path that is not UTF-8
+or holds control or format characters, a submodule, a file over the size cap, any symbolic link
+(see `link_problem`), and a commit claiming to be made on someone else's behalf (see
+`commit_problems`). Exit status 1 refuses the whole push; each reason goes to stderr, which the
+pusher's git shows as `remote: ...`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ _ZERO = re.compile(r"0+")
 _SYMLINK = "120000"
 _GITLINK = "160000"
 _DELETED = "000000"
-# Linux's PATH_MAX: no symlink target a file system takes is longer.
-_MAX_LINK = 4096
+# Files git reads as settings of the tree itself, not as content.
+_GIT_SETTINGS = frozenset({".gitattributes", ".gitmodules"})
 
 
 def _git(*args: str, stdin: bytes | None = None) -> bytes:
@@ -64,6 +64,14 @@ def path_problem(path: str) -> str | None:
     """Return why a file path may not be in a wiki, or None; `path` is as git lists it."""
     if any(part.casefold() == ".git" for part in path.split("/")):
         return f"{_show(path)}: nothing named .git may be in a wiki (it is git's own data)"
+    # .gitattributes would change what the wiki's own git does with its files: line endings and
+    # filters on checkout and commit, diffs, merges, and the export (export-ignore drops files,
+    # export-subst rewrites them). .gitmodules configures submodules, which a wiki has none of.
+    if any(part.casefold() in _GIT_SETTINGS for part in path.split("/")):
+        return (
+            f"{_show(path)}: a wiki holds no .gitattributes or .gitmodules (they would change "
+            "how the wiki's own git treats its files); remove it and push again"
+        )
     # Decoded with surrogateescape: a surrogate is a byte that was no UTF-8. Otterwiki, GitPython
     # and the page API read every name as UTF-8 text, and would fail on the whole wiki.
     if any("\ud800" <= ch <= "\udfff" for ch in path):
@@ -73,16 +81,19 @@ def path_problem(path: str) -> str | None:
     return None
 
 
-def link_problem(path: str, target: str) -> str | None:
-    """Return why the symlink at `path` pointing to `target` may not be in a wiki, or None."""
-    parts = target.split("/")
-    if not target or target.startswith("/") or "\0" in target:
-        return f"symlink {_show(path)} -> {_show(target)}: a link must be a relative path"
-    if ".." in parts:
-        return f"symlink {_show(path)} -> {_show(target)}: a link may not climb with '..'"
-    if any(part.casefold() == ".git" for part in parts):
-        return f"symlink {_show(path)} -> {_show(target)}: a link may not lead into .git"
-    return None
+def link_problem(path: str) -> str:
+    """Why the symbolic link at `path` may not be in a wiki: no symlink may, wherever it points.
+
+    Even a link that stays inside the repository breaks the wiki: Otterwiki and the page API
+    write a page through it (or fail on it: a dangling target, a link to a folder, a loop), so
+    the write commits nothing and leaves the working tree dirty, and every later push is
+    refused. A wiki's files are Markdown pages and attachments; a copy does what a link would.
+    Deleting a link (one brought before this rule) stays possible.
+    """
+    return (
+        f"symlink {_show(path)}: a wiki holds no symbolic links; commit the file it points to "
+        "under this name instead (or leave it out), and push again"
+    )
 
 
 def new_entries(new: str) -> dict[tuple[str, str], str]:
@@ -130,14 +141,10 @@ def content_problems(new: str, max_bytes: int) -> list[str]:
         problem = path_problem(path)
         if problem is None and mode == _GITLINK:
             problem = f"{_show(path)}: submodules are not supported in a wiki"
+        elif problem is None and mode == _SYMLINK:
+            problem = link_problem(path)
         elif problem is None and sizes.get(sha, 0) > max_bytes:
             problem = f"{_show(path)} is {sizes[sha]} bytes; a file may be at most {max_bytes}"
-        elif problem is None and mode == _SYMLINK:
-            if sizes.get(sha, 0) > _MAX_LINK:
-                problem = f"symlink {_show(path)}: its target is longer than {_MAX_LINK} bytes"
-            else:
-                target = _git("cat-file", "blob", sha).decode("utf-8", "surrogateescape")
-                problem = link_problem(path, target)
         if problem:
             problems.append(problem)
     return problems

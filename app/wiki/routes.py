@@ -141,6 +141,22 @@ class Routes:
         reason = _unsafe_path_arg(route.args)
         return _blocked(route, reason) if reason else route
 
+    def page_api_methods(self, environ) -> list[str]:
+        """The methods for which the page API serves this request's path (none: not its path).
+
+        A path the page API serves for GET only may match one of Otterwiki's own routes for
+        POST; the caller answers 405 (wrong method) for it, not 404 (no such path).
+        """
+        try:
+            adapter = self.app.create_url_adapter(self.app.request_class(environ))
+        except HTTPException:
+            return []
+        methods = []
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            if self._follow(adapter, None, method).is_page_api:
+                methods.append(method)
+        return methods
+
     def _follow(self, adapter, path: str | None, method: str) -> Route:
         redirects = False
         for _ in range(_MAX_REDIRECTS):

@@ -8,9 +8,11 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import socket
 import subprocess
 import tarfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -152,6 +154,28 @@ def test_git_access_off_is_404_with_a_message(made, tmp_path):
     assert done.returncode != 0 and "git access to the wiki" in done.stderr
 
 
+@pytest.mark.parametrize("public", [False, True])
+def test_git_access_off_is_told_only_after_authentication(made, public):
+    # A private wiki challenges an anonymous caller (401) whatever git_access is; a public one
+    # may say git access is off, as anyone may read it.
+    wiki = made(public=public, git_access=False)
+    anonymous = wiki.stack.client("otterwiki", host=f"{wiki.slug}.localhost")
+    for path in (
+        "/.git/info/refs?service=git-upload-pack",
+        "/.git/info/refs?service=git-receive-pack",
+    ):
+        answer = anonymous.get(path)
+        if public and "upload" in path:
+            assert answer.status_code == 404 and "git access" in answer.text
+        else:
+            assert answer.status_code == 401 and "git access" not in answer.text
+    stranger = made().editor  # a token of another wiki
+    answer = anonymous.get(
+        "/.git/info/refs?service=git-upload-pack", headers={"Authorization": f"Bearer {stranger}"}
+    )
+    assert answer.status_code in (401, 403) and "git access" not in answer.text
+
+
 def test_pull_brings_a_page_api_edit(shared, tmp_path):
     work = tmp_path / "w"
     ok(shared.clone(work, shared.viewer))
@@ -247,37 +271,84 @@ def test_push_waits_for_the_write_lock(made, tmp_path):
     assert wiki.head() != before
 
 
+def test_a_stalled_push_body_does_not_hold_the_wiki(made):
+    """A pusher that sends 4 of 100 000 bytes and stalls holds its worker, not the wiki's write
+    lock: the body is read whole before the lock is taken, so other writes go on at once."""
+    wiki = made()
+    before = wiki.head()
+    connection = socket.create_connection(("127.0.0.1", wiki.stack.port("otterwiki")), 30)
+    try:
+        connection.sendall(
+            (
+                "POST /.git/git-receive-pack HTTP/1.1\r\n"
+                f"Host: {wiki.slug}.localhost\r\n"
+                f"Authorization: Bearer {wiki.editor}\r\n"
+                "Content-Type: application/x-git-receive-pack-request\r\n"
+                "Content-Length: 100000\r\n\r\n0000"
+            ).encode()
+        )
+        time.sleep(1)  # the push is in its worker, waiting for the rest of its body
+        started = time.monotonic()
+        answer = wiki.pages.put("/api/v1/pages/Meanwhile", json={"content": "not blocked"})
+        assert answer.status_code == 201, answer.text
+        assert time.monotonic() - started < 5
+    finally:
+        connection.close()
+    assert wiki.head() != before
+    # The cut-off body left no file behind in the wiki's folder.
+    folder = wiki.stack.settings.wiki_dir(wiki.slug)
+    assert not [path.name for path in folder.iterdir() if path.name.startswith(".push-")]
+
+
+# Every symlink is refused, inside the repository or not: the first four were once taken, and
+# page API writes through them committed nothing and left the working tree dirty.
 @pytest.mark.parametrize(
-    ("name", "target", "reason"),
+    "links",
     [
-        ("escape.md", "../../../etc/passwd", "may not climb"),
-        ("absolute.md", "/etc/passwd", "must be a relative path"),
-        ("config.md", ".git/config", "may not lead into .git"),
-        ("sneaky.md", "sub/.GIT/config", "may not lead into .git"),
+        [("loop", ".")],
+        [("alias.md", "home.md")],
+        [("evil", "real")],  # a link to a folder of pages
+        [("dangling.md", "missing-target.md")],
+        [("a.md", "b.md"), ("b.md", "c.md"), ("c.md", "home.md")],  # a chain
+        [("notes/deep/inner.md", "../../home.md")],
+        [("escape.md", "../../../etc/passwd")],
+        [("absolute.md", "/etc/passwd")],
+        [("config.md", ".git/config")],
     ],
 )
-def test_push_of_a_bad_symlink_is_refused(shared, tmp_path, name, target, reason):
+def test_push_of_any_symlink_is_refused(shared, tmp_path, links):
     work = tmp_path / "w"
     ok(shared.clone(work, shared.editor))
     before = shared.head()
-    os.symlink(target, work / name)
-    ok(run_git("add", name, cwd=work))
+    commit_file(work, "real/page.md", "a page in a folder")
+    for name, target in links:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, work / name)
+        ok(run_git("add", name, cwd=work))
     ok(run_git("commit", "-q", "-m", "link", cwd=work))
     done = run_git("push", "origin", "main", cwd=work)
-    assert done.returncode != 0 and reason in done.stderr
+    assert done.returncode != 0
+    for name, _ in links:
+        assert f"symlink {name!r}: a wiki holds no symbolic links" in done.stderr
     assert shared.head() == before
-    assert not (shared.stack.settings.repo_path(shared.slug) / name).is_symlink()
+    repo = shared.stack.settings.repo_path(shared.slug)
+    assert not any((repo / name).is_symlink() for name, _ in links)
+    assert ok(run_git("status", "--porcelain", cwd=repo)) == ""
 
 
-def test_symlink_inside_the_wiki_is_accepted(made, tmp_path):
-    wiki = made()
+def test_a_symlink_in_an_earlier_commit_of_the_push_is_refused(shared, tmp_path):
+    # Gone at the tip, it would come back with a revert of the later commit in the UI.
     work = tmp_path / "w"
-    ok(wiki.clone(work, wiki.editor))
-    os.symlink("home.md", work / "start.md")
-    ok(run_git("add", "start.md", cwd=work))
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    os.symlink("home.md", work / "alias.md")
+    ok(run_git("add", "alias.md", cwd=work))
     ok(run_git("commit", "-q", "-m", "link", cwd=work))
-    ok(run_git("push", "-q", "origin", "main", cwd=work))
-    assert wiki.pages.get("/api/v1/pages/Start").status_code == 200
+    ok(run_git("rm", "-q", "alias.md", cwd=work))
+    ok(run_git("commit", "-q", "-m", "unlink", cwd=work))
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "symlink 'alias.md'" in done.stderr
+    assert shared.head() == before
 
 
 def git_input(work: Path, stdin: str, *args: str) -> str:
@@ -430,6 +501,51 @@ def test_import_is_refused_once_the_wiki_was_written(made, tmp_path):
     assert wiki.pages.get("/api/v1/pages/Mine").status_code == 200
 
 
+def forced_import(wiki: GitWiki, where: Path, committer: str, message: str):
+    """Push --force a new one-commit history to `wiki`, made by `committer` with `message`."""
+    ok(run_git("init", "-q", "-b", "main", str(where)))
+    (where / "home.md").write_text(f"# {where.name}")
+    ok(run_git("add", "home.md", cwd=where))
+    ok(run_git("-c", "user.name=robot", "-c", f"user.email={committer}", "commit", "-q",
+               "-m", message, cwd=where))  # fmt: skip
+    return run_git("push", "--force", wiki.url(wiki.editor), "main", cwd=where)
+
+
+def test_a_forged_creation_commit_does_not_keep_the_wiki_importable(made, tmp_path):
+    # The reviewer's example: a root commit with the creation commit's committer and message.
+    wiki = made()
+    robot = f"robot@{wiki.stack.settings.platform_domain}"
+    ok(forced_import(wiki, tmp_path / "forged", robot, "Create wiki"))  # the one import
+    imported = wiki.head()
+    done = forced_import(wiki, tmp_path / "again", robot, "Create wiki")
+    assert done.returncode != 0 and "rewrites the wiki's history" in done.stderr
+    assert wiki.head() == imported
+
+
+@pytest.mark.parametrize("refspec", ["main:refs/robot/created", ":refs/robot/created"])
+def test_the_creation_record_cannot_be_pushed_to(made, tmp_path, refspec):
+    wiki = made()
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    created = ok(run_git("rev-parse", "refs/robot/created", cwd=repo))
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    assert "refs/robot" not in ok(run_git("ls-remote", "origin", cwd=work))
+    commit_file(work, "other.md", "other")
+    assert run_git("push", "origin", refspec, cwd=work).returncode != 0
+    assert ok(run_git("rev-parse", "refs/robot/created", cwd=repo)) == created
+
+
+def test_a_wiki_without_a_creation_record_is_not_importable(made, tmp_path):
+    # As a wiki made before the record was kept: nothing says its history is only the creation.
+    wiki = made()
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    ok(run_git("update-ref", "-d", "refs/robot/created", cwd=repo))
+    before = wiki.head()
+    done = forced_import(wiki, tmp_path / "old", "me@example.test", "first")
+    assert done.returncode != 0 and "rewrites the wiki's history" in done.stderr
+    assert wiki.head() == before
+
+
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
 def test_export_has_every_file_at_head(shared, fmt):
     answer = shared.pages.get("/api/v1/export", params={"format": fmt})
@@ -443,11 +559,60 @@ def test_export_has_every_file_at_head(shared, fmt):
     assert f"{name}/home.md" in names and f"{name}/agent guide.md" in names
 
 
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        "* export-ignore\n",  # the reviewer's example: the zip was empty
+        "*.md export-subst\n",  # $Format:%H$ became the commit id
+        "*.md ident text eol=crlf\n",  # $Id$ expanded, line endings rewritten
+    ],
+)
+def test_the_export_ignores_the_wikis_own_gitattributes(made, attributes):
+    # Pushes refuse .gitattributes now; a wiki may hold one from before.
+    wiki = made()
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    home = "# Home $Format:%H$ $Id$\nline\n"
+    (repo / "home.md").write_text(home)
+    (repo / ".gitattributes").write_text(attributes)
+    ok(run_git("add", "home.md", ".gitattributes", cwd=repo))
+    ok(run_git("commit", "-q", "-m", "attributes from before", cwd=repo))
+    answer = wiki.pages.get("/api/v1/export", params={"format": "zip"})
+    assert answer.status_code == 200, answer.text
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    name = f"{wiki.slug}-{wiki.head()[:12]}"
+    assert {f"{name}/home.md", f"{name}/agent guide.md", f"{name}/.gitattributes"} <= set(
+        archive.namelist()
+    )
+    assert archive.read(f"{name}/home.md").decode() == home
+
+
+@pytest.mark.parametrize("name", [".gitattributes", "notes/.gitattributes", ".gitmodules"])
+def test_push_of_git_settings_files_is_refused(shared, tmp_path, name):
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    commit_file(work, name, "* export-ignore\n")
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "holds no .gitattributes or .gitmodules" in done.stderr
+    assert shared.head() == before
+
+
 def test_a_public_wiki_exports_anonymously(made):
     wiki = made(public=True)
     anonymous = wiki.stack.client("otterwiki", host=f"{wiki.slug}.localhost")
     answer = anonymous.get("/api/v1/export")
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/zip"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/export"), ("PUT", "/api/v1/export"), ("POST", "/api/v1/changes"),
+     ("DELETE", "/api/v1/orphans")],
+)  # fmt: skip
+def test_a_page_api_path_with_the_wrong_method_is_405(shared, method, path):
+    answer = shared.pages.request(method, path)
+    assert answer.status_code == 405, answer.text
+    assert answer.json()["error"]
 
 
 def test_export_refuses_an_unknown_format_and_anonymous_callers(shared):
@@ -523,10 +688,35 @@ def test_push_over_the_size_cap_is_refused(capped, tmp_path, size):
     before = wiki.head()
     commit_file(work, "big.bin", os.urandom(size))
     done = run_git("push", "origin", "main", cwd=work)
-    assert done.returncode != 0 and "413" in done.stderr
+    # git shows why (once "RPC failed; HTTP 413" and then "Everything up-to-date").
+    assert done.returncode != 0
+    assert "remote: push refused: it is larger than 200000 bytes" in done.stderr
+    assert "[remote rejected] main -> main (push over 200000 bytes)" in done.stderr
+    assert "Everything up-to-date" not in done.stderr
     assert wiki.head() == before
     objects = capped.stack.settings.repo_path(wiki.slug) / ".git" / "objects"
     assert not list(objects.glob("tmp_objdir-incoming-*"))
+
+
+def test_a_push_declaring_far_more_than_the_cap_is_refused_at_once(capped):
+    wiki = GitWiki(capped.stack, f"cap-{next(capped.count)}")
+    connection = http.client.HTTPConnection("127.0.0.1", capped.stack.port("otterwiki"), timeout=30)
+    try:
+        headers = {
+            "Host": f"{wiki.slug}.localhost",
+            "Authorization": f"Bearer {wiki.editor}",
+            "Content-Type": "application/x-git-receive-pack-request",
+            "Content-Length": str(10**9),
+        }
+        connection.putrequest("POST", "/.git/git-receive-pack", skip_host=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders(b"0000")
+        answer = connection.getresponse()
+        assert answer.status == 413
+        assert b"larger than 200000 bytes" in answer.read()
+    finally:
+        connection.close()
 
 
 def test_file_over_the_size_cap_is_refused_even_when_it_packs_small(capped, tmp_path):

@@ -1,16 +1,18 @@
-"""A git transfer that outlasts the worker timeout lives while it moves, and only then.
+"""A git transfer or an export that outlasts the worker timeout lives while it moves, and only then.
 
 A stack of its own with a 3-second gunicorn worker timeout: a clone read slowly (but steadily)
-takes several times that and must arrive whole; a client that stops reading must not hold the
-worker (the arbiter's timeout still ends it).
+takes several times that and must arrive whole, and so must a wiki's export (a zip) read so; a
+client that stops reading must not hold the worker (the arbiter's timeout still ends it).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
 import time
+import zipfile
 
 import pytest
 
@@ -47,9 +49,7 @@ def big(tmp_path_factory):
 
 
 def _fetch(wiki: GitWiki, pause: float = 0, stall: float = 0) -> bytes:
-    """POST an upload-pack request for HEAD and read the answer in 64 KiB steps, sleeping
-    `pause` seconds between them and `stall` seconds once after the first; return every byte
-    that came before the connection ended."""
+    """POST an upload-pack request for HEAD and read the answer as _read does."""
     want = f"want {wiki.head()}\n"
     body = f"{len(want) + 4:04x}{want}0000" + "0009done\n"
     request = (
@@ -59,6 +59,23 @@ def _fetch(wiki: GitWiki, pause: float = 0, stall: float = 0) -> bytes:
         "Content-Type: application/x-git-upload-pack-request\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
     )
+    return _read(wiki, request, pause, stall)
+
+
+def _export(wiki: GitWiki, pause: float = 0, stall: float = 0) -> bytes:
+    """GET the wiki's export as a zip and read the answer as _read does."""
+    request = (
+        "GET /api/v1/export?format=zip HTTP/1.1\r\n"
+        f"Host: {wiki.slug}.localhost\r\n"
+        f"Authorization: Bearer {wiki.editor}\r\nConnection: close\r\n\r\n"
+    )
+    return _read(wiki, request, pause, stall)
+
+
+def _read(wiki: GitWiki, request: str, pause: float, stall: float) -> bytes:
+    """Send `request` and read the answer in 64 KiB steps, sleeping `pause` seconds between
+    them and `stall` seconds once after the first; return every byte that came before the
+    connection ended."""
     connection = socket.socket()
     # A small receive buffer, so the server's writes wait on this reader's pace.
     connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
@@ -115,3 +132,29 @@ def test_a_client_that_stops_reading_does_not_hold_the_worker(big, tmp_path):
     assert _pack_is_whole(_fetch(big), tmp_path / "quick")  # a reader that keeps up gets it all
     stalled = _fetch(big, stall=TIMEOUT * 3)  # reads the first bytes, then nothing for a while
     assert not _pack_is_whole(stalled, tmp_path / "stalled")
+
+
+def _zip_is_whole(raw: bytes) -> bool:
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    if b"transfer-encoding: chunked" in head.lower():
+        rest = _unchunk(rest)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(rest))
+        blob = next(name for name in archive.namelist() if name.endswith("Home/blob.bin"))
+        return len(archive.read(blob)) == PACK_BYTES
+    except (zipfile.BadZipFile, StopIteration):
+        return False
+
+
+def test_a_slow_but_steady_export_outlasts_the_worker_timeout(big):
+    # The reviewer's example: a 12.5 MB wiki read at 40 KB/s was cut off at the worker timeout.
+    started = time.monotonic()
+    raw = _export(big, pause=0.05)
+    assert time.monotonic() - started > TIMEOUT
+    assert _zip_is_whole(raw)
+
+
+def test_an_export_reader_that_stops_does_not_hold_the_worker(big):
+    assert _zip_is_whole(_export(big))
+    assert not _zip_is_whole(_export(big, stall=TIMEOUT * 3))
