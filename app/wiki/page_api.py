@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import re
+from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import Response
@@ -18,6 +21,7 @@ from app.core.errors import PayloadTooLarge
 from app.core.identity import refusal
 from app.pages import export
 from app.pages import search as pagesearch
+from app.pages.paths import clean_attachment_name
 from app.pages.paths import clean_limit
 from app.pages.paths import clean_new_attachment_name
 from app.pages.storage import Pages
@@ -33,6 +37,8 @@ register_error_handlers(bp)
 # JSON escaping can make 1 MiB of content several times larger on the wire.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A percent-encoded / or \ (either case of hex digit).
+_ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
 
 
 def _require(permission: str) -> None:
@@ -118,6 +124,28 @@ def _form_uploads() -> tuple[list[tuple[str, bytes]], MultiDict]:
     if len(set(names)) != len(names):
         raise BadRequest("the same file name is sent twice (names differing only in case too)")
     return uploads, form
+
+
+@bp.before_request
+def _refuse_separators_in_attachment_names() -> None:
+    """Refuse an attachment name spelled with an encoded separator, saying so.
+
+    The server decodes `%2F` before routing, so `PUT .../attachments/a%2Fb.txt` reached the
+    page route as page `P/attachments/a/b.txt` and was told to send JSON (GET and DELETE: that
+    the page path may not hold a dot). Only the raw URI still shows that the caller named one
+    file after `/attachments/`; a page path encoded whole (`A%2Fattachments%2FB`) has no
+    literal `/attachments/` and is routed as before.
+    """
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw:
+        return
+    folder, _, name = urlsplit(raw).path.rpartition("/")
+    if (
+        folder.startswith(f"{bp.url_prefix}/pages/")
+        and folder.endswith("/attachments")
+        and _ENCODED_SEPARATOR.search(name)
+    ):
+        clean_attachment_name(unquote(name))  # raises: the name must not contain slashes
 
 
 @bp.after_request

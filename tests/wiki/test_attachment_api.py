@@ -335,3 +335,39 @@ def test_page_writes_are_not_held_to_the_attachment_cap(world):
     content = "words " * (20 * CAP)
     put = call(world, "PUT", "/api/v1/pages/Long", token="editor", json={"content": content})
     assert put.status_code == 201, put.text
+
+
+SEPARATED = {
+    "slash": ("a%2Fb.txt", "slashes"),
+    "slash-lower": ("a%2fb.txt", "slashes"),
+    "backslash": ("a%5Cb.txt", "slashes"),
+    "leading-slash": ("%2Fb.txt", "slashes"),
+    "dot-dot": ("%2e%2e", "not allowed"),
+    "dot-dot-upper": ("%2E%2E", "not allowed"),
+    "climb": ("..%2F..%2Fsettings.cfg", "slashes"),
+    "climb-back": ("..%5C..%5Cb.txt", "slashes"),
+    "inner-climb": ("a%2F..%2Fb", "slashes"),
+}
+
+
+@pytest.mark.parametrize("method", ["PUT", "GET", "DELETE"])
+@pytest.mark.parametrize(("name", "says"), SEPARATED.values(), ids=SEPARATED.keys())
+def test_encoded_separators_in_an_attachment_name_are_named(world, method, name, says):
+    # The reviewer's case: the server decodes %2F before routing, so this PUT reached the page
+    # route (page "Doc/attachments/a/b.txt") and was told to send JSON.
+    before = git(world, "rev-parse", "HEAD")
+    url = f"/api/v1/pages/Doc/attachments/{name}"
+    answer = call(world, method, url, token="editor", data=b"x" if method == "PUT" else None)
+    assert answer.status_code == 400 and says in answer.get_json()["error"], answer.text
+    assert untouched(world, before)
+
+
+def test_encoded_slashes_in_the_page_path_still_name_the_page(world):
+    # Clients quote the page path with safe="": only the name after /attachments/ is held.
+    put = call(world, "PUT", "/api/v1/pages/Enc%2FSub", token="editor", json={"content": "# S\n"})
+    assert put.status_code == 201, put.text
+    url = "/api/v1/pages/Enc%2FSub/attachments/ok.txt"
+    assert call(world, "PUT", url, token="editor", data=b"ok").status_code == 201
+    assert (
+        call(world, "GET", "/api/v1/pages/Enc/Sub/attachments/ok.txt", token="editor").data == b"ok"
+    )

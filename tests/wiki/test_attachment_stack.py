@@ -188,3 +188,14 @@ def test_chunked_bodies_past_their_caps_are_refused_not_cut(stack, wiki, case):
     assert client.get("/api/v1/pages/Doc/attachments/blob.bin").content == BINARY
     assert client.get("/api/v1/pages/Doc/attachments/trunc.bin").status_code == 404
     assert client.get("/api/v1/pages/Doc").json()["content"] == "# Doc\n"
+
+
+@pytest.mark.parametrize("name", ["a%2Fb.txt", "a%5Cb.txt", "..%2F..%2Fsettings.cfg", "%2e%2e"])
+def test_encoded_separators_in_a_name_are_named_through_gunicorn(stack, wiki, name):
+    # gunicorn decodes %2F in PATH_INFO: the raw URI is what tells an attachment name apart.
+    client, _ = wiki
+    before = head(stack)
+    put = client.put(f"/api/v1/pages/Doc/attachments/{name}", content=b"x")
+    assert put.status_code == 400, put.text
+    assert "slashes" in put.json()["error"] or "not allowed" in put.json()["error"]
+    assert head(stack) == before
