@@ -7,7 +7,8 @@ those (`app.pages.paths.clean_new_attachment_name`, `Pages.check_upload`); so do
 before Otterwiki writes anything, with an error toast back on the page the form came from, as
 Otterwiki answers its own failures. The editor's inline upload (a script call answered in
 JSON) gets the same refusal as a 4xx. Names that are hostile whatever the rules (slashes, `.md`,
-control characters) are refused earlier still, with a 400 (`errors._check_names`).
+control characters) are refused earlier still, with a 400 (`errors._check_names`). A file past
+the attachment cap is refused with 413, as the page API refuses it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from app.core.errors import BadRequest
+from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.pages.paths import clean_new_attachment_name
 from app.pages.storage import Pages
@@ -43,6 +45,25 @@ def _refuse_new_names(pagepath: str, names: list[str]) -> None:
         raise BadRequest("the same file name is sent twice (names differing only in case too)")
 
 
+def _refuse_files_past_the_cap() -> None:
+    """Raise 413 when a file of the form holds more than the attachment cap.
+
+    The app's MAX_CONTENT_LENGTH is the cap plus the form's envelope (config.py): a file a few
+    KiB past the cap fitted in it and was stored, where the page API answers 413.
+    """
+    from flask import g
+    from flask import request
+
+    cap = g.tenant.settings.max_attachment_bytes
+    for upload in request.files.getlist("file"):
+        stream = upload.stream
+        stream.seek(0, 2)
+        size = stream.tell()
+        stream.seek(0)
+        if size > cap:
+            raise PayloadTooLarge(f"an attachment may hold at most {cap} bytes", max_bytes=cap)
+
+
 def _upload_names() -> list[str]:
     from flask import request
 
@@ -65,6 +86,8 @@ def _check_attachment_forms():
         return None
     if not has_permission("UPLOAD"):
         return None  # Otterwiki's view refuses the caller (403) before it writes anything
+    if endpoint != _RENAME_FORM:
+        _refuse_files_past_the_cap()  # 413, as the form's body past its cap is answered
     pagepath = args.get("pagepath", "")
     back = url_for(_UPLOAD_FORM, pagepath=pagepath)
     try:
