@@ -13,11 +13,13 @@ from flask import current_app
 from flask import jsonify
 from flask import request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.core.csp import page_policy
 from app.core.csp import security_headers
 from app.core.errors import BadRequest
 from app.core.errors import ConfigError
+from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import error_body
 from app.core.platform import Platform
@@ -104,11 +106,43 @@ def health_response(checks: Mapping[str, Callable[[], str | None]]):
     return response
 
 
+def capped_body(limit: int | None, too_large: RobotError | None = None) -> bytes:
+    """Return the whole request body, or raise `too_large` (413) if it holds more than `limit`.
+
+    Werkzeug's max_content_length refuses a Content-Length over it, but a body without one
+    (Transfer-Encoding: chunked, which gunicorn ends itself) it only stops reading at the
+    limit, without a word: read whole, such a body came back cut to exactly the limit and was
+    stored as if complete. So the stream is opened one byte past the limit and a body that
+    fills that byte too is refused, whatever its framing. (A body already read, by a view
+    that looked at it first, is taken as read and held to the same limit.)
+    """
+    if limit is None:
+        return request.get_data(cache=True)
+    if too_large is None:
+        too_large = PayloadTooLarge(f"the body may hold at most {limit} bytes", max_bytes=limit)
+    if (request.content_length or 0) > limit:  # Content-Length says so: nothing is read
+        raise too_large
+    if "stream" not in request.__dict__:  # not opened yet: it takes the limit set now
+        request.max_content_length = limit + 1
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(data) > limit:
+        raise too_large
+    return data
+
+
 def json_body() -> dict:
-    """Return the request's JSON object, or raise BadRequest saying what is wrong with it."""
+    """Return the request's JSON object, or raise BadRequest saying what is wrong with it.
+
+    The body is held to `request.max_content_length` (the app's, or the route's own), and one
+    past it is refused with 413 rather than cut: a cut body could still parse (trailing
+    spaces) and be written.
+    """
     if request.mimetype != "application/json":
         raise BadRequest("send a JSON object with 'Content-Type: application/json'")
-    raw = request.get_data(cache=True)
+    raw = capped_body(request.max_content_length)
     if not raw.strip():
         raise BadRequest("the body is empty; send a JSON object")
     try:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import re
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
 from flask import Blueprint
 from flask import Response
 from flask import current_app
 from flask import g
 from flask import request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.datastructures import MultiDict
 
 from app.core.csp import ATTACHMENT_POLICY
 from app.core.errors import BadRequest
@@ -16,9 +21,11 @@ from app.core.errors import PayloadTooLarge
 from app.core.identity import refusal
 from app.pages import export
 from app.pages import search as pagesearch
+from app.pages.paths import clean_attachment_name
 from app.pages.paths import clean_limit
 from app.pages.paths import clean_new_attachment_name
 from app.pages.storage import Pages
+from app.web.flask_app import capped_body
 from app.web.flask_app import json_body
 from app.web.flask_app import register_error_handlers
 from app.web.heartbeat import kept_alive
@@ -31,6 +38,8 @@ register_error_handlers(bp)
 # JSON escaping can make 1 MiB of content several times larger on the wire.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A percent-encoded / or \ (either case of hex digit).
+_ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
 
 
 def _require(permission: str) -> None:
@@ -78,40 +87,66 @@ def _too_large(cap: int) -> PayloadTooLarge:
 
 
 def _raw_upload() -> bytes:
-    """The request body, read against the cap: Content-Length first, then the stream itself."""
+    """The request body, refused (413) past the cap however it is framed (see capped_body)."""
     cap = _attachment_cap()
-    request.max_content_length = cap
-    try:
-        data = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise _too_large(cap) from None
-    if len(data) > cap:  # the stream was opened before the limit was set: Otterwiki's own cap
-        raise _too_large(cap)
-    return data
+    return capped_body(cap, _too_large(cap))
 
 
-def _form_uploads() -> list[tuple[str, bytes]]:
-    """The (file name, bytes) of each multipart `file` field, each within the cap."""
+def _form_uploads() -> tuple[list[tuple[str, bytes]], MultiDict]:
+    """The (file name, bytes) of each multipart `file` field, each within the cap, and the
+    form's other fields.
+
+    The whole body is read first against the cap plus the form's envelope (see capped_body):
+    Werkzeug's form parser reads a chunked body only up to its limit and then drops the
+    form, or keeps what it parsed so far, without saying the body was too large.
+    """
     cap = _attachment_cap()
     if request.mimetype != "multipart/form-data":
         raise BadRequest("send the files as multipart/form-data in fields named 'file'")
-    request.max_content_length = cap + FORM_ENVELOPE_BYTES
+    body = capped_body(cap + FORM_ENVELOPE_BYTES, _too_large(cap))
+    parser = request.make_form_data_parser()
+    _, form, files = parser.parse(
+        io.BytesIO(body), request.mimetype, len(body), request.mimetype_params
+    )
     try:
-        fields = request.files.getlist("file")
-    except RequestEntityTooLarge:
-        raise _too_large(cap) from None
+        fields = [(field.filename, field.stream.read(cap + 1)) for field in files.getlist("file")]
+    finally:
+        # The parser's temporary files: the request does not know them, so it cannot close them.
+        for _, field in files.items(multi=True):
+            field.close()
     if not fields:
         raise BadRequest("no file: send each file in a multipart field named 'file'")
     uploads = []
-    for field in fields:
-        data = field.stream.read(cap + 1)
+    for filename, data in fields:
         if len(data) > cap:
             raise _too_large(cap)
-        uploads.append((clean_new_attachment_name(field.filename), data))
+        uploads.append((clean_new_attachment_name(filename), data))
     names = [name.casefold() for name, _ in uploads]
     if len(set(names)) != len(names):
         raise BadRequest("the same file name is sent twice (names differing only in case too)")
-    return uploads
+    return uploads, form
+
+
+@bp.before_request
+def _refuse_separators_in_attachment_names() -> None:
+    """Refuse an attachment name spelled with an encoded separator, saying so.
+
+    The server decodes `%2F` before routing, so `PUT .../attachments/a%2Fb.txt` reached the
+    page route as page `P/attachments/a/b.txt` and was told to send JSON (GET and DELETE: that
+    the page path may not hold a dot). Only the raw URI still shows that the caller named one
+    file after `/attachments/`; a page path encoded whole (`A%2Fattachments%2FB`) has no
+    literal `/attachments/` and is routed as before.
+    """
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw:
+        return
+    folder, _, name = urlsplit(raw).path.rpartition("/")
+    if (
+        folder.startswith(f"{bp.url_prefix}/pages/")
+        and folder.endswith("/attachments")
+        and _ENCODED_SEPARATOR.search(name)
+    ):
+        clean_attachment_name(unquote(name))  # raises: the name must not contain slashes
 
 
 @bp.after_request
@@ -215,7 +250,8 @@ def post_attachments(path):
     """Each file in its own commit; every file is checked (name, page, collisions) before the
     first is written."""
     pages = _pages("UPLOAD")
-    uploads, message = _form_uploads(), request.form.get("message")
+    uploads, form = _form_uploads()
+    message = form.get("message")
     for name, _ in uploads:  # a refusal of any file comes before the first is written
         pages.check_upload(path, name)
     results = [pages.upload_attachment(path, n, data, _author(), message) for n, data in uploads]

@@ -1,13 +1,19 @@
 """Attachments over the real stack (gunicorn in front): chunked and multipart bodies, and a
 cookie-borne upload posted from another wiki's page refused while a Bearer token works."""
 
+import http.client
+import json
+import socket
 import subprocess
+import threading
 
 import pytest
 
 from app.core.store import Store
 from app.core.wikis import create_wiki
 from app.web.session_cookie import cookie_name
+from app.wiki.otterwiki.config import FORM_ENVELOPE_BYTES
+from app.wiki.page_api import MAX_REQUEST_BYTES
 
 pytestmark = pytest.mark.stack
 
@@ -27,6 +33,7 @@ def wiki(stack):
     client = stack.client("otterwiki", host=stack.settings.wiki_host(SLUG))
     client.headers["Authorization"] = f"Bearer {token}"
     assert client.put("/api/v1/pages/Doc", json={"content": "# Doc\n"}).status_code == 201
+    client.token = token
     yield client, cookie
     store.close()
 
@@ -71,3 +78,124 @@ def test_cookie_upload_from_another_wiki_is_refused(stack, wiki):
     own = {"Origin": stack.settings.wiki_url(SLUG).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
     allowed = browser.post("/api/v1/pages/Doc/attachments", files=files, headers=own)
     assert allowed.status_code == 201, allowed.text
+
+
+def send_chunked(stack, token, method, path, body: bytes, content_type=None):
+    """(status, JSON answer) of one request whose body is sent with Transfer-Encoding: chunked,
+    written on a raw socket by a thread of its own: gunicorn may answer (and stop reading)
+    before the last chunk, and the answer must still be read."""
+    sock = socket.create_connection(("127.0.0.1", stack.port("otterwiki")), timeout=60)
+    head = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {stack.settings.wiki_host(SLUG)}",
+        f"Authorization: Bearer {token}",
+        "Transfer-Encoding: chunked",
+        "Connection: close",
+    ]
+    if content_type:
+        head.append(f"Content-Type: {content_type}")
+
+    def write():
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            for start in range(0, len(body), 64 * 1024):
+                chunk = body[start : start + 64 * 1024]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed before the whole body was sent
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        answer = http.client.HTTPResponse(sock, method=method)
+        answer.begin()
+        status, text = answer.status, answer.read()
+    finally:
+        writer.join(timeout=60)
+        sock.close()
+    return status, json.loads(text)
+
+
+def multipart(fields: list[tuple[str, str | None, bytes]]) -> tuple[str, bytes]:
+    """(Content-Type, body) of a multipart form: (field, file name or None, value) each."""
+    boundary = "robot-test-boundary-7d1f"
+    body = b""
+    for field, filename, value in fields:
+        disposition = f'form-data; name="{field}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += value + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def test_chunked_bodies_at_their_caps_are_taken(stack, wiki):
+    client, _ = wiki
+    cap = stack.settings.max_attachment_bytes
+    url = "/api/v1/pages/Doc/attachments/full.bin"
+    status, answer = send_chunked(stack, client.token, "PUT", url, b"f" * cap)
+    assert status == 201 and answer["size"] == cap
+    kind, body = multipart([("file", "full2.bin", b"g" * cap), ("message", None, b"two")])
+    url = "/api/v1/pages/Doc/attachments"
+    status, answer = send_chunked(stack, client.token, "POST", url, body, kind)
+    assert status == 201 and answer["attachments"][0]["size"] == cap
+
+
+def _over_the_caps(cap: int) -> dict:
+    """Each body the page API reads, one byte (or far) past its cap, sent chunked."""
+    kind, one_byte_over = multipart([("file", "over.bin", b"o" * (cap + 1))])
+    _, envelope_over = multipart([("file", "over.bin", b"o" * (cap + FORM_ENVELOPE_BYTES))])
+    # Valid JSON even where it would be cut: the spaces after the object are what is cut.
+    page = json.dumps({"content": "# Replaced\n"}).encode()
+    rename = json.dumps({"to": "Elsewhere"}).encode()
+    padded = MAX_REQUEST_BYTES + 1
+    return {
+        "raw-one-byte": ("PUT", "Doc/attachments/blob.bin", b"r" * (cap + 1), None),
+        "raw-far": ("PUT", "Doc/attachments/blob.bin", b"r" * (cap + 300_000), None),
+        "raw-new": ("PUT", "Doc/attachments/trunc.bin", b"r" * (cap + 1), None),
+        "multipart-file": ("POST", "Doc/attachments", one_byte_over, kind),
+        "multipart-envelope": ("POST", "Doc/attachments", envelope_over, kind),
+        "json-write": ("PUT", "Doc", page.ljust(padded), "application/json"),
+        "json-rename": ("POST", "Doc/rename", rename.ljust(padded), "application/json"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "raw-one-byte",
+        "raw-far",
+        "raw-new",
+        "multipart-file",
+        "multipart-envelope",
+        "json-write",
+        "json-rename",
+    ],
+)
+def test_chunked_bodies_past_their_caps_are_refused_not_cut(stack, wiki, case):
+    # The reviewer's case: a chunked raw upload was cut to the cap and stored (201, replacing
+    # the file there). Every body the page API reads is refused whole instead, nothing written.
+    client, _ = wiki
+    client.put("/api/v1/pages/Doc/attachments/blob.bin", content=BINARY)
+    method, path, body, kind = _over_the_caps(stack.settings.max_attachment_bytes)[case]
+    before = head(stack)
+    status, answer = send_chunked(stack, client.token, method, f"/api/v1/pages/{path}", body, kind)
+    assert status == 413, answer
+    assert "at most" in answer["error"] and answer["max_bytes"]
+    assert head(stack) == before
+    assert client.get("/api/v1/pages/Doc/attachments/blob.bin").content == BINARY
+    assert client.get("/api/v1/pages/Doc/attachments/trunc.bin").status_code == 404
+    assert client.get("/api/v1/pages/Doc").json()["content"] == "# Doc\n"
+
+
+@pytest.mark.parametrize("name", ["a%2Fb.txt", "a%5Cb.txt", "..%2F..%2Fsettings.cfg", "%2e%2e"])
+def test_encoded_separators_in_a_name_are_named_through_gunicorn(stack, wiki, name):
+    # gunicorn decodes %2F in PATH_INFO: the raw URI is what tells an attachment name apart.
+    client, _ = wiki
+    before = head(stack)
+    put = client.put(f"/api/v1/pages/Doc/attachments/{name}", content=b"x")
+    assert put.status_code == 400, put.text
+    assert "slashes" in put.json()["error"] or "not allowed" in put.json()["error"]
+    assert head(stack) == before

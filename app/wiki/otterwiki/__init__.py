@@ -17,6 +17,7 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `managed`: the admin pages of what the platform decides, out of the menu or read-only;
 - `csp`, `handlers`: Otterwiki's pages under the platform's Content-Security-Policy;
 - `editor`: an editor save over a newer revision is merged, or shown as a conflict to resolve;
+- `attachments`: Otterwiki's upload and rename forms held to the page API's name rules;
 - `errors`: bad input (unknown revisions, git and storage errors, HEAD) answered 4xx, not 500;
 - `preferences`: the platform's preferences (remote, mail, registration...) never stored;
 - `patterns`: Otterwiki's backtracking Markdown patterns, rewritten to run in linear time;

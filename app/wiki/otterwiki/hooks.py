@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from app.wiki.otterwiki.account import install_account
+from app.wiki.otterwiki.attachments import install_attachment_rules
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
 from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.editor import install_merging_editor
@@ -63,6 +64,7 @@ def install(server: ModuleType, blueprint) -> None:
     refuse_platform_preferences(server)
     install_indexed_search(server)  # before answer_bad_input wraps every view
     answer_bad_input(server)
+    install_attachment_rules(server)  # after answer_bad_input's checks of hostile names
     install_merging_editor(server)
     install_linear_patterns(server)
     install_fairness(server)
