@@ -26,7 +26,8 @@ from app.mcp.context import caller
 from app.mcp.page_client import PageClient
 
 SCHEME = "wiki"
-TEMPLATE = SCHEME + "://{wiki}/{path*}"
+# `?revision=<sha>` reads the page as of that revision (RFC 6570 query expression).
+TEMPLATE = SCHEME + "://{wiki}/{path*}{?revision}"
 MARKDOWN = "text/markdown"
 # resources/list pages per answer: a wiki of thousands of pages takes a few round trips, and
 # no single answer grows with the wiki.
@@ -76,9 +77,9 @@ class PageResources(Middleware):
 
     async def on_list_resource_templates(self, context, call_next):
         """Return the templates with the page template shown for this wiki only:
-        `wiki://{slug}/{path*}` with the request's slug, as the only wiki it reads."""
+        `wiki://{slug}/{path*}{?revision}` with the request's slug, as the only wiki it reads."""
         slug, _ = caller()
-        shown = f"{SCHEME}://{slug}/{{path*}}"
+        shown = f"{SCHEME}://{slug}/{{path*}}{{?revision}}"
         return [
             template.model_copy(update={"uri_template": shown})
             if template.uri_template == TEMPLATE
@@ -93,8 +94,9 @@ def add_page_template(mcp: FastMCP, pages: PageClient) -> None:
     # No FastMCP path screening (it answers a '..' or a NUL as "Unknown resource"): the page
     # client and the page API check every path and say what is wrong with it.
     @mcp.resource(TEMPLATE, name="page", mime_type=MARKDOWN, security=None)
-    async def read_page_resource(wiki: str, path: str) -> str:
-        """A page's Markdown; `wiki` must be this wiki's slug, `path` the page's path."""
+    async def read_page_resource(wiki: str, path: str, revision: str | None = None) -> str:
+        """A page's Markdown; `wiki` must be this wiki's slug, `path` the page's path, and
+        `revision` (optional) a revision to read it at."""
         slug, auth = caller()
         if wiki != slug:
             raise ResourceError(
@@ -102,7 +104,7 @@ def add_page_template(mcp: FastMCP, pages: PageClient) -> None:
                 f"{SCHEME}://{slug}/ only"
             )
         try:
-            data = await pages.read_page(slug, auth, path)
+            data = await pages.read_page(slug, auth, path, revision or None)
         except RobotError as error:
             raise ResourceError(error.message) from None
         return data.get("content", "")

@@ -137,11 +137,25 @@ async def test_pages_are_listed_and_read_as_resources(wikis, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_a_resource_uri_reads_a_page_at_a_revision(wikis, kind):
+    # The reviewer's example: ?revision= was ignored and the current text came back.
+    async with connect(kind, wikis.stack, host(SHUT), wikis.tokens[SHUT]) as session:
+        old = await session.call("write_page", path=f"Versions{kind}", content="old text\n")
+        await session.call("write_page", path=f"Versions{kind}", content="new text\n")
+        uri = f"wiki://{SHUT}/Versions{kind}"
+        then = await session.read(f"{uri}?revision={old.data['revision']}")
+        now = await session.read(uri)
+        with pytest.raises(Exception, match="revision"):
+            await session.read(f"{uri}?revision=not-a-sha")
+    assert (then, now) == ("old text\n", "new text\n")
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_the_page_template_names_this_wiki(wikis, kind):
     async with connect(kind, wikis.stack, host(SHUT), wikis.tokens[SHUT]) as session:
         listed = await session.client.list_resource_templates()
         templates = listed if kind == "fastmcp" else listed.resource_templates
-    assert [t.uri_template for t in templates] == [f"wiki://{SHUT}/{{path*}}"]
+    assert [t.uri_template for t in templates] == [f"wiki://{SHUT}/{{path*}}{{?revision}}"]
     assert templates[0].mime_type == "text/markdown"
 
 
