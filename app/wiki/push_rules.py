@@ -15,7 +15,8 @@ It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment t
 Every path in every new commit is checked, not only the tip: a revert in the UI would bring an
 old commit's files back into the working tree. Refused: a path with a `.git` component (any
 case), a `.gitattributes` or `.gitmodules` file (see `path_problem`), a path that is not UTF-8
-or holds control or format characters, a submodule, a file over the size cap, any symbolic link
+or holds control or format characters, a page (`.md`) that is not UTF-8 text, a submodule, a
+file over the size cap, any symbolic link
 (see `link_problem`), and a commit claiming to be made on someone else's behalf (see
 `commit_problems`). Exit status 1 refuses the whole push; each reason goes to stderr, which the
 pusher's git shows as `remote: ...`.
@@ -147,7 +148,39 @@ def content_problems(new: str, max_bytes: int) -> list[str]:
             problem = f"{_show(path)} is {sizes[sha]} bytes; a file may be at most {max_bytes}"
         if problem:
             problems.append(problem)
+    # Otterwiki, the page API and search read every page as UTF-8: one that is not would be
+    # listed but neither shown nor found.
+    not_utf8 = _not_utf8(sorted({sha for (path, sha), mode in entries if _is_page(path, mode)}))
+    for (path, sha), mode in entries:
+        if sha in not_utf8 and _is_page(path, mode):
+            problems.append(
+                f"{_show(path)} is not UTF-8 text: a page is Markdown in UTF-8 (convert it, "
+                "e.g. with iconv, and push again)"
+            )
     return problems
+
+
+def _is_page(path: str, mode: str) -> bool:
+    return mode not in (_SYMLINK, _GITLINK) and path.lower().endswith(".md")
+
+
+def _not_utf8(shas: list[str]) -> set[str]:
+    """The blobs among `shas` that are not UTF-8 (read in one `git cat-file --batch`; each is
+    within the size cap, checked before)."""
+    if not shas:
+        return set()
+    out = _git("cat-file", "--batch", stdin="".join(f"{sha}\n" for sha in shas).encode())
+    found, at = set(), 0
+    for _ in shas:
+        end = out.index(b"\n", at)
+        sha, _kind, size = out[at:end].decode("ascii").split()
+        data = out[end + 1 : end + 1 + int(size)]
+        at = end + 1 + int(size) + 1  # each object's content is followed by a newline
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            found.add(sha)
+    return found
 
 
 def commit_problems(new: str, pusher_did: str) -> list[str]:

@@ -441,6 +441,39 @@ def test_a_push_under_ones_own_robot_address_is_taken(made, tmp_path):
     assert (change["did"], change["via"]) == (OWNER[0], None)
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("latin1.md", "café au lait\n".encode("latin-1")), ("Sub/UTF16.MD", "# x\n".encode("utf-16"))],
+)
+def test_push_of_a_page_that_is_no_utf8_text_is_refused(shared, tmp_path, name, content):
+    # Otterwiki, the page API and search read pages as UTF-8: such a page was listed, not shown.
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    (work / "fine.md").write_text("# fine, café\n")  # UTF-8 pages in the same push are fine
+    path = work / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    ok(run_git("add", "-A", cwd=work))
+    ok(run_git("commit", "-q", "-m", "pages", cwd=work))
+    done = run_git("push", "origin", "HEAD:main", cwd=work)
+    assert done.returncode != 0 and "is not UTF-8 text" in done.stderr, done.stderr
+    assert "fine.md" not in done.stderr and shared.head() == before
+
+
+def test_push_of_utf8_pages_and_binary_attachments_is_taken(made, tmp_path):
+    wiki = made()
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    (work / "notes.md").write_text("# Notes — ünïcödé 日本\n")
+    (work / "notes").mkdir()
+    (work / "notes" / "blob.bin").write_bytes(bytes(range(256)))
+    ok(run_git("add", "-A", cwd=work))
+    ok(run_git("commit", "-q", "-m", "utf8 and binary", cwd=work))
+    ok(run_git("push", "-q", "origin", "HEAD:main", cwd=work))
+    assert wiki.pages.get("/api/v1/pages/Notes").status_code == 200
+
+
 def test_push_of_a_submodule_is_refused(shared, tmp_path):
     work = tmp_path / "w"
     ok(shared.clone(work, shared.editor))
