@@ -50,11 +50,13 @@ MAX_CHANGES_SCAN = 5000
 
 @dataclass(frozen=True)
 class Commit:
-    """The last commit that touched a file."""
+    """The last commit that touched a file; `email` and `message` only from `last_commit`."""
 
     revision: str
     author: str
     date: str
+    email: str = ""
+    message: str = ""
 
 
 @dataclass
@@ -105,11 +107,11 @@ class Pages:
         """Return the last commit touching `filename` at or before `revision`, or None."""
         try:
             out = self.storage.repo.git.log(
-                "-1", "--format=%H%x02%an%x02%aI", revision, "--", filename
+                "-1", "--format=%H%x02%an%x02%aI%x02%ae%x02%B", revision, "--", filename
             )
         except git.exc.GitCommandError:
             return None
-        return Commit(*out.split("\x02")) if out else None
+        return Commit(*out.split("\x02", 4)) if out else None
 
     def list(self, prefix: str = "") -> list[dict]:
         """Return every page whose path starts with `prefix`, with size and last change."""
@@ -161,23 +163,7 @@ class Pages:
             "revision": commit.revision if commit else None,
             "last_changed": commit.date if commit else None,
             "author": commit.author if commit else None,
-            **self._provenance(commit.revision if commit else None),
-        }
-
-    def _provenance(self, revision: str | None) -> dict:
-        """{"did", "via"} of the commit `revision`, as history entries give them (both None
-        when there is no commit)."""
-        if revision is None:
-            return {"did": None, "via": None}
-        try:
-            raw = self.storage.repo.git.log("-1", "--format=%ae%x00%B", revision)
-        except git.exc.GitCommandError:
-            return {"did": None, "via": None}
-        email, _, message = raw.partition("\x00")
-        found = read_message(message)
-        return {
-            "did": found.did or did_from_email(email),
-            "via": found.agent.as_dict() if found.agent else None,
+            **_provenance(commit),
         }
 
     def _load_text(self, filename: str) -> str:
@@ -713,3 +699,15 @@ def _entry(entry: dict) -> dict:
 
 def _made_by(agents: bool):
     return lambda entry: (entry["via"] is not None) == agents
+
+
+def _provenance(commit: Commit | None) -> dict:
+    """{"did", "via"} of a page's last commit, as history entries give them (both None when
+    there is no commit); read from the one `git log` that found the commit."""
+    if commit is None:
+        return {"did": None, "via": None}
+    found = read_message(commit.message)
+    return {
+        "did": found.did or did_from_email(commit.email),
+        "via": found.agent.as_dict() if found.agent else None,
+    }
