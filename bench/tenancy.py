@@ -15,8 +15,9 @@ figures get the same verdicts beside them.
 Isolation: the p99 latency of one client viewing a small page of one wiki while HAMMERS clients
 view a 200 KB page of '[' in another wiki (Otterwiki's wiki-link pattern once spent ~25 s of
 CPU on it), against the same p99 with nobody hammering; goal <= 1.5x. The render cache makes
-each hammered view cheap, app/wiki/otterwiki/fairness.py runs them at a lower priority; a p99
-of a few hundred views moves a lot with other load on the host, so the p50 ratio is beside it.
+each hammered view cheap; app/wiki/turns.py runs one of the hammered wiki's views at a time on
+two cores, at the lowest priority. The two conditions alternate in ISOLATION_SLICES short
+slices, so drift in other load on the host falls on both alike; the p50 ratio is beside it.
 
     .venv/bin/python bench/tenancy.py [--quick] [--no-postgres] [--seconds 4] [--rounds 2]
                                       [--wikis 100]
@@ -414,6 +415,8 @@ def measure_all(args, tmp: Path, servers: list[Server], cleanup: contextlib.Exit
 # four gunicorn workers busy.
 HAMMERS = 2
 ISOLATION_GOAL = 1.5
+# Alternations of alone and hammered per round (of --seconds each side, split between them).
+ISOLATION_SLICES = 4
 
 
 def percentile(latencies: list[float], share: float) -> float:
@@ -427,13 +430,14 @@ def measure_isolation(pool, server: Server, slugs: list[str], args) -> tuple[lis
     hammer = (server.port, f"{slugs[-1]}.localhost", "/Brackets")
     fetch(*hammer)  # rendered once, before anyone measures
     quiet, loaded = [], []
-    for _ in range(args.rounds):
-        begin = time.time() + 0.2
-        end = begin + args.seconds
-        quiet += pool.map(_timed_client, [(victim, begin, end)])[0]
-        begin = time.time() + 0.2
-        end = begin + args.seconds
-        jobs = [(victim, begin, end)] + [(hammer, begin, end)] * HAMMERS
+    # As long in all as the other cases' turns (rounds x seconds per side), in short slices.
+    slices = ISOLATION_SLICES * args.rounds
+    seconds = args.seconds * args.rounds / slices
+    for _ in range(slices):
+        begin = time.time() + 0.1
+        quiet += pool.map(_timed_client, [(victim, begin, begin + seconds)])[0]
+        begin = time.time() + 0.1
+        jobs = [(victim, begin, begin + seconds)] + [(hammer, begin, begin + seconds)] * HAMMERS
         loaded += pool.map(_timed_client, jobs)[0]
     return quiet, loaded
 

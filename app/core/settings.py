@@ -47,6 +47,8 @@ VARIABLES = {
     "ROBOT_LOG_SYSLOG": "also send program output to syslog (the journal under systemd)",
     "ROBOT_RENDER_BUDGET": "CPU seconds a page render may take; past it the page shows its source",
     "ROBOT_RENDER_CACHE_MB": "size bound of the on-disk cache of rendered pages, shared by workers",
+    "ROBOT_WIKI_CONCURRENCY": "requests one wiki may run at once across the wiki service's workers "
+    "(default: half the cores, at least 1); the rest wait their turn (app/wiki/turns.py)",
     "ROBOT_MAX_ATTACHMENT_BYTES": "largest attachment one upload may carry, bytes (page API, "
     "MCP and Otterwiki's upload form)",
     "ROBOT_GIT_PUSH_MAX_BYTES": "largest git push (request body) and largest file in one, bytes",
@@ -146,6 +148,11 @@ def _parse_positive_float(name: str, value: str) -> float:
     return number
 
 
+def default_wiki_concurrency() -> int:
+    """Requests one wiki may run at once by default: half this host's cores, at least one."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 def _parse_positive_int(name: str, value: str) -> int:
     try:
         number = int(value)
@@ -199,6 +206,7 @@ class Settings:
     client_key_path: Path | None = None
     render_budget: float = 2.0
     render_cache_mb: int = 256
+    wiki_concurrency: int = field(default_factory=lambda: default_wiki_concurrency())
     max_attachment_bytes: int = 10 * 1024 * 1024
     git_push_max_bytes: int = 100 * 1024 * 1024
     atproto_plc_url: str = DEFAULT_PLC_URL
@@ -278,6 +286,10 @@ class Settings:
             ),
             render_cache_mb=_parse_positive_int(
                 "ROBOT_RENDER_CACHE_MB", get("ROBOT_RENDER_CACHE_MB", "256")
+            ),
+            wiki_concurrency=_parse_positive_int(
+                "ROBOT_WIKI_CONCURRENCY",
+                get("ROBOT_WIKI_CONCURRENCY", str(default_wiki_concurrency())),
             ),
             max_attachment_bytes=_parse_positive_int(
                 "ROBOT_MAX_ATTACHMENT_BYTES", get("ROBOT_MAX_ATTACHMENT_BYTES", str(10 * 1024**2))

@@ -45,6 +45,8 @@ from app.wiki.routes import READ_ONLY_ENDPOINTS
 from app.wiki.routes import Route
 from app.wiki.routes import Routes
 from app.wiki.static import static_files
+from app.wiki.turns import Turn
+from app.wiki.turns import Turns
 
 log = logging.getLogger("robot.wiki")
 
@@ -77,6 +79,18 @@ _STATIC_HOST_TTL = 5.0
 _STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
+# A request body above this many bytes (an upload) is a transfer, not a computation: it runs
+# without its wiki's turn (app.wiki.turns), so reading it from a slow client never makes the
+# wiki's other readers wait. Writes are one at a time per wiki under the write lock anyway.
+_TRANSFER_BYTES = 64 * 1024
+
+
+def _is_transfer(environ) -> bool:
+    """Whether the request brings a body too big to read while holding its wiki's turn."""
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return True
+    length = environ.get("CONTENT_LENGTH", "")
+    return length.isdigit() and int(length) > _TRANSFER_BYTES
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,7 @@ class WikiGateway:
         self.git = GitHttp(platform)
         # Otterwiki's globals hold one wiki at a time: one request per process, until close().
         self._busy = threading.Lock()
+        self.turns = Turns(self.settings.wiki_concurrency)
         self._static_hosts: dict[str, float] = {}
         self._static = static_files(
             tenancy.app.static_folder,
@@ -318,7 +333,12 @@ class WikiGateway:
                     self.platform.store,
                 )
                 environ[CALLER_KEY] = caller
+            turn = self._turn(environ, None if caller is None else opened.wiki_dir)
+            if turn is not None:
+                held.callback(turn.close)  # the priority, once the response is out
             app_iter = self._otterwiki(environ, start_response)
+            if turn is not None:
+                turn.end_turn()
             if written is not None:
                 # Flask has run the view, so any commit is made; still under the write lock, and
                 # before the response goes out, so whoever reads the figures next sees them.
@@ -327,6 +347,17 @@ class WikiGateway:
             held.close()
             raise
         return ClosingIterator(app_iter, held.close)
+
+    def _turn(self, environ, wiki_dir: Path | None) -> Turn | None:
+        """The wiki's turn (app.wiki.turns) for Otterwiki to compute the response in, if any.
+
+        The turn ends when the app returns its response; the priority it set stays until the
+        response is sent, as sending a big page is work too. A streamed export or a slow reader
+        never holds the turn.
+        """
+        if wiki_dir is None or _is_transfer(environ):
+            return None
+        return self.turns.take(wiki_dir)
 
     def _record_usage(self, slug: str, opened, head_before: str | None) -> None:
         """After a request that may have written: if HEAD moved, record the wiki's usage.

@@ -23,7 +23,6 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `patterns`: Otterwiki's backtracking Markdown patterns, rewritten to run in linear time;
 - `render`: rendered page bodies cached on disk by content, each render held to a CPU budget;
 - `search`: `/-/search` answered from the wiki's full-text index (app.pages.fulltext);
-- `fairness`: views of wikis whose pages cost much CPU run at a lower priority;
 - `provenance`: commits signed with the request's agent; authors shown with it, no mailto:;
 - `hooks`: what `install` adds to Otterwiki's app (`g.tenant`, `g.caller`, errors, page API).
 """
