@@ -79,14 +79,21 @@ _STATIC_HOST_TTL = 5.0
 _STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
-# A request body above this many bytes (an upload) is a transfer, not a computation: it runs
+# A write's body above this many bytes (an upload) is a transfer, not a computation: it runs
 # without its wiki's turn (app.wiki.turns), so reading it from a slow client never makes the
-# wiki's other readers wait. Writes are one at a time per wiki under the write lock anyway.
+# wiki's other readers wait; writes are one at a time per wiki under the write lock anyway.
+# It still runs at the lower priority while its wiki is contended.
 _TRANSFER_BYTES = 64 * 1024
 
 
 def _is_transfer(environ) -> bool:
-    """Whether the request brings a body too big to read while holding its wiki's turn."""
+    """Whether the request is a write bringing a body too big to read during its wiki's turn.
+
+    Reads are never transfers, whatever body they claim: Otterwiki ignores it, and a claim
+    must not buy a way past the turns.
+    """
+    if environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS:
+        return False
     if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return True
     length = environ.get("CONTENT_LENGTH", "")
@@ -353,11 +360,11 @@ class WikiGateway:
 
         The turn ends when the app returns its response; the priority it set stays until the
         response is sent, as sending a big page is work too. A streamed export or a slow reader
-        never holds the turn.
+        never holds the turn; an upload takes none, but runs lower while its wiki is contended.
         """
-        if wiki_dir is None or _is_transfer(environ):
+        if wiki_dir is None:
             return None
-        return self.turns.take(wiki_dir)
+        return self.turns.take(wiki_dir, wait=not _is_transfer(environ))
 
     def _record_usage(self, slug: str, opened, head_before: str | None) -> None:
         """After a request that may have written: if HEAD moved, record the wiki's usage.

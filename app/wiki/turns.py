@@ -88,12 +88,13 @@ class Turns:
         self.lower = can_restore_priority() if lower is None else lower
         self.base = os.getpriority(os.PRIO_PROCESS, 0)
 
-    def take(self, wiki_dir: Path) -> Turn:
+    def take(self, wiki_dir: Path, wait: bool = True) -> Turn:
         """Take one of the turns of the wiki in `wiki_dir` (an existing folder).
 
         Waits up to `self.wait` seconds for one if a waiting place is free, then goes on
-        without. The caller must close() the Turn. Raises OSError if the turn files cannot be
-        opened.
+        without. With `wait` false, takes no turn and only sets the priority the wiki's
+        contention decides. The caller must close() the Turn. Raises OSError if the turn files
+        cannot be opened.
         """
         fds = []
         try:
@@ -101,7 +102,7 @@ class Turns:
                 for n in range(self.turns):
                     path = wiki_dir / f"{name}-{n}.lock"
                     fds.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o640))
-            contended = self._take(fds[: self.turns], fds[self.turns :])
+            contended = wait and self._take(fds[: self.turns], fds[self.turns :])
             contended_until = os.fstat(fds[0]).st_mtime
         except BaseException:
             Turn(fds, self.base, False).close()

@@ -206,5 +206,33 @@ def test_as_many_wait_as_may_run_and_the_rest_run_at_once(wikis):
         ({"HTTP_TRANSFER_ENCODING": "gzip, Chunked"}, True),
     ],
 )
-def test_uploads_are_transfers_that_take_no_turn(environ, transfer):
-    assert _is_transfer(environ) is transfer
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_uploads_are_transfers_that_take_no_turn(environ, transfer, method):
+    assert _is_transfer({**environ, "REQUEST_METHOD": method}) is transfer
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+@pytest.mark.parametrize(
+    "environ",
+    [{"CONTENT_LENGTH": "10485760"}, {"HTTP_TRANSFER_ENCODING": "chunked"}],
+)
+def test_a_read_claiming_a_big_body_still_takes_its_turn(environ, method):
+    assert _is_transfer({**environ, "REQUEST_METHOD": method}) is False
+
+
+@lowering
+def test_an_upload_takes_no_turn_but_runs_lower_while_its_wiki_is_contended(wikis):
+    hammered, _ = wikis
+    holder = Holder(hammered)
+    try:
+        turns = Turns(turns=1, wait=0.05)
+        upload = turns.take(hammered, wait=False)  # the holder has the turn: no wait, no lowering
+        assert not upload.lowered
+        upload.close()
+        turns.take(hammered).close()  # a read that waited: the wiki is contended now
+        upload = turns.take(hammered, wait=False)
+        assert upload.lowered and priority() == min(turns.base + LOW_NICE, 19)
+        upload.close()
+        assert priority() == turns.base
+    finally:
+        holder.release()
