@@ -165,8 +165,22 @@ class WikiGateway:
         path = environ.get("PATH_INFO") or "/"
         if path == "/healthz":
             return self._health()(environ, start_response)
+        slug = slug_from_host(environ.get("HTTP_HOST"), self.settings.platform_domain)
+        if slug is None:
+            return self._answer(environ, start_response, path, None)
+        # From here to the response's end: a contended wiki's request runs low all along.
+        turn = self.turns.enter(self.settings.wiki_dir(slug))
         try:
-            return self._dispatch(environ, start_response, path)
+            response = self._answer(environ, start_response, path, turn)
+        except BaseException:
+            turn.close()
+            raise
+        return ClosingIterator(response, turn.close)
+
+    def _answer(self, environ, start_response, path: str, turn: Turn | None):
+        """The response to a request (an error page for every failure but the client's)."""
+        try:
+            return self._dispatch(environ, start_response, path, turn)
         except RobotError as error:
             return error_response(error, path)(environ, start_response)
         except Exception:
@@ -174,7 +188,7 @@ class WikiGateway:
             error = InternalError("internal error; the operator can find details in the log")
             return error_response(error, path)(environ, start_response)
 
-    def _dispatch(self, environ, start_response, path: str):
+    def _dispatch(self, environ, start_response, path: str, turn: Turn | None):
         # Decide by the route Flask would run, never by how the path is spelled.
         route = self.routes.match(environ)
         if route.endpoint in GIT_ENDPOINTS:
@@ -221,7 +235,7 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
-        return self._serve(environ, start_response, wiki, caller)
+        return self._serve(environ, start_response, wiki, caller, turn)
 
     def _check_static_host(self, environ) -> None:
         """Let Otterwiki's own CSS and scripts through on any existing wiki's host."""
@@ -316,8 +330,20 @@ class WikiGateway:
         environ["HTTP_X_OTTERWIKI_EMAIL"] = email
         environ["HTTP_X_OTTERWIKI_PERMISSIONS"] = ",".join(caller.permissions(wiki.is_public))
 
-    def _serve(self, environ, start_response, wiki: Wiki | None, caller: Caller | None):
-        """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes."""
+    def _serve(
+        self,
+        environ,
+        start_response,
+        wiki: Wiki | None,
+        caller: Caller | None,
+        turn: Turn | None = None,
+    ):
+        """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
+
+        `turn` (app.wiki.turns) is the request's at its wiki: taken (after the write lock) for
+        Otterwiki to compute the response in, handed on when the app returns it. A streamed
+        export or a slow reader never holds it; an upload takes none (see _is_transfer).
+        """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
         held = ExitStack()
@@ -340,9 +366,8 @@ class WikiGateway:
                     self.platform.store,
                 )
                 environ[CALLER_KEY] = caller
-            turn = self._turn(environ, None if caller is None else opened.wiki_dir)
-            if turn is not None:
-                held.callback(turn.close)  # the priority, once the response is out
+            if turn is not None and caller is not None:
+                turn.take(wait=not _is_transfer(environ))
             app_iter = self._otterwiki(environ, start_response)
             if turn is not None:
                 turn.end_turn()
@@ -354,17 +379,6 @@ class WikiGateway:
             held.close()
             raise
         return ClosingIterator(app_iter, held.close)
-
-    def _turn(self, environ, wiki_dir: Path | None) -> Turn | None:
-        """The wiki's turn (app.wiki.turns) for Otterwiki to compute the response in, if any.
-
-        The turn ends when the app returns its response; the priority it set stays until the
-        response is sent, as sending a big page is work too. A streamed export or a slow reader
-        never holds the turn; an upload takes none, but runs lower while its wiki is contended.
-        """
-        if wiki_dir is None:
-            return None
-        return self.turns.take(wiki_dir, wait=not _is_transfer(environ))
 
     def _record_usage(self, slug: str, opened, head_before: str | None) -> None:
         """After a request that may have written: if HEAD moved, record the wiki's usage.

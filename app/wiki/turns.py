@@ -53,12 +53,44 @@ def can_restore_priority() -> bool:
 
 
 class Turn:
-    """One request's turn at its wiki, and the priority it runs at (`lowered`)."""
+    """One request at its wiki: the priority it runs at (`lowered`) and the turn it holds.
 
-    def __init__(self, fds: list[int], base: int, lowered: bool):
-        self._fds = fds
-        self._base = base
-        self.lowered = lowered
+    Made by Turns.enter(); take() takes the turn, end_turn() hands it on, close() ends all.
+    """
+
+    def __init__(self, turns: Turns, wiki_dir: Path):
+        self._turns = turns
+        self._wiki_dir = wiki_dir
+        self._fds: list[int] = []
+        self.lowered = False
+
+    def lower_if_contended(self) -> None:
+        """Run at LOW_NICE from now on if the wiki is contended (and lowering is on)."""
+        if self.lowered or not self._turns.lower:
+            return
+        try:
+            contended_until = (self._wiki_dir / "turn-0.lock").stat().st_mtime
+        except FileNotFoundError:
+            return  # no wiki there, or one that never had a request
+        if time.time() < contended_until:
+            self._lower()
+
+    def take(self, wait: bool = True) -> None:
+        """Take one of the wiki's turns: wait up to Turns.wait if a waiting place is free,
+        else go on at once; lower the priority if the wiki is contended. With `wait` false,
+        take no turn and only lower the priority if the wiki is contended.
+
+        Raises OSError if the turn files cannot be opened in the wiki's folder.
+        """
+        count = self._turns.turns
+        for name in ("turn", "wait"):
+            for n in range(count):
+                path = self._wiki_dir / f"{name}-{n}.lock"
+                self._fds.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o640))
+        if wait and self._turns.take(self._fds[:count], self._fds[count:]):
+            if self._turns.lower:
+                self._lower()
+        self.lower_if_contended()
 
     def end_turn(self) -> None:
         """Hand the turn to the wiki's next request; the priority stays (a response may still
@@ -70,8 +102,13 @@ class Turn:
         """End the turn and put this process's priority back. Safe to call again."""
         self.end_turn()
         if self.lowered:
-            os.setpriority(os.PRIO_PROCESS, 0, self._base)
+            os.setpriority(os.PRIO_PROCESS, 0, self._turns.base)
             self.lowered = False
+
+    def _lower(self) -> None:
+        if not self.lowered:
+            os.setpriority(os.PRIO_PROCESS, 0, self._turns.base + LOW_NICE)
+            self.lowered = True
 
 
 class Turns:
@@ -88,42 +125,28 @@ class Turns:
         self.lower = can_restore_priority() if lower is None else lower
         self.base = os.getpriority(os.PRIO_PROCESS, 0)
 
-    def take(self, wiki_dir: Path, wait: bool = True) -> Turn:
-        """Take one of the turns of the wiki in `wiki_dir` (an existing folder).
-
-        Waits up to `self.wait` seconds for one if a waiting place is free, then goes on
-        without. With `wait` false, takes no turn and only sets the priority the wiki's
-        contention decides. The caller must close() the Turn. Raises OSError if the turn files
-        cannot be opened.
-        """
-        fds = []
-        try:
-            for name in ("turn", "wait"):
-                for n in range(self.turns):
-                    path = wiki_dir / f"{name}-{n}.lock"
-                    fds.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o640))
-            contended = wait and self._take(fds[: self.turns], fds[self.turns :])
-            contended_until = os.fstat(fds[0]).st_mtime
-        except BaseException:
-            Turn(fds, self.base, False).close()
-            raise
-        lowered = self.lower and (contended or time.time() < contended_until)
-        if lowered:
-            os.setpriority(os.PRIO_PROCESS, 0, self.base + LOW_NICE)
-        return Turn(fds, self.base, lowered)
+    def enter(self, wiki_dir: Path) -> Turn:
+        """A request for the wiki in `wiki_dir` arrives: lowered at once if the wiki is
+        contended, so all its work (routing, sign-in) runs low. Call take() for the turn, and
+        close() in the end."""
+        turn = Turn(self, wiki_dir)
+        turn.lower_if_contended()
+        return turn
 
     @contextmanager
-    def turn(self, wiki_dir: Path):
-        """Hold a turn of the wiki in `wiki_dir` while inside (see take); yields the Turn."""
-        turn = self.take(wiki_dir)
+    def turn(self, wiki_dir: Path, wait: bool = True):
+        """Hold a turn of the wiki in `wiki_dir` while inside (enter, take); yields the Turn."""
+        turn = self.enter(wiki_dir)
         try:
+            turn.take(wait)
             yield turn
         finally:
             turn.close()
 
-    def _take(self, turns: list[int], waits: list[int]) -> bool:
+    def take(self, turns: list[int], waits: list[int]) -> bool:
         """Lock one of `turns`, holding one of `waits` while waiting (up to `self.wait`), or go
-        on at once when every waiting place is taken. Return whether the wiki is contended."""
+        on at once when every waiting place is taken. Return whether the wiki is contended
+        (and if so, mark it so on `turns[0]` for every worker)."""
         if _lock_one(turns) is not None:
             return False
         waiting = _lock_one(waits)
@@ -136,7 +159,8 @@ class Turns:
             fcntl.flock(waiting, fcntl.LOCK_UN)
 
     def _wait(self, turns: list[int]) -> bool:
-        """Wait for one of `turns` (up to `self.wait`); return whether the wait was contention."""
+        """Wait for one of `turns` (up to `self.wait`); return whether the wait was contention,
+        marked as soon as it outlasts OVERLAP_GRACE."""
         started = time.monotonic()
         pause = _FIRST_PAUSE
         contended = False

@@ -162,7 +162,8 @@ def test_a_dead_workers_turn_is_free_at_once(wikis):
 def test_ending_the_turn_keeps_the_priority_until_close(wikis):
     hammered, _ = wikis
     turns = Turns(turns=1, wait=30, lower=False)
-    turn = turns.take(hammered)
+    turn = turns.enter(hammered)
+    turn.take()
     turn.end_turn()
     holder = Holder(hammered)  # took the turn while the response would still be going out
     holder.release()
@@ -226,13 +227,29 @@ def test_an_upload_takes_no_turn_but_runs_lower_while_its_wiki_is_contended(wiki
     holder = Holder(hammered)
     try:
         turns = Turns(turns=1, wait=0.05)
-        upload = turns.take(hammered, wait=False)  # the holder has the turn: no wait, no lowering
-        assert not upload.lowered
-        upload.close()
-        turns.take(hammered).close()  # a read that waited: the wiki is contended now
-        upload = turns.take(hammered, wait=False)
-        assert upload.lowered and priority() == min(turns.base + LOW_NICE, 19)
-        upload.close()
+        with turns.turn(hammered, wait=False) as upload:  # the holder's turn: no wait, no lowering
+            assert not upload.lowered
+        with turns.turn(hammered):  # a read that waited: the wiki is contended now
+            pass
+        with turns.turn(hammered, wait=False) as upload:
+            assert upload.lowered and priority() == min(turns.base + LOW_NICE, 19)
         assert priority() == turns.base
     finally:
         holder.release()
+
+
+@lowering
+def test_a_request_to_a_contended_wiki_runs_lower_from_the_moment_it_arrives(wikis):
+    hammered, other = wikis
+    turns = Turns(turns=1, wait=30)
+    until = time.time() + CONTENDED_FOR
+    (hammered / "turn-0.lock").touch()
+    os.utime(hammered / "turn-0.lock", (until, until))
+    arrived = turns.enter(hammered)  # before routing and sign-in, before any turn
+    assert arrived.lowered and priority() == min(turns.base + LOW_NICE, 19)
+    arrived.close()
+    assert priority() == turns.base
+    for quiet in (other, other / "no-such-wiki"):  # quiet, or no wiki there at all
+        arrived = turns.enter(quiet)
+        assert not arrived.lowered and priority() == turns.base
+        arrived.close()
