@@ -29,6 +29,8 @@ from app.core.store import Wiki
 from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import cookie_name
 from app.web.session_cookie import set_session_cookie
+from app.wiki import page_api
+from app.wiki.bodies import receive_body
 from app.wiki.git_http import GIT_ENDPOINTS
 from app.wiki.git_http import GitHttp
 from app.wiki.otterwiki import APP_SERVED_STATIC
@@ -36,6 +38,7 @@ from app.wiki.otterwiki import CALLER_KEY
 from app.wiki.otterwiki import REDEEM_ENDPOINT
 from app.wiki.otterwiki import TENANT_KEY
 from app.wiki.otterwiki import Tenancy
+from app.wiki.otterwiki.config import FORM_ENVELOPE_BYTES
 from app.wiki.responses import error_response
 from app.wiki.responses import html_page
 from app.wiki.responses import is_api_path
@@ -47,6 +50,7 @@ from app.wiki.routes import Routes
 from app.wiki.static import static_files
 from app.wiki.turns import Turn
 from app.wiki.turns import Turns
+from app.wiki.turns import WikiBusy
 
 log = logging.getLogger("robot.wiki")
 
@@ -79,25 +83,8 @@ _STATIC_HOST_TTL = 5.0
 _STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
-# A write's body above this many bytes (an upload) is a transfer, not a computation: it runs
-# without its wiki's turn (app.wiki.turns), so reading it from a slow client never makes the
-# wiki's other readers wait; writes are one at a time per wiki under the write lock anyway.
-# It still runs at the lower priority while its wiki is contended.
-_TRANSFER_BYTES = 64 * 1024
-
-
-def _is_transfer(environ) -> bool:
-    """Whether the request is a write bringing a body too big to read during its wiki's turn.
-
-    Reads are never transfers, whatever body they claim: Otterwiki ignores it, and a claim
-    must not buy a way past the turns.
-    """
-    if environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS:
-        return False
-    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return True
-    length = environ.get("CONTENT_LENGTH", "")
-    return length.isdigit() and int(length) > _TRANSFER_BYTES
+# Bulk transfers (app.wiki.turns): they take a bulk place of their wiki, not a turn.
+_BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 
 
 @dataclass(frozen=True)
@@ -152,6 +139,9 @@ class WikiGateway:
         # Otterwiki's globals hold one wiki at a time: one request per process, until close().
         self._busy = threading.Lock()
         self.turns = Turns(self.settings.wiki_concurrency)
+        # The largest body any route takes: an attachment in its form, or a page API request.
+        attachment_form = self.settings.max_attachment_bytes + FORM_ENVELOPE_BYTES
+        self._body_cap = max(attachment_form, page_api.MAX_REQUEST_BYTES)
         self._static_hosts: dict[str, float] = {}
         self._static = static_files(
             tenancy.app.static_folder,
@@ -182,7 +172,10 @@ class WikiGateway:
         try:
             return self._dispatch(environ, start_response, path, turn)
         except RobotError as error:
-            return error_response(error, path)(environ, start_response)
+            response = error_response(error, path)
+            if isinstance(error, WikiBusy):
+                response.headers["Retry-After"] = str(error.retry_after)
+            return response(environ, start_response)
         except Exception:
             log.exception("wiki gateway failed on %s %s", environ.get("REQUEST_METHOD"), path)
             error = InternalError("internal error; the operator can find details in the log")
@@ -192,7 +185,10 @@ class WikiGateway:
         # Decide by the route Flask would run, never by how the path is spelled.
         route = self.routes.match(environ)
         if route.endpoint in GIT_ENDPOINTS:
-            return self.git(environ, start_response, route.endpoint, self._wiki_of(environ))
+            wiki = self._wiki_of(environ)
+            if turn is not None:
+                turn.take_bulk()
+            return self.git(environ, start_response, route.endpoint, wiki)
         if (
             route.endpoint == "static"
             and not route.redirects
@@ -235,6 +231,9 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
+        if turn is not None and route.endpoint in _BULK_ENDPOINTS:
+            turn.take_bulk()
+            turn = None  # held, as the bulk place, until the response is out
         return self._serve(environ, start_response, wiki, caller, turn)
 
     def _check_static_host(self, environ) -> None:
@@ -340,9 +339,9 @@ class WikiGateway:
     ):
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
 
-        `turn` (app.wiki.turns) is the request's at its wiki: taken (after the write lock) for
-        Otterwiki to compute the response in, handed on when the app returns it. A streamed
-        export or a slow reader never holds it; an upload takes none (see _is_transfer).
+        The request's body is received whole first (app.wiki.bodies). `turn` (app.wiki.turns)
+        is the request's at its wiki: taken after the write lock for Otterwiki to compute the
+        response in, handed on when the app returns it, so a slow reader never holds it.
         """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
@@ -353,6 +352,9 @@ class WikiGateway:
             if caller is None:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
             else:
+                body = receive_body(environ, self._body_cap)
+                if body is not None:
+                    held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
                 if environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
                     held.enter_context(wiki_write_lock(opened.wiki_dir))
@@ -367,7 +369,7 @@ class WikiGateway:
                 )
                 environ[CALLER_KEY] = caller
             if turn is not None and caller is not None:
-                turn.take(wait=not _is_transfer(environ))
+                turn.take()
             app_iter = self._otterwiki(environ, start_response)
             if turn is not None:
                 turn.end_turn()

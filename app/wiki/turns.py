@@ -1,46 +1,79 @@
-"""Each wiki's requests take turns, and a wiki whose requests pile up runs below everyone else's.
+"""Each wiki's requests take turns, and a wiki that takes more than its share runs below the rest.
 
 One pool of sync workers on a few cores serves every wiki. Clients hammering one wiki used to
 keep several workers computing that wiki's pages at once, and every other wiki's views waited
-for a core. Here a wiki runs at most `turns` requests at a time across all workers
-(ROBOT_WIKI_CONCURRENCY, by default half the cores); a request that finds them all taken waits
-for one, at most WAIT seconds, so a long render never stalls its wiki's other readers for long.
-As many requests may wait as may run: the rest run at once, so waiting never holds more of the
-workers every wiki shares than running would. A wiki that had to wait within the last
-CONTENDED_FOR seconds is being hammered: its requests run at nice LOW_NICE, so the kernel gives
-any other wiki's request the core first.
+for a core. Here:
+
+- Turns: a wiki computes at most `turns` requests at a time across all workers
+  (ROBOT_WIKI_CONCURRENCY, by default half the cores). A request that finds them all taken
+  waits for one (at most WAIT seconds) if a waiting place is free (as many as there are turns);
+  otherwise, or when its wait runs out, it runs at once, unless its wiki is in debt (below):
+  then it is refused with 429 and Retry-After, so a crowded wiki cannot hold every worker.
+- Debt: the time a wiki's requests spent waiting for a turn (its crowd debt) and the CPU time
+  of its heavy requests (over HEAVY_CPU each; its CPU debt) count DEBT_WEIGHT times against it
+  and drain in real time. While either is over DEBT_LOW, a wiki's requests run at nice
+  LOW_NICE from the moment they arrive, so the kernel gives any other wiki's request the core
+  first; while its crowd debt is over DEBT_REFUSE, requests that find no turn are refused. A
+  browser loading a page and its images waits a little and stays clear of both; clients that
+  keep a wiki's turns busy, or one client rendering costly pages back to back, do not.
+- Bulk transfers (git clone, fetch and push, exports) always run at LOW_NICE, at most `turns`
+  at once per wiki, and are refused with 429 past that: they move for seconds or minutes and
+  must never hold the turns that views take.
 
 Turns are flock(2) locks on files in the wiki's folder (beside `write.lock`): shared by every
-worker, released by the kernel if a worker dies. A wait sets the first turn file's mtime to
-CONTENDED_FOR seconds ahead: the wiki is contended while that time is still to come. A wait
-shorter than OVERLAP_GRACE does not count: two requests that merely brush (a page and the
-first image on it) are not a hammering.
+worker, released by the kernel if a worker dies. A debt is the mtime of a file (CROWD is the
+first turn file, CPU the first waiting place): the wall-clock time until which it runs. Its
+read-modify-write is not atomic across workers; a lost update only makes a debt smaller.
 
 Lowering a process's priority is allowed to anyone; raising it back needs root or an
 RLIMIT_NICE of 20 (systemd: LimitNICE=+0), so where neither holds, wikis take turns without
-the priority change.
+the priority change. If the turn files cannot be opened, the request runs without a turn.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import resource
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-# Seconds a request waits for its wiki's turn before running anyway.
+from app.core.errors import RobotError
+
+log = logging.getLogger("robot.wiki")
+
+# Seconds a request waits for its wiki's turn before running anyway (or being refused).
 WAIT = 1.0
-# A wait shorter than this (seconds) is two requests brushing, not contention.
-OVERLAP_GRACE = 0.002
-# Seconds after its last wait during which a wiki's requests run at the lower priority.
-CONTENDED_FOR = 1.0
+# Each second of waiting or of a heavy request's CPU adds this many seconds of debt.
+DEBT_WEIGHT = 2.0
+# Seconds of debt above which a wiki's requests run at the lower priority: a page with a dozen
+# images waits well under this in all.
+DEBT_LOW = 0.5
+# Seconds of crowd debt above which requests that find no turn are refused: the wiki's turns
+# have been kept busy for a second or more (a net second of debt per second of crowding).
+DEBT_REFUSE = 1.5
+# Most debt a wiki can have, in seconds: how long it stays low after it stopped.
+DEBT_MAX = 3.0
+# CPU seconds above which a request counts as heavy (its CPU goes to its wiki's debt); a small
+# page takes about 5 ms, a page from the render cache under 10 ms, a first render up to the
+# render budget (2 s).
+HEAVY_CPU = 0.1
 # The lowest priority: CFS gives nice 0 about 70 times the CPU of nice 19.
 LOW_NICE = 19
+# Seconds a refused client is told to wait before it tries again.
+RETRY_AFTER = 1
 # Pauses between tries for a turn (seconds): short first, as most turns end within milliseconds.
 _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.002
+
+
+class WikiBusy(RobotError):
+    """The wiki is in debt and has no turn or place left: try again in RETRY_AFTER seconds."""
+
+    status = 429
+    retry_after = RETRY_AFTER
 
 
 def can_restore_priority() -> bool:
@@ -52,45 +85,92 @@ def can_restore_priority() -> bool:
     return soft == resource.RLIM_INFINITY or 20 - soft <= base
 
 
+# The files whose mtimes hold a wiki's two debts.
+CROWD, CPU = "turn-0.lock", "wait-0.lock"
+
+
+def debt(wiki_dir: Path, kind: str) -> float:
+    """Seconds of `kind` (CROWD or CPU) debt the wiki in `wiki_dir` has now (0.0: none)."""
+    try:
+        return max(0.0, (wiki_dir / kind).stat().st_mtime - time.time())
+    except OSError:
+        return 0.0  # no such wiki, or one that never had a request
+
+
+def add_debt(wiki_dir: Path, kind: str, seconds: float) -> None:
+    """Count `seconds` (of waiting, or CPU) against the wiki's `kind` debt, DEBT_WEIGHT times,
+    up to DEBT_MAX."""
+    path = wiki_dir / kind
+    now = time.time()
+    try:
+        until = max(path.stat().st_mtime, now) + DEBT_WEIGHT * seconds
+        until = min(until, now + DEBT_MAX)
+        os.utime(path, (until, until))
+    except OSError:
+        pass  # no turn file (see Turn.take): nothing to count against
+
+
 class Turn:
     """One request at its wiki: the priority it runs at (`lowered`) and the turn it holds.
 
-    Made by Turns.enter(); take() takes the turn, end_turn() hands it on, close() ends all.
+    Made by Turns.enter(); take() or take_bulk() takes the turn, end_turn() hands it on,
+    close() ends all and counts the request's CPU against its wiki if it was heavy.
     """
 
     def __init__(self, turns: Turns, wiki_dir: Path):
         self._turns = turns
         self._wiki_dir = wiki_dir
         self._fds: list[int] = []
+        self._started = time.process_time()
         self.lowered = False
 
-    def lower_if_contended(self) -> None:
-        """Run at LOW_NICE from now on if the wiki is contended (and lowering is on)."""
-        if self.lowered or not self._turns.lower:
-            return
-        try:
-            contended_until = (self._wiki_dir / "turn-0.lock").stat().st_mtime
-        except FileNotFoundError:
-            return  # no wiki there, or one that never had a request
-        if time.time() < contended_until:
+    def lower_if_in_debt(self) -> None:
+        """Run at LOW_NICE from now on if the wiki is in either debt."""
+        if max(debt(self._wiki_dir, CROWD), debt(self._wiki_dir, CPU)) > DEBT_LOW:
             self._lower()
 
-    def take(self, wait: bool = True) -> None:
+    def take(self) -> None:
         """Take one of the wiki's turns: wait up to Turns.wait if a waiting place is free,
-        else go on at once; lower the priority if the wiki is contended. With `wait` false,
-        take no turn and only lower the priority if the wiki is contended.
+        else go on at once. Lower the priority if the wiki is in debt.
 
-        Raises OSError if the turn files cannot be opened in the wiki's folder.
+        Raises WikiBusy when no turn came and the wiki's crowd debt is over DEBT_REFUSE.
         """
-        count = self._turns.turns
-        for name in ("turn", "wait"):
-            for n in range(count):
-                path = self._wiki_dir / f"{name}-{n}.lock"
-                self._fds.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o640))
-        if wait and self._turns.take(self._fds[:count], self._fds[count:]):
-            if self._turns.lower:
-                self._lower()
-        self.lower_if_contended()
+        turns, waits = self._open("turn"), self._open("wait")
+        if not turns:
+            return  # no turn files: run without (logged by _open)
+        if _lock_one(turns) is not None:
+            self.lower_if_in_debt()
+            return
+        waiting = _lock_one(waits)
+        if waiting is None:
+            got = False
+        else:
+            started = time.monotonic()
+            try:
+                got = self._turns.wait_for(turns)
+            finally:
+                fcntl.flock(waiting, fcntl.LOCK_UN)
+            add_debt(self._wiki_dir, CROWD, time.monotonic() - started)
+        self.lower_if_in_debt()
+        if not got and debt(self._wiki_dir, CROWD) > DEBT_REFUSE:
+            raise WikiBusy(
+                "this wiki is answering too many requests at once; try again in a moment",
+            )
+
+    def take_bulk(self) -> None:
+        """Take one of the wiki's places for bulk transfers, at LOW_NICE until close(); wait
+        for one up to Turns.wait (a client's next request may come a moment before its last
+        one's worker let go).
+
+        Raises WikiBusy when no place came free.
+        """
+        self._lower()
+        places = self._open("bulk")
+        if places and _lock_one(places) is None and not self._turns.wait_for(places):
+            raise WikiBusy(
+                "this wiki is already sending or receiving as many transfers as it may; try "
+                "again in a moment"
+            )
 
     def end_turn(self) -> None:
         """Hand the turn to the wiki's next request; the priority stays (a response may still
@@ -99,14 +179,33 @@ class Turn:
             os.close(self._fds.pop())  # and with the last one, the lock
 
     def close(self) -> None:
-        """End the turn and put this process's priority back. Safe to call again."""
+        """End the turn, count a heavy request's CPU against its wiki, and put this process's
+        priority back. Safe to call again."""
         self.end_turn()
+        spent, self._started = time.process_time() - self._started, time.process_time()
+        if spent > HEAVY_CPU:
+            add_debt(self._wiki_dir, CPU, spent)
         if self.lowered:
             os.setpriority(os.PRIO_PROCESS, 0, self._turns.base)
             self.lowered = False
 
+    def _open(self, name: str) -> list[int]:
+        """Open (creating) the wiki's `name-N.lock` files; [] if that fails (logged)."""
+        opened = []
+        try:
+            for n in range(self._turns.turns):
+                path = self._wiki_dir / f"{name}-{n}.lock"
+                opened.append(os.open(path, os.O_RDONLY | os.O_CREAT, 0o640))
+        except OSError as error:
+            log.warning("running without a turn: cannot open %s (%s)", error.filename, error)
+            for fd in opened:
+                os.close(fd)
+            return []
+        self._fds.extend(opened)
+        return opened
+
     def _lower(self) -> None:
-        if not self.lowered:
+        if self._turns.lower and not self.lowered:
             os.setpriority(os.PRIO_PROCESS, 0, self._turns.base + LOW_NICE)
             self.lowered = True
 
@@ -114,9 +213,9 @@ class Turn:
 class Turns:
     """Per-wiki turns shared by every worker on the host, and the priority they decide.
 
-    `turns`: requests a wiki may run at once (as many may wait); `wait`: seconds a request
-    waits for a turn; `lower`: whether contended wikis run at LOW_NICE (default: when it can be
-    undone).
+    `turns`: requests a wiki may compute at once (as many may wait, and as many bulk transfers
+    run); `wait`: seconds a request waits for a turn; `lower`: whether wikis in debt and bulk
+    transfers run at LOW_NICE (default: when it can be undone).
     """
 
     def __init__(self, turns: int, wait: float = WAIT, lower: bool | None = None):
@@ -126,55 +225,34 @@ class Turns:
         self.base = os.getpriority(os.PRIO_PROCESS, 0)
 
     def enter(self, wiki_dir: Path) -> Turn:
-        """A request for the wiki in `wiki_dir` arrives: lowered at once if the wiki is
-        contended, so all its work (routing, sign-in) runs low. Call take() for the turn, and
-        close() in the end."""
+        """A request for the wiki in `wiki_dir` arrives: lowered at once if the wiki is in
+        debt, so all its work (routing, sign-in) runs low. Call take() or take_bulk() for a
+        turn, and close() in the end."""
         turn = Turn(self, wiki_dir)
-        turn.lower_if_contended()
+        turn.lower_if_in_debt()
         return turn
 
     @contextmanager
-    def turn(self, wiki_dir: Path, wait: bool = True):
-        """Hold a turn of the wiki in `wiki_dir` while inside (enter, take); yields the Turn."""
+    def turn(self, wiki_dir: Path, bulk: bool = False):
+        """Hold a turn (or with `bulk`, a bulk place) of the wiki in `wiki_dir` while inside;
+        yields the Turn. Raises WikiBusy as take() and take_bulk() do."""
         turn = self.enter(wiki_dir)
         try:
-            turn.take(wait)
+            turn.take_bulk() if bulk else turn.take()
             yield turn
         finally:
             turn.close()
 
-    def take(self, turns: list[int], waits: list[int]) -> bool:
-        """Lock one of `turns`, holding one of `waits` while waiting (up to `self.wait`), or go
-        on at once when every waiting place is taken. Return whether the wiki is contended
-        (and if so, mark it so on `turns[0]` for every worker)."""
-        if _lock_one(turns) is not None:
-            return False
-        waiting = _lock_one(waits)
-        if waiting is None:  # as many wait as may run: this one runs now, without a turn
-            _mark_contended(turns[0])
-            return True
-        try:
-            return self._wait(turns)
-        finally:
-            fcntl.flock(waiting, fcntl.LOCK_UN)
-
-    def _wait(self, turns: list[int]) -> bool:
-        """Wait for one of `turns` (up to `self.wait`); return whether the wait was contention,
-        marked as soon as it outlasts OVERLAP_GRACE."""
-        started = time.monotonic()
+    def wait_for(self, turns: list[int]) -> bool:
+        """Wait up to `self.wait` seconds to lock one of `turns`; return whether it was."""
+        deadline = time.monotonic() + self.wait
         pause = _FIRST_PAUSE
-        contended = False
-        while True:
+        while time.monotonic() < deadline:
             time.sleep(pause)
             pause = min(2 * pause, _LONGEST_PAUSE)
             if _lock_one(turns) is not None:
-                return contended
-            waited = time.monotonic() - started
-            if waited > OVERLAP_GRACE and not contended:
-                contended = True
-                _mark_contended(turns[0])
-            if waited >= self.wait:
-                return contended
+                return True
+        return False
 
 
 def _lock_one(fds: list[int]) -> int | None:
@@ -186,9 +264,3 @@ def _lock_one(fds: list[int]) -> int | None:
         except BlockingIOError:
             continue
     return None
-
-
-def _mark_contended(fd: int) -> None:
-    """Tell every worker that this wiki is contended for the next CONTENDED_FOR seconds."""
-    until = time.time() + CONTENDED_FOR
-    os.utime(fd, (until, until))

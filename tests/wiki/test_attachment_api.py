@@ -181,8 +181,8 @@ def test_roles_below_editor_cannot_change_attachments(world, who, status, method
 @pytest.mark.parametrize(
     ("body", "environ"),
     [
-        # Content-Length claims more than the cap (the 5 bytes are never read)
-        (b"small", {"CONTENT_LENGTH": str(CAP + 1)}),
+        # Content-Length says one byte more than the cap
+        (b"x" * (CAP + 1), {"CONTENT_LENGTH": str(CAP + 1)}),
         # chunked: no Content-Length, the server ends the stream (as gunicorn does); once cut
         # to the cap and stored (test_attachment_stack.py sends real chunked bodies)
         (b"x" * (CAP + 1), {"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}),

@@ -1,0 +1,76 @@
+"""A request's body is received whole, and held to the service's cap, before any lock or turn."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from app.core.errors import BadRequest
+from app.core.errors import PayloadTooLarge
+from app.wiki.bodies import IN_MEMORY
+from app.wiki.bodies import receive_body
+
+CAP = 4096
+
+
+class Unreadable(io.RawIOBase):
+    def read(self, size=-1):
+        raise AssertionError("the body was read")
+
+
+def environ(body: bytes | io.RawIOBase, **headers) -> dict:
+    stream = body if isinstance(body, io.RawIOBase) else io.BytesIO(body)
+    return {
+        "REQUEST_METHOD": "POST",
+        "wsgi.input": stream,
+        "wsgi.input_terminated": True,
+        **headers,
+    }
+
+
+@pytest.mark.parametrize("headers", [{}, {"CONTENT_LENGTH": "0"}, {"CONTENT_LENGTH": "x"}])
+def test_a_request_without_a_body_is_left_alone(headers):
+    request = environ(Unreadable(), **headers)
+    assert receive_body(request, CAP) is None and isinstance(request["wsgi.input"], Unreadable)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"CONTENT_LENGTH": "12"}, {"HTTP_TRANSFER_ENCODING": "chunked"}],
+    ids=["length", "chunked"],
+)
+def test_a_body_is_received_whole_with_its_exact_length(headers):
+    request = environ(b"content=hi!!", **headers)
+    with receive_body(request, CAP) as body:
+        assert request["wsgi.input"] is body and body.read() == b"content=hi!!"
+    assert request["CONTENT_LENGTH"] == "12" and "HTTP_TRANSFER_ENCODING" not in request
+
+
+def test_a_big_body_waits_in_a_file_not_in_memory():
+    size = IN_MEMORY + 1
+    with receive_body(environ(b"x" * size, CONTENT_LENGTH=str(size)), 2 * IN_MEMORY) as body:
+        assert body._rolled and len(body.read()) == size
+
+
+def test_a_body_declared_over_the_cap_is_refused_unread():
+    with pytest.raises(PayloadTooLarge) as refused:
+        receive_body(environ(Unreadable(), CONTENT_LENGTH=str(CAP + 1)), CAP)
+    assert refused.value.extra["max_bytes"] == CAP
+
+
+@pytest.mark.parametrize("size", [CAP + 1, 10 * CAP])
+def test_a_chunked_body_over_the_cap_is_refused_not_cut(size):
+    with pytest.raises(PayloadTooLarge):
+        receive_body(environ(b"x" * size, HTTP_TRANSFER_ENCODING="chunked"), CAP)
+
+
+def test_a_body_at_the_cap_is_taken():
+    with receive_body(environ(b"x" * CAP, CONTENT_LENGTH=str(CAP)), CAP) as body:
+        assert len(body.read()) == CAP
+
+
+def test_a_body_that_ends_early_is_a_bad_request():
+    with pytest.raises(BadRequest) as refused:
+        receive_body(environ(b"short", CONTENT_LENGTH="100"), CAP)
+    assert "5 of 100 bytes" in refused.value.message
