@@ -14,12 +14,13 @@ figures get the same verdicts beside them. These servers let a wiki compute CLIE
 once (ROBOT_WIKI_CONCURRENCY): they measure what a view costs, and the default turns would
 make four clients on one wiki wait for each other, then refuse them (app/wiki/turns.py).
 
-Isolation, on servers of its own with the default turns: the p99 latency of one client viewing a small page of one wiki while HAMMERS clients
-view a 200 KB page of '[' in another wiki (Otterwiki's wiki-link pattern once spent ~25 s of
-CPU on it), against the same p99 with nobody hammering; goal <= 1.5x. The render cache makes
-each hammered view cheap; app/wiki/turns.py runs one of the hammered wiki's views at a time on
-two cores, at the lowest priority while it is in debt. The two conditions alternate in ISOLATION_SLICES short
-slices, so drift in other load on the host falls on both alike; the p50 ratio is beside it.
+Isolation, on servers of its own with the default turns: the p99 latency of one client
+viewing a small page of one wiki while HAMMERS clients view a 200 KB page of '[' in another
+wiki (Otterwiki's wiki-link pattern once spent ~25 s of CPU on it), against the same p99 with
+nobody hammering; goal <= 1.5x. The render cache makes each hammered view cheap;
+app/wiki/turns.py runs one of the hammered wiki's views at a time on two cores, at the lowest
+priority while it is in debt. The two conditions alternate in ISOLATION_SLICES short slices,
+so drift in other load on the host falls on both alike; the p50 ratio is beside it.
 
     .venv/bin/python bench/tenancy.py [--quick] [--no-postgres] [--seconds 4] [--rounds 2]
                                       [--wikis 100]

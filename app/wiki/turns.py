@@ -9,6 +9,7 @@ for a core. Here:
   waits for one (at most WAIT seconds) if a waiting place is free (as many as there are turns);
   otherwise, or when its wait runs out, it runs at once, unless its wiki is in debt (below):
   then it is refused with 429 and Retry-After, so a crowded wiki cannot hold every worker.
+  A run without a turn counts as crowding, as a wait does.
 - Debt: the time a wiki's requests spent waiting for a turn (its crowd debt) and the CPU time
   of its heavy requests (over HEAVY_CPU each; its CPU debt) count DEBT_WEIGHT times against it
   and drain in real time. While either is over DEBT_LOW, a wiki's requests run at nice
@@ -122,6 +123,7 @@ class Turn:
         self._wiki_dir = wiki_dir
         self._fds: list[int] = []
         self._started = time.process_time()
+        self._beyond_turns: float | None = None  # when it went on without a turn (monotonic)
         self.lowered = False
 
     def lower_if_in_debt(self) -> None:
@@ -152,10 +154,13 @@ class Turn:
                 fcntl.flock(waiting, fcntl.LOCK_UN)
             add_debt(self._wiki_dir, CROWD, time.monotonic() - started)
         self.lower_if_in_debt()
-        if not got and debt(self._wiki_dir, CROWD) > DEBT_REFUSE:
+        if got:
+            return
+        if debt(self._wiki_dir, CROWD) > DEBT_REFUSE:
             raise WikiBusy(
                 "this wiki is answering too many requests at once; try again in a moment",
             )
+        self._beyond_turns = time.monotonic()  # its whole run counts as crowding (close())
 
     def take_bulk(self) -> None:
         """Take one of the wiki's places for bulk transfers, at LOW_NICE until close(); wait
@@ -179,12 +184,15 @@ class Turn:
             os.close(self._fds.pop())  # and with the last one, the lock
 
     def close(self) -> None:
-        """End the turn, count a heavy request's CPU against its wiki, and put this process's
-        priority back. Safe to call again."""
+        """End the turn, count a heavy request's CPU and a run without a turn against its
+        wiki, and put this process's priority back. Safe to call again."""
         self.end_turn()
         spent, self._started = time.process_time() - self._started, time.process_time()
         if spent > HEAVY_CPU:
             add_debt(self._wiki_dir, CPU, spent)
+        if self._beyond_turns is not None:
+            add_debt(self._wiki_dir, CROWD, time.monotonic() - self._beyond_turns)
+            self._beyond_turns = None
         if self.lowered:
             os.setpriority(os.PRIO_PROCESS, 0, self._turns.base)
             self.lowered = False

@@ -175,12 +175,14 @@ def test_a_crowded_wiki_is_refused_what_it_cannot_wait_for(wikis):
         holder.release()
 
 
-def test_a_wiki_owing_little_runs_at_once_when_no_place_is_left(wikis):
+def test_a_wiki_owing_little_runs_at_once_when_no_place_is_left_and_owes_that_run(wikis):
     hammered, _ = wikis
     holder, waiter = Holder(hammered), Holder(hammered, "wait-0.lock")
     try:
         with Turns(turns=1, wait=30, lower=False).turn(hammered):
             assert holder.process.is_alive() and waiter.process.is_alive()
+            time.sleep(0.3)
+        assert debt(hammered, CROWD) >= DEBT_WEIGHT * 0.3 - 0.1  # its run, beyond its turns
     finally:
         holder.release()
         waiter.release()
