@@ -50,7 +50,7 @@ def receive_body(environ, cap: int):
     keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
     try:
         stream, total = get_input_stream(environ), 0
-        while chunk := stream.read(_CHUNK):
+        while chunk := _read(stream):
             total += len(chunk)
             if total > cap:
                 raise too_large
@@ -69,3 +69,12 @@ def receive_body(environ, cap: int):
     environ.pop("HTTP_TRANSFER_ENCODING", None)
     environ["wsgi.input_terminated"] = True  # whoever reads on may read it to its end
     return body
+
+
+def _read(stream) -> bytes:
+    """The next chunk of the body; BadRequest if it cannot be read (a malformed chunked body,
+    which gunicorn's parser raises on, or a client gone)."""
+    try:
+        return stream.read(_CHUNK)
+    except Exception as error:  # gunicorn.http.errors.ParseException is not an OSError
+        raise BadRequest(f"the request body could not be read ({type(error).__name__})") from None

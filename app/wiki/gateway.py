@@ -83,8 +83,10 @@ _STATIC_HOST_TTL = 5.0
 _STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
-# Bulk transfers (app.wiki.turns): they take a bulk place of their wiki, not a turn.
+# Bulk transfers (app.wiki.turns): no turn, always the lowest priority.
 _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
+# Otterwiki sends a file: no turn (a page's images all at once, to a slow phone, are no crowd).
+_FILE_ENDPOINTS = frozenset({"get_attachment", "get_attachment_thumbnail"})
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ class WikiGateway:
         if route.endpoint in GIT_ENDPOINTS:
             wiki = self._wiki_of(environ)
             if turn is not None:
-                turn.take_bulk()
+                turn.bulk()
             return self.git(environ, start_response, route.endpoint, wiki)
         if (
             route.endpoint == "static"
@@ -231,9 +233,10 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
-        if turn is not None and route.endpoint in _BULK_ENDPOINTS:
-            turn.take_bulk()
-            turn = None  # held, as the bulk place, until the response is out
+        if turn is not None and route.endpoint in _BULK_ENDPOINTS | _FILE_ENDPOINTS:
+            if route.endpoint in _BULK_ENDPOINTS:
+                turn.bulk()  # until the response is out
+            turn = None  # no turn to take
         return self._serve(environ, start_response, wiki, caller, turn)
 
     def _check_static_host(self, environ) -> None:

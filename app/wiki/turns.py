@@ -17,9 +17,9 @@ for a core. Here:
   first; while its crowd debt is over DEBT_REFUSE, requests that find no turn are refused. A
   browser loading a page and its images waits a little and stays clear of both; clients that
   keep a wiki's turns busy, or one client rendering costly pages back to back, do not.
-- Bulk transfers (git clone, fetch and push, exports) always run at LOW_NICE, at most `turns`
-  at once per wiki, and are refused with 429 past that: they move for seconds or minutes and
-  must never hold the turns that views take.
+- Bulk transfers (git clone, fetch and push, exports) and attachment downloads take no turn:
+  they move for seconds or minutes at the client's pace and must never hold the turns that
+  views take. Bulk transfers always run at LOW_NICE.
 
 Turns are flock(2) locks on files in the wiki's folder (beside `write.lock`): shared by every
 worker, released by the kernel if a worker dies. A debt is the mtime of a file (CROWD is the
@@ -114,8 +114,8 @@ def add_debt(wiki_dir: Path, kind: str, seconds: float) -> None:
 class Turn:
     """One request at its wiki: the priority it runs at (`lowered`) and the turn it holds.
 
-    Made by Turns.enter(); take() or take_bulk() takes the turn, end_turn() hands it on,
-    close() ends all and counts the request's CPU against its wiki if it was heavy.
+    Made by Turns.enter(); take() takes the turn (bulk() marks a bulk transfer), end_turn()
+    hands it on, close() ends all and counts the request's CPU against its wiki if heavy.
     """
 
     def __init__(self, turns: Turns, wiki_dir: Path):
@@ -123,6 +123,7 @@ class Turn:
         self._wiki_dir = wiki_dir
         self._fds: list[int] = []
         self._started = time.process_time()
+        self._children_started = _children_cpu()
         self._beyond_turns: float | None = None  # when it went on without a turn (monotonic)
         self.lowered = False
 
@@ -162,37 +163,28 @@ class Turn:
             )
         self._beyond_turns = time.monotonic()  # its whole run counts as crowding (close())
 
-    def take_bulk(self) -> None:
-        """Take one of the wiki's places for bulk transfers, at LOW_NICE until close(); wait
-        for one up to Turns.wait (a client's next request may come a moment before its last
-        one's worker let go).
-
-        Raises WikiBusy when no place came free.
-        """
+    def bulk(self) -> None:
+        """Run this bulk transfer (and the git processes it starts) at LOW_NICE until close()."""
         self._lower()
-        places = self._open("bulk")
-        if places and _lock_one(places) is None and not self._turns.wait_for(places):
-            raise WikiBusy(
-                "this wiki is already sending or receiving as many transfers as it may; try "
-                "again in a moment"
-            )
 
     def end_turn(self) -> None:
         """Hand the turn to the wiki's next request; the priority stays (a response may still
         be going out, at the priority it was computed at). Safe to call again."""
         while self._fds:
             os.close(self._fds.pop())  # and with the last one, the lock
-
-    def close(self) -> None:
-        """End the turn, count a heavy request's CPU and a run without a turn against its
-        wiki, and put this process's priority back. Safe to call again."""
-        self.end_turn()
-        spent, self._started = time.process_time() - self._started, time.process_time()
-        if spent > HEAVY_CPU:
-            add_debt(self._wiki_dir, CPU, spent)
-        if self._beyond_turns is not None:
+        if self._beyond_turns is not None:  # its run, not the sending of its response
             add_debt(self._wiki_dir, CROWD, time.monotonic() - self._beyond_turns)
             self._beyond_turns = None
+
+    def close(self) -> None:
+        """End the turn, count a heavy request's CPU (its git processes' too) against its
+        wiki, and put this process's priority back. Safe to call again."""
+        self.end_turn()
+        children = _children_cpu()
+        spent = time.process_time() - self._started + children - self._children_started
+        self._started, self._children_started = time.process_time(), children
+        if spent > HEAVY_CPU:
+            add_debt(self._wiki_dir, CPU, spent)
         if self.lowered:
             os.setpriority(os.PRIO_PROCESS, 0, self._turns.base)
             self.lowered = False
@@ -221,9 +213,9 @@ class Turn:
 class Turns:
     """Per-wiki turns shared by every worker on the host, and the priority they decide.
 
-    `turns`: requests a wiki may compute at once (as many may wait, and as many bulk transfers
-    run); `wait`: seconds a request waits for a turn; `lower`: whether wikis in debt and bulk
-    transfers run at LOW_NICE (default: when it can be undone).
+    `turns`: requests a wiki may compute at once (as many may wait); `wait`: seconds a
+    request waits for a turn; `lower`: whether wikis in debt and bulk transfers run at
+    LOW_NICE (default: when it can be undone).
     """
 
     def __init__(self, turns: int, wait: float = WAIT, lower: bool | None = None):
@@ -234,19 +226,19 @@ class Turns:
 
     def enter(self, wiki_dir: Path) -> Turn:
         """A request for the wiki in `wiki_dir` arrives: lowered at once if the wiki is in
-        debt, so all its work (routing, sign-in) runs low. Call take() or take_bulk() for a
-        turn, and close() in the end."""
+        debt, so all its work (routing, sign-in) runs low. Call take() for a turn (or bulk()),
+        and close() in the end."""
         turn = Turn(self, wiki_dir)
         turn.lower_if_in_debt()
         return turn
 
     @contextmanager
     def turn(self, wiki_dir: Path, bulk: bool = False):
-        """Hold a turn (or with `bulk`, a bulk place) of the wiki in `wiki_dir` while inside;
-        yields the Turn. Raises WikiBusy as take() and take_bulk() do."""
+        """Hold a turn of the wiki in `wiki_dir` (with `bulk`, run as a bulk transfer) while
+        inside; yields the Turn. Raises WikiBusy as take() does."""
         turn = self.enter(wiki_dir)
         try:
-            turn.take_bulk() if bulk else turn.take()
+            turn.bulk() if bulk else turn.take()
             yield turn
         finally:
             turn.close()
@@ -261,6 +253,12 @@ class Turns:
             if _lock_one(turns) is not None:
                 return True
         return False
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that ended (git runs), user and system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _lock_one(fds: list[int]) -> int | None:

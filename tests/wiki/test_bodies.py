@@ -74,3 +74,20 @@ def test_a_body_that_ends_early_is_a_bad_request():
     with pytest.raises(BadRequest) as refused:
         receive_body(environ(b"short", CONTENT_LENGTH="100"), CAP)
     assert "5 of 100 bytes" in refused.value.message
+
+
+class Broken(io.RawIOBase):
+    """A chunked body gunicorn cannot parse: its reader raises (InvalidChunkSize...)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def read(self, size=-1):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [ValueError("bad chunk size"), OSError("no more data")])
+def test_a_body_that_cannot_be_read_is_a_bad_request(error):
+    with pytest.raises(BadRequest) as refused:
+        receive_body(environ(Broken(error), HTTP_TRANSFER_ENCODING="chunked"), CAP)
+    assert "could not be read" in refused.value.message
