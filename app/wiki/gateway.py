@@ -87,6 +87,7 @@ _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
 _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 # Otterwiki sends a file: no turn (a page's images all at once, to a slow phone, are no crowd).
 _FILE_ENDPOINTS = frozenset({"get_attachment", "get_attachment_thumbnail"})
+_NO_TURN_ENDPOINTS = _BULK_ENDPOINTS | _FILE_ENDPOINTS
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
-        if turn is not None and route.endpoint in _BULK_ENDPOINTS | _FILE_ENDPOINTS:
+        if turn is not None and route.endpoint in _NO_TURN_ENDPOINTS:
             if route.endpoint in _BULK_ENDPOINTS:
                 turn.bulk()  # until the response is out
             turn = None  # no turn to take

@@ -104,11 +104,13 @@ def add_debt(wiki_dir: Path, kind: str, seconds: float) -> None:
     path = wiki_dir / kind
     now = time.time()
     try:
+        if not path.exists():
+            path.touch()  # a debt file no request has opened yet (CPU: only waiters open it)
         until = max(path.stat().st_mtime, now) + DEBT_WEIGHT * seconds
         until = min(until, now + DEBT_MAX)
         os.utime(path, (until, until))
     except OSError:
-        pass  # no turn file (see Turn.take): nothing to count against
+        pass  # no wiki folder (deleted, or unwritable; see Turn.take): nothing to count against
 
 
 class Turn:
@@ -138,13 +140,12 @@ class Turn:
 
         Raises WikiBusy when no turn came and the wiki's crowd debt is over DEBT_REFUSE.
         """
-        turns, waits = self._open("turn"), self._open("wait")
+        turns = self._open("turn")
         if not turns:
             return  # no turn files: run without (logged by _open)
         if _lock_one(turns) is not None:
-            self.lower_if_in_debt()
-            return
-        waiting = _lock_one(waits)
+            return  # free at once: enter() has already read the debts
+        waiting = _lock_one(self._open("wait"))
         if waiting is None:
             got = False
         else:
