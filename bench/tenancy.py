@@ -15,12 +15,13 @@ once (ROBOT_WIKI_CONCURRENCY): they measure what a view costs, and the default t
 make four clients on one wiki wait for each other, then refuse them (app/wiki/turns.py).
 
 Isolation, on servers of its own with the default turns: the p99 latency of one client
-viewing a small page of one wiki while HAMMERS clients view a 200 KB page of '[' in another
-wiki (Otterwiki's wiki-link pattern once spent ~25 s of CPU on it), against the same p99 with
-nobody hammering; goal <= 1.5x. The render cache makes each hammered view cheap;
-app/wiki/turns.py runs one of the hammered wiki's views at a time on two cores, at the lowest
-priority while it is in debt. The two conditions alternate in ISOLATION_SLICES short slices,
-so drift in other load on the host falls on both alike; the p50 ratio is beside it.
+viewing a small page of one owner's wiki while HAMMERS clients view a 200 KB page of '[', one
+client on each of another owner's wikis (Otterwiki's wiki-link pattern once spent ~25 s of CPU
+on that page), against the same p99 with nobody hammering; goal <= 1.5x. The render cache
+makes each hammered view cheap; app/wiki/turns.py runs one of the hammering owner's views at
+a time on two cores, at the lowest priority while it is in debt. The two conditions
+alternate in ISOLATION_SLICES short slices, so drift in other load on the host falls on both
+alike; the p50 ratio is beside it.
 
     .venv/bin/python bench/tenancy.py [--quick] [--no-postgres] [--seconds 4] [--rounds 2]
                                       [--wikis 100]
@@ -59,6 +60,8 @@ from tests.postgres import PostgresCluster  # noqa: E402
 from tests.postgres import PostgresError  # noqa: E402
 
 OWNER = ("did:plc:bench-tenancy", "bench.test")
+# The isolation case's victim: a tenant of its own (turns and debts are per owner).
+VICTIM = ("did:plc:bench-victim", "victim.bench.test")
 STATIC = "/static/css/otterwiki.css"
 CLIENTS = 4  # as many as gunicorn workers: every worker stays busy
 
@@ -102,9 +105,15 @@ def base_env() -> dict[str, str]:
 
 
 def prepare_multi(
-    data: Path, wikis: int, port: int, db_url: str = "", views: int | None = None
+    data: Path,
+    wikis: int,
+    port: int,
+    db_url: str = "",
+    views: int | None = None,
+    first_owner: tuple[str, str] = OWNER,
 ) -> tuple[dict, list[str]]:
-    """Create an instance in `data` with `wikis` public wikis holding the bench pages.
+    """Create an instance in `data` with `wikis` public wikis holding the bench pages, all
+    OWNER's but the first, which is `first_owner`'s.
 
     `db_url` is its ROBOT_DB_URL (empty: the platform DB is SQLite in `data`); `views`, its
     ROBOT_WIKI_CONCURRENCY (None: the default). Returns the environment to run its wiki
@@ -126,10 +135,12 @@ def prepare_multi(
     settings = Settings.from_env(env)
     init_instance(settings)
     platform = Platform.load(settings)
-    platform.store.upsert_user(*OWNER)
+    for user in {OWNER, first_owner}:
+        platform.store.upsert_user(*user)
     slugs = [f"bench-{n:03d}" for n in range(wikis)]
     for slug in slugs:
-        create_wiki(settings, platform.store, slug, OWNER[0], slug, public=True)
+        owner = first_owner if slug == slugs[0] else OWNER
+        create_wiki(settings, platform.store, slug, owner[0], slug, public=True)
         add_pages(settings.repo_path(slug))
     platform.store.close()
     return env, slugs
@@ -368,12 +379,14 @@ def measure_all(args, tmp: Path, servers: list[Server], cleanup: contextlib.Exit
     base_port, multi_port, pg_port, *isolation_ports = free_ports(5)
     plain_env = prepare_plain(tmp)
     multi_env, slugs = prepare_multi(tmp / "multi", args.wikis, multi_port, views=CLIENTS)
-    isolation_env, isolation_slugs = prepare_multi(tmp / "iso", ISOLATION_WIKIS, isolation_ports[0])
+    isolation_env, isolation_slugs = prepare_multi(
+        tmp / "iso", ISOLATION_WIKIS, isolation_ports[0], first_owner=VICTIM
+    )
     # Per server: its environment, port, health path and the PostgreSQL server it uses.
     envs = {
         "base": (plain_env, base_port, "/-/healthz", None),
         "multi": (multi_env, multi_port, "/healthz", None),
-        # The isolation case's own server: two wikis, the default turns (app/wiki/turns.py).
+        # The isolation case's own server: three wikis, the default turns (app/wiki/turns.py).
         "isolation multi": (isolation_env, isolation_ports[0], "/healthz", None),
     }
     if args.postgres:
@@ -386,7 +399,11 @@ def measure_all(args, tmp: Path, servers: list[Server], cleanup: contextlib.Exit
         )[0]
         envs["pg"] = (pg_env, pg_port, "/healthz", cluster.pid)
         iso_pg_env = prepare_multi(
-            tmp / "iso-pg", ISOLATION_WIKIS, isolation_ports[1], cluster.url("bench_isolation")
+            tmp / "iso-pg",
+            ISOLATION_WIKIS,
+            isolation_ports[1],
+            cluster.url("bench_isolation"),
+            first_owner=VICTIM,
         )[0]
         envs["isolation pg"] = (iso_pg_env, isolation_ports[1], "/healthz", cluster.pid)
     cleanup.callback(stop_servers, servers)
@@ -429,12 +446,14 @@ def measure_all(args, tmp: Path, servers: list[Server], cleanup: contextlib.Exit
 
 
 # Clients viewing the pathological page at once in the isolation case: one per core here, as
-# a tenant's own browser tabs or a crawler would; the victim's client makes the last of the
-# four gunicorn workers busy.
+# a tenant's own browser tabs or a crawler would, each on another of the hammering owner's
+# wikis (one client on each of two wikis is as much a crowd as two on one); the victim's client
+# makes the last of the four gunicorn workers busy.
 HAMMERS = 2
 ISOLATION_GOAL = 1.5
-# The isolation servers' wikis: the victim's and the hammered one (the first and last slug).
-ISOLATION_WIKIS = 2
+# The isolation servers' wikis: the victim's (the first slug, VICTIM's), then the hammering
+# owner's (OWNER's).
+ISOLATION_WIKIS = 1 + HAMMERS
 # Alternations of alone and hammered per round (of --seconds each side, split between them).
 ISOLATION_SLICES = 4
 
@@ -445,10 +464,12 @@ def percentile(latencies: list[float], share: float) -> float:
 
 
 def measure_isolation(pool, server: Server, slugs: list[str], args) -> tuple[list, list]:
-    """Latencies (s) of a small page of one wiki: (alone, while HAMMERS view the '[' page)."""
+    """Latencies (s) of a small page of one wiki: (alone, while HAMMERS view the '[' page of
+    another owner's wikis, one client on each)."""
     victim = (server.port, f"{slugs[0]}.localhost", "/Small")
-    hammer = (server.port, f"{slugs[-1]}.localhost", "/Brackets")
-    fetch(*hammer)  # rendered once, before anyone measures
+    hammers = [(server.port, f"{slug}.localhost", "/Brackets") for slug in slugs[1:]]
+    for hammer in hammers:
+        fetch(*hammer)  # rendered once, before anyone measures
     for _ in range(20):
         fetch(*victim)  # every worker has opened the victim's wiki
     quiet, loaded = [], []
@@ -459,7 +480,7 @@ def measure_isolation(pool, server: Server, slugs: list[str], args) -> tuple[lis
         begin = time.time() + 0.1
         quiet += pool.map(_timed_client, [(victim, begin, begin + seconds)])[0]
         begin = time.time() + 0.1
-        jobs = [(victim, begin, begin + seconds)] + [(hammer, begin, begin + seconds)] * HAMMERS
+        jobs = [(target, begin, begin + seconds) for target in [victim, *hammers]]
         loaded += pool.map(_timed_client, jobs)[0]
     return quiet, loaded
 
@@ -471,8 +492,9 @@ def report_isolation(isolation: dict[str, tuple[list, list]]) -> None:
         ratio = hammered / alone
         verdict = "ok" if ratio <= ISOLATION_GOAL else "ABOVE"
         print(
-            f"isolation {role}: p99 of another wiki's small page {alone * 1000:.1f} ms alone, "
-            f"{hammered * 1000:.1f} ms while {HAMMERS} clients view 200 KB of '[' (p50 "
+            f"isolation {role}: p99 of another tenant's small page {alone * 1000:.1f} ms alone, "
+            f"{hammered * 1000:.1f} ms while {HAMMERS} clients view 200 KB of '[' on "
+            f"another owner's {HAMMERS} wikis (p50 "
             f"{median:.2f}x): {ratio:.2f}x (goal <= {ISOLATION_GOAL}) {verdict}"
         )
 

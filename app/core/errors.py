@@ -42,6 +42,17 @@ class PayloadTooLarge(RobotError):
     status = 413
 
 
+class TooManyRequests(RobotError):
+    """The caller is asking more than its share: try again after `retry_after` seconds (RFC 6585
+    section 4; the answer's Retry-After header)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 1, **extra):
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+
+
 class UpstreamError(RobotError):
     status = 502
 

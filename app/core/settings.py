@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -47,8 +48,9 @@ VARIABLES = {
     "ROBOT_LOG_SYSLOG": "also send program output to syslog (the journal under systemd)",
     "ROBOT_RENDER_BUDGET": "CPU seconds a page render may take; past it the page shows its source",
     "ROBOT_RENDER_CACHE_MB": "size bound of the on-disk cache of rendered pages, shared by workers",
-    "ROBOT_WIKI_CONCURRENCY": "requests one wiki may run at once across the wiki service's workers "
-    "(default: half the cores, at least 1); the rest wait their turn (app/wiki/turns.py)",
+    "ROBOT_WIKI_CONCURRENCY": "requests the wikis of one owner may run at once across the wiki "
+    "service's workers (default: half the cores, at least 1); the rest wait their turn "
+    "(app/wiki/turns.py)",
     "ROBOT_MAX_ATTACHMENT_BYTES": "largest attachment one upload may carry, bytes (page API, "
     "MCP and Otterwiki's upload form)",
     "ROBOT_GIT_PUSH_MAX_BYTES": "largest git push (request body) and largest file in one, bytes",
@@ -149,7 +151,8 @@ def _parse_positive_float(name: str, value: str) -> float:
 
 
 def default_wiki_concurrency() -> int:
-    """Requests one wiki may run at once by default: half this host's cores, at least one."""
+    """Requests one owner's wikis may run at once by default: half this host's cores, at least
+    one."""
     return max(1, (os.cpu_count() or 1) // 2)
 
 
@@ -398,6 +401,11 @@ class Settings:
 
     def wiki_dir(self, slug: str) -> Path:
         return self.wiki_base / slug
+
+    def owner_turns_dir(self, owner_did: str) -> Path:
+        """The folder of one owner's turn and debt files (app.wiki.turns), shared by the wiki
+        service's workers; named by a digest, as a DID may hold any character."""
+        return self.run_dir / "turns" / hashlib.sha256(owner_did.encode()).hexdigest()[:32]
 
     def repo_path(self, slug: str) -> Path:
         return self.wiki_dir(slug) / "repo"

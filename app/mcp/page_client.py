@@ -24,6 +24,7 @@ from app.core.errors import Forbidden
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
+from app.core.errors import TooManyRequests
 from app.core.errors import Unauthorized
 from app.core.errors import UpstreamError
 from app.core.settings import Settings
@@ -90,7 +91,8 @@ class PageClient:
     anonymous reader of a public wiki: the request then carries none), and returns
     the page API's JSON answer as a dict (an attachment as a Blob). Every method raises the domain
     error of an error answer (BadRequest 400, Unauthorized 401, Forbidden 403, NotFound 404,
-    Conflict 409 with the answer's extra fields, PayloadTooLarge 413, UpstreamError otherwise),
+    Conflict 409 with the answer's extra fields, PayloadTooLarge 413, TooManyRequests 429 with
+    its Retry-After, UpstreamError otherwise),
     PayloadTooLarge for an answer past its cap, and UpstreamError when the wiki service cannot be
     reached, breaks off, answers with a redirect or with something not JSON, or takes longer than
     TIMEOUT seconds.
@@ -163,7 +165,7 @@ class PageClient:
         except httpx2.TransportError as error:
             raise UpstreamError(f"the wiki service is unreachable: {error}") from None
         if answer.status_code >= 400:
-            raise _error_from(answer.status_code, data)
+            raise _error_from(answer.status_code, data, answer.headers.get("retry-after"))
         if answer.status_code >= 300:
             raise UpstreamError(
                 f"the wiki answered with an unexpected redirect ({answer.status_code})"
@@ -389,8 +391,9 @@ async def _read_capped(answer: httpx2.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _error_from(status: int, body: bytes) -> RobotError:
-    """Turn a page-API error answer into the matching domain error, keeping its message."""
+def _error_from(status: int, body: bytes, retry_after: str | None = None) -> RobotError:
+    """Turn a page-API error answer into the matching domain error, keeping its message; a 429
+    keeps its Retry-After (RFC 9110 section 10.2.3: seconds; an HTTP date is read as 1 s)."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -401,4 +404,7 @@ def _error_from(status: int, body: bytes) -> RobotError:
     else:
         message = f"the wiki answered {status}"
         extra = {}
+    if status == TooManyRequests.status:
+        seconds = int(retry_after) if retry_after and retry_after.isdigit() else 1
+        return TooManyRequests(f"{message} (retry after {seconds} s)", seconds, **extra)
     return _ERRORS.get(status, UpstreamError)(message, **extra)

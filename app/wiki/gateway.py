@@ -7,6 +7,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from app.core import handoff
 from app.core import usage
 from app.core.errors import NotFound
 from app.core.errors import RobotError
+from app.core.errors import TooManyRequests
 from app.core.identity import Caller
 from app.core.identity import authenticate
 from app.core.locks import wiki_write_lock
@@ -50,7 +52,6 @@ from app.wiki.routes import Routes
 from app.wiki.static import static_files
 from app.wiki.turns import Turn
 from app.wiki.turns import Turns
-from app.wiki.turns import WikiBusy
 
 log = logging.getLogger("robot.wiki")
 
@@ -88,6 +89,14 @@ _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 # Otterwiki sends a file: no turn (a page's images all at once, to a slow phone, are no crowd).
 _FILE_ENDPOINTS = frozenset({"get_attachment", "get_attachment_thumbnail"})
 _NO_TURN_ENDPOINTS = _BULK_ENDPOINTS | _FILE_ENDPOINTS
+# The environ key of a request's Turn, closed when its response is.
+_TURN_KEY = "robot.turn"
+
+
+def _close_turn(environ) -> None:
+    turn = environ.pop(_TURN_KEY, None)
+    if turn is not None:
+        turn.close()
 
 
 @dataclass(frozen=True)
@@ -158,25 +167,20 @@ class WikiGateway:
         path = environ.get("PATH_INFO") or "/"
         if path == "/healthz":
             return self._health()(environ, start_response)
-        slug = slug_from_host(environ.get("HTTP_HOST"), self.settings.platform_domain)
-        if slug is None:
-            return self._answer(environ, start_response, path, None)
-        # From here to the response's end: a contended wiki's request runs low all along.
-        turn = self.turns.enter(self.settings.wiki_dir(slug))
         try:
-            response = self._answer(environ, start_response, path, turn)
+            response = self._answer(environ, start_response, path)
         except BaseException:
-            turn.close()
+            _close_turn(environ)
             raise
-        return ClosingIterator(response, turn.close)
+        return ClosingIterator(response, partial(_close_turn, environ))
 
-    def _answer(self, environ, start_response, path: str, turn: Turn | None):
+    def _answer(self, environ, start_response, path: str):
         """The response to a request (an error page for every failure but the client's)."""
         try:
-            return self._dispatch(environ, start_response, path, turn)
+            return self._dispatch(environ, start_response, path)
         except RobotError as error:
             response = error_response(error, path)
-            if isinstance(error, WikiBusy):
+            if isinstance(error, TooManyRequests):
                 response.headers["Retry-After"] = str(error.retry_after)
             return response(environ, start_response)
         except Exception:
@@ -184,13 +188,12 @@ class WikiGateway:
             error = InternalError("internal error; the operator can find details in the log")
             return error_response(error, path)(environ, start_response)
 
-    def _dispatch(self, environ, start_response, path: str, turn: Turn | None):
+    def _dispatch(self, environ, start_response, path: str):
         # Decide by the route Flask would run, never by how the path is spelled.
         route = self.routes.match(environ)
         if route.endpoint in GIT_ENDPOINTS:
             wiki = self._wiki_of(environ)
-            if turn is not None:
-                turn.bulk()
+            self._arrive(environ, wiki).bulk()
             return self.git(environ, start_response, route.endpoint, wiki)
         if (
             route.endpoint == "static"
@@ -202,6 +205,7 @@ class WikiGateway:
                 raise MethodNotAllowed(f"{environ.get('REQUEST_METHOD')} is not allowed on {path}")
             return self._static(environ, start_response)
         wiki = self._wiki_of(environ)
+        turn = self._arrive(environ, wiki)
         if route.blocked:
             if route.managed and not is_api_path(path):
                 return self._managed(route, wiki)(environ, start_response)
@@ -234,11 +238,18 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
-        if turn is not None and route.endpoint in _NO_TURN_ENDPOINTS:
+        if route.endpoint in _NO_TURN_ENDPOINTS:
             if route.endpoint in _BULK_ENDPOINTS:
                 turn.bulk()  # until the response is out
             turn = None  # no turn to take
         return self._serve(environ, start_response, wiki, caller, turn)
+
+    def _arrive(self, environ, wiki: Wiki) -> Turn:
+        """The request's place among its wiki owner's (app.wiki.turns): from here until the
+        response is out, a request of an owner in debt runs low. Closed by __call__."""
+        turn = self.turns.enter(self.settings.owner_turns_dir(wiki.owner_did))
+        environ[_TURN_KEY] = turn
+        return turn
 
     def _check_static_host(self, environ) -> None:
         """Let Otterwiki's own CSS and scripts through on any existing wiki's host."""

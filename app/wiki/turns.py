@@ -1,33 +1,38 @@
-"""Each wiki's requests take turns, and a wiki that takes more than its share runs below the rest.
+"""Each owner's requests take turns, and an owner who takes more than a share runs below the rest.
 
-One pool of sync workers on a few cores serves every wiki. Clients hammering one wiki used to
-keep several workers computing that wiki's pages at once, and every other wiki's views waited
-for a core. Here:
+One pool of sync workers on a few cores serves every wiki. Clients hammering one wiki, or one
+client on each of several wikis of one owner, used to keep several workers computing that
+owner's pages at once, and every other tenant's views waited for a core. The tenant here is a
+wiki's owner: all the wikis of one owner share its turns and debts (one client on each of two
+wikis of one owner is as much a crowd as two clients on one). Here:
 
-- Turns: a wiki computes at most `turns` requests at a time across all workers
+- Turns: an owner's wikis compute at most `turns` requests at a time across all workers
   (ROBOT_WIKI_CONCURRENCY, by default half the cores). A request that finds them all taken
   waits for one (at most WAIT seconds) if a waiting place is free (as many as there are turns);
-  otherwise, or when its wait runs out, it runs at once, unless its wiki is in debt (below):
-  then it is refused with 429 and Retry-After, so a crowded wiki cannot hold every worker.
+  otherwise, or when its wait runs out, it runs at once, unless its owner is in debt (below):
+  then it is refused with 429 and Retry-After, so a crowd cannot hold every worker.
   A run without a turn counts as crowding, as a wait does.
-- Debt: the time a wiki's requests spent waiting for a turn (its crowd debt) and the CPU time
-  of its heavy requests (over HEAVY_CPU each; its CPU debt) count DEBT_WEIGHT times against it
-  and drain in real time. While either is over DEBT_LOW, a wiki's requests run at nice
-  LOW_NICE from the moment they arrive, so the kernel gives any other wiki's request the core
-  first; while its crowd debt is over DEBT_REFUSE, requests that find no turn are refused. A
-  browser loading a page and its images waits a little and stays clear of both; clients that
-  keep a wiki's turns busy, or one client rendering costly pages back to back, do not.
+- Debt: the time an owner's requests spent waiting for a turn (crowd debt) and the CPU time
+  of its heavy requests (over HEAVY_CPU each; CPU debt) count DEBT_WEIGHT times against it
+  and drain in real time. While either is over DEBT_LOW, the owner's requests run at nice
+  LOW_NICE from the moment their wiki is known, so the kernel gives any other tenant's request
+  the core first; while its crowd debt is over DEBT_REFUSE, requests that find no turn are
+  refused. A browser loading a page and its images waits a little and stays clear of both;
+  clients that keep an owner's turns busy, or one client rendering costly pages or deep
+  histories back to back, do not.
 - Bulk transfers (git clone, fetch and push, exports) and attachment downloads take no turn:
   they move for seconds or minutes at the client's pace and must never hold the turns that
   views take. Bulk transfers always run at LOW_NICE.
 
-Turns are flock(2) locks on files in the wiki's folder (beside `write.lock`): shared by every
-worker, released by the kernel if a worker dies. A debt is the mtime of a file (CROWD is the
-first turn file, CPU the first waiting place): the wall-clock time until which it runs. Its
-read-modify-write is not atomic across workers; a lost update only makes a debt smaller.
+Turns are flock(2) locks on files in the owner's folder (Settings.owner_turns_dir, under the
+run dir): shared by every worker, released by the kernel if a worker dies. A debt is the mtime
+of a file (CROWD is the first turn file, CPU the first waiting place): the wall-clock time until
+which it runs; one further than DEBT_MAX ahead was set before the clock stepped back and counts
+as none. Its read-modify-write is not atomic across workers; a lost update only makes a debt
+smaller.
 
 Lowering a process's priority is allowed to anyone; raising it back needs root or an
-RLIMIT_NICE of 20 (systemd: LimitNICE=+0), so where neither holds, wikis take turns without
+RLIMIT_NICE of 20 (systemd: LimitNICE=+0), so where neither holds, owners take turns without
 the priority change. If the turn files cannot be opened, the request runs without a turn.
 """
 
@@ -41,23 +46,23 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.core.errors import RobotError
+from app.core.errors import TooManyRequests
 
 log = logging.getLogger("robot.wiki")
 
-# Seconds a request waits for its wiki's turn before running anyway (or being refused).
+# Seconds a request waits for its owner's turn before running anyway (or being refused).
 WAIT = 1.0
 # Each second of waiting or of a heavy request's CPU adds this many seconds of debt.
 DEBT_WEIGHT = 2.0
-# Seconds of debt above which a wiki's requests run at the lower priority: a page with a dozen
+# Seconds of debt above which an owner's requests run at the lower priority: a page with a dozen
 # images waits well under this in all.
 DEBT_LOW = 0.5
-# Seconds of crowd debt above which requests that find no turn are refused: the wiki's turns
+# Seconds of crowd debt above which requests that find no turn are refused: the owner's turns
 # have been kept busy for a second or more (a net second of debt per second of crowding).
 DEBT_REFUSE = 1.5
-# Most debt a wiki can have, in seconds: how long it stays low after it stopped.
+# Most debt an owner can have, in seconds: how long it stays low after it stopped.
 DEBT_MAX = 3.0
-# CPU seconds above which a request counts as heavy (its CPU goes to its wiki's debt); a small
+# CPU seconds above which a request counts as heavy (its CPU goes to its owner's debt); a small
 # page takes about 5 ms, a page from the render cache under 10 ms, a first render up to the
 # render budget (2 s).
 HEAVY_CPU = 0.1
@@ -70,11 +75,12 @@ _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.002
 
 
-class WikiBusy(RobotError):
-    """The wiki is in debt and has no turn or place left: try again in RETRY_AFTER seconds."""
+class WikiBusy(TooManyRequests):
+    """The wiki's owner is in debt and has no turn or place left: try again in RETRY_AFTER
+    seconds."""
 
-    status = 429
-    retry_after = RETRY_AFTER
+    def __init__(self, message: str):
+        super().__init__(message, retry_after=RETRY_AFTER)
 
 
 def can_restore_priority() -> bool:
@@ -86,43 +92,52 @@ def can_restore_priority() -> bool:
     return soft == resource.RLIM_INFINITY or 20 - soft <= base
 
 
-# The files whose mtimes hold a wiki's two debts.
+# The files whose mtimes hold an owner's two debts.
 CROWD, CPU = "turn-0.lock", "wait-0.lock"
 
 
-def debt(wiki_dir: Path, kind: str) -> float:
-    """Seconds of `kind` (CROWD or CPU) debt the wiki in `wiki_dir` has now (0.0: none)."""
+def debt(owner_dir: Path, kind: str) -> float:
+    """Seconds of `kind` (CROWD or CPU) debt the owner whose folder is `owner_dir` has now
+    (0.0: none)."""
     try:
-        return max(0.0, (wiki_dir / kind).stat().st_mtime - time.time())
+        return _owed((owner_dir / kind).stat().st_mtime, time.time())
     except OSError:
-        return 0.0  # no such wiki, or one that never had a request
+        return 0.0  # an owner none of whose wikis ever had a request
 
 
-def add_debt(wiki_dir: Path, kind: str, seconds: float) -> None:
-    """Count `seconds` (of waiting, or CPU) against the wiki's `kind` debt, DEBT_WEIGHT times,
+def _owed(until: float, now: float) -> float:
+    """Seconds from `now` to a debt's end `until`; none if past, or impossibly far (a debt
+    written before the wall clock stepped back)."""
+    owed = until - now
+    return owed if 0.0 < owed <= DEBT_MAX + 1.0 else 0.0
+
+
+def add_debt(owner_dir: Path, kind: str, seconds: float) -> None:
+    """Count `seconds` (of waiting, or CPU) against the owner's `kind` debt, DEBT_WEIGHT times,
     up to DEBT_MAX."""
-    path = wiki_dir / kind
+    path = owner_dir / kind
     now = time.time()
     try:
         if not path.exists():
             path.touch()  # a debt file no request has opened yet (CPU: only waiters open it)
-        until = max(path.stat().st_mtime, now) + DEBT_WEIGHT * seconds
+        until = now + _owed(path.stat().st_mtime, now) + DEBT_WEIGHT * seconds
         until = min(until, now + DEBT_MAX)
         os.utime(path, (until, until))
     except OSError:
-        pass  # no wiki folder (deleted, or unwritable; see Turn.take): nothing to count against
+        pass  # an unwritable folder (see Turn.take): nothing to count against
 
 
 class Turn:
-    """One request at its wiki: the priority it runs at (`lowered`) and the turn it holds.
+    """One request at its owner's wikis: the priority it runs at (`lowered`) and the turn it
+    holds.
 
     Made by Turns.enter(); take() takes the turn (bulk() marks a bulk transfer), end_turn()
-    hands it on, close() ends all and counts the request's CPU against its wiki if heavy.
+    hands it on, close() ends all and counts the request's CPU against its owner if heavy.
     """
 
-    def __init__(self, turns: Turns, wiki_dir: Path):
+    def __init__(self, turns: Turns, owner_dir: Path):
         self._turns = turns
-        self._wiki_dir = wiki_dir
+        self._owner_dir = owner_dir
         self._fds: list[int] = []
         self._started = time.process_time()
         self._children_started = _children_cpu()
@@ -130,15 +145,15 @@ class Turn:
         self.lowered = False
 
     def lower_if_in_debt(self) -> None:
-        """Run at LOW_NICE from now on if the wiki is in either debt."""
-        if max(debt(self._wiki_dir, CROWD), debt(self._wiki_dir, CPU)) > DEBT_LOW:
+        """Run at LOW_NICE from now on if the owner is in either debt."""
+        if max(debt(self._owner_dir, CROWD), debt(self._owner_dir, CPU)) > DEBT_LOW:
             self._lower()
 
     def take(self) -> None:
-        """Take one of the wiki's turns: wait up to Turns.wait if a waiting place is free,
-        else go on at once. Lower the priority if the wiki is in debt.
+        """Take one of the owner's turns: wait up to Turns.wait if a waiting place is free,
+        else go on at once. Lower the priority if the owner is in debt.
 
-        Raises WikiBusy when no turn came and the wiki's crowd debt is over DEBT_REFUSE.
+        Raises WikiBusy when no turn came and the owner's crowd debt is over DEBT_REFUSE.
         """
         turns = self._open("turn")
         if not turns:
@@ -154,13 +169,14 @@ class Turn:
                 got = self._turns.wait_for(turns)
             finally:
                 fcntl.flock(waiting, fcntl.LOCK_UN)
-            add_debt(self._wiki_dir, CROWD, time.monotonic() - started)
+            add_debt(self._owner_dir, CROWD, time.monotonic() - started)
         self.lower_if_in_debt()
         if got:
             return
-        if debt(self._wiki_dir, CROWD) > DEBT_REFUSE:
+        if debt(self._owner_dir, CROWD) > DEBT_REFUSE:
             raise WikiBusy(
-                "this wiki is answering too many requests at once; try again in a moment",
+                "this wiki is answering too many requests at once (counted with its owner's "
+                "other wikis); try again in a moment",
             )
         self._beyond_turns = time.monotonic()  # its whole run counts as crowding (close())
 
@@ -169,33 +185,33 @@ class Turn:
         self._lower()
 
     def end_turn(self) -> None:
-        """Hand the turn to the wiki's next request; the priority stays (a response may still
+        """Hand the turn to the owner's next request; the priority stays (a response may still
         be going out, at the priority it was computed at). Safe to call again."""
         while self._fds:
             os.close(self._fds.pop())  # and with the last one, the lock
         if self._beyond_turns is not None:  # its run, not the sending of its response
-            add_debt(self._wiki_dir, CROWD, time.monotonic() - self._beyond_turns)
+            add_debt(self._owner_dir, CROWD, time.monotonic() - self._beyond_turns)
             self._beyond_turns = None
 
     def close(self) -> None:
         """End the turn, count a heavy request's CPU (its git processes' too) against its
-        wiki, and put this process's priority back. Safe to call again."""
+        owner, and put this process's priority back. Safe to call again."""
         self.end_turn()
         children = _children_cpu()
         spent = time.process_time() - self._started + children - self._children_started
         self._started, self._children_started = time.process_time(), children
         if spent > HEAVY_CPU:
-            add_debt(self._wiki_dir, CPU, spent)
+            add_debt(self._owner_dir, CPU, spent)
         if self.lowered:
             os.setpriority(os.PRIO_PROCESS, 0, self._turns.base)
             self.lowered = False
 
     def _open(self, name: str) -> list[int]:
-        """Open (creating) the wiki's `name-N.lock` files; [] if that fails (logged)."""
+        """Open (creating) the owner's `name-N.lock` files; [] if that fails (logged)."""
         opened = []
         try:
             for n in range(self._turns.turns):
-                path = self._wiki_dir / f"{name}-{n}.lock"
+                path = self._owner_dir / f"{name}-{n}.lock"
                 opened.append(os.open(path, os.O_RDONLY | os.O_CREAT, 0o640))
         except OSError as error:
             log.warning("running without a turn: cannot open %s (%s)", error.filename, error)
@@ -212,10 +228,10 @@ class Turn:
 
 
 class Turns:
-    """Per-wiki turns shared by every worker on the host, and the priority they decide.
+    """Per-owner turns shared by every worker on the host, and the priority they decide.
 
-    `turns`: requests a wiki may compute at once (as many may wait); `wait`: seconds a
-    request waits for a turn; `lower`: whether wikis in debt and bulk transfers run at
+    `turns`: requests an owner's wikis may compute at once (as many may wait); `wait`: seconds
+    a request waits for a turn; `lower`: whether owners in debt and bulk transfers run at
     LOW_NICE (default: when it can be undone).
     """
 
@@ -224,20 +240,23 @@ class Turns:
         self.wait = wait
         self.lower = can_restore_priority() if lower is None else lower
         self.base = os.getpriority(os.PRIO_PROCESS, 0)
+        self._made: set[Path] = set()  # owner folders this process made or found
 
-    def enter(self, wiki_dir: Path) -> Turn:
-        """A request for the wiki in `wiki_dir` arrives: lowered at once if the wiki is in
-        debt, so all its work (routing, sign-in) runs low. Call take() for a turn (or bulk()),
-        and close() in the end."""
-        turn = Turn(self, wiki_dir)
+    def enter(self, owner_dir: Path) -> Turn:
+        """A request for a wiki of the owner whose folder is `owner_dir` (made if missing)
+        arrives: lowered at once if the owner is in debt, so all its work (sign-in, Otterwiki)
+        runs low. Call take() for a turn (or bulk()), and close() in the end."""
+        if owner_dir not in self._made and _make_folder(owner_dir):
+            self._made.add(owner_dir)
+        turn = Turn(self, owner_dir)
         turn.lower_if_in_debt()
         return turn
 
     @contextmanager
-    def turn(self, wiki_dir: Path, bulk: bool = False):
-        """Hold a turn of the wiki in `wiki_dir` (with `bulk`, run as a bulk transfer) while
-        inside; yields the Turn. Raises WikiBusy as take() does."""
-        turn = self.enter(wiki_dir)
+    def turn(self, owner_dir: Path, bulk: bool = False):
+        """Hold a turn of the owner whose folder is `owner_dir` (with `bulk`, run as a bulk
+        transfer) while inside; yields the Turn. Raises WikiBusy as take() does."""
+        turn = self.enter(owner_dir)
         try:
             turn.bulk() if bulk else turn.take()
             yield turn
@@ -254,6 +273,16 @@ class Turns:
             if _lock_one(turns) is not None:
                 return True
         return False
+
+
+def _make_folder(owner_dir: Path) -> bool:
+    """Make an owner's folder; return whether it is there. A failure shows, logged, when its
+    files cannot be opened."""
+    try:
+        owner_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return True
 
 
 def _children_cpu() -> float:

@@ -16,6 +16,7 @@ from app import mcp_entry
 from app.core.errors import BadRequest
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
+from app.core.errors import TooManyRequests
 from app.core.errors import Unauthorized
 from app.core.errors import UpstreamError
 from app.mcp import page_client
@@ -129,6 +130,17 @@ async def test_error_answers_become_domain_errors_with_their_message(serve):
     pages, _ = await serve(answer)
     with pytest.raises(NotFound, match="page 'X' does not exist"):
         await pages.read_page("alpha", AUTH, "X")
+
+
+@pytest.mark.parametrize(("retry_after", "seconds"), [("7", 7), (None, 1), ("soon", 1)])
+async def test_a_busy_wiki_is_too_many_requests_with_its_retry_after(serve, retry_after, seconds):
+    answer = json_answer({"ok": False, "error": "busy; try again"}, "429 TOO MANY REQUESTS")
+    if retry_after:
+        answer = answer.replace(b"\r\n\r\n", f"\r\nRetry-After: {retry_after}\r\n\r\n".encode(), 1)
+    pages, _ = await serve(answer)
+    with pytest.raises(TooManyRequests, match=rf"busy; try again \(retry after {seconds} s\)") as e:
+        await pages.read_page("alpha", AUTH, "X")
+    assert e.value.status == 429 and e.value.retry_after == seconds
 
 
 async def test_an_answer_past_the_limit_is_refused(serve):

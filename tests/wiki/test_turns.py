@@ -1,7 +1,8 @@
-"""A wiki's requests take turns across processes; a wiki in debt runs low, and a crowded one is
-refused what it cannot wait for.
+"""An owner's requests take turns across processes; an owner in debt runs low, and a crowded
+one is refused what it cannot wait for.
 
-Real processes hold the turns (flock is per open file, shared by every worker on the host).
+Each test's folders stand for owners' folders (Settings.owner_turns_dir). Real processes hold
+the turns (flock is per open file, shared by every worker on the host).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.wiki.turns import HEAVY_CPU
 from app.wiki.turns import LOW_NICE
 from app.wiki.turns import Turns
 from app.wiki.turns import WikiBusy
+from app.wiki.turns import add_debt
 from app.wiki.turns import can_restore_priority
 from app.wiki.turns import debt
 
@@ -53,12 +55,12 @@ def _hold(path, taken, release) -> None:
 
 
 class Holder:
-    """Another worker holding the lock file `name` of the wiki in `wiki_dir` (its turn,
-    waiting place or bulk place) until release() or kill()."""
+    """Another worker holding the lock file `name` of the owner in `owner_dir` (its turn or
+    waiting place) until release() or kill()."""
 
-    def __init__(self, wiki_dir, name: str = "turn-0.lock"):
+    def __init__(self, owner_dir, name: str = "turn-0.lock"):
         self._taken, self._release = _fork.Event(), _fork.Event()
-        args = (wiki_dir / name, self._taken, self._release)
+        args = (owner_dir / name, self._taken, self._release)
         self.process = _fork.Process(target=_hold, args=args)
         self.process.start()
         assert self._taken.wait(10), f"{name} was not free"
@@ -75,22 +77,22 @@ class Holder:
         self.process.join(10)
 
 
-def set_debt(wiki_dir, kind: str, seconds: float) -> None:
+def set_debt(owner_dir, kind: str, seconds: float) -> None:
     until = time.time() + seconds
-    (wiki_dir / kind).touch()
-    os.utime(wiki_dir / kind, (until, until))
+    (owner_dir / kind).touch()
+    os.utime(owner_dir / kind, (until, until))
 
 
 @pytest.fixture
-def wikis(tmp_path):
+def owners(tmp_path):
     folders = [tmp_path / "hammered", tmp_path / "other"]
     for folder in folders:
         folder.mkdir()
     return folders
 
 
-def test_a_lone_request_keeps_its_priority_and_owes_nothing(wikis):
-    hammered, _ = wikis
+def test_a_lone_request_keeps_its_priority_and_owes_nothing(owners):
+    hammered, _ = owners
     base = priority()
     for _ in range(3):
         with Turns(turns=1).turn(hammered) as turn:
@@ -99,8 +101,8 @@ def test_a_lone_request_keeps_its_priority_and_owes_nothing(wikis):
 
 
 @lowering
-def test_a_request_waits_for_its_wikis_turn_and_the_wait_counts_against_the_wiki(wikis):
-    hammered, _ = wikis
+def test_a_request_waits_for_its_owners_turn_and_the_wait_counts_against_the_owner(owners):
+    hammered, _ = owners
     holder = Holder(hammered)
     threading.Timer(0.4, holder.release).start()
     turns = Turns(turns=1, wait=30)
@@ -109,15 +111,15 @@ def test_a_request_waits_for_its_wikis_turn_and_the_wait_counts_against_the_wiki
         waited = time.monotonic() - started
         lowered, during = turn.lowered, priority()
     assert holder.released() and waited >= 0.35  # it had the turn until it let go
-    # The wait, DEBT_WEIGHT times, is over DEBT_LOW: the wiki runs low for a while.
+    # The wait, DEBT_WEIGHT times, is over DEBT_LOW: the owner runs low for a while.
     assert DEBT_LOW < debt(hammered, CROWD) <= DEBT_WEIGHT * waited
     assert lowered and during == low(turns)
     assert priority() == turns.base
 
 
 @lowering
-def test_a_wiki_in_debt_runs_low_from_arrival_until_its_debt_drains(wikis):
-    hammered, other = wikis
+def test_an_owner_in_debt_runs_low_from_arrival_until_its_debt_drains(owners):
+    hammered, other = owners
     turns = Turns(turns=1, wait=30)
     for kind in (CROWD, CPU):
         set_debt(hammered, kind, DEBT_LOW + 1)
@@ -129,13 +131,13 @@ def test_a_wiki_in_debt_runs_low_from_arrival_until_its_debt_drains(wikis):
         with turns.turn(hammered) as turn:
             assert not turn.lowered
         set_debt(hammered, kind, 0)
-    for quiet in (other, other / "no-such-wiki"):  # another wiki, or no wiki there at all
+    for quiet in (other, other / "no-such-wiki"):  # another owner, or one never seen
         with turns.turn(quiet) as turn:
             assert not turn.lowered and priority() == turns.base
 
 
-def test_another_wikis_request_never_waits(wikis):
-    hammered, other = wikis
+def test_another_owners_request_never_waits(owners):
+    hammered, other = owners
     holder = Holder(hammered)
     try:
         with Turns(turns=1, wait=30).turn(other):
@@ -144,8 +146,8 @@ def test_another_wikis_request_never_waits(wikis):
         holder.release()
 
 
-def test_a_wait_ends_after_its_limit_and_the_request_runs_while_the_wiki_owes_little(wikis):
-    hammered, _ = wikis
+def test_a_wait_ends_after_its_limit_and_the_request_runs_while_the_owner_owes_little(owners):
+    hammered, _ = owners
     holder = Holder(hammered)
     try:
         started = time.monotonic()
@@ -156,8 +158,8 @@ def test_a_wait_ends_after_its_limit_and_the_request_runs_while_the_wiki_owes_li
         holder.release()
 
 
-def test_a_crowded_wiki_is_refused_what_it_cannot_wait_for(wikis):
-    hammered, _ = wikis
+def test_a_crowded_owner_is_refused_what_it_cannot_wait_for(owners):
+    hammered, _ = owners
     holder = Holder(hammered)
     try:
         set_debt(hammered, CROWD, DEBT_REFUSE + 1)
@@ -177,8 +179,8 @@ def test_a_crowded_wiki_is_refused_what_it_cannot_wait_for(wikis):
         holder.release()
 
 
-def test_a_wiki_owing_little_runs_at_once_when_no_place_is_left_and_owes_that_run(wikis):
-    hammered, _ = wikis
+def test_an_owner_owing_little_runs_at_once_when_no_place_is_left_and_owes_that_run(owners):
+    hammered, _ = owners
     holder, waiter = Holder(hammered), Holder(hammered, "wait-0.lock")
     try:
         turn = Turns(turns=1, wait=30, lower=False).enter(hammered)
@@ -196,8 +198,8 @@ def test_a_wiki_owing_little_runs_at_once_when_no_place_is_left_and_owes_that_ru
         waiter.release()
 
 
-def test_a_wiki_may_run_as_many_requests_as_it_has_turns(wikis):
-    hammered, _ = wikis
+def test_an_owner_may_run_as_many_requests_as_it_has_turns(owners):
+    hammered, _ = owners
     holder = Holder(hammered)
     try:
         with Turns(turns=2, wait=30, lower=False).turn(hammered):
@@ -208,8 +210,8 @@ def test_a_wiki_may_run_as_many_requests_as_it_has_turns(wikis):
 
 
 @lowering
-def test_a_heavy_request_counts_its_cpu_against_its_wiki(wikis):
-    hammered, other = wikis
+def test_a_heavy_request_counts_its_cpu_against_its_owner(owners):
+    hammered, other = owners
     turns = Turns(turns=1, wait=30)
     with turns.turn(other):
         pass  # light: owes nothing
@@ -224,8 +226,8 @@ def test_a_heavy_request_counts_its_cpu_against_its_wiki(wikis):
 
 
 @lowering
-def test_bulk_transfers_run_low_and_take_no_turn(wikis):
-    hammered, _ = wikis
+def test_bulk_transfers_run_low_and_take_no_turn(owners):
+    hammered, _ = owners
     turns = Turns(turns=1, wait=0.2)
     with turns.turn(hammered, bulk=True) as transfer:
         assert transfer.lowered and priority() == low(turns)
@@ -236,16 +238,16 @@ def test_bulk_transfers_run_low_and_take_no_turn(wikis):
     assert priority() == turns.base
 
 
-def test_the_git_processes_a_request_ran_count_as_its_cpu(wikis):
-    hammered, _ = wikis
+def test_the_git_processes_a_request_ran_count_as_its_cpu(owners):
+    hammered, _ = owners
     with Turns(turns=1, wait=30, lower=False).turn(hammered):
         burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
         subprocess.run([sys.executable, "-c", burn], check=True)
     assert debt(hammered, CPU) > DEBT_LOW  # the child's CPU, DEBT_WEIGHT times
 
 
-def test_a_dead_workers_turn_is_free_at_once(wikis):
-    hammered, _ = wikis
+def test_a_dead_workers_turn_is_free_at_once(owners):
+    hammered, _ = owners
     Holder(hammered).kill()
     with Turns(turns=1, wait=30, lower=False).turn(hammered):
         pass
@@ -253,8 +255,8 @@ def test_a_dead_workers_turn_is_free_at_once(wikis):
 
 
 @lowering
-def test_ending_the_turn_hands_it_on_and_keeps_the_priority_until_close(wikis):
-    hammered, _ = wikis
+def test_ending_the_turn_hands_it_on_and_keeps_the_priority_until_close(owners):
+    hammered, _ = owners
     set_debt(hammered, CPU, DEBT_LOW + 1)
     turns = Turns(turns=1, wait=30)
     turn = turns.enter(hammered)
@@ -267,15 +269,35 @@ def test_ending_the_turn_hands_it_on_and_keeps_the_priority_until_close(wikis):
     assert priority() == turns.base
 
 
-def test_a_wiki_whose_turn_files_cannot_be_opened_runs_without_a_turn(tmp_path, caplog):
-    missing = tmp_path / "gone"  # a wiki deleted under a request, or an unwritable folder
+def test_an_owner_whose_turn_files_cannot_be_opened_runs_without_a_turn(tmp_path, caplog):
+    (tmp_path / "run").write_text("")  # a run dir that is no folder: nothing can be made in it
+    missing = tmp_path / "run" / "turns" / "owner"
     with caplog.at_level(logging.WARNING, logger="robot.wiki"):
         with Turns(turns=1, wait=30).turn(missing) as turn:
             assert not turn.lowered
     assert "running without a turn" in caplog.text
 
 
-def test_a_wiki_runs_half_the_cores_at_once_unless_the_operator_says_otherwise(tmp_path):
+def test_an_owner_runs_half_the_cores_at_once_unless_the_operator_says_otherwise(tmp_path):
     data = {"ROBOT_DATA_DIR": str(tmp_path)}
     assert Settings.from_env(data).wiki_concurrency == max(1, (os.cpu_count() or 1) // 2)
     assert Settings.from_env({**data, "ROBOT_WIKI_CONCURRENCY": "3"}).wiki_concurrency == 3
+
+
+def test_a_debt_set_before_the_clock_stepped_back_counts_as_none(owners):
+    hammered, _ = owners
+    set_debt(hammered, CROWD, 3600)  # written an hour "ahead": the clock has since stepped back
+    assert debt(hammered, CROWD) == 0.0
+    add_debt(hammered, CROWD, 0.2)  # counted from now, not from the stale hour
+    assert 0.0 < debt(hammered, CROWD) <= DEBT_WEIGHT * 0.2
+
+
+def test_each_owner_has_a_folder_of_its_own_under_the_run_dir(tmp_path):
+    settings = Settings.from_env({"ROBOT_DATA_DIR": str(tmp_path)})
+    one = settings.owner_turns_dir("did:plc:one")
+    assert one == settings.owner_turns_dir("did:plc:one")
+    assert one != settings.owner_turns_dir("did:plc:two")
+    assert one.parent == settings.run_dir / "turns"
+    # Any DID is one plain name in that folder, whatever characters it holds.
+    odd = settings.owner_turns_dir("did:web:../../etc%2Fpasswd/..")
+    assert odd.parent == one.parent and odd.name.isalnum()

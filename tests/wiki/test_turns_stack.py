@@ -1,5 +1,6 @@
-"""Through the real wiki service: a hammered wiki runs low and is refused what it cannot wait
-for; a lone reader, a page with its images, and a slow body never make a wiki look hammered."""
+"""Through the real wiki service: an owner whose wikis are hammered runs low and is refused what
+it cannot wait for; a lone reader, a page with its images, and a slow body never make an owner
+look hammered."""
 
 from __future__ import annotations
 
@@ -22,37 +23,43 @@ from app.wiki.turns import debt
 
 pytestmark = pytest.mark.stack
 
+# The hammering owner's two wikis, and another owner's wiki.
 OWNER = ("did:plc:turnsowner", "turns-owner.test")
-HAMMERED, OTHER = "turns-hammered", "turns-other"
+OTHER_OWNER = ("did:plc:turnsother", "turns-other.test")
+HAMMERED, SIBLING, OTHER = "turns-hammered", "turns-sibling", "turns-other"
+OWNERS = {HAMMERED: OWNER, SIBLING: OWNER, OTHER: OTHER_OWNER}
 
 
 @pytest.fixture(scope="module")
 def wikis(stack):
     store = Store(stack.settings.database_url)
-    store.upsert_user(*OWNER)
-    for slug in (HAMMERED, OTHER):
-        create_wiki(stack.settings, store, slug, OWNER[0], public=True)
-    _, secret = store.create_token(HAMMERED, OWNER[0], "editor")
-    _, stack.other_token = store.create_token(OTHER, OWNER[0], "editor")
+    secrets = {}
+    for slug, (did, handle) in OWNERS.items():
+        store.upsert_user(did, handle)
+        create_wiki(stack.settings, store, slug, did, public=True)
+        secrets[slug] = store.create_token(slug, did, "editor")[1]
     store.close()
-    with stack.client("otterwiki", host=f"{HAMMERED}.localhost") as client:
-        # A big page: each view (from the render cache) is several milliseconds of work.
-        content = "# Big\n\n" + "A line of [brackets] and *emphasis*.\n\n" * 4000
-        response = client.put(
-            "/api/v1/pages/Big",
-            json={"content": content},
-            headers={"Authorization": f"Bearer {secret}"},
-        )
-        assert response.status_code == 201
+    stack.other_token = secrets[OTHER]
+    for slug in (HAMMERED, SIBLING):
+        with stack.client("otterwiki", host=f"{slug}.localhost") as client:
+            # A big page: each view (from the render cache) is several milliseconds of work.
+            content = "# Big\n\n" + "A line of [brackets] and *emphasis*.\n\n" * 4000
+            response = client.put(
+                "/api/v1/pages/Big",
+                json={"content": content},
+                headers={"Authorization": f"Bearer {secrets[slug]}"},
+            )
+            assert response.status_code == 201
     return stack
 
 
 def crowd_debt(stack, slug: str) -> float:
-    return debt(stack.settings.wiki_dir(slug), CROWD)
+    """The crowd debt of the owner of wiki `slug` (shared by all that owner's wikis)."""
+    return debt(stack.settings.owner_turns_dir(OWNERS[slug][0]), CROWD)
 
 
 def drained(stack, slug: str) -> None:
-    """Wait until what the module's earlier tests left of the wiki's crowd debt is gone."""
+    """Wait until what the module's earlier tests left of the owner's crowd debt is gone."""
     time.sleep(crowd_debt(stack, slug) + 0.05)
     assert crowd_debt(stack, slug) == 0.0
 
@@ -122,7 +129,13 @@ def test_a_slow_body_holds_no_turn(wikis):
 
 
 @pytest.mark.skipif(not can_restore_priority(), reason="the stack may not restore priorities")
-def test_a_hammered_wiki_runs_lower_while_other_wikis_answer(wikis):
+@pytest.mark.parametrize(
+    "hammered",
+    [[HAMMERED] * 3, [HAMMERED, SIBLING]],
+    ids=["three clients on one wiki", "one client on each of two wikis of one owner"],
+)
+def test_a_hammered_owner_runs_lower_while_other_owners_wikis_answer(wikis, hammered):
+    drained(wikis, HAMMERED)
     pids = workers(wikis)
     base = {pid: nice(pid) for pid in pids}
     seen: set[int] = set()
@@ -138,7 +151,7 @@ def test_a_hammered_wiki_runs_lower_while_other_wikis_answer(wikis):
     sampler.start()
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
-            hammers = [pool.submit(views, wikis, HAMMERED, "/Big", 40) for _ in range(3)]
+            hammers = [pool.submit(views, wikis, slug, "/Big", 40) for slug in hammered]
             other = pool.submit(views, wikis, OTHER, "/", 40)
             statuses = [status for hammer in hammers for status in hammer.result()]
             assert other.result() == [200] * 40
@@ -146,9 +159,10 @@ def test_a_hammered_wiki_runs_lower_while_other_wikis_answer(wikis):
         hammering.clear()
         sampler.join()
     assert 200 in statuses and set(statuses) <= {200, 429}
-    # Three clients at once made the wiki wait for its turn, which counts against it...
+    # Clients at once made the owner's wikis wait for its turn, which counts against it...
     assert crowd_debt(wikis, HAMMERED) > 0
-    # ...and its views ran at the lowest priority (the kernel caps niceness at 19).
+    # ...and its views ran at the lowest priority (the kernel caps niceness at 19),
+    # while the other owner's views were never refused.
     assert {min(nice + LOW_NICE, 19) for nice in base.values()} & seen
     # Every worker is put back once its response is out.
     deadline = time.monotonic() + 10
