@@ -34,6 +34,10 @@ class NotFound(RobotError):
     status = 404
 
 
+class MethodNotAllowed(RobotError):
+    status = 405
+
+
 class Conflict(RobotError):
     status = 409
 
@@ -51,6 +55,12 @@ class TooManyRequests(RobotError):
     def __init__(self, message: str, retry_after: int = 1, **extra):
         super().__init__(message, **extra)
         self.retry_after = retry_after
+
+
+class InternalError(RobotError):
+    """A fault of ours, answered without its details (they go to the log)."""
+
+    status = 500
 
 
 class UpstreamError(RobotError):

@@ -17,9 +17,12 @@ from werkzeug.wsgi import ClosingIterator
 
 from app.core import handoff
 from app.core import usage
+from app.core.errors import InternalError
+from app.core.errors import MethodNotAllowed
 from app.core.errors import NotFound
 from app.core.errors import RobotError
 from app.core.errors import TooManyRequests
+from app.core.errors import Unavailable
 from app.core.identity import Caller
 from app.core.identity import authenticate
 from app.core.locks import wiki_write_lock
@@ -62,18 +65,6 @@ def _head(repo) -> str | None:
         return repo.head.commit.hexsha
     except ValueError:
         return None  # a repo without commits
-
-
-class Unavailable(RobotError):
-    status = 503
-
-
-class InternalError(RobotError):
-    status = 500
-
-
-class MethodNotAllowed(RobotError):
-    status = 405
 
 
 # A request only waits here if an earlier response was never closed: fail instead of hanging.

@@ -142,6 +142,7 @@ class Turn:
         self._started = time.process_time()
         self._children_started = _children_cpu()
         self._beyond_turns: float | None = None  # when it went on without a turn (monotonic)
+        self._base = 0  # the priority to put back, read when lowering (an operator may renice)
         self.lowered = False
 
     def lower_if_in_debt(self) -> None:
@@ -203,7 +204,7 @@ class Turn:
         if spent > HEAVY_CPU:
             add_debt(self._owner_dir, CPU, spent)
         if self.lowered:
-            os.setpriority(os.PRIO_PROCESS, 0, self._turns.base)
+            os.setpriority(os.PRIO_PROCESS, 0, self._base)
             self.lowered = False
 
     def _open(self, name: str) -> list[int]:
@@ -223,7 +224,8 @@ class Turn:
 
     def _lower(self) -> None:
         if self._turns.lower and not self.lowered:
-            os.setpriority(os.PRIO_PROCESS, 0, self._turns.base + LOW_NICE)
+            self._base = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, 0, self._base + LOW_NICE)
             self.lowered = True
 
 
@@ -239,7 +241,6 @@ class Turns:
         self.turns = turns
         self.wait = wait
         self.lower = can_restore_priority() if lower is None else lower
-        self.base = os.getpriority(os.PRIO_PROCESS, 0)
         self._made: set[Path] = set()  # owner folders this process made or found
 
     def enter(self, owner_dir: Path) -> Turn:

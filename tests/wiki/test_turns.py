@@ -43,8 +43,12 @@ def priority() -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def low(turns: Turns) -> int:
-    return min(turns.base + LOW_NICE, 19)  # the kernel caps niceness at 19
+# This process's own priority, which every test leaves as it found it.
+BASE = priority()
+
+
+# A lowered request's priority: the kernel caps niceness at 19.
+LOW = min(BASE + LOW_NICE, 19)
 
 
 def _hold(path, taken, release) -> None:
@@ -56,7 +60,7 @@ def _hold(path, taken, release) -> None:
 
 class Holder:
     """Another worker holding the lock file `name` of the owner in `owner_dir` (its turn or
-    waiting place) until release() or kill()."""
+    waiting place) until release() or kill(); as a context, until its end."""
 
     def __init__(self, owner_dir, name: str = "turn-0.lock"):
         self._taken, self._release = _fork.Event(), _fork.Event()
@@ -64,6 +68,12 @@ class Holder:
         self.process = _fork.Process(target=_hold, args=args)
         self.process.start()
         assert self._taken.wait(10), f"{name} was not free"
+
+    def __enter__(self) -> Holder:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.release()
 
     def released(self) -> bool:
         return self._release.is_set()
@@ -113,8 +123,8 @@ def test_a_request_waits_for_its_owners_turn_and_the_wait_counts_against_the_own
     assert holder.released() and waited >= 0.35  # it had the turn until it let go
     # The wait, DEBT_WEIGHT times, is over DEBT_LOW: the owner runs low for a while.
     assert DEBT_LOW < debt(hammered, CROWD) <= DEBT_WEIGHT * waited
-    assert lowered and during == low(turns)
-    assert priority() == turns.base
+    assert lowered and during == LOW
+    assert priority() == BASE
 
 
 @lowering
@@ -124,65 +134,51 @@ def test_an_owner_in_debt_runs_low_from_arrival_until_its_debt_drains(owners):
     for kind in (CROWD, CPU):
         set_debt(hammered, kind, DEBT_LOW + 1)
         arrived = turns.enter(hammered)  # before routing and sign-in, before any turn
-        assert arrived.lowered and priority() == low(turns)
+        assert arrived.lowered and priority() == LOW
         arrived.close()
-        assert priority() == turns.base
+        assert priority() == BASE
         set_debt(hammered, kind, DEBT_LOW - 0.2)  # a little debt: a page and its images
         with turns.turn(hammered) as turn:
             assert not turn.lowered
         set_debt(hammered, kind, 0)
     for quiet in (other, other / "no-such-wiki"):  # another owner, or one never seen
         with turns.turn(quiet) as turn:
-            assert not turn.lowered and priority() == turns.base
+            assert not turn.lowered and priority() == BASE
 
 
 def test_another_owners_request_never_waits(owners):
     hammered, other = owners
-    holder = Holder(hammered)
-    try:
-        with Turns(turns=1, wait=30).turn(other):
-            assert debt(other, CROWD) == 0.0  # taken at once
-    finally:
-        holder.release()
+    with Holder(hammered), Turns(turns=1, wait=30).turn(other):
+        assert debt(other, CROWD) == 0.0  # taken at once
 
 
 def test_a_wait_ends_after_its_limit_and_the_request_runs_while_the_owner_owes_little(owners):
     hammered, _ = owners
-    holder = Holder(hammered)
-    try:
+    with Holder(hammered) as holder:
         started = time.monotonic()
         with Turns(turns=1, wait=0.1, lower=False).turn(hammered):
             assert holder.process.is_alive()  # ran without the turn, which the holder has
         assert 0.1 <= time.monotonic() - started < 10
-    finally:
-        holder.release()
 
 
 def test_a_crowded_owner_is_refused_what_it_cannot_wait_for(owners):
     hammered, _ = owners
-    holder = Holder(hammered)
-    try:
+    with Holder(hammered):
         set_debt(hammered, CROWD, DEBT_REFUSE + 1)
         turns = Turns(turns=1, wait=0.1, lower=False)
         with pytest.raises(WikiBusy) as refused:  # waited its 0.1 s in vain
             turns.turn(hammered).__enter__()
         assert refused.value.status == 429 and refused.value.retry_after >= 1
-        waiter = Holder(hammered, "wait-0.lock")
-        try:
+        with Holder(hammered, "wait-0.lock"):
             started = time.monotonic()
             with pytest.raises(WikiBusy):  # no place to wait: refused at once
                 turns.turn(hammered).__enter__()
             assert time.monotonic() - started < 0.1
-        finally:
-            waiter.release()
-    finally:
-        holder.release()
 
 
 def test_an_owner_owing_little_runs_at_once_when_no_place_is_left_and_owes_that_run(owners):
     hammered, _ = owners
-    holder, waiter = Holder(hammered), Holder(hammered, "wait-0.lock")
-    try:
+    with Holder(hammered) as holder, Holder(hammered, "wait-0.lock") as waiter:
         turn = Turns(turns=1, wait=30, lower=False).enter(hammered)
         turn.take()
         assert holder.process.is_alive() and waiter.process.is_alive()
@@ -193,23 +189,15 @@ def test_an_owner_owing_little_runs_at_once_when_no_place_is_left_and_owes_that_
         before = debt(hammered, CROWD)
         turn.close()
         assert debt(hammered, CROWD) <= before
-    finally:
-        holder.release()
-        waiter.release()
 
 
 def test_an_owner_may_run_as_many_requests_as_it_has_turns(owners):
     hammered, _ = owners
-    holder = Holder(hammered)
-    try:
-        with Turns(turns=2, wait=30, lower=False).turn(hammered):
-            pass
-        assert debt(hammered, CROWD) == 0.0  # the second turn was free: nobody waited
-    finally:
-        holder.release()
+    with Holder(hammered), Turns(turns=2, wait=30, lower=False).turn(hammered):
+        pass
+    assert debt(hammered, CROWD) == 0.0  # the second turn was free: nobody waited
 
 
-@lowering
 def test_a_heavy_request_counts_its_cpu_against_its_owner(owners):
     hammered, other = owners
     turns = Turns(turns=1, wait=30)
@@ -230,12 +218,12 @@ def test_bulk_transfers_run_low_and_take_no_turn(owners):
     hammered, _ = owners
     turns = Turns(turns=1, wait=0.2)
     with turns.turn(hammered, bulk=True) as transfer:
-        assert transfer.lowered and priority() == low(turns)
+        assert transfer.lowered and priority() == LOW
         with Turns(turns=1, wait=30, lower=False).turn(hammered):
             assert debt(hammered, CROWD) == 0.0  # views do not wait for transfers
         with turns.turn(hammered, bulk=True) as another:  # nor transfers for each other
             assert another.lowered
-    assert priority() == turns.base
+    assert priority() == BASE
 
 
 def test_the_git_processes_a_request_ran_count_as_its_cpu(owners):
@@ -263,10 +251,10 @@ def test_ending_the_turn_hands_it_on_and_keeps_the_priority_until_close(owners):
     turn.take()
     turn.end_turn()
     Holder(hammered).release()  # the turn is free for the next request at once
-    assert turn.lowered and priority() == low(turns)  # still sending its response, low
+    assert turn.lowered and priority() == LOW  # still sending its response, low
     turn.close()
     turn.close()  # twice is fine
-    assert priority() == turns.base
+    assert priority() == BASE
 
 
 def test_an_owner_whose_turn_files_cannot_be_opened_runs_without_a_turn(tmp_path, caplog):
@@ -301,3 +289,17 @@ def test_each_owner_has_a_folder_of_its_own_under_the_run_dir(tmp_path):
     # Any DID is one plain name in that folder, whatever characters it holds.
     odd = settings.owner_turns_dir("did:web:../../etc%2Fpasswd/..")
     assert odd.parent == one.parent and odd.name.isalnum()
+
+
+@lowering
+def test_a_lowered_request_puts_back_the_priority_an_operator_set(owners):
+    hammered, _ = owners
+    set_debt(hammered, CPU, DEBT_LOW + 1)
+    turns = Turns(turns=1, wait=30)
+    os.setpriority(os.PRIO_PROCESS, 0, BASE + 1)  # `renice +1` of a worker, after it started
+    try:
+        with turns.turn(hammered) as turn:
+            assert turn.lowered and priority() == min(BASE + 1 + LOW_NICE, 19)
+        assert priority() == BASE + 1
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, BASE)
