@@ -20,6 +20,11 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   refused. A browser loading a page and its images waits a little and stays clear of both;
   clients that keep an owner's turns busy, or one client rendering costly pages or deep
   histories back to back, do not.
+- Heavy requests: a request that has used HEAVY_CPU of CPU (ITIMER_VIRTUAL) runs at LOW_NICE
+  for the rest of its run, with the git processes it starts from then on, whatever its owner
+  owes: its first tenth of a second is as anyone's, the seconds of a first render of a costly
+  page or of a deep history come after every cheap request (the multilevel feedback queue of
+  CPU schedulers, applied to requests). Debts carry this to the owner's next requests.
 - Bulk transfers (git clone, fetch and push, exports) and attachment downloads take no turn:
   they move for seconds or minutes at the client's pace and must never hold the turns that
   views take. Bulk transfers always run at LOW_NICE.
@@ -42,6 +47,8 @@ import fcntl
 import logging
 import os
 import resource
+import signal
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -197,6 +204,7 @@ class Turn:
     def close(self) -> None:
         """End the turn, count a heavy request's CPU (its git processes' too) against its
         owner, and put this process's priority back. Safe to call again."""
+        self._turns.watch(None)
         self.end_turn()
         children = _children_cpu()
         spent = time.process_time() - self._started + children - self._children_started
@@ -242,6 +250,8 @@ class Turns:
         self.wait = wait
         self.lower = can_restore_priority() if lower is None else lower
         self._made: set[Path] = set()  # owner folders this process made or found
+        self._watched: Turn | None = None  # the request watch() lowers once it is heavy
+        self._handler_set = False
 
     def enter(self, owner_dir: Path) -> Turn:
         """A request for a wiki of the owner whose folder is `owner_dir` (made if missing)
@@ -251,7 +261,28 @@ class Turns:
             self._made.add(owner_dir)
         turn = Turn(self, owner_dir)
         turn.lower_if_in_debt()
+        self.watch(turn)
         return turn
+
+    def watch(self, turn: Turn | None) -> None:
+        """Lower `turn` once this process has used HEAVY_CPU of user CPU from now (None: stop
+        watching). Only on the main thread, which alone gets signals; elsewhere a no-op."""
+        if threading.current_thread() is not threading.main_thread() or not self.lower:
+            return
+        if turn is None:
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+            self._watched = None
+            return
+        self._watched = turn
+        if not self._handler_set:
+            signal.signal(signal.SIGVTALRM, self._heavy)
+            signal.siginterrupt(signal.SIGVTALRM, False)  # restart interrupted system calls
+            self._handler_set = True
+        signal.setitimer(signal.ITIMER_VIRTUAL, HEAVY_CPU)  # once: no interval
+
+    def _heavy(self, _signum, _frame) -> None:
+        if self._watched is not None:
+            self._watched._lower()
 
     @contextmanager
     def turn(self, owner_dir: Path, bulk: bool = False):

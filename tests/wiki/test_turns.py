@@ -303,3 +303,39 @@ def test_a_lowered_request_puts_back_the_priority_an_operator_set(owners):
         assert priority() == BASE + 1
     finally:
         os.setpriority(os.PRIO_PROCESS, 0, BASE)
+
+
+def burn(seconds: float) -> None:
+    """Spend `seconds` of this process's CPU (user and system)."""
+    started = time.process_time()
+    while time.process_time() - started < seconds:
+        pass
+
+
+@lowering
+def test_a_request_runs_low_once_it_is_heavy_and_its_later_git_runs_with_it(owners):
+    hammered, _ = owners
+    turns = Turns(turns=1, wait=30)
+    with turns.turn(hammered) as turn:
+        burn(HEAVY_CPU / 4)
+        assert not turn.lowered and priority() == BASE  # a cheap request is as anyone's
+        burn(HEAVY_CPU * 3)  # user CPU counts (ITIMER_VIRTUAL): this loop's is part system
+        assert turn.lowered and priority() == LOW  # past HEAVY_CPU, whatever its owner owes
+        nice = subprocess.run(
+            ["sh", "-c", "cut -d' ' -f19 /proc/self/stat"], capture_output=True, text=True
+        )
+        assert int(nice.stdout) == LOW  # a git run it starts now runs low too
+    assert priority() == BASE
+    with turns.turn(owners[1]) as cheap:  # the watch ended with the request: the next is new
+        burn(HEAVY_CPU / 4)
+        assert not cheap.lowered
+
+
+@lowering
+def test_a_closed_request_is_never_lowered_afterwards(owners):
+    hammered, _ = owners
+    turns = Turns(turns=1, wait=30)
+    with turns.turn(hammered):
+        pass
+    burn(HEAVY_CPU * 2)  # the next request's work, outside any turn
+    assert priority() == BASE

@@ -15,6 +15,7 @@ import pytest
 
 from app.core.store import Store
 from app.core.wikis import create_wiki
+from app.wiki.turns import CPU
 from app.wiki.turns import CROWD
 from app.wiki.turns import DEBT_LOW
 from app.wiki.turns import LOW_NICE
@@ -53,15 +54,16 @@ def wikis(stack):
     return stack
 
 
-def crowd_debt(stack, slug: str) -> float:
-    """The crowd debt of the owner of wiki `slug` (shared by all that owner's wikis)."""
-    return debt(stack.settings.owner_turns_dir(OWNERS[slug][0]), CROWD)
+def crowd_debt(stack, slug: str, kind: str = CROWD) -> float:
+    """The crowd debt (or `kind` debt) of the owner of wiki `slug`, shared by all that owner's
+    wikis."""
+    return debt(stack.settings.owner_turns_dir(OWNERS[slug][0]), kind)
 
 
 def drained(stack, slug: str) -> None:
-    """Wait until what the module's earlier tests left of the owner's crowd debt is gone."""
-    time.sleep(crowd_debt(stack, slug) + 0.05)
-    assert crowd_debt(stack, slug) == 0.0
+    """Wait until what the module's earlier tests left of the owner's debts is gone."""
+    time.sleep(max(crowd_debt(stack, slug), crowd_debt(stack, slug, CPU)) + 0.05)
+    assert crowd_debt(stack, slug) == crowd_debt(stack, slug, CPU) == 0.0
 
 
 def views(stack, slug: str, path: str, count: int) -> list[int]:
@@ -86,6 +88,15 @@ def nice(pid: int) -> int | None:
     except FileNotFoundError:
         return None
     return int(fields[16])
+
+
+def assert_put_back(base: dict[int, int]) -> None:
+    """Every worker's priority is put back once its response is out (just after the client
+    has it: wait a little)."""
+    deadline = time.monotonic() + 10
+    while {pid: nice(pid) for pid in base} != base and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert {pid: nice(pid) for pid in base} == base
 
 
 def test_a_lone_reader_never_makes_its_wiki_look_hammered(wikis):
@@ -164,8 +175,39 @@ def test_a_hammered_owner_runs_lower_while_other_owners_wikis_answer(wikis, hamm
     # ...and its views ran at the lowest priority (the kernel caps niceness at 19),
     # while the other owner's views were never refused.
     assert {min(nice + LOW_NICE, 19) for nice in base.values()} & seen
-    # Every worker is put back once its response is out.
-    deadline = time.monotonic() + 10
-    while {pid: nice(pid) for pid in pids} != base and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert {pid: nice(pid) for pid in pids} == base
+    assert_put_back(base)
+
+
+@pytest.mark.skipif(not can_restore_priority(), reason="the stack may not restore priorities")
+def test_one_heavy_request_runs_low_after_its_first_tenth_of_a_second(wikis):
+    """A first render of a costly page, by the only client of an owner owing nothing."""
+    drained(wikis, OTHER)
+    with wikis.client("otterwiki", host=f"{OTHER}.localhost") as client:
+        content = f"# Heavy {time.time()}\n\n" + "Some [brackets] and *emphasis* here.\n\n" * 6000
+        stored = client.put(
+            "/api/v1/pages/Heavy",
+            json={"content": content},
+            headers={"Authorization": f"Bearer {wikis.other_token}"},
+        )
+        assert stored.status_code in (200, 201), stored.text
+    drained(wikis, OTHER)  # the view below is lowered by nothing its owner owes
+    pids = workers(wikis)
+    base = {pid: nice(pid) for pid in pids}
+    seen: set[int] = set()
+    viewing = threading.Event()
+    viewing.set()
+
+    def sample():
+        while viewing.is_set():
+            seen.update(nice(pid) for pid in pids)
+            time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        assert views(wikis, OTHER, "/Heavy", 1) == [200]
+    finally:
+        viewing.clear()
+        sampler.join()
+    assert {min(nice + LOW_NICE, 19) for nice in base.values()} & seen
+    assert_put_back(base)
