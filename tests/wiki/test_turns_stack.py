@@ -90,13 +90,43 @@ def nice(pid: int) -> int | None:
     return int(fields[16])
 
 
-def assert_put_back(base: dict[int, int]) -> None:
-    """Every worker's priority is put back once its response is out (just after the client
-    has it: wait a little)."""
-    deadline = time.monotonic() + 10
-    while {pid: nice(pid) for pid in base} != base and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert {pid: nice(pid) for pid in base} == base
+class WorkerPriorities:
+    """The wiki service's workers' priorities, sampled every half millisecond while inside."""
+
+    def __init__(self, stack):
+        self.base = {pid: nice(pid) for pid in workers(stack)}
+        self.seen: set[int] = set()
+        self._sampling = threading.Event()
+        self._sampler = threading.Thread(target=self._sample)
+
+    def __enter__(self) -> WorkerPriorities:
+        self._sampling.set()
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._sampling.clear()
+        self._sampler.join()
+
+    def _sample(self) -> None:
+        while self._sampling.is_set():
+            self.seen.update(nice(pid) for pid in self.base)
+            time.sleep(0.0005)
+
+    def went_low(self) -> bool:
+        """Whether a worker ran at the lowest priority (the kernel caps niceness at 19)."""
+        return bool({min(nice + LOW_NICE, 19) for nice in self.base.values()} & self.seen)
+
+    def assert_put_back(self) -> None:
+        """Every worker's priority is put back once its response is out (just after the
+        client has it: wait a little)."""
+        deadline = time.monotonic() + 10
+        while self._now() != self.base and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self._now() == self.base
+
+    def _now(self) -> dict[int, int | None]:
+        return {pid: nice(pid) for pid in self.base}
 
 
 def test_a_lone_reader_never_makes_its_wiki_look_hammered(wikis):
@@ -147,35 +177,18 @@ def test_a_slow_body_holds_no_turn(wikis):
 )
 def test_a_hammered_owner_runs_lower_while_other_owners_wikis_answer(wikis, hammered):
     drained(wikis, HAMMERED)
-    pids = workers(wikis)
-    base = {pid: nice(pid) for pid in pids}
-    seen: set[int] = set()
-    hammering = threading.Event()
-    hammering.set()
-
-    def sample():
-        while hammering.is_set():
-            seen.update(nice(pid) for pid in pids)
-            time.sleep(0.0005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with WorkerPriorities(wikis) as priorities:
         with ThreadPoolExecutor(max_workers=4) as pool:
             hammers = [pool.submit(views, wikis, slug, "/Big", 40) for slug in hammered]
             other = pool.submit(views, wikis, OTHER, "/", 40)
             statuses = [status for hammer in hammers for status in hammer.result()]
             assert other.result() == [200] * 40
-    finally:
-        hammering.clear()
-        sampler.join()
     assert 200 in statuses and set(statuses) <= {200, 429}
     # Clients at once made the owner's wikis wait for its turn, which counts against it...
     assert crowd_debt(wikis, HAMMERED) > 0
-    # ...and its views ran at the lowest priority (the kernel caps niceness at 19),
-    # while the other owner's views were never refused.
-    assert {min(nice + LOW_NICE, 19) for nice in base.values()} & seen
-    assert_put_back(base)
+    # ...and its views ran at the lowest priority, while the other owner's were never refused.
+    assert priorities.went_low()
+    priorities.assert_put_back()
 
 
 @pytest.mark.skipif(not can_restore_priority(), reason="the stack may not restore priorities")
@@ -191,23 +204,7 @@ def test_one_heavy_request_runs_low_after_its_first_tenth_of_a_second(wikis):
         )
         assert stored.status_code in (200, 201), stored.text
     drained(wikis, OTHER)  # the view below is lowered by nothing its owner owes
-    pids = workers(wikis)
-    base = {pid: nice(pid) for pid in pids}
-    seen: set[int] = set()
-    viewing = threading.Event()
-    viewing.set()
-
-    def sample():
-        while viewing.is_set():
-            seen.update(nice(pid) for pid in pids)
-            time.sleep(0.0005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with WorkerPriorities(wikis) as priorities:
         assert views(wikis, OTHER, "/Heavy", 1) == [200]
-    finally:
-        viewing.clear()
-        sampler.join()
-    assert {min(nice + LOW_NICE, 19) for nice in base.values()} & seen
-    assert_put_back(base)
+    assert priorities.went_low()
+    priorities.assert_put_back()
