@@ -5,9 +5,12 @@ repository (else 404), an inline upload must carry a file (else 400), and every 
 the URL or in a form field that names a page or an attachment must pass the page API's rules
 (`app.pages.paths`): Otterwiki checks none, and one save to `/-/save` committed `.md`, a page with
 an empty name that broke the sidebar, the index and search of the whole wiki. A view that returns
-nothing (Otterwiki does on a form without its expected fields) answers 400. Flask error handlers map
-the storage and git errors that bad input still provokes to 404 or 400. Errors we cannot tell
-apart from a server fault stay 500s and are logged with their traceback.
+nothing (Otterwiki does on a form without its expected fields) answers 400. A thumbnail is made
+only at a size of 1 to THUMBNAIL_MAX pixels (else 404) and only of an image Pillow can read whole
+within THUMBNAIL_MAX_PIXELS; of any other attachment the thumbnail route sends the file itself,
+as Otterwiki does for SVG. Flask error handlers map the storage and git errors that bad input
+still provokes to 404 or 400. Errors we cannot tell apart from a server fault stay 500s and are
+logged with their traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import struct
+import warnings
 from types import ModuleType
 
 from app.core.errors import BadRequest
@@ -48,6 +53,37 @@ _GIT_NOT_FOUND = (
     "exists on disk, but not in",
     "no pathspec was given",
 )
+
+
+# The largest thumbnail side one may ask for, in pixels (Otterwiki's own pages ask for 80).
+THUMBNAIL_MAX = 1024
+# The most pixels an attachment may have to get a thumbnail: decoding costs 1-4 bytes and some
+# CPU per pixel (a 9000 x 9000 PNG took 1.5 s). Larger images are sent as they are.
+THUMBNAIL_MAX_PIXELS = 25_000_000
+# What Pillow raises on a file it cannot decode: not an image, cut short, a broken chunk.
+_UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, EOFError, struct.error, ZeroDivisionError)
+
+
+def _thumbnail_or_file(view):
+    """Otterwiki's thumbnail view, held to THUMBNAIL_MAX and THUMBNAIL_MAX_PIXELS: an attachment
+    Pillow cannot read, or too large to decode, is sent as it is (its own CSP and type)."""
+    import PIL.Image
+
+    @functools.wraps(view)
+    def answer(pagepath, filename, size=80):
+        if not 1 <= size <= THUMBNAIL_MAX:
+            raise NotFound(f"a thumbnail is 1 to {THUMBNAIL_MAX} pixels wide")
+        try:
+            with warnings.catch_warnings():
+                # Pillow warns past half its limit and raises past it; the limit is ours.
+                warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+                return view(pagepath, filename, size)
+        except (PIL.Image.DecompressionBombError, *_UNREADABLE_IMAGE):
+            from otterwiki.wiki import Page
+
+            return Page(pagepath).get_attachment(filename)
+
+    return answer
 
 
 def _head_as_get() -> None:
@@ -191,9 +227,10 @@ def answer_bad_input(server: ModuleType) -> None:
     """Register on Otterwiki's app the checks before its views and the error handlers.
 
     `server` is the booted `otterwiki.server` module. HEAD runs views as GET; unknown revisions
-    answer 404, an inline upload without a file 400. StorageNotFound and gitdb's BadName and
-    BadObject answer 404; any other StorageError 400 (logged); GitCommandError 404 when git says
-    the named path or revision does not exist, else it stays a logged 500. Under /api/v1/ the
+    answer 404, an inline upload without a file 400; thumbnails as the module says.
+    StorageNotFound and gitdb's BadName and BadObject answer 404; any other StorageError 400
+    (logged); GitCommandError 404 when git says the named path or revision does not exist, else
+    it stays a logged 500. Under /api/v1/ the
     answers are JSON (`app.wiki.responses.error_response`).
     """
     import git
@@ -205,6 +242,12 @@ def answer_bad_input(server: ModuleType) -> None:
     checks = app.before_request_funcs.setdefault(None, [])
     checks.insert(0, _head_as_get)
     checks.extend([_check_revisions, _check_inline_upload, _check_names])
+    import PIL.Image
+
+    # Pillow's decompression-bomb limit: it raises past twice this many pixels.
+    PIL.Image.MAX_IMAGE_PIXELS = THUMBNAIL_MAX_PIXELS // 2
+    thumbnail = app.view_functions["get_attachment_thumbnail"]
+    app.view_functions["get_attachment_thumbnail"] = _thumbnail_or_file(thumbnail)
     for endpoint, view in list(app.view_functions.items()):
         app.view_functions[endpoint] = _never_none(view)
     _skip_nameless_pages(server.storage)

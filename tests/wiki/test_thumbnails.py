@@ -1,0 +1,109 @@
+"""Thumbnails of attachments: made of readable images of a sane size, else the file as it is.
+
+Each hostile attachment once answered 500 with a traceback (a text file named .png, a PNG cut
+short, a bare GIF header, a decompression bomb, a size of 0).
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from types import SimpleNamespace
+
+import PIL.Image
+import pytest
+from werkzeug.test import Client
+
+from app.core.wikis import create_wiki
+from app.wiki.otterwiki.errors import THUMBNAIL_MAX
+from app.wiki.otterwiki.errors import THUMBNAIL_MAX_PIXELS
+from tests.wiki.instance import in_process
+
+OWNER = ("did:plc:thumbowner", "thumb-owner.test")
+WIKI = "thumbs"
+
+
+def png(width: int, height: int, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    PIL.Image.new(mode, (width, height), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of width x height black pixels: small on disk, huge decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
+
+
+GOOD = png(400, 300)
+# Hostile attachments: (name, bytes), each served as it is instead of a thumbnail.
+HOSTILE = {
+    "text.png": b"this is not an image\n",
+    "cut.png": GOOD[: len(GOOD) // 2],
+    "header.gif": b"GIF89a",
+    "empty.jpg": b"",
+    "broken.png": GOOD[:40] + b"\xff" * 64 + GOOD[104:],
+    "bomb.png": bomb_png(8000, 8000),  # 64 M pixels, over THUMBNAIL_MAX_PIXELS
+}
+
+
+@pytest.fixture(scope="module")
+def wiki(tmp_path_factory):
+    instance = in_process(tmp_path_factory.mktemp("thumbnails"), users=[OWNER])
+    store = instance.platform.store
+    create_wiki(instance.settings, store, WIKI, OWNER[0])
+    token = store.create_token(WIKI, OWNER[0], "editor")[1]
+    world = SimpleNamespace(app=instance.app, token=token)
+    for name, data in {"good.png": GOOD, **HOSTILE}.items():
+        stored = get(world, f"/api/v1/pages/Home/attachments/{name}", "PUT", data=data)
+        assert stored.status_code in (200, 201), stored.text
+    yield world
+    instance.app.tenancy.close()
+    store.close()
+
+
+def get(world, path: str, method: str = "GET", **kwargs):
+    return Client(world.app).open(
+        path,
+        method=method,
+        base_url=f"http://{WIKI}.localhost",
+        headers={"Authorization": f"Bearer {world.token}"},
+        buffered=True,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("size", [None, 1, 80, THUMBNAIL_MAX])
+def test_a_readable_image_gets_a_thumbnail(wiki, size):
+    answer = get(wiki, "/Home/t/good.png" + (f"/{size}" if size else ""))
+    assert answer.status_code == 200 and answer.mimetype == "image/png"
+    image = PIL.Image.open(io.BytesIO(answer.data))
+    assert max(image.size) == min(size or 80, 400)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_an_attachment_that_gives_no_thumbnail_is_sent_as_it_is(wiki, name):
+    answer = get(wiki, f"/Home/t/{name}")
+    assert answer.status_code == 200, answer.text
+    assert answer.data == HOSTILE[name]
+    assert "Content-Security-Policy" in answer.headers  # as Otterwiki sends the file itself
+
+
+def test_the_bomb_is_over_the_pixel_limit():
+    assert 8000 * 8000 > THUMBNAIL_MAX_PIXELS
+
+
+@pytest.mark.parametrize("size", [0, THUMBNAIL_MAX + 1, 10**9])
+def test_a_thumbnail_size_out_of_range_is_404(wiki, size):
+    answer = get(wiki, f"/Home/t/good.png/{size}")
+    assert answer.status_code == 404 and "1 to" in answer.text
