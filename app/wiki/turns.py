@@ -20,11 +20,14 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   refused. A browser loading a page and its images waits a little and stays clear of both;
   clients that keep an owner's turns busy, or one client rendering costly pages or deep
   histories back to back, do not.
-- Heavy requests: a request that has used HEAVY_CPU of CPU (ITIMER_VIRTUAL) runs at LOW_NICE
-  for the rest of its run, with the git processes it starts from then on, whatever its owner
-  owes: its first tenth of a second is as anyone's, the seconds of a first render of a costly
-  page or of a deep history come after every cheap request (the multilevel feedback queue of
-  CPU schedulers, applied to requests). Debts carry this to the owner's next requests.
+- Heavy requests: a request whose own CPU and its git processes' has passed HEAVY_CPU runs at
+  LOW_NICE for the rest of its run, with those git processes and any it starts later, whatever
+  its owner owes: its first tenth of a second is as anyone's, the seconds of a first render of
+  a costly page or of a deep history come after every cheap request (the multilevel feedback
+  queue of CPU schedulers, applied to requests). A timer (ITIMER_REAL, from HEAVY_CPU after
+  arrival, every WATCH_TICK) checks; requests that end sooner never see it. Debts carry this
+  to the owner's next requests. The git processes a worker keeps across requests (GitPython's
+  `cat-file --batch`) are put back with the worker.
 - Bulk transfers (git clone, fetch and push, exports) and attachment downloads take no turn:
   they move for seconds or minutes at the client's pace and must never hold the turns that
   views take. Bulk transfers always run at LOW_NICE.
@@ -51,6 +54,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.errors import TooManyRequests
@@ -73,6 +77,8 @@ DEBT_MAX = 3.0
 # page takes about 5 ms, a page from the render cache under 10 ms, a first render up to the
 # render budget (2 s).
 HEAVY_CPU = 0.1
+# Seconds between checks of a running request's CPU, after the first at HEAVY_CPU.
+WATCH_TICK = 0.05
 # The lowest priority: CFS gives nice 0 about 70 times the CPU of nice 19.
 LOW_NICE = 19
 # Seconds a refused client is told to wait before it tries again.
@@ -148,6 +154,7 @@ class Turn:
         self._fds: list[int] = []
         self._started = time.process_time()
         self._children_started = _children_cpu()
+        self._arrived = _boot_ticks()  # git processes started from here on are this request's
         self._beyond_turns: float | None = None  # when it went on without a turn (monotonic)
         self._base = 0  # the priority to put back, read when lowering (an operator may renice)
         self.lowered = False
@@ -206,14 +213,24 @@ class Turn:
         owner, and put this process's priority back. Safe to call again."""
         self._turns.watch(None)
         self.end_turn()
-        children = _children_cpu()
-        spent = time.process_time() - self._started + children - self._children_started
-        self._started, self._children_started = time.process_time(), children
+        spent = self.cpu_spent()
+        self._started, self._children_started = time.process_time(), _children_cpu()
+        self._arrived = _boot_ticks()
         if spent > HEAVY_CPU:
             add_debt(self._owner_dir, CPU, spent)
         if self.lowered:
             os.setpriority(os.PRIO_PROCESS, 0, self._base)
+            for child in _children():  # a kept `cat-file --batch` it started runs low
+                _set_nice(child.pid, self._base)
             self.lowered = False
+
+    def cpu_spent(self) -> float:
+        """CPU seconds this request has used so far: its own, and that of the git processes
+        it started (ended, or still running)."""
+        own = time.process_time() - self._started
+        ended = _children_cpu() - self._children_started
+        running = sum(c.cpu for c in _children() if c.started >= self._arrived)
+        return own + ended + running
 
     def _open(self, name: str) -> list[int]:
         """Open (creating) the owner's `name-N.lock` files; [] if that fails (logged)."""
@@ -230,11 +247,17 @@ class Turn:
         self._fds.extend(opened)
         return opened
 
-    def _lower(self) -> None:
+    def _lower(self, with_children: bool = False) -> None:
+        """Run at LOW_NICE until close(); with `with_children`, the git processes this
+        request started and that still run, too."""
         if self._turns.lower and not self.lowered:
             self._base = os.getpriority(os.PRIO_PROCESS, 0)
             os.setpriority(os.PRIO_PROCESS, 0, self._base + LOW_NICE)
             self.lowered = True
+            if with_children:
+                for child in _children():
+                    if child.started >= self._arrived:
+                        _set_nice(child.pid, self._base + LOW_NICE)
 
 
 class Turns:
@@ -265,24 +288,29 @@ class Turns:
         return turn
 
     def watch(self, turn: Turn | None) -> None:
-        """Lower `turn` once this process has used HEAVY_CPU of user CPU from now (None: stop
+        """Lower `turn`, with its git processes, once they have used HEAVY_CPU (None: stop
         watching). Only on the main thread, which alone gets signals; elsewhere a no-op."""
         if threading.current_thread() is not threading.main_thread() or not self.lower:
             return
-        if turn is None:
-            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        if turn is None or turn.lowered:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             self._watched = None
             return
         self._watched = turn
         if not self._handler_set:
-            signal.signal(signal.SIGVTALRM, self._heavy)
-            signal.siginterrupt(signal.SIGVTALRM, False)  # restart interrupted system calls
+            signal.signal(signal.SIGALRM, self._check)
+            # Restart interrupted reads and writes; select() and poll(), where a worker waits
+            # for git, return to Python anyway, so the check runs while git computes.
+            signal.siginterrupt(signal.SIGALRM, False)
             self._handler_set = True
-        signal.setitimer(signal.ITIMER_VIRTUAL, HEAVY_CPU)  # once: no interval
+        signal.setitimer(signal.ITIMER_REAL, HEAVY_CPU, WATCH_TICK)
 
-    def _heavy(self, _signum, _frame) -> None:
-        if self._watched is not None:
-            self._watched._lower()
+    def _check(self, _signum, _frame) -> None:
+        turn = self._watched
+        if turn is not None and not turn.lowered and turn.cpu_spent() > HEAVY_CPU:
+            turn._lower(with_children=True)
+        if turn is None or turn.lowered:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
     @contextmanager
     def turn(self, owner_dir: Path, bulk: bool = False):
@@ -315,6 +343,48 @@ def _make_folder(owner_dir: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class _Child:
+    """A running child process: its pid, CPU seconds so far, and start in clock ticks since
+    boot (proc(5): /proc/PID/stat fields 14, 15 and 22)."""
+
+    pid: int
+    cpu: float
+    started: int
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _boot_ticks() -> int:
+    """Now, in the clock ticks since boot that proc(5) gives a process's start in."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
+
+
+def _children() -> list[_Child]:
+    """This process's running children (its git processes); [] where /proc cannot tell."""
+    found = []
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as listing:
+                pids = listing.read().split()
+            for pid in pids:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / _TICKS
+                found.append(_Child(int(pid), cpu, int(fields[19])))
+    except (OSError, ValueError, IndexError):
+        pass  # a child that ended while read, or no /proc: what was read so far
+    return found
+
+
+def _set_nice(pid: int, nice: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        pass  # it ended meanwhile
 
 
 def _children_cpu() -> float:

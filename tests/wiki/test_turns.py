@@ -339,3 +339,34 @@ def test_a_closed_request_is_never_lowered_afterwards(owners):
         pass
     burn(HEAVY_CPU * 2)  # the next request's work, outside any turn
     assert priority() == BASE
+
+
+@lowering
+def test_a_request_whose_git_process_is_heavy_runs_low_with_it(owners):
+    """The CPU is the child's (git log on a deep history), the worker only waits for it."""
+    hammered, _ = owners
+    child = (
+        "import os, time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.6: pass\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0))"
+    )
+    with Turns(turns=1, wait=30).turn(hammered) as turn:
+        done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+        assert turn.lowered and priority() == LOW
+        assert int(done.stdout) == LOW  # lowered while it ran
+    assert priority() == BASE
+    assert debt(hammered, CPU) > DEBT_LOW  # and its CPU counts against its owner
+
+
+@lowering
+def test_a_kept_child_that_a_lowered_request_started_is_put_back_with_the_worker(owners):
+    hammered, _ = owners
+    set_debt(hammered, CPU, DEBT_LOW + 1)
+    with Turns(turns=1, wait=30).turn(hammered) as turn:
+        assert turn.lowered
+        kept = subprocess.Popen(["sleep", "30"])  # as GitPython's cat-file --batch
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, kept.pid) == BASE  # serves the next request
+    finally:
+        kept.kill()
+        kept.wait()
