@@ -229,6 +229,8 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         self._set_identity(environ, wiki, caller)
+        if caller.role is not None:
+            turn.as_member()  # a crowd of visitors never locks its wiki's people out
         if route.endpoint in _NO_TURN_ENDPOINTS:
             if route.endpoint in _BULK_ENDPOINTS:
                 turn.bulk()  # until the response is out

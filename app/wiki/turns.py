@@ -28,6 +28,11 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   arrival, every WATCH_TICK) checks; requests that end sooner never see it. Debts carry this
   to the owner's next requests. The git processes a worker keeps across requests (GitPython's
   `cat-file --batch`) are put back with the worker.
+- Pools: an owner's wikis' members (callers with a role in the wiki) have turns and debts of
+  their own, apart from everyone else's (anonymous readers of public wikis, people signed in
+  who are no members): two anonymous clients crowding a public wiki lower and refuse each
+  other, never its owner. Before sign-in a request runs as either pool's debts say; a member's
+  is put back if its own pool owes nothing.
 - Bulk transfers (git clone, fetch and push, exports) and attachment downloads take no turn:
   they move for seconds or minutes at the client's pace and must never hold the turns that
   views take. Bulk transfers always run at LOW_NICE.
@@ -105,8 +110,16 @@ def can_restore_priority() -> bool:
     return soft == resource.RLIM_INFINITY or 20 - soft <= base
 
 
-# The files whose mtimes hold an owner's two debts.
+# The files whose mtimes hold a pool's two debts.
 CROWD, CPU = "turn-0.lock", "wait-0.lock"
+# The folder, in an owner's, of the pool of turns and debts its wikis' members share; the
+# owner's folder itself holds the visitors' pool (anonymous readers of public wikis, people
+# signed in who are no members). A crowd of visitors never refuses or lowers members.
+MEMBERS = "members"
+
+
+def _in_debt(pool_dir: Path) -> bool:
+    return max(debt(pool_dir, CROWD), debt(pool_dir, CPU)) > DEBT_LOW
 
 
 def debt(owner_dir: Path, kind: str) -> float:
@@ -150,7 +163,9 @@ class Turn:
 
     def __init__(self, turns: Turns, owner_dir: Path):
         self._turns = turns
-        self._owner_dir = owner_dir
+        self._owner_dir = owner_dir  # its pool: the visitors' until as_member()
+        self._pools = (owner_dir, owner_dir / MEMBERS)
+        self._lowered_on_arrival = False
         self._fds: list[int] = []
         self._started = time.process_time()
         self._children_started = _children_cpu()
@@ -160,9 +175,24 @@ class Turn:
         self.lowered = False
 
     def lower_if_in_debt(self) -> None:
-        """Run at LOW_NICE from now on if the owner is in either debt."""
-        if max(debt(self._owner_dir, CROWD), debt(self._owner_dir, CPU)) > DEBT_LOW:
+        """Run at LOW_NICE from now on if the request's pool is in either debt."""
+        if _in_debt(self._owner_dir):
             self._lower()
+
+    def lower_on_arrival(self) -> None:
+        """Run at LOW_NICE from now on if either of the owner's pools is in either debt: who
+        is asking is not known yet."""
+        if any(_in_debt(pool) for pool in self._pools):
+            self._lower()
+            self._lowered_on_arrival = self.lowered
+
+    def as_member(self) -> None:
+        """The caller is a member of the wiki: take the members' turns (before take()), and
+        run as their debts say, whatever a crowd of visitors owes."""
+        self._owner_dir = self._pools[1]
+        if self._lowered_on_arrival and not _in_debt(self._owner_dir):
+            self._restore()
+        self._lowered_on_arrival = False
 
     def take(self) -> None:
         """Take one of the owner's turns: wait up to Turns.wait if a waiting place is free,
@@ -218,11 +248,7 @@ class Turn:
         self._arrived = _boot_ticks()
         if spent > HEAVY_CPU:
             add_debt(self._owner_dir, CPU, spent)
-        if self.lowered:
-            os.setpriority(os.PRIO_PROCESS, 0, self._base)
-            for child in _children():  # a kept `cat-file --batch` it started runs low
-                _set_nice(child.pid, self._base)
-            self.lowered = False
+        self._restore()
 
     def cpu_spent(self) -> float:
         """CPU seconds this request has used so far: its own, and that of the git processes
@@ -246,6 +272,15 @@ class Turn:
             return []
         self._fds.extend(opened)
         return opened
+
+    def _restore(self) -> None:
+        """Put back the priority this request found, its worker's children's too (a kept
+        `cat-file --batch` it started serves the next requests)."""
+        if self.lowered:
+            os.setpriority(os.PRIO_PROCESS, 0, self._base)
+            for child in _children():
+                _set_nice(child.pid, self._base)
+            self.lowered = False
 
     def _lower(self, with_children: bool = False) -> None:
         """Run at LOW_NICE until close(); with `with_children`, the git processes this
@@ -280,10 +315,10 @@ class Turns:
         """A request for a wiki of the owner whose folder is `owner_dir` (made if missing)
         arrives: lowered at once if the owner is in debt, so all its work (sign-in, Otterwiki)
         runs low. Call take() for a turn (or bulk()), and close() in the end."""
-        if owner_dir not in self._made and _make_folder(owner_dir):
+        if owner_dir not in self._made and _make_folder(owner_dir / MEMBERS):
             self._made.add(owner_dir)
         turn = Turn(self, owner_dir)
-        turn.lower_if_in_debt()
+        turn.lower_on_arrival()
         self.watch(turn)
         return turn
 

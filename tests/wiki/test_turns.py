@@ -27,6 +27,7 @@ from app.wiki.turns import DEBT_REFUSE
 from app.wiki.turns import DEBT_WEIGHT
 from app.wiki.turns import HEAVY_CPU
 from app.wiki.turns import LOW_NICE
+from app.wiki.turns import MEMBERS
 from app.wiki.turns import Turns
 from app.wiki.turns import WikiBusy
 from app.wiki.turns import add_debt
@@ -370,3 +371,33 @@ def test_a_kept_child_that_a_lowered_request_started_is_put_back_with_the_worker
     finally:
         kept.kill()
         kept.wait()
+
+
+@lowering
+def test_a_crowd_of_visitors_never_refuses_or_lowers_the_wikis_members(owners):
+    hammered, _ = owners
+    turns = Turns(turns=1, wait=0.1)
+    with Holder(hammered), Holder(hammered, "wait-0.lock"):
+        set_debt(hammered, CROWD, DEBT_REFUSE + 1)  # visitors keep the owner's wikis busy
+        with pytest.raises(WikiBusy):
+            turns.turn(hammered).__enter__()  # another visitor is refused
+        member = turns.enter(hammered)
+        assert member.lowered  # who it is is not known on arrival
+        member.as_member()  # signed in: its own pool, which owes nothing
+        assert not member.lowered and priority() == BASE
+        member.take()  # a turn of its own, at once
+        member.close()
+    assert debt(hammered / MEMBERS, CROWD) == 0.0
+
+
+@lowering
+def test_members_who_crowd_their_own_pool_run_low(owners):
+    hammered, _ = owners
+    turns = Turns(turns=1, wait=30)
+    turns.enter(hammered).close()  # a first request makes the members' folder
+    set_debt(hammered / MEMBERS, CPU, DEBT_LOW + 1)
+    member = turns.enter(hammered)
+    member.as_member()
+    assert member.lowered and priority() == LOW
+    member.close()
+    assert priority() == BASE

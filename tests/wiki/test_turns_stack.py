@@ -41,6 +41,7 @@ def wikis(stack):
         secrets[slug] = store.create_token(slug, did, "editor")[1]
     store.close()
     stack.other_token = secrets[OTHER]
+    stack.hammered_token = secrets[HAMMERED]
     for slug in (HAMMERED, SIBLING):
         with stack.client("otterwiki", host=f"{slug}.localhost") as client:
             # A big page: each view (from the render cache) is several milliseconds of work.
@@ -208,3 +209,36 @@ def test_one_heavy_request_runs_low_after_its_first_tenth_of_a_second(wikis):
         assert views(wikis, OTHER, "/Heavy", 1) == [200]
     assert priorities.went_low()
     priorities.assert_put_back()
+
+
+def test_a_crowd_of_anonymous_readers_never_locks_the_owner_out(wikis):
+    """Anonymous clients crowd a public wiki; its owner's own reads, now and then, all answer."""
+    drained(wikis, HAMMERED)
+    done = threading.Event()
+
+    def crowd() -> list[int]:
+        statuses = []
+        with wikis.client("otterwiki", host=f"{HAMMERED}.localhost") as client:
+            while not done.is_set():
+                statuses.append(client.get("/Big").status_code)
+        return statuses
+
+    def owner_reads() -> list[int]:
+        auth = {"Authorization": f"Bearer {wikis.hammered_token}"}
+        answers = []
+        with wikis.client("otterwiki", host=f"{HAMMERED}.localhost") as client:
+            time.sleep(1)  # the crowd has run up its debt
+            for _ in range(30):
+                answers.append(client.get("/api/v1/pages/Big", headers=auth).status_code)
+                time.sleep(0.05)
+        return answers
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        crowds = [pool.submit(crowd) for _ in range(3)]
+        try:
+            owner = pool.submit(owner_reads).result()
+        finally:
+            done.set()
+        statuses = [status for client in crowds for status in client.result()]
+    assert owner == [200] * 30
+    assert 429 in statuses  # the crowd was refused what it could not wait for
