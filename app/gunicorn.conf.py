@@ -1,7 +1,8 @@
 """gunicorn settings shared by the otterwiki, api and auth programs (supervisor/programs.conf)."""
 
-import multiprocessing
 import os
+
+from app.core.settings import gunicorn_workers
 
 # Each program sets its own address in its supervisor environment. The wiki service also listens
 # on a unix socket in the run dir: the MCP service's calls to the page API skip TCP that way.
@@ -12,7 +13,7 @@ if os.environ.get("GUNICORN_UNIX_BIND"):
 # Sync workers: the tenancy layer points the one Otterwiki app at one wiki per request, so each
 # worker process must serve one request at a time. Four workers at most keep memory bounded.
 worker_class = "sync"
-workers = min(2 * multiprocessing.cpu_count() + 1, 4)
+workers = gunicorn_workers()
 
 # A worker silent this long is killed (a stuck request); long git transfers check in meanwhile
 # (app/web/heartbeat.py). ROBOT_WORKER_TIMEOUT (seconds) is there for tests of just that.

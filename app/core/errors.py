@@ -68,9 +68,11 @@ class UpstreamError(RobotError):
 
 
 class Unavailable(RobotError):
-    """A service robot depends on (the platform database) is not answering: try again later."""
+    """A service robot depends on (the platform database) is not answering, or the host is
+    too busy: try again later (after `retry_after` seconds, if given)."""
 
     status = 503
+    retry_after: int | None = None
 
 
 def error_body(error: RobotError) -> dict:

@@ -150,6 +150,12 @@ def _parse_positive_float(name: str, value: str) -> float:
     return number
 
 
+def gunicorn_workers() -> int:
+    """Sync workers each gunicorn program runs (app/gunicorn.conf.py): 2 x cores + 1, at most
+    four, which keeps memory bounded (architecture §2)."""
+    return min(2 * (os.cpu_count() or 1) + 1, 4)
+
+
 def default_wiki_concurrency() -> int:
     """Requests one owner's wikis may run at once by default: half this host's cores, at least
     one."""

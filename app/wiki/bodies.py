@@ -5,23 +5,108 @@ A client may send its body slowly, a byte at a time: read inside the wiki's writ
 into memory (up to IN_MEMORY bytes) or an unnamed temporary file, it holds only the worker
 that reads it, which gunicorn's timeout bounds (a transfer moving at least
 TRANSFER_MIN_RATE checks in to stay alive, app.web.heartbeat).
+
+Slow bodies: a body still arriving SLOW_AFTER seconds after it began needs one of the host's
+SlowBodies places, one fewer than the workers, so clients trickling bodies can never hold every
+worker (four such uploads once stalled every wiki for 40 s). When none is free its socket is
+shut for reading and the request is answered 503 with Retry-After. A buffering proxy in front
+(Caddy's request_buffers) keeps slow bodies off the workers in the first place.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import socket
 import tempfile
+import threading
+from pathlib import Path
 
 from werkzeug.wsgi import get_input_stream
 
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
+from app.core.errors import Unavailable
 from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
 
+log = logging.getLogger("robot.wiki")
+
 # Bytes of a body kept in memory; past this it goes on in a temporary file.
 IN_MEMORY = 1024 * 1024
 _CHUNK = 64 * 1024
+# Seconds a body may take to arrive whole before it needs one of the host's slow-body places.
+SLOW_AFTER = 0.2
+# Seconds a client refused for want of a slow-body place is told to wait.
+RETRY_AFTER = 5
+
+
+class SlowBodies:
+    """The host's places for bodies that arrive slowly: `places` flock files `slow-N.lock` in
+    `folder`, shared by every worker (the kernel frees a dead worker's)."""
+
+    def __init__(self, folder: Path, places: int):
+        self.folder = folder
+        self.places = places
+
+    def take(self) -> int | None:
+        """Lock a free place and return its open file (close it to free the place), or None
+        when every place is taken. If the files cannot be opened, NO_PLACES (logged): the body
+        goes on without a place, as a request goes on without a turn."""
+        try:
+            self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+            for n in range(self.places):
+                fd = os.open(self.folder / f"slow-{n}.lock", os.O_RDONLY | os.O_CREAT, 0o640)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    os.close(fd)
+        except OSError as error:
+            log.warning("slow body without a place: cannot open %s (%s)", error.filename, error)
+            return NO_PLACES
+        return None
+
+
+# What SlowBodies.take() returns when its files cannot be opened: no file to close.
+NO_PLACES = -1
+
+
+class _Watch:
+    """Past SLOW_AFTER, a body still arriving takes a slow-body place, or has its socket shut
+    for reading (its read then ends, and `cut` says why)."""
+
+    def __init__(self, slow: SlowBodies, sock):
+        self._slow, self._sock = slow, sock
+        self._lock = threading.Lock()
+        self._done = False
+        self._place: int | None = None
+        self.cut = False
+        self._timer = threading.Timer(SLOW_AFTER, self._check)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _check(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._place = self._slow.take()
+            if self._place is None:
+                self.cut = True
+                try:
+                    self._sock.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass  # gone already
+
+    def stop(self) -> None:
+        with self._lock:
+            self._done = True
+            self._timer.cancel()
+            if self._place is not None and self._place != NO_PLACES:
+                os.close(self._place)
+            self._place = None
 
 
 def has_body(environ) -> bool:
@@ -32,13 +117,14 @@ def has_body(environ) -> bool:
     return length.isdigit() and int(length) > 0
 
 
-def receive_body(environ, cap: int):
+def receive_body(environ, cap: int, slow: SlowBodies | None = None):
     """Read the request's body whole and put it in place of `wsgi.input`, with its length.
 
-    `cap`: the most bytes any route of the service takes. Returns the file holding the body
-    (the caller closes it once the response is out), or None if the request has no body.
-    Raises PayloadTooLarge (413) for a body over `cap`, declared or sent, and BadRequest if it
-    ends before its Content-Length.
+    `cap`: the most bytes any route of the service takes; `slow`: the host's slow-body places
+    (None: no limit). Returns the file holding the body (the caller closes it once the response
+    is out), or None if the request has no body. Raises PayloadTooLarge (413) for a body over
+    `cap`, declared or sent, BadRequest if it ends before its Content-Length, and Unavailable
+    (503, `retry_after`) if it is slow and no slow-body place is free.
     """
     if not has_body(environ):
         return None
@@ -48,6 +134,8 @@ def receive_body(environ, cap: int):
         raise too_large
     body = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)
     keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+    sock = environ.get("gunicorn.socket")
+    watch = _Watch(slow, sock) if slow is not None and sock is not None else None
     try:
         stream, total = get_input_stream(environ), 0
         while chunk := _read(stream):
@@ -58,17 +146,27 @@ def receive_body(environ, cap: int):
             keepalive.moved(len(chunk))
         if declared.isdigit() and total < int(declared):
             raise BadRequest(f"the request body ended after {total} of {declared} bytes")
-    except BaseException:
+    except BaseException as error:
         body.close()
+        if watch is not None and watch.cut and isinstance(error, BadRequest):
+            raise _too_many_slow() from None
         raise
     finally:
         keepalive.stop()
+        if watch is not None:
+            watch.stop()
     body.seek(0)
     environ["wsgi.input"] = body
     environ["CONTENT_LENGTH"] = str(total)
     environ.pop("HTTP_TRANSFER_ENCODING", None)
     environ["wsgi.input_terminated"] = True  # whoever reads on may read it to its end
     return body
+
+
+def _too_many_slow() -> Unavailable:
+    error = Unavailable("too many uploads are arriving slowly on this host; try again later")
+    error.retry_after = RETRY_AFTER
+    return error
 
 
 def _read(stream) -> bytes:

@@ -28,6 +28,7 @@ from app.core.identity import authenticate
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.settings import Settings
+from app.core.settings import gunicorn_workers
 from app.core.slugs import slug_from_host
 from app.core.store import Store
 from app.core.store import Wiki
@@ -35,6 +36,7 @@ from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import cookie_name
 from app.web.session_cookie import set_session_cookie
 from app.wiki import page_api
+from app.wiki.bodies import SlowBodies
 from app.wiki.bodies import receive_body
 from app.wiki.git_http import GIT_ENDPOINTS
 from app.wiki.git_http import GitHttp
@@ -145,6 +147,8 @@ class WikiGateway:
         # The largest body any route takes: an attachment in its form, or a page API request.
         attachment_form = self.settings.max_attachment_bytes + FORM_ENVELOPE_BYTES
         self._body_cap = max(attachment_form, page_api.MAX_REQUEST_BYTES)
+        # Slow bodies may hold all the workers but one (app.wiki.bodies).
+        self._slow_bodies = SlowBodies(self.settings.run_dir / "bodies", gunicorn_workers() - 1)
         self._static_hosts: dict[str, float] = {}
         self._static = static_files(
             tenancy.app.static_folder,
@@ -171,7 +175,7 @@ class WikiGateway:
             return self._dispatch(environ, start_response, path)
         except RobotError as error:
             response = error_response(error, path)
-            if isinstance(error, TooManyRequests):
+            if isinstance(error, TooManyRequests | Unavailable) and error.retry_after:
                 response.headers["Retry-After"] = str(error.retry_after)
             return response(environ, start_response)
         except Exception:
@@ -360,7 +364,7 @@ class WikiGateway:
             if caller is None:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
             else:
-                body = receive_body(environ, self._body_cap)
+                body = receive_body(environ, self._body_cap, self._slow_bodies)
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import logging
+import os
 
 import pytest
 
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
 from app.wiki.bodies import IN_MEMORY
+from app.wiki.bodies import NO_PLACES
+from app.wiki.bodies import SlowBodies
 from app.wiki.bodies import receive_body
 
 CAP = 4096
@@ -91,3 +95,22 @@ def test_a_body_that_cannot_be_read_is_a_bad_request(error):
     with pytest.raises(BadRequest) as refused:
         receive_body(environ(Broken(error), HTTP_TRANSFER_ENCODING="chunked"), CAP)
     assert "could not be read" in refused.value.message
+
+
+def test_slow_body_places_fill_up_and_free_again(tmp_path):
+    slow = SlowBodies(tmp_path / "bodies", places=2)
+    first, second = slow.take(), slow.take()
+    assert first is not None and second is not None
+    assert slow.take() is None  # every place taken
+    os.close(first)
+    again = slow.take()
+    assert again is not None
+    for fd in (second, again):
+        os.close(fd)
+
+
+def test_a_slow_body_goes_on_without_a_place_when_places_cannot_be_made(tmp_path, caplog):
+    (tmp_path / "run").write_text("")  # no folder can be made in a file
+    with caplog.at_level(logging.WARNING, logger="robot.wiki"):
+        assert SlowBodies(tmp_path / "run" / "bodies", places=2).take() == NO_PLACES
+    assert "slow body without a place" in caplog.text

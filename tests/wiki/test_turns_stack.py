@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from app.core.settings import gunicorn_workers
 from app.core.store import Store
 from app.core.wikis import create_wiki
+from app.wiki.bodies import SLOW_AFTER
 from app.wiki.turns import CPU
 from app.wiki.turns import CROWD
 from app.wiki.turns import DEBT_LOW
@@ -242,3 +244,38 @@ def test_a_crowd_of_anonymous_readers_never_locks_the_owner_out(wikis):
         statuses = [status for client in crowds for status in client.result()]
     assert owner == [200] * 30
     assert 429 in statuses  # the crowd was refused what it could not wait for
+
+
+def slow_upload(stack, slug: str) -> socket.socket:
+    """A client that sends an upload's headers and a first bit of its body, then waits."""
+    sock = socket.create_connection(("127.0.0.1", stack.port("otterwiki")), timeout=30)
+    sock.sendall(
+        f"PUT /api/v1/pages/Home/attachments/slow.bin HTTP/1.1\r\nHost: {slug}.localhost\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\nfirst".encode()
+    )
+    return sock
+
+
+def test_slow_bodies_never_hold_every_worker(wikis):
+    """Anonymous clients trickling bodies take all the workers but one; the next is refused,
+    and pages still answer."""
+    places = gunicorn_workers() - 1
+    senders = [slow_upload(wikis, OTHER) for _ in range(places)]
+    try:
+        time.sleep(SLOW_AFTER + 0.3)  # each has taken a place by now
+        refused = slow_upload(wikis, OTHER)
+        senders.append(refused)
+        answer = refused.recv(65536).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 503") and "Retry-After: 5" in answer, answer
+        assert "try again" in answer
+        assert views(wikis, OTHER, "/", 5) == [200] * 5  # the last worker serves everyone
+    finally:
+        for sender in senders:
+            sender.close()
+    # Once they are gone, a slow body takes a place again.
+    time.sleep(0.5)
+    with slow_upload(wikis, OTHER) as again:
+        time.sleep(SLOW_AFTER + 0.3)
+        again.sendall(b"x" * (100000 - len("first")))
+        answer = again.recv(65536).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 401"), answer  # received whole; no credential
