@@ -166,6 +166,8 @@ class Turn:
         self._owner_dir = owner_dir  # its pool: the visitors' until as_member()
         self._pools = (owner_dir, owner_dir / MEMBERS)
         self._lowered_on_arrival = False
+        self._kept_pids: set[int] = set()  # the worker's children when it was lowered
+        self._lowered_pids: set[int] = set()  # children lowered with it
         self._fds: list[int] = []
         self._started = time.process_time()
         self._children_started = _children_cpu()
@@ -243,7 +245,9 @@ class Turn:
         owner, and put this process's priority back. Safe to call again."""
         self._turns.watch(None)
         self.end_turn()
-        spent = self.cpu_spent()
+        # Its own CPU and its ended git runs': reading every kept child's would cost each
+        # request a /proc read per wiki its worker has open.
+        spent = time.process_time() - self._started + _children_cpu() - self._children_started
         self._started, self._children_started = time.process_time(), _children_cpu()
         self._arrived = _boot_ticks()
         if spent > HEAVY_CPU:
@@ -278,8 +282,9 @@ class Turn:
         `cat-file --batch` it started serves the next requests)."""
         if self.lowered:
             os.setpriority(os.PRIO_PROCESS, 0, self._base)
-            for child in _children():
-                _set_nice(child.pid, self._base)
+            for pid in (_child_pids() - self._kept_pids) | self._lowered_pids:
+                _set_nice(pid, self._base)
+            self._lowered_pids = set()
             self.lowered = False
 
     def _lower(self, with_children: bool = False) -> None:
@@ -289,10 +294,12 @@ class Turn:
             self._base = os.getpriority(os.PRIO_PROCESS, 0)
             os.setpriority(os.PRIO_PROCESS, 0, self._base + LOW_NICE)
             self.lowered = True
+            self._kept_pids = _child_pids()  # those started from here on run low (inherited)
             if with_children:
                 for child in _children():
                     if child.started >= self._arrived:
                         _set_nice(child.pid, self._base + LOW_NICE)
+                        self._lowered_pids.add(child.pid)
 
 
 class Turns:
@@ -396,6 +403,18 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 def _boot_ticks() -> int:
     """Now, in the clock ticks since boot that proc(5) gives a process's start in."""
     return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
+
+
+def _child_pids() -> set[int]:
+    """The pids of this process's running children (one read of /proc per thread)."""
+    pids: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as listing:
+                pids.update(int(pid) for pid in listing.read().split())
+    except (OSError, ValueError):
+        pass  # no /proc
+    return pids
 
 
 def _children() -> list[_Child]:
