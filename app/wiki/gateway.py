@@ -17,11 +17,13 @@ from werkzeug.wsgi import ClosingIterator
 
 from app.core import handoff
 from app.core import usage
+from app.core.errors import Forbidden
 from app.core.errors import InternalError
 from app.core.errors import MethodNotAllowed
 from app.core.errors import NotFound
 from app.core.errors import RobotError
 from app.core.errors import TooManyRequests
+from app.core.errors import Unauthorized
 from app.core.errors import Unavailable
 from app.core.identity import Caller
 from app.core.identity import authenticate
@@ -76,6 +78,8 @@ _BUSY_TIMEOUT = 30.0
 _STATIC_HOST_TTL = 5.0
 _STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Bytes of body a caller who may not write can send (a search form); more is refused unread.
+READER_BODY_BYTES = 64 * 1024
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
 # Bulk transfers (app.wiki.turns): no turn, always the lowest priority.
 _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
@@ -102,6 +106,26 @@ class Tenant:
     storage: object
     settings: Settings
     store: Store
+
+
+def _check_reader_body(environ, caller: Caller, wiki: Wiki) -> None:
+    """Refuse, before reading it, a body over READER_BODY_BYTES (or chunked) from a caller who
+    may not write to the wiki: no route takes one from them, and reading it only holds a worker.
+
+    Raises Unauthorized (anonymous) or Forbidden (signed in, no writer).
+    """
+    permissions = caller.permissions(wiki.is_public)
+    if "WRITE" in permissions or "UPLOAD" in permissions:
+        return
+    declared = environ.get("CONTENT_LENGTH", "")
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not chunked and not (declared.isdigit() and int(declared) > READER_BODY_BYTES):
+        return
+    message = (
+        f"only a member who may write to this wiki can send a body over {READER_BODY_BYTES} "
+        "bytes or a chunked one"
+    )
+    raise Unauthorized(message) if caller.is_anonymous else Forbidden(message)
 
 
 def _session_cookie(environ, settings: Settings) -> str | None:
@@ -232,6 +256,7 @@ class WikiGateway:
         refusal = self._refusal(environ, path, wiki, caller, route)
         if refusal is not None:
             return refusal(environ, start_response)
+        _check_reader_body(environ, caller, wiki)
         self._set_identity(environ, wiki, caller)
         if caller.role is not None:
             turn.as_member()  # a crowd of visitors never locks its wiki's people out

@@ -21,6 +21,7 @@ from app.core.platform import init_instance
 from app.core.settings import Settings
 from app.core.wikis import create_wiki
 from app.web.session_cookie import PLAIN_NAME
+from app.wiki.gateway import READER_BODY_BYTES
 from tests.conftest import oauth_grant
 from tests.pages.test_attachments import HOSTILE_NAMES
 
@@ -203,6 +204,32 @@ def test_body_over_the_cap_is_413(world, body, environ):
 def test_body_at_the_cap_is_taken(world):
     url = "/api/v1/pages/Doc/attachments/full.bin"
     assert call(world, "PUT", url, token="editor", data=b"x" * CAP).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "headers"),
+    [
+        (None, 401, {"Content-Length": str(READER_BODY_BYTES + 1)}),
+        ("viewer", 403, {"Content-Length": str(READER_BODY_BYTES + 1)}),
+        ("read-only grant", 403, {"Content-Length": str(READER_BODY_BYTES + 1)}),
+        ("viewer", 403, {"Transfer-Encoding": "chunked"}),
+    ],
+)
+def test_a_large_body_from_a_caller_who_cannot_write_is_refused_unread(
+    world, token, status, headers
+):
+    before = git(world, "rev-parse", "HEAD")
+    answer = call(
+        world,
+        "PUT",
+        "/api/v1/pages/Doc/attachments/big.bin",
+        token=token,
+        headers=headers,
+        input_stream=io.BytesIO(b"x" * (READER_BODY_BYTES + 1)),
+    )
+    assert answer.status_code == status
+    assert "may write to this wiki" in answer.get_json()["error"]
+    assert untouched(world, before)
 
 
 @pytest.mark.parametrize(
