@@ -173,7 +173,9 @@ class Turn:
         self._children_started = _children_cpu()
         self._arrived = _boot_ticks()  # git processes started from here on are this request's
         self._beyond_turns: float | None = None  # when it went on without a turn (monotonic)
-        self._base = 0  # the priority to put back, read when lowering (an operator may renice)
+        # The priority to put back, read per request (an operator may renice a worker). Not
+        # read when lowering: a timer check landing inside _lower() would read the low one.
+        self._base = os.getpriority(os.PRIO_PROCESS, 0)
         self.lowered = False
 
     def lower_if_in_debt(self) -> None:
@@ -291,7 +293,6 @@ class Turn:
         """Run at LOW_NICE until close(); with `with_children`, the git processes this
         request started and that still run, too."""
         if self._turns.lower and not self.lowered:
-            self._base = os.getpriority(os.PRIO_PROCESS, 0)
             os.setpriority(os.PRIO_PROCESS, 0, self._base + LOW_NICE)
             self.lowered = True
             self._kept_pids = _child_pids()  # those started from here on run low (inherited)

@@ -294,7 +294,7 @@ def test_stack_check_slug_refuses_without_redirect(stack, path):
 @pytest.mark.stack
 def test_stack_create_wiki_via_api_is_served_on_its_host(stack):
     _, session = _stack_user(stack)
-    slug = f"api-{uuid.uuid4().hex[:8]}"
+    slug = f"via-api-{uuid.uuid4().hex[:8]}"  # `api-` and digits alone is a reserved host
     api = stack.client("api")
     headers = {"Authorization": f"Bearer {session}"}
     created = api.post("/api/wikis", json={"slug": slug, "display_name": "Stack"}, headers=headers)

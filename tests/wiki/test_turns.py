@@ -401,3 +401,15 @@ def test_members_who_crowd_their_own_pool_run_low(owners):
     assert member.lowered and priority() == LOW
     member.close()
     assert priority() == BASE
+
+
+@lowering
+def test_a_timer_check_that_lands_inside_a_lowering_still_puts_back_the_base(owners):
+    """CI once left a worker at nice 19: the timer's check lowered the request again in the
+    middle of a lowering, after the priority had dropped, and read the low one as its base."""
+    hammered, _ = owners
+    turn = Turns(turns=1, wait=30).enter(hammered)
+    os.setpriority(os.PRIO_PROCESS, 0, LOW)  # a lowering under way, not yet marked as done
+    turn._lower(with_children=True)  # the timer's check, landing right there
+    turn.close()
+    assert priority() == BASE
