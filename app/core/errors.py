@@ -8,14 +8,18 @@ class ConfigError(Exception):
 
 
 class RobotError(Exception):
-    """Base of every error a caller can cause; `status` is its HTTP meaning."""
+    """Base of every error a caller can cause; `status` is its HTTP meaning, `retry_after` the
+    seconds to send in Retry-After (None: no header); `extra` goes into the JSON body."""
 
     status = 400
+    retry_after: int | None = None
 
-    def __init__(self, message: str, **extra):
+    def __init__(self, message: str, *, retry_after: int | None = None, **extra):
         super().__init__(message)
         self.message = message
         self.extra = extra
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class BadRequest(RobotError):
@@ -51,10 +55,7 @@ class TooManyRequests(RobotError):
     section 4; the answer's Retry-After header)."""
 
     status = 429
-
-    def __init__(self, message: str, retry_after: int = 1, **extra):
-        super().__init__(message, **extra)
-        self.retry_after = retry_after
+    retry_after = 1
 
 
 class InternalError(RobotError):
@@ -72,7 +73,6 @@ class Unavailable(RobotError):
     too busy: try again later (after `retry_after` seconds, if given)."""
 
     status = 503
-    retry_after: int | None = None
 
 
 def error_body(error: RobotError) -> dict:

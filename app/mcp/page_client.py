@@ -406,5 +406,5 @@ def _error_from(status: int, body: bytes, retry_after: str | None = None) -> Rob
         extra = {}
     if status == TooManyRequests.status:
         seconds = int(retry_after) if retry_after and retry_after.isdigit() else 1
-        return TooManyRequests(f"{message} (retry after {seconds} s)", seconds, **extra)
+        return TooManyRequests(f"{message} (retry after {seconds} s)", retry_after=seconds, **extra)
     return _ERRORS.get(status, UpstreamError)(message, **extra)

@@ -164,9 +164,10 @@ def receive_body(environ, cap: int, slow: SlowBodies | None = None):
 
 
 def _too_many_slow() -> Unavailable:
-    error = Unavailable("too many uploads are arriving slowly on this host; try again later")
-    error.retry_after = RETRY_AFTER
-    return error
+    return Unavailable(
+        "too many uploads are arriving slowly on this host; try again later",
+        retry_after=RETRY_AFTER,
+    )
 
 
 def _read(stream) -> bytes:

@@ -22,7 +22,6 @@ from app.core.errors import InternalError
 from app.core.errors import MethodNotAllowed
 from app.core.errors import NotFound
 from app.core.errors import RobotError
-from app.core.errors import TooManyRequests
 from app.core.errors import Unauthorized
 from app.core.errors import Unavailable
 from app.core.identity import Caller
@@ -199,7 +198,7 @@ class WikiGateway:
             return self._dispatch(environ, start_response, path)
         except RobotError as error:
             response = error_response(error, path)
-            if isinstance(error, TooManyRequests | Unavailable) and error.retry_after:
+            if error.retry_after is not None:
                 response.headers["Retry-After"] = str(error.retry_after)
             return response(environ, start_response)
         except Exception:

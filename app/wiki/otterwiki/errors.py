@@ -230,8 +230,8 @@ def answer_bad_input(server: ModuleType) -> None:
     answer 404, an inline upload without a file 400; thumbnails as the module says.
     StorageNotFound and gitdb's BadName and BadObject answer 404; any other StorageError 400
     (logged); GitCommandError 404 when git says the named path or revision does not exist, else
-    it stays a logged 500. Under /api/v1/ the
-    answers are JSON (`app.wiki.responses.error_response`).
+    it stays a logged 500. Under /api/v1/ the answers are JSON
+    (`app.wiki.responses.error_response`).
     """
     import git
     import gitdb.exc
