@@ -3,6 +3,8 @@
 Every write to a wiki ends here once: the wiki service after any request that moved HEAD (web
 edits, page API, MCP tools through the page API, attachments), `create_wiki`, and `git push`
 (app/wiki/git_http.py). Reads never measure; the dashboard and `robot wiki list` read the row.
+The same end of each write extends the wiki's commit-graph, which keeps git's walks of a long
+history fast (app/core/commit_graph.py).
 
 The figures are those of HEAD, the wiki as readers see it now:
 - pages: the number of `.md` files in HEAD's tree;
@@ -17,11 +19,12 @@ thousands of files.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core import commit_graph
+from app.core.git_env import git_env
 from app.core.settings import Settings
 from app.core.store import Store
 
@@ -45,19 +48,11 @@ class UsageError(Exception):
 
 
 def _git(repo: Path, *args: str) -> bytes:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "HOME": str(repo),
-        # Never a repository above: a wiki folder that lost its .git is an error, not the
-        # checkout the data dir happens to sit in.
-        "GIT_CEILING_DIRECTORIES": str(repo.parent),
-    }
     try:
         done = subprocess.run(
             ["git", *args],
             cwd=repo,
-            env=env,
+            env=git_env(repo),
             capture_output=True,
             timeout=_GIT_TIMEOUT,
             check=False,
@@ -96,13 +91,15 @@ def measure(repo: Path) -> Usage:
 
 
 def record(store: Store, slug: str, repo: Path) -> Usage:
-    """Measure wiki `slug` from its repository `repo` and store the figures in its robot.db row.
+    """Measure wiki `slug` from its repository `repo` and store the figures in its robot.db row;
+    start extending its commit-graph (app.core.commit_graph), as every write ends here.
 
     Returns what was recorded. Raises UsageError (git) or the store's errors; callers that
     must not fail because of it (a write already done) catch and log.
     """
     usage = measure(repo)
     store.record_usage(slug, usage.pages, usage.size_bytes, usage.last_change_at)
+    commit_graph.refresh(repo)
     return usage
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from app.core import starter_pages
 from app.core import usage
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
+from app.core.git_env import git_env
 from app.core.labels import one_line_label
 from app.core.locks import wiki_write_lock
 from app.core.settings import Settings
@@ -43,16 +43,8 @@ def clean_display_name(name: str | None, slug: str) -> str:
     return one_line_label(name, "display name", MAX_DISPLAY_NAME) or slug
 
 
-def _git_env(repo: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "HOME": str(repo),
-    }
-
-
 def _git(repo: Path, *args: str) -> None:
-    env = _git_env(repo)
+    env = git_env(repo)
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
@@ -88,7 +80,7 @@ def only_created(repo: Path) -> bool:
     done = subprocess.run(
         ["git", "rev-parse", "HEAD^{commit}", f"{CREATED_REF}^{{commit}}"],
         cwd=repo,
-        env=_git_env(repo),
+        env=git_env(repo),
         capture_output=True,
         check=False,
     )

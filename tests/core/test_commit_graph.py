@@ -1,0 +1,91 @@
+"""git's commit-graph kept up to date after writes (app/core/commit_graph.py), with real git."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from app.core import commit_graph
+from app.core import usage
+from app.core.platform import init_instance
+from app.core.wikis import create_wiki
+from tests.core.test_usage import commit
+from tests.core.test_usage import git
+
+
+def bloom_checks(repo: Path, path: str) -> int:
+    """How many commits `git log -- path` judged by their changed-path Bloom filter (git's
+    trace2 "bloom" statistics): every commit of the graph but the root, none without one."""
+    trace = repo.parent / "trace2.json"
+    trace.unlink(missing_ok=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "log", "--format=%H", "--", path],
+        env={"PATH": "/usr/bin:/bin", "GIT_TRACE2_EVENT": str(trace)},
+        check=True,
+        capture_output=True,
+    )
+    for line in trace.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("category") == "bloom" and event.get("key") == "statistics":
+            found = event["value"]  # false positives are among the "maybe"s
+            return found["filter_not_present"] + found["maybe"] + found["definitely_not"]
+    return 0
+
+
+def commits(repo: Path) -> int:
+    return int(git(repo, "rev-list", "--count", "HEAD"))
+
+
+def wait_for_bloom_checks(repo: Path, path: str, wanted: int, timeout: float = 30.0) -> int:
+    """Poll `bloom_checks` until it is `wanted` (the writer runs detached); return the last."""
+    deadline = time.monotonic() + timeout
+    while (checked := bloom_checks(repo, path)) != wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return checked
+
+
+def test_record_extends_the_graph_with_each_write(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for n in range(3):
+        commit(repo, {f"page{n}.md": b"x"})
+    assert bloom_checks(repo, "page0.md") == 0  # no graph yet
+    assert commit_graph.refresh(repo)
+    assert wait_for_bloom_checks(repo, "page0.md", 2) == 2
+    commit(repo, {"page3.md": b"x"})
+    assert bloom_checks(repo, "page0.md") == 2  # the new commit is not in it
+    assert commit_graph.refresh(repo)
+    assert wait_for_bloom_checks(repo, "page0.md", 3) == 3
+
+
+def test_usage_record_starts_it_and_it_never_waits(settings, store, users):
+    create_wiki(settings, store, "graph-one", users[0])
+    repo = settings.repo_path("graph-one")
+    for n in range(5):
+        commit(repo, {f"p{n}.md": b"y"})
+    usage.record(store, "graph-one", repo)
+    every = commits(repo) - 1  # the root commit has no filter
+    assert wait_for_bloom_checks(repo, "Home.md", every) == every
+    # git runs as no one's child: nothing left for this process to reap.
+    assert not Path(f"/proc/self/task/{threading.get_native_id()}/children").read_text().split()
+
+
+def test_init_starts_a_graph_for_wikis_without_one(settings, store, users):
+    create_wiki(settings, store, "graph-old", users[0])
+    repo = settings.repo_path("graph-old")
+    wait_for_bloom_checks(repo, "Home.md", commits(repo) - 1)  # create_wiki's own
+    subprocess.run(["rm", "-rf", str(repo / ".git/objects/info/commit-graphs")], check=True)
+    commit(repo, {"later.md": b"z"})
+    assert bloom_checks(repo, "Home.md") == 0
+    assert any("commit-graph of 1 wiki" in line for line in init_instance(settings))
+    every = commits(repo) - 1
+    assert wait_for_bloom_checks(repo, "Home.md", every) == every
+    assert not commit_graph.start_if_missing(repo)  # it has one now
+
+
+def test_a_missing_repository_is_skipped(tmp_path):
+    assert not commit_graph.start_if_missing(tmp_path / "gone")
