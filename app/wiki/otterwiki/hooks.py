@@ -7,6 +7,7 @@ from types import ModuleType
 from app.wiki.otterwiki.account import install_account
 from app.wiki.otterwiki.attachments import install_attachment_rules
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
+from app.wiki.otterwiki.changelog import install_paged_changelog
 from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.editor import install_merging_editor
 from app.wiki.otterwiki.errors import answer_bad_input
@@ -57,6 +58,7 @@ def install(server: ModuleType, blueprint) -> None:
     write_toc_rows_only_when_changed(server)
     install_sanitizer(server)
     install_csp(server)
+    install_paged_changelog(server)  # before provenance wraps the feeds' entries
     install_provenance(server)
     install_account(server)
     install_managed_pages(server)
