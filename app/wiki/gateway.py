@@ -83,7 +83,9 @@ _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
 # Bulk transfers (app.wiki.turns): no turn, always the lowest priority.
 _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 # Otterwiki sends a file: no turn (a page's images all at once, to a slow phone, are no crowd).
-_FILE_ENDPOINTS = frozenset({"get_attachment", "get_attachment_thumbnail"})
+# A thumbnail is computed (decode and resize: half a second of CPU for a large image), so it
+# takes a turn as a page view does.
+_FILE_ENDPOINTS = frozenset({"get_attachment"})
 _NO_TURN_ENDPOINTS = _BULK_ENDPOINTS | _FILE_ENDPOINTS
 # The environ key of a request's Turn, closed when its response is.
 _TURN_KEY = "robot.turn"

@@ -46,6 +46,15 @@ def bomb_png(width: int, height: int) -> bytes:
 
 
 GOOD = png(400, 300)
+# X PixMap: Pillow reads it but has no writer for it.
+XPM = b"""/* XPM */
+static char *x[] = {
+"2 2 1 1",
+"a c #ff0000",
+"aa",
+"aa"
+};
+"""
 # Hostile attachments: (name, bytes), each served as it is instead of a thumbnail.
 HOSTILE = {
     "text.png": b"this is not an image\n",
@@ -54,6 +63,8 @@ HOSTILE = {
     "empty.jpg": b"",
     "broken.png": GOOD[:40] + b"\xff" * 64 + GOOD[104:],
     "bomb.png": bomb_png(8000, 8000),  # 64 M pixels, over THUMBNAIL_MAX_PIXELS
+    "flat-bomb.png": bomb_png(6000, 5000),  # 30 M pixels, in a few kilobytes
+    "pixmap.png": XPM,
 }
 
 
@@ -107,3 +118,50 @@ def test_the_bomb_is_over_the_pixel_limit():
 def test_a_thumbnail_size_out_of_range_is_404(wiki, size):
     answer = get(wiki, f"/Home/t/good.png/{size}")
     assert answer.status_code == 404 and "1 to" in answer.text
+
+
+# The page view resizes an attachment too: ?thumbnail[=size], ?size, ?width, ?height; the size
+# each gives the 400 x 300 image.
+RESIZES = {
+    "thumbnail": (80, 60),
+    "thumbnail=80": (80, 60),
+    "size=80": (80, 60),
+    "width=80": (80, 60),
+    "height=60": (80, 60),
+    "width=80&height=50": (80, 50),
+}
+
+
+@pytest.mark.parametrize("query", sorted(RESIZES))
+def test_the_page_view_resizes_a_readable_image(wiki, query):
+    answer = get(wiki, f"/Home/good.png?{query}")
+    assert answer.status_code == 200 and answer.mimetype == "image/png"
+    assert PIL.Image.open(io.BytesIO(answer.data)).size == RESIZES[query]
+
+
+@pytest.mark.parametrize("query", sorted(RESIZES))
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_the_page_view_sends_an_image_it_cannot_resize_as_it_is(wiki, name, query):
+    answer = get(wiki, f"/Home/{name}?{query}")
+    assert answer.status_code == 200, answer.text
+    assert answer.data == HOSTILE[name]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "width=16000&height=16000",  # once 8 s and 1.6 GB of memory, for anyone
+        "width=0",
+        "width=-5",
+        "height=0&width=10",
+        "size=0",
+        "thumbnail=0",
+        "thumbnail=-1",
+        f"width={THUMBNAIL_MAX + 1}",
+        f"height={10**9}",
+        f"size={THUMBNAIL_MAX}&width={THUMBNAIL_MAX + 1}",
+    ],
+)
+def test_the_page_view_refuses_a_size_out_of_range(wiki, query):
+    answer = get(wiki, f"/Home/good.png?{query}")
+    assert answer.status_code == 404 and "1 to" in answer.text, answer.text

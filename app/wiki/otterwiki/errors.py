@@ -6,16 +6,18 @@ the URL or in a form field that names a page or an attachment must pass the page
 (`app.pages.paths`): Otterwiki checks none, and one save to `/-/save` committed `.md`, a page with
 an empty name that broke the sidebar, the index and search of the whole wiki. A view that returns
 nothing (Otterwiki does on a form without its expected fields) answers 400. A thumbnail is made
-only at a size of 1 to THUMBNAIL_MAX pixels (else 404) and only of an image Pillow can read whole
-within THUMBNAIL_MAX_PIXELS; of any other attachment the thumbnail route sends the file itself,
-as Otterwiki does for SVG. Flask error handlers map the storage and git errors that bad input
-still provokes to 404 or 400. Errors we cannot tell apart from a server fault stay 500s and are
+(by the thumbnail route, or the page view's ?thumbnail, ?size, ?width and ?height) only at sides
+of 1 to THUMBNAIL_MAX pixels (else 404), and only of an image Pillow can read whole within
+THUMBNAIL_MAX_PIXELS and write again; of any other image the file itself is sent, as Otterwiki
+does for SVG. Flask error handlers map the storage and git errors that bad input still provokes
+to 404 or 400. Errors we cannot tell apart from a server fault stay 500s and are
 logged with their traceback.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import re
 import struct
@@ -60,30 +62,71 @@ THUMBNAIL_MAX = 1024
 # The most pixels an attachment may have to get a thumbnail: decoding costs 1-4 bytes and some
 # CPU per pixel (a 9000 x 9000 PNG took 1.5 s). Larger images are sent as they are.
 THUMBNAIL_MAX_PIXELS = 25_000_000
-# What Pillow raises on a file it cannot decode: not an image, cut short, a broken chunk.
-_UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, EOFError, struct.error, ZeroDivisionError)
+# What Pillow raises on a file it cannot decode (not an image, cut short, a broken chunk) or
+# encode again (KeyError: a format it reads but has no writer for, past the SAVE check).
+_UNREADABLE_IMAGE = (
+    *(OSError, ValueError, SyntaxError, EOFError, KeyError),
+    *(struct.error, ZeroDivisionError),
+)
 
 
-def _thumbnail_or_file(view):
-    """Otterwiki's thumbnail view, held to THUMBNAIL_MAX and THUMBNAIL_MAX_PIXELS: an attachment
-    Pillow cannot read, or too large to decode, is sent as it is (its own CSP and type)."""
+# Enough of a file for Pillow to read any image header it knows.
+_IMAGE_HEADER_BYTES = 1 << 20
+
+
+def _check_thumbnail_size(**sides: int | None) -> None:
+    """Raise NotFound unless every given side (None: not asked for) is 1 to THUMBNAIL_MAX."""
+    for name, value in sides.items():
+        if value is not None and not 1 <= value <= THUMBNAIL_MAX:
+            raise NotFound(f"a thumbnail's {name} is 1 to {THUMBNAIL_MAX} pixels")
+
+
+def _guarded_thumbnails(attachment_class) -> None:
+    """Hold every thumbnail and resize Otterwiki makes to THUMBNAIL_MAX and THUMBNAIL_MAX_PIXELS.
+
+    Otterwiki resizes images in `Attachment.get_thumbnail`, reached from the thumbnail route
+    (`/<page>/t/<file>/<size>`) and from the page view of an attachment with `?thumbnail`,
+    `?size`, `?width` or `?height`; guarding the method guards both. A side outside 1 to
+    THUMBNAIL_MAX answers 404; an attachment Pillow cannot read whole within the pixel limit, or
+    has no writer for (XPM, for one), is sent as it is (its own CSP and type), as Otterwiki
+    sends SVG.
+    """
     import PIL.Image
 
-    @functools.wraps(view)
-    def answer(pagepath, filename, size=80):
-        if not 1 <= size <= THUMBNAIL_MAX:
-            raise NotFound(f"a thumbnail is 1 to {THUMBNAIL_MAX} pixels wide")
+    original = attachment_class.get_thumbnail
+
+    @functools.wraps(original)
+    def get_thumbnail(self, size=80, width=None, height=None):
+        _check_thumbnail_size(size=size, width=width, height=height)
         try:
             with warnings.catch_warnings():
                 # Pillow warns past half its limit and raises past it; the limit is ours.
                 warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
-                return view(pagepath, filename, size)
+                if _writable_image(self):
+                    return original(self, size=size, width=width, height=height)
         except (PIL.Image.DecompressionBombError, *_UNREADABLE_IMAGE):
-            from otterwiki.wiki import Page
+            pass
+        return self.get()
 
-            return Page(pagepath).get_attachment(filename)
+    attachment_class.get_thumbnail = get_thumbnail
 
-    return answer
+
+def _writable_image(attachment) -> bool:
+    """Whether Pillow can both read `attachment` (an Otterwiki Attachment whose type says image)
+    and write its format again. Reads the first _IMAGE_HEADER_BYTES: Pillow's open parses only
+    the header (and refuses a decompression bomb there). Raises what Pillow raises on a file it
+    cannot read."""
+    import PIL.Image
+    from otterwiki.server import storage
+
+    if not attachment.exists() or not (attachment.mimetype or "").startswith("image/"):
+        return True  # Otterwiki's own answer: 404
+    if attachment.mimetype == "image/svg+xml":
+        return True  # Otterwiki sends it as it is
+    PIL.Image.init()  # fills the registry of writers
+    head = storage.load(attachment.filepath, mode="rb", size=_IMAGE_HEADER_BYTES)
+    with PIL.Image.open(io.BytesIO(head)) as image:
+        return image.format in PIL.Image.SAVE
 
 
 def _head_as_get() -> None:
@@ -246,8 +289,9 @@ def answer_bad_input(server: ModuleType) -> None:
 
     # Pillow's decompression-bomb limit: it raises past twice this many pixels.
     PIL.Image.MAX_IMAGE_PIXELS = THUMBNAIL_MAX_PIXELS // 2
-    thumbnail = app.view_functions["get_attachment_thumbnail"]
-    app.view_functions["get_attachment_thumbnail"] = _thumbnail_or_file(thumbnail)
+    from otterwiki.wiki import Attachment
+
+    _guarded_thumbnails(Attachment)
     for endpoint, view in list(app.view_functions.items()):
         app.view_functions[endpoint] = _never_none(view)
     _skip_nameless_pages(server.storage)
