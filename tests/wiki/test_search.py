@@ -121,6 +121,34 @@ def test_ui_form_post_and_otterwikis_own_modes_still_work(owner):
     assert 'href="/Forms"' in regexp  # Otterwiki's scan answers regular expressions
 
 
+def test_a_backtracking_regular_expression_answers_with_what_it_found(owner):
+    """(a|aa)+$ on a line of a's that ends otherwise backtracks exponentially: once 5 s per
+    line, and a 500 at the first timeout. Now the scan ends within its deadline, and
+    Otterwiki's notice says the results may be incomplete."""
+    owner.save("alpha", "Trap", ("a" * 40 + "!\n") * 50)
+    response = owner.search("alpha", "(a|aa)+$", is_regexp="y")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Search regex timed out" in html
+
+
+def test_a_spent_deadline_times_out_without_matching():
+    import time
+
+    import regex
+
+    from app.wiki.otterwiki.search import DeadlinePattern
+
+    pattern = DeadlinePattern(regex.compile("(a|aa)+$"), time.monotonic() + 60)
+    assert pattern.search("aaa") is not None and pattern.pattern == "(a|aa)+$"
+    spent = DeadlinePattern(regex.compile("a"), time.monotonic() - 1)
+    for call in (spent.search, spent.findall):
+        with pytest.raises(TimeoutError):
+            call("a")
+    with pytest.raises(TimeoutError):
+        spent.sub("b", "a")
+
+
 def test_ui_query_without_words_says_so(owner):
     response = owner.search("alpha", '"" !!! ::')
     assert response.status_code == 200

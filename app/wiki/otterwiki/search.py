@@ -6,10 +6,17 @@ ranked by relevance, in Otterwiki's own template so the page keeps its look. Mat
 Otterwiki's `<span class="page-match">`: page text never reaches the page as HTML. "Regular
 expression" and "Match case" stay Otterwiki's own scan, which the index cannot answer;
 permissions are Otterwiki's (its `render` answers the refusal).
+
+That scan gives each regular-expression call 5 s: a pattern that backtracks, over a page of
+many lines, ran for minutes, and its first timeout was a 500, as Otterwiki catches
+`regex.TimeoutError`, a name the regex package does not have (it raises the builtin
+TimeoutError). Here the whole scan shares REGEX_SCAN_SECONDS; once spent, every further call
+times out at once, and Otterwiki shows what it found with its "timed out" notice.
 """
 
 from __future__ import annotations
 
+import time
 from types import ModuleType
 
 from markupsafe import Markup
@@ -21,6 +28,8 @@ from app.pages.fulltext import SearchIndex
 from app.pages.fulltext import pieces
 
 SEARCH_ENDPOINT = "search"
+# Wall-clock seconds one regular-expression or case-sensitive search may spend matching.
+REGEX_SCAN_SECONDS = 2.0
 # Otterwiki's page lists every match; a bound keeps one query's page a readable size.
 MAX_RESULTS = 200
 
@@ -44,6 +53,53 @@ def _hit_key(hit, get_pagename) -> tuple:
     return (1 if hit.name.spans else 0, hit.matches, hit.filename, pagename, str(name_html))
 
 
+class DeadlinePattern:
+    """A compiled `regex` pattern whose search, findall and sub share one deadline: each call
+    gets the time left (as the regex package's `timeout`, seconds), and past the deadline raises
+    TimeoutError without matching. Anything else is the pattern's own."""
+
+    def __init__(self, pattern, deadline: float):
+        self._pattern = pattern
+        self._deadline = deadline  # time.monotonic() seconds
+
+    def __getattr__(self, name):
+        return getattr(self._pattern, name)
+
+    def _left(self, timeout: float | None) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("regular expression search time is spent")
+        return left if timeout is None else min(timeout, left)
+
+    def search(self, *args, timeout: float | None = None, **kwargs):
+        return self._pattern.search(*args, timeout=self._left(timeout), **kwargs)
+
+    def findall(self, *args, timeout: float | None = None, **kwargs):
+        return self._pattern.findall(*args, timeout=self._left(timeout), **kwargs)
+
+    def sub(self, *args, timeout: float | None = None, **kwargs):
+        return self._pattern.sub(*args, timeout=self._left(timeout), **kwargs)
+
+
+def _bounded_regex_scan(search_class) -> None:
+    """Give Otterwiki's `Search` scan one REGEX_SCAN_SECONDS deadline (module docstring)."""
+    import regex
+
+    if not hasattr(regex, "TimeoutError"):
+        # The name Otterwiki 2.26.1 catches; regex raises the builtin (regex 2026.2.28).
+        regex.TimeoutError = TimeoutError
+    original = search_class.compile
+
+    def compile(self):
+        original(self)
+        deadline = time.monotonic() + REGEX_SCAN_SECONDS
+        for name in ("re", "rei"):
+            if getattr(self, name, None) is not None:
+                setattr(self, name, DeadlinePattern(getattr(self, name), deadline))
+
+    search_class.compile = compile
+
+
 def install_indexed_search(server: ModuleType) -> None:
     """Answer `/-/search` from the index unless a regular expression or case is asked for.
 
@@ -61,6 +117,7 @@ def install_indexed_search(server: ModuleType) -> None:
     original_view = app.view_functions[SEARCH_ENDPOINT]
     if getattr(original_view, "robot_indexed", False):
         return
+    _bounded_regex_scan(otterwiki.wiki.Search)
 
     class IndexedSearch(otterwiki.wiki.Search):
         def render(self):
