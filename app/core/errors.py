@@ -42,6 +42,13 @@ class MethodNotAllowed(RobotError):
     status = 405
 
 
+class RequestTimeout(RobotError):
+    """The request (its body) did not arrive in the time the server waits for it (RFC 9110
+    15.5.9)."""
+
+    status = 408
+
+
 class Conflict(RobotError):
     status = 409
 

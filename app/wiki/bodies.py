@@ -9,8 +9,11 @@ TRANSFER_MIN_RATE checks in to stay alive, app.web.heartbeat).
 Slow bodies: a body still arriving SLOW_AFTER seconds after it began needs one of the host's
 SlowBodies places, one fewer than the workers, so clients trickling bodies can never hold every
 worker (four such uploads once stalled every wiki for 40 s). When none is free its socket is
-shut for reading and the request is answered 503 with Retry-After. A buffering proxy in front
-(Caddy's request_buffers) keeps slow bodies off the workers in the first place.
+shut for reading and the request is answered 503 with Retry-After. Only a caller who may write
+takes a place: anyone else's body (at most a search form's, app.wiki.gateway) still arriving
+after SLOW_AFTER is cut at once and answered 408, so strangers cannot take the places away from
+the wiki's writers. A buffering proxy in front (Caddy's request_buffers) keeps slow bodies off
+the workers in the first place.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from werkzeug.wsgi import get_input_stream
 
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
+from app.core.errors import RequestTimeout
 from app.core.errors import Unavailable
 from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
@@ -78,8 +82,8 @@ class _Watch:
     """Past SLOW_AFTER, a body still arriving takes a slow-body place, or has its socket shut
     for reading (its read then ends, and `cut` says why)."""
 
-    def __init__(self, slow: SlowBodies, sock):
-        self._slow, self._sock = slow, sock
+    def __init__(self, slow: SlowBodies, sock, may_take_place: bool):
+        self._slow, self._sock, self._may_take_place = slow, sock, may_take_place
         self._lock = threading.Lock()
         self._done = False
         self._place: int | None = None
@@ -92,7 +96,7 @@ class _Watch:
         with self._lock:
             if self._done:
                 return
-            self._place = self._slow.take()
+            self._place = self._slow.take() if self._may_take_place else None
             if self._place is None:
                 self.cut = True
                 try:
@@ -117,14 +121,16 @@ def has_body(environ) -> bool:
     return length.isdigit() and int(length) > 0
 
 
-def receive_body(environ, cap: int, slow: SlowBodies | None = None):
+def receive_body(environ, cap: int, slow: SlowBodies | None = None, writer: bool = True):
     """Read the request's body whole and put it in place of `wsgi.input`, with its length.
 
     `cap`: the most bytes any route of the service takes; `slow`: the host's slow-body places
-    (None: no limit). Returns the file holding the body (the caller closes it once the response
-    is out), or None if the request has no body. Raises PayloadTooLarge (413) for a body over
-    `cap`, declared or sent, BadRequest if it ends before its Content-Length, and Unavailable
-    (503, `retry_after`) if it is slow and no slow-body place is free.
+    (None: no limit); `writer`: whether the caller may write, and so take a place. Returns the
+    file holding the body (the caller closes it once the response is out), or None if the
+    request has no body. Raises PayloadTooLarge (413) for a body over `cap`, declared or sent,
+    BadRequest if it ends before its Content-Length, Unavailable (503, `retry_after`) if it is
+    slow and no slow-body place is free, and RequestTimeout (408) if it is slow and the caller
+    may not write.
     """
     if not has_body(environ):
         return None
@@ -135,7 +141,7 @@ def receive_body(environ, cap: int, slow: SlowBodies | None = None):
     body = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)
     keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
     sock = environ.get("gunicorn.socket")
-    watch = _Watch(slow, sock) if slow is not None and sock is not None else None
+    watch = _Watch(slow, sock, writer) if slow is not None and sock is not None else None
     try:
         stream, total = get_input_stream(environ), 0
         while chunk := _read(stream):
@@ -149,7 +155,7 @@ def receive_body(environ, cap: int, slow: SlowBodies | None = None):
     except BaseException as error:
         body.close()
         if watch is not None and watch.cut and isinstance(error, BadRequest):
-            raise _too_many_slow() from None
+            raise (_too_many_slow() if writer else _too_slow()) from None
         raise
     finally:
         keepalive.stop()
@@ -167,6 +173,12 @@ def _too_many_slow() -> Unavailable:
     return Unavailable(
         "too many uploads are arriving slowly on this host; try again later",
         retry_after=RETRY_AFTER,
+    )
+
+
+def _too_slow() -> RequestTimeout:
+    return RequestTimeout(
+        f"a body from a caller who may not write to this wiki must arrive within {SLOW_AFTER} s"
     )
 
 

@@ -109,14 +109,19 @@ class Tenant:
     store: Store
 
 
+def _may_write(caller: Caller, wiki: Wiki) -> bool:
+    """Whether `caller` may change `wiki` at all (write pages or upload attachments)."""
+    permissions = caller.permissions(wiki.is_public)
+    return "WRITE" in permissions or "UPLOAD" in permissions
+
+
 def _check_reader_body(environ, caller: Caller, wiki: Wiki) -> None:
     """Refuse, before reading it, a body over READER_BODY_BYTES (or chunked) from a caller who
     may not write to the wiki: no route takes one from them, and reading it only holds a worker.
 
     Raises Unauthorized (anonymous) or Forbidden (signed in, no writer).
     """
-    permissions = caller.permissions(wiki.is_public)
-    if "WRITE" in permissions or "UPLOAD" in permissions:
+    if _may_write(caller, wiki):
         return
     declared = environ.get("CONTENT_LENGTH", "")
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
@@ -390,7 +395,8 @@ class WikiGateway:
             if caller is None:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
             else:
-                body = receive_body(environ, self._body_cap, self._slow_bodies)
+                writer = _may_write(caller, wiki)
+                body = receive_body(environ, self._body_cap, self._slow_bodies, writer)
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)

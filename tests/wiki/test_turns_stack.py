@@ -19,6 +19,7 @@ from app.core.settings import gunicorn_workers
 from app.core.store import Store
 from app.core.wikis import create_wiki
 from app.wiki.bodies import SLOW_AFTER
+from app.wiki.gateway import READER_BODY_BYTES
 from app.wiki.turns import CPU
 from app.wiki.turns import CROWD
 from app.wiki.turns import DEBT_LOW
@@ -274,13 +275,20 @@ def test_a_crowd_of_anonymous_readers_never_locks_the_owner_out(wikis, path):
     assert 429 in statuses  # the crowd was refused what it could not wait for
 
 
-def slow_upload(stack, slug: str, token: str | None) -> socket.socket:
-    """A client that sends an upload's headers and a first bit of its body, then waits."""
+def slow_upload(
+    stack,
+    slug: str,
+    token: str | None,
+    request: str = "PUT /api/v1/pages/Home/attachments/slow.bin",
+    length: int = 100000,
+) -> socket.socket:
+    """A client that sends a request's headers (an upload's, unless `request` says otherwise)
+    and a first bit of its `length`-byte body, then waits."""
     sock = socket.create_connection(("127.0.0.1", stack.port("otterwiki")), timeout=30)
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     sock.sendall(
-        f"PUT /api/v1/pages/Home/attachments/slow.bin HTTP/1.1\r\nHost: {slug}.localhost\r\n"
-        f"{auth}Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+        f"{request} HTTP/1.1\r\nHost: {slug}.localhost\r\n{auth}"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
         "first".encode()
     )
     return sock
@@ -322,3 +330,26 @@ def test_a_caller_who_cannot_write_is_refused_a_large_body_before_sending_it(wik
     with slow_upload(wikis, OTHER, None) as anonymous:
         answer = answer_of(anonymous)
     assert answer.startswith("HTTP/1.1 401") and "may write to this wiki" in answer, answer
+
+
+def test_a_slow_small_body_from_a_caller_who_cannot_write_takes_no_place(wikis):
+    """Anonymous clients trickle search-sized bodies, more of them than there are places: each
+    is cut at once with 408, and a writer's slow upload still finds a place."""
+    places = gunicorn_workers() - 1
+    requests = ["GET /api/v1/pages/Home", "POST /-/search", "POST /Home/preview"]
+    strangers = [
+        slow_upload(wikis, OTHER, None, requests[n % len(requests)], READER_BODY_BYTES - 1)
+        for n in range(places + 1)
+    ]
+    try:
+        for stranger in strangers:
+            answer = answer_of(stranger)
+            assert answer.startswith("HTTP/1.1 408") and "may not write" in answer, answer
+        with slow_upload(wikis, OTHER, wikis.other_token) as writer:
+            time.sleep(SLOW_AFTER + 0.3)
+            writer.sendall(b"x" * (100000 - len("first")))
+            answer = writer.recv(65536).decode("latin-1")
+            assert answer.startswith(("HTTP/1.1 200", "HTTP/1.1 201")), answer
+    finally:
+        for stranger in strangers:
+            stranger.close()
