@@ -27,19 +27,25 @@ _SERVICE_HOSTS = """
     localhost localdomain broadcasthost invalid example wiki wikis
     cpanel whm webdisk cpcalendars cpcontacts
     pki ocsp crl acme cert certs certificate certificates
+    mobile amp default office gitlab github gitea jenkins jira confluence registry
+    vault sentry analytics stats tracking
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
 # 3.2.2.4.4 validation mailboxes (admin administrator webmaster hostmaster postmaster), mail
 # client discovery (Thunderbird autoconfig, Microsoft autodiscover and lyncdiscover), RFC 8461
 # MTA-STS (`mta-sts.{domain}` serves the policy), the OpenPGP Web Key Directory
-# (`openpgpkey.{domain}`), and the usual mail service hosts.
+# (`openpgpkey.{domain}`), mailing-list conventions (RFC 2142 section 6 asks lists for LIST-
+# REQUEST; list servers answer as majordomo, listserv, mailman, sympa), mail authentication
+# records (DKIM, DMARC, SPF, BIMI), and the usual mail service hosts.
 _MAIL = """
     info marketing sales support abuse noc security postmaster hostmaster usenet news webmaster
     uucp ftp sftp ftps admin administrator mail email mailer-daemon mailerdaemon no-reply
     noreply nobody webmail smtp smtps imap imaps pop pop3 pop3s submission mx1 mx2 mta
     mta-sts autoconfig autodiscover lyncdiscover openpgpkey privacy legal compliance contact
-    hello press jobs careers team ssl-admin ssladmin sysadmin owa exchange outlook
+    hello press jobs careers team ssl-admin ssladmin sysadmin owa exchange outlook trouble
+    list lists list-request listmaster listserv majordomo mailman sympa
+    mailer mailers newsletter newsletters bounce bounces dkim dmarc spf bimi
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config), ISATAP (RFC 5214 routers answer as `isatap`), Microsoft device enrolment, and
@@ -48,11 +54,15 @@ _DISCOVERY = """
     wpad isatap proxy socks socks5 enterpriseregistration enterpriseenrollment msoid
     ssh telnet rdp vnc remote
 """
-# Names that would pass for the platform, its operators or the services it signs in with.
+# Names that would pass for the platform, its operators or the services it signs in with:
+# among them the ATProto network's own services and endpoints (a PDS, the entryway, the relay
+# or BGS, an AppView, labelers and Ozone, XRPC, DIDs and handles, feed generators, Jetstream).
 _IMPERSONATION = """
     robot robots robotwtf robot-wtf otterwiki official staff operator operators moderator
     moderators mod owner platform service services verify verification verified secure trust
     safety bluesky bsky atproto plc otter-wiki
+    pds xrpc did dids handle handles entryway bgs appview labeler labelers ozone firehose
+    jetstream feedgen feed-generator
 """
 # Each reserved name with the reason a refusal gives; the first group naming it wins.
 RESERVED_REASONS = {
@@ -68,12 +78,17 @@ RESERVED_REASONS = {
     for name in names.split()
 }
 RESERVED_SLUGS = frozenset(RESERVED_REASONS)
-# The same kinds by shape: numbered service hosts (mail2, ns5, smtp01, www3 ...), and the
-# platform's or its sign-in network's name joined to a word of office (robot-admin,
-# support-bluesky, robotwtf-team ...).
+# The same kinds by shape: numbered service hosts (mail2, ns5, smtp01, www3 ...), mail hosts by
+# their protocol and a role (smtp-relay, mx-backup, imap-eu, mail-out ...), and the platform's
+# or its sign-in network's name joined to a word of office (robot-admin, support-bluesky,
+# robotwtf-team ...).
 _NUMBERED = re.compile(
     r"^(?:www|web|mail|email|smtp|smtps|imap|imap4|imaps|pop|pop3|pops|mx|ns|dns|ftp|sftp"
     r"|webmail|cdn|api|app|vpn|ldap|ntp|proxy|relay|gateway|gw|host|server|node|owa)-?\d+$"
+)
+_MAIL_HOST = re.compile(
+    r"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-[a-z0-9-]+"
+    r"|(?:mail|email)-(?:in|out|relay|gw|gateway|server|host|outbound|inbound|backup))$"
 )
 _PLATFORM_NAMES = r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto)"
 _OFFICES = (
@@ -84,6 +99,7 @@ _OFFICES = (
 _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-{_OFFICES}|{_OFFICES}-{_PLATFORM_NAMES})$")
 PATTERN_REASONS = (
     (_NUMBERED, "it names a numbered service host"),
+    (_MAIL_HOST, "it names a mail service host"),
     (_LOOKALIKE, "it would pass for the platform"),
 )
 

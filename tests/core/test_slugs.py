@@ -53,7 +53,9 @@ def test_each_kind_is_in_the_list(name):
     assert name in RESERVED_SLUGS
 
 
-@pytest.mark.parametrize("slug", ["alice", "my-notes", "team-wiki", "mail-archive", "robot-fan"])
+@pytest.mark.parametrize(
+    "slug", ["alice", "my-notes", "team-wiki", "mail-archive", "robot-fan", "mailbox-tips"]
+)
 def test_ordinary_names_stay_free(slug):
     assert slug_problem(slug) is None
     assert slug_from_host(f"{slug}.example.org", "example.org") == slug
@@ -91,6 +93,29 @@ def test_ordinary_names_stay_free(slug):
         "support-bluesky",
         "atproto-security",
         "wiki",
+        # Fourth review: the ATProto network's services, list and mail hosts, and others.
+        "pds",
+        "xrpc",
+        "did",
+        "listmaster",
+        "list-request",
+        "majordomo",
+        "smtp-relay",
+        "mailer",
+        "newsletter",
+        "dkim",
+        "dmarc",
+        "spf",
+        "amp",
+        "mobile",
+        "default",
+        "gitlab",
+        "jenkins",
+        "office",
+        "trouble",
+        "mx-backup",
+        "imap-eu",
+        "mail-out",
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):
