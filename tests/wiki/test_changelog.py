@@ -6,9 +6,11 @@ feeds: on a wiki with a million commits the view outlasted the worker timeout (a
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 from types import SimpleNamespace
+from xml.etree import ElementTree
 
 import pytest
 from werkzeug.test import Client
@@ -22,6 +24,9 @@ from tests.wiki.instance import in_process
 
 OWNER = ("did:plc:changelogowner", "changelog-owner.test")
 WIKI = "changes"
+FEEDS = "changes-feeds"  # a wiki with one hostile commit
+HOSTILE_MESSAGE = '<img src=x onerror="alert(1)"> & <b>bold</b>'
+HOSTILE_FILE = "<svg onload=alert(2)>.md"
 ADDED = 1050  # commits on top of the wiki's own: 11 pages
 
 
@@ -57,7 +62,15 @@ def wiki(tmp_path_factory):
     fast_import_commits(repo, ADDED)
     token = store.create_token(WIKI, OWNER[0], "editor")[1]
     commits = git(repo, "rev-list", "HEAD").split()
-    yield SimpleNamespace(app=instance.app, token=token, repo=repo, commits=commits)
+    create_wiki(instance.settings, store, FEEDS, OWNER[0])
+    feeds = instance.settings.repo_path(FEEDS)
+    (feeds / HOSTILE_FILE).write_text("x\n")
+    git(feeds, "add", "-A")
+    git(feeds, "commit", "-q", "-m", HOSTILE_MESSAGE)
+    feeds_token = store.create_token(FEEDS, OWNER[0], "editor")[1]
+    yield SimpleNamespace(
+        app=instance.app, token=token, repo=repo, commits=commits, feeds_token=feeds_token
+    )
     instance.app.tenancy.close()
     store.close()
 
@@ -117,6 +130,36 @@ def test_the_feeds_carry_the_newest_commits_only(wiki, feed):
     entries = re.findall(r"change number (\d+)", answer.text)
     newest = [str(ADDED - 1 - n) for n in range(FEED_ENTRIES)]
     assert sorted(set(entries), key=int, reverse=True) == newest
+
+
+def test_rss_items_carry_commit_messages_and_file_names_as_escaped_text(wiki):
+    """RSS readers take an item's title and description as HTML: both are escaped once more
+    than the XML needs, so the reader shows the text and runs none of it."""
+    answer = Client(wiki.app).get(
+        "/-/changelog/feed.rss",
+        base_url=f"http://{FEEDS}.localhost",
+        headers={"Authorization": f"Bearer {wiki.feeds_token}"},
+        buffered=True,
+    )
+    assert answer.status_code == 200
+    items = ElementTree.fromstring(answer.data).findall("channel/item")
+    item = next(item for item in items if "alert(1)" in item.findtext("description"))
+    assert item.findtext("description") == html.escape(HOSTILE_MESSAGE)
+    assert "&lt;svg onload=alert(2)&gt;" in item.findtext("title").lower()  # the page's name
+    assert "<" not in item.findtext("description") + item.findtext("title")
+
+
+def test_atom_entries_keep_them_as_typed_text(wiki):
+    answer = Client(wiki.app).get(
+        "/-/changelog/feed.atom",
+        base_url=f"http://{FEEDS}.localhost",
+        headers={"Authorization": f"Bearer {wiki.feeds_token}"},
+        buffered=True,
+    )
+    atom = "{http://www.w3.org/2005/Atom}"
+    entries = ElementTree.fromstring(answer.data).findall(f"{atom}entry")
+    content = next(e.find(f"{atom}content") for e in entries if "(2)" in e.findtext(f"{atom}title"))
+    assert content.text == HOSTILE_MESSAGE and content.get("type", "text") == "text"
 
 
 def test_page_links_are_a_window_around_the_active_page():

@@ -8,7 +8,10 @@ killed, a bare 500). Here:
 - the page numbers come from `git rev-list HEAD` alone (commit ids only, no diffs: under a
   second for a million commits with the commit-graph, app.core.commit_graph);
 - only the page shown is read with `git log --name-only` (`--skip`, `--max-count`);
-- the feeds carry the newest FEED_ENTRIES commits, as feeds usually do.
+- the feeds carry the newest FEED_ENTRIES commits, as feeds usually do;
+- the RSS feed's item titles and descriptions (file names, commit messages) are HTML-escaped:
+  RSS readers take both as HTML, so a commit message `<img onerror=...>` was live markup there
+  (Atom's are typed text already).
 
 Links stay Otterwiki's: `/-/changelog/<revision>` names the first commit of a page by the
 6-character id Otterwiki shows; a revision that is not in HEAD's log answers 404.
@@ -16,6 +19,7 @@ Links stay Otterwiki's: `/-/changelog/<revision>` names the first commit of a pa
 
 from __future__ import annotations
 
+import html
 import re
 from types import ModuleType
 
@@ -128,5 +132,21 @@ def install_paged_changelog(server: ModuleType) -> None:
             custom_menu=SidebarMenu().query(),
         )
 
+    original_rss = wiki.Changelog.feed_rss
+
+    def feed_rss(self):
+        make = self.get_feedgenerator
+
+        def escaped():
+            feed = make()
+            for item in feed.entry():
+                item.title(html.escape(item.title() or ""))
+                item.description(html.escape(item.description() or ""))
+            return feed
+
+        self.get_feedgenerator = escaped
+        return original_rss(self)
+
     wiki.Changelog.get = get
     wiki.Changelog.render = render
+    wiki.Changelog.feed_rss = feed_rss
