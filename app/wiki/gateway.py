@@ -265,7 +265,9 @@ class WikiGateway:
         _check_reader_body(environ, caller, wiki)
         self._set_identity(environ, wiki, caller)
         if caller.role is not None:
-            turn.as_member()  # a crowd of visitors never locks its wiki's people out
+            # A crowd of visitors never locks its wiki's people out; nor the people of one
+            # wiki its owner (at any of their wikis) or another wiki's people.
+            turn.as_member(owner=caller.did == wiki.owner_did)
         if route.endpoint in _NO_TURN_ENDPOINTS:
             if route.endpoint in _BULK_ENDPOINTS:
                 turn.bulk()  # until the response is out
@@ -275,7 +277,7 @@ class WikiGateway:
     def _arrive(self, environ, wiki: Wiki) -> Turn:
         """The request's place among its wiki owner's (app.wiki.turns): from here until the
         response is out, a request of an owner in debt runs low. Closed by __call__."""
-        turn = self.turns.enter(self.settings.owner_turns_dir(wiki.owner_did))
+        turn = self.turns.enter(self.settings.owner_turns_dir(wiki.owner_did), wiki.slug)
         environ[_TURN_KEY] = turn
         return turn
 

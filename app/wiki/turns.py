@@ -28,11 +28,12 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   arrival, every WATCH_TICK) checks; requests that end sooner never see it. Debts carry this
   to the owner's next requests. The git processes a worker keeps across requests (GitPython's
   `cat-file --batch`) are put back with the worker.
-- Pools: an owner's wikis' members (callers with a role in the wiki) have turns and debts of
-  their own, apart from everyone else's (anonymous readers of public wikis, people signed in
-  who are no members): two anonymous clients crowding a public wiki lower and refuse each
-  other, never its owner. Before sign-in a request runs as either pool's debts say; a member's
-  is put back if its own pool owes nothing.
+- Pools: each of an owner's wikis' members (callers with a role in it) have turns and debts of
+  their own, and so has the owner, at all their wikis; everyone else (anonymous readers of
+  public wikis, people signed in who are no members) shares the owner's visitors' pool. Two
+  anonymous clients crowding a public wiki lower and refuse each other, never its owner, and a
+  viewer the owner let into one wiki crowds only that wiki's members. Before sign-in a request
+  runs as any of its pools' debts say; a member's is put back if its own pool owes nothing.
 - Bulk transfers (git clone, fetch and push, exports) and attachment downloads take no turn:
   they move for seconds or minutes at the client's pace and must never hold the turns that
   views take. Bulk transfers always run at LOW_NICE.
@@ -112,10 +113,13 @@ def can_restore_priority() -> bool:
 
 # The files whose mtimes hold a pool's two debts.
 CROWD, CPU = "turn-0.lock", "wait-0.lock"
-# The folder, in an owner's, of the pool of turns and debts its wikis' members share; the
-# owner's folder itself holds the visitors' pool (anonymous readers of public wikis, people
-# signed in who are no members). A crowd of visitors never refuses or lowers members.
+# Folders, in an owner's, of pools of turns and debts apart from the visitors' (the owner's
+# folder itself: anonymous readers of public wikis, people signed in who are no members):
+# MEMBERS/<wiki> for each wiki's members, OWNER for the owner, at all their wikis. A crowd of
+# visitors never refuses or lowers members, and the members of one wiki (a viewer the owner
+# let in) never the owner, nor another wiki's members.
 MEMBERS = "members"
+OWNER = "owner"
 
 
 def _in_debt(pool_dir: Path) -> bool:
@@ -161,10 +165,10 @@ class Turn:
     hands it on, close() ends all and counts the request's CPU against its owner if heavy.
     """
 
-    def __init__(self, turns: Turns, owner_dir: Path):
+    def __init__(self, turns: Turns, owner_dir: Path, members_dir: Path):
         self._turns = turns
         self._owner_dir = owner_dir  # its pool: the visitors' until as_member()
-        self._pools = (owner_dir, owner_dir / MEMBERS)
+        self._pools = (owner_dir, members_dir, owner_dir / OWNER)
         self._lowered_on_arrival = False
         self._kept_pids: set[int] = set()  # the worker's children when it was lowered
         self._lowered_pids: set[int] = set()  # children lowered with it
@@ -184,16 +188,17 @@ class Turn:
             self._lower()
 
     def lower_on_arrival(self) -> None:
-        """Run at LOW_NICE from now on if either of the owner's pools is in either debt: who
-        is asking is not known yet."""
+        """Run at LOW_NICE from now on if any pool the request may join (visitors, the wiki's
+        members, the owner) is in either debt: who is asking is not known yet."""
         if any(_in_debt(pool) for pool in self._pools):
             self._lower()
             self._lowered_on_arrival = self.lowered
 
-    def as_member(self) -> None:
-        """The caller is a member of the wiki: take the members' turns (before take()), and
-        run as their debts say, whatever a crowd of visitors owes."""
-        self._owner_dir = self._pools[1]
+    def as_member(self, owner: bool = False) -> None:
+        """The caller is a member of the wiki (with `owner`, its owner): take the wiki's
+        members' turns (the owner's own) before take(), and run as their debts say, whatever
+        the other pools owe."""
+        self._owner_dir = self._pools[2 if owner else 1]
         if self._lowered_on_arrival and not _in_debt(self._owner_dir):
             self._restore()
         self._lowered_on_arrival = False
@@ -319,13 +324,17 @@ class Turns:
         self._watched: Turn | None = None  # the request watch() lowers once it is heavy
         self._handler_set = False
 
-    def enter(self, owner_dir: Path) -> Turn:
-        """A request for a wiki of the owner whose folder is `owner_dir` (made if missing)
-        arrives: lowered at once if the owner is in debt, so all its work (sign-in, Otterwiki)
-        runs low. Call take() for a turn (or bulk()), and close() in the end."""
-        if owner_dir not in self._made and _make_folder(owner_dir / MEMBERS):
-            self._made.add(owner_dir)
-        turn = Turn(self, owner_dir)
+    def enter(self, owner_dir: Path, wiki: str | None = None) -> Turn:
+        """A request for wiki `wiki` (a slug; None: one members' pool for all the owner's
+        wikis) of the owner whose folder is `owner_dir` (made if missing) arrives: lowered at
+        once if a pool it may join is in debt, so all its work (sign-in, Otterwiki) runs low.
+        Call take() for a turn (or bulk()), and close() in the end."""
+        members_dir = owner_dir / MEMBERS / wiki if wiki else owner_dir / MEMBERS
+        if members_dir not in self._made and all(
+            _make_folder(folder) for folder in (members_dir, owner_dir / OWNER)
+        ):
+            self._made.add(members_dir)
+        turn = Turn(self, owner_dir, members_dir)
         turn.lower_on_arrival()
         self.watch(turn)
         return turn

@@ -28,6 +28,7 @@ from app.wiki.turns import DEBT_WEIGHT
 from app.wiki.turns import HEAVY_CPU
 from app.wiki.turns import LOW_NICE
 from app.wiki.turns import MEMBERS
+from app.wiki.turns import OWNER
 from app.wiki.turns import Turns
 from app.wiki.turns import WikiBusy
 from app.wiki.turns import add_debt
@@ -413,3 +414,29 @@ def test_a_timer_check_that_lands_inside_a_lowering_still_puts_back_the_base(own
     turn._lower(with_children=True)  # the timer's check, landing right there
     turn.close()
     assert priority() == BASE
+
+
+@lowering
+def test_a_crowding_member_of_one_wiki_never_locks_the_owner_or_other_wikis_members_out(owners):
+    """Fourth review: a viewer of one of alice's wikis, crowding it, got 57 refusals onto
+    alice's own views of another wiki. Each wiki's members have a pool, the owner another."""
+    hammered, _ = owners
+    turns = Turns(turns=1, wait=0.1)
+    turns.enter(hammered, "alpha2").close()  # makes the pools' folders
+    crowded = hammered / MEMBERS / "alpha2"
+    with Holder(crowded), Holder(crowded, "wait-0.lock"):
+        set_debt(crowded, CROWD, DEBT_REFUSE + 1)
+        viewer = turns.enter(hammered, "alpha2")
+        viewer.as_member()
+        with pytest.raises(WikiBusy):
+            viewer.take()  # the crowding viewer is refused
+        viewer.close()
+        for wiki, owner in (("alpha", True), ("alpha2", True), ("alpha", False)):
+            turn = turns.enter(hammered, wiki)
+            assert turn.lowered == (wiki == "alpha2")  # not known yet who asks
+            turn.as_member(owner=owner)
+            assert not turn.lowered and priority() == BASE
+            turn.take()  # a turn at once
+            turn.close()
+    assert debt(hammered / OWNER, CROWD) == 0.0
+    assert debt(hammered / MEMBERS / "alpha", CROWD) == 0.0

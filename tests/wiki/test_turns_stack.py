@@ -34,6 +34,8 @@ OWNER = ("did:plc:turnsowner", "turns-owner.test")
 OTHER_OWNER = ("did:plc:turnsother", "turns-other.test")
 HAMMERED, SIBLING, OTHER = "turns-hammered", "turns-sibling", "turns-other"
 OWNERS = {HAMMERED: OWNER, SIBLING: OWNER, OTHER: OTHER_OWNER}
+# A viewer the hammering owner let into SIBLING only.
+VIEWER = ("did:plc:turnsviewer", "turns-viewer.test")
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,9 @@ def wikis(stack):
         store.upsert_user(did, handle)
         create_wiki(stack.settings, store, slug, did, public=True)
         secrets[slug] = store.create_token(slug, did, "editor")[1]
+    store.upsert_user(*VIEWER)
+    store.add_member(SIBLING, *VIEWER, "viewer")
+    stack.viewer_token = store.create_token(SIBLING, VIEWER[0], "viewer")[1]
     store.close()
     stack.other_token = secrets[OTHER]
     stack.hammered_token = secrets[HAMMERED]
@@ -248,11 +253,7 @@ def test_a_crowd_of_anonymous_readers_never_locks_the_owner_out(wikis, path):
     done = threading.Event()
 
     def crowd() -> list[int]:
-        statuses = []
-        with wikis.client("otterwiki", host=f"{HAMMERED}.localhost") as client:
-            while not done.is_set():
-                statuses.append(client.get(path).status_code)
-        return statuses
+        return crowd_until(wikis, HAMMERED, path, done)
 
     def owner_reads() -> list[int]:
         auth = {"Authorization": f"Bearer {wikis.hammered_token}"}
@@ -273,6 +274,42 @@ def test_a_crowd_of_anonymous_readers_never_locks_the_owner_out(wikis, path):
         statuses = [status for client in crowds for status in client.result()]
     assert owner == [200] * 30
     assert 429 in statuses  # the crowd was refused what it could not wait for
+
+
+def crowd_until(stack, slug: str, path: str, done: threading.Event, token=None) -> list[int]:
+    """One client asking wiki `slug` for `path` (with `token`, else anonymous) until `done`;
+    the statuses it got."""
+    statuses = []
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    with stack.client("otterwiki", host=f"{slug}.localhost") as client:
+        while not done.is_set():
+            statuses.append(client.get(path, headers=auth).status_code)
+    return statuses
+
+
+def test_a_viewer_crowding_one_wiki_never_locks_the_owner_out_of_another(wikis):
+    """Fourth review: a viewer of one of the owner's wikis, crowding it, got the owner's own
+    views of another wiki refused. Now only the viewer's wiki's members are crowded."""
+    drained(wikis, HAMMERED)
+    done = threading.Event()
+    auth = {"Authorization": f"Bearer {wikis.hammered_token}"}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        crowds = [
+            pool.submit(crowd_until, wikis, SIBLING, "/Big", done, wikis.viewer_token)
+            for _ in range(3)
+        ]
+        try:
+            time.sleep(1)  # the crowd has run up its debt
+            with wikis.client("otterwiki", host=f"{HAMMERED}.localhost") as client:
+                owner = []
+                for _ in range(30):
+                    owner.append(client.get("/api/v1/pages/Big", headers=auth).status_code)
+                    time.sleep(0.05)
+        finally:
+            done.set()
+        statuses = [status for client in crowds for status in client.result()]
+    assert owner == [200] * 30
+    assert 429 in statuses
 
 
 def slow_upload(
