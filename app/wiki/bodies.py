@@ -1,4 +1,5 @@
-"""A request's body is received whole before its wiki's write lock and turn are taken.
+"""A request's body is received whole before its wiki's write lock and turn are taken; slow
+bodies and slow responses never hold every worker.
 
 A client may send its body slowly, a byte at a time: read inside the wiki's write lock or turn
 (app.wiki.turns), it held them, and every other request of the wiki waited. Received first,
@@ -14,6 +15,14 @@ takes a place: anyone else's body (at most a search form's, app.wiki.gateway) st
 after SLOW_AFTER is cut at once and answered 408, so strangers cannot take the places away from
 the wiki's writers. A buffering proxy in front (Caddy's request_buffers) keeps slow bodies off
 the workers in the first place.
+
+Slow sends: the same holds for responses. A client that reads slowly (a 10 MB attachment, a
+clone, an export, to a receive window of a few kilobytes) holds its worker until the response
+is out; four such readers once held every worker for 27 s, until gunicorn killed them. A
+response still going out SLOW_SEND seconds after the app returned it needs one of the host's
+places for slow sends (again one fewer than the workers); when none is free its socket is shut
+and the client gets what was sent so far. A response buffering proxy (Caddy's
+response_buffers) takes slow readers off the workers in the first place.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from werkzeug.wsgi import get_input_stream
@@ -43,13 +53,16 @@ IN_MEMORY = 1024 * 1024
 _CHUNK = 64 * 1024
 # Seconds a body may take to arrive whole before it needs one of the host's slow-body places.
 SLOW_AFTER = 0.2
+# Seconds a response may take to go out whole before it needs one of the host's slow-send places.
+SLOW_SEND = 2.0
 # Seconds a client refused for want of a slow-body place is told to wait.
 RETRY_AFTER = 5
 
 
-class SlowBodies:
-    """The host's places for bodies that arrive slowly: `places` flock files `slow-N.lock` in
-    `folder`, shared by every worker (the kernel frees a dead worker's)."""
+class SlowPlaces:
+    """The host's places for slow transfers of one direction (bodies arriving, responses going
+    out): `places` flock files `slow-N.lock` in `folder`, shared by every worker (the kernel
+    frees a dead worker's)."""
 
     def __init__(self, folder: Path, places: int):
         self.folder = folder
@@ -74,15 +87,15 @@ class SlowBodies:
         return None
 
 
-# What SlowBodies.take() returns when its files cannot be opened: no file to close.
+# What SlowPlaces.take() returns when its files cannot be opened: no file to close.
 NO_PLACES = -1
 
 
 class _Watch:
-    """Past SLOW_AFTER, a body still arriving takes a slow-body place, or has its socket shut
-    for reading (its read then ends, and `cut` says why)."""
+    """Past SLOW_AFTER, a body still arriving takes a slow-body place (if `may_take_place`),
+    or has its socket shut for reading (its read then ends, and `cut` says why)."""
 
-    def __init__(self, slow: SlowBodies, sock, may_take_place: bool):
+    def __init__(self, slow: SlowPlaces, sock, may_take_place: bool):
         self._slow, self._sock, self._may_take_place = slow, sock, may_take_place
         self._lock = threading.Lock()
         self._done = False
@@ -99,10 +112,7 @@ class _Watch:
             self._place = self._slow.take() if self._may_take_place else None
             if self._place is None:
                 self.cut = True
-                try:
-                    self._sock.shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass  # gone already
+                _shut(self._sock, socket.SHUT_RD)
 
     def stop(self) -> None:
         with self._lock:
@@ -121,7 +131,74 @@ def has_body(environ) -> bool:
     return length.isdigit() and int(length) > 0
 
 
-def receive_body(environ, cap: int, slow: SlowBodies | None = None, writer: bool = True):
+def _shut(sock, how: int) -> None:
+    """Shut `sock` (socket.SHUT_RD or SHUT_RDWR): the worker's read or send on it ends."""
+    try:
+        sock.shutdown(how)
+    except OSError:
+        pass  # gone already
+
+
+class SendWatch:
+    """Watches the response a worker is sending (gunicorn's sync workers send one at a time):
+    past SLOW_SEND it takes a place of `slow`, or its socket is shut and the send fails.
+
+    One thread per worker process, started at the first response, waits for each deadline:
+    a thread per response would cost every request a thread start.
+    """
+
+    def __init__(self, slow: SlowPlaces):
+        self._slow = slow
+        self._changed = threading.Condition()
+        self._sock = None  # the socket of the response being watched, until its deadline
+        self._deadline = 0.0  # time.monotonic() seconds
+        self._place: int | None = None
+        self._cut = False
+        self._thread: threading.Thread | None = None
+
+    def start(self, environ) -> bool:
+        """Watch the response to this request from now (the app has returned it); return
+        whether there is a socket to watch (gunicorn's; not under a test client)."""
+        sock = environ.get("gunicorn.socket")
+        if sock is None:
+            return False
+        with self._changed:
+            if self._thread is None or not self._thread.is_alive():  # none yet, or forked
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+            self._sock, self._deadline, self._cut = sock, time.monotonic() + SLOW_SEND, False
+            self._changed.notify()
+        return True
+
+    def stop(self) -> bool:
+        """The response is out (or its sending ended): free its place; return whether it was
+        cut for want of one."""
+        with self._changed:
+            self._sock = None
+            if self._place is not None and self._place != NO_PLACES:
+                os.close(self._place)
+            self._place = None
+            self._changed.notify()
+            return self._cut
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                if self._sock is None:
+                    self._changed.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                self._place = self._slow.take()
+                if self._place is None:
+                    self._cut = True
+                    _shut(self._sock, socket.SHUT_RDWR)
+                self._sock = None  # watched to its deadline: nothing more to do until stop()
+
+
+def receive_body(environ, cap: int, slow: SlowPlaces | None = None, writer: bool = True):
     """Read the request's body whole and put it in place of `wsgi.input`, with its length.
 
     `cap`: the most bytes any route of the service takes; `slow`: the host's slow-body places

@@ -37,7 +37,9 @@ from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import cookie_name
 from app.web.session_cookie import set_session_cookie
 from app.wiki import page_api
-from app.wiki.bodies import SlowBodies
+from app.wiki.bodies import SLOW_SEND
+from app.wiki.bodies import SendWatch
+from app.wiki.bodies import SlowPlaces
 from app.wiki.bodies import receive_body
 from app.wiki.git_http import GIT_ENDPOINTS
 from app.wiki.git_http import GitHttp
@@ -177,8 +179,9 @@ class WikiGateway:
         # The largest body any route takes: an attachment in its form, or a page API request.
         attachment_form = self.settings.max_attachment_bytes + FORM_ENVELOPE_BYTES
         self._body_cap = max(attachment_form, page_api.MAX_REQUEST_BYTES)
-        # Slow bodies may hold all the workers but one (app.wiki.bodies).
-        self._slow_bodies = SlowBodies(self.settings.run_dir / "bodies", gunicorn_workers() - 1)
+        # Slow bodies, and slow sends, may hold all the workers but one (app.wiki.bodies).
+        self._slow_bodies = SlowPlaces(self.settings.run_dir / "bodies", gunicorn_workers() - 1)
+        self._sends = SendWatch(SlowPlaces(self.settings.run_dir / "sends", gunicorn_workers() - 1))
         self._static_hosts: dict[str, float] = {}
         self._static = static_files(
             tenancy.app.static_folder,
@@ -197,7 +200,19 @@ class WikiGateway:
         except BaseException:
             _close_turn(environ)
             raise
-        return ClosingIterator(response, partial(_close_turn, environ))
+        closing = [partial(_close_turn, environ)]
+        if self._sends.start(environ):
+            closing.append(partial(self._sent, environ))
+        return ClosingIterator(response, closing)
+
+    def _sent(self, environ) -> None:
+        if self._sends.stop():
+            log.warning(
+                "cut the response to %s %s: still going out after %s s, no slow-send place",
+                environ.get("REQUEST_METHOD"),
+                environ.get("PATH_INFO"),
+                SLOW_SEND,
+            )
 
     def _answer(self, environ, start_response, path: str):
         """The response to a request (an error page for every failure but the client's)."""

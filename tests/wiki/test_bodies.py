@@ -12,7 +12,7 @@ from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
 from app.wiki.bodies import IN_MEMORY
 from app.wiki.bodies import NO_PLACES
-from app.wiki.bodies import SlowBodies
+from app.wiki.bodies import SlowPlaces
 from app.wiki.bodies import receive_body
 
 CAP = 4096
@@ -98,7 +98,7 @@ def test_a_body_that_cannot_be_read_is_a_bad_request(error):
 
 
 def test_slow_body_places_fill_up_and_free_again(tmp_path):
-    slow = SlowBodies(tmp_path / "bodies", places=2)
+    slow = SlowPlaces(tmp_path / "bodies", places=2)
     first, second = slow.take(), slow.take()
     assert first is not None and second is not None
     assert slow.take() is None  # every place taken
@@ -112,5 +112,5 @@ def test_slow_body_places_fill_up_and_free_again(tmp_path):
 def test_a_slow_body_goes_on_without_a_place_when_places_cannot_be_made(tmp_path, caplog):
     (tmp_path / "run").write_text("")  # no folder can be made in a file
     with caplog.at_level(logging.WARNING, logger="robot.wiki"):
-        assert SlowBodies(tmp_path / "run" / "bodies", places=2).take() == NO_PLACES
+        assert SlowPlaces(tmp_path / "run" / "bodies", places=2).take() == NO_PLACES
     assert "slow body without a place" in caplog.text

@@ -19,6 +19,7 @@ from app.core.settings import gunicorn_workers
 from app.core.store import Store
 from app.core.wikis import create_wiki
 from app.wiki.bodies import SLOW_AFTER
+from app.wiki.bodies import SLOW_SEND
 from app.wiki.gateway import READER_BODY_BYTES
 from app.wiki.turns import CPU
 from app.wiki.turns import CROWD
@@ -390,3 +391,41 @@ def test_a_slow_small_body_from_a_caller_who_cannot_write_takes_no_place(wikis):
     finally:
         for stranger in strangers:
             stranger.close()
+
+
+def slow_reader(stack, slug: str, path: str) -> socket.socket:
+    """A client that asks for `path` with a receive window of a few kilobytes, then reads
+    nothing until told to."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", stack.port("otterwiki")))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {slug}.localhost\r\n\r\n".encode())
+    return sock
+
+
+def test_slow_readers_never_hold_every_worker(wikis):
+    """Fourth review: four clients reading a 10 MB attachment slowly held every worker for
+    27 s. Now slow sends take all the workers but one; the next is cut, and pages answer."""
+    size = 8 * 1024 * 1024
+    with wikis.client("otterwiki", host=f"{OTHER}.localhost") as client:
+        stored = client.put(
+            "/api/v1/pages/Home/attachments/large.bin",
+            content=os.urandom(size),
+            headers={"Authorization": f"Bearer {wikis.other_token}"},
+        )
+        assert stored.status_code in (200, 201), stored.text
+    places = gunicorn_workers() - 1
+    readers = []
+    try:
+        for _ in range(places + 1):
+            readers.append(slow_reader(wikis, OTHER, "/Home/a/large.bin"))
+            time.sleep(0.2)  # the first ones take the places
+        time.sleep(SLOW_SEND + 1)
+        assert views(wikis, OTHER, "/", 5) == [200] * 5  # a worker is free for everyone
+        received = [len(answer_of(reader).encode("latin-1")) for reader in readers]
+    finally:
+        for reader in readers:
+            reader.close()
+    whole = [n for n in received if n > size]  # the body and its head
+    assert len(whole) == places and len(received) - len(whole) == 1, received
