@@ -85,22 +85,36 @@ class Pages:
         """Tell whether `filename` is a file of this repository (not a folder or outside link)."""
         return self.storage.exists(filename) and not self.storage.isdir(filename)
 
-    def last_commits(self) -> dict[str, Commit]:
-        """Map each file ever committed to its last commit, from one pass over the log."""
-        try:
-            raw = self.storage.repo.git.log("--format=%x01%H%x02%an%x02%aI", "-z", "--name-only")
-        except git.exc.GitCommandError:
-            return {}  # a repository without commits
+    def last_commits(self, wanted: set[str] | None = None, under: str = "") -> dict[str, Commit]:
+        """Map files to their last commit, from one pass over the log, newest first.
+
+        `wanted`: the files asked about; the walk stops once each has been found (on a long
+        history, pages changed lately are found in the first few commits instead of after
+        the whole log). None: every file ever committed, the whole log. `under`: only files
+        in this folder (git reads the changed-path Bloom filters of the commit-graph for it).
+        Returns {} for a repository without commits.
+        """
+        if wanted is not None and not wanted:
+            return {}
+        command = ["log", "--format=%x01%H%x02%an%x02%aI", "-z", "--name-only"]
+        if under:
+            command += ["--", under]
         found: dict[str, Commit] = {}
-        for chunk in raw.split("\x01"):
-            header, _, names = chunk.partition("\x00")
-            if not header:
-                continue
-            sha, author, date = header.split("\x02")
-            for name in names.split("\x00"):
-                name = name.lstrip("\n")
-                if name and name not in found:
-                    found[name] = Commit(sha, author, date)
+        missing = None if wanted is None else set(wanted)
+        process = self.storage.repo.git.execute(
+            ["git", *command], as_process=True, env=_LITERAL, stdout_as_string=False
+        )
+        try:
+            pending = b""
+            while chunk := process.proc.stdout.read(_LOG_CHUNK):
+                pending += chunk
+                *records, pending = pending.split(b"\x01")
+                if _note_commits(records, found, missing):
+                    return found
+            _note_commits([pending], found, missing)
+        finally:
+            process.proc.kill()  # done early, or already ended: either way, reap it
+            process.proc.wait()
         return found
 
     def last_commit(self, filename: str, revision: str = "HEAD") -> Commit | None:
@@ -118,12 +132,11 @@ class Pages:
         if not isinstance(prefix, str) or len(prefix) > 500:
             raise BadRequest("prefix must be a string of at most 500 characters")
         fold = (lambda s: s) if self.rules.retain_case else str.lower
-        commits = self.last_commits()
+        listed = [(self.rules.page_path(f), f) for f in self.page_files()]
+        listed = [(path, f) for path, f in listed if fold(path).startswith(fold(prefix))]
+        commits = self.last_commits({filename for _, filename in listed})
         pages = []
-        for filename in self.page_files():
-            path = self.rules.page_path(filename)
-            if not fold(path).startswith(fold(prefix)):
-                continue
+        for path, filename in listed:
             try:
                 size = self.storage.size(filename)
             except (StorageUnsafePath, OSError):
@@ -540,7 +553,7 @@ class Pages:
                 return []
             raise NotFound(f"page {path!r} does not exist")
         files, _ = self.storage.list(folder, depth=0)
-        commits = self.last_commits()
+        commits = self.last_commits({f"{folder}/{name}" for name in files}, under=folder)
         found = []
         for name in files:
             relative = f"{folder}/{name}"
@@ -681,6 +694,30 @@ class Pages:
                 self._git("rm", "--cached", "-q", "--ignore-unmatch", "--", relative)
         except (OSError, RobotError, git.exc.GitError):
             log.exception("rolling back a failed upload of %s", relative)
+
+
+# Bytes of `git log` output read at a time while walking for last commits.
+_LOG_CHUNK = 64 * 1024
+
+
+def _note_commits(records: list[bytes], found: dict, missing: set[str] | None) -> bool:
+    """Add to `found` the files of `git log` records (a header, then NUL-separated names)
+    not in it yet, taking each from `missing` (None: all are wanted); return True once
+    `missing` is empty."""
+    for record in records:
+        header, _, names = record.decode("utf-8", "surrogateescape").partition("\x00")
+        if not header:
+            continue
+        commit = Commit(*header.split("\x02"))
+        for name in names.split("\x00"):
+            name = name.lstrip("\n")
+            if name and name not in found:
+                found[name] = commit
+                if missing is not None:
+                    missing.discard(name)
+        if missing is not None and not missing:
+            return True
+    return False
 
 
 def _entry(entry: dict) -> dict:

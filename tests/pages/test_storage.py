@@ -320,3 +320,43 @@ def test_append_refuses_nothing_to_add(pages, addition):
     with pytest.raises(BadRequest):
         pages.append("Kept", addition, ALICE)
     assert pages.read("Kept")["content"] == "text\n"
+
+
+def test_last_commits_stop_once_every_wanted_file_is_found(pages, repo):
+    """On a long history the page list once walked the whole log (25 s on a million commits)
+    though every page had changed lately; the walk now stops at the last wanted file."""
+    pages.write("Old", "old\n", ALICE)
+    for n in range(30):
+        pages.write("New", f"version {n}\n", ALICE)
+    newest = git_log(repo)[0]
+    everything = pages.last_commits()
+    assert everything["new.md"].revision == newest
+    assert {"old.md", "home.md"} <= set(everything)
+    early = pages.last_commits({"new.md"})
+    assert early["new.md"].revision == newest and "old.md" not in early  # stopped early
+    both = pages.last_commits({"new.md", "old.md"})
+    assert both["old.md"] == everything["old.md"]
+    assert pages.last_commits(set()) == {}
+    assert pages.last_commits({"never.md"})["new.md"].revision == newest  # walked to the end
+
+
+def test_last_commits_under_a_folder_see_only_its_files(pages):
+    pages.upload_attachment("Home", "a.txt", b"a", ALICE)
+    pages.write("Other", "x\n", ALICE)
+    found = pages.last_commits(under="home")
+    assert set(found) == {"home/a.txt"}
+    assert [a["name"] for a in pages.attachments("Home")] == ["a.txt"]
+    assert pages.attachments("Home")[0]["last_changed"] == found["home/a.txt"].date
+
+
+def test_the_page_list_and_its_dates_stay_the_same(pages):
+    pages.write("Old", "old\n", ALICE)
+    pages.write("New", "new\n", ALICE)
+    everything = pages.last_commits()
+    listed = {page["path"]: page["last_changed"] for page in pages.list()}
+    assert listed == {
+        "Home": everything["home.md"].date,
+        "Old": everything["old.md"].date,
+        "New": everything["new.md"].date,
+    }
+    assert [page["path"] for page in pages.list("ol")] == ["Old"]
