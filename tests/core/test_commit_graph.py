@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -35,11 +34,42 @@ def bloom_checks(repo: Path, path: str) -> int:
     return 0
 
 
+def child_commands() -> list[str]:
+    """The command lines of this process's children (any thread's)."""
+    commands = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+            except OSError:
+                pass  # ended meanwhile
+    return commands
+
+
+def wait_for_writers(repo: Path, timeout: float = 60.0) -> None:
+    """Wait until no `git commit-graph write` runs in `repo` (they run detached, at nice 19:
+    slow on a loaded host)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = []
+        for proc in Path("/proc").iterdir():
+            try:
+                command = (proc / "cmdline").read_bytes()
+                if b"commit-graph" in command and (proc / "cwd").resolve() == repo.resolve():
+                    running.append(proc.name)
+            except OSError:
+                continue  # not a process, ended, or not ours to read
+        if not running:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"git commit-graph still runs in {repo}")
+
+
 def commits(repo: Path) -> int:
     return int(git(repo, "rev-list", "--count", "HEAD"))
 
 
-def wait_for_bloom_checks(repo: Path, path: str, wanted: int, timeout: float = 30.0) -> int:
+def wait_for_bloom_checks(repo: Path, path: str, wanted: int, timeout: float = 60.0) -> int:
     """Poll `bloom_checks` until it is `wanted` (the writer runs detached); return the last."""
     deadline = time.monotonic() + timeout
     while (checked := bloom_checks(repo, path)) != wanted and time.monotonic() < deadline:
@@ -71,13 +101,15 @@ def test_usage_record_starts_it_and_it_never_waits(settings, store, users):
     every = commits(repo) - 1  # the root commit has no filter
     assert wait_for_bloom_checks(repo, "Home.md", every) == every
     # git runs as no one's child: nothing left for this process to reap.
-    assert not Path(f"/proc/self/task/{threading.get_native_id()}/children").read_text().split()
+    assert not any("commit-graph" in command for command in child_commands())
 
 
 def test_init_starts_a_graph_for_wikis_without_one(settings, store, users):
     create_wiki(settings, store, "graph-old", users[0])
     repo = settings.repo_path("graph-old")
-    wait_for_bloom_checks(repo, "Home.md", commits(repo) - 1)  # create_wiki's own
+    every = commits(repo) - 1
+    assert wait_for_bloom_checks(repo, "Home.md", every) == every  # create_wiki's own graph
+    wait_for_writers(repo)  # ... written whole: no writer adds to it after the removal
     subprocess.run(["rm", "-rf", str(repo / ".git/objects/info/commit-graphs")], check=True)
     commit(repo, {"later.md": b"z"})
     assert bloom_checks(repo, "Home.md") == 0

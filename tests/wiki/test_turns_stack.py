@@ -184,14 +184,16 @@ def test_a_page_and_its_images_at_once_stay_clear_of_debt(wikis):
 
 
 def test_a_slow_body_holds_no_turn(wikis):
-    """A client trickling a body to a route that reads it never makes the wiki's readers wait."""
+    """A writer trickling a body to a route that reads it never makes the wiki's readers wait
+    (anyone else's slow body is cut at once: test_a_slow_small_body_...)."""
     drained(wikis, OTHER)
     port = wikis.port("otterwiki")
     with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
         slow.sendall(
             f"GET /Home/preview HTTP/1.1\r\nHost: {OTHER}.localhost\r\n"
+            f"Authorization: Bearer {wikis.other_token}\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n"
-            "Content-Length: 60000\r\n\r\ncontent=".encode()  # a reader may send this much
+            "Content-Length: 60000\r\n\r\ncontent=".encode()
         )
         for _ in range(5):
             slow.sendall(b"a")
