@@ -45,6 +45,8 @@ from app.core.errors import Unavailable
 from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
+from app.wiki.turns import SEND
+from app.wiki.turns import lock_place
 
 log = logging.getLogger("robot.wiki")
 
@@ -141,7 +143,8 @@ def _shut(sock, how: int) -> None:
 
 class SendWatch:
     """Watches the response a worker is sending (gunicorn's sync workers send one at a time):
-    past SLOW_SEND it takes a place of `slow`, or its socket is shut and the send fails.
+    past SLOW_SEND it takes its pool's SEND place (app.wiki.turns: one slow send per pool)
+    and a place of `slow`, or its socket is shut and the send fails.
 
     One thread per worker process, started at the first response, waits for each deadline:
     a thread per response would cost every request a thread start.
@@ -153,16 +156,20 @@ class SendWatch:
         self._sock = None  # the socket of the response being watched, until its deadline
         self._deadline = 0.0  # time.monotonic() seconds
         self._place: int | None = None
+        self._pool: Path | None = None  # the folder of the request's pool
+        self._pool_place: int | None = None
         self._cut = False
         self._thread: threading.Thread | None = None
 
-    def start(self, environ) -> bool:
-        """Watch the response to this request from now (the app has returned it); return
-        whether there is a socket to watch (gunicorn's; not under a test client)."""
+    def start(self, environ, pool: Path | None) -> bool:
+        """Watch the response to this request from now (the app has returned it); `pool`:
+        the folder of the request's pool of turns (None: no pool, only the host's places).
+        Return whether there is a socket to watch (gunicorn's; not under a test client)."""
         sock = environ.get("gunicorn.socket")
         if sock is None:
             return False
         with self._changed:
+            self._pool = pool
             if self._thread is None or not self._thread.is_alive():  # none yet, or forked
                 self._thread = threading.Thread(target=self._run, daemon=True)
                 self._thread.start()
@@ -175,11 +182,27 @@ class SendWatch:
         cut for want of one."""
         with self._changed:
             self._sock = None
-            if self._place is not None and self._place != NO_PLACES:
-                os.close(self._place)
-            self._place = None
+            self._free()
             self._changed.notify()
             return self._cut
+
+    def _free(self) -> None:
+        for place in (self._place, self._pool_place):
+            if place is not None and place >= 0:  # NO_PLACES, NO_PLACE: nothing to close
+                os.close(place)
+        self._place = self._pool_place = None
+
+    def _take(self) -> bool:
+        """Take the pool's place and one of the host's; False (none held) if either is taken."""
+        if self._pool is not None:
+            self._pool_place = lock_place(self._pool / SEND)
+            if self._pool_place is None:
+                return False
+        self._place = self._slow.take()
+        if self._place is None:
+            self._free()
+            return False
+        return True
 
     def _run(self) -> None:
         with self._changed:
@@ -191,8 +214,7 @@ class SendWatch:
                 if left > 0:
                     self._changed.wait(left)
                     continue
-                self._place = self._slow.take()
-                if self._place is None:
+                if not self._take():
                     self._cut = True
                     _shut(self._sock, socket.SHUT_RDWR)
                 self._sock = None  # watched to its deadline: nothing more to do until stop()
