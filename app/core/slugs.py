@@ -46,6 +46,7 @@ _MAIL = """
     hello press jobs careers team ssl-admin ssladmin sysadmin owa exchange outlook trouble
     list lists list-request listmaster listserv majordomo mailman sympa
     mailer mailers newsletter newsletters bounce bounces dkim dmarc spf bimi
+    inbound outbound donotreply do-not-reply dontreply mailin mailout smtpin smtpout
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config), ISATAP (RFC 5214 routers answer as `isatap`), Microsoft device enrolment, and
@@ -78,18 +79,22 @@ RESERVED_REASONS = {
     for name in names.split()
 }
 RESERVED_SLUGS = frozenset(RESERVED_REASONS)
-# The same kinds by shape: numbered service hosts (mail2, ns5, smtp01, www3 ...), mail hosts by
-# their protocol and a role (smtp-relay, mx-backup, imap-eu, mail-out ...), and the platform's
-# or its sign-in network's name joined to a word of office (robot-admin, support-bluesky,
-# robotwtf-team ...).
+# The same kinds by shape: any reserved name numbered (postmaster2, auth-1; reserved_reason),
+# numbered service hosts (mail2, ns5, smtp01, www3 ...), mail hosts by their protocol and a
+# role (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by
+# region or number (pds-eu, pds1), and the platform's or its sign-in network's name joined to
+# a word of office (robot-admin, support-bluesky, robotwtf-team ...).
+_NUMBER_SUFFIX = re.compile(r"-?\d+$")
 _NUMBERED = re.compile(
     r"^(?:www|web|mail|email|smtp|smtps|imap|imap4|imaps|pop|pop3|pops|mx|ns|dns|ftp|sftp"
-    r"|webmail|cdn|api|app|vpn|ldap|ntp|proxy|relay|gateway|gw|host|server|node|owa)-?\d+$"
+    r"|webmail|cdn|api|app|vpn|ldap|ntp|proxy|relay|gateway|gw|host|server|node|owa|mta)-?\d+$"
 )
 _MAIL_HOST = re.compile(
     r"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-[a-z0-9-]+"
-    r"|(?:mail|email)-(?:in|out|relay|gw|gateway|server|host|outbound|inbound|backup))$"
+    r"|(?:mail|email|smtp|mx)-?(?:in|out|relay|gw|gateway|server|host|outbound|inbound|backup)"
+    r"|backup-?(?:mx|mail|smtp))$"
 )
+_PDS_LIKE = re.compile(r"^(?:pds|xrpc|bgs|appview|entryway|labeler|relay|plc)(?:-[a-z0-9-]+|\d+)$")
 _PLATFORM_NAMES = r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto)"
 _OFFICES = (
     r"(?:admin|admins|administrator|team|support|staff|official|security|help|helpdesk|mod"
@@ -100,14 +105,19 @@ _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-{_OFFICES}|{_OFFICES}-{_PLATFOR
 PATTERN_REASONS = (
     (_NUMBERED, "it names a numbered service host"),
     (_MAIL_HOST, "it names a mail service host"),
+    (_PDS_LIKE, "it would pass for the sign-in network's services"),
     (_LOOKALIKE, "it would pass for the platform"),
 )
 
 
 def reserved_reason(slug: str) -> str | None:
-    """Return why `slug` is reserved (a listed name or a reserved shape), or None."""
+    """Return why `slug` is reserved (a listed name, a listed name numbered as hosts are:
+    `postmaster2`, `webmaster-1`, `auth2`, or a reserved shape), or None."""
     if slug in RESERVED_REASONS:
         return RESERVED_REASONS[slug]
+    unnumbered = _NUMBER_SUFFIX.sub("", slug)
+    if unnumbered != slug and unnumbered in RESERVED_REASONS:
+        return RESERVED_REASONS[unnumbered]
     for pattern, reason in PATTERN_REASONS:
         if pattern.fullmatch(slug):
             return reason

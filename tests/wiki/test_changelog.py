@@ -111,6 +111,18 @@ def test_each_page_lists_its_own_commits_and_links_its_neighbours(wiki, page):
     assert wiki.commits[0][:6] in targets and wiki.commits[1000][:6] in targets  # first, last
 
 
+def test_a_page_that_starts_between_page_starts_skips_no_commit(wiki):
+    """Fifth review: a changelog link made before new commits arrived starts between pages;
+    its next page skipped the commits up to the next page start."""
+    start = 150
+    answer = get(wiki, f"/-/changelog/{wiki.commits[start][:6]}")
+    assert shown_revisions(answer.text) == [sha[:6] for sha in wiki.commits[start:][:PAGE_SIZE]]
+    targets = page_link_targets(answer.text)
+    assert wiki.commits[start + PAGE_SIZE][:6] in targets  # next: right after the last shown
+    assert wiki.commits[start - PAGE_SIZE][:6] in targets  # previous: right before the first
+    assert re.search(r'class="btn btn-square active"[^>]*>2<', answer.text)  # holds commit 150
+
+
 def test_the_last_page_ends_with_the_wikis_first_commit(wiki):
     answer = get(wiki, f"/-/changelog/{wiki.commits[1000][:6]}")
     assert shown_revisions(answer.text)[-1] == wiki.commits[-1][:6]

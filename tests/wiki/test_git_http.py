@@ -93,7 +93,7 @@ def made(stack):
     ok(stack.robot("user", "add", "--did", OWNER[0], "--handle", OWNER[1]))
     ok(stack.robot("user", "add", "--did", OTHER[0], "--handle", OTHER[1]))
     count = iter(range(1000))
-    return lambda **options: GitWiki(stack, f"git-{next(count)}", **options)
+    return lambda **options: GitWiki(stack, f"gitwiki-{next(count)}", **options)
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,12 @@ def install_paged_changelog(server: ModuleType) -> None:
             if start < 0:
                 raise NotFound(f"commit {self.commit_start} is not in this wiki's changelog")
         starts = [sha[:6] for sha in commits[::PAGE_SIZE]]
-        links, ends = page_links(starts, -(-start // PAGE_SIZE))  # the page at or after start
+        links, ends = page_links(starts, start // PAGE_SIZE)  # the page holding start
+        # Previous and next from the first commit shown, which an old link (the log has grown
+        # since) may have put between page starts: no commit is skipped or shown twice.
+        ends["previous_page"] = commits[max(start - PAGE_SIZE, 0)][:6] if start > 0 else None
+        after = start + PAGE_SIZE
+        ends["next_page"] = commits[after][:6] if after < len(commits) else None
         return render_template(
             "changelog.html",
             log=self.get(skip=start, count=PAGE_SIZE),
