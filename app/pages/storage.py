@@ -96,7 +96,10 @@ class Pages:
         """
         if wanted is not None and not wanted:
             return {}
+        # A merge names the files it changed on the branch it was merged into: a page a
+        # merge made, or changed to resolve a conflict, has that merge as its last commit.
         command = ["log", "--format=%x01%H%x02%an%x02%aI", "-z", "--name-only"]
+        command += ["--diff-merges=first-parent"]
         if under:
             command += ["--", under]
         found: dict[str, Commit] = {}

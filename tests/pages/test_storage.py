@@ -360,3 +360,32 @@ def test_the_page_list_and_its_dates_stay_the_same(pages):
         "New": everything["new.md"].date,
     }
     assert [page["path"] for page in pages.list("ol")] == ["Old"]
+
+
+def test_a_page_made_in_a_merge_commit_has_that_merge_as_its_last_commit(pages, repo):
+    """Fifth review: a pushed merge that added a page itself left the page undated in the
+    list, and every listing walked the whole log looking for it."""
+
+    def run(*args):
+        command = ["git", "-c", "user.name=m", "-c", "user.email=m@m", *args]
+        subprocess.run(command, cwd=repo, check=True, capture_output=True)
+
+    main = subprocess.run(
+        ["git", "branch", "--show-current"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    run("checkout", "-q", "-b", "side")
+    (repo / "side.md").write_text("side\n")
+    run("add", "side.md")
+    run("commit", "-q", "-m", "side")
+    run("checkout", "-q", main)
+    pages.write("Other", "other\n", ALICE)  # main moved on: the merge is a true merge
+    run("merge", "-q", "--no-ff", "--no-commit", "side")
+    (repo / "merged.md").write_text("made in the merge\n")
+    run("add", "merged.md")
+    run("commit", "-q", "-m", "merge side")
+    merge = git_log(repo)[0]
+    found = pages.last_commits({"merged.md", "side.md"})
+    assert found["merged.md"].revision == merge
+    assert found["side.md"].revision == merge  # it came to main with the merge
+    listed = {page["path"]: page["last_changed"] for page in pages.list()}
+    assert listed["Merged"] is not None and listed["Side"] is not None
