@@ -24,6 +24,9 @@ from app.core.errors import RobotError
 from app.core.errors import error_body
 from app.core.platform import Platform
 from app.core.settings import Settings
+from app.core.settings import gunicorn_workers
+from app.web.bodies import ReceivedBodies
+from app.web.bodies import SlowPlaces
 
 # Management bodies are a few fields; anything bigger is a mistake or an attack.
 MAX_BODY_BYTES = 64 * 1024
@@ -189,6 +192,11 @@ def make_flask_app(import_name: str, platform: Platform, static_dir: Path | None
         app.static_folder = str(static_dir)
         app.add_url_rule("/static/<path:filename>", "static", app.send_static_file)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Bodies arrive whole before Flask reads them; slow ones may hold all workers but one.
+    places = platform.settings.run_dir / f"bodies-{import_name.rsplit('.', 1)[-1]}"
+    app.wsgi_app = ReceivedBodies(
+        app.wsgi_app, MAX_BODY_BYTES, SlowPlaces(places, gunicorn_workers() - 1)
+    )
     app.json.sort_keys = False
     app.extensions["robot"] = platform
     register_error_handlers(app)

@@ -33,14 +33,12 @@ from app.core.settings import gunicorn_workers
 from app.core.slugs import slug_from_host
 from app.core.store import Store
 from app.core.store import Wiki
+from app.web.bodies import SlowPlaces
+from app.web.bodies import receive_body
 from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import cookie_name
 from app.web.session_cookie import set_session_cookie
 from app.wiki import page_api
-from app.wiki.bodies import SLOW_SEND
-from app.wiki.bodies import SendWatch
-from app.wiki.bodies import SlowPlaces
-from app.wiki.bodies import receive_body
 from app.wiki.git_http import GIT_ENDPOINTS
 from app.wiki.git_http import GitHttp
 from app.wiki.otterwiki import APP_SERVED_STATIC
@@ -57,6 +55,8 @@ from app.wiki.responses import text_response
 from app.wiki.routes import READ_ONLY_ENDPOINTS
 from app.wiki.routes import Route
 from app.wiki.routes import Routes
+from app.wiki.sends import SLOW_SEND
+from app.wiki.sends import SendWatch
 from app.wiki.static import static_files
 from app.wiki.turns import Turn
 from app.wiki.turns import Turns
@@ -179,7 +179,8 @@ class WikiGateway:
         # The largest body any route takes: an attachment in its form, or a page API request.
         attachment_form = self.settings.max_attachment_bytes + FORM_ENVELOPE_BYTES
         self._body_cap = max(attachment_form, page_api.MAX_REQUEST_BYTES)
-        # Slow bodies, and slow sends, may hold all the workers but one (app.wiki.bodies).
+        # Slow bodies and slow sends may hold all the workers but one (app.web.bodies,
+        # app.wiki.sends).
         self._slow_bodies = SlowPlaces(self.settings.run_dir / "bodies", gunicorn_workers() - 1)
         self._sends = SendWatch(SlowPlaces(self.settings.run_dir / "sends", gunicorn_workers() - 1))
         self._static_hosts: dict[str, float] = {}
@@ -400,7 +401,7 @@ class WikiGateway:
     ):
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
 
-        The request's body is received whole first (app.wiki.bodies). `turn` (app.wiki.turns)
+        The request's body is received whole first (app.web.bodies). `turn` (app.wiki.turns)
         is the request's at its wiki: taken after the write lock for Otterwiki to compute the
         response in, handed on when the app returns it, so a slow reader never holds it.
         """

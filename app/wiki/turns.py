@@ -39,7 +39,7 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   views take. Bulk transfers always run at LOW_NICE, and each pool runs one at a time (its
   BULK place; another is refused with 429): five anonymous clones of one public wiki once held
   every worker.
-- Slow sends: a response still going out after app.wiki.bodies.SLOW_SEND needs its pool's SEND
+- Slow sends: a response still going out after app.wiki.sends.SLOW_SEND needs its pool's SEND
   place as well as one of the host's: strangers reading one wiki's files slowly hold one
   worker at most, and never take the host's places from other wikis' people.
 

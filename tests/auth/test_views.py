@@ -1,3 +1,6 @@
+import socket
+import time
+
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -7,6 +10,8 @@ from app.auth_server import create_app
 from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
+from app.core.settings import gunicorn_workers
+from app.web.bodies import SLOW_AFTER
 
 
 @pytest.fixture
@@ -136,3 +141,34 @@ def test_stack_auth_documents(stack):
     )
     assert auth.get("/.well-known/jwks.json").json()["keys"][0]["alg"] == "ES256"
     assert "Sign in with Bluesky" in auth.get("/auth/login").text
+
+
+def _slow_form(port: int, path: str) -> socket.socket:
+    """A client that sends a form's headers and its first bytes, then waits."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Content-Length: 60000\r\n\r\nhandle=".encode()
+    )
+    return sock
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(("service", "path"), [("auth", "/auth/login"), ("api", "/api/wikis")])
+def test_stack_slow_bodies_never_hold_every_worker_of_auth_or_api(stack, service, path):
+    """Fifth review: four anonymous slow sign-in forms held every auth worker, and sign-in
+    waited until they ended. Slow bodies now take the service's places (all its workers but
+    one): the next is refused at once, and the service still answers."""
+    port = stack.port(service)
+    holding = [_slow_form(port, path) for _ in range(gunicorn_workers() - 1)]
+    try:
+        time.sleep(SLOW_AFTER + 0.5)  # each has taken a place by now
+        with _slow_form(port, path) as refused:
+            answer = b"".join(iter(lambda: refused.recv(65536), b"")).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 503") and "Retry-After: 5" in answer, answer
+        for _ in range(3):
+            assert stack.client(service).get("/healthz").status_code == 200
+    finally:
+        for sock in holding:
+            sock.close()

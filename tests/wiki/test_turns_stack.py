@@ -18,9 +18,9 @@ import pytest
 from app.core.settings import gunicorn_workers
 from app.core.store import Store
 from app.core.wikis import create_wiki
-from app.wiki.bodies import SLOW_AFTER
-from app.wiki.bodies import SLOW_SEND
+from app.web.bodies import SLOW_AFTER
 from app.wiki.gateway import READER_BODY_BYTES
+from app.wiki.sends import SLOW_SEND
 from app.wiki.turns import CPU
 from app.wiki.turns import CROWD
 from app.wiki.turns import DEBT_LOW

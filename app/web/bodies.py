@@ -1,5 +1,8 @@
-"""A request's body is received whole before its wiki's write lock and turn are taken; slow
-bodies and slow responses never hold every worker.
+"""A request's body is received whole before the app runs; slow bodies never hold every worker.
+
+The wiki service receives a body before its wiki's write lock and turn are taken
+(app.wiki.gateway); the api and auth services before Flask reads it (`ReceivedBodies`, from
+app.web.flask_app).
 
 A client may send its body slowly, a byte at a time: read inside the wiki's write lock or turn
 (app.wiki.turns), it held them, and every other request of the wiki waited. Received first,
@@ -8,55 +11,48 @@ that reads it, which gunicorn's timeout bounds (a transfer moving at least
 TRANSFER_MIN_RATE checks in to stay alive, app.web.heartbeat).
 
 Slow bodies: a body still arriving SLOW_AFTER seconds after it began needs one of the host's
-SlowBodies places, one fewer than the workers, so clients trickling bodies can never hold every
+SlowPlaces places, one fewer than the workers, so clients trickling bodies can never hold every
 worker (four such uploads once stalled every wiki for 40 s). When none is free its socket is
 shut for reading and the request is answered 503 with Retry-After. Only a caller who may write
 takes a place: anyone else's body (at most a search form's, app.wiki.gateway) still arriving
 after SLOW_AFTER is cut at once and answered 408, so strangers cannot take the places away from
-the wiki's writers. A buffering proxy in front (Caddy's request_buffers) keeps slow bodies off
-the workers in the first place.
-
-Slow sends: the same holds for responses. A client that reads slowly (a 10 MB attachment, a
-clone, an export, to a receive window of a few kilobytes) holds its worker until the response
-is out; four such readers once held every worker for 27 s, until gunicorn killed them. A
-response still going out SLOW_SEND seconds after the app returned it needs one of the host's
-places for slow sends (again one fewer than the workers); when none is free its socket is shut
-and the client gets what was sent so far. A response buffering proxy (Caddy's
-response_buffers) takes slow readers off the workers in the first place.
+the wiki's writers. The api and auth services cannot tell writers (their callers are mostly
+signed out): any slow body takes a place there, and four slow sign-in forms no longer hold
+the auth service's every worker. A buffering proxy in front (Caddy's request_buffers) keeps
+slow bodies off the workers in the first place.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import socket
 import tempfile
 import threading
-import time
 from pathlib import Path
 
+from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_input_stream
 
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
 from app.core.errors import RequestTimeout
+from app.core.errors import RobotError
 from app.core.errors import Unavailable
+from app.core.errors import error_body
 from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
-from app.wiki.turns import SEND
-from app.wiki.turns import lock_place
 
-log = logging.getLogger("robot.wiki")
+log = logging.getLogger("robot.web")
 
 # Bytes of a body kept in memory; past this it goes on in a temporary file.
 IN_MEMORY = 1024 * 1024
 _CHUNK = 64 * 1024
 # Seconds a body may take to arrive whole before it needs one of the host's slow-body places.
 SLOW_AFTER = 0.2
-# Seconds a response may take to go out whole before it needs one of the host's slow-send places.
-SLOW_SEND = 2.0
 # Seconds a client refused for want of a slow-body place is told to wait.
 RETRY_AFTER = 5
 
@@ -114,7 +110,7 @@ class _Watch:
             self._place = self._slow.take() if self._may_take_place else None
             if self._place is None:
                 self.cut = True
-                _shut(self._sock, socket.SHUT_RD)
+                shut(self._sock, socket.SHUT_RD)
 
     def stop(self) -> None:
         with self._lock:
@@ -133,91 +129,12 @@ def has_body(environ) -> bool:
     return length.isdigit() and int(length) > 0
 
 
-def _shut(sock, how: int) -> None:
+def shut(sock, how: int) -> None:
     """Shut `sock` (socket.SHUT_RD or SHUT_RDWR): the worker's read or send on it ends."""
     try:
         sock.shutdown(how)
     except OSError:
         pass  # gone already
-
-
-class SendWatch:
-    """Watches the response a worker is sending (gunicorn's sync workers send one at a time):
-    past SLOW_SEND it takes its pool's SEND place (app.wiki.turns: one slow send per pool)
-    and a place of `slow`, or its socket is shut and the send fails.
-
-    One thread per worker process, started at the first response, waits for each deadline:
-    a thread per response would cost every request a thread start.
-    """
-
-    def __init__(self, slow: SlowPlaces):
-        self._slow = slow
-        self._changed = threading.Condition()
-        self._sock = None  # the socket of the response being watched, until its deadline
-        self._deadline = 0.0  # time.monotonic() seconds
-        self._place: int | None = None
-        self._pool: Path | None = None  # the folder of the request's pool
-        self._pool_place: int | None = None
-        self._cut = False
-        self._thread: threading.Thread | None = None
-
-    def start(self, environ, pool: Path | None) -> bool:
-        """Watch the response to this request from now (the app has returned it); `pool`:
-        the folder of the request's pool of turns (None: no pool, only the host's places).
-        Return whether there is a socket to watch (gunicorn's; not under a test client)."""
-        sock = environ.get("gunicorn.socket")
-        if sock is None:
-            return False
-        with self._changed:
-            self._pool = pool
-            if self._thread is None or not self._thread.is_alive():  # none yet, or forked
-                self._thread = threading.Thread(target=self._run, daemon=True)
-                self._thread.start()
-            self._sock, self._deadline, self._cut = sock, time.monotonic() + SLOW_SEND, False
-            self._changed.notify()
-        return True
-
-    def stop(self) -> bool:
-        """The response is out (or its sending ended): free its place; return whether it was
-        cut for want of one."""
-        with self._changed:
-            self._sock = None
-            self._free()
-            self._changed.notify()
-            return self._cut
-
-    def _free(self) -> None:
-        for place in (self._place, self._pool_place):
-            if place is not None and place >= 0:  # NO_PLACES, NO_PLACE: nothing to close
-                os.close(place)
-        self._place = self._pool_place = None
-
-    def _take(self) -> bool:
-        """Take the pool's place and one of the host's; False (none held) if either is taken."""
-        if self._pool is not None:
-            self._pool_place = lock_place(self._pool / SEND)
-            if self._pool_place is None:
-                return False
-        self._place = self._slow.take()
-        if self._place is None:
-            self._free()
-            return False
-        return True
-
-    def _run(self) -> None:
-        with self._changed:
-            while True:
-                if self._sock is None:
-                    self._changed.wait()
-                    continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
-                    self._changed.wait(left)
-                    continue
-                if not self._take():
-                    self._cut = True
-                    _shut(self._sock, socket.SHUT_RDWR)
-                self._sock = None  # watched to its deadline: nothing more to do until stop()
 
 
 def receive_body(environ, cap: int, slow: SlowPlaces | None = None, writer: bool = True):
@@ -288,3 +205,33 @@ def _read(stream) -> bytes:
         return stream.read(_CHUNK)
     except Exception as error:  # gunicorn.http.errors.ParseException is not an OSError
         raise BadRequest(f"the request body could not be read ({type(error).__name__})") from None
+
+
+class ReceivedBodies:
+    """WSGI middleware: receive each request's body whole (`receive_body`, up to `cap` bytes,
+    slow ones taking a place of `slow`) before `app` (a Flask app's wsgi_app) runs, and close
+    it once `app` returns; answer what receive_body raises as a JSON error
+    (app.core.errors.error_body) without running the app."""
+
+    def __init__(self, app, cap: int, slow: SlowPlaces):
+        self.app, self.cap, self.slow = app, cap, slow
+
+    def __call__(self, environ, start_response):
+        try:
+            body = receive_body(environ, self.cap, self.slow)
+        except RobotError as error:
+            headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+            response = Response(
+                json.dumps(error_body(error)),
+                status=error.status,
+                headers={**headers, "Connection": "close"},
+                mimetype="application/json",
+            )
+            return response(environ, start_response)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            # Flask has run the view, which read what it wanted; the api and auth services
+            # stream no response that reads the body later.
+            if body is not None:
+                body.close()

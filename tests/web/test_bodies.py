@@ -10,10 +10,10 @@ import pytest
 
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
-from app.wiki.bodies import IN_MEMORY
-from app.wiki.bodies import NO_PLACES
-from app.wiki.bodies import SlowPlaces
-from app.wiki.bodies import receive_body
+from app.web.bodies import IN_MEMORY
+from app.web.bodies import NO_PLACES
+from app.web.bodies import SlowPlaces
+from app.web.bodies import receive_body
 
 CAP = 4096
 
