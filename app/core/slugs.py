@@ -28,7 +28,7 @@ _SERVICE_HOSTS = """
     cpanel whm webdisk cpcalendars cpcontacts
     pki ocsp crl acme cert certs certificate certificates
     mobile amp default office gitlab github gitea jenkins jira confluence registry
-    vault sentry analytics stats tracking
+    vault sentry analytics stats tracking openid saml idp
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -47,6 +47,7 @@ _MAIL = """
     list lists list-request listmaster listserv majordomo mailman sympa
     mailer mailers newsletter newsletters bounce bounces dkim dmarc spf bimi
     inbound outbound donotreply do-not-reply dontreply mailin mailout smtpin smtpout
+    smarthost mailhub mailgw returnpath return-path
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config), ISATAP (RFC 5214 routers answer as `isatap`), Microsoft device enrolment, and
@@ -79,12 +80,18 @@ RESERVED_REASONS = {
     for name in names.split()
 }
 RESERVED_SLUGS = frozenset(RESERVED_REASONS)
+# The same names without their hyphens: `sign-in` is as reserved as `signin`.
+_RESERVED_COMPACT = {
+    **{name.replace("-", ""): reason for name, reason in RESERVED_REASONS.items()},
+    **RESERVED_REASONS,
+}
 # The same kinds by shape: any reserved name numbered (postmaster2, auth-1; reserved_reason),
 # numbered service hosts (mail2, ns5, smtp01, www3 ...), mail hosts by their protocol and a
 # role (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by
 # region or number (pds-eu, pds1), and the platform's or its sign-in network's name joined to
 # a word of office (robot-admin, support-bluesky, robotwtf-team ...).
-_NUMBER_SUFFIX = re.compile(r"-?\d+$")
+# What hosts add to a name: a number, a version, a two-letter region (api2, api-v2, api-eu).
+_HOST_SUFFIX = re.compile(r"(?:-?\d+|-v\d+|-[a-z]{2})$")
 _NUMBERED = re.compile(
     r"^(?:www|web|mail|email|smtp|smtps|imap|imap4|imaps|pop|pop3|pops|mx|ns|dns|ftp|sftp"
     r"|webmail|cdn|api|app|vpn|ldap|ntp|proxy|relay|gateway|gw|host|server|node|owa|mta)-?\d+$"
@@ -92,16 +99,19 @@ _NUMBERED = re.compile(
 _MAIL_HOST = re.compile(
     r"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-[a-z0-9-]+"
     r"|(?:mail|email|smtp|mx)-?(?:in|out|relay|gw|gateway|server|host|outbound|inbound|backup)"
-    r"|backup-?(?:mx|mail|smtp))$"
+    r"|backup-?(?:mx|mail|smtp)|(?:inbound|outbound)-?mail)$"
 )
 _PDS_LIKE = re.compile(r"^(?:pds|xrpc|bgs|appview|entryway|labeler|relay|plc)(?:-[a-z0-9-]+|\d+)$")
-_PLATFORM_NAMES = r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto)"
+_PLATFORM_NAMES = (
+    r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto|pds)"
+)
 _OFFICES = (
     r"(?:admin|admins|administrator|team|support|staff|official|security|help|helpdesk|mod"
     r"|mods|moderator|moderators|ops|status|abuse|trust|safety|billing|account|accounts|login"
-    r"|auth|verify|verified|system|service|services|noreply|no-reply|info|news|app|api|mail)"
+    r"|auth|verify|verified|system|service|services|noreply|no-reply|info|news|app|api|mail"
+    r"|social|pds|relay|official)"
 )
-_LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-{_OFFICES}|{_OFFICES}-{_PLATFORM_NAMES})$")
+_LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATFORM_NAMES})$")
 PATTERN_REASONS = (
     (_NUMBERED, "it names a numbered service host"),
     (_MAIL_HOST, "it names a mail service host"),
@@ -111,17 +121,25 @@ PATTERN_REASONS = (
 
 
 def reserved_reason(slug: str) -> str | None:
-    """Return why `slug` is reserved (a listed name, a listed name numbered as hosts are:
-    `postmaster2`, `webmaster-1`, `auth2`, or a reserved shape), or None."""
-    if slug in RESERVED_REASONS:
-        return RESERVED_REASONS[slug]
-    unnumbered = _NUMBER_SUFFIX.sub("", slug)
-    if unnumbered != slug and unnumbered in RESERVED_REASONS:
-        return RESERVED_REASONS[unnumbered]
-    for pattern, reason in PATTERN_REASONS:
-        if pattern.fullmatch(slug):
-            return reason
+    """Return why `slug` is reserved, or None: a listed name or a reserved shape, as written,
+    without its hyphens (`sign-in`), or without a number, version or region at its end
+    (`postmaster2`, `api-v2`, `auth-eu`, `robot-admin1`)."""
+    for spelling in _spellings(slug):
+        if spelling in _RESERVED_COMPACT:
+            return _RESERVED_COMPACT[spelling]
+        for pattern, reason in PATTERN_REASONS:
+            if pattern.fullmatch(spelling):
+                return reason
     return None
+
+
+def _spellings(slug: str) -> list[str]:
+    """`slug` and the spellings reserved_reason also checks, in that order."""
+    bases = [slug]
+    bare = _HOST_SUFFIX.sub("", slug)
+    if bare and bare != slug:
+        bases.append(bare)
+    return bases + [base.replace("-", "") for base in bases if "-" in base]
 
 
 def slug_problem(slug: str) -> str | None:

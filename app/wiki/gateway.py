@@ -202,8 +202,7 @@ class WikiGateway:
             _close_turn(environ)
             raise
         closing = [partial(_close_turn, environ)]
-        turn = environ.get(_TURN_KEY)
-        if self._sends.start(environ, turn.pool_dir if turn is not None else None):
+        if self._sends.start(environ):
             closing.append(partial(self._sent, environ))
         return ClosingIterator(response, closing)
 

@@ -488,18 +488,23 @@ def _stream(stdout, cleanup: ExitStack, keepalive: KeepAlive):
 
 
 def _reap(process: subprocess.Popen) -> None:
-    """Wait for http-backend to end (killing it if it hangs) and close its pipes."""
-    if process.stdin and not process.stdin.closed:
-        try:
-            process.stdin.close()
-        except OSError:
-            pass
+    """Close http-backend's pipes and wait for it to end (killing it if it hangs).
+
+    Its output is closed before the wait: a client that went away mid-clone left git blocked
+    writing a full pipe, and the worker waited _EXIT_TIMEOUT for it (30 s). Now git's next
+    write fails and it ends; after a whole answer, the pipe was at its end anyway.
+    """
+    for pipe in (process.stdin, process.stdout):
+        if pipe and not pipe.closed:
+            try:
+                pipe.close()
+            except OSError:
+                pass
     try:
         process.wait(timeout=_EXIT_TIMEOUT)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-    process.stdout.close()
 
 
 def _refused(error: RobotError):

@@ -3,11 +3,12 @@
 A client that reads slowly (a 10 MB attachment, a clone, an export, to a receive window of a
 few kilobytes) holds its worker until the response is out; four such readers once held every
 worker for 27 s, until gunicorn killed them. A response still going out SLOW_SEND seconds after
-the app returned it needs its pool's SEND place (app.wiki.turns: one slow send per pool of
-callers, so strangers never take the places of a wiki's people) and one of the host's places
-for slow sends (one fewer than the workers); when either is taken its socket is shut and the
-client gets what was sent so far. A response buffering proxy (Caddy's response_buffers) takes
-slow readers off the workers in the first place.
+the app returned it needs one of the host's places for slow sends (one fewer than the
+workers); when none is free its socket is shut and the client gets what was sent so far. The
+places go first come, first served: clients reading slowly can still take them all, and a
+long download of someone else's, begun then, is cut; one worker stays free for everyone. A
+response buffering proxy (Caddy's response_buffers) takes slow readers off the workers in the
+first place.
 """
 
 from __future__ import annotations
@@ -16,12 +17,9 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
 
 from app.web.bodies import SlowPlaces
 from app.web.bodies import shut
-from app.wiki.turns import SEND
-from app.wiki.turns import lock_place
 
 # Seconds a response may take to go out whole before it needs one of the host's slow-send places.
 SLOW_SEND = 2.0
@@ -29,8 +27,7 @@ SLOW_SEND = 2.0
 
 class SendWatch:
     """Watches the response a worker is sending (gunicorn's sync workers send one at a time):
-    past SLOW_SEND it takes its pool's SEND place (app.wiki.turns: one slow send per pool)
-    and a place of `slow`, or its socket is shut and the send fails.
+    past SLOW_SEND it takes a place of `slow`, or its socket is shut and the send fails.
 
     One thread per worker process, started at the first response, waits for each deadline:
     a thread per response would cost every request a thread start.
@@ -42,20 +39,16 @@ class SendWatch:
         self._sock = None  # the socket of the response being watched, until its deadline
         self._deadline = 0.0  # time.monotonic() seconds
         self._place: int | None = None
-        self._pool: Path | None = None  # the folder of the request's pool
-        self._pool_place: int | None = None
         self._cut = False
         self._thread: threading.Thread | None = None
 
-    def start(self, environ, pool: Path | None) -> bool:
-        """Watch the response to this request from now (the app has returned it); `pool`:
-        the folder of the request's pool of turns (None: no pool, only the host's places).
-        Return whether there is a socket to watch (gunicorn's; not under a test client)."""
+    def start(self, environ) -> bool:
+        """Watch the response to this request from now (the app has returned it); return
+        whether there is a socket to watch (gunicorn's; not under a test client)."""
         sock = environ.get("gunicorn.socket")
         if sock is None:
             return False
         with self._changed:
-            self._pool = pool
             if self._thread is None or not self._thread.is_alive():  # none yet, or forked
                 self._thread = threading.Thread(target=self._run, daemon=True)
                 self._thread.start()
@@ -73,22 +66,9 @@ class SendWatch:
             return self._cut
 
     def _free(self) -> None:
-        for place in (self._place, self._pool_place):
-            if place is not None and place >= 0:  # NO_PLACES, NO_PLACE: nothing to close
-                os.close(place)
-        self._place = self._pool_place = None
-
-    def _take(self) -> bool:
-        """Take the pool's place and one of the host's; False (none held) if either is taken."""
-        if self._pool is not None:
-            self._pool_place = lock_place(self._pool / SEND)
-            if self._pool_place is None:
-                return False
-        self._place = self._slow.take()
-        if self._place is None:
-            self._free()
-            return False
-        return True
+        if self._place is not None and self._place >= 0:  # NO_PLACES: nothing to close
+            os.close(self._place)
+        self._place = None
 
     def _run(self) -> None:
         with self._changed:
@@ -100,7 +80,8 @@ class SendWatch:
                 if left > 0:
                     self._changed.wait(left)
                     continue
-                if not self._take():
+                self._place = self._slow.take()
+                if self._place is None:
                     self._cut = True
                     shut(self._sock, socket.SHUT_RDWR)
                 self._sock = None  # watched to its deadline: nothing more to do until stop()

@@ -36,12 +36,7 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   runs as any of its pools' debts say; a member's is put back if its own pool owes nothing.
 - Bulk transfers (git clone, fetch and push, exports) and attachment downloads take no turn:
   they move for seconds or minutes at the client's pace and must never hold the turns that
-  views take. Bulk transfers always run at LOW_NICE, and each pool runs one at a time (its
-  BULK place; another is refused with 429): five anonymous clones of one public wiki once held
-  every worker.
-- Slow sends: a response still going out after app.wiki.sends.SLOW_SEND needs its pool's SEND
-  place as well as one of the host's: strangers reading one wiki's files slowly hold one
-  worker at most, and never take the host's places from other wikis' people.
+  views take. Bulk transfers always run at LOW_NICE.
 
 Turns are flock(2) locks on files in the owner's folder (Settings.owner_turns_dir, under the
 run dir): shared by every worker, released by the kernel if a worker dies. A debt is the mtime
@@ -125,8 +120,6 @@ CROWD, CPU = "turn-0.lock", "wait-0.lock"
 # let in) never the owner, nor another wiki's members.
 MEMBERS = "members"
 OWNER = "owner"
-# A pool's place for its one bulk transfer at a time, and for its one slow send.
-BULK, SEND = "bulk-0.lock", "send-0.lock"
 
 
 def _in_debt(pool_dir: Path) -> bool:
@@ -180,7 +173,6 @@ class Turn:
         self._kept_pids: set[int] = set()  # the worker's children when it was lowered
         self._lowered_pids: set[int] = set()  # children lowered with it
         self._fds: list[int] = []
-        self._bulk: int | None = None  # the pool's bulk place, held until close()
         self._started = time.process_time()
         self._children_started = _children_cpu()
         self._arrived = _boot_ticks()  # git processes started from here on are this request's
@@ -243,20 +235,8 @@ class Turn:
         self._beyond_turns = time.monotonic()  # its whole run counts as crowding (close())
 
     def bulk(self) -> None:
-        """Run this bulk transfer (and the git processes it starts) at LOW_NICE until close(),
-        holding its pool's bulk place. Raises WikiBusy if another holds it."""
-        self._bulk = lock_place(self._owner_dir / BULK)
-        if self._bulk is None:
-            raise WikiBusy(
-                "a copy of this wiki (git clone or fetch, or an export) is already going out to "
-                "someone in the same group of its callers; try again in a moment"
-            )
+        """Run this bulk transfer (and the git processes it starts) at LOW_NICE until close()."""
         self._lower()
-
-    @property
-    def pool_dir(self) -> Path:
-        """The folder of the pool this request counts in (after as_member(), its own)."""
-        return self._owner_dir
 
     def end_turn(self) -> None:
         """Hand the turn to the owner's next request; the priority stays (a response may still
@@ -272,9 +252,6 @@ class Turn:
         owner, and put this process's priority back. Safe to call again."""
         self._turns.watch(None)
         self.end_turn()
-        if self._bulk is not None and self._bulk != NO_PLACE:
-            os.close(self._bulk)
-        self._bulk = None
         # Its own CPU and its ended git runs': reading every kept child's would cost each
         # request a /proc read per wiki its worker has open.
         spent = time.process_time() - self._started + _children_cpu() - self._children_started
@@ -478,25 +455,6 @@ def _children_cpu() -> float:
     """CPU seconds of this process's children that ended (git runs), user and system."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-# What lock_place returns when the file cannot be opened: go on without (nothing to close).
-NO_PLACE = -1
-
-
-def lock_place(path: Path) -> int | None:
-    """Open (creating) and lock the place file `path` (a pool's BULK or SEND) without waiting:
-    its open file (close it to free the place), None if another holds it, or NO_PLACE if it
-    cannot be opened (logged; the request goes on as without turn files)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o640)
-    except OSError as error:
-        log.warning("going on without a place: cannot open %s (%s)", path, error)
-        return NO_PLACE
-    if _lock_one([fd]) is None:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _lock_one(fds: list[int]) -> int | None:

