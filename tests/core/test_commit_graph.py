@@ -7,12 +7,20 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from app.core import commit_graph
 from app.core import usage
 from app.core.platform import init_instance
 from app.core.wikis import create_wiki
 from tests.core.test_usage import commit
 from tests.core.test_usage import git
+
+
+@pytest.fixture(autouse=True)
+def every_repository_is_long(monkeypatch):
+    """These tests' repositories hold a few commits: let them have a graph all the same."""
+    monkeypatch.setattr(commit_graph, "MIN_COMMITS", 1)
 
 
 def bloom_checks(repo: Path, path: str) -> int:
@@ -117,6 +125,26 @@ def test_init_starts_a_graph_for_wikis_without_one(settings, store, users):
     every = commits(repo) - 1
     assert wait_for_bloom_checks(repo, "Home.md", every) == every
     assert not commit_graph.start_if_missing(repo)  # it has one now
+
+
+def test_a_short_history_gets_no_graph(tmp_path, monkeypatch):
+    """Below MIN_COMMITS reading the graph costs git more than walking the history."""
+    monkeypatch.setattr(commit_graph, "MIN_COMMITS", 5)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for n in range(4):
+        commit(repo, {f"p{n}.md": b"x"})
+    assert commit_graph.refresh(repo)  # started; it ends at once
+    commit(repo, {"p4.md": b"x"})
+    assert commit_graph.refresh(repo)
+    assert wait_for_bloom_checks(repo, "p0.md", 4) == 4  # five commits: it has one now
+    subprocess.run(["rm", "-rf", str(repo / ".git/objects/info/commit-graphs")], check=True)
+    monkeypatch.setattr(commit_graph, "MIN_COMMITS", 6)
+    assert commit_graph.refresh(repo)
+    time.sleep(1)  # long enough for git to have written one, if it were to
+    wait_for_writers(repo)
+    assert bloom_checks(repo, "p0.md") == 0
 
 
 def test_a_missing_repository_is_skipped(tmp_path):
