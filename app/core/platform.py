@@ -59,19 +59,16 @@ def init_instance(settings: Settings) -> list[str]:
         before = store.schema_version()
         after = store.migrate()
         measured = usage.record_unmeasured(settings, store)
-        graphed = [
-            wiki.slug
-            for wiki in store.list_wikis()
-            if commit_graph.start_if_missing(settings.repo_path(wiki.slug))
-        ]
+        # Not reported as done: the detached step may find a history too short for a graph,
+        # and a second init must report nothing.
+        for wiki in store.list_wikis():
+            commit_graph.start_if_missing(settings.repo_path(wiki.slug))
     finally:
         store.close()
     if after != before:
         done.append(f"migrated {describe(settings.database_url)} to schema {after}")
     if measured:
         done.append(f"measured the usage of {len(measured)} wiki(s): {', '.join(measured)}")
-    if graphed:
-        done.append(f"started writing the commit-graph of {len(graphed)} wiki(s)")
     done += _make_folders(settings)
     if ensure_signing_key(settings.signing_key_path):
         done.append(f"created signing key {settings.signing_key_path}")
