@@ -10,7 +10,9 @@ touch this path?" from a Bloom filter and reads commits from one mmapped file: t
 Only a repository of MIN_COMMITS or more gets one: below that, git walks the whole history in
 milliseconds, and every git run would read the graph's files for nothing.
 
-`refresh` runs after every write (app.core.usage.record, the one place each write ends). With
+`refresh` runs after every write (app.core.usage.record, the one place each write ends); a
+long history from before this module gets its graph at its next write. Nothing runs at start-up:
+one step per wiki there would start thousands of processes at once. With
 `--split` git appends a small layer holding only the new commits (a few milliseconds) and merges
 layers now and then; the first write of a wiki with a long history (a big push) costs seconds
 per hundred thousand commits, so git runs apart from the request, at the lowest priority, and
@@ -67,15 +69,3 @@ def refresh(repo: Path) -> bool:
         log.warning("could not start git commit-graph in %s", repo, exc_info=True)
         return False
     return True
-
-
-def start_if_missing(repo: Path) -> bool:
-    """Start `refresh` for repository `repo` (work tree) if it has no commit-graph yet (a wiki
-    made before this module, or whose graph was removed); return whether it was started. A
-    missing repository is skipped (False)."""
-    info = repo / ".git" / "objects" / "info"
-    if not info.is_dir() or (info / "commit-graph").exists():
-        return False
-    if (info / "commit-graphs" / "commit-graph-chain").exists():
-        return False
-    return refresh(repo)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.core import commit_graph
 from app.core import usage
 from app.core.atproto_identity import Network
 from app.core.atproto_identity import network_for
@@ -59,10 +58,6 @@ def init_instance(settings: Settings) -> list[str]:
         before = store.schema_version()
         after = store.migrate()
         measured = usage.record_unmeasured(settings, store)
-        # Not reported as done: the detached step may find a history too short for a graph,
-        # and a second init must report nothing.
-        for wiki in store.list_wikis():
-            commit_graph.start_if_missing(settings.repo_path(wiki.slug))
     finally:
         store.close()
     if after != before:

@@ -85,23 +85,21 @@ _RESERVED_COMPACT = {
     **{name.replace("-", ""): reason for name, reason in RESERVED_REASONS.items()},
     **RESERVED_REASONS,
 }
-# The same kinds by shape: any reserved name numbered (postmaster2, auth-1; reserved_reason),
-# numbered service hosts (mail2, ns5, smtp01, www3 ...), mail hosts by their protocol and a
-# role (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by
-# region or number (pds-eu, pds1), and the platform's or its sign-in network's name joined to
-# a word of office (robot-admin, support-bluesky, robotwtf-team ...).
 # What hosts add to a name: a number, a version, a two-letter region (api2, api-v2, api-eu).
+# reserved_reason also checks a slug without it, so every listed name is reserved with it.
 _HOST_SUFFIX = re.compile(r"(?:-?\d+|-v\d+|-[a-z]{2})$")
-_NUMBERED = re.compile(
-    r"^(?:www|web|mail|email|smtp|smtps|imap|imap4|imaps|pop|pop3|pops|mx|ns|dns|ftp|sftp"
-    r"|webmail|cdn|api|app|vpn|ldap|ntp|proxy|relay|gateway|gw|host|server|node|owa|mta)-?\d+$"
-)
+# The same kinds by shape: numbered hosts whose bare names are too short (or too odd) to be
+# slugs themselves (mx2, ns5, gw1, imap4, pops3), mail hosts by their protocol and a role
+# (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by region
+# (pds-europe), and the platform's or its sign-in network's name joined to a word of office
+# (robot-admin, support-bluesky, robotadmin ...).
+_NUMBERED = re.compile(r"^(?:mx|ns|gw|imap4|pops)-?\d+$")
 _MAIL_HOST = re.compile(
     r"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-[a-z0-9-]+"
     r"|(?:mail|email|smtp|mx)-?(?:in|out|relay|gw|gateway|server|host|outbound|inbound|backup)"
     r"|backup-?(?:mx|mail|smtp)|(?:inbound|outbound)-?mail)$"
 )
-_PDS_LIKE = re.compile(r"^(?:pds|xrpc|bgs|appview|entryway|labeler|relay|plc)(?:-[a-z0-9-]+|\d+)$")
+_PDS_LIKE = re.compile(r"^(?:pds|xrpc|bgs|appview|entryway|labeler|relay|plc)-[a-z0-9-]+$")
 _PLATFORM_NAMES = (
     r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto|pds)"
 )

@@ -220,7 +220,8 @@ class ReceivedBodies:
         try:
             body = receive_body(environ, self.cap, self.slow)
         except RobotError as error:
-            headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+            retry = error.retry_after
+            headers = {"Retry-After": str(retry)} if retry is not None else {}
             response = Response(
                 json.dumps(error_body(error)),
                 status=error.status,

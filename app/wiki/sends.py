@@ -30,7 +30,9 @@ class SendWatch:
     past SLOW_SEND it takes a place of `slow`, or its socket is shut and the send fails.
 
     One thread per worker process, started at the first response, waits for each deadline:
-    a thread per response would cost every request a thread start.
+    a thread per response would cost every request a thread start. It is woken only when it
+    idles: deadlines only move later, so a thread already waiting for an earlier one wakes in
+    time, finds the later one and waits on; stop() wakes no one. Most requests wake it never.
     """
 
     def __init__(self, slow: SlowPlaces):
@@ -40,6 +42,7 @@ class SendWatch:
         self._deadline = 0.0  # time.monotonic() seconds
         self._place: int | None = None
         self._cut = False
+        self._idle = False  # the thread waits for a response to watch, no deadline
         self._thread: threading.Thread | None = None
 
     def start(self, environ) -> bool:
@@ -53,7 +56,8 @@ class SendWatch:
                 self._thread = threading.Thread(target=self._run, daemon=True)
                 self._thread.start()
             self._sock, self._deadline, self._cut = sock, time.monotonic() + SLOW_SEND, False
-            self._changed.notify()
+            if self._idle:
+                self._changed.notify()
         return True
 
     def stop(self) -> bool:
@@ -62,7 +66,6 @@ class SendWatch:
         with self._changed:
             self._sock = None
             self._free()
-            self._changed.notify()
             return self._cut
 
     def _free(self) -> None:
@@ -74,7 +77,9 @@ class SendWatch:
         with self._changed:
             while True:
                 if self._sock is None:
+                    self._idle = True
                     self._changed.wait()
+                    self._idle = False
                     continue
                 left = self._deadline - time.monotonic()
                 if left > 0:

@@ -11,7 +11,6 @@ import pytest
 
 from app.core import commit_graph
 from app.core import usage
-from app.core.platform import init_instance
 from app.core.wikis import create_wiki
 from tests.core.test_usage import commit
 from tests.core.test_usage import git
@@ -112,21 +111,6 @@ def test_usage_record_starts_it_and_it_never_waits(settings, store, users):
     assert not any("commit-graph" in command for command in child_commands())
 
 
-def test_init_starts_a_graph_for_wikis_without_one(settings, store, users):
-    create_wiki(settings, store, "graph-old", users[0])
-    repo = settings.repo_path("graph-old")
-    every = commits(repo) - 1
-    assert wait_for_bloom_checks(repo, "Home.md", every) == every  # create_wiki's own graph
-    wait_for_writers(repo)  # ... written whole: no writer adds to it after the removal
-    subprocess.run(["rm", "-rf", str(repo / ".git/objects/info/commit-graphs")], check=True)
-    commit(repo, {"later.md": b"z"})
-    assert bloom_checks(repo, "Home.md") == 0
-    assert not any("commit-graph" in line for line in init_instance(settings))  # not reported
-    every = commits(repo) - 1
-    assert wait_for_bloom_checks(repo, "Home.md", every) == every
-    assert not commit_graph.start_if_missing(repo)  # it has one now
-
-
 def test_a_short_history_gets_no_graph(tmp_path, monkeypatch):
     """Below MIN_COMMITS reading the graph costs git more than walking the history."""
     monkeypatch.setattr(commit_graph, "MIN_COMMITS", 5)
@@ -142,10 +126,5 @@ def test_a_short_history_gets_no_graph(tmp_path, monkeypatch):
     subprocess.run(["rm", "-rf", str(repo / ".git/objects/info/commit-graphs")], check=True)
     monkeypatch.setattr(commit_graph, "MIN_COMMITS", 6)
     assert commit_graph.refresh(repo)
-    time.sleep(1)  # long enough for git to have written one, if it were to
-    wait_for_writers(repo)
+    wait_for_writers(repo)  # the detached step (its command line names commit-graph) ended
     assert bloom_checks(repo, "p0.md") == 0
-
-
-def test_a_missing_repository_is_skipped(tmp_path):
-    assert not commit_graph.start_if_missing(tmp_path / "gone")
