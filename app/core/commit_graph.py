@@ -16,8 +16,8 @@ one step per wiki there would start thousands of processes at once. With
 `--split` git appends a small layer holding only the new commits (a few milliseconds) and merges
 layers now and then; the first write of a wiki with a long history (a big push) costs seconds
 per hundred thousand commits, so git runs apart from the request, at the lowest priority, and
-the request never waits for it. Two writers at once: git locks the chain; the loser gives up, and
-the next write adds what it missed.
+the request never waits for it. One step runs per repository at a time (flock on LOCK): a write
+while one runs starts none, and the next write adds what it missed.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ MIN_COMMITS = 5000
 # The shell step that runs its command only in a repository that long: sh -c _IF_LONG sh
 # MIN_COMMITS command...
 _IF_LONG = 'min=$1; shift; test "$(git rev-list --count --all)" -ge "$min" && exec "$@"'
+# flock(1) -n on this file in the repository's .git: one step at a time per repository, the
+# others give up at once (git takes its own lock only once it has computed the whole graph,
+# so concurrent writers each did all the work first).
+LOCK = ".git/robot-commit-graph.lock"
 # setsid(1) --fork: git runs as nobody's child (no zombie to reap, and the wiki worker's
 # priority bookkeeping, app.wiki.turns, never sees it); nice(1): at the lowest priority.
 DETACHED = ("setsid", "--fork", "nice", "-n", "19")
@@ -56,7 +60,18 @@ def refresh(repo: Path) -> bool:
     later write)."""
     try:
         subprocess.run(
-            (*DETACHED, "sh", "-c", _IF_LONG, "sh", str(MIN_COMMITS), *COMMAND),
+            (
+                *DETACHED,
+                "flock",
+                "-n",
+                LOCK,
+                "sh",
+                "-c",
+                _IF_LONG,
+                "sh",
+                str(MIN_COMMITS),
+                *COMMAND,
+            ),
             cwd=repo,
             env=git_env(repo),
             stdin=subprocess.DEVNULL,

@@ -85,9 +85,18 @@ _RESERVED_COMPACT = {
     **{name.replace("-", ""): reason for name, reason in RESERVED_REASONS.items()},
     **RESERVED_REASONS,
 }
-# What hosts add to a name: a number, a version, a two-letter region (api2, api-v2, api-eu).
+# What hosts add to a name: a number or a version (api2, auth-1, api-v2, mcpv1).
 # reserved_reason also checks a slug without it, so every listed name is reserved with it.
-_HOST_SUFFIX = re.compile(r"(?:-?\d+|-v\d+|-[a-z]{2})$")
+_HOST_SUFFIX = re.compile(r"-?v?\d+$")
+# A two-letter region (api-eu, pds-us-2), only after the names of services run per region:
+# after any name it refused everyday ones (about-us, node-js, chat-ai).
+_REGION_SUFFIX = re.compile(r"-[a-z]{2}$")
+_REGIONAL = frozenset(
+    """www web api apps app auth login sso mcp static assets cdn media files img images upload
+    uploads download mail email smtp imap pop3 webmail relay pds xrpc jetstream
+    firehose appview bgs entryway postmaster hostmaster webmaster autodiscover autoconfig
+    mta-sts""".split()
+)
 # The same kinds by shape: numbered hosts whose bare names are too short (or too odd) to be
 # slugs themselves (mx2, ns5, gw1, imap4, pops3), mail hosts by their protocol and a role
 # (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by region
@@ -107,7 +116,8 @@ _OFFICES = (
     r"(?:admin|admins|administrator|team|support|staff|official|security|help|helpdesk|mod"
     r"|mods|moderator|moderators|ops|status|abuse|trust|safety|billing|account|accounts|login"
     r"|auth|verify|verified|system|service|services|noreply|no-reply|info|news|app|api|mail"
-    r"|social|pds|relay|official)"
+    r"|social|pds|relay|wiki|wikis|platform|moderation|operator|operators|appview|labeler"
+    r"|ozone|plc|firehose)"
 )
 _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATFORM_NAMES})$")
 PATTERN_REASONS = (
@@ -120,8 +130,9 @@ PATTERN_REASONS = (
 
 def reserved_reason(slug: str) -> str | None:
     """Return why `slug` is reserved, or None: a listed name or a reserved shape, as written,
-    without its hyphens (`sign-in`), or without a number, version or region at its end
-    (`postmaster2`, `api-v2`, `auth-eu`, `robot-admin1`)."""
+    without its hyphens (`sign-in`), without a number or version at its end (`postmaster2`,
+    `api-v2`, `robot-admin1`), or without a region after a regional service (`auth-eu`,
+    `api-eu-2`)."""
     for spelling in _spellings(slug):
         if spelling in _RESERVED_COMPACT:
             return _RESERVED_COMPACT[spelling]
@@ -132,11 +143,16 @@ def reserved_reason(slug: str) -> str | None:
 
 
 def _spellings(slug: str) -> list[str]:
-    """`slug` and the spellings reserved_reason also checks, in that order."""
+    """`slug` and the spellings reserved_reason also checks, in that order: without a number or
+    version at its end, then without a region after a regional service's name, and each of
+    those without hyphens."""
     bases = [slug]
     bare = _HOST_SUFFIX.sub("", slug)
     if bare and bare != slug:
         bases.append(bare)
+    regional = _REGION_SUFFIX.sub("", bare)
+    if regional != bare and regional in _REGIONAL:
+        bases.append(regional)
     return bases + [base.replace("-", "") for base in bases if "-" in base]
 
 

@@ -179,10 +179,11 @@ class WikiGateway:
         # The largest body any route takes: an attachment in its form, or a page API request.
         attachment_form = self.settings.max_attachment_bytes + FORM_ENVELOPE_BYTES
         self._body_cap = max(attachment_form, page_api.MAX_REQUEST_BYTES)
-        # Slow bodies and slow sends may hold all the workers but one (app.web.bodies,
-        # app.wiki.sends).
-        self._slow_bodies = SlowPlaces(self.settings.run_dir / "bodies", gunicorn_workers() - 1)
-        self._sends = SendWatch(SlowPlaces(self.settings.run_dir / "sends", gunicorn_workers() - 1))
+        # Slow bodies and slow sends, together, may hold all the workers but one: one set of
+        # places for both (app.web.bodies, app.wiki.sends). Two sets once let three slow
+        # uploads and one slow download take all four workers.
+        self._slow_bodies = SlowPlaces(self.settings.run_dir / "slow", gunicorn_workers() - 1)
+        self._sends = SendWatch(self._slow_bodies)
         self._static_hosts: dict[str, float] = {}
         self._static = static_files(
             tenancy.app.static_folder,

@@ -3,12 +3,12 @@
 A client that reads slowly (a 10 MB attachment, a clone, an export, to a receive window of a
 few kilobytes) holds its worker until the response is out; four such readers once held every
 worker for 27 s, until gunicorn killed them. A response still going out SLOW_SEND seconds after
-the app returned it needs one of the host's places for slow sends (one fewer than the
-workers); when none is free its socket is shut and the client gets what was sent so far. The
-places go first come, first served: clients reading slowly can still take them all, and a
-long download of someone else's, begun then, is cut; one worker stays free for everyone. A
-response buffering proxy (Caddy's response_buffers) takes slow readers off the workers in the
-first place.
+the app returned it needs one of the host's places for slow transfers, the same that slow
+request bodies take (app.web.bodies; one fewer than the workers, for both together); when none
+is free its socket is shut and the client gets what was sent so far. The places go first come,
+first served: clients reading slowly can still take them all, and a long download of someone
+else's, begun then, is cut; one worker stays free for everyone. A response buffering proxy
+(Caddy's response_buffers) takes slow readers off the workers in the first place.
 """
 
 from __future__ import annotations

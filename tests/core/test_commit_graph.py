@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import time
@@ -72,6 +73,16 @@ def wait_for_writers(repo: Path, timeout: float = 60.0) -> None:
     raise AssertionError(f"git commit-graph still runs in {repo}")
 
 
+def repo_with_pages(tmp_path: Path, count: int, name: str = "p") -> Path:
+    """A new repository of `count` commits, each adding page `{name}N.md`."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for n in range(count):
+        commit(repo, {f"{name}{n}.md": b"x"})
+    return repo
+
+
 def commits(repo: Path) -> int:
     return int(git(repo, "rev-list", "--count", "HEAD"))
 
@@ -85,11 +96,7 @@ def wait_for_bloom_checks(repo: Path, path: str, wanted: int, timeout: float = 6
 
 
 def test_record_extends_the_graph_with_each_write(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    for n in range(3):
-        commit(repo, {f"page{n}.md": b"x"})
+    repo = repo_with_pages(tmp_path, 3, "page")
     assert bloom_checks(repo, "page0.md") == 0  # no graph yet
     assert commit_graph.refresh(repo)
     assert wait_for_bloom_checks(repo, "page0.md", 2) == 2
@@ -114,11 +121,7 @@ def test_usage_record_starts_it_and_it_never_waits(settings, store, users):
 def test_a_short_history_gets_no_graph(tmp_path, monkeypatch):
     """Below MIN_COMMITS reading the graph costs git more than walking the history."""
     monkeypatch.setattr(commit_graph, "MIN_COMMITS", 5)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    for n in range(4):
-        commit(repo, {f"p{n}.md": b"x"})
+    repo = repo_with_pages(tmp_path, 4)
     assert commit_graph.refresh(repo)  # started; it ends at once
     commit(repo, {"p4.md": b"x"})
     assert commit_graph.refresh(repo)
@@ -128,3 +131,15 @@ def test_a_short_history_gets_no_graph(tmp_path, monkeypatch):
     assert commit_graph.refresh(repo)
     wait_for_writers(repo)  # the detached step (its command line names commit-graph) ended
     assert bloom_checks(repo, "p0.md") == 0
+
+
+def test_one_step_at_a_time_per_repository(tmp_path):
+    """Seventh review: four writes to a long history started four full graph builds at once."""
+    repo = repo_with_pages(tmp_path, 3)
+    with open(repo / commit_graph.LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a step already running
+        assert commit_graph.refresh(repo)
+        wait_for_writers(repo)  # it gave up at once
+        assert bloom_checks(repo, "p0.md") == 0
+    assert commit_graph.refresh(repo)
+    assert wait_for_bloom_checks(repo, "p0.md", 2) == 2

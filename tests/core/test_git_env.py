@@ -1,0 +1,76 @@
+"""git run for a wiki reads no config from the wiki's own files (app/core/git_env.py).
+
+Seventh review: HOME was the work tree, so a pushed `.gitconfig` with `gpg.program` ran a
+pushed script as the service's user after the next write (usage.measure's `git show`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from app.core import usage
+from app.core.git_env import git_env
+
+# Where git looks for a user's config, relative to HOME (and XDG_CONFIG_HOME's default).
+USER_CONFIGS = [".gitconfig", ".config/git/config"]
+
+
+def _git(repo: Path, *args: str, stdin: str | None = None) -> str:
+    command = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    path = tmp_path / "wiki" / "repo"
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize("name", USER_CONFIGS)
+def test_a_config_file_in_the_wiki_is_never_read(repo, name):
+    (repo / name).parent.mkdir(parents=True, exist_ok=True)
+    (repo / name).write_text("[user]\n\tname = from-the-wiki\n[robot]\n\tplanted = yes\n")
+    listed = subprocess.run(
+        ["git", "config", "--list", "--show-origin"],
+        cwd=repo,
+        env=git_env(repo),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "from-the-wiki" not in listed and "robot.planted" not in listed
+
+
+def test_a_pushed_gpg_program_never_runs(repo):
+    """The reviewer's exploit, end to end through usage.measure."""
+    marker = repo.parent / "ran"
+    script = repo / "evil.sh"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    script.chmod(0o755)
+    (repo / ".gitconfig").write_text(
+        "[log]\n\tshowSignature = true\n[gpg]\n\tprogram = ./evil.sh\n"
+    )
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "c")
+    # A signature header, so that showSignature asks gpg.program to check it.
+    head, _, body = _git(repo, "cat-file", "commit", "HEAD").partition("\n\n")
+    signature = "gpgsig -----BEGIN PGP SIGNATURE-----\n x\n -----END PGP SIGNATURE-----"
+    signed = f"{head}\n{signature}\n\n{body}"
+    sha = _git(repo, "hash-object", "-t", "commit", "-w", "--stdin", stdin=signed).strip()
+    _git(repo, "update-ref", "HEAD", sha)
+    # The same git run, with the wiki's config read as the user's, does run it: the test can fail.
+    subprocess.run(
+        ["git", "show", "-s", "--format=%ct", "HEAD"],
+        cwd=repo,
+        env={**git_env(repo), "HOME": str(repo), "GIT_CONFIG_GLOBAL": str(repo / ".gitconfig")},
+        capture_output=True,
+    )
+    assert marker.exists()
+    marker.unlink()
+    usage.measure(repo)
+    assert not marker.exists()
