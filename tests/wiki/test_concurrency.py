@@ -1,7 +1,12 @@
-"""Many workers rendering the same new page at once: every view answers, none is a 500."""
+"""Many workers rendering the same new page at once: every view answers, none is a 500.
+
+Eight clients at once on one public wiki are a crowd by the host's turns (app/wiki/turns.py):
+some may be told 429 with Retry-After. They come back as told, and every view ends in the page.
+"""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -25,9 +30,19 @@ def token(stack):
     return secret
 
 
-def view(stack, url: str) -> int:
+def view(stack, url: str) -> list[int]:
+    """GET `url` until it is not refused for crowding (at most 10 tries, waiting as told);
+    return every status seen."""
+    statuses = []
     with stack.client("otterwiki", host=HOST) as client:
-        return client.get(url).status_code
+        for _ in range(10):
+            answer = client.get(url)
+            statuses.append(answer.status_code)
+            if answer.status_code != 429:
+                break
+            assert int(answer.headers["Retry-After"]) >= 1
+            time.sleep(int(answer.headers["Retry-After"]))
+    return statuses
 
 
 def test_first_views_of_a_new_page_at_once_never_fail(stack, token):
@@ -43,5 +58,7 @@ def test_first_views_of_a_new_page_at_once_never_fail(stack, token):
             assert created.status_code == 201
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses += list(pool.map(lambda url: view(stack, url), [f"/{path}"] * 8))
-    assert set(statuses) == {200}
+            for seen in pool.map(lambda url: view(stack, url), [f"/{path}"] * 8):
+                assert seen[-1] == 200, seen
+                statuses += seen
+    assert set(statuses) <= {200, 429}
