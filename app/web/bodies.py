@@ -58,46 +58,82 @@ RETRY_AFTER = 5
 
 
 class SlowPlaces:
-    """The host's places for slow transfers of one direction (bodies arriving, responses going
-    out): `places` flock files `slow-N.lock` in `folder`, shared by every worker (the kernel
-    frees a dead worker's)."""
+    """The host's places for slow transfers (bodies arriving, responses going out): `places`
+    flock files `slow-N.lock` in `folder`, shared by every worker (the kernel frees a dead
+    worker's).
+
+    Callers fall in pools (app.wiki.turns: a wiki's visitors, its members, its owner), and a
+    pool holds one place at a time, so one crowd cannot take them all. Visitors (anonymous
+    readers, people who are no members, Otterwiki's static files) share all places but one:
+    however many public wikis a crowd of strangers reads slowly, one place stays for the
+    people of the wikis. The wiki service passes pools; the api and auth services pass none.
+    """
 
     def __init__(self, folder: Path, places: int):
         self.folder = folder
         self.places = places
 
-    def take(self) -> int | None:
-        """Lock a free place and return its open file (close it to free the place), or None
-        when every place is taken. If the files cannot be opened, NO_PLACES (logged): the body
-        goes on without a place, as a request goes on without a turn."""
+    def take(self, pool: Path | None = None, visitor: bool = False) -> Place | None:
+        """Take a free place and return it (free it with Place.free()), or None when none is
+        free to this caller. `pool`: the folder of the caller's pool (None: no pool limit);
+        `visitor`: whether the caller is no member of the wiki. If the files cannot be opened,
+        a Place holding nothing (logged): the transfer goes on without a place, as a request
+        goes on without a turn."""
+        held: list[int] = []
         try:
             self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-            for n in range(self.places):
-                fd = os.open(self.folder / f"slow-{n}.lock", os.O_RDONLY | os.O_CREAT, 0o640)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return fd
-                except BlockingIOError:
-                    os.close(fd)
+            if pool is not None:
+                pool.mkdir(mode=0o750, parents=True, exist_ok=True)
+                if not _lock(pool / "slow.lock", held):
+                    return None  # the pool holds its place already
+            # Members try the place visitors never take first.
+            order = range(self.places - 1) if visitor else reversed(range(self.places))
+            if any(_lock(self.folder / f"slow-{n}.lock", held) for n in order):
+                return Place(held)
         except OSError as error:
-            log.warning("slow body without a place: cannot open %s (%s)", error.filename, error)
-            return NO_PLACES
+            log.warning("slow transfer without a place: cannot open %s (%s)", error.filename, error)
+            Place(held).free()
+            return Place([])
+        Place(held).free()
         return None
 
 
-# What SlowPlaces.take() returns when its files cannot be opened: no file to close.
-NO_PLACES = -1
+class Place:
+    """A place of SlowPlaces held: the open files whose locks hold it."""
+
+    def __init__(self, fds: list[int]):
+        self._fds = fds
+
+    def free(self) -> None:
+        """Give the place back. Safe to call again."""
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            os.close(fd)
 
 
-class _Watch:
-    """Past SLOW_AFTER, a body still arriving takes a slow-body place (if `may_take_place`),
-    or has its socket shut for reading (its read then ends, and `cut` says why)."""
+def _lock(path: Path, held: list[int]) -> bool:
+    """Lock the file at `path` (made if missing) without waiting; on success add its open file
+    to `held` and return True."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    held.append(fd)
+    return True
 
-    def __init__(self, slow: SlowPlaces, sock, may_take_place: bool):
+
+class BodyWatch:
+    """Past SLOW_AFTER, a body still arriving takes a slow-body place (if `may_take_place`,
+    for `pool`), or has its socket shut for reading (its read then ends, and `cut` says why)."""
+
+    def __init__(self, slow: SlowPlaces, sock, may_take_place: bool, pool: Path | None):
         self._slow, self._sock, self._may_take_place = slow, sock, may_take_place
+        self._pool = pool
         self._lock = threading.Lock()
         self._done = False
-        self._place: int | None = None
+        self._place: Place | None = None
         self.cut = False
         self._timer = threading.Timer(SLOW_AFTER, self._check)
         self._timer.daemon = True
@@ -107,18 +143,35 @@ class _Watch:
         with self._lock:
             if self._done:
                 return
-            self._place = self._slow.take() if self._may_take_place else None
+            self._place = self._slow.take(self._pool) if self._may_take_place else None
             if self._place is None:
                 self.cut = True
                 shut(self._sock, socket.SHUT_RD)
+
+    def refusal(self) -> RobotError:
+        """What to answer a body that was cut: 503 (no place) or 408 (may take none)."""
+        return _too_many_slow() if self._may_take_place else _too_slow()
 
     def stop(self) -> None:
         with self._lock:
             self._done = True
             self._timer.cancel()
-            if self._place is not None and self._place != NO_PLACES:
-                os.close(self._place)
+            if self._place is not None:
+                self._place.free()
             self._place = None
+
+
+def watch_body(
+    environ, slow: SlowPlaces | None, writer: bool, pool: Path | None
+) -> BodyWatch | None:
+    """Watch the request's body as it is read: past SLOW_AFTER it takes a place of `slow` for
+    `pool` (if `writer`), or its socket is shut for reading, its read ends early, and
+    `BodyWatch.cut` says so (answer `BodyWatch.refusal()`). Call stop() once it is read.
+    None when there is nothing to watch (no places, or no socket: not under gunicorn)."""
+    sock = environ.get("gunicorn.socket")
+    if slow is None or sock is None:
+        return None
+    return BodyWatch(slow, sock, writer, pool)
 
 
 def has_body(environ) -> bool:
@@ -137,11 +190,18 @@ def shut(sock, how: int) -> None:
         pass  # gone already
 
 
-def receive_body(environ, cap: int, slow: SlowPlaces | None = None, writer: bool = True):
+def receive_body(
+    environ,
+    cap: int,
+    slow: SlowPlaces | None = None,
+    writer: bool = True,
+    pool: Path | None = None,
+):
     """Read the request's body whole and put it in place of `wsgi.input`, with its length.
 
     `cap`: the most bytes any route of the service takes; `slow`: the host's slow-body places
-    (None: no limit); `writer`: whether the caller may write, and so take a place. Returns the
+    (None: no limit); `writer`: whether the caller may write, and so take a place; `pool`: the
+    folder of the caller's pool (SlowPlaces.take). Returns the
     file holding the body (the caller closes it once the response is out), or None if the
     request has no body. Raises PayloadTooLarge (413) for a body over `cap`, declared or sent,
     BadRequest if it ends before its Content-Length, Unavailable (503, `retry_after`) if it is
@@ -156,11 +216,10 @@ def receive_body(environ, cap: int, slow: SlowPlaces | None = None, writer: bool
         raise too_large
     body = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)
     keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
-    sock = environ.get("gunicorn.socket")
-    watch = _Watch(slow, sock, writer) if slow is not None and sock is not None else None
+    watch = watch_body(environ, slow, writer, pool)
     try:
         stream, total = get_input_stream(environ), 0
-        while chunk := _read(stream):
+        while chunk := read_chunk(stream):
             total += len(chunk)
             if total > cap:
                 raise too_large
@@ -171,7 +230,7 @@ def receive_body(environ, cap: int, slow: SlowPlaces | None = None, writer: bool
     except BaseException as error:
         body.close()
         if watch is not None and watch.cut and isinstance(error, BadRequest):
-            raise (_too_many_slow() if writer else _too_slow()) from None
+            raise watch.refusal() from None
         raise
     finally:
         keepalive.stop()
@@ -198,9 +257,9 @@ def _too_slow() -> RequestTimeout:
     )
 
 
-def _read(stream) -> bytes:
-    """The next chunk of the body; BadRequest if it cannot be read (a malformed chunked body,
-    which gunicorn's parser raises on, or a client gone)."""
+def read_chunk(stream) -> bytes:
+    """The next chunk (up to 64 KiB) of a request body; BadRequest if it cannot be read (a
+    malformed chunked body, which gunicorn's parser raises on, or a client gone)."""
     try:
         return stream.read(_CHUNK)
     except Exception as error:  # gunicorn.http.errors.ParseException is not an OSError

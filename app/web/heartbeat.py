@@ -68,19 +68,45 @@ class KeepAlive:
         self._stopped.set()
 
 
-def kept_alive(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Yield `chunks` (a response body) under a KeepAlive counting each once the server took it.
+class Counted:
+    """Yield `chunks` (a response body), calling `moved(n)` for each once the server took it.
 
-    Closing this generator (the client went away) closes `chunks` too, so whatever makes them
-    (a git process) is ended at once.
+    Closing it closes `chunks` too, even before the first chunk was asked for (a generator's
+    `finally` would not run then): whatever makes them (a git process, Otterwiki's response
+    and its clean-up) is ended at once. `done()`, if given, is called once, when it is closed.
     """
+
+    def __init__(self, chunks: Iterable[bytes], moved: Callable[[int], None], done=None):
+        self._chunks = iter(chunks)
+        self._close = getattr(chunks, "close", None)
+        self._moved = moved
+        self._done = done
+        self._last = 0  # bytes of the chunk handed out last, counted when the next is asked for
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._last:
+            self._moved(self._last)
+        chunk = next(self._chunks)
+        self._last = len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """Close `chunks` (and call `done`). Safe to call again."""
+        close, self._close = self._close, None
+        done, self._done = self._done, None
+        try:
+            if close is not None:
+                close()
+        finally:
+            if done is not None:
+                done()
+
+
+def kept_alive(chunks: Iterable[bytes]) -> Counted:
+    """`chunks` (a response body) under a KeepAlive counting each once the server took it,
+    closed as Counted closes."""
     keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
-    try:
-        for chunk in chunks:
-            yield chunk
-            keepalive.moved(len(chunk))
-    finally:
-        keepalive.stop()
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+    return Counted(chunks, keepalive.moved, keepalive.stop)

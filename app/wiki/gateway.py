@@ -35,6 +35,8 @@ from app.core.store import Store
 from app.core.store import Wiki
 from app.web.bodies import SlowPlaces
 from app.web.bodies import receive_body
+from app.web.heartbeat import Counted
+from app.web.heartbeat import kept_alive
 from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import cookie_name
 from app.web.session_cookie import set_session_cookie
@@ -60,6 +62,7 @@ from app.wiki.sends import SendWatch
 from app.wiki.static import static_files
 from app.wiki.turns import Turn
 from app.wiki.turns import Turns
+from app.wiki.turns import join_pool
 
 log = logging.getLogger("robot.wiki")
 
@@ -82,13 +85,12 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Bytes of body a caller who may not write can send (a search form); more is refused unread.
 READER_BODY_BYTES = 64 * 1024
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
-# Bulk transfers (app.wiki.turns): no turn, always the lowest priority.
+# Bulk transfers (app.wiki.turns): a turn held while the answer goes out at the server's pace.
 _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 # Otterwiki sends a file: no turn (a page's images all at once, to a slow phone, are no crowd).
 # A thumbnail is computed (decode and resize: half a second of CPU for a large image), so it
 # takes a turn as a page view does.
 _FILE_ENDPOINTS = frozenset({"get_attachment"})
-_NO_TURN_ENDPOINTS = _BULK_ENDPOINTS | _FILE_ENDPOINTS
 # The environ key of a request's Turn, closed when its response is.
 _TURN_KEY = "robot.turn"
 
@@ -172,7 +174,6 @@ class WikiGateway:
         self.tenancy = tenancy
         self._otterwiki = tenancy.app.wsgi_app
         self.routes = Routes(tenancy.app)
-        self.git = GitHttp(platform)
         # Otterwiki's globals hold one wiki at a time: one request per process, until close().
         self._busy = threading.Lock()
         self.turns = Turns(self.settings.wiki_concurrency)
@@ -184,6 +185,9 @@ class WikiGateway:
         # uploads and one slow download take all four workers.
         self._slow_bodies = SlowPlaces(self.settings.run_dir / "slow", gunicorn_workers() - 1)
         self._sends = SendWatch(self._slow_bodies)
+        self.git = GitHttp(platform, self._slow_bodies)
+        # The pool of slow sends of no wiki's caller (Otterwiki's static files, errors).
+        self._strangers = self.settings.run_dir / "slow" / "strangers"
         self._static_hosts: dict[str, float] = {}
         self._static = static_files(
             tenancy.app.static_folder,
@@ -203,7 +207,13 @@ class WikiGateway:
             _close_turn(environ)
             raise
         closing = [partial(_close_turn, environ)]
-        if self._sends.start(environ):
+        turn = environ.get(_TURN_KEY)
+        if turn is None:  # Otterwiki's static files, or no wiki: strangers all
+            watching = self._sends.start(environ, self._strangers, visitor=True)
+        else:
+            watching = self._sends.start(environ, turn.pool, turn.visitor, turn.end_turn)
+        if watching:
+            response = Counted(response, self._sends.sent)
             closing.append(partial(self._sent, environ))
         return ClosingIterator(response, closing)
 
@@ -235,8 +245,8 @@ class WikiGateway:
         route = self.routes.match(environ)
         if route.endpoint in GIT_ENDPOINTS:
             wiki = self._wiki_of(environ)
-            self._arrive(environ, wiki).bulk()
-            return self.git(environ, start_response, route.endpoint, wiki)
+            turn = self._arrive(environ, wiki)
+            return self.git(environ, start_response, route.endpoint, wiki, turn)
         if (
             route.endpoint == "static"
             and not route.redirects
@@ -281,15 +291,12 @@ class WikiGateway:
             return refusal(environ, start_response)
         _check_reader_body(environ, caller, wiki)
         self._set_identity(environ, wiki, caller)
-        if caller.role is not None:
-            # A crowd of visitors never locks its wiki's people out; nor the people of one
-            # wiki its owner (at any of their wikis) or another wiki's people.
-            turn.as_member(owner=caller.did == wiki.owner_did)
-        if route.endpoint in _NO_TURN_ENDPOINTS:
-            if route.endpoint in _BULK_ENDPOINTS:
-                turn.bulk()  # until the response is out
-            turn = None  # no turn to take
-        return self._serve(environ, start_response, wiki, caller, turn)
+        join_pool(turn, wiki, caller)
+        bulk = route.endpoint in _BULK_ENDPOINTS
+        sends_file = route.endpoint in _FILE_ENDPOINTS
+        return self._serve(
+            environ, start_response, wiki, caller, None if sends_file else turn, bulk, sends_file
+        )
 
     def _arrive(self, environ, wiki: Wiki) -> Turn:
         """The request's place among its wiki owner's (app.wiki.turns): from here until the
@@ -398,12 +405,17 @@ class WikiGateway:
         wiki: Wiki | None,
         caller: Caller | None,
         turn: Turn | None = None,
+        bulk: bool = False,
+        sends_file: bool = False,
     ):
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
 
         The request's body is received whole first (app.web.bodies). `turn` (app.wiki.turns)
         is the request's at its wiki: taken after the write lock for Otterwiki to compute the
-        response in, handed on when the app returns it, so a slow reader never holds it.
+        response in, handed on when the app returns it, so a slow reader never holds it. A
+        `bulk` transfer (an export) computes while its response goes out: its turn is handed
+        on once that is out, or slow (app.wiki.sends). A response that `sends_file` (an
+        attachment) keeps its worker alive while it moves (app.web.heartbeat).
         """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
@@ -415,7 +427,8 @@ class WikiGateway:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
             else:
                 writer = _may_write(caller, wiki)
-                body = receive_body(environ, self._body_cap, self._slow_bodies, writer)
+                pool = environ[_TURN_KEY].pool
+                body = receive_body(environ, self._body_cap, self._slow_bodies, writer, pool)
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
@@ -434,8 +447,11 @@ class WikiGateway:
             if turn is not None and caller is not None:
                 turn.take()
             app_iter = self._otterwiki(environ, start_response)
-            if turn is not None:
+            if turn is not None and not bulk:
                 turn.end_turn()
+            if sends_file:
+                # A large attachment to a slow but steady reader outlasts the worker timeout.
+                app_iter = kept_alive(app_iter)
             if written is not None:
                 # Flask has run the view, so any commit is made; still under the write lock, and
                 # before the response goes out, so whoever reads the figures next sees them.

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 from werkzeug.wrappers import Response
@@ -47,15 +48,23 @@ from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import Unavailable
+from app.core.identity import Caller
 from app.core.identity import authenticate
 from app.core.identity import refusal
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.store import Wiki
+from app.web.bodies import SlowPlaces
+from app.web.bodies import read_chunk
+from app.web.bodies import receive_body
+from app.web.bodies import watch_body
 from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
 from app.wiki.responses import text_response
+from app.wiki.turns import Turn
+from app.wiki.turns import WikiBusy
+from app.wiki.turns import join_pool
 
 log = logging.getLogger("robot.wiki.git")
 
@@ -107,20 +116,26 @@ def _credential(authorization: str | None) -> str | None:
 class GitHttp:
     """Serve git's smart HTTP protocol for every wiki; `platform` gives settings and robot.db."""
 
-    def __init__(self, platform: Platform):
+    def __init__(self, platform: Platform, slow: SlowPlaces | None = None):
         self.platform = platform
         self.settings = platform.settings
+        self.slow = slow  # the host's places for slow request bodies (app.web.bodies)
         # Beside the wikis, not in the run dir: /run is often mounted noexec.
         self.hooks = install_hook(self.settings.data_dir / "git-hooks")
 
-    def __call__(self, environ, start_response, endpoint: str, wiki: Wiki):
-        """Answer the request for Otterwiki's git `endpoint` on `wiki` (a WSGI app call)."""
+    def __call__(self, environ, start_response, endpoint: str, wiki: Wiki, turn: Turn | None):
+        """Answer the request for Otterwiki's git `endpoint` on `wiki` (a WSGI app call).
+
+        `turn` (app.wiki.turns; None: none) is the request's: once the caller may go on, it
+        joins the caller's pool, and git runs in one of the pool's turns (low once heavy); a
+        crowded pool is refused with 429.
+        """
         try:
-            return self._serve(environ, start_response, endpoint, wiki)
+            return self._serve(environ, start_response, endpoint, wiki, turn)
         except RobotError as error:
             return _refused(error)(environ, start_response)
 
-    def _serve(self, environ, start_response, endpoint: str, wiki: Wiki):
+    def _serve(self, environ, start_response, endpoint: str, wiki: Wiki, turn: Turn | None):
         method = environ.get("REQUEST_METHOD", "GET")
         service = self._service(endpoint, method, environ.get("QUERY_STRING", ""))
         caller = authenticate(
@@ -142,14 +157,31 @@ class GitHttp:
                 f"git access to the wiki {wiki.slug!r} is off; an admin of the wiki can turn it "
                 "on in its settings"
             )
-        env = self._cgi_env(environ, wiki, endpoint, service, caller)
-        if endpoint != "git_receive_pack":
-            return self._run(environ, start_response, env, None)
-        return self._push(environ, start_response, env, wiki)
+        admit = partial(_admit, turn, caller)
+        if turn is not None:
+            join_pool(turn, wiki, caller)
+        pool = turn.pool if turn is not None else None
+        if endpoint == "git_receive_pack":
+            env = self._cgi_env(environ, wiki, endpoint, service, caller)
+            return self._push(environ, start_response, env, wiki, admit, pool)
+        # A clone's request (wants and haves) arrives whole before git runs, so a client
+        # trickling it holds a slow-body place (a member) or is cut (anyone else), never git.
+        writer = caller.role is not None
+        body = receive_body(environ, self.settings.git_push_max_bytes, self.slow, writer, pool)
+        held = ExitStack()
+        if body is not None:
+            held.callback(body.close)
+        try:
+            env = self._cgi_env(environ, wiki, endpoint, service, caller)
+            admit()
+        except BaseException:
+            held.close()
+            raise
+        return self._run(environ, start_response, env, held)
 
-    def _push(self, environ, start_response, env: dict, wiki: Wiki):
-        """Spool the push's body, then run receive-pack on it under the wiki's write lock;
-        record the usage once it ended."""
+    def _push(self, environ, start_response, env: dict, wiki: Wiki, admit, pool: Path | None):
+        """Spool the push's body (a slow one takes a slow-body place of `pool`), then run
+        receive-pack on it under the wiki's write lock; record the usage once it ended."""
         if not os.access(self.hooks / "pre-receive", os.X_OK):
             # git would skip the hook without a word, and with it every push rule.
             log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
@@ -160,11 +192,13 @@ class GitHttp:
         held = ExitStack()
         try:
             try:
-                body = held.enter_context(self._spool(environ, self.settings.wiki_dir(wiki.slug)))
+                folder = self.settings.wiki_dir(wiki.slug)
+                body = held.enter_context(self._spool(environ, folder, pool))
             except _PushTooLarge as refused:
                 return self._report_refusal(refused)(environ, start_response)
             env["CONTENT_LENGTH"] = str(body.seek(0, os.SEEK_END))  # what came, chunked or not
             body.seek(0)
+            admit()  # the body came at the pusher's pace; receive-pack computes in the turn
             held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
             repo = self.settings.repo_path(wiki.slug)
             if wikis.only_created(repo):
@@ -176,8 +210,12 @@ class GitHttp:
             held.close()
             raise
 
-    def _spool(self, environ, folder: Path):
+    def _spool(self, environ, folder: Path, pool: Path | None):
         """The request body, read whole into a temporary file in `folder` (returned at its end).
+
+        Still arriving after app.web.bodies.SLOW_AFTER, it takes one of the host's slow-body
+        places for `pool`, or is refused (Unavailable, 503 with Retry-After): four pushers
+        trickling their packs would hold every worker.
 
         The file has no name (unlinked at once), so a worker killed midway leaves nothing. A
         body over the cap is read on (and dropped) to its end, up to _drain_limit(), then
@@ -187,10 +225,11 @@ class GitHttp:
         """
         spool = tempfile.TemporaryFile(dir=folder, prefix=".push-")
         keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+        watch = watch_body(environ, self.slow, True, pool)
         cap = self.settings.git_push_max_bytes
         try:
             stream, total = get_input_stream(environ), 0
-            while chunk := stream.read(_CHUNK):
+            while chunk := read_chunk(stream):
                 total += len(chunk)
                 if total > self._drain_limit():
                     raise self._too_large()
@@ -208,11 +247,15 @@ class GitHttp:
                 )
             spool.flush()
             return spool
-        except BaseException:
+        except BaseException as error:
             spool.close()
+            if watch is not None and watch.cut and isinstance(error, BadRequest):
+                raise watch.refusal() from None
             raise
         finally:
             keepalive.stop()
+            if watch is not None:
+                watch.stop()
 
     def _service(self, endpoint: str, method: str, query: str) -> str:
         """Which git service the request is for; NotFound for anything but the smart protocol."""
@@ -321,8 +364,9 @@ class GitHttp:
         return env
 
     def _run(self, environ, start_response, env: dict, held: ExitStack | None, spooled=None):
-        """Run http-backend on the request; stream its answer. A push (`held` has its lock,
-        spool and after-work) reads its `spooled` body; anything else its request's body."""
+        """Run http-backend on the request; stream its answer; close `held` (a push's lock,
+        spool and after-work; a clone's received body) once it is out. A push reads its
+        `spooled` body; anything else its request's body."""
         body = get_input_stream(environ)
         process = subprocess.Popen(
             ["git", "http-backend"],
@@ -508,8 +552,33 @@ def _reap(process: subprocess.Popen) -> None:
 
 
 def _refused(error: RobotError):
-    """A refusal git shows its user: plain text (`remote: ...`), with Basic for a 401."""
+    """A refusal git shows its user: plain text (`remote: ...`), with Basic for a 401 and
+    Retry-After for a 429 or 503 that names one."""
     response = text_response(error.status, error.message)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="robot wiki", charset="UTF-8"'
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
+
+
+def _admit(turn: Turn | None, caller: Caller) -> None:
+    """Let git compute: take a turn of the request's pool (app.wiki.turns).
+
+    Raises WikiBusy (429) as Turn.take() does; for an anonymous caller, Unauthorized (401,
+    with Retry-After) instead: git sends the credentials it has (a token in the URL, a
+    credential helper's) only when challenged, so a member cloning a public wiki arrives
+    anonymous, among the crowd; challenged, it comes back signed in, in a pool of its own.
+    """
+    if turn is None:
+        return
+    try:
+        turn.take()
+    except WikiBusy as busy:
+        if not caller.is_anonymous:
+            raise
+        raise Unauthorized(
+            f"{busy.message}. Members of the wiki get in at once: give a wiki token as the "
+            "password",
+            retry_after=busy.retry_after,
+        ) from None

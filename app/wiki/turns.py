@@ -34,9 +34,16 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   anonymous clients crowding a public wiki lower and refuse each other, never its owner, and a
   viewer the owner let into one wiki crowds only that wiki's members. Before sign-in a request
   runs as any of its pools' debts say; a member's is put back if its own pool owes nothing.
-- Bulk transfers (git clone, fetch and push, exports) and attachment downloads take no turn:
-  they move for seconds or minutes at the client's pace and must never hold the turns that
-  views take. Bulk transfers always run at LOW_NICE.
+- Bulk transfers (git clone, fetch and push, exports) take a turn of the caller's pool once
+  the caller is known, as views do, and run low as views do once heavy: five anonymous clone
+  loops on one public wiki once held every worker, and every tenant's views waited 15 s. Their
+  turn is held while git computes and the answer goes out at the server's pace, and handed on
+  once the answer goes out slowly (app.wiki.sends): a client reading slowly holds a slow-send
+  place then, never its pool's turn. A client's next request (upload-pack after info/refs)
+  finds the turn free, or waits for it as any request does. A transfer used to run at
+  LOW_NICE from its start, and a clone's cheap info/refs, starved by other tenants' work after
+  its last byte, held its pool's turn past the client's next request's wait.
+  Attachment downloads take no turn: a page's images come all at once.
 
 Turns are flock(2) locks on files in the owner's folder (Settings.owner_turns_dir, under the
 run dir): shared by every worker, released by the kernel if a worker dies. A debt is the mtime
@@ -64,6 +71,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.errors import TooManyRequests
+from app.core.identity import Caller
+from app.core.store import Wiki
 
 log = logging.getLogger("robot.wiki")
 
@@ -161,7 +170,7 @@ class Turn:
     """One request at its owner's wikis: the priority it runs at (`lowered`) and the turn it
     holds.
 
-    Made by Turns.enter(); take() takes the turn (bulk() marks a bulk transfer), end_turn()
+    Made by Turns.enter(); take() takes the turn, end_turn()
     hands it on, close() ends all and counts the request's CPU against its owner if heavy.
     """
 
@@ -173,6 +182,9 @@ class Turn:
         self._kept_pids: set[int] = set()  # the worker's children when it was lowered
         self._lowered_pids: set[int] = set()  # children lowered with it
         self._fds: list[int] = []
+        # end_turn() may come from the slow-send watcher's thread (app.wiki.sends) while this
+        # request's own thread ends it too: each turn file is closed once.
+        self._ending = threading.Lock()
         self._started = time.process_time()
         self._children_started = _children_cpu()
         self._arrived = _boot_ticks()  # git processes started from here on are this request's
@@ -181,6 +193,16 @@ class Turn:
         # read when lowering: a timer check landing inside _lower() would read the low one.
         self._base = os.getpriority(os.PRIO_PROCESS, 0)
         self.lowered = False
+
+    @property
+    def pool(self) -> Path:
+        """The folder of the pool the request runs in (the visitors' until as_member())."""
+        return self._owner_dir
+
+    @property
+    def visitor(self) -> bool:
+        """Whether the request runs in the visitors' pool: no member of the wiki (yet)."""
+        return self._owner_dir == self._pools[0]
 
     def lower_if_in_debt(self) -> None:
         """Run at LOW_NICE from now on if the request's pool is in either debt."""
@@ -234,18 +256,17 @@ class Turn:
             )
         self._beyond_turns = time.monotonic()  # its whole run counts as crowding (close())
 
-    def bulk(self) -> None:
-        """Run this bulk transfer (and the git processes it starts) at LOW_NICE until close()."""
-        self._lower()
-
     def end_turn(self) -> None:
         """Hand the turn to the owner's next request; the priority stays (a response may still
-        be going out, at the priority it was computed at). Safe to call again."""
-        while self._fds:
-            os.close(self._fds.pop())  # and with the last one, the lock
-        if self._beyond_turns is not None:  # its run, not the sending of its response
-            add_debt(self._owner_dir, CROWD, time.monotonic() - self._beyond_turns)
-            self._beyond_turns = None
+        be going out, at the priority it was computed at). Safe to call again, from any
+        thread."""
+        with self._ending:
+            fds, self._fds = self._fds, []
+            beyond, self._beyond_turns = self._beyond_turns, None
+        for fd in fds:
+            os.close(fd)  # and with the last one, the lock
+        if beyond is not None:  # its run, not the sending of its response
+            add_debt(self._owner_dir, CROWD, time.monotonic() - beyond)
 
     def close(self) -> None:
         """End the turn, count a heavy request's CPU (its git processes' too) against its
@@ -312,7 +333,7 @@ class Turns:
     """Per-owner turns shared by every worker on the host, and the priority they decide.
 
     `turns`: requests an owner's wikis may compute at once (as many may wait); `wait`: seconds
-    a request waits for a turn; `lower`: whether owners in debt and bulk transfers run at
+    a request waits for a turn; `lower`: whether owners in debt and heavy requests run at
     LOW_NICE (default: when it can be undone).
     """
 
@@ -328,7 +349,7 @@ class Turns:
         """A request for wiki `wiki` (a slug; None: one members' pool for all the owner's
         wikis) of the owner whose folder is `owner_dir` (made if missing) arrives: lowered at
         once if a pool it may join is in debt, so all its work (sign-in, Otterwiki) runs low.
-        Call take() for a turn (or bulk()), and close() in the end."""
+        Call take() for a turn, and close() in the end."""
         members_dir = owner_dir / MEMBERS / wiki if wiki else owner_dir / MEMBERS
         if members_dir not in self._made and all(
             _make_folder(folder) for folder in (members_dir, owner_dir / OWNER)
@@ -365,12 +386,12 @@ class Turns:
             signal.setitimer(signal.ITIMER_REAL, 0)
 
     @contextmanager
-    def turn(self, owner_dir: Path, bulk: bool = False):
-        """Hold a turn of the owner whose folder is `owner_dir` (with `bulk`, run as a bulk
-        transfer) while inside; yields the Turn. Raises WikiBusy as take() does."""
+    def turn(self, owner_dir: Path):
+        """Hold a turn of the owner whose folder is `owner_dir` while inside; yields the Turn.
+        Raises WikiBusy as take() does."""
         turn = self.enter(owner_dir)
         try:
-            turn.bulk() if bulk else turn.take()
+            turn.take()
             yield turn
         finally:
             turn.close()
@@ -385,6 +406,14 @@ class Turns:
             if _lock_one(turns) is not None:
                 return True
         return False
+
+
+def join_pool(turn: Turn, wiki: Wiki, caller: Caller) -> None:
+    """Put a signed-in member's request in its wiki's members' pool (the owner's in the
+    owner's): a crowd of visitors never locks its wiki's people out; nor the people of one
+    wiki its owner (at any of their wikis) or another wiki's people."""
+    if caller.role is not None:
+        turn.as_member(owner=caller.did == wiki.owner_did)
 
 
 def _make_folder(owner_dir: Path) -> bool:

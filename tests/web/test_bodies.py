@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 
 import pytest
 
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
 from app.web.bodies import IN_MEMORY
-from app.web.bodies import NO_PLACES
 from app.web.bodies import SlowPlaces
 from app.web.bodies import receive_body
 
@@ -102,15 +100,44 @@ def test_slow_body_places_fill_up_and_free_again(tmp_path):
     first, second = slow.take(), slow.take()
     assert first is not None and second is not None
     assert slow.take() is None  # every place taken
-    os.close(first)
+    first.free()
+    first.free()  # freeing twice changes nothing
     again = slow.take()
     assert again is not None
-    for fd in (second, again):
-        os.close(fd)
+    assert slow.take() is None
+    for place in (second, again):
+        place.free()
+
+
+def test_a_pool_holds_one_slow_place_at_a_time(tmp_path):
+    """Fifth and sixth reviews: slow readers of one crowd took every place, and the owner's
+    own download begun then was cut. A pool holds one place; others still find theirs."""
+    slow = SlowPlaces(tmp_path / "slow", places=3)
+    crowd, owner = tmp_path / "owner-dir", tmp_path / "owner-dir" / "owner"
+    held = slow.take(crowd, visitor=True)
+    assert held is not None
+    assert slow.take(crowd, visitor=True) is None  # the crowd's second slow reader
+    mine = slow.take(owner)
+    assert mine is not None
+    held.free()
+    assert slow.take(crowd, visitor=True) is not None  # its place came back
+
+
+def test_visitors_never_take_the_last_slow_place(tmp_path):
+    """However many public wikis strangers read slowly, one place stays for members."""
+    slow = SlowPlaces(tmp_path / "slow", places=3)
+    strangers = [slow.take(tmp_path / f"visitors-{n}", visitor=True) for n in range(4)]
+    assert [place is not None for place in strangers] == [True, True, False, False]
+    member = slow.take(tmp_path / "members-a")
+    assert member is not None
+    assert slow.take(tmp_path / "members-b") is None  # now every place is taken
+    assert slow.take() is None
 
 
 def test_a_slow_body_goes_on_without_a_place_when_places_cannot_be_made(tmp_path, caplog):
     (tmp_path / "run").write_text("")  # no folder can be made in a file
-    with caplog.at_level(logging.WARNING, logger="robot.wiki"):
-        assert SlowPlaces(tmp_path / "run" / "bodies", places=2).take() == NO_PLACES
-    assert "slow body without a place" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="robot.web"):
+        place = SlowPlaces(tmp_path / "run" / "bodies", places=2).take()
+    assert place is not None
+    place.free()  # holds nothing
+    assert "slow transfer without a place" in caplog.text

@@ -300,6 +300,37 @@ def test_a_stalled_push_body_does_not_hold_the_wiki(made):
     assert not [path.name for path in folder.iterdir() if path.name.startswith(".push-")]
 
 
+def test_trickled_git_bodies_take_a_slow_place_or_are_cut(made):
+    """Sixth review: git's request bodies skipped the slow-body places, so three clients
+    sending upload-pack requests at 1 B/s held workers until the worker timeout. Now a
+    member's trickled push or fetch takes its pool's one place (a second is refused with 503),
+    and an anonymous one is cut at once (408)."""
+    wiki = made(public=True)
+
+    def trickle(path: str, token: str | None) -> socket.socket:
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        sock = socket.create_connection(("127.0.0.1", wiki.stack.port("otterwiki")), 30)
+        head = f"POST /.git/{path} HTTP/1.1\r\nHost: {wiki.slug}.localhost\r\n{auth}"
+        sock.sendall(f"{head}Content-Length: 100000\r\n\r\n0000".encode())
+        return sock
+
+    def answer_of(sock: socket.socket) -> str:
+        return b"".join(iter(lambda: sock.recv(65536), b"")).decode("latin-1")
+
+    holder = trickle("git-receive-pack", wiki.editor)
+    try:
+        time.sleep(1)  # past the slow-body deadline: it holds its pool's place
+        for path in ("git-receive-pack", "git-upload-pack"):
+            with trickle(path, wiki.editor) as second:
+                answer = answer_of(second)
+            assert answer.startswith("HTTP/1.1 503") and "Retry-After: 5" in answer, answer
+        with trickle("git-upload-pack", None) as anonymous:
+            answer = answer_of(anonymous)
+        assert answer.startswith("HTTP/1.1 408") and "may not write" in answer, answer
+    finally:
+        holder.close()
+
+
 # Every symlink is refused, inside the repository or not: the first four were once taken, and
 # page API writes through them committed nothing and left the working tree dirty.
 @pytest.mark.parametrize(
@@ -761,3 +792,56 @@ def test_file_over_the_size_cap_is_refused_even_when_it_packs_small(capped, tmp_
     done = run_git("push", "origin", "main", cwd=work)
     assert done.returncode != 0 and "a file may be at most 200000" in done.stderr
     assert wiki.head() == before
+
+
+# Kept last in the module: the crowd leaves its pool (the anonymous readers of OWNER's wikis) a
+# few seconds of debt, which the test waits out before it ends.
+def test_a_crowd_of_anonymous_clones_never_holds_every_worker(made, tmp_path):
+    """Fifth review: five anonymous clone loops on one public wiki took no turn and held every
+    worker; other tenants' views took 14-16 s. Clones now take turns of their caller's pool
+    once the caller is known: the crowd is refused (with a Basic challenge, so that git sends
+    credentials if it has them), while the owner clones and pushes, and another owner's wiki
+    answers, throughout."""
+    from app.wiki.turns import DEBT_MAX
+
+    wiki = made(public=True)
+    work = tmp_path / "seed"
+    ok(wiki.clone(work, wiki.editor))
+    for n in range(20):  # something for git to pack
+        commit_file(work, f"Page{n}.md", os.urandom(64 * 1024).hex(), f"page {n}")
+    ok(run_git("push", "-q", "origin", "HEAD:main", cwd=work))
+    stack = wiki.stack
+    ok(stack.robot("wiki", "create", "gitcrowd-other", "--owner", OTHER[0], "--public"))
+
+    stop = threading.Event()
+    crowd: list[subprocess.CompletedProcess] = []
+
+    def clone_loop(n: int) -> None:
+        for round_ in range(1000):
+            if stop.is_set():
+                return
+            crowd.append(wiki.clone(tmp_path / f"crowd-{n}-{round_}"))
+
+    loops = [threading.Thread(target=clone_loop, args=(n,)) for n in range(5)]
+    for loop in loops:
+        loop.start()
+    try:
+        time.sleep(2)  # the crowd is at it
+        other = stack.client("otterwiki", host="gitcrowd-other.localhost")
+        views = [other.get("/").status_code for _ in range(10)]
+        for n in range(3):
+            ok(wiki.clone(tmp_path / f"owner-{n}", wiki.editor))
+        commit_file(tmp_path / "owner-0", "Owner.md", "# Owner\n", "the owner, in the crowd")
+        ok(run_git("push", "-q", "origin", "HEAD:main", cwd=tmp_path / "owner-0"))
+    finally:
+        stop.set()
+        for loop in loops:
+            loop.join()
+    assert views == [200] * 10
+    refused = [done for done in crowd if done.returncode != 0]
+    assert refused, "the crowd was never refused"
+    for done in refused:  # git, challenged, has no password to give
+        assert "could not read Username" in done.stderr, done.stderr
+    assert any(done.returncode == 0 for done in crowd)  # turn by turn, the crowd clones too
+    time.sleep(DEBT_MAX + 0.1)
+    ok(wiki.clone(tmp_path / "after"))  # one client's info/refs, then upload-pack

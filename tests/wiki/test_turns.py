@@ -216,16 +216,38 @@ def test_a_heavy_request_counts_its_cpu_against_its_owner(owners):
 
 
 @lowering
-def test_bulk_transfers_run_low_and_take_no_turn(owners):
+def test_a_transfer_holds_its_turn_until_it_is_handed_on(owners):
+    """Fifth review: anonymous clone loops took no turn and held every worker. A transfer
+    holds its pool's turn while it goes out; a view meanwhile waits for it."""
     hammered, _ = owners
-    turns = Turns(turns=1, wait=0.2)
-    with turns.turn(hammered, bulk=True) as transfer:
-        assert transfer.lowered and priority() == LOW
-        with Turns(turns=1, wait=30, lower=False).turn(hammered):
-            assert debt(hammered, CROWD) == 0.0  # views do not wait for transfers
-        with turns.turn(hammered, bulk=True) as another:  # nor transfers for each other
-            assert another.lowered
-    assert priority() == BASE
+    transfer = Turns(turns=1, wait=0.2, lower=False).enter(hammered)
+    transfer.take()
+    view = Turns(turns=1, wait=0.2, lower=False).enter(hammered)
+    view.take()  # no turn came: it waited its limit
+    view.close()
+    assert debt(hammered, CROWD) > 0.0
+    transfer.end_turn()
+    set_debt(hammered, CROWD, 0.0)
+    with Turns(turns=1, wait=30, lower=False).turn(hammered):
+        assert debt(hammered, CROWD) == 0.0  # free at once
+    transfer.close()
+
+
+def test_a_transfers_turn_handed_on_from_another_thread_frees_it_once(owners):
+    """The slow-send watcher (app.wiki.sends) hands a transfer's turn on from its own thread
+    while the request's thread may end it too: the turn is free, and each file closed once."""
+    hammered, _ = owners
+    transfer = Turns(turns=1, wait=0.2, lower=False).enter(hammered)
+    transfer.take()
+    handing = [threading.Thread(target=transfer.end_turn) for _ in range(8)]
+    for thread in handing:
+        thread.start()
+    transfer.end_turn()
+    for thread in handing:
+        thread.join()
+    with Turns(turns=1, wait=30, lower=False).turn(hammered):
+        assert debt(hammered, CROWD) == 0.0  # free at once
+    transfer.close()
 
 
 def test_the_git_processes_a_request_ran_count_as_its_cpu(owners):

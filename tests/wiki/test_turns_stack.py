@@ -340,25 +340,30 @@ def answer_of(sock: socket.socket) -> str:
 
 
 def test_slow_bodies_never_hold_every_worker(wikis):
-    """Writers trickling bodies take all the workers but one; the next is refused, and pages
-    still answer."""
-    token = wikis.other_token
-    places = gunicorn_workers() - 1
-    senders = [slow_upload(wikis, OTHER, token) for _ in range(places)]
+    """Writers trickling bodies take a place each, one per pool of callers (app.web.bodies):
+    a pool's second slow body is refused, another pool's finds a place, and pages still
+    answer."""
+    senders = [slow_upload(wikis, OTHER, wikis.other_token)]
     try:
-        time.sleep(SLOW_AFTER + 0.3)  # each has taken a place by now
-        refused = slow_upload(wikis, OTHER, token)
+        time.sleep(SLOW_AFTER + 0.3)  # it has taken its pool's place by now
+        refused = slow_upload(wikis, OTHER, wikis.other_token)
         senders.append(refused)
         answer = answer_of(refused)
         assert answer.startswith("HTTP/1.1 503") and "Retry-After: 5" in answer, answer
         assert "try again" in answer
-        assert views(wikis, OTHER, "/", 5) == [200] * 5  # the last worker serves everyone
+        # Another owner's writer (another pool) finds a place.
+        with slow_upload(wikis, HAMMERED, wikis.hammered_token) as other_pool:
+            time.sleep(SLOW_AFTER + 0.3)
+            other_pool.sendall(b"x" * (100000 - len("first")))
+            answer = other_pool.recv(65536).decode("latin-1")
+            assert answer.startswith(("HTTP/1.1 200", "HTTP/1.1 201")), answer
+        assert views(wikis, OTHER, "/", 5) == [200] * 5
     finally:
         for sender in senders:
             sender.close()
-    # Once they are gone, a slow body takes a place again.
+    # Once they are gone, a slow body of the first pool takes a place again.
     time.sleep(0.5)
-    with slow_upload(wikis, OTHER, token) as again:
+    with slow_upload(wikis, OTHER, wikis.other_token) as again:
         time.sleep(SLOW_AFTER + 0.3)
         again.sendall(b"x" * (100000 - len("first")))
         answer = again.recv(65536).decode("latin-1")
@@ -395,20 +400,23 @@ def test_a_slow_small_body_from_a_caller_who_cannot_write_takes_no_place(wikis):
             stranger.close()
 
 
-def slow_reader(stack, slug: str, path: str) -> socket.socket:
-    """A client that asks for `path` with a receive window of a few kilobytes, then reads
-    nothing until told to."""
+def slow_reader(stack, slug: str, path: str, token: str | None = None) -> socket.socket:
+    """A client that asks for `path` (with `token`, if given) with a receive window of a few
+    kilobytes, then reads nothing until told to."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(30)
     sock.connect(("127.0.0.1", stack.port("otterwiki")))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {slug}.localhost\r\n\r\n".encode())
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {slug}.localhost\r\n{auth}\r\n".encode())
     return sock
 
 
 def test_slow_readers_never_hold_every_worker(wikis):
     """Fourth review: four clients reading a 10 MB attachment slowly held every worker for
-    27 s. Now slow sends take all the workers but one; the next is cut, and pages answer."""
+    27 s. Sixth review: strangers reading slowly took every place, and the owner's own
+    download begun then was cut. Now a crowd of anonymous slow readers holds one place (its
+    pool's); the rest are cut, the owner's slow download finds a place, and pages answer."""
     size = 8 * 1024 * 1024
     with wikis.client("otterwiki", host=f"{OTHER}.localhost") as client:
         stored = client.put(
@@ -417,17 +425,20 @@ def test_slow_readers_never_hold_every_worker(wikis):
             headers={"Authorization": f"Bearer {wikis.other_token}"},
         )
         assert stored.status_code in (200, 201), stored.text
-    places = gunicorn_workers() - 1
-    readers = []
+    strangers, owner = [], None
     try:
-        for _ in range(places + 1):
-            readers.append(slow_reader(wikis, OTHER, "/Home/a/large.bin"))
-            time.sleep(0.2)  # the first ones take the places
+        for _ in range(gunicorn_workers()):
+            strangers.append(slow_reader(wikis, OTHER, "/Home/a/large.bin"))
+            time.sleep(0.2)  # the first one takes the crowd's place
+        owner = slow_reader(wikis, OTHER, "/Home/a/large.bin", wikis.other_token)
         time.sleep(SLOW_SEND + 1)
         assert views(wikis, OTHER, "/", 5) == [200] * 5  # a worker is free for everyone
-        received = [len(answer_of(reader).encode("latin-1")) for reader in readers]
+        received = [len(answer_of(reader).encode("latin-1")) for reader in strangers]
+        owners = len(answer_of(owner).encode("latin-1"))
     finally:
-        for reader in readers:
-            reader.close()
-    whole = [n for n in received if n > size]  # the body and its head
-    assert len(whole) == places and len(received) - len(whole) == 1, received
+        for reader in [*strangers, owner]:
+            if reader is not None:
+                reader.close()
+    assert owners > size  # the body and its head
+    whole = [n for n in received if n > size]
+    assert len(whole) == 1 and len(received) - len(whole) == gunicorn_workers() - 1, received

@@ -1,0 +1,46 @@
+"""A counted response body counts what went out and always closes what made it."""
+
+from __future__ import annotations
+
+from app.web.heartbeat import Counted
+from app.web.heartbeat import kept_alive
+
+
+class Body:
+    """A response body that records whether it was closed."""
+
+    def __init__(self, chunks: list[bytes]):
+        self.chunks, self.closed = chunks, 0
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_each_chunk_counts_once_the_server_asks_for_the_next():
+    moved: list[int] = []
+    body = Counted(Body([b"abc", b"", b"de"]), moved.append)
+    assert next(body) == b"abc" and moved == []  # not out yet
+    assert list(body) == [b"", b"de"]
+    assert sum(moved) == 5
+    body.close()
+
+
+def test_closing_before_the_first_chunk_still_closes_the_body_and_calls_done():
+    """A generator's `finally` never runs if it is closed before it started: the server may
+    close a response it never iterated, and what made it must still be ended."""
+    inner, ended = Body([b"x"]), []
+    body = Counted(inner, lambda _n: None, lambda: ended.append(True))
+    body.close()
+    body.close()
+    assert inner.closed == 1 and ended == [True]
+
+
+def test_a_kept_alive_body_closes_its_body():
+    inner = Body([b"a", b"b"])
+    body = kept_alive(inner)
+    assert list(body) == [b"a", b"b"]
+    body.close()
+    assert inner.closed == 1
