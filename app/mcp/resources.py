@@ -39,6 +39,26 @@ def page_uri(slug: str, path: str) -> str:
     return f"{SCHEME}://{slug}/{quote(path, safe='/')}"
 
 
+# JSON-RPC 2.0 leaves -32000 to -32099 to the server: here, "busy, try again after
+# `data.retryAfter` seconds" (the wiki answered 429, or 503 with Retry-After).
+SERVER_BUSY = -32000
+
+
+def listing_error(error: RobotError) -> MCPError:
+    """The MCP error for a page API refusal while listing resources.
+
+    A wiki that is busy (429, or 503 with a Retry-After) is SERVER_BUSY with `data`
+    `{"status": <HTTP status>, "retryAfter": <seconds>}`, so a client waits instead of
+    taking its request for a bad one; another 4xx is INVALID_PARAMS; anything else
+    INTERNAL_ERROR.
+    """
+    if error.status == 429 or (error.status == 503 and error.retry_after is not None):
+        data = {"status": error.status, "retryAfter": error.retry_after or 1}
+        return MCPError(code=SERVER_BUSY, message=error.message, data=data)
+    code = INVALID_PARAMS if error.status < 500 else INTERNAL_ERROR
+    return MCPError(code=code, message=error.message)
+
+
 class PageResource(Resource):
     """One page in a `resources/list` answer (read through the template, never this object)."""
 
@@ -61,9 +81,8 @@ class PageResources(Middleware):
         slug, auth = caller()
         try:
             data = await self.pages.list_pages(slug, auth)
-        except RobotError as error:  # the caller's fault (4xx) or the wiki service's
-            code = INVALID_PARAMS if error.status < 500 else INTERNAL_ERROR
-            raise MCPError(code=code, message=error.message) from None
+        except RobotError as error:
+            raise listing_error(error) from None
         found = [
             PageResource(
                 uri=page_uri(slug, row["path"]),

@@ -49,8 +49,7 @@ Turns are flock(2) locks on files in the owner's folder (Settings.owner_turns_di
 run dir): shared by every worker, released by the kernel if a worker dies. A debt is the mtime
 of a file (CROWD is the first turn file, CPU the first waiting place): the wall-clock time until
 which it runs; one further than DEBT_MAX ahead was set before the clock stepped back and counts
-as none. Its read-modify-write is not atomic across workers; a lost update only makes a debt
-smaller.
+as none. Its read-modify-write takes a lock of its own.
 
 Lowering a process's priority is allowed to anyone; raising it back needs root or an
 RLIMIT_NICE of 20 (systemd: LimitNICE=+0), so where neither holds, owners take turns without
@@ -120,8 +119,9 @@ def can_restore_priority() -> bool:
     return soft == resource.RLIM_INFINITY or 20 - soft <= base
 
 
-# The files whose mtimes hold a pool's two debts.
+# The files whose mtimes hold a pool's two debts, and the lock their updates take.
 CROWD, CPU = "turn-0.lock", "wait-0.lock"
+DEBT_LOCK = "debt.lock"
 # Folders, in an owner's, of pools of turns and debts apart from the visitors' (the owner's
 # folder itself: anonymous readers of public wikis, people signed in who are no members):
 # MEMBERS/<wiki> for each wiki's members, OWNER for the owner, at all their wikis. A crowd of
@@ -153,17 +153,28 @@ def _owed(until: float, now: float) -> float:
 
 def add_debt(owner_dir: Path, kind: str, seconds: float) -> None:
     """Count `seconds` (of waiting, or CPU) against the owner's `kind` debt, DEBT_WEIGHT times,
-    up to DEBT_MAX."""
+    up to DEBT_MAX.
+
+    The read and the write happen under DEBT_LOCK in the pool's folder (flock(2), shared by
+    every worker): two workers adding at once once lost one of the two.
+    """
     path = owner_dir / kind
-    now = time.time()
     try:
+        fd = os.open(owner_dir / DEBT_LOCK, os.O_RDONLY | os.O_CREAT, 0o640)
+    except OSError:
+        return  # an unwritable folder (see Turn.take): nothing to count against
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        now = time.time()
         if not path.exists():
             path.touch()  # a debt file no request has opened yet (CPU: only waiters open it)
         until = now + _owed(path.stat().st_mtime, now) + DEBT_WEIGHT * seconds
         until = min(until, now + DEBT_MAX)
         os.utime(path, (until, until))
     except OSError:
-        pass  # an unwritable folder (see Turn.take): nothing to count against
+        pass
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 class Turn:

@@ -462,3 +462,25 @@ def test_a_crowding_member_of_one_wiki_never_locks_the_owner_or_other_wikis_memb
             turn.close()
     assert debt(hammered / OWNER, CROWD) == 0.0
     assert debt(hammered / MEMBERS / "alpha", CROWD) == 0.0
+
+
+def _add_debts(owner_dir, count: int) -> None:
+    for _ in range(count):
+        add_debt(owner_dir, CROWD, 0.0003)
+
+
+def test_debts_added_by_many_workers_at_once_all_count(owners):
+    """Each update reads and writes the debt under a lock of its own: four workers adding at
+    once lose none of each other's."""
+    hammered, _ = owners
+    started = time.time()
+    workers = [
+        multiprocessing.get_context("fork").Process(target=_add_debts, args=(hammered, 1000))
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    added = 4 * 1000 * 0.0003 * DEBT_WEIGHT  # 2.4 s, under DEBT_MAX
+    assert debt(hammered, CROWD) >= added - (time.time() - started) - 0.01
