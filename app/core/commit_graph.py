@@ -22,13 +22,10 @@ while one runs starts none, and the next write adds what it missed.
 
 from __future__ import annotations
 
-import logging
-import subprocess
 from pathlib import Path
 
+from app.core.detached import start_detached
 from app.core.git_env import git_env
-
-log = logging.getLogger(__name__)
 
 # git-commit-graph(1): every commit reachable from a ref, Bloom filters of changed paths, and
 # a new layer instead of rewriting the whole file.
@@ -47,40 +44,12 @@ _IF_LONG = 'min=$1; shift; test "$(git rev-list --count --all)" -ge "$min" && ex
 # others give up at once (git takes its own lock only once it has computed the whole graph,
 # so concurrent writers each did all the work first).
 LOCK = ".git/robot-commit-graph.lock"
-# setsid(1) --fork: git runs as nobody's child (no zombie to reap, and the wiki worker's
-# priority bookkeeping, app.wiki.turns, never sees it); nice(1): at the lowest priority.
-DETACHED = ("setsid", "--fork", "nice", "-n", "19")
-_TIMEOUT = 10.0  # seconds for setsid to fork and return; it does no work of its own
 
 
 def refresh(repo: Path) -> bool:
     """Start extending the commit-graph of the git repository (work tree) `repo` with the
-    commits it lacks, if it holds MIN_COMMITS or more, detached, and return at once: True if
-    the step was started, False if it could not be (logged; reads are only slower until a
-    later write)."""
-    try:
-        subprocess.run(
-            (
-                *DETACHED,
-                "flock",
-                "-n",
-                LOCK,
-                "sh",
-                "-c",
-                _IF_LONG,
-                "sh",
-                str(MIN_COMMITS),
-                *COMMAND,
-            ),
-            cwd=repo,
-            env=git_env(repo),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=_TIMEOUT,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        log.warning("could not start git commit-graph in %s", repo, exc_info=True)
-        return False
-    return True
+    commits it lacks, if it holds MIN_COMMITS or more, detached (app.core.detached), and
+    return at once: True if the step was started, False if it could not be (logged; reads are
+    only slower until a later write)."""
+    command = ("sh", "-c", _IF_LONG, "sh", str(MIN_COMMITS), *COMMAND)
+    return start_detached(repo, LOCK, command, git_env(repo))

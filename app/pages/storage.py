@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from dataclasses import field
+from pathlib import Path
 
 import git.exc
 from otterwiki.gitstorage import GitStorage
@@ -22,6 +23,7 @@ from app.core.errors import NotFound
 from app.core.errors import RobotError
 from app.core.provenance import did_from_email
 from app.core.provenance import read_message
+from app.pages import last_commit_index
 from app.pages.files import refuse_links
 from app.pages.files import remove_empty_folder
 from app.pages.files import replace_file
@@ -86,39 +88,23 @@ class Pages:
         return self.storage.exists(filename) and not self.storage.isdir(filename)
 
     def last_commits(self, wanted: set[str] | None = None, under: str = "") -> dict[str, Commit]:
-        """Map files to their last commit, from one pass over the log, newest first.
+        """Map files to their last commit at HEAD (app.pages.last_commit_index).
 
-        `wanted`: the files asked about; the walk stops once each has been found (on a long
-        history, pages changed lately are found in the first few commits instead of after
-        the whole log). None: every file ever committed, the whole log. `under`: only files
-        in this folder (git reads the changed-path Bloom filters of the commit-graph for it).
-        Returns {} for a repository without commits.
+        `wanted`: the files asked about (the walk of the log stops once each is found);
+        None: every file ever committed. `under`: only files in this folder (git reads the
+        changed-path Bloom filters of the commit-graph for it). On a very long history a file
+        the walk did not reach in time is left out, until the index is built. Returns {} for
+        a repository without commits.
         """
         if wanted is not None and not wanted:
             return {}
-        # A merge names the files it changed on the branch it was merged into: a page a
-        # merge made, or changed to resolve a conflict, has that merge as its last commit.
-        command = ["log", "--format=%x01%H%x02%an%x02%aI", "-z", "--name-only"]
-        command += ["--diff-merges=first-parent"]
-        if under:
-            command += ["--", under]
-        found: dict[str, Commit] = {}
-        missing = None if wanted is None else set(wanted)
-        process = self.storage.repo.git.execute(
-            ["git", *command], as_process=True, env=_LITERAL, stdout_as_string=False
-        )
         try:
-            pending = b""
-            while chunk := process.proc.stdout.read(_LOG_CHUNK):
-                pending += chunk
-                *records, pending = pending.split(b"\x01")
-                if _note_commits(records, found, missing):
-                    return found
-            _note_commits([pending], found, missing)
-        finally:
-            process.proc.kill()  # done early, or already ended: either way, reap it
-            process.proc.wait()
-        return found
+            head = self.storage.repo.head.commit.hexsha
+        except ValueError:
+            return {}  # no commit yet
+        repo = Path(self.storage.path)
+        found = last_commit_index.last_commits(repo, head, wanted, under)
+        return {name: Commit(*entry) for name, entry in found.items()}
 
     def last_commit(self, filename: str, revision: str = "HEAD") -> Commit | None:
         """Return the last commit touching `filename` at or before `revision`, or None."""
@@ -697,30 +683,6 @@ class Pages:
                 self._git("rm", "--cached", "-q", "--ignore-unmatch", "--", relative)
         except (OSError, RobotError, git.exc.GitError):
             log.exception("rolling back a failed upload of %s", relative)
-
-
-# Bytes of `git log` output read at a time while walking for last commits.
-_LOG_CHUNK = 64 * 1024
-
-
-def _note_commits(records: list[bytes], found: dict, missing: set[str] | None) -> bool:
-    """Add to `found` the files of `git log` records (a header, then NUL-separated names)
-    not in it yet, taking each from `missing` (None: all are wanted); return True once
-    `missing` is empty."""
-    for record in records:
-        header, _, names = record.decode("utf-8", "surrogateescape").partition("\x00")
-        if not header:
-            continue
-        commit = Commit(*header.split("\x02"))
-        for name in names.split("\x00"):
-            name = name.lstrip("\n")
-            if name and name not in found:
-                found[name] = commit
-                if missing is not None:
-                    missing.discard(name)
-        if missing is not None and not missing:
-            return True
-    return False
 
 
 def _entry(entry: dict) -> dict:

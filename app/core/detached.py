@@ -1,0 +1,42 @@
+"""Start a step apart from the request that wants it: detached, lowest priority, one at a time.
+
+Steps that read a whole long history (git's commit-graph, the last-commit index) take seconds
+to minutes on a wiki of a million commits: longer than any request may run. They run as
+nobody's child (setsid(1) --fork: no zombie to reap, and the wiki worker's priority bookkeeping,
+app.wiki.turns, never sees them), at the lowest priority (nice(1) 19), and one per repository
+and kind at a time (flock(1) -n on a lock file in the repository's .git: a second start while
+one runs gives up at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DETACHED = ("setsid", "--fork", "nice", "-n", "19")
+_TIMEOUT = 10.0  # seconds for setsid to fork and return; it does no work of its own
+
+
+def start_detached(repo: Path, lock: str, command: tuple[str, ...], env: Mapping[str, str]) -> bool:
+    """Start `command` in the git work tree `repo` with environment `env`, detached, unless
+    one holding `lock` (a path relative to `repo`) runs already, and return at once: True if
+    it was started (or one already ran), False if it could not be (logged)."""
+    try:
+        subprocess.run(
+            (*DETACHED, "flock", "-n", lock, *command),
+            cwd=repo,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=_TIMEOUT,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        log.warning("could not start %s in %s", command[0], repo, exc_info=True)
+        return False
+    return True

@@ -1,0 +1,119 @@
+"""Each file's last commit on a long history: kept on disk, read forward, built when a walk runs
+out of time; with real git repositories made by git fast-import."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from app.pages import last_commit_index
+from app.pages.last_commit_index import INDEX
+from app.pages.last_commit_index import last_commits
+from app.pages.last_commit_index import walk
+
+
+def make_history(repo: Path, commits: int, start: int = 0, new: bool = True) -> None:
+    """Commit `commits` changes with git fast-import: commit 0 (of a new repository) adds
+    old.md, every other one changes busy.md; `start` numbers them on from an existing one."""
+    if new:
+        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    stream = []
+    for n in range(start, start + commits):
+        name, text = ("old.md", "old\n") if n == 0 else ("busy.md", f"version {n}\n")
+        stamp = f"A <a@x> {1700000000 + n} +0000"
+        parent = "from refs/heads/main^0\n" if n == start and not new else ""
+        stream.append(
+            f"commit refs/heads/main\nauthor {stamp}\ncommitter {stamp}\ndata 1\nc\n{parent}"
+            f"M 100644 inline {name}\ndata {len(text.encode())}\n{text}\n"
+        )
+    subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=repo, input="".join(stream).encode(), check=True
+    )
+    subprocess.run(["git", "checkout", "-q", "-f", "main"], cwd=repo, check=True)
+
+
+def head(repo: Path) -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def whole(repo: Path) -> dict:
+    found, ended, _ = walk(repo, "HEAD")
+    assert ended
+    return found
+
+
+@pytest.fixture
+def long_history(tmp_path, monkeypatch):
+    """A repository of 60 commits, counted as long."""
+    monkeypatch.setattr(last_commit_index, "INDEX_MIN_COMMITS", 50)
+    repo = tmp_path / "repo"
+    make_history(repo, 60)
+    return repo
+
+
+def test_a_long_history_read_whole_is_kept_and_read_forward(long_history, monkeypatch):
+    """Third review: a page untouched since the first of a million commits made every page
+    list walk the whole log (47 s). Read whole once, it is kept; later only new commits are
+    read."""
+    repo = long_history
+    assert last_commits(repo, head(repo), {"old.md"})["old.md"] == whole(repo)["old.md"]
+    assert (repo / INDEX).is_file()
+    make_history(repo, 3, start=60, new=False)
+    read = []
+    original = last_commit_index.walk
+
+    def spy(repo, revisions, *args, **options):
+        read.append(revisions)
+        return original(repo, revisions, *args, **options)
+
+    monkeypatch.setattr(last_commit_index, "walk", spy)
+    answered = last_commits(repo, head(repo), {"old.md", "busy.md"})
+    assert answered == {name: whole(repo)[name] for name in ("old.md", "busy.md")}
+    assert len(read) == 1 and read[0].endswith(f"..{head(repo)}")  # only the new commits
+    assert last_commit_index._load(repo)[0] == head(repo)  # the index moved to HEAD
+    assert last_commits(repo, head(repo), under="") == whole(repo)
+    assert len(read) == 1  # at HEAD: no git run at all
+
+
+def test_a_walk_out_of_time_answers_what_it_found_and_builds_the_index(long_history, monkeypatch):
+    repo = long_history
+    monkeypatch.setattr(last_commit_index, "WALK_SECONDS", 0.0)
+    partial = last_commits(repo, head(repo), {"old.md", "busy.md"})
+    assert "old.md" not in partial  # not reached in time: undated for now
+    deadline = time.monotonic() + 30
+    while not (repo / INDEX).is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert last_commit_index._load(repo)[0] == head(repo)  # built apart, from the whole log
+    assert last_commits(repo, head(repo), {"old.md", "busy.md"}) == {
+        name: whole(repo)[name] for name in ("old.md", "busy.md")
+    }
+
+
+def test_an_index_of_another_history_is_not_used(long_history, tmp_path):
+    repo = long_history
+    other = tmp_path / "other"
+    make_history(other, 55)
+    last_commits(other, head(other))  # indexes the other history
+    (repo / INDEX).write_bytes((other / INDEX).read_bytes())
+    assert last_commits(repo, head(repo), {"old.md"})["old.md"] == whole(repo)["old.md"]
+    assert last_commit_index._load(repo)[0] == head(repo)  # walked afresh, kept
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"{", b"[]", b'{"head": 1, "files": {}}', b'{"head": "x"}', b"\xff\xfe"]
+)
+def test_a_broken_index_is_read_as_none(long_history, content):
+    repo = long_history
+    (repo / INDEX).write_bytes(content)
+    assert last_commits(repo, head(repo), {"old.md"})["old.md"] == whole(repo)["old.md"]
+
+
+def test_a_short_history_keeps_no_index(tmp_path):
+    repo = tmp_path / "repo"
+    make_history(repo, 20)
+    assert last_commits(repo, head(repo))["old.md"] == whole(repo)["old.md"]
+    assert not (repo / INDEX).exists()
