@@ -31,6 +31,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from werkzeug.wrappers import Response
@@ -64,9 +65,12 @@ class SlowPlaces:
 
     Callers fall in pools (app.wiki.turns: a wiki's visitors, its members, its owner), and a
     pool holds one place at a time, so one crowd cannot take them all. Visitors (anonymous
-    readers, people who are no members, Otterwiki's static files) share all places but one:
-    however many public wikis a crowd of strangers reads slowly, one place stays for the
-    people of the wikis. The wiki service passes pools; the api and auth services pass none.
+    readers, people who are no members, Otterwiki's static files) share all places but one,
+    and give theirs up to a wiki's member who finds none free: the visitor's transfer is cut
+    (it watches for `slow-N.evict` while it holds place N, Place.evicted()) and the member
+    waits up to EVICTION_WAIT for the place. Strangers reading slowly, from however many
+    public wikis, never cut a member's transfer; members of as many wikis as there are places
+    can still take them all. The wiki service passes pools; the api and auth services none.
     """
 
     def __init__(self, folder: Path, places: int):
@@ -76,9 +80,10 @@ class SlowPlaces:
     def take(self, pool: Path | None = None, visitor: bool = False) -> Place | None:
         """Take a free place and return it (free it with Place.free()), or None when none is
         free to this caller. `pool`: the folder of the caller's pool (None: no pool limit);
-        `visitor`: whether the caller is no member of the wiki. If the files cannot be opened,
-        a Place holding nothing (logged): the transfer goes on without a place, as a request
-        goes on without a turn."""
+        `visitor`: whether the caller is no member of the wiki. A caller who is no visitor
+        finding none free has a visitor's place given up to it, and may wait up to
+        EVICTION_WAIT seconds for it. If the files cannot be opened, a Place holding nothing
+        (logged): the transfer goes on without a place, as a request goes on without a turn."""
         held: list[int] = []
         try:
             self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -86,10 +91,14 @@ class SlowPlaces:
                 pool.mkdir(mode=0o750, parents=True, exist_ok=True)
                 if not _lock(pool / "slow.lock", held):
                     return None  # the pool holds its place already
-            # Members try the place visitors never take first.
-            order = range(self.places - 1) if visitor else reversed(range(self.places))
-            if any(_lock(self.folder / f"slow-{n}.lock", held) for n in order):
-                return Place(held)
+            place = self._take_free(held, visitor)
+            if place is None and not visitor and self._evict_a_visitor():
+                deadline = time.monotonic() + EVICTION_WAIT
+                while place is None and time.monotonic() < deadline:
+                    time.sleep(_EVICTION_PAUSE)
+                    place = self._take_free(held, visitor)
+            if place is not None:
+                return place
         except OSError as error:
             log.warning("slow transfer without a place: cannot open %s (%s)", error.filename, error)
             Place(held).free()
@@ -97,15 +106,53 @@ class SlowPlaces:
         Place(held).free()
         return None
 
+    def _take_free(self, held: list[int], visitor: bool) -> Place | None:
+        # Members try the place visitors never take first.
+        order = range(self.places - 1) if visitor else reversed(range(self.places))
+        for n in order:
+            if _lock(self.folder / f"slow-{n}.lock", held):
+                marker = self.folder / f"slow-{n}.visitor"
+                (self.folder / f"slow-{n}.evict").unlink(missing_ok=True)  # a request for the last
+                if visitor:
+                    marker.touch()
+                    return Place(held, marker, self.folder / f"slow-{n}.evict")
+                marker.unlink(missing_ok=True)  # left by a visitor's worker that died
+                return Place(held)
+        return None
+
+    def _evict_a_visitor(self) -> bool:
+        """Ask one visitor holding a place to give it up; return whether one was asked."""
+        for n in range(self.places - 1):
+            if (self.folder / f"slow-{n}.visitor").exists():
+                (self.folder / f"slow-{n}.evict").touch()
+                return True
+        return False
+
+
+# Seconds a member waits for a visitor's place to be given up (its holder looks every
+# EVICTION_POLL seconds), and between tries meanwhile.
+EVICTION_WAIT = 1.0
+EVICTION_POLL = 0.25
+_EVICTION_PAUSE = 0.02
+
 
 class Place:
-    """A place of SlowPlaces held: the open files whose locks hold it."""
+    """A place of SlowPlaces held: the open files whose locks hold it, and for a visitor's
+    place the files that mark it (`visitor`) and ask for it (`evict`)."""
 
-    def __init__(self, fds: list[int]):
+    def __init__(self, fds: list[int], visitor: Path | None = None, evict: Path | None = None):
         self._fds = fds
+        self._visitor, self._evict = visitor, evict
+
+    def evicted(self) -> bool:
+        """Whether a member asked for this visitor's place (never, for a member's)."""
+        return self._evict is not None and self._evict.exists()
 
     def free(self) -> None:
         """Give the place back. Safe to call again."""
+        if self._visitor is not None:
+            self._visitor.unlink(missing_ok=True)
+            self._visitor = None
         fds, self._fds = self._fds, []
         for fd in fds:
             os.close(fd)

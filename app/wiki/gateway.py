@@ -35,7 +35,6 @@ from app.core.store import Store
 from app.core.store import Wiki
 from app.web.bodies import SlowPlaces
 from app.web.bodies import receive_body
-from app.web.heartbeat import Counted
 from app.web.heartbeat import kept_alive
 from app.web.session_cookie import clear_session_cookie
 from app.web.session_cookie import cookie_name
@@ -213,14 +212,14 @@ class WikiGateway:
         else:
             watching = self._sends.start(environ, turn.pool, turn.visitor, turn.end_turn)
         if watching:
-            response = Counted(response, self._sends.sent)
             closing.append(partial(self._sent, environ))
         return ClosingIterator(response, closing)
 
     def _sent(self, environ) -> None:
         if self._sends.stop():
             log.warning(
-                "cut the response to %s %s: still going out after %s s, no slow-send place",
+                "cut the response to %s %s: still going out after %s s, no slow-send place "
+                "(or a visitor's, given up to a member)",
                 environ.get("REQUEST_METHOD"),
                 environ.get("PATH_INFO"),
                 SLOW_SEND,

@@ -1,16 +1,15 @@
-"""Slow readers never hold every worker: a response going out slowly past SLOW_SEND needs a place.
+"""Slow readers never hold every worker: a response still going out after SLOW_SEND needs a place.
 
 A client that reads slowly (a 10 MB attachment, a clone, an export, to a receive window of a
 few kilobytes) holds its worker until the response is out; four such readers once held every
-worker for 27 s, until gunicorn killed them. A response still going out SLOW_SEND seconds after
-the app returned it, and that went out slower than FAST_RATE over the last SLOW_SEND seconds,
-needs one of the host's places for slow transfers, the same that slow request bodies take
-(app.web.bodies: one fewer than the workers for both together, one per pool of callers, and
-visitors one fewer again). When none is free to it, its socket is shut and the client gets what
-was sent so far. A response moving faster needs no place: it ends soon (two 10 MB downloads at
-2 MB/s were once cut for taking over two seconds), and is looked at again every SLOW_SEND.
-A response buffering proxy (Caddy's response_buffers) takes slow readers off the workers in the
-first place.
+worker for 27 s, until gunicorn killed them, and four at a steady 1 MB/s stalled every other
+tenant's pages for seconds. A response still going out SLOW_SEND seconds after the app returned
+it needs one of the host's places for slow transfers, the same that slow request bodies take
+(app.web.bodies: one fewer than the workers for both together, one per pool of callers,
+visitors one fewer again, and a visitor's given up to a member who finds none). When none is
+free to it, its socket is shut and the client gets what was sent so far. How fast it goes does
+not matter: while it goes, it holds a worker. A response buffering proxy (Caddy's
+response_buffers) takes every long download off the workers: it reads each response at once.
 
 A bulk transfer (a clone, an export) holds its pool's turn while it goes out (app.wiki.turns);
 once it needs a place, its turn is handed on (`on_slow`).
@@ -23,21 +22,19 @@ import threading
 import time
 from pathlib import Path
 
+from app.web.bodies import EVICTION_POLL
 from app.web.bodies import Place
 from app.web.bodies import SlowPlaces
 from app.web.bodies import shut
 
-# Seconds a response may take to go out whole, and the window its rate is measured over.
+# Seconds a response may take to go out whole before it needs one of the host's places.
 SLOW_SEND = 2.0
-# Bytes a second above which a response going out needs no place: a 10 MB download at this
-# rate takes 40 s of a worker; a reader slower than 2 Mbit/s is slow.
-FAST_RATE = 256 * 1024
 
 
 class SendWatch:
     """Watches the response a worker is sending (gunicorn's sync workers send one at a time):
-    past SLOW_SEND, going out slower than FAST_RATE, it takes a place of `slow`, or its socket
-    is shut and the send fails.
+    past SLOW_SEND it takes a place of `slow`, or its socket is shut and the send fails; a
+    visitor's place is watched on, and given up (the send cut) when a member asks for it.
 
     One thread per worker process, started at the first response, waits for each deadline:
     a thread per response would cost every request a thread start. It is woken only when it
@@ -48,13 +45,12 @@ class SendWatch:
     def __init__(self, slow: SlowPlaces):
         self._slow = slow
         self._changed = threading.Condition()
-        self._sock = None  # the socket of the response being watched, until it has a place
+        self._sock = None  # the socket of the response being watched
         self._deadline = 0.0  # time.monotonic() seconds
         self._pool: Path | None = None
         self._visitor = False
         self._on_slow = None  # called (once) when the response being watched needs a place
-        self._sent = 0  # bytes of the response the server has taken
-        self._sent_at_check = 0
+        self._response = 0  # counts responses, so a place taken for an ended one is let go
         self._place: Place | None = None
         self._cut = False
         self._idle = False  # the thread waits for a response to watch, no deadline
@@ -64,7 +60,7 @@ class SendWatch:
         """Watch the response to this request from now (the app has returned it); return
         whether there is a socket to watch (gunicorn's; not under a test client). `pool` and
         `visitor` say whose place it would take (SlowPlaces.take); `on_slow` (no arguments;
-        any thread) is called when it needs one. Count its bytes with sent()."""
+        any thread) is called when it needs one."""
         sock = environ.get("gunicorn.socket")
         if sock is None:
             return False
@@ -74,18 +70,14 @@ class SendWatch:
                 self._thread.start()
             self._sock, self._deadline, self._cut = sock, time.monotonic() + SLOW_SEND, False
             self._pool, self._visitor, self._on_slow = pool, visitor, on_slow
-            self._sent = self._sent_at_check = 0
+            self._response += 1
             if self._idle:
                 self._changed.notify()
         return True
 
-    def sent(self, count: int) -> None:
-        """`count` more bytes of the watched response went out."""
-        self._sent += count  # read by the watcher; a torn read only moves one check
-
     def stop(self) -> bool:
         """The response is out (or its sending ended): free its place; return whether it was
-        cut for want of one."""
+        cut for want of one (or gave a visitor's up)."""
         with self._changed:
             self._sock, self._on_slow = None, None
             if self._place is not None:
@@ -100,19 +92,41 @@ class SendWatch:
                     self._idle = True
                     self._changed.wait()
                     self._idle = False
-                    continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
+                elif self._place is not None:  # a visitor's: watched until a member asks
+                    self._changed.wait(EVICTION_POLL)
+                    if self._sock is not None and self._place is not None:
+                        if self._place.evicted():
+                            self._place.free()  # at once: the member is waiting for it
+                            self._place = None
+                            self._cut_send()
+                elif (left := self._deadline - time.monotonic()) > 0:
                     self._changed.wait(left)
-                    continue
-                if self._sent - self._sent_at_check >= FAST_RATE * SLOW_SEND:
-                    self._sent_at_check = self._sent  # going out fast: look again later
-                    self._deadline += SLOW_SEND
-                    continue
-                if self._on_slow is not None:
-                    self._on_slow()
-                self._place = self._slow.take(self._pool, self._visitor)
-                if self._place is None:
-                    self._cut = True
-                    shut(self._sock, socket.SHUT_RDWR)
-                self._sock, self._on_slow = None, None  # it has a place, or is cut: until stop()
+                else:
+                    self._take_place()
+
+    def _take_place(self) -> None:
+        """At the deadline (with the condition held): hand the turn on, take a place (the
+        condition let go meanwhile: a member may wait for one), or cut the send."""
+        response, pool, visitor = self._response, self._pool, self._visitor
+        if self._on_slow is not None:
+            self._on_slow()
+            self._on_slow = None
+        self._changed.release()
+        try:
+            place = self._slow.take(pool, visitor)
+        finally:
+            self._changed.acquire()
+        if response != self._response or self._sock is None:
+            if place is not None:
+                place.free()  # the response ended meanwhile
+            return
+        self._place = place
+        if place is None:
+            self._cut_send()
+        elif not visitor:
+            self._sock = None  # a member's place: nothing more to watch until stop()
+
+    def _cut_send(self) -> None:
+        self._cut = True
+        shut(self._sock, socket.SHUT_RDWR)
+        self._sock = None

@@ -240,13 +240,17 @@ class Turn:
         """Take one of the owner's turns: wait up to Turns.wait if a waiting place is free,
         else go on at once. Lower the priority if the owner is in debt.
 
-        Raises WikiBusy when no turn came and the owner's crowd debt is over DEBT_REFUSE.
+        Raises WikiBusy when no turn came and the pool's crowd debt, before this request
+        waited, is over DEBT_REFUSE.
         """
         turns = self._open("turn")
         if not turns:
             return  # no turn files: run without (logged by _open)
         if _lock_one(turns) is not None:
             return  # free at once: enter() has already read the debts
+        # Refused by what the pool owed before this request waited: one full wait adds more
+        # than DEBT_REFUSE, and an owner's view waiting out its own export's turn was refused.
+        owed = debt(self._owner_dir, CROWD)
         waiting = _lock_one(self._open("wait"))
         if waiting is None:
             got = False
@@ -260,7 +264,7 @@ class Turn:
         self.lower_if_in_debt()
         if got:
             return
-        if debt(self._owner_dir, CROWD) > DEBT_REFUSE:
+        if owed > DEBT_REFUSE:
             raise WikiBusy(
                 "this wiki is answering too many requests at once (counted with its owner's "
                 "other wikis); try again in a moment",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+import time
 
 import pytest
 
@@ -141,3 +143,52 @@ def test_a_slow_body_goes_on_without_a_place_when_places_cannot_be_made(tmp_path
     assert place is not None
     place.free()  # holds nothing
     assert "slow transfer without a place" in caplog.text
+
+
+def hold_as_visitor(slow: SlowPlaces, pool, given_up: threading.Event) -> threading.Thread:
+    """A visitor's transfer holding a place, and giving it up when a member asks (as the
+    slow-send watcher does, app.wiki.sends)."""
+    place = slow.take(pool, visitor=True)
+    assert place is not None
+
+    def watch():
+        while not place.evicted():
+            time.sleep(0.05)
+        place.free()
+        given_up.set()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_visitor_gives_its_place_up_to_a_member_who_finds_none(tmp_path):
+    """Seventh review: two anonymous slow readers and one account reading its own wiki took
+    every place, and an owner's own download was cut. Now a member finding none has a
+    visitor's given up."""
+    slow = SlowPlaces(tmp_path / "slow", places=3)
+    given_up = threading.Event()
+    first = hold_as_visitor(slow, tmp_path / "visitors-a", given_up)
+    second = hold_as_visitor(slow, tmp_path / "visitors-b", threading.Event())
+    stranger = slow.take(tmp_path / "someone-else" / "owner")  # a member of their own wiki
+    assert stranger is not None
+    owner = slow.take(tmp_path / "owner-dir" / "owner")
+    assert owner is not None and given_up.is_set()
+    assert slow.take(tmp_path / "visitors-c", visitor=True) is None
+    for thread in (first, second):
+        thread.join(timeout=0)
+
+
+def test_members_never_take_each_others_places_and_visitors_never_ask(tmp_path):
+    slow = SlowPlaces(tmp_path / "slow", places=2)
+    held = [slow.take(tmp_path / f"members-{n}") for n in range(2)]
+    assert all(place is not None for place in held)
+    assert slow.take(tmp_path / "members-x") is None
+    assert not list((tmp_path / "slow").glob("*.evict"))  # no visitor to ask
+    for place in held:
+        place.free()
+    visitor = slow.take(tmp_path / "visitors", visitor=True)
+    member = slow.take(tmp_path / "members-0")
+    assert visitor is not None and member is not None
+    assert slow.take(tmp_path / "visitors-2", visitor=True) is None
+    assert not list((tmp_path / "slow").glob("*.evict"))  # a visitor asks no one

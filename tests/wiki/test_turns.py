@@ -29,6 +29,7 @@ from app.wiki.turns import HEAVY_CPU
 from app.wiki.turns import LOW_NICE
 from app.wiki.turns import MEMBERS
 from app.wiki.turns import OWNER
+from app.wiki.turns import WAIT
 from app.wiki.turns import Turns
 from app.wiki.turns import WikiBusy
 from app.wiki.turns import add_debt
@@ -484,3 +485,20 @@ def test_debts_added_by_many_workers_at_once_all_count(owners):
         worker.join()
     added = 4 * 1000 * 0.0003 * DEBT_WEIGHT  # 2.4 s, under DEBT_MAX
     assert debt(hammered, CROWD) >= added - (time.time() - started) - 0.01
+
+
+def test_one_full_wait_of_a_pool_that_owed_nothing_is_never_refused(owners):
+    """Seventh review: the owner's page view, waiting out the turn of the owner's own export,
+    was refused: one whole wait adds more than DEBT_REFUSE. Refusal goes by what the pool owed
+    before the request waited."""
+    hammered, _ = owners
+    assert WAIT * DEBT_WEIGHT > DEBT_REFUSE  # the wait alone would pass the line
+    export = Turns(turns=1, wait=WAIT, lower=False).enter(hammered)
+    export.take()
+    view = Turns(turns=1, wait=WAIT, lower=False).enter(hammered)
+    view.take()  # no turn came in WAIT seconds: it runs all the same
+    assert debt(hammered, CROWD) > DEBT_REFUSE
+    with pytest.raises(WikiBusy):  # the next one finds the pool in debt
+        Turns(turns=1, wait=0.05, lower=False).enter(hammered).take()
+    view.close()
+    export.close()

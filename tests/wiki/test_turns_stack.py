@@ -412,19 +412,29 @@ def slow_reader(stack, slug: str, path: str, token: str | None = None) -> socket
     return sock
 
 
+def store_large(stack, slug: str, token: str, size: int) -> None:
+    with stack.client("otterwiki", host=f"{slug}.localhost") as client:
+        stored = client.put(
+            "/api/v1/pages/Home/attachments/large.bin",
+            content=os.urandom(size),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert stored.status_code in (200, 201), stored.text
+
+
+LARGE = 8 * 1024 * 1024
+
+
+def received(reader: socket.socket) -> int:
+    return len(answer_of(reader).encode("latin-1"))
+
+
 def test_slow_readers_never_hold_every_worker(wikis):
     """Fourth review: four clients reading a 10 MB attachment slowly held every worker for
     27 s. Sixth review: strangers reading slowly took every place, and the owner's own
     download begun then was cut. Now a crowd of anonymous slow readers holds one place (its
     pool's); the rest are cut, the owner's slow download finds a place, and pages answer."""
-    size = 8 * 1024 * 1024
-    with wikis.client("otterwiki", host=f"{OTHER}.localhost") as client:
-        stored = client.put(
-            "/api/v1/pages/Home/attachments/large.bin",
-            content=os.urandom(size),
-            headers={"Authorization": f"Bearer {wikis.other_token}"},
-        )
-        assert stored.status_code in (200, 201), stored.text
+    store_large(wikis, OTHER, wikis.other_token, LARGE)
     strangers, owner = [], None
     try:
         for _ in range(gunicorn_workers()):
@@ -433,12 +443,37 @@ def test_slow_readers_never_hold_every_worker(wikis):
         owner = slow_reader(wikis, OTHER, "/Home/a/large.bin", wikis.other_token)
         time.sleep(SLOW_SEND + 1)
         assert views(wikis, OTHER, "/", 5) == [200] * 5  # a worker is free for everyone
-        received = [len(answer_of(reader).encode("latin-1")) for reader in strangers]
-        owners = len(answer_of(owner).encode("latin-1"))
+        sizes = [received(reader) for reader in strangers]
+        owners = received(owner)
     finally:
         for reader in [*strangers, owner]:
             if reader is not None:
                 reader.close()
-    assert owners > size  # the body and its head
-    whole = [n for n in received if n > size]
-    assert len(whole) == 1 and len(received) - len(whole) == gunicorn_workers() - 1, received
+    assert owners > LARGE  # the body and its head
+    whole = [n for n in sizes if n > LARGE]
+    assert len(whole) == 1 and len(sizes) - len(whole) == gunicorn_workers() - 1, sizes
+
+
+def test_a_visitor_gives_its_place_up_to_the_wikis_owner(wikis):
+    """Seventh review: two anonymous slow readers of two owners' public wikis and one account
+    reading its own wiki slowly took every place, and another owner's own download was cut.
+    Now the owner has a visitor's place given up: one stranger is cut instead."""
+    store_large(wikis, OTHER, wikis.other_token, LARGE)
+    store_large(wikis, HAMMERED, wikis.hammered_token, LARGE)
+    readers, member, owner = [], None, None
+    try:
+        for slug in (OTHER, HAMMERED):  # two visitors' pools: the places visitors may take
+            readers.append(slow_reader(wikis, slug, "/Home/a/large.bin"))
+            time.sleep(0.2)
+        member = slow_reader(wikis, HAMMERED, "/Home/a/large.bin", wikis.hammered_token)
+        time.sleep(SLOW_SEND + 0.5)  # all three places taken
+        owner = slow_reader(wikis, OTHER, "/Home/a/large.bin", wikis.other_token)
+        time.sleep(SLOW_SEND + 1.5)  # past its deadline, it has a visitor's place
+        assert views(wikis, OTHER, "/", 3) == [200] * 3
+        strangers = [received(reader) for reader in readers]
+        assert received(member) > LARGE and received(owner) > LARGE
+    finally:
+        for reader in [*readers, member, owner]:
+            if reader is not None:
+                reader.close()
+    assert sorted(n > LARGE for n in strangers) == [False, True], strangers
