@@ -21,14 +21,22 @@ DETACHED = ("setsid", "--fork", "nice", "-n", "19")
 _TIMEOUT = 10.0  # seconds for setsid to fork and return; it does no work of its own
 
 
-def start_detached(repo: Path, lock: str, command: tuple[str, ...], env: Mapping[str, str]) -> bool:
-    """Start `command` in the git work tree `repo` with environment `env`, detached, unless
+def start_detached(
+    repo: Path,
+    lock: str,
+    command: tuple[str, ...],
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+) -> bool:
+    """Start `command` for the git work tree `repo` with environment `env`, detached, unless
     one holding `lock` (a path relative to `repo`) runs already, and return at once: True if
-    it was started (or one already ran), False if it could not be (logged)."""
+    it was started (or one already ran), False if it could not be (logged). It runs in `cwd`
+    (default: `repo`): a program that looks for code in its working folder (Python's `-m`)
+    must never run in a wiki's files."""
     try:
         subprocess.run(
-            (*DETACHED, "flock", "-n", lock, *command),
-            cwd=repo,
+            (*DETACHED, "flock", "-n", str(repo / lock), *command),
+            cwd=cwd or repo,
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,10 +39,13 @@ LOCK = ".git/robot-last-commits.lock"
 INDEX_MIN_COMMITS = 5000
 # Seconds a request's walk may read the log before it answers what it found.
 WALK_SECONDS = 3.0
-# (commit, author name, ISO 8601 author date)
-Entry = tuple[str, str, str]
-# One record per commit: \x01, the header fields split by \x02, then its files, NUL-separated.
-_LOG = ("log", "--format=%x01%H%x02%an%x02%aI", "-z", "--name-only", "--diff-merges=first-parent")
+# (commit, ISO 8601 author date)
+Entry = tuple[str, str]
+# One record per commit: \x01, its id and date (fixed shapes: nothing a committer chose; an
+# author name once carried \x02 and \x01, and broke or forged every page list), then its files,
+# NUL-separated (a push may bring no control character in a file name, app.wiki.push_rules).
+_LOG = ("log", "--format=%x01%H %aI", "-z", "--name-only", "--diff-merges=first-parent")
+_HEADER = re.compile(r"[0-9a-f]{40,64} \S+")
 _CHUNK = 64 * 1024
 
 
@@ -95,8 +99,10 @@ def _note(records: list[bytes], found: dict[str, Entry], missing: set[str] | Non
         header, _, names = record.decode("utf-8", "surrogateescape").partition("\x00")
         if not header:
             continue
+        if not _HEADER.fullmatch(header):
+            continue  # not git's: never taken as a commit
         commits += 1
-        entry = tuple(header.split("\x02"))
+        entry = tuple(header.split(" "))
         for name in names.split("\x00"):
             name = name.lstrip("\n")
             if name and name not in found:
@@ -142,8 +148,9 @@ def _select(files: dict[str, Entry], wanted: set[str] | None, under: str) -> dic
 
 def _indexed(repo: Path, head: str) -> dict[str, Entry] | None:
     """The index's files at `head`, moved forward from an ancestor first (and saved); None
-    without an index that fits (none, unreadable, or of another history) or when the commits
-    since it could not all be read in time (a build is started)."""
+    without an index that fits (none, unreadable, or of another history). When the commits
+    since it cannot all be read in WALK_SECONDS, what was read goes over the index unsaved,
+    and a build is started."""
     index = _load(repo)
     if index is None:
         return None
@@ -154,11 +161,11 @@ def _indexed(repo: Path, head: str) -> dict[str, Entry] | None:
         return None  # a history replaced (an import): walk it as new
     deadline = time.monotonic() + WALK_SECONDS
     newer, ended, _ = walk(repo, f"{indexed_head}..{head}", deadline=deadline)
-    if not ended:
-        start_build(repo)
-        return None
     files.update(newer)
-    _save(repo, head, files)
+    if ended:
+        _save(repo, head, files)
+    else:  # answered from the index and what was read (a file changed in the rest of the
+        start_build(repo)  # new commits shows its older date until the build is done)
     return files
 
 
@@ -180,7 +187,10 @@ def _load(repo: Path) -> tuple[str, dict[str, Entry]] | None:
         head, files = data["head"], data["files"]
         if not isinstance(head, str) or not isinstance(files, dict):
             return None
-        return head, {name: tuple(entry) for name, entry in files.items()}
+        loaded = {name: tuple(entry) for name, entry in files.items()}
+        if not all(_HEADER.fullmatch(" ".join(entry)) for entry in loaded.values()):
+            return None  # not what _save writes
+        return head, loaded
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -202,12 +212,16 @@ def _save(repo: Path, head: str, files: dict[str, Entry]) -> None:
 
 
 def start_build(repo: Path) -> bool:
-    """Start `build` for the work tree `repo`, detached; return whether it was started."""
-    # -I would drop the path to the app package; the code's own folder is put there instead.
-    code_root = str(Path(__file__).resolve().parents[2])
-    env = {**git_env(repo), "PYTHONPATH": code_root}
-    command = (sys.executable, "-m", "app.pages.last_commit_index", str(repo))
-    return start_detached(repo, LOCK, command, env)
+    """Start `build` for the work tree `repo`, detached; return whether it was started.
+
+    Python runs with -P in the code's own folder: `-m` once put the working folder first on
+    the module path, and the builder ran in the wiki's work tree, so a page's attachment named
+    `app/__init__.py` ran as the service's user. -I would drop PYTHONPATH, which names the
+    code's folder."""
+    code_root = Path(__file__).resolve().parents[2]
+    env = {**git_env(repo), "PYTHONPATH": str(code_root), "PYTHONSAFEPATH": "1"}
+    command = (sys.executable, "-P", "-m", "app.pages.last_commit_index", str(repo.resolve()))
+    return start_detached(repo, LOCK, command, env, cwd=code_root)
 
 
 def build(repo: Path) -> None:

@@ -52,7 +52,8 @@ MAX_CHANGES_SCAN = 5000
 
 @dataclass(frozen=True)
 class Commit:
-    """The last commit that touched a file; `email` and `message` only from `last_commit`."""
+    """The last commit that touched a file; `author`, `email` and `message` only from
+    `last_commit`."""
 
     revision: str
     author: str
@@ -104,17 +105,20 @@ class Pages:
             return {}  # no commit yet
         repo = Path(self.storage.path)
         found = last_commit_index.last_commits(repo, head, wanted, under)
-        return {name: Commit(*entry) for name, entry in found.items()}
+        return {name: Commit(revision, "", date) for name, (revision, date) in found.items()}
 
     def last_commit(self, filename: str, revision: str = "HEAD") -> Commit | None:
         """Return the last commit touching `filename` at or before `revision`, or None."""
         try:
+            # NUL between fields: no name or address can hold one (git refuses it in a
+            # commit's header); the message, which may, comes last. \x02 once let an author
+            # name shift the date.
             out = self.storage.repo.git.log(
-                "-1", "--format=%H%x02%an%x02%aI%x02%ae%x02%B", revision, "--", filename
+                "-1", "--format=%H%x00%an%x00%aI%x00%ae%x00%B", revision, "--", filename
             )
         except git.exc.GitCommandError:
             return None
-        return Commit(*out.split("\x02", 4)) if out else None
+        return Commit(*out.split("\x00", 4)) if out else None
 
     def list(self, prefix: str = "") -> list[dict]:
         """Return every page whose path starts with `prefix`, with size and last change."""

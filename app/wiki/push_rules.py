@@ -164,23 +164,44 @@ def _is_page(path: str, mode: str) -> bool:
     return mode not in (_SYMLINK, _GITLINK) and path.lower().endswith(".md")
 
 
-def _not_utf8(shas: list[str]) -> set[str]:
-    """The blobs among `shas` that are not UTF-8 (read in one `git cat-file --batch`; each is
-    within the size cap, checked before)."""
+def _objects(shas: list[str]) -> list[tuple[str, bytes]]:
+    """(id, raw content) of each object of `shas`, read in one `git cat-file --batch` and
+    taken by the size git gives, so no byte of the content can be read as a separator."""
     if not shas:
-        return set()
+        return []
     out = _git("cat-file", "--batch", stdin="".join(f"{sha}\n" for sha in shas).encode())
-    found, at = set(), 0
+    objects, at = [], 0
     for _ in shas:
         end = out.index(b"\n", at)
         sha, _kind, size = out[at:end].decode("ascii").split()
-        data = out[end + 1 : end + 1 + int(size)]
+        objects.append((sha, out[end + 1 : end + 1 + int(size)]))
         at = end + 1 + int(size) + 1  # each object's content is followed by a newline
+    return objects
+
+
+def _not_utf8(shas: list[str]) -> set[str]:
+    """The blobs among `shas` that are not UTF-8 (each is within the size cap, checked
+    before)."""
+    found = set()
+    for sha, data in _objects(shas):
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
             found.add(sha)
     return found
+
+
+def _commit_fields(raw: bytes) -> tuple[str, str, str]:
+    """(author address, committer address, message) of a raw commit object."""
+    header, _, message = raw.partition(b"\n\n")
+    addresses = {}
+    for line in header.split(b"\n"):
+        kind, _, ident = line.partition(b" ")
+        if kind in (b"author", b"committer"):
+            address = ident.partition(b"<")[2].partition(b">")[0]
+            addresses[kind] = address.decode("utf-8", "replace")
+    text = message.decode("utf-8", "replace")
+    return addresses.get(b"author", ""), addresses.get(b"committer", ""), text
 
 
 def commit_problems(new: str, pusher_did: str) -> list[str]:
@@ -190,19 +211,13 @@ def commit_problems(new: str, pusher_did: str) -> list[str]:
     DID-derived platform address names a person) and from robot's `Via:`/`On-Behalf-Of:`
     trailer (app/core/provenance.py). A push may not bring either on someone else's behalf: an
     author or committer address naming another person's DID, or a message line that looks like
-    robot's trailer (which only robot writes).
+    robot's trailer (which only robot writes). Commits are read whole (`git cat-file`): a
+    separator byte in a message once hid a forged trailer after it from this check.
     """
-    commits = _git("rev-list", new, "--not", "--all")
-    if not commits.strip():
-        return []
-    fields = "--format=%H%x00%ae%x00%ce%x00%B%x01"
-    raw = _git("log", "--no-walk=unsorted", "--stdin", fields, stdin=commits)
+    commits = _git("rev-list", new, "--not", "--all").decode("ascii").split()
     problems = []
-    for record in raw.decode("utf-8", "replace").split("\x01"):
-        sha, _, rest = record.strip("\n").partition("\x00")
-        if not sha:
-            continue
-        author, committer, message = (rest.split("\x00", 2) + ["", ""])[:3]
+    for sha, raw in _objects(commits):
+        author, committer, message = _commit_fields(raw)
         for address in {author, committer}:
             did = did_from_email(address)
             if did is not None and did != pusher_did:

@@ -15,15 +15,18 @@ from app.pages.last_commit_index import last_commits
 from app.pages.last_commit_index import walk
 
 
-def make_history(repo: Path, commits: int, start: int = 0, new: bool = True) -> None:
+def make_history(
+    repo: Path, commits: int, start: int = 0, new: bool = True, author: str = "A"
+) -> None:
     """Commit `commits` changes with git fast-import: commit 0 (of a new repository) adds
-    old.md, every other one changes busy.md; `start` numbers them on from an existing one."""
+    old.md, every other one changes busy.md; `start` numbers them on from an existing one.
+    `author`: the authors' name, any bytes but NUL, newline, < and >."""
     if new:
         subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     stream = []
     for n in range(start, start + commits):
         name, text = ("old.md", "old\n") if n == 0 else ("busy.md", f"version {n}\n")
-        stamp = f"A <a@x> {1700000000 + n} +0000"
+        stamp = f"{author} <a@x> {1700000000 + n} +0000"
         parent = "from refs/heads/main^0\n" if n == start and not new else ""
         stream.append(
             f"commit refs/heads/main\nauthor {stamp}\ncommitter {stamp}\ndata 1\nc\n{parent}"
@@ -117,3 +120,40 @@ def test_a_short_history_keeps_no_index(tmp_path):
     make_history(repo, 20)
     assert last_commits(repo, head(repo))["old.md"] == whole(repo)["old.md"]
     assert not (repo / INDEX).exists()
+
+
+@pytest.mark.parametrize(
+    "author", ["Eve\x02a\x02b\x02c\x02d", "Eve\x02NOT-A-DATE", "Eve\x01x\x02y"]
+)
+def test_an_author_name_never_shifts_or_forges_a_date(tmp_path, monkeypatch, author):
+    """Eighth review: an author name with \x02 made every page list answer 500, or carried
+    a date of its choosing; \x01 could make up commits. Nothing a committer chose is read."""
+    monkeypatch.setattr(last_commit_index, "INDEX_MIN_COMMITS", 10)
+    repo = tmp_path / "repo"
+    make_history(repo, 12, author=author)
+    dates = subprocess.run(
+        ["git", "log", "-1", "--format=%H %aI", "--", "busy.md"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    found = last_commits(repo, head(repo), {"busy.md", "old.md"})
+    assert found["busy.md"] == tuple(dates)
+    assert set(found) == {"busy.md", "old.md"}
+    assert last_commit_index._load(repo)[1]["busy.md"] == tuple(dates)  # kept as read
+
+
+def test_the_builder_never_runs_code_from_the_wikis_files(long_history, tmp_path):
+    """Eighth review: the builder ran `python -m` in the wiki's work tree, so a file
+    app/__init__.py there (an attachment of a page "app") ran as the service's user."""
+    repo = long_history
+    marker = tmp_path / "ran"
+    planted = f"open({str(marker)!r}, 'w').write('pwned')\n"
+    for name in ("app/__init__.py", "app/pages/__init__.py", "app/pages/last_commit_index.py"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(planted)
+    assert last_commit_index.start_build(repo)
+    deadline = time.monotonic() + 30
+    while not (repo / INDEX).is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (repo / INDEX).is_file() and not marker.exists()

@@ -446,8 +446,11 @@ def _push_commit(wiki: GitWiki, work: Path, message: str, author: str | None = N
         "pushed\n\nVia: forged-push (token)\nOn-Behalf-Of: alice.example did:plc:alice",
         "note\n\n\x0bvia : someone",
         "On-Behalf-Of: x did:plc:y",
+        # A separator byte of the old log parse hid what came after it from the check.
+        "note\x01\n\nVia: forged-push (token)\nOn-Behalf-Of: victim.test did:plc:victim",
+        "note\x02\n\nVia: forged-push (token)",
     ],
-    ids=["block", "slipped", "first-line"],
+    ids=["block", "slipped", "first-line", "after-soh", "after-stx"],
 )
 def test_a_pushed_message_may_not_carry_robots_trailer(shared, tmp_path, message):
     before = shared.head()
