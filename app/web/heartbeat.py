@@ -64,6 +64,18 @@ class KeepAlive:
                 notify()
             self._moved = 0
 
+    def moving_while(self, running: Callable[[], bool]) -> KeepAlive:
+        """Count the transfer as moving while `running()` says so (checked every `every` / 2
+        seconds, from a thread): a push whose body is in waits for git, which sends nothing
+        while it takes the push in. `longest` still bounds it. Returns self."""
+
+        def report() -> None:
+            while running() and not self._stopped.wait(self.every / 2):
+                self.moved(self.min_bytes)
+
+        threading.Thread(target=report, daemon=True).start()
+        return self
+
     def stop(self) -> None:
         self._stopped.set()
 

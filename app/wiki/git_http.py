@@ -379,6 +379,11 @@ class GitHttp:
         cleanup.callback(_reap, process)
         keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
         cleanup.callback(keepalive.stop)
+        if spooled is not None:
+            # The push is in whole: git takes it in (index-pack, fsck, the push rules) at its
+            # own pace, sending nothing; a push of 250k commits within the size cap outlasted
+            # the worker timeout, and the worker was killed after the branch had moved.
+            keepalive.moving_while(lambda: process.poll() is None)
         if held is not None:
             cleanup.push(held)
         cap = self.settings.git_push_max_bytes  # a clone's request (wants, haves) is far less

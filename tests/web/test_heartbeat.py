@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from app.web.heartbeat import Counted
+from app.web.heartbeat import KeepAlive
 from app.web.heartbeat import kept_alive
 
 
@@ -44,3 +48,38 @@ def test_a_kept_alive_body_closes_its_body():
     assert list(body) == [b"a", b"b"]
     body.close()
     assert inner.closed == 1
+
+
+def test_a_transfer_counts_as_moving_while_its_process_runs(monkeypatch):
+    """Eighth review: git took in a push of 250k commits (its body already in) for longer
+    than the worker timeout, sending nothing; the worker was killed after the branch moved.
+    While git runs, the worker checks in; once it ended, no more."""
+    from app.web import heartbeat
+
+    beats: list[float] = []
+    monkeypatch.setattr(heartbeat, "_notify", lambda: beats.append(time.monotonic()))
+    running = threading.Event()
+    running.set()
+    keepalive = KeepAlive(longest=60, min_rate=1024, every=0.05).start()
+    keepalive.moving_while(running.is_set)
+    deadline = time.monotonic() + 10
+    while len(beats) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(beats) >= 3  # nothing moved but the process ran
+    running.clear()
+    time.sleep(0.3)
+    seen = len(beats)
+    time.sleep(0.3)
+    keepalive.stop()
+    assert len(beats) == seen  # the process ended: no more check-ins
+
+
+def test_a_stalled_transfer_never_checks_in(monkeypatch):
+    from app.web import heartbeat
+
+    beats: list[float] = []
+    monkeypatch.setattr(heartbeat, "_notify", lambda: beats.append(time.monotonic()))
+    keepalive = KeepAlive(longest=60, min_rate=1024, every=0.05).start()
+    time.sleep(0.3)
+    keepalive.stop()
+    assert beats == []
