@@ -51,6 +51,7 @@ from app.core.platform import Platform  # noqa: E402
 from app.core.platform import init_instance  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
 from app.core.wikis import create_wiki  # noqa: E402
+from app.web.heartbeat import tree_cpu  # noqa: E402
 
 # The test suite's process helpers and throwaway PostgreSQL server. tests/conftest.py imports
 # pytest and httpx2: both in requirements-dev.txt, which `make venv` installs.
@@ -258,24 +259,6 @@ def _timed_client(job: tuple) -> list[float]:
         if status != 200:
             raise BenchError(f"{status} from {target}")
     return latencies
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds used by a process and all its descendants (workers, their git children)."""
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending.extend(int(child) for child in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total / CLOCK_TICKS
 
 
 @dataclass

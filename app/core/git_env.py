@@ -17,9 +17,16 @@ def git_env(repo: Path) -> dict[str, str]:
     HOME is the wiki's folder (repo.parent), which no push writes to.
     """
     return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": safe_path(),
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
         "HOME": str(repo.parent),
         "GIT_CEILING_DIRECTORIES": str(repo.parent),
     }
+
+
+def safe_path() -> str:
+    """The service's PATH with only absolute folders: git and sh run in a wiki's work tree,
+    where an empty or relative entry (".") would find a pushed file named `git` first."""
+    folders = os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep)
+    return os.pathsep.join(folder for folder in folders if os.path.isabs(folder)) or "/usr/bin:/bin"

@@ -11,6 +11,7 @@ hold a worker, still meets the arbiter's timeout.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -23,6 +24,27 @@ TRANSFER_MIN_RATE = 32 * 1024
 TRANSFER_LONGEST = 15 * 60.0
 
 _notify: Callable[[], None] | None = None
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used by process `pid` and every process under it (running ones, and the
+    ended ones it waited for); 0.0 for what /proc cannot tell (it ended meanwhile)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += sum(int(value) for value in fields[11:15]) / _TICKS
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as listing:
+                    pending.extend(int(child) for child in listing.read().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def install(notify: Callable[[], None]) -> None:
@@ -65,13 +87,14 @@ class KeepAlive:
             self._moved = 0
 
     def moving_while(self, running: Callable[[], bool]) -> KeepAlive:
-        """Count the transfer as moving while `running()` says so (checked every `every` / 2
-        seconds, from a thread): a push whose body is in waits for git, which sends nothing
-        while it takes the push in. `longest` still bounds it. Returns self."""
+        """Count the transfer as moving whenever `running()` says so (asked every `every` / 2
+        seconds, from a thread, until stop()): a push whose body is in waits for git, which
+        sends nothing while it takes the push in. `longest` still bounds it. Returns self."""
 
         def report() -> None:
-            while running() and not self._stopped.wait(self.every / 2):
-                self.moved(self.min_bytes)
+            while not self._stopped.wait(self.every / 2):
+                if running():
+                    self.moved(self.min_bytes)
 
         threading.Thread(target=report, daemon=True).start()
         return self

@@ -48,6 +48,7 @@ from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import Unavailable
+from app.core.git_env import safe_path
 from app.core.identity import Caller
 from app.core.identity import authenticate
 from app.core.identity import refusal
@@ -61,6 +62,7 @@ from app.web.bodies import watch_body
 from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
+from app.web.heartbeat import tree_cpu
 from app.wiki.responses import text_response
 from app.wiki.turns import Turn
 from app.wiki.turns import WikiBusy
@@ -317,7 +319,7 @@ class GitHttp:
         pushing = service == _RECEIVE
         name, email = caller.git_identity(self.settings.platform_domain)
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": safe_path(),
             "HOME": str(self.settings.wiki_dir(wiki.slug)),
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_PROJECT_ROOT": str(self.settings.repo_path(wiki.slug)),
@@ -383,7 +385,7 @@ class GitHttp:
             # The push is in whole: git takes it in (index-pack, fsck, the push rules) at its
             # own pace, sending nothing; a push of 250k commits within the size cap outlasted
             # the worker timeout, and the worker was killed after the branch had moved.
-            keepalive.moving_while(lambda: process.poll() is None)
+            keepalive.moving_while(_working(process))
         if held is not None:
             cleanup.push(held)
         cap = self.settings.git_push_max_bytes  # a clone's request (wants, haves) is far less
@@ -554,6 +556,22 @@ def _reap(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _working(process: subprocess.Popen):
+    """A check (no arguments) whether `process` and the processes under it used CPU since the
+    last check: git taking a push in computes; git blocked writing to a client that stopped
+    reading does not, and must not keep its worker alive (it once could for 15 minutes)."""
+    last = [-1.0]
+
+    def working() -> bool:
+        if process.poll() is not None:
+            return False
+        spent = tree_cpu(process.pid)
+        worked, last[0] = spent > last[0], spent
+        return worked
+
+    return working
 
 
 def _refused(error: RobotError):

@@ -191,17 +191,21 @@ def _not_utf8(shas: list[str]) -> set[str]:
     return found
 
 
-def _commit_fields(raw: bytes) -> tuple[str, str, str]:
-    """(author address, committer address, message) of a raw commit object."""
+def _commit_fields(raw: bytes) -> tuple[dict[bytes, list[bytes]], str]:
+    """(header lines by name, message) of a raw commit object; a header's continuation
+    lines (a signature's) are not counted."""
     header, _, message = raw.partition(b"\n\n")
-    addresses = {}
+    headers: dict[bytes, list[bytes]] = {}
     for line in header.split(b"\n"):
-        kind, _, ident = line.partition(b" ")
-        if kind in (b"author", b"committer"):
-            address = ident.partition(b"<")[2].partition(b">")[0]
-            addresses[kind] = address.decode("utf-8", "replace")
-    text = message.decode("utf-8", "replace")
-    return addresses.get(b"author", ""), addresses.get(b"committer", ""), text
+        if line and not line.startswith(b" "):
+            name, _, value = line.partition(b" ")
+            headers.setdefault(name, []).append(value)
+    return headers, message.decode("utf-8", "replace")
+
+
+def _address(ident: bytes) -> str:
+    """The address of an author or committer line's value: `Name <address> time zone`."""
+    return ident.partition(b"<")[2].partition(b">")[0].decode("utf-8", "replace")
 
 
 def commit_problems(new: str, pusher_did: str) -> list[str]:
@@ -217,8 +221,27 @@ def commit_problems(new: str, pusher_did: str) -> list[str]:
     commits = _git("rev-list", new, "--not", "--all").decode("ascii").split()
     problems = []
     for sha, raw in _objects(commits):
-        author, committer, message = _commit_fields(raw)
-        for address in {author, committer}:
+        headers, message = _commit_fields(raw)
+        # git log and GitPython read the last author line, Otterwiki the first: a second
+        # one named another person in history while this check read the pusher.
+        for name in (b"author", b"committer"):
+            if len(headers.get(name, [])) != 1:
+                problems.append(
+                    f"commit {sha[:12]} has {len(headers.get(name, []))} {name.decode()} "
+                    "lines, not one; make it again with git commit and push again"
+                )
+        # git log shows a message re-encoded from its `encoding`; read here as UTF-8, a
+        # forged trailer in IBM037 passed this check and showed in history.
+        encodings = [value.strip().lower() for value in headers.get(b"encoding", [])]
+        if any(encoding not in (b"utf-8", b"utf8") for encoding in encodings):
+            problems.append(
+                f"commit {sha[:12]}: its message is not UTF-8 (encoding "
+                f"{b', '.join(encodings).decode('utf-8', 'replace')}); a wiki's commits are "
+                "UTF-8: set i18n.commitEncoding to utf-8, commit again and push again"
+            )
+        author = [_address(value) for value in headers.get(b"author", [])]
+        committer = [_address(value) for value in headers.get(b"committer", [])]
+        for address in {*author, *committer}:
             did = did_from_email(address)
             if did is not None and did != pusher_did:
                 problems.append(

@@ -74,3 +74,11 @@ def test_a_pushed_gpg_program_never_runs(repo):
     marker.unlink()
     usage.measure(repo)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("path", [".:/usr/bin:/bin", "/usr/bin::/bin", "bin:/usr/bin:/bin"])
+def test_git_never_runs_from_a_relative_or_empty_path_entry(monkeypatch, tmp_path, path):
+    """Ninth review (hardening): git and sh run in a wiki's work tree; a PATH entry "." or ""
+    there would find a pushed file named `git` first."""
+    monkeypatch.setenv("PATH", path)
+    assert git_env(tmp_path)["PATH"] == "/usr/bin:/bin"

@@ -83,3 +83,30 @@ def test_a_stalled_transfer_never_checks_in(monkeypatch):
     time.sleep(0.3)
     keepalive.stop()
     assert beats == []
+
+
+def test_a_git_process_blocked_on_a_reader_who_stopped_is_not_working():
+    """Ninth review: a push's worker was kept alive while http-backend merely existed, so a
+    client that stopped reading its answer held the worker for 15 minutes. Only CPU spent
+    counts: a writer blocked on a full pipe spends none."""
+    import subprocess
+    import sys
+
+    from app.wiki.git_http import _working
+
+    blocked = subprocess.Popen(["yes"], stdout=subprocess.PIPE)  # nobody reads
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"]
+    )
+    try:
+        blocked_working, busy_working = _working(blocked), _working(busy)
+        time.sleep(0.5)  # the pipe is full long before this
+        blocked_working(), busy_working()
+        time.sleep(0.5)
+        assert not blocked_working()
+        assert busy_working()
+    finally:
+        for process in (blocked, busy):
+            process.kill()
+            process.wait()
+        blocked.stdout.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from app.wiki import push_rules
@@ -47,3 +49,55 @@ def test_the_hook_is_written_executable_whatever_the_deploy_kept(tmp_path):
     hook = install_hook(folder) / "pre-receive"
     assert hook.stat().st_mode & 0o777 == 0o755
     assert str(push_rules.__file__) in hook.read_text()
+
+
+def raw_commit(repo, headers: list[str], message: bytes) -> str:
+    """Write a commit object of exactly these header lines and message (git's own checks
+    aside, as a hostile pusher can); return its id."""
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    tree = (
+        subprocess.run(["git", "mktree"], cwd=repo, input=b"", capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )
+    body = f"tree {tree}\n".encode() + "".join(f"{h}\n" for h in headers).encode()
+    done = subprocess.run(
+        ["git", "hash-object", "-t", "commit", "-w", "--literally", "--stdin"],
+        cwd=repo,
+        input=body + b"\n" + message,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.decode().strip()
+
+
+ME = "Me <me@example.test> 1700000000 +0000"
+VICTIM = "Victim <did.plc.victim@robot.example> 1700000000 +0000"
+
+
+def test_a_second_author_line_is_refused(tmp_path, monkeypatch):
+    """Ninth review: git log read the last author line, Otterwiki the first, so a commit with
+    two named the pusher to this check and a victim's DID in history."""
+    monkeypatch.chdir(tmp_path)
+    sha = raw_commit(tmp_path, [f"author {VICTIM}", f"committer {ME}", f"author {ME}"], b"x\n")
+    problems = push_rules.commit_problems(sha, "did:plc:me")
+    assert any("2 author lines" in problem for problem in problems), problems
+
+
+def test_a_message_in_another_encoding_is_refused(tmp_path, monkeypatch):
+    """Ninth review: read as UTF-8, a trailer in IBM037 passed the check, and git log showed
+    it re-encoded in history."""
+    monkeypatch.chdir(tmp_path)
+    message = "hello\n\nVia: evil (token)\nOn-Behalf-Of: victim.example did:plc:victim\n"
+    headers = [f"author {ME}", f"committer {ME}", "encoding IBM037"]
+    sha = raw_commit(tmp_path, headers, message.encode("cp037"))
+    problems = push_rules.commit_problems(sha, "did:plc:me")
+    assert any("is not UTF-8" in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("encoding", [None, "UTF-8", "utf8"])
+def test_a_plain_commit_passes(tmp_path, monkeypatch, encoding):
+    monkeypatch.chdir(tmp_path)
+    headers = [f"author {ME}", f"committer {ME}"] + ([f"encoding {encoding}"] if encoding else [])
+    sha = raw_commit(tmp_path, headers, "a change, in UTF-8: é\n".encode())
+    assert push_rules.commit_problems(sha, "did:plc:me") == []
