@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.robot-installed
 # Debian packages the platform and its tests need: git for wikis, chromium and its driver for
 # the browser tests, sqlite3 for inspecting databases, postgresql for the throwaway server that
-# the tests start to run the platform DB on PostgreSQL (tests/postgres.py).
-DEB_PACKAGES := git chromium chromium-driver sqlite3 postgresql
+# the tests start to run the platform DB on PostgreSQL (tests/postgres.py), caddy for the proxy
+# in front that the tests run with the Caddyfile the Ansible role writes (tests/ops/test_caddy.py).
+DEB_PACKAGES := git chromium chromium-driver sqlite3 postgresql caddy
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

@@ -6,211 +6,29 @@ systemd would), then reruns must change nothing, and a code change must restart 
 programs whose code changed.
 """
 
-import getpass
-import grp
 import hashlib
-import os
 import re
-import shlex
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from tests.conftest import _term_when_parent_dies
-from tests.conftest import descendants
-from tests.conftest import free_ports
-from tests.conftest import pid_alive
+from tests.ops.deployment import ANSIBLE
+from tests.ops.deployment import PROGRAMS
+from tests.ops.deployment import REPO
+from tests.ops.deployment import START_TIMEOUT
+from tests.ops.deployment import VENV_BIN
+from tests.ops.deployment import Deployment
+from tests.ops.deployment import ansible_env
+from tests.ops.deployment import recap
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / "ansible"
-VENV_BIN = Path(sys.executable).parent
-PROGRAMS = ("otterwiki", "mcp", "api", "auth")
-SOURCE_PARTS = ("app", "supervisor", "static", "systemd", "pyproject.toml", "requirements.txt")
 OWNER = ("did:plc:deploytest", "deploytest.example")
 SLUG = "deployed-wiki"
-RECAP = re.compile(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
-START_TIMEOUT = 120
 
 pytestmark = pytest.mark.deploy
-
-
-def _venv_python() -> str:
-    """Debian's python3 as on a real host (the role's default); else the one running the tests."""
-    probe = subprocess.run(
-        ["/usr/bin/python3", "-c", "import ensurepip, venv"], capture_output=True
-    )
-    return "/usr/bin/python3" if probe.returncode == 0 else sys._base_executable
-
-
-def _ansible_env(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-local"),
-        ANSIBLE_REMOTE_TEMP=str(tmp / "ansible-remote"),
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-    )
-    return env
-
-
-def _recap(output: str) -> dict[str, int]:
-    match = RECAP.search(output.rsplit("PLAY RECAP", 1)[-1])
-    assert match, output[-3000:]
-    return dict(
-        zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()), strict=True)
-    )
-
-
-class Deployment:
-    """One install of the role into a temp prefix, and the supervisord started from it."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.prefix = root / "prefix"
-        self.source = root / "source"
-        self.ports = dict(zip(PROGRAMS, free_ports(4), strict=True))
-        self.supervisord: subprocess.Popen | None = None
-        user = getpass.getuser()
-        group = grp.getgrgid(os.getgid()).gr_name
-        self.vars = {
-            "robot_hosts": "localhost",
-            "ansible_become": "false",
-            "ansible_python_interpreter": sys.executable,
-            "robot_prefix": str(self.prefix),
-            "robot_source_dir": str(self.source),
-            "robot_domain": "localhost",
-            "robot_python": _venv_python(),
-            "robot_bind_host": "127.0.0.1",
-            "robot_manage_systemd": "false",
-            "robot_manage_packages": "false",
-            "robot_create_user": "false",
-            "robot_user": user,
-            "robot_group": group,
-            "robot_code_owner": user,
-            "robot_code_group": group,
-            "robot_wiki_port": str(self.ports["otterwiki"]),
-            "robot_mcp_port": str(self.ports["mcp"]),
-            "robot_api_port": str(self.ports["api"]),
-            "robot_auth_port": str(self.ports["auth"]),
-        }
-
-    def snapshot_source(self) -> None:
-        """Deploy from a copy: other work in the checkout must not change between runs."""
-        self.source.mkdir()
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        for part in SOURCE_PARTS:
-            origin = REPO / part
-            if origin.is_dir():
-                shutil.copytree(origin, self.source / part, ignore=ignore)
-            elif origin.is_file():
-                shutil.copy2(origin, self.source / part)
-
-    def playbook(self, *args: str, **overrides: str) -> subprocess.CompletedProcess:
-        """Run ansible/deploy.yml against localhost with this deployment's variables."""
-        extra = []
-        for name, value in {**self.vars, **overrides}.items():
-            extra += ["-e", f"{name}={value}"]
-        command = ["ansible-playbook", "-i", "localhost,", "-c", "local", *extra, *args]
-        return subprocess.run(
-            [*command, str(ANSIBLE / "deploy.yml")],
-            capture_output=True,
-            text=True,
-            env=_ansible_env(self.root),
-            timeout=600,
-        )
-
-    def path(self, default_path: str) -> Path:
-        return self.prefix / default_path.lstrip("/")
-
-    def unit(self) -> dict[str, str]:
-        lines = self.path("/etc/systemd/system/robot.service").read_text().splitlines()
-        return dict(line.split("=", 1) for line in lines if "=" in line and line[0].isalpha())
-
-    def env_file(self) -> dict[str, str]:
-        text = self.path("/etc/robot/robot.env").read_text()
-        return dict(line.split("=", 1) for line in text.splitlines() if line and line[0] != "#")
-
-    def start(self) -> None:
-        """Start supervisord the way robot.service does: its ExecStart, EnvironmentFile, cwd."""
-        unit = self.unit()
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-        env["HOME"] = str(self.root)
-        env.update(self.env_file())
-        with (self.root / "supervisord.out").open("wb") as log:
-            self.supervisord = subprocess.Popen(
-                shlex.split(unit["ExecStart"]),
-                cwd=unit["WorkingDirectory"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_term_when_parent_dies,
-            )
-        self.wait_healthy(START_TIMEOUT)
-
-    def unhealthy(self) -> list[str]:
-        problems = []
-        for program, port in self.ports.items():
-            try:
-                status = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code
-            except httpx2.HTTPError as err:
-                status = type(err).__name__
-            if status != 200:
-                problems.append(f"{program}: {status}")
-        return problems
-
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while problems := self.unhealthy():
-            if self.supervisord.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"unhealthy {problems}\n{self.logs()}")
-            time.sleep(0.5)
-
-    def logs(self) -> str:
-        parts = []
-        for log in sorted(self.path("/var/log/robot").glob("*.log")):
-            parts.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-1500:])
-        return "\n".join(parts)
-
-    def command(self, name: str, *args: str) -> subprocess.CompletedProcess:
-        """Run one of the wrappers the role installed (supervisorctl, robot) as typed."""
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8"}
-        return subprocess.run(
-            [str(self.path(f"/usr/local/bin/{name}")), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-
-    def pids(self) -> dict[str, tuple[int, frozenset[int]]]:
-        """Each program's pid and its workers' pids, as supervisorctl reports them."""
-        found = {}
-        for program in PROGRAMS:
-            pid = int(self.command("supervisorctl", "pid", program).stdout.strip())
-            found[program] = (pid, frozenset(descendants(pid)))
-        return found
-
-    def stop(self) -> None:
-        if self.supervisord is None or self.supervisord.poll() is not None:
-            return
-        tree = descendants(self.supervisord.pid)
-        self.supervisord.send_signal(signal.SIGTERM)
-        try:
-            self.supervisord.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.supervisord.pid, signal.SIGKILL)
-            self.supervisord.wait(timeout=10)
-        for pid in tree:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +37,7 @@ def deployed(tmp_path_factory):
     deployment = Deployment(tmp_path_factory.mktemp("deploy"))
     deployment.snapshot_source()
     first = deployment.playbook(robot_smoke_test="false")
-    assert _recap(first.stdout)["failed"] == 0, first.stdout[-4000:] + first.stderr
+    assert recap(first.stdout)["failed"] == 0, first.stdout[-4000:] + first.stderr
     deployment.first_run = first
     deployment.key_hash = _sha256(deployment.path("/srv/data/signing_key.pem"))
     try:
@@ -238,7 +56,7 @@ def test_syntax_check():
         ["ansible-playbook", "--syntax-check", "-i", "localhost,", str(ANSIBLE / "deploy.yml")],
         capture_output=True,
         text=True,
-        env=_ansible_env(Path("/tmp")),
+        env=ansible_env(Path("/tmp")),
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -250,7 +68,7 @@ def test_ansible_lint_production_profile_is_clean():
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=_ansible_env(Path("/tmp")),
+        env=ansible_env(Path("/tmp")),
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -266,6 +84,10 @@ def test_ansible_lint_production_profile_is_clean():
         ("robot_api_port", "99999"),
         ("robot_static_dir", "{prefix}/srv/data/static"),
         ("robot_run_dir", "/run/" + "r" * 100),
+        # Each Caddy setting is one Caddyfile token: nothing may open or close a block.
+        ("robot_caddy_upstream", "127.0.0.1}}"),
+        ("robot_caddy_buffer_directives", "newest"),
+        ("robot_caddy_admin", "2019"),
     ],
 )
 def test_bad_variable_fails_early_naming_it(tmp_path, name, value):
@@ -273,17 +95,32 @@ def test_bad_variable_fails_early_naming_it(tmp_path, name, value):
     deployment.source = REPO
     deployment.vars["robot_source_dir"] = str(REPO)
     result = deployment.playbook(**{name: value.format(prefix=deployment.prefix)})
-    assert _recap(result.stdout)["failed"] == 1
+    assert recap(result.stdout)["failed"] == 1
     assert f"{name}=" in result.stdout
     assert not deployment.prefix.exists()
 
 
 def test_first_run_installs_the_layout(deployed):
-    assert _recap(deployed.first_run.stdout)["changed"] > 0
+    assert recap(deployed.first_run.stdout)["changed"] > 0
     for path in ("/srv/app/src/app/wsgi.py", "/srv/app/venv/bin/supervisord", "/srv/static"):
         assert deployed.path(path).exists(), path
     assert oct(deployed.path("/srv/data").stat().st_mode & 0o777) == "0o750"
     assert oct(deployed.path("/etc/robot/robot.env").stat().st_mode & 0o777) == "0o640"
+
+
+def test_the_caddyfile_is_written_for_this_install(deployed):
+    """Caddy (Debian's) reads it; tests/ops/test_caddy.py runs it in front of a stack."""
+    caddyfile = deployed.path("/etc/robot/Caddyfile")
+    adapted = subprocess.run(
+        ["caddy", "adapt", "--adapter", "caddyfile", "--config", str(caddyfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert adapted.returncode == 0, adapted.stderr
+    text = caddyfile.read_text()
+    assert f"127.0.0.1:{deployed.ports['api']}/api/internal/check-slug" in text
+    assert f"127.0.0.1:{deployed.ports['otterwiki']} {{" in text
 
 
 def test_robot_env_provides_what_supervisor_and_settings_need(deployed):
@@ -350,7 +187,7 @@ def test_wiki_created_with_the_installed_cli_serves_pages(deployed):
 
 def test_second_run_changes_nothing_and_smoke_test_passes(deployed):
     result = deployed.playbook(robot_smoke_slug=SLUG)
-    assert _recap(result.stdout) | {"ok": 0} == {
+    assert recap(result.stdout) | {"ok": 0} == {
         "ok": 0,
         "changed": 0,
         "unreachable": 0,
@@ -365,7 +202,7 @@ def test_code_change_restarts_only_the_programs_that_run_it(deployed):
         with (deployed.source / module).open("a") as handle:
             handle.write("\n# changed by test_deploy\n")
     result = deployed.playbook(robot_smoke_slug=SLUG)
-    assert _recap(result.stdout)["failed"] == 0, result.stdout[-4000:]
+    assert recap(result.stdout)["failed"] == 0, result.stdout[-4000:]
     deadline = time.monotonic() + 60
     while (after := deployed.pids())["api"][1] & before["api"][1] and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -382,7 +219,7 @@ def test_supervisor_config_change_updates_only_that_program(deployed):
         re.sub(r"(\[program:auth\][^\[]*?stopwaitsecs=)15", r"\g<1>14", conf.read_text())
     )
     result = deployed.playbook(robot_smoke_slug=SLUG)
-    assert _recap(result.stdout)["failed"] == 0, result.stdout[-4000:]
+    assert recap(result.stdout)["failed"] == 0, result.stdout[-4000:]
     after = deployed.pids()
     assert after["auth"][0] != before["auth"][0]
     assert {p: after[p] for p in ("otterwiki", "mcp", "api")} == {
@@ -396,7 +233,7 @@ def test_smoke_test_fails_the_play_when_a_service_is_down(deployed):
         result = deployed.playbook("--tags", "robot_smoke", robot_smoke_timeout="2")
     finally:
         deployed.command("supervisorctl", "start", "auth")
-    assert _recap(result.stdout)["failed"] == 1
+    assert recap(result.stdout)["failed"] == 1
     assert "auth /healthz answered" in result.stdout
     deployed.wait_healthy(START_TIMEOUT)
 
