@@ -293,9 +293,7 @@ class WikiGateway:
         join_pool(turn, wiki, caller)
         bulk = route.endpoint in _BULK_ENDPOINTS
         sends_file = route.endpoint in _FILE_ENDPOINTS
-        return self._serve(
-            environ, start_response, wiki, caller, None if sends_file else turn, bulk, sends_file
-        )
+        return self._serve(environ, start_response, wiki, caller, turn, bulk, sends_file)
 
     def _arrive(self, environ, wiki: Wiki) -> Turn:
         """The request's place among its wiki owner's (app.wiki.turns): from here until the
@@ -409,12 +407,13 @@ class WikiGateway:
     ):
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
 
-        The request's body is received whole first (app.web.bodies). `turn` (app.wiki.turns)
-        is the request's at its wiki: taken after the write lock for Otterwiki to compute the
-        response in, handed on when the app returns it, so a slow reader never holds it. A
-        `bulk` transfer (an export) computes while its response goes out: its turn is handed
-        on once that is out, or slow (app.wiki.sends). A response that `sends_file` (an
-        attachment) keeps its worker alive while it moves (app.web.heartbeat).
+        The request's body is received whole first (app.web.bodies), as one of `turn`'s pool.
+        `turn` (app.wiki.turns) is the request's at its wiki: taken after the write lock for
+        Otterwiki to compute the response in, handed on when the app returns it, so a slow
+        reader never holds it. A `bulk` transfer (an export) computes while its response goes
+        out: its turn is handed on once that is out, or slow (app.wiki.sends). A response that
+        `sends_file` (an attachment) takes no turn, as it computes nothing, and keeps its worker
+        alive while it moves (app.web.heartbeat).
         """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
@@ -426,8 +425,7 @@ class WikiGateway:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
             else:
                 writer = _may_write(caller, wiki)
-                pool = environ[_TURN_KEY].pool
-                body = receive_body(environ, self._body_cap, self._slow_bodies, writer, pool)
+                body = receive_body(environ, self._body_cap, self._slow_bodies, writer, turn.pool)
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
@@ -443,10 +441,10 @@ class WikiGateway:
                     self.platform.store,
                 )
                 environ[CALLER_KEY] = caller
-            if turn is not None and caller is not None:
+            if turn is not None and caller is not None and not sends_file:
                 turn.take()
             app_iter = self._otterwiki(environ, start_response)
-            if turn is not None and not bulk:
+            if turn is not None and not bulk and not sends_file:
                 turn.end_turn()
             if sends_file:
                 # A large attachment to a slow but steady reader outlasts the worker timeout.
