@@ -14,6 +14,7 @@ from app.core.errors import Conflict
 @contextmanager
 def wiki_write_lock(wiki_dir: Path, timeout: float = 20.0):
     """Hold the wiki's exclusive write lock; raise Conflict if it stays busy past `timeout`.
+    Yields the lock's file descriptor: a process that inherits it holds the lock too.
 
     flock is released by the kernel when the holder dies, so a killed worker never wedges a wiki.
     """
@@ -29,6 +30,6 @@ def wiki_write_lock(wiki_dir: Path, timeout: float = 20.0):
                 if time.monotonic() >= deadline:
                     raise Conflict("the wiki is busy with another edit; try again") from None
                 time.sleep(0.01)
-        yield
+        yield fd
     finally:
         os.close(fd)

@@ -54,6 +54,8 @@ VARIABLES = {
     "ROBOT_MAX_ATTACHMENT_BYTES": "largest attachment one upload may carry, bytes (page API, "
     "MCP and Otterwiki's upload form)",
     "ROBOT_GIT_PUSH_MAX_BYTES": "largest git push (request body) and largest file in one, bytes",
+    "ROBOT_WIKI_MAX_BYTES": "most a wiki's files may add up to after a git push, bytes "
+    "(default 1 GiB)",
     "ROBOT_WORKER_TIMEOUT": "seconds a gunicorn worker may go silent on one request before it is "
     "killed (default 30; a git transfer checks in while it moves 32 KiB/s or more, up to 15 "
     "minutes)",
@@ -218,6 +220,7 @@ class Settings:
     wiki_concurrency: int = field(default_factory=lambda: default_wiki_concurrency())
     max_attachment_bytes: int = 10 * 1024 * 1024
     git_push_max_bytes: int = 100 * 1024 * 1024
+    wiki_max_bytes: int = 1024**3
     atproto_plc_url: str = DEFAULT_PLC_URL
     atproto_allow_insecure_loopback: bool = False
     # From ROBOT_DB_URL; empty means SQLite at db_path (see database_url).
@@ -305,6 +308,9 @@ class Settings:
             ),
             git_push_max_bytes=_parse_positive_int(
                 "ROBOT_GIT_PUSH_MAX_BYTES", get("ROBOT_GIT_PUSH_MAX_BYTES", str(100 * 1024 * 1024))
+            ),
+            wiki_max_bytes=_parse_positive_int(
+                "ROBOT_WIKI_MAX_BYTES", get("ROBOT_WIKI_MAX_BYTES", str(1024**3))
             ),
             atproto_plc_url=plc_url,
             atproto_allow_insecure_loopback=insecure_loopback,

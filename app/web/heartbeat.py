@@ -29,19 +29,31 @@ _notify: Callable[[], None] | None = None
 def tree_cpu(pid: int) -> float:
     """CPU seconds used by process `pid` and every process under it (running ones, and the
     ended ones it waited for); 0.0 for what /proc cannot tell (it ended meanwhile)."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
+    total = 0.0
+    for current in process_tree(pid):
         try:
             with open(f"/proc/{current}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
             total += sum(int(value) for value in fields[11:15]) / _TICKS
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as listing:
-                    pending.extend(int(child) for child in listing.read().split())
         except (OSError, ValueError, IndexError):
             continue
     return total
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process under it that runs now (/proc's children lists); [pid] where
+    /proc cannot tell."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as listing:
+                    pending.extend(int(child) for child in listing.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")

@@ -29,10 +29,12 @@ import logging
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import zlib
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -63,6 +65,7 @@ from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
 from app.web.heartbeat import tree_cpu
+from app.wiki.push_rules import MAX_UPDATES
 from app.wiki.responses import text_response
 from app.wiki.turns import Turn
 from app.wiki.turns import WikiBusy
@@ -96,6 +99,10 @@ _MAX_HEADER_LINES, _MAX_HEADER_LINE = 32, 1024
 _PROTOCOL_RE = re.compile(r"[a-z0-9=:.,-]{1,100}")
 # Once the client stopped sending, http-backend ends in moments; past this it is stuck.
 _EXIT_TIMEOUT = 30.0
+# Where a push's ref updates must have ended (each is a pkt-line of about 100 bytes).
+_COMMANDS_BYTES = 64 * 1024
+# The most a fetch's request (its wants and haves, inflated) may be: 300,000 lines.
+_UPLOAD_REQUEST_MAX = 16 * 1024 * 1024
 
 
 def _credential(authorization: str | None) -> str | None:
@@ -188,6 +195,10 @@ class GitHttp:
             # git would skip the hook without a word, and with it every push rule.
             log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
             raise Unavailable("pushing is unavailable on this server right now; try again later")
+        if environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower() != "identity":
+            # git never compresses a push (its pack is compressed already); inflated, a small
+            # body could carry millions of ref updates, each a few git runs.
+            raise BadRequest("push refused: send its body uncompressed (no Content-Encoding)")
         length = environ.get("CONTENT_LENGTH", "")
         if length.isdigit() and int(length) > self._drain_limit():
             raise self._too_large()
@@ -200,14 +211,16 @@ class GitHttp:
                 return self._report_refusal(refused)(environ, start_response)
             env["CONTENT_LENGTH"] = str(body.seek(0, os.SEEK_END))  # what came, chunked or not
             body.seek(0)
+            _check_commands(body.read(_COMMANDS_BYTES))
+            body.seek(0)
             admit()  # the body came at the pusher's pace; receive-pack computes in the turn
-            held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
+            lock = held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
             repo = self.settings.repo_path(wiki.slug)
             if wikis.only_created(repo):
                 env["WIKI_PUSH_IMPORT"] = "1"
                 env.update(_config({"receive.denyNonFastForwards": "false"}, env))
             held.callback(self._after_push, wiki.slug, repo, _head(repo))
-            return self._run(environ, start_response, env, held, body)
+            return self._run(environ, start_response, env, held, body, lock)
         except BaseException:
             held.close()
             raise
@@ -334,10 +347,9 @@ class GitHttp:
             "GIT_COMMITTER_NAME": name,
             "GIT_COMMITTER_EMAIL": email,
         }
-        if environ.get("CONTENT_LENGTH", "").isdigit():
+        # A gzipped body reaches git inflated (_Inflated), to its end: its length is unknown.
+        if environ.get("CONTENT_LENGTH", "").isdigit() and "HTTP_CONTENT_ENCODING" not in environ:
             env["CONTENT_LENGTH"] = environ["CONTENT_LENGTH"]
-        if environ.get("HTTP_CONTENT_ENCODING", "") in ("gzip", "x-gzip"):
-            env["HTTP_CONTENT_ENCODING"] = environ["HTTP_CONTENT_ENCODING"]
         if _PROTOCOL_RE.fullmatch(environ.get("HTTP_GIT_PROTOCOL", "")):
             env["HTTP_GIT_PROTOCOL"] = environ["HTTP_GIT_PROTOCOL"]
         cap = str(self.settings.git_push_max_bytes)
@@ -361,21 +373,39 @@ class GitHttp:
             env.update(
                 WIKI_PUSH_BRANCH=wikis.BRANCH,
                 WIKI_PUSH_MAX_BYTES=cap,
+                WIKI_PUSH_MAX_TREE_BYTES=str(self.settings.wiki_max_bytes),
                 WIKI_PUSHER_DID=caller.did or "",
             )
         return env
 
-    def _run(self, environ, start_response, env: dict, held: ExitStack | None, spooled=None):
+    def _run(
+        self,
+        environ,
+        start_response,
+        env: dict,
+        held: ExitStack | None,
+        spooled=None,
+        lock: int | None = None,
+    ):
         """Run http-backend on the request; stream its answer; close `held` (a push's lock,
         spool and after-work; a clone's received body) once it is out. A push reads its
-        `spooled` body; anything else its request's body."""
+        `spooled` body; anything else its request's body (inflated here, if gzipped).
+
+        git runs in a session of its own, ended whole with http-backend. A push's git holds
+        the wiki's write `lock` too (the descriptor, inherited): should its worker be killed
+        (a timeout, a reload), git would otherwise go on updating the working tree outside
+        the lock, and undo the next edit made there.
+        """
         body = get_input_stream(environ)
+        gzipped = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower() in ("gzip", "x-gzip")
         process = subprocess.Popen(
             ["git", "http-backend"],
             stdin=subprocess.PIPE if spooled is None else spooled,
             stdout=subprocess.PIPE,
             cwd=env["GIT_PROJECT_ROOT"],
             env=env,
+            pass_fds=() if lock is None else (lock,),
+            start_new_session=True,
         )
         cleanup = ExitStack()
         cleanup.callback(_reap, process)
@@ -388,11 +418,12 @@ class GitHttp:
             keepalive.moving_while(_working(process))
         if held is not None:
             cleanup.push(held)
-        cap = self.settings.git_push_max_bytes  # a clone's request (wants, haves) is far less
+        cap = _UPLOAD_REQUEST_MAX
         try:
             if spooled is None:
+                source = _Inflated(body) if gzipped else body
                 pump = threading.Thread(
-                    target=_pump, args=(body, process.stdin, cap, keepalive), daemon=True
+                    target=_pump, args=(source, process.stdin, cap, keepalive), daemon=True
                 )
                 pump.start()
             status, headers = _cgi_headers(process.stdout)
@@ -556,6 +587,56 @@ def _reap(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # what it started and left running
+    except OSError:
+        pass  # none left
+
+
+class _Inflated:
+    """A gzipped request body (`read(n)` like a file's), inflated: git's own inflating knows
+    no bound, and a few MB of gzip held millions of `have` lines for upload-pack."""
+
+    def __init__(self, body):
+        self._body = body
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` inflated bytes; b"" at the end (or where the gzip stops making sense:
+        git then sees the request end early and refuses it)."""
+        while not self._inflate.eof:
+            compressed = self._inflate.unconsumed_tail or self._body.read(size)
+            if not compressed:
+                break
+            try:
+                data = self._inflate.decompress(compressed, size)
+            except zlib.error:
+                break
+            if data:
+                return data
+        return b""
+
+
+def _check_commands(head: bytes) -> None:
+    """Refuse a push whose ref updates (at the start of its body, `head`) are more than
+    push_rules.MAX_UPDATES, or end past _COMMANDS_BYTES: receive-pack holds them all in memory
+    and the push rules run a few git processes for each."""
+    count, at = 0, 0
+    while at + 4 <= len(head):
+        try:
+            size = int(head[at : at + 4], 16)
+        except ValueError:
+            return  # not pkt-lines: receive-pack says what is wrong
+        if size == 0:
+            return
+        count, at = count + 1, at + max(size, 4)
+        if count > MAX_UPDATES:
+            break
+    if count > MAX_UPDATES or len(head) >= _COMMANDS_BYTES:
+        raise BadRequest(
+            f"push refused: it updates more than {MAX_UPDATES} refs; a wiki has one branch, "
+            f"{wikis.BRANCH}: push with 'git push <remote> HEAD:{wikis.BRANCH}'"
+        )
 
 
 def _working(process: subprocess.Popen):

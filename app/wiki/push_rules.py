@@ -8,18 +8,21 @@ It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment t
 
 - `WIKI_PUSH_BRANCH`: the one branch a push may update (the branch the wiki shows);
 - `WIKI_PUSH_MAX_BYTES`: the largest file (blob) a push may carry, in bytes;
+- `WIKI_PUSH_MAX_TREE_BYTES`: the most the files of the pushed tip may add up to, in bytes (one
+  blob under many names costs its size in the working tree each time);
 - `WIKI_PUSH_IMPORT`: "1" when the wiki's HEAD is still the creation commit the platform
   recorded (app.core.wikis.only_created), so a push may replace it (importing an existing
   wiki); else a rewrite is refused.
 
 Every path in every new commit is checked, not only the tip: a revert in the UI would bring an
 old commit's files back into the working tree. Refused: a path with a `.git` component (any
-case), a `.gitattributes` or `.gitmodules` file (see `path_problem`), a path that is not UTF-8
-or holds control or format characters, a page (`.md`) that is not UTF-8 text, a submodule, a
-file over the size cap, any symbolic link
-(see `link_problem`), and a commit claiming to be made on someone else's behalf (see
-`commit_problems`). Exit status 1 refuses the whole push; each reason goes to stderr, which the
-pusher's git shows as `remote: ...`.
+case), a file git reads as settings (`.gitattributes`, `.gitmodules`, `.gitignore`,
+`.mailmap`; see `path_problem`), a path that is not UTF-8 or holds control or format
+characters, a page (`.md`) that is not UTF-8 text, a submodule, a file over the size cap, any
+symbolic link (see `link_problem`), a tip whose files add up past the tree cap or number more
+than MAX_FILES, a commit over MAX_COMMIT_BYTES, more than MAX_UPDATES ref updates, and a commit
+claiming to be made on someone else's behalf (see `commit_problems`). Exit status 1 refuses the
+whole push; each reason goes to stderr, which the pusher's git shows as `remote: ...`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -40,8 +44,19 @@ _ZERO = re.compile(r"0+")
 _SYMLINK = "120000"
 _GITLINK = "160000"
 _DELETED = "000000"
-# Files git reads as settings of the tree itself, not as content.
-_GIT_SETTINGS = frozenset({".gitattributes", ".gitmodules"})
+# Files git reads as settings of the tree itself, not as content: .gitignore makes the wiki's
+# own later writes of matching pages untracked (never committed), .mailmap rewrites who made
+# every change in `git log`'s answers, the owner's included.
+_GIT_SETTINGS = frozenset({".gitattributes", ".gitmodules", ".gitignore", ".mailmap"})
+# A wiki has one branch: a push updates it once (`git push --all` or `--tags` a few refs more,
+# each refused by name). Each update costs a few git runs, so a flood of them is refused whole.
+MAX_UPDATES = 32
+# Files the pushed tip may hold, and paths all new commits may change: a tree of a million
+# entries (one blob, many names) fits in a small pack.
+MAX_FILES = 100_000
+MAX_CHANGED_PATHS = 2 * MAX_FILES
+# A commit's size (its message, mostly): every history view and feed reads commits whole.
+MAX_COMMIT_BYTES = 1024 * 1024
 
 
 def _git(*args: str, stdin: bytes | None = None) -> bytes:
@@ -70,8 +85,9 @@ def path_problem(path: str) -> str | None:
     # export-subst rewrites them). .gitmodules configures submodules, which a wiki has none of.
     if any(part.casefold() in _GIT_SETTINGS for part in path.split("/")):
         return (
-            f"{_show(path)}: a wiki holds no .gitattributes or .gitmodules (they would change "
-            "how the wiki's own git treats its files); remove it and push again"
+            f"{_show(path)}: a wiki holds no .gitattributes, .gitmodules, .gitignore or "
+            ".mailmap (they would change how the wiki's own git treats its files and history); "
+            "remove it and push again"
         )
     # Decoded with surrogateescape: a surrogate is a byte that was no UTF-8. Otterwiki, GitPython
     # and the page API read every name as UTF-8 text, and would fail on the whole wiki.
@@ -106,10 +122,12 @@ def new_entries(new: str) -> dict[tuple[str, str], str]:
     commits = _git("rev-list", new, "--not", "--all")
     if not commits:
         return {}
-    raw = _git(
-        "diff-tree", "-r", "-m", "--root", "--no-renames", "--no-commit-id", "-z", "--stdin",
-        stdin=commits,
-    )  # fmt: skip
+    raw = _git_capped(
+        ("diff-tree", "-r", "-m", "--root", "--no-renames", "--no-commit-id", "-z", "--stdin"),
+        commits,
+        2 * MAX_CHANGED_PATHS,
+        f"the push changes more than {MAX_CHANGED_PATHS} paths; push it in parts",
+    )
     tokens = raw.split(b"\0")
     entries = {}
     for meta, path in zip(tokens[0::2], tokens[1::2], strict=False):
@@ -118,6 +136,54 @@ def new_entries(new: str) -> dict[tuple[str, str], str]:
             continue
         entries[(path.decode("utf-8", "surrogateescape"), fields[3])] = fields[1]
     return entries
+
+
+def _git_capped(args: tuple[str, ...], stdin: bytes, fields: int, refusal: str) -> bytes:
+    """The output of `git ARGS` (fed `stdin`), NUL-separated; RuntimeError(`refusal`), with git
+    stopped, once it has more than `fields` fields: held whole, it could fill the memory."""
+    with tempfile.TemporaryFile() as feed:
+        feed.write(stdin)
+        feed.seek(0)
+        process = subprocess.Popen(["git", *args], stdin=feed, stdout=subprocess.PIPE)
+        chunks, seen = [], 0
+        try:
+            while chunk := process.stdout.read(1 << 16):
+                seen += chunk.count(b"\0")
+                if seen > fields:
+                    raise _Refused(refusal)
+                chunks.append(chunk)
+        finally:
+            process.kill()
+            process.wait()
+            process.stdout.close()
+    if process.returncode not in (0, -9):
+        raise RuntimeError(f"git {args[0]} failed")
+    return b"".join(chunks)
+
+
+class _Refused(RuntimeError):
+    """A push refused whole while it was read: the message says why."""
+
+
+def tree_problems(new: str, max_bytes: int) -> list[str]:
+    """Why the files of commit `new` (the pushed tip, as checked out) may not be a wiki's: more
+    than MAX_FILES of them, or more than `max_bytes` in all."""
+    listing = _git_capped(
+        ("ls-tree", "-r", "-l", "-z", "--full-tree", new),
+        b"",
+        MAX_FILES,
+        f"the pushed wiki holds more than {MAX_FILES} files, the most a wiki may",
+    )
+    total = 0
+    for entry in listing.split(b"\0"):
+        size = entry.split(b"\t", 1)[0].split()[-1:] if entry else []
+        total += int(size[0]) if size and size[0].isdigit() else 0
+    if total > max_bytes:
+        return [
+            f"the pushed wiki's files add up to {total} bytes, more than the {max_bytes} a wiki "
+            "may hold; leave large files out and push again"
+        ]
+    return []
 
 
 def _sizes(shas: list[str]) -> dict[str, int]:
@@ -219,8 +285,15 @@ def commit_problems(new: str, pusher_did: str) -> list[str]:
     separator byte in a message once hid a forged trailer after it from this check.
     """
     commits = _git("rev-list", new, "--not", "--all").decode("ascii").split()
-    problems = []
-    for sha, raw in _objects(commits):
+    sizes = _sizes(commits)
+    problems = [
+        f"commit {sha[:12]} is {sizes[sha]} bytes, more than the {MAX_COMMIT_BYTES} a commit may "
+        "be (its message, mostly); shorten it and push again"
+        for sha in commits
+        if sizes.get(sha, 0) > MAX_COMMIT_BYTES
+    ]
+    readable = [sha for sha in commits if sizes.get(sha, 0) <= MAX_COMMIT_BYTES]
+    for sha, raw in _objects(readable):
         headers, message = _commit_fields(raw)
         # git log and GitPython read the last author line, Otterwiki the first: a second
         # one named another person in history while this check read the pusher.
@@ -257,9 +330,17 @@ def commit_problems(new: str, pusher_did: str) -> list[str]:
 
 
 def update_problems(
-    old: str, new: str, ref: str, branch: str, max_bytes: int, may_replace: bool, pusher_did=""
+    old: str,
+    new: str,
+    ref: str,
+    branch: str,
+    max_bytes: int,
+    may_replace: bool,
+    pusher_did: str = "",
+    max_tree_bytes: int = 0,
 ) -> list[str]:
-    """Every reason the update of `ref` from `old` to `new` (object ids) is refused."""
+    """Every reason the update of `ref` from `old` to `new` (object ids) is refused; a tree
+    cap of 0 checks no totals."""
     wanted = f"refs/heads/{branch}"
     if ref != wanted:
         return [
@@ -273,7 +354,8 @@ def update_problems(
             f"{branch} refused: the push rewrites the wiki's history (not a fast-forward). "
             "Pull, merge or rebase your changes on top, and push again; nothing was changed"
         ]
-    return content_problems(new, max_bytes) + commit_problems(new, pusher_did)
+    totals = tree_problems(new, max_tree_bytes) if max_tree_bytes else []
+    return totals + content_problems(new, max_bytes) + commit_problems(new, pusher_did)
 
 
 def main() -> int:
@@ -282,12 +364,22 @@ def main() -> int:
     max_bytes = int(os.environ.get("WIKI_PUSH_MAX_BYTES", "0") or 0)
     may_replace = os.environ.get("WIKI_PUSH_IMPORT") == "1"
     pusher_did = os.environ.get("WIKI_PUSHER_DID", "")
+    max_tree_bytes = int(os.environ.get("WIKI_PUSH_MAX_TREE_BYTES", "0") or 0)
+    updates = [line.split() for line in sys.stdin.read().splitlines()]
     problems = []
+    if len(updates) > MAX_UPDATES:
+        problems.append(
+            f"the push updates {len(updates)} refs; a wiki has one branch, {branch}: push it "
+            f"with 'git push <remote> HEAD:{branch}'"
+        )
     try:
-        for line in sys.stdin.read().splitlines():
-            fields = line.split()
+        for fields in updates if not problems else []:
             if len(fields) == 3:
-                problems += update_problems(*fields, branch, max_bytes, may_replace, pusher_did)
+                problems += update_problems(
+                    *fields, branch, max_bytes, may_replace, pusher_did, max_tree_bytes
+                )
+    except _Refused as refused:
+        problems.append(str(refused))
     except (RuntimeError, ValueError) as error:  # git could not read what was pushed
         problems.append(f"the push could not be checked: {error}")
     for problem in problems:

@@ -72,6 +72,8 @@ from pathlib import Path
 from app.core.errors import TooManyRequests
 from app.core.identity import Caller
 from app.core.store import Wiki
+from app.web.heartbeat import process_tree
+from app.web.heartbeat import tree_cpu
 
 log = logging.getLogger("robot.wiki")
 
@@ -338,10 +340,13 @@ class Turn:
             self.lowered = True
             self._kept_pids = _child_pids()  # those started from here on run low (inherited)
             if with_children:
+                # Each with what it started: git http-backend's receive-pack or upload-pack,
+                # and the push rules under it, were started before and kept their priority.
                 for child in _children():
                     if child.started >= self._arrived:
-                        _set_nice(child.pid, self._base + LOW_NICE)
-                        self._lowered_pids.add(child.pid)
+                        for pid in process_tree(child.pid):
+                            _set_nice(pid, self._base + LOW_NICE)
+                            self._lowered_pids.add(pid)
 
 
 class Turns:
@@ -472,7 +477,8 @@ def _child_pids() -> set[int]:
 
 
 def _children() -> list[_Child]:
-    """This process's running children (its git processes); [] where /proc cannot tell."""
+    """This process's running children (its git processes), each with the CPU of every process
+    under it; [] where /proc cannot tell."""
     found = []
     try:
         for task in os.listdir("/proc/self/task"):
@@ -481,8 +487,7 @@ def _children() -> list[_Child]:
             for pid in pids:
                 with open(f"/proc/{pid}/stat") as stat:
                     fields = stat.read().rsplit(")", 1)[1].split()
-                cpu = (int(fields[11]) + int(fields[12])) / _TICKS
-                found.append(_Child(int(pid), cpu, int(fields[19])))
+                found.append(_Child(int(pid), tree_cpu(int(pid)), int(fields[19])))
     except (OSError, ValueError, IndexError):
         pass  # a child that ended while read, or no /proc: what was read so far
     return found

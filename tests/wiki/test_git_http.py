@@ -21,6 +21,7 @@ import pytest
 
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
+from tests.conftest import descendants
 from tests.conftest import oauth_grant
 from tests.mcp.clients import last_line
 
@@ -653,15 +654,126 @@ def test_the_export_ignores_the_wikis_own_gitattributes(made, attributes):
     assert archive.read(f"{name}/home.md").decode() == home
 
 
-@pytest.mark.parametrize("name", [".gitattributes", "notes/.gitattributes", ".gitmodules"])
+@pytest.mark.parametrize(
+    "name", [".gitattributes", "notes/.gitattributes", ".gitmodules", ".mailmap", ".gitignore"]
+)
 def test_push_of_git_settings_files_is_refused(shared, tmp_path, name):
     work = tmp_path / "w"
     ok(shared.clone(work, shared.editor))
     before = shared.head()
     commit_file(work, name, "* export-ignore\n")
     done = run_git("push", "origin", "main", cwd=work)
-    assert done.returncode != 0 and "holds no .gitattributes or .gitmodules" in done.stderr
+    assert done.returncode != 0
+    assert "holds no .gitattributes, .gitmodules, .gitignore or .mailmap" in done.stderr
     assert shared.head() == before
+
+
+def test_a_mailmap_from_before_the_rule_changes_no_history(made):
+    """Tenth review: an editor's pushed .mailmap showed the editor's commits as the owner's
+    (and the owner's as the editor's) in the page API, the changelog and its feed. One that
+    came before the rule (committed here directly) is ignored."""
+    wiki = made()
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    mapped = f"{OWNER[1]} <did.plc.git-owner@localhost> Pusher <pusher@example.test>\n"
+    (repo / ".mailmap").write_text(mapped)
+    with wiki_write_lock(wiki.stack.settings.wiki_dir(wiki.slug)):
+        ok(run_git("add", ".mailmap", cwd=repo))
+        ok(run_git("commit", "-q", "-m", "a mailmap", cwd=repo))
+    changes = wiki.pages.get("/api/v1/changes").json()["changes"]
+    assert changes[0]["author"] == "Pusher" and changes[0]["did"] is None, changes[0]
+    history = wiki.pages.get("/-/changelog").text
+    assert "Pusher" in history
+
+
+def raw_push(wiki, body: bytes, **headers: str) -> http.client.HTTPResponse:
+    """POST `body` to the wiki's git-receive-pack as its editor; the answer, read."""
+    connection = http.client.HTTPConnection("127.0.0.1", wiki.stack.port("otterwiki"), timeout=60)
+    connection.request(
+        "POST",
+        "/.git/git-receive-pack",
+        body=body,
+        headers={
+            "Host": f"{wiki.slug}.localhost",
+            "Authorization": f"Bearer {wiki.editor}",
+            "Content-Type": "application/x-git-receive-pack-request",
+            **headers,
+        },
+    )
+    answer = connection.getresponse()
+    answer.text = answer.read().decode("utf-8", "replace")
+    connection.close()
+    return answer
+
+
+def updates(wiki, count: int) -> bytes:
+    """`count` ref updates of main from its head to itself, then an empty pack."""
+    head = wiki.head()
+    lines = [f"{head} {head} refs/heads/main\0report-status\n"]
+    lines += [f"{head} {head} refs/heads/main\n"] * (count - 1)
+    packed = b"".join(f"{len(line) + 4:04x}{line}".encode() for line in lines)
+    return packed + b"0000" + b"PACK\x00\x00\x00\x02\x00\x00\x00\x00" + bytes(20)
+
+
+@pytest.mark.parametrize("count", [33, 5000])
+def test_a_flood_of_ref_updates_is_refused_before_git_runs(made, count):
+    """Tenth review: thousands of no-op updates of main held a worker and the wiki's write
+    lock past the worker timeout (the push rules ran three git processes for each)."""
+    wiki = made()
+    before = wiki.head()
+    answer = raw_push(wiki, updates(wiki, count))
+    assert answer.status == 400 and "updates more than 32 refs" in answer.text, answer.text
+    assert wiki.head() == before
+
+
+def test_a_compressed_push_is_refused(made):
+    """git never compresses a push; inflated, 1,231 bytes carried 3,000 ref updates."""
+    wiki = made()
+    import gzip
+
+    answer = raw_push(wiki, gzip.compress(updates(wiki, 1)), **{"Content-Encoding": "gzip"})
+    assert answer.status == 400 and "uncompressed" in answer.text
+
+
+def test_a_gzipped_fetch_still_works(shared, tmp_path):
+    """git gzips a fetch's request once it has many `have` lines: inflated here, capped."""
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    for n in range(40):  # enough haves for git to gzip its next request
+        commit_file(work, f"local-{n}.md", f"# {n}\n", f"local {n}")
+    put = shared.pages.put("/api/v1/pages/Remote", json={"content": "# Remote\n"})
+    assert put.status_code in (200, 201), put.text
+    ok(run_git("fetch", "-q", "origin", cwd=work))
+    assert "Remote" in ok(run_git("show", "origin/main:remote.md", cwd=work))
+
+
+def test_an_inflated_fetch_request_has_a_cap(shared):
+    """Tenth review: a few MB of gzip held tens of millions of `have` lines, and upload-pack
+    spent half a minute of CPU on them. Past _UPLOAD_REQUEST_MAX inflated, git sees the
+    request end and refuses it."""
+    import gzip
+
+    from app.wiki.git_http import _UPLOAD_REQUEST_MAX
+
+    head = shared.head()
+    line = f"0032have {head}\n".encode()
+    body = f"0032want {head}\n".encode() + line * (_UPLOAD_REQUEST_MAX // len(line) + 10)
+    connection = http.client.HTTPConnection("127.0.0.1", shared.stack.port("otterwiki"), timeout=60)
+    connection.request(
+        "POST",
+        "/.git/git-upload-pack",
+        body=gzip.compress(body + b"0009done\n"),
+        headers={
+            "Host": f"{shared.slug}.localhost",
+            "Authorization": f"Bearer {shared.editor}",
+            "Content-Type": "application/x-git-upload-pack-request",
+            "Content-Encoding": "gzip",
+        },
+    )
+    answer = connection.getresponse()
+    text = answer.read()
+    connection.close()
+    assert b"PACK" not in text  # no pack was made of it
+    assert shared.stack.unhealthy() == []
 
 
 def test_a_public_wiki_exports_anonymously(made):
@@ -848,3 +960,60 @@ def test_a_crowd_of_anonymous_clones_never_holds_every_worker(made, tmp_path):
     assert any(done.returncode == 0 for done in crowd)  # turn by turn, the crowd clones too
     time.sleep(DEBT_MAX + 0.1)
     ok(wiki.clone(tmp_path / "after"))  # one client's info/refs, then upload-pack
+
+
+def _serving(stack, command: str) -> int | None:
+    """The pid of the wiki service's worker under which a process runs `command`, or None."""
+    for worker in descendants(stack.pid("otterwiki")):
+        for pid in descendants(worker):
+            try:
+                if (
+                    command
+                    in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                ):
+                    return worker
+            except OSError:
+                continue
+    return None
+
+
+def test_a_push_whose_worker_is_killed_keeps_the_wiki_locked_until_git_ends(made, tmp_path):
+    """Tenth review: a push outlived its worker (killed on timeout or reload); git went on
+    outside the write lock the worker had held, and undid the owner's next edit. Now git
+    holds the lock itself (the descriptor, inherited): the next write waits for it."""
+    wiki = made()
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    commit_file(work, "pushed.md", "# Pushed\n")
+    hooks = wiki.stack.settings.data_dir / "git-hooks"
+    started, slept = tmp_path / "started", tmp_path / "slept"
+    (hooks / "pre-receive.real").write_bytes((hooks / "pre-receive").read_bytes())
+    (hooks / "pre-receive.real").chmod(0o755)
+    wrapper = f"#!/bin/sh\ntouch {started}\nsleep 4\ntouch {slept}\nexec {hooks}/pre-receive.real\n"
+    (hooks / ".wrapper").write_text(wrapper)
+    (hooks / ".wrapper").chmod(0o755)
+    (hooks / ".wrapper").replace(hooks / "pre-receive")
+    try:
+        pusher = threading.Thread(
+            target=run_git, args=("push", "-q", "origin", "main"), kwargs={"cwd": work}
+        )
+        pusher.start()
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker = _serving(wiki.stack, "http-backend")
+        assert started.exists() and worker, "the push did not reach its hook"
+        os.kill(worker, 9)
+        put = wiki.pages.put("/api/v1/pages/After", json={"content": "# After\n"})
+        assert put.status_code == 201, put.text
+        assert slept.exists(), "the write went in while the push's git still ran"
+        pusher.join(timeout=60)
+    finally:
+        from app.wiki.git_http import install_hook
+
+        install_hook(hooks)
+        (hooks / "pre-receive.real").unlink(missing_ok=True)
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    assert ok(run_git("status", "--porcelain", cwd=repo)) == ""
+    assert wiki.pages.get("/api/v1/pages/After").status_code == 200
+    wiki.stack.wait_healthy(60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 
 import pytest
@@ -29,15 +30,30 @@ def test_paths_that_are_no_clean_utf8_text_are_refused(path):
     assert path_problem(path)
 
 
-@pytest.mark.parametrize(
-    "path", [".gitattributes", "notes/.gitattributes", ".gitmodules", "a/.GitModules"]
-)
+SETTINGS_FILES = [
+    ".gitattributes",
+    "notes/.gitattributes",
+    ".gitmodules",
+    "a/.GitModules",
+    # Tenth review: a pushed .mailmap made an editor's commits the owner's in every history,
+    # and .gitignore left the wiki's own later writes untracked (answered, never committed).
+    ".mailmap",
+    ".MailMap",
+    "notes/.mailmap",
+    ".gitignore",
+    "notes/sub/.gitignore",
+    ".GITIGNORE",
+]
+
+
+@pytest.mark.parametrize("path", SETTINGS_FILES)
 def test_files_git_reads_as_settings_are_refused(path):
-    assert "holds no .gitattributes or .gitmodules" in path_problem(path)
+    assert "holds no .gitattributes, .gitmodules, .gitignore or .mailmap" in path_problem(path)
 
 
 @pytest.mark.parametrize(
-    "path", ["home.md", "a.git/b.md", "Café/Ünïcode 日本.md", ".gitignore", "notes/.github/x.md"]
+    "path",
+    ["home.md", "a.git/b.md", "Café/Ünïcode 日本.md", "notes/.github/x.md", ".gitkeep", "mailmap"],
 )
 def test_other_paths_are_accepted(path):
     assert path_problem(path) is None
@@ -101,3 +117,71 @@ def test_a_plain_commit_passes(tmp_path, monkeypatch, encoding):
     headers = [f"author {ME}", f"committer {ME}"] + ([f"encoding {encoding}"] if encoding else [])
     sha = raw_commit(tmp_path, headers, "a change, in UTF-8: é\n".encode())
     assert push_rules.commit_problems(sha, "did:plc:me") == []
+
+
+def commit_tree(repo, files: dict[str, bytes]) -> str:
+    """A commit (in `repo`, made if missing) of exactly `files` {path: content}; its id."""
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for path, content in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_bytes(content)
+    git = ["git", "-C", str(repo), "-c", "user.name=Me", "-c", "user.email=me@example.test"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "files"], check=True)
+    return subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_one_blob_under_many_names_counts_each_time(tmp_path, monkeypatch):
+    """Tenth review: one 10 MiB blob under 20 names, a pack of 10 KB, wrote 200 MB into the
+    working tree; the tip's files must add up to at most the cap."""
+    monkeypatch.chdir(tmp_path)
+    blob = b"A" * 1000
+    sha = commit_tree(tmp_path, {f"bulk/{n}.bin": blob for n in range(20)})
+    assert push_rules.tree_problems(sha, 20 * 1000) == []
+    problems = push_rules.tree_problems(sha, 20 * 1000 - 1)
+    assert problems and "add up to 20000 bytes" in problems[0]
+
+
+def test_a_tip_with_too_many_files_is_refused_without_reading_them_all(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(push_rules, "MAX_FILES", 5)
+    sha = commit_tree(tmp_path, {f"f{n}.txt": b"x" for n in range(6)})
+    with pytest.raises(push_rules._Refused, match="more than 5 files"):
+        push_rules.tree_problems(sha, 10**9)
+
+
+def test_a_push_changing_too_many_paths_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(push_rules, "MAX_CHANGED_PATHS", 5)
+    sha = commit_tree(tmp_path, {f"f{n}.txt": str(n).encode() for n in range(6)})
+    subprocess.run(["git", "update-ref", "-d", "refs/heads/master"], cwd=tmp_path)
+    subprocess.run(["git", "update-ref", "-d", "refs/heads/main"], cwd=tmp_path)
+    with pytest.raises(push_rules._Refused, match="more than 5 paths"):
+        push_rules.new_entries(sha)
+
+
+def test_a_huge_commit_is_refused_unread(tmp_path, monkeypatch):
+    """Tenth review: a 200 MB message (a pack of a few hundred KB) made every changelog view
+    and feed serve 200 MB."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(push_rules, "MAX_COMMIT_BYTES", 4096)
+    sha = raw_commit(tmp_path, [f"author {ME}", f"committer {ME}"], b"x" * 5000)
+    read = []
+    monkeypatch.setattr(push_rules, "_objects", lambda shas: read.extend(shas) or [])
+    problems = push_rules.commit_problems(sha, "did:plc:me")
+    assert any("more than the 4096 a commit may be" in problem for problem in problems)
+    assert read == []
+
+
+def test_a_flood_of_ref_updates_is_refused_at_once(tmp_path, monkeypatch, capsys):
+    """Tenth review: 3,000 no-op updates of main ran 9,000 git processes (53 s, past the
+    worker timeout) from a request of 1,231 gzipped bytes."""
+    monkeypatch.chdir(tmp_path)
+    zero = "0" * 40
+    lines = "".join(f"{zero} {zero} refs/heads/main\n" for _ in range(push_rules.MAX_UPDATES + 1))
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    monkeypatch.setattr(push_rules, "update_problems", lambda *a: pytest.fail("checked one"))
+    assert push_rules.main() == 1
+    assert f"updates {push_rules.MAX_UPDATES + 1} refs" in capsys.readouterr().err

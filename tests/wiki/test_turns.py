@@ -11,6 +11,7 @@ import fcntl
 import logging
 import multiprocessing
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -381,6 +382,27 @@ def test_a_request_whose_git_process_is_heavy_runs_low_with_it(owners):
         assert int(done.stdout) == LOW  # lowered while it ran
     assert priority() == BASE
     assert debt(hammered, CPU) > DEBT_LOW  # and its CPU counts against its owner
+
+
+@lowering
+def test_a_heavy_grandchild_counts_and_runs_low_with_what_started_it(owners):
+    """Tenth review: git http-backend ran low while the receive-pack and push rules it had
+    started (a grandchild's CPU, not counted) ran on at nice 0. The whole tree counts now, and
+    the whole tree is lowered."""
+    hammered, _ = owners
+    burner = (
+        "import os, time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.6: pass\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0), flush=True)\n"
+        "time.sleep(0.3)\nprint(os.getpriority(os.PRIO_PROCESS, 0))"
+    )
+    with Turns(turns=1, wait=30).turn(hammered) as turn:
+        # sh starts the burner and waits: the worker's child spends nothing itself.
+        script = f"{shlex.quote(sys.executable)} -c {shlex.quote(burner)}; :"
+        done = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+        assert turn.lowered
+        assert int(done.stdout.split()[-1]) == LOW  # lowered while it ran
+    assert priority() == BASE
 
 
 @lowering
