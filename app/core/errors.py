@@ -75,6 +75,12 @@ class UpstreamError(RobotError):
     status = 502
 
 
+class InsufficientStorage(RobotError):
+    """A write that would add to a wiki already holding as much as a wiki may (RFC 4918)."""
+
+    status = 507
+
+
 class Unavailable(RobotError):
     """A service robot depends on (the platform database) is not answering, or the host is
     too busy: try again later (after `retry_after` seconds, if given)."""

@@ -18,6 +18,7 @@ from werkzeug.wsgi import ClosingIterator
 from app.core import handoff
 from app.core import usage
 from app.core.errors import Forbidden
+from app.core.errors import InsufficientStorage
 from app.core.errors import InternalError
 from app.core.errors import MethodNotAllowed
 from app.core.errors import NotFound
@@ -83,6 +84,8 @@ _STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Bytes of body a caller who may not write can send (a search form); more is refused unread.
 READER_BODY_BYTES = 64 * 1024
+# Bytes of body a write to a full wiki may have: a deletion's or a rename's form, a short edit.
+FULL_WIKI_BODY_BYTES = 4096
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
 # Bulk transfers (app.wiki.turns): a turn held while the answer goes out at the server's pace.
 _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
@@ -135,6 +138,27 @@ def _check_reader_body(environ, caller: Caller, wiki: Wiki) -> None:
         "bytes or a chunked one"
     )
     raise Unauthorized(message) if caller.is_anonymous else Forbidden(message)
+
+
+def _check_room(environ, wiki: Wiki, settings: Settings) -> None:
+    """Refuse, before reading it, a body over FULL_WIKI_BODY_BYTES (or chunked) to a wiki whose
+    files (as last measured, app.core.usage) already add up to ROBOT_WIKI_MAX_BYTES: uploads
+    and pages, each under its own cap, could otherwise fill the host's disk. Deletions, renames
+    and small edits still go through, so room can be made.
+
+    Raises InsufficientStorage (507).
+    """
+    if wiki.size_bytes < settings.wiki_max_bytes:
+        return
+    if environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS:
+        return
+    declared = environ.get("CONTENT_LENGTH", "")
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked or (declared.isdigit() and int(declared) > FULL_WIKI_BODY_BYTES):
+        raise InsufficientStorage(
+            f"this wiki's files add up to {wiki.size_bytes} bytes, the most a wiki may hold "
+            f"({settings.wiki_max_bytes}): delete attachments or pages to make room"
+        )
 
 
 def _session_cookie(environ, settings: Settings) -> str | None:
@@ -289,6 +313,7 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         _check_reader_body(environ, caller, wiki)
+        _check_room(environ, wiki, self.settings)
         self._set_identity(environ, wiki, caller)
         join_pool(turn, wiki, caller)
         bulk = route.endpoint in _BULK_ENDPOINTS

@@ -199,3 +199,26 @@ def test_encoded_separators_in_a_name_are_named_through_gunicorn(stack, wiki, na
     assert put.status_code == 400, put.text
     assert "slashes" in put.json()["error"] or "not allowed" in put.json()["error"]
     assert head(stack) == before
+
+
+def test_a_full_wiki_refuses_uploads_but_takes_pages_and_deletions(stack, wiki):
+    """Tenth review: uploads, each under its cap, could add up without end. A wiki whose files
+    already add up to ROBOT_WIKI_MAX_BYTES refuses upload-sized bodies (507) until room is
+    made; pages and deletions still go through."""
+    client, _ = wiki
+    assert client.put("/api/v1/pages/Doc/attachments/kept.bin", content=BINARY).status_code == 201
+    store = Store(stack.settings.database_url)
+    try:
+        store.record_usage(SLUG, 3, stack.settings.wiki_max_bytes)
+        upload = client.put("/api/v1/pages/Doc/attachments/more.bin", content=BINARY)
+        assert upload.status_code == 507, upload.text
+        assert "delete attachments or pages to make room" in upload.json()["error"]
+        files = {"file": ("more.bin", BINARY)}
+        assert client.post("/api/v1/pages/Doc/attachments", files=files).status_code == 507
+        page = client.put("/api/v1/pages/Small", json={"content": "# Small\n"})
+        assert page.status_code == 201, page.text
+        assert client.delete("/api/v1/pages/Doc/attachments/kept.bin").status_code == 200
+    finally:
+        store.record_usage(SLUG, 3, 0)
+        store.close()
+    assert client.put("/api/v1/pages/Doc/attachments/more.bin", content=BINARY).status_code == 201
