@@ -140,11 +140,12 @@ def _check_reader_body(environ, caller: Caller, wiki: Wiki) -> None:
     raise Unauthorized(message) if caller.is_anonymous else Forbidden(message)
 
 
-def _check_room(environ, wiki: Wiki, settings: Settings) -> None:
+def _check_room(environ, wiki: Wiki, settings: Settings, endpoint: str | None) -> None:
     """Refuse, before reading it, a body over FULL_WIKI_BODY_BYTES (or chunked) to a wiki whose
     files (as last measured, app.core.usage) already add up to ROBOT_WIKI_MAX_BYTES: uploads
-    and pages, each under its own cap, could otherwise fill the host's disk. Deletions, renames
-    and small edits still go through, so room can be made.
+    and pages, each under its own cap, could otherwise fill the host's disk. A revert, which
+    brings back an old commit's files with a small form, is refused too. Deletions, renames and
+    small edits still go through, so room can be made.
 
     Raises InsufficientStorage (507).
     """
@@ -154,7 +155,8 @@ def _check_room(environ, wiki: Wiki, settings: Settings) -> None:
         return
     declared = environ.get("CONTENT_LENGTH", "")
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if chunked or (declared.isdigit() and int(declared) > FULL_WIKI_BODY_BYTES):
+    large = chunked or (declared.isdigit() and int(declared) > FULL_WIKI_BODY_BYTES)
+    if large or endpoint == "revert":
         raise InsufficientStorage(
             f"this wiki's files add up to {wiki.size_bytes} bytes, the most a wiki may hold "
             f"({settings.wiki_max_bytes}): delete attachments or pages to make room"
@@ -313,7 +315,7 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         _check_reader_body(environ, caller, wiki)
-        _check_room(environ, wiki, self.settings)
+        _check_room(environ, wiki, self.settings, route.endpoint)
         self._set_identity(environ, wiki, caller)
         join_pool(turn, wiki, caller)
         bulk = route.endpoint in _BULK_ENDPOINTS

@@ -358,6 +358,9 @@ class GitHttp:
             "http.receivepack": "true" if pushing else "false",
             "core.hooksPath": str(self.hooks),
             "receive.denyCurrentBranch": "updateInstead",  # Otterwiki reads the working tree
+            # A push's automatic gc runs within it (holding the lock, counted, ended with it),
+            # never detached in a session of its own, out of reach.
+            "gc.autoDetach": "false",
             "receive.denyDeletes": "true",
             "receive.denyNonFastForwards": "true",
             "receive.fsckObjects": "true",

@@ -52,11 +52,15 @@ _GIT_SETTINGS = frozenset({".gitattributes", ".gitmodules", ".gitignore", ".mail
 # each refused by name). Each update costs a few git runs, so a flood of them is refused whole.
 MAX_UPDATES = 32
 # Files the pushed tip may hold, and paths all new commits may change: a tree of a million
-# entries (one blob, many names) fits in a small pack.
-MAX_FILES = 100_000
-MAX_CHANGED_PATHS = 2 * MAX_FILES
-# A commit's size (its message, mostly): every history view and feed reads commits whole.
-MAX_COMMIT_BYTES = 1024 * 1024
+# entries (one blob, many names) fits in a small pack, and every page view lists the pages
+# (60,000 made each view 10 MB, 3 s).
+MAX_FILES = 10_000
+MAX_CHANGED_PATHS = 20 * MAX_FILES
+# A commit's size (its message, mostly), and all new commits' together: every history view
+# and feed reads commits whole, and so does this check (in batches of COMMIT_BATCH_BYTES).
+MAX_COMMIT_BYTES = 64 * 1024
+MAX_COMMITS_BYTES = 64 * 1024 * 1024
+COMMIT_BATCH_BYTES = 8 * 1024 * 1024
 
 
 def _git(*args: str, stdin: bytes | None = None) -> bytes:
@@ -245,6 +249,19 @@ def _objects(shas: list[str]) -> list[tuple[str, bytes]]:
     return objects
 
 
+def _batched_objects(shas: list[str], sizes: dict[str, int]):
+    """(id, raw content) of each object of `shas`, read COMMIT_BATCH_BYTES at a time (by
+    `sizes`): read at once, a thousand 1 MB commits took 2 GB of memory."""
+    batch, held = [], 0
+    for sha in shas:
+        batch.append(sha)
+        held += sizes.get(sha, 0)
+        if held >= COMMIT_BATCH_BYTES:
+            yield from _objects(batch)
+            batch, held = [], 0
+    yield from _objects(batch)
+
+
 def _not_utf8(shas: list[str]) -> set[str]:
     """The blobs among `shas` that are not UTF-8 (each is within the size cap, checked
     before)."""
@@ -286,6 +303,12 @@ def commit_problems(new: str, pusher_did: str) -> list[str]:
     """
     commits = _git("rev-list", new, "--not", "--all").decode("ascii").split()
     sizes = _sizes(commits)
+    total = sum(sizes.values())
+    if total > MAX_COMMITS_BYTES:
+        return [
+            f"the push's {len(commits)} new commits add up to {total} bytes, more than the "
+            f"{MAX_COMMITS_BYTES} one push may bring; push them in parts"
+        ]
     problems = [
         f"commit {sha[:12]} is {sizes[sha]} bytes, more than the {MAX_COMMIT_BYTES} a commit may "
         "be (its message, mostly); shorten it and push again"
@@ -293,7 +316,7 @@ def commit_problems(new: str, pusher_did: str) -> list[str]:
         if sizes.get(sha, 0) > MAX_COMMIT_BYTES
     ]
     readable = [sha for sha in commits if sizes.get(sha, 0) <= MAX_COMMIT_BYTES]
-    for sha, raw in _objects(readable):
+    for sha, raw in _batched_objects(readable, sizes):
         headers, message = _commit_fields(raw)
         # git log and GitPython read the last author line, Otterwiki the first: a second
         # one named another person in history while this check read the pusher.

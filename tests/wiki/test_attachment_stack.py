@@ -217,6 +217,10 @@ def test_a_full_wiki_refuses_uploads_but_takes_pages_and_deletions(stack, wiki):
         assert client.post("/api/v1/pages/Doc/attachments", files=files).status_code == 507
         page = client.put("/api/v1/pages/Small", json={"content": "# Small\n"})
         assert page.status_code == 201, page.text
+        # Eleventh review: reverts brought back old commits' files (2 GiB past the cap).
+        store.record_usage(SLUG, 3, stack.settings.wiki_max_bytes)  # the write measured again
+        revert = client.post(f"/-/revert/{page.json()['revision']}")
+        assert revert.status_code == 507, revert.text
         assert client.delete("/api/v1/pages/Doc/attachments/kept.bin").status_code == 200
     finally:
         store.record_usage(SLUG, 3, 0)

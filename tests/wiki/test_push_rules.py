@@ -185,3 +185,40 @@ def test_a_flood_of_ref_updates_is_refused_at_once(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(push_rules, "update_problems", lambda *a: pytest.fail("checked one"))
     assert push_rules.main() == 1
     assert f"updates {push_rules.MAX_UPDATES + 1} refs" in capsys.readouterr().err
+
+
+def test_new_commits_adding_up_past_the_push_total_are_refused(tmp_path, monkeypatch):
+    """Eleventh review: 300 commits of just under the per-commit cap made history views serve
+    hundreds of MB; what one push brings is capped in all, too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(push_rules, "MAX_COMMITS_BYTES", 1000)
+    sha = raw_commit(tmp_path, [f"author {ME}", f"committer {ME}"], b"x" * 2000)
+    problems = push_rules.commit_problems(sha, "did:plc:me")
+    assert len(problems) == 1 and "more than the 1000 one push may bring" in problems[0]
+
+
+def test_commits_are_read_a_batch_at_a_time(tmp_path, monkeypatch):
+    """Eleventh review: a thousand 1 MB commits (a 3.5 MiB pack) were read at once: 2 GB."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(push_rules, "COMMIT_BATCH_BYTES", 1)
+    first = raw_commit(tmp_path, [f"author {ME}", f"committer {ME}"], b"one\n")
+    tree = subprocess.run(
+        ["git", "rev-parse", f"{first}^{{tree}}"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout.strip()
+    body = f"tree {tree}\nparent {first}\nauthor {ME}\ncommitter {ME}\n\ntwo\n".encode()
+    second = (
+        subprocess.run(
+            ["git", "hash-object", "-t", "commit", "-w", "--stdin"],
+            cwd=tmp_path,
+            input=body,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    batches = []
+    objects = push_rules._objects
+    monkeypatch.setattr(push_rules, "_objects", lambda shas: batches.append(shas) or objects(shas))
+    assert push_rules.commit_problems(second, "did:plc:me") == []
+    assert sorted(map(len, batches)) == [0, 1, 1]

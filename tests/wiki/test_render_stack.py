@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from app.core.locks import wiki_write_lock
 from app.core.store import Store
 from app.core.wikis import create_wiki
 from app.wiki.otterwiki.render import RENDER_HEADER
@@ -66,3 +68,31 @@ def test_a_page_of_brackets_answers_and_no_worker_dies(stack, token):
     assert status == 200 and renders in ("miss", "over-budget")
     assert view(stack, "/Brackets") == (200, renders.replace("miss", "hit"))
     assert workers(stack) == before
+
+
+def test_the_page_index_of_a_huge_wiki_is_held_to_the_budget(stack, token):
+    """Eleventh review: Otterwiki's page index compares every page with every other; 60,000
+    pushed pages made `/-/index` spend 16 s of CPU until its worker was killed (500), and six
+    such views stalled other wikis. Past the render budget it answers 503 saying to search,
+    and no worker dies. (10,000 pages: as many as a push may bring.)"""
+    slug = "render-index"
+    store = Store(stack.settings.database_url)
+    try:
+        create_wiki(stack.settings, store, slug, OWNER[0], public=True)
+    finally:
+        store.close()
+    repo = stack.settings.repo_path(slug)
+    names = [f"page{n:05d}.md" for n in range(10_000)]
+    for name in names:
+        (repo / name).write_text("# page\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    with wiki_write_lock(stack.settings.wiki_dir(slug)):
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "pages"], check=True)
+    before = workers(stack)
+    with stack.client("otterwiki", host=f"{slug}.localhost") as client:
+        index = client.get("/-/index")
+    assert index.status_code == 503, index.status_code
+    assert "find pages with search" in index.text
+    assert workers(stack) == before
+    assert view(stack, "/Home")[0] == 200

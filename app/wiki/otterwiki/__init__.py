@@ -21,7 +21,8 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `errors`: bad input (unknown revisions, git and storage errors, HEAD) answered 4xx, not 500;
 - `preferences`: the platform's preferences (remote, mail, registration...) never stored;
 - `patterns`: Otterwiki's backtracking Markdown patterns, rewritten to run in linear time;
-- `render`: rendered page bodies cached on disk by content, each render held to a CPU budget;
+- `render`: rendered page bodies cached on disk by content, each render (and the page index)
+  held to a CPU budget;
 - `changelog`: the changelog and its feeds read one page of the log, not the whole history;
 - `search`: `/-/search` answered from the wiki's full-text index (app.pages.fulltext);
 - `provenance`: commits signed with the request's agent; authors shown with it, no mailto:;

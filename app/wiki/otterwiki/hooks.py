@@ -15,6 +15,7 @@ from app.wiki.otterwiki.managed import install_managed_pages
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
 from app.wiki.otterwiki.provenance import install_provenance
+from app.wiki.otterwiki.render import install_bounded_page_index
 from app.wiki.otterwiki.render import install_render_cache
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
 from app.wiki.otterwiki.sanitize import install_sanitizer
@@ -70,5 +71,6 @@ def install(server: ModuleType, blueprint) -> None:
     install_linear_patterns(server)
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
     install_render_cache(server, extra_version=SANITIZER_VERSION)
+    install_bounded_page_index(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)

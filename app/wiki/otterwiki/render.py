@@ -33,6 +33,8 @@ from types import ModuleType
 
 from markupsafe import escape
 
+from app.core.errors import Unavailable
+
 log = logging.getLogger("robot.wiki.render")
 
 # Our part of every cache key: bump it whenever this package changes what a render returns.
@@ -266,3 +268,32 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     markdown.__wrapped__ = original
     OtterwikiRenderer.markdown = markdown
     server.app.after_request(_report_renders)
+
+
+def install_bounded_page_index(server: ModuleType) -> None:
+    """Hold Otterwiki's page index (`/-/index`) to the render budget: it compares every page
+    with every other (`has_children`), so a wiki of thousands of pages spent 16 s of CPU on
+    one view and its worker was killed. Over budget, the view answers 503 saying to search.
+    Installing twice does nothing.
+    """
+    from otterwiki.pageindex import PageIndex
+
+    original = PageIndex.__init__
+    if getattr(original, "robot_bounded", False):
+        return
+
+    def bounded(self, *args, **kwargs):
+        tenant = _current_tenant()
+        if tenant is None:
+            return original(self, *args, **kwargs)
+        try:
+            return _budget.run(
+                lambda: original(self, *args, **kwargs), tenant.settings.render_budget
+            )
+        except RenderOverBudget:
+            raise Unavailable(
+                "this wiki has too many pages to list them all in time; find pages with search"
+            ) from None
+
+    bounded.robot_bounded = True
+    PageIndex.__init__ = bounded
