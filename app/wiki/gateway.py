@@ -121,17 +121,20 @@ def _may_write(caller: Caller, wiki: Wiki) -> bool:
     return "WRITE" in permissions or "UPLOAD" in permissions
 
 
+def _body_over(environ, limit: int) -> bool:
+    """Whether the request declares a body over `limit` bytes, or comes chunked (any size)."""
+    declared = environ.get("CONTENT_LENGTH", "")
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    return chunked or (declared.isdigit() and int(declared) > limit)
+
+
 def _check_reader_body(environ, caller: Caller, wiki: Wiki) -> None:
     """Refuse, before reading it, a body over READER_BODY_BYTES (or chunked) from a caller who
     may not write to the wiki: no route takes one from them, and reading it only holds a worker.
 
     Raises Unauthorized (anonymous) or Forbidden (signed in, no writer).
     """
-    if _may_write(caller, wiki):
-        return
-    declared = environ.get("CONTENT_LENGTH", "")
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if not chunked and not (declared.isdigit() and int(declared) > READER_BODY_BYTES):
+    if _may_write(caller, wiki) or not _body_over(environ, READER_BODY_BYTES):
         return
     message = (
         f"only a member who may write to this wiki can send a body over {READER_BODY_BYTES} "
@@ -153,10 +156,7 @@ def _check_room(environ, wiki: Wiki, settings: Settings, endpoint: str | None) -
         return
     if environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS:
         return
-    declared = environ.get("CONTENT_LENGTH", "")
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    large = chunked or (declared.isdigit() and int(declared) > FULL_WIKI_BODY_BYTES)
-    if large or endpoint == "revert":
+    if _body_over(environ, FULL_WIKI_BODY_BYTES) or endpoint == "revert":
         raise InsufficientStorage(
             f"this wiki's files add up to {wiki.size_bytes} bytes, the most a wiki may hold "
             f"({settings.wiki_max_bytes}): delete attachments or pages to make room"

@@ -622,20 +622,12 @@ class _Inflated:
 
 def _check_commands(head: bytes) -> None:
     """Refuse a push whose ref updates (at the start of its body, `head`) are more than
-    push_rules.MAX_UPDATES, or end past _COMMANDS_BYTES: receive-pack holds them all in memory
-    and the push rules run a few git processes for each."""
-    count, at = 0, 0
-    while at + 4 <= len(head):
-        try:
-            size = int(head[at : at + 4], 16)
-        except ValueError:
-            return  # not pkt-lines: receive-pack says what is wrong
-        if size == 0:
-            return
-        count, at = count + 1, at + max(size, 4)
-        if count > MAX_UPDATES:
-            break
-    if count > MAX_UPDATES or len(head) >= _COMMANDS_BYTES:
+    push_rules.MAX_UPDATES, or do not end within _COMMANDS_BYTES: receive-pack holds them all
+    in memory and the push rules run a few git processes for each. A body that is no list of
+    updates at all is left to receive-pack, which says what is wrong."""
+    parsed = _push_commands(head)
+    too_many = len(parsed[0]) > MAX_UPDATES if parsed else len(head) >= _COMMANDS_BYTES
+    if too_many:
         raise BadRequest(
             f"push refused: it updates more than {MAX_UPDATES} refs; a wiki has one branch, "
             f"{wikis.BRANCH}: push with 'git push <remote> HEAD:{wikis.BRANCH}'"
