@@ -263,6 +263,21 @@ class Stack:
         self._clients.append(client)
         return client
 
+    def get_as_told(self, service: str, host: str, path: str, tries: int = 10) -> list:
+        """GET `path` as a polite client does: a 429 for crowding (app/wiki/turns.py) is tried
+        again after its Retry-After (seconds), at most `tries` times in all. Returns every
+        answer, the last one first to check."""
+        answers = []
+        with self.client(service, host=host) as client:
+            for _ in range(tries):
+                answer = client.get(path)
+                answers.append(answer)
+                if answer.status_code != 429:
+                    break
+                assert int(answer.headers["Retry-After"]) >= 1
+                time.sleep(int(answer.headers["Retry-After"]))
+        return answers
+
     def pid(self, program: str) -> int:
         """The pid supervisor reports for a program (0 when it is not running)."""
         result = self.robot("ctl", "pid", program)

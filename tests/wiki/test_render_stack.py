@@ -47,12 +47,15 @@ def put(stack, token, path, content):
 
 
 def view(stack, path):
-    with stack.client("otterwiki", host=HOST) as client:
-        response = client.get(path)
+    """GET `path` on the wiki (coming back after a 429 for crowding, as told): its status and
+    render header."""
+    response = stack.get_as_told("otterwiki", HOST, path)[-1]
     return response.status_code, response.headers.get(RENDER_HEADER, "")
 
 
 def test_each_revision_renders_once_in_any_worker(stack, token):
+    """Sixteen views, eight at a time, spread over the workers; all but the first are cache hits.
+    (Eight clients on one public wiki are a crowd: some are told 429 and come back.)"""
     put(stack, token, "Shared", "# Shared\n\n" + "Some *text*.\n\n```python\nx = 1\n```\n" * 50)
     first = view(stack, "/Shared")
     with ThreadPoolExecutor(max_workers=8) as pool:
