@@ -15,11 +15,11 @@ wikis of one owner is as much a crowd as two clients on one). Here:
 - Debt: the time an owner's requests spent waiting for a turn (crowd debt) and the CPU time
   of its heavy requests (over HEAVY_CPU each; CPU debt) count DEBT_WEIGHT times against it
   and drain in real time. While either is over DEBT_LOW, the owner's requests run at nice
-  LOW_NICE from the moment their wiki is known, so the kernel gives any other tenant's request
-  the core first; while its crowd debt is over DEBT_REFUSE, requests that find no turn are
-  refused. A browser loading a page and its images waits a little and stays clear of both;
-  clients that keep an owner's turns busy, or one client rendering costly pages or deep
-  histories back to back, do not.
+  LOW_NICE under SCHED_IDLE from the moment their wiki is known, so the kernel gives any
+  other tenant's request the core first; while its crowd debt is over DEBT_REFUSE, requests
+  that find no turn are refused. A browser loading a page and its images waits a little and
+  stays clear of both; clients that keep an owner's turns busy, or one client rendering costly
+  pages or deep histories back to back, do not.
 - Heavy requests: a request whose own CPU and its git processes' has passed HEAVY_CPU runs at
   LOW_NICE for the rest of its run, with those git processes and any it starts later, whatever
   its owner owes: its first tenth of a second is as anyone's, the seconds of a first render of
@@ -95,8 +95,14 @@ DEBT_MAX = 3.0
 HEAVY_CPU = 0.1
 # Seconds between checks of a running request's CPU, after the first at HEAVY_CPU.
 WATCH_TICK = 0.05
-# The lowest priority: CFS gives nice 0 about 70 times the CPU of nice 19.
+# The lowest priority: CFS gives nice 0 about 70 times the CPU of nice 19. A lowered request
+# also runs under SCHED_IDLE (sched(7)): any other task that wakes takes its core at once, and
+# a core running only such work counts as idle to a waking task. At nice 19 alone, another
+# tenant's request that woke waited out the lowered one's slice (EEVDF keeps a running task's
+# slice), and the p99 of its views while a pathological page was hammered was ~25 % longer.
+# The nice value stays for what follows it, such as I/O priority.
 LOW_NICE = 19
+LOW_POLICY = os.SCHED_IDLE
 # Seconds a refused client is told to wait before it tries again.
 RETRY_AFTER = 1
 # Pauses between tries for a turn (seconds): short first, as most turns end within milliseconds.
@@ -113,7 +119,9 @@ class WikiBusy(TooManyRequests):
 
 
 def can_restore_priority() -> bool:
-    """Tell whether this process may raise its priority back after lowering it."""
+    """Tell whether this process may raise its priority back after lowering it: from nice 19,
+    and from SCHED_IDLE to the policy it had (sched(7): both need root or an RLIMIT_NICE
+    that allows the nice value)."""
     if os.geteuid() == 0:
         return True
     soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
@@ -205,6 +213,7 @@ class Turn:
         # The priority to put back, read per request (an operator may renice a worker). Not
         # read when lowering: a timer check landing inside _lower() would read the low one.
         self._base = os.getpriority(os.PRIO_PROCESS, 0)
+        self._base_policy = os.sched_getscheduler(0)
         self.lowered = False
 
     @property
@@ -326,9 +335,9 @@ class Turn:
         """Put back the priority this request found, its worker's children's too (a kept
         `cat-file --batch` it started serves the next requests)."""
         if self.lowered:
-            os.setpriority(os.PRIO_PROCESS, 0, self._base)
+            _set_priority(0, self._base_policy, self._base)
             for pid in (_child_pids() - self._kept_pids) | self._lowered_pids:
-                _set_nice(pid, self._base)
+                _set_priority(pid, self._base_policy, self._base)
             self._lowered_pids = set()
             self.lowered = False
 
@@ -336,7 +345,7 @@ class Turn:
         """Run at LOW_NICE until close(); with `with_children`, the git processes this
         request started and that still run, too."""
         if self._turns.lower and not self.lowered:
-            os.setpriority(os.PRIO_PROCESS, 0, self._base + LOW_NICE)
+            _set_priority(0, LOW_POLICY, self._base + LOW_NICE)
             self.lowered = True
             self._kept_pids = _child_pids()  # those started from here on run low (inherited)
             if with_children:
@@ -345,7 +354,7 @@ class Turn:
                 for child in _children():
                     if child.started >= self._arrived:
                         for pid in process_tree(child.pid):
-                            _set_nice(pid, self._base + LOW_NICE)
+                            _set_priority(pid, LOW_POLICY, self._base + LOW_NICE)
                             self._lowered_pids.add(pid)
 
 
@@ -493,8 +502,11 @@ def _children() -> list[_Child]:
     return found
 
 
-def _set_nice(pid: int, nice: int) -> None:
+def _set_priority(pid: int, policy: int, nice: int) -> None:
+    """Put the process or thread `pid` (0: the calling thread) under scheduling `policy`
+    (os.SCHED_*) at `nice`; nothing if it has ended."""
     try:
+        os.sched_setscheduler(pid, policy, os.sched_param(0))
         os.setpriority(os.PRIO_PROCESS, pid, nice)
     except OSError:
         pass  # it ended meanwhile

@@ -44,16 +44,28 @@ lowering = pytest.mark.skipif(
 _fork = multiprocessing.get_context("fork")
 
 
-def priority() -> int:
-    return os.getpriority(os.PRIO_PROCESS, 0)
+def priority(pid: int = 0) -> tuple[int, int]:
+    """The scheduling policy and nice value of the thread or process `pid` (0: this thread)."""
+    return os.sched_getscheduler(pid), os.getpriority(os.PRIO_PROCESS, pid)
+
+
+# A child's print of its own priority(), for run_polling().
+PRINT_PRIORITY = "print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0), flush=True)"
+
+
+def printed(output: str) -> tuple[int, int]:
+    """The last priority a child printed with PRINT_PRIORITY."""
+    policy, nice = output.split()[-2:]
+    return int(policy), int(nice)
 
 
 # This process's own priority, which every test leaves as it found it.
 BASE = priority()
+BASE_POLICY, BASE_NICE = BASE
 
 
 # A lowered request's priority: the kernel caps niceness at 19.
-LOW = min(BASE + LOW_NICE, 19)
+LOW = (os.SCHED_IDLE, min(BASE_NICE + LOW_NICE, 19))
 
 
 def _hold(path, taken, release) -> None:
@@ -323,13 +335,13 @@ def test_a_lowered_request_puts_back_the_priority_an_operator_set(owners):
     hammered, _ = owners
     set_debt(hammered, CPU, DEBT_LOW + 1)
     turns = Turns(turns=1, wait=30)
-    os.setpriority(os.PRIO_PROCESS, 0, BASE + 1)  # `renice +1` of a worker, after it started
+    os.setpriority(os.PRIO_PROCESS, 0, BASE_NICE + 1)  # `renice +1` of a worker once started
     try:
         with turns.turn(hammered) as turn:
-            assert turn.lowered and priority() == min(BASE + 1 + LOW_NICE, 19)
-        assert priority() == BASE + 1
+            assert turn.lowered and priority() == (os.SCHED_IDLE, min(BASE_NICE + 1 + LOW_NICE, 19))
+        assert priority() == (BASE_POLICY, BASE_NICE + 1)
     finally:
-        os.setpriority(os.PRIO_PROCESS, 0, BASE)
+        os.setpriority(os.PRIO_PROCESS, 0, BASE_NICE)
 
 
 def burn(seconds: float) -> None:
@@ -348,10 +360,10 @@ def test_a_request_runs_low_once_it_is_heavy_and_its_later_git_runs_with_it(owne
         assert not turn.lowered and priority() == BASE  # a cheap request is as anyone's
         burn(HEAVY_CPU * 3)  # user CPU counts (ITIMER_VIRTUAL): this loop's is part system
         assert turn.lowered and priority() == LOW  # past HEAVY_CPU, whatever its owner owes
-        nice = subprocess.run(
-            ["sh", "-c", "cut -d' ' -f19 /proc/self/stat"], capture_output=True, text=True
+        started = subprocess.run(
+            [sys.executable, "-c", f"import os\n{PRINT_PRIORITY}"], capture_output=True, text=True
         )
-        assert int(nice.stdout) == LOW  # a git run it starts now runs low too
+        assert printed(started.stdout) == LOW  # a git run it starts now runs low too
     assert priority() == BASE
     with turns.turn(owners[1]) as cheap:  # the watch ended with the request: the next is new
         burn(HEAVY_CPU / 4)
@@ -390,12 +402,12 @@ def test_a_request_whose_git_process_is_heavy_runs_low_with_it(owners):
     child = (
         "import os, time\nt = time.process_time()\n"
         "while time.process_time() - t < 0.6: pass\n"
-        "print(os.getpriority(os.PRIO_PROCESS, 0))"
+        f"{PRINT_PRIORITY}"
     )
     with Turns(turns=1, wait=30).turn(hammered) as turn:
         done = run_polling([sys.executable, "-c", child])
         assert turn.lowered and priority() == LOW
-        assert int(done) == LOW  # lowered while it ran
+        assert printed(done) == LOW  # lowered while it ran
     assert priority() == BASE
     assert debt(hammered, CPU) > DEBT_LOW  # and its CPU counts against its owner
 
@@ -409,15 +421,15 @@ def test_a_heavy_grandchild_counts_and_runs_low_with_what_started_it(owners):
     burner = (
         "import os, time\nt = time.process_time()\n"
         "while time.process_time() - t < 0.6: pass\n"
-        "print(os.getpriority(os.PRIO_PROCESS, 0), flush=True)\n"
-        "time.sleep(0.3)\nprint(os.getpriority(os.PRIO_PROCESS, 0))"
+        f"{PRINT_PRIORITY}\n"
+        f"time.sleep(0.3)\n{PRINT_PRIORITY}"
     )
     with Turns(turns=1, wait=30).turn(hammered) as turn:
         # sh starts the burner and waits: the worker's child spends nothing itself.
         script = f"{shlex.quote(sys.executable)} -c {shlex.quote(burner)}; :"
         done = run_polling(["sh", "-c", script])
         assert turn.lowered
-        assert int(done.split()[-1]) == LOW  # lowered while it ran
+        assert printed(done) == LOW  # lowered while it ran
     assert priority() == BASE
 
 
@@ -429,7 +441,7 @@ def test_a_kept_child_that_a_lowered_request_started_is_put_back_with_the_worker
         assert turn.lowered
         kept = subprocess.Popen(["sleep", "30"])  # as GitPython's cat-file --batch
     try:
-        assert os.getpriority(os.PRIO_PROCESS, kept.pid) == BASE  # serves the next request
+        assert priority(kept.pid) == BASE  # serves the next request
     finally:
         kept.kill()
         kept.wait()
@@ -471,7 +483,8 @@ def test_a_timer_check_that_lands_inside_a_lowering_still_puts_back_the_base(own
     middle of a lowering, after the priority had dropped, and read the low one as its base."""
     hammered, _ = owners
     turn = Turns(turns=1, wait=30).enter(hammered)
-    os.setpriority(os.PRIO_PROCESS, 0, LOW)  # a lowering under way, not yet marked as done
+    os.sched_setscheduler(0, LOW[0], os.sched_param(0))  # a lowering under way, not yet
+    os.setpriority(os.PRIO_PROCESS, 0, LOW[1])  # marked as done
     turn._lower(with_children=True)  # the timer's check, landing right there
     turn.close()
     assert priority() == BASE
