@@ -1017,3 +1017,43 @@ def test_a_push_whose_worker_is_killed_keeps_the_wiki_locked_until_git_ends(made
     assert ok(run_git("status", "--porcelain", cwd=repo)) == ""
     assert wiki.pages.get("/api/v1/pages/After").status_code == 200
     wiki.stack.wait_healthy(60)
+
+
+def test_a_pushs_automatic_gc_ends_within_the_push(made, tmp_path):
+    """Eleventh review: git's automatic gc after a push ran detached, in a session of its own:
+    past the push's end, holding the wiki's lock it had inherited, at nice 0, uncounted. It
+    now runs inside the push (gc.autoDetach=false, over the wiki's own setting): when the
+    client's push returns, gc has packed the wiki and no git runs on in it."""
+    wiki = made()
+    repo = wiki.stack.settings.repo_path(wiki.slug)
+    # Every push is kept as a pack, and two packs call for gc; the wiki asks for detaching.
+    for key, value in (("receive.unpackLimit", "1"), ("gc.autoPackLimit", "1")):
+        ok(run_git("config", key, value, cwd=repo))
+    ok(run_git("config", "gc.autoDetach", "true", cwd=repo))
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    packs = repo / ".git" / "objects" / "pack"
+    for n in range(3):
+        commit_file(work, f"page{n}.md", f"# Page {n}\n" + "text " * 2000)
+        ok(run_git("push", "-q", "origin", "main", cwd=work))
+        assert len(list(packs.glob("*.pack"))) == 1, f"gc had not packed push {n} when it ended"
+        assert not _housekeeping_in(repo), "git's gc ran on in the wiki after the push ended"
+
+
+# What git's gc runs (gc, maintenance, repack, pack-objects, prune); the worker's kept
+# `cat-file --batch` processes also work in the repository, between requests.
+_HOUSEKEEPING = {"gc", "maintenance", "repack", "pack-objects", "prune", "reflog"}
+
+
+def _housekeeping_in(repo: Path) -> list[str]:
+    """The command lines of git housekeeping processes anywhere on the host working in `repo`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(repo):
+                words = (entry / "cmdline").read_bytes().decode().split("\0")
+                if _HOUSEKEEPING & set(words):
+                    found.append(" ".join(words))
+        except OSError:
+            continue
+    return found
