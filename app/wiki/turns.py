@@ -24,8 +24,11 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   LOW_NICE for the rest of its run, with those git processes and any it starts later, whatever
   its owner owes: its first tenth of a second is as anyone's, the seconds of a first render of
   a costly page or of a deep history come after every cheap request (the multilevel feedback
-  queue of CPU schedulers, applied to requests). A timer (ITIMER_REAL, from HEAVY_CPU after
-  arrival, every WATCH_TICK) checks; requests that end sooner never see it. Debts carry this
+  queue of CPU schedulers, applied to requests). A thread of the worker's checks, from
+  HEAVY_CPU after arrival, every WATCH_TICK, whatever the request's own thread is blocked in;
+  requests that end sooner are never checked. (A SIGALRM timer did this before: a request
+  blocked in a read of git computing a pack in silence ran its check only once git wrote,
+  the read being restarted, and the signal could land on another thread.) Debts carry this
   to the owner's next requests. The git processes a worker keeps across requests (GitPython's
   `cat-file --batch`) are put back with the worker.
 - Pools: each of an owner's wikis' members (callers with a role in it) have turns and debts of
@@ -62,7 +65,6 @@ import fcntl
 import logging
 import os
 import resource
-import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -211,9 +213,12 @@ class Turn:
         self._arrived = _boot_ticks()  # git processes started from here on are this request's
         self._beyond_turns: float | None = None  # when it went on without a turn (monotonic)
         # The priority to put back, read per request (an operator may renice a worker). Not
-        # read when lowering: a timer check landing inside _lower() would read the low one.
+        # read when lowering: a check landing inside _lower() would read the low one.
         self._base = os.getpriority(os.PRIO_PROCESS, 0)
         self._base_policy = os.sched_getscheduler(0)
+        self._thread = threading.get_native_id()  # the request's: the watcher lowers it
+        # The watcher's thread lowers while the request's own may put back (as_member, close).
+        self._priority = threading.RLock()
         self.lowered = False
 
     @property
@@ -297,7 +302,7 @@ class Turn:
     def close(self) -> None:
         """End the turn, count a heavy request's CPU (its git processes' too) against its
         owner, and put this process's priority back. Safe to call again."""
-        self._turns.watch(None)
+        _WATCHER.forget(self)
         self.end_turn()
         # Its own CPU and its ended git runs': reading every kept child's would cost each
         # request a /proc read per wiki its worker has open.
@@ -334,8 +339,10 @@ class Turn:
     def _restore(self) -> None:
         """Put back the priority this request found, its worker's children's too (a kept
         `cat-file --batch` it started serves the next requests)."""
-        if self.lowered:
-            _set_priority(0, self._base_policy, self._base)
+        with self._priority:
+            if not self.lowered:
+                return
+            _set_priority(self._thread, self._base_policy, self._base)
             for pid in (_child_pids() - self._kept_pids) | self._lowered_pids:
                 _set_priority(pid, self._base_policy, self._base)
             self._lowered_pids = set()
@@ -343,9 +350,11 @@ class Turn:
 
     def _lower(self, with_children: bool = False) -> None:
         """Run at LOW_NICE until close(); with `with_children`, the git processes this
-        request started and that still run, too."""
-        if self._turns.lower and not self.lowered:
-            _set_priority(0, LOW_POLICY, self._base + LOW_NICE)
+        request started and that still run, too. From the request's thread or the watcher's."""
+        with self._priority:
+            if not self._turns.lower or self.lowered:
+                return
+            _set_priority(self._thread, LOW_POLICY, self._base + LOW_NICE)
             self.lowered = True
             self._kept_pids = _child_pids()  # those started from here on run low (inherited)
             if with_children:
@@ -371,8 +380,6 @@ class Turns:
         self.wait = wait
         self.lower = can_restore_priority() if lower is None else lower
         self._made: set[Path] = set()  # owner folders this process made or found
-        self._watched: Turn | None = None  # the request watch() lowers once it is heavy
-        self._handler_set = False
 
     def enter(self, owner_dir: Path, wiki: str | None = None) -> Turn:
         """A request for wiki `wiki` (a slug; None: one members' pool for all the owner's
@@ -386,33 +393,9 @@ class Turns:
             self._made.add(members_dir)
         turn = Turn(self, owner_dir, members_dir)
         turn.lower_on_arrival()
-        self.watch(turn)
+        if self.lower:
+            _WATCHER.watch(turn)
         return turn
-
-    def watch(self, turn: Turn | None) -> None:
-        """Lower `turn`, with its git processes, once they have used HEAVY_CPU (None: stop
-        watching). Only on the main thread, which alone gets signals; elsewhere a no-op."""
-        if threading.current_thread() is not threading.main_thread() or not self.lower:
-            return
-        if turn is None or turn.lowered:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            self._watched = None
-            return
-        self._watched = turn
-        if not self._handler_set:
-            signal.signal(signal.SIGALRM, self._check)
-            # Restart interrupted reads and writes; select() and poll(), where a worker waits
-            # for git, return to Python anyway, so the check runs while git computes.
-            signal.siginterrupt(signal.SIGALRM, False)
-            self._handler_set = True
-        signal.setitimer(signal.ITIMER_REAL, HEAVY_CPU, WATCH_TICK)
-
-    def _check(self, _signum, _frame) -> None:
-        turn = self._watched
-        if turn is not None and not turn.lowered and turn.cpu_spent() > HEAVY_CPU:
-            turn._lower(with_children=True)
-        if turn is None or turn.lowered:
-            signal.setitimer(signal.ITIMER_REAL, 0)
 
     @contextmanager
     def turn(self, owner_dir: Path):
@@ -435,6 +418,63 @@ class Turns:
             if _lock_one(turns) is not None:
                 return True
         return False
+
+
+class _Watcher:
+    """A thread of this process's that lowers each watched request, with its git processes,
+    once they have used HEAVY_CPU: checked from HEAVY_CPU after watch(), every WATCH_TICK,
+    until forget(). Made again in a forked child, which has none of its parent's threads."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._due: dict[Turn, float] = {}  # the next check of each watched request (monotonic)
+        self._started = False
+
+    def watch(self, turn: Turn) -> None:
+        """Check `turn` from HEAVY_CPU seconds from now on."""
+        with self._changed:
+            if not self._started:
+                threading.Thread(target=self._run, name="robot-turns", daemon=True).start()
+                self._started = True
+            self._due[turn] = time.monotonic() + HEAVY_CPU
+            self._changed.notify()
+
+    def forget(self, turn: Turn) -> None:
+        """Check `turn` no more: once this returns, the watcher will never lower it."""
+        with self._changed:
+            self._due.pop(turn, None)
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                if not self._due:
+                    self._changed.wait()
+                    continue
+                turn, due = min(self._due.items(), key=lambda item: item[1])
+                now = time.monotonic()
+                if due > now:
+                    self._changed.wait(due - now)
+                    continue
+                try:
+                    if not turn.lowered and turn.cpu_spent() > HEAVY_CPU:
+                        turn._lower(with_children=True)
+                except OSError:
+                    log.exception("could not lower a heavy request")
+                if turn.lowered:
+                    del self._due[turn]
+                else:
+                    self._due[turn] = now + WATCH_TICK
+
+
+_WATCHER = _Watcher()
+
+
+def _new_watcher() -> None:
+    global _WATCHER
+    _WATCHER = _Watcher()
+
+
+os.register_at_fork(after_in_child=_new_watcher)
 
 
 def join_pool(turn: Turn, wiki: Wiki, caller: Caller) -> None:
