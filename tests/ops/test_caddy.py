@@ -245,15 +245,44 @@ def test_mcp_asks_for_a_token_through_caddy(front):
 
 
 def test_a_wiki_page_named_like_an_mcp_path_stays_the_wikis(front):
-    """Caddy's path matcher ignores case: "/Token" would have gone to the MCP service."""
+    """Caddy's path matcher ignores case: "/Token" would have gone to the MCP service. And a
+    page named "token", "mcp" or "authorize", and wiki links to it, took the exact paths that
+    MCP clients call on a wiki's origin (eleventh review): only what an MCP client sends there
+    goes to the MCP service now."""
+    names = ("Token", "Register", "Mcp", "token", "register", "revoke", "mcp", "authorize")
     with front.client(host(PUBLIC), **bearer(front, PUBLIC)) as client:
-        for page in ("Token", "Register", "Mcp"):
-            text = f"# {page}\n\nthe {page.lower()} page of this wiki\n"
-            assert client.put(f"/api/v1/pages/{page}", json={"content": text}).status_code == 201
-            view = client.get(f"/{page}")
-            assert view.status_code == 200 and f"the {page.lower()} page" in view.text
-        # The MCP paths themselves still reach the MCP service.
-        assert "the token page" not in client.get("/token").text
+        for page in names:
+            text = f"# {page}\n\nthe {page} page of this wiki\n"
+            assert client.put(f"/api/v1/pages/{page}", json={"content": text}).status_code in (
+                200,
+                201,
+            )
+            for path in (f"/{page}", f"/{page}/"):
+                view = client.get(path, follow_redirects=True)
+                assert view.status_code == 200 and f"the {page.lower()} page" in view.text.lower()
+
+
+MCP_CALLS = [
+    # (method, path, headers) as MCP clients send them on a wiki's origin
+    ("POST", "/token", {}),
+    ("POST", "/register", {}),
+    ("POST", "/revoke", {}),
+    ("OPTIONS", "/token", {"Origin": "https://claude.ai", "Access-Control-Request-Method": "POST"}),
+    ("POST", "/mcp", {}),
+    ("GET", "/mcp", {"Accept": "text/event-stream"}),
+    ("DELETE", "/mcp", {}),
+    ("GET", "/authorize?response_type=code&client_id=x", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), MCP_CALLS)
+def test_what_mcp_clients_send_to_a_wikis_origin_reaches_the_mcp_service(
+    front, method, path, headers
+):
+    with front.client(host(PUBLIC)) as client:
+        answer = client.request(method, path, headers=headers)
+    assert answer.status_code < 500, answer.text[:500]
+    assert "uvicorn" in answer.headers.get_list("server")  # the MCP service's server
 
 
 def test_certificates_only_for_wikis_that_exist(front):
