@@ -65,6 +65,7 @@ from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
 from app.web.heartbeat import tree_cpu
+from app.wiki.otterwiki.preferences import retains_page_name_case
 from app.wiki.push_rules import MAX_UPDATES
 from app.wiki.responses import text_response
 from app.wiki.turns import Turn
@@ -377,6 +378,9 @@ class GitHttp:
                 WIKI_PUSH_BRANCH=wikis.BRANCH,
                 WIKI_PUSH_MAX_BYTES=cap,
                 WIKI_PUSH_MAX_TREE_BYTES=str(self.settings.wiki_max_bytes),
+                WIKI_PUSH_LOWERCASE_PAGES=(
+                    "0" if retains_page_name_case(self.settings.wiki_db_path(wiki.slug)) else "1"
+                ),
                 WIKI_PUSHER_DID=caller.did or "",
             )
         return env

@@ -10,6 +10,8 @@ It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment t
 - `WIKI_PUSH_MAX_BYTES`: the largest file (blob) a push may carry, in bytes;
 - `WIKI_PUSH_MAX_TREE_BYTES`: the most the files of the pushed tip may add up to, in bytes (one
   blob under many names costs its size in the working tree each time);
+- `WIKI_PUSH_LOWERCASE_PAGES`: "1" when the wiki lowercases page names (Otterwiki's
+  RETAIN_PAGE_NAME_CASE is off): a page whose path has a capital letter could not be opened;
 - `WIKI_PUSH_IMPORT`: "1" when the wiki's HEAD is still the creation commit the platform
   recorded (app.core.wikis.only_created), so a push may replace it (importing an existing
   wiki); else a rewrite is refused.
@@ -20,7 +22,8 @@ case), a file git reads as settings (`.gitattributes`, `.gitmodules`, `.gitignor
 `.mailmap`; see `path_problem`), a path that is not UTF-8 or holds control or format
 characters, a page (`.md`) that is not UTF-8 text, a submodule, a file over the size cap, any
 symbolic link (see `link_problem`), a tip whose files add up past the tree cap or number more
-than MAX_FILES, a commit over MAX_COMMIT_BYTES, more than MAX_UPDATES ref updates, and a commit
+than MAX_FILES, names in the tip the wiki could not open (see `name_problems`), a commit over
+MAX_COMMIT_BYTES, more than MAX_UPDATES ref updates, and a commit
 claiming to be made on someone else's behalf (see `commit_problems`). Exit status 1 refuses the
 whole push; each reason goes to stderr, which the pusher's git shows as `remote: ...`.
 """
@@ -55,6 +58,8 @@ MAX_UPDATES = 32
 # entries (one blob, many names) fits in a small pack, and every page view lists the pages
 # (60,000 made each view 10 MB, 3 s).
 MAX_FILES = 10_000
+# The file names a refusal lists, of all the tip's that the wiki could not open.
+MAX_NAMES_TOLD = 20
 MAX_CHANGED_PATHS = 20 * MAX_FILES
 # A commit's size (its message, mostly), and all new commits' together: every history view
 # and feed reads commits whole, and so does this check (in batches of COMMIT_BATCH_BYTES).
@@ -169,25 +174,55 @@ class _Refused(RuntimeError):
     """A push refused whole while it was read: the message says why."""
 
 
-def tree_problems(new: str, max_bytes: int) -> list[str]:
+def tree_problems(new: str, max_bytes: int, lowercase_pages: bool = False) -> list[str]:
     """Why the files of commit `new` (the pushed tip, as checked out) may not be a wiki's: more
-    than MAX_FILES of them, or more than `max_bytes` in all."""
+    than MAX_FILES of them, more than `max_bytes` in all (0: no cap), or names the wiki could
+    not open (see `name_problems`)."""
     listing = _git_capped(
         ("ls-tree", "-r", "-l", "-z", "--full-tree", new),
         b"",
         MAX_FILES,
         f"the pushed wiki holds more than {MAX_FILES} files, the most a wiki may",
     )
-    total = 0
-    for entry in listing.split(b"\0"):
-        size = entry.split(b"\t", 1)[0].split()[-1:] if entry else []
+    total, paths = 0, []
+    for entry in filter(None, listing.split(b"\0")):
+        meta, _, path = entry.partition(b"\t")
+        size = meta.split()[-1:]
         total += int(size[0]) if size and size[0].isdigit() else 0
-    if total > max_bytes:
-        return [
+        paths.append(path.decode("utf-8", "surrogateescape"))
+    problems = name_problems(paths, lowercase_pages)
+    if max_bytes and total > max_bytes:
+        problems.append(
             f"the pushed wiki's files add up to {total} bytes, more than the {max_bytes} a wiki "
             "may hold; leave large files out and push again"
-        ]
-    return []
+        )
+    return problems
+
+
+def name_problems(paths: list[str], lowercase_pages: bool) -> list[str]:
+    """Why the file names `paths` (every file of the pushed tip) would leave a file the wiki
+    cannot open: two names that differ only in case (Otterwiki opens one of them, and a clone
+    on macOS or Windows keeps one), and, where the wiki lowercases page names
+    (`lowercase_pages`: Otterwiki's RETAIN_PAGE_NAME_CASE is off), a page with a capital
+    letter in its path. At most MAX_NAMES_TOLD are named, then how many more."""
+    problems, seen = [], {}
+    for path in paths:
+        other = seen.setdefault(path.casefold(), path)
+        if other != path:
+            problems.append(
+                f"{_show(other)} and {_show(path)}: the names differ only in case, and the wiki "
+                "could open only one of them; rename or remove one and push again"
+            )
+        if lowercase_pages and path.endswith(".md") and path != path.lower():
+            problems.append(
+                f"{_show(path)}: this wiki lowercases page names (its setting 'Retain page name "
+                f"case' is off), and could not open this page; name it {_show(path.lower())}, "
+                "or turn that setting on first, and push again"
+            )
+    if len(problems) > MAX_NAMES_TOLD:
+        more = len(problems) - MAX_NAMES_TOLD
+        problems[MAX_NAMES_TOLD:] = [f"... and {more} more names the wiki could not open"]
+    return problems
 
 
 def _sizes(shas: list[str]) -> dict[str, int]:
@@ -361,9 +396,10 @@ def update_problems(
     may_replace: bool,
     pusher_did: str = "",
     max_tree_bytes: int = 0,
+    lowercase_pages: bool = False,
 ) -> list[str]:
     """Every reason the update of `ref` from `old` to `new` (object ids) is refused; a tree
-    cap of 0 checks no totals."""
+    cap of 0 checks no totals; `lowercase_pages`: the wiki lowercases page names."""
     wanted = f"refs/heads/{branch}"
     if ref != wanted:
         return [
@@ -377,8 +413,8 @@ def update_problems(
             f"{branch} refused: the push rewrites the wiki's history (not a fast-forward). "
             "Pull, merge or rebase your changes on top, and push again; nothing was changed"
         ]
-    totals = tree_problems(new, max_tree_bytes) if max_tree_bytes else []
-    return totals + content_problems(new, max_bytes) + commit_problems(new, pusher_did)
+    tip = tree_problems(new, max_tree_bytes, lowercase_pages)
+    return tip + content_problems(new, max_bytes) + commit_problems(new, pusher_did)
 
 
 def main() -> int:
@@ -388,6 +424,7 @@ def main() -> int:
     may_replace = os.environ.get("WIKI_PUSH_IMPORT") == "1"
     pusher_did = os.environ.get("WIKI_PUSHER_DID", "")
     max_tree_bytes = int(os.environ.get("WIKI_PUSH_MAX_TREE_BYTES", "0") or 0)
+    lowercase_pages = os.environ.get("WIKI_PUSH_LOWERCASE_PAGES") == "1"
     updates = [line.split() for line in sys.stdin.read().splitlines()]
     problems = []
     if len(updates) > MAX_UPDATES:
@@ -399,7 +436,13 @@ def main() -> int:
         for fields in updates if not problems else []:
             if len(fields) == 3:
                 problems += update_problems(
-                    *fields, branch, max_bytes, may_replace, pusher_did, max_tree_bytes
+                    *fields,
+                    branch,
+                    max_bytes,
+                    may_replace,
+                    pusher_did,
+                    max_tree_bytes,
+                    lowercase_pages,
                 )
     except _Refused as refused:
         problems.append(str(refused))

@@ -9,11 +9,13 @@ import http.client
 import io
 import os
 import socket
+import sqlite3
 import subprocess
 import tarfile
 import threading
 import time
 import zipfile
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -668,6 +670,33 @@ def test_push_of_git_settings_files_is_refused(shared, tmp_path, name):
     assert shared.head() == before
 
 
+def test_pushed_names_the_wiki_could_not_open_are_refused_as_its_setting_says(made, tmp_path):
+    """Eleventh review: a pushed Evil.md was listed but answered 404 where the wiki lowercases
+    page names (Otterwiki's default), and page1.md beside Page1.md left one unopenable. The
+    push rules read the wiki's own RETAIN_PAGE_NAME_CASE."""
+    wiki = made()
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    before = wiki.head()
+    commit_file(work, "Evil.md", "# Evil\n\nshouted\n")
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "name it 'evil.md'" in done.stderr, done.stderr
+    assert wiki.head() == before
+    # The owner keeps names' case in the wiki's settings (a row of its wiki.db, as the admin
+    # form saves it): the same push is taken, and the page opens.
+    assert wiki.pages.get("/Home").status_code == 200  # wiki.db's tables are made
+    database = sqlite3.connect(wiki.stack.settings.wiki_db_path(wiki.slug))
+    with closing(database), database:
+        database.execute(
+            "INSERT INTO preferences (name, value) VALUES ('RETAIN_PAGE_NAME_CASE', 'True')"
+        )
+    ok(run_git("push", "-q", "origin", "main", cwd=work))
+    assert "shouted" in wiki.pages.get("/Evil").text
+    commit_file(work, "evil.md", "# evil\n\nquiet\n")
+    done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0 and "differ only in case" in done.stderr, done.stderr
+
+
 def test_a_mailmap_from_before_the_rule_changes_no_history(made):
     """Tenth review: an editor's pushed .mailmap showed the editor's commits as the owner's
     (and the owner's as the editor's) in the page API, the changelog and its feed. One that
@@ -923,7 +952,7 @@ def test_a_crowd_of_anonymous_clones_never_holds_every_worker(made, tmp_path):
     work = tmp_path / "seed"
     ok(wiki.clone(work, wiki.editor))
     for n in range(20):  # something for git to pack
-        commit_file(work, f"Page{n}.md", os.urandom(64 * 1024).hex(), f"page {n}")
+        commit_file(work, f"page{n}.md", os.urandom(64 * 1024).hex(), f"page {n}")
     ok(run_git("push", "-q", "origin", "HEAD:main", cwd=work))
     stack = wiki.stack
     ok(stack.robot("wiki", "create", "gitcrowd-other", "--owner", OTHER[0], "--public"))
@@ -946,7 +975,7 @@ def test_a_crowd_of_anonymous_clones_never_holds_every_worker(made, tmp_path):
         views = [other.get("/").status_code for _ in range(10)]
         for n in range(3):
             ok(wiki.clone(tmp_path / f"owner-{n}", wiki.editor))
-        commit_file(tmp_path / "owner-0", "Owner.md", "# Owner\n", "the owner, in the crowd")
+        commit_file(tmp_path / "owner-0", "owner.md", "# Owner\n", "the owner, in the crowd")
         ok(run_git("push", "-q", "origin", "HEAD:main", cwd=tmp_path / "owner-0"))
     finally:
         stop.set()

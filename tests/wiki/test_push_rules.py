@@ -222,3 +222,39 @@ def test_commits_are_read_a_batch_at_a_time(tmp_path, monkeypatch):
     monkeypatch.setattr(push_rules, "_objects", lambda shas: batches.append(shas) or objects(shas))
     assert push_rules.commit_problems(second, "did:plc:me") == []
     assert sorted(map(len, batches)) == [0, 1, 1]
+
+
+# (files of the tip, whether the wiki lowercases page names, what a refusal names or None)
+NAMES = [
+    ({"page1.md": b"a", "Page1.md": b"b"}, False, "'Page1.md' and 'page1.md'"),
+    ({"docs/a.png": b"a", "Docs/A.png": b"b"}, False, "differ only in case"),
+    ({"notes.TXT": b"a", "notes.txt": b"b"}, True, "differ only in case"),
+    ({"Evil.md": b"a"}, True, "name it 'evil.md'"),
+    ({"Docs/page.md": b"a"}, True, "name it 'docs/page.md'"),
+    ({"ÉTÉ.md": b"a"}, True, "name it 'été.md'"),
+    ({"Evil.md": b"a", "Docs/page.md": b"b"}, False, None),  # the wiki keeps the case
+    ({"evil.md": b"a", "Docs/Photo.PNG": b"b", "README.MD": b"c"}, True, None),  # no pages
+]
+
+
+@pytest.mark.parametrize(("files", "lowercase", "refusal"), NAMES)
+def test_names_the_wiki_could_not_open_are_refused(
+    tmp_path, monkeypatch, files, lowercase, refusal
+):
+    """Eleventh review: pushed page1.md and Page1.md were both taken, and only one could be
+    opened; a pushed Evil.md was listed but answered 404 where the wiki lowercases names."""
+    monkeypatch.chdir(tmp_path)
+    sha = commit_tree(tmp_path, files)
+    problems = push_rules.tree_problems(sha, 10**9, lowercase)
+    if refusal is None:
+        assert problems == []
+    else:
+        assert any(refusal in problem for problem in problems), problems
+
+
+def test_a_refusal_names_at_most_a_few_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sha = commit_tree(tmp_path, {f"Page{n}.md": b"x" for n in range(50)})
+    problems = push_rules.tree_problems(sha, 10**9, True)
+    assert len(problems) == push_rules.MAX_NAMES_TOLD + 1
+    assert problems[-1] == "... and 30 more names the wiki could not open"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 from types import ModuleType
 
 from app.wiki.otterwiki.config import LOCKED_OFF
@@ -72,3 +75,18 @@ def purge_platform_preferences(pool) -> None:
             connection.commit()
     finally:
         connection.close()
+
+
+def retains_page_name_case(db_path: Path) -> bool:
+    """Tell whether the wiki whose wiki.db is at `db_path` keeps the case of page names in
+    their files (Otterwiki's RETAIN_PAGE_NAME_CASE preference, read as its update_app_config
+    reads it: "true" or "yes", any case). False, as Otterwiki's default, when it is unset or
+    wiki.db cannot be read (its tables not made yet)."""
+    try:
+        with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT value FROM preferences WHERE upper(name) = 'RETAIN_PAGE_NAME_CASE'"
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and str(row[0]).lower() in ("true", "yes")
