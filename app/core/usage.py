@@ -19,6 +19,7 @@ thousands of files.
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +48,11 @@ class UsageError(Exception):
     """git could not read the repository (missing, corrupt, not a repo)."""
 
 
-def _git(repo: Path, *args: str) -> bytes:
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
     try:
         done = subprocess.run(
             ["git", *args],
+            input=stdin,
             cwd=repo,
             env=git_env(repo),
             capture_output=True,
@@ -88,6 +90,46 @@ def measure(repo: Path) -> Usage:
         size += int(fields[3])
         pages += path.endswith(b".md")
     return Usage(pages, size, int(head))
+
+
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{4,64}")
+_NO_OBJECT = re.compile(r"0+")
+
+
+def revert_growth(repo: Path, revision: str) -> int:
+    """Bytes a revert of commit `revision` would add to the files of the wiki at `repo`: what
+    the files the commit deleted or changed held before it, less what they hold after it
+    (negative when the revert frees room). 0 when `revision` is no object id of a commit git
+    can read there: the revert itself then answers for it. Raises nothing.
+
+    A revert brings an old commit's files back through a form of a few bytes; a push of a
+    commit adding 60 MB of compressible data and one removing it, then a revert of the second,
+    put 60 MB past a 5 MB cap.
+    """
+    if not _OBJECT_ID.fullmatch(revision):
+        return 0
+    try:
+        raw = _git(repo, "diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", revision)
+        # -z: each entry ":<old mode> <new mode> <old object> <new object> <status>\0<path>\0".
+        tokens = raw.split(b"\0")
+        before, after = [], []
+        for meta in tokens[0::2]:
+            fields = meta.split()
+            if len(fields) == 5:
+                before.append(fields[2])
+                after.append(fields[3])
+        wanted = [sha for sha in before + after if not _NO_OBJECT.fullmatch(sha.decode())]
+        if not wanted:
+            return 0
+        # One line per object asked, in order: its size, or "<object> missing".
+        lines = _git(
+            repo, "cat-file", "--batch-check=%(objectsize)", stdin=b"\n".join(wanted) + b"\n"
+        ).splitlines()
+    except UsageError:
+        return 0
+    sizes = [int(line) if line.isdigit() else 0 for line in lines]
+    by_object = dict(zip(wanted, sizes, strict=False))
+    return sum(by_object.get(sha, 0) for sha in before) - sum(by_object.get(s, 0) for s in after)
 
 
 def record(store: Store, slug: str, repo: Path) -> Usage:

@@ -143,23 +143,31 @@ def _check_reader_body(environ, caller: Caller, wiki: Wiki) -> None:
     raise Unauthorized(message) if caller.is_anonymous else Forbidden(message)
 
 
-def _check_room(environ, wiki: Wiki, settings: Settings, endpoint: str | None) -> None:
+def _check_room(environ, wiki: Wiki, settings: Settings, route: Route) -> None:
     """Refuse, before reading it, a body over FULL_WIKI_BODY_BYTES (or chunked) to a wiki whose
     files (as last measured, app.core.usage) already add up to ROBOT_WIKI_MAX_BYTES: uploads
-    and pages, each under its own cap, could otherwise fill the host's disk. A revert, which
-    brings back an old commit's files with a small form, is refused too. Deletions, renames and
-    small edits still go through, so room can be made.
+    and pages, each under its own cap, could otherwise fill the host's disk. Deletions, renames
+    and small edits still go through, so room can be made. A revert brings back an old commit's
+    files with a small form: it is refused when what it would add does not fit.
 
     Raises InsufficientStorage (507).
     """
-    if wiki.size_bytes < settings.wiki_max_bytes:
-        return
     if environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS:
         return
-    if _body_over(environ, FULL_WIKI_BODY_BYTES) or endpoint == "revert":
+    held, most = wiki.size_bytes, settings.wiki_max_bytes
+    if route.endpoint == "revert":
+        revision = str(route.args.get("revision", ""))
+        grows = usage.revert_growth(settings.repo_path(wiki.slug), revision)
+        if held + grows > most:
+            raise InsufficientStorage(
+                f"reverting this change would bring back {grows} bytes, and this wiki's files "
+                f"add up to {held} of the {most} a wiki may hold: delete attachments or pages "
+                "to make room first"
+            )
+    elif held >= most and _body_over(environ, FULL_WIKI_BODY_BYTES):
         raise InsufficientStorage(
-            f"this wiki's files add up to {wiki.size_bytes} bytes, the most a wiki may hold "
-            f"({settings.wiki_max_bytes}): delete attachments or pages to make room"
+            f"this wiki's files add up to {held} bytes, the most a wiki may hold "
+            f"({most}): delete attachments or pages to make room"
         )
 
 
@@ -315,7 +323,7 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         _check_reader_body(environ, caller, wiki)
-        _check_room(environ, wiki, self.settings, route.endpoint)
+        _check_room(environ, wiki, self.settings, route)
         self._set_identity(environ, wiki, caller)
         join_pool(turn, wiki, caller)
         bulk = route.endpoint in _BULK_ENDPOINTS

@@ -3,6 +3,7 @@ cookie-borne upload posted from another wiki's page refused while a Bearer token
 
 import http.client
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -40,7 +41,8 @@ def wiki(stack):
 
 def head(stack) -> str:
     repo = stack.settings.repo_path(SLUG)
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True).stdout
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 def test_chunked_raw_upload_reads_back_identical(wiki):
@@ -217,12 +219,53 @@ def test_a_full_wiki_refuses_uploads_but_takes_pages_and_deletions(stack, wiki):
         assert client.post("/api/v1/pages/Doc/attachments", files=files).status_code == 507
         page = client.put("/api/v1/pages/Small", json={"content": "# Small\n"})
         assert page.status_code == 201, page.text
-        # Eleventh review: reverts brought back old commits' files (2 GiB past the cap).
-        store.record_usage(SLUG, 3, stack.settings.wiki_max_bytes)  # the write measured again
-        revert = client.post(f"/-/revert/{page.json()['revision']}")
-        assert revert.status_code == 507, revert.text
         assert client.delete("/api/v1/pages/Doc/attachments/kept.bin").status_code == 200
     finally:
         store.record_usage(SLUG, 3, 0)
         store.close()
     assert client.put("/api/v1/pages/Doc/attachments/more.bin", content=BINARY).status_code == 201
+
+
+def revert(client, revision: str):
+    """Revert commit `revision` through Otterwiki's form (its CSRF token first)."""
+    form = client.get(f"/-/revert/{revision}")
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
+    data = {"csrf_token": token.group(1) if token else "", "message": "revert"}
+    return client.post(f"/-/revert/{revision}", data=data)
+
+
+def test_a_revert_is_refused_when_what_it_brings_back_does_not_fit(stack, wiki):
+    """Twelfth review: a push adding 60 MB of compressible data and one removing it, then a
+    revert in the UI of the removal, put 60 MB into a wiki capped at 5 MB: only a full wiki
+    refused reverts. A revert is measured now: what the reverted commit removed comes back."""
+    client, _ = wiki
+    assert client.put("/api/v1/pages/Doc/attachments/big.bin", content=BINARY).status_code == 201
+    removed = client.delete("/api/v1/pages/Doc/attachments/big.bin")
+    assert removed.status_code == 200, removed.text
+    removal = head(stack)
+    store = Store(stack.settings.database_url)
+    try:
+        # Room for all but one byte of it: the revert would not fit.
+        store.record_usage(SLUG, 3, stack.settings.wiki_max_bytes - len(BINARY) + 1)
+        refused = revert(client, removal)
+        assert refused.status_code == 507, refused.text
+        assert f"would bring back {len(BINARY)} bytes" in refused.text
+        assert head(stack) == removal
+        # A revert that frees room goes through even in a full wiki: undoing the upload of
+        # another file.
+        store.record_usage(SLUG, 3, 0)
+        assert client.put("/api/v1/pages/Doc/attachments/undo.bin", content=BINARY).status_code
+        upload = head(stack)
+        store.record_usage(SLUG, 3, stack.settings.wiki_max_bytes)
+        freed = revert(client, upload)
+        assert freed.status_code in (200, 302), freed.text
+        assert head(stack) != upload
+        assert client.get("/Doc/a/undo.bin").status_code == 404
+        # With room, the refused revert goes through.
+        store.record_usage(SLUG, 3, 0)
+        taken = revert(client, removal)
+        assert taken.status_code in (200, 302), taken.text
+        assert client.get("/Doc/a/big.bin").content == BINARY
+    finally:
+        store.record_usage(SLUG, 3, 0)
+        store.close()
