@@ -297,3 +297,105 @@ def install_bounded_page_index(server: ModuleType) -> None:
 
     bounded.robot_bounded = True
     PageIndex.__init__ = bounded
+
+
+# Otterwiki's views whose cost grows with the wiki's history or size, not with one page: a
+# commit of 99,000 files made its commit view 23 s and 54 MB, and the feeds ran until their
+# worker was killed; 200,000 commits made a page's history 25 s and 220 MB; 10,000 pages made
+# the sitemap 20 s. {endpoint: what to do instead, when it would take too long}.
+BOUNDED_VIEWS = {
+    "changelog": "look at a single page's history, or clone the wiki with git",
+    "changelog_feed_rss": "look at a single page's history, or clone the wiki with git",
+    "changelog_feed_atom": "look at a single page's history, or clone the wiki with git",
+    "show_commit": "look at the change of a single page (its history's diff), or use git",
+    "history": "clone the wiki with git to read the whole history",
+    "diff": "compare revisions closer together, or use git",
+    "blame": "clone the wiki with git and run git blame",
+    "sitemap": "find pages with search",
+}
+# Pages up to which the sitemap gives each page's last change (`lastmod`, optional in the
+# sitemap protocol): Otterwiki asks git for each page's log, 2 ms a page, and that wait is
+# git's CPU, not the worker's (10,000 pages: 20 s, past any budget of the worker's own CPU).
+SITEMAP_DATED_PAGES = 1000
+# Entries (pages and folders) up to which page views carry the sidebar's page tree.
+SIDEBAR_ENTRIES = 1000
+
+
+def install_bounded_views(server: ModuleType) -> None:
+    """Hold each of Otterwiki's BOUNDED_VIEWS to the render budget (CPU seconds): over it, the
+    view answers 503 saying what to do instead, and its worker serves the next request.
+    Installing twice does nothing.
+    """
+    _bound_the_sidebar()
+    views = server.app.view_functions
+    for endpoint, instead in BOUNDED_VIEWS.items():
+        original = views[endpoint]
+        if getattr(original, "robot_bounded", False):
+            continue
+        if endpoint == "sitemap":
+            original = _undated_when_large(original, server.storage)
+        views[endpoint] = _bounded(original, instead)
+
+
+def _bound_the_sidebar() -> None:
+    """Leave the sidebar's page tree out where it would list more than SIDEBAR_ENTRIES: every
+    page view carries it, and a wiki of 10,000 pages made each view 14 MB and 1 s."""
+    from collections import OrderedDict
+
+    from otterwiki.sidebar import SidebarPageIndex
+
+    original = SidebarPageIndex.query
+    if getattr(original, "robot_bounded", False):
+        return
+
+    def query(self):
+        tree = original(self)
+        return OrderedDict() if _entries(tree, SIDEBAR_ENTRIES) > SIDEBAR_ENTRIES else tree
+
+    query.robot_bounded = True
+    SidebarPageIndex.query = query
+
+
+def _entries(tree, most: int) -> int:
+    """The entries of a sidebar page tree, counted up to a little past `most`."""
+    count, todo = 0, [tree]
+    while todo and count <= most:
+        for entry in todo.pop().values():
+            count += 1
+            if entry.children:
+                todo.append(entry.children)
+    return count
+
+
+def _undated_when_large(sitemap, storage):
+    """Otterwiki's sitemap view, without the pages' dates past SITEMAP_DATED_PAGES pages."""
+
+    def sitemap_view(*args, **kwargs):
+        files, _ = storage.list()
+        if sum(name.endswith(".md") for name in files) <= SITEMAP_DATED_PAGES:
+            return sitemap(*args, **kwargs)
+        # The view reads `storage.metadata(filename)` per page and leaves out what is None.
+        storage.metadata = lambda *_args, **_kwargs: None
+        try:
+            return sitemap(*args, **kwargs)
+        finally:
+            del storage.metadata
+
+    return sitemap_view
+
+
+def _bounded(view, instead: str):
+    def bounded(*args, **kwargs):
+        tenant = _current_tenant()
+        if tenant is None:
+            return view(*args, **kwargs)
+        try:
+            return _budget.run(lambda: view(*args, **kwargs), tenant.settings.render_budget)
+        except RenderOverBudget:
+            raise Unavailable(
+                f"this view is too large to make in time for this wiki; {instead}"
+            ) from None
+
+    bounded.robot_bounded = True
+    bounded.__wrapped__ = view
+    return bounded
