@@ -22,6 +22,7 @@ from app.core.errors import InsufficientStorage
 from app.core.errors import InternalError
 from app.core.errors import MethodNotAllowed
 from app.core.errors import NotFound
+from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import Unavailable
@@ -86,6 +87,14 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READER_BODY_BYTES = 64 * 1024
 # Bytes of body a write to a full wiki may have: a deletion's or a rename's form, a short edit.
 FULL_WIKI_BODY_BYTES = 4096
+# Bytes of body Otterwiki's forms may have, but those that carry a page's text or a file
+# (_LARGE_FORM_ENDPOINTS, under the app's MAX_CONTENT_LENGTH): every other is a few fields.
+# The sidebar preferences took a custom menu of 7,500 entries (8.9 MB) that every page view
+# then spent 5 s on.
+FORM_BODY_BYTES = 32 * 1024
+_LARGE_FORM_ENDPOINTS = frozenset(
+    {"save", "preview", "draft", "attachments", "inline_attachment", "edit_attachment"}
+)
 _IDENTITY_PREFIX = "HTTP_X_OTTERWIKI_"
 # Bulk transfers (app.wiki.turns): a turn held while the answer goes out at the server's pace.
 _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
@@ -141,6 +150,23 @@ def _check_reader_body(environ, caller: Caller, wiki: Wiki) -> None:
         "bytes or a chunked one"
     )
     raise Unauthorized(message) if caller.is_anonymous else Forbidden(message)
+
+
+def _check_form_body(environ, route: Route) -> None:
+    """Refuse, before reading it, a body over FORM_BODY_BYTES (or chunked) to an Otterwiki form
+    that takes neither a page's text nor a file. The page API has caps of its own.
+
+    Raises PayloadTooLarge (413).
+    """
+    if route.is_page_api or route.endpoint in _LARGE_FORM_ENDPOINTS:
+        return
+    if environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS:
+        return
+    if _body_over(environ, FORM_BODY_BYTES):
+        raise PayloadTooLarge(
+            f"this form may send at most {FORM_BODY_BYTES} bytes (only a page's text and "
+            "attachments may be larger)"
+        )
 
 
 def _check_room(environ, wiki: Wiki, settings: Settings, route: Route) -> None:
@@ -323,6 +349,7 @@ class WikiGateway:
         if refusal is not None:
             return refusal(environ, start_response)
         _check_reader_body(environ, caller, wiki)
+        _check_form_body(environ, route)
         _check_room(environ, wiki, self.settings, route)
         self._set_identity(environ, wiki, caller)
         join_pool(turn, wiki, caller)

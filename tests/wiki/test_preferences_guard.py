@@ -120,3 +120,32 @@ def test_rows_an_older_release_stored_are_purged_when_the_wiki_opens(wiki):
     wiki.app.tenancy.close()
     assert Browser(wiki, OWNER_A).open(HOST, "/Home").status_code in (200, 404)
     assert "GIT_REMOTE_PULL_URL" not in preferences(wiki)
+
+
+# Otterwiki's sidebar form: one custom menu entry per pair of fields.
+def custom_menu(entries: int) -> dict:
+    form = {"sidebar_shortcuts": "home"}
+    for n in range(entries):
+        form[f"sidebar_custom_menu_title_{n}"] = f"Entry {n}"
+        form[f"sidebar_custom_menu_link_{n}"] = f"/Page{n}"
+    return form
+
+
+def test_a_preferences_form_larger_than_a_form_is_refused_unread(wiki):
+    """Twelfth review: a custom sidebar menu of 7,500 entries (an 8.9 MB form) was saved, and
+    every page view spent 5 s on it. A form that carries neither a page's text nor a file may
+    send at most FORM_BODY_BYTES; a page's text may be larger."""
+    from app.wiki.gateway import FORM_BODY_BYTES
+
+    admin = Browser(wiki, OWNER_A)
+    path = "/-/admin/sidebar_preferences"
+    before = preferences(wiki)
+    refused = admin.form_post(HOST, path, path, custom_menu(2000))
+    assert refused.status_code == 413, refused.status_code
+    assert f"at most {FORM_BODY_BYTES} bytes" in refused.get_data(as_text=True)
+    assert preferences(wiki) == before
+    assert admin.form_post(HOST, path, path, custom_menu(3)).status_code in (200, 302)
+    long_page = {"content": "# Long\n\n" + "A line of the page's text.\n" * 4000, "message": ""}
+    saved = admin.form_post(HOST, "/Long/edit", "/Long/save", long_page)
+    assert saved.status_code in (200, 302), saved.get_data(as_text=True)[:300]
+    assert "line of the page" in admin.text(HOST, "/Long")
