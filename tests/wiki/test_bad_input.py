@@ -240,6 +240,11 @@ def test_no_route_answers_500_in_process(wiki, crawl, role):
         ("GET", "/../Home/history", None, 404),
         ("GET", "/Home\x00/history", None, 404),
         ("POST", "/Home/inline_attachment", {}, 400),
+        # Twelfth review: a save without its text committed an empty page.
+        ("POST", "/Home/save", {}, 400),
+        ("POST", "/Home/save", {"commit": "blank"}, 400),
+        ("POST", "/Home/draft", {}, 400),
+        ("GET", "/Home/draft", None, 400),
         ("POST", "/-/admin", {}, 400),  # no update_preferences: Otterwiki's view returned None
         ("GET", "/-/history", None, 404),
         ("GET", "/%20/blame", None, 404),

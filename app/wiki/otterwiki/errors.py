@@ -149,6 +149,12 @@ def _check_revisions() -> None:
             raise NotFound(f"there is no revision {revision[:64]!r} in this wiki")
 
 
+# Otterwiki's views that write a page's text read it as `request.form.get("content", "")`: a
+# save without the field committed an empty page, and a draft without it (a GET, too: the
+# route takes one) stored an empty draft.
+_TEXT_WRITES = frozenset({"save", "draft"})
+
+
 def _check_inline_upload() -> None:
     from flask import request
 
@@ -158,6 +164,14 @@ def _check_inline_upload() -> None:
         upload.filename for upload in request.files.getlist("file")
     ):
         raise BadRequest("send the file to attach in the form field 'file'")
+
+
+def _check_written_text() -> None:
+    """Refuse a save or draft whose form lacks the text it writes (after the name's checks)."""
+    from flask import request
+
+    if request.endpoint in _TEXT_WRITES and "content" not in request.form:
+        raise BadRequest("send the page's text in the form field 'content' (a POST)")
 
 
 def _check_names() -> None:
@@ -270,7 +284,8 @@ def answer_bad_input(server: ModuleType) -> None:
     """Register on Otterwiki's app the checks before its views and the error handlers.
 
     `server` is the booted `otterwiki.server` module. HEAD runs views as GET; unknown revisions
-    answer 404, an inline upload without a file 400; thumbnails as the module says.
+    answer 404, an inline upload without a file and a save or draft without
+    its text 400; thumbnails as the module says.
     StorageNotFound and gitdb's BadName and BadObject answer 404; any other StorageError 400
     (logged); GitCommandError 404 when git says the named path or revision does not exist, else
     it stays a logged 500. Under /api/v1/ the answers are JSON
@@ -284,7 +299,7 @@ def answer_bad_input(server: ModuleType) -> None:
     app = server.app
     checks = app.before_request_funcs.setdefault(None, [])
     checks.insert(0, _head_as_get)
-    checks.extend([_check_revisions, _check_inline_upload, _check_names])
+    checks.extend([_check_revisions, _check_inline_upload, _check_names, _check_written_text])
     import PIL.Image
 
     # Pillow's decompression-bomb limit: it raises past twice this many pixels.
