@@ -10,7 +10,9 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   (ROBOT_WIKI_CONCURRENCY, by default half the cores). A request that finds them all taken
   waits for one (at most WAIT seconds) if a waiting place is free (as many as there are turns);
   otherwise, or when its wait runs out, it runs at once, unless its owner is in debt (below):
-  then it is refused with 429 and Retry-After, so a crowd cannot hold every worker.
+  then it is refused with 429 and Retry-After, so a crowd cannot hold every worker. Visitors
+  (below) who find no waiting place are refused at once: an anonymous crowd arriving at once
+  owes nothing yet, and held every worker.
   A run without a turn counts as crowding, as a wait does.
 - Debt: the time an owner's requests spent waiting for a turn (crowd debt) and the CPU time
   of its heavy requests (over HEAVY_CPU each; CPU debt) count DEBT_WEIGHT times against it
@@ -268,6 +270,13 @@ class Turn:
         # than DEBT_REFUSE, and an owner's view waiting out its own export's turn was refused.
         owed = debt(self._owner_dir, CROWD)
         waiting = _lock_one(self._open("wait"))
+        if waiting is None and self.visitor:
+            # A crowd arriving at once owes nothing yet: four anonymous views of a costly
+            # page, run at once, held every worker, and every tenant waited 28 s.
+            raise WikiBusy(
+                "this wiki is answering as many visitors' requests as it may at once; try "
+                "again in a moment"
+            )
         if waiting is None:
             got = False
         else:

@@ -193,10 +193,25 @@ def test_a_crowded_owner_is_refused_what_it_cannot_wait_for(owners):
             assert time.monotonic() - started < 0.1
 
 
+def test_a_visitor_finding_no_turn_and_no_waiting_place_is_refused_at_once(owners):
+    """Twelfth review: four anonymous views of a costly page, arriving at once, owed nothing
+    yet, and ran at once: they held every worker, and every tenant waited 28 s."""
+    hammered, _ = owners
+    with Holder(hammered), Holder(hammered, "wait-0.lock"):
+        started = time.monotonic()
+        with pytest.raises(WikiBusy) as refused:
+            Turns(turns=1, wait=30, lower=False).turn(hammered).__enter__()
+    assert time.monotonic() - started < WAIT  # it did not wait for a place
+    assert refused.value.status == 429 and refused.value.retry_after >= 1
+
+
 def test_an_owner_owing_little_runs_at_once_when_no_place_is_left_and_owes_that_run(owners):
     hammered, _ = owners
-    with Holder(hammered) as holder, Holder(hammered, "wait-0.lock") as waiter:
+    (hammered / OWNER).mkdir()
+    with Holder(hammered / OWNER) as holder, Holder(hammered / OWNER, "wait-0.lock") as waiter:
         turn = Turns(turns=1, wait=30, lower=False).enter(hammered)
+        turn.as_member(owner=True)  # signed in, the owner: not a visitor
+        hammered = hammered / OWNER
         turn.take()
         assert holder.process.is_alive() and waiter.process.is_alive()
         time.sleep(0.3)
