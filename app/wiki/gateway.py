@@ -85,8 +85,21 @@ _STATIC_HOSTS_MAX = 10_000
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Bytes of body a caller who may not write can send (a search form); more is refused unread.
 READER_BODY_BYTES = 64 * 1024
-# Bytes of body a write to a full wiki may have: a deletion's or a rename's form, a short edit.
+# Bytes of body a write to a full wiki may have: a deletion's or a rename's form.
 FULL_WIKI_BODY_BYTES = 4096
+# The writes that add a page's text or a file, refused whatever their size in a full wiki:
+# 200 appends of 3.9 KB each went on growing one past its cap.
+_GROWING_ENDPOINTS = frozenset(
+    {
+        "save",
+        "attachments",
+        "inline_attachment",
+        "page_api.write_page",
+        "page_api.append_page",
+        "page_api.put_attachment",
+        "page_api.post_attachments",
+    }
+)
 # Bytes of body Otterwiki's forms may have, but those that carry a page's text or a file
 # (_LARGE_FORM_ENDPOINTS, under the app's MAX_CONTENT_LENGTH): every other is a few fields.
 # The sidebar preferences took a custom menu of 7,500 entries (8.9 MB) that every page view
@@ -172,8 +185,9 @@ def _check_form_body(environ, route: Route) -> None:
 def _check_room(environ, wiki: Wiki, settings: Settings, route: Route) -> None:
     """Refuse, before reading it, a body over FULL_WIKI_BODY_BYTES (or chunked) to a wiki whose
     files (as last measured, app.core.usage) already add up to ROBOT_WIKI_MAX_BYTES: uploads
-    and pages, each under its own cap, could otherwise fill the host's disk. Deletions, renames
-    and small edits still go through, so room can be made. A revert brings back an old commit's
+    and pages, each under its own cap, could otherwise fill the host's disk; and any write that
+    adds a page's text or a file (_GROWING_ENDPOINTS), whatever its size. Deletions and renames
+    still go through, so room can be made. A revert brings back an old commit's
     files with a small form: it is refused when what it would add does not fit.
 
     Raises InsufficientStorage (507).
@@ -190,7 +204,9 @@ def _check_room(environ, wiki: Wiki, settings: Settings, route: Route) -> None:
                 f"add up to {held} of the {most} a wiki may hold: delete attachments or pages "
                 "to make room first"
             )
-    elif held >= most and _body_over(environ, FULL_WIKI_BODY_BYTES):
+    elif held >= most and (
+        route.endpoint in _GROWING_ENDPOINTS or _body_over(environ, FULL_WIKI_BODY_BYTES)
+    ):
         raise InsufficientStorage(
             f"this wiki's files add up to {held} bytes, the most a wiki may hold "
             f"({most}): delete attachments or pages to make room"
