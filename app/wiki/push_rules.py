@@ -174,15 +174,14 @@ class _Refused(RuntimeError):
     """A push refused whole while it was read: the message says why."""
 
 
-def tree_problems(new: str, max_bytes: int, lowercase_pages: bool = False) -> list[str]:
-    """Why the files of commit `new` (the pushed tip, as checked out) may not be a wiki's: more
-    than MAX_FILES of them, more than `max_bytes` in all (0: no cap), or names the wiki could
-    not open (see `name_problems`)."""
+def _tip(commit: str) -> tuple[list[str], int]:
+    """The file paths of `commit` as checked out, and their sizes' sum in bytes. Refused once
+    there are more than MAX_CHANGED_PATHS: held whole, they could fill the memory."""
     listing = _git_capped(
-        ("ls-tree", "-r", "-l", "-z", "--full-tree", new),
+        ("ls-tree", "-r", "-l", "-z", "--full-tree", commit),
         b"",
-        MAX_FILES,
-        f"the pushed wiki holds more than {MAX_FILES} files, the most a wiki may",
+        MAX_CHANGED_PATHS,
+        f"the pushed wiki holds more than {MAX_CHANGED_PATHS} files, the most a wiki may",
     )
     total, paths = 0, []
     for entry in filter(None, listing.split(b"\0")):
@@ -190,8 +189,25 @@ def tree_problems(new: str, max_bytes: int, lowercase_pages: bool = False) -> li
         size = meta.split()[-1:]
         total += int(size[0]) if size and size[0].isdigit() else 0
         paths.append(path.decode("utf-8", "surrogateescape"))
-    problems = name_problems(paths, lowercase_pages)
-    if max_bytes and total > max_bytes:
+    return paths, total
+
+
+def tree_problems(
+    new: str, max_bytes: int, lowercase_pages: bool = False, old: str | None = None
+) -> list[str]:
+    """Why the files of commit `new` (the pushed tip, as checked out) may not be a wiki's:
+    more than MAX_FILES of them, more than `max_bytes` in all (0: no cap), or names the wiki
+    could not open (see `name_problems`). Against `old`, the tip it replaces (None: none), only
+    what the push adds counts: a wiki already past a cap (through the page API, or before the
+    cap) may still push what does not grow it, and a name already there passes."""
+    paths, total = _tip(new)
+    before, before_total = _tip(old) if old else ([], 0)
+    problems = name_problems(paths, lowercase_pages, set(before))
+    if len(paths) > MAX_FILES and len(paths) > len(before):
+        problems.append(
+            f"the pushed wiki holds {len(paths)} files, more than the {MAX_FILES} a wiki may"
+        )
+    if max_bytes and total > max_bytes and total > before_total:
         problems.append(
             f"the pushed wiki's files add up to {total} bytes, more than the {max_bytes} a wiki "
             "may hold; leave large files out and push again"
@@ -199,21 +215,25 @@ def tree_problems(new: str, max_bytes: int, lowercase_pages: bool = False) -> li
     return problems
 
 
-def name_problems(paths: list[str], lowercase_pages: bool) -> list[str]:
+def name_problems(
+    paths: list[str], lowercase_pages: bool, before: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
     """Why the file names `paths` (every file of the pushed tip) would leave a file the wiki
     cannot open: two names that differ only in case (Otterwiki opens one of them, and a clone
     on macOS or Windows keeps one), and, where the wiki lowercases page names
     (`lowercase_pages`: Otterwiki's RETAIN_PAGE_NAME_CASE is off), a page with a capital
-    letter in its path. At most MAX_NAMES_TOLD are named, then how many more."""
+    letter in its path. Names in `before` (the tip the push replaces) pass on their own. At
+    most MAX_NAMES_TOLD are named, then how many more."""
     problems, seen = [], {}
     for path in paths:
         other = seen.setdefault(path.casefold(), path)
-        if other != path:
+        if other != path and not (other in before and path in before):
             problems.append(
                 f"{_show(other)} and {_show(path)}: the names differ only in case, and the wiki "
                 "could open only one of them; rename or remove one and push again"
             )
-        if lowercase_pages and path.endswith(".md") and path != path.lower():
+        new = path not in before
+        if new and lowercase_pages and path.endswith(".md") and path != path.lower():
             problems.append(
                 f"{_show(path)}: this wiki lowercases page names (its setting 'Retain page name "
                 f"case' is off), and could not open this page; name it {_show(path.lower())}, "
@@ -413,7 +433,7 @@ def update_problems(
             f"{branch} refused: the push rewrites the wiki's history (not a fast-forward). "
             "Pull, merge or rebase your changes on top, and push again; nothing was changed"
         ]
-    tip = tree_problems(new, max_tree_bytes, lowercase_pages)
+    tip = tree_problems(new, max_tree_bytes, lowercase_pages, None if _ZERO.fullmatch(old) else old)
     return tip + content_problems(new, max_bytes) + commit_problems(new, pusher_did)
 
 

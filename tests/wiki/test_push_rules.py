@@ -148,8 +148,27 @@ def test_a_tip_with_too_many_files_is_refused_without_reading_them_all(tmp_path,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(push_rules, "MAX_FILES", 5)
     sha = commit_tree(tmp_path, {f"f{n}.txt": b"x" for n in range(6)})
+    assert "holds 6 files, more than the 5" in push_rules.tree_problems(sha, 10**9)[0]
+    monkeypatch.setattr(push_rules, "MAX_CHANGED_PATHS", 5)
     with pytest.raises(push_rules._Refused, match="more than 5 files"):
         push_rules.tree_problems(sha, 10**9)
+
+
+def test_a_wiki_already_past_a_cap_may_push_what_does_not_grow_it(tmp_path, monkeypatch):
+    """Twelfth review: the page API took a wiki past 10,000 files, and then every push was
+    refused, even one adding a single page. Only what a push adds counts now; names already
+    in the wiki pass too, so an old one never blocks every later push."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(push_rules, "MAX_FILES", 5)
+    files = {f"f{n}.txt": b"x" * 10 for n in range(6)} | {"Old.md": b"a", "old.md": b"b"}
+    old = commit_tree(tmp_path, files)
+    same = commit_tree(tmp_path, files | {"f0.txt": b"y" * 10})  # an edit: no more files
+    assert push_rules.tree_problems(same, 50, True, old) == []
+    more = commit_tree(tmp_path, files | {"f9.txt": b"z"})
+    problems = push_rules.tree_problems(more, 50, True, old)
+    assert any("holds 9 files" in problem for problem in problems), problems
+    assert any("add up to 63 bytes" in problem for problem in problems), problems
+    assert not any("Old.md" in problem for problem in problems), problems
 
 
 def test_a_push_changing_too_many_paths_is_refused(tmp_path, monkeypatch):
