@@ -177,7 +177,14 @@ def source_view(text: str, budget: float) -> str:
 def _note(outcome: str) -> None:
     from flask import g
 
-    g.robot_renders = [*getattr(g, "robot_renders", []), outcome]
+    if not hasattr(g, "robot_renders"):
+        g.robot_renders = []
+    g.robot_renders.append(outcome)
+
+
+# Renders a response's header names at each end; the page index of a large wiki renders one
+# table of contents per page, and named all 10,000 (50 KB of header).
+_HEADER_NOTES = 5
 
 
 def _report_renders(response):
@@ -185,6 +192,9 @@ def _report_renders(response):
 
     renders = getattr(g, "robot_renders", None)
     if renders:
+        if len(renders) > 2 * _HEADER_NOTES:
+            left_out = len(renders) - 2 * _HEADER_NOTES
+            renders = [*renders[:_HEADER_NOTES], f"{left_out} more", *renders[-_HEADER_NOTES:]]
         response.headers[RENDER_HEADER] = ", ".join(renders)
     return response
 
@@ -283,20 +293,62 @@ def install_bounded_page_index(server: ModuleType) -> None:
         return
 
     def bounded(self, *args, **kwargs):
-        tenant = _current_tenant()
-        if tenant is None:
-            return original(self, *args, **kwargs)
-        try:
-            return _budget.run(
-                lambda: original(self, *args, **kwargs), tenant.settings.render_budget
-            )
-        except RenderOverBudget:
-            raise Unavailable(
-                "this wiki has too many pages to list them all in time; find pages with search"
-            ) from None
+        return run_bounded(
+            lambda: original(self, *args, **kwargs),
+            "this wiki has too many pages to list them all in time; find pages with search",
+        )
 
     bounded.robot_bounded = True
     PageIndex.__init__ = bounded
+
+
+def run_bounded(call, refusal: str):
+    """Return `call()` (a view of the current request) within the render budget; past it,
+    raise Unavailable(`refusal`), and remember that verdict for this request's path and query
+    at the wiki's HEAD, so the same view answers at once until the wiki changes. Outside a
+    wiki's request it just calls."""
+    tenant = _current_tenant()
+    if tenant is None:
+        return call()
+    key = _verdict_key(tenant)
+    try:
+        cache = _cache_for(tenant.settings)
+        known = cache.get(key)
+    except Exception:  # a broken cache must not break the wiki: compute as if it were empty
+        log.exception("render cache unreadable; computing without it")
+        cache = known = None
+    if known is not None:
+        _note("over-budget-known")
+        raise Unavailable(refusal)
+    try:
+        return _budget.run(call, tenant.settings.render_budget)
+    except RenderOverBudget:
+        _note("over-budget")
+        # Stopped anywhere: git's cat-file pipes may be left mid-answer for the next request.
+        tenant.storage.repo.git.clear_cache()
+        log.warning("a view of %s went over its budget: %s", tenant.slug, key)
+        if cache is not None:
+            try:
+                cache.set(key, "over-budget")
+            except Exception:
+                log.exception("render cache unwritable; the verdict is not kept")
+        raise Unavailable(refusal) from None
+
+
+def _verdict_key(tenant) -> str:
+    from flask import request
+
+    parts = [
+        RENDER_VERSION,
+        "view",
+        tenant.slug,
+        tenant.wiki.created_at,
+        tenant.settings.render_budget,
+        _head(tenant.storage),
+        request.endpoint,
+        request.full_path,
+    ]
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # Otterwiki's views whose cost grows with the wiki's history or size, not with one page: a
@@ -386,15 +438,10 @@ def _undated_when_large(sitemap, storage):
 
 def _bounded(view, instead: str):
     def bounded(*args, **kwargs):
-        tenant = _current_tenant()
-        if tenant is None:
-            return view(*args, **kwargs)
-        try:
-            return _budget.run(lambda: view(*args, **kwargs), tenant.settings.render_budget)
-        except RenderOverBudget:
-            raise Unavailable(
-                f"this view is too large to make in time for this wiki; {instead}"
-            ) from None
+        return run_bounded(
+            lambda: view(*args, **kwargs),
+            f"this view is too large to make in time for this wiki; {instead}",
+        )
 
     bounded.robot_bounded = True
     bounded.__wrapped__ = view
