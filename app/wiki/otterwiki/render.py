@@ -233,6 +233,28 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
         raise
 
 
+def _cached(tenant, key: str):
+    """(the render cache, what it holds under `key` or None); (None, None) when the cache
+    cannot be read: a broken cache must not break the wiki, which computes as if it were
+    empty."""
+    try:
+        cache = _cache_for(tenant.settings)
+        return cache, cache.get(key)
+    except Exception:
+        log.exception("render cache unreadable; computing without it")
+        return None, None
+
+
+def _keep(cache, key: str, value) -> None:
+    """Store `value` under `key` in `cache` (None: nothing); a failure only loses it."""
+    if cache is None:
+        return
+    try:
+        cache.set(key, value)
+    except Exception:
+        log.exception("render cache unwritable; the next view computes again")
+
+
 def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     """Wrap `OtterwikiRenderer.markdown` with the shared render cache and the CPU budget.
 
@@ -254,12 +276,7 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
         if tenant is None:
             return original(self, text, cursor, **kwargs)
         key = render_key(self, text, cursor, kwargs, tenant, version)
-        try:
-            cache = _cache_for(tenant.settings)
-            found = cache.get(key)
-        except Exception:  # a broken cache must not break the wiki: render as if it were empty
-            log.exception("render cache unreadable; rendering without it")
-            cache = found = None
+        cache, found = _cached(tenant, key)
         if found is not None:
             outcome, rendered = found
             _note("hit" if outcome == "miss" else outcome)
@@ -267,11 +284,7 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
             return html, list(toc), dict(libraries)
         rendered, outcome = _render_bounded(original, self, text, cursor, kwargs, tenant)
         _note(outcome)
-        if cache is not None:
-            try:
-                cache.set(key, (outcome, rendered))
-            except Exception:
-                log.exception("render cache unwritable; the next view renders again")
+        _keep(cache, key, (outcome, rendered))
         return rendered
 
     markdown.robot_render_cache = True
@@ -311,12 +324,7 @@ def run_bounded(call, refusal: str):
     if tenant is None:
         return call()
     key = _verdict_key(tenant)
-    try:
-        cache = _cache_for(tenant.settings)
-        known = cache.get(key)
-    except Exception:  # a broken cache must not break the wiki: compute as if it were empty
-        log.exception("render cache unreadable; computing without it")
-        cache = known = None
+    cache, known = _cached(tenant, key)
     if known is not None:
         _note("over-budget-known")
         raise Unavailable(refusal)
@@ -327,11 +335,7 @@ def run_bounded(call, refusal: str):
         # Stopped anywhere: git's cat-file pipes may be left mid-answer for the next request.
         tenant.storage.repo.git.clear_cache()
         log.warning("a view of %s went over its budget: %s", tenant.slug, key)
-        if cache is not None:
-            try:
-                cache.set(key, "over-budget")
-            except Exception:
-                log.exception("render cache unwritable; the verdict is not kept")
+        _keep(cache, key, "over-budget")
         raise Unavailable(refusal) from None
 
 
