@@ -199,9 +199,15 @@ class PageClient:
         """GET /api/v1/whoami: the caller's handle, role and permissions in the wiki."""
         return await self._json(slug, auth, "GET", "/api/v1/whoami")
 
-    async def list_pages(self, slug: str, auth: str | None, prefix: str = "") -> dict:
-        """GET /api/v1/pages: every page, or those under `prefix` when given."""
-        params = {"prefix": prefix} if prefix else None
+    async def list_pages(
+        self, slug: str, auth: str | None, prefix: str = "", limit: int = 200, after: str = ""
+    ) -> dict:
+        """GET /api/v1/pages: at most `limit` pages (under `prefix` when given) in order of
+        path, after the path `after`; `next` in the answer while more follow."""
+        params = {"limit": str(limit)}
+        params.update(
+            {name: value for name, value in (("prefix", prefix), ("after", after)) if value}
+        )
         return await self._json(slug, auth, "GET", "/api/v1/pages", params=params)
 
     async def read_page(

@@ -334,13 +334,21 @@ def build_server(pages: PageClient) -> FastMCP:
         prefix: Annotated[
             str, Field(description="Only pages whose path starts with this (optional).")
         ] = "",
+        limit: Limit = 200,
+        after: Annotated[
+            str,
+            Field(max_length=500, description="Only pages after this path (the answer's next)."),
+        ] = "",
     ) -> ToolResult:
-        """List the wiki's pages with their size in bytes and when they last changed."""
+        """List the wiki's pages in order of path, with their size in bytes and when they last
+        changed; at most `limit`, and `next` to pass as `after` while more follow."""
         slug, auth = caller()
-        data = await _api(pages.list_pages(slug, auth, prefix))
+        data = await _api(pages.list_pages(slug, auth, prefix, limit, after))
         rows = data.get("pages", [])
         lines = [f"{p['path']}  ({p.get('size')} bytes, {p.get('last_changed')})" for p in rows]
         text = f"{len(rows)} page(s)" + (f" under {prefix!r}" if prefix else "")
+        if data.get("next"):
+            lines.append(f"More follow: call again with after={data['next']!r}.")
         return _result("\n".join([text + ":", *lines]) if rows else text + ".", data)
 
     @mcp.tool(annotations=READ_ONLY)

@@ -120,13 +120,22 @@ class Pages:
             return None
         return Commit(*out.split("\x00", 4)) if out else None
 
-    def list(self, prefix: str = "") -> list[dict]:
-        """Return every page whose path starts with `prefix`, with size and last change."""
-        if not isinstance(prefix, str) or len(prefix) > 500:
-            raise BadRequest("prefix must be a string of at most 500 characters")
+    def list(self, prefix: str = "", limit: int | None = None, after: str = "") -> list[dict]:
+        """Return the pages whose path starts with `prefix`, in order of path, with size and
+        last change: only those after the path `after`, and at most `limit` (None: all).
+        Raises BadRequest for a prefix or `after` that is no string of at most 500 characters.
+        """
+        for name, value in (("prefix", prefix), ("after", after)):
+            if not isinstance(value, str) or len(value) > 500:
+                raise BadRequest(f"{name} must be a string of at most 500 characters")
         fold = (lambda s: s) if self.rules.retain_case else str.lower
-        listed = [(self.rules.page_path(f), f) for f in self.page_files()]
-        listed = [(path, f) for path, f in listed if fold(path).startswith(fold(prefix))]
+        listed = sorted((self.rules.page_path(f), f) for f in self.page_files())
+        listed = [
+            (path, f)
+            for path, f in listed
+            if fold(path).startswith(fold(prefix)) and (not after or path > after)
+        ]
+        listed = listed if limit is None else listed[:limit]
         commits = self.last_commits({filename for _, filename in listed})
         pages = []
         for path, filename in listed:

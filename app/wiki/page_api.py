@@ -21,6 +21,7 @@ from app.core.errors import PayloadTooLarge
 from app.core.identity import refusal
 from app.pages import export
 from app.pages import search as pagesearch
+from app.pages.paths import MAX_LIMIT
 from app.pages.paths import clean_attachment_name
 from app.pages.paths import clean_limit
 from app.pages.paths import clean_new_attachment_name
@@ -172,7 +173,16 @@ def whoami():
 
 @bp.get("/pages")
 def list_pages():
-    return {"pages": _pages().list(request.args.get("prefix", ""))}
+    """Every page (under `prefix`), in order of path; with `limit`, at most that many after the
+    path `after`, and `next` (the `after` of the next call) while more follow."""
+    prefix, after = request.args.get("prefix", ""), request.args.get("after", "")
+    if request.args.get("limit") is None:
+        return {"pages": _pages().list(prefix, after=after)}
+    limit = clean_limit(request.args.get("limit"), MAX_LIMIT)
+    pages = _pages().list(prefix, limit + 1, after)
+    if len(pages) <= limit:
+        return {"pages": pages}
+    return {"pages": pages[:limit], "next": pages[limit - 1]["path"]}
 
 
 @bp.get("/pages/<path:path>")

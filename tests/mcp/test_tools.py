@@ -222,6 +222,24 @@ async def test_list_pages_by_prefix_with_sizes(mcp):
     assert result.data["pages"][0]["size"] == 6 and result.data["pages"][0]["last_changed"]
 
 
+async def test_list_pages_comes_a_few_at_a_time(mcp):
+    """Twelfth review: list_pages failed on a wiki of 10,000 pages with long names (a 10 MB
+    answer, past the MCP service's 8 MiB). It lists `limit` at a time, and says what follows."""
+    for name in ("C", "A", "B"):
+        await write(mcp, f"Paged/{name}", "x\n")
+    first = await mcp.call("list_pages", prefix=f"{mcp.prefix}/Paged", limit=2)
+    assert [p["path"] for p in first.data["pages"]] == [
+        f"{mcp.prefix}/Paged/A",
+        f"{mcp.prefix}/Paged/B",
+    ]
+    assert first.data["next"] == f"{mcp.prefix}/Paged/B" and "after=" in first.text
+    rest = await mcp.call(
+        "list_pages", prefix=f"{mcp.prefix}/Paged", limit=2, after=first.data["next"]
+    )
+    assert [p["path"] for p in rest.data["pages"]] == [f"{mcp.prefix}/Paged/C"]
+    assert "next" not in rest.data
+
+
 async def test_search_pages_returns_snippets(mcp):
     word = f"zebracorn{mcp.kind}"
     await write(mcp, "Searchable", f"# Zoo\n\nThe {word} lives here.\n")

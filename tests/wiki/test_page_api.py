@@ -168,6 +168,28 @@ def test_list_search_changes(editor):
     assert change["paths"] == ["Listing/Alpha"] and change["author"] == EDITOR[1]
 
 
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"limit": "0"}, "limit must be between 1 and 1000"),
+        ({"limit": "x"}, "limit must be a whole number"),
+        ({"limit": "2", "after": "x" * 501}, "after must be a string of at most 500"),
+    ],
+)
+def test_listing_pages_a_few_at_a_time(editor, params, error):
+    for name in ("c", "a", "b"):
+        editor.put(f"/api/v1/pages/paging/{name}", json={"content": "x"})
+    first = editor.get("/api/v1/pages", params={"prefix": "Paging/", "limit": 2}).json()
+    assert [p["path"] for p in first["pages"]] == ["Paging/A", "Paging/B"]
+    assert first["next"] == "Paging/B"
+    rest = editor.get(
+        "/api/v1/pages", params={"prefix": "Paging/", "limit": 2, "after": first["next"]}
+    ).json()
+    assert rest == {"pages": rest["pages"]} and [p["path"] for p in rest["pages"]] == ["Paging/C"]
+    refused = editor.get("/api/v1/pages", params={"prefix": "Paging/", **params})
+    assert refused.status_code == 400 and error in refused.json()["error"]
+
+
 def test_links_backlinks_orphans(editor):
     editor.put("/api/v1/pages/links/a", json={"content": "see [[Links/B]] and [[Links/Gone]]"})
     editor.put("/api/v1/pages/links/b", json={"content": "no links"})
