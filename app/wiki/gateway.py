@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from contextlib import ExitStack
@@ -100,6 +101,10 @@ _GROWING_ENDPOINTS = frozenset(
         "page_api.post_attachments",
     }
 )
+# Bytes a wiki's wiki.db may grow to with drafts (Otterwiki keeps one per page and writer, each
+# as long as a page): five drafts of 4 MB under made-up page names grew it by 20 MB, outside
+# the files' cap.
+WIKI_DB_MAX_BYTES = 64 * 1024 * 1024
 # Bytes of body Otterwiki's forms may have, but those that carry a page's text or a file
 # (_LARGE_FORM_ENDPOINTS, under the app's MAX_CONTENT_LENGTH): every other is a few fields.
 # The sidebar preferences took a custom menu of 7,500 entries (8.9 MB) that every page view
@@ -211,6 +216,19 @@ def _check_room(environ, wiki: Wiki, settings: Settings, route: Route) -> None:
             f"this wiki's files add up to {held} bytes, the most a wiki may hold "
             f"({most}): delete attachments or pages to make room"
         )
+    elif route.endpoint == "draft" and _drafts_full(settings.wiki_db_path(wiki.slug)):
+        raise InsufficientStorage(
+            f"this wiki's drafts and settings take {WIKI_DB_MAX_BYTES} bytes, the most they "
+            "may: save or discard drafts to make room"
+        )
+
+
+def _drafts_full(db_path) -> bool:
+    """Whether the wiki's wiki.db (its drafts, mostly) has reached WIKI_DB_MAX_BYTES."""
+    try:
+        return os.stat(db_path).st_size >= WIKI_DB_MAX_BYTES
+    except OSError:
+        return False
 
 
 def _session_cookie(environ, settings: Settings) -> str | None:

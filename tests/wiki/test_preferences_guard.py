@@ -149,3 +149,23 @@ def test_a_preferences_form_larger_than_a_form_is_refused_unread(wiki):
     saved = admin.form_post(HOST, "/Long/edit", "/Long/save", long_page)
     assert saved.status_code in (200, 302), saved.get_data(as_text=True)[:300]
     assert "line of the page" in admin.text(HOST, "/Long")
+
+
+def test_drafts_stop_growing_wiki_db_at_its_cap(wiki, monkeypatch):
+    """Twelfth review: five drafts of 4 MB under made-up page names grew wiki.db by 20 MB,
+    outside the cap on the wiki's files. Past WIKI_DB_MAX_BYTES a draft is refused (507);
+    saving a page still works."""
+    import os
+
+    from app.wiki import gateway
+
+    admin = Browser(wiki, OWNER_A)
+    draft = {"content": "# Draft\n\nunsaved words\n"}
+    assert admin.form_post(HOST, "/Drafty/edit", "/Drafty/draft", draft).status_code == 200
+    size = os.stat(wiki.settings.wiki_db_path("alpha")).st_size
+    monkeypatch.setattr(gateway, "WIKI_DB_MAX_BYTES", size)
+    refused = admin.form_post(HOST, "/Other/edit", "/Other/draft", draft)
+    assert refused.status_code == 507, refused.status_code
+    assert "save or discard drafts" in refused.get_data(as_text=True)
+    saved = admin.form_post(HOST, "/Other/edit", "/Other/save", {**draft, "commit": "kept"})
+    assert saved.status_code in (200, 302)
