@@ -200,15 +200,19 @@ class PageClient:
         return await self._json(slug, auth, "GET", "/api/v1/whoami")
 
     async def list_pages(
-        self, slug: str, auth: str | None, prefix: str = "", limit: int = 200, after: str = ""
+        self,
+        slug: str,
+        auth: str | None,
+        prefix: str = "",
+        limit: int | None = None,
+        after: str = "",
     ) -> dict:
-        """GET /api/v1/pages: at most `limit` pages (under `prefix` when given) in order of
-        path, after the path `after`; `next` in the answer while more follow."""
-        params = {"limit": str(limit)}
-        params.update(
-            {name: value for name, value in (("prefix", prefix), ("after", after)) if value}
-        )
-        return await self._json(slug, auth, "GET", "/api/v1/pages", params=params)
+        """GET /api/v1/pages: the pages (under `prefix` when given) in order of path, after the
+        path `after`; with `limit`, at most that many, and `next` in the answer while more
+        follow (None: every one)."""
+        asked = (("prefix", prefix), ("after", after), ("limit", str(limit) if limit else ""))
+        params = {name: value for name, value in asked if value}
+        return await self._json(slug, auth, "GET", "/api/v1/pages", params=params or None)
 
     async def read_page(
         self, slug: str, auth: str | None, path: str, revision: str | None = None
