@@ -129,11 +129,17 @@ class Pages:
             if not isinstance(value, str) or len(value) > 500:
                 raise BadRequest(f"{name} must be a string of at most 500 characters")
         fold = (lambda s: s) if self.rules.retain_case else str.lower
-        listed = sorted((self.rules.page_path(f), f) for f in self.page_files())
+
+        def order(path: str) -> tuple[str, str]:
+            return fold(path), path  # `after` may be spelled in any case the wiki folds
+
+        listed = sorted(
+            ((self.rules.page_path(f), f) for f in self.page_files()), key=lambda p: order(p[0])
+        )
         listed = [
             (path, f)
             for path, f in listed
-            if fold(path).startswith(fold(prefix)) and (not after or path > after)
+            if fold(path).startswith(fold(prefix)) and (not after or order(path) > order(after))
         ]
         listed = listed if limit is None else listed[:limit]
         commits = self.last_commits({filename for _, filename in listed})

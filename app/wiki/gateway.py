@@ -178,8 +178,7 @@ def _check_form_body(environ, route: Route) -> None:
     """
     if route.is_page_api or route.endpoint in _LARGE_FORM_ENDPOINTS:
         return
-    if environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS:
-        return
+    # Any method: Otterwiki's search reads a form from a GET's body too.
     if _body_over(environ, FORM_BODY_BYTES):
         raise PayloadTooLarge(
             f"this form may send at most {FORM_BODY_BYTES} bytes (only a page's text and "

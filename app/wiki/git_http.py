@@ -57,6 +57,7 @@ from app.core.identity import refusal
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.store import Wiki
+from app.pages.paths import MAX_CONTENT_BYTES
 from app.web.bodies import SlowPlaces
 from app.web.bodies import read_chunk
 from app.web.bodies import receive_body
@@ -378,6 +379,7 @@ class GitHttp:
                 WIKI_PUSH_BRANCH=wikis.BRANCH,
                 WIKI_PUSH_MAX_BYTES=cap,
                 WIKI_PUSH_MAX_TREE_BYTES=str(self.settings.wiki_max_bytes),
+                WIKI_PUSH_MAX_PAGE_BYTES=str(MAX_CONTENT_BYTES),
                 WIKI_PUSH_LOWERCASE_PAGES=(
                     "0" if retains_page_name_case(self.settings.wiki_db_path(wiki.slug)) else "1"
                 ),

@@ -10,6 +10,8 @@ It reads the updates on stdin (`<old> <new> <ref>` a line) and the environment t
 - `WIKI_PUSH_MAX_BYTES`: the largest file (blob) a push may carry, in bytes;
 - `WIKI_PUSH_MAX_TREE_BYTES`: the most the files of the pushed tip may add up to, in bytes (one
   blob under many names costs its size in the working tree each time);
+- `WIKI_PUSH_MAX_PAGE_BYTES`: the largest page (.md) a push may carry, in bytes (the page
+  API's cap: every view of a page reads, renders or highlights it whole);
 - `WIKI_PUSH_LOWERCASE_PAGES`: "1" when the wiki lowercases page names (Otterwiki's
   RETAIN_PAGE_NAME_CASE is off): a page whose path has a capital letter could not be opened;
 - `WIKI_PUSH_IMPORT`: "1" when the wiki's HEAD is still the creation commit the platform
@@ -222,21 +224,25 @@ def name_problems(
     cannot open: two names that differ only in case (Otterwiki opens one of them, and a clone
     on macOS or Windows keeps one), and, where the wiki lowercases page names
     (`lowercase_pages`: Otterwiki's RETAIN_PAGE_NAME_CASE is off), a page with a capital
-    letter in its path. Names in `before` (the tip the push replaces) pass on their own. At
-    most MAX_NAMES_TOLD are named, then how many more."""
+    letter in its path, or an attachment in a folder with one (its page's path). Names in
+    `before` (the tip the push replaces) pass on their own. At most MAX_NAMES_TOLD are named,
+    then how many more."""
     problems, seen = [], {}
     for path in paths:
-        other = seen.setdefault(path.casefold(), path)
+        # lower(), as Otterwiki lowercases names: casefold() would also join straße and strasse.
+        other = seen.setdefault(path.lower(), path)
         if other != path and not (other in before and path in before):
             problems.append(
                 f"{_show(other)} and {_show(path)}: the names differ only in case, and the wiki "
                 "could open only one of them; rename or remove one and push again"
             )
-        new = path not in before
-        if new and lowercase_pages and path.endswith(".md") and path != path.lower():
+        # A page's whole path, an attachment's folder (its page's path): the wiki looks for
+        # them in lower case.
+        named = path if path.endswith(".md") else path.rpartition("/")[0]
+        if path not in before and lowercase_pages and named != named.lower():
             problems.append(
                 f"{_show(path)}: this wiki lowercases page names (its setting 'Retain page name "
-                f"case' is off), and could not open this page; name it {_show(path.lower())}, "
+                f"case' is off), and could not open this file; name it {_show(path.lower())}, "
                 "or turn that setting on first, and push again"
             )
     if len(problems) > MAX_NAMES_TOLD:
@@ -258,8 +264,9 @@ def _sizes(shas: list[str]) -> dict[str, int]:
     return sizes
 
 
-def content_problems(new: str, max_bytes: int) -> list[str]:
-    """Every reason the files of the commits `new` brings may not be in a wiki."""
+def content_problems(new: str, max_bytes: int, max_page_bytes: int = 0) -> list[str]:
+    """Every reason the files of the commits `new` brings may not be in a wiki: a file over
+    `max_bytes`, a page (.md) over `max_page_bytes` (0: no cap of its own), and the rest."""
     entries = sorted(new_entries(new).items())
     sizes = _sizes(sorted({sha for (_, sha), mode in entries if mode != _GITLINK}))
     problems = []
@@ -271,6 +278,12 @@ def content_problems(new: str, max_bytes: int) -> list[str]:
             problem = link_problem(path)
         elif problem is None and sizes.get(sha, 0) > max_bytes:
             problem = f"{_show(path)} is {sizes[sha]} bytes; a file may be at most {max_bytes}"
+        elif problem is None and max_page_bytes and _is_page(path, mode):
+            if sizes.get(sha, 0) > max_page_bytes:
+                problem = (
+                    f"{_show(path)} is {sizes[sha]} bytes; a page may be at most "
+                    f"{max_page_bytes} (as through the page API): split it, or attach the file"
+                )
         if problem:
             problems.append(problem)
     # Otterwiki, the page API and search read every page as UTF-8: one that is not would be
@@ -417,6 +430,7 @@ def update_problems(
     pusher_did: str = "",
     max_tree_bytes: int = 0,
     lowercase_pages: bool = False,
+    max_page_bytes: int = 0,
 ) -> list[str]:
     """Every reason the update of `ref` from `old` to `new` (object ids) is refused; a tree
     cap of 0 checks no totals; `lowercase_pages`: the wiki lowercases page names."""
@@ -434,7 +448,8 @@ def update_problems(
             "Pull, merge or rebase your changes on top, and push again; nothing was changed"
         ]
     tip = tree_problems(new, max_tree_bytes, lowercase_pages, None if _ZERO.fullmatch(old) else old)
-    return tip + content_problems(new, max_bytes) + commit_problems(new, pusher_did)
+    pages = content_problems(new, max_bytes, max_page_bytes)
+    return tip + pages + commit_problems(new, pusher_did)
 
 
 def main() -> int:
@@ -445,6 +460,7 @@ def main() -> int:
     pusher_did = os.environ.get("WIKI_PUSHER_DID", "")
     max_tree_bytes = int(os.environ.get("WIKI_PUSH_MAX_TREE_BYTES", "0") or 0)
     lowercase_pages = os.environ.get("WIKI_PUSH_LOWERCASE_PAGES") == "1"
+    max_page_bytes = int(os.environ.get("WIKI_PUSH_MAX_PAGE_BYTES", "0") or 0)
     updates = [line.split() for line in sys.stdin.read().splitlines()]
     problems = []
     if len(updates) > MAX_UPDATES:
@@ -463,6 +479,7 @@ def main() -> int:
                     pusher_did,
                     max_tree_bytes,
                     lowercase_pages,
+                    max_page_bytes,
                 )
     except _Refused as refused:
         problems.append(str(refused))

@@ -245,6 +245,13 @@ def test_no_route_answers_500_in_process(wiki, crawl, role):
         ("POST", "/Home/save", {"commit": "blank"}, 400),
         ("POST", "/Home/draft", {}, 400),
         ("GET", "/Home/draft", None, 400),
+        # Thirteenth review: a 3 MB commit message per save made the changelog 21 MB; a
+        # page's text is held to the page API's 1 MiB; a GET's form body to 32 KiB.
+        ("POST", "/Home/save", {"content": "x", "commit": "m" * 2001}, 400),
+        ("POST", "/Home/attachments", {"message": "m" * 2001}, 400),
+        ("POST", "/Home/save", {"content": "x" * (1024 * 1024 + 1)}, 413),
+        ("POST", "/Home/draft", {"content": "x" * (1024 * 1024 + 1)}, 413),
+        ("GET", "/-/search", {"query": "x" * 40_000}, 413),
         ("POST", "/-/admin", {}, 400),  # no update_preferences: Otterwiki's view returned None
         ("GET", "/-/history", None, 404),
         ("GET", "/%20/blame", None, 404),

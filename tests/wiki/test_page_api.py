@@ -186,6 +186,9 @@ def test_listing_pages_a_few_at_a_time(editor, params, error):
         "/api/v1/pages", params={"prefix": "Paging/", "limit": 2, "after": first["next"]}
     ).json()
     assert rest == {"pages": rest["pages"]} and [p["path"] for p in rest["pages"]] == ["Paging/C"]
+    # Thirteenth review: `after` in another case (the file's) ended the listing early.
+    folded = editor.get("/api/v1/pages", params={"prefix": "Paging/", "after": "paging/a"})
+    assert [p["path"] for p in folded.json()["pages"]] == ["Paging/B", "Paging/C"]
     refused = editor.get("/api/v1/pages", params={"prefix": "Paging/", **params})
     assert refused.status_code == 400 and error in refused.json()["error"]
 

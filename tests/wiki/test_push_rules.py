@@ -251,8 +251,10 @@ NAMES = [
     ({"Evil.md": b"a"}, True, "name it 'evil.md'"),
     ({"Docs/page.md": b"a"}, True, "name it 'docs/page.md'"),
     ({"ÉTÉ.md": b"a"}, True, "name it 'été.md'"),
+    ({"Foo/img.png": b"a"}, True, "name it 'foo/img.png'"),  # page Foo's attachment
     ({"Evil.md": b"a", "Docs/page.md": b"b"}, False, None),  # the wiki keeps the case
-    ({"evil.md": b"a", "Docs/Photo.PNG": b"b", "README.MD": b"c"}, True, None),  # no pages
+    ({"straße.md": b"a", "strasse.md": b"b"}, True, None),  # two names, both opened
+    ({"evil.md": b"a", "docs/Photo.PNG": b"b", "README.MD": b"c"}, True, None),  # no pages
 ]
 
 
@@ -277,3 +279,19 @@ def test_a_refusal_names_at_most_a_few_names(tmp_path, monkeypatch):
     problems = push_rules.tree_problems(sha, 10**9, True)
     assert len(problems) == push_rules.MAX_NAMES_TOLD + 1
     assert problems[-1] == "... and 30 more names the wiki could not open"
+
+
+def test_a_page_past_the_page_apis_cap_is_refused(tmp_path, monkeypatch):
+    """Thirteenth review: a pushed page of 9.6 MB made each view of its source 12-15 s, and
+    six of them killed every worker; the page API takes at most 1 MiB. A pushed page may now
+    be no larger; an attachment of that size still goes."""
+    monkeypatch.chdir(tmp_path)
+    sha = commit_tree(
+        tmp_path, {"big.md": b"x" * 101, "small.md": b"x" * 100, "big.bin": b"x" * 101}
+    )
+    for ref in ("refs/heads/master", "refs/heads/main"):
+        subprocess.run(["git", "update-ref", "-d", ref], cwd=tmp_path)
+    problems = push_rules.content_problems(sha, 10**9, 100)
+    assert len(problems) == 1 and problems[0].startswith(
+        "'big.md' is 101 bytes; a page may be at most 100 (as through the page API)"
+    )

@@ -113,6 +113,11 @@ def test_the_page_index_of_a_huge_wiki_is_held_to_the_budget(stack, huge):
     with stack.client("otterwiki", host=f"{slug}.localhost") as client:
         again = client.get("/-/index")
     assert again.status_code == 503 and again.headers[RENDER_HEADER] == "over-budget-known"
+    # Thirteenth review: `?x=1`, `?x=2` ... each cost a full budget; a query the view does not
+    # read shares the verdict.
+    with stack.client("otterwiki", host=f"{slug}.localhost") as client:
+        junk = client.get("/-/index", params={"x": "1"})
+    assert junk.status_code == 503 and junk.headers[RENDER_HEADER] == "over-budget-known"
     assert workers(stack) == before
     assert view(stack, "/Home")[0] == 200
 
@@ -127,6 +132,7 @@ def test_the_page_index_of_a_huge_wiki_is_held_to_the_budget(stack, huge):
         "/sitemap.xml",
         "/page00001/history",
         "/page00001/blame",
+        "/page00001/source",
     ],
 )
 def test_views_of_a_huge_wikis_history_are_held_to_the_budget(stack, huge, path):

@@ -26,6 +26,9 @@ from types import ModuleType
 
 from app.core.errors import BadRequest
 from app.core.errors import NotFound
+from app.core.errors import PayloadTooLarge
+from app.pages.paths import MAX_CONTENT_BYTES
+from app.pages.paths import MAX_MESSAGE_CHARS
 from app.pages.paths import PathRules
 from app.pages.paths import clean_attachment_name
 
@@ -167,10 +170,22 @@ def _check_inline_upload() -> None:
 
 
 def _check_written_text() -> None:
-    """Refuse a save or draft whose form lacks the text it writes (after the name's checks)."""
+    """Refuse, after the name's checks, a save or draft whose form lacks the text it writes or
+    carries more than a page may hold (MAX_CONTENT_BYTES, as the page API), and any form's
+    commit message over MAX_MESSAGE_CHARS: a 3 MB message per save made the changelog, its
+    feeds and the changes API 21 MB after seven saves."""
     from flask import request
 
-    if request.endpoint in _TEXT_WRITES and "content" not in request.form:
+    if request.method != "POST" and request.endpoint not in _TEXT_WRITES:
+        return
+    for field in ("commit", "message"):
+        if len(request.form.get(field, "")) > MAX_MESSAGE_CHARS:
+            raise BadRequest(f"the commit message is longer than {MAX_MESSAGE_CHARS} characters")
+    if request.endpoint not in _TEXT_WRITES:
+        return
+    if len(request.form.get("content", "").encode("utf-8", "surrogatepass")) > MAX_CONTENT_BYTES:
+        raise PayloadTooLarge(f"a page may hold at most {MAX_CONTENT_BYTES} bytes of text")
+    if "content" not in request.form:
         raise BadRequest("send the page's text in the form field 'content' (a POST)")
 
 

@@ -245,12 +245,13 @@ def _cached(tenant, key: str):
         return None, None
 
 
-def _keep(cache, key: str, value) -> None:
-    """Store `value` under `key` in `cache` (None: nothing); a failure only loses it."""
+def _keep(cache, key: str, value, seconds: float | None = None) -> None:
+    """Store `value` under `key` in `cache` (None: nothing), for `seconds` (None: until
+    evicted); a failure only loses it."""
     if cache is None:
         return
     try:
-        cache.set(key, value)
+        cache.set(key, value, expire=seconds)
     except Exception:
         log.exception("render cache unwritable; the next view computes again")
 
@@ -335,8 +336,16 @@ def run_bounded(call, refusal: str):
         # Stopped anywhere: git's cat-file pipes may be left mid-answer for the next request.
         tenant.storage.repo.git.clear_cache()
         log.warning("a view of %s went over its budget: %s", tenant.slug, key)
-        _keep(cache, key, "over-budget")
+        _keep(cache, key, "over-budget", VERDICT_SECONDS)
         raise Unavailable(refusal) from None
+
+
+# The query parameters Otterwiki's bounded views read; the rest of a query changes nothing,
+# and a key of the whole query let `?x=1`, `?x=2` ... cost a full budget each.
+_VIEW_QUERY = ("page", "raw")
+# Seconds an over-budget verdict is kept (unless the wiki changes first): a first view that
+# was slow for a passing reason (a worker just started) should not refuse the view for good.
+VERDICT_SECONDS = 600
 
 
 def _verdict_key(tenant) -> str:
@@ -350,7 +359,8 @@ def _verdict_key(tenant) -> str:
         tenant.settings.render_budget,
         _head(tenant.storage),
         request.endpoint,
-        request.full_path,
+        request.path,
+        [(name, request.args.getlist(name)) for name in _VIEW_QUERY],
     ]
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -367,6 +377,7 @@ BOUNDED_VIEWS = {
     "history": "clone the wiki with git to read the whole history",
     "diff": "compare revisions closer together, or use git",
     "blame": "clone the wiki with git and run git blame",
+    "source": "read its text as it is with ?raw",
     "sitemap": "find pages with search",
 }
 # Pages up to which the sitemap gives each page's last change (`lastmod`, optional in the
