@@ -503,6 +503,19 @@ class Store(SessionRecords):
         with self._write() as connection:
             connection.execute(update(wikis).where(wikis.c.slug == slug).values(**values))
 
+    def reserve_bytes(self, slug: str, grows: int, most: int) -> bool:
+        """Add `grows` bytes to wiki `slug`'s recorded size if it then stays within `most`, in
+        one statement, and tell whether it did. A write that knows what it adds reserves it
+        before it runs, so writes at once cannot each fit alone and all go past the cap; the
+        measurement after the write (record_usage) puts the real size back."""
+        with self._write() as connection:
+            done = connection.execute(
+                update(wikis)
+                .where(wikis.c.slug == slug, wikis.c.size_bytes + grows <= most)
+                .values(size_bytes=wikis.c.size_bytes + grows)
+            )
+            return done.rowcount == 1
+
     def delete_wiki_row(self, slug: str) -> None:
         """Delete a wiki's row; its memberships and tokens go with it. Raises NotFound."""
         with self._write() as connection:

@@ -186,7 +186,7 @@ def _check_form_body(environ, route: Route) -> None:
         )
 
 
-def _check_room(environ, wiki: Wiki, settings: Settings, route: Route) -> None:
+def _check_room(environ, wiki: Wiki, platform: Platform, route: Route) -> None:
     """Refuse, before reading it, a body over FULL_WIKI_BODY_BYTES (or chunked) to a wiki whose
     files (as last measured, app.core.usage) already add up to ROBOT_WIKI_MAX_BYTES: uploads
     and pages, each under its own cap, could otherwise fill the host's disk; and any write that
@@ -198,11 +198,13 @@ def _check_room(environ, wiki: Wiki, settings: Settings, route: Route) -> None:
     """
     if environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS:
         return
+    settings = platform.settings
     held, most = wiki.size_bytes, settings.wiki_max_bytes
     if route.endpoint == "revert":
         revision = str(route.args.get("revision", ""))
         grows = usage.revert_growth(settings.repo_path(wiki.slug), revision)
-        if held + grows > most:
+        # Reserved at once: four reverts sent together each fitted as measured before.
+        if grows > 0 and not platform.store.reserve_bytes(wiki.slug, grows, most):
             raise InsufficientStorage(
                 f"reverting this change would bring back {grows} bytes, and this wiki's files "
                 f"add up to {held} of the {most} a wiki may hold: delete attachments or pages "
@@ -383,7 +385,7 @@ class WikiGateway:
             return refusal(environ, start_response)
         _check_reader_body(environ, caller, wiki)
         _check_form_body(environ, route)
-        _check_room(environ, wiki, self.settings, route)
+        _check_room(environ, wiki, self.platform, route)
         self._set_identity(environ, wiki, caller)
         join_pool(turn, wiki, caller)
         bulk = route.endpoint in _BULK_ENDPOINTS

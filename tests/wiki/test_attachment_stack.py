@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -274,6 +275,38 @@ def test_a_revert_is_refused_when_what_it_brings_back_does_not_fit(stack, wiki):
         taken = revert(client, removal)
         assert taken.status_code in (200, 302), taken.text
         assert client.get("/Doc/a/big.bin").content == BINARY
+    finally:
+        store.record_usage(SLUG, 3, 0)
+        store.close()
+
+
+def test_reverts_sent_at_once_cannot_each_take_the_same_room(stack, wiki):
+    """Thirteenth review: four reverts sent together each fitted as last measured, and put a
+    wiki at 12 MB past its 5 MB cap. What a revert brings back is reserved in the wiki's
+    recorded size before it runs: of four that fit only one at a time, one goes through."""
+    client, _ = wiki
+    removals = []
+    for n in range(4):
+        name = f"/api/v1/pages/Doc/attachments/many{n}.bin"
+        assert client.put(name, content=BINARY).status_code == 201
+        assert client.delete(name).status_code == 200
+        removals.append(head(stack))
+    forms = {rev: client.get(f"/-/revert/{rev}").text for rev in removals}
+    tokens = {
+        rev: re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)
+        for rev, form in forms.items()
+    }
+    store = Store(stack.settings.database_url)
+    try:
+        store.record_usage(SLUG, 3, stack.settings.wiki_max_bytes - len(BINARY) * 3 // 2)
+
+        def revert_at_once(rev):
+            data = {"csrf_token": tokens[rev], "message": "revert"}
+            return client.post(f"/-/revert/{rev}", data=data).status_code
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = sorted(pool.map(revert_at_once, removals))
+        assert statuses.count(507) == 3 and statuses[0] in (200, 302), statuses
     finally:
         store.record_usage(SLUG, 3, 0)
         store.close()
