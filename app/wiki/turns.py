@@ -440,11 +440,19 @@ class _Watcher:
         self._started = False
 
     def watch(self, turn: Turn) -> None:
-        """Check `turn` from HEAVY_CPU seconds from now on."""
+        """Check `turn` from HEAVY_CPU seconds from now on, and no other request of its thread
+        (one left unclosed would otherwise lower the thread's later requests, for good)."""
         with self._changed:
             if not self._started:
-                threading.Thread(target=self._run, name="robot-turns", daemon=True).start()
+                # At the priority the request found: a thread inherits its maker's, and this
+                # one may be made by a request lowered on arrival.
+                base = (turn._base_policy, turn._base)
+                threading.Thread(
+                    target=self._run, args=base, name="robot-turns", daemon=True
+                ).start()
                 self._started = True
+            for other in [t for t in self._due if t._thread == turn._thread]:
+                del self._due[other]
             self._due[turn] = time.monotonic() + HEAVY_CPU
             self._changed.notify()
 
@@ -453,7 +461,8 @@ class _Watcher:
         with self._changed:
             self._due.pop(turn, None)
 
-    def _run(self) -> None:
+    def _run(self, policy: int, nice: int) -> None:
+        _set_priority(0, policy, nice)
         with self._changed:
             while True:
                 if not self._due:

@@ -41,7 +41,7 @@ def big(tmp_path_factory):
         wiki = GitWiki(instance, "big")
         work = folder / "work"
         ok(wiki.clone(work, wiki.editor))
-        commit_file(work, "Home/blob.bin", os.urandom(PACK_BYTES), "a big attachment")
+        commit_file(work, "home/blob.bin", os.urandom(PACK_BYTES), "a big attachment")
         ok(run_git("push", "-q", "origin", "HEAD:main", cwd=work))
         yield wiki
     finally:
@@ -141,7 +141,7 @@ def _zip_is_whole(raw: bytes) -> bool:
         rest = _unchunk(rest)
     try:
         archive = zipfile.ZipFile(io.BytesIO(rest))
-        blob = next(name for name in archive.namelist() if name.endswith("Home/blob.bin"))
+        blob = next(name for name in archive.namelist() if name.endswith("home/blob.bin"))
         return len(archive.read(blob)) == PACK_BYTES
     except (zipfile.BadZipFile, StopIteration):
         return False

@@ -582,3 +582,25 @@ def test_a_forked_worker_watches_its_own_requests(owners):
     assert answers.get(timeout=60) == (True, LOW)
     child.join(timeout=60)
     assert child.exitcode == 0
+
+
+def _first_request_lowered_on_arrival(owner_dir: Path, answers) -> None:
+    set_debt(owner_dir, CPU, DEBT_LOW + 1)
+    turn = Turns(turns=1, wait=30).enter(owner_dir)  # this process's first: the watcher starts
+    watcher = next(t for t in threading.enumerate() if t.name == "robot-turns")
+    time.sleep(0.1)  # it has set its own priority
+    answers.put((turn.lowered, priority(watcher.native_id)))
+    turn.close()
+
+
+@lowering
+def test_the_watcher_runs_at_the_priority_its_first_request_found(owners):
+    """CI: a thread inherits its maker's priority, and the watcher made by a request lowered
+    on arrival ran at SCHED_IDLE for good, lowering heavy requests late on a busy host."""
+    hammered, _ = owners
+    answers = _fork.Queue()
+    child = _fork.Process(target=_first_request_lowered_on_arrival, args=(hammered, answers))
+    child.start()
+    assert answers.get(timeout=60) == (True, BASE)
+    child.join(timeout=60)
+    assert child.exitcode == 0
