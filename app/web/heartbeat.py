@@ -59,10 +59,35 @@ def process_tree(pid: int) -> list[int]:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# The scheduling policy and nice value the worker's helper threads run at: a thread inherits
+# its maker's, and the threads that check a transfer's worker in are made by requests that may
+# run lowered (app.wiki.turns). Starved under SCHED_IDLE on a busy host, they let a clone that
+# moved steadily be killed by the worker timeout.
+_base_priority: tuple[int, int] | None = None
+
+
 def install(notify: Callable[[], None]) -> None:
-    """Remember this worker process's check-in call (gunicorn's `Worker.notify`)."""
-    global _notify
+    """Remember this worker process's check-in call (gunicorn's `Worker.notify`), and the
+    priority it runs at (its helper threads' own, whatever their maker's)."""
+    global _notify, _base_priority
     _notify = notify
+    _base_priority = os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def helper_thread(target: Callable[..., object], *args) -> threading.Thread:
+    """A daemon thread running `target(*args)` at the worker's own priority (as install()
+    found it; its maker's outside gunicorn), not at its maker's, which may be lowered."""
+
+    def run() -> None:
+        if _base_priority is not None:
+            try:
+                os.sched_setscheduler(0, _base_priority[0], os.sched_param(0))
+                os.setpriority(os.PRIO_PROCESS, 0, _base_priority[1])
+            except OSError:
+                pass  # may not raise it back (no RLIMIT_NICE): runs as its maker
+        target(*args)
+
+    return threading.Thread(target=run, daemon=True)
 
 
 class KeepAlive:
@@ -84,7 +109,7 @@ class KeepAlive:
     def start(self) -> KeepAlive:
         notify = _notify
         if notify is not None:
-            threading.Thread(target=self._beat, args=(notify,), daemon=True).start()
+            helper_thread(self._beat, notify).start()
         return self
 
     def moved(self, count: int) -> None:
@@ -108,7 +133,7 @@ class KeepAlive:
                 if running():
                     self.moved(self.min_bytes)
 
-        threading.Thread(target=report, daemon=True).start()
+        helper_thread(report).start()
         return self
 
     def stop(self) -> None:

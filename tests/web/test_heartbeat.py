@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
+import pytest
+
+from app.web import heartbeat
 from app.web.heartbeat import Counted
 from app.web.heartbeat import KeepAlive
 from app.web.heartbeat import kept_alive
+from app.wiki.turns import can_restore_priority
 
 
 class Body:
@@ -110,3 +115,26 @@ def test_a_git_process_blocked_on_a_reader_who_stopped_is_not_working():
             process.kill()
             process.wait()
         blocked.stdout.close()
+
+
+@pytest.mark.skipif(not can_restore_priority(), reason="may not raise its priority back")
+def test_helper_threads_run_at_the_workers_priority_not_their_lowered_makers(monkeypatch):
+    """CI: a slow but steady clone's worker was killed: its check-in thread, made by the
+    clone's request lowered to SCHED_IDLE, inherited that and was starved on a busy host."""
+    base = os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+    monkeypatch.setattr(heartbeat, "_notify", None)
+    monkeypatch.setattr(heartbeat, "_base_priority", None)
+    heartbeat.install(lambda: None)
+    seen = []
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    os.setpriority(os.PRIO_PROCESS, 0, 19)
+    try:
+        helper = heartbeat.helper_thread(
+            lambda: seen.append((os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)))
+        )
+        helper.start()
+        helper.join(timeout=30)
+    finally:
+        os.sched_setscheduler(0, base[0], os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, 0, base[1])
+    assert seen == [base]
