@@ -358,6 +358,26 @@ def test_a_lowered_request_puts_back_the_priority_an_operator_set(owners):
         os.setpriority(os.PRIO_PROCESS, 0, BASE_NICE)
 
 
+def burn_until_lowered(turn) -> None:
+    """Spend CPU until the watcher has lowered `turn`, 3 s of CPU at most: its thread may come
+    late on a busy host (CI), past any fixed burn."""
+    started = time.process_time()
+    while not turn.lowered and time.process_time() - started < 3:
+        burn(HEAVY_CPU / 4)
+
+
+def in_a_forked_child(target, *args):
+    """What `target(*args, answers)` puts in its queue, run in a forked child (as gunicorn's
+    workers are), which must end well."""
+    answers = _fork.Queue()
+    child = _fork.Process(target=target, args=(*args, answers))
+    child.start()
+    answer = answers.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    return answer
+
+
 def burn(seconds: float) -> None:
     """Spend `seconds` of this process's CPU (user and system)."""
     started = time.process_time()
@@ -372,11 +392,7 @@ def test_a_request_runs_low_once_it_is_heavy_and_its_later_git_runs_with_it(owne
     with turns.turn(hammered) as turn:
         burn(HEAVY_CPU / 4)
         assert not turn.lowered and priority() == BASE  # a cheap request is as anyone's
-        # Past HEAVY_CPU, whatever its owner owes; the watcher's thread may come late on a
-        # busy host (CI), so burn until it has (at most 3 s of CPU).
-        started = time.process_time()
-        while not turn.lowered and time.process_time() - started < 3:
-            burn(HEAVY_CPU / 4)
+        burn_until_lowered(turn)  # past HEAVY_CPU, whatever its owner owes
         assert turn.lowered and priority() == LOW
         started = subprocess.run(
             [sys.executable, "-c", f"import os\n{PRINT_PRIORITY}"], capture_output=True, text=True
@@ -569,7 +585,7 @@ def test_one_full_wait_of_a_pool_that_owed_nothing_is_never_refused(owners):
 
 def _heavy_request(owner_dir: Path, answers) -> None:
     with Turns(turns=1, wait=30).turn(owner_dir) as turn:
-        burn(HEAVY_CPU * 3)
+        burn_until_lowered(turn)
         answers.put((turn.lowered, priority()))
 
 
@@ -580,19 +596,16 @@ def test_a_forked_worker_watches_its_own_requests(owners):
     hammered, other = owners
     with Turns(turns=1, wait=30).turn(other):
         pass  # this process's watcher runs
-    answers = _fork.Queue()
-    child = _fork.Process(target=_heavy_request, args=(hammered, answers))
-    child.start()
-    assert answers.get(timeout=60) == (True, LOW)
-    child.join(timeout=60)
-    assert child.exitcode == 0
+    assert in_a_forked_child(_heavy_request, hammered) == (True, LOW)
 
 
 def _first_request_lowered_on_arrival(owner_dir: Path, answers) -> None:
     set_debt(owner_dir, CPU, DEBT_LOW + 1)
     turn = Turns(turns=1, wait=30).enter(owner_dir)  # this process's first: the watcher starts
     watcher = next(t for t in threading.enumerate() if t.name == "robot-turns")
-    time.sleep(0.1)  # it has set its own priority
+    deadline = time.monotonic() + 10
+    while priority(watcher.native_id) == LOW and time.monotonic() < deadline:
+        time.sleep(0.01)  # it starts at its maker's (LOW), then sets its own
     answers.put((turn.lowered, priority(watcher.native_id)))
     turn.close()
 
@@ -602,9 +615,4 @@ def test_the_watcher_runs_at_the_priority_its_first_request_found(owners):
     """CI: a thread inherits its maker's priority, and the watcher made by a request lowered
     on arrival ran at SCHED_IDLE for good, lowering heavy requests late on a busy host."""
     hammered, _ = owners
-    answers = _fork.Queue()
-    child = _fork.Process(target=_first_request_lowered_on_arrival, args=(hammered, answers))
-    child.start()
-    assert answers.get(timeout=60) == (True, BASE)
-    child.join(timeout=60)
-    assert child.exitcode == 0
+    assert in_a_forked_child(_first_request_lowered_on_arrival, hammered) == (True, BASE)
