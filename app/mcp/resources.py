@@ -32,6 +32,9 @@ MARKDOWN = "text/markdown"
 # resources/list pages per answer: a wiki of thousands of pages takes a few round trips, and
 # no single answer grows with the wiki.
 PAGE_SIZE = 200
+# Pages asked of the page API at a time while listing (its most): one answer of every page of
+# a wiki of 10,000 long names could pass the page client's answer cap.
+LISTING_CHUNK = 1000
 
 
 def page_uri(slug: str, path: str) -> str:
@@ -79,10 +82,6 @@ class PageResources(Middleware):
         """Return the server's own resources followed by the wiki's pages."""
         listed = await call_next(context)
         slug, auth = caller()
-        try:
-            data = await self.pages.list_pages(slug, auth)
-        except RobotError as error:
-            raise listing_error(error) from None
         found = [
             PageResource(
                 uri=page_uri(slug, row["path"]),
@@ -90,9 +89,24 @@ class PageResources(Middleware):
                 mime_type=MARKDOWN,
                 size=row.get("size"),
             )
-            for row in data.get("pages", [])
+            async for row in self._every_page(slug, auth)
         ]
         return [*listed, *found]
+
+    async def _every_page(self, slug: str, auth: str | None):
+        """Yield each page row of wiki `slug`, asking LISTING_CHUNK at a time; raises the MCP
+        error of `listing_error` if the page API refuses."""
+        after = ""
+        while True:
+            try:
+                data = await self.pages.list_pages(slug, auth, limit=LISTING_CHUNK, after=after)
+            except RobotError as error:
+                raise listing_error(error) from None
+            for row in data.get("pages", []):
+                yield row
+            after = data.get("next") or ""
+            if not after:
+                return
 
     async def on_list_resource_templates(self, context, call_next):
         """Return the templates with the page template shown for this wiki only:

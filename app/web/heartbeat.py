@@ -74,20 +74,33 @@ def install(notify: Callable[[], None]) -> None:
     _base_priority = os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def helper_thread(target: Callable[..., object], *args) -> threading.Thread:
-    """A daemon thread running `target(*args)` at the worker's own priority (as install()
-    found it; its maker's outside gunicorn), not at its maker's, which may be lowered."""
+def helper_thread(
+    target: Callable[..., object],
+    *args,
+    priority: tuple[int, int] | None = None,
+    name: str | None = None,
+) -> threading.Thread:
+    """A daemon thread (not started) running `target(*args)` at `priority` (scheduling policy,
+    nice), by default the worker's own (as install() found it; its maker's outside gunicorn),
+    not at its maker's, which may be lowered."""
+    priority = priority or _base_priority
 
     def run() -> None:
-        if _base_priority is not None:
-            try:
-                os.sched_setscheduler(0, _base_priority[0], os.sched_param(0))
-                os.setpriority(os.PRIO_PROCESS, 0, _base_priority[1])
-            except OSError:
-                pass  # may not raise it back (no RLIMIT_NICE): runs as its maker
+        if priority is not None:
+            set_priority(0, *priority)  # may not raise it back (no RLIMIT_NICE): runs as its maker
         target(*args)
 
-    return threading.Thread(target=run, daemon=True)
+    return threading.Thread(target=run, name=name, daemon=True)
+
+
+def set_priority(pid: int, policy: int, nice: int) -> None:
+    """Put the process or thread `pid` (0: the calling thread) under scheduling `policy`
+    (os.SCHED_*) at `nice`; nothing if it has ended or may not be raised back (sched(7))."""
+    try:
+        os.sched_setscheduler(pid, policy, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        pass
 
 
 class KeepAlive:

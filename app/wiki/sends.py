@@ -26,6 +26,7 @@ from app.web.bodies import EVICTION_POLL
 from app.web.bodies import Place
 from app.web.bodies import SlowPlaces
 from app.web.bodies import shut
+from app.web.heartbeat import helper_thread
 
 # Seconds a response may take to go out whole before it needs one of the host's places.
 SLOW_SEND = 2.0
@@ -66,7 +67,7 @@ class SendWatch:
             return False
         with self._changed:
             if self._thread is None or not self._thread.is_alive():  # none yet, or forked
-                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread = helper_thread(self._run, name="robot-sends")
                 self._thread.start()
             self._sock, self._deadline, self._cut = sock, time.monotonic() + SLOW_SEND, False
             self._pool, self._visitor, self._on_slow = pool, visitor, on_slow

@@ -76,7 +76,9 @@ from pathlib import Path
 from app.core.errors import TooManyRequests
 from app.core.identity import Caller
 from app.core.store import Wiki
+from app.web.heartbeat import helper_thread
 from app.web.heartbeat import process_tree
+from app.web.heartbeat import set_priority
 from app.web.heartbeat import tree_cpu
 
 log = logging.getLogger("robot.wiki")
@@ -351,9 +353,9 @@ class Turn:
         with self._priority:
             if not self.lowered:
                 return
-            _set_priority(self._thread, self._base_policy, self._base)
+            set_priority(self._thread, self._base_policy, self._base)
             for pid in (_child_pids() - self._kept_pids) | self._lowered_pids:
-                _set_priority(pid, self._base_policy, self._base)
+                set_priority(pid, self._base_policy, self._base)
             self._lowered_pids = set()
             self.lowered = False
 
@@ -363,7 +365,7 @@ class Turn:
         with self._priority:
             if not self._turns.lower or self.lowered:
                 return
-            _set_priority(self._thread, LOW_POLICY, self._base + LOW_NICE)
+            set_priority(self._thread, LOW_POLICY, self._base + LOW_NICE)
             self.lowered = True
             self._kept_pids = _child_pids()  # those started from here on run low (inherited)
             if with_children:
@@ -372,7 +374,7 @@ class Turn:
                 for child in _children():
                     if child.started >= self._arrived:
                         for pid in process_tree(child.pid):
-                            _set_priority(pid, LOW_POLICY, self._base + LOW_NICE)
+                            set_priority(pid, LOW_POLICY, self._base + LOW_NICE)
                             self._lowered_pids.add(pid)
 
 
@@ -447,9 +449,7 @@ class _Watcher:
                 # At the priority the request found: a thread inherits its maker's, and this
                 # one may be made by a request lowered on arrival.
                 base = (turn._base_policy, turn._base)
-                threading.Thread(
-                    target=self._run, args=base, name="robot-turns", daemon=True
-                ).start()
+                helper_thread(self._run, priority=base, name="robot-turns").start()
                 self._started = True
             for other in [t for t in self._due if t._thread == turn._thread]:
                 del self._due[other]
@@ -461,8 +461,7 @@ class _Watcher:
         with self._changed:
             self._due.pop(turn, None)
 
-    def _run(self, policy: int, nice: int) -> None:
-        _set_priority(0, policy, nice)
+    def _run(self) -> None:
         with self._changed:
             while True:
                 if not self._due:
@@ -558,16 +557,6 @@ def _children() -> list[_Child]:
     except (OSError, ValueError, IndexError):
         pass  # a child that ended while read, or no /proc: what was read so far
     return found
-
-
-def _set_priority(pid: int, policy: int, nice: int) -> None:
-    """Put the process or thread `pid` (0: the calling thread) under scheduling `policy`
-    (os.SCHED_*) at `nice`; nothing if it has ended."""
-    try:
-        os.sched_setscheduler(pid, policy, os.sched_param(0))
-        os.setpriority(os.PRIO_PROCESS, pid, nice)
-    except OSError:
-        pass  # it ended meanwhile
 
 
 def _children_cpu() -> float:

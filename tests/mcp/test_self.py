@@ -12,6 +12,7 @@ from app.core.locks import wiki_write_lock
 from app.core.signing import SigningKey
 from app.core.store import Store
 from app.core.version import VERSION
+from app.mcp.resources import LISTING_CHUNK
 from tests.conftest import oauth_grant
 from tests.mcp.clients import KINDS
 from tests.mcp.clients import connect
@@ -177,15 +178,22 @@ async def test_bad_resource_uris_are_clear_errors(wikis, uri, says):
 
 
 async def test_resources_list_is_paged_by_cursor(wikis):
-    commit_pages(wikis.stack, EVIL, {f"bulk/page-{n:03}.md": f"# {n}\n" for n in range(205)})
+    """200 pages an answer; the MCP service asks the page API LISTING_CHUNK pages at a time
+    (one answer of a whole wiki of long names could pass its answer cap), so a wiki of more
+    than that many pages lists each of them once."""
+    count = LISTING_CHUNK + 205
+    commit_pages(wikis.stack, EVIL, {f"bulk/page-{n:04}.md": f"# {n}\n" for n in range(count)})
+    answers, cursor = [], None
     async with connect("sdk", wikis.stack, host(EVIL), wikis.tokens[EVIL]) as session:
-        first, cursor = await session.resources()
-        second, last = await session.resources(cursor)
-    names = [r.name for r in first + second]
-    assert len(first) == 200 and cursor and last is None
-    assert (
-        len(names) == len(set(names)) and sum(n.lower().startswith("bulk/") for n in names) == 205
-    )
+        while True:
+            listed, cursor = await session.resources(cursor)
+            answers.append(listed)
+            if cursor is None:
+                break
+    names = [r.name for answer in answers for r in answer]
+    assert all(len(answer) == 200 for answer in answers[:-1]) and len(answers[-1]) <= 200
+    assert len(names) == len(set(names))
+    assert sum(n.lower().startswith("bulk/") for n in names) == count
 
 
 @pytest.mark.parametrize("kind", KINDS)

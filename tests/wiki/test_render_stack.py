@@ -74,26 +74,36 @@ def test_a_page_of_brackets_answers_and_no_worker_dies(stack, token):
     assert workers(stack) == before
 
 
-@pytest.fixture(scope="module")
-def huge(stack, token):
-    """A public wiki of 10,000 pages (as many as a push may bring), added in one commit; its
-    slug and that commit."""
-    slug = "render-index"
+def public_wiki(stack, slug: str) -> None:
+    """Create public wiki `slug` of OWNER's."""
     store = Store(stack.settings.database_url)
     try:
         create_wiki(stack.settings, store, slug, OWNER[0], public=True)
     finally:
         store.close()
+
+
+def commit(stack, slug: str, files: dict[str, str]) -> str:
+    """Commit `files` ({name: text}) straight into wiki `slug`'s repository, as a push would;
+    the commit's id."""
     repo = stack.settings.repo_path(slug)
-    names = [f"page{n:05d}.md" for n in range(10_000)]
-    for name in names:
-        (repo / name).write_text("# page\n")
+    for name, text in files.items():
+        (repo / name).write_text(text)
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
     with wiki_write_lock(stack.settings.wiki_dir(slug)):
         subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "pages"], check=True)
-    done = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
-    return slug, done.stdout.strip()
+        subprocess.run([*git, "commit", "-q", "-m", "change"], check=True)
+    done = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def huge(stack, token):
+    """A public wiki of 10,000 pages (as many as a push may bring), added in one commit; its
+    slug and that commit."""
+    slug = "render-index"
+    public_wiki(stack, slug)
+    return slug, commit(stack, slug, {f"page{n:05d}.md": "# page\n" for n in range(10_000)})
 
 
 def test_the_page_index_of_a_huge_wiki_is_held_to_the_budget(stack, huge):
@@ -194,3 +204,33 @@ def test_a_crowd_of_costly_anonymous_views_leaves_workers_to_other_tenants(stack
         statuses = list(crowd)
     assert 429 in statuses and set(statuses) <= {429, 503}, statuses
     assert finished.index(("other", 200)) < len(finished) - 1  # before the last of the crowd
+
+
+def test_the_commit_and_diff_views_of_a_huge_change_refuse_past_their_bound(stack):
+    """Thirteenth review F6: the commit view of a 40 MB commit sent 41 MB of HTML, at git's
+    CPU, which the render budget does not see. Past DIFF_VIEW_BYTES of git's diff text the
+    commit view and the diff view answer 503 saying to use git, and git is stopped; a small
+    change of the same wiki still shows."""
+    slug = "render-bigdiff"
+    public_wiki(stack, slug)
+    small = commit(stack, slug, {"big0.md": "# small\n"})
+    line = "a line of a page that is large, but each page is under the page cap\n"
+    pages = {f"big{n}.md": line * (2**20 // len(line)) for n in range(6)}  # 6 MiB in all
+    large = commit(stack, slug, pages)
+    host = f"{slug}.localhost"
+    before = workers(stack)
+    with stack.client("otterwiki", host=host) as client:
+        shown = client.get(f"/-/commit/{small}")
+        refused = client.get(f"/-/commit/{large}")
+        whole = client.get(f"/big0/diff/{small}/{large}")
+        compared = client.get(f"/big0/diff/{small}/{small}")
+    assert shown.status_code == 200 and "small" in shown.text
+    for answer in (refused, whole):
+        assert answer.status_code == 503, answer.status_code
+        assert "too large to show on a page" in answer.text and "git" in answer.text
+        assert len(answer.content) < 100_000
+    assert compared.status_code == 200
+    assert workers(stack) == before
+    for worker in before:  # no git left running the refused diffs (cat-file pipes stay)
+        gits = subprocess.run(["pgrep", "-a", "-P", str(worker)], capture_output=True, text=True)
+        assert " show " not in gits.stdout and " diff " not in gits.stdout, gits.stdout

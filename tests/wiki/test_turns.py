@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,10 @@ from pathlib import Path
 import pytest
 
 from app.core.settings import Settings
+from app.web import heartbeat
+from app.web.bodies import SlowPlaces
+from app.web.heartbeat import set_priority
+from app.wiki.sends import SendWatch
 from app.wiki.turns import CPU
 from app.wiki.turns import CROWD
 from app.wiki.turns import DEBT_LOW
@@ -616,3 +621,27 @@ def test_the_watcher_runs_at_the_priority_its_first_request_found(owners):
     on arrival ran at SCHED_IDLE for good, lowering heavy requests late on a busy host."""
     hammered, _ = owners
     assert in_a_forked_child(_first_request_lowered_on_arrival, hammered) == (True, BASE)
+
+
+def _slow_send_watch_made_by_a_lowered_request(places: Path, answers) -> None:
+    heartbeat.install(lambda: None)  # as gunicorn's worker does: this is its own priority
+    set_priority(0, *LOW)  # the request that sends the worker's first response runs lowered
+    ours, theirs = socket.socketpair()
+    watch = SendWatch(SlowPlaces(places, places=2))
+    watch.start({"gunicorn.socket": ours})
+    watcher = next(t for t in threading.enumerate() if t.name == "robot-sends")
+    deadline = time.monotonic() + 10
+    while priority(watcher.native_id) == LOW and time.monotonic() < deadline:
+        time.sleep(0.01)  # it starts at its maker's (LOW), then sets the worker's
+    answers.put(priority(watcher.native_id))
+    watch.stop()
+    ours.close()
+    theirs.close()
+
+
+@lowering
+def test_the_slow_send_watcher_runs_at_the_workers_priority(tmp_path):
+    """The slow-send watcher, made by the worker's first response, ran at that request's
+    priority for good: made by a lowered request, it would hand a slow send's turn on late on
+    a busy host. It runs at the worker's own, like every helper thread."""
+    assert in_a_forked_child(_slow_send_watch_made_by_a_lowered_request, tmp_path) == BASE

@@ -386,6 +386,10 @@ BOUNDED_VIEWS = {
 SITEMAP_DATED_PAGES = 1000
 # Entries (pages and folders) up to which page views carry the sidebar's page tree.
 SIDEBAR_ENTRIES = 1000
+# Bytes of git's diff text up to which the commit and diff views show a change. A commit of
+# 40 MB of pages made the commit view send 41 MB of HTML; that cost is git's CPU and the
+# bytes sent, which the worker's CPU budget does not see. Past it, git is stopped.
+DIFF_VIEW_BYTES = 4 * 2**20
 
 
 def install_bounded_views(server: ModuleType) -> None:
@@ -394,6 +398,7 @@ def install_bounded_views(server: ModuleType) -> None:
     Installing twice does nothing.
     """
     _bound_the_sidebar()
+    _bound_the_diffs(type(server.storage))
     views = server.app.view_functions
     for endpoint, instead in BOUNDED_VIEWS.items():
         original = views[endpoint]
@@ -421,6 +426,67 @@ def _bound_the_sidebar() -> None:
 
     query.robot_bounded = True
     SidebarPageIndex.query = query
+
+
+def _bound_the_diffs(storage_class) -> None:
+    """Make the commit and diff views of `storage_class` (Otterwiki's GitStorage) read at most
+    DIFF_VIEW_BYTES of git's diff, raising Unavailable (503, saying to use git) past it.
+
+    Otterwiki's own methods, but for reading git's output: its `show_commit` and `diff` (2.26.1)
+    return `repo.git.show(...)` and `repo.git.diff(...)` whole (GitPython's Git has __slots__,
+    so those calls cannot be swapped for a request).
+    """
+    from git.exc import BadName
+    from otterwiki.gitstorage import StorageError
+
+    if getattr(storage_class.show_commit, "robot_bounded", False):
+        return
+
+    def show_commit(self, revision):
+        self._validate_revision(revision)
+        try:
+            commit = self.repo.commit(revision)
+        except BadName:
+            raise StorageError(f"No commit found for ref {revision}") from None
+        metadata = self._get_metadata_of_commit(commit)
+        shown = _git_within(
+            self.repo.git,
+            ["show", "--format=%b", revision],
+            "look at the change of a single page (its history's diff), or use git",
+        )
+        return metadata, shown
+
+    def diff(self, rev_a, rev_b):
+        self._validate_revision(rev_a)
+        self._validate_revision(rev_b)
+        return _git_within(
+            self.repo.git, ["diff", rev_a, rev_b], "compare revisions closer together, or use git"
+        )
+
+    for method in (show_commit, diff):
+        method.robot_bounded = True
+        method.__wrapped__ = getattr(storage_class, method.__name__)
+        setattr(storage_class, method.__name__, method)
+
+
+def _git_within(git, args: list[str], instead: str) -> str:
+    """The output of `git <args>` run by `git` (GitPython's Git of a repo) as GitPython returns
+    it (UTF-8 with surrogateescape, without its last newline). Past DIFF_VIEW_BYTES git is
+    stopped and Unavailable raised, saying `instead`; GitPython's GitCommandError if git
+    fails."""
+    process = git.execute([git.GIT_PYTHON_GIT_EXECUTABLE, *args], as_process=True)
+    try:
+        output = process.stdout.read(DIFF_VIEW_BYTES + 1)
+        if len(output) > DIFF_VIEW_BYTES:
+            raise Unavailable(f"this change is too large to show on a page; {instead}")
+        process.wait()
+    finally:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait()
+        process.stdout.close()
+    text = output.decode("utf-8", "surrogateescape")
+    return text[:-1] if text.endswith("\n") else text
 
 
 def _entries(tree, most: int) -> int:
