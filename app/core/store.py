@@ -23,6 +23,7 @@ from typing import NamedTuple
 from sqlalchemy import RowMapping
 from sqlalchemy import and_
 from sqlalchemy import bindparam
+from sqlalchemy import case
 from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
@@ -515,6 +516,13 @@ class Store(SessionRecords):
                 .values(size_bytes=wikis.c.size_bytes + grows)
             )
             return done.rowcount == 1
+
+    def release_bytes(self, slug: str, grows: int) -> None:
+        """Take back `grows` bytes that reserve_bytes added to wiki `slug`'s recorded size (not
+        below 0: a measurement may have replaced it meanwhile)."""
+        smaller = case((wikis.c.size_bytes > grows, wikis.c.size_bytes - grows), else_=0)
+        with self._write() as connection:
+            connection.execute(update(wikis).where(wikis.c.slug == slug).values(size_bytes=smaller))
 
     def delete_wiki_row(self, slug: str) -> None:
         """Delete a wiki's row; its memberships and tokens go with it. Raises NotFound."""

@@ -122,6 +122,9 @@ _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 _FILE_ENDPOINTS = frozenset({"get_attachment"})
 # The environ key of a request's Turn, closed when its response is.
 _TURN_KEY = "robot.turn"
+# The environ key of the bytes a revert reserved in its wiki's recorded size: (slug, bytes),
+# until a measurement after its commit takes their place.
+_RESERVED_KEY = "robot.reserved_bytes"
 
 
 def _close_turn(environ) -> None:
@@ -210,6 +213,8 @@ def _check_room(environ, wiki: Wiki, platform: Platform, route: Route) -> None:
                 f"add up to {held} of the {most} a wiki may hold: delete attachments or pages "
                 "to make room first"
             )
+        if grows > 0:
+            environ[_RESERVED_KEY] = (wiki.slug, grows)
     elif held >= most and (
         route.endpoint in _GROWING_ENDPOINTS or _body_over(environ, FULL_WIKI_BODY_BYTES)
     ):
@@ -300,6 +305,8 @@ class WikiGateway:
         except BaseException:
             _close_turn(environ)
             raise
+        finally:
+            self._release_reserved(environ)
         closing = [partial(_close_turn, environ)]
         turn = environ.get(_TURN_KEY)
         if turn is None:  # Otterwiki's static files, or no wiki: strangers all
@@ -309,6 +316,16 @@ class WikiGateway:
         if watching:
             closing.append(partial(self._sent, environ))
         return ClosingIterator(response, closing)
+
+    def _release_reserved(self, environ) -> None:
+        """Give back what a revert reserved (_check_room) when no commit was measured in its
+        place: a refused or failed revert must not leave its wiki's recorded size too large."""
+        reserved = environ.pop(_RESERVED_KEY, None)
+        if reserved is not None:
+            try:
+                self.platform.store.release_bytes(*reserved)
+            except Exception:
+                log.exception("could not give back the bytes reserved in wiki %s", reserved[0])
 
     def _sent(self, environ) -> None:
         if self._sends.stop():
@@ -549,24 +566,28 @@ class WikiGateway:
             if written is not None:
                 # Flask has run the view, so any commit is made; still under the write lock, and
                 # before the response goes out, so whoever reads the figures next sees them.
-                self._record_usage(*written)
+                if self._record_usage(*written):
+                    environ.pop(_RESERVED_KEY, None)  # measured: the real size took its place
         except BaseException:
             held.close()
             raise
         return ClosingIterator(app_iter, held.close)
 
-    def _record_usage(self, slug: str, opened, head_before: str | None) -> None:
-        """After a request that may have written: if HEAD moved, record the wiki's usage.
+    def _record_usage(self, slug: str, opened, head_before: str | None) -> bool:
+        """After a request that may have written: if HEAD moved, record the wiki's usage;
+        return whether it was recorded.
 
         Never fails the request (its write is done): a failure is logged and the figures wait
         for the next write.
         """
         try:
             if _head(opened.repo) == head_before:
-                return  # a preview, a failed form, a refused write: nothing changed
+                return False  # a preview, a failed form, a refused write: nothing changed
             usage.record(self.platform.store, slug, Path(opened.repo_path))
         except Exception:
             log.exception("could not record the usage of wiki %s", slug)
+            return False
+        return True
 
     def _health(self):
         problem = self.platform.store.health_problem()

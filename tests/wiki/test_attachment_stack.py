@@ -280,6 +280,28 @@ def test_a_revert_is_refused_when_what_it_brings_back_does_not_fit(stack, wiki):
         store.close()
 
 
+def test_a_revert_that_fails_gives_back_the_room_it_reserved(stack, wiki):
+    """A revert reserves what it brings back before it runs; one that then failed (a stale
+    form's CSRF token, a conflict) left its wiki's recorded size that much too large until the
+    next write. What no commit took is given back."""
+    client, _ = wiki
+    name = "/api/v1/pages/Doc/attachments/failing.bin"
+    assert client.put(name, content=BINARY).status_code == 201
+    assert client.delete(name).status_code == 200
+    removal = head(stack)
+    store = Store(stack.settings.database_url)
+    try:
+        store.record_usage(SLUG, 3, 1000)
+        for data in ({"message": "revert"}, {"csrf_token": "stale", "message": "revert"}):
+            failed = client.post(f"/-/revert/{removal}", data=data)
+            assert failed.status_code == 400, failed.status_code
+            assert head(stack) == removal
+            assert store.find_wiki(SLUG).size_bytes == 1000
+    finally:
+        store.record_usage(SLUG, 3, 0)
+        store.close()
+
+
 def test_reverts_sent_at_once_cannot_each_take_the_same_room(stack, wiki):
     """Thirteenth review: four reverts sent together each fitted as last measured, and put a
     wiki at 12 MB past its 5 MB cap. What a revert brings back is reserved in the wiki's
