@@ -101,6 +101,11 @@ _GROWING_ENDPOINTS = frozenset(
         "page_api.post_attachments",
     }
 )
+# The writes that upload files: what they add is at most their body, reserved before they run
+# (the body's declared length; chunked, the largest body a route takes).
+_UPLOAD_ENDPOINTS = frozenset(
+    {"attachments", "inline_attachment", "page_api.put_attachment", "page_api.post_attachments"}
+)
 # Bytes a wiki's wiki.db may grow to with drafts (Otterwiki keeps one per page and writer, each
 # as long as a page): five drafts of 4 MB under made-up page names grew it by 20 MB, outside
 # the files' cap.
@@ -151,6 +156,12 @@ def _may_write(caller: Caller, wiki: Wiki) -> bool:
     return "WRITE" in permissions or "UPLOAD" in permissions
 
 
+def body_cap(settings) -> int:
+    """The largest request body (bytes) any wiki route takes: an attachment in its form, or a
+    page API request."""
+    return max(settings.max_attachment_bytes + FORM_ENVELOPE_BYTES, page_api.MAX_REQUEST_BYTES)
+
+
 def _body_over(environ, limit: int) -> bool:
     """Whether the request declares a body over `limit` bytes, or comes chunked (any size)."""
     declared = environ.get("CONTENT_LENGTH", "")
@@ -189,13 +200,25 @@ def _check_form_body(environ, route: Route) -> None:
         )
 
 
+def _reserve(environ, platform: Platform, wiki: Wiki, grows: int, refusal: str) -> None:
+    """Reserve `grows` bytes in `wiki`'s recorded size for this request (given back by the
+    gateway unless a measurement after its commit takes their place), or raise
+    InsufficientStorage(`refusal`) if they do not fit under ROBOT_WIKI_MAX_BYTES."""
+    if grows <= 0:
+        return
+    if not platform.store.reserve_bytes(wiki.slug, grows, platform.settings.wiki_max_bytes):
+        raise InsufficientStorage(refusal)
+    environ[_RESERVED_KEY] = (wiki.slug, grows)
+
+
 def _check_room(environ, wiki: Wiki, platform: Platform, route: Route) -> None:
     """Refuse, before reading it, a body over FULL_WIKI_BODY_BYTES (or chunked) to a wiki whose
     files (as last measured, app.core.usage) already add up to ROBOT_WIKI_MAX_BYTES: uploads
     and pages, each under its own cap, could otherwise fill the host's disk; and any write that
     adds a page's text or a file (_GROWING_ENDPOINTS), whatever its size. Deletions and renames
     still go through, so room can be made. A revert brings back an old commit's
-    files with a small form: it is refused when what it would add does not fit.
+    files with a small form, and an upload adds at most its body: each reserves that much
+    before it runs, and is refused when it does not fit.
 
     Raises InsufficientStorage (507).
     """
@@ -207,20 +230,33 @@ def _check_room(environ, wiki: Wiki, platform: Platform, route: Route) -> None:
         revision = str(route.args.get("revision", ""))
         grows = usage.revert_growth(settings.repo_path(wiki.slug), revision)
         # Reserved at once: four reverts sent together each fitted as measured before.
-        if grows > 0 and not platform.store.reserve_bytes(wiki.slug, grows, most):
-            raise InsufficientStorage(
-                f"reverting this change would bring back {grows} bytes, and this wiki's files "
-                f"add up to {held} of the {most} a wiki may hold: delete attachments or pages "
-                "to make room first"
-            )
-        if grows > 0:
-            environ[_RESERVED_KEY] = (wiki.slug, grows)
+        _reserve(
+            environ,
+            platform,
+            wiki,
+            grows,
+            f"reverting this change would bring back {grows} bytes, and this wiki's files add "
+            f"up to {held} of the {most} a wiki may hold: delete attachments or pages to make "
+            "room first",
+        )
     elif held >= most and (
         route.endpoint in _GROWING_ENDPOINTS or _body_over(environ, FULL_WIKI_BODY_BYTES)
     ):
         raise InsufficientStorage(
             f"this wiki's files add up to {held} bytes, the most a wiki may hold "
             f"({most}): delete attachments or pages to make room"
+        )
+    elif route.endpoint in _UPLOAD_ENDPOINTS:
+        # Uploads sent together, each fitting as last measured, went past the cap together.
+        declared = environ.get("CONTENT_LENGTH", "")
+        adds = int(declared) if declared.isdigit() else body_cap(settings)
+        _reserve(
+            environ,
+            platform,
+            wiki,
+            adds,
+            f"this upload may add up to {adds} bytes, and this wiki's files add up to {held} of "
+            f"the {most} a wiki may hold: delete attachments or pages to make room first",
         )
     elif route.endpoint == "draft" and _drafts_full(settings.wiki_db_path(wiki.slug)):
         raise InsufficientStorage(
@@ -277,8 +313,7 @@ class WikiGateway:
         self._busy = threading.Lock()
         self.turns = Turns(self.settings.wiki_concurrency)
         # The largest body any route takes: an attachment in its form, or a page API request.
-        attachment_form = self.settings.max_attachment_bytes + FORM_ENVELOPE_BYTES
-        self._body_cap = max(attachment_form, page_api.MAX_REQUEST_BYTES)
+        self._body_cap = body_cap(self.settings)
         # Slow bodies and slow sends, together, may hold all the workers but one: one set of
         # places for both (app.web.bodies, app.wiki.sends). Two sets once let three slow
         # uploads and one slow download take all four workers.
