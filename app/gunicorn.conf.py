@@ -3,6 +3,7 @@
 import os
 
 from app.core.settings import gunicorn_workers
+from app.web import server_errors
 
 # Each program sets its own address in its supervisor environment. The wiki service also listens
 # on a unix socket in the run dir: the MCP service's calls to the page API skip TCP that way.
@@ -20,6 +21,9 @@ workers = gunicorn_workers()
 timeout = int(os.environ.get("ROBOT_WORKER_TIMEOUT") or 30)
 # Below supervisor's stopwaitsecs (15 s) so TERM drains in-flight requests before any KILL.
 graceful_timeout = 10
+
+# What gunicorn refuses itself (a request line past its limit ...) carries the CSP too.
+server_errors.install()
 
 accesslog = "-"
 errorlog = "-"
