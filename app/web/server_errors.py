@@ -2,7 +2,7 @@
 
 gunicorn answers a request it cannot parse (a request line or header past its limits, a
 malformed line) itself, before any app runs, with a small HTML page and no security headers
-(gunicorn 23+ `util.write_error`). Every HTML response of the services must carry a
+(gunicorn 27's `util.write_error`). Every HTML response of the services must carry a
 Content-Security-Policy (architecture §11), so that page becomes plain text with the headers
 `app.core.csp.security_headers` gives every response, under a policy that loads nothing.
 gunicorn's page is replaced, not wrapped: it builds the whole response, status line to body,
