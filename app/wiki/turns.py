@@ -203,6 +203,7 @@ class Turn:
 
     def __init__(self, turns: Turns, owner_dir: Path, members_dir: Path):
         self._turns = turns
+        self.entered: tuple[Path, str | None] = (owner_dir, None)  # as Turns.enter() was told
         self._owner_dir = owner_dir  # its pool: the visitors' until as_member()
         self._pools = (owner_dir, members_dir, owner_dir / OWNER)
         self._lowered_on_arrival = False
@@ -403,6 +404,7 @@ class Turns:
         ):
             self._made.add(members_dir)
         turn = Turn(self, owner_dir, members_dir)
+        turn.entered = (owner_dir, wiki)
         turn.lower_on_arrival()
         if self.lower:
             _WATCHER.watch(turn)
