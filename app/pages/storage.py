@@ -696,7 +696,8 @@ class Pages:
                 replace_file(self.storage.path, relative, old, self.storage.repo.git_dir)
                 self._git("reset", "-q", "--", relative)
             else:
-                os.unlink(target)
+                if os.path.lexists(target):  # a reset to HEAD (reset_to_head) may have gone first
+                    os.unlink(target)
                 if made_folder:
                     remove_empty_folder(os.path.dirname(target))
                 self._git("rm", "--cached", "-q", "--ignore-unmatch", "--", relative)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -154,7 +155,28 @@ def json_body() -> dict:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(data):
+        raise BadRequest(
+            "the body holds a lone surrogate (a \\ud800-\\udfff escape without its pair): "
+            "it is not Unicode text"
+        )
     return data
+
+
+# JSON can only spell a surrogate as an escape (RFC 8259 7; raw bytes must be UTF-8, which
+# has none): a body without one needs no further look.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _holds_lone_surrogate(data) -> bool:
+    """Whether any string in `data` (parsed JSON), key or value, holds a surrogate that is not
+    half of a pair: no UTF-8 can carry it, and git failed part-way writing one as a commit
+    message."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def load_or_exit(service: str, loader: Callable, *args):

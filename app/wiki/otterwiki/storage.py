@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
 
+from app.pages.files import reset_to_head
+
 if TYPE_CHECKING:
     from app.wiki.otterwiki.tenancy import OpenWiki
 
@@ -154,3 +156,26 @@ def resolve_from_known_roots(storage, active: Callable[[], OpenWiki | None]) -> 
         return os.path.join(storage.path, filename)
 
     storage._abspath = _abspath
+
+
+# GitStorage's methods that change the repository: each stages and commits in steps.
+_WRITES = ("store", "commit", "delete", "rename", "revert")
+
+
+def undo_failed_writes(storage) -> None:
+    """Put `storage`'s repository back at HEAD (app.pages.files.reset_to_head) when one of
+    its writes fails part-way, Otterwiki's editor's and the page API's alike; the error goes
+    on as before. `storage` is Otterwiki's `GitStorage`. Writes run under the wiki's write
+    lock, so nobody else's change is in flight.
+    """
+    for name in _WRITES:
+        method = getattr(type(storage), name).__get__(storage)  # Otterwiki's: installed once
+
+        def undoing(*args, _method=method, **kwargs):
+            try:
+                return _method(*args, **kwargs)
+            except BaseException:
+                reset_to_head(storage.repo)
+                raise
+
+        setattr(storage, name, undoing)

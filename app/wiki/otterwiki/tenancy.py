@@ -27,6 +27,7 @@ from app.wiki.otterwiki.provenance import SigningRepo
 from app.wiki.otterwiki.storage import LastCommits
 from app.wiki.otterwiki.storage import remember_last_commits
 from app.wiki.otterwiki.storage import resolve_from_known_roots
+from app.wiki.otterwiki.storage import undo_failed_writes
 
 # Evicted wikis stay frozen (uncollectable cycles, ~0.35 MB each) until a full collection; one
 # every this many evictions bounds that to a few MB without a full collection per cold open.
@@ -101,6 +102,7 @@ class Tenancy:
         keep_locked_on_reload(server, lambda: None if self.active is None else self.active.locked)
         remember_last_commits(server.storage, lambda: self.active)
         resolve_from_known_roots(server.storage, lambda: self.active)
+        undo_failed_writes(server.storage)
         self._evictions = 0
         _freeze_long_lived(full=True)
 
