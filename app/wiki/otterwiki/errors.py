@@ -11,7 +11,9 @@ of 1 to THUMBNAIL_MAX pixels (else 404), and only of an image Pillow can read wh
 THUMBNAIL_MAX_PIXELS and write again; of any other image the file itself is sent, as Otterwiki
 does for SVG. Flask error handlers map the storage and git errors that bad input still provokes
 to 404 or 400. Errors we cannot tell apart from a server fault stay 500s and are
-logged with their traceback.
+logged with their traceback. Text from git that was no UTF-8 (a pushed commit's author or
+message, a file's lines in a diff: GitPython decodes it with surrogateescape) is shown with
+U+FFFD in its place in every template, where it made the page unsendable (500).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from types import ModuleType
 from app.core.errors import BadRequest
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
+from app.core.errors import Unavailable
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import MAX_MESSAGE_CHARS
 from app.pages.paths import PathRules
@@ -293,6 +296,47 @@ def _git_error(error):
     raise error  # a real fault: Flask logs it with its traceback and answers 500
 
 
+def _replace_lone_surrogates(env) -> None:
+    """Make `env` (a Jinja environment, before it compiles a template) output U+FFFD for each
+    byte of a lone surrogate in any value: no UTF-8 can carry one, and Werkzeug failed to
+    encode the whole page (500)."""
+    earlier = env.finalize
+
+    def finalize(value):
+        if earlier is not None:
+            value = earlier(value)
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                text = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+                return type(value)(text)  # Markup stays Markup
+        return value
+
+    env.finalize = finalize
+
+
+def _refuse_unreadable_blame(storage_class) -> None:
+    """Make `storage_class.blame` (Otterwiki's GitStorage) raise Unavailable (503, saying to
+    use git) where GitPython cannot read git's blame: it skips an author line that is no
+    UTF-8, then fails looking for the author (KeyError)."""
+    original = storage_class.blame
+    if getattr(original, "robot_readable", False):
+        return
+
+    def blame(self, *args, **kwargs):
+        try:
+            return original(self, *args, **kwargs)
+        except KeyError:
+            raise Unavailable(
+                "this page's blame cannot be shown: a commit in its history names its author "
+                "in bytes that are no UTF-8; clone the wiki with git and run git blame"
+            ) from None
+
+    blame.robot_readable = True
+    storage_class.blame = blame
+
+
 def _bad_git_name(error):
     return _answer(NotFound("there is no such revision in this wiki"))
 
@@ -327,6 +371,8 @@ def answer_bad_input(server: ModuleType) -> None:
     for endpoint, view in list(app.view_functions.items()):
         app.view_functions[endpoint] = _never_none(view)
     _skip_nameless_pages(server.storage)
+    _replace_lone_surrogates(app.jinja_env)
+    _refuse_unreadable_blame(type(server.storage))
     app.register_error_handler(StorageNotFound, _storage_not_found)
     app.register_error_handler(StorageError, _storage_error)
     app.register_error_handler(git.GitCommandError, _git_error)

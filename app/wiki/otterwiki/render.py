@@ -470,8 +470,8 @@ def _bound_the_diffs(storage_class) -> None:
 
 
 def _git_within(git, args: list[str], instead: str) -> str:
-    """The output of `git <args>` run by `git` (GitPython's Git of a repo) as GitPython returns
-    it (UTF-8 with surrogateescape, without its last newline). Past DIFF_VIEW_BYTES git is
+    """The output of `git <args>` run by `git` (GitPython's Git of a repo), UTF-8 with U+FFFD
+    for what is not, without its last newline. Past DIFF_VIEW_BYTES git is
     stopped and Unavailable raised, saying `instead`; GitPython's GitCommandError if git
     fails."""
     process = git.execute([git.GIT_PYTHON_GIT_EXECUTABLE, *args], as_process=True)
@@ -485,7 +485,8 @@ def _git_within(git, args: list[str], instead: str) -> str:
             process.proc.kill()
             process.proc.wait()
         process.stdout.close()
-    text = output.decode("utf-8", "surrogateescape")
+    # For reading only: bytes that are no UTF-8 (a Latin-1 text file) show as U+FFFD.
+    text = output.decode("utf-8", "replace")
     return text[:-1] if text.endswith("\n") else text
 
 
