@@ -12,6 +12,7 @@ from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.editor import install_merging_editor
 from app.wiki.otterwiki.errors import answer_bad_input
 from app.wiki.otterwiki.managed import install_managed_pages
+from app.wiki.otterwiki.patterns import install_linear_headings
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
 from app.wiki.otterwiki.provenance import install_provenance
@@ -70,6 +71,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_attachment_rules(server)  # after answer_bad_input's checks of hostile names
     install_merging_editor(server)
     install_linear_patterns(server)
+    install_linear_headings()
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
     install_render_cache(server, extra_version=SANITIZER_VERSION)
     install_bounded_page_index(server)

@@ -410,13 +410,14 @@ def install_bounded_views(server: ModuleType) -> None:
 
 
 def _bound_the_sidebar() -> None:
-    """Leave the sidebar's page tree out where it would list more than SIDEBAR_ENTRIES: every
-    page view carries it, and a wiki of 10,000 pages made each view 14 MB and 1 s."""
+    """Leave the sidebar's page tree out where it would list more than SIDEBAR_ENTRIES, reading
+    no page's head past that many: every page view carries it, and a wiki of 10,000 pages
+    made each view 14 MB and 1 s."""
     from collections import OrderedDict
 
     from otterwiki.sidebar import SidebarPageIndex
 
-    original = SidebarPageIndex.query
+    original, read_header = SidebarPageIndex.query, SidebarPageIndex.read_header
     if getattr(original, "robot_bounded", False):
         return
 
@@ -424,8 +425,17 @@ def _bound_the_sidebar() -> None:
         tree = original(self)
         return OrderedDict() if _entries(tree, SIDEBAR_ENTRIES) > SIDEBAR_ENTRIES else tree
 
+    def bounded_read_header(self, filename):
+        # One call per page: past SIDEBAR_ENTRIES pages the tree is left out anyway, and a
+        # wiki of 2,000 pages read every page's head for every view.
+        self.robot_heads_read = getattr(self, "robot_heads_read", 0) + 1
+        if self.robot_heads_read > SIDEBAR_ENTRIES:
+            return None
+        return read_header(self, filename)
+
     query.robot_bounded = True
     SidebarPageIndex.query = query
+    SidebarPageIndex.read_header = bounded_read_header
 
 
 def _bound_the_diffs(storage_class) -> None:
