@@ -213,10 +213,11 @@ def test_the_commit_and_diff_views_of_a_huge_change_refuse_past_their_bound(stac
     change of the same wiki still shows."""
     slug = "render-bigdiff"
     public_wiki(stack, slug)
-    small = commit(stack, slug, {"big0.md": "# small\n"})
+    small = commit(stack, slug, {"big0.md": "# small\n", "other.md": "# one\n"})
     line = "a line of a page that is large, but each page is under the page cap\n"
     pages = {f"big{n}.md": line * (2**20 // len(line)) for n in range(6)}  # 6 MiB in all
     large = commit(stack, slug, pages)
+    later = commit(stack, slug, {"other.md": "# two\n"})
     host = f"{slug}.localhost"
     before = workers(stack)
     with stack.client("otterwiki", host=host) as client:
@@ -224,12 +225,21 @@ def test_the_commit_and_diff_views_of_a_huge_change_refuse_past_their_bound(stac
         refused = client.get(f"/-/commit/{large}")
         whole = client.get(f"/big0/diff/{small}/{large}")
         compared = client.get(f"/big0/diff/{small}/{small}")
+        # Fourteenth review: the page diff diffed the whole tree, and two neighbouring
+        # revisions of a page with a large push between them were refused.
+        neighbours = client.get(f"/other/diff/{small}/{later}")
+        # ... and each spelling of a refused revision cost git's work again.
+        respelled = [
+            client.get(f"/-/commit/{spelling}") for spelling in (large[:12], large.upper())
+        ]
     assert shown.status_code == 200 and "small" in shown.text
-    for answer in (refused, whole):
+    for answer in (refused, whole, *respelled):
         assert answer.status_code == 503, answer.status_code
         assert "too large to show on a page" in answer.text and "git" in answer.text
         assert len(answer.content) < 100_000
+    assert [answer.headers[RENDER_HEADER] for answer in respelled] == ["over-budget-known"] * 2
     assert compared.status_code == 200
+    assert neighbours.status_code == 200 and "two" in neighbours.text
     assert workers(stack) == before
     for worker in before:  # no git left running the refused diffs (cat-file pipes stay)
         gits = subprocess.run(["pgrep", "-a", "-P", str(worker)], capture_output=True, text=True)

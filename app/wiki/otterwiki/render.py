@@ -318,9 +318,10 @@ def install_bounded_page_index(server: ModuleType) -> None:
 
 def run_bounded(call, refusal: str):
     """Return `call()` (a view of the current request) within the render budget; past it,
-    raise Unavailable(`refusal`), and remember that verdict for this request's path and query
-    at the wiki's HEAD, so the same view answers at once until the wiki changes. Outside a
-    wiki's request it just calls."""
+    raise Unavailable(`refusal`), and remember that verdict for this request's view at the
+    wiki's HEAD (_verdict_key), so the same view answers at once until the wiki changes; the
+    same for a view too large to show (TooLargeToShow). Outside a wiki's request it just
+    calls."""
     tenant = _current_tenant()
     if tenant is None:
         return call()
@@ -328,7 +329,7 @@ def run_bounded(call, refusal: str):
     cache, known = _cached(tenant, key)
     if known is not None:
         _note("over-budget-known")
-        raise Unavailable(refusal)
+        raise Unavailable(known if isinstance(known, str) and known != "over-budget" else refusal)
     try:
         return _budget.run(call, tenant.settings.render_budget)
     except RenderOverBudget:
@@ -336,8 +337,17 @@ def run_bounded(call, refusal: str):
         # Stopped anywhere: git's cat-file pipes may be left mid-answer for the next request.
         tenant.storage.repo.git.clear_cache()
         log.warning("a view of %s went over its budget: %s", tenant.slug, key)
-        _keep(cache, key, "over-budget", VERDICT_SECONDS)
+        _keep(cache, key, refusal, VERDICT_SECONDS)
         raise Unavailable(refusal) from None
+    except TooLargeToShow as too_large:
+        _note("too-large")
+        _keep(cache, key, too_large.message, VERDICT_SECONDS)
+        raise
+
+
+class TooLargeToShow(Unavailable):
+    """A view would send more than its bound (DIFF_VIEW_BYTES of diff): 503, saying what to do
+    instead."""
 
 
 # The query parameters Otterwiki's bounded views read; the rest of a query changes nothing,
@@ -349,8 +359,16 @@ VERDICT_SECONDS = 600
 
 
 def _verdict_key(tenant) -> str:
+    """The key of a verdict on this request's view: its endpoint, its URL's arguments as they
+    name things (a revision as the commit it names, a page path case-folded: `/-/commit/<id>`
+    under each prefix length and case once cost a budget each), the query the view reads, and
+    the wiki at its HEAD."""
     from flask import request
 
+    named = sorted(
+        (name, _commit_named(tenant, value) if name in _REVISION_ARGS else str(value).casefold())
+        for name, value in (request.view_args or {}).items()
+    )
     parts = [
         RENDER_VERSION,
         "view",
@@ -359,10 +377,22 @@ def _verdict_key(tenant) -> str:
         tenant.settings.render_budget,
         _head(tenant.storage),
         request.endpoint,
-        request.path,
+        named,
         [(name, request.args.getlist(name)) for name in _VIEW_QUERY],
     ]
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# The URL arguments of Otterwiki's views that name a revision.
+_REVISION_ARGS = ("revision", "rev_a", "rev_b")
+
+
+def _commit_named(tenant, revision) -> str:
+    """The full id of the commit `revision` names in the wiki; `revision` itself if none."""
+    try:
+        return tenant.storage.repo.commit(str(revision)).hexsha
+    except Exception:  # gitdb's BadName, ValueError ...: the view answers it (404)
+        return str(revision)
 
 
 # Otterwiki's views whose cost grows with the wiki's history or size, not with one page: a
@@ -386,6 +416,13 @@ BOUNDED_VIEWS = {
 SITEMAP_DATED_PAGES = 1000
 # Entries (pages and folders) up to which page views carry the sidebar's page tree.
 SIDEBAR_ENTRIES = 1000
+# git's rename detection compares every removed file with every added one: a commit that
+# replaced 1,000 pages of 30 KB with 1,000 others cost 5 s of git's CPU on each view. Past
+# 100 of either, only exact renames are found (git diff -l).
+RENAME_LIMIT = "-l100"
+# Paths the page diff view names to git at most (its page's, and the files of the two
+# commits it compares); past that, it diffs the whole tree, as Otterwiki does.
+DIFF_PATHS = 1000
 # Bytes of git's diff text up to which the commit and diff views show a change. A commit of
 # 40 MB of pages made the commit view send 41 MB of HTML; that cost is git's CPU and the
 # bytes sent, which the worker's CPU budget does not see. Past it, git is stopped.
@@ -440,7 +477,9 @@ def _bound_the_sidebar() -> None:
 
 def _bound_the_diffs(storage_class) -> None:
     """Make the commit and diff views of `storage_class` (Otterwiki's GitStorage) read at most
-    DIFF_VIEW_BYTES of git's diff, raising Unavailable (503, saying to use git) past it.
+    DIFF_VIEW_BYTES of git's diff, raising TooLargeToShow (503, saying to use git) past it,
+    and find renames only among few files (RENAME_LIMIT); the page diff view diffs its
+    page's files only (_page_files).
 
     Otterwiki's own methods, but for reading git's output: its `show_commit` and `diff` (2.26.1)
     return `repo.git.show(...)` and `repo.git.diff(...)` whole (GitPython's Git has __slots__,
@@ -461,7 +500,7 @@ def _bound_the_diffs(storage_class) -> None:
         metadata = self._get_metadata_of_commit(commit)
         shown = _git_within(
             self.repo.git,
-            ["show", "--format=%b", revision],
+            ["show", RENAME_LIMIT, "--format=%b", revision],
             "look at the change of a single page (its history's diff), or use git",
         )
         return metadata, shown
@@ -469,8 +508,12 @@ def _bound_the_diffs(storage_class) -> None:
     def diff(self, rev_a, rev_b):
         self._validate_revision(rev_a)
         self._validate_revision(rev_b)
+        paths = _page_files(self.repo.git, rev_a, rev_b)
         return _git_within(
-            self.repo.git, ["diff", rev_a, rev_b], "compare revisions closer together, or use git"
+            self.repo.git,
+            # Literal: a file named `:(exclude)x` or `*.md` is no pathspec magic or glob.
+            ["--literal-pathspecs", "diff", RENAME_LIMIT, rev_a, rev_b, "--", *paths],
+            "compare revisions closer together, or use git",
         )
 
     for method in (show_commit, diff):
@@ -479,16 +522,39 @@ def _bound_the_diffs(storage_class) -> None:
         setattr(storage_class, method.__name__, method)
 
 
+def _page_files(git, rev_a: str, rev_b: str) -> list[str]:
+    """The files the page diff view of this request shows, at most: its page's file, and
+    those the commits `rev_a` and `rev_b` changed (Otterwiki shows the page's files among
+    them, following renames). [] (the whole tree) outside a page's request, or past
+    DIFF_PATHS. Otterwiki diffs the whole tree and shows the page's part: two neighbouring
+    revisions of a page, with a large push between them, were refused as too large."""
+    from flask import has_request_context
+    from flask import request
+    from otterwiki.helper import get_filename
+
+    if not has_request_context() or not (request.view_args or {}).get("path"):
+        return []
+    files = {get_filename(request.view_args["path"])}
+    for revision in (rev_a, rev_b):
+        changed = git.execute(
+            ["git", "diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", revision]
+        )
+        files.update(name for name in changed.split("\0") if name)
+        if len(files) > DIFF_PATHS:
+            return []
+    return sorted(files)
+
+
 def _git_within(git, args: list[str], instead: str) -> str:
     """The output of `git <args>` run by `git` (GitPython's Git of a repo), UTF-8 with U+FFFD
     for what is not, without its last newline. Past DIFF_VIEW_BYTES git is
-    stopped and Unavailable raised, saying `instead`; GitPython's GitCommandError if git
+    stopped and TooLargeToShow raised, saying `instead`; GitPython's GitCommandError if git
     fails."""
     process = git.execute([git.GIT_PYTHON_GIT_EXECUTABLE, *args], as_process=True)
     try:
         output = process.stdout.read(DIFF_VIEW_BYTES + 1)
         if len(output) > DIFF_VIEW_BYTES:
-            raise Unavailable(f"this change is too large to show on a page; {instead}")
+            raise TooLargeToShow(f"this change is too large to show on a page; {instead}")
         process.wait()
     finally:
         if process.proc.poll() is None:
