@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 
+from fastmcp.utilities.pagination import CursorState
 from mcp.types import DEFAULT_NEGOTIATED_VERSION
 from mcp.types import INTERNAL_ERROR
+from mcp.types import INVALID_PARAMS
 from mcp.types import INVALID_REQUEST
 from mcp.types import PARSE_ERROR
 from mcp.types import UNSUPPORTED_PROTOCOL_VERSION
@@ -70,6 +72,32 @@ def invalid_message(raw) -> dict | None:
     except ValidationError:
         what = "a JSON-RPC 2.0 request, notification or response object"
         return rpc_error(request_id(raw), INVALID_REQUEST, f"Invalid Request: not {what}")
+    return None
+
+
+# Characters a pagination cursor this server gives may have (FastMCP's: base64 of a small
+# JSON object, some twenty).
+MAX_CURSOR_CHARS = 200
+
+
+def cursor_problem(raw) -> dict | None:
+    """Return the Invalid params error for a request `raw` (a valid JSON-RPC message) whose
+    `params.cursor` is not one this server gave (FastMCP's encoding), else None.
+
+    Checked here, before the server lists anything: FastMCP reads the cursor only after the
+    whole listing (every page of the wiki), and quoted the whole of a bad one back.
+    """
+    params = raw.get("params") if isinstance(raw, dict) else None
+    cursor = params.get("cursor") if isinstance(params, dict) else None
+    if cursor is None:
+        return None
+    try:
+        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError
+        CursorState.decode(cursor)
+    except ValueError:
+        message = "Invalid params: this cursor is not one this server gave; list from the start"
+        return rpc_error(request_id(raw), INVALID_PARAMS, message)
     return None
 
 
@@ -175,6 +203,9 @@ class Transport:
         if problem := invalid_message(raw):
             await _send(scope, send, 400, problem)
             return
+        if problem := cursor_problem(raw):
+            await _send(scope, send, 200, problem)  # as the SDK answers invalid params
+            return
         await self.app(scope, replay(body, receive), send)
 
     async def _batch(self, scope, items: list, version: str, receive, send) -> None:
@@ -183,7 +214,7 @@ class Transport:
             return
         answers = []
         for item in items:
-            answer = invalid_message(item)
+            answer = invalid_message(item) or cursor_problem(item)
             if answer is None and item.get("method") in NOT_IN_BATCH:
                 message = f"Invalid Request: {item['method']} must not be part of a batch"
                 answer = rpc_error(request_id(item), INVALID_REQUEST, message)

@@ -1,6 +1,7 @@
 """Each wiki's MCP server is itself: its name and instructions, its pages as resources, and
 reads without a token on a public wiki (writes then ask the client to sign in)."""
 
+import base64
 import json
 import subprocess
 from types import SimpleNamespace
@@ -194,6 +195,30 @@ async def test_resources_list_is_paged_by_cursor(wikis):
     assert all(len(answer) == 200 for answer in answers[:-1]) and len(answers[-1]) <= 200
     assert len(names) == len(set(names))
     assert sum(n.lower().startswith("bulk/") for n in names) == count
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "A" * 5000,
+        "not base64 at all!",
+        base64.urlsafe_b64encode(b'{"o": -5}').decode(),
+        base64.urlsafe_b64encode(b'{"o": "10"}').decode(),
+        base64.urlsafe_b64encode(b'{"x": 1}').decode(),
+        12,
+        ["a"],
+    ],
+    ids=["long", "garbage", "negative", "string-offset", "no-offset", "number", "list"],
+)
+@pytest.mark.parametrize("method", ["resources/list", "tools/list", "prompts/list"])
+async def test_a_cursor_this_server_never_gave_is_refused_unquoted(wikis, cursor, method):
+    """Fourteenth review: a bad cursor was quoted back whole (5,000 characters), after the
+    whole wiki was listed. It is refused before any listing, as invalid params."""
+    answer = rpc(wikis.stack, host(EVIL), wikis.tokens[EVIL], method, {"cursor": cursor})
+    assert answer.status_code == 200
+    error = answer.json()["error"]
+    assert error["code"] == -32602 and "not one this server gave" in error["message"]
+    assert len(answer.content) < 500
 
 
 @pytest.mark.parametrize("kind", KINDS)
