@@ -11,7 +11,9 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # Host names that mean something on a domain, so no user may own `{slug}.{domain}` under them
 # (and Caddy's on-demand TLS must never get a certificate for them). One group per reason;
 # names a valid slug cannot spell anyway (`_mta-sts`, `_acme-challenge`, `xn--…`, 1-2
-# letters) are left out.
+# letters) are left out. `statuspage`: hosted status pages (Atlassian Statuspage and its kind)
+# are pointed at a `status` or `statuspage` host; `apex`: DNS providers' word for the zone's
+# own name.
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -29,6 +31,7 @@ _SERVICE_HOSTS = """
     pki ocsp crl acme cert certs certificate certificates
     mobile amp default office gitlab github gitea jenkins jira confluence registry
     vault sentry analytics stats tracking openid saml idp
+    statuspage status-page uptime apex
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -56,6 +59,27 @@ _DISCOVERY = """
     wpad isatap proxy socks socks5 enterpriseregistration enterpriseenrollment msoid
     ssh telnet rdp vnc remote
 """
+# Discovery: RFC 8615 well-known URIs (`/.well-known/<name>`) by their names, and the hosts
+# clients look up for the same services: RFC 6764 CalDAV and CardDAV (their `.well-known`
+# names and the `caldav`/`carddav` hosts), RFC 4918 WebDAV, calendar and contact hosts, RFC
+# 7517 JSON Web Key Sets (`jwks_uri`, often `/.well-known/jwks.json`), RFC 8414 OAuth server
+# metadata, RFC 9728 protected-resource metadata, OpenID Connect Discovery 1.0
+# (`openid-configuration`), RFC 6415 host-meta, RFC 7033 WebFinger, NodeInfo, RFC 7808
+# time-zone data, the W3C change-password URL, DIF DID Configuration, ATProto handle
+# resolution (`/.well-known/atproto-did`), Apple app-site association and Android asset links,
+# the CA/Browser Forum `pki-validation` path and RFC 8555's `acme-challenge`.
+_WELL_KNOWN = """
+    well-known wellknown caldav caldavs carddav carddavs webdav dav calendar calendars
+    contacts jwks jwk openid-configuration oauth-authorization-server oauth-protected-resource
+    host-meta webfinger nodeinfo timezone change-password did-configuration atproto-did
+    apple-app-site-association assetlinks pki-validation acme-challenge
+"""
+# Literal values: JSON and JavaScript (null, true, false, undefined, NaN, Infinity, void),
+# Python (None), Go, Ruby and Lua (nil), and YAML 1.1's booleans that fit a slug (yes, off):
+# a script, template or config that reads the slug as text would read these as values.
+_LITERALS = """
+    null undefined true false nan infinity void none nil yes off
+"""
 # Names that would pass for the platform, its operators or the services it signs in with:
 # among them the ATProto network's own services and endpoints (a PDS, the entryway, the relay
 # or BGS, an AppView, labelers and Ozone, XRPC, DIDs and handles, feed generators, Jetstream).
@@ -74,6 +98,8 @@ RESERVED_REASONS = {
             (_SERVICE_HOSTS, "it names a service host"),
             (_MAIL, "it names a mailbox or a mail service"),
             (_DISCOVERY, "clients look it up for proxy or network discovery"),
+            (_WELL_KNOWN, "clients look it up to discover a service (a well-known name)"),
+            (_LITERALS, "programs would read it as a literal value, not a name"),
             (_IMPERSONATION, "it would pass for the platform"),
         )
     )

@@ -33,6 +33,13 @@ KIND_EXAMPLES = [
     "docs",
     "robot",
     "bluesky",
+    "well-known",  # RFC 8615
+    "caldav",  # RFC 6764
+    "jwks",  # RFC 7517
+    "statuspage",
+    "apex",
+    "null",  # JSON and JavaScript literals
+    "undefined",
 ]
 
 
@@ -61,6 +68,8 @@ def test_each_kind_is_in_the_list(name):
         *("about-me", "about-us", "node-js", "cloud-ai", "chat-ai", "edge-ai", "feed-me"),
         *("trust-me", "did-it", "team-up", "help-us", "press-on", "turn-on", "store-io"),
         *("status-go", "mod-db"),
+        *("true-crime", "nil-by-mouth", "offline", "yesterday", "nonetheless", "apex-climbing"),
+        *("calendar-tips", "void-trips", "nanny"),
     ],
 )
 def test_ordinary_names_stay_free(slug):
@@ -188,6 +197,15 @@ def test_ordinary_names_stay_free(slug):
         "bsky-labeler",
         "bsky-ozone",
         "bsky-plc",
+        # Fourteenth review: names discovery or a well-known URI gives a meaning, status pages,
+        # the zone apex, and literal values.
+        *("well-known", "wellknown", "jwks", "jwk", "caldav", "carddav", "caldavs", "webdav"),
+        *("dav", "calendar", "contacts", "openid-configuration", "oauth-authorization-server"),
+        *("oauth-protected-resource", "host-meta", "webfinger", "nodeinfo", "change-password"),
+        *("atproto-did", "assetlinks", "pki-validation", "acme-challenge", "timezone"),
+        *("statuspage", "status-page", "uptime", "apex"),
+        *("null", "undefined", "true", "false", "nan", "infinity", "none", "nil", "void"),
+        *("yes", "off", "null1", "true-2", "jwks-v2"),
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):
