@@ -28,8 +28,8 @@ from app.core.errors import TooManyRequests
 from app.core.errors import Unauthorized
 from app.core.errors import UpstreamError
 from app.core.settings import Settings
+from app.pages.names import MAX_PATH_CHARS
 from app.pages.paths import MAX_CONTENT_BYTES
-from app.pages.paths import MAX_PATH_CHARS
 from app.pages.paths import clean_attachment_name
 from app.pages.paths import clean_new_attachment_name
 

@@ -12,14 +12,10 @@ from otterwiki.util import titleSs
 
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
+from app.pages.names import attachment_name_problem
+from app.pages.names import not_utf8_problem
+from app.pages.names import page_path_problem
 
-# Characters Otterwiki's sanitize_pagename silently drops: a page named with them would be
-# written under one name and shown under another, so the API refuses them instead.
-_DROPPED_BY_OTTERWIKI = set("?|$.!#\\")
-# A file name segment must fit the file system's 255-byte limit with ".md" appended.
-MAX_SEGMENT_BYTES = 200
-MAX_PATH_CHARS = 500
-MAX_ATTACHMENT_NAME_BYTES = 200
 # Pages are text for people and agents; a megabyte is far past any real page and keeps one
 # write from filling the repository or a worker's memory.
 MAX_CONTENT_BYTES = 1024 * 1024
@@ -29,8 +25,12 @@ MAX_LIMIT = 1000
 _REVISION_RE = re.compile(r"\A[0-9a-fA-F]{6,64}\Z")
 
 
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in text)
+def refuse_not_utf8(text: str, what: str) -> str:
+    """Return `text`, or raise BadRequest when it was no valid UTF-8 (see not_utf8_problem)."""
+    problem = not_utf8_problem(text, what)
+    if problem:
+        raise BadRequest(problem)
+    return text
 
 
 @dataclass(frozen=True)
@@ -43,41 +43,13 @@ class PathRules:
         """Return the page path `raw` names, or raise BadRequest saying what is wrong with it."""
         if not isinstance(raw, str):
             raise BadRequest("page path must be a string")
-        if "\x00" in raw:
-            raise BadRequest("page path contains a NUL character")
         path = unicodedata.normalize("NFKC", raw)
         if path.endswith(".md"):
             path = path[:-3]
-        if not path.strip():
-            raise BadRequest("page path is empty")
-        if len(path) > MAX_PATH_CHARS:
-            raise BadRequest(f"page path is longer than {MAX_PATH_CHARS} characters")
-        if _has_control(path):
-            raise BadRequest("page path contains control characters")
-        if path.startswith("/"):
-            raise BadRequest("page path must not start with '/'")
-        if path.endswith("/"):
-            raise BadRequest("page path must not end with '/'")
-        for segment in path.split("/"):
-            self._check_segment(segment)
+        problem = page_path_problem(path)
+        if problem:
+            raise BadRequest(problem)
         return path
-
-    def _check_segment(self, segment: str) -> None:
-        if segment == "":
-            raise BadRequest("page path has an empty segment ('//')")
-        if segment in (".", ".."):
-            raise BadRequest("page path must not contain '.' or '..' segments")
-        if segment.lower() == ".git":
-            raise BadRequest("page path must not contain '.git'")
-        dropped = sorted(_DROPPED_BY_OTTERWIKI.intersection(segment))
-        if dropped:
-            raise BadRequest(f"page path must not contain {' '.join(dropped)!s}")
-        if segment != segment.strip():
-            raise BadRequest("page path segments must not start or end with spaces")
-        if segment.startswith("-"):
-            raise BadRequest("page path segments must not start with '-'")
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise BadRequest(f"page path segment is longer than {MAX_SEGMENT_BYTES} bytes")
 
     def filename(self, path: str) -> str:
         """Return the repository file of a clean page path (Otterwiki's get_filename)."""
@@ -102,18 +74,11 @@ class PathRules:
 
 def clean_attachment_name(raw: object) -> str:
     """Return an attachment file name, or raise BadRequest saying what is wrong with it."""
-    if not isinstance(raw, str) or not raw:
+    if not isinstance(raw, str):
         raise BadRequest("attachment name is empty")
-    if "\x00" in raw or _has_control(raw):
-        raise BadRequest("attachment name contains control characters")
-    if "/" in raw or "\\" in raw:
-        raise BadRequest("attachment name must not contain slashes")
-    if raw in (".", "..") or raw.lower() == ".git":
-        raise BadRequest("attachment name is not allowed")
-    if raw.endswith(".md"):
-        raise BadRequest("attachment names ending in .md are pages")
-    if len(raw.encode("utf-8")) > MAX_ATTACHMENT_NAME_BYTES:
-        raise BadRequest(f"attachment name is longer than {MAX_ATTACHMENT_NAME_BYTES} bytes")
+    problem = attachment_name_problem(raw)
+    if problem:
+        raise BadRequest(problem)
     return raw
 
 
@@ -128,8 +93,6 @@ def clean_new_attachment_name(raw: object) -> str:
     name = clean_attachment_name(raw)
     if name.startswith("."):
         raise BadRequest("attachment name must not start with '.' (hidden files are not shown)")
-    if "\ufffd" in name:  # what bytes that are not UTF-8 become in a decoded URL or header
-        raise BadRequest("attachment name is not valid UTF-8")
     if name.lower().endswith(".md"):
         raise BadRequest("attachment names ending in .md are pages")
     kept = sanitize_filename(name)

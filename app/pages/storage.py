@@ -37,6 +37,7 @@ from app.pages.paths import clean_content
 from app.pages.paths import clean_message
 from app.pages.paths import clean_new_attachment_name
 from app.pages.paths import clean_revision
+from app.pages.paths import refuse_not_utf8
 from app.pages.text import append_text
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,13 @@ class Pages:
     def list(self, prefix: str = "", limit: int | None = None, after: str = "") -> list[dict]:
         """Return the pages whose path starts with `prefix`, in order of path, with size and
         last change: only those after the path `after`, and at most `limit` (None: all).
-        Raises BadRequest for a prefix or `after` that is no string of at most 500 characters.
+        Raises BadRequest for a prefix or `after` that is no string of at most 500 characters,
+        or that was no valid UTF-8.
         """
         for name, value in (("prefix", prefix), ("after", after)):
             if not isinstance(value, str) or len(value) > 500:
                 raise BadRequest(f"{name} must be a string of at most 500 characters")
+            refuse_not_utf8(value, name)
         fold = (lambda s: s) if self.rules.retain_case else str.lower
 
         def order(path: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from urllib.parse import parse_qsl
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
@@ -150,6 +151,15 @@ def _refuse_separators_in_attachment_names() -> None:
         clean_attachment_name(unquote(name))  # raises: the name must not contain slashes
 
 
+def _path_arg(name: str) -> str:
+    """The query argument `name` ("" when absent) decoded as the URL's path is: bytes that are
+    no UTF-8 become U+FFFD, which the path rules refuse. request.args keeps such bytes
+    percent-encoded instead, so `prefix=S%E9` listed the pages under a literal `S%E9`."""
+    query = request.query_string.decode("utf-8", "replace")
+    pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
+    return next((value for key, value in pairs if key == name), "")
+
+
 @bp.after_request
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"  # private pages must not sit in caches
@@ -175,7 +185,7 @@ def whoami():
 def list_pages():
     """Every page (under `prefix`), in order of path; with `limit`, at most that many after the
     path `after`, and `next` (the `after` of the next call) while more follow."""
-    prefix, after = request.args.get("prefix", ""), request.args.get("after", "")
+    prefix, after = _path_arg("prefix"), _path_arg("after")
     if request.args.get("limit") is None:
         return {"pages": _pages().list(prefix, after=after)}
     limit = clean_limit(request.args.get("limit"), MAX_LIMIT)

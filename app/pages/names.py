@@ -1,0 +1,92 @@
+"""The names a wiki's pages and attachments may have: one rule for the page API and for pushes.
+
+Standard library only: git runs app/wiki/push_rules.py, which applies these too, as a script
+inside `git receive-pack`. Each function returns why a name is refused, or None; the page API
+(app/pages/paths.py) raises that as a 400, a push prints it as its refusal.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Characters Otterwiki's sanitize_pagename silently drops: a page named with them would be
+# written under one name and shown under another (or, pushed, never opened at all).
+DROPPED_BY_OTTERWIKI = frozenset("?|$.!#\\")
+# A file name segment must fit the file system's 255-byte limit with ".md" appended.
+MAX_SEGMENT_BYTES = 200
+MAX_PATH_CHARS = 500
+MAX_ATTACHMENT_NAME_BYTES = 200
+# What a byte that is not UTF-8 becomes when Werkzeug decodes a URL (or a header) with
+# "replace": a name holding it was not valid UTF-8 where the caller spelled it.
+REPLACEMENT = "\ufffd"
+
+
+def has_control(text: str) -> bool:
+    """Tell whether `text` holds a control, format, surrogate, private-use or unassigned
+    character."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in text)
+
+
+def not_utf8_problem(text: str, what: str) -> str | None:
+    """Return why `text` (a path or name, called `what`) is no valid UTF-8, or None: it holds
+    U+FFFD, which is what a decoder puts for bytes that are not."""
+    return _NOT_UTF8.format(what) if REPLACEMENT in text else None
+
+
+_NOT_UTF8 = (
+    "{} is not valid UTF-8 (it holds U+FFFD, what bytes that are not UTF-8 are read as): "
+    "send the name percent-encoded from its UTF-8 bytes"
+)
+
+
+def _first(*checks: tuple[bool, str]) -> str | None:
+    """The message of the first of `checks` (failed, message) that failed, or None."""
+    return next((message for failed, message in checks if failed), None)
+
+
+def page_path_problem(path: str) -> str | None:
+    """Return why `path` (a page's path without `.md`, as Otterwiki would open it) cannot
+    name a page, or None. The page API normalises a path (NFKC) before it asks; a push must
+    name the file in that form itself."""
+    whole = _first(
+        ("\x00" in path, "page path contains a NUL character"),
+        (not path.strip(), "page path is empty"),
+        (len(path) > MAX_PATH_CHARS, f"page path is longer than {MAX_PATH_CHARS} characters"),
+        (has_control(path), "page path contains control characters"),
+        (REPLACEMENT in path, _NOT_UTF8.format("page path")),
+        (path.startswith("/"), "page path must not start with '/'"),
+        (path.endswith("/"), "page path must not end with '/'"),
+    )
+    return whole or next(filter(None, map(_segment_problem, path.split("/"))), None)
+
+
+def _segment_problem(segment: str) -> str | None:
+    dropped = " ".join(sorted(DROPPED_BY_OTTERWIKI.intersection(segment)))
+    return _first(
+        (segment == "", "page path has an empty segment ('//')"),
+        (segment in (".", ".."), "page path must not contain '.' or '..' segments"),
+        (segment.lower() == ".git", "page path must not contain '.git'"),
+        (bool(dropped), f"page path must not contain {dropped}"),
+        (segment != segment.strip(), "page path segments must not start or end with spaces"),
+        (segment.startswith("-"), "page path segments must not start with '-'"),
+        (
+            len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES,
+            f"page path segment is longer than {MAX_SEGMENT_BYTES} bytes",
+        ),
+    )
+
+
+def attachment_name_problem(name: str) -> str | None:
+    """Return why `name` (a file name, no folder) cannot name an attachment, or None."""
+    return _first(
+        (not name, "attachment name is empty"),
+        ("\x00" in name or has_control(name), "attachment name contains control characters"),
+        (REPLACEMENT in name, _NOT_UTF8.format("attachment name")),
+        ("/" in name or "\\" in name, "attachment name must not contain slashes"),
+        (name in (".", "..") or name.lower() == ".git", "attachment name is not allowed"),
+        (name.endswith(".md"), "attachment names ending in .md are pages"),
+        (
+            len(name.encode("utf-8", "surrogatepass")) > MAX_ATTACHMENT_NAME_BYTES,
+            f"attachment name is longer than {MAX_ATTACHMENT_NAME_BYTES} bytes",
+        ),
+    )
