@@ -25,9 +25,10 @@ case), a file git reads as settings (`.gitattributes`, `.gitmodules`, `.gitignor
 characters, a page (`.md`) that is not UTF-8 text, a submodule, a file over the size cap, any
 symbolic link (see `link_problem`), a tip whose files add up past the tree cap or number more
 than MAX_FILES, names in the tip the wiki could not open (see `name_problems`), a commit over
-MAX_COMMIT_BYTES, more than MAX_UPDATES ref updates, and a commit
-claiming to be made on someone else's behalf (see `commit_problems`). Exit status 1 refuses the
-whole push; each reason goes to stderr, which the pusher's git shows as `remote: ...`.
+MAX_COMMIT_BYTES, a commit whose author, committer, message or any other field is not UTF-8,
+more than MAX_UPDATES ref updates, and a commit claiming to be made on someone else's behalf
+(see `commit_problems`). Exit status 1 refuses the whole push; each reason goes to stderr,
+which the pusher's git shows as `remote: ...`.
 """
 
 from __future__ import annotations
@@ -333,13 +334,7 @@ def _batched_objects(shas: list[str], sizes: dict[str, int]):
 def _not_utf8(shas: list[str]) -> set[str]:
     """The blobs among `shas` that are not UTF-8 (each is within the size cap, checked
     before)."""
-    found = set()
-    for sha, data in _objects(shas):
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            found.add(sha)
-    return found
+    return {sha for sha, data in _objects(shas) if not _is_utf8(data)}
 
 
 def _commit_fields(raw: bytes) -> tuple[dict[bytes, list[bytes]], str]:
@@ -352,6 +347,43 @@ def _commit_fields(raw: bytes) -> tuple[dict[bytes, list[bytes]], str]:
             name, _, value = line.partition(b" ")
             headers.setdefault(name, []).append(value)
     return headers, message.decode("utf-8", "replace")
+
+
+def _not_utf8_fields(raw: bytes) -> list[str]:
+    """The fields of a raw commit object that are not UTF-8, in order: `author name`,
+    `author email`, `committer name`, `committer email` (or the whole line, when the bytes
+    are elsewhere in it), any other header by its name, and `message`."""
+    header, _, message = raw.partition(b"\n\n")
+    fields, name = [], b""
+    for line in header.split(b"\n"):
+        if not line.startswith(b" "):  # a continuation line (a signature's) is its header's
+            name, _, value = line.partition(b" ")
+        if _is_utf8(line):
+            continue
+        label = name.decode("ascii", "replace")
+        if name in (b"author", b"committer"):
+            person, _, rest = value.partition(b" <")
+            parts = (("name", person), ("email", rest.partition(b">")[0]))
+            bad = [f"{label} {part}" for part, text in parts if not _is_utf8(text)]
+            fields += bad or [f"{label} line"]
+        else:
+            fields.append(label)
+    if not _is_utf8(message):
+        fields.append("message")
+    return list(dict.fromkeys(fields))
+
+
+def _listed(words: list[str]) -> str:
+    """`words` as an English list: "a", "a and b", "a, b and c"."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _address(ident: bytes) -> str:
@@ -367,7 +399,8 @@ def commit_problems(new: str, pusher_did: str) -> list[str]:
     trailer (app/core/provenance.py). A push may not bring either on someone else's behalf: an
     author or committer address naming another person's DID, or a message line that looks like
     robot's trailer (which only robot writes). Commits are read whole (`git cat-file`): a
-    separator byte in a message once hid a forged trailer after it from this check.
+    separator byte in a message once hid a forged trailer after it from this check. A commit
+    with a field that is not UTF-8 is refused too, naming the commit and the fields.
     """
     commits = _git("rev-list", new, "--not", "--all").decode("ascii").split()
     sizes = _sizes(commits)
@@ -394,6 +427,16 @@ def commit_problems(new: str, pusher_did: str) -> list[str]:
                     f"commit {sha[:12]} has {len(headers.get(name, []))} {name.decode()} "
                     "lines, not one; make it again with git commit and push again"
                 )
+        # Otterwiki, GitPython and git log's readers take names, addresses and messages as
+        # UTF-8: one byte that is not made the changelog, history, blame and diff views 500.
+        bad = _not_utf8_fields(raw)
+        if bad:
+            problems.append(
+                f"commit {sha[:12]}: its {_listed(bad)} {'is' if len(bad) == 1 else 'are'} not "
+                "UTF-8; a wiki's history is UTF-8 text: set user.name, user.email and the "
+                "message in UTF-8 (git commit --amend --reset-author, or git rebase -i), and "
+                "push again"
+            )
         # git log shows a message re-encoded from its `encoding`; read here as UTF-8, a
         # forged trailer in IBM037 passed this check and showed in history.
         encodings = [value.strip().lower() for value in headers.get(b"encoding", [])]

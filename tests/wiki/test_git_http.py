@@ -479,6 +479,39 @@ def test_a_push_under_ones_own_robot_address_is_taken(made, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("author", "message", "fields"),
+    [
+        (b"Ev\xe9 <e@x.org>", b"raw2 \xe9\xff msg\n", "author name, committer name and message"),
+        (b"Eve <e\xe9@x.org>", b"fine\n", "author email and committer email"),
+        (b"Eve <e@x.org>", b"raw2 \xe9\xff msg\n", "message is"),
+    ],
+)
+def test_a_pushed_commit_that_is_no_utf8_is_refused(shared, tmp_path, author, message, fields):
+    """Fourteenth review: such a commit was taken, and the changelog, history, blame and diff
+    views answered 500 (UnicodeEncodeError)."""
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    (work / "home.md").write_text("# changed\n")
+    ok(run_git("add", "-A", cwd=work))
+    tree = ok(run_git("write-tree", cwd=work)).strip()
+    ident = author + b" 1796207715 +0000"
+    raw = b"tree %s\nparent %s\nauthor %s\ncommitter %s\n\n%s" % (
+        tree.encode(),
+        before.encode(),
+        ident,
+        ident,
+        message,
+    )
+    (tmp_path / "commit").write_bytes(raw)
+    sha = ok(run_git("hash-object", "-t", "commit", "-w", str(tmp_path / "commit"), cwd=work))
+    done = run_git("push", "origin", f"{sha.strip()}:refs/heads/main", cwd=work)
+    assert done.returncode != 0 and f"commit {sha[:12]}: its {fields}" in done.stderr, done.stderr
+    assert shared.head() == before
+    assert shared.pages.get("/-/changelog").status_code == 200
+
+
+@pytest.mark.parametrize(
     ("name", "content"),
     [("latin1.md", "café au lait\n".encode("latin-1")), ("Sub/UTF16.MD", "# x\n".encode("utf-16"))],
 )

@@ -67,7 +67,7 @@ def test_the_hook_is_written_executable_whatever_the_deploy_kept(tmp_path):
     assert str(push_rules.__file__) in hook.read_text()
 
 
-def raw_commit(repo, headers: list[str], message: bytes) -> str:
+def raw_commit(repo, headers: list[str | bytes], message: bytes) -> str:
     """Write a commit object of exactly these header lines and message (git's own checks
     aside, as a hostile pusher can); return its id."""
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
@@ -76,7 +76,8 @@ def raw_commit(repo, headers: list[str], message: bytes) -> str:
         .stdout.decode()
         .strip()
     )
-    body = f"tree {tree}\n".encode() + "".join(f"{h}\n" for h in headers).encode()
+    lines = [h if isinstance(h, bytes) else h.encode() for h in headers]
+    body = f"tree {tree}\n".encode() + b"".join(line + b"\n" for line in lines)
     done = subprocess.run(
         ["git", "hash-object", "-t", "commit", "-w", "--literally", "--stdin"],
         cwd=repo,
@@ -116,6 +117,57 @@ def test_a_plain_commit_passes(tmp_path, monkeypatch, encoding):
     monkeypatch.chdir(tmp_path)
     headers = [f"author {ME}", f"committer {ME}"] + ([f"encoding {encoding}"] if encoding else [])
     sha = raw_commit(tmp_path, headers, "a change, in UTF-8: é\n".encode())
+    assert push_rules.commit_problems(sha, "did:plc:me") == []
+
+
+LATIN1_ME = b"Ev\xe9 <e@x.org> 1796207715 +0000"
+# (author, committer, message, the fields a refusal names): Latin-1, stray and truncated
+# bytes, an encoded surrogate, in each field (fourteenth review: such a commit made the
+# changelog, history, blame and diff views 500).
+NOT_UTF8 = [
+    (LATIN1_ME, ME, b"x\n", "its author name is not UTF-8"),
+    (ME, LATIN1_ME, b"x\n", "its committer name is not UTF-8"),
+    (b"Me <m\xe9@x.org> 1700000000 +0000", ME, b"x\n", "its author email is not UTF-8"),
+    (ME, b"Me <me@\xff.org> 1700000000 +0000", b"x\n", "its committer email is not UTF-8"),
+    (ME, ME, b"raw2 \xe9\xff msg\n", "its message is not UTF-8"),
+    (ME, ME, b"ok\n\nthen \xed\xa0\x80\n", "its message is not UTF-8"),
+    (ME, ME, b"cut \xe2\x82", "its message is not UTF-8"),
+    (b"\x80 <\xc0\xaf> 1 +0000", ME, b"x\n", "its author name and author email are"),
+    (b"Me <me@x.org> 1700000000 \xff0000", ME, b"x\n", "its author line is not UTF-8"),
+    (LATIN1_ME, LATIN1_ME, b"raw2 \xe9\n", "its author name, committer name and message are"),
+]
+
+
+@pytest.mark.parametrize(("author", "committer", "message", "refusal"), NOT_UTF8)
+def test_a_commit_with_a_field_that_is_no_utf8_is_refused_naming_it(
+    tmp_path, monkeypatch, author, committer, message, refusal
+):
+    monkeypatch.chdir(tmp_path)
+    headers = [b"author " + _ident(author), b"committer " + _ident(committer)]
+    sha = raw_commit(tmp_path, headers, message)
+    problems = push_rules.commit_problems(sha, "did:plc:me")
+    assert any(p.startswith(f"commit {sha[:12]}: {refusal}") for p in problems), problems
+
+
+def _ident(ident: str | bytes) -> bytes:
+    return ident if isinstance(ident, bytes) else ident.encode()
+
+
+def test_another_header_that_is_no_utf8_is_refused_by_its_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    headers = [f"author {ME}", f"committer {ME}", b"x-note caf\xe9"]
+    sha = raw_commit(tmp_path, headers, b"x\n")
+    problems = push_rules.commit_problems(sha, "did:plc:me")
+    assert any("its x-note is not UTF-8" in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    "who", ["Évé Ünïcode <évé@exämple.org>", "日本語 <me@example.test>", "Zoë 🦦 <z@x.org>"]
+)
+def test_a_commit_in_utf8_beyond_ascii_passes(tmp_path, monkeypatch, who):
+    monkeypatch.chdir(tmp_path)
+    ident = f"{who} 1700000000 +0000"
+    sha = raw_commit(tmp_path, [f"author {ident}", f"committer {ident}"], "é 日本 🦦\n".encode())
     assert push_rules.commit_problems(sha, "did:plc:me") == []
 
 
