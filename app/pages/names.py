@@ -47,7 +47,7 @@ def _first(*checks: tuple[bool, str]) -> str | None:
 def page_path_problem(path: str) -> str | None:
     """Return why `path` (a page's path without `.md`, as Otterwiki would open it) cannot
     name a page, or None. The page API normalises a path (NFKC) before it asks; a push must
-    name the file in that form itself."""
+    name the file in that form itself (see `unopenable_problem`)."""
     whole = _first(
         ("\x00" in path, "page path contains a NUL character"),
         (not path.strip(), "page path is empty"),
@@ -90,3 +90,28 @@ def attachment_name_problem(name: str) -> str | None:
             f"attachment name is longer than {MAX_ATTACHMENT_NAME_BYTES} bytes",
         ),
     )
+
+
+def unopenable_problem(filename: str) -> str | None:
+    """Return why the wiki could not open the repository file `filename` (as git lists it),
+    or None: a page (`.md`) by its path, any other file by its page's folder (the page whose
+    attachment it is) and its own name. Otterwiki opens a page under its path in NFKC form,
+    so a name in another form (é as e and a combining accent) is never found."""
+    folder, _, name = filename.rpartition("/")
+    is_page = filename.endswith(".md")
+    page = filename[:-3] if is_page else folder
+    if page or is_page:
+        normal = unicodedata.normalize("NFKC", page)
+        problem = page_path_problem(page) or _first(
+            (normal != page, f"page path is not in Unicode NFKC form: the wiki opens {normal!r}")
+        )
+        if problem:
+            return problem
+    return None if is_page else attachment_name_problem(name)
+
+
+def collision_key(filename: str) -> str:
+    """The form in which two file names are one to the wiki, or to a clone on macOS or Windows:
+    the same after Unicode NFC and lower() (Otterwiki lowercases names; casefold() would also
+    join straße and strasse, which it keeps apart)."""
+    return unicodedata.normalize("NFC", filename).lower()

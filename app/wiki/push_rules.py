@@ -45,6 +45,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from app.core.provenance import did_from_email  # noqa: E402 (standard library only)
 from app.core.provenance import neutralise  # noqa: E402
+from app.pages.names import collision_key  # noqa: E402 (standard library only)
+from app.pages.names import unopenable_problem  # noqa: E402
 
 _ZERO = re.compile(r"0+")
 _SYMLINK = "120000"
@@ -222,20 +224,28 @@ def name_problems(
     paths: list[str], lowercase_pages: bool, before: frozenset[str] | set[str] = frozenset()
 ) -> list[str]:
     """Why the file names `paths` (every file of the pushed tip) would leave a file the wiki
-    cannot open: two names that differ only in case (Otterwiki opens one of them, and a clone
-    on macOS or Windows keeps one), and, where the wiki lowercases page names
-    (`lowercase_pages`: Otterwiki's RETAIN_PAGE_NAME_CASE is off), a page with a capital
-    letter in its path, or an attachment in a folder with one (its page's path). Names in
-    `before` (the tip the push replaces) pass on their own. At most MAX_NAMES_TOLD are named,
-    then how many more."""
+    cannot open: a name the page API would refuse, or that Otterwiki opens in another form
+    (see app.pages.names.unopenable_problem); two names that are one after Unicode NFC and
+    lower case (Otterwiki opens one of them, and a clone on macOS or Windows keeps one); and,
+    where the wiki lowercases page names (`lowercase_pages`: Otterwiki's RETAIN_PAGE_NAME_CASE
+    is off), a page with a capital letter in its path, or an attachment in a folder with one
+    (its page's path). Names in `before` (the tip the push replaces) pass on their own. At
+    most MAX_NAMES_TOLD are named, then how many more."""
     problems, seen = [], {}
     for path in paths:
-        # lower(), as Otterwiki lowercases names: casefold() would also join straße and strasse.
-        other = seen.setdefault(path.lower(), path)
+        other = seen.setdefault(collision_key(path), path)
         if other != path and not (other in before and path in before):
             problems.append(
-                f"{_show(other)} and {_show(path)}: the names differ only in case, and the wiki "
-                "could open only one of them; rename or remove one and push again"
+                f"{_show(other)} and {_show(path)}: the names differ only in case or in Unicode "
+                "form (an accented letter as one character or as a letter and an accent), and "
+                "the wiki could open only one of them; rename or remove one and push again"
+            )
+        # path_problem's refusals (content_problems) are told once, there.
+        unopenable = None if path in before or path_problem(path) else unopenable_problem(path)
+        if unopenable:
+            problems.append(
+                f"{_show(path)}: the wiki could not open this file: {unopenable}; rename it and "
+                "push again"
             )
         # A page's whole path, an attachment's folder (its page's path): the wiki looks for
         # them in lower case.

@@ -730,6 +730,28 @@ def test_pushed_names_the_wiki_could_not_open_are_refused_as_its_setting_says(ma
     assert done.returncode != 0 and "differ only in case" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize(
+    ("names", "refusal"),
+    [
+        (["caf\u00e9.md", "cafe\u0301.md"], "or in Unicode form"),
+        (["cafe\u0301.md"], "not in Unicode NFKC form"),
+        (["a\\b.md"], "page path must not contain \\"),
+        (["notes/v1.2.md"], "page path must not contain ."),
+    ],
+)
+def test_pushed_names_the_page_api_would_refuse_are_refused(shared, tmp_path, names, refusal):
+    """Fourteenth review: café.md in both Unicode forms was taken and one never opened, and a
+    pushed a\\b.md was listed while the wiki answered 404 and the page API 400."""
+    work = tmp_path / "w"
+    ok(shared.clone(work, shared.editor))
+    before = shared.head()
+    for name in names:
+        commit_file(work, name, f"# {name}\n")
+    done = run_git("push", "origin", "HEAD:main", cwd=work)
+    assert done.returncode != 0 and refusal in done.stderr, done.stderr
+    assert shared.head() == before
+
+
 def test_a_mailmap_from_before_the_rule_changes_no_history(made):
     """Tenth review: an editor's pushed .mailmap showed the editor's commits as the owner's
     (and the owner's as the editor's) in the page API, the changelog and its feed. One that

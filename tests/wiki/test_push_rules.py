@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 
 import pytest
 
+from app.core.errors import BadRequest
+from app.pages.paths import PathRules
+from app.pages.paths import clean_attachment_name
 from app.wiki import push_rules
 from app.wiki.git_http import install_hook
 from app.wiki.push_rules import path_problem
@@ -307,7 +311,57 @@ NAMES = [
     ({"Evil.md": b"a", "Docs/page.md": b"b"}, False, None),  # the wiki keeps the case
     ({"straße.md": b"a", "strasse.md": b"b"}, True, None),  # two names, both opened
     ({"evil.md": b"a", "docs/Photo.PNG": b"b", "README.MD": b"c"}, True, None),  # no pages
+    # Fourteenth review: café.md in one Unicode form and in another were both taken, and one
+    # could never be opened; a\\b.md was listed, and answered 404 (the page API 400).
+    ({"caf\u00e9.md": b"a", "cafe\u0301.md": b"b"}, False, "or in Unicode form"),
+    ({"Caf\u00e9.md": b"a", "cafe\u0301.md": b"b"}, False, "or in Unicode form"),
+    ({"d\u00e9j\u00e0/a.png": b"a", "de\u0301ja\u0300/a.png": b"b"}, False, "Unicode form"),
+    (
+        {"Caf\u00e9/\u00dcn\u00efcode \u65e5\u672c.md": b"a", "notes/pic.v1.png": b"b"},
+        False,
+        None,
+    ),
+    ({".gitkeep": b"", "notes/.gitkeep": b"", "logo.png": b"a", "a b/c d.md": b"c"}, False, None),
 ]
+# One file each, that no wiki could open, and what its refusal says: a name in another Unicode
+# form than Otterwiki opens (NFKC), and every name the page API refuses in a page path or an
+# attachment's name.
+UNOPENABLE = [
+    ("cafe\u0301.md", "not in Unicode NFKC form: the wiki opens 'caf\u00e9'"),
+    ("\ufb01le.md", "not in Unicode NFKC form: the wiki opens 'file'"),
+    ("Cafe\u0301/img.png", "not in Unicode NFKC form"),
+    ("a\\b.md", "page path must not contain \\"),
+    ("notes\\old/page.md", "page path must not contain \\"),
+    ("docs/a\\b.png", "attachment name must not contain slashes"),
+    ("v1.2.md", "page path must not contain ."),
+    ("docs.v1/pic.png", "page path must not contain ."),
+    ("what?.md", "page path must not contain ?"),
+    ("a|b.md", "page path must not contain |"),
+    ("$x.md", "page path must not contain $"),
+    ("hi!.md", "page path must not contain !"),
+    ("#tag.md", "page path must not contain #"),
+    ("-draft.md", "must not start with '-'"),
+    ("notes/-x.md", "must not start with '-'"),
+    ("trail /x.md", "must not start or end with spaces"),
+    ("S\ufffdx.md", "page path is not valid UTF-8"),
+    ("img/\ufffd.png", "attachment name is not valid UTF-8"),
+    (".md", "page path is empty"),
+    ("a" * 201 + ".md", "longer than 200 bytes"),
+    ("x/" + "b" * 201 + ".png", "attachment name is longer than 200 bytes"),
+]
+NAMES += [({name: b"a"}, False, refusal) for name, refusal in UNOPENABLE]
+
+
+@pytest.mark.parametrize(("name", "refusal"), [r for r in UNOPENABLE if "NFKC" not in r[1]])
+def test_the_page_api_refuses_the_same_names_with_the_same_words(name, refusal):
+    """One rule (app.pages.names) for both: the page API normalises a path to NFKC itself."""
+    folder, _, base = name.rpartition("/")
+    with pytest.raises(BadRequest, match=re.escape(refusal)):
+        if name.endswith(".md"):
+            PathRules().clean(name[:-3])
+        else:
+            PathRules().clean(folder)
+            clean_attachment_name(base)
 
 
 @pytest.mark.parametrize(("files", "lowercase", "refusal"), NAMES)
@@ -323,6 +377,21 @@ def test_names_the_wiki_could_not_open_are_refused(
         assert problems == []
     else:
         assert any(refusal in problem for problem in problems), problems
+
+
+def test_names_already_in_the_wiki_pass_but_a_new_one_folding_to_them_does_not(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    old = commit_tree(tmp_path, {"cafe\u0301.md": b"a", "a\\b.md": b"b"})
+    edit = commit_tree(tmp_path, {"cafe\u0301.md": b"a2", "a\\b.md": b"b2", "new.md": b"c"})
+    assert push_rules.tree_problems(edit, 10**9, False, old) == []
+    (tmp_path / "cafe\u0301.md").unlink()
+    both = commit_tree(tmp_path, {"caf\u00e9.md": b"a", "a\\b.md": b"b2", "new.md": b"c"})
+    assert push_rules.tree_problems(both, 10**9, False, edit) == []  # renamed: one name left
+    again = commit_tree(tmp_path, {"cafe\u0301.md": b"back"})
+    problems = push_rules.tree_problems(again, 10**9, False, both)
+    assert any("or in Unicode form" in problem for problem in problems), problems
 
 
 def test_a_refusal_names_at_most_a_few_names(tmp_path, monkeypatch):
