@@ -44,10 +44,12 @@ def _first(*checks: tuple[bool, str]) -> str | None:
     return next((message for failed, message in checks if failed), None)
 
 
-def page_path_problem(path: str) -> str | None:
+def page_path_problem(path: str, api: bool = True) -> str | None:
     """Return why `path` (a page's path without `.md`, as Otterwiki would open it) cannot
     name a page, or None. The page API normalises a path (NFKC) before it asks; a push must
-    name the file in that form itself (see `unopenable_problem`)."""
+    name the file in that form itself (see `unopenable_problem`). With `api` False, only what
+    Otterwiki itself could not open: the page API's own rule against a segment starting with
+    '-' (it would read as an option to a command) is left out."""
     whole = _first(
         ("\x00" in path, "page path contains a NUL character"),
         (not path.strip(), "page path is empty"),
@@ -57,10 +59,11 @@ def page_path_problem(path: str) -> str | None:
         (path.startswith("/"), "page path must not start with '/'"),
         (path.endswith("/"), "page path must not end with '/'"),
     )
-    return whole or next(filter(None, map(_segment_problem, path.split("/"))), None)
+    segments = (_segment_problem(segment, api) for segment in path.split("/"))
+    return whole or next(filter(None, segments), None)
 
 
-def _segment_problem(segment: str) -> str | None:
+def _segment_problem(segment: str, api: bool) -> str | None:
     dropped = " ".join(sorted(DROPPED_BY_OTTERWIKI.intersection(segment)))
     return _first(
         (segment == "", "page path has an empty segment ('//')"),
@@ -68,7 +71,7 @@ def _segment_problem(segment: str) -> str | None:
         (segment.lower() == ".git", "page path must not contain '.git'"),
         (bool(dropped), f"page path must not contain {dropped}"),
         (segment != segment.strip(), "page path segments must not start or end with spaces"),
-        (segment.startswith("-"), "page path segments must not start with '-'"),
+        (api and segment.startswith("-"), "page path segments must not start with '-'"),
         (
             len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES,
             f"page path segment is longer than {MAX_SEGMENT_BYTES} bytes",
@@ -92,17 +95,19 @@ def attachment_name_problem(name: str) -> str | None:
     )
 
 
-def unopenable_problem(filename: str) -> str | None:
+def unopenable_problem(filename: str, page_exists: bool = True) -> str | None:
     """Return why the wiki could not open the repository file `filename` (as git lists it),
-    or None: a page (`.md`) by its path, any other file by its page's folder (the page whose
-    attachment it is) and its own name. Otterwiki opens a page under its path in NFKC form,
-    so a name in another form (é as e and a combining accent) is never found."""
+    or None: a page (`.md`) by its path, any other file by its own name and, when its page
+    exists (`page_exists`: the file is listed as that page's attachment), its page's path.
+    Otterwiki opens a page under its path in NFKC form, so a name in another form (é as e and
+    a combining accent) is never found. A file under no page (`.github/workflows/ci.yml`,
+    `.gitignore`) is listed nowhere, so its folder's name misleads no one."""
     folder, _, name = filename.rpartition("/")
     is_page = filename.endswith(".md")
     page = filename[:-3] if is_page else folder
-    if page or is_page:
+    if is_page or (page and page_exists):
         normal = unicodedata.normalize("NFKC", page)
-        problem = page_path_problem(page) or _first(
+        problem = page_path_problem(page, api=False) or _first(
             (normal != page, f"page path is not in Unicode NFKC form: the wiki opens {normal!r}")
         )
         if problem:

@@ -232,6 +232,7 @@ def name_problems(
     (its page's path). Names in `before` (the tip the push replaces) pass on their own. At
     most MAX_NAMES_TOLD are named, then how many more."""
     problems, seen = [], {}
+    pages = {path[:-3] for path in paths if path.endswith(".md")}
     for path in paths:
         other = seen.setdefault(collision_key(path), path)
         if other != path and not (other in before and path in before):
@@ -241,7 +242,11 @@ def name_problems(
                 "the wiki could open only one of them; rename or remove one and push again"
             )
         # path_problem's refusals (content_problems) are told once, there.
-        unopenable = None if path in before or path_problem(path) else unopenable_problem(path)
+        unopenable = (
+            None
+            if path in before or path_problem(path)
+            else unopenable_problem(path, path.rpartition("/")[0] in pages)
+        )
         if unopenable:
             problems.append(
                 f"{_show(path)}: the wiki could not open this file: {unopenable}; rename it and "
