@@ -517,10 +517,15 @@ class Store(SessionRecords):
             )
             return done.rowcount == 1
 
-    def release_bytes(self, slug: str, grows: int) -> None:
-        """Take back `grows` bytes that reserve_bytes added to wiki `slug`'s recorded size (not
-        below 0: a measurement may have replaced it meanwhile)."""
-        smaller = case((wikis.c.size_bytes > grows, wikis.c.size_bytes - grows), else_=0)
+    def release_bytes(self, slug: str, grows: int, floor: int) -> None:
+        """Take back `grows` bytes that reserve_bytes added to wiki `slug`'s recorded size,
+        never below `floor` (its files as just measured): a measurement after another write
+        may have replaced the reservation meanwhile, and taking it back again then put the
+        recorded size under the real one (a slow upload's, dropped, let the next pass the
+        cap)."""
+        smaller = case(
+            (wikis.c.size_bytes - grows > floor, wikis.c.size_bytes - grows), else_=floor
+        )
         with self._write() as connection:
             connection.execute(update(wikis).where(wikis.c.slug == slug).values(size_bytes=smaller))
 

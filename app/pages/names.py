@@ -100,8 +100,12 @@ def unopenable_problem(filename: str, page_exists: bool = True) -> str | None:
     or None: a page (`.md`) by its path, any other file by its own name and, when its page
     exists (`page_exists`: the file is listed as that page's attachment), its page's path.
     Otterwiki opens a page under its path in NFKC form, so a name in another form (é as e and
-    a combining accent) is never found. A file under no page (`.github/workflows/ci.yml`,
-    `.gitignore`) is listed nowhere, so its folder's name misleads no one."""
+    a combining accent) is never found. A file under no page (`assets/v1.2/x.png`) is listed
+    nowhere, so its folder's name misleads no one; nor are hidden files (a segment starting
+    with '.', such as `.github/pull_request_template.md`) judged."""
+    parts = filename.split("/")
+    if parts[-1] != ".md" and any(part.startswith(".") for part in parts):
+        return None  # hidden (.github/...): a repository's own files, as pushed before
     folder, _, name = filename.rpartition("/")
     is_page = filename.endswith(".md")
     page = filename[:-3] if is_page else folder

@@ -150,12 +150,18 @@ def json_body() -> dict:
     if not raw.strip():
         raise BadRequest("the body is empty; send a JSON object")
     try:
-        data = json.loads(raw)
+        # RFC 8259 8.1: JSON between systems is UTF-8. json.loads also reads UTF-16 and -32,
+        # where the check for surrogate escapes below would find none.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8; send JSON encoded in UTF-8") from None
+    try:
+        data = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
-    if _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(data):
+    if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(data):
         raise BadRequest(
             "the body holds a lone surrogate (a \\ud800-\\udfff escape without its pair): "
             "it is not Unicode text"
@@ -165,7 +171,7 @@ def json_body() -> dict:
 
 # JSON can only spell a surrogate as an escape (RFC 8259 7; raw bytes must be UTF-8, which
 # has none): a body without one needs no further look.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _holds_lone_surrogate(data) -> bool:

@@ -360,12 +360,16 @@ class WikiGateway:
         return ClosingIterator(response, closing)
 
     def _release_reserved(self, environ) -> None:
-        """Give back what a revert reserved (_check_room) when no commit was measured in its
-        place: a refused or failed revert must not leave its wiki's recorded size too large."""
+        """Give back what a revert or upload reserved (_check_room) when no commit was
+        measured in its place, never below the wiki's files as measured now: a refused or
+        failed write must not leave its wiki's recorded size too large, nor make it too
+        small."""
         reserved = environ.pop(_RESERVED_KEY, None)
         if reserved is not None:
+            slug, grows = reserved
             try:
-                self.platform.store.release_bytes(*reserved)
+                files = usage.measure(self.settings.repo_path(slug)).size_bytes
+                self.platform.store.release_bytes(slug, grows, files)
             except Exception:
                 log.exception("could not give back the bytes reserved in wiki %s", reserved[0])
 

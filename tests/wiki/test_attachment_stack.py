@@ -14,6 +14,7 @@ import pytest
 
 from app.core.locks import wiki_write_lock
 from app.core.store import Store
+from app.core.usage import measure
 from app.core.wikis import create_wiki
 from app.web.session_cookie import cookie_name
 from app.wiki.otterwiki.config import FORM_ENVELOPE_BYTES
@@ -321,14 +322,19 @@ def test_a_revert_that_fails_gives_back_the_room_it_reserved(stack, wiki):
     assert client.put(name, content=BINARY).status_code == 201
     assert client.delete(name).status_code == 200
     removal = head(stack)
+    files = measure(stack.settings.repo_path(SLUG)).size_bytes
     store = Store(stack.settings.database_url)
     try:
-        store.record_usage(SLUG, 3, 1000)
-        for data in ({"message": "revert"}, {"csrf_token": "stale", "message": "revert"}):
-            failed = client.post(f"/-/revert/{removal}", data=data)
-            assert failed.status_code == 400, failed.status_code
-            assert head(stack) == removal
-            assert store.find_wiki(SLUG).size_bytes == 1000
+        # Recorded above and below what the files hold: given back to the former, and
+        # (fifteenth review) never under the latter, where a release after another write's
+        # measurement had put it, and the next upload passed the cap.
+        for recorded in (files + 1000, 0):
+            store.record_usage(SLUG, 3, recorded)
+            for data in ({"message": "revert"}, {"csrf_token": "stale", "message": "revert"}):
+                failed = client.post(f"/-/revert/{removal}", data=data)
+                assert failed.status_code == 400, failed.status_code
+                assert head(stack) == removal
+                assert store.find_wiki(SLUG).size_bytes == max(recorded, files)
     finally:
         store.record_usage(SLUG, 3, 0)
         store.close()

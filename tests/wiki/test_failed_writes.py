@@ -146,3 +146,15 @@ def test_a_save_in_the_editor_that_fails_leaves_nothing_behind(wiki, failing_com
     send(wiki, "POST", "/Edited/save", data=data)
     assert git(wiki, "rev-parse", "HEAD") == head
     assert_clean(wiki)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16", "utf-32", "latin-1"])
+def test_a_json_body_in_another_encoding_than_utf8_is_refused(wiki, encoding):
+    """Fifteenth review: a UTF-16 body got past the check for surrogate escapes (json.loads
+    reads UTF-16 and -32 too), and its lone surrogate failed the commit (500)."""
+    body = '{"content": "caf\u00e9", "message": "m\\ud800x"}'.encode(encoding)
+    head = git(wiki, "rev-parse", "HEAD")
+    answer = send(wiki, "PUT", "/api/v1/pages/Encoded", body)
+    assert answer.status_code == 400 and "not UTF-8" in answer.json["error"]
+    assert git(wiki, "rev-parse", "HEAD") == head
+    assert_clean(wiki)

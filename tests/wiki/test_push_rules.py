@@ -364,7 +364,12 @@ NAMES += [({name: b"a"}, False, None) for name, _ in API_ONLY]
 # (a repository's CI settings, its .gitignore).
 NAMES += [
     ({name: b"a"}, False, None)
-    for name in (".gitignore", ".github/workflows/ci.yml", "notes/v1.2/x.png", "a b /c.txt")
+    for name in (
+        ".github/workflows/ci.yml",
+        ".github/pull_request_template.md",
+        "notes/v1.2/x.png",
+        "a b /c.txt",
+    )
 ]
 
 
