@@ -132,8 +132,8 @@ _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 _FILE_ENDPOINTS = frozenset({"get_attachment"})
 # The environ key of a request's Turn, closed when its response is.
 _TURN_KEY = "robot.turn"
-# The environ key of the bytes a revert reserved in its wiki's recorded size: (slug, bytes),
-# until a measurement after its commit takes their place.
+# The environ key of the bytes a revert or an upload reserved in its wiki's recorded size:
+# (slug, bytes), until a measurement after its commit takes their place.
 _RESERVED_KEY = "robot.reserved_bytes"
 
 
