@@ -90,30 +90,44 @@ _IMPERSONATION = """
     pds xrpc did dids handle handles entryway bgs appview labeler labelers ozone firehose
     jetstream feedgen feed-generator
 """
+# Each group with the reason a refusal gives and how it matches. Host names (True) are
+# reserved in the spellings hosts use too: numbered or versioned (www1, api-v2), without
+# hyphens (sign-in), with a region after a regional service (api-eu); a real host is named so.
+# Well-known names and literal values (False) mean something only as the whole word: a client
+# looks up `/.well-known/jwks` or `caldav.{domain}`, never `jwks-v2` or `dav2`, and a script
+# reads `true` as a value, not `true1` or `no-ne`; so only the listed spelling is reserved.
+_GROUPS = (
+    (_SERVICE_HOSTS, "it names a service host", True),
+    (_MAIL, "it names a mailbox or a mail service", True),
+    (_DISCOVERY, "clients look it up for proxy or network discovery", True),
+    (_WELL_KNOWN, "clients look it up to discover a service (a well-known name)", False),
+    (_LITERALS, "programs would read it as a literal value, not a name", False),
+    (_IMPERSONATION, "it would pass for the platform", True),
+)
 # Each reserved name with the reason a refusal gives; the first group naming it wins.
 RESERVED_REASONS = {
-    name: reason
-    for names, reason in reversed(
-        (
-            (_SERVICE_HOSTS, "it names a service host"),
-            (_MAIL, "it names a mailbox or a mail service"),
-            (_DISCOVERY, "clients look it up for proxy or network discovery"),
-            (_WELL_KNOWN, "clients look it up to discover a service (a well-known name)"),
-            (_LITERALS, "programs would read it as a literal value, not a name"),
-            (_IMPERSONATION, "it would pass for the platform"),
-        )
-    )
-    for name in names.split()
+    name: reason for names, reason, _ in reversed(_GROUPS) for name in names.split()
 }
 RESERVED_SLUGS = frozenset(RESERVED_REASONS)
-# The same names without their hyphens: `sign-in` is as reserved as `signin`.
+# The host names, reserved in hosts' spellings too; the rest are reserved only whole.
+_HOST_NAMES = {
+    name: reason
+    for names, reason, host_spellings in reversed(_GROUPS)
+    if host_spellings
+    for name in names.split()
+}
+RESERVED_HOST_NAMES = frozenset(_HOST_NAMES)
+RESERVED_WHOLE_NAMES = RESERVED_SLUGS - RESERVED_HOST_NAMES
+# The host names also without their hyphens: `sign-in` is as reserved as `signin`.
 _RESERVED_COMPACT = {
-    **{name.replace("-", ""): reason for name, reason in RESERVED_REASONS.items()},
-    **RESERVED_REASONS,
+    **{name.replace("-", ""): reason for name, reason in _HOST_NAMES.items()},
+    **_HOST_NAMES,
 }
 # What hosts add to a name: a number or a version (api2, auth-1, api-v2, mcpv1).
-# reserved_reason also checks a slug without it, so every listed name is reserved with it.
-_HOST_SUFFIX = re.compile(r"-?v?\d+$")
+# reserved_reason also checks a host name without it, so every listed host is reserved with
+# it. Both are stripped apart, so a name ending in `v` keeps it: `dev2` is `dev` numbered, as
+# `dev-2` is (one pattern `-?v?\d+` read `dev2` as `de` version 2 and let it through).
+_HOST_SUFFIXES = (re.compile(r"-?\d+$"), re.compile(r"-?v\d+$"))
 # A two-letter region (api-eu, pds-us-2), only after the names of services run per region:
 # after any name it refused everyday ones (about-us, node-js, chat-ai).
 _REGION_SUFFIX = re.compile(r"-[a-z]{2}$")
@@ -155,10 +169,24 @@ PATTERN_REASONS = (
 
 
 def reserved_reason(slug: str) -> str | None:
-    """Return why `slug` is reserved, or None: a listed name or a reserved shape, as written,
-    without its hyphens (`sign-in`), without a number or version at its end (`postmaster2`,
-    `api-v2`, `robot-admin1`), or without a region after a regional service (`auth-eu`,
-    `api-eu-2`)."""
+    """Return why `slug` is reserved, or None.
+
+    Args:
+        slug: a slug already of the valid shape (SLUG_PATTERN).
+
+    Returns:
+        The reason of the first group naming it, or of the first reserved shape matching it;
+        None when it is free.
+
+    Every listed name is reserved as written. A host name (service, mail, discovery and
+    platform groups) and the reserved shapes are also reserved without hyphens (`sign-in`),
+    without a number or version at the end (`postmaster2`, `dev-2`, `api-v2`,
+    `robot-admin1`), and without a region after a regional service (`auth-eu`, `api-eu-2`).
+    Well-known names and literal values are reserved only whole (`calendar`, `true`), as
+    clients and programs read them only whole (RFC 8615 names; JSON, YAML 1.1 values).
+    """
+    if slug in RESERVED_REASONS:
+        return RESERVED_REASONS[slug]
     for spelling in _spellings(slug):
         if spelling in _RESERVED_COMPACT:
             return _RESERVED_COMPACT[spelling]
@@ -169,16 +197,18 @@ def reserved_reason(slug: str) -> str | None:
 
 
 def _spellings(slug: str) -> list[str]:
-    """`slug` and the spellings reserved_reason also checks, in that order: without a number or
-    version at its end, then without a region after a regional service's name, and each of
-    those without hyphens."""
+    """`slug` and the spellings reserved_reason also checks against host names and shapes,
+    in that order: without a number, then without a version at its end, then each of those
+    without a region after a regional service's name, and each of them without hyphens."""
     bases = [slug]
-    bare = _HOST_SUFFIX.sub("", slug)
-    if bare and bare != slug:
-        bases.append(bare)
-    regional = _REGION_SUFFIX.sub("", bare)
-    if regional != bare and regional in _REGIONAL:
-        bases.append(regional)
+    for suffix in _HOST_SUFFIXES:
+        bare = suffix.sub("", slug)
+        if bare and bare not in bases:
+            bases.append(bare)
+    for base in list(bases):
+        regional = _REGION_SUFFIX.sub("", base)
+        if regional != base and regional in _REGIONAL and regional not in bases:
+            bases.append(regional)
     return bases + [base.replace("-", "") for base in bases if "-" in base]
 
 

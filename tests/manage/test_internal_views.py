@@ -12,6 +12,8 @@ from app.core.settings import Settings
 from app.core.signing import SigningKey
 from app.core.slugs import RESERVED_SLUGS
 from app.web.session_cookie import PLAIN_NAME as SESSION_COOKIE
+from tests.core.slug_names import HOST_SPELLINGS_REFUSED
+from tests.core.slug_names import WHOLE_NAME_SPELLINGS_FREE
 
 ALICE = ("did:plc:alice", "alice.test")
 
@@ -337,6 +339,15 @@ def test_stack_static_and_health(stack):
 def test_check_slug_refuses_reserved_names_even_with_a_row(client, store, alpha):
     # A row made before a name joined the list (or written by hand) still gets no certificate.
     store.insert_wiki("mta-sts", ALICE[0], "Old", True)
-    for slug in sorted(RESERVED_SLUGS):
+    store.insert_wiki("api-v2", ALICE[0], "Old", True)
+    for slug in [*sorted(RESERVED_SLUGS), *HOST_SPELLINGS_REFUSED]:
         response = client.get(f"/api/internal/check-slug?domain={slug}.localhost")
         assert response.status_code == 404 and response.json["ok"] is False, slug
+
+
+def test_check_slug_allows_a_wiki_named_by_a_spelling_of_a_whole_name(client, store, alpha):
+    # Reserved only whole: a wiki named true1 or dav2 gets its certificate.
+    for slug in WHOLE_NAME_SPELLINGS_FREE:
+        store.insert_wiki(slug, ALICE[0], slug, True)
+        response = client.get(f"/api/internal/check-slug?domain={slug}.localhost")
+        assert response.status_code == 200 and response.json["slug"] == slug, slug

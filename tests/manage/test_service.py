@@ -12,6 +12,8 @@ import pytest
 from app.api_server import create_app
 from app.core import wikis
 from app.core.slugs import RESERVED_SLUGS
+from tests.core.slug_names import HOST_SPELLINGS_REFUSED
+from tests.core.slug_names import WHOLE_NAME_SPELLINGS_FREE
 
 # The store's suite: every test here runs on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.both_engines
@@ -103,11 +105,19 @@ def test_create_bad_slug_is_400_and_leaves_nothing(client, auth, settings, store
 
 
 def test_create_reserved_slug_is_400_with_the_reason(client, auth, settings, store, alpha):
-    for slug in sorted(RESERVED_SLUGS):
+    for slug in [*sorted(RESERVED_SLUGS), *HOST_SPELLINGS_REFUSED]:
         response = client.post("/api/wikis", json={"slug": slug}, headers=auth(OWNER))
         assert response.status_code == 400, slug
         assert "reserved" in response.json["error"] and slug in response.json["error"]
     assert _nothing_new(settings, store)
+
+
+def test_create_takes_a_spelling_of_a_whole_name(client, auth, store, alpha):
+    # Well-known names and literals are reserved only whole: true1, dav2, no-ne are names.
+    for slug in WHOLE_NAME_SPELLINGS_FREE:
+        response = client.post("/api/wikis", json={"slug": slug}, headers=auth(STRANGER))
+        assert response.status_code == 201, (slug, response.json)
+        assert store.get_wiki(slug).owner_did == STRANGER[0]
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,10 @@ def test_wiki_create_prints_url(ready):
         ("www", ALICE, "www"),
         ("mta-sts", ALICE, "reserved"),
         ("autoconfig", ALICE, "reserved"),
+        ("dev2", ALICE, "reserved"),
+        ("api-v2", ALICE, "reserved"),
+        ("true", ALICE, "reserved"),
+        ("dav", ALICE, "reserved"),
         ("gamma", "did:plc:nobody", "unknown user"),
         ("alpha", BOB, "already exists"),
     ],
@@ -139,6 +143,15 @@ def test_wiki_create_errors(ready, data_dir, slug, owner, message):
     result = ready("wiki", "create", slug, "--owner", owner)
     assert result.code == 1 and result.one_error_line and message in result.err
     assert sorted(p.name for p in (data_dir / "wikis").iterdir()) == ["alpha"]
+
+
+@pytest.mark.parametrize(
+    "slug", ["true1", "yes2024", "calendar-2026", "timezone-v2", "no-ne", "dav2"]
+)
+def test_wiki_create_takes_a_spelling_of_a_whole_name(ready, data_dir, slug):
+    # Well-known names and literals are reserved only whole (app/core/slugs.py).
+    result = ready("wiki", "create", slug, "--owner", ALICE)
+    assert result.code == 0 and (data_dir / "wikis" / slug).is_dir(), result.err
 
 
 def test_wiki_list(ready):
