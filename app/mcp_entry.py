@@ -14,9 +14,15 @@ from app.mcp.auth import McpAuth
 from app.mcp.cors import Cors
 from app.mcp.headers import SecurityHeaders
 from app.mcp.page_client import PageClient
+from app.mcp.server_errors import HttpProtocol
 from app.mcp.signin import SignInForWrites
 from app.mcp.tools import build_server
 from app.mcp.transport import Transport
+
+# uvicorn loads both from here (supervisor/programs.conf): the app's factory, and with
+# `--http app.mcp_entry:HttpProtocol` the protocol whose own answers carry our headers. Named
+# here, so the deploy's import walk from this module restarts mcp when it changes.
+__all__ = ["HttpProtocol", "create_app"]
 
 
 def create_app(settings: Settings | None = None):

@@ -31,6 +31,9 @@ _DIRECTIVES = (
 # What raw.githubusercontent.com sends for user files: a unique opaque origin, nothing loads
 # but the document itself; an image opened directly still displays.
 ATTACHMENT_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'"
+# What a server answers itself for a request it refuses (app/core/server_errors.py): plain
+# text, so nothing loads and nothing frames it.
+ERROR_POLICY = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # Same-origin requests keep their Referer (Flask-WTF checks it on HTTPS form posts); other
 # origins learn nothing of the page a link was followed from.
 REFERRER_POLICY = "same-origin"

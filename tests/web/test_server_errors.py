@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from app.web.server_errors import ERROR_POLICY
+from app.core.csp import ERROR_POLICY
 
 pytestmark = pytest.mark.stack
 
@@ -31,16 +31,26 @@ def raw_exchange(port: int, request: bytes) -> bytes:
     return answer
 
 
+def assert_error_answer(answer: bytes, statuses: tuple[str, ...]) -> tuple[dict, bytes]:
+    """Check that `answer` is one of `statuses`, plain text under ERROR_POLICY with the
+    platform's headers, and nothing after it; return its headers and body."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    headers = {name.title(): value for name, value in headers.items()}
+    assert [line.lower().split(":")[0] for line in lines].count("content-security-policy") == 1
+    assert lines[0].split()[1] in statuses, lines[0]
+    assert headers["Content-Security-Policy"] == ERROR_POLICY
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    assert int(headers["Content-Length"]) == len(body) and b"<html" not in body
+    return headers, body
+
+
 @pytest.mark.parametrize("service", ["otterwiki", "api", "auth"])
 @pytest.mark.parametrize("request_bytes", REFUSED.values(), ids=REFUSED.keys())
 def test_what_gunicorn_refuses_itself_is_plain_text_under_the_csp(stack, service, request_bytes):
     """Thirteenth session's note: gunicorn's own 400 pages were HTML without a CSP."""
     answer = raw_exchange(stack.port(service), request_bytes)
-    head, _, body = answer.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    assert lines[0].split()[1] in ("400", "414", "431"), lines[0]
-    assert headers["Content-Security-Policy"] == ERROR_POLICY
-    assert headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert headers["X-Content-Type-Options"] == "nosniff"
-    assert int(headers["Content-Length"]) == len(body) and b"<html" not in body
+    assert_error_answer(answer, ("400", "414", "431"))
