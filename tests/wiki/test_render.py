@@ -5,6 +5,7 @@ render, so counting misses counts renders.
 """
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -284,6 +285,67 @@ def test_the_budget_stops_code_that_swallows_exceptions():
 
     with pytest.raises(RenderOverBudget):
         _Budget().run(spin, 0.05)
+
+
+def _burn(seconds: float) -> None:
+    """Spend `seconds` of process CPU."""
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        sum(range(1000))
+
+
+def test_a_slice_stops_its_call_and_the_run_goes_on_with_its_budget():
+    """The page index renders tables of contents in slices of its view's budget: a slice that
+    runs out stops its own call only; the run's budget still stops the run."""
+    from app.wiki.otterwiki.render import RenderOverBudget
+    from app.wiki.otterwiki.render import SliceOver
+    from app.wiki.otterwiki.render import _Budget
+
+    budget = _Budget()
+
+    def sliced():
+        with pytest.raises(SliceOver):
+            budget.slice(lambda: _burn(10), 0.05)
+        _burn(0.1)  # past the slice: the run goes on
+        return "done"
+
+    assert budget.run(sliced, 5.0) == "done"
+
+    def over():
+        assert budget.slice(lambda: _burn(0.02), 1.0) is None
+        _burn(10)
+
+    with pytest.raises(RenderOverBudget):
+        budget.run(over, 0.3)
+    assert not budget.armed and not budget.slicing
+
+
+def test_an_uninterrupted_block_ends_before_the_budget_stops_it():
+    """A cache row's commit stopped half-way broke the request's database session (500): such
+    writes run whole, and what expired in them stops the code right after."""
+    from app.wiki.otterwiki.render import RenderOverBudget
+    from app.wiki.otterwiki.render import SliceOver
+    from app.wiki.otterwiki.render import _Budget
+
+    budget = _Budget()
+    reached = []
+
+    def write():
+        with budget.uninterrupted():
+            _burn(0.2)  # past the slice
+            reached.append("written")
+        reached.append("after")
+
+    def sliced():
+        with pytest.raises(SliceOver):
+            budget.slice(write, 0.02)
+        return reached
+
+    assert budget.run(sliced, 5.0) == ["written"]
+    reached.clear()
+    with pytest.raises(RenderOverBudget):
+        budget.run(write, 0.02)
+    assert reached == ["written"]
 
 
 def test_the_key_is_the_same_in_every_process(tmp_path):

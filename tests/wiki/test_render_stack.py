@@ -244,3 +244,63 @@ def test_the_commit_and_diff_views_of_a_huge_change_refuse_past_their_bound(stac
     for worker in before:  # no git left running the refused diffs (cat-file pipes stay)
         gits = subprocess.run(["pgrep", "-a", "-P", str(worker)], capture_output=True, text=True)
         assert " show " not in gits.stdout and " diff " not in gits.stdout, gits.stdout
+
+
+# A page of the large wiki below: its title, some text to render, and a heading of its own.
+_LARGE_PAGE = (
+    "# Page {n}\n\n" + "Some *text* with `code` and a [link](Home).\n\n" * 40 + "## Detail {n}\n"
+)
+_PARTIAL = "are not listed yet"
+
+
+@pytest.fixture(scope="module")
+def large(stack, token):
+    """A public wiki of 1,000 pages in ten folders, pushed in one commit (no page rendered
+    yet); its slug and an editor's token."""
+    slug = "render-large"
+    public_wiki(stack, slug)
+    pages = {f"part{n % 10}/page{n:04d}.md": _LARGE_PAGE.format(n=n) for n in range(1000)}
+    for folder in {name.split("/")[0] for name in pages}:
+        (stack.settings.repo_path(slug) / folder).mkdir()
+    commit(stack, slug, pages)
+    store = Store(stack.settings.database_url)
+    _, secret = store.create_token(slug, OWNER[0], "editor")
+    store.close()
+    return slug, secret
+
+
+def test_the_page_index_of_a_large_wiki_answers_at_once_and_fills_in(stack, large):
+    """Sixteenth session: the first index of 1,000 pushed pages needed 7 s to render every
+    page's headings, so `/-/index` (and the editor, which lists every page) answered 503 over
+    the budget. Each view now answers, listing every page, and reads more headings each time;
+    once whole, it is kept for the wiki's HEAD."""
+    slug, _ = large
+    host = f"{slug}.localhost"
+    details = []
+    for _ in range(40):
+        index = stack.get_as_told("otterwiki", host, "/-/index")[-1]
+        assert index.status_code == 200, (index.status_code, index.text[-800:], details)
+        assert index.text.count('href="/Part3/') >= 100  # every page, headings or not
+        details.append(index.text.count("Detail "))
+        assert (_PARTIAL in index.text) == (details[-1] < 1000), details
+        if details[-1] == 1000:
+            break
+    assert details == sorted(details) and details[-1] == 1000, details
+    # Kept by the workers that built it whole: eight views on four workers, so one saw it twice.
+    again = [stack.get_as_told("otterwiki", host, "/-/index")[-1] for _ in range(8)]
+    assert all(answer.text.count("Detail ") == 1000 for answer in again)
+    assert "index-kept" in {answer.headers.get(RENDER_HEADER) for answer in again}
+    # A change shows at once: the kept index was the old HEAD's.
+    commit(stack, slug, {"part3/added.md": "# Added\n\n## Fresh heading\n"})
+    assert "Fresh heading" in stack.get_as_told("otterwiki", host, "/-/index")[-1].text
+
+
+def test_the_editor_of_a_page_of_a_large_wiki_opens(stack, large):
+    """The editor lists every page of the wiki (Otterwiki builds the page index for it): in a
+    wiki of 1,000 pages no one had viewed, it answered 503."""
+    slug, secret = large
+    commit(stack, slug, {f"part{n}/new{n}.md": f"# New {n}\n\nText.\n" for n in range(10)})
+    with stack.client("otterwiki", host=f"{slug}.localhost") as client:
+        editor = client.get("/Part1/Page0001/edit", headers={"Authorization": f"Bearer {secret}"})
+    assert editor.status_code == 200, editor.status_code
+    assert "## Detail 1" in editor.text  # the page's text, in the editor's textarea

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from types import ModuleType
 
+from app.wiki.otterwiki.render import uninterrupted
+
 
 @dataclass
 class PreferenceRows:
@@ -78,7 +80,8 @@ def write_toc_rows_only_when_changed(server: ModuleType) -> None:
         if mtime is not None and mtime.tzinfo is None:
             mtime = mtime.astimezone()  # naive means local time, to Otterwiki's TimeStamp too
         try:
-            original(filename, ftoc, mtime)
+            with uninterrupted():  # a commit stopped half-way breaks the request's session
+                original(filename, ftoc, mtime)
         except IntegrityError:
             server.db.session.rollback()
 

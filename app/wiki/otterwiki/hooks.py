@@ -12,11 +12,11 @@ from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.editor import install_merging_editor
 from app.wiki.otterwiki.errors import answer_bad_input
 from app.wiki.otterwiki.managed import install_managed_pages
+from app.wiki.otterwiki.page_index import install_page_index
 from app.wiki.otterwiki.patterns import install_linear_headings
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
 from app.wiki.otterwiki.provenance import install_provenance
-from app.wiki.otterwiki.render import install_bounded_page_index
 from app.wiki.otterwiki.render import install_bounded_views
 from app.wiki.otterwiki.render import install_render_cache
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
@@ -74,7 +74,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_linear_headings()
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
     install_render_cache(server, extra_version=SANITIZER_VERSION)
-    install_bounded_page_index(server)
+    install_page_index(server)
     install_bounded_views(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)

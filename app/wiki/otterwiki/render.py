@@ -28,6 +28,8 @@ import json
 import logging
 import signal
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -39,7 +41,8 @@ log = logging.getLogger("robot.wiki.render")
 
 # Our part of every cache key: bump it whenever this package changes what a render returns.
 RENDER_VERSION = "robot-render-1"
-# The response header naming each render of the request in order: hit, miss or over-budget.
+# The response header naming each render of the request in order: hit, miss or over-budget
+# (and index-kept: a page index built before, app.wiki.otterwiki.page_index).
 RENDER_HEADER = "X-Robot-Render"
 # Library requirements of a page shown as its source: it needs none of them.
 _NO_LIBRARIES = {"requires_mermaid": False, "requires_mathjax": False, "requires_datatables": False}
@@ -52,15 +55,46 @@ class RenderOverBudget(BaseException):
     """
 
 
+class SliceOver(BaseException):
+    """A slice of a budgeted run (`within_slice`) used its CPU; the run itself goes on.
+
+    A BaseException like RenderOverBudget, so that no render keeps it as a verdict.
+    """
+
+
 class _Budget:
     """The CPU budget of the outermost render of this process (nested renders share it)."""
 
     def __init__(self):
         self.armed = False
+        self.slicing = False
+        self.deferring = 0  # depth of `uninterrupted` blocks
+        self.pending: type[BaseException] | None = None
 
     def _expired(self, _signum, _frame):
-        if self.armed:
-            raise RenderOverBudget
+        if self.slicing:
+            self.slicing = False
+            stop = SliceOver
+        elif self.armed:
+            stop = RenderOverBudget
+        else:
+            return
+        if self.deferring:
+            self.pending = self.pending or stop
+            return
+        raise stop
+
+    @contextmanager
+    def uninterrupted(self):
+        """Hold off RenderOverBudget and SliceOver until the block ends, then raise them."""
+        self.deferring += 1
+        try:
+            yield
+        finally:
+            self.deferring -= 1
+        if not self.deferring and self.pending is not None:
+            stop, self.pending = self.pending, None
+            raise stop
 
     def run(self, call, seconds: float):
         """Return `call()`, raising RenderOverBudget once it used `seconds` of process CPU.
@@ -77,17 +111,61 @@ class _Budget:
         try:
             return call()
         finally:
-            while True:
-                try:  # the signal may land here too: disarm until it has
-                    self.armed = False
-                    signal.setitimer(signal.ITIMER_PROF, 0)
-                    break
-                except RenderOverBudget:
-                    continue
+            _despite(RenderOverBudget, self._disarm)  # the signal may land there too
             signal.signal(signal.SIGPROF, previous)
+
+    def _disarm(self) -> None:
+        self.armed = False
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        self.pending = None
+
+    def slice(self, call, seconds: float):
+        """Return `call()`, raising SliceOver once it used `seconds` of process CPU, inside a
+        run whose budget then goes on with what is left of it. Where the budget ends first,
+        outside a run or off the main thread, it just calls."""
+        main = threading.current_thread() is threading.main_thread()
+        if not self.armed or self.slicing or not main:
+            return call()
+        left, _ = signal.getitimer(signal.ITIMER_PROF)
+        if left <= seconds:
+            return call()
+        start = time.process_time()
+        self.slicing = True
+        signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
+        try:
+            return call()
+        finally:
+            # The slice's signal may land there too; the run gets back what is left of it.
+            _despite(SliceOver, lambda: self._resume(left - (time.process_time() - start)))
+
+    def _resume(self, left: float) -> None:
+        signal.setitimer(signal.ITIMER_PROF, max(left, 0.001), 0.05)
+        self.slicing = False
+
+
+def _despite(stop: type[BaseException], step) -> None:
+    """Run `step()` again until `stop`, raised by the timer's signal, no longer lands in it."""
+    while True:
+        try:
+            return step()
+        except stop:
+            continue
 
 
 _budget = _Budget()
+
+
+def uninterrupted():
+    """A context in which no budget or slice stops the code: a write (a cache row, a render
+    kept) must not stop half-way, leaving its session or transaction broken for the rest of the
+    request. What expired in it stops the code at its end."""
+    return _budget.uninterrupted()
+
+
+def within_slice(call, seconds: float):
+    """Return `call()` within `seconds` of CPU of the current budgeted view, raising SliceOver
+    past them (the view goes on); see _Budget.slice."""
+    return _budget.slice(call, seconds)
 
 
 def budgeted() -> bool:
@@ -122,7 +200,8 @@ def close_caches() -> None:
         _caches.popitem()[1].close()
 
 
-def _head(storage) -> str:
+def head_of(storage) -> str:
+    """The full id of the commit at `storage`'s HEAD; "" in a repo without commits."""
     try:
         return storage.repo.head.commit.hexsha
     except ValueError:  # a repo without commits yet
@@ -137,7 +216,7 @@ def _unjsonable(value):
     return repr(value)
 
 
-def _stable(value) -> str:
+def stable_text(value) -> str:
     """`value` (a dict) as text that is the same in every process (keys and sets sorted)."""
     try:
         return json.dumps(value, sort_keys=True, default=_unjsonable)
@@ -154,11 +233,11 @@ def render_key(renderer, text: str, cursor, kwargs: dict, tenant, version: str) 
         tenant.wiki.created_at,
         tenant.settings.render_budget,
         cursor,
-        _stable(kwargs),
-        _stable(config),
+        stable_text(kwargs),
+        stable_text(config),
     ]
     if "{{" in text:
-        parts.append(_head(tenant.storage))  # embeddings read other pages and attachments
+        parts.append(head_of(tenant.storage))  # embeddings read other pages and attachments
     digest = hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass"))
     digest.update(b"\0")
     digest.update(text.encode("utf-8", "surrogatepass"))
@@ -174,7 +253,8 @@ def source_view(text: str, budget: float) -> str:
     )
 
 
-def _note(outcome: str) -> None:
+def note_outcome(outcome: str) -> None:
+    """Name `outcome` (hit, miss, over-budget ...) in this response's RENDER_HEADER."""
     from flask import g
 
     if not hasattr(g, "robot_renders"):
@@ -199,7 +279,8 @@ def _report_renders(response):
     return response
 
 
-def _current_tenant():
+def current_tenant():
+    """The wiki (`g.tenant`) of the request being served; None outside a wiki's request."""
     from flask import g
     from flask import has_app_context
 
@@ -251,7 +332,8 @@ def _keep(cache, key: str, value, seconds: float | None = None) -> None:
     if cache is None:
         return
     try:
-        cache.set(key, value, expire=seconds)
+        with uninterrupted():
+            cache.set(key, value, expire=seconds)
     except Exception:
         log.exception("render cache unwritable; the next view computes again")
 
@@ -273,18 +355,18 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     version = f"otterwiki-{otterwiki.version.__version__}/{RENDER_VERSION}/{extra_version}"
 
     def markdown(self, text, cursor=None, **kwargs):
-        tenant = _current_tenant()
+        tenant = current_tenant()
         if tenant is None:
             return original(self, text, cursor, **kwargs)
         key = render_key(self, text, cursor, kwargs, tenant, version)
         cache, found = _cached(tenant, key)
         if found is not None:
             outcome, rendered = found
-            _note("hit" if outcome == "miss" else outcome)
+            note_outcome("hit" if outcome == "miss" else outcome)
             html, toc, libraries = rendered
             return html, list(toc), dict(libraries)
         rendered, outcome = _render_bounded(original, self, text, cursor, kwargs, tenant)
-        _note(outcome)
+        note_outcome(outcome)
         _keep(cache, key, (outcome, rendered))
         return rendered
 
@@ -294,53 +376,31 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     server.app.after_request(_report_renders)
 
 
-def install_bounded_page_index(server: ModuleType) -> None:
-    """Hold Otterwiki's page index (`/-/index`) to the render budget: it compares every page
-    with every other (`has_children`), so a wiki of thousands of pages spent 16 s of CPU on
-    one view and its worker was killed. Over budget, the view answers 503 saying to search.
-    Installing twice does nothing.
-    """
-    from otterwiki.pageindex import PageIndex
-
-    original = PageIndex.__init__
-    if getattr(original, "robot_bounded", False):
-        return
-
-    def bounded(self, *args, **kwargs):
-        return run_bounded(
-            lambda: original(self, *args, **kwargs),
-            "this wiki has too many pages to list them all in time; find pages with search",
-        )
-
-    bounded.robot_bounded = True
-    PageIndex.__init__ = bounded
-
-
 def run_bounded(call, refusal: str):
     """Return `call()` (a view of the current request) within the render budget; past it,
     raise Unavailable(`refusal`), and remember that verdict for this request's view at the
     wiki's HEAD (_verdict_key), so the same view answers at once until the wiki changes; the
     same for a view too large to show (TooLargeToShow). Outside a wiki's request it just
     calls."""
-    tenant = _current_tenant()
+    tenant = current_tenant()
     if tenant is None:
         return call()
     key = _verdict_key(tenant)
     cache, known = _cached(tenant, key)
     if known is not None:
-        _note("over-budget-known")
+        note_outcome("over-budget-known")
         raise Unavailable(known if isinstance(known, str) and known != "over-budget" else refusal)
     try:
         return _budget.run(call, tenant.settings.render_budget)
     except RenderOverBudget:
-        _note("over-budget")
+        note_outcome("over-budget")
         # Stopped anywhere: git's cat-file pipes may be left mid-answer for the next request.
         tenant.storage.repo.git.clear_cache()
         log.warning("a view of %s went over its budget: %s", tenant.slug, key)
         _keep(cache, key, refusal, VERDICT_SECONDS)
         raise Unavailable(refusal) from None
     except TooLargeToShow as too_large:
-        _note("too-large")
+        note_outcome("too-large")
         _keep(cache, key, too_large.message, VERDICT_SECONDS)
         raise
 
@@ -375,7 +435,7 @@ def _verdict_key(tenant) -> str:
         tenant.slug,
         tenant.wiki.created_at,
         tenant.settings.render_budget,
-        _head(tenant.storage),
+        head_of(tenant.storage),
         request.endpoint,
         named,
         [(name, request.args.getlist(name)) for name in _VIEW_QUERY],

@@ -1,0 +1,211 @@
+"""Otterwiki's page index, held to the render budget, built once per wiki state, and never
+refused for the tables of contents it has not read yet.
+
+Otterwiki builds a `PageIndex` for the A-Z index (`/-/index`), for a folder without a page of
+its own, for the `{{PageIndex}}` embedding, and for every opening of the editor (its link
+list). Each build reads every page's table of contents (`get_ftoc`): from Otterwiki's cache row
+when the page has not changed since, else by rendering the page. A wiki of 1,000 pages pushed at
+once needed 7 s of CPU for its first build, so the index and the editor of every page answered
+503 over the budget; each later build still took 0.7 s.
+
+Here:
+- A build renders tables of contents for at most TOC_SHARE of the render budget (CPU), a render
+  stopped where the share ends. Past it, a page whose table is not cached yet is listed under
+  its name alone, and the view says that its headings follow on a later view; each view reads
+  more of them, as each render it pays for is kept (Otterwiki's cache rows and the render
+  cache). A page whose table is stopped in two builds (the second time it came first) is
+  listed without headings from then on, so that it cannot hold back the pages after it (its
+  own view writes the table, which later builds read).
+- A complete build is kept in the worker's memory (MEMO_SIZE of them), keyed by the wiki, its
+  HEAD, the build's arguments and the app config: the next view of an unchanged wiki costs
+  nothing to build.
+- A build inside a page's render (the `{{PageIndex}}` embedding) is left whole, under that
+  render's budget: the render is cached as it comes out.
+- The whole build stays held to the budget (its page-by-page comparisons grow with the square
+  of the pages): past it, the view answers 503 saying to search, as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from types import ModuleType
+
+from app.wiki.otterwiki.render import SliceOver
+from app.wiki.otterwiki.render import budgeted
+from app.wiki.otterwiki.render import current_tenant
+from app.wiki.otterwiki.render import head_of
+from app.wiki.otterwiki.render import note_outcome
+from app.wiki.otterwiki.render import run_bounded
+from app.wiki.otterwiki.render import stable_text
+from app.wiki.otterwiki.render import within_slice
+
+# Share of the render budget a build may spend rendering tables of contents not yet cached.
+TOC_SHARE = 0.5
+# Complete builds each worker keeps (least recently used first out).
+MEMO_SIZE = 32
+REFUSAL = "this wiki has too many pages to list them all in time; find pages with search"
+# Said on a view whose index left out some pages' headings (Otterwiki's toast).
+PARTIAL_NOTICE = (
+    "The headings of {count} pages are not listed yet: they are being read, a part on each "
+    "view of this index."
+)
+
+
+class _Build:
+    """One top-level build's reading of tables of contents: the cache rows Otterwiki holds,
+    read at once (one query, not one a page), the CPU (process seconds, as the render budget
+    counts) it may still spend rendering the missing ones, and the pages left without."""
+
+    def __init__(self, server: ModuleType, seconds: float):
+        self.server = server
+        self.until = time.process_time() + seconds
+        self.skipped = 0
+        self._rows: dict[str, tuple] | None = None
+
+    def left(self) -> float:
+        """Seconds of CPU left for rendering tables of contents (0 or less: none)."""
+        return self.until - time.process_time()
+
+    def cached_toc(self, filename: str, mtime) -> list | None:
+        """The table of contents Otterwiki's cache holds for `filename` as of `mtime` (its
+        last change; None: the file's), or None: the lookup of `otterwiki.helper.get_ftoc`
+        without its render."""
+        from otterwiki.helper import sha256sum
+        from otterwiki.models import Cache
+
+        if self._rows is None:
+            query = self.server.db.session.query(Cache.key, Cache.datetime, Cache.value)
+            self._rows = {key: (stamp, value) for key, stamp, value in query}
+        row = self._rows.get(sha256sum(f"ftoc://{filename}"))
+        if row is None or row[0] is None:
+            return None
+        if mtime is None:
+            try:
+                mtime = self.server.storage.mtime(filename)
+            except OSError:
+                return None
+        if mtime.tzinfo is None:
+            mtime = mtime.astimezone()  # naive is local time, as Otterwiki's TimeStamp reads it
+        if row[0] < mtime:
+            return None
+        try:
+            value = json.loads(row[1])
+        except (TypeError, ValueError):
+            return None
+        return value.get("ftoc") if value.get("filename") == filename else None
+
+
+_building = threading.local()
+_memo: OrderedDict[str, dict] = OrderedDict()
+# Pages (wiki, file, last change) whose table of contents was stopped in a build, and those
+# stopped in two: these take more than a whole share, and are listed without headings from
+# then on (their own view writes the table, which the next build reads), rather than take
+# every build's share before the pages after them.
+_stopped: dict[tuple, None] = {}
+_abandoned: dict[tuple, None] = {}
+# Pages each of the two remembers, the oldest forgotten first.
+REMEMBERED = 10_000
+
+
+def install_page_index(server: ModuleType) -> None:
+    """Wrap `otterwiki.pageindex.PageIndex.__init__` and the `get_ftoc` it calls, as the
+    module docstring says. `server` is the booted `otterwiki.server`. Installing twice does
+    nothing."""
+    import otterwiki.pageindex
+    from otterwiki.helper import toast
+    from otterwiki.pageindex import PageIndex
+
+    original = PageIndex.__init__
+    if getattr(original, "robot_page_index", False):
+        return
+    read_toc = otterwiki.pageindex.get_ftoc
+
+    def build(self, path: str | None = None, display_page_path: bool = False):
+        tenant = current_tenant()
+        if tenant is None:
+            return original(self, path, display_page_path)
+        key = _memo_key(tenant, server.app.config, path, display_page_path)
+        kept = _memo.get(key)
+        if kept is not None:
+            _memo.move_to_end(key)
+            self.__dict__.update(kept)
+            note_outcome("index-kept")
+            return None
+        if budgeted():
+            # Inside a page's render ({{PageIndex}}): that render's budget holds it, and the
+            # render is cached whole, so the index it embeds must be whole too.
+            return original(self, path, display_page_path)
+        reading = _Build(server, tenant.settings.render_budget * TOC_SHARE)
+        _building.reading = reading
+        try:
+            run_bounded(lambda: original(self, path, display_page_path), REFUSAL)
+        finally:
+            _building.reading = None
+        if reading.skipped:
+            toast(PARTIAL_NOTICE.format(count=reading.skipped), "warning")
+            return None
+        _memo[key] = dict(self.__dict__)
+        while len(_memo) > MEMO_SIZE:
+            _memo.popitem(last=False)
+        return None
+
+    def get_ftoc(filename, mtime=None):
+        reading = getattr(_building, "reading", None)
+        if reading is None:
+            return read_toc(filename, mtime)
+        cached = reading.cached_toc(filename, mtime)
+        if cached is not None:
+            return cached
+        page = _page_key(current_tenant(), filename, mtime)
+        if page in _abandoned:
+            return []
+        left = reading.left()
+        if left > 0:
+            try:
+                return within_slice(lambda: read_toc(filename, mtime), left)
+            except SliceOver:
+                # Stopped anywhere in the page's render or in the write of its row.
+                server.db.session.rollback()
+                server.storage.repo.git.clear_cache()
+                # Stopped in two builds: the second time it came first, with a whole share.
+                if _remember(_stopped, page):
+                    _remember(_abandoned, page)
+                    return []
+        reading.skipped += 1
+        return []
+
+    build.robot_page_index = True
+    PageIndex.__init__ = build
+    otterwiki.pageindex.get_ftoc = get_ftoc
+
+
+def _remember(pages: dict[tuple, None], page: tuple) -> bool:
+    """Add `page` to `pages` (forgetting the oldest past REMEMBERED); True if it was there."""
+    if page in pages:
+        return True
+    pages[page] = None
+    while len(pages) > REMEMBERED:
+        pages.pop(next(iter(pages)))
+    return False
+
+
+def _page_key(tenant, filename: str, mtime) -> tuple:
+    return (tenant.slug, tenant.wiki.created_at, filename, str(mtime))
+
+
+def _memo_key(tenant, config, path: str | None, display_page_path: bool) -> str:
+    """Digest of what a build reads: the wiki (slug and creation time), its HEAD, the build's
+    arguments and the app config (how names are cased and shown)."""
+    parts = [
+        tenant.slug,
+        tenant.wiki.created_at,
+        head_of(tenant.storage),
+        path,
+        display_page_path,
+        stable_text(dict(config)),
+    ]
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
