@@ -65,7 +65,7 @@ def walk(
     A repository without commits, or an unknown revision, reads as an empty, unfinished log.
     """
     command = ["git", *_LOG, revisions, "--", *([under] if under else [])]
-    env = {**git_env(repo), "GIT_LITERAL_PATHSPECS": "1"}
+    env = git_env(repo)  # literal pathspecs: a folder named `*` is no glob
     found: dict[str, Entry] = {}
     process = subprocess.Popen(
         command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL

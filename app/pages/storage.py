@@ -41,9 +41,9 @@ from app.pages.paths import refuse_not_utf8
 from app.pages.text import append_text
 
 log = logging.getLogger(__name__)
-# Attachment names may hold '*', '?' or '[': git must never read them as patterns (or it would
-# stage or remove other files too). GitPython's own index.add expands globs, so it is not used.
-_LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}
+# Attachment names may hold '*' or '[': git reads every path literally in the wiki service
+# (app.core.git_env.LITERAL_PATHSPECS), but GitPython's own index.add expands globs in Python
+# for a name not on disk, so files are staged with `git add`, never with index.add.
 
 # Who made a change, for `Pages.changes(by=...)`: commits through an agent, or a person's own.
 AUTHOR_KINDS = ("all", "agents", "people")
@@ -549,10 +549,6 @@ class Pages:
             return False
         return True
 
-    def _git(self, command: str, *args: str) -> str:
-        """Run a git command on paths taken literally: '*' or '[' in a file name is no glob."""
-        return getattr(self.storage.repo.git, command.replace("-", "_"))(*args, env=_LITERAL)
-
     # -- attachments ----------------------------------------------------------------------
 
     def attachments(self, path: str) -> list[dict]:
@@ -640,7 +636,7 @@ class Pages:
         message = clean_message(message, f"{verb} attachment {name} of {answer['path']} via API")
         made_folder = replace_file(self.storage.path, relative, data, self.storage.repo.git_dir)
         try:
-            self._git("add", "--", relative)
+            self.storage.repo.git.add("--", relative)
             self.storage.commit([relative], message, author, no_add=True)
         except Exception as error:
             self._undo_upload(relative, exists, made_folder)
@@ -658,11 +654,11 @@ class Pages:
         name = clean_attachment_name(name)
         relative = f"{self.rules.attachment_dir(path)}/{name}"
         refuse_links(self.storage.path, relative, include_last=False)
-        if relative not in self._git("ls-files", "-z", "--", relative).split("\0"):
+        if relative not in self.storage.repo.git.ls_files("-z", "--", relative).split("\0"):
             raise NotFound(f"page {path!r} has no attachment {name!r}")
         shown = self.rules.page_path(self.rules.filename(path))
         message = clean_message(message, f"Delete attachment {name} of {shown} via API")
-        self._git("rm", "-q", "--", relative)
+        self.storage.repo.git.rm("-q", "--", relative)
         try:
             self.storage.commit([relative], message, author, no_add=True)
         except Exception:
@@ -697,13 +693,13 @@ class Pages:
             if existed:
                 old = self._bytes_at(relative, "HEAD")
                 replace_file(self.storage.path, relative, old, self.storage.repo.git_dir)
-                self._git("reset", "-q", "--", relative)
+                self.storage.repo.git.reset("-q", "--", relative)
             else:
                 if os.path.lexists(target):  # a reset to HEAD (reset_to_head) may have gone first
                     os.unlink(target)
                 if made_folder:
                     remove_empty_folder(os.path.dirname(target))
-                self._git("rm", "--cached", "-q", "--ignore-unmatch", "--", relative)
+                self.storage.repo.git.rm("--cached", "-q", "--ignore-unmatch", "--", relative)
         except (OSError, RobotError, git.exc.GitError):
             log.exception("rolling back a failed upload of %s", relative)
 

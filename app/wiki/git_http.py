@@ -50,6 +50,7 @@ from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import Unavailable
+from app.core.git_env import LITERAL_PATHSPECS
 from app.core.git_env import safe_path
 from app.core.identity import Caller
 from app.core.identity import authenticate
@@ -348,6 +349,7 @@ class GitHttp:
             # The reflog says who pushed.
             "GIT_COMMITTER_NAME": name,
             "GIT_COMMITTER_EMAIL": email,
+            **LITERAL_PATHSPECS,  # its hooks (the push rules) too
         }
         # A gzipped body reaches git inflated (_Inflated), to its end: its length is unknown.
         if environ.get("CONTENT_LENGTH", "").isdigit() and "HTTP_CONTENT_ENCODING" not in environ:

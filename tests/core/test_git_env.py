@@ -6,12 +6,16 @@ pushed script as the service's user after the next write (usage.measure's `git s
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from app.core import usage
+from app.core.git_env import LITERAL_PATHSPECS
+from app.core.git_env import NO_MAILMAP
+from app.core.git_env import apply_to_process
 from app.core.git_env import git_env
 
 # Where git looks for a user's config, relative to HOME (and XDG_CONFIG_HOME's default).
@@ -82,3 +86,38 @@ def test_git_never_runs_from_a_relative_or_empty_path_entry(monkeypatch, tmp_pat
     there would find a pushed file named `git` first."""
     monkeypatch.setenv("PATH", path)
     assert git_env(tmp_path)["PATH"] == "/usr/bin:/bin"
+
+
+@pytest.mark.parametrize("pattern", ["a*", "[ab]", ":(exclude)x", ":(glob)*", ":/ab", "*"])
+def test_git_run_for_a_wiki_reads_a_path_as_that_file_alone(repo, pattern):
+    """Reviewer's finding: a page name went to git as a pathspec, so `a*` named `ab` too."""
+    for name in ("ab", "x", pattern):
+        (repo / name).parent.mkdir(exist_ok=True)  # `:/ab` is file `ab` in folder `:`
+        (repo / name).write_text(name)
+        _git(repo, "--literal-pathspecs", "add", "--", name)
+        _git(repo, "commit", "-q", "-m", f"add {name}")
+    listed = subprocess.run(
+        ["git", "log", "--format=%s", "--", pattern],
+        cwd=repo,
+        env=git_env(repo),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert listed.stdout.split("\n")[:-1] == [f"add {pattern}"]
+
+
+def test_the_process_rule_makes_gitpython_read_paths_literally(repo, monkeypatch):
+    """apply_to_process: Otterwiki's git runs (GitPython) inherit the process's environment."""
+    import git
+
+    for name in NO_MAILMAP | LITERAL_PATHSPECS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # the rule's changes go with the test
+    for name in ("ab", "a*"):
+        (repo / name).write_text(name)
+        _git(repo, "--literal-pathspecs", "add", "--", name)
+        _git(repo, "commit", "-q", "-m", f"add {name}")
+    apply_to_process()
+    assert git.Repo(repo).git.log("--format=%s", "--", "a*") == "add a*"
+    assert os.environ["GIT_CONFIG_KEY_0"] == "log.mailmap"

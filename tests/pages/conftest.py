@@ -3,9 +3,17 @@
 import pytest
 from otterwiki.gitstorage import GitStorage
 
+from app.core.git_env import LITERAL_PATHSPECS
 from app.pages.storage import Pages
 
 ALICE = ("alice.test", "did.plc.alice@localhost")
+
+
+@pytest.fixture(autouse=True)
+def literal_pathspecs(monkeypatch):
+    """git reads paths literally, as in the wiki service (app.core.git_env.apply_to_process)."""
+    for name, value in LITERAL_PATHSPECS.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

@@ -410,15 +410,16 @@ def browser(world) -> Client:
     return client
 
 
-def otterwiki_form(client, form_path, post_path, data):
-    """Post an Otterwiki form as a browser does, with the CSRF token of the form's page."""
-    page = client.get(form_path, base_url=f"http://{HOST}", buffered=True).get_data(as_text=True)
+def otterwiki_form(client, form_path, post_path, data, host=HOST):
+    """Post an Otterwiki form of wiki `host` as a browser does, with the CSRF token of the
+    form's page."""
+    page = client.get(form_path, base_url=f"http://{host}", buffered=True).get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     return client.post(
         post_path,
-        base_url=f"http://{HOST}",
+        base_url=f"http://{host}",
         data={**data, "csrf_token": csrf},
-        headers={"Sec-Fetch-Site": "same-origin", "Origin": f"http://{HOST}"},
+        headers={"Sec-Fetch-Site": "same-origin", "Origin": f"http://{host}"},
         buffered=True,
     )
 

@@ -9,7 +9,8 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `boot`: import `otterwiki.server` once per process against an internal bootstrap repo;
 - `config`: the values no wiki admin may change, kept on top when Otterwiki reloads its config;
 - `tenancy`: open, evict, activate and deactivate a wiki per request (`Tenancy`, `OpenWiki`);
-- `storage`: the storage's speed-ups (last commits per HEAD, paths resolved from known roots);
+- `storage`: the storage's speed-ups (last commits per HEAD, paths resolved from known roots),
+  writes undone when they fail, files staged by their literal names;
 - `caches`: the preference rows read only after wiki.db changed, the table-of-contents cache fix;
 - `sanitize`: every rendered page body through the nh3 HTML sanitizer, math blocks escaped;
 - `mathjax`: MathJax typesets with its safe extension (no script URLs or names from TeX);

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from app.core.errors import ConfigError
-from app.core.git_env import NO_MAILMAP
+from app.core.git_env import apply_to_process
 from app.core.settings import Settings
 from app.core.signing import derive_secret
 
@@ -76,8 +76,7 @@ def boot_otterwiki(settings: Settings) -> ModuleType:
     import otterwiki.auth
 
     # Otterwiki's git runs (GitPython) inherit this process's environment.
-    if "GIT_CONFIG_COUNT" not in os.environ:
-        os.environ.update(NO_MAILMAP)
+    apply_to_process()
     if not isinstance(otterwiki.auth.auth_manager, otterwiki.auth.ProxyHeaderAuth):
         raise ConfigError("otterwiki was already imported without AUTH_METHOD=PROXY_HEADER")
     return server

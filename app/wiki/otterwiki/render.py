@@ -571,8 +571,7 @@ def _bound_the_diffs(storage_class) -> None:
         paths = _page_files(self.repo.git, rev_a, rev_b)
         return _git_within(
             self.repo.git,
-            # Literal: a file named `:(exclude)x` or `*.md` is no pathspec magic or glob.
-            ["--literal-pathspecs", "diff", RENAME_LIMIT, rev_a, rev_b, "--", *paths],
+            ["diff", RENAME_LIMIT, rev_a, rev_b, "--", *paths],
             "compare revisions closer together, or use git",
         )
 

@@ -27,6 +27,7 @@ from app.wiki.otterwiki.provenance import SigningRepo
 from app.wiki.otterwiki.storage import LastCommits
 from app.wiki.otterwiki.storage import remember_last_commits
 from app.wiki.otterwiki.storage import resolve_from_known_roots
+from app.wiki.otterwiki.storage import stage_with_git
 from app.wiki.otterwiki.storage import undo_failed_writes
 
 # Evicted wikis stay frozen (uncollectable cycles, ~0.35 MB each) until a full collection; one
@@ -103,6 +104,7 @@ class Tenancy:
         remember_last_commits(server.storage, lambda: self.active)
         resolve_from_known_roots(server.storage, lambda: self.active)
         undo_failed_writes(server.storage)
+        stage_with_git(server.storage)
         self._evictions = 0
         _freeze_long_lived(full=True)
 
