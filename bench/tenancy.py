@@ -584,6 +584,13 @@ def report(cases: dict[str, dict[str, Side]], args) -> None:
             f"{name:<12}{base.rate:>8.1f}{rates}{base.ms():>9.2f}{cpus}"
             f"{'>= ' + format(GOALS[name], '.2f'):>10}{verdicts}"
         )
+    # Each round's ratio, so a verdict near its goal shows whether it is the spread or a shift.
+    for role in roles:
+        print(f"{role} CPU ratio of each round:")
+        for name, sides in cases.items():
+            against, measured = baseline(sides, role), sides[role]
+            rounds = zip(against.round_ms, measured.round_ms, strict=True)
+            print(f"  {name:<12}" + " ".join(f"{a / m:.2f}" for a, m in rounds))
     print(
         "base: plain Otterwiki; multi: the multi-tenant service, platform DB on SQLite; pg: the\n"
         "same on PostgreSQL; round-robin's base is the same page of one wiki on the same server.\n"

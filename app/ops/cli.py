@@ -181,15 +181,19 @@ def wiki_create_command(slug: str, owner: str, name: str | None, public: bool) -
 
 @wiki_group.command("list")
 def wiki_list_command() -> None:
-    """List every wiki: access, owner, pages, size, last change, display name."""
+    """List every wiki: access, owner, pages, size, last change, display name; and a wiki whose
+    slug can no longer name one (reserved since it was made), as not served, saying why."""
+    from app.core.slugs import slug_problem
+
     with _platform() as platform:
         wikis = platform.store.list_wikis()
     for wiki in wikis:
         access = "public" if wiki.is_public else "private"
+        problem = slug_problem(wiki.slug)
         click.echo(
             f"{wiki.slug:30} {access:8} {wiki.owner_did:40} {wiki.page_count:>6} pages "
             f"{_size(wiki.size_bytes):>9}  changed {_when(wiki.last_change_at)}  "
-            f"{wiki.display_name}"
+            f"{wiki.display_name}" + (f"  [NOT SERVED: {problem}]" if problem else "")
         )
 
 

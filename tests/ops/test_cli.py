@@ -163,6 +163,22 @@ def test_wiki_list(ready):
     ]
 
 
+def test_wiki_list_names_a_wiki_whose_slug_was_reserved_since(ready, data_dir):
+    """A slug reserved after its wiki was made (`calendar`, reserved in session 15) stops
+    resolving: the operator's list says so and why, rather than leave it to be found."""
+    from app.core.settings import Settings
+    from app.core.store import Store
+
+    store = Store(Settings.from_env().database_url)
+    try:
+        store.insert_wiki("calendar", ALICE, "Old calendar", True)
+    finally:
+        store.close()
+    lines = {line.split()[0]: line for line in ready("wiki", "list").out.splitlines()}
+    assert "NOT SERVED" in lines["calendar"] and "reserved" in lines["calendar"]
+    assert "NOT SERVED" not in lines["alpha"]
+
+
 def test_wiki_list_shows_usage_of_a_new_wiki(ready, data_dir):
     """A new wiki is measured when made: its starter pages, their bytes, the time of its commit."""
     starter = sum(p.stat().st_size for p in (data_dir / "wikis" / "alpha" / "repo").glob("*.md"))
