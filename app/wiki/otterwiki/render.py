@@ -609,7 +609,7 @@ def _git_within(git, args: list[str], instead: str) -> str:
     for what is not, without its last newline. Past DIFF_VIEW_BYTES git is
     stopped and TooLargeToShow raised, saying `instead`; GitPython's GitCommandError if git
     fails."""
-    process = git.execute([git.GIT_PYTHON_GIT_EXECUTABLE, *args], as_process=True)
+    process = git.execute(["git", *args], as_process=True)
     try:
         output = process.stdout.read(DIFF_VIEW_BYTES + 1)
         if len(output) > DIFF_VIEW_BYTES:
