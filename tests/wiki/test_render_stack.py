@@ -78,6 +78,7 @@ def public_wiki(stack, slug: str) -> None:
     """Create public wiki `slug` of OWNER's."""
     store = Store(stack.settings.database_url)
     try:
+        store.upsert_user(*OWNER)  # tests run alone (-k) have no `token` fixture to make OWNER
         create_wiki(stack.settings, store, slug, OWNER[0], public=True)
     finally:
         store.close()
@@ -254,7 +255,7 @@ _PARTIAL = "are not listed yet"
 
 
 @pytest.fixture(scope="module")
-def large(stack, token):
+def large(stack):
     """A public wiki of 1,000 pages in ten folders, pushed in one commit (no page rendered
     yet); its slug and an editor's token."""
     slug = "render-large"
