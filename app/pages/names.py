@@ -7,6 +7,7 @@ inside `git receive-pack`. Each function returns why a name is refused, or None;
 
 from __future__ import annotations
 
+import ntpath
 import unicodedata
 
 # Characters Otterwiki's sanitize_pagename silently drops: a page named with them would be
@@ -49,7 +50,8 @@ def page_path_problem(path: str, api: bool = True) -> str | None:
     name a page, or None. The page API normalises a path (NFKC) before it asks; a push must
     name the file in that form itself (see `unopenable_problem`). With `api` False, only what
     Otterwiki itself could not open: the page API's own rule against a segment starting with
-    '-' (it would read as an option to a command) is left out."""
+    '-' (it would read as an option to a command) is left out, but for the path's start,
+    which Otterwiki strips."""
     whole = _first(
         ("\x00" in path, "page path contains a NUL character"),
         (not path.strip(), "page path is empty"),
@@ -57,10 +59,40 @@ def page_path_problem(path: str, api: bool = True) -> str | None:
         (has_control(path), "page path contains control characters"),
         (REPLACEMENT in path, _NOT_UTF8.format("page path")),
         (path.startswith("/"), "page path must not start with '/'"),
+        # Otterwiki strips leading '-' off a page's path (sanitize_pagename): never opened.
+        (path.startswith("-"), "page path must not start with '-'"),
         (path.endswith("/"), "page path must not end with '/'"),
+        (bool(ntpath.splitdrive(path)[0]), "page path " + _DRIVE),
     )
     segments = (_segment_problem(segment, api) for segment in path.split("/"))
     return whole or next(filter(None, segments), None)
+
+
+def repository_path_problem(filename: str) -> str | None:
+    """Return why git's index (as GitPython reads it) would refuse `filename` (a path in the
+    repository), or None: a path that starts with a drive name (`c:notes.md`, `1:1 with
+    Bob.md`, as Windows reads it) or has a segment that Windows or macOS would read as the
+    `.git` folder (`git~1`, `.git.`, `.GIT::$DATA`). Such an entry made every later write
+    to its wiki fail (500), as GitPython refused to read the index holding it; git's own
+    `verify_path` and GitPython's `_validate_repo_path` refuse the same."""
+    return _first(
+        (bool(ntpath.splitdrive(filename)[0]), _DRIVE),
+        (any(_aliases_git(part) for part in filename.split("/")), _GIT_ALIAS),
+    )
+
+
+_DRIVE = "name must not start with a drive name such as 'c:' (git refuses it)"
+_GIT_ALIAS = "name must not hold a segment read as '.git' (such as 'git~1' or '.git.')"
+
+
+def _aliases_git(segment: str) -> bool:
+    """Tell whether NTFS reads `segment` as `.git`: its short name `git~1`, trailing dots and
+    spaces dropped, and an alternate data stream (`:...`) after it. (macOS's variants add
+    format characters, which `has_control` refuses.)"""
+    return any(
+        part.split(":", 1)[0].rstrip(" .").lower() in (".git", "git~1")
+        for part in segment.split("\\")
+    )
 
 
 def _segment_problem(segment: str, api: bool) -> str | None:
@@ -68,7 +100,7 @@ def _segment_problem(segment: str, api: bool) -> str | None:
     return _first(
         (segment == "", "page path has an empty segment ('//')"),
         (segment in (".", ".."), "page path must not contain '.' or '..' segments"),
-        (segment.lower() == ".git", "page path must not contain '.git'"),
+        (_aliases_git(segment), "page path " + _GIT_ALIAS),
         (bool(dropped), f"page path must not contain {dropped}"),
         (segment != segment.strip(), "page path segments must not start or end with spaces"),
         (api and segment.startswith("-"), "page path segments must not start with '-'"),
@@ -86,7 +118,8 @@ def attachment_name_problem(name: str) -> str | None:
         ("\x00" in name or has_control(name), "attachment name contains control characters"),
         (REPLACEMENT in name, _NOT_UTF8.format("attachment name")),
         ("/" in name or "\\" in name, "attachment name must not contain slashes"),
-        (name in (".", "..") or name.lower() == ".git", "attachment name is not allowed"),
+        (name in (".", ".."), "attachment name is not allowed"),
+        (_aliases_git(name), "attachment " + _GIT_ALIAS),
         (name.endswith(".md"), "attachment names ending in .md are pages"),
         (
             len(name.encode("utf-8", "surrogatepass")) > MAX_ATTACHMENT_NAME_BYTES,
@@ -103,6 +136,9 @@ def unopenable_problem(filename: str, page_exists: bool = True) -> str | None:
     a combining accent) is never found. A file under no page (`assets/v1.2/x.png`) is listed
     nowhere, so its folder's name misleads no one; nor are hidden files (a segment starting
     with '.', such as `.github/pull_request_template.md`) judged."""
+    problem = repository_path_problem(filename)
+    if problem:
+        return "file " + problem
     parts = filename.split("/")
     if parts[-1] != ".md" and any(part.startswith(".") for part in parts):
         return None  # hidden (.github/...): a repository's own files, as pushed before

@@ -277,7 +277,19 @@ def test_the_issues_examples_answer_4xx(wiki, crawl, method, path, form, status)
 
 @pytest.mark.parametrize(
     "path",
-    ["/-/save", "/%20/save", "/ /save", "/-x/save", "/a/-/save", "/" + "x" * 1000 + "/save"],
+    [
+        "/-/save",
+        "/%20/save",
+        "/ /save",
+        "/-x/save",
+        "/a/-/save",
+        "/" + "x" * 1000 + "/save",
+        # Sixteenth review: names GitPython's index refuses answered 500.
+        "/D:notes/save",
+        "/1:1 with Bob/save",
+        "/git~1/save",
+        "/a/GIT~1/save",
+    ],
 )
 def test_a_save_to_a_name_no_page_can_have_writes_nothing(wiki, crawl, path):
     cookie, token = crawl[0]["editor"]

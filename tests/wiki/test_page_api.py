@@ -325,3 +325,28 @@ def test_concurrent_writers_lose_nothing(stack, world, editor):
         acked = [r for i, r, status, _ in results if i == index and status < 300]
         page = editor.get(f"/api/v1/pages/race/own-{index}").json()
         assert page["content"] == f"w{index} r{max(acked)}"
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("1:1%20with%20Bob", "drive name"),
+        ("C:notes", "drive name"),
+        ("a:", "drive name"),
+        ("git~1/x", "read as '.git'"),
+        ("notes/GIT~1", "read as '.git'"),
+        ("notes/.git.", "read as '.git'"),
+    ],
+)
+def test_names_gits_index_refuses_are_refused_and_the_wiki_still_takes_writes(editor, path, error):
+    """Sixteenth review: `1:1 with Bob` answered 500 (GitPython's index reader refuses a path
+    that starts with a drive name, and one read as `.git`), through the page API, the editor
+    and MCP alike; pushed, it made every later write fail."""
+    refused = editor.put(f"/api/v1/pages/{path}", json={"content": "x"})
+    assert refused.status_code == 400 and error in refused.json()["error"], refused.text
+    attachment = editor.put("/api/v1/pages/Home/attachments/git~1", content=b"x")
+    assert attachment.status_code == 400, attachment.text
+    assert editor.put("/api/v1/pages/after-odd-names", json={"content": "x"}).status_code in (
+        200,
+        201,
+    )

@@ -327,6 +327,12 @@ NAMES = [
 # form than Otterwiki opens (NFKC), and every name the page API refuses in a page path or an
 # attachment's name.
 UNOPENABLE = [
+    # Sixteenth review: GitPython's index reader refuses a path that starts with a drive name,
+    # and every write to the wiki failed (500) once one was pushed; Otterwiki strips a leading
+    # '-' off a page's path, so `-x.md` was listed and never opened.
+    ("c:notes.md", "must not start with a drive name"),
+    ("1:1 with Bob.md", "must not start with a drive name"),
+    ("-draft.md", "must not start with '-'"),
     ("cafe\u0301.md", "not in Unicode NFKC form: the wiki opens 'caf\u00e9'"),
     ("\ufb01le.md", "not in Unicode NFKC form: the wiki opens 'file'"),
     ("Cafe\u0301/img.png", "not in Unicode NFKC form"),
@@ -348,7 +354,7 @@ UNOPENABLE = [
     ("x/" + "b" * 201 + ".png", "attachment name is longer than 200 bytes"),
 ]
 # What the page API alone refuses: Otterwiki opens a page whose segment starts with '-'.
-API_ONLY = [("-draft.md", "must not start with '-'"), ("notes/-x.md", "must not start with '-'")]
+API_ONLY = [("notes/-x.md", "must not start with '-'")]
 
 
 def _with_its_page(name: str) -> dict[str, bytes]:
@@ -400,6 +406,32 @@ def test_names_the_wiki_could_not_open_are_refused(
         assert problems == []
     else:
         assert any(refusal in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    "name", ["c:/x.png", "d:", "git~1/x.md", "notes/GIT~1/x.png", "x/.git./y.md", "a/.GIT::$DATA"]
+)
+def test_no_file_git_reads_as_a_drive_or_as_git_itself_passes(tmp_path, monkeypatch, name):
+    """Also where the wiki lists nothing (under no page, hidden): GitPython could no longer
+    read the index that holds it, and every later write failed. (git itself refuses the
+    `.git` aliases on Linux too, unless core.protectNTFS is off.)"""
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    git = ["git", "-c", "core.protectNTFS=false", "-c", "user.name=Me", "-c", "user.email=m@e"]
+    blob = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"], input=b"a", capture_output=True, check=True
+        )
+        .stdout.decode()
+        .strip()
+    )
+    subprocess.run(
+        [*git, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}"], check=True
+    )
+    subprocess.run([*git, "commit", "-q", "-m", "odd"], check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    problems = push_rules.tree_problems(sha.strip(), 10**9)
+    assert any("drive name" in p or "read as '.git'" in p for p in problems), problems
 
 
 def test_names_already_in_the_wiki_pass_but_a_new_one_folding_to_them_does_not(
