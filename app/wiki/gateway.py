@@ -130,6 +130,13 @@ _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 # A thumbnail is computed (decode and resize: half a second of CPU for a large image), so it
 # takes a turn as a page view does.
 _FILE_ENDPOINTS = frozenset({"get_attachment"})
+# Otterwiki's forms that are posted but write nothing to the repository: a search, a preview,
+# the history's compare form, a draft (kept in wiki.db), a page's create form (it only opens
+# the editor). They take no write lock: six anonymous regex searches once queued on it, each
+# holding a worker, and every tenant's views waited 15-19 s.
+_POSTS_THAT_WRITE_NO_GIT = frozenset(
+    {"search", "preview", "history", "diff", "view", "draft", "discard_draft", "create", "edit"}
+)
 # The environ key of a request's Turn, closed when its response is.
 _TURN_KEY = "robot.turn"
 # The environ key of the bytes a revert or an upload reserved in its wiki's recorded size:
@@ -454,7 +461,8 @@ class WikiGateway:
         join_pool(turn, wiki, caller)
         bulk = route.endpoint in _BULK_ENDPOINTS
         sends_file = route.endpoint in _FILE_ENDPOINTS
-        return self._serve(environ, start_response, wiki, caller, turn, bulk, sends_file)
+        writes = route.is_page_api or route.endpoint not in _POSTS_THAT_WRITE_NO_GIT
+        return self._serve(environ, start_response, wiki, caller, turn, bulk, sends_file, writes)
 
     def _arrive(self, environ, wiki: Wiki) -> Turn:
         """The request's place among its wiki owner's (app.wiki.turns): from here until the
@@ -584,6 +592,7 @@ class WikiGateway:
         turn: Turn | None = None,
         bulk: bool = False,
         sends_file: bool = False,
+        writes: bool = True,
     ):
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
 
@@ -593,7 +602,8 @@ class WikiGateway:
         reader never holds it. A `bulk` transfer (an export) computes while its response goes
         out: its turn is handed on once that is out, or slow (app.wiki.sends). A response that
         `sends_file` (an attachment) takes no turn, as it computes nothing, and keeps its worker
-        alive while it moves (app.web.heartbeat).
+        alive while it moves (app.web.heartbeat). A request of a method that may change
+        things takes the wiki's write lock first, unless its route `writes` nothing to git.
         """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
@@ -609,7 +619,7 @@ class WikiGateway:
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
-                if environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
+                if writes and environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
                     held.enter_context(wiki_write_lock(opened.wiki_dir))
                     written = (wiki.slug, opened, _head(opened.repo))
                 environ[TENANT_KEY] = Tenant(

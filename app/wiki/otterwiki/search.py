@@ -55,30 +55,45 @@ def _hit_key(hit, get_pagename) -> tuple:
 
 class DeadlinePattern:
     """A compiled `regex` pattern whose search, findall and sub share one deadline: each call
-    gets the time left (as the regex package's `timeout`, seconds), and past the deadline raises
-    TimeoutError without matching. Anything else is the pattern's own."""
+    gets the time left (as the regex package's `timeout`, seconds); past the deadline the first
+    call raises TimeoutError and the rest match nothing, at once. Anything else is the
+    pattern's own."""
 
     def __init__(self, pattern, deadline: float):
         self._pattern = pattern
         self._deadline = deadline  # time.monotonic() seconds
 
+        self._told = False  # whether the scan was told (once) that its time is spent
+
     def __getattr__(self, name):
         return getattr(self._pattern, name)
 
-    def _left(self, timeout: float | None) -> float:
+    def _left(self, timeout: float | None) -> float | None:
+        """Seconds the next call may match (None: none, answer no match); raises TimeoutError
+        the first time the deadline has passed, so Otterwiki shows its "timed out" notice."""
         left = self._deadline - time.monotonic()
         if left <= 0:
+            if self._told:
+                return None
+            self._told = True
             raise TimeoutError("regular expression search time is spent")
         return left if timeout is None else min(timeout, left)
 
+    # Past the deadline, no match at once: Otterwiki logged a warning for every line of every
+    # page after it (37 MB of log in a minute), and matched nothing more anyway.
     def search(self, *args, timeout: float | None = None, **kwargs):
-        return self._pattern.search(*args, timeout=self._left(timeout), **kwargs)
+        left = self._left(timeout)
+        return None if left is None else self._pattern.search(*args, timeout=left, **kwargs)
 
     def findall(self, *args, timeout: float | None = None, **kwargs):
-        return self._pattern.findall(*args, timeout=self._left(timeout), **kwargs)
+        left = self._left(timeout)
+        return [] if left is None else self._pattern.findall(*args, timeout=left, **kwargs)
 
-    def sub(self, *args, timeout: float | None = None, **kwargs):
-        return self._pattern.sub(*args, timeout=self._left(timeout), **kwargs)
+    def sub(self, repl, string, *args, timeout: float | None = None, **kwargs):
+        left = self._left(timeout)
+        if left is None:
+            return string
+        return self._pattern.sub(repl, string, *args, timeout=left, **kwargs)
 
 
 def _bounded_regex_scan(search_class) -> None:
