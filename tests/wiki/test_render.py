@@ -5,6 +5,7 @@ render, so counting misses counts renders.
 """
 
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -141,6 +142,31 @@ def test_over_budget_shows_the_escaped_source_once_and_is_cached(tight):
     assert (again.status_code, cached) == (200, "over-budget")
     assert "shown as its source" in first.get_data(as_text=True)
     assert "&lt;b&gt;x&lt;/b&gt;" in first.get_data(as_text=True)
+
+
+def test_the_editor_opens_where_the_page_index_is_over_the_budget(tight):
+    """Sixteenth review: in a wiki of 3,000 pages the index went over its budget, and the
+    editor of a page, which Otterwiki builds the whole index for, answered 503 and kept that
+    verdict: the page could not be edited in the browser. The index answers 503; the editor
+    opens with the pages found in time, and says nothing of headings."""
+    repo = tight.settings.repo_path("tight")
+    for n in range(300):
+        (repo / f"many{n:03d}.md").write_text(f"# Many {n}\n\n## Part\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "many"], check=True)
+    index, _ = view(tight, "tight", "/-/index")
+    assert index.status_code == 503, index.status_code
+    for _ in range(2):  # the second time from the kept verdict, if one was kept
+        editor = Client(tight.app).get(
+            "/Many001/edit",
+            base_url="http://tight.localhost",
+            headers={"Authorization": f"Bearer {tight.tokens['tight']}"},
+            buffered=True,
+        )
+        text = editor.get_data(as_text=True)
+        assert editor.status_code == 200, editor.status_code
+        assert "## Part" in text and "not listed yet" not in text
 
 
 def test_preview_goes_through_the_budget(tight):

@@ -22,7 +22,9 @@ Here:
 - A build inside a page's render (the `{{PageIndex}}` embedding) is left whole, under that
   render's budget: the render is cached as it comes out.
 - The whole build stays held to the budget (its page-by-page comparisons grow with the square
-  of the pages): past it, the view answers 503 saying to search, as before.
+  of the pages): past it, the index views answer 503 saying to search, kept until the wiki
+  changes, or for RETRY_SECONDS when the build read headings (the next one reads fewer); the
+  editor opens with the pages listed in time, without a notice.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from functools import partial
 from types import ModuleType
 
+from app.core.errors import Unavailable
+from app.wiki.otterwiki.render import VERDICT_SECONDS
 from app.wiki.otterwiki.render import SliceOver
 from app.wiki.otterwiki.render import budgeted
 from app.wiki.otterwiki.render import current_tenant
@@ -48,6 +53,13 @@ TOC_SHARE = 0.5
 # Complete builds each worker keeps (least recently used first out).
 MEMO_SIZE = 32
 REFUSAL = "this wiki has too many pages to list them all in time; find pages with search"
+# Seconds an over-budget verdict on a build that read headings is kept: a wiki of 3,000 pushed
+# pages went over once, and its index stayed 503 until the next write.
+RETRY_SECONDS = 30
+# Otterwiki's views that show the index itself (the A-Z index, a folder without a page): they
+# answer 503 past the budget and say when headings are missing. The editor (which lists the
+# pages for its link dialog) does neither.
+LISTING_ENDPOINTS = frozenset({"pageindex", "view"})
 # Said on a view whose index left out some pages' headings (Otterwiki's toast).
 PARTIAL_NOTICE = (
     "The headings of {count} pages are not listed yet: they are being read, a part on each "
@@ -64,6 +76,7 @@ class _Build:
         self.server = server
         self.until = time.process_time() + seconds
         self.skipped = 0
+        self.rendered = 0  # tables of contents it set out to render
         self._rows: dict[str, tuple] | None = None
 
     def left(self) -> float:
@@ -116,6 +129,7 @@ def install_page_index(server: ModuleType) -> None:
     module docstring says. `server` is the booted `otterwiki.server`. Installing twice does
     nothing."""
     import otterwiki.pageindex
+    from flask import request
     from otterwiki.helper import toast
     from otterwiki.pageindex import PageIndex
 
@@ -141,12 +155,23 @@ def install_page_index(server: ModuleType) -> None:
             return original(self, path, display_page_path)
         reading = _Build(server, tenant.settings.render_budget * TOC_SHARE)
         _building.reading = reading
+        # A build that read headings is judged for a short while: the next one reads fewer.
+        call = partial(original, self, path, display_page_path)
+        verdict = partial(_verdict_seconds, reading)
         try:
-            run_bounded(lambda: original(self, path, display_page_path), REFUSAL)
+            run_bounded(call, REFUSAL, verdict_seconds=verdict)
+        except Unavailable:
+            if request.endpoint in LISTING_ENDPOINTS:
+                raise
+            # The editor lists the pages for its link dialog: it opens with those found in
+            # time, rather than not at all.
+            server.db.session.rollback()
+            return None
         finally:
             _building.reading = None
         if reading.skipped:
-            toast(PARTIAL_NOTICE.format(count=reading.skipped), "warning")
+            if request.endpoint in LISTING_ENDPOINTS:
+                toast(PARTIAL_NOTICE.format(count=reading.skipped), "warning")
             return None
         _memo[key] = dict(self.__dict__)
         while len(_memo) > MEMO_SIZE:
@@ -165,6 +190,7 @@ def install_page_index(server: ModuleType) -> None:
             return []
         left = reading.left()
         if left > 0:
+            reading.rendered += 1
             try:
                 return within_slice(lambda: read_toc(filename, mtime), left)
             except SliceOver:
@@ -181,6 +207,12 @@ def install_page_index(server: ModuleType) -> None:
     build.robot_page_index = True
     PageIndex.__init__ = build
     otterwiki.pageindex.get_ftoc = get_ftoc
+
+
+def _verdict_seconds(reading: _Build) -> float:
+    """How long an over-budget verdict on a build is kept: RETRY_SECONDS when it read
+    headings (each build reads more, so a later one may fit), else until the wiki changes."""
+    return RETRY_SECONDS if reading.rendered else VERDICT_SECONDS
 
 
 def _remember(pages: dict[tuple, None], page: tuple) -> bool:

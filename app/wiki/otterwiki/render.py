@@ -376,12 +376,12 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     server.app.after_request(_report_renders)
 
 
-def run_bounded(call, refusal: str):
+def run_bounded(call, refusal: str, verdict_seconds=lambda: VERDICT_SECONDS):
     """Return `call()` (a view of the current request) within the render budget; past it,
     raise Unavailable(`refusal`), and remember that verdict for this request's view at the
-    wiki's HEAD (_verdict_key), so the same view answers at once until the wiki changes; the
-    same for a view too large to show (TooLargeToShow). Outside a wiki's request it just
-    calls."""
+    wiki's HEAD (_verdict_key) for `verdict_seconds()`, so the same view answers at once until
+    the wiki changes or that time is up; the same for a view too large to show
+    (TooLargeToShow). Outside a wiki's request it just calls."""
     tenant = current_tenant()
     if tenant is None:
         return call()
@@ -397,7 +397,7 @@ def run_bounded(call, refusal: str):
         # Stopped anywhere: git's cat-file pipes may be left mid-answer for the next request.
         tenant.storage.repo.git.clear_cache()
         log.warning("a view of %s went over its budget: %s", tenant.slug, key)
-        _keep(cache, key, refusal, VERDICT_SECONDS)
+        _keep(cache, key, refusal, verdict_seconds())
         raise Unavailable(refusal) from None
     except TooLargeToShow as too_large:
         note_outcome("too-large")
