@@ -13,7 +13,6 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastmcp import FastMCP
-from fastmcp.exceptions import ResourceError
 from fastmcp.resources import Resource
 from fastmcp.server.middleware import Middleware
 from mcp.shared.exceptions import MCPError
@@ -132,12 +131,15 @@ def add_page_template(mcp: FastMCP, pages: PageClient) -> None:
         `revision` (optional) a revision to read it at."""
         slug, auth = caller()
         if wiki != slug:
-            raise ResourceError(
+            message = (
                 f"{page_uri(wiki, path)!r} names another wiki; this server serves "
                 f"{SCHEME}://{slug}/ only"
             )
+            raise MCPError(code=INVALID_PARAMS, message=message)
         try:
             data = await pages.read_page(slug, auth, path, revision or None)
         except RobotError as error:
-            raise ResourceError(error.message) from None
+            # The caller's mistake (a missing page, a bad revision) is theirs to fix
+            # (-32602), as in listing_error, never an internal error with a traceback logged.
+            raise listing_error(error) from None
         return data.get("content", "")

@@ -37,6 +37,8 @@ from pathlib import Path
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_input_stream
 
+from app.core.csp import ERROR_POLICY
+from app.core.csp import security_headers
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
 from app.core.errors import RequestTimeout
@@ -328,10 +330,12 @@ class ReceivedBodies:
         except RobotError as error:
             retry = error.retry_after
             headers = {"Retry-After": str(retry)} if retry is not None else {}
+            # Answered before the service's app, whose hooks add the platform's headers.
+            headers |= {"Connection": "close", **security_headers(ERROR_POLICY)}
             response = Response(
                 json.dumps(error_body(error)),
                 status=error.status,
-                headers={**headers, "Connection": "close"},
+                headers=headers,
                 mimetype="application/json",
             )
             return response(environ, start_response)

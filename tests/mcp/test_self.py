@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 
 from app.core.locks import wiki_write_lock
 from app.core.signing import SigningKey
@@ -168,14 +169,17 @@ async def test_the_page_template_names_this_wiki(wikis, kind):
         (f"wiki://{SHUT}/No/Such/Page", "does not exist"),
         (f"wiki://{SHUT}/a/../Home", "'..' segment"),
         (f"wiki://{SHUT}/Home%00", "control"),
+        (f"wiki://{SHUT}/Home?revision=--all", "revision"),
     ],
-    ids=["other-wiki", "missing", "dotdot", "nul"],
+    ids=["other-wiki", "missing", "dotdot", "nul", "option-revision"],
 )
 async def test_bad_resource_uris_are_clear_errors(wikis, uri, says):
     # The SDK's client sends a URI as given; fastmcp's resolves dot segments before sending.
     async with connect("sdk", wikis.stack, host(SHUT), wikis.tokens[SHUT]) as session:
-        with pytest.raises(MCPError, match=says):
+        with pytest.raises(MCPError, match=says) as refused:
             await session.read(uri)
+    # Sixteenth review: these were -32603 (internal error), each logged with a traceback.
+    assert refused.value.error.code == INVALID_PARAMS
 
 
 async def test_resources_list_is_paged_by_cursor(wikis):

@@ -54,3 +54,20 @@ def test_what_gunicorn_refuses_itself_is_plain_text_under_the_csp(stack, service
     """Thirteenth session's note: gunicorn's own 400 pages were HTML without a CSP."""
     answer = raw_exchange(stack.port(service), request_bytes)
     assert_error_answer(answer, ("400", "414", "431"))
+
+
+@pytest.mark.parametrize("service", ["otterwiki", "api", "auth"])
+@pytest.mark.parametrize("path", ["/api/v1/pages/x", "/api/wikis", "/oauth/register", "/"])
+def test_a_body_that_cannot_be_read_is_refused_under_the_csp(stack, service, path):
+    """Sixteenth review: a chunked body with a bad chunk size got the api and auth services'
+    400 as JSON without a CSP or nosniff (it is answered before their apps run)."""
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: x.localhost\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(stack.port(service), request)
+    head = answer.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    headers = {n.title(): v for n, v in (line.split(": ", 1) for line in head[1:])}
+    assert head[0].split()[1].startswith("4"), head[0]
+    assert "Content-Security-Policy" in headers, headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
