@@ -67,12 +67,24 @@ _DISCOVERY = """
 # (`openid-configuration`), RFC 6415 host-meta, RFC 7033 WebFinger, NodeInfo, RFC 7808
 # time-zone data, the W3C change-password URL, DIF DID Configuration, ATProto handle
 # resolution (`/.well-known/atproto-did`), Apple app-site association and Android asset links,
-# the CA/Browser Forum `pki-validation` path and RFC 8555's `acme-challenge`.
+# the CA/Browser Forum `pki-validation` path and RFC 8555's `acme-challenge`; and the rest of
+# the IANA Well-Known URIs registry (RFC 8615 section 3.1) whose names fit a slug, a name
+# registered with a suffix (`security.txt`, `gpc.json`, `nostr.json`) by its stem (`ni` and `rd`
+# are shorter than any slug).
 _WELL_KNOWN = """
     well-known wellknown caldav caldavs carddav carddavs webdav dav calendar calendars
     contacts jwks jwk openid-configuration oauth-authorization-server oauth-protected-resource
     host-meta webfinger nodeinfo timezone change-password did-configuration atproto-did
     apple-app-site-association assetlinks pki-validation acme-challenge
+    ai-plugin amphtml api-catalog appspecific ashrae brski cmp coap core csaf csaf-aggregator
+    csvm dnt dnt-policy dots ecips edhoc enterprise-network-security
+    enterprise-transport-security est genid gnap-as-rs gpc gs1resolver hoba hosting-provider
+    http-opportunistic idp-proxy jmap keybase knx lnurlp looking-glass masque matrix mercure
+    microsoft-identity-association mud nfv-oauth-server-configuration nostr ohttp-gateway
+    open-resource-discovery openid-federation openid-credential-issuer openorg openpgpkey oslc
+    posh privacy-sandbox-attestations private-token-issuer-directory probing pvd
+    reload-config repute-template resourcesync sbom security ssf-configuration sshfp stun-key
+    tdmrep terraform thread time tor-relay tpcd traffic-advice trust uma2-configuration wot
 """
 # Literal values: JSON and JavaScript (null, true, false, undefined, NaN, Infinity, void),
 # Python (None), Go, Ruby and Lua (nil), and YAML 1.1's booleans that fit a slug (yes, off):

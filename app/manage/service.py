@@ -173,6 +173,7 @@ def check_new_slug(platform: Platform, slug: str) -> str:
 def create_wiki(platform: Platform, manager: Manager, body: dict) -> dict:
     """Create a wiki owned by the caller from `{"slug", "display_name"?, "public"?}`."""
     _fields(body, {"slug": str, "display_name": str, "public": bool}, required=("slug",))
+    validate_slug(body["slug"])  # what was wrong with the request comes before the quota
     store = platform.store
     limit = platform.settings.max_wikis_per_user
     # Each wiki is a git repo on disk: one account must not fill the disk or squat on names.

@@ -176,6 +176,10 @@ def test_one_person_owns_at_most_the_cap(platform, auth, settings, store, alpha)
     refused = client.post("/api/wikis", json={"slug": "third"}, headers=auth(OWNER))
     assert refused.status_code == 403 and "own 2 wikis" in refused.json["error"]
     assert store.find_wiki("third") is None and not settings.wiki_dir("third").exists()
+    # Sixteenth review: a bad slug at the cap was told about the cap, not about the slug.
+    for slug in ("mx", "jwks", "Bad Slug"):
+        malformed = client.post("/api/wikis", json={"slug": slug}, headers=auth(OWNER))
+        assert malformed.status_code == 400 and "slug" in malformed.json["error"], slug
     # Wikis shared with them do not count against it; another person has their own.
     assert (
         client.post("/api/wikis", json={"slug": "others"}, headers=auth(ADMIN)).status_code == 201
