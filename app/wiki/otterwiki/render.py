@@ -72,8 +72,10 @@ class _Budget:
         self.pending: type[BaseException] | None = None
 
     def _expired(self, _signum, _frame):
+        # Raised again on each of the timer's later signals (every 50 ms) until the slice or
+        # the run ends: native code that calls Python back (nh3's attribute filter) drops an
+        # exception raised there, and a bare `except:` may swallow one too.
         if self.slicing:
-            self.slicing = False
             stop = SliceOver
         elif self.armed:
             stop = RenderOverBudget

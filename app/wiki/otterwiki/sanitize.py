@@ -17,6 +17,7 @@ from markupsafe import escape
 from app.wiki.otterwiki.mathjax import install_safe_mathjax
 from app.wiki.otterwiki.render import RenderOverBudget
 from app.wiki.otterwiki.render import budgeted
+from app.wiki.otterwiki.render import uninterrupted
 
 # Bump POLICY whenever the allow-list below (or what `sanitizable` refuses) changes: the render
 # cache keys on SANITIZER_VERSION, so pages rendered under an older policy are rendered again.
@@ -105,6 +106,15 @@ def _filter_attribute(tag: str, name: str, value: str) -> str | None:
     return value
 
 
+def _clean(html: str) -> str:
+    """`html` through the sanitizer, whole: nh3 calls `_filter_attribute` from native code,
+    which drops any exception raised there (a budget's or a slice's stop, printed as
+    unraisable), so a stop that comes due meanwhile is raised once the sanitizer returns.
+    Its work is linear in `html` (see `sanitizable`)."""
+    with uninterrupted():
+        return _CLEANER.clean(html)
+
+
 _CLEANER = nh3.Cleaner(
     tags=TAGS,
     attributes=ATTRIBUTES,
@@ -170,7 +180,7 @@ def sanitize_html(html: str) -> str:
     `SANITIZER_VERSION` give the same output. Follows the WHATWG HTML parsing rules (html5ever).
     HTML nested too deep for nh3 (see `sanitizable`) comes back escaped, as text.
     """
-    return _CLEANER.clean(html) if sanitizable(html) else _as_text(html)
+    return _clean(html) if sanitizable(html) else _as_text(html)
 
 
 def _as_text(html: str) -> str:
@@ -235,7 +245,7 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
     def markdown(self, text, cursor=None, **kwargs):
         html, toc, requirements = original(self, text, cursor, **kwargs)
         if sanitizable(html):
-            return _CLEANER.clean(html), toc, requirements
+            return _clean(html), toc, requirements
         if budgeted():
             raise RenderOverBudget
         return _as_text(html), toc, requirements
