@@ -85,8 +85,8 @@ class _Build:
 
     def cached_toc(self, filename: str, mtime) -> list | None:
         """The table of contents Otterwiki's cache holds for `filename` as of `mtime` (its
-        last change; None: the file's), or None: the lookup of `otterwiki.helper.get_ftoc`
-        without its render."""
+        last change, a datetime), or None: the lookup of `otterwiki.helper.get_ftoc` without
+        its render."""
         from otterwiki.helper import sha256sum
         from otterwiki.models import Cache
 
@@ -96,11 +96,6 @@ class _Build:
         row = self._rows.get(sha256sum(f"ftoc://{filename}"))
         if row is None or row[0] is None:
             return None
-        if mtime is None:
-            try:
-                mtime = self.server.storage.mtime(filename)
-            except OSError:
-                return None
         if mtime.tzinfo is None:
             mtime = mtime.astimezone()  # naive is local time, as Otterwiki's TimeStamp reads it
         if row[0] < mtime:
@@ -182,6 +177,11 @@ def install_page_index(server: ModuleType) -> None:
         reading = getattr(_building, "reading", None)
         if reading is None:
             return read_toc(filename, mtime)
+        if mtime is None:  # Otterwiki's build passes none: the page's key needs its change
+            try:
+                mtime = server.storage.mtime(filename)
+            except OSError:
+                return read_toc(filename, mtime)
         cached = reading.cached_toc(filename, mtime)
         if cached is not None:
             return cached
