@@ -2,6 +2,8 @@
 
 import subprocess
 import threading
+import time
+from functools import partial
 from types import SimpleNamespace
 
 import httpx2
@@ -292,24 +294,39 @@ def test_bad_input_is_4xx_with_message(editor, method, url, kwargs, status):
     assert response.status_code == status and response.json()["error"]
 
 
-def _writer(stack, token, index, results):
+def _as_told(request, refused: list):
+    """Send `request()` as a polite client does: a 429 (the wiki's turns are taken, see
+    app/wiki/turns.py) writes nothing, so it is sent again after its Retry-After. Each 429 is
+    kept in `refused` to check its answer."""
+    for _ in range(60):
+        response = request()
+        if response.status_code != 429:
+            return response
+        refused.append(response)
+        time.sleep(int(response.headers["Retry-After"]))
+    return response
+
+
+def _writer(stack, token, index, results, refused):
     with client(stack, bearer=token) as c:
         for round_ in range(3):
             if index % 4 == 0:  # a quarter of the writers race on one page with base_revision
-                current = c.get("/api/v1/pages/race/shared").json()
+                current = _as_told(partial(c.get, "/api/v1/pages/race/shared"), refused).json()
                 body = {"content": f"w{index} r{round_}", "base_revision": current["revision"]}
-                response = c.put("/api/v1/pages/race/shared", json=body)
+                response = _as_told(partial(c.put, "/api/v1/pages/race/shared", json=body), refused)
             else:
                 body = {"content": f"w{index} r{round_}"}
-                response = c.put(f"/api/v1/pages/race/own-{index}", json=body)
+                path = f"/api/v1/pages/race/own-{index}"
+                response = _as_told(partial(c.put, path, json=body), refused)
             results.append((index, round_, response.status_code, response.json()))
 
 
 def test_concurrent_writers_lose_nothing(stack, world, editor):
     editor.put("/api/v1/pages/race/shared", json={"content": "start"})
     results: list = []
+    refused: list = []
     threads = [
-        threading.Thread(target=_writer, args=(stack, world.tokens["editor"], i, results))
+        threading.Thread(target=_writer, args=(stack, world.tokens["editor"], i, results, refused))
         for i in range(WRITERS)
     ]
     for thread in threads:
@@ -319,6 +336,7 @@ def test_concurrent_writers_lose_nothing(stack, world, editor):
     assert len(results) == WRITERS * 3
     assert {status for *_, status, _ in results} <= {200, 201, 409}
     assert all(body["error"] for *_, status, body in results if status == 409)
+    assert all(r.json()["error"] and int(r.headers["Retry-After"]) >= 1 for r in refused)
     in_git = git_revisions(stack)
     assert {body["revision"] for *_, status, body in results if status < 300} <= in_git
     for index in (i for i in range(WRITERS) if i % 4):
