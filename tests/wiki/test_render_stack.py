@@ -218,18 +218,22 @@ def test_the_commit_and_diff_views_of_a_huge_change_refuse_past_their_bound(stac
     small = commit(stack, slug, {"big0.md": "# small\n", "other.md": "# one\n"})
     line = "a line of a page that is large, but each page is under the page cap\n"
     pages = {f"big{n}.md": line * (2**20 // len(line)) for n in range(6)}  # 6 MiB in all
-    large = commit(stack, slug, pages)
-    later = commit(stack, slug, {"other.md": "# two\n"})
+    large = commit(stack, slug, {**pages, "other.md": "# two\n"})
+    later = commit(stack, slug, {"other.md": "# three\n"})
+    # A page over the cap, as a wiki may hold from before it: its own diff is past the bound.
+    oversized = commit(stack, slug, {"big0.md": line * (5 * 2**20 // len(line))})
     host = f"{slug}.localhost"
     before = workers(stack)
     with stack.client("otterwiki", host=host) as client:
         shown = client.get(f"/-/commit/{small}")
         refused = client.get(f"/-/commit/{large}")
-        whole = client.get(f"/big0/diff/{small}/{large}")
+        whole = client.get(f"/big0/diff/{later}/{oversized}")
         compared = client.get(f"/big0/diff/{small}/{small}")
         # Fourteenth review: the page diff diffed the whole tree, and two neighbouring
         # revisions of a page with a large push between them were refused.
-        neighbours = client.get(f"/other/diff/{small}/{later}")
+        neighbours = client.get(f"/other/diff/{large}/{later}")
+        # Sixteenth review: ... and so were they when the page's own commit carried the push.
+        same_commit = client.get(f"/other/diff/{small[:8]}/{large[:8]}")
         # ... and each spelling of a refused revision cost git's work again.
         respelled = [
             client.get(f"/-/commit/{spelling}") for spelling in (large[:12], large.upper())
@@ -241,11 +245,37 @@ def test_the_commit_and_diff_views_of_a_huge_change_refuse_past_their_bound(stac
         assert len(answer.content) < 100_000
     assert [answer.headers[RENDER_HEADER] for answer in respelled] == ["over-budget-known"] * 2
     assert compared.status_code == 200
-    assert neighbours.status_code == 200 and "two" in neighbours.text
+    assert neighbours.status_code == 200 and "three" in neighbours.text
+    assert same_commit.status_code == 200 and "two" in same_commit.text
+    assert "big1" not in same_commit.text
     assert workers(stack) == before
     for worker in before:  # no git left running the refused diffs (cat-file pipes stay)
         gits = subprocess.run(["pgrep", "-a", "-P", str(worker)], capture_output=True, text=True)
         assert " show " not in gits.stdout and " diff " not in gits.stdout, gits.stdout
+
+
+def test_the_page_diff_follows_the_page_across_a_rename(stack):
+    """The page diff names git only the page's files, found as Otterwiki finds them (`git log
+    --follow`): a diff across a rename shows the page under both names, and nothing of the
+    other page the same commits changed."""
+    slug = "render-renamed"
+    public_wiki(stack, slug)
+    first = commit(
+        stack, slug, {"old.md": "# page\n\nfirst words\n", "else.md": "# unrelated-before\n"}
+    )
+    repo = stack.settings.repo_path(slug)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    with wiki_write_lock(stack.settings.wiki_dir(slug)):
+        subprocess.run([*git, "mv", "old.md", "new.md"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "rename"], check=True)
+    renamed = commit(
+        stack, slug, {"new.md": "# page\n\nsecond words\n", "else.md": "# unrelated-after\n"}
+    )
+    with stack.client("otterwiki", host=f"{slug}.localhost") as client:
+        answer = client.get(f"/new/diff/{first}/{renamed}")
+    assert answer.status_code == 200
+    assert "first words" in answer.text and "second words" in answer.text
+    assert "unrelated-" not in answer.text
 
 
 # A page of the large wiki below: its title, some text to render, and a heading of its own.

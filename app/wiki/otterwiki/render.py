@@ -36,6 +36,7 @@ from types import ModuleType
 from markupsafe import escape
 
 from app.core.errors import Unavailable
+from app.pages.files import head_commit
 
 log = logging.getLogger("robot.wiki.render")
 
@@ -202,14 +203,6 @@ def close_caches() -> None:
         _caches.popitem()[1].close()
 
 
-def head_of(storage) -> str:
-    """The full id of the commit at `storage`'s HEAD; "" in a repo without commits."""
-    try:
-        return storage.repo.head.commit.hexsha
-    except ValueError:  # a repo without commits yet
-        return ""
-
-
 def _unjsonable(value):
     """JSON for what json cannot write: sets in sorted order (a set's own order follows string
     hashes, which differ between interpreter runs), anything else as its repr."""
@@ -238,8 +231,8 @@ def render_key(renderer, text: str, cursor, kwargs: dict, tenant, version: str) 
         stable_text(kwargs),
         stable_text(config),
     ]
-    if "{{" in text:
-        parts.append(head_of(tenant.storage))  # embeddings read other pages and attachments
+    if "{{" in text:  # embeddings read other pages and attachments
+        parts.append(head_commit(tenant.storage.repo) or "")
     digest = hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass"))
     digest.update(b"\0")
     digest.update(text.encode("utf-8", "surrogatepass"))
@@ -437,7 +430,7 @@ def _verdict_key(tenant) -> str:
         tenant.slug,
         tenant.wiki.created_at,
         tenant.settings.render_budget,
-        head_of(tenant.storage),
+        head_commit(tenant.storage.repo) or "",
         request.endpoint,
         named,
         [(name, request.args.getlist(name)) for name in _VIEW_QUERY],
@@ -482,9 +475,6 @@ SIDEBAR_ENTRIES = 1000
 # replaced 1,000 pages of 30 KB with 1,000 others cost 5 s of git's CPU on each view. Past
 # 100 of either, only exact renames are found (git diff -l).
 RENAME_LIMIT = "-l100"
-# Paths the page diff view names to git at most (its page's, and the files of the two
-# commits it compares); past that, it diffs the whole tree, as Otterwiki does.
-DIFF_PATHS = 1000
 # Bytes of git's diff text up to which the commit and diff views show a change. A commit of
 # 40 MB of pages made the commit view send 41 MB of HTML; that cost is git's CPU and the
 # bytes sent, which the worker's CPU budget does not see. Past it, git is stopped.
@@ -584,25 +574,31 @@ def _bound_the_diffs(storage_class) -> None:
 
 
 def _page_files(git, rev_a: str, rev_b: str) -> list[str]:
-    """The files the page diff view of this request shows, at most: its page's file, and
-    those the commits `rev_a` and `rev_b` changed (Otterwiki shows the page's files among
-    them, following renames). [] (the whole tree) outside a page's request, or past
-    DIFF_PATHS. Otterwiki diffs the whole tree and shows the page's part: two neighbouring
-    revisions of a page, with a large push between them, were refused as too large."""
+    """The files the page diff view of this request shows: its page's file, and the page's
+    file names at `rev_a` and `rev_b` in the page's history (`git log --follow`), as Otterwiki's
+    diff view (2.26.1) finds them to follow renames; a revision matches by prefix, as there.
+    [] (the whole tree) outside a page's request.
+
+    Otterwiki diffs the whole tree and shows the page's part: two neighbouring revisions of a
+    page were refused as too large when a push between them, or the same commit, changed other
+    large files.
+    """
     from flask import has_request_context
     from flask import request
     from otterwiki.helper import get_filename
 
     if not has_request_context() or not (request.view_args or {}).get("path"):
         return []
-    files = {get_filename(request.view_args["path"])}
-    for revision in (rev_a, rev_b):
-        changed = git.execute(
-            ["git", "diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", revision]
-        )
-        files.update(name for name in changed.split("\0") if name)
-        if len(files) > DIFF_PATHS:
-            return []
+    filename = get_filename(request.view_args["path"])
+    files = {filename}
+    history = git.execute(
+        ["git", "log", "--follow", "--name-only", "-z", "--format=%x01%H", "--", filename]
+    )
+    # Each entry: \x01, the commit id, NUL, newline, then the page's name then, NUL-ended.
+    for entry in history.split("\x01")[1:]:
+        revision, _, names = entry.partition("\0")
+        if revision.startswith(rev_a) or revision.startswith(rev_b):
+            files.update(name for name in names.lstrip("\n").split("\0") if name)
     return sorted(files)
 
 
