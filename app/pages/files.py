@@ -1,6 +1,6 @@
 """Writing one file of a wiki's working tree so that it is whole or absent, never written through
-a symbolic link (git lets anyone who can push put a link into the tree); and putting the tree
-back at HEAD after a write that failed."""
+a symbolic link (git lets anyone who can push put a link into the tree); putting the tree
+back at HEAD after a write that failed; and reading which commit HEAD names."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+
+from git.refs.symbolic import SymbolicReference
 
 from app.core.errors import BadRequest
 
@@ -62,6 +64,17 @@ def remove_empty_folder(folder: str | Path) -> None:
         os.rmdir(folder)
     except OSError:
         pass  # not empty, or already gone: either way nothing of ours is left in it
+
+
+def head_commit(repo) -> str | None:
+    """The full id (40 hex digits) of the commit `repo`'s (a git.Repo) HEAD names now, or None
+    in a repository without commits. Read from the ref files, loose or packed (GitPython's
+    `SymbolicReference.dereference_recursive`): no git process runs, not even the object
+    database's `cat-file`, as HEAD is asked on every write, push and search."""
+    try:
+        return SymbolicReference.dereference_recursive(repo, "HEAD")
+    except ValueError:  # HEAD names a branch with no commit yet
+        return None
 
 
 def reset_to_head(repo) -> None:

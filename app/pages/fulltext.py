@@ -22,6 +22,7 @@ from pathlib import Path
 
 import git.exc
 
+from app.pages.files import head_commit
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 from app.pages.query import compile_query
@@ -212,15 +213,8 @@ class SearchIndex:
 
     # -- following HEAD -------------------------------------------------------------------
 
-    def _head(self) -> str | None:
-        # GitPython reads HEAD and its ref from the files: no git process on every query
-        try:
-            return self.repo.head.commit.hexsha
-        except ValueError:
-            return None  # a repository without commits
-
     def _follow_head(self, db: sqlite3.Connection) -> str | None:
-        head = self._head()
+        head = head_commit(self.repo)
         if self._meta(db, "commit", "") == (head or ""):
             return head  # the common case: nothing written since the last query
         db.execute("BEGIN IMMEDIATE")

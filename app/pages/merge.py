@@ -12,6 +12,9 @@ import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.git_env import git_env
 
 # Labels on git's conflict markers: `<<<<<<< yours`, `>>>>>>> current`.
 YOURS = "yours"
@@ -20,8 +23,6 @@ CURRENT = "current"
 # Three texts at the content cap (1 MiB) merge in well under a second; this only stops a
 # pathological input from holding a worker and the wiki's write lock for long.
 GIT_TIMEOUT = 60
-# git reads no configuration of the machine or user that could change its output.
-_GIT_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
 class MergeFailed(RuntimeError):
@@ -95,7 +96,7 @@ def _git(folder: str, arguments: list[str]) -> subprocess.CompletedProcess:
         return subprocess.run(
             ["git", *arguments],
             cwd=folder,
-            env=_GIT_ENV,
+            env=git_env(Path(folder)),  # no config of the machine or user changes its output
             capture_output=True,
             timeout=GIT_TIMEOUT,
             check=False,

@@ -24,6 +24,7 @@ from app.core.errors import RobotError
 from app.core.provenance import did_from_email
 from app.core.provenance import read_message
 from app.pages import last_commit_index
+from app.pages.files import head_commit
 from app.pages.files import refuse_links
 from app.pages.files import remove_empty_folder
 from app.pages.files import replace_file
@@ -538,8 +539,8 @@ class Pages:
             # the original error is the one to report; this one only goes to the log
             log.exception("rolling back a failed rename of %s", paths[0])
 
-    def _head(self) -> str:
-        return self.storage.repo.head.commit.hexsha
+    def _head(self) -> str | None:
+        return head_commit(self.storage.repo)
 
     def _is_ancestor(self, older: str, newer: str) -> bool:
         """Tell whether commit `older` is `newer` or one of its ancestors."""

@@ -36,6 +36,7 @@ from app.core.settings import gunicorn_workers
 from app.core.slugs import slug_from_host
 from app.core.store import Store
 from app.core.store import Wiki
+from app.pages.files import head_commit
 from app.web.bodies import SlowPlaces
 from app.web.bodies import receive_body
 from app.web.heartbeat import kept_alive
@@ -67,14 +68,6 @@ from app.wiki.turns import Turns
 from app.wiki.turns import join_pool
 
 log = logging.getLogger("robot.wiki")
-
-
-def _head(repo) -> str | None:
-    """The commit HEAD names now (read from the ref files, no git run), or None if none."""
-    try:
-        return repo.head.commit.hexsha
-    except ValueError:
-        return None  # a repo without commits
 
 
 # A request only waits here if an earlier response was never closed: fail instead of hanging.
@@ -621,7 +614,7 @@ class WikiGateway:
                 opened = self.tenancy.activate(wiki)
                 if writes and environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
                     held.enter_context(wiki_write_lock(opened.wiki_dir))
-                    written = (wiki.slug, opened, _head(opened.repo))
+                    written = (wiki.slug, opened, head_commit(opened.repo))
                 environ[TENANT_KEY] = Tenant(
                     wiki.slug,
                     wiki,
@@ -657,7 +650,7 @@ class WikiGateway:
         for the next write.
         """
         try:
-            if _head(opened.repo) == head_before:
+            if head_commit(opened.repo) == head_before:
                 return False  # a preview, a failed form, a refused write: nothing changed
             usage.record(self.platform.store, slug, Path(opened.repo_path))
         except Exception:

@@ -39,6 +39,7 @@ from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
+import git
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_input_stream
 
@@ -58,6 +59,7 @@ from app.core.identity import refusal
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.store import Wiki
+from app.pages.files import head_commit
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.web.bodies import SlowPlaces
 from app.web.bodies import read_chunk
@@ -222,7 +224,7 @@ class GitHttp:
             if wikis.only_created(repo):
                 env["WIKI_PUSH_IMPORT"] = "1"
                 env.update(_config({"receive.denyNonFastForwards": "false"}, env))
-            held.callback(self._after_push, wiki.slug, repo, _head(repo))
+            held.callback(self._after_push, wiki.slug, repo, head_commit(git.Repo(repo)))
             return self._run(environ, start_response, env, held, body, lock)
         except BaseException:
             held.close()
@@ -447,7 +449,7 @@ class GitHttp:
     def _after_push(self, slug: str, repo: Path, head_before: str | None) -> None:
         """Once receive-pack ended, still under the lock: record the usage if HEAD moved."""
         try:
-            if _head(repo) != head_before:
+            if head_commit(git.Repo(repo)) != head_before:
                 usage.record(self.platform.store, slug, repo)
         except Exception:
             log.exception("could not record the usage of wiki %s after a push", slug)
@@ -523,13 +525,6 @@ def _config(values: dict[str, str], env: dict) -> dict[str, str]:
         out[f"GIT_CONFIG_KEY_{index}"] = key
         out[f"GIT_CONFIG_VALUE_{index}"] = value
     return out
-
-
-def _head(repo: Path) -> str | None:
-    done = subprocess.run(
-        ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, capture_output=True, check=False
-    )
-    return done.stdout.strip().decode() if done.returncode == 0 else None
 
 
 def _pump(body, sink, limit: int, keepalive: KeepAlive) -> bool:

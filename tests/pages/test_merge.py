@@ -201,7 +201,7 @@ def test_rebase_merges_without_writing(pages):
 def test_without_git_a_stale_write_is_a_conflict_and_writes_nothing(pages, monkeypatch):
     base = pages.write("Plan", BASE, ALICE)["revision"]
     theirs = pages.write("Plan", BASE.replace("second", "agent's"), AGENT)["revision"]
-    monkeypatch.setattr(merge_module, "_GIT_ENV", {"PATH": "/nonexistent"})
+    monkeypatch.setattr(merge_module, "git_env", lambda folder: {"PATH": "/nonexistent"})
     with pytest.raises(MergeFailed):
         merge("a\n", "b\n", "c\n")
     with pytest.raises(Conflict, match="could not be merged") as info:

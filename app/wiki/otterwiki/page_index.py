@@ -38,11 +38,11 @@ from functools import partial
 from types import ModuleType
 
 from app.core.errors import Unavailable
+from app.pages.files import head_commit
 from app.wiki.otterwiki.render import VERDICT_SECONDS
 from app.wiki.otterwiki.render import SliceOver
 from app.wiki.otterwiki.render import budgeted
 from app.wiki.otterwiki.render import current_tenant
-from app.wiki.otterwiki.render import head_of
 from app.wiki.otterwiki.render import note_outcome
 from app.wiki.otterwiki.render import run_bounded
 from app.wiki.otterwiki.render import stable_text
@@ -235,7 +235,7 @@ def _memo_key(tenant, config, path: str | None, display_page_path: bool) -> str:
     parts = [
         tenant.slug,
         tenant.wiki.created_at,
-        head_of(tenant.storage),
+        head_commit(tenant.storage.repo) or "",
         path,
         display_page_path,
         stable_text(dict(config)),
