@@ -2,7 +2,8 @@
 
 URI scheme: `wiki://{slug}/{path}`, the page path percent-encoded as in a URL path (e.g.
 `wiki://team/Projects/Road%20map`); each is `text/markdown`. `resources/list` lists the pages of
-the request's wiki (name = path, size in bytes), paged by FastMCP's opaque cursor;
+the request's wiki (name = path, size in bytes), PAGE_SIZE an answer, each answer one page API
+call from where the last ended (its cursor names the last path listed, not an offset);
 `resources/read` of such a URI, matched by the template `wiki://{wiki}/{path*}`, returns the
 page's Markdown as the caller may read it, through the page API like the tools. A URI naming
 another wiki, an unknown page or a path the page API refuses is an MCP error saying which.
@@ -10,6 +11,9 @@ another wiki, an unknown page or a path the page API refuses is an MCP error say
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from urllib.parse import quote
 
 from fastmcp import FastMCP
@@ -18,6 +22,7 @@ from fastmcp.server.middleware import Middleware
 from mcp.shared.exceptions import MCPError
 from mcp.types import INTERNAL_ERROR
 from mcp.types import INVALID_PARAMS
+from mcp.types import ListResourcesResult
 from mcp.types import Resource as SdkResource
 
 from app.core.errors import RobotError
@@ -31,9 +36,10 @@ MARKDOWN = "text/markdown"
 # resources/list pages per answer: a wiki of thousands of pages takes a few round trips, and
 # no single answer grows with the wiki.
 PAGE_SIZE = 200
-# Pages asked of the page API at a time while listing (its most): one answer of every page of
-# a wiki of 10,000 long names could pass the page client's answer cap.
-LISTING_CHUNK = 1000
+# What a cursor this server did not give is told (INVALID_PARAMS, as MCP's pagination says).
+BAD_CURSOR = "Invalid params: this cursor is not one this server gave; list from the start"
+# The longest `after` the page API takes (app.pages.storage.Pages.list), in characters.
+MAX_AFTER_CHARS = 500
 
 
 def page_uri(slug: str, path: str) -> str:
@@ -71,41 +77,70 @@ class PageResource(Resource):
         return super().to_mcp_resource(**overrides).model_copy(update={"size": self.size})
 
 
-class PageResources(Middleware):
-    """FastMCP middleware: `resources/list` and `resources/templates/list` of the request's wiki."""
+def encode_cursor(after: str) -> str:
+    """The resources/list cursor that continues after page path `after`: base64url of
+    `{"after": <path>}`, opaque to clients (MCP 2025-06-18, utilities/pagination)."""
+    data = json.dumps({"after": after}, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return base64.urlsafe_b64encode(data).decode("ascii")
 
-    def __init__(self, pages: PageClient):
-        self.pages = pages
 
-    async def on_list_resources(self, context, call_next):
-        """Return the server's own resources followed by the wiki's pages."""
-        listed = await call_next(context)
-        slug, auth = caller()
-        found = [
-            PageResource(
-                uri=page_uri(slug, row["path"]),
-                name=row["path"],
-                mime_type=MARKDOWN,
-                size=row.get("size"),
-            )
-            async for row in self._every_page(slug, auth)
-        ]
-        return [*listed, *found]
+def decode_cursor(cursor) -> str:
+    """The page path a resources/list `cursor` (from encode_cursor) continues after. Raises
+    ValueError for anything encode_cursor does not give: not a string, not base64url of a JSON
+    object, or an `after` that is no string of at most MAX_AFTER_CHARS characters."""
+    if not isinstance(cursor, str):
+        raise ValueError("not a string")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (UnicodeError, binascii.Error, json.JSONDecodeError):
+        raise ValueError("not a cursor this server gives") from None
+    after = data.get("after") if isinstance(data, dict) else None
+    if not isinstance(after, str) or not after or len(after) > MAX_AFTER_CHARS:
+        raise ValueError("not a cursor this server gives")
+    return after
 
-    async def _every_page(self, slug: str, auth: str | None):
-        """Yield each page row of wiki `slug`, asking LISTING_CHUNK at a time; raises the MCP
-        error of `listing_error` if the page API refuses."""
-        after = ""
-        while True:
-            try:
-                data = await self.pages.list_pages(slug, auth, limit=LISTING_CHUNK, after=after)
-            except RobotError as error:
-                raise listing_error(error) from None
-            for row in data.get("pages", []):
-                yield row
-            after = data.get("next") or ""
-            if not after:
-                return
+
+async def list_page_resources(server: FastMCP, pages: PageClient, cursor) -> ListResourcesResult:
+    """One resources/list answer for the request's wiki: with no `cursor`, the server's own
+    resources and its first PAGE_SIZE pages; with one, the PAGE_SIZE pages after the path it
+    names. `next_cursor` is set while more pages follow.
+
+    One page API call per answer, from where the cursor points: FastMCP's own paging lists
+    everything and then slices by offset, so every answer cost a whole listing of the wiki, and
+    a page made between two answers shifted the offsets (listed twice, or skipped).
+    Raises MCPError: INVALID_PARAMS for a cursor this server did not give, and listing_error's
+    for a page API refusal.
+    """
+    try:
+        after = decode_cursor(cursor) if cursor is not None else ""
+    except ValueError:
+        raise MCPError(code=INVALID_PARAMS, message=BAD_CURSOR) from None
+    own = (
+        [] if after else [r.to_mcp_resource(uri=str(r.uri)) for r in await server.list_resources()]
+    )
+    slug, auth = caller()
+    try:
+        data = await pages.list_pages(slug, auth, limit=PAGE_SIZE, after=after)
+    except RobotError as error:
+        raise listing_error(error) from None
+    found = [
+        PageResource(
+            uri=page_uri(slug, row["path"]),
+            name=row["path"],
+            mime_type=MARKDOWN,
+            size=row.get("size"),
+        ).to_mcp_resource()
+        for row in data.get("pages", [])
+    ]
+    following = data.get("next")
+    return ListResourcesResult(
+        resources=[*own, *found], next_cursor=encode_cursor(following) if following else None
+    )
+
+
+class PageTemplates(Middleware):
+    """FastMCP middleware: `resources/templates/list` shows the page template for the request's
+    wiki only."""
 
     async def on_list_resource_templates(self, context, call_next):
         """Return the templates with the page template shown for this wiki only:

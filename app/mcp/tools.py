@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
+from fastmcp.server.dependencies import bind_request_context
 from fastmcp.tools.base import ToolResult
 from mcp.types import BlobResourceContents
 from mcp.types import EmbeddedResource
@@ -132,12 +133,23 @@ def _written_text(verb: str, data: dict) -> str:
 
 
 class WikiServer(FastMCP):
-    """FastMCP whose tools all come from its own (local) provider.
+    """FastMCP whose tools all come from its own (local) provider, and whose resources/list
+    pages through the wiki's pages with the page API (`pages`, a PageClient).
 
     FastMCP looks a called tool up in every provider at once, through a task group with one task
     per provider; with a single provider that spawns a task per call for nothing (0.1-0.5 ms per
     read_page on a loaded machine). `_get_tool` is the provider hook FastMCP itself overrides.
     """
+
+    def __init__(self, *args, pages: PageClient, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pages = pages
+
+    async def _on_list_resources(self, ctx, params):
+        """resources/list, answered by resources.list_page_resources: one page API call per
+        answer, paged by the last path listed (FastMCP's own lists the whole wiki each time)."""
+        with bind_request_context(ctx):
+            return await resources.list_page_resources(self, self.pages, params and params.cursor)
 
     async def _get_tool(self, name: str, version=None):
         if len(self.providers) == 1:
@@ -172,10 +184,11 @@ def build_server(pages: PageClient) -> FastMCP:
         dereference_schemas=False,
         lifespan=lifespan,
         list_page_size=resources.PAGE_SIZE,
+        pages=pages,
         middleware=[
             ArgumentErrors(),  # bad arguments: a short isError result, every tool
             WikiIdentity(pages),
-            resources.PageResources(pages),
+            resources.PageTemplates(),
         ],
     )
     resources.add_page_template(mcp, pages)

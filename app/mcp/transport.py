@@ -29,6 +29,8 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 
 from app.mcp.auth import MCP_PATH
+from app.mcp.resources import BAD_CURSOR
+from app.mcp.resources import decode_cursor
 from app.mcp.rpc import rpc_error
 from app.mcp.rpc import too_large
 from app.mcp.rpc import valid_id
@@ -75,17 +77,19 @@ def invalid_message(raw) -> dict | None:
     return None
 
 
-# Characters a pagination cursor this server gives may have (FastMCP's: base64 of a small
-# JSON object, some twenty).
-MAX_CURSOR_CHARS = 200
+# Characters a pagination cursor this server gives may have: FastMCP's (base64 of a small JSON
+# object) some twenty, resources/list's (app.mcp.resources.encode_cursor) base64 of a page path
+# of at most 500 characters, each at most 4 UTF-8 bytes, or 6 as a JSON escape.
+MAX_CURSOR_CHARS = 4096
 
 
 def cursor_problem(raw) -> dict | None:
     """Return the Invalid params error for a request `raw` (a valid JSON-RPC message) whose
-    `params.cursor` is not one this server gave (FastMCP's encoding), else None.
+    `params.cursor` is not one this server gave (resources.decode_cursor's for resources/list,
+    FastMCP's for the other lists), else None.
 
     Checked here, before the server lists anything: FastMCP reads the cursor only after the
-    whole listing (every page of the wiki), and quoted the whole of a bad one back.
+    whole listing, and quoted the whole of a bad one back.
     """
     params = raw.get("params") if isinstance(raw, dict) else None
     cursor = params.get("cursor") if isinstance(params, dict) else None
@@ -94,10 +98,12 @@ def cursor_problem(raw) -> dict | None:
     try:
         if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_CHARS:
             raise ValueError
-        CursorState.decode(cursor)
+        if raw.get("method") == "resources/list":
+            decode_cursor(cursor)
+        else:
+            CursorState.decode(cursor)
     except ValueError:
-        message = "Invalid params: this cursor is not one this server gave; list from the start"
-        return rpc_error(request_id(raw), INVALID_PARAMS, message)
+        return rpc_error(request_id(raw), INVALID_PARAMS, BAD_CURSOR)
     return None
 
 

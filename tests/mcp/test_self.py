@@ -14,7 +14,7 @@ from app.core.locks import wiki_write_lock
 from app.core.signing import SigningKey
 from app.core.store import Store
 from app.core.version import VERSION
-from app.mcp.resources import LISTING_CHUNK
+from app.mcp.resources import PAGE_SIZE
 from tests.conftest import oauth_grant
 from tests.mcp.clients import KINDS
 from tests.mcp.clients import connect
@@ -183,22 +183,27 @@ async def test_bad_resource_uris_are_clear_errors(wikis, uri, says):
 
 
 async def test_resources_list_is_paged_by_cursor(wikis):
-    """200 pages an answer; the MCP service asks the page API LISTING_CHUNK pages at a time
-    (one answer of a whole wiki of long names could pass its answer cap), so a wiki of more
-    than that many pages lists each of them once."""
-    count = LISTING_CHUNK + 205
+    """PAGE_SIZE pages an answer, each answer one page API call from the last path listed: a
+    wiki of more than the page API's largest answer (1,000) lists each page once, and a page
+    made between two answers neither repeats nor skips another (FastMCP's offsets did both, and
+    listed the whole wiki for every answer)."""
+    count = 1000 + 205
     commit_pages(wikis.stack, EVIL, {f"bulk/page-{n:04}.md": f"# {n}\n" for n in range(count)})
     answers, cursor = [], None
     async with connect("sdk", wikis.stack, host(EVIL), wikis.tokens[EVIL]) as session:
         while True:
             listed, cursor = await session.resources(cursor)
             answers.append(listed)
+            if len(answers) == 2:  # a page before every one listed so far, made meanwhile
+                commit_pages(wikis.stack, EVIL, {"bulk/aaa-made-while-listing.md": "# new\n"})
             if cursor is None:
                 break
     names = [r.name for answer in answers for r in answer]
-    assert all(len(answer) == 200 for answer in answers[:-1]) and len(answers[-1]) <= 200
+    assert all(len(answer) >= PAGE_SIZE for answer in answers[:-1])
+    assert len(answers[-1]) <= PAGE_SIZE
     assert len(names) == len(set(names))
-    assert sum(n.lower().startswith("bulk/") for n in names) == count
+    bulk = [n for n in names if n.lower().startswith("bulk/page-")]
+    assert len(bulk) == count and bulk == sorted(bulk, key=str.lower)
 
 
 @pytest.mark.parametrize(

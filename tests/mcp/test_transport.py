@@ -1,7 +1,13 @@
+import base64
+
 import pytest
+from fastmcp.utilities.pagination import CursorState
 from starlette.datastructures import Headers
 
+from app.mcp.resources import decode_cursor
+from app.mcp.resources import encode_cursor
 from app.mcp.transport import batch_problem
+from app.mcp.transport import cursor_problem
 from app.mcp.transport import invalid_message
 from app.mcp.transport import is_json
 from app.mcp.transport import refusal
@@ -92,3 +98,49 @@ def test_an_unusable_id_is_invalid_request_with_id_null(bad_id):
 def test_an_error_object_may_carry_id_null():
     error = {"code": -32700, "message": "Parse error"}
     assert invalid_message({"jsonrpc": "2.0", "id": None, "error": error}) is None
+
+
+def _listing(method: str, cursor) -> dict:
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"cursor": cursor}}
+
+
+@pytest.mark.parametrize(
+    "after",
+    ["Home", "a/b c", "\U0001f600" * 500, '"' * 500, "\\" * 500, "\u2028x", "a\u00e9/" * 100],
+    ids=["plain", "space", "astral-500", "quotes-500", "backslashes-500", "line-sep", "accents"],
+)
+def test_a_resources_list_cursor_names_any_page_path_and_passes_the_gate(after):
+    """resources/list pages by the last path listed: any path the page API takes (up to 500
+    characters) makes a cursor that decodes to it and that the transport's gate lets through."""
+    cursor = encode_cursor(after)
+    assert decode_cursor(cursor) == after
+    assert cursor_problem(_listing("resources/list", cursor)) is None
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        CursorState(offset=200).encode(),  # FastMCP's, for the other lists
+        base64.urlsafe_b64encode(b'{"after": ""}').decode(),
+        base64.urlsafe_b64encode(b'{"after": 5}').decode(),
+        base64.urlsafe_b64encode(b'["after"]').decode(),
+        base64.urlsafe_b64encode(('{"after": "%s"}' % ("a" * 501)).encode()).decode(),
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        "\u00e9",
+        "not base64!",
+    ],
+    ids=["offset", "empty", "number", "list", "too-long", "not-utf8", "not-ascii", "garbage"],
+)
+def test_a_resources_list_cursor_this_server_did_not_give_is_refused(cursor):
+    with pytest.raises(ValueError):
+        decode_cursor(cursor)
+    problem = cursor_problem(_listing("resources/list", cursor))
+    assert (
+        problem["error"]["code"] == -32602
+        and "not one this server gave" in problem["error"]["message"]
+    )
+
+
+def test_the_other_lists_keep_fastmcps_cursor():
+    assert cursor_problem(_listing("tools/list", CursorState(offset=5).encode())) is None
+    assert cursor_problem(_listing("tools/list", encode_cursor("Home")))["error"]["code"] == -32602
