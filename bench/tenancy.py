@@ -20,7 +20,8 @@ viewing a small page of one owner's wiki while HAMMERS clients view a 200 KB pag
 client on each of another owner's wikis (Otterwiki's wiki-link pattern once spent ~25 s of CPU
 on that page), against the same p99 with nobody hammering; goal <= 1.5x. The render cache
 makes each hammered view cheap; app/wiki/turns.py runs one of the hammering owner's views at
-a time on two cores, at the lowest priority while it is in debt, and may refuse (429) what
+a time on two cores, at the lowest priority when it waited for that turn or while the owner is
+in debt, and may refuse (429) what
 its crowd cannot wait for: a hammering client takes that as an answer and asks again at once,
 as an abuser would (the victim's views must all be 200). The two conditions
 alternate in ISOLATION_SLICES short slices, so drift in other load on the host falls on both

@@ -13,7 +13,11 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   refused with 429 and Retry-After, so a crowd cannot hold every worker. A request that finds
   no waiting place is refused at once: a crowd arriving at once owes nothing yet, and held
   every worker (four anonymous views of a costly page; six editors one member opened).
-  A run without a turn counts as crowding, as a wait does.
+  A run without a turn counts as crowding, as a wait does. A request that had to wait runs at
+  the lowest priority (below), whatever its owner owes: it is one of a crowd. Two clients
+  taking turns on one owner's costly pages each waited out the other's view, so the owner's
+  one turn kept a core busy at full priority while its crowd debt, a wait's worth at a time,
+  never passed DEBT_LOW, and another tenant's p99 was twice its own alone.
 - Debt: the time an owner's requests spent waiting for a turn (crowd debt) and the CPU time
   of its heavy requests (over HEAVY_CPU each; CPU debt) count DEBT_WEIGHT times against it
   and drain in real time. While either is over DEBT_LOW, the owner's requests run at nice
@@ -236,11 +240,6 @@ class Turn:
         """Whether the request runs in the visitors' pool: no member of the wiki (yet)."""
         return self._owner_dir == self._pools[0]
 
-    def lower_if_in_debt(self) -> None:
-        """Run at LOW_NICE from now on if the request's pool is in either debt."""
-        if _in_debt(self._owner_dir):
-            self._lower()
-
     def lower_on_arrival(self) -> None:
         """Run at LOW_NICE from now on if any pool the request may join (visitors, the wiki's
         members, the owner) is in either debt: who is asking is not known yet."""
@@ -259,8 +258,8 @@ class Turn:
 
     def take(self) -> None:
         """Take one of the owner's turns: wait up to Turns.wait if a waiting place is free,
-        and go on without one when the wait runs out. Lower the priority if the owner is in
-        debt.
+        and go on without one when the wait runs out. A request that waited runs at LOW_NICE
+        from then on (one of a crowd), whatever its owner owes.
 
         Raises WikiBusy when no waiting place is free, or when no turn came and the pool's
         crowd debt, before this request waited, is over DEBT_REFUSE.
@@ -289,7 +288,7 @@ class Turn:
         finally:
             fcntl.flock(waiting, fcntl.LOCK_UN)
         add_debt(self._owner_dir, CROWD, time.monotonic() - started)
-        self.lower_if_in_debt()
+        self._lower()
         if got:
             return
         if owed > DEBT_REFUSE:

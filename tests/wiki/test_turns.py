@@ -153,6 +153,25 @@ def test_a_request_waits_for_its_owners_turn_and_the_wait_counts_against_the_own
 
 
 @lowering
+@pytest.mark.parametrize("wait", [0.02, 0.1])
+def test_a_request_that_waited_for_its_turn_runs_low_though_its_owner_owes_little(owners, wait):
+    """Two clients taking turns on one owner's costly page each waited out the other's view: a
+    wait at a time never put the owner over DEBT_LOW, so its turn kept a core busy at full
+    priority and another tenant's p99 doubled (bench/tenancy.py's isolation case). A request
+    that waited is one of a crowd, and runs low whatever its owner owes."""
+    hammered, _ = owners
+    holder = Holder(hammered)
+    threading.Timer(wait, holder.release).start()
+    with Turns(turns=1, wait=30).turn(hammered) as turn:
+        lowered, during = turn.lowered, priority()
+    assert holder.released() and debt(hammered, CROWD) < DEBT_LOW
+    assert lowered and during == LOW
+    assert priority() == BASE
+    with Turns(turns=1, wait=30).turn(hammered) as turn:  # its next, taken at once
+        assert not turn.lowered and priority() == BASE
+
+
+@lowering
 def test_an_owner_in_debt_runs_low_from_arrival_until_its_debt_drains(owners):
     hammered, other = owners
     turns = Turns(turns=1, wait=30)
