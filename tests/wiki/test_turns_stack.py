@@ -315,6 +315,31 @@ def test_a_viewer_crowding_one_wiki_never_locks_the_owner_out_of_another(wikis):
     assert 429 in statuses
 
 
+def test_a_member_opening_many_pages_at_once_is_refused_what_finds_no_place(wikis):
+    """Sixteenth review: one member opening six editors at once held every worker, and another
+    tenant waited 2-4 s. What finds neither a turn nor a waiting place is now refused at once
+    (429, Retry-After), for members as for visitors; another owner's wiki answers meanwhile."""
+    drained(wikis, HAMMERED)
+    auth = {"Authorization": f"Bearer {wikis.hammered_token}"}
+    before = workers(wikis)
+
+    def member_view(_n) -> tuple[int, str | None]:
+        with wikis.client("otterwiki", host=f"{HAMMERED}.localhost") as client:
+            answer = client.get("/api/v1/pages/Big", headers=auth)
+        assert answer.status_code in (200, 429), answer.text
+        return answer.status_code, answer.headers.get("Retry-After")
+
+    statuses, other = [], []
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for _ in range(5):  # five bursts of six at once, another tenant reading between them
+            statuses += list(pool.map(member_view, range(6)))
+            other += views(wikis, OTHER, "/", 1)
+    assert other == [200] * 5
+    assert {status for status, _ in statuses} == {200, 429}
+    assert all(int(after) >= 1 for status, after in statuses if status == 429)
+    assert workers(wikis) == before  # none was killed for running too long
+
+
 def slow_upload(
     stack,
     slug: str,
