@@ -157,6 +157,12 @@ def test_the_editor_opens_where_the_page_index_is_over_the_budget(tight):
     subprocess.run([*git, "commit", "-q", "-m", "many"], check=True)
     index, _ = view(tight, "tight", "/-/index")
     assert index.status_code == 503, index.status_code
+    assert "find pages with search" in index.get_data(as_text=True)
+    # Twelfth review: each such view spent the budget again; the verdict is kept. Thirteenth:
+    # `?x=1`, `?x=2` ... each cost a full budget; a query the view does not read shares it.
+    for query in ("", "?x=1"):
+        again, verdict = view(tight, "tight", "/-/index" + query)
+        assert (again.status_code, verdict) == (503, "over-budget-known")
     for _ in range(2):  # the second time from the kept verdict, if one was kept
         editor = Client(tight.app).get(
             "/Many001/edit",
