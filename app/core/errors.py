@@ -57,6 +57,12 @@ class PayloadTooLarge(RobotError):
     status = 413
 
 
+class UriTooLong(RobotError):
+    """The request's path has more parts than any page's URL (RFC 9110 15.5.15)."""
+
+    status = 414
+
+
 class TooManyRequests(RobotError):
     """The caller is asking more than its share: try again after `retry_after` seconds (RFC 6585
     section 4; the answer's Retry-After header)."""

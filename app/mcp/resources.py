@@ -87,7 +87,8 @@ def encode_cursor(after: str) -> str:
 def decode_cursor(cursor) -> str:
     """The page path a resources/list `cursor` (from encode_cursor) continues after. Raises
     ValueError for anything encode_cursor does not give: not a string, not base64url of a JSON
-    object, or an `after` that is no string of at most MAX_AFTER_CHARS characters."""
+    object, or an `after` that is no string of at most MAX_AFTER_CHARS characters, or that
+    UTF-8 cannot encode."""
     if not isinstance(cursor, str):
         raise ValueError("not a string")
     try:
@@ -97,6 +98,10 @@ def decode_cursor(cursor) -> str:
     after = data.get("after") if isinstance(data, dict) else None
     if not isinstance(after, str) or not after or len(after) > MAX_AFTER_CHARS:
         raise ValueError("not a cursor this server gives")
+    try:
+        after.encode("utf-8")  # a lone surrogate (JSON allows "\ud800") names no page
+    except UnicodeEncodeError:
+        raise ValueError("not a cursor this server gives") from None
     return after
 
 

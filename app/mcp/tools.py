@@ -141,13 +141,16 @@ class WikiServer(FastMCP):
     read_page on a loaded machine). `_get_tool` is the provider hook FastMCP itself overrides.
     """
 
-    def __init__(self, *args, pages: PageClient, **kwargs):
+    def __init__(self, *args, pages: PageClient | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.pages = pages
 
     async def _on_list_resources(self, ctx, params):
         """resources/list, answered by resources.list_page_resources: one page API call per
-        answer, paged by the last path listed (FastMCP's own lists the whole wiki each time)."""
+        answer, paged by the last path listed (FastMCP's own lists the whole wiki each time).
+        Without `pages`, FastMCP's own."""
+        if self.pages is None:
+            return await super()._on_list_resources(ctx, params)
         with bind_request_context(ctx):
             return await resources.list_page_resources(self, self.pages, params and params.cursor)
 

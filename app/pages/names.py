@@ -16,6 +16,12 @@ DROPPED_BY_OTTERWIKI = frozenset("?|$.!#\\")
 # A file name segment must fit the file system's 255-byte limit with ".md" appended.
 MAX_SEGMENT_BYTES = 200
 MAX_PATH_CHARS = 500
+# Folders a page's path may go down: a path of ~1,000 segments made Otterwiki's split_path and
+# GitPython's tree writing recurse past Python's limit (RecursionError: 500 on every write).
+MAX_PAGE_DEPTH = 64
+# The longest path of any file in a wiki, in characters: a page's path and an attachment's
+# name fit well within it.
+MAX_FILE_PATH_CHARS = 1024
 MAX_ATTACHMENT_NAME_BYTES = 200
 # What a byte that is not UTF-8 becomes when Werkzeug decodes a URL (or a header) with
 # "replace": a name holding it was not valid UTF-8 where the caller spelled it.
@@ -45,17 +51,16 @@ def _first(*checks: tuple[bool, str]) -> str | None:
     return next((message for failed, message in checks if failed), None)
 
 
-def page_path_problem(path: str, api: bool = True) -> str | None:
+def page_path_problem(path: str) -> str | None:
     """Return why `path` (a page's path without `.md`, as Otterwiki would open it) cannot
     name a page, or None. The page API normalises a path (NFKC) before it asks; a push must
-    name the file in that form itself (see `unopenable_problem`). With `api` False, only what
-    Otterwiki itself could not open: the page API's own rule against a segment starting with
-    '-' (it would read as an option to a command) is left out, but for the path's start,
-    which Otterwiki strips."""
+    name the file in that form itself (see `unopenable_problem`). The same rule for pushed
+    pages: a pushed `a/-x.md` was shown, but the page API, the editor and MCP refused it."""
     whole = _first(
         ("\x00" in path, "page path contains a NUL character"),
         (not path.strip(), "page path is empty"),
         (len(path) > MAX_PATH_CHARS, f"page path is longer than {MAX_PATH_CHARS} characters"),
+        (path.count("/") >= MAX_PAGE_DEPTH, f"page path has more than {MAX_PAGE_DEPTH} parts"),
         (has_control(path), "page path contains control characters"),
         (REPLACEMENT in path, _NOT_UTF8.format("page path")),
         (path.startswith("/"), "page path must not start with '/'"),
@@ -64,8 +69,7 @@ def page_path_problem(path: str, api: bool = True) -> str | None:
         (path.endswith("/"), "page path must not end with '/'"),
         (bool(ntpath.splitdrive(path)[0]), "page path " + _DRIVE),
     )
-    segments = (_segment_problem(segment, api) for segment in path.split("/"))
-    return whole or next(filter(None, segments), None)
+    return whole or next(filter(None, map(_segment_problem, path.split("/"))), None)
 
 
 def repository_path_problem(filename: str) -> str | None:
@@ -74,15 +78,21 @@ def repository_path_problem(filename: str) -> str | None:
     Bob.md`, as Windows reads it) or has a segment that Windows or macOS would read as the
     `.git` folder (`git~1`, `.git.`, `.GIT::$DATA`). Such an entry made every later write
     to its wiki fail (500), as GitPython refused to read the index holding it; git's own
-    `verify_path` and GitPython's `_validate_repo_path` refuse the same."""
+    `verify_path` and GitPython's `_validate_repo_path` refuse the same. So does a path
+    deeper than MAX_PAGE_DEPTH + 1 folders or longer than MAX_FILE_PATH_CHARS: one of 1,000
+    folders made GitPython's tree writing recurse past Python's limit on every write."""
     return _first(
         (bool(ntpath.splitdrive(filename)[0]), _DRIVE),
         (any(_aliases_git(part) for part in filename.split("/")), _GIT_ALIAS),
+        (len(filename) > MAX_FILE_PATH_CHARS or filename.count("/") > MAX_PAGE_DEPTH, _TOO_DEEP),
     )
 
 
 _DRIVE = "name must not start with a drive name such as 'c:' (git refuses it)"
 _GIT_ALIAS = "name must not hold a segment read as '.git' (such as 'git~1' or '.git.')"
+_TOO_DEEP = (
+    f"path must have at most {MAX_PAGE_DEPTH + 1} parts and {MAX_FILE_PATH_CHARS} characters"
+)
 
 
 def _aliases_git(segment: str) -> bool:
@@ -95,7 +105,7 @@ def _aliases_git(segment: str) -> bool:
     )
 
 
-def _segment_problem(segment: str, api: bool) -> str | None:
+def _segment_problem(segment: str) -> str | None:
     dropped = " ".join(sorted(DROPPED_BY_OTTERWIKI.intersection(segment)))
     return _first(
         (segment == "", "page path has an empty segment ('//')"),
@@ -103,7 +113,7 @@ def _segment_problem(segment: str, api: bool) -> str | None:
         (_aliases_git(segment), "page path " + _GIT_ALIAS),
         (bool(dropped), f"page path must not contain {dropped}"),
         (segment != segment.strip(), "page path segments must not start or end with spaces"),
-        (api and segment.startswith("-"), "page path segments must not start with '-'"),
+        (segment.startswith("-"), "page path segments must not start with '-'"),
         (
             len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES,
             f"page path segment is longer than {MAX_SEGMENT_BYTES} bytes",
@@ -147,7 +157,7 @@ def unopenable_problem(filename: str, page_exists: bool = True) -> str | None:
     page = filename[:-3] if is_page else folder
     if is_page or (page and page_exists):
         normal = unicodedata.normalize("NFKC", page)
-        problem = page_path_problem(page, api=False) or _first(
+        problem = page_path_problem(page) or _first(
             (normal != page, f"page path is not in Unicode NFKC form: the wiki opens {normal!r}")
         )
         if problem:

@@ -27,6 +27,7 @@ from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import Unavailable
+from app.core.errors import UriTooLong
 from app.core.identity import Caller
 from app.core.identity import authenticate
 from app.core.locks import wiki_write_lock
@@ -37,6 +38,7 @@ from app.core.slugs import slug_from_host
 from app.core.store import Store
 from app.core.store import Wiki
 from app.pages.files import head_commit
+from app.pages.names import MAX_PAGE_DEPTH
 from app.web.bodies import SlowPlaces
 from app.web.bodies import receive_body
 from app.web.heartbeat import kept_alive
@@ -69,6 +71,11 @@ from app.wiki.turns import join_pool
 
 log = logging.getLogger("robot.wiki")
 
+
+# Parts ('/') a request's path may have: a page's URL has at most MAX_PAGE_DEPTH, and a view
+# of it or of an attachment a few more. A path of ~1,000 parts made Otterwiki's split_path
+# recurse past Python's limit (500), for anonymous visitors too.
+MAX_URL_PARTS = 4 * MAX_PAGE_DEPTH
 
 # A request only waits here if an earlier response was never closed: fail instead of hanging.
 _BUSY_TIMEOUT = 30.0
@@ -398,6 +405,8 @@ class WikiGateway:
             return error_response(error, path)(environ, start_response)
 
     def _dispatch(self, environ, start_response, path: str):
+        if path.count("/") > MAX_URL_PARTS:
+            raise UriTooLong(f"this path has more than {MAX_URL_PARTS} parts; no page has so many")
         # Decide by the route Flask would run, never by how the path is spelled.
         route = self.routes.match(environ)
         if route.endpoint in GIT_ENDPOINTS:

@@ -128,8 +128,13 @@ def test_a_resources_list_cursor_names_any_page_path_and_passes_the_gate(after):
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
         "\u00e9",
         "not base64!",
+        base64.urlsafe_b64encode(b'{"after": "\\ud800"}').decode(),  # review 17: error code 0
+        base64.urlsafe_b64encode(b'{"after": "a\\udfffb"}').decode(),
     ],
-    ids=["offset", "empty", "number", "list", "too-long", "not-utf8", "not-ascii", "garbage"],
+    ids=[
+        *("offset", "empty", "number", "list", "too-long", "not-utf8", "not-ascii", "garbage"),
+        *("lone-high-surrogate", "lone-low-surrogate"),
+    ],
 )
 def test_a_resources_list_cursor_this_server_did_not_give_is_refused(cursor):
     with pytest.raises(ValueError):
