@@ -8,12 +8,17 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.core.errors import Conflict
+from app.core.errors import Unavailable
+
+# Seconds a write refused for a busy lock is told to wait before it tries again.
+BUSY_RETRY = 2
 
 
 @contextmanager
 def wiki_write_lock(wiki_dir: Path, timeout: float = 20.0):
-    """Hold the wiki's exclusive write lock; raise Conflict if it stays busy past `timeout`.
+    """Hold the wiki's exclusive write lock; raise Unavailable (503, Retry-After: BUSY_RETRY
+    seconds) if it stays busy past `timeout` seconds: a temporary state, not a conflict of
+    the write with the page (409 made editors and agents treat it as one).
     Yields the lock's file descriptor: a process that inherits it holds the lock too.
 
     flock is released by the kernel when the holder dies, so a killed worker never wedges a wiki.
@@ -28,7 +33,10 @@ def wiki_write_lock(wiki_dir: Path, timeout: float = 20.0):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise Conflict("the wiki is busy with another edit; try again") from None
+                    raise Unavailable(
+                        "the wiki is busy with another edit; try again in a moment",
+                        retry_after=BUSY_RETRY,
+                    ) from None
                 time.sleep(0.01)
         yield fd
     finally:

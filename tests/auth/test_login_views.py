@@ -158,6 +158,11 @@ def test_form_without_csrf_token_is_refused(client, store, alice):
         ("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "there is no account"),
         ("nobody.test", "could not find the account of nobody.test"),
         ("https://pds.example.com/some/path", "without a path"),
+        # Seventeenth review: 502 ("is not an https origin") for the user's own typing.
+        ("https://user:pw@example.com", "without a path, a user or a password"),
+        ("https://user@example.com/", "without a path, a user or a password"),
+        ("https://example.com#frag", "without a path, a user or a password"),
+        ("https://:443", "without a path, a user or a password"),
     ],
 )
 def test_bad_input_says_what_failed(client, account, message):

@@ -11,6 +11,7 @@ smaller sample goes through the real gunicorn stack.
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import re
@@ -306,6 +307,26 @@ def test_a_save_to_a_name_no_page_can_have_writes_nothing(wiki, crawl, path):
     assert (_files_of(repo), _revisions_of(repo)) == before
     for page in ("/Home", "/Home/edit", "/Home/history", "/-/index", "/-/changelog"):
         assert _call(wiki.app, "GET", page, "", {"Cookie": cookie}, b"")[0] == 200, page
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/C:notes/edit", "drive name"),
+        ("/git~1/x/edit", "read as '.git'"),
+        ("/-lead/edit", "must not start with '-'"),
+        ("/A/-new/edit", "must not start with '-'"),
+        ("/" + "/".join(["p"] * 65) + "/edit", "more than 64 parts"),
+    ],
+)
+def test_the_editor_refuses_a_name_no_save_could_take(wiki, crawl, path, says):
+    """Seventeenth review: the editor opened for names every save then refused (400), after
+    the user had typed the page. It says what is wrong with the name at once."""
+    cookie, _ = crawl[0]["editor"]
+    answer, _, text = _call(wiki.app, "GET", path, "", {"Cookie": cookie}, b"")
+    assert answer == 400 and says in html.unescape(text), (answer, text[:300])
+    assert TRACEBACK not in text
+    assert _call(wiki.app, "GET", "/Home/edit", "", {"Cookie": cookie}, b"")[0] == 200
 
 
 DEEP = "a/" * 1000 + "b"

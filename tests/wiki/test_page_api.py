@@ -296,11 +296,11 @@ def test_bad_input_is_4xx_with_message(editor, method, url, kwargs, status):
 
 def _as_told(request, refused: list):
     """Send `request()` as a polite client does: a 429 (the wiki's turns are taken, see
-    app/wiki/turns.py) writes nothing, so it is sent again after its Retry-After. Each 429 is
-    kept in `refused` to check its answer."""
+    app/wiki/turns.py) or a 503 with Retry-After (its write lock stayed busy) writes nothing,
+    so it is sent again after its Retry-After. Each is kept in `refused` to check."""
     for _ in range(60):
         response = request()
-        if response.status_code != 429:
+        if response.status_code not in (429, 503) or "Retry-After" not in response.headers:
             return response
         refused.append(response)
         time.sleep(int(response.headers["Retry-After"]))

@@ -357,7 +357,9 @@ def test_bench_quick_run_measures_every_server():
         assert re.search(isolation, done.stdout, re.M), done.stdout
 
 
-def test_post_waits_for_the_wiki_write_lock_and_gives_409_when_busy(wiki, alice, monkeypatch):
+def test_post_waits_for_the_wiki_write_lock_and_gives_503_when_busy(wiki, alice, monkeypatch):
+    """Seventeenth review: 409 without Retry-After, which the editor took for a conflict with
+    the page. A busy lock is temporary: 503 with Retry-After."""
     import functools
 
     from app.core.locks import wiki_write_lock
@@ -369,8 +371,9 @@ def test_post_waits_for_the_wiki_write_lock_and_gives_409_when_busy(wiki, alice,
     with wiki_write_lock(wiki.settings.wiki_dir("alpha")):
         page = alice.form_post("alpha.localhost", "/Busy/edit", "/Busy/save", {"content": "x\n"})
         api = alice.open("alpha.localhost", "/api/v1/pages/Busy", "PUT", json={"content": "x"})
-    assert page.status_code == 409 and "busy" in page.get_data(as_text=True)
-    assert api.status_code == 409 and api.json["status"] == 409
+    assert page.status_code == 503 and "busy" in page.get_data(as_text=True)
+    assert api.status_code == 503 and api.json["status"] == 503
+    assert page.headers["Retry-After"] == api.headers["Retry-After"] == "2"
     assert alice.open("alpha.localhost", "/Busy").status_code == 404
 
 

@@ -68,8 +68,13 @@ def _issuer_for_server(url: str, fetcher: Fetcher) -> str:
     """A typed server URL is a PDS (its protected resource metadata names the AS) or the AS."""
     parts = urlsplit(url)
     schemes = ("https", "http") if fetcher.allow_loopback else ("https",)
-    if parts.scheme not in schemes or parts.path not in ("", "/") or parts.query:
-        raise BadRequest(f"type your server as https://host, without a path ({url[:80]!r})")
+    # What is the user's to fix is 400: a user name or password, a fragment, no host at all
+    # (the authorization server's own answer is judged later, and its faults are 502).
+    typed_wrong = parts.query or parts.fragment or "@" in parts.netloc or not parts.hostname
+    if parts.scheme not in schemes or parts.path not in ("", "/") or typed_wrong:
+        raise BadRequest(
+            f"type your server as https://host, without a path, a user or a password ({url[:80]!r})"
+        )
     try:
         return oauth.authorization_server_of(url.rstrip("/"), fetcher)
     except OutboundError:

@@ -202,11 +202,14 @@ def _check_names() -> None:
     endpoint = request.endpoint or ""
     if endpoint.startswith("page_api."):
         return  # the page API checks its own paths and answers in JSON
+    args = request.view_args or {}
     if request.method != "POST":
         # Reads pass: Otterwiki serves a page's attachments under the page's own path
         # (/Page/image.png), and the gateway already refuses dot segments and control bytes.
+        # The editor does not: it opened for names no save could take (`/C:notes/edit`).
+        if endpoint == "edit" and isinstance(args.get("path"), str):
+            PathRules().clean(args["path"])
         return
-    args = request.view_args or {}
     for name in _PAGE_ARGS:
         value = args.get(name)
         if isinstance(value, str):
