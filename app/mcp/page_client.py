@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from http.cookiejar import DefaultCookiePolicy
@@ -27,7 +26,6 @@ from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import TooManyRequests
 from app.core.errors import Unauthorized
-from app.core.errors import Unavailable
 from app.core.errors import UpstreamError
 from app.core.settings import Settings
 from app.pages.names import MAX_PATH_CHARS
@@ -43,9 +41,6 @@ MAX_JSON_BYTES = 8 * MAX_PAGE_BYTES
 # Slow wiki answers must not pin an MCP request forever; git on a big wiki may take seconds.
 # TIMEOUT bounds a whole call (connecting, sending, reading every byte), not each read.
 TIMEOUT = 30.0
-# A wiki's busy write lock (503 with Retry-After): tries in all, and the longest wait between.
-BUSY_TRIES = 8
-BUSY_WAIT_MOST = 5
 CONNECT_TIMEOUT = 5.0
 # Per address of the wiki service. Its four sync workers answer one request each and the rest
 # wait in its listen backlog, so the bound only stops a flood of tool calls from using up our
@@ -128,24 +123,7 @@ class PageClient:
         """Close every pooled connection; the client cannot be used afterwards."""
         await self._http.aclose()
 
-    async def _send(self, *args, **kwargs) -> tuple[bytes, str]:
-        """`_send_once`, sent again while the wiki answers 503 with a Retry-After of at most
-        BUSY_WAIT_MOST seconds (its write lock is busy, and one request of the wiki's may wait
-        for it in the wiki service), BUSY_TRIES times in all. Each wait is the Retry-After and
-        up to as much again at random, so that writes refused together come back apart.
-        Waiting here holds no worker of the wiki service: ten agents appending at once all
-        land."""
-        for attempt in range(BUSY_TRIES):
-            try:
-                return await self._send_once(*args, **kwargs)
-            except Unavailable as error:
-                seconds = error.retry_after
-                if seconds is None or seconds > BUSY_WAIT_MOST or attempt == BUSY_TRIES - 1:
-                    raise
-                await asyncio.sleep(seconds * (1 + random.random()))
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    async def _send_once(
+    async def _send(
         self,
         slug: str,
         authorization: str | None,
@@ -425,8 +403,7 @@ async def _read_capped(answer: httpx2.Response, limit: int) -> bytes:
 
 def _error_from(status: int, body: bytes, retry_after: str | None = None) -> RobotError:
     """Turn a page-API error answer into the matching domain error, keeping its message; a 429
-    keeps its Retry-After (RFC 9110 section 10.2.3: seconds; an HTTP date is read as 1 s), and
-    a 503 its Retry-After when it has one in seconds."""
+    keeps its Retry-After (RFC 9110 section 10.2.3: seconds; an HTTP date is read as 1 s)."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -440,6 +417,4 @@ def _error_from(status: int, body: bytes, retry_after: str | None = None) -> Rob
     if status == TooManyRequests.status:
         seconds = int(retry_after) if retry_after and retry_after.isdigit() else 1
         return TooManyRequests(f"{message} (retry after {seconds} s)", retry_after=seconds, **extra)
-    if status == Unavailable.status and retry_after and retry_after.isdigit():
-        return Unavailable(message, retry_after=int(retry_after), **extra)
     return _ERRORS.get(status, UpstreamError)(message, **extra)

@@ -622,7 +622,7 @@ class WikiGateway:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
                 if writes and environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
-                    held.enter_context(wiki_write_lock(opened.wiki_dir, one_waiter=True))
+                    held.enter_context(wiki_write_lock(opened.wiki_dir))
                     written = (wiki.slug, opened, head_commit(opened.repo))
                 environ[TENANT_KEY] = Tenant(
                     wiki.slug,

@@ -219,9 +219,7 @@ class GitHttp:
             _check_commands(body.read(_COMMANDS_BYTES))
             body.seek(0)
             admit()  # the body came at the pusher's pace; receive-pack computes in the turn
-            lock = held.enter_context(
-                wiki_write_lock(self.settings.wiki_dir(wiki.slug), one_waiter=True)
-            )
+            lock = held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
             repo = self.settings.repo_path(wiki.slug)
             if wikis.only_created(repo):
                 env["WIKI_PUSH_IMPORT"] = "1"
