@@ -135,13 +135,13 @@ def install_page_index(server: ModuleType) -> None:
 
     if getattr(PageIndex.__init__, "robot_page_index", False):
         return
-    original = partial(list_pages, server)
+    whole_build = partial(list_pages, server)
     read_toc = otterwiki.pageindex.get_ftoc
 
     def build(self, path: str | None = None, display_page_path: bool = False):
         tenant = current_tenant()
         if tenant is None:
-            return original(self, path, display_page_path)
+            return whole_build(self, path, display_page_path)
         key = _memo_key(tenant, server.app.config, path, display_page_path)
         kept = _memo.get(key)
         if kept is not None:
@@ -152,11 +152,11 @@ def install_page_index(server: ModuleType) -> None:
         if budgeted():
             # Inside a page's render ({{PageIndex}}): that render's budget holds it, and the
             # render is cached whole, so the index it embeds must be whole too.
-            return original(self, path, display_page_path)
+            return whole_build(self, path, display_page_path)
         reading = _Build(server, tenant.settings.render_budget * TOC_SHARE)
         _building.reading = reading
         # A build that read headings is judged for a short while: the next one reads fewer.
-        call = partial(original, self, path, display_page_path)
+        call = partial(whole_build, self, path, display_page_path)
         verdict = partial(_verdict_seconds, reading)
         try:
             run_bounded(call, REFUSAL, verdict_seconds=verdict)
