@@ -88,6 +88,26 @@ def repository_path_problem(filename: str) -> str | None:
     )
 
 
+def moved_files_problem(new_folder: str, names: list[str]) -> str | None:
+    """Return why moving a page's folder to `new_folder` (its subpages and attachments: `names`,
+    relative to the folder) would leave a file the wiki cannot reach, or None: a subpage past
+    MAX_PAGE_DEPTH parts or MAX_PATH_CHARS, any file past repository_path_problem's limits. A
+    rename of a parent moved its subpages past the limits, where no route could change them,
+    and renames repeated made Otterwiki's sidebar recurse past Python's limit (500)."""
+    for name in names:
+        moved = f"{new_folder}/{name}"
+        page = moved[:-3] if moved.endswith(".md") else None
+        too_far = page is not None and (
+            page.count("/") >= MAX_PAGE_DEPTH or len(page) > MAX_PATH_CHARS
+        )
+        if too_far or repository_path_problem(moved) == _TOO_DEEP:
+            return (
+                f"this rename would move {name!r} below it too deep or too far: a page path has "
+                f"at most {MAX_PAGE_DEPTH} parts and {MAX_PATH_CHARS} characters"
+            )
+    return None
+
+
 _DRIVE = "name must not start with a drive name such as 'c:' (git refuses it)"
 _GIT_ALIAS = "name must not hold a segment read as '.git' (such as 'git~1' or '.git.')"
 _TOO_DEEP = (

@@ -32,6 +32,7 @@ from app.pages.links import rewrite_links
 from app.pages.merge import MergeFailed
 from app.pages.merge import diff
 from app.pages.merge import merge
+from app.pages.names import moved_files_problem
 from app.pages.paths import PathRules
 from app.pages.paths import clean_attachment_name
 from app.pages.paths import clean_content
@@ -484,6 +485,8 @@ class Pages:
             raise NotFound(f"page {old!r} does not exist")
         if self.storage.exists(new_file) or (has_dir and self.storage.exists(new_dir)):
             raise Conflict(f"page {new!r} already exists")
+        if has_dir and (problem := moved_files_problem(new_dir, inside[0])):
+            raise BadRequest(problem)
         message = clean_message(
             message, f"Rename {self.rules.page_path(old_file)} to {new} via API"
         )

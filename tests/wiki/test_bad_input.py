@@ -319,14 +319,55 @@ def test_a_save_to_a_name_no_page_can_have_writes_nothing(wiki, crawl, path):
         ("/" + "/".join(["p"] * 65) + "/edit", "more than 64 parts"),
     ],
 )
-def test_the_editor_refuses_a_name_no_save_could_take(wiki, crawl, path, says):
+@pytest.mark.parametrize("spelling", ["/edit", "?edit"])
+def test_the_editor_refuses_a_name_no_save_could_take(wiki, crawl, path, says, spelling):
     """Seventeenth review: the editor opened for names every save then refused (400), after
-    the user had typed the page. It says what is wrong with the name at once."""
+    the user had typed the page. It says what is wrong with the name at once. Eighteenth:
+    also as `/<name>?edit`, the spelling the 404 page's "create it" link uses."""
     cookie, _ = crawl[0]["editor"]
-    answer, _, text = _call(wiki.app, "GET", path, "", {"Cookie": cookie}, b"")
+    page, query = (path, "") if spelling == "/edit" else (path.removesuffix("/edit"), "edit")
+    answer, _, text = _call(wiki.app, "GET", page, query, {"Cookie": cookie}, b"")
     assert answer == 400 and says in html.unescape(text), (answer, text[:300])
     assert TRACEBACK not in text
     assert _call(wiki.app, "GET", "/Home/edit", "", {"Cookie": cookie}, b"")[0] == 200
+
+
+def _json_call(wiki, cookie, method, path, body):
+    headers = {
+        "Cookie": cookie,
+        "Content-Type": "application/json",
+        "Sec-Fetch-Site": "same-origin",
+    }
+    return _call(wiki.app, method, path, "", headers, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize("channel", ["page API", "rename form"])
+def test_a_rename_never_moves_a_subpage_past_the_path_limits(wiki, crawl, channel):
+    """Eighteenth review: renaming a parent moved its 64-part subpage to 65 parts, where no
+    route could change it; renames repeated made Otterwiki's sidebar recurse past Python's
+    limit (500 on every page). Such a rename is refused, and nothing moves."""
+    cookie, token = crawl[0]["editor"]
+    csrf = token.group(1)
+    root = f"Deep{channel.split()[0].title()}"
+    deepest = "/".join([root] + ["d"] * 63)  # 64 parts: the most a page may have
+    repo = wiki.settings.repo_path("pub")
+    for page in (root, deepest):
+        answer = _json_call(wiki, cookie, "PUT", f"/api/v1/pages/{page}", {"content": "x"})
+        assert answer[0] in (200, 201), answer
+    before = _files_of(repo), _revisions_of(repo)
+    if channel == "page API":
+        body = {"to": f"{root}x/t/u"}
+        answer, _, text = _json_call(wiki, cookie, "POST", f"/api/v1/pages/{root}/rename", body)
+    else:
+        form = urlencode({"csrf_token": csrf, "new_pagename": f"{root}x/t/u", "message": "m"})
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        answer, _, text = _call(wiki.app, "POST", f"/{root}/rename", "", headers, form.encode())
+    assert answer == 400 and "too deep or too far" in html.unescape(text), (answer, text[:300])
+    assert (_files_of(repo), _revisions_of(repo)) == before
+    shallow = f"{root}y"  # a rename that keeps every subpage within the limits still works
+    body = {"to": shallow}
+    moved = _json_call(wiki, cookie, "POST", f"/api/v1/pages/{root}/rename", body)
+    assert moved[0] == 200, moved
 
 
 DEEP = "a/" * 1000 + "b"

@@ -30,6 +30,7 @@ from app.core.errors import BadRequest
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.core.errors import Unavailable
+from app.pages.names import moved_files_problem
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import MAX_MESSAGE_CHARS
 from app.pages.paths import PathRules
@@ -206,8 +207,10 @@ def _check_names() -> None:
     if request.method != "POST":
         # Reads pass: Otterwiki serves a page's attachments under the page's own path
         # (/Page/image.png), and the gateway already refuses dot segments and control bytes.
-        # The editor does not: it opened for names no save could take (`/C:notes/edit`).
-        if endpoint == "edit" and isinstance(args.get("path"), str):
+        # The editor does not: it opened for names no save could take (`/C:notes/edit`), under
+        # either of its spellings (`/C:notes?edit`, which the 404 page links to).
+        editor = endpoint == "edit" or (endpoint == "view" and "edit" in request.values)
+        if editor and isinstance(args.get("path"), str):
             PathRules().clean(args["path"])
         return
     for name in _PAGE_ARGS:
@@ -220,6 +223,8 @@ def _check_names() -> None:
         # A name Otterwiki's create would change, it offers back corrected and writes nothing.
         if endpoint != "create" or sanitize_pagename(name) == name:
             PathRules().clean(name)
+        if endpoint == "rename" and isinstance(args.get("path"), str):
+            _check_moved_files(args["path"], name)
     field = _ATTACHMENT_FIELDS.get(endpoint)
     if field and request.form.get(field):  # empty: Otterwiki keeps the file's own name
         clean_attachment_name(request.form[field])
@@ -227,6 +232,20 @@ def _check_names() -> None:
         for upload in request.files.getlist("file"):
             if upload.filename:  # an empty file input: Otterwiki skips it
                 clean_attachment_name(upload.filename)
+
+
+def _check_moved_files(path: str, to: str) -> None:
+    """Refuse Otterwiki's rename of page `path` to `to` when it would move a subpage or an
+    attachment in its folder past the path limits (app.pages.names.moved_files_problem), as
+    the page API's rename does."""
+    from otterwiki.helper import get_filename
+    from otterwiki.server import storage
+
+    old_folder, new_folder = get_filename(path)[:-3], get_filename(to)[:-3]
+    if storage.isdir(old_folder):
+        problem = moved_files_problem(new_folder, storage.list(old_folder)[0])
+        if problem:
+            raise BadRequest(problem)
 
 
 def _never_none(view):
