@@ -395,10 +395,8 @@ class WikiGateway:
         try:
             return self._dispatch(environ, start_response, path)
         except RobotError as error:
-            response = error_response(error, path)
-            if error.retry_after is not None:
-                response.headers["Retry-After"] = str(error.retry_after)
-            return response(environ, start_response)
+            method = environ.get("REQUEST_METHOD", "GET")
+            return error_response(error, path, method)(environ, start_response)
         except Exception:
             log.exception("wiki gateway failed on %s %s", environ.get("REQUEST_METHOD"), path)
             error = InternalError("internal error; the operator can find details in the log")

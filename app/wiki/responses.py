@@ -28,7 +28,7 @@ _TITLES = {
 _PAGE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
+<title>{title}</title>{head}
 <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;
 color:#222}}h1{{font-size:1.4rem}}a{{color:#0b5cad}}</style></head>
 <body><h1>{title}</h1><p>{message}</p>{extra}</body>
@@ -52,13 +52,19 @@ def is_api_path(path: str) -> bool:
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
-def html_page(status: int, message: str, link: tuple[str, str] | None = None) -> Response:
-    """Return a small HTML page saying `message`, optionally with one link (url, text)."""
-    extra = ""
+def html_page(
+    status: int, message: str, link: tuple[str, str] | None = None, reload_after: int | None = None
+) -> Response:
+    """Return a small HTML page saying `message`, optionally with one link (url, text); with
+    `reload_after` (seconds), one that loads itself again then (a meta refresh, no script)."""
+    extra = head = ""
     if link:
         extra = f'<p><a href="{escape(link[0])}">{escape(link[1])}</a></p>'
+    if reload_after is not None:
+        head = f'\n<meta http-equiv="refresh" content="{int(reload_after)}">'
+        extra += f"<p>This page loads itself again in {int(reload_after)} s.</p>"
     title = _TITLES.get(status, "Error")
-    body = _PAGE.format(title=escape(title), message=escape(message), extra=extra)
+    body = _PAGE.format(title=escape(title), message=escape(message), extra=extra, head=head)
     return _answer(body, status, content_type="text/html; charset=utf-8")
 
 
@@ -69,11 +75,19 @@ def json_error(error: RobotError) -> Response:
     return response
 
 
-def error_response(error: RobotError, path: str) -> Response:
-    """Answer `error` as JSON under /api/v1/ and as a small HTML page everywhere else."""
+def error_response(error: RobotError, path: str, method: str = "GET") -> Response:
+    """Answer `error` as JSON under /api/v1/ and as a small HTML page everywhere else, with its
+    Retry-After when it has one. A page a browser asked for with GET or HEAD then loads itself
+    again after those seconds: a member's tabs opened at once, some refused 429, fill in
+    instead of staying error pages (eighteenth review)."""
     if is_api_path(path):
-        return json_error(error)
-    return html_page(error.status, error.message)
+        response = json_error(error)
+    else:
+        again = error.retry_after if method in ("GET", "HEAD") else None
+        response = html_page(error.status, error.message, reload_after=again)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def redirect(location: str) -> Response:

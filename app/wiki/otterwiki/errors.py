@@ -296,7 +296,7 @@ def _answer(error):
 
     from app.wiki.responses import error_response
 
-    return error_response(error, request.path)
+    return error_response(error, request.path, request.method)
 
 
 def _storage_not_found(error):

@@ -41,7 +41,7 @@ def _robot_error(error):
 
     from app.wiki.responses import error_response
 
-    return error_response(error, request.path)
+    return error_response(error, request.path, request.method)
 
 
 def install(server: ModuleType, blueprint) -> None:
