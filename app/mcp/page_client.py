@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import time
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from http.cookiejar import DefaultCookiePolicy
@@ -26,6 +28,7 @@ from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import TooManyRequests
 from app.core.errors import Unauthorized
+from app.core.errors import Unavailable
 from app.core.errors import UpstreamError
 from app.core.settings import Settings
 from app.pages.names import MAX_PATH_CHARS
@@ -42,6 +45,10 @@ MAX_JSON_BYTES = 8 * MAX_PAGE_BYTES
 # TIMEOUT bounds a whole call (connecting, sending, reading every byte), not each read.
 TIMEOUT = 30.0
 CONNECT_TIMEOUT = 5.0
+# A crowded wiki (429) or its busy write lock (503), both with a Retry-After in seconds: the
+# call is sent again after it, while the longest wait is at most BUSY_WAIT_MOST seconds and
+# a new try starts within TIMEOUT of the first. Nothing was written by a refused request.
+BUSY_WAIT_MOST = 5
 # Per address of the wiki service. Its four sync workers answer one request each and the rest
 # wait in its listen backlog, so the bound only stops a flood of tool calls from using up our
 # file descriptors; calls past it wait for a free connection within their TIMEOUT.
@@ -123,7 +130,27 @@ class PageClient:
         """Close every pooled connection; the client cannot be used afterwards."""
         await self._http.aclose()
 
-    async def _send(
+    async def _send(self, *args) -> tuple[bytes, str]:
+        """`_send_once`, sent again while the wiki refuses it for now (429, or 503 with a
+        Retry-After): after the Retry-After and up to as much again at random, so calls refused
+        together come back apart, and only while a new try starts within TIMEOUT seconds of the
+        first. Waiting here holds no worker of the wiki service, which refuses a crowd of one
+        pool's writes at once rather than keep them all waiting for its write lock. Raises as
+        `_send_once` does, with its last refusal."""
+        give_up = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                return await self._send_once(*args)
+            except (TooManyRequests, Unavailable) as refused:
+                seconds = refused.retry_after
+                if seconds is None or seconds > BUSY_WAIT_MOST:
+                    raise
+                pause = seconds * (1 + random.random())
+                if time.monotonic() + pause > give_up:
+                    raise
+                await asyncio.sleep(pause)
+
+    async def _send_once(
         self,
         slug: str,
         authorization: str | None,
@@ -403,7 +430,8 @@ async def _read_capped(answer: httpx2.Response, limit: int) -> bytes:
 
 def _error_from(status: int, body: bytes, retry_after: str | None = None) -> RobotError:
     """Turn a page-API error answer into the matching domain error, keeping its message; a 429
-    keeps its Retry-After (RFC 9110 section 10.2.3: seconds; an HTTP date is read as 1 s)."""
+    keeps its Retry-After (RFC 9110 section 10.2.3: seconds; an HTTP date is read as 1 s), and
+    a 503 its Retry-After when it gives one in seconds."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -417,4 +445,6 @@ def _error_from(status: int, body: bytes, retry_after: str | None = None) -> Rob
     if status == TooManyRequests.status:
         seconds = int(retry_after) if retry_after and retry_after.isdigit() else 1
         return TooManyRequests(f"{message} (retry after {seconds} s)", retry_after=seconds, **extra)
+    if status == Unavailable.status and retry_after and retry_after.isdigit():
+        return Unavailable(message, retry_after=int(retry_after), **extra)
     return _ERRORS.get(status, UpstreamError)(message, **extra)

@@ -597,13 +597,14 @@ class WikiGateway:
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
 
         The request's body is received whole first (app.web.bodies), as one of `turn`'s pool.
-        `turn` (app.wiki.turns) is the request's at its wiki: taken after the write lock for
-        Otterwiki to compute the response in, handed on when the app returns it, so a slow
-        reader never holds it. A `bulk` transfer (an export) computes while its response goes
-        out: its turn is handed on once that is out, or slow (app.wiki.sends). A response that
-        `sends_file` (an attachment) takes no turn, as it computes nothing, and keeps its worker
-        alive while it moves (app.web.heartbeat). A request of a method that may change
-        things takes the wiki's write lock first, unless its route `writes` nothing to git.
+        `turn` (app.wiki.turns) is the request's at its wiki: taken before the write lock (a
+        push takes both in that order), for Otterwiki to compute the response in, handed on
+        when the app returns it, so a slow reader never holds it. A `bulk` transfer (an
+        export) computes while its response goes out: its turn is handed on once that is out,
+        or slow (app.wiki.sends). A response that `sends_file` (an attachment) takes no turn,
+        as it computes nothing, and keeps its worker alive while it moves (app.web.heartbeat).
+        A request of a method that may change things then takes the wiki's write lock, unless
+        its route `writes` nothing to git.
         """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
@@ -619,6 +620,13 @@ class WikiGateway:
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
+                if turn is not None and not sends_file:
+                    # Before the write lock, as a push takes them: a write waiting for a held
+                    # lock holds its pool's turn or waiting place, so one wiki's writes queue in
+                    # a few workers and the rest of its crowd is refused (429). Taken after
+                    # it, eight writes to a wiki whose lock a long push held kept every
+                    # worker of the host for 20 s (seventeenth review).
+                    turn.take()
                 if writes and environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
                     held.enter_context(wiki_write_lock(opened.wiki_dir))
                     written = (wiki.slug, opened, head_commit(opened.repo))
@@ -631,8 +639,6 @@ class WikiGateway:
                     self.platform.store,
                 )
                 environ[CALLER_KEY] = caller
-            if turn is not None and caller is not None and not sends_file:
-                turn.take()
             app_iter = self._otterwiki(environ, start_response)
             if turn is not None and not bulk and not sends_file:
                 turn.end_turn()

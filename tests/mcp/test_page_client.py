@@ -18,6 +18,7 @@ from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.core.errors import TooManyRequests
 from app.core.errors import Unauthorized
+from app.core.errors import Unavailable
 from app.core.errors import UpstreamError
 from app.mcp import page_client
 from app.mcp.page_client import PageClient
@@ -133,7 +134,10 @@ async def test_error_answers_become_domain_errors_with_their_message(serve):
 
 
 @pytest.mark.parametrize(("retry_after", "seconds"), [("7", 7), (None, 1), ("soon", 1)])
-async def test_a_busy_wiki_is_too_many_requests_with_its_retry_after(serve, retry_after, seconds):
+async def test_a_busy_wiki_is_too_many_requests_with_its_retry_after(
+    serve, monkeypatch, retry_after, seconds
+):
+    monkeypatch.setattr(page_client, "TIMEOUT", 0.5)  # no time left to try again
     answer = json_answer({"ok": False, "error": "busy; try again"}, "429 TOO MANY REQUESTS")
     if retry_after:
         answer = answer.replace(b"\r\n\r\n", f"\r\nRetry-After: {retry_after}\r\n\r\n".encode(), 1)
@@ -141,6 +145,53 @@ async def test_a_busy_wiki_is_too_many_requests_with_its_retry_after(serve, retr
     with pytest.raises(TooManyRequests, match=rf"busy; try again \(retry after {seconds} s\)") as e:
         await pages.read_page("alpha", AUTH, "X")
     assert e.value.status == 429 and e.value.retry_after == seconds
+
+
+def with_retry_after(answer: bytes, seconds: str) -> bytes:
+    return answer.replace(b"\r\n\r\n", f"\r\nRetry-After: {seconds}\r\n\r\n".encode(), 1)
+
+
+@pytest.mark.parametrize("status", ["429 TOO MANY REQUESTS", "503 SERVICE UNAVAILABLE"])
+async def test_a_call_refused_for_now_is_sent_again_after_its_retry_after(serve, status):
+    """A crowded wiki (429) or its busy write lock (503) wrote nothing: the call is sent again,
+    so ten agents writing to one page at once all land, and no wiki worker waits meanwhile."""
+    refusal = with_retry_after(json_answer({"ok": False, "error": "busy"}, status), "1")
+    answers = [refusal, json_answer({"path": "P", "content": "written"})]
+
+    async def next_answer(writer):
+        writer.write(answers.pop(0))
+        await writer.drain()
+
+    pages, upstream = await serve(next_answer)
+    started = asyncio.get_running_loop().time()
+    assert await pages.write_page("alpha", AUTH, "P", "written") == {
+        "path": "P",
+        "content": "written",
+    }
+    assert len(upstream.requests) == 2
+    assert upstream.requests[0] == upstream.requests[1]  # the same write, sent again
+    assert asyncio.get_running_loop().time() - started >= 1  # it waited the Retry-After
+
+
+async def test_refusals_are_sent_again_only_within_the_calls_time(serve, monkeypatch):
+    monkeypatch.setattr(page_client, "TIMEOUT", 2.5)
+    busy = json_answer({"ok": False, "error": "busy"}, "429 TOO MANY REQUESTS")
+    pages, upstream = await serve(with_retry_after(busy, "1"))
+    with pytest.raises(TooManyRequests, match="busy"):
+        await pages.read_page("alpha", AUTH, "P")
+    assert 2 <= len(upstream.requests) <= 3  # pauses of 1-2 s, each begun within 2.5 s
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"),
+    [("503 SERVICE UNAVAILABLE", None), ("503 SERVICE UNAVAILABLE", "60"), ("429 X", "6")],
+)
+async def test_a_refusal_without_a_short_retry_after_is_not_sent_again(serve, status, retry_after):
+    answer = json_answer({"ok": False, "error": "down"}, status)
+    pages, upstream = await serve(with_retry_after(answer, retry_after) if retry_after else answer)
+    with pytest.raises((TooManyRequests, UpstreamError, Unavailable)):
+        await pages.read_page("alpha", AUTH, "P")
+    assert len(upstream.requests) == 1
 
 
 async def test_an_answer_past_the_limit_is_refused(serve):

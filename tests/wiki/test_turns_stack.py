@@ -15,6 +15,7 @@ from pathlib import Path
 import PIL.Image
 import pytest
 
+from app.core.locks import wiki_write_lock
 from app.core.settings import gunicorn_workers
 from app.core.store import Store
 from app.core.wikis import create_wiki
@@ -338,6 +339,38 @@ def test_a_member_opening_many_pages_at_once_is_refused_what_finds_no_place(wiki
     assert {status for status, _ in statuses} == {200, 429}
     assert all(int(after) >= 1 for status, after in statuses if status == 429)
     assert workers(wikis) == before  # none was killed for running too long
+
+
+def test_writes_waiting_for_a_held_write_lock_never_hold_every_worker(wikis):
+    """Seventeenth review: with one wiki's write lock held (a long push), eight writes to it
+    held all four workers for 20 s, and another owner's page waited as long: the gateway took
+    the lock before the owner's turn. Now a write takes its turn (or waiting place) first, so
+    at most a turn's and a waiting place's worth wait for the lock; the rest are refused at
+    once (429, Retry-After), and the other owner's page answers while the lock is held."""
+    drained(wikis, HAMMERED)
+    auth = {"Authorization": f"Bearer {wikis.hammered_token}"}
+
+    def write(n) -> tuple[int, str | None]:
+        with wikis.client("otterwiki", host=f"{HAMMERED}.localhost") as client:
+            answer = client.put(f"/api/v1/pages/Locked{n}", json={"content": "x"}, headers=auth)
+        return answer.status_code, answer.headers.get("Retry-After")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        with wiki_write_lock(wikis.settings.wiki_dir(HAMMERED)):
+            writes = [pool.submit(write, n) for n in range(8)]
+            deadline = time.monotonic() + 10  # half the lock's 20 s wait
+            while sum(f.done() for f in writes) < 6 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            refused = [f.result() for f in writes if f.done()]
+            started = time.monotonic()
+            other = views(wikis, OTHER, "/", 1)
+            other_took = time.monotonic() - started
+            still_waiting = sum(not f.done() for f in writes)
+    assert len(refused) >= 6 and all(status == 429 for status, _ in refused), refused
+    assert all(int(after) >= 1 for _, after in refused)
+    assert other == [200] and still_waiting >= 1, (other, other_took, still_waiting)
+    # Those that waited for the lock wrote once it was free.
+    assert {status for status, _ in [f.result() for f in writes]} <= {201, 429}
 
 
 def slow_upload(
