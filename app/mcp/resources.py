@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from urllib.parse import quote
 
 from fastmcp import FastMCP
@@ -65,6 +66,22 @@ def listing_error(error: RobotError) -> MCPError:
         return MCPError(code=SERVER_BUSY, message=error.message, data=data)
     code = INVALID_PARAMS if error.status < 500 else INTERNAL_ERROR
     return MCPError(code=code, message=error.message)
+
+
+class CallersMistakesUnlogged(logging.Filter):
+    """Drops FastMCP's record of a resources/read refused for the caller's mistake or a busy
+    wiki (INVALID_PARAMS, SERVER_BUSY): FastMCP logs every MCPError a read raises with its
+    traceback (fastmcp.server.server, "Error reading resource"), so a client reading missing
+    pages in a loop filled the service's log with tracebacks no operator needs. The caller
+    has the error; the service's own failures (INTERNAL_ERROR) are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        mistaken = isinstance(error, MCPError) and error.error.code in (INVALID_PARAMS, SERVER_BUSY)
+        return not (mistaken and str(record.msg).startswith("Error reading resource"))
+
+
+_UNLOGGED = CallersMistakesUnlogged()
 
 
 class PageResource(Resource):
@@ -161,7 +178,9 @@ class PageTemplates(Middleware):
 
 
 def add_page_template(mcp: FastMCP, pages: PageClient) -> None:
-    """Register the template that reads a page by its `wiki://{slug}/{path}` URI on `mcp`."""
+    """Register the template that reads a page by its `wiki://{slug}/{path}` URI on `mcp`,
+    and keep the caller's mistakes in reading it out of FastMCP's log (CallersMistakesUnlogged)."""
+    logging.getLogger("fastmcp.server.server").addFilter(_UNLOGGED)  # added once, for every server
 
     # No FastMCP path screening (it answers a '..' or a NUL as "Unknown resource"): the page
     # client and the page API check every path and say what is wrong with it.

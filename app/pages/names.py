@@ -80,8 +80,11 @@ def repository_path_problem(filename: str) -> str | None:
     to its wiki fail (500), as GitPython refused to read the index holding it; git's own
     `verify_path` and GitPython's `_validate_repo_path` refuse the same. So does a path
     deeper than MAX_PAGE_DEPTH + 1 folders or longer than MAX_FILE_PATH_CHARS: one of 1,000
-    folders made GitPython's tree writing recurse past Python's limit on every write."""
+    folders made GitPython's tree writing recurse past Python's limit on every write. And a
+    path that starts with '-' (`--`, `-dir/x.png`, under no page): any git command given it
+    without a `--` before it would read it as an option."""
     return _first(
+        (filename.startswith("-"), _LEADING_DASH),
         (bool(ntpath.splitdrive(filename)[0]), _DRIVE),
         (any(_aliases_git(part) for part in filename.split("/")), _GIT_ALIAS),
         (len(filename) > MAX_FILE_PATH_CHARS or filename.count("/") > MAX_PAGE_DEPTH, _TOO_DEEP),
@@ -108,6 +111,7 @@ def moved_files_problem(new_folder: str, names: list[str]) -> str | None:
     return None
 
 
+_LEADING_DASH = "path must not start with '-' (git would read it as an option)"
 _DRIVE = "name must not start with a drive name such as 'c:' (git refuses it)"
 _GIT_ALIAS = "name must not hold a segment read as '.git' (such as 'git~1' or '.git.')"
 _TOO_DEEP = (

@@ -178,8 +178,11 @@ async def test_bad_resource_uris_are_clear_errors(wikis, uri, says):
     async with connect("sdk", wikis.stack, host(SHUT), wikis.tokens[SHUT]) as session:
         with pytest.raises(MCPError, match=says) as refused:
             await session.read(uri)
-    # Sixteenth review: these were -32603 (internal error), each logged with a traceback.
+    # Sixteenth review: these were -32603 (internal error), each logged with a traceback;
+    # eighteenth: as -32602 FastMCP still logged each with its traceback.
     assert refused.value.error.code == INVALID_PARAMS
+    log = (wikis.stack.settings.log_dir / "mcp.log").read_text(errors="replace")
+    assert "Error reading resource" not in log and "Traceback" not in log
 
 
 async def test_resources_list_is_paged_by_cursor(wikis):
