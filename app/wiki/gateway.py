@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 from urllib.parse import quote
 
 from werkzeug.http import parse_cookie
@@ -139,6 +140,8 @@ _POSTS_THAT_WRITE_NO_GIT = frozenset(
 )
 # The environ key of a request's Turn, closed when its response is.
 _TURN_KEY = "robot.turn"
+# A refused form post's fields, for its refusal page to send again (_keep_form).
+_RESEND_KEY = "robot.resend"
 # The environ key of the bytes a revert or an upload reserved in its wiki's recorded size:
 # (slug, bytes), until a measurement after its commit takes their place.
 _RESERVED_KEY = "robot.reserved_bytes"
@@ -293,6 +296,21 @@ def _session_cookie(environ, settings: Settings) -> str | None:
     return parse_cookie(header).get(name)
 
 
+def _keep_form(environ, body) -> None:
+    """Keep the fields of a browser's form post (`body`: the received body, or None) in
+    `environ` for its refusal page to send again (app.wiki.responses.resend_form): a
+    urlencoded body of valid UTF-8 only, as browsers send Otterwiki's forms."""
+    kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if body is None or kind != "application/x-www-form-urlencoded":
+        return
+    try:
+        body.seek(0)
+        text = body.read().decode("utf-8")
+        environ[_RESEND_KEY] = parse_qsl(text, keep_blank_values=True, max_num_fields=100)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return  # closed, not UTF-8, or more fields than any Otterwiki form has
+
+
 def _query_value(environ, name: str) -> str | None:
     """The first value of query parameter `name`, or None (absent, or an unreadable query)."""
     try:
@@ -396,7 +414,8 @@ class WikiGateway:
             return self._dispatch(environ, start_response, path)
         except RobotError as error:
             method = environ.get("REQUEST_METHOD", "GET")
-            return error_response(error, path, method)(environ, start_response)
+            resend = environ.pop(_RESEND_KEY, None)
+            return error_response(error, path, method, resend)(environ, start_response)
         except Exception:
             log.exception("wiki gateway failed on %s %s", environ.get("REQUEST_METHOD"), path)
             error = InternalError("internal error; the operator can find details in the log")
@@ -610,6 +629,7 @@ class WikiGateway:
             raise Unavailable("this worker is stuck on an earlier request; try again")
         held = ExitStack()
         held.callback(self._busy.release)
+        body = None
         written = None  # (slug, opened wiki, HEAD before) of a request that may write
         try:
             if caller is None:
@@ -650,7 +670,9 @@ class WikiGateway:
                 # before the response goes out, so whoever reads the figures next sees them.
                 if self._record_usage(*written):
                     environ.pop(_RESERVED_KEY, None)  # measured: the real size took its place
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, RobotError) and error.retry_after is not None:
+                _keep_form(environ, body)  # refused for now: the browser's form may go again
             held.close()
             raise
         return ClosingIterator(app_iter, held.close)

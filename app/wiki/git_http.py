@@ -213,13 +213,21 @@ class GitHttp:
                 folder = self.settings.wiki_dir(wiki.slug)
                 body = held.enter_context(self._spool(environ, folder, pool))
             except _PushTooLarge as refused:
-                return self._report_refusal(refused)(environ, start_response)
+                reason = f"push over {self.settings.git_push_max_bytes} bytes"
+                return self._report_refusal(refused, refused.head, reason)(environ, start_response)
             env["CONTENT_LENGTH"] = str(body.seek(0, os.SEEK_END))  # what came, chunked or not
             body.seek(0)
-            _check_commands(body.read(_COMMANDS_BYTES))
+            head = body.read(_COMMANDS_BYTES)
+            _check_commands(head)
             body.seek(0)
-            admit()  # the body came at the pusher's pace; receive-pack computes in the turn
-            lock = held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
+            try:
+                admit()  # the body came at the pusher's pace; receive-pack computes in the turn
+                lock = held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
+            except (WikiBusy, Unavailable) as busy:
+                # Said in git's answer: git showed only "HTTP 503" (eighteenth review).
+                reason = f"wiki busy, try again in {busy.retry_after or 1} s"
+                held.close()  # the spooled body
+                return self._report_refusal(busy, head, reason)(environ, start_response)
             repo = self.settings.repo_path(wiki.slug)
             if wikis.only_created(repo):
                 env["WIKI_PUSH_IMPORT"] = "1"
@@ -291,19 +299,19 @@ class GitHttp:
             "only git's smart HTTP protocol is served here: clone with git 1.6.6 or newer"
         )
 
-    def _report_refusal(self, refused: _PushTooLarge):
-        """Refuse a push over the cap in git's own answer, so the pusher sees why.
+    def _report_refusal(self, refused: RobotError, head: bytes, reason: str):
+        """Refuse a push (`head`: its body's first bytes, its commands) in git's own answer,
+        so the pusher sees why: `refused`'s message and `reason` (a few words per ref).
 
-        git prints nothing of a 4xx body to a push but "RPC failed; HTTP 413" (and then
-        "Everything up-to-date"). Answered as receive-pack would: the reason on side band 2
-        (`remote: ...`) and a report-status naming every ref `ng` ("[remote rejected]"). A
-        request whose commands cannot be read gets the plain 413.
+        git prints nothing of a 4xx or 5xx body to a push but "RPC failed; HTTP 413" (and
+        then "Everything up-to-date"). Answered as receive-pack would: the message on side
+        band 2 (`remote: ...`) and a report-status naming every ref `ng` ("[remote
+        rejected]"). A request whose commands cannot be read gets the plain refusal.
         """
-        parsed = _push_commands(refused.head)
+        parsed = _push_commands(head)
         if parsed is None:
             return _refused(refused)
         refs, capabilities = parsed
-        reason = f"push over {self.settings.git_push_max_bytes} bytes"
         report = _pkt(f"unpack {reason}\n".encode())
         report += b"".join(_pkt(f"ng {ref} {reason}\n".encode()) for ref in refs) + b"0000"
         if "report-status" not in capabilities and "report-status-v2" not in capabilities:

@@ -21,6 +21,7 @@ _TITLES = {
     404: "Not found",
     405: "Not allowed",
     409: "Busy",
+    429: "Too many requests",
     500: "Something went wrong",
     503: "Unavailable",
 }
@@ -53,19 +54,51 @@ def is_api_path(path: str) -> bool:
 
 
 def html_page(
-    status: int, message: str, link: tuple[str, str] | None = None, reload_after: int | None = None
+    status: int,
+    message: str,
+    link: tuple[str, str] | None = None,
+    reload_after: int | None = None,
+    resend: list[tuple[str, str]] | None = None,
 ) -> Response:
     """Return a small HTML page saying `message`, optionally with one link (url, text); with
-    `reload_after` (seconds), one that loads itself again then (a meta refresh, no script)."""
+    `reload_after` (seconds), one that loads itself again then (a meta refresh, no script);
+    with `resend`, the (name, value) fields of a refused form post, in a form that posts them
+    again to the same address (resend_form)."""
     extra = head = ""
     if link:
         extra = f'<p><a href="{escape(link[0])}">{escape(link[1])}</a></p>'
     if reload_after is not None:
         head = f'\n<meta http-equiv="refresh" content="{int(reload_after)}">'
         extra += f"<p>This page loads itself again in {int(reload_after)} s.</p>"
+    if resend is not None:
+        extra += resend_form(resend)
     title = _TITLES.get(status, "Error")
     body = _PAGE.format(title=escape(title), message=escape(message), extra=extra, head=head)
     return _answer(body, status, content_type="text/html; charset=utf-8")
+
+
+def resend_form(fields: list[tuple[str, str]]) -> str:
+    """HTML of a form holding `fields` (name, value), that posts them again to the page's own
+    address (a form without `action`): a save refused for a busy wiki (429, 503) lost the
+    text the editor had posted, as the editor's page is gone and a reload would not post it.
+    The text (`content`) shows in a read-only box; the rest (the CSRF token, the revision the
+    edit began from, the commit message) rides hidden, so a save sent again still meets
+    Otterwiki's checks and its conflict detection. Every value is escaped."""
+    inputs = []
+    for name, value in fields:
+        if name == "content":
+            # The newline after <textarea> is dropped by the parser, not the text's own first.
+            inputs.append(
+                f'<textarea name="{escape(name)}" rows="12" readonly '
+                f'style="width:100%">\n{escape(value)}</textarea>'
+            )
+        else:
+            inputs.append(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">')
+    return (
+        "<p>Nothing was saved. What you sent is kept below: send it again in a moment.</p>"
+        f'<form method="post">{"".join(inputs)}<p><button type="submit">Send again</button>'
+        "</p></form>"
+    )
 
 
 def json_error(error: RobotError) -> Response:
@@ -75,16 +108,23 @@ def json_error(error: RobotError) -> Response:
     return response
 
 
-def error_response(error: RobotError, path: str, method: str = "GET") -> Response:
+def error_response(
+    error: RobotError,
+    path: str,
+    method: str = "GET",
+    resend: list[tuple[str, str]] | None = None,
+) -> Response:
     """Answer `error` as JSON under /api/v1/ and as a small HTML page everywhere else, with its
     Retry-After when it has one. A page a browser asked for with GET or HEAD then loads itself
     again after those seconds: a member's tabs opened at once, some refused 429, fill in
-    instead of staying error pages (eighteenth review)."""
+    instead of staying error pages (eighteenth review). A form post refused so, whose fields
+    are given (`resend`), gets them back in a form that sends them again (resend_form)."""
     if is_api_path(path):
         response = json_error(error)
     else:
         again = error.retry_after if method in ("GET", "HEAD") else None
-        response = html_page(error.status, error.message, reload_after=again)
+        kept = resend if error.retry_after is not None and method == "POST" else None
+        response = html_page(error.status, error.message, reload_after=again, resend=kept)
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response

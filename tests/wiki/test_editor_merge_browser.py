@@ -12,6 +12,7 @@ from contextlib import closing
 
 import pytest
 
+from app.core.locks import wiki_write_lock
 from app.core.store import Store
 from app.core.wikis import create_wiki
 from tests.browser import BROWSER_ON_STACK
@@ -136,5 +137,32 @@ def test_editor_and_agent_edit_one_page_and_nothing_is_lost(wiki, browser, tmp_p
     save(browser, "resolved")
     browser.wait_for(lambda: "/save" not in browser.url and "/edit" not in browser.url)
     assert page_text(wiki) == resolved
+    assert len(commits(wiki)) == len(before) + 1
+    assert browser.csp_violations() == []
+
+
+def test_a_save_refused_for_a_busy_wiki_keeps_the_text_to_send_again(wiki, browser, tmp_path):
+    """Eighteenth review: a save refused because the wiki's write lock stayed busy (503) showed
+    a bare error page, and the text the person had typed was gone. The refusal page now holds
+    the text and sends it again, with the form's token and revision, on one click."""
+    agent(wiki, "write_page", path=PAGE, content=BASE)
+    open_editor(browser, wiki)
+    typed = BASE.replace("top line", "typed while busy </textarea><script>alert(1)</script>")
+    type_text(browser, typed)
+    before = commits(wiki)
+    with wiki_write_lock(wiki[0].settings.wiki_dir(SLUG)):
+        browser.click("#save-page-btn")
+        shown = f"return !!document.querySelector('{SAVE}').offsetParent;"
+        browser.wait_for(lambda: browser.script(shown))
+        browser.type("#commit-message", "saved once free")
+        browser.click(SAVE)
+        browser.wait_for(lambda: "Send again" in browser.text(), timeout=60)
+    assert "busy with another edit" in browser.text() and commits(wiki) == before
+    kept = browser.script("return document.querySelector('textarea[name=content]').value;")
+    assert kept.replace("\r\n", "\n").strip() == typed.strip()
+    browser.screenshot(tmp_path / "refused.png")
+    browser.click("form button[type=submit]")
+    browser.wait_for(lambda: "/save" not in browser.url and "/edit" not in browser.url)
+    assert page_text(wiki).strip() == typed.strip()
     assert len(commits(wiki)) == len(before) + 1
     assert browser.csp_violations() == []

@@ -274,6 +274,25 @@ def test_push_waits_for_the_write_lock(made, tmp_path):
     assert wiki.head() != before
 
 
+def test_a_push_refused_for_a_busy_wiki_says_why_in_gits_answer(made, tmp_path):
+    """Eighteenth review: a push whose wiki's write lock stayed busy past its wait showed only
+    "RPC failed; HTTP 503". The refusal now comes in receive-pack's own answer: the reason as
+    `remote:` and every ref rejected, with when to try again."""
+    wiki = made()
+    work = tmp_path / "w"
+    ok(wiki.clone(work, wiki.editor))
+    commit_file(work, "busy.md", "refused while busy")
+    before = wiki.head()
+    with wiki_write_lock(wiki.stack.settings.wiki_dir(wiki.slug)):
+        done = run_git("push", "origin", "main", cwd=work)
+    assert done.returncode != 0
+    assert "remote: the wiki is busy with another edit" in done.stderr, done.stderr
+    assert "[remote rejected] main -> main (wiki busy, try again in 2 s)" in done.stderr
+    assert wiki.head() == before
+    ok(run_git("push", "-q", "origin", "main", cwd=work))  # and once free, it lands
+    assert wiki.head() != before
+
+
 def test_a_stalled_push_body_does_not_hold_the_wiki(made):
     """A pusher that sends 4 of 100 000 bytes and stalls holds its worker, not the wiki's write
     lock: the body is read whole before the lock is taken, so other writes go on at once."""
