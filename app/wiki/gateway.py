@@ -66,6 +66,7 @@ from app.wiki.routes import Routes
 from app.wiki.sends import SLOW_SEND
 from app.wiki.sends import SendWatch
 from app.wiki.static import static_files
+from app.wiki.turns import WRITE_WAIT
 from app.wiki.turns import Turn
 from app.wiki.turns import Turns
 from app.wiki.turns import join_pool
@@ -622,8 +623,9 @@ class WikiGateway:
         export) computes while its response goes out: its turn is handed on once that is out,
         or slow (app.wiki.sends). A response that `sends_file` (an attachment) takes no turn,
         as it computes nothing, and keeps its worker alive while it moves (app.web.heartbeat).
-        A request of a method that may change things then takes the wiki's write lock, unless
-        its route `writes` nothing to git.
+        A request of a method that may change things, by a caller who may write, then takes
+        the wiki's write lock, unless its route `writes` nothing to git; it waits for it
+        WRITE_WAIT seconds at most, in its owner's one place to wait (app.wiki.turns).
         """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
@@ -647,8 +649,13 @@ class WikiGateway:
                     # it, eight writes to a wiki whose lock a long push held kept every
                     # worker of the host for 20 s (seventeenth review).
                     turn.take()
-                if writes and environ.get("REQUEST_METHOD", "GET") not in _SAFE_METHODS:
-                    held.enter_context(wiki_write_lock(opened.wiki_dir))
+                # Only a caller who may write waits for the lock: a stranger's PUT to a private
+                # wiki waited 20 s for a push's lock before its 401, and told when it was
+                # written to (nineteenth review).
+                method = environ.get("REQUEST_METHOD", "GET")
+                if writes and writer and method not in _SAFE_METHODS:
+                    waiting = turn.waiting_for_write_lock if turn is not None else None
+                    held.enter_context(wiki_write_lock(opened.wiki_dir, WRITE_WAIT, waiting))
                     written = (wiki.slug, opened, head_commit(opened.repo))
                 environ[TENANT_KEY] = Tenant(
                     wiki.slug,

@@ -72,6 +72,7 @@ from app.web.heartbeat import tree_cpu
 from app.wiki.otterwiki.preferences import retains_page_name_case
 from app.wiki.push_rules import MAX_UPDATES
 from app.wiki.responses import text_response
+from app.wiki.turns import WRITE_WAIT
 from app.wiki.turns import Turn
 from app.wiki.turns import WikiBusy
 from app.wiki.turns import join_pool
@@ -177,7 +178,8 @@ class GitHttp:
         pool = turn.pool if turn is not None else None
         if endpoint == "git_receive_pack":
             env = self._cgi_env(environ, wiki, endpoint, service, caller)
-            return self._push(environ, start_response, env, wiki, admit, pool)
+            waiting = turn.waiting_for_write_lock if turn is not None else None
+            return self._push(environ, start_response, env, wiki, admit, pool, waiting)
         # A clone's request (wants and haves) arrives whole before git runs, so a client
         # trickling it holds a slow-body place (a member) or is cut (anyone else), never git.
         writer = caller.role is not None
@@ -193,9 +195,19 @@ class GitHttp:
             raise
         return self._run(environ, start_response, env, held)
 
-    def _push(self, environ, start_response, env: dict, wiki: Wiki, admit, pool: Path | None):
+    def _push(
+        self,
+        environ,
+        start_response,
+        env: dict,
+        wiki: Wiki,
+        admit,
+        pool: Path | None,
+        waiting=None,
+    ):
         """Spool the push's body (a slow one takes a slow-body place of `pool`), then run
-        receive-pack on it under the wiki's write lock; record the usage once it ended."""
+        receive-pack on it under the wiki's write lock, waited for in `waiting()` (the owner's
+        one place to wait, app.wiki.turns); record the usage once it ended."""
         if not os.access(self.hooks / "pre-receive", os.X_OK):
             # git would skip the hook without a word, and with it every push rule.
             log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
@@ -222,7 +234,7 @@ class GitHttp:
             body.seek(0)
             try:
                 admit()  # the body came at the pusher's pace; receive-pack computes in the turn
-                lock = held.enter_context(wiki_write_lock(self.settings.wiki_dir(wiki.slug)))
+                lock = held.enter_context(wiki_write_lock(folder, WRITE_WAIT, waiting))
             except (WikiBusy, Unavailable) as busy:
                 # Said in git's answer: git showed only "HTTP 503" (eighteenth review).
                 reason = f"wiki busy, try again in {busy.retry_after or 1} s"

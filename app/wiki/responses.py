@@ -20,10 +20,14 @@ _TITLES = {
     403: "No access",
     404: "Not found",
     405: "Not allowed",
+    408: "Request timeout",
     409: "Busy",
+    413: "Too large",
+    414: "Address too long",
     429: "Too many requests",
     500: "Something went wrong",
     503: "Unavailable",
+    507: "Out of space",
 }
 
 _PAGE = """<!doctype html>

@@ -79,7 +79,9 @@ from pathlib import Path
 
 from app.core.errors import TooManyRequests
 from app.core.identity import Caller
+from app.core.locks import busy
 from app.core.store import Wiki
+from app.web.heartbeat import KeepAlive
 from app.web.heartbeat import helper_thread
 from app.web.heartbeat import process_tree
 from app.web.heartbeat import set_priority
@@ -115,6 +117,12 @@ LOW_NICE = 19
 LOW_POLICY = os.SCHED_IDLE
 # Seconds a refused client is told to wait before it tries again.
 RETRY_AFTER = 1
+# Seconds a request waits for a wiki's write lock (held by a push, or another write): well
+# inside the worker timeout, which the wait keeps at bay anyway (waiting_for_write_lock).
+WRITE_WAIT = 10.0
+# In the owner's folder: held by the one request of all the owner's wikis and pools that waits
+# for a write lock.
+WRITE_WAIT_FILE = "write-wait.lock"
 # Pauses between tries for a turn (seconds): short first, as most turns end within milliseconds.
 _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.002
@@ -297,6 +305,33 @@ class Turn:
                 "other wikis); try again in a moment",
             )
         self._beyond_turns = time.monotonic()  # its whole run counts as crowding (close())
+
+    @contextmanager
+    def waiting_for_write_lock(self):
+        """Hold, for a wait for a wiki's write lock, the owner's one place to wait for one:
+        one request of all the owner's wikis and pools (members, the owner, visitors) at a
+        time. Raises Unavailable (503, Retry-After: BUSY_RETRY) at once if another holds it:
+        with a wiki's lock held by a long push, the owner's writes and a member's waited 20 s
+        each, two per pool, and held every worker of the host (nineteenth review). The
+        worker is checked in meanwhile (app.web.heartbeat): a 20 s wait, begun late in the
+        worker's check-in period, got it killed mid-request (500). Without its file (the
+        folder could not be made), the wait goes on without a place."""
+        try:
+            fd = os.open(self._pools[0] / WRITE_WAIT_FILE, os.O_RDONLY | os.O_CREAT, 0o640)
+        except OSError as error:
+            log.warning("waiting for a write lock without a place: %s", error)
+            yield
+            return
+        keep_alive = None
+        try:
+            if _lock_one([fd]) is None:
+                raise busy()
+            keep_alive = KeepAlive(WRITE_WAIT * 2, 1).moving_while(lambda: True).start()
+            yield
+        finally:
+            if keep_alive is not None:
+                keep_alive.stop()
+            os.close(fd)
 
     def end_turn(self) -> None:
         """Hand the turn to the owner's next request; the priority stays (a response may still

@@ -319,13 +319,15 @@ def test_a_save_to_a_name_no_page_can_have_writes_nothing(wiki, crawl, path):
         ("/" + "/".join(["p"] * 65) + "/edit", "more than 64 parts"),
     ],
 )
-@pytest.mark.parametrize("spelling", ["/edit", "?edit"])
+@pytest.mark.parametrize("spelling", ["/edit", "?edit", "/rename", "/delete"])
 def test_the_editor_refuses_a_name_no_save_could_take(wiki, crawl, path, says, spelling):
     """Seventeenth review: the editor opened for names every save then refused (400), after
     the user had typed the page. It says what is wrong with the name at once. Eighteenth:
-    also as `/<name>?edit`, the spelling the 404 page's "create it" link uses."""
+    also as `/<name>?edit`, the spelling the 404 page's "create it" link uses. Nineteenth:
+    the rename and delete forms too."""
     cookie, _ = crawl[0]["editor"]
-    page, query = (path, "") if spelling == "/edit" else (path.removesuffix("/edit"), "edit")
+    name = path.removesuffix("/edit")
+    page, query = (name, "edit") if spelling == "?edit" else (name + spelling, "")
     answer, _, text = _call(wiki.app, "GET", page, query, {"Cookie": cookie}, b"")
     assert answer == 400 and says in html.unescape(text), (answer, text[:300])
     assert TRACEBACK not in text

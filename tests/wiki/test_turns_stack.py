@@ -26,6 +26,7 @@ from app.wiki.turns import CPU
 from app.wiki.turns import CROWD
 from app.wiki.turns import DEBT_LOW
 from app.wiki.turns import LOW_NICE
+from app.wiki.turns import WRITE_WAIT
 from app.wiki.turns import can_restore_priority
 from app.wiki.turns import debt
 
@@ -38,6 +39,8 @@ HAMMERED, SIBLING, OTHER = "turns-hammered", "turns-sibling", "turns-other"
 OWNERS = {HAMMERED: OWNER, SIBLING: OWNER, OTHER: OTHER_OWNER}
 # A viewer the hammering owner let into SIBLING only.
 VIEWER = ("did:plc:turnsviewer", "turns-viewer.test")
+# An editor of HAMMERED, made by the test that needs a second pool of writers.
+EDITOR = ("did:plc:turnseditor", "turns-editor.test")
 
 
 @pytest.fixture(scope="module")
@@ -344,33 +347,44 @@ def test_a_member_opening_many_pages_at_once_is_refused_what_finds_no_place(wiki
 def test_writes_waiting_for_a_held_write_lock_never_hold_every_worker(wikis):
     """Seventeenth review: with one wiki's write lock held (a long push), eight writes to it
     held all four workers for 20 s, and another owner's page waited as long: the gateway took
-    the lock before the owner's turn. Now a write takes its turn (or waiting place) first, so
-    at most a turn's and a waiting place's worth wait for the lock; the rest are refused at
-    once (429, Retry-After), and the other owner's page answers while the lock is held."""
+    the lock before the owner's turn. Nineteenth: with writes taking their turn first, the
+    owner's two and a member's two (each pool's turn and waiting place) still held all four,
+    and strangers' writes, to be refused 401, waited for the lock too. Now one request of all
+    the owner's pools waits for a lock; the others are refused at once (429, or 503 with
+    Retry-After); strangers get their 401 at once; the other owner's page answers while the
+    lock is held."""
     drained(wikis, HAMMERED)
-    auth = {"Authorization": f"Bearer {wikis.hammered_token}"}
+    store = Store(wikis.settings.database_url)
+    store.upsert_user(*EDITOR)
+    store.add_member(HAMMERED, *EDITOR, "editor")
+    member_token = store.create_token(HAMMERED, EDITOR[0], "editor")[1]
+    store.close()
+    callers = [wikis.hammered_token] * 4 + [member_token] * 4 + [None] * 2
 
     def write(n) -> tuple[int, str | None]:
+        token = callers[n]
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
         with wikis.client("otterwiki", host=f"{HAMMERED}.localhost") as client:
             answer = client.put(f"/api/v1/pages/Locked{n}", json={"content": "x"}, headers=auth)
         return answer.status_code, answer.headers.get("Retry-After")
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=len(callers)) as pool:
         with wiki_write_lock(wikis.settings.wiki_dir(HAMMERED)):
-            writes = [pool.submit(write, n) for n in range(8)]
-            deadline = time.monotonic() + 10  # half the lock's 20 s wait
-            while sum(f.done() for f in writes) < 6 and time.monotonic() < deadline:
+            writes = [pool.submit(write, n) for n in range(len(callers))]
+            deadline = time.monotonic() + WRITE_WAIT * 0.8  # before the waiter gives up
+            while sum(f.done() for f in writes) < len(callers) - 1:
+                if time.monotonic() > deadline:
+                    break
                 time.sleep(0.05)
-            refused = [f.result() for f in writes if f.done()]
-            started = time.monotonic()
+            done = {n: f.result() for n, f in enumerate(writes) if f.done()}
             other = views(wikis, OTHER, "/", 1)
-            other_took = time.monotonic() - started
-            still_waiting = sum(not f.done() for f in writes)
-    assert len(refused) >= 6 and all(status == 429 for status, _ in refused), refused
-    assert all(int(after) >= 1 for _, after in refused)
-    assert other == [200] and still_waiting >= 1, (other, other_took, still_waiting)
-    # Those that waited for the lock wrote once it was free.
-    assert {status for status, _ in [f.result() for f in writes]} <= {201, 429}
+            still_waiting = [n for n, f in enumerate(writes) if not f.done()]
+    assert len(still_waiting) <= 1 and other == [200], (done, still_waiting)
+    assert all(done[n][0] == 401 for n in (8, 9)), done  # strangers: no wait for the lock
+    refused = [done[n] for n in range(8) if n in done]
+    assert all(status in (429, 503) and int(after) >= 1 for status, after in refused), done
+    # The one that waited wrote once the lock was free.
+    assert all(writes[n].result()[0] == 201 for n in still_waiting)
 
 
 def slow_upload(

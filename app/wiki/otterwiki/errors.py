@@ -49,6 +49,8 @@ _PAGE_FIELDS = {"create": "pagename", "rename": "new_pagename"}
 # Form fields that name an attachment, by endpoint: upload's file name, rename-attachment's.
 _ATTACHMENT_FIELDS = {"attachments": "filename", "edit_attachment": "new_filename"}
 _UPLOAD_ENDPOINTS = ("attachments", "inline_attachment")
+# Otterwiki's forms that change the page their URL names (GET shows the form).
+_FORMS_OF_A_PAGE = ("edit", "rename", "delete")
 # What git says on stderr when a path or revision named in the request does not exist.
 _GIT_NOT_FOUND = (
     "did not match any file",
@@ -207,9 +209,10 @@ def _check_names() -> None:
     if request.method != "POST":
         # Reads pass: Otterwiki serves a page's attachments under the page's own path
         # (/Page/image.png), and the gateway already refuses dot segments and control bytes.
-        # The editor does not: it opened for names no save could take (`/C:notes/edit`), under
-        # either of its spellings (`/C:notes?edit`, which the 404 page links to).
-        editor = endpoint == "edit" or (endpoint == "view" and "edit" in request.values)
+        # The forms do not: the editor opened for names no save could take (`/C:notes/edit`),
+        # under either of its spellings (`/C:notes?edit`, which the 404 page links to), and so
+        # did rename and delete (nineteenth review).
+        editor = endpoint in _FORMS_OF_A_PAGE or (endpoint == "view" and "edit" in request.values)
         if editor and isinstance(args.get("path"), str):
             PathRules().clean(args["path"])
         return
