@@ -237,6 +237,24 @@ def test_each_route_reaches_its_service(front, name, method, path, status, says)
     assert says in answer.text.replace(" ", "")
 
 
+@pytest.mark.parametrize(
+    "header",
+    [{"X-Forwarded-Ssl": "off"}, {"X-Forwarded-Protocol": "http"}],
+    ids=["ssl", "protocol"],
+)
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [(host(PUBLIC), "/Home"), (DOMAIN, "/"), (DOMAIN, "/auth/login")],
+    ids=["wiki", "api", "auth"],
+)
+def test_a_clients_own_scheme_headers_never_reach_gunicorn(front, header, name, path):
+    """A client's `X-Forwarded-Ssl: off` reached gunicorn beside Caddy's X-Forwarded-Proto, and
+    gunicorn answered 400 for the contradiction (its secure_scheme_headers)."""
+    with front.client(name) as client:
+        answer = client.get(path, headers=header)
+    assert answer.status_code < 400, answer.text[:300]
+
+
 def test_mcp_asks_for_a_token_through_caddy(front):
     with front.client(host(PRIVATE)) as client:
         answer = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
