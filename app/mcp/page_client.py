@@ -35,6 +35,7 @@ from app.pages.names import MAX_PATH_CHARS
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import clean_attachment_name
 from app.pages.paths import clean_new_attachment_name
+from app.pages.paths import clean_revision
 
 # The page API's own limits, checked here too so a refused page is never sent.
 MAX_PAGE_BYTES = MAX_CONTENT_BYTES
@@ -185,6 +186,9 @@ class PageClient:
                 request = self._http.stream(method, target, headers=headers, content=body)
                 async with request as answer:
                     data = await _read_capped(answer, limit)
+        except httpx2.InvalidURL as error:
+            # A parameter too long for a URL (a 64 KiB revision): httpx2 refuses to send it.
+            raise BadRequest(f"the request could not be sent: {str(error)[:200]}") from None
         except httpx2.ConnectTimeout:
             raise UpstreamError("the wiki service is unreachable: connect timed out") from None
         except (TimeoutError, httpx2.TimeoutException):
@@ -245,7 +249,7 @@ class PageClient:
         self, slug: str, auth: str | None, path: str, revision: str | None = None
     ) -> dict:
         """GET a page: its Markdown, revision and last change, at `revision` when given."""
-        params = {"revision": revision} if revision else None
+        params = {"revision": clean_revision(revision)} if revision else None
         return await self._json(slug, auth, "GET", _page_url(path), params=params)
 
     async def write_page(
@@ -347,7 +351,7 @@ class PageClient:
     ) -> Blob:
         """Fetch an attachment's bytes, at most `limit` of them (else PayloadTooLarge, unread)."""
         url = _page_url(path, "attachments", clean_attachment_name(name))
-        params = {"revision": revision} if revision else None
+        params = {"revision": clean_revision(revision)} if revision else None
         body, content_type = await self._send(slug, auth, "GET", url, limit, params)
         return Blob(body, content_type.split(";")[0].strip() or "application/octet-stream")
 

@@ -190,10 +190,9 @@ def add_page_template(mcp: FastMCP, pages: PageClient) -> None:
         `revision` (optional) a revision to read it at."""
         slug, auth = caller()
         if wiki != slug:
-            message = (
-                f"{page_uri(wiki, path)!r} names another wiki; this server serves "
-                f"{SCHEME}://{slug}/ only"
-            )
+            named = page_uri(wiki, path)
+            shown = named if len(named) <= 200 else named[:200] + "..."  # never echo 64 KiB
+            message = f"{shown!r} names another wiki; this server serves {SCHEME}://{slug}/ only"
             raise MCPError(code=INVALID_PARAMS, message=message)
         try:
             data = await pages.read_page(slug, auth, path, revision or None)

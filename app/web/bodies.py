@@ -73,11 +73,14 @@ class SlowPlaces:
     waits up to EVICTION_WAIT for the place. Strangers reading slowly, from however many
     public wikis, never cut a member's transfer; members of as many wikis as there are places
     can still take them all. The wiki service passes pools; the api and auth services none.
+    Another set of places (waits for a wiki's write lock, app.wiki.turns.WriteWaits) has a
+    folder and a `pool_file` of its own.
     """
 
-    def __init__(self, folder: Path, places: int):
+    def __init__(self, folder: Path, places: int, pool_file: str = "slow.lock"):
         self.folder = folder
         self.places = places
+        self.pool_file = pool_file  # in a pool's folder, held while the pool holds a place
 
     def take(self, pool: Path | None = None, visitor: bool = False) -> Place | None:
         """Take a free place and return it (free it with Place.free()), or None when none is
@@ -91,7 +94,7 @@ class SlowPlaces:
             self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
             if pool is not None:
                 pool.mkdir(mode=0o750, parents=True, exist_ok=True)
-                if not _lock(pool / "slow.lock", held):
+                if not _lock(pool / self.pool_file, held):
                     return None  # the pool holds its place already
             place = self._take_free(held, visitor)
             if place is None and not visitor and self._evict_a_visitor():

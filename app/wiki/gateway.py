@@ -49,11 +49,12 @@ from app.web.session_cookie import set_session_cookie
 from app.wiki import page_api
 from app.wiki.git_http import GIT_ENDPOINTS
 from app.wiki.git_http import GitHttp
-from app.wiki.otterwiki import APP_SERVED_STATIC
 from app.wiki.otterwiki import CALLER_KEY
 from app.wiki.otterwiki import REDEEM_ENDPOINT
+from app.wiki.otterwiki import STATIC_ENDPOINTS
 from app.wiki.otterwiki import TENANT_KEY
 from app.wiki.otterwiki import Tenancy
+from app.wiki.otterwiki import generated_static_files
 from app.wiki.otterwiki.config import FORM_ENVELOPE_BYTES
 from app.wiki.responses import error_response
 from app.wiki.responses import html_page
@@ -65,10 +66,12 @@ from app.wiki.routes import Route
 from app.wiki.routes import Routes
 from app.wiki.sends import SLOW_SEND
 from app.wiki.sends import SendWatch
+from app.wiki.static import FAVICON_FILE
 from app.wiki.static import static_files
 from app.wiki.turns import WRITE_WAIT
 from app.wiki.turns import Turn
 from app.wiki.turns import Turns
+from app.wiki.turns import WriteWaits
 from app.wiki.turns import join_pool
 
 log = logging.getLogger("robot.wiki")
@@ -350,7 +353,11 @@ class WikiGateway:
         # uploads and one slow download take all four workers.
         self._slow_bodies = SlowPlaces(self.settings.run_dir / "slow", gunicorn_workers() - 1)
         self._sends = SendWatch(self._slow_bodies)
-        self.git = GitHttp(platform, self._slow_bodies)
+        # Waits for a wiki's write lock: one per pool of callers, half the workers in all.
+        self.write_waits = WriteWaits(
+            self.settings.run_dir / "write-wait", max(1, gunicorn_workers() // 2)
+        )
+        self.git = GitHttp(platform, self._slow_bodies, self.write_waits)
         # The pool of slow sends of no wiki's caller (Otterwiki's static files, errors).
         self._strangers = self.settings.run_dir / "slow" / "strangers"
         self._static_hosts: dict[str, float] = {}
@@ -359,6 +366,7 @@ class WikiGateway:
             tenancy.app.static_folder,
             lambda environ, start_response: self._serve(environ, start_response, None, None),
             tenancy.pristine.get("SECURITY_HEADERS", True),
+            generated_static_files(tenancy.app.static_folder),
         )
 
     def __call__(self, environ, start_response):
@@ -431,11 +439,11 @@ class WikiGateway:
             wiki = self._wiki_of(environ)
             turn = self._arrive(environ, wiki)
             return self.git(environ, start_response, route.endpoint, wiki, turn)
-        if (
-            route.endpoint == "static"
-            and not route.redirects
-            and route.args.get("filename") not in APP_SERVED_STATIC
-        ):
+        static = route.endpoint in STATIC_ENDPOINTS and not route.redirects
+        if route.endpoint == "favicon" and route.method_allowed:
+            environ["PATH_INFO"] = FAVICON_FILE  # a browser asks for it beside every page
+            static = True
+        if static:
             _close_turn(environ)  # Otterwiki's own files are no wiki's: strangers serve them
             self._check_static_host(environ)
             if not route.method_allowed:
@@ -617,15 +625,15 @@ class WikiGateway:
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
 
         The request's body is received whole first (app.web.bodies), as one of `turn`'s pool.
-        `turn` (app.wiki.turns) is the request's at its wiki: taken before the write lock (a
+        `turn` (app.wiki.turns) is the request's at its wiki: taken after the write lock (a
         push takes both in that order), for Otterwiki to compute the response in, handed on
         when the app returns it, so a slow reader never holds it. A `bulk` transfer (an
         export) computes while its response goes out: its turn is handed on once that is out,
         or slow (app.wiki.sends). A response that `sends_file` (an attachment) takes no turn,
         as it computes nothing, and keeps its worker alive while it moves (app.web.heartbeat).
-        A request of a method that may change things, by a caller who may write, then takes
-        the wiki's write lock, unless its route `writes` nothing to git; it waits for it
-        WRITE_WAIT seconds at most, in its owner's one place to wait (app.wiki.turns).
+        A request of a method that may change things, by a caller who may write, takes the
+        wiki's write lock before its turn, unless its route `writes` nothing to git; it waits
+        for it WRITE_WAIT seconds at most, in a place of `write_waits` (app.wiki.turns).
         """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
@@ -642,21 +650,17 @@ class WikiGateway:
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
-                if turn is not None and not sends_file:
-                    # Before the write lock, as a push takes them: a write waiting for a held
-                    # lock holds its pool's turn or waiting place, so one wiki's writes queue in
-                    # a few workers and the rest of its crowd is refused (429). Taken after
-                    # it, eight writes to a wiki whose lock a long push held kept every
-                    # worker of the host for 20 s (seventeenth review).
-                    turn.take()
                 # Only a caller who may write waits for the lock: a stranger's PUT to a private
                 # wiki waited 20 s for a push's lock before its 401, and told when it was
-                # written to (nineteenth review).
+                # written to (nineteenth review). It waits in one of the host's places to
+                # wait, before its turn (app.wiki.turns.WriteWaits).
                 method = environ.get("REQUEST_METHOD", "GET")
                 if writes and writer and method not in _SAFE_METHODS:
-                    waiting = turn.waiting_for_write_lock if turn is not None else None
+                    waiting = partial(self.write_waits.waiting, turn.pool if turn else None)
                     held.enter_context(wiki_write_lock(opened.wiki_dir, WRITE_WAIT, waiting))
                     written = (wiki.slug, opened, head_commit(opened.repo))
+                if turn is not None and not sends_file:
+                    turn.take()
                 environ[TENANT_KEY] = Tenant(
                     wiki.slug,
                     wiki,

@@ -75,6 +75,7 @@ from app.wiki.responses import text_response
 from app.wiki.turns import WRITE_WAIT
 from app.wiki.turns import Turn
 from app.wiki.turns import WikiBusy
+from app.wiki.turns import WriteWaits
 from app.wiki.turns import join_pool
 
 log = logging.getLogger("robot.wiki.git")
@@ -131,10 +132,16 @@ def _credential(authorization: str | None) -> str | None:
 class GitHttp:
     """Serve git's smart HTTP protocol for every wiki; `platform` gives settings and robot.db."""
 
-    def __init__(self, platform: Platform, slow: SlowPlaces | None = None):
+    def __init__(
+        self,
+        platform: Platform,
+        slow: SlowPlaces | None = None,
+        write_waits: WriteWaits | None = None,
+    ):
         self.platform = platform
         self.settings = platform.settings
         self.slow = slow  # the host's places for slow request bodies (app.web.bodies)
+        self.write_waits = write_waits  # the host's places to wait for a write lock
         # Beside the wikis, not in the run dir: /run is often mounted noexec.
         self.hooks = install_hook(self.settings.data_dir / "git-hooks")
 
@@ -178,8 +185,7 @@ class GitHttp:
         pool = turn.pool if turn is not None else None
         if endpoint == "git_receive_pack":
             env = self._cgi_env(environ, wiki, endpoint, service, caller)
-            waiting = turn.waiting_for_write_lock if turn is not None else None
-            return self._push(environ, start_response, env, wiki, admit, pool, waiting)
+            return self._push(environ, start_response, env, wiki, admit, pool)
         # A clone's request (wants and haves) arrives whole before git runs, so a client
         # trickling it holds a slow-body place (a member) or is cut (anyone else), never git.
         writer = caller.role is not None
@@ -203,11 +209,10 @@ class GitHttp:
         wiki: Wiki,
         admit,
         pool: Path | None,
-        waiting=None,
     ):
         """Spool the push's body (a slow one takes a slow-body place of `pool`), then run
-        receive-pack on it under the wiki's write lock, waited for in `waiting()` (the owner's
-        one place to wait, app.wiki.turns); record the usage once it ended."""
+        receive-pack on it under the wiki's write lock (waited for in a place of the host's
+        `write_waits`), then its turn; record the usage once it ended."""
         if not os.access(self.hooks / "pre-receive", os.X_OK):
             # git would skip the hook without a word, and with it every push rule.
             log.error("git's pre-receive hook in %s cannot run: pushes refused", self.hooks)
@@ -232,9 +237,13 @@ class GitHttp:
             head = body.read(_COMMANDS_BYTES)
             _check_commands(head)
             body.seek(0)
+            waits = self.write_waits
+            waiting = partial(waits.waiting, pool) if waits is not None else None
             try:
-                admit()  # the body came at the pusher's pace; receive-pack computes in the turn
+                # The lock before the turn, as other writes: a push waiting for it holds no
+                # turn of its pool, so the pusher's views go on (app.wiki.turns.WriteWaits).
                 lock = held.enter_context(wiki_write_lock(folder, WRITE_WAIT, waiting))
+                admit()  # the body came at the pusher's pace; receive-pack computes in the turn
             except (WikiBusy, Unavailable) as busy:
                 # Said in git's answer: git showed only "HTTP 503" (eighteenth review).
                 reason = f"wiki busy, try again in {busy.retry_after or 1} s"

@@ -3,15 +3,26 @@
 They are the same package files for every wiki, so they need no wiki, no caller and none of
 the per-process switch that page views take: werkzeug's SharedDataMiddleware answers them
 (ETag, Last-Modified, 304 on a match) with the security headers Otterwiki puts on every
-response. Anything it does not find (or a method other than GET and HEAD) goes to Otterwiki,
-which answers as it always did.
+response. The few files the platform adds or changes (MathJax's component with its safe
+configuration, the platform's handlers.js) are answered from memory the same way. Anything it
+does not find (or a method other than GET and HEAD) goes to Otterwiki, which answers as it
+always did. None takes a wiki's turn (app.wiki.turns): a browser fetches them beside every
+page, while the page's own request may still hold its pool's turn.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import mimetypes
+from collections.abc import Mapping
+
 from werkzeug.middleware.shared_data import SharedDataMiddleware
+from werkzeug.utils import send_file
 
 STATIC_PREFIX = "/static"
+# What Otterwiki's /favicon.ico sends (views.favicon): a package file, the same for every wiki.
+FAVICON_FILE = f"{STATIC_PREFIX}/img/otter-favicon.ico"
 # Otterwiki's set_security_headers (server.py) adds these to every response it sends.
 SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
@@ -21,14 +32,21 @@ SECURITY_HEADERS = [
 _FALLBACK = "robot.static.fallback"
 
 
-def static_files(folder: str, fallback, security_headers: bool = True):
+def static_files(
+    folder: str, fallback, security_headers: bool = True, generated: Mapping[str, bytes] = {}
+):
     """Return a WSGI app serving `folder` under /static/, else calling `fallback`.
 
     `folder` is Otterwiki's `app.static_folder`; `fallback` a WSGI app (the gateway's own way
-    to Otterwiki). Files are revalidated on every use (max-age=0), as Flask's static route
-    asks with `no-cache`, so a new Otterwiki's files show at once.
+    to Otterwiki); `generated` maps paths under /static/ to the bytes served there instead of
+    the file (with a content ETag). Files are revalidated on every use (max-age=0), as Flask's
+    static route asks with `no-cache`, so a new Otterwiki's files show at once.
     """
     extra = SECURITY_HEADERS if security_headers else []
+    changed = {
+        f"{STATIC_PREFIX}/{name}": (body, hashlib.sha256(body).hexdigest()[:32])
+        for name, body in generated.items()
+    }
 
     def otherwise(environ, start_response):
         environ[_FALLBACK] = True
@@ -45,6 +63,12 @@ def static_files(folder: str, fallback, security_headers: bool = True):
                 headers = headers + extra
             return start_response(status, headers, exc_info)
 
+        path = environ.get("PATH_INFO", "")
+        if path in changed:
+            body, etag = changed[path]
+            mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+            answer = send_file(io.BytesIO(body), environ, mimetype, etag=etag, max_age=0)
+            return answer(environ, start)
         return shared(environ, start)
 
     return app

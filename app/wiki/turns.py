@@ -52,7 +52,10 @@ wikis of one owner is as much a crowd as two clients on one). Here:
   finds the turn free, or waits for it as any request does. A transfer used to run at
   LOW_NICE from its start, and a clone's cheap info/refs, starved by other tenants' work after
   its last byte, held its pool's turn past the client's next request's wait.
-  Attachment downloads take no turn: a page's images come all at once.
+  Attachment downloads take no turn: a page's images come all at once. Nor do Otterwiki's
+  own files, the platform's scripts and the favicon (app.wiki.static): a browser fetches them
+  beside every page, and a page's MathJax, refused while the page held its pool's turn, left
+  the page without math.
 
 Turns are flock(2) locks on files in the owner's folder (Settings.owner_turns_dir, under the
 run dir): shared by every worker, released by the kernel if a worker dies. A debt is the mtime
@@ -81,6 +84,7 @@ from app.core.errors import TooManyRequests
 from app.core.identity import Caller
 from app.core.locks import busy
 from app.core.store import Wiki
+from app.web.bodies import SlowPlaces
 from app.web.heartbeat import KeepAlive
 from app.web.heartbeat import helper_thread
 from app.web.heartbeat import process_tree
@@ -120,9 +124,6 @@ RETRY_AFTER = 1
 # Seconds a request waits for a wiki's write lock (held by a push, or another write): well
 # inside the worker timeout, which the wait keeps at bay anyway (waiting_for_write_lock).
 WRITE_WAIT = 10.0
-# In the owner's folder: held by the one request of all the owner's wikis and pools that waits
-# for a write lock.
-WRITE_WAIT_FILE = "write-wait.lock"
 # Pauses between tries for a turn (seconds): short first, as most turns end within milliseconds.
 _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.002
@@ -306,33 +307,6 @@ class Turn:
             )
         self._beyond_turns = time.monotonic()  # its whole run counts as crowding (close())
 
-    @contextmanager
-    def waiting_for_write_lock(self):
-        """Hold, for a wait for a wiki's write lock, the owner's one place to wait for one:
-        one request of all the owner's wikis and pools (members, the owner, visitors) at a
-        time. Raises Unavailable (503, Retry-After: BUSY_RETRY) at once if another holds it:
-        with a wiki's lock held by a long push, the owner's writes and a member's waited 20 s
-        each, two per pool, and held every worker of the host (nineteenth review). The
-        worker is checked in meanwhile (app.web.heartbeat): a 20 s wait, begun late in the
-        worker's check-in period, got it killed mid-request (500). Without its file (the
-        folder could not be made), the wait goes on without a place."""
-        try:
-            fd = os.open(self._pools[0] / WRITE_WAIT_FILE, os.O_RDONLY | os.O_CREAT, 0o640)
-        except OSError as error:
-            log.warning("waiting for a write lock without a place: %s", error)
-            yield
-            return
-        keep_alive = None
-        try:
-            if _lock_one([fd]) is None:
-                raise busy()
-            keep_alive = KeepAlive(WRITE_WAIT * 2, 1).moving_while(lambda: True).start()
-            yield
-        finally:
-            if keep_alive is not None:
-                keep_alive.stop()
-            os.close(fd)
-
     def end_turn(self) -> None:
         """Hand the turn to the owner's next request; the priority stays (a response may still
         be going out, at the priority it was computed at). Safe to call again, from any
@@ -465,6 +439,40 @@ class Turns:
             if _lock_one(turns) is not None:
                 return True
         return False
+
+
+class WriteWaits:
+    """The host's places to wait for a wiki's write lock (held by a push, or another write):
+    one per pool of callers (app.wiki.turns: a wiki's members, its owner), and `places` in
+    all (app.web.bodies.SlowPlaces, in `folder`), so waits never hold every worker.
+
+    Taken before the request's turn, so a write waiting for the lock holds no turn: the
+    owner's views were refused 429 while the owner's write waited for a member's push
+    (twentieth review). Before that, eight writes to a wiki whose lock a long push held kept
+    every worker for 20 s (seventeenth review); one place per owner let a member's wait
+    refuse the owner's writes to their other wikis, and four owners' waits, one each, held
+    every worker (twentieth review).
+    """
+
+    def __init__(self, folder: Path, places: int):
+        self._places = SlowPlaces(folder, places, pool_file="write-wait.lock")
+
+    @contextmanager
+    def waiting(self, pool: Path | None):
+        """Hold a place to wait for a write lock, for the pool whose folder is `pool` (None: no
+        pool limit), with the worker checked in meanwhile (app.web.heartbeat: a 20 s wait
+        begun late in the worker's check-in period got it killed mid-request). Raises
+        Unavailable (503, Retry-After: BUSY_RETRY) at once if the pool holds its place
+        already or none is free."""
+        place = self._places.take(pool)
+        if place is None:
+            raise busy()
+        keep_alive = KeepAlive(WRITE_WAIT * 2, 1).moving_while(lambda: True).start()
+        try:
+            yield
+        finally:
+            keep_alive.stop()
+            place.free()
 
 
 class _Watcher:

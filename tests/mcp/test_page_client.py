@@ -97,10 +97,10 @@ async def serve(settings):
 
 async def test_request_names_the_wiki_and_forwards_the_callers_credentials(serve):
     pages, upstream = await serve(json_answer({"path": "Home", "content": "hi"}))
-    page = await pages.read_page("alpha", AUTH, "Home/Sub Page", revision="abc")
+    page = await pages.read_page("alpha", AUTH, "Home/Sub Page", revision="abc123")
     assert page == {"path": "Home", "content": "hi"}
     request = upstream.requests[0].decode()
-    assert request.startswith("GET /api/v1/pages/Home/Sub%20Page?revision=abc HTTP/1.1\r\n")
+    assert request.startswith("GET /api/v1/pages/Home/Sub%20Page?revision=abc123 HTTP/1.1\r\n")
     assert "\r\nHost: alpha.localhost\r\n" in request
     assert f"\r\nAuthorization: {AUTH}\r\n" in request
 

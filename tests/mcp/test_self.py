@@ -170,8 +170,12 @@ async def test_the_page_template_names_this_wiki(wikis, kind):
         (f"wiki://{SHUT}/a/../Home", "'..' segment"),
         (f"wiki://{SHUT}/Home%00", "control"),
         (f"wiki://{SHUT}/Home?revision=--all", "revision"),
+        # Twentieth review: httpx refused the URL (too long), logged with a traceback of
+        # 90 KB; and the other wiki's URI was echoed whole.
+        (f"wiki://{SHUT}/Home?revision=" + "a" * 65537, "6 to 64 hex digits"),
+        (f"wiki://{OPEN}/" + "x" * 5000, "another wiki"),
     ],
-    ids=["other-wiki", "missing", "dotdot", "nul", "option-revision"],
+    ids=["other-wiki", "missing", "dotdot", "nul", "option-revision", "huge-revision", "huge-uri"],
 )
 async def test_bad_resource_uris_are_clear_errors(wikis, uri, says):
     # The SDK's client sends a URI as given; fastmcp's resolves dot segments before sending.
@@ -181,6 +185,7 @@ async def test_bad_resource_uris_are_clear_errors(wikis, uri, says):
     # Sixteenth review: these were -32603 (internal error), each logged with a traceback;
     # eighteenth: as -32602 FastMCP still logged each with its traceback.
     assert refused.value.error.code == INVALID_PARAMS
+    assert len(refused.value.error.message) < 500
     log = (wikis.stack.settings.log_dir / "mcp.log").read_text(errors="replace")
     assert "Error reading resource" not in log and "Traceback" not in log
 

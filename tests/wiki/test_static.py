@@ -59,3 +59,28 @@ def test_other_methods_go_to_otterwiki(client):
 def test_an_unknown_host_gets_no_file(client):
     response = client.get(CSS, base_url="http://nowiki.localhost", buffered=True)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "starts"),
+    [
+        ("/static/mathjax/tex-chtml.js", b"/* robot: MathJax safe extension on"),
+        ("/static/robot/handlers.js", None),
+    ],
+)
+def test_the_files_the_platform_changes_come_from_memory_with_validators(client, path, starts):
+    response = get(client, path)
+    assert response.status_code == 200 and response.mimetype == "text/javascript"
+    assert starts is None or response.data.startswith(starts)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    etag = response.headers["ETag"]
+    assert get(client, path, headers={"If-None-Match": etag}).status_code == 304
+    assert get(client, path, method="HEAD").data == b""
+
+
+def test_the_favicon_is_otterwikis_file_for_anyone_on_a_private_wiki(client):
+    # A browser asks for it beside every page, signed in or not: no sign-in redirect, no turn.
+    response = get(client, "/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/vnd.microsoft.icon"
+    assert response.data[:4] == b"\x00\x00\x01\x00"
+    assert client.get("/favicon.ico", base_url="http://nowiki.localhost").status_code == 404

@@ -360,14 +360,10 @@ def test_bench_quick_run_measures_every_server():
 def test_post_waits_for_the_wiki_write_lock_and_gives_503_when_busy(wiki, alice, monkeypatch):
     """Seventeenth review: 409 without Retry-After, which the editor took for a conflict with
     the page. A busy lock is temporary: 503 with Retry-After."""
-    import functools
-
     from app.core.locks import wiki_write_lock
     from app.wiki import gateway as wiki_gateway
 
-    monkeypatch.setattr(
-        wiki_gateway, "wiki_write_lock", functools.partial(wiki_write_lock, timeout=0.2)
-    )
+    monkeypatch.setattr(wiki_gateway, "WRITE_WAIT", 0.2)
     with wiki_write_lock(wiki.settings.wiki_dir("alpha")):
         page = alice.form_post("alpha.localhost", "/Busy/edit", "/Busy/save", {"content": "x\n"})
         api = alice.open("alpha.localhost", "/api/v1/pages/Busy", "PUT", json={"content": "x"})

@@ -32,22 +32,38 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 
 from app.wiki.otterwiki.account import REDEEM_ENDPOINT
 from app.wiki.otterwiki.boot import boot_otterwiki
+from app.wiki.otterwiki.csp import HANDLERS_ENDPOINT
+from app.wiki.otterwiki.csp import HANDLERS_JS
+from app.wiki.otterwiki.csp import HANDLERS_URL
 from app.wiki.otterwiki.hooks import CALLER_KEY
 from app.wiki.otterwiki.hooks import TENANT_KEY
 from app.wiki.otterwiki.hooks import install
 from app.wiki.otterwiki.mathjax import COMPONENT as _SAFE_MATHJAX
+from app.wiki.otterwiki.mathjax import safe_component
 from app.wiki.otterwiki.tenancy import OpenWiki
 from app.wiki.otterwiki.tenancy import Tenancy
 
-# Static files the patched app answers itself, so the gateway may not serve them from disk.
-APP_SERVED_STATIC = frozenset({_SAFE_MATHJAX})
+# Routes whose answer is a file, the same for every wiki: Otterwiki's static folder and the
+# platform's handlers.js. The gateway answers them without a wiki's turn.
+STATIC_ENDPOINTS = frozenset({"static", HANDLERS_ENDPOINT})
+
+
+def generated_static_files(static_folder: str) -> dict[str, bytes]:
+    """The files under /static/ that the platform adds or changes: {path under /static/:
+    bytes to serve}. `static_folder` is Otterwiki's `app.static_folder`."""
+    return {
+        _SAFE_MATHJAX: safe_component(static_folder),
+        HANDLERS_URL.removeprefix("/static/"): HANDLERS_JS.read_bytes(),
+    }
+
 
 __all__ = [
-    "APP_SERVED_STATIC",
     "CALLER_KEY",
     "TENANT_KEY",
     "REDEEM_ENDPOINT",
     "OpenWiki",
+    "STATIC_ENDPOINTS",
+    "generated_static_files",
     "Tenancy",
     "boot_otterwiki",
     "install",

@@ -27,6 +27,7 @@ from app.wiki.otterwiki.provenance import TEMPLATE_ADDITIONS as AUTHORS
 
 HANDLERS_JS = Path(__file__).with_name("static") / "handlers.js"
 HANDLERS_URL = "/static/robot/handlers.js"
+HANDLERS_ENDPOINT = "robot_handlers"
 # Otterwiki's views that send an uploaded file's bytes (views.py, 2.26.1).
 ATTACHMENT_ENDPOINTS = frozenset({"get_attachment", "get_attachment_thumbnail"})
 # The renderer writes these inline handlers into page bodies (renderer.py, renderer_plugins.py,
@@ -163,7 +164,7 @@ def install_csp(server: ModuleType) -> None:
     if app.jinja_env.cache is not None:
         app.jinja_env.cache.clear()  # nothing compiled before the rewrite may be served
     app.jinja_env.globals["csp_nonce"] = csp_nonce
-    app.add_url_rule(HANDLERS_URL, "robot_handlers", _serve_handlers_js)
+    app.add_url_rule(HANDLERS_URL, HANDLERS_ENDPOINT, _serve_handlers_js)
     app.after_request(_add_headers)
     _send_no_renderer_javascript()
 

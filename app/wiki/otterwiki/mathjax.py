@@ -11,6 +11,7 @@ templates load with a few lines of configuration in front.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 from pathlib import Path
@@ -33,11 +34,22 @@ MathJax.tex.require = {allow: {html: false}};
 """
 
 
-def install_safe_mathjax(server: ModuleType) -> None:
-    """Serve Otterwiki's `static/mathjax/tex-chtml.js` with `SAFE_CONFIG` in front of it.
+@functools.cache
+def safe_component(static_folder: str) -> bytes:
+    """Return Otterwiki's MathJax component (`COMPONENT` under `static_folder`, a path) with
+    `SAFE_CONFIG` in front: the bytes every wiki's pages load. Read once per process.
 
-    `server` is the booted `otterwiki.server` module; wraps its app's `static` view (the
-    component is read once, with a content ETag). Installing again changes nothing.
+    Raises OSError when the package file is missing (a broken Otterwiki install).
+    """
+    return SAFE_CONFIG + (Path(static_folder) / COMPONENT).read_bytes()
+
+
+def install_safe_mathjax(server: ModuleType) -> None:
+    """Serve `safe_component` for Otterwiki's `static/mathjax/tex-chtml.js` from its app too.
+
+    `server` is the booted `otterwiki.server` module; wraps its app's `static` view (with a
+    content ETag). The gateway answers the component itself without a turn (app.wiki.static);
+    this covers the app reached directly. Installing again changes nothing.
     """
     from flask import send_file
 
@@ -45,7 +57,7 @@ def install_safe_mathjax(server: ModuleType) -> None:
     original = app.view_functions["static"]
     if getattr(original, "robot_safe_mathjax", False):
         return
-    body = SAFE_CONFIG + (Path(app.static_folder) / COMPONENT).read_bytes()
+    body = safe_component(app.static_folder)
     etag = hashlib.sha256(body).hexdigest()[:32]
 
     def static(filename):
