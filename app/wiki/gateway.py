@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from urllib.parse import parse_qsl
 from urllib.parse import quote
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import ClosingIterator
 
@@ -149,6 +150,18 @@ _RESEND_KEY = "robot.resend"
 # The environ key of the bytes a revert or an upload reserved in its wiki's recorded size:
 # (slug, bytes), until a measurement after its commit takes their place.
 _RESERVED_KEY = "robot.reserved_bytes"
+
+
+def _http_refusal(error: HTTPException, environ, path: str):
+    """Answer a werkzeug HTTPException as the gateway answers its own errors, with the
+    headers that go with it (416's Content-Range: bytes */length, RFC 9110 15.5.17)."""
+    refusal = RobotError(error.description or error.name)
+    refusal.status = error.code or 400
+    response = error_response(refusal, path, environ.get("REQUEST_METHOD", "GET"))
+    for name, value in error.get_headers(environ):
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _close_turn(environ) -> None:
@@ -353,9 +366,10 @@ class WikiGateway:
         # uploads and one slow download take all four workers.
         self._slow_bodies = SlowPlaces(self.settings.run_dir / "slow", gunicorn_workers() - 1)
         self._sends = SendWatch(self._slow_bodies)
-        # Waits for a wiki's write lock: one per pool of callers, half the workers in all.
+        # Waits for a wiki's write lock: one per pool of callers, half the workers in all,
+        # among the slow-transfer places (app.wiki.turns.WriteWaits).
         self.write_waits = WriteWaits(
-            self.settings.run_dir / "write-wait", max(1, gunicorn_workers() // 2)
+            self.settings.run_dir / "slow", max(1, gunicorn_workers() // 2)
         )
         self.git = GitHttp(platform, self._slow_bodies, self.write_waits)
         # The pool of slow sends of no wiki's caller (Otterwiki's static files, errors).
@@ -425,6 +439,8 @@ class WikiGateway:
             method = environ.get("REQUEST_METHOD", "GET")
             resend = environ.pop(_RESEND_KEY, None)
             return error_response(error, path, method, resend)(environ, start_response)
+        except HTTPException as error:  # werkzeug's own refusals (a Range past the end: 416)
+            return _http_refusal(error, environ, path)(environ, start_response)
         except Exception:
             log.exception("wiki gateway failed on %s %s", environ.get("REQUEST_METHOD"), path)
             error = InternalError("internal error; the operator can find details in the log")
@@ -656,7 +672,7 @@ class WikiGateway:
                 # wait, before its turn (app.wiki.turns.WriteWaits).
                 method = environ.get("REQUEST_METHOD", "GET")
                 if writes and writer and method not in _SAFE_METHODS:
-                    waiting = partial(self.write_waits.waiting, turn.pool if turn else None)
+                    waiting = partial(self.write_waits.waiting, turn)
                     held.enter_context(wiki_write_lock(opened.wiki_dir, WRITE_WAIT, waiting))
                     written = (wiki.slug, opened, head_commit(opened.repo))
                 if turn is not None and not sends_file:

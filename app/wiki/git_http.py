@@ -185,7 +185,7 @@ class GitHttp:
         pool = turn.pool if turn is not None else None
         if endpoint == "git_receive_pack":
             env = self._cgi_env(environ, wiki, endpoint, service, caller)
-            return self._push(environ, start_response, env, wiki, admit, pool)
+            return self._push(environ, start_response, env, wiki, admit, turn)
         # A clone's request (wants and haves) arrives whole before git runs, so a client
         # trickling it holds a slow-body place (a member) or is cut (anyone else), never git.
         writer = caller.role is not None
@@ -208,9 +208,9 @@ class GitHttp:
         env: dict,
         wiki: Wiki,
         admit,
-        pool: Path | None,
+        turn: Turn | None,
     ):
-        """Spool the push's body (a slow one takes a slow-body place of `pool`), then run
+        """Spool the push's body (a slow one takes a slow-body place of `turn`'s pool), then run
         receive-pack on it under the wiki's write lock (waited for in a place of the host's
         `write_waits`), then its turn; record the usage once it ended."""
         if not os.access(self.hooks / "pre-receive", os.X_OK):
@@ -228,6 +228,7 @@ class GitHttp:
         try:
             try:
                 folder = self.settings.wiki_dir(wiki.slug)
+                pool = turn.pool if turn is not None else None
                 body = held.enter_context(self._spool(environ, folder, pool))
             except _PushTooLarge as refused:
                 reason = f"push over {self.settings.git_push_max_bytes} bytes"
@@ -238,7 +239,7 @@ class GitHttp:
             _check_commands(head)
             body.seek(0)
             waits = self.write_waits
-            waiting = partial(waits.waiting, pool) if waits is not None else None
+            waiting = partial(waits.waiting, turn) if waits is not None else None
             try:
                 # The lock before the turn, as other writes: a push waiting for it holds no
                 # turn of its pool, so the pusher's views go on (app.wiki.turns.WriteWaits).

@@ -24,6 +24,7 @@ _TITLES = {
     409: "Busy",
     413: "Too large",
     414: "Address too long",
+    416: "Range not satisfiable",
     429: "Too many requests",
     500: "Something went wrong",
     503: "Unavailable",

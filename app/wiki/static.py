@@ -15,10 +15,14 @@ from __future__ import annotations
 import hashlib
 import io
 import mimetypes
+import os
 from collections.abc import Mapping
 
 from werkzeug.middleware.shared_data import SharedDataMiddleware
+from werkzeug.security import safe_join
 from werkzeug.utils import send_file
+
+from app.core.errors import NotFound
 
 STATIC_PREFIX = "/static"
 # What Otterwiki's /favicon.ico sends (views.favicon): a package file, the same for every wiki.
@@ -33,18 +37,27 @@ _FALLBACK = "robot.static.fallback"
 
 
 def static_files(
-    folder: str, fallback, security_headers: bool = True, generated: Mapping[str, bytes] = {}
+    folder: str,
+    fallback,
+    security_headers: bool = True,
+    generated: Mapping[str, bytes | None] = {},
 ):
     """Return a WSGI app serving `folder` under /static/, else calling `fallback`.
 
     `folder` is Otterwiki's `app.static_folder`; `fallback` a WSGI app (the gateway's own way
     to Otterwiki); `generated` maps paths under /static/ to the bytes served there instead of
-    the file (with a content ETag). Files are revalidated on every use (max-age=0), as Flask's
-    static route asks with `no-cache`, so a new Otterwiki's files show at once.
+    the file (with a content ETag), or to None for a file never served (NotFound). A path is
+    looked up as the file it names (werkzeug.security.safe_join, as SharedDataMiddleware
+    resolves it): `mathjax//tex-chtml.js` served the package's file instead of the changed one
+    (twenty-first review). Files are revalidated on every use (max-age=0), as Flask's static
+    route asks with `no-cache`, so a new Otterwiki's files show at once.
+
+    Raises NotFound for a withheld file; werkzeug's RequestedRangeNotSatisfiable (416) for a
+    Range past the end of a generated file.
     """
     extra = SECURITY_HEADERS if security_headers else []
     changed = {
-        f"{STATIC_PREFIX}/{name}": (body, hashlib.sha256(body).hexdigest()[:32])
+        os.path.join(folder, name): body and (body, hashlib.sha256(body).hexdigest()[:32])
         for name, body in generated.items()
     }
 
@@ -64,11 +77,15 @@ def static_files(
             return start_response(status, headers, exc_info)
 
         path = environ.get("PATH_INFO", "")
-        if path in changed:
-            body, etag = changed[path]
-            mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
-            answer = send_file(io.BytesIO(body), environ, mimetype, etag=etag, max_age=0)
-            return answer(environ, start)
-        return shared(environ, start)
+        inside = path.startswith(STATIC_PREFIX + "/")
+        file = safe_join(folder, path[len(STATIC_PREFIX) + 1 :]) if inside else None
+        if file not in changed:
+            return shared(environ, start)
+        if changed[file] is None:
+            raise NotFound(f"there is no {path} on this platform")
+        body, etag = changed[file]
+        mimetype = mimetypes.guess_type(file)[0] or "application/octet-stream"
+        answer = send_file(io.BytesIO(body), environ, mimetype, etag=etag, max_age=0)
+        return answer(environ, start)
 
     return app

@@ -18,11 +18,13 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from werkzeug.test import Client
 
+from app.core.errors import Unavailable
 from app.core.settings import Settings
 from app.core.wikis import create_wiki
 from app.web import heartbeat
@@ -39,8 +41,10 @@ from app.wiki.turns import LOW_NICE
 from app.wiki.turns import MEMBERS
 from app.wiki.turns import OWNER
 from app.wiki.turns import WAIT
+from app.wiki.turns import Turn
 from app.wiki.turns import Turns
 from app.wiki.turns import WikiBusy
+from app.wiki.turns import WriteWaits
 from app.wiki.turns import add_debt
 from app.wiki.turns import can_restore_priority
 from app.wiki.turns import debt
@@ -712,3 +716,66 @@ def test_a_known_hosts_request_is_lowered_before_its_route_and_wiki_are_looked_u
     finally:
         made.app.tenancy.close()
         made.platform.store.close()
+
+
+def _writer(owner_dir, wiki: str, owner: bool) -> Turn:
+    """A signed-in writer's request at `wiki` of the owner whose folder is `owner_dir`."""
+    turn = Turns(turns=1, wait=30, lower=False).enter(owner_dir, wiki)
+    turn.as_member(owner=owner)
+    return turn
+
+
+@pytest.mark.parametrize("places", [2, 3, 4])
+def test_one_owners_writes_never_take_the_last_place_to_wait_for_a_lock(owners, tmp_path, places):
+    """Twenty-first review: an owner's writes looping on two locked wikis, as owner and as
+    members, filled the host's places to wait and refused another owner's saves (503)."""
+    hammered, other = owners
+    waits = WriteWaits(tmp_path / "slow", places)
+    pools = [
+        _writer(hammered, "a", owner=True),
+        _writer(hammered, "a", owner=False),
+        _writer(hammered, "b", owner=False),
+        _writer(hammered, "c", owner=False),
+    ]
+    with ExitStack() as held:
+        waiting = 0
+        for turn in pools:
+            try:
+                held.enter_context(waits.waiting(turn))
+                waiting += 1
+            except Unavailable as refused:
+                assert refused.retry_after == 2 and "owner's wikis" in refused.message
+        assert waiting == places - 1
+        held.enter_context(waits.waiting(_writer(other, "d", owner=True)))  # the last place
+        with pytest.raises(Unavailable, match="on this server"):
+            held.enter_context(waits.waiting(_writer(tmp_path / "third", "e", owner=True)))
+    # All given back: the first owner's pools wait again.
+    with waits.waiting(pools[1]):
+        pass
+
+
+def test_a_pool_waits_for_one_lock_at_a_time(owners, tmp_path):
+    waits = WriteWaits(tmp_path / "slow", 4)
+    with waits.waiting(_writer(owners[0], "a", owner=True)):
+        with pytest.raises(Unavailable):
+            with waits.waiting(_writer(owners[0], "b", owner=True)):
+                pass
+
+
+def test_lock_waits_and_slow_transfers_share_the_hosts_places(owners, tmp_path):
+    """Twenty-first review: two lock waits and three slow bodies, counted apart, held all
+    four workers. Lock waits take places among the slow transfers'."""
+    slow = SlowPlaces(tmp_path / "slow", places=3)
+    waits = WriteWaits(tmp_path / "slow", 2)
+    held = [slow.take(tmp_path / f"pool{n}") for n in range(3)]  # three slow bodies
+    assert all(held)
+    with pytest.raises(Unavailable, match="on this server"):
+        with waits.waiting(_writer(owners[1], "d", owner=True)):
+            pass
+    held[0].free()
+    held[1].free()
+    with waits.waiting(_writer(owners[1], "d", owner=True)):
+        last = slow.take(tmp_path / "pool9")  # a slow body still finds the place left
+        assert last is not None
+        last.free()
+    held[2].free()

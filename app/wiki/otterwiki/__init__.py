@@ -40,6 +40,7 @@ from app.wiki.otterwiki.hooks import TENANT_KEY
 from app.wiki.otterwiki.hooks import install
 from app.wiki.otterwiki.mathjax import COMPONENT as _SAFE_MATHJAX
 from app.wiki.otterwiki.mathjax import safe_component
+from app.wiki.otterwiki.mathjax import unconfigured_components
 from app.wiki.otterwiki.tenancy import OpenWiki
 from app.wiki.otterwiki.tenancy import Tenancy
 
@@ -48,10 +49,13 @@ from app.wiki.otterwiki.tenancy import Tenancy
 STATIC_ENDPOINTS = frozenset({"static", HANDLERS_ENDPOINT})
 
 
-def generated_static_files(static_folder: str) -> dict[str, bytes]:
-    """The files under /static/ that the platform adds or changes: {path under /static/:
-    bytes to serve}. `static_folder` is Otterwiki's `app.static_folder`."""
+def generated_static_files(static_folder: str) -> dict[str, bytes | None]:
+    """The files under /static/ that the platform adds, changes or withholds: {path under
+    /static/: bytes to serve, or None for 404}. `static_folder` is Otterwiki's
+    `app.static_folder`."""
+    withheld: dict[str, bytes | None] = dict.fromkeys(unconfigured_components(static_folder))
     return {
+        **withheld,
         _SAFE_MATHJAX: safe_component(static_folder),
         HANDLERS_URL.removeprefix("/static/"): HANDLERS_JS.read_bytes(),
     }

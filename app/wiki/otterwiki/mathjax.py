@@ -44,6 +44,16 @@ def safe_component(static_folder: str) -> bytes:
     return SAFE_CONFIG + (Path(static_folder) / COMPONENT).read_bytes()
 
 
+def unconfigured_components(static_folder: str) -> list[str]:
+    """MathJax's other whole components in Otterwiki's static folder (`mathjax/*.js` but
+    `COMPONENT`: tex-svg.js, core.js ...): paths under /static/. No template loads them, and
+    each would run MathJax without `SAFE_CONFIG` for a script tag that ever got onto a page
+    (the policy admits the wiki's /static/), so they are not served (twenty-first review)."""
+    folder = Path(static_folder) / Path(COMPONENT).parent
+    own = Path(COMPONENT).name
+    return [f"{folder.name}/{file.name}" for file in folder.glob("*.js") if file.name != own]
+
+
 def install_safe_mathjax(server: ModuleType) -> None:
     """Serve `safe_component` for Otterwiki's `static/mathjax/tex-chtml.js` from its app too.
 
