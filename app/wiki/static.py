@@ -76,7 +76,9 @@ def static_files(
                 headers = headers + extra
             return start_response(status, headers, exc_info)
 
-        path = environ.get("PATH_INFO", "")
+        # As Werkzeug routes it: `//static/...` is the static route too, and SharedDataMiddleware
+        # passed it to Otterwiki's view, which served withheld files (twenty-second review).
+        path = "/" + environ.get("PATH_INFO", "").lstrip("/")
         inside = path.startswith(STATIC_PREFIX + "/")
         file = safe_join(folder, path[len(STATIC_PREFIX) + 1 :]) if inside else None
         if file not in changed:

@@ -4,6 +4,7 @@ look hammered."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
 import socket
@@ -214,6 +215,30 @@ def test_what_a_browser_fetches_beside_a_page_takes_no_turn(wikis):
         beside = list(pool.map(fetch, BESIDE_A_PAGE * 2))
         assert {status for _, status in (c.result() for c in crowd)} <= {200, 429}
     assert beside == [(path, 200) for path in BESIDE_A_PAGE * 2]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("//static/mathjax/tex-svg.js", 404),
+        ("/%2fstatic/mathjax/core.js", 404),
+        ("//static/mathjax/./tex-chtml.js", 200),
+        ("//static/css/..%2fmathjax/tex-chtml.js", 200),
+        ("//static/mathjax%2f.%2ftex-chtml.js", 200),
+    ],
+)
+def test_no_spelling_reaches_mathjax_without_its_safe_configuration(wikis, path, status):
+    """Twenty-second review: through gunicorn, a leading `//` served the package's MathJax
+    components, withheld or unconfigured. The path is sent as written (no client cleans it)."""
+    connection = http.client.HTTPConnection("127.0.0.1", wikis.port("otterwiki"), timeout=30)
+    connection.putrequest("GET", path, skip_host=True)
+    connection.putheader("Host", f"{OTHER}.localhost")
+    connection.endheaders()
+    answer = connection.getresponse()
+    body = answer.read()
+    connection.close()
+    assert answer.status == status
+    assert status != 200 or body.startswith(b"/* robot: MathJax safe extension on")
 
 
 def test_a_slow_body_holds_no_turn(wikis):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import posixpath
 from pathlib import Path
 from types import ModuleType
 
@@ -71,7 +72,7 @@ def install_safe_mathjax(server: ModuleType) -> None:
     etag = hashlib.sha256(body).hexdigest()[:32]
 
     def static(filename):
-        if filename != COMPONENT:
+        if posixpath.normpath(filename) != COMPONENT:  # `mathjax/./tex-chtml.js` is it too
             return original(filename=filename)
         return send_file(
             io.BytesIO(body),
