@@ -48,6 +48,19 @@ def wiki_write_lock(
         os.close(fd)
 
 
+@contextmanager
+def file_lock(path: Path):
+    """Hold an exclusive flock on the file `path` (created if missing) for the block, waiting
+    as long as it takes: for short setup steps that must not run twice at once across
+    processes. The kernel releases it when the holder dies."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def busy() -> Unavailable:
     """The refusal of a write whose wiki's lock stays busy: 503, try again in BUSY_RETRY s."""
     return Unavailable(

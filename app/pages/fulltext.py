@@ -9,7 +9,8 @@ next query, without any hook. It reads committed blobs only, never the working t
 
 Several processes share the file: WAL lets queries read while one updates, and an update runs
 in `BEGIN IMMEDIATE`, re-checking the recorded commit once it holds the write lock, so two
-workers never index the same change twice.
+workers never index the same change twice. A new file is set up (WAL, schema) by one process
+at a time, under an flock on `search.db.lock` beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import git.exc
 
+from app.core.locks import file_lock
 from app.pages.files import head_commit
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
@@ -178,23 +180,45 @@ class SearchIndex:
             db.close()
 
     def _connect(self) -> sqlite3.Connection:
-        # autocommit mode: transactions are the explicit BEGIN IMMEDIATE ... COMMIT below
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        db = self._open()
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            schema = self._meta(db, "schema")
-            if schema not in (None, SCHEMA_VERSION):
-                db.close()
-                self._remove()
-                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                schema = None
-            if schema is None:
-                db.executescript(_SCHEMA)
+            ready = self._ready(db)
         except BaseException:
             db.close()
             raise
+        if ready:
+            return db
+        db.close()
+        # Switching a new file to WAL needs an exclusive lock, and two connections asking at
+        # once deadlock: SQLite answers SQLITE_BUSY without calling the busy handler. So one
+        # process at a time sets the file up, and the others then find it ready.
+        with file_lock(Path(f"{self.path}.lock")):
+            if self._schema_of_file() not in (None, SCHEMA_VERSION):
+                self._remove()
+            db = self._open()
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
         return db
+
+    def _open(self) -> sqlite3.Connection:
+        # autocommit mode: transactions are the explicit BEGIN IMMEDIATE ... COMMIT below
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+
+    def _ready(self, db: sqlite3.Connection) -> bool:
+        """Whether the file is in WAL mode with this version's schema (reads only)."""
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode == "wal" and self._meta(db, "schema") == SCHEMA_VERSION
+
+    def _schema_of_file(self) -> str | None:
+        db = self._open()
+        try:
+            return self._meta(db, "schema")
+        finally:
+            db.close()
 
     def _remove(self) -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):

@@ -268,3 +268,25 @@ def test_only_quoted_words_and_our_operators_reach_match(query):
     except BadRequest:
         return
     assert SAFE_EXPRESSION.fullmatch(expression), expression
+
+
+def test_concurrent_first_queries_on_a_new_index_file_all_answer(wiki):
+    """Several connections switching a new file to WAL at once deadlock, and SQLite answers
+    "database is locked" without waiting: the race is run many times over, on fresh files."""
+    write(wiki, "Lone", "theta\n")
+    errors = []
+
+    def query(path):
+        try:
+            assert len(SearchIndex(path, git.Repo(wiki.storage.path)).search("theta")) == 1
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            errors.append(error)
+
+    for attempt in range(200):
+        path = wiki.index.with_name(f"fresh-{attempt}.db")
+        threads = [threading.Thread(target=query, args=(path,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
