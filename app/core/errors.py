@@ -97,3 +97,9 @@ class Unavailable(RobotError):
 def error_body(error: RobotError) -> dict:
     """Return the JSON body every service uses for an error."""
     return {"ok": False, "error": error.message, "status": error.status, **error.extra}
+
+
+def error_headers(error: RobotError) -> dict[str, str]:
+    """Return the headers every service sends with `error`: Retry-After (seconds, RFC 9110
+    10.2.3) when it names one. (WWW-Authenticate for a 401 depends on the service.)"""
+    return {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}

@@ -13,8 +13,10 @@ from app.core import starter_pages
 from app.core import usage
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
+from app.core.errors import Unavailable
 from app.core.git_env import git_env
 from app.core.labels import one_line_label
+from app.core.locks import BUSY_RETRY
 from app.core.locks import wiki_write_lock
 from app.core.settings import Settings
 from app.core.slugs import validate_slug
@@ -32,6 +34,11 @@ CREATOR_NAME = "robot"
 # Where create_wiki records its commit, for `only_created`: outside refs/heads, which a push can
 # neither update (push_rules.py takes only refs/heads/main) nor see (git_http hides refs/robot).
 CREATED_REF = "refs/robot/created"
+# Seconds an operator's deletion (robot wiki delete) waits for a wiki's write lock (a push,
+# an edit). A tenant's deletion through the API waits none: it is refused at once (503,
+# Retry-After), as five of them waiting 20 s each once held every API worker and another
+# user's /api/account waited as long (twenty-second review).
+OPERATOR_LOCK_WAIT = 20.0
 
 
 def clean_display_name(name: str | None, slug: str) -> str:
@@ -128,32 +135,58 @@ def create_wiki(
     return store.get_wiki(slug)
 
 
-def delete_wiki(settings: Settings, store: Store, slug: str) -> None:
-    """Delete a wiki's row (it stops being served at once), then its repo and wiki.db."""
+def delete_wiki(
+    settings: Settings, store: Store, slug: str, lock_wait: float = OPERATOR_LOCK_WAIT
+) -> None:
+    """Delete a wiki's row (it stops being served at once), then its repo and wiki.db, under
+    its write lock, so no edit or push is cut in half.
+
+    `lock_wait`: seconds to wait for the lock. Raises NotFound (no such wiki), Unavailable
+    (503, Retry-After) when the lock stays busy that long; then nothing has changed.
+    """
     store.get_wiki(slug)
-    store.delete_wiki_row(slug)
-    _remove_folder(settings, slug)
+    with ExitStack() as locks:
+        _lock_for_deletion(locks, settings, slug, lock_wait)
+        store.delete_wiki_row(slug)
+        _remove_folder(settings, slug)
 
 
-def delete_user(settings: Settings, store: Store, did: str) -> list[str]:
+def delete_user(
+    settings: Settings, store: Store, did: str, lock_wait: float = OPERATOR_LOCK_WAIT
+) -> list[str]:
     """Delete user `did` and everything of theirs; return the slugs of the wikis deleted.
 
     Every wiki they own goes as delete_wiki does it (rows first, then folders), each under its
-    write lock, so no edit is cut in half; their memberships elsewhere, wiki tokens, OAuth
-    grants and sessions go with their user row (Store.delete_user), in one transaction: if it
-    fails (NotFound, Conflict when a wiki of theirs came or went meanwhile, Unavailable),
-    nothing has changed.
+    write lock (waited for `lock_wait` seconds each), so no edit is cut in half; their
+    memberships elsewhere, wiki tokens, OAuth grants and sessions go with their user row
+    (Store.delete_user), in one transaction: if it fails (NotFound, Conflict when a wiki of
+    theirs came or went meanwhile, Unavailable, also when a wiki's lock stays busy), nothing
+    has changed.
     """
     owned = [wiki.slug for wiki in store.list_wikis(owner_did=did)]  # by slug
     with ExitStack() as locks:
         for slug in owned:
-            folder = settings.wiki_dir(slug)
-            if folder.is_dir():
-                locks.enter_context(wiki_write_lock(folder))
+            _lock_for_deletion(locks, settings, slug, lock_wait)
         store.delete_user(did, owned)
         for slug in owned:
             _remove_folder(settings, slug)
     return owned
+
+
+def _lock_for_deletion(locks: ExitStack, settings: Settings, slug: str, wait: float) -> None:
+    """Hold wiki `slug`'s write lock in `locks` (if its folder is there), or raise Unavailable
+    saying which wiki is busy, once it stays busy `wait` seconds."""
+    folder = settings.wiki_dir(slug)
+    if not folder.is_dir():
+        return
+    try:
+        locks.enter_context(wiki_write_lock(folder, wait))
+    except Unavailable:
+        raise Unavailable(
+            f"the wiki {slug} is busy with an edit or a push, and nothing was deleted; "
+            "try again in a moment",
+            retry_after=BUSY_RETRY,
+        ) from None
 
 
 def _remove_folder(settings: Settings, slug: str) -> None:

@@ -59,7 +59,9 @@ def delete_account(platform: Platform, manager: Manager, confirm: str) -> dict:
     with its repo (each under its write lock, as delete_wiki), then in one transaction their
     memberships in others' wikis, wiki tokens, OAuth grants, sessions on every host and their
     user row (app.core.wikis.delete_user). Raises NotFound when they have no account, Conflict
-    when one of their wikis is busy or changed meanwhile; then nothing has been deleted.
+    when one of their wikis came or went meanwhile, Unavailable (503, Retry-After) when an
+    edit or a push holds one of them (refused at once: no API worker waits); then nothing
+    has been deleted.
     """
     store = platform.store
     user = store.find_user(manager.did)
@@ -70,5 +72,5 @@ def delete_account(platform: Platform, manager: Manager, confirm: str) -> dict:
             f"to delete your account and every wiki you own, confirm with your handle "
             f"({user.handle}) in 'confirm'"
         )
-    deleted = wikis.delete_user(platform.settings, store, user.did)
+    deleted = wikis.delete_user(platform.settings, store, user.did, lock_wait=0)
     return {"deleted": user.did, "wikis": deleted}

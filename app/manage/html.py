@@ -31,6 +31,7 @@ from app.core.errors import Conflict
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import UpstreamError
+from app.core.errors import error_headers
 from app.core.redirects import safe_return_to
 from app.core.settings import Settings
 from app.core.signing import derive_secret
@@ -176,9 +177,10 @@ def error_page(error: RobotError):
         return redirect(settings.login_url(return_to=wanted), 303)
     title = _TITLES.get(error.status, "Not done")
     back = safe_return_to(settings, request.referrer, settings.dashboard_url)
-    return render(
+    body, status, headers = render(
         "manage/message.html", error.status, title=title, message=error.message, back=back
     )
+    return body, status, {**headers, **error_headers(error)}
 
 
 def format_time(seconds: int | None) -> str:

@@ -26,7 +26,6 @@ from app.core.errors import Forbidden
 from app.core.errors import NotFound
 from app.core.errors import Unauthorized
 from app.core.identity import bearer_token
-from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.settings import Settings
 from app.core.slugs import slug_from_host
@@ -224,16 +223,13 @@ def delete_wiki(platform: Platform, manager: Manager, slug: str) -> None:
     """Delete a wiki with its repo and wiki.db, between two edits: its owner only.
 
     Raises NotFound (not a member), Forbidden (a member who is not the owner: an admin may
-    manage the wiki, but the owner cannot be removed, so neither can their wiki)."""
+    manage the wiki, but the owner cannot be removed, so neither can their wiki), Unavailable
+    (503, Retry-After) while an edit or a push holds the wiki's write lock."""
     wiki = _admin_wiki(platform.store, slug, manager.did)
     if wiki.owner_did != manager.did:
         raise Forbidden("only the owner of this wiki can delete it")
-    folder = platform.settings.wiki_dir(slug)
-    if not folder.is_dir():
-        wikis.delete_wiki(platform.settings, platform.store, slug)
-        return
-    with wiki_write_lock(folder):
-        wikis.delete_wiki(platform.settings, platform.store, slug)
+    # Refused at once (503) while an edit or a push holds the wiki: no API worker waits.
+    wikis.delete_wiki(platform.settings, platform.store, slug, lock_wait=0)
 
 
 # -- tokens -----------------------------------------------------------------------------------

@@ -73,22 +73,32 @@ class SlowPlaces:
     waits up to EVICTION_WAIT for the place. Strangers reading slowly, from however many
     public wikis, never cut a member's transfer; members of as many wikis as there are places
     can still take them all. The wiki service passes pools; the api and auth services none.
-    Another set of places (waits for a wiki's write lock, app.wiki.turns.WriteWaits) has a
-    folder and a `pool_file` of its own.
+
+    The members' and owner's pools of one owner's wikis together hold all places but one (at
+    least one), whatever they hold them for: three members trickling uploads to three wikis of
+    one owner took every place, and another owner's saves were refused (twenty-second review).
+    The owner's slots (`owner-slot-N.lock` in the owner's folder) count them. Another set of
+    places (waits for a wiki's write lock, app.wiki.turns.WriteWaits) shares the folder, with
+    a `pool_file` of its own, and the owner's slots: it has fewer, so takes fewer.
     """
 
     def __init__(self, folder: Path, places: int, pool_file: str = "slow.lock"):
         self.folder = folder
         self.places = places
         self.pool_file = pool_file  # in a pool's folder, held while the pool holds a place
+        self.per_owner = max(1, places - 1)
 
-    def take(self, pool: Path | None = None, visitor: bool = False) -> Place | None:
+    def take(
+        self, pool: Path | None = None, visitor: bool = False, owner: Path | None = None
+    ) -> Place | None:
         """Take a free place and return it (free it with Place.free()), or None when none is
         free to this caller. `pool`: the folder of the caller's pool (None: no pool limit);
-        `visitor`: whether the caller is no member of the wiki. A caller who is no visitor
-        finding none free has a visitor's place given up to it, and may wait up to
-        EVICTION_WAIT seconds for it. If the files cannot be opened, a Place holding nothing
-        (logged): the transfer goes on without a place, as a request goes on without a turn."""
+        `visitor`: whether the caller is no member of the wiki; `owner`: the folder of the
+        wiki's owner, whose members' and own pools hold `per_owner` places at most (None, or a
+        visitor: no owner limit). A caller who is no visitor finding none free has a
+        visitor's place given up to it, and may wait up to EVICTION_WAIT seconds for it. If
+        the files cannot be opened, a Place holding nothing (logged): the transfer goes on
+        without a place, as a request goes on without a turn."""
         held: list[int] = []
         try:
             self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -96,6 +106,9 @@ class SlowPlaces:
                 pool.mkdir(mode=0o750, parents=True, exist_ok=True)
                 if not _lock(pool / self.pool_file, held):
                     return None  # the pool holds its place already
+            if owner is not None and not visitor and not self._owner_slot(owner, held):
+                Place(held).free()
+                return None  # the owner's pools hold their share
             place = self._take_free(held, visitor)
             if place is None and not visitor and self._evict_a_visitor():
                 deadline = time.monotonic() + EVICTION_WAIT
@@ -110,6 +123,15 @@ class SlowPlaces:
             return Place([])
         Place(held).free()
         return None
+
+    def _owner_slot(self, owner: Path, held: list[int]) -> bool:
+        """Take one of the owner's first `per_owner` slots into `held`; whether one was free.
+        The last first: sets with fewer slots (lock waits) take the first ones only, so the
+        owner's slow transfers leave those to its lock waits while they can."""
+        owner.mkdir(mode=0o750, parents=True, exist_ok=True)
+        return any(
+            _lock(owner / f"owner-slot-{n}.lock", held) for n in reversed(range(self.per_owner))
+        )
 
     def _take_free(self, held: list[int], visitor: bool) -> Place | None:
         # Members try the place visitors never take first.
@@ -180,9 +202,16 @@ class BodyWatch:
     """Past SLOW_AFTER, a body still arriving takes a slow-body place (if `may_take_place`,
     for `pool`), or has its socket shut for reading (its read then ends, and `cut` says why)."""
 
-    def __init__(self, slow: SlowPlaces, sock, may_take_place: bool, pool: Path | None):
+    def __init__(
+        self,
+        slow: SlowPlaces,
+        sock,
+        may_take_place: bool,
+        pool: Path | None,
+        owner: Path | None = None,
+    ):
         self._slow, self._sock, self._may_take_place = slow, sock, may_take_place
-        self._pool = pool
+        self._pool, self._owner = pool, owner
         self._lock = threading.Lock()
         self._done = False
         self._place: Place | None = None
@@ -195,7 +224,8 @@ class BodyWatch:
         with self._lock:
             if self._done:
                 return
-            self._place = self._slow.take(self._pool) if self._may_take_place else None
+            if self._may_take_place:
+                self._place = self._slow.take(self._pool, owner=self._owner)
             if self._place is None:
                 self.cut = True
                 shut(self._sock, socket.SHUT_RD)
@@ -214,16 +244,20 @@ class BodyWatch:
 
 
 def watch_body(
-    environ, slow: SlowPlaces | None, writer: bool, pool: Path | None
+    environ,
+    slow: SlowPlaces | None,
+    writer: bool,
+    pool: Path | None,
+    owner: Path | None = None,
 ) -> BodyWatch | None:
     """Watch the request's body as it is read: past SLOW_AFTER it takes a place of `slow` for
-    `pool` (if `writer`), or its socket is shut for reading, its read ends early, and
+    `pool` of `owner` (if `writer`), or its socket is shut for reading, its read ends early, and
     `BodyWatch.cut` says so (answer `BodyWatch.refusal()`). Call stop() once it is read.
     None when there is nothing to watch (no places, or no socket: not under gunicorn)."""
     sock = environ.get("gunicorn.socket")
     if slow is None or sock is None:
         return None
-    return BodyWatch(slow, sock, writer, pool)
+    return BodyWatch(slow, sock, writer, pool, owner)
 
 
 def has_body(environ) -> bool:
@@ -248,12 +282,13 @@ def receive_body(
     slow: SlowPlaces | None = None,
     writer: bool = True,
     pool: Path | None = None,
+    owner: Path | None = None,
 ):
     """Read the request's body whole and put it in place of `wsgi.input`, with its length.
 
     `cap`: the most bytes any route of the service takes; `slow`: the host's slow-body places
     (None: no limit); `writer`: whether the caller may write, and so take a place; `pool`: the
-    folder of the caller's pool (SlowPlaces.take). Returns the
+    folder of the caller's pool, `owner` its wiki owner's (SlowPlaces.take). Returns the
     file holding the body (the caller closes it once the response is out), or None if the
     request has no body. Raises PayloadTooLarge (413) for a body over `cap`, declared or sent,
     BadRequest if it ends before its Content-Length, Unavailable (503, `retry_after`) if it is
@@ -268,7 +303,7 @@ def receive_body(
         raise too_large
     body = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)
     keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
-    watch = watch_body(environ, slow, writer, pool)
+    watch = watch_body(environ, slow, writer, pool, owner)
     try:
         stream, total = get_input_stream(environ), 0
         while chunk := read_chunk(stream):
@@ -298,7 +333,8 @@ def receive_body(
 
 def _too_many_slow() -> Unavailable:
     return Unavailable(
-        "too many uploads are arriving slowly on this host; try again later",
+        "too many uploads and downloads are going slowly (on this host, or to this owner's "
+        "wikis); try again later",
         retry_after=RETRY_AFTER,
     )
 

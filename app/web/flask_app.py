@@ -23,6 +23,7 @@ from app.core.errors import ConfigError
 from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import error_body
+from app.core.errors import error_headers
 from app.core.platform import Platform
 from app.core.settings import Settings
 from app.core.settings import gunicorn_workers
@@ -48,6 +49,7 @@ def _json_error(status: int, message: str, headers=None):
 def _robot_error(error: RobotError):
     response = jsonify(error_body(error))
     response.status_code = error.status
+    response.headers.update(error_headers(error))
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response

@@ -153,35 +153,64 @@ class KeepAlive:
         self._stopped.set()
 
 
-class Counted:
-    """Yield `chunks` (a response body), calling `moved(n)` for each once the server took it.
+# Bytes of a response handed to the server at once. A conflict page of 4.6 MB went out as one
+# chunk, so nothing counted it as moving until all of it was out, and a steady reader's worker
+# was killed (twenty-second review). In pieces, each one the server took counts.
+PIECE = 64 * 1024
 
-    Closing it closes `chunks` too, even before the first chunk was asked for (a generator's
-    `finally` would not run then): whatever makes them (a git process, Otterwiki's response
-    and its clean-up) is ended at once. `done()`, if given, is called once, when it is closed.
+
+class Counted:
+    """Yield `chunks` (a response body) in pieces of at most PIECE bytes, calling `moved(n)` for
+    each once the server took it.
+
+    `begin()`, if given, is called once, when the first piece has been taken and another is
+    asked for: a response of one piece (most) never starts what a long one needs. Closing it
+    closes `chunks` too, even before the first chunk was asked for (a generator's `finally`
+    would not run then): whatever makes them (a git process, Otterwiki's response and its
+    clean-up) is ended at once. `done()`, if given, is called once, when it is closed.
     """
 
-    def __init__(self, chunks: Iterable[bytes], moved: Callable[[int], None], done=None):
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        moved: Callable[[int], None],
+        done: Callable[[], None] | None = None,
+        begin: Callable[[], object] | None = None,
+    ):
         self._chunks = iter(chunks)
         self._close = getattr(chunks, "close", None)
         self._moved = moved
         self._done = done
-        self._last = 0  # bytes of the chunk handed out last, counted when the next is asked for
+        self._begin = begin
+        self._last = 0  # bytes of the piece handed out last, counted when the next is asked for
+        self._long = memoryview(b"")  # the rest of a chunk longer than PIECE
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        if self._last:
-            self._moved(self._last)
-        chunk = next(self._chunks)
-        self._last = len(chunk)
-        return chunk
+        went_out = self._last
+        if went_out:
+            self._moved(went_out)
+            self._last = 0
+        if self._long:
+            piece, self._long = bytes(self._long[:PIECE]), self._long[PIECE:]
+        else:
+            piece = next(self._chunks)
+            if len(piece) > PIECE:
+                self._long = memoryview(piece)[PIECE:]
+                piece = piece[:PIECE]
+        if went_out and self._begin is not None:
+            begin, self._begin = self._begin, None
+            begin()  # one piece is out and another follows: a long response
+        self._last = len(piece)
+        return piece
 
     def close(self) -> None:
         """Close `chunks` (and call `done`). Safe to call again."""
         close, self._close = self._close, None
         done, self._done = self._done, None
+        self._begin = None
         try:
             if close is not None:
                 close()
@@ -191,7 +220,8 @@ class Counted:
 
 
 def kept_alive(chunks: Iterable[bytes]) -> Counted:
-    """`chunks` (a response body) under a KeepAlive counting each once the server took it,
-    closed as Counted closes."""
-    keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
-    return Counted(chunks, keepalive.moved, keepalive.stop)
+    """`chunks` (a response body) under a KeepAlive counting each piece once the server took
+    it, from its second piece on (a short response starts no thread), closed as Counted
+    closes."""
+    keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE)
+    return Counted(chunks, keepalive.moved, keepalive.stop, keepalive.start)

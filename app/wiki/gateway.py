@@ -67,7 +67,7 @@ from app.wiki.routes import Route
 from app.wiki.routes import Routes
 from app.wiki.sends import SLOW_SEND
 from app.wiki.sends import SendWatch
-from app.wiki.static import FAVICON_FILE
+from app.wiki.static import FILE_ROUTES
 from app.wiki.static import static_files
 from app.wiki.turns import WRITE_WAIT
 from app.wiki.turns import Turn
@@ -402,7 +402,9 @@ class WikiGateway:
         if turn is None:  # Otterwiki's static files, or no wiki: strangers all
             watching = self._sends.start(environ, self._strangers, visitor=True)
         else:
-            watching = self._sends.start(environ, turn.pool, turn.visitor, turn.end_turn)
+            watching = self._sends.start(
+                environ, turn.pool, turn.visitor, turn.end_turn, turn.tenancy
+            )
         if watching:
             closing.append(partial(self._sent, environ))
         return ClosingIterator(response, closing)
@@ -456,8 +458,8 @@ class WikiGateway:
             turn = self._arrive(environ, wiki)
             return self.git(environ, start_response, route.endpoint, wiki, turn)
         static = route.endpoint in STATIC_ENDPOINTS and not route.redirects
-        if route.endpoint == "favicon" and route.method_allowed:
-            environ["PATH_INFO"] = FAVICON_FILE  # a browser asks for it beside every page
+        if route.endpoint in FILE_ROUTES and route.method_allowed:
+            environ["PATH_INFO"] = FILE_ROUTES[route.endpoint]  # answered as that file
             static = True
         if static:
             _close_turn(environ)  # Otterwiki's own files are no wiki's: strangers serve them
@@ -646,15 +648,18 @@ class WikiGateway:
         when the app returns it, so a slow reader never holds it. A `bulk` transfer (an
         export) computes while its response goes out: its turn is handed on once that is out,
         or slow (app.wiki.sends). A response that `sends_file` (an attachment) takes no turn,
-        as it computes nothing, and keeps its worker alive while it moves (app.web.heartbeat).
+        as it computes nothing. Every response but a bulk one goes out in pieces that keep its
+        worker alive while they move (app.web.heartbeat.kept_alive).
         A request of a method that may change things, by a caller who may write, takes the
         wiki's write lock before its turn, unless its route `writes` nothing to git; it waits
-        for it WRITE_WAIT seconds at most, in a place of `write_waits` (app.wiki.turns).
+        for it WRITE_WAIT seconds at most, in a place of `write_waits` (app.wiki.turns), and
+        lets it go once the view has run and the usage is recorded, before the response goes.
         """
         if not self._busy.acquire(timeout=_BUSY_TIMEOUT):
             raise Unavailable("this worker is stuck on an earlier request; try again")
         held = ExitStack()
         held.callback(self._busy.release)
+        locked = ExitStack()  # the wiki's write lock: let go once the write is done
         body = None
         written = None  # (slug, opened wiki, HEAD before) of a request that may write
         try:
@@ -662,7 +667,9 @@ class WikiGateway:
                 self.tenancy.deactivate()  # Otterwiki's static files need no wiki at all
             else:
                 writer = _may_write(caller, wiki)
-                body = receive_body(environ, self._body_cap, self._slow_bodies, writer, turn.pool)
+                body = receive_body(
+                    environ, self._body_cap, self._slow_bodies, writer, turn.pool, turn.tenancy
+                )
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
@@ -673,7 +680,7 @@ class WikiGateway:
                 method = environ.get("REQUEST_METHOD", "GET")
                 if writes and writer and method not in _SAFE_METHODS:
                     waiting = partial(self.write_waits.waiting, turn)
-                    held.enter_context(wiki_write_lock(opened.wiki_dir, WRITE_WAIT, waiting))
+                    locked.enter_context(wiki_write_lock(opened.wiki_dir, WRITE_WAIT, waiting))
                     written = (wiki.slug, opened, head_commit(opened.repo))
                 if turn is not None and not sends_file:
                     turn.take()
@@ -689,17 +696,23 @@ class WikiGateway:
             app_iter = self._otterwiki(environ, start_response)
             if turn is not None and not bulk and not sends_file:
                 turn.end_turn()
-            if sends_file:
-                # A large attachment to a slow but steady reader outlasts the worker timeout.
+            if not bulk:
+                # A large attachment or page to a slow but steady reader outlasts the worker
+                # timeout. (Bulk transfers keep themselves alive: app.wiki.git_http, page_api.)
                 app_iter = kept_alive(app_iter)
             if written is not None:
                 # Flask has run the view, so any commit is made; still under the write lock, and
                 # before the response goes out, so whoever reads the figures next sees them.
                 if self._record_usage(*written):
                     environ.pop(_RESERVED_KEY, None)  # measured: the real size took its place
+            # The write is done: the lock is let go before the response goes out. A slowly
+            # read 4.6 MB conflict page held it 17 s (twenty-second review), and every other
+            # write to the wiki waited.
+            locked.close()
         except BaseException as error:
             if isinstance(error, RobotError) and error.retry_after is not None:
                 _keep_form(environ, body)  # refused for now: the browser's form may go again
+            locked.close()
             held.close()
             raise
         return ClosingIterator(app_iter, held.close)

@@ -51,6 +51,7 @@ from app.core.errors import PayloadTooLarge
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
 from app.core.errors import Unavailable
+from app.core.errors import error_headers
 from app.core.git_env import LITERAL_PATHSPECS
 from app.core.git_env import safe_path
 from app.core.identity import Caller
@@ -182,14 +183,14 @@ class GitHttp:
         admit = partial(_admit, turn, caller)
         if turn is not None:
             join_pool(turn, wiki, caller)
-        pool = turn.pool if turn is not None else None
         if endpoint == "git_receive_pack":
             env = self._cgi_env(environ, wiki, endpoint, service, caller)
             return self._push(environ, start_response, env, wiki, admit, turn)
         # A clone's request (wants and haves) arrives whole before git runs, so a client
         # trickling it holds a slow-body place (a member) or is cut (anyone else), never git.
         writer = caller.role is not None
-        body = receive_body(environ, self.settings.git_push_max_bytes, self.slow, writer, pool)
+        cap = self.settings.git_push_max_bytes
+        body = receive_body(environ, cap, self.slow, writer, *_pools_of(turn))
         held = ExitStack()
         if body is not None:
             held.callback(body.close)
@@ -228,8 +229,7 @@ class GitHttp:
         try:
             try:
                 folder = self.settings.wiki_dir(wiki.slug)
-                pool = turn.pool if turn is not None else None
-                body = held.enter_context(self._spool(environ, folder, pool))
+                body = held.enter_context(self._spool(environ, folder, turn))
             except _PushTooLarge as refused:
                 reason = f"push over {self.settings.git_push_max_bytes} bytes"
                 return self._report_refusal(refused, refused.head, reason)(environ, start_response)
@@ -260,11 +260,11 @@ class GitHttp:
             held.close()
             raise
 
-    def _spool(self, environ, folder: Path, pool: Path | None):
+    def _spool(self, environ, folder: Path, turn: Turn | None):
         """The request body, read whole into a temporary file in `folder` (returned at its end).
 
         Still arriving after app.web.bodies.SLOW_AFTER, it takes one of the host's slow-body
-        places for `pool`, or is refused (Unavailable, 503 with Retry-After): four pushers
+        places for `turn`'s pool, or is refused (Unavailable, 503 with Retry-After): four pushers
         trickling their packs would hold every worker.
 
         The file has no name (unlinked at once), so a worker killed midway leaves nothing. A
@@ -275,7 +275,7 @@ class GitHttp:
         """
         spool = tempfile.TemporaryFile(dir=folder, prefix=".push-")
         keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
-        watch = watch_body(environ, self.slow, True, pool)
+        watch = watch_body(environ, self.slow, True, *_pools_of(turn))
         cap = self.settings.git_push_max_bytes
         try:
             stream, total = get_input_stream(environ), 0
@@ -689,9 +689,14 @@ def _refused(error: RobotError):
     response = text_response(error.status, error.message)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="robot wiki", charset="UTF-8"'
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
+    response.headers.update(error_headers(error))
     return response
+
+
+def _pools_of(turn: Turn | None) -> tuple[Path | None, Path | None]:
+    """(the request's pool, its owner's folder) whose slow-transfer places it takes
+    (app.web.bodies.SlowPlaces.take); (None, None) without a turn: no limit but the host's."""
+    return (turn.pool, turn.tenancy) if turn is not None else (None, None)
 
 
 def _admit(turn: Turn | None, caller: Caller) -> None:

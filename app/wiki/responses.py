@@ -11,6 +11,7 @@ from app.core.csp import page_policy
 from app.core.csp import security_headers
 from app.core.errors import RobotError
 from app.core.errors import error_body
+from app.core.errors import error_headers
 
 API_PREFIX = "/api/v1"
 
@@ -108,6 +109,7 @@ def resend_form(fields: list[tuple[str, str]]) -> str:
 
 def json_error(error: RobotError) -> Response:
     response = _answer(json.dumps(error_body(error)), error.status, content_type="application/json")
+    response.headers.update(error_headers(error))
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
@@ -130,8 +132,7 @@ def error_response(
         again = error.retry_after if method in ("GET", "HEAD") else None
         kept = resend if error.retry_after is not None and method == "POST" else None
         response = html_page(error.status, error.message, reload_after=again, resend=kept)
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
+        response.headers.update(error_headers(error))
     return response
 
 

@@ -49,6 +49,7 @@ class SendWatch:
         self._sock = None  # the socket of the response being watched
         self._deadline = 0.0  # time.monotonic() seconds
         self._pool: Path | None = None
+        self._owner: Path | None = None
         self._visitor = False
         self._on_slow = None  # called (once) when the response being watched needs a place
         self._response = 0  # counts responses, so a place taken for an ended one is let go
@@ -57,11 +58,18 @@ class SendWatch:
         self._idle = False  # the thread waits for a response to watch, no deadline
         self._thread: threading.Thread | None = None
 
-    def start(self, environ, pool: Path | None = None, visitor: bool = False, on_slow=None) -> bool:
+    def start(
+        self,
+        environ,
+        pool: Path | None = None,
+        visitor: bool = False,
+        on_slow=None,
+        owner: Path | None = None,
+    ) -> bool:
         """Watch the response to this request from now (the app has returned it); return
-        whether there is a socket to watch (gunicorn's; not under a test client). `pool` and
-        `visitor` say whose place it would take (SlowPlaces.take); `on_slow` (no arguments;
-        any thread) is called when it needs one."""
+        whether there is a socket to watch (gunicorn's; not under a test client). `pool`,
+        `visitor` and `owner` say whose place it would take (SlowPlaces.take); `on_slow` (no
+        arguments; any thread) is called when it needs one."""
         sock = environ.get("gunicorn.socket")
         if sock is None:
             return False
@@ -71,6 +79,7 @@ class SendWatch:
                 self._thread.start()
             self._sock, self._deadline, self._cut = sock, time.monotonic() + SLOW_SEND, False
             self._pool, self._visitor, self._on_slow = pool, visitor, on_slow
+            self._owner = owner
             self._response += 1
             if self._idle:
                 self._changed.notify()
@@ -108,13 +117,13 @@ class SendWatch:
     def _take_place(self) -> None:
         """At the deadline (with the condition held): hand the turn on, take a place (the
         condition let go meanwhile: a member may wait for one), or cut the send."""
-        response, pool, visitor = self._response, self._pool, self._visitor
+        response, pool, visitor, owner = self._response, self._pool, self._visitor, self._owner
         if self._on_slow is not None:
             self._on_slow()
             self._on_slow = None
         self._changed.release()
         try:
-            place = self._slow.take(pool, visitor)
+            place = self._slow.take(pool, visitor, owner)
         finally:
             self._changed.acquire()
         if response != self._response or self._sock is None:

@@ -4,29 +4,32 @@ They are the same package files for every wiki, so they need no wiki, no caller 
 the per-process switch that page views take: werkzeug's SharedDataMiddleware answers them
 (ETag, Last-Modified, 304 on a match) with the security headers Otterwiki puts on every
 response. The few files the platform adds or changes (MathJax's component with its safe
-configuration, the platform's handlers.js) are answered from memory the same way. Anything it
-does not find (or a method other than GET and HEAD) goes to Otterwiki, which answers as it
-always did. None takes a wiki's turn (app.wiki.turns): a browser fetches them beside every
-page, while the page's own request may still hold its pool's turn.
+configuration, the platform's handlers.js) are answered by the same middleware from memory,
+with an ETag of their content, so conditional requests get the same answers for both (the
+twenty-second review found If-Match and Range answered differently). Anything it does not find
+(or a method other than GET and HEAD) goes to Otterwiki, which answers as it always did. None
+takes a wiki's turn (app.wiki.turns): a browser fetches them beside every page, while the
+page's own request may still hold its pool's turn.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import mimetypes
 import os
 from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
 
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.security import safe_join
-from werkzeug.utils import send_file
 
 from app.core.errors import NotFound
 
 STATIC_PREFIX = "/static"
-# What Otterwiki's /favicon.ico sends (views.favicon): a package file, the same for every wiki.
-FAVICON_FILE = f"{STATIC_PREFIX}/img/otter-favicon.ico"
+# Otterwiki's routes that send one package file, the same for every wiki: endpoint -> the
+# file's path. A browser asks for the favicon beside every page (views.favicon, 2.26.1).
+FILE_ROUTES = {"favicon": f"{STATIC_PREFIX}/img/otter-favicon.ico"}
 # Otterwiki's set_security_headers (server.py) adds these to every response it sends.
 SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
@@ -46,26 +49,22 @@ def static_files(
 
     `folder` is Otterwiki's `app.static_folder`; `fallback` a WSGI app (the gateway's own way
     to Otterwiki); `generated` maps paths under /static/ to the bytes served there instead of
-    the file (with a content ETag), or to None for a file never served (NotFound). A path is
-    looked up as the file it names (werkzeug.security.safe_join, as SharedDataMiddleware
-    resolves it): `mathjax//tex-chtml.js` served the package's file instead of the changed one
-    (twenty-first review). Files are revalidated on every use (max-age=0), as Flask's static
-    route asks with `no-cache`, so a new Otterwiki's files show at once.
+    the file, or to None for a file never served (NotFound). A path is looked up as the file
+    it names (werkzeug.security.safe_join, as SharedDataMiddleware resolves it):
+    `mathjax//tex-chtml.js` served the package's file instead of the changed one (twenty-first
+    review), and is read as Werkzeug routes it, leading slashes merged. Files are revalidated
+    on every use (max-age=0), as Flask's static route asks with `no-cache`, so a new
+    Otterwiki's files show at once.
 
-    Raises NotFound for a withheld file; werkzeug's RequestedRangeNotSatisfiable (416) for a
-    Range past the end of a generated file.
+    Raises NotFound for a withheld file.
     """
     extra = SECURITY_HEADERS if security_headers else []
-    changed = {
-        os.path.join(folder, name): body and (body, hashlib.sha256(body).hexdigest()[:32])
-        for name, body in generated.items()
-    }
 
     def otherwise(environ, start_response):
         environ[_FALLBACK] = True
         return fallback(environ, start_response)
 
-    shared = SharedDataMiddleware(otherwise, {STATIC_PREFIX: folder}, cache_timeout=0)
+    shared = _StaticFolder(otherwise, folder, generated)
 
     def app(environ, start_response):
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
@@ -78,16 +77,50 @@ def static_files(
 
         # As Werkzeug routes it: `//static/...` is the static route too, and SharedDataMiddleware
         # passed it to Otterwiki's view, which served withheld files (twenty-second review).
-        path = "/" + environ.get("PATH_INFO", "").lstrip("/")
-        inside = path.startswith(STATIC_PREFIX + "/")
-        file = safe_join(folder, path[len(STATIC_PREFIX) + 1 :]) if inside else None
-        if file not in changed:
-            return shared(environ, start)
-        if changed[file] is None:
-            raise NotFound(f"there is no {path} on this platform")
-        body, etag = changed[file]
-        mimetype = mimetypes.guess_type(file)[0] or "application/octet-stream"
-        answer = send_file(io.BytesIO(body), environ, mimetype, etag=etag, max_age=0)
-        return answer(environ, start)
+        environ["PATH_INFO"] = "/" + environ.get("PATH_INFO", "").lstrip("/")
+        answer = shared(environ, start)
+        if environ["REQUEST_METHOD"] == "HEAD" and not environ.get(_FALLBACK):
+            # SharedDataMiddleware sends the body for HEAD too (gunicorn drops it; not all do).
+            if hasattr(answer, "close"):
+                answer.close()
+            return []
+        return answer
 
     return app
+
+
+class _StaticFolder(SharedDataMiddleware):
+    """SharedDataMiddleware over Otterwiki's static `folder` at /static/, with the `generated`
+    files (see static_files) in place of the package's, tagged by their content."""
+
+    def __init__(self, app, folder: str, generated: Mapping[str, bytes | None]):
+        super().__init__(app, {STATIC_PREFIX: folder}, cache_timeout=0)
+        # The folder's own loader, looked to after the generated files (the constructor takes
+        # folders, files and packages only).
+        ((prefix, self._package),) = self.exports
+        self.exports = [(prefix, self._load)]
+        self._folder = folder
+        self._files = {os.path.join(folder, name): body for name, body in generated.items()}
+        self._etags = {
+            file: hashlib.sha256(body).hexdigest()[:32]
+            for file, body in self._files.items()
+            if body is not None
+        }
+        # Their Last-Modified: this process's start. A worker started later only makes a
+        # client's If-Modified-Since miss, never match stale bytes (a new deploy restarts all).
+        self._built = datetime.now(UTC)
+
+    def _load(self, name: str | None):
+        file = safe_join(self._folder, name) if name is not None else None
+        if file not in self._files:
+            return self._package(name)
+        body = self._files[file]
+        if body is None:
+            raise NotFound(f"there is no {STATIC_PREFIX}/{name} on this platform")
+        return file, lambda: (io.BytesIO(body), self._built, len(body))
+
+    def generate_etag(self, mtime: datetime, file_size: int, real_filename: str) -> str:
+        """A generated file's content hash, else werkzeug's tag (mtime, size, name)."""
+        return self._etags.get(real_filename) or super().generate_etag(
+            mtime, file_size, real_filename
+        )

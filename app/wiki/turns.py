@@ -450,14 +450,16 @@ class Turns:
 class WriteWaits:
     """The host's places to wait for a wiki's write lock (held by a push, or another write):
     one per pool of callers (app.wiki.turns: a wiki's members, its owner), all but one of
-    `places` for all of one owner's pools together (at least one), and `places` in all.
+    `places` for all of one owner's pools together (at least one, counted in the owner's slots
+    with its slow transfers: SlowPlaces.take), and `places` in all.
 
     The host's places are some of the slow-transfer places (app.web.bodies.SlowPlaces, in
     `folder`, with a pool file of their own), so lock waits, slow bodies and slow sends
     together never hold every worker: counted apart, two lock waits and three slow bodies held
     all four (twenty-first review). An owner's pools never take the last place, so another
     owner's write finds one: one owner's writes looping on two locked wikis refused another's
-    saves (twenty-first review). On a host of four workers an owner's pools wait one at a time.
+    saves (twenty-first review). On a host of four workers an owner's pools wait one at a time,
+    and never while they hold two slow transfers (twenty-second review).
 
     Taken before the request's turn, so a write waiting for the lock holds no turn: the
     owner's views were refused 429 while the owner's write waited for a member's push
@@ -467,7 +469,6 @@ class WriteWaits:
 
     def __init__(self, folder: Path, places: int):
         self._places = SlowPlaces(folder, places, pool_file="write-wait.lock")
-        self._per_owner = max(1, places - 1)
 
     @contextmanager
     def waiting(self, turn: Turn | None):
@@ -475,34 +476,24 @@ class WriteWaits:
         no pool or owner limit), with the worker checked in meanwhile (app.web.heartbeat: a
         20 s wait begun late in the worker's check-in period got it killed mid-request).
         Raises Unavailable (503, Retry-After: BUSY_RETRY) at once if its pool holds its
-        place already, its owner's pools hold theirs, or none is free."""
-        owners = None
-        if turn is not None:
-            owners = SlowPlaces(turn.tenancy / "write-waits", self._per_owner).take()
-            if owners is None:
-                raise _no_place_to_wait("writes to this owner's wikis already wait for theirs")
-        place = self._places.take(turn.pool if turn is not None else None)
+        place already, its owner's pools hold their share, or none is free."""
+        if turn is None:
+            place = self._places.take()
+        else:
+            place = self._places.take(turn.pool, owner=turn.tenancy)
         if place is None:
-            if owners is not None:
-                owners.free()
-            raise _no_place_to_wait("as many writes as may already wait (yours, or on this server)")
+            raise Unavailable(
+                "the wiki is busy with another edit, and there is no place left to wait for it "
+                "(slow uploads, downloads and waiting writes, of this owner's wikis or on this "
+                "server, hold them); try again in a moment",
+                retry_after=BUSY_RETRY,
+            )
         keep_alive = KeepAlive(WRITE_WAIT * 2, 1).moving_while(lambda: True).start()
         try:
             yield
         finally:
             keep_alive.stop()
             place.free()
-            if owners is not None:
-                owners.free()
-
-
-def _no_place_to_wait(why: str) -> Unavailable:
-    """The refusal of a write that finds its wiki's lock busy and no place to wait for it:
-    503, try again in BUSY_RETRY s; `why` says whose waits took the places."""
-    return Unavailable(
-        f"the wiki is busy with another edit, and {why}; try again in a moment",
-        retry_after=BUSY_RETRY,
-    )
 
 
 class _Watcher:

@@ -6,6 +6,7 @@ import pytest
 
 from app.api_server import create_app
 from app.core.errors import Unavailable
+from app.core.locks import wiki_write_lock
 from app.core.store import Store
 from app.core.wikis import create_wiki
 from app.web.session_cookie import PLAIN_NAME
@@ -153,3 +154,13 @@ def test_a_failed_delete_account_leaves_everything(client, bearer, owned, monkey
     response = client.delete("/api/account", json={"confirm": ALICE[1]}, headers=bearer)
     assert response.status_code == 503
     assert owned.store.find_wiki("alpha") and owned.settings.repo_path("alpha").is_dir()
+
+
+def test_delete_account_while_an_edit_holds_a_wiki_of_mine_deletes_nothing(client, bearer, owned):
+    """Refused at once (no API worker waits for the lock), naming the busy wiki."""
+    with wiki_write_lock(owned.settings.wiki_dir("alpha")):
+        response = client.delete("/api/account", json={"confirm": ALICE[1]}, headers=bearer)
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
+    assert "alpha is busy" in response.json["error"]
+    assert owned.store.find_user(ALICE[0]) and owned.store.find_wiki("alpha")
+    assert owned.settings.repo_path("alpha").is_dir()

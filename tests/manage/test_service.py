@@ -11,6 +11,7 @@ import pytest
 
 from app.api_server import create_app
 from app.core import wikis
+from app.core.locks import wiki_write_lock
 from app.core.slugs import RESERVED_SLUGS
 from tests.core.slug_names import HOST_SPELLINGS_REFUSED
 from tests.core.slug_names import WHOLE_NAME_SPELLINGS_FREE
@@ -267,6 +268,21 @@ def test_the_owner_deletes_wiki_with_repo_and_db(client, auth, settings, store, 
     response = client.delete("/api/wikis/alpha", headers=auth(OWNER))
     assert response.status_code == 200
     assert store.find_wiki("alpha") is None and not settings.wiki_dir("alpha").exists()
+
+
+def test_a_wiki_held_by_an_edit_is_not_deleted_and_no_worker_waits(
+    client, auth, settings, store, alpha
+):
+    """Twenty-second review: five deletions of a wiki a push held each waited 20 s for its
+    lock in an API worker, and another user's /api/account waited as long. Now each is
+    refused at once, with a message and Retry-After, and nothing is deleted."""
+    with wiki_write_lock(settings.wiki_dir("alpha")):
+        responses = [client.delete("/api/wikis/alpha", headers=auth(OWNER)) for _ in range(5)]
+    for response in responses:
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
+        assert "alpha is busy" in response.json["error"]
+    assert store.find_wiki("alpha") and settings.repo_path("alpha").is_dir()
+    assert client.delete("/api/wikis/alpha", headers=auth(OWNER)).status_code == 200
 
 
 @pytest.mark.parametrize("user", [ADMIN, EDITOR, VIEWER])

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from app.core.locks import wiki_write_lock
 from tests.conftest import ALICE
 from tests.conftest import BOB
 from tests.manage.conftest import CAROL
@@ -188,6 +189,14 @@ def test_delete_the_wiki(alice, alpha, platform):
     assert not platform.settings.wiki_dir("alpha").exists()
     stale = alice.post(PAGE + "/settings", {"display_name": "Back?"})
     assert stale.status_code == 404 and platform.store.find_wiki("alpha") is None
+
+
+def test_deleting_a_wiki_an_edit_holds_says_so_and_keeps_it(alice, alpha, platform):
+    with wiki_write_lock(platform.settings.wiki_dir("alpha")):
+        response = alice.post(PAGE + "/delete", {"confirm": "alpha"})
+    assert response.status_code == 503 and "alpha is busy" in message(response)
+    assert int(response.headers["Retry-After"]) >= 1
+    assert platform.store.find_wiki("alpha") is not None
 
 
 def test_forged_csrf_on_a_settings_form_changes_nothing(alice, alpha, platform):

@@ -136,6 +136,32 @@ def test_visitors_never_take_the_last_slow_place(tmp_path):
     assert slow.take() is None
 
 
+def test_one_owners_pools_hold_all_places_but_one_whatever_they_hold_them_for(tmp_path):
+    """Twenty-second review: three members trickling uploads to three wikis of one owner
+    took every place, and another owner's saves and pushes were refused at once. Now an
+    owner's members and owner hold all places but one together: slow bodies, slow sends and
+    lock waits (a set of fewer places in the same folder) alike; visitors are not counted."""
+    slow = SlowPlaces(tmp_path / "slow", places=3)
+    waits = SlowPlaces(tmp_path / "slow", places=2, pool_file="write-wait.lock")
+    owner, other = tmp_path / "owner-a", tmp_path / "owner-b"
+    uploads = [slow.take(owner / f"members-{n}", owner=owner) for n in range(2)]
+    assert all(place is not None for place in uploads)
+    assert slow.take(owner / "members-2", owner=owner) is None  # the third wiki's member
+    assert waits.take(owner / "members-3", owner=owner) is None  # a lock wait counts too
+    theirs = waits.take(other / "owner", owner=other)  # another owner's write may wait
+    assert theirs is not None
+    theirs.free()
+    uploads.pop().free()
+    # With one transfer, the owner's lock wait finds its slot, and then the owner is full.
+    wait = waits.take(owner / "owner", owner=owner)
+    assert wait is not None
+    assert slow.take(owner / "members-2", owner=owner) is None
+    visitor = slow.take(owner, visitor=True, owner=owner)  # a stranger's slow download
+    assert visitor is not None
+    for place in (*uploads, wait, visitor):
+        place.free()
+
+
 def test_a_slow_body_goes_on_without_a_place_when_places_cannot_be_made(tmp_path, caplog):
     (tmp_path / "run").write_text("")  # no folder can be made in a file
     with caplog.at_level(logging.WARNING, logger="robot.web"):

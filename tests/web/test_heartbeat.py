@@ -9,6 +9,7 @@ import time
 import pytest
 
 from app.web import heartbeat
+from app.web.heartbeat import PIECE
 from app.web.heartbeat import Counted
 from app.web.heartbeat import KeepAlive
 from app.web.heartbeat import kept_alive
@@ -35,6 +36,29 @@ def test_each_chunk_counts_once_the_server_asks_for_the_next():
     assert list(body) == [b"", b"de"]
     assert sum(moved) == 5
     body.close()
+
+
+def test_a_long_chunk_goes_out_in_pieces_each_counted_and_the_long_response_begins_once():
+    """Twenty-second review: a 4.6 MB conflict page went out as one chunk; nothing counted
+    it as moving until it was all out, and a steady reader's worker was killed."""
+    moved, begun = [], []
+    chunk = bytes(range(256)) * (PIECE * 3 // 256 + 7)
+    body = Counted(Body([b"head", chunk, b"tail"]), moved.append, begin=lambda: begun.append(1))
+    assert next(body) == b"head" and begun == []  # one piece alone starts nothing
+    pieces = list(body)
+    assert b"head" + b"".join(pieces) == b"head" + chunk + b"tail"
+    assert all(len(piece) <= PIECE for piece in pieces) and len(pieces) == 5
+    assert all(type(piece) is bytes for piece in pieces)  # gunicorn writes bytes only
+    assert begun == [1] and sum(moved) == len(b"head" + chunk + b"tail")
+    body.close()
+
+
+def test_a_short_response_never_begins_a_long_ones_keepalive():
+    begun = []
+    body = Counted(Body([b"x" * PIECE]), lambda _n: None, begin=lambda: begun.append(1))
+    assert list(body) == [b"x" * PIECE]
+    body.close()
+    assert begun == []
 
 
 def test_closing_before_the_first_chunk_still_closes_the_body_and_calls_done():

@@ -1,21 +1,27 @@
-"""A git transfer or an export that outlasts the worker timeout lives while it moves, and only then.
+"""A git transfer, an export or a long page that outlasts the worker timeout lives while it moves,
+and only then.
 
 A stack of its own with a 3-second gunicorn worker timeout: a clone read slowly (but steadily)
-takes several times that and must arrive whole, and so must a wiki's export (a zip) read so; a
-client that stops reading must not hold the worker (the arbiter's timeout still ends it).
+takes several times that and must arrive whole, and so must a wiki's export (a zip) and a long
+answer to a write read so; a client that stops reading must not hold the worker (the arbiter's
+timeout still ends it).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import time
 import zipfile
+from urllib.parse import urlencode
 
 import pytest
 
+from app.core.errors import Unavailable
+from app.core.locks import wiki_write_lock
 from tests.wiki.test_git_http import OWNER
 from tests.wiki.test_git_http import GitWiki
 from tests.wiki.test_git_http import commit_file
@@ -72,20 +78,31 @@ def _export(wiki: GitWiki, pause: float = 0, stall: float = 0) -> bytes:
     return _read(wiki, request, pause, stall)
 
 
-def _read(wiki: GitWiki, request: str, pause: float, stall: float) -> bytes:
-    """Send `request` and read the answer in 64 KiB steps, sleeping `pause` seconds between
-    them and `stall` seconds once after the first; return every byte that came before the
-    connection ended."""
+def _read(
+    wiki: GitWiki,
+    request: str,
+    pause: float,
+    stall: float,
+    first=None,
+    window: int = 64 * 1024,
+    rate: float | None = None,
+) -> bytes:
+    """Send `request` and read the answer in steps of at most 64 KiB through a receive buffer
+    of `window` bytes, sleeping `pause` seconds between them (or, at `rate` bytes a second,
+    as long as each step's bytes take) and `stall` seconds once after the first (and calling
+    `first()` then, if given); return every byte that came before the connection ended."""
     connection = socket.socket()
     # A small receive buffer, so the server's writes wait on this reader's pace.
-    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window)
     connection.settimeout(60)
     connection.connect(("127.0.0.1", wiki.stack.port("otterwiki")))
     connection.sendall(request.encode())
     received = bytearray()
     try:
         while chunk := connection.recv(64 * 1024):
-            time.sleep(stall if not received else pause)
+            if not received and first is not None:
+                first()
+            time.sleep(stall if not received else len(chunk) / rate if rate else pause)
             received += chunk
     except ConnectionResetError:
         pass  # the worker was killed mid-answer
@@ -158,3 +175,57 @@ def test_a_slow_but_steady_export_outlasts_the_worker_timeout(big):
 def test_an_export_reader_that_stops_does_not_hold_the_worker(big):
     assert _zip_is_whole(_export(big))
     assert not _zip_is_whole(_export(big, stall=TIMEOUT * 3))
+
+
+def _write_lock_is_free(wiki: GitWiki) -> bool:
+    try:
+        with wiki_write_lock(wiki.stack.settings.wiki_dir(wiki.slug), timeout=0):
+            return True
+    except Unavailable:
+        return False
+
+
+def test_a_long_answer_to_a_write_lets_the_lock_go_and_outlasts_the_worker_timeout(big):
+    """Twenty-second review: a save in conflict answered a 4.6 MB page; read at 47 KB/s, it
+    held the wiki's write lock for 17 s, and then the worker was killed (WORKER TIMEOUT): the
+    lock went only once the answer was out, and one chunk of 4.6 MB never counted as moving.
+    Now the lock goes once the write is done, and the page goes out in pieces that keep the
+    worker alive while they move."""
+    pages = big.pages
+    first = pages.put("/api/v1/pages/Conflict", json={"content": "line1\n"}).json()["revision"]
+    assert pages.put("/api/v1/pages/Conflict", json={"content": "line1 theirs\n"}).is_success
+    edit = pages.get("/Conflict/edit")
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', edit.text).group(1)
+    cookie = "; ".join(f"{name}={value}" for name, value in edit.cookies.items())
+    form = urlencode(
+        {
+            "csrf_token": csrf,
+            "content": "line1 mine\n" + "y<" * 500_000,  # a 7.6 MB page: twice, escaped
+            "commit": "mine",
+            "base_revision": first,
+        }
+    )
+    request = (
+        f"POST /Conflict/save HTTP/1.1\r\nHost: {big.slug}.localhost\r\n"
+        f"Authorization: Bearer {big.editor}\r\nCookie: {cookie}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(form)}\r\nConnection: close\r\n\r\n{form}"
+    )
+    lock_free = []
+    started = time.monotonic()
+    # At 0.6 MB/s: the server's socket buffer takes up to 4 MB at once, and the worker
+    # sends the rest for about twice the timeout.
+    raw = _read(
+        big,
+        request,
+        pause=0,
+        stall=0,
+        first=lambda: lock_free.append(_write_lock_is_free(big)),
+        window=4096,
+        rate=600_000,
+    )
+    assert time.monotonic() - started > TIMEOUT
+    head, _, page = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 409"), head[:200]  # the merge page
+    assert len(page) > 7_000_000 and page.rstrip().endswith(b"</html>")
+    assert lock_free == [True]  # while most of the page had still to go out

@@ -489,6 +489,16 @@ def slow_upload(
     return sock
 
 
+def assert_slow_upload_stored(upload: socket.socket) -> None:
+    """Past SLOW_AFTER (the upload has taken a place by then), send the rest of the body of
+    `upload` (slow_upload's default) and check it was stored."""
+    with upload:
+        time.sleep(SLOW_AFTER + 0.3)
+        upload.sendall(b"x" * (100000 - len("first")))
+        answer = upload.recv(65536).decode("latin-1")
+    assert answer.startswith(("HTTP/1.1 200", "HTTP/1.1 201")), answer
+
+
 def answer_of(sock: socket.socket) -> str:
     """Everything the service sends on `sock` until it closes the connection."""
     return b"".join(iter(lambda: sock.recv(65536), b"")).decode("latin-1")
@@ -507,22 +517,46 @@ def test_slow_bodies_never_hold_every_worker(wikis):
         assert answer.startswith("HTTP/1.1 503") and "Retry-After: 5" in answer, answer
         assert "try again" in answer
         # Another owner's writer (another pool) finds a place.
-        with slow_upload(wikis, HAMMERED, wikis.hammered_token) as other_pool:
-            time.sleep(SLOW_AFTER + 0.3)
-            other_pool.sendall(b"x" * (100000 - len("first")))
-            answer = other_pool.recv(65536).decode("latin-1")
-            assert answer.startswith(("HTTP/1.1 200", "HTTP/1.1 201")), answer
+        assert_slow_upload_stored(slow_upload(wikis, HAMMERED, wikis.hammered_token))
         assert views(wikis, OTHER, "/", 5) == [200] * 5
     finally:
         for sender in senders:
             sender.close()
     # Once they are gone, a slow body of the first pool takes a place again.
     time.sleep(0.5)
-    with slow_upload(wikis, OTHER, wikis.other_token) as again:
-        time.sleep(SLOW_AFTER + 0.3)
-        again.sendall(b"x" * (100000 - len("first")))
-        answer = again.recv(65536).decode("latin-1")
-        assert answer.startswith(("HTTP/1.1 200", "HTTP/1.1 201")), answer  # stored whole
+    assert_slow_upload_stored(slow_upload(wikis, OTHER, wikis.other_token))  # stored whole
+
+
+UPLOADER = ("did:plc:turnsuploader", "turns-uploader.test")
+
+
+def test_one_owners_slow_uploads_leave_a_place_for_another_owner(wikis):
+    """Twenty-second review: members of three wikis of one owner trickled uploads, took every
+    slow place, and another owner's writes and pushes were refused at once. Now one owner's
+    pools hold all places but one together: the third of them is refused, another owner's
+    slow upload finds its place and is stored."""
+    store = Store(wikis.settings.database_url)
+    store.upsert_user(*UPLOADER)
+    tokens = []
+    for slug in (HAMMERED, SIBLING):  # a pool of members each
+        store.add_member(slug, *UPLOADER, "editor")
+        tokens.append((slug, store.create_token(slug, UPLOADER[0], "editor")[1]))
+    store.close()
+    tokens.append((HAMMERED, wikis.hammered_token))  # the owner's own pool
+    per_owner = max(1, gunicorn_workers() - 2)
+    senders = []
+    try:
+        for slug, token in tokens[:per_owner]:
+            senders.append(slow_upload(wikis, slug, token))
+            time.sleep(SLOW_AFTER + 0.3)  # it has taken its place by now
+        refused = slow_upload(wikis, *tokens[per_owner])
+        senders.append(refused)
+        answer = answer_of(refused)
+        assert answer.startswith("HTTP/1.1 503") and "this owner's wikis" in answer, answer
+        assert_slow_upload_stored(slow_upload(wikis, OTHER, wikis.other_token))
+    finally:
+        for sender in senders:
+            sender.close()
 
 
 def test_a_caller_who_cannot_write_is_refused_a_large_body_before_sending_it(wikis):
@@ -546,11 +580,7 @@ def test_a_slow_small_body_from_a_caller_who_cannot_write_takes_no_place(wikis):
         for stranger in strangers:
             answer = answer_of(stranger)
             assert answer.startswith("HTTP/1.1 408") and "may not write" in answer, answer
-        with slow_upload(wikis, OTHER, wikis.other_token) as writer:
-            time.sleep(SLOW_AFTER + 0.3)
-            writer.sendall(b"x" * (100000 - len("first")))
-            answer = writer.recv(65536).decode("latin-1")
-            assert answer.startswith(("HTTP/1.1 200", "HTTP/1.1 201")), answer
+        assert_slow_upload_stored(slow_upload(wikis, OTHER, wikis.other_token))
     finally:
         for stranger in strangers:
             stranger.close()

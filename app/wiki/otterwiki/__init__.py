@@ -17,6 +17,8 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `account`: the platform's account in the user menu, the session handoff's route;
 - `managed`: the admin pages of what the platform decides, out of the menu or read-only;
 - `csp`, `handlers`: Otterwiki's pages under the platform's Content-Security-Policy;
+- `static_files`: the files under /static/ the platform adds, changes or withholds, served by
+  Otterwiki's static view as by the gateway;
 - `editor`: an editor save over a newer revision is merged, or shown as a conflict to resolve;
 - `attachments`: Otterwiki's upload and rename forms held to the page API's name rules;
 - `errors`: bad input (unknown revisions, git and storage errors, HEAD) answered 4xx, not 500;
@@ -32,33 +34,16 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 
 from app.wiki.otterwiki.account import REDEEM_ENDPOINT
 from app.wiki.otterwiki.boot import boot_otterwiki
-from app.wiki.otterwiki.csp import HANDLERS_ENDPOINT
-from app.wiki.otterwiki.csp import HANDLERS_JS
-from app.wiki.otterwiki.csp import HANDLERS_URL
 from app.wiki.otterwiki.hooks import CALLER_KEY
 from app.wiki.otterwiki.hooks import TENANT_KEY
 from app.wiki.otterwiki.hooks import install
-from app.wiki.otterwiki.mathjax import COMPONENT as _SAFE_MATHJAX
-from app.wiki.otterwiki.mathjax import safe_component
-from app.wiki.otterwiki.mathjax import unconfigured_components
+from app.wiki.otterwiki.static_files import generated_static_files
 from app.wiki.otterwiki.tenancy import OpenWiki
 from app.wiki.otterwiki.tenancy import Tenancy
 
-# Routes whose answer is a file, the same for every wiki: Otterwiki's static folder and the
-# platform's handlers.js. The gateway answers them without a wiki's turn.
-STATIC_ENDPOINTS = frozenset({"static", HANDLERS_ENDPOINT})
-
-
-def generated_static_files(static_folder: str) -> dict[str, bytes | None]:
-    """The files under /static/ that the platform adds, changes or withholds: {path under
-    /static/: bytes to serve, or None for 404}. `static_folder` is Otterwiki's
-    `app.static_folder`."""
-    withheld: dict[str, bytes | None] = dict.fromkeys(unconfigured_components(static_folder))
-    return {
-        **withheld,
-        _SAFE_MATHJAX: safe_component(static_folder),
-        HANDLERS_URL.removeprefix("/static/"): HANDLERS_JS.read_bytes(),
-    }
+# Routes whose answer is a file, the same for every wiki: Otterwiki's static folder, with the
+# files the platform adds (handlers.js) or changes. The gateway answers them without a turn.
+STATIC_ENDPOINTS = frozenset({"static"})
 
 
 __all__ = [

@@ -27,7 +27,6 @@ from app.wiki.otterwiki.provenance import TEMPLATE_ADDITIONS as AUTHORS
 
 HANDLERS_JS = Path(__file__).with_name("static") / "handlers.js"
 HANDLERS_URL = "/static/robot/handlers.js"
-HANDLERS_ENDPOINT = "robot_handlers"
 # Otterwiki's views that send an uploaded file's bytes (views.py, 2.26.1).
 ATTACHMENT_ENDPOINTS = frozenset({"get_attachment", "get_attachment_thumbnail"})
 # The renderer writes these inline handlers into page bodies (renderer.py, renderer_plugins.py,
@@ -104,12 +103,6 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-def _serve_handlers_js():
-    from flask import send_file
-
-    return send_file(HANDLERS_JS, mimetype="text/javascript", max_age=300)
-
-
 def _form_sources() -> tuple[str, ...]:
     from flask import g
 
@@ -164,7 +157,6 @@ def install_csp(server: ModuleType) -> None:
     if app.jinja_env.cache is not None:
         app.jinja_env.cache.clear()  # nothing compiled before the rewrite may be served
     app.jinja_env.globals["csp_nonce"] = csp_nonce
-    app.add_url_rule(HANDLERS_URL, HANDLERS_ENDPOINT, _serve_handlers_js)
     app.after_request(_add_headers)
     _send_no_renderer_javascript()
 

@@ -22,6 +22,7 @@ from app.wiki.otterwiki.render import install_render_cache
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
 from app.wiki.otterwiki.sanitize import install_sanitizer
 from app.wiki.otterwiki.search import install_indexed_search
+from app.wiki.otterwiki.static_files import install_static_files
 
 # WSGI environ keys through which the gateway hands the request's wiki and caller to Flask's `g`.
 TENANT_KEY = "robot.tenant"
@@ -61,6 +62,7 @@ def install(server: ModuleType, blueprint) -> None:
     write_toc_rows_only_when_changed(server)
     install_sanitizer(server)
     install_csp(server)
+    install_static_files(server)  # MathJax's safe component, handlers.js, none withheld
     install_paged_changelog(server)  # before provenance wraps the feeds' entries
     install_provenance(server)
     install_account(server)

@@ -12,11 +12,7 @@ templates load with a few lines of configuration in front.
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
-import posixpath
 from pathlib import Path
-from types import ModuleType
 
 # The one MathJax component Otterwiki's templates load (snippets/renderer_js.html).
 COMPONENT = "mathjax/tex-chtml.js"
@@ -53,33 +49,3 @@ def unconfigured_components(static_folder: str) -> list[str]:
     folder = Path(static_folder) / Path(COMPONENT).parent
     own = Path(COMPONENT).name
     return [f"{folder.name}/{file.name}" for file in folder.glob("*.js") if file.name != own]
-
-
-def install_safe_mathjax(server: ModuleType) -> None:
-    """Serve `safe_component` for Otterwiki's `static/mathjax/tex-chtml.js` from its app too.
-
-    `server` is the booted `otterwiki.server` module; wraps its app's `static` view (with a
-    content ETag). The gateway answers the component itself without a turn (app.wiki.static);
-    this covers the app reached directly. Installing again changes nothing.
-    """
-    from flask import send_file
-
-    app = server.app
-    original = app.view_functions["static"]
-    if getattr(original, "robot_safe_mathjax", False):
-        return
-    body = safe_component(app.static_folder)
-    etag = hashlib.sha256(body).hexdigest()[:32]
-
-    def static(filename):
-        if posixpath.normpath(filename) != COMPONENT:  # `mathjax/./tex-chtml.js` is it too
-            return original(filename=filename)
-        return send_file(
-            io.BytesIO(body),
-            mimetype="text/javascript",
-            etag=etag,
-            max_age=app.get_send_file_max_age(filename),
-        )
-
-    static.robot_safe_mathjax = True
-    app.view_functions["static"] = static

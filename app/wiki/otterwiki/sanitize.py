@@ -14,7 +14,6 @@ from types import ModuleType
 import nh3
 from markupsafe import escape
 
-from app.wiki.otterwiki.mathjax import install_safe_mathjax
 from app.wiki.otterwiki.render import RenderOverBudget
 from app.wiki.otterwiki.render import budgeted
 from app.wiki.otterwiki.render import uninterrupted
@@ -281,8 +280,8 @@ def sanitize_renderer(renderer: object) -> None:
 
 
 def install_sanitizer(server: ModuleType) -> None:
-    """Make every page body Otterwiki renders pass `sanitize_html`, escape math blocks, and
-    make MathJax typeset with its safe extension (`mathjax.install_safe_mathjax`).
+    """Make every page body Otterwiki renders pass `sanitize_html` and escape math blocks
+    (MathJax typesets with its safe extension: app.wiki.otterwiki.static_files).
 
     `server` is the booted `otterwiki.server` module. Installing again changes nothing.
 
@@ -295,4 +294,3 @@ def install_sanitizer(server: ModuleType) -> None:
     """
     sanitize_renderer(server.app_renderer)
     _sanitize_menu_icons()
-    install_safe_mathjax(server)
