@@ -254,7 +254,8 @@ class GitHttp:
             if wikis.only_created(repo):
                 env["WIKI_PUSH_IMPORT"] = "1"
                 env.update(_config({"receive.denyNonFastForwards": "false"}, env))
-            held.callback(self._after_push, wiki.slug, repo, head_commit(git.Repo(repo)))
+            repository = held.enter_context(git.Repo(repo))  # one handle for before and after
+            held.callback(self._after_push, wiki.slug, repository, head_commit(repository))
             return self._run(environ, start_response, env, held, body, lock)
         except BaseException:
             held.close()
@@ -476,11 +477,12 @@ class GitHttp:
         start_response(status, headers)
         return _stream(process.stdout, cleanup, keepalive)
 
-    def _after_push(self, slug: str, repo: Path, head_before: str | None) -> None:
-        """Once receive-pack ended, still under the lock: record the usage if HEAD moved."""
+    def _after_push(self, slug: str, repository: git.Repo, head_before: str | None) -> None:
+        """Once receive-pack ended, still under the lock: record the usage if HEAD moved (read
+        again from `repository`: GitPython reads refs from the files each time)."""
         try:
-            if head_commit(git.Repo(repo)) != head_before:
-                usage.record(self.platform.store, slug, repo)
+            if head_commit(repository) != head_before:
+                usage.record(self.platform.store, slug, Path(repository.working_tree_dir))
         except Exception:
             log.exception("could not record the usage of wiki %s after a push", slug)
 
