@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,3 +49,17 @@ def start_detached(
         log.warning("could not start %s in %s", command[0], repo, exc_info=True)
         return False
     return True
+
+
+def start_module(repo: Path, lock: str, module: str, *args: str, env: Mapping[str, str]) -> bool:
+    """Start `python -m module *args` for the work tree `repo` as start_detached does (holding
+    `lock`, with environment `env`); return whether it was started.
+
+    Python runs with -P in the code's own folder: `-m` once put the working folder first on
+    the module path, and a builder ran in the wiki's work tree, so a page's attachment named
+    `app/__init__.py` ran as the service's user. -I would drop PYTHONPATH, which names the
+    code's folder."""
+    code_root = Path(__file__).resolve().parents[2]
+    env = {**env, "PYTHONPATH": str(code_root), "PYTHONSAFEPATH": "1"}
+    command = (sys.executable, "-P", "-m", module, *args)
+    return start_detached(repo, lock, command, env, cwd=code_root)

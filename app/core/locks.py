@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -11,10 +13,16 @@ from contextlib import contextmanager
 from contextlib import nullcontext
 from pathlib import Path
 
+from app.core.errors import NotFound
 from app.core.errors import Unavailable
+from app.core.git_env import git_env
+
+log = logging.getLogger(__name__)
 
 # Seconds a write refused for a busy lock is told to wait before it tries again.
 BUSY_RETRY = 2
+# Beside write.lock while its holder writes; left when the holder died or failed mid-write.
+UNFINISHED = "write.unfinished"
 
 
 @contextmanager
@@ -25,13 +33,18 @@ def wiki_write_lock(
 ):
     """Hold the wiki's exclusive write lock; raise Unavailable (503, Retry-After: BUSY_RETRY
     seconds) if it stays busy past `timeout` seconds: a temporary state, not a conflict of
-    the write with the page (409 made editors and agents treat it as one).
+    the write with the page (409 made editors and agents treat it as one); NotFound if the
+    wiki was deleted while this waited.
     Yields the lock's file descriptor: a process that inherits it holds the lock too.
 
     When the lock is busy, the wait runs inside `waiting()` if given: a web request's place
     to wait (app.wiki.turns.Turn.waiting_for_write_lock), which may refuse the wait at once.
 
     flock is released by the kernel when the holder dies, so a killed worker never wedges a wiki.
+    What a holder killed or failed mid-write left in the repository (files changed, staged or
+    untracked, git's index.lock) is put back at HEAD when the lock is next taken: a rename
+    killed by the worker timeout left its half staged, and the next unrelated write committed
+    it under its own author and message (twenty-third review).
     """
     path = wiki_dir / "write.lock"  # beside repo/, never inside it (it would show up as a page)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
@@ -43,9 +56,42 @@ def wiki_write_lock(
                     if time.monotonic() >= deadline:
                         raise busy()
                     time.sleep(0.01)
+        if not _still_at(path, fd):
+            # Deleted while this one waited (its folder moved aside): a write went on into
+            # the moved folder and answered 500 (twenty-third review).
+            raise NotFound("this wiki was deleted meanwhile; nothing was written")
+        unfinished = wiki_dir / UNFINISHED
+        if unfinished.exists():
+            _put_back_at_head(wiki_dir / "repo")
+        unfinished.touch()
         yield fd
+        unfinished.unlink(missing_ok=True)  # not reached when the holder raised (or died)
     finally:
         os.close(fd)
+
+
+def _still_at(path: Path, fd: int) -> bool:
+    """Whether the open lock file `fd` is still the file at `path`."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _put_back_at_head(repo: Path) -> None:
+    """Make the work tree `repo` HEAD's again after a write that did not finish: git's index
+    lock left by a killed git removed, `git reset --hard`, `git clean -d --force` (a wiki's
+    repository holds only what is committed). Failures are logged: the write goes on."""
+    log.warning("the last write to %s did not finish: its files are put back at HEAD", repo)
+    if not repo.is_dir():
+        return
+    (repo / ".git" / "index.lock").unlink(missing_ok=True)  # no git of ours runs: we hold the lock
+    for step in (("reset", "--hard", "--quiet", "HEAD"), ("clean", "-d", "--force", "--quiet")):
+        done = subprocess.run(
+            ["git", *step], cwd=repo, env=git_env(repo), capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            log.error("could not %s %s: %s", step[0], repo, done.stderr.decode(errors="replace"))
 
 
 @contextmanager

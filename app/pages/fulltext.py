@@ -16,13 +16,19 @@ at a time, under an flock on `search.db.lock` beside it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import re
 import sqlite3
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import git.exc
 
+from app.core.detached import start_module
+from app.core.errors import Unavailable
+from app.core.git_env import git_env
 from app.core.locks import file_lock
 from app.pages.files import head_commit
 from app.pages.paths import MAX_CONTENT_BYTES
@@ -43,7 +49,13 @@ _SPACE = re.compile(r"\s+")
 _CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 # Seconds a writer waits for another process's update before giving up.
 BUSY_TIMEOUT = 30.0
+# Bytes of page text a query indexes itself (about 2 s here); a catch-up of more is a detached
+# step's (app.core.detached), and queries meanwhile are answered 503 with Retry-After.
+INLINE_BYTES = 4 * 1024 * 1024
+CATCH_UP_RETRY = 5
 _REGULAR_FILE_MODES = ("100644", "100755")
+# A change to the index: (page file name, git mode, blob sha or None for a file deleted).
+Change = tuple[str, str, str | None]
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -237,33 +249,93 @@ class SearchIndex:
 
     # -- following HEAD -------------------------------------------------------------------
 
-    def _follow_head(self, db: sqlite3.Connection) -> str | None:
+    def _follow_head(self, db: sqlite3.Connection, bounded: bool = True) -> str | None:
+        """Bring the index up to HEAD; return HEAD (None: no commits). When `bounded`, raises
+        Unavailable (503, Retry-After) if more than INLINE_BYTES of page text is to be
+        indexed: a detached step indexes it, as a first search of a 68 MB wiki spent 30 s,
+        its worker was killed, and every search after began again (twenty-third review)."""
         head = head_commit(self.repo)
-        if self._meta(db, "commit", "") == (head or ""):
+        indexed = self._meta(db, "commit", "")
+        if indexed == (head or ""):
             return head  # the common case: nothing written since the last query
+        if bounded:
+            if self._refreshing():
+                raise _catching_up()
+            clear, changes = self._changes(indexed, head)
+            if self._text_bytes(changes, INLINE_BYTES) > INLINE_BYTES:
+                self._start_refresh()
+                raise _catching_up()
         db.execute("BEGIN IMMEDIATE")
         try:
-            indexed = self._meta(db, "commit", "")
-            if indexed != (head or ""):  # another process may have caught up meanwhile
-                self._apply(db, indexed, head)
+            now = self._meta(db, "commit", "")
+            if now != (head or ""):  # another process may have caught up meanwhile
+                if not bounded or now != indexed:
+                    clear, changes = self._changes(now, head)
+                self._apply(db, clear, changes)
                 db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('commit', ?)", (head or "",)
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # not when COMMIT itself was done (a kill just after it)
+                db.execute("ROLLBACK")
             raise
         return head
 
-    def _apply(self, db: sqlite3.Connection, indexed: str, head: str | None) -> None:
+    def _changes(self, indexed: str, head: str | None) -> tuple[bool, list[Change]]:
+        """What brings the index from commit `indexed` ("" for none) to `head`: (whether to
+        clear it first, the changes): the diff between the two, or all of HEAD's pages when
+        `indexed` is gone (a forced push) or none."""
         if head is None:
+            return True, []
+        if indexed and self._has_commit(indexed):
+            return False, self._diff(indexed, head)
+        return True, [(filename, mode, sha) for mode, sha, filename in self._tree(head)]
+
+    def _apply(self, db: sqlite3.Connection, clear: bool, changes: list[Change]) -> None:
+        if clear:
             self._clear(db)
-        elif indexed and self._has_commit(indexed):
-            self._apply_diff(db, indexed, head)
-        else:
-            self._clear(db)
-            for mode, sha, filename in self._tree(head):
+        for filename, mode, sha in changes:
+            if not clear:
+                self._drop(db, filename)
+            if sha is not None:
                 self._put(db, filename, mode, sha)
+
+    def _text_bytes(self, changes: list[Change], enough: int) -> int:
+        """Bytes of page text `changes` put, counted until past `enough`."""
+        total = 0
+        for _, mode, sha in changes:
+            if sha is not None and mode in _REGULAR_FILE_MODES:
+                total += self.repo.git.get_object_header(sha)[2]
+                if total > enough:
+                    break
+        return total
+
+    # -- a catch-up too long for a request --------------------------------------------------
+
+    def _refresh_lock(self) -> Path:
+        return Path(f"{self.path}.refresh.lock")
+
+    def _refreshing(self) -> bool:
+        """Whether a detached refresh of this index runs now (it holds its lock)."""
+        try:
+            fd = os.open(self._refresh_lock(), os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _start_refresh(self) -> None:
+        repo = Path(self.repo.working_tree_dir)
+        lock = os.path.relpath(self._refresh_lock(), repo)
+        start_module(
+            repo, lock, __name__, str(self.path.resolve()), str(repo.resolve()), env=git_env(repo)
+        )
 
     def _has_commit(self, sha: str) -> bool:
         try:
@@ -286,18 +358,20 @@ class SearchIndex:
                 if kind == "blob":
                     yield mode, sha, filename
 
-    def _apply_diff(self, db: sqlite3.Connection, old: str, new: str) -> None:
+    def _diff(self, old: str, new: str) -> list[Change]:
+        """The page files that differ between commits `old` and `new`: (file name, mode,
+        blob sha, or None for a file deleted)."""
         # Raw output: ":oldmode newmode oldsha newsha status\0path\0" per change; renames come
         # as a delete and an add (--no-renames), so no path pairs to parse.
         fields = self._git_fields("diff-tree", "-r", "-z", "--no-renames", old, new)
+        changes: list[Change] = []
         for info, name in zip(fields[0::2], fields[1::2], strict=False):
             filename = _page_name(name)
             if filename is None or not info.startswith(b":"):
                 continue
             _, mode, _, sha, status = info[1:].decode("ascii").split()
-            self._drop(db, filename)
-            if status != "D":
-                self._put(db, filename, mode, sha)
+            changes.append((filename, mode, None if status == "D" else sha))
+        return changes
 
     def _put(self, db: sqlite3.Connection, filename: str, mode: str, sha: str) -> None:
         if mode not in _REGULAR_FILE_MODES:
@@ -352,3 +426,22 @@ def results(hits: list[Hit], rules: PathRules) -> list[dict]:
         }
         for hit in hits
     ]
+
+
+def _catching_up() -> Unavailable:
+    return Unavailable(
+        "the search index of this wiki is being brought up to date with many changed pages; "
+        "try again in a moment",
+        retry_after=CATCH_UP_RETRY,
+    )
+
+
+def refresh_detached(index: Path, repo: Path) -> None:
+    """Bring the index file `index` of the work tree `repo` up to its HEAD, however long it
+    takes (the detached step _start_refresh starts)."""
+    searcher = SearchIndex(index, git.Repo(repo))
+    searcher._with_connection(lambda db: searcher._follow_head(db, bounded=False))
+
+
+if __name__ == "__main__":
+    refresh_detached(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.core.detached import start_detached
+from app.core.detached import start_module
 from app.core.git_env import git_env
 
 INDEX = ".git/robot-last-commits.json"
@@ -212,16 +212,10 @@ def _save(repo: Path, head: str, files: dict[str, Entry]) -> None:
 
 
 def start_build(repo: Path) -> bool:
-    """Start `build` for the work tree `repo`, detached; return whether it was started.
-
-    Python runs with -P in the code's own folder: `-m` once put the working folder first on
-    the module path, and the builder ran in the wiki's work tree, so a page's attachment named
-    `app/__init__.py` ran as the service's user. -I would drop PYTHONPATH, which names the
-    code's folder."""
-    code_root = Path(__file__).resolve().parents[2]
-    env = {**git_env(repo), "PYTHONPATH": str(code_root), "PYTHONSAFEPATH": "1"}
-    command = (sys.executable, "-P", "-m", "app.pages.last_commit_index", str(repo.resolve()))
-    return start_detached(repo, LOCK, command, env, cwd=code_root)
+    """Start `build` for the work tree `repo`, detached (app.core.detached.start_module);
+    return whether it was started."""
+    module = "app.pages.last_commit_index"
+    return start_module(repo, LOCK, module, str(repo.resolve()), env=git_env(repo))
 
 
 def build(repo: Path) -> None:

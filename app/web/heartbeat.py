@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from functools import partial
 
 # A transfer keeps its worker past the worker timeout while it moves at least this many bytes a
 # second, for this many seconds at most: a 100 MiB wiki clones (or downloads) at 1 MiB/s; a
@@ -119,9 +120,14 @@ class KeepAlive:
         self._moved = 0
         self._stopped = threading.Event()
 
-    def start(self) -> KeepAlive:
+    def start(self, moving: bool = False) -> KeepAlive:
+        """Begin checking in (from a thread); `moving`: the transfer has moved already, so
+        check in at once too (a response whose first piece went out after a long compute
+        was killed before the first check-in, `every` seconds on). Returns self."""
         notify = _notify
         if notify is not None:
+            if moving:
+                notify()
             helper_thread(self._beat, notify).start()
         return self
 
@@ -224,4 +230,4 @@ def kept_alive(chunks: Iterable[bytes]) -> Counted:
     it, from its second piece on (a short response starts no thread), closed as Counted
     closes."""
     keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE)
-    return Counted(chunks, keepalive.moved, keepalive.stop, keepalive.start)
+    return Counted(chunks, keepalive.moved, keepalive.stop, partial(keepalive.start, moving=True))

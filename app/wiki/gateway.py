@@ -695,7 +695,10 @@ class WikiGateway:
                 environ[CALLER_KEY] = caller
             app_iter = self._otterwiki(environ, start_response)
             if turn is not None and not bulk and not sends_file:
-                turn.end_turn()
+                # Computed: the turn goes on, its CPU is counted, and the priority comes back.
+                # Sending costs next to no CPU, and a heavy page sent at the lowest priority to
+                # a steady reader starved on a busy host until the worker timeout killed it.
+                turn.close()
             if not bulk:
                 # A large attachment or page to a slow but steady reader outlasts the worker
                 # timeout. (Bulk transfers keep themselves alive: app.wiki.git_http, page_api.)
@@ -712,7 +715,12 @@ class WikiGateway:
         except BaseException as error:
             if isinstance(error, RobotError) and error.retry_after is not None:
                 _keep_form(environ, body)  # refused for now: the browser's form may go again
-            locked.close()
+            # A refusal of ours wrote nothing; anything else (the worker's timeout kill too)
+            # may have stopped a write midway: the lock's next holder puts the files back.
+            if isinstance(error, RobotError):
+                locked.close()
+            else:
+                locked.__exit__(type(error), error, error.__traceback__)
             held.close()
             raise
         return ClosingIterator(app_iter, held.close)

@@ -257,8 +257,13 @@ class GitHttp:
             repository = held.enter_context(git.Repo(repo))  # one handle for before and after
             held.callback(self._after_push, wiki.slug, repository, head_commit(repository))
             return self._run(environ, start_response, env, held, body, lock)
-        except BaseException:
-            held.close()
+        except BaseException as error:
+            # A refusal of ours wrote nothing; anything else may have stopped the push midway:
+            # the lock's next holder puts the files back (app.core.locks.wiki_write_lock).
+            if isinstance(error, RobotError):
+                held.close()
+            else:
+                held.__exit__(type(error), error, error.__traceback__)
             raise
 
     def _spool(self, environ, folder: Path, turn: Turn | None):

@@ -17,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC
 from datetime import datetime
 
+from werkzeug.http import parse_date
+from werkzeug.http import parse_etags
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.security import safe_join
 
@@ -37,6 +40,7 @@ SECURITY_HEADERS = [
     ("Referrer-Policy", "same-origin"),
 ]
 _FALLBACK = "robot.static.fallback"
+_SLASHES = re.compile(r"//+")
 
 
 def static_files(
@@ -75,9 +79,16 @@ def static_files(
                 headers = headers + extra
             return start_response(status, headers, exc_info)
 
-        # As Werkzeug routes it: `//static/...` is the static route too, and SharedDataMiddleware
-        # passed it to Otterwiki's view, which served withheld files (twenty-second review).
-        environ["PATH_INFO"] = "/" + environ.get("PATH_INFO", "").lstrip("/")
+        # As Werkzeug routes it, slashes merged: `//static/...` is the static route too, and
+        # SharedDataMiddleware passed it to Otterwiki's view, which served withheld files
+        # (twenty-second review); `/static//mathjax/...` was 404 (twenty-third).
+        environ["PATH_INFO"] = _SLASHES.sub("/", "/" + environ.get("PATH_INFO", ""))
+        if shared.precondition_fails(environ):
+            start("412 Precondition Failed", [("Content-Length", "0")])
+            return []
+        # Evaluated: SharedDataMiddleware would read a true If-Match as If-None-Match (304).
+        environ.pop("HTTP_IF_MATCH", None)
+        environ.pop("HTTP_IF_UNMODIFIED_SINCE", None)
         answer = shared(environ, start)
         if environ["REQUEST_METHOD"] == "HEAD" and not environ.get(_FALLBACK):
             # SharedDataMiddleware sends the body for HEAD too (gunicorn drops it; not all do).
@@ -118,6 +129,28 @@ class _StaticFolder(SharedDataMiddleware):
         if body is None:
             raise NotFound(f"there is no {STATIC_PREFIX}/{name} on this platform")
         return file, lambda: (io.BytesIO(body), self._built, len(body))
+
+    def precondition_fails(self, environ) -> bool:
+        """Whether the request's If-Match, or else If-Unmodified-Since, is false for the file
+        it asks for (RFC 9110 13.1.1, 13.1.4: 412); SharedDataMiddleware reads neither, and
+        answered a wrong If-Match 304 (twenty-third review). False when it asks for no file."""
+        if_match = environ.get("HTTP_IF_MATCH")
+        since = environ.get("HTTP_IF_UNMODIFIED_SINCE")
+        path = environ["PATH_INFO"]
+        if not (if_match or since) or not path.startswith(STATIC_PREFIX + "/"):
+            return False
+        real_filename, opener = self._load(path[len(STATIC_PREFIX) + 1 :])
+        if opener is None:
+            return False
+        file, mtime, size = opener()
+        file.close()
+        if if_match:
+            tags = parse_etags(if_match)
+            return not (
+                tags.star_tag or tags.contains(self.generate_etag(mtime, size, real_filename))
+            )
+        date = parse_date(since)
+        return date is not None and mtime.replace(microsecond=0) > date
 
     def generate_etag(self, mtime: datetime, file_size: int, real_filename: str) -> str:
         """A generated file's content hash, else werkzeug's tag (mtime, size, name)."""

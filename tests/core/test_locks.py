@@ -3,11 +3,13 @@ is busy, and a refusal from it or a wait past the timeout is 503 with Retry-Afte
 
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
 import pytest
 
+from app.core.errors import NotFound
 from app.core.errors import Unavailable
 from app.core.locks import BUSY_RETRY
 from app.core.locks import wiki_write_lock
@@ -68,3 +70,70 @@ def test_a_refused_place_refuses_at_once_and_a_long_wait_is_503(tmp_path):
                 pass
         assert time.monotonic() - started >= 0.3
     assert refused.value.status == 503 and refused.value.retry_after == BUSY_RETRY
+
+
+def _git(repo, *args) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@x", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("killed_by", [SystemExit, KeyboardInterrupt, RuntimeError])
+def test_a_write_that_did_not_finish_is_put_back_at_head_before_the_next(tmp_path, killed_by):
+    """Twenty-third review: a rename killed by the worker timeout (SystemExit) left its half
+    staged (a backlink rewritten, the page moved), and the next unrelated write committed it
+    under its own author and message. The next holder of the lock now finds the files as
+    HEAD has them: nothing staged, changed or untracked, and no index.lock left by git."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "aaa.md").write_text("see [[Target]]\n")
+    (repo / "target.md").write_text("t\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "start")
+    with pytest.raises(killed_by):
+        with wiki_write_lock(tmp_path):
+            (repo / "aaa.md").write_text("see [[Target2]]\n")
+            _git(repo, "mv", "target.md", "target2.md")
+            _git(repo, "add", "aaa.md")
+            (repo / "stray.md").write_text("half\n")
+            (repo / ".git" / "index.lock").write_text("")
+            raise killed_by()
+    with wiki_write_lock(tmp_path):
+        assert _git(repo, "status", "--porcelain") == ""
+        assert (repo / "target.md").exists() and not (repo / "stray.md").exists()
+    # A write that finished leaves nothing for the next holder to do.
+    with wiki_write_lock(tmp_path):
+        (repo / "new.md").write_text("n\n")
+        _git(repo, "add", "new.md")
+        _git(repo, "commit", "-q", "-m", "new")
+    with wiki_write_lock(tmp_path):
+        assert (repo / "new.md").exists() and _git(repo, "status", "--porcelain") == ""
+
+
+def test_a_wiki_deleted_while_its_lock_was_waited_for_is_not_found(tmp_path):
+    """Twenty-third review: a write that waited while its wiki was deleted wrote on into the
+    folder moved aside and answered 500."""
+    folder = tmp_path / "wiki"
+    folder.mkdir()
+    waiter = []
+
+    def wait_and_write():
+        try:
+            with wiki_write_lock(folder, timeout=10):
+                waiter.append("wrote")
+        except NotFound as error:
+            waiter.append(error.message)
+
+    with wiki_write_lock(folder):
+        thread = threading.Thread(target=wait_and_write)
+        thread.start()
+        time.sleep(0.2)  # it waits for the lock now
+        folder.rename(tmp_path / ".deleted-wiki")
+    thread.join(timeout=10)
+    assert waiter == ["this wiki was deleted meanwhile; nothing was written"]

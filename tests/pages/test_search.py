@@ -5,6 +5,7 @@ import re
 import sqlite3
 import subprocess
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import git
@@ -290,3 +291,64 @@ def test_concurrent_first_queries_on_a_new_index_file_all_answer(wiki):
         for thread in threads:
             thread.join()
     assert errors == []
+
+
+def test_a_catch_up_too_long_for_a_query_is_done_apart_and_said(wiki, monkeypatch):
+    """Twenty-third review: the first search of a 68 MB wiki indexed it all inside the
+    request, 30 s, until the worker was killed, and every search after began again. A query
+    now indexes INLINE_BYTES at most itself: past that it answers Unavailable (503) and a
+    detached step (a real process here) brings the index up to date meanwhile."""
+    from app.core.errors import Unavailable
+    from app.pages import fulltext
+
+    for n in range(12):
+        write(wiki, f"Many {n}", f"lambda {n} " + "filler " * 200 + "\n")
+    monkeypatch.setattr(fulltext, "INLINE_BYTES", 1000)  # about one page's worth
+    index = SearchIndex(wiki.index, git.Repo(wiki.storage.path))
+    with pytest.raises(Unavailable) as refused:
+        index.search("lambda", 100)
+    assert refused.value.retry_after and "brought up to date" in refused.value.message
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            found = index.search("lambda", 100)
+            break
+        except Unavailable:
+            assert time.monotonic() < deadline, "the detached refresh never finished"
+            time.sleep(0.1)
+    assert len(found) == 12
+    # A small change after it is indexed by the query itself, at once.
+    write(wiki, "Many 0", "lambda mu\n")
+    assert [hit.filename for hit in index.search("mu")] == ["many 0.md"]
+
+
+class _KilledAfterCommit(sqlite3.Connection):
+    """A connection whose COMMIT is done and then interrupted, as gunicorn's timeout kill
+    (SystemExit from its signal handler) landed in the twenty-third review."""
+
+    def execute(self, sql, *args):
+        result = super().execute(sql, *args)
+        if sql == "COMMIT":
+            raise SystemExit(1)
+        return result
+
+
+def test_a_kill_just_after_the_commit_is_no_second_error(wiki, monkeypatch):
+    """ROLLBACK after the kill raised "no transaction is active" over it; the commit that
+    was made stands, and the next query finds it."""
+    write(wiki, "Killed", "nu\n")
+    index = SearchIndex(wiki.index, git.Repo(wiki.storage.path))
+    opened = []
+
+    def killing_open(self):
+        db = sqlite3.connect(
+            self.path, timeout=30, isolation_level=None, factory=_KilledAfterCommit
+        )
+        opened.append(db)
+        return db
+
+    monkeypatch.setattr(SearchIndex, "_open", killing_open)
+    with pytest.raises(SystemExit):
+        index.search("nu")
+    monkeypatch.undo()
+    assert [hit.filename for hit in index.search("nu")] == ["killed.md"]

@@ -7,6 +7,8 @@ from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
+from app.pages.links import MARKDOWN_LINK_RE
+from app.pages.links import WIKILINK_RE
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 from app.pages.paths import clean_limit
@@ -283,6 +285,37 @@ def test_orphans_exclude_home_and_linked_pages(pages):
     pages.write("linked", "x", ALICE)
     pages.write("lonely", "[[Lonely]]", ALICE)
     assert orphans(pages) == ["Lonely"]
+
+
+LINK_HEAVY = [
+    "[" * 200_000,
+    "[[" + "[" * 200_000,
+    "![" * 100_000,
+    "[a" * 100_000,
+    "[[a" * 70_000,
+    "[x](" * 50_000,
+    "[[x|" * 50_000,
+]
+
+
+@pytest.mark.parametrize("content", LINK_HEAVY, ids=lambda text: f"{text[:4]}x{len(text)}")
+def test_links_of_a_page_of_brackets_take_one_scan(pages, content):
+    """Twenty-third review: a page of 30,000 '[' made each /links and /orphans call spend
+    17 s in the link patterns (each try scanned to the page's end). Each try now stops at
+    the next '[' or '[[': these pages, several times longer, are read in one pass."""
+    pages.write("brackets", content, ALICE)
+    pages.write("target", "see [[Brackets]] and [it](/Target)", ALICE)
+    assert links(pages, "Brackets")["backlinks"] == ["Target"]
+    assert orphans(pages) == ["Target"]
+    assert pages.rename("brackets", "Moved", ALICE, update_links=True)["updated_pages"] == [
+        "Target"
+    ]
+
+
+def test_link_text_may_hold_a_single_bracket_but_not_a_new_link():
+    text = "[[B [x]]] [[a [[C]] [t [u](/D) [[E[1]]]"
+    assert [m.group(1) for m in WIKILINK_RE.finditer(text)] == ["B [x", "C", "E[1"]
+    assert [m.group(2, 3) for m in MARKDOWN_LINK_RE.finditer(text)] == [("u", "/D")]
 
 
 def test_attachments_list_and_read(pages, repo):

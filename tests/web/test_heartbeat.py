@@ -162,3 +162,17 @@ def test_helper_threads_run_at_the_workers_priority_not_their_lowered_makers(mon
         os.sched_setscheduler(0, base[0], os.sched_param(0))
         os.setpriority(os.PRIO_PROCESS, 0, base[1])
     assert seen == [base]
+
+
+def test_a_long_response_checks_in_as_soon_as_its_second_piece_is_asked_for(monkeypatch):
+    """CI, on the 3-second timeout stack: a conflict page computed for 2 s went out and its
+    worker was killed before the first check-in, `every` seconds after the keep-alive began.
+    A piece already taken is movement: the check-in comes at once."""
+    beats = []
+    monkeypatch.setattr(heartbeat, "_notify", lambda: beats.append(1))
+    body = kept_alive([b"x" * (PIECE + 1)])
+    next(body)
+    assert beats == []  # one piece out: nothing to tell yet
+    next(body)
+    assert beats == [1]
+    body.close()

@@ -94,6 +94,7 @@ SAFE_START = b"/* robot: MathJax safe extension on"
     [
         "/static/mathjax/tex-chtml.js",
         "/static/mathjax//tex-chtml.js",
+        "/static//mathjax/tex-chtml.js",
         "//static/mathjax/tex-chtml.js",
         "/static/./mathjax/tex-chtml.js",
         "/static/mathjax/./tex-chtml.js",
@@ -164,6 +165,17 @@ CONDITIONALS = [
     {"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
     {"If-Modified-Since": "Thu, 01 Jan 2099 00:00:00 GMT"},
     {"If-Range": '"other"', "Range": "bytes=0-9"},
+    {"If-Match": "*"},
+    {"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
+    {"If-Unmodified-Since": "Thu, 01 Jan 2099 00:00:00 GMT"},
+]
+# RFC 9110 13.1.1 and 13.1.4: a false If-Match, or else If-Unmodified-Since, is 412.
+PRECONDITIONS = [
+    ({"If-Match": '"other"'}, 412),
+    ({"If-Match": "{etag}"}, 200),
+    ({"If-Match": "*"}, 200),
+    ({"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}, 412),
+    ({"If-Unmodified-Since": "Thu, 01 Jan 2099 00:00:00 GMT"}, 200),
 ]
 
 
@@ -185,6 +197,9 @@ def test_conditionals_get_the_same_answers_from_memory_as_from_the_package(
     assert answer(path) == answer(CSS)
     if "{etag}" in conditions.get("If-None-Match", "") or conditions.get("If-None-Match") == "*":
         assert answer(path)[0] == 304
+    for preconditions, status in PRECONDITIONS:
+        if preconditions == conditions:
+            assert answer(path)[0] == status, conditions
 
 
 @pytest.mark.parametrize(
