@@ -550,3 +550,18 @@ def test_otterwiki_upload_form_takes_a_file_at_the_cap(world, forms_page):
     form = {"file": (io.BytesIO(b"c" * CAP), "capped.bin")}
     answer = otterwiki_form(client, "/Forms/attachments", "/Forms/attachments", form)
     assert answer.status_code == 302 and "capped.bin" in names_of(world, forms_page)
+
+
+def test_a_failed_precondition_sends_no_file(world):
+    """Twenty-third review: a wrong If-Match on an attachment answered 412 with the whole
+    file (9 MB)."""
+    url = "/api/v1/pages/Doc/attachments/cond.bin"
+    assert call(world, "PUT", url, token="editor", data=BINARY).status_code == 201
+    whole = call(world, "GET", "/Doc/a/cond.bin", token="viewer")
+    assert whole.status_code == 200 and whole.data == BINARY
+    headers = {"If-Match": '"nope"'}
+    refused = call(world, "GET", "/Doc/a/cond.bin", token="viewer", headers=headers)
+    assert refused.status_code == 412 and refused.data == b""
+    etag = whole.headers["ETag"]
+    same = call(world, "GET", "/Doc/a/cond.bin", token="viewer", headers={"If-Match": etag})
+    assert same.status_code == 200 and same.data == BINARY

@@ -45,6 +45,17 @@ def _robot_error(error):
     return error_response(error, request.path, request.method)
 
 
+def _no_body_when_a_precondition_failed(response):
+    """A 412 carries no file: werkzeug's conditional answer kept an attachment's whole body
+    (9 MB for a wrong If-Match: twenty-third review)."""
+    if response.status_code == 412:
+        if hasattr(response.response, "close"):
+            response.response.close()  # the file werkzeug opened for it
+        response.direct_passthrough = False
+        response.set_data(b"")
+    return response
+
+
 def install(server: ModuleType, blueprint) -> None:
     """Add the platform to Otterwiki's app: `g.tenant`/`g.caller`, errors, guards, the page API.
 
@@ -58,6 +69,7 @@ def install(server: ModuleType, blueprint) -> None:
         return  # a second create_app in the same process (tests): already installed
     app.before_request_funcs.setdefault(None, []).insert(0, _expose_request_context)
     app.register_error_handler(RobotError, _robot_error)
+    app.after_request(_no_body_when_a_precondition_failed)
     app.register_blueprint(blueprint)
     write_toc_rows_only_when_changed(server)
     install_sanitizer(server)
