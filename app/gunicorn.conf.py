@@ -35,4 +35,5 @@ def post_fork(server, worker):
     """Give the app this worker's check-in call, for transfers that outlast `timeout`."""
     from app.web import heartbeat
 
-    heartbeat.install(worker.notify)
+    # cfg.timeout: the arbiter's (a sync worker's own `timeout` is half of it, its poll).
+    heartbeat.install(worker.notify, worker.cfg.timeout)

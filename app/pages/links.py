@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Callable
@@ -26,6 +27,9 @@ MARKDOWN_LINK_RE = re.compile(
 _FENCE_RE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
 _CODE_SPAN_RE = re.compile(r"`[^`\n]*`")
 _SCHEME_RE = re.compile(r"\A[a-zA-Z][a-zA-Z0-9+.-]*:")
+# Distinct link texts of one page that outgoing_links follows; a page with more is unusual
+# (each costs a name check), and the rest are not reported.
+MAX_LINK_TARGETS = 10_000
 
 
 def _linktitle_style(wikilink_style: str) -> bool:
@@ -72,15 +76,23 @@ def outgoing_links(
     base_dir = posixpath.dirname(path)
     linktitle = _linktitle_style(wikilink_style)
     text = _without_code(content)
-    found: list[str] = []
+    # Each distinct link text is resolved once: a page of 80,000 links to one page resolved
+    # each, and /links and /orphans of a 24 MB wiki ran past the worker timeout (twenty-
+    # fourth review). At most MAX_LINK_TARGETS distinct ones a page are followed.
+    raws: dict[str, None] = {}
     for match in WIKILINK_RE.finditer(text):
         link, _, _ = _split_wikilink(match.group(1), linktitle)
-        found.append(_page_target(rules, "/" + link.strip().lstrip("/"), base_dir))
+        raws.setdefault("/" + link.strip().lstrip("/"))
+        if len(raws) >= MAX_LINK_TARGETS:
+            break
     for match in MARKDOWN_LINK_RE.finditer(text):
+        if len(raws) >= MAX_LINK_TARGETS:
+            break
         if not match.group(1):
-            found.append(_page_target(rules, match.group(3), base_dir))
+            raws.setdefault(match.group(3))
     seen: dict[str, str] = {}
-    for target in found:
+    for raw in raws:
+        target = _page_target(rules, raw, base_dir)
         if target is not None:
             canonical = rules.page_path(rules.filename(target))
             seen.setdefault(canonical, canonical)
@@ -101,6 +113,7 @@ def rewrite_links(
     old_file = rules.filename(old)
     old_dir = rules.attachment_dir(old) + "/"
 
+    @functools.cache  # once per distinct link text (see outgoing_links)
     def points_at_old(raw: str) -> bool:
         target = _page_target(rules, raw, base_dir)
         return target is not None and rules.filename(target) == old_file

@@ -302,7 +302,8 @@ def receive_body(
     if declared.isdigit() and int(declared) > cap:
         raise too_large
     body = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)
-    keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+    sock = environ.get("gunicorn.socket")
+    keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE, sock=sock).start()
     watch = watch_body(environ, slow, writer, pool, owner)
     try:
         stream, total = get_input_stream(environ), 0

@@ -32,6 +32,7 @@ from app.core.errors import Unavailable
 from app.core.errors import UriTooLong
 from app.core.identity import Caller
 from app.core.identity import authenticate
+from app.core.locks import put_back_unfinished
 from app.core.locks import wiki_write_lock
 from app.core.platform import Platform
 from app.core.settings import Settings
@@ -673,6 +674,7 @@ class WikiGateway:
                 if body is not None:
                     held.callback(body.close)
                 opened = self.tenancy.activate(wiki)
+                put_back_unfinished(opened.wiki_dir)  # a killed write's half is never shown
                 # Only a caller who may write waits for the lock: a stranger's PUT to a private
                 # wiki waited 20 s for a push's lock before its 401, and told when it was
                 # written to (nineteenth review). It waits in one of the host's places to
@@ -702,7 +704,7 @@ class WikiGateway:
             if not bulk:
                 # A large attachment or page to a slow but steady reader outlasts the worker
                 # timeout. (Bulk transfers keep themselves alive: app.wiki.git_http, page_api.)
-                app_iter = kept_alive(app_iter)
+                app_iter = kept_alive(app_iter, environ.get("gunicorn.socket"))
             if written is not None:
                 # Flask has run the view, so any commit is made; still under the write lock, and
                 # before the response goes out, so whoever reads the figures next sees them.

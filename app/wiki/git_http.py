@@ -280,7 +280,8 @@ class GitHttp:
         (the pusher went away: receive-pack would only fail on the half pack).
         """
         spool = tempfile.TemporaryFile(dir=folder, prefix=".push-")
-        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+        sock = environ.get("gunicorn.socket")
+        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE, sock=sock).start()
         watch = watch_body(environ, self.slow, True, *_pools_of(turn))
         cap = self.settings.git_push_max_bytes
         try:
@@ -458,7 +459,8 @@ class GitHttp:
         )
         cleanup = ExitStack()
         cleanup.callback(_reap, process)
-        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE).start()
+        sock = environ.get("gunicorn.socket")
+        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE, sock=sock).start()
         cleanup.callback(keepalive.stop)
         if spooled is not None:
             # The push is in whole: git takes it in (index-pack, fsck, the push rules) at its

@@ -314,6 +314,6 @@ def export_wiki():
     name, mime, chunks = export.archive(tenant.settings.repo_path(tenant.slug), tenant.slug, fmt)
     # A large wiki over a slow link outlasts gunicorn's worker timeout: the download keeps its
     # worker alive while it moves, as a git clone does.
-    response = Response(kept_alive(chunks), mimetype=mime)
+    response = Response(kept_alive(chunks, request.environ.get("gunicorn.socket")), mimetype=mime)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -1,6 +1,7 @@
 """The per-wiki write lock, across processes: a waiter's place is asked for only when the lock
 is busy, and a refusal from it or a wait past the timeout is 503 with Retry-After."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import pytest
 from app.core.errors import NotFound
 from app.core.errors import Unavailable
 from app.core.locks import BUSY_RETRY
+from app.core.locks import put_back_unfinished
 from app.core.locks import wiki_write_lock
 
 
@@ -83,26 +85,33 @@ def _git(repo, *args) -> str:
     return done.stdout
 
 
+def _repo_with(wiki_dir, files: dict[str, str]):
+    """A wiki's repo (`wiki_dir`/repo) with one commit holding `files` (name -> text)."""
+    repo = wiki_dir / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "start")
+    return repo
+
+
 @pytest.mark.parametrize("killed_by", [SystemExit, KeyboardInterrupt, RuntimeError])
 def test_a_write_that_did_not_finish_is_put_back_at_head_before_the_next(tmp_path, killed_by):
     """Twenty-third review: a rename killed by the worker timeout (SystemExit) left its half
     staged (a backlink rewritten, the page moved), and the next unrelated write committed it
     under its own author and message. The next holder of the lock now finds the files as
     HEAD has them: nothing staged, changed or untracked, and no index.lock left by git."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    (repo / "aaa.md").write_text("see [[Target]]\n")
-    (repo / "target.md").write_text("t\n")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "start")
+    repo = _repo_with(tmp_path, {"aaa.md": "see [[Target]]\n", "target.md": "t\n"})
     with pytest.raises(killed_by):
         with wiki_write_lock(tmp_path):
             (repo / "aaa.md").write_text("see [[Target2]]\n")
             _git(repo, "mv", "target.md", "target2.md")
             _git(repo, "add", "aaa.md")
             (repo / "stray.md").write_text("half\n")
-            (repo / ".git" / "index.lock").write_text("")
+            (repo / ".git" / "index.lock").write_text("")  # left by a git killed long ago
+            os.utime(repo / ".git" / "index.lock", (time.time() - 60, time.time() - 60))
             raise killed_by()
     with wiki_write_lock(tmp_path):
         assert _git(repo, "status", "--porcelain") == ""
@@ -137,3 +146,28 @@ def test_a_wiki_deleted_while_its_lock_was_waited_for_is_not_found(tmp_path):
         folder.rename(tmp_path / ".deleted-wiki")
     thread.join(timeout=10)
     assert waiter == ["this wiki was deleted meanwhile; nothing was written"]
+
+
+def test_a_reader_finds_a_killed_writes_half_put_back_at_once(tmp_path):
+    """Twenty-fourth review: until the next write came, every reader saw the uncommitted half
+    of a killed rename. The gateway puts it back when it finds the mark and the lock free;
+    while a writer holds the lock, it leaves it to the writer."""
+    repo = _repo_with(tmp_path, {"page.md": "committed\n"})
+    with pytest.raises(SystemExit):
+        with wiki_write_lock(tmp_path):
+            (repo / "page.md").write_text("half\n")
+            raise SystemExit(1)
+    with wiki_write_lock(tmp_path):
+        put_back_unfinished(tmp_path)  # the writer holding the lock puts back, not a reader
+        assert (repo / "page.md").read_text() == "committed\n"
+        (repo / "page.md").write_text("being written\n")
+        put_back_unfinished(tmp_path)
+        assert (repo / "page.md").read_text() == "being written\n"
+        _git(repo, "commit", "-qam", "written")
+    with pytest.raises(SystemExit):
+        with wiki_write_lock(tmp_path):
+            (repo / "page.md").write_text("half again\n")
+            raise SystemExit(1)
+    put_back_unfinished(tmp_path)
+    assert (repo / "page.md").read_text() == "being written\n"
+    assert not (tmp_path / "write.unfinished").exists()

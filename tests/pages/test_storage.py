@@ -422,3 +422,28 @@ def test_a_page_made_in_a_merge_commit_has_that_merge_as_its_last_commit(pages, 
     assert found["side.md"].revision == merge  # it came to main with the merge
     listed = {page["path"]: page["last_changed"] for page in pages.list()}
     assert listed["Merged"] is not None and listed["Side"] is not None
+
+
+def test_each_distinct_link_is_resolved_once_and_a_page_follows_a_bounded_number(
+    pages, monkeypatch
+):
+    """Twenty-fourth review: 24 pages of 80,000 links each (to one page) made /links and
+    /orphans resolve every link, past the worker timeout. Each distinct link text is now
+    resolved once, and at most MAX_LINK_TARGETS distinct ones a page are followed."""
+    from app.pages import links as link_module
+
+    pages.write("target", "t", ALICE)
+    pages.write("many", "[[Target]] [t](Target) " * 20_000, ALICE)
+    pages.write("distinct", " ".join(f"[[P{n}]]" for n in range(12_000)), ALICE)
+    resolved = []
+    real = link_module._page_target
+    monkeypatch.setattr(
+        link_module, "_page_target", lambda *args: resolved.append(1) or real(*args)
+    )
+    assert links(pages, "Many")["outgoing"] == ["Target"]
+    assert len(resolved) <= 2 + link_module.MAX_LINK_TARGETS + 1
+    assert len(links(pages, "Distinct")["outgoing"]) == link_module.MAX_LINK_TARGETS
+    resolved.clear()
+    pages.rename("target", "Moved", ALICE, update_links=True)
+    assert len(resolved) < 12_000 + 10  # per distinct text in each page, not per link
+    assert pages.read("many")["content"].count("[[Moved]]") == 20_000

@@ -176,3 +176,44 @@ def test_a_long_response_checks_in_as_soon_as_its_second_piece_is_asked_for(monk
     next(body)
     assert beats == [1]
     body.close()
+
+
+def test_a_transfer_moving_too_little_is_cut_before_the_worker_timeout(monkeypatch):
+    """Twenty-fourth review: three exports read at 16 KB/s got three workers killed by the
+    arbiter at once, and their reboots stalled other tenants. The keep-alive now shuts the
+    transfer's socket before the timeout comes, and the worker goes on."""
+    import socket
+
+    beats = []
+    monkeypatch.setattr(heartbeat, "_notify", lambda: beats.append(1))
+    monkeypatch.setattr(heartbeat, "_timeout", 1.0)
+    server, client = socket.socketpair()
+    client.settimeout(10)
+    try:
+        keepalive = KeepAlive(60, min_rate=1_000_000, every=0.2, sock=server).start()
+        started = time.monotonic()
+        assert client.recv(1) == b""  # shut: the reader sees the end
+        keepalive.stop()
+        assert time.monotonic() - started < 10 and beats == []
+    finally:
+        server.close()
+        client.close()
+
+
+def test_a_transfer_that_moves_is_never_cut(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(heartbeat, "_notify", lambda: None)
+    monkeypatch.setattr(heartbeat, "_timeout", 0.5)
+    server, client = socket.socketpair()
+    try:
+        keepalive = KeepAlive(60, min_rate=1, every=0.1, sock=server).start()
+        for _ in range(15):
+            keepalive.moved(100)
+            time.sleep(0.1)
+        keepalive.stop()
+        server.sendall(b"still open")
+        assert client.recv(10) == b"still open"
+    finally:
+        server.close()
+        client.close()
