@@ -52,10 +52,10 @@ def wiki_write_lock(
     path = wiki_dir / "write.lock"  # beside repo/, never inside it (it would show up as a page)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
     try:
-        if not _try_lock(fd):
+        if not try_lock(fd):
             with waiting() if waiting is not None else nullcontext():
                 deadline = time.monotonic() + timeout
-                while not _try_lock(fd):
+                while not try_lock(fd):
                     if time.monotonic() >= deadline:
                         raise busy()
                     time.sleep(0.01)
@@ -65,7 +65,7 @@ def wiki_write_lock(
             raise NotFound("this wiki was deleted meanwhile; nothing was written")
         unfinished = wiki_dir / UNFINISHED
         if unfinished.exists():
-            _put_back_at_head(wiki_dir / "repo")
+            _put_back_unfinished_write(wiki_dir / "repo")
         unfinished.touch()
         yield fd
         unfinished.unlink(missing_ok=True)  # not reached when the holder raised (or died)
@@ -82,8 +82,8 @@ def put_back_unfinished(wiki_dir: Path) -> None:
         return
     fd = os.open(wiki_dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o640)
     try:
-        if _try_lock(fd) and unfinished.exists():  # else a writer holds it, and will
-            _put_back_at_head(wiki_dir / "repo")
+        if try_lock(fd) and unfinished.exists():  # else a writer holds it, and will
+            _put_back_unfinished_write(wiki_dir / "repo")
             unfinished.unlink(missing_ok=True)
     finally:
         os.close(fd)
@@ -97,11 +97,23 @@ def _still_at(path: Path, fd: int) -> bool:
         return False
 
 
-def _put_back_at_head(repo: Path) -> None:
-    """Make the work tree `repo` HEAD's again after a write that did not finish: git's index
-    lock left by a killed git removed, `git reset --hard`, `git clean -d --force` (a wiki's
-    repository holds only what is committed). Failures are logged: the write goes on."""
+def _put_back_unfinished_write(repo: Path) -> None:
     log.warning("the last write to %s did not finish: its files are put back at HEAD", repo)
+    put_back_at_head(repo)
+
+
+def put_back_at_head(repo: Path) -> None:
+    """Make the work tree `repo` HEAD's again after a write that failed or did not finish:
+    git's index lock left by a killed git removed (only when older than STALE_INDEX_LOCK
+    seconds), `git reset --hard`, `git clean -d --force` (a wiki's repository holds only
+    what is committed). Failures are logged, as the write's own error is the one to report.
+    Call under the wiki's write lock.
+
+    Each step runs on its own: with the index locked the reset fails, and the clean, which
+    needs no lock, still removes what the write left untracked. A write that failed between
+    staging and committing left its change staged, and the next writer's commit took it in
+    under that writer's name and message.
+    """
     if not repo.is_dir():
         return
     # Left by a git killed with its worker; a git the worker started may outlive it for a
@@ -138,7 +150,8 @@ def busy() -> Unavailable:
     )
 
 
-def _try_lock(fd: int) -> bool:
+def try_lock(fd: int) -> bool:
+    """Take an exclusive flock on the open file `fd` without waiting; whether it was taken."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

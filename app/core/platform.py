@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core import detached
 from app.core import usage
 from app.core.atproto_identity import Network
 from app.core.atproto_identity import network_for
@@ -30,6 +31,7 @@ class Platform:
     def load(cls, settings: Settings | None = None) -> Platform:
         """Open the platform for a service; raise ConfigError when `robot init` has not run."""
         settings = settings or Settings.from_env()
+        detached.use_slots_in(settings.run_dir / "detached")
         return cls(
             settings, Store(settings.database_url), SigningKey.load(settings.signing_key_path)
         )

@@ -1,10 +1,10 @@
 """Writing one file of a wiki's working tree so that it is whole or absent, never written through
-a symbolic link (git lets anyone who can push put a link into the tree); putting the tree
-back at HEAD after a write that failed; and reading which commit HEAD names."""
+a symbolic link (git lets anyone who can push put a link into the tree), and reading which
+commit HEAD names. Putting the tree back at HEAD after a failed write is
+app.core.locks.put_back_at_head."""
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -12,8 +12,6 @@ from pathlib import Path
 from git.refs.symbolic import SymbolicReference
 
 from app.core.errors import BadRequest
-
-log = logging.getLogger("robot.pages")
 
 
 def refuse_links(root: str, relative: str, include_last: bool = True) -> None:
@@ -75,21 +73,3 @@ def head_commit(repo) -> str | None:
         return SymbolicReference.dereference_recursive(repo, "HEAD")
     except ValueError:  # HEAD names a branch with no commit yet
         return None
-
-
-def reset_to_head(repo) -> None:
-    """Make `repo`'s (a git.Repo) index and working tree HEAD's again (`git reset --hard`,
-    `git clean -d --force`: a wiki's repository holds only what is committed); a failure is
-    logged, as the write's own error is the one to report. Call under the wiki's write lock.
-
-    A write that failed between staging and committing (a message git could not take, a
-    hook, a full disk) left its change staged and on disk; the next writer's commit, which
-    commits the whole index, took it in under that writer's name and message.
-    """
-    # Each on its own: with the index locked (a git process that died holding it) the reset
-    # fails, and the clean, which needs no lock, still removes what the write left untracked.
-    for step in (("reset", "--hard", "--quiet", "HEAD"), ("clean", "-d", "--force", "--quiet")):
-        try:
-            repo.git.execute(["git", *step])
-        except Exception:
-            log.exception("could not %s %s to HEAD", step[0], repo.working_dir)

@@ -170,8 +170,15 @@ class SearchIndex:
         return db.execute(_QUERY, (expression, limit)).fetchall()
 
     def refresh(self) -> str | None:
-        """Bring the index up to date with HEAD; return the commit it now holds (None: empty)."""
+        """Bring the index up to date with HEAD; return the commit it now holds (None: empty).
+        Raises Unavailable (503) when more text than a query may index is left: a detached
+        step (`catch_up`) then indexes it."""
         return self._with_connection(self._follow_head)
+
+    def catch_up(self) -> str | None:
+        """Bring the index up to HEAD however much text that takes; return the commit it now
+        holds (None: empty). For the detached step only, never inside a request."""
+        return self._with_connection(lambda db: self._follow_head(db, bounded=False))
 
     # -- the file -------------------------------------------------------------------------
 
@@ -439,8 +446,7 @@ def _catching_up() -> Unavailable:
 def refresh_detached(index: Path, repo: Path) -> None:
     """Bring the index file `index` of the work tree `repo` up to its HEAD, however long it
     takes (the detached step _start_refresh starts)."""
-    searcher = SearchIndex(index, git.Repo(repo))
-    searcher._with_connection(lambda db: searcher._follow_head(db, bounded=False))
+    SearchIndex(index, git.Repo(repo)).catch_up()
 
 
 if __name__ == "__main__":

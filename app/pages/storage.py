@@ -699,7 +699,7 @@ class Pages:
                 replace_file(self.storage.path, relative, old, self.storage.repo.git_dir)
                 self.storage.repo.git.reset("-q", "--", relative)
             else:
-                if os.path.lexists(target):  # a reset to HEAD (reset_to_head) may have gone first
+                if os.path.lexists(target):  # put_back_at_head may have gone first
                     os.unlink(target)
                 if made_folder:
                     remove_empty_folder(os.path.dirname(target))

@@ -24,7 +24,6 @@ slow bodies off the workers in the first place.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -45,9 +44,11 @@ from app.core.errors import RequestTimeout
 from app.core.errors import RobotError
 from app.core.errors import Unavailable
 from app.core.errors import error_body
+from app.core.locks import try_lock
 from app.web.heartbeat import TRANSFER_LONGEST
 from app.web.heartbeat import TRANSFER_MIN_RATE
 from app.web.heartbeat import KeepAlive
+from app.web.heartbeat import shut
 
 log = logging.getLogger("robot.web")
 
@@ -189,9 +190,7 @@ def _lock(path: Path, held: list[int]) -> bool:
     """Lock the file at `path` (made if missing) without waiting; on success add its open file
     to `held` and return True."""
     fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not try_lock(fd):
         os.close(fd)
         return False
     held.append(fd)
@@ -266,14 +265,6 @@ def has_body(environ) -> bool:
         return True
     length = environ.get("CONTENT_LENGTH", "")
     return length.isdigit() and int(length) > 0
-
-
-def shut(sock, how: int) -> None:
-    """Shut `sock` (socket.SHUT_RD or SHUT_RDWR): the worker's read or send on it ends."""
-    try:
-        sock.shutdown(how)
-    except OSError:
-        pass  # gone already
 
 
 def receive_body(

@@ -164,10 +164,7 @@ class KeepAlive:
         """End the transfer by its socket, before the arbiter kills the worker: three exports
         read at 16 KB/s got three workers killed at once, and their reboots stalled other
         tenants (twenty-fourth review). The worker's read or send fails, and it goes on."""
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # gone already
+        shut(self.sock, socket.SHUT_RDWR)
 
     def moving_while(self, running: Callable[[], bool]) -> KeepAlive:
         """Count the transfer as moving whenever `running()` says so (asked every `every` / 2
@@ -259,3 +256,11 @@ def kept_alive(chunks: Iterable[bytes], sock=None) -> Counted:
     timeout when the reader moves too little."""
     keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE, sock=sock)
     return Counted(chunks, keepalive.moved, keepalive.stop, partial(keepalive.start, moving=True))
+
+
+def shut(sock, how: int) -> None:
+    """Shut `sock` (socket.SHUT_RD or SHUT_RDWR): the worker's read or send on it ends."""
+    try:
+        sock.shutdown(how)
+    except OSError:
+        pass  # gone already

@@ -25,8 +25,8 @@ from pathlib import Path
 from app.web.bodies import EVICTION_POLL
 from app.web.bodies import Place
 from app.web.bodies import SlowPlaces
-from app.web.bodies import shut
 from app.web.heartbeat import helper_thread
+from app.web.heartbeat import shut
 
 # Seconds a response may take to go out whole before it needs one of the host's places.
 SLOW_SEND = 2.0

@@ -447,3 +447,62 @@ def test_each_distinct_link_is_resolved_once_and_a_page_follows_a_bounded_number
     pages.rename("target", "Moved", ALICE, update_links=True)
     assert len(resolved) < 12_000 + 10  # per distinct text in each page, not per link
     assert pages.read("many")["content"].count("[[Moved]]") == 20_000
+
+
+@pytest.mark.parametrize(
+    ("linker", "content", "rewritten"),
+    [
+        ("linker", "[a](/Old/Page)", "[a](/New)"),
+        ("linker", "[a](/old/page)", "[a](/New)"),
+        ("linker", "[a](/%4Fld/%50age)", "[a](/New)"),
+        ("linker", "[a](/Ｏｌｄ/Ｐａｇｅ)", "[a](/New)"),
+        ("linker", "[[OLD/PAGE]]", "[[New]]"),
+        ("old/linker", "[a](Page)", "[a](/New)"),
+        ("elsewhere/page", "[a](../Old/Page)", "[a](/New)"),
+        # Subpages move with their page: their dot-segment links hold as they are.
+        ("old/page/child", "[up](..)", "[up](..)"),
+        ("old/page/a/b", "[up](../..)", "[up](../..)"),
+        ("linker", "![p](/Old/Page/pic.png)", "![p](/New/pic.png)"),
+    ],
+)
+def test_rename_finds_links_however_they_are_spelled(pages, linker, content, rewritten):
+    """Rename skips pages that cannot link to the old page (twenty-fourth review: a wiki of
+    distinct links was slow to rename in); every spelling of a link to it is still found."""
+    pages.write("old/page", "x", ALICE)
+    pages.write(linker, content, ALICE)
+    pages.rename("old/page", "New", ALICE, update_links=True)
+    moved = linker.replace("old/page", "new", 1) if linker.startswith("old/page") else linker
+    assert pages.read(moved)["content"] == rewritten
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        ("old/page/child", "[up](..) [[..]] [x](.)"),
+        ("old/page/a/b", "[up](../..) [x](./../..)"),
+        ("old", "[down](page) [[Page]] [[./page]]"),
+        ("other", "[a](/old/%50age) [b](/ｏｌｄ/ｐａｇｅ#x) [c](old/PAGE?y)"),
+        ("other", "[a](/old/pag) [b](/old/pages) [[page]]"),
+    ],
+)
+def test_the_skip_changes_no_rewrite(path, content, monkeypatch):
+    """Skipping pages that cannot link to the old page changes nothing a rename writes."""
+    from app.pages import links
+    from app.pages.paths import PathRules
+
+    rules = PathRules(retain_case=False)
+    skipping = links.rewrite_links(rules, path, content, "Old/Page", "New")
+    monkeypatch.setattr(links, "_may_link_to", lambda *args: True)
+    assert skipping == links.rewrite_links(rules, path, content, "Old/Page", "New")
+
+
+def test_rename_skips_pages_that_cannot_link_to_it(pages, monkeypatch):
+    from app.pages import links
+
+    pages.write("target", "t", ALICE)
+    pages.write("unrelated", " ".join(f"[[P{n}]]" for n in range(5_000)), ALICE)
+    resolved = []
+    resolve = links._page_target
+    monkeypatch.setattr(links, "_page_target", lambda *a: resolved.append(a[1]) or resolve(*a))
+    assert pages.rename("target", "Moved", ALICE, update_links=True)["updated_pages"] == []
+    assert resolved == []

@@ -4,16 +4,17 @@ The same index and query syntax as the page API and MCP (app.pages.fulltext, app
 ranked by relevance, in Otterwiki's own template so the page keeps its look. Matches come as
 `<mark class="text-match">` (Otterwiki's highlight class) around escaped text, in page names as
 Otterwiki's `<span class="page-match">`: page text never reaches the page as HTML. "Regular
-expression" and "Match case" stay Otterwiki's own scan, which the index cannot answer;
-permissions are Otterwiki's (its `render` answers the refusal).
+expression" and "Match case", which the index cannot answer, are Otterwiki's scan through every
+page, kept in its result shape but bounded (`bounded_scan`); permissions are Otterwiki's (its
+`render` answers the refusal).
 
-That scan gives each regular-expression call 5 s: a pattern that backtracks, over a page of
+Otterwiki gave each regular-expression call 5 s: a pattern that backtracks, over a page of
 many lines, ran for minutes, and its first timeout was a 500, as Otterwiki catches
 `regex.TimeoutError`, a name the regex package does not have (it raises the builtin
 TimeoutError). Here the whole scan shares REGEX_SCAN_SECONDS; once spent, every further call
 times out at once, no further page is read (the scan went on loading and splitting every page:
-8 s for a 16 MB wiki, a worker killed at 80 MB; twenty-third review), and Otterwiki shows what
-it found with its "timed out" notice.
+8 s for a 16 MB wiki, a worker killed at 80 MB; twenty-third review), and the page shows what
+was found with Otterwiki's "timed out" notice. What is shown of each page is bounded too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ SEARCH_ENDPOINT = "search"
 REGEX_SCAN_SECONDS = 2.0
 # Otterwiki's page lists every match; a bound keeps one query's page a readable size.
 MAX_RESULTS = 200
+# The scan's excerpts: characters of a matched line shown, of them before its first match,
+# lines shown for a page, and matches counted in one line. Otterwiki showed every matched
+# line whole: one query sent 75 MB over one-line pages of 1 MB (twenty-fourth review).
+EXCERPT_CHARS = 240
+EXCERPT_LEAD = 60
+EXCERPT_LINES = 5
+MAX_COUNTED = 1000
 
 
 def marked_html(marked: Marked, css_class: str, tag: str = "mark") -> Markup:
@@ -56,15 +64,13 @@ def _hit_key(hit, get_pagename) -> tuple:
 
 
 class DeadlinePattern:
-    """A compiled `regex` pattern whose search, findall and sub share one deadline: each call
-    gets the time left (as the regex package's `timeout`, seconds); past the deadline the first
-    call raises TimeoutError and the rest match nothing, at once. Anything else is the
-    pattern's own."""
+    """A compiled `regex` pattern whose searches share one deadline: each call gets the time
+    left (as the regex package's `timeout`, seconds); past the deadline the first call raises
+    TimeoutError and the rest match nothing, at once. Anything else is the pattern's own."""
 
     def __init__(self, pattern, deadline: float):
         self._pattern = pattern
         self._deadline = deadline  # time.monotonic() seconds
-
         self._told = False  # whether the scan was told (once) that its time is spent
 
     def __getattr__(self, name):
@@ -76,7 +82,7 @@ class DeadlinePattern:
 
     def _left(self, timeout: float | None) -> float | None:
         """Seconds the next call may match (None: none, answer no match); raises TimeoutError
-        the first time the deadline has passed, so Otterwiki shows its "timed out" notice."""
+        the first time the deadline has passed, so the scan shows its "timed out" notice."""
         left = self._deadline - time.monotonic()
         if left <= 0:
             if self._told:
@@ -87,23 +93,28 @@ class DeadlinePattern:
 
     # Past the deadline, no match at once: Otterwiki logged a warning for every line of every
     # page after it (37 MB of log in a minute), and matched nothing more anyway.
-    def search(self, *args, timeout: float | None = None, **kwargs):
+    def search(self, string: str, pos: int = 0, timeout: float | None = None):
+        """The pattern's first match in `string` from `pos`, or None."""
         left = self._left(timeout)
-        return None if left is None else self._pattern.search(*args, timeout=left, **kwargs)
+        return None if left is None else self._pattern.search(string, pos, timeout=left)
 
-    def findall(self, *args, timeout: float | None = None, **kwargs):
-        left = self._left(timeout)
-        return [] if left is None else self._pattern.findall(*args, timeout=left, **kwargs)
-
-    def sub(self, repl, string, *args, timeout: float | None = None, **kwargs):
-        left = self._left(timeout)
-        if left is None:
-            return string
-        return self._pattern.sub(repl, string, *args, timeout=left, **kwargs)
+    def matches(self, string: str, limit: int) -> list:
+        """The first `limit` non-overlapping matches in `string`, as `finditer` finds them,
+        each search given the time left (a lazy `finditer` times each step on its own)."""
+        found: list = []
+        at = 0
+        while len(found) < limit and at <= len(string):
+            match = self.search(string, at)
+            if match is None:
+                break
+            found.append(match)
+            at = match.end() if match.end() > match.start() else match.end() + 1
+        return found
 
 
 def _bounded_regex_scan(search_class) -> None:
-    """Give Otterwiki's `Search` scan one REGEX_SCAN_SECONDS deadline (module docstring)."""
+    """Give Otterwiki's `Search` scan one REGEX_SCAN_SECONDS deadline and a bounded answer
+    (module docstring): its `compile` wraps the patterns, its `search` is `bounded_scan`."""
     import regex
 
     if not hasattr(regex, "TimeoutError"):
@@ -119,38 +130,77 @@ def _bounded_regex_scan(search_class) -> None:
                 setattr(self, name, DeadlinePattern(getattr(self, name), deadline))
 
     search_class.compile = compile
-    original_search = search_class.search
-
-    def search(self):
-        pattern = self.re
-        if not isinstance(pattern, DeadlinePattern):
-            return original_search(self)
-        return _reading_until(pattern, lambda: original_search(self))
-
-    search_class.search = search
+    search_class.search = bounded_scan
 
 
-def _reading_until(pattern: DeadlinePattern, scan):
-    """Run `scan()` (Otterwiki's Search.search) with the storage's `load` answering "" once
-    `pattern`'s deadline has passed, so the scan runs through the rest of the page list
-    without reading a page. Put back after: one request runs at a time in a worker."""
+def bounded_scan(search) -> dict:
+    """Otterwiki's regular-expression and match-case scan (`Search.search`, whose result
+    shape it keeps: {(name matched 0/1, matches, file, page name, name as HTML): [None if
+    the name matched, summary HTML]}), bounded: once the deadline has passed no page is read;
+    a line shows EXCERPT_CHARS around its first match and a page EXCERPT_LINES lines; each
+    line counts at most MAX_COUNTED matches; the best MAX_RESULTS pages are answered.
+    Matches are `<mark class="text-match">` around escaped text, as in the indexed search.
+
+    `search` is Otterwiki's `Search` after `compile`, its patterns `DeadlinePattern`s.
+    """
+    from otterwiki.gitstorage import StorageError
+    from otterwiki.helper import get_pagename
+    from otterwiki.helper import toast
     from otterwiki.wiki import storage
 
-    own = vars(storage)
-    had, before = "load" in own, own.get("load")
-    load = storage.load
+    if search.re is None:
+        return {}
+    timed_out = False
 
-    def bounded_load(filename, *args, **kwargs):
-        return "" if pattern.spent() else load(filename, *args, **kwargs)
+    def matches(pattern: DeadlinePattern, text: str) -> list:
+        nonlocal timed_out
+        try:
+            return pattern.matches(text, MAX_COUNTED)
+        except TimeoutError:
+            timed_out = True
+            return []
 
-    storage.load = bounded_load
-    try:
-        return scan()
-    finally:
-        if had:
-            storage.load = before
-        else:
-            del storage.load
+    found = []
+    for filename in (name for name in storage.list()[0] if name.endswith(".md")):
+        pagename = get_pagename(filename, full=True)
+        in_name = matches(search.rei, get_pagename(filename)) and matches(search.rei, pagename)
+        try:
+            text = "" if search.re.spent() else storage.load(filename)
+        except StorageError:
+            continue
+        count, excerpts = 0, []
+        for line in text.splitlines():
+            in_line = matches(search.re, line)
+            count += len(in_line)
+            if in_line and len(excerpts) <= EXCERPT_LINES:
+                excerpts.append(_excerpt(line, in_line))
+        if not (in_name or count):
+            continue
+        summary = " [..] ".join(str(excerpt) for excerpt in excerpts[:EXCERPT_LINES])
+        if len(excerpts) > EXCERPT_LINES:
+            summary += " [..]"
+        spans = tuple(match.span() for match in in_name)
+        name_html = marked_html(Marked(pagename, spans), "page-match", tag="span")
+        key = (1 if in_name else 0, len(in_name) + count, filename, pagename, str(name_html))
+        found.append((key, [None, summary] if in_name else [summary]))
+    if timed_out:
+        toast("Search regex timed out. Results may be incomplete.", "warning")
+    found.sort(key=lambda item: (-item[0][0], -item[0][1], item[0][2]))
+    return dict(found[:MAX_RESULTS])
+
+
+def _excerpt(line: str, found: list) -> Markup:
+    """EXCERPT_CHARS of `line` from a little before its first match in `found` (the line's
+    matches, in order), escaped, the matches in it marked; "…" where the line goes on."""
+    start = max(0, found[0].start() - EXCERPT_LEAD)
+    end = min(len(line), start + EXCERPT_CHARS)
+    spans = tuple(
+        (match.start() - start, match.end() - start)
+        for match in found
+        if match.start() >= start and match.end() <= end
+    )
+    shown = marked_html(Marked(line[start:end], spans), "text-match")
+    return Markup("").join(("…" if start else "", shown, "…" if end < len(line) else ""))
 
 
 def install_indexed_search(server: ModuleType) -> None:

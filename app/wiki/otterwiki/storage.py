@@ -13,9 +13,10 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.pages.files import reset_to_head
+from app.core.locks import put_back_at_head
 
 if TYPE_CHECKING:
     from app.wiki.otterwiki.tenancy import OpenWiki
@@ -163,7 +164,7 @@ _WRITES = ("store", "commit", "delete", "rename", "revert")
 
 
 def undo_failed_writes(storage) -> None:
-    """Put `storage`'s repository back at HEAD (app.pages.files.reset_to_head) when one of
+    """Put `storage`'s repository back at HEAD (app.core.locks.put_back_at_head) when one of
     its writes fails part-way, Otterwiki's editor's and the page API's alike; the error goes
     on as before. `storage` is Otterwiki's `GitStorage`. Writes run under the wiki's write
     lock, so nobody else's change is in flight.
@@ -175,7 +176,7 @@ def undo_failed_writes(storage) -> None:
             try:
                 return _method(*args, **kwargs)
             except BaseException:
-                reset_to_head(storage.repo)
+                put_back_at_head(Path(storage.repo.working_dir))
                 raise
 
         setattr(storage, name, undoing)
