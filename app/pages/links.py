@@ -21,9 +21,12 @@ from app.pages.paths import PathRules
 WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
 # [text](target "title") and ![alt](target): group 1 is "!" for images. Neither the text nor
 # the target holds '[' (a try stops at the next one, for the same reason): in `[a [b](c)` the
-# link is `[b](c)`, to the same target, and `[x](` repeated is read once.
+# link is `[b](c)`, to the same target, and `[x](` repeated is read once. A target may hold
+# balanced parentheses one deep, as CommonMark's (and the renderer's): `[t](Sev(en))` links
+# to `Sev(en)`, not `Sev(en`.
 MARKDOWN_LINK_RE = re.compile(
-    r"(!?)\[([^\[\]\n]*+)\]\(\s*<?([^)\s>\[]++)>?((?:\s+\"[^\"\n]*\")?\s*)\)"
+    r"(!?)\[([^\[\]\n]*+)\]\(\s*<?((?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
+    r"((?:\s+\"[^\"\n]*\")?\s*)\)"
 )
 _FENCE_RE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
 _CODE_SPAN_RE = re.compile(r"`[^`\n]*`")

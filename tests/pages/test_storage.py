@@ -295,6 +295,8 @@ LINK_HEAVY = [
     "[[a" * 70_000,
     "[x](" * 50_000,
     "[[x|" * 50_000,
+    "[x](a(b" * 50_000,
+    "[x](()" * 50_000,
 ]
 
 
@@ -506,3 +508,22 @@ def test_rename_skips_pages_that_cannot_link_to_it(pages, monkeypatch):
     monkeypatch.setattr(links, "_page_target", lambda *a: resolved.append(a[1]) or resolve(*a))
     assert pages.rename("target", "Moved", ALICE, update_links=True)["updated_pages"] == []
     assert resolved == []
+
+
+def test_link_targets_may_hold_balanced_parentheses():
+    """Review 24: `[t](Sev(en))` was read as a link to `Sev(en`, which the renderer does not."""
+    text = "[t](Sev(en)) [u](a(b)c(d)e) [v](x(y) [w](/P) [z](q)r)"
+    assert [m.group(3) for m in MARKDOWN_LINK_RE.finditer(text)] == [
+        "Sev(en)",
+        "a(b)c(d)e",
+        "/P",
+        "q",
+    ]
+
+
+def test_rename_updates_links_with_parentheses(pages):
+    pages.write("sev(en)", "x", ALICE)
+    pages.write("linker", "[t](Sev(en)) and [[Sev(en)]]", ALICE)
+    assert links(pages, "Linker")["outgoing"] == ["Sev(En)"]
+    pages.rename("sev(en)", "Eight", ALICE, update_links=True)
+    assert pages.read("linker")["content"] == "[t](/Eight) and [[Eight]]"
