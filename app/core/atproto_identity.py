@@ -109,18 +109,45 @@ def classify_input(text: str) -> tuple[str, str]:
     return "handle", handle
 
 
+def is_handle_syntax(handle: object) -> bool:
+    """Tell whether `handle` is a string of the Handle spec's syntax (any TLD, any case)."""
+    return (
+        isinstance(handle, str)
+        and len(handle) <= MAX_HANDLE
+        and bool(HANDLE_PATTERN.fullmatch(handle))
+    )
+
+
+def check_handle_syntax(handle: object) -> None:
+    """Raise BadRequest unless `handle` has the Handle spec's syntax.
+
+    Weaker than `check_handle`: INVALID_HANDLE, what a sign-in records for an account whose
+    handle does not verify, passes. What the platform stores as a user's handle must pass it:
+    a handle stored unchecked (`<img src=x onerror=alert(1)>.example` from `robot user add`)
+    became the name of every commit of that user, which git refused (twenty-fifth review).
+    """
+    if not is_handle_syntax(handle):
+        shown = handle[:80] if isinstance(handle, str) else handle
+        raise BadRequest(f"{shown!r} is not a valid handle (like alice.bsky.social)")
+
+
 def check_handle(handle: str) -> None:
     """Raise BadRequest unless `handle` has the Handle spec's syntax and an allowed TLD."""
-    if len(handle) > MAX_HANDLE or not HANDLE_PATTERN.fullmatch(handle):
-        raise BadRequest(f"{handle[:80]!r} is not a valid handle (like alice.bsky.social)")
+    check_handle_syntax(handle)
     if handle.rsplit(".", 1)[-1].lower() in DISALLOWED_TLDS:
         raise BadRequest(f"{handle!r} cannot be a handle: its top-level domain is reserved")
 
 
+def check_did_syntax(did: object) -> None:
+    """Raise BadRequest unless `did` has the DID spec's syntax (any method, at most MAX_DID)."""
+    if not isinstance(did, str) or len(did) > MAX_DID or not DID_PATTERN.fullmatch(did):
+        shown = did[:80] if isinstance(did, str) else did
+        raise BadRequest(f"{shown!r} is not a valid DID (did:plc:... or did:web:...)")
+
+
 def check_did(did: str) -> None:
     """Raise BadRequest unless `did` is a did:plc or did:web of valid syntax."""
-    if len(did) > MAX_DID or not DID_PATTERN.fullmatch(did):
-        raise BadRequest(f"{did[:80]!r} is not a valid DID")
+    check_did_syntax(did)
     if PLC_PATTERN.fullmatch(did) or WEB_PATTERN.fullmatch(did):
         return
     if did.startswith("did:plc:"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import replace
 
+from app.core.atproto_identity import is_handle_syntax
 from app.core.errors import Forbidden
 from app.core.errors import RobotError
 from app.core.errors import Unauthorized
@@ -27,6 +29,10 @@ READ_SCOPE = "wiki:read"
 WRITE_SCOPE = "wiki:write"
 SCOPES = [READ_SCOPE, WRITE_SCOPE]
 
+# What a commit's author name and address must not hold: git ends or splits the identity there
+# ('<', '>', line breaks), and control characters; an address also keeps to plain characters.
+_NOT_IN_NAME = re.compile(r"[<>\x00-\x1f\x7f]")
+_NOT_IN_ADDRESS = re.compile(r"[^A-Za-z0-9._%+-]")
 # Otterwiki's PROXY_HEADER permissions per role. WRITE does not imply READ there: list them all.
 PERMISSIONS = {
     "viewer": ("READ",),
@@ -59,11 +65,18 @@ class Caller:
         return ("READ",) if wiki_is_public else ()
 
     def git_identity(self, domain: str) -> tuple[str, str]:
-        """A stable (name, email) for commits: the handle and a DID-derived address."""
+        """A stable (name, email) for commits: the handle and a DID-derived address.
+
+        Git takes neither '<', '>' nor a line break in either (GitPython raises, a 500): a
+        handle not of the Handle spec's syntax (stored before robot.db refused them,
+        twenty-fifth review) gives way to the DID, and any character an address or a name
+        could not hold becomes '-'.
+        """
         if self.did is None:
             return "Anonymous", f"anonymous@{domain}"
-        local = self.did.replace(":", ".")[:64]
-        return self.handle or self.did, f"{local}@{domain}"
+        local = _NOT_IN_ADDRESS.sub("-", self.did.replace(":", "."))[:64]
+        name = self.handle if is_handle_syntax(self.handle) else self.did
+        return _NOT_IN_NAME.sub("-", name) or local, f"{local}@{domain}"
 
     def commit_message(self, message: str) -> str:
         """`message` as a commit of this caller stores it: lookalike trailer lines quoted and,

@@ -428,3 +428,7 @@ class Settings:
     def search_index_path(self, slug: str) -> Path:
         """The wiki's full-text index (app.pages.fulltext): derived from git, never backed up."""
         return self.wiki_dir(slug) / "search.db"
+
+    def link_map_path(self, slug: str) -> Path:
+        """The wiki's map of links (app.pages.link_map): derived from git, never backed up."""
+        return self.wiki_dir(slug) / "links.json"

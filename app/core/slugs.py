@@ -40,7 +40,13 @@ _SERVICE_HOSTS = """
 # MTA-STS (`mta-sts.{domain}` serves the policy), the OpenPGP Web Key Directory
 # (`openpgpkey.{domain}`), mailing-list conventions (RFC 2142 section 6 asks lists for LIST-
 # REQUEST; list servers answer as majordomo, listserv, mailman, sympa), mail authentication
-# records (DKIM, DMARC, SPF, BIMI), and the usual mail service hosts.
+# records (DKIM, DMARC, SPF, BIMI), and the usual mail service hosts. Microsoft Exchange's
+# client hosts, which Outlook and phones find through autodiscover or are pointed at: EWS
+# (Exchange Web Services), ActiveSync (`eas`, `activesync`), MAPI over HTTP, the Offline
+# Address Book (`oab`), the Exchange Control Panel (`ecp`), RPC over HTTP and `msexchange`; AD
+# FS, which Exchange Online signs in through (`adfs`, `sts`); and the Skype for Business
+# (Lync) simple URLs and discovery hosts (`meet`, `dialin`, `lyncweb`, `lyncdiscoverinternal`,
+# `sipexternal`, `sipinternal`) (twenty-fifth review: ews, activesync, msexchange were free).
 _MAIL = """
     info marketing sales support abuse noc security postmaster hostmaster usenet news webmaster
     uucp ftp sftp ftps admin administrator mail email mailer-daemon mailerdaemon no-reply
@@ -51,6 +57,8 @@ _MAIL = """
     mailer mailers newsletter newsletters bounce bounces dkim dmarc spf bimi
     inbound outbound donotreply do-not-reply dontreply mailin mailout smtpin smtpout
     smarthost mailhub mailgw returnpath return-path
+    ews eas activesync msexchange mapi oab ecp rpc adfs sts
+    meet dialin lyncweb lyncdiscoverinternal sipexternal sipinternal
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config), ISATAP (RFC 5214 routers answer as `isatap`), Microsoft device enrolment, and
@@ -58,6 +66,17 @@ _MAIL = """
 _DISCOVERY = """
     wpad isatap proxy socks socks5 enterpriseregistration enterpriseenrollment msoid
     ssh telnet rdp vnc remote
+"""
+# Network and cloud metadata names: the address families (`ipv4`, `ipv6`; test and dual-stack
+# hosts are named so), RFC 7050's `ipv4only.arpa`, the loopback and link-local names (RFC 3927)
+# and the IPv6 names of Debian's /etc/hosts (ip6-localhost, ip6-loopback, ip6-allnodes ...),
+# and the cloud instance metadata services a server reaches by name: Google Compute Engine's
+# `metadata` (metadata.google.internal), Amazon EC2's `instance-data` and Azure's IMDS
+# (twenty-fifth review: ipv4, ipv6, metadata were free).
+_NETWORK = """
+    ipv4 ipv6 ip4 ip6 ipv4only ipv6only dualstack loopback link-local ip6-localhost
+    ip6-loopback ip6-allnodes ip6-allrouters ip6-localnet ip6-mcastprefix metadata
+    instance-data imds
 """
 # Discovery: RFC 8615 well-known URIs (`/.well-known/<name>`) by their names, and the hosts
 # clients look up for the same services: RFC 6764 CalDAV and CardDAV (their `.well-known`
@@ -95,12 +114,23 @@ _LITERALS = """
 # Names that would pass for the platform, its operators or the services it signs in with:
 # among them the ATProto network's own services and endpoints (a PDS, the entryway, the relay
 # or BGS, an AppView, labelers and Ozone, XRPC, DIDs and handles, feed generators, Jetstream).
+# And the words of the mail a platform sends about an account (password resets, recovery,
+# e-mail verification, security alerts, notifications, two-factor codes, suspensions and
+# appeals) and of its help desks: a phishing page at `password-reset.{domain}` would pass for
+# the platform's own (twenty-fifth review: password, reset, recovery, verify-email, helpdesk
+# ... were free).
 _IMPERSONATION = """
     robot robots robotwtf robot-wtf otterwiki official staff operator operators moderator
     moderators mod owner platform service services verify verification verified secure trust
     safety bluesky bsky atproto plc otter-wiki
     pds xrpc did dids handle handles entryway bgs appview labeler labelers ozone firehose
     jetstream feedgen feed-generator
+    password passwords passwd reset password-reset reset-password recovery recover
+    account-recovery recover-account verify-email verify-account confirm confirmation
+    confirm-email notification notifications notify notice notices alert alerts security-alert
+    security-alerts helpdesk help-desk servicedesk service-desk customer-support
+    customer-service customer-care security-team abuse-desk trust-and-safety twofactor 2fa mfa
+    otp totp passkey passkeys unlock suspended suspension appeal appeals
 """
 # Each group with the reason a refusal gives and how it matches. Host names (True) are
 # reserved in the spellings hosts use too: numbered or versioned (www1, api-v2), without
@@ -112,6 +142,7 @@ _GROUPS = (
     (_SERVICE_HOSTS, "it names a service host", True),
     (_MAIL, "it names a mailbox or a mail service", True),
     (_DISCOVERY, "clients look it up for proxy or network discovery", True),
+    (_NETWORK, "it names a network address or a cloud metadata service", True),
     (_WELL_KNOWN, "clients look it up to discover a service (a well-known name)", False),
     (_LITERALS, "programs would read it as a literal value, not a name", False),
     (_IMPERSONATION, "it would pass for the platform", True),
@@ -154,7 +185,7 @@ _REGIONAL = frozenset(
 # (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by region
 # (pds-europe), and the platform's or its sign-in network's name joined to a word of office
 # (robot-admin, support-bluesky, robotadmin ...).
-_NUMBERED = re.compile(r"^(?:mx|ns|gw|imap4|pops)-?\d+$")
+_NUMBERED = re.compile(r"^(?:mx|ns|gw|imap4|pops|ipv?[46])-?\d+$")
 _MAIL_HOST = re.compile(
     r"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-[a-z0-9-]+"
     r"|(?:mail|email|smtp|mx)-?(?:in|out|relay|gw|gateway|server|host|outbound|inbound|backup)"
@@ -169,14 +200,35 @@ _OFFICES = (
     r"|mods|moderator|moderators|ops|status|abuse|trust|safety|billing|account|accounts|login"
     r"|auth|verify|verified|system|service|services|noreply|no-reply|info|news|app|api|mail"
     r"|social|pds|relay|wiki|wikis|platform|moderation|operator|operators|appview|labeler"
-    r"|ozone|plc|firehose)"
+    r"|ozone|plc|firehose|password|passwords|reset|recovery|confirm|verification|alert|alerts"
+    r"|notification|notifications|notify|notice|notices|desk|customer|customers|care|contact"
+    r"|report|reports|appeal|appeals|2fa|mfa)"
 )
 _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATFORM_NAMES})$")
+# The same words joined as a platform's notices and desks name them, whatever the pair: a desk
+# or team of an office (help-desk, customer-support, security-team, abuse-desk, trust-center),
+# an account action (verify-email, reset-password, unlock-account) and the same the other way
+# round (account-recovery, password-reset, login-alert). Listing them one by one left
+# `helpdesk` free beside `help` (twenty-fifth review).
+_DESK = re.compile(
+    r"^(?:help|support|customer|customers|security|abuse|trust|safety|account|accounts|billing"
+    r"|service|privacy|fraud|admin)-?(?:desk|team|center|centre|care|service|services|support"
+    r"|alert|alerts|notice|notices|notification|notifications|department|dept|office)$"
+)
+_ACCOUNT_WORDS = r"(?:email|mail|account|accounts|password|passwords|login|signin|identity|handle)"
+_ACCOUNT_ACTION = re.compile(
+    r"^(?:(?:verify|verification|confirm|confirmation|reset|recover|recovery|unlock|activate"
+    rf"|activation|validate|validation|update|secure|security)-?{_ACCOUNT_WORDS}"
+    rf"|{_ACCOUNT_WORDS}-?(?:verify|verification|confirm|confirmation|reset|recover|recovery"
+    r"|unlock|activation|validation|update|security|alert|alerts|help|support|notice|notices))$"
+)
 PATTERN_REASONS = (
     (_NUMBERED, "it names a numbered service host"),
     (_MAIL_HOST, "it names a mail service host"),
     (_PDS_LIKE, "it would pass for the sign-in network's services"),
     (_LOOKALIKE, "it would pass for the platform"),
+    (_DESK, "it would pass for the platform's help desk or notices"),
+    (_ACCOUNT_ACTION, "it would pass for the platform's account mail"),
 )
 
 

@@ -38,6 +38,8 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core import database
+from app.core.atproto_identity import check_did_syntax
+from app.core.atproto_identity import check_handle_syntax
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
@@ -357,16 +359,18 @@ class Store(SessionRecords):
 
         `signed_in` says this is their sign-in: it records the time in `last_sign_in_at`.
         Otherwise a new user is one who has not signed in yet (and a known one keeps theirs).
+        Raises BadRequest, storing nothing, for a DID or handle not of the ATProto specs'
+        syntax (app.core.atproto_identity.check_did_syntax, check_handle_syntax).
         """
         with self._write() as connection:
             self._upsert_user(connection, did, handle, signed_in)
         return self.get_user(did)
 
     def _upsert_user(self, connection: Connection, did: str, handle: str, signed_in: bool):
-        if not did.startswith("did:") or len(did) > 2048:
-            raise BadRequest(f"invalid DID {did!r}: it must start with 'did:'")
-        if not handle or len(handle) > 253:
-            raise BadRequest("handle is required")
+        # Every way a user is stored comes here (CLI, sign-in, members): a DID and a handle of
+        # the specs' syntax, or nothing (twenty-fifth review: a handle holding '<' was stored).
+        check_did_syntax(did)
+        check_handle_syntax(handle)
         now = _now()
         statement = self._insert(users).values(
             did=did, handle=handle, created_at=now, last_sign_in_at=now if signed_in else None

@@ -15,6 +15,8 @@ from typing import TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.core.atproto_identity import check_did_syntax
+from app.core.atproto_identity import check_handle
 from app.core.atproto_identity import member_account
 from app.core.errors import BadRequest
 from app.core.errors import ConfigError
@@ -143,7 +145,16 @@ def user_group() -> None:
 @click.option("--did", required=True, help="the user's ATProto DID (did:plc:... or did:web:...)")
 @click.option("--handle", required=True, help="the user's handle, e.g. alice.bsky.social")
 def user_add_command(did: str, handle: str) -> None:
-    """Add a user, or update the handle of an existing one."""
+    """Add a user, or update the handle of an existing one.
+
+    The DID must have the DID spec's syntax and the handle be one sign-in would take (the
+    Handle spec's syntax, no reserved top-level domain such as .example; stored lower-case):
+    a handle holding '<' was stored and made every commit of its user a 500 (twenty-fifth
+    review). Anything else exits 1 with the reason, storing nothing.
+    """
+    handle = handle.strip().lower()
+    check_did_syntax(did)
+    check_handle(handle)
     with _platform() as platform:
         user = platform.store.upsert_user(did, handle)
     click.echo(f"user {user.did} ({user.handle})")

@@ -154,11 +154,12 @@ def _may_link_to(path: str, content: str, old: str) -> bool:
     and NFKC-normalised as `_page_target` reads it, in any case) unless the text is dot
     segments alone (`..` names the linking page's folder), whose names are in `path`.
     """
-    name = _folded(old.rsplit("/", 1)[-1])
-    return name in _folded(path) or name in _folded(unquote(content))
+    name = folded(old.rsplit("/", 1)[-1])
+    return name in folded(path) or name in folded(unquote(content))
 
 
-def _folded(text: str) -> str:
+def folded(text: str) -> str:
+    """`text` NFKC-normalised and case-folded: as a link's text may name a page."""
     return unicodedata.normalize("NFKC", text).casefold()
 
 

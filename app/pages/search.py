@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from otterwiki.gitstorage import StorageError
-
 from app.core.errors import NotFound
 from app.pages.fulltext import SearchIndex
 from app.pages.fulltext import results
-from app.pages.links import outgoing_links
 from app.pages.storage import Pages
 
 HOME = "home.md"
-
-
-def _texts(pages: Pages) -> dict[str, str]:
-    """Return the content of every readable page, keyed by file name."""
-    texts = {}
-    for filename in pages.page_files():
-        try:
-            texts[filename] = pages.storage.load(filename)
-        except StorageError:
-            continue  # binary or unreadable: not searchable text
-    return texts
 
 
 def search(pages: Pages, query: object, limit: int, index_path: Path) -> list[dict]:
@@ -44,17 +30,13 @@ def search(pages: Pages, query: object, limit: int, index_path: Path) -> list[di
 
 
 def _link_map(pages: Pages) -> dict[str, list[str]]:
-    """Map each page path to the page paths it links to."""
-    return {
-        pages.rules.page_path(filename): outgoing_links(
-            pages.rules, filename[:-3], text, pages.wikilink_style
-        )
-        for filename, text in _texts(pages).items()
-    }
+    """Map each page path to the page paths it links to (Pages.links; may raise Unavailable)."""
+    return pages.links()
 
 
 def links(pages: Pages, path: str) -> dict:
-    """Return the pages a page links to (and which of those are missing) and its backlinks."""
+    """Return the pages a page links to (and which of those are missing) and its backlinks.
+    Raises NotFound for a page that does not exist; Unavailable as Pages.links."""
     path = pages.rules.clean(path)
     filename = pages.rules.filename(path)
     if not pages.is_page(filename):
@@ -71,7 +53,8 @@ def links(pages: Pages, path: str) -> dict:
 
 
 def orphans(pages: Pages) -> list[str]:
-    """Return pages no other page links to (Home is the root, never an orphan)."""
+    """Return pages no other page links to (Home is the root, never an orphan); raises
+    Unavailable as Pages.links."""
     link_map = _link_map(pages)
     linked = {target for source, out in link_map.items() for target in out if target != source}
     home = pages.rules.page_path(HOME)

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from urllib.parse import unquote
 
 import git.exc
 from otterwiki.gitstorage import GitStorage
@@ -28,6 +29,8 @@ from app.pages.files import head_commit
 from app.pages.files import refuse_links
 from app.pages.files import remove_empty_folder
 from app.pages.files import replace_file
+from app.pages.link_map import LinkMap
+from app.pages.links import folded
 from app.pages.links import rewrite_links
 from app.pages.merge import MergeFailed
 from app.pages.merge import diff
@@ -72,13 +75,21 @@ class Pages:
     storage: GitStorage
     rules: PathRules = field(default_factory=PathRules)
     wikilink_style: str = ""
+    # The wiki's kept map of links (Settings.link_map_path); None: pages are read each time.
+    link_map: Path | None = None
 
     @classmethod
-    def for_config(cls, storage: GitStorage, config) -> Pages:
+    def for_config(cls, storage: GitStorage, config, link_map: Path | None = None) -> Pages:
         """The pages of the wiki `storage` holds, named as its Otterwiki `config` (a mapping,
-        the Flask app's config) says: RETAIN_PAGE_NAME_CASE and WIKILINK_STYLE."""
+        the Flask app's config) says: RETAIN_PAGE_NAME_CASE and WIKILINK_STYLE; `link_map`
+        as the field."""
         rules = PathRules(retain_case=bool(config.get("RETAIN_PAGE_NAME_CASE")))
-        return cls(storage, rules, str(config.get("WIKILINK_STYLE") or ""))
+        return cls(storage, rules, str(config.get("WIKILINK_STYLE") or ""), link_map)
+
+    def links(self) -> dict[str, list[str]]:
+        """Map each page path at HEAD to the page paths it links to (app.pages.link_map).
+        Raises Unavailable (503) while a big wiki's map is still being read."""
+        return LinkMap(self.link_map, self.storage.repo, self.rules, self.wikilink_style).outgoing()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -490,6 +501,7 @@ class Pages:
         message = clean_message(
             message, f"Rename {self.rules.page_path(old_file)} to {new} via API"
         )
+        linking = self._linking_to(old) if update_links else set()  # before any change
         touched, changed, updated = [old_file, new_file], [], []
         try:
             if has_dir:
@@ -502,7 +514,7 @@ class Pages:
                 )
                 changed.append(new_file)
             if update_links:
-                updated = self._rewrite_backlinks(old, new)
+                updated = self._rewrite_backlinks(old, new, linking)
                 touched += updated
             self.storage.commit(changed + updated, message, author, no_add=True)
         except StorageError as error:
@@ -518,10 +530,25 @@ class Pages:
             "updated_pages": [self.rules.page_path(f) for f in updated],
         }
 
-    def _rewrite_backlinks(self, old: str, new: str) -> list[str]:
-        """Stage every page whose links pointed at `old` with links to `new`; return their files."""
+    def _rewrite_backlinks(self, old: str, new: str, linking: set[str]) -> list[str]:
+        """Stage every page whose links pointed at `old` with links to `new`; return their
+        files. `linking`: the files `_linking_to(old)` found before the move (the rest are
+        not read); the page and its subpages are found under their new names."""
+        old_file, new_file = self.rules.filename(old), self.rules.filename(new)
+        new_below = self.rules.attachment_dir(new) + "/"
+        old_below = self.rules.attachment_dir(old) + "/"
+
+        def before_move(filename: str) -> str:
+            if filename == new_file:
+                return old_file
+            if filename.startswith(new_below):
+                return old_below + filename[len(new_below) :]
+            return filename
+
         updated = []
         for filename in self.page_files():
+            if before_move(filename) not in linking:
+                continue
             try:
                 content = self.storage.load(filename)
             except StorageError:
@@ -533,6 +560,36 @@ class Pages:
                 self.storage.update(filename, rewritten)
                 updated.append(filename)
         return updated
+
+    def _linking_to(self, old: str) -> set[str]:
+        """The page files that may link to page `old`, its subpages or its files: those the
+        link map (`links`) says link to the page or below it, and those whose text names the
+        page's folder in an absolute link (a file's link, which the map does not hold). Raises
+        Unavailable as `links`.
+
+        A rename with update_links rewrote every page: on a wiki of 9,900 link-heavy pages it
+        ran past the worker timeout, was killed, and could never succeed (twenty-fifth review).
+        """
+        old_file, old_dir = self.rules.filename(old), self.rules.attachment_dir(old)
+        below = old_dir + "/"
+        found = set()
+        for page, targets in self.links().items():
+            for target in targets:
+                file = self.rules.filename(target)
+                if file == old_file or file.startswith(below):
+                    found.add(self.rules.filename(page))
+                    break
+        folder = folded("/" + below)
+        for filename in self.page_files():
+            if filename in found:
+                continue
+            try:
+                content = self.storage.load(filename)
+            except StorageError:
+                continue
+            if folder in folded(unquote(content)):
+                found.add(filename)
+        return found
 
     def _roll_back(self, paths: list[str]) -> None:
         """Undo a half-done rename so the working tree and index match HEAD again."""

@@ -68,7 +68,8 @@ def _pages(permission: str = "READ") -> Pages:
     _require(permission)
     if permission != "READ" or request.method not in _SAFE_METHODS:
         _same_origin_cookie_writes()
-    return Pages.for_config(g.tenant.storage, current_app.config)
+    link_map = g.tenant.settings.link_map_path(g.tenant.slug)
+    return Pages.for_config(g.tenant.storage, current_app.config, link_map)
 
 
 def _author() -> tuple[str, str]:

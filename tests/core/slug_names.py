@@ -20,6 +20,9 @@ HOST_SPELLINGS_REFUSED = [
     *("www1", "www-12", "api-2", "apiv2", "api-v2", "api-eu-2", "dev2", "dev-2", "devv2"),
     *("listserv2", "sign-in", "ma-il", "postmaster-1", "wpad2", "robot-support", "pds-eu"),
     *("robot2", "bsky-v1", "mx7"),
+    # Twenty-fifth review: the new host names in the same spellings.
+    *("ews2", "ews-v2", "ms-exchange", "ipv42", "ipv6-2", "ipv6v2", "meta-data", "helpdesk1"),
+    *("pass-word", "password-reset-2", "alerts-2"),
 ]
 
 

@@ -66,6 +66,51 @@ def test_a_failed_add_makes_no_user(store, alpha):
     assert store.find_user(NEWCOMER[0]) is None
 
 
+# Twenty-fifth review: a handle holding '<' was stored and made every commit of its user a
+# 500. Each a member of the kind: a handle or DID not of the ATProto specs' syntax.
+BAD_HANDLES = [
+    "<img src=x onerror=alert(1)>.example",
+    "new",
+    "new.test\n",
+    "new..test",
+    "-new.test",
+    "new test.test",
+    "new.test.",
+    "a" * 250 + ".test",
+    "",
+]
+BAD_DIDS = ["did:plc:new<x>", "did:plc:", "did:plc:a b", "DID:plc:new", "new", "did:plc:x\n"]
+
+
+@pytest.mark.parametrize("handle", BAD_HANDLES)
+def test_a_handle_not_of_the_specs_syntax_is_never_stored(store, alpha, handle):
+    with pytest.raises(BadRequest, match="not a valid handle"):
+        store.upsert_user(NEWCOMER[0], handle)
+    with pytest.raises(BadRequest, match="not a valid handle"):
+        store.add_member(alpha, NEWCOMER[0], handle, "editor")
+    assert store.find_user(NEWCOMER[0]) is None
+    store.upsert_user(*BOB)
+    with pytest.raises(BadRequest):
+        store.upsert_user(BOB[0], handle, signed_in=True)
+    assert store.get_user(BOB[0]).handle == BOB[1]
+
+
+@pytest.mark.parametrize("did", BAD_DIDS)
+def test_a_did_not_of_the_specs_syntax_is_never_stored(store, alpha, did):
+    with pytest.raises(BadRequest, match="not a valid DID"):
+        store.upsert_user(did, NEWCOMER[1])
+    with pytest.raises(BadRequest, match="not a valid DID"):
+        store.add_member(alpha, did, NEWCOMER[1], "editor")
+    assert [user.did for user in store.list_users()] == sorted([ALICE[0], BOB[0]])
+
+
+def test_what_sign_in_records_is_still_stored(store):
+    # An account whose handle does not verify is recorded as the Handle spec says to show it.
+    assert store.upsert_user(NEWCOMER[0], "handle.invalid", signed_in=True).handle == (
+        "handle.invalid"
+    )
+
+
 def test_delete_user_takes_everything_of_theirs(settings, store, alpha):
     create_wiki(settings, store, "bobs", BOB[0])
     store.set_member("bobs", ALICE[0], "editor")

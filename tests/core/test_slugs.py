@@ -44,6 +44,12 @@ KIND_EXAMPLES = [
     "apex",
     "null",  # JSON and JavaScript literals
     "undefined",
+    "password",  # a platform's account mail
+    "helpdesk",
+    "ews",  # Exchange Web Services
+    "activesync",
+    "ipv6",  # address families
+    "metadata",  # cloud instance metadata
 ]
 
 
@@ -74,6 +80,9 @@ def test_each_kind_is_in_the_list(name):
         *("status-go", "mod-db"),
         *("true-crime", "nil-by-mouth", "offline", "yesterday", "nonetheless", "apex-climbing"),
         *("calendar-tips", "void-trips", "nanny"),
+        # Twenty-fifth review: only the names themselves and their pairs are reserved.
+        *("customer-notes", "security-research", "password-tips", "ipv6-notes", "meeting-notes"),
+        *("metadata-notes", "alerting-howto", "support-group", "reset-button", "help-center-ui"),
     ],
 )
 def test_ordinary_names_stay_free(slug):
@@ -210,6 +219,22 @@ def test_ordinary_names_stay_free(slug):
         *("statuspage", "status-page", "uptime", "apex"),
         *("null", "undefined", "true", "false", "nan", "infinity", "none", "nil", "void"),
         *("yes", "off"),
+        # Twenty-fifth review: account and security mail, help desks and notices that would
+        # pass for the platform's own; Exchange and Skype for Business client hosts; network
+        # and cloud metadata names.
+        *("password", "reset", "recovery", "account-recovery", "verify-email", "security-alert"),
+        *("notifications", "alerts", "confirm", "helpdesk", "customer-support", "security-team"),
+        *("abuse-desk", "ews", "activesync", "msexchange", "ipv4", "ipv6", "metadata"),
+        *("password-reset", "reset-password", "passwords", "recover-account", "confirm-email"),
+        *("email-verification", "verify-account", "unlock-account", "login-alert", "2fa", "mfa"),
+        *("help-desk", "help-desk-2", "servicedesk", "service-desk", "customer-service"),
+        *("support-team", "abuse-team", "security-alerts", "trust-center", "billing-support"),
+        *("trust-and-safety", "notification", "notify", "appeals", "suspended", "passkey"),
+        *("robot-password", "bsky-alerts", "robot-notifications", "atproto-recovery"),
+        *("ms-exchange", "ews2", "eas", "mapi", "oab", "ecp", "adfs", "sts", "lyncweb"),
+        *("lyncdiscoverinternal", "meet", "dialin", "sipinternal"),
+        *("ip4", "ip6", "ipv62", "ipv4-only", "ipv4only", "ipv6only", "instance-data", "imds"),
+        *("loopback", "link-local", "ip6-localhost", "ip6-allnodes", "metadata2", "dualstack"),
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):

@@ -118,6 +118,34 @@ def test_user_add_bad_did(robot):
     assert result.code == 1 and result.one_error_line and "DID" in result.err
 
 
+# Twenty-fifth review: this handle was stored, and every page write of its user was a 500.
+@pytest.mark.parametrize(
+    ("did", "handle", "why"),
+    [
+        ("did:plc:xss", "<img src=x onerror=alert(1)>.example", "not a valid handle"),
+        ("did:plc:xss", "alice", "not a valid handle"),
+        ("did:plc:xss", "alice.test\nX: y", "not a valid handle"),
+        ("did:plc:xss", "al ice.test", "not a valid handle"),
+        ("did:plc:xss", "alice.example", "top-level domain is reserved"),
+        ("did:plc:xss", "alice.localhost", "top-level domain is reserved"),
+        ("did:plc:x<ss>", "alice.test", "not a valid DID"),
+        ("did:plc:", "alice.test", "not a valid DID"),
+        ("did:plc:a b", "alice.test", "not a valid DID"),
+    ],
+)
+def test_user_add_refuses_what_is_no_atproto_identity(robot, did, handle, why):
+    robot("init")
+    result = robot("user", "add", "--did", did, "--handle", handle)
+    assert result.code == 1 and result.one_error_line and why in result.err, result.err
+    assert robot("user", "list").out.strip() == ""
+
+
+def test_user_add_stores_the_handle_lower_case(robot):
+    robot("init")
+    assert robot("user", "add", "--did", ALICE, "--handle", " Alice.Test ").code == 0
+    assert "alice.test" in robot("user", "list").out
+
+
 def test_wiki_create_prints_url(ready):
     result = ready("wiki", "create", "beta", "--owner", BOB, "--name", "Bob's", "--public")
     assert result.code == 0

@@ -25,7 +25,7 @@ from tests.ops.deployment import Deployment
 from tests.ops.deployment import ansible_env
 from tests.ops.deployment import recap
 
-OWNER = ("did:plc:deploytest", "deploytest.example")
+OWNER = ("did:plc:deploytest", "deploytest.test")
 SLUG = "deployed-wiki"
 
 pytestmark = pytest.mark.deploy

@@ -1,4 +1,5 @@
 import subprocess
+from pathlib import Path
 
 import pytest
 from otterwiki.gitstorage import GitStorage
@@ -7,15 +8,22 @@ from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
+from app.pages import search as pagesearch
 from app.pages.links import MARKDOWN_LINK_RE
 from app.pages.links import WIKILINK_RE
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 from app.pages.paths import clean_limit
-from app.pages.search import links
-from app.pages.search import orphans
 from app.pages.storage import Pages
 from tests.pages.conftest import ALICE
+
+links = pagesearch.links
+orphans = pagesearch.orphans
+
+
+def link_map_path(pages) -> Path:
+    """The kept link map beside the repository, as Settings.link_map_path puts it."""
+    return Path(pages.storage.repo.working_dir).parent / "links.json"
 
 
 def git_log(repo) -> list[str]:
@@ -498,16 +506,27 @@ def test_the_skip_changes_no_rewrite(path, content, monkeypatch):
     assert skipping == links.rewrite_links(rules, path, content, "Old/Page", "New")
 
 
-def test_rename_skips_pages_that_cannot_link_to_it(pages, monkeypatch):
+def test_rename_reads_only_the_pages_that_link_to_it(pages, monkeypatch):
+    """Twenty-fifth review: a rename with update_links rewrote every page of the wiki, and on
+    9,900 link-heavy pages it was killed at the worker timeout. With the wiki's link map
+    read, it resolves the links of the pages that link to the old page only."""
     from app.pages import links
 
+    pages.link_map = link_map_path(pages)
     pages.write("target", "t", ALICE)
-    pages.write("unrelated", " ".join(f"[[P{n}]]" for n in range(5_000)), ALICE)
+    pages.write("linker", "[[Target]] [up](/Target/pic.png)", ALICE)
+    pages.write("folder", "![p](/target/x.png)", ALICE)
+    for name in ("unrelated", "mentions target"):
+        pages.write(name, " ".join(f"[[P{n}]] target" for n in range(5_000)), ALICE)
+    orphans(pages)  # the map is read once, as any /links or /orphans call does
     resolved = []
     resolve = links._page_target
     monkeypatch.setattr(links, "_page_target", lambda *a: resolved.append(a[1]) or resolve(*a))
-    assert pages.rename("target", "Moved", ALICE, update_links=True)["updated_pages"] == []
-    assert resolved == []
+    result = pages.rename("target", "Moved", ALICE, update_links=True)
+    assert result["updated_pages"] == ["Folder", "Linker"]
+    assert len(resolved) < 10, len(resolved)
+    assert pages.read("linker")["content"] == "[[Moved]] [up](/Moved/pic.png)"
+    assert pages.read("folder")["content"] == "![p](/Moved/x.png)"
 
 
 def test_link_targets_may_hold_balanced_parentheses():

@@ -23,6 +23,8 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `attachments`: Otterwiki's upload and rename forms held to the page API's name rules;
 - `errors`: bad input (unknown revisions, git and storage errors, HEAD) answered 4xx, not 500;
 - `preferences`: the platform's preferences (remote, mail, registration...) never stored;
+- `page_preferences`: the preferences that name a page or a path (home page, 404 page, menu
+  links, logo) held to the page path rules, on the forms, at the flush and when read;
 - `patterns`: Otterwiki's backtracking Markdown patterns, rewritten to run in linear time;
 - `render`: rendered page bodies cached on disk by content, each render (and the page index)
   held to a CPU budget;

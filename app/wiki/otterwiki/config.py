@@ -6,6 +6,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from app.core.settings import Settings
+from app.wiki.otterwiki.page_preferences import forget_unusable_preferences
 
 # Values no wiki admin may change: where the data lives, who authenticates, and every feature that
 # would act outside the request or on other hosts (remote push/pull, git over http, mail).
@@ -51,7 +52,9 @@ def locked_config(settings: Settings, repo_path: str, db_path: str, secret_key: 
 
 
 def keep_locked_on_reload(server: ModuleType, locked: Callable[[], dict | None]) -> None:
-    """Make Otterwiki's `update_app_config` apply `locked()` after it reloads the preferences.
+    """Make Otterwiki's `update_app_config` apply `locked()` after it reloads the preferences,
+    and read the page or path preferences that name no valid page as unset
+    (page_preferences.forget_unusable_preferences).
 
     `locked()` returns the active wiki's locked keys, or None when no wiki is active. Installing
     twice wraps the original function again, never the wrapper.
@@ -65,6 +68,8 @@ def keep_locked_on_reload(server: ModuleType, locked: Callable[[], dict | None])
 
     def update_app_config():
         original()
+        # A bad home or 404 page stored before the forms were checked must not 500 every view.
+        forget_unusable_preferences(server.app.config)
         values = locked()
         if values is not None:
             server.app.config.update(values)

@@ -13,6 +13,7 @@ from app.wiki.otterwiki.editor import install_merging_editor
 from app.wiki.otterwiki.errors import answer_bad_input
 from app.wiki.otterwiki.managed import install_managed_pages
 from app.wiki.otterwiki.page_index import install_page_index
+from app.wiki.otterwiki.page_preferences import install_page_preference_rules
 from app.wiki.otterwiki.patterns import install_linear_headings
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
@@ -83,6 +84,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_indexed_search(server)  # before answer_bad_input wraps every view
     answer_bad_input(server)
     install_attachment_rules(server)  # after answer_bad_input's checks of hostile names
+    install_page_preference_rules(server)  # after CSRF and answer_bad_input's checks
     install_merging_editor(server)
     install_linear_patterns(server)
     install_linear_headings()

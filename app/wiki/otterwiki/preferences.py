@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 from app.wiki.otterwiki.config import LOCKED_OFF
+from app.wiki.otterwiki.page_preferences import page_preference_problem
 
 log = logging.getLogger("robot.wiki")
 
@@ -36,24 +37,41 @@ def _is_platform_row(row) -> bool:
     return getattr(row, "__tablename__", None) == "preferences" and is_platform_only(row.name)
 
 
+def _unusable_value(row) -> str | None:
+    # A page or path preference naming no valid page (twenty-fifth review): the forms are
+    # refused first (page_preferences); this drops what any other write would store.
+    if getattr(row, "__tablename__", None) != "preferences":
+        return None
+    return page_preference_problem(row.name, row.value)
+
+
 def _drop_platform_rows(session, flush_context, instances) -> None:
     for row in list(session.new):
         if _is_platform_row(row):
             log.warning("refused to store the platform's preference %s", row.name)
             session.expunge(row)
+        elif problem := _unusable_value(row):
+            log.warning("refused to store the preference %s: %s", row.name, problem)
+            session.expunge(row)
     for row in list(session.dirty):
         if _is_platform_row(row):
             log.warning("removed the platform's preference %s", row.name)
             session.delete(row)
+        elif problem := _unusable_value(row):
+            # Expunged, the row keeps the value it has in wiki.db: the change is not written.
+            log.warning("refused to change the preference %s: %s", row.name, problem)
+            session.expunge(row)
 
 
 def refuse_platform_preferences(server: ModuleType) -> None:
-    """Make every flush of Otterwiki's db drop the `Preferences` rows that `is_platform_only`.
+    """Make every flush of Otterwiki's db drop the `Preferences` rows that `is_platform_only`,
+    and the changes of page or path preferences to values that name no valid page.
 
-    `server` is the booted `otterwiki.server` module. A new row of such a name is never
+    `server` is the booted `otterwiki.server` module. A new row of a platform's name is never
     inserted, and an existing one that a flush would update is deleted instead, so no route,
     form or plugin can store them through the ORM (the locked config stays the second line).
-    Installing twice adds the listener once.
+    A page or path preference with a problem (page_preferences.page_preference_problem) is
+    not inserted, nor is an existing one changed to it. Installing twice adds the listener once.
     """
     from sqlalchemy import event
 

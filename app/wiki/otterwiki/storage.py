@@ -134,7 +134,8 @@ def resolve_from_known_roots(storage, active: Callable[[], OpenWiki | None]) -> 
     """Check `storage`'s paths from the active wiki's repository path, resolved once at open.
 
     `storage` is Otterwiki's `GitStorage`; `active()` returns the wiki it points at, or None.
-    The patched `_abspath` raises `StorageUnsafePath` as Otterwiki's own does.
+    The patched `_abspath` raises `StorageUnsafePath` as Otterwiki's own does, and for a name
+    holding a NUL character too (for any wiki, active or not).
     """
     # Otterwiki checks every path it touches against symlinks leading out of the repository
     # or into .git, resolving the repository's own path again each time. The same check,
@@ -144,6 +145,11 @@ def resolve_from_known_roots(storage, active: Callable[[], OpenWiki | None]) -> 
     original = type(storage)._abspath
 
     def _abspath(filename):
+        if "\x00" in filename:
+            # No file has a NUL in its name; the OS refuses one with ValueError, which was a
+            # 500 wherever a name came from a stored preference (twenty-fifth review). As an
+            # unsafe path it is "not there" to `exists` and a 400 to a read or write.
+            raise StorageUnsafePath(f"{filename!r} contains a NUL character.")
         opened = active()
         if opened is None or storage.path != opened.repo_path:
             return original(storage, filename)
