@@ -37,3 +37,12 @@ def post_fork(server, worker):
 
     # cfg.timeout: the arbiter's (a sync worker's own `timeout` is half of it, its poll).
     heartbeat.install(worker.notify, worker.cfg.timeout)
+
+
+def post_request(worker, req, environ, resp):
+    """Close the connection after a short linger (app.web.heartbeat.close_connection), once
+    the response went out: an answer not sent yet is gunicorn's to send (its error page)."""
+    from app.web import heartbeat
+
+    if resp is not None and getattr(resp, "headers_sent", False):
+        heartbeat.close_connection(environ.get("gunicorn.socket"))

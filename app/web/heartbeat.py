@@ -264,3 +264,21 @@ def shut(sock, how: int) -> None:
         sock.shutdown(how)
     except OSError:
         pass  # gone already
+
+
+# Seconds a finished connection waits for its client to close: gunicorn's own graceful close
+# (RFC 9112 9.6) waits 2 s, in the sync worker, and clients that read the answer and kept the
+# socket open held every worker 2 s each (twenty-fifth review). A client on a slow network
+# closes within a round trip; one that does not is closed on anyway.
+CLOSE_LINGER = 0.25
+
+
+def close_connection(sock) -> None:
+    """Close the client connection `sock` (None: nothing to do) as gunicorn's close_graceful
+    does, sending FIN and reading what the client still sends so the kernel sends no RST that
+    cuts the answer short, but for CLOSE_LINGER seconds at most. Called once the response is
+    out (gunicorn's post_request); gunicorn's own close then finds it closed."""
+    if sock is not None:
+        from gunicorn.util import close_graceful
+
+        close_graceful(sock, timeout=CLOSE_LINGER)

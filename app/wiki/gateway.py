@@ -55,6 +55,7 @@ from app.wiki.otterwiki import CALLER_KEY
 from app.wiki.otterwiki import REDEEM_ENDPOINT
 from app.wiki.otterwiki import STATIC_ENDPOINTS
 from app.wiki.otterwiki import TENANT_KEY
+from app.wiki.otterwiki import THUMBNAIL_AS_FILE
 from app.wiki.otterwiki import Tenancy
 from app.wiki.otterwiki import generated_static_files
 from app.wiki.otterwiki.config import FORM_ENVELOPE_BYTES
@@ -73,6 +74,7 @@ from app.wiki.static import static_files
 from app.wiki.turns import WRITE_WAIT
 from app.wiki.turns import Turn
 from app.wiki.turns import Turns
+from app.wiki.turns import WikiBusy
 from app.wiki.turns import WriteWaits
 from app.wiki.turns import join_pool
 
@@ -137,6 +139,12 @@ _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 # A thumbnail is computed (decode and resize: half a second of CPU for a large image), so it
 # takes a turn as a page view does.
 _FILE_ENDPOINTS = frozenset({"get_attachment"})
+# Otterwiki's page view also sends a file named by its path (`/Page/photo.png`: how pages embed
+# their images, and the attachments list's `?thumbnail`s). Those took a turn, and one member
+# opening a page of 10 images had 8 refused 429 (twenty-fifth review): a file goes as a file;
+# a thumbnail (these arguments) takes a turn, and one that finds none sends the file itself,
+# which costs no CPU (THUMBNAIL_AS_FILE, app.wiki.otterwiki.errors).
+_RESIZE_ARGS = ("thumbnail", "size", "width", "height")
 # Otterwiki's forms that are posted but write nothing to the repository: a search, a preview,
 # the history's compare form, a draft (kept in wiki.db), a page's create form (it only opens
 # the editor). They take no write lock: six anonymous regex searches once queued on it, each
@@ -163,6 +171,21 @@ def _http_refusal(error: HTTPException, environ, path: str):
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def _file_view(environ, route: Route, wiki_dir: Path) -> str | None:
+    """What Otterwiki's page view of this request sends (see _RESIZE_ARGS): "file" for a
+    file named by its path, which takes no turn, as `get_attachment`; "thumbnail" for its
+    thumbnail, which takes a turn, or is sent as the file when none is free; None for
+    anything else (a page, or another endpoint)."""
+    path = route.args.get("path") if route.endpoint == "view" else None
+    if not isinstance(path, str) or path.endswith(".md"):
+        return None
+    repo = wiki_dir / "repo"
+    if not any(os.path.isfile(repo / name) for name in {path, path.lower()}):
+        return None  # a page (or nothing): its view computes
+    asked = {name for name, _ in parse_qsl(environ.get("QUERY_STRING", ""), True)}
+    return "thumbnail" if asked.intersection(_RESIZE_ARGS) else "file"
 
 
 def _close_turn(environ) -> None:
@@ -509,7 +532,9 @@ class WikiGateway:
         bulk = route.endpoint in _BULK_ENDPOINTS
         sends_file = route.endpoint in _FILE_ENDPOINTS
         writes = route.is_page_api or route.endpoint not in _POSTS_THAT_WRITE_NO_GIT
-        return self._serve(environ, start_response, wiki, caller, turn, bulk, sends_file, writes)
+        return self._serve(
+            environ, start_response, wiki, caller, turn, bulk, sends_file, writes, route
+        )
 
     def _arrive(self, environ, wiki: Wiki) -> Turn:
         """The request's place among its wiki owner's (app.wiki.turns): from here until the
@@ -640,6 +665,7 @@ class WikiGateway:
         bulk: bool = False,
         sends_file: bool = False,
         writes: bool = True,
+        route: Route | None = None,
     ):
         """Switch Otterwiki to `wiki` and run it, holding the switch until the response closes.
 
@@ -649,7 +675,8 @@ class WikiGateway:
         when the app returns it, so a slow reader never holds it. A `bulk` transfer (an
         export) computes while its response goes out: its turn is handed on once that is out,
         or slow (app.wiki.sends). A response that `sends_file` (an attachment) takes no turn,
-        as it computes nothing. Every response but a bulk one goes out in pieces that keep its
+        as it computes nothing, nor does Otterwiki's view of a file by its `route`
+        (_file_view). Every response but a bulk one goes out in pieces that keep its
         worker alive while they move (app.web.heartbeat.kept_alive).
         A request of a method that may change things, by a caller who may write, takes the
         wiki's write lock before its turn, unless its route `writes` nothing to git; it waits
@@ -684,8 +711,16 @@ class WikiGateway:
                     waiting = partial(self.write_waits.waiting, turn)
                     locked.enter_context(wiki_write_lock(opened.wiki_dir, WRITE_WAIT, waiting))
                     written = (wiki.slug, opened, head_commit(opened.repo))
+                viewed = _file_view(environ, route, opened.wiki_dir) if route else None
+                sends_file = sends_file or viewed == "file"
                 if turn is not None and not sends_file:
-                    turn.take()
+                    try:
+                        turn.take()
+                    except WikiBusy:
+                        if viewed != "thumbnail":
+                            raise
+                        environ[THUMBNAIL_AS_FILE] = True
+                        sends_file = True
                 environ[TENANT_KEY] = Tenant(
                     wiki.slug,
                     wiki,

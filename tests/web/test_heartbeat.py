@@ -217,3 +217,49 @@ def test_a_transfer_that_moves_is_never_cut(monkeypatch):
     finally:
         server.close()
         client.close()
+
+
+def test_a_finished_connection_is_closed_though_its_client_keeps_it_open(monkeypatch):
+    """Twenty-fifth review: gunicorn's graceful close waited 2 s for each client to close,
+    in the sync worker, so clients that read the answer and kept the socket open held every
+    worker. The answer still arrives whole, what the client sent meanwhile is read (no RST
+    cuts the answer), and the server's side is closed after CLOSE_LINGER at most."""
+    import runpy
+    import socket
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(heartbeat, "CLOSE_LINGER", 0.05)
+    conf = runpy.run_path(str(Path(heartbeat.__file__).parents[1] / "gunicorn.conf.py"))
+    server, client = socket.socketpair()
+    try:
+        server.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        client.sendall(b"unread request body" * 100)
+        sent = SimpleNamespace(headers_sent=True)
+        conf["post_request"](None, None, {"gunicorn.socket": server}, sent)
+        assert server.fileno() == -1  # closed, while the client still holds its end
+        received = b""
+        while chunk := client.recv(4096):
+            received += chunk
+        assert received.endswith(b"\r\n\r\nok")
+    finally:
+        client.close()
+        server.close()
+
+
+def test_an_answer_not_sent_yet_is_left_to_gunicorn():
+    import runpy
+    import socket
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    conf = runpy.run_path(str(Path(heartbeat.__file__).parents[1] / "gunicorn.conf.py"))
+    server, client = socket.socketpair()
+    try:
+        conf["post_request"](None, None, {"gunicorn.socket": server}, None)
+        unsent = SimpleNamespace(headers_sent=False)
+        conf["post_request"](None, None, {"gunicorn.socket": server}, unsent)
+        assert server.fileno() != -1  # gunicorn may still send its error page
+    finally:
+        client.close()
+        server.close()

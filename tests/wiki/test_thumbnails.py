@@ -165,3 +165,35 @@ def test_the_page_view_sends_an_image_it_cannot_resize_as_it_is(wiki, name, quer
 def test_the_page_view_refuses_a_size_out_of_range(wiki, query):
     answer = get(wiki, f"/Home/good.png?{query}")
     assert answer.status_code == 404 and "1 to" in answer.text, answer.text
+
+
+def test_a_file_by_its_path_takes_no_turn_and_a_thumbnail_without_one_is_the_file(wiki, tmp_path):
+    """Twenty-fifth review: Otterwiki's page view sends a file named by its path (how pages
+    embed images; the attachments list asks `?thumbnail`s of it), and each took a turn: one
+    member opening a page of 10 images had 8 refused 429. With every turn and waiting place
+    of the owner taken, a file by its path is sent, and a thumbnail is the file itself."""
+    import fcntl
+    import os
+
+    from app.wiki.turns import OWNER as OWNER_POOL
+
+    gateway = wiki.app
+    folder = gateway.settings.owner_turns_dir(OWNER[0]) / OWNER_POOL
+    folder.mkdir(parents=True, exist_ok=True)
+    held = []
+    try:
+        for n in range(gateway.turns.turns):
+            for name in (f"turn-{n}.lock", f"wait-{n}.lock"):
+                fd = os.open(folder / name, os.O_RDONLY | os.O_CREAT, 0o640)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(fd)
+        assert get(wiki, "/Home").status_code == 429  # a page view computes: it needs a turn
+        for path in ("/Home/good.png", "/Home/good.png?thumbnail", "/Home/good.png?size=40"):
+            response = get(wiki, path)
+            assert response.status_code == 200 and response.data == GOOD, path
+    finally:
+        for fd in held:
+            os.close(fd)
+    thumbnail = get(wiki, "/Home/good.png?thumbnail")
+    assert thumbnail.status_code == 200
+    assert PIL.Image.open(io.BytesIO(thumbnail.data)).size[0] <= 80  # a turn was free

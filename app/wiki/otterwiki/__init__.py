@@ -36,6 +36,7 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 
 from app.wiki.otterwiki.account import REDEEM_ENDPOINT
 from app.wiki.otterwiki.boot import boot_otterwiki
+from app.wiki.otterwiki.errors import THUMBNAIL_AS_FILE
 from app.wiki.otterwiki.hooks import CALLER_KEY
 from app.wiki.otterwiki.hooks import TENANT_KEY
 from app.wiki.otterwiki.hooks import install
@@ -54,6 +55,7 @@ __all__ = [
     "REDEEM_ENDPOINT",
     "OpenWiki",
     "STATIC_ENDPOINTS",
+    "THUMBNAIL_AS_FILE",
     "generated_static_files",
     "Tenancy",
     "boot_otterwiki",
