@@ -7,6 +7,15 @@ two commits (or, when the recorded commit is gone, e.g. after a forced push, rea
 tree again). So pages written through the UI, the page API, MCP or a `git push` are found by the
 next query, without any hook. It reads committed blobs only, never the working tree.
 
+A query's cost is bounded whatever the pages hold. FTS5's `snippet()` is quadratic in the
+matches of the text it is given (it scores every match against every other) and `highlight()`
+nearly so (it copies its output at every match): over a page of "a " * 20,000 one query spent
+8 s, 6.7 s of it in snippet(), and at 100,000 a worker was killed (twenty-fifth review). So
+pages are ranked on their whole text, which is never highlighted, and snippets and match
+counts are cut from a second table holding each page's text in pieces of about CHUNK_CHARS
+characters (`_excerpts`): a hit has a few pieces highlighted and one snippeted, whatever its
+page; what is left grows with the matching text, as FTS5's own ranking does.
+
 Several processes share the file: WAL lets queries read while one updates, and an update runs
 in `BEGIN IMMEDIATE`, re-checking the recorded commit once it holds the write lock, so two
 workers never index the same change twice. A new file is set up (WAL, schema) by one process
@@ -33,10 +42,12 @@ from app.core.locks import file_lock
 from app.pages.files import head_commit
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
-from app.pages.query import compile_query
+from app.pages.query import any_fts
+from app.pages.query import parse
+from app.pages.query import to_fts
 
 # Bump when the schema or what is indexed changes: an index of another version is rebuilt.
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 # bm25 weights of the columns (name, body): a word in the page's name counts ten in its text.
 NAME_WEIGHT, BODY_WEIGHT = 10.0, 1.0
 # Words of context in a snippet: about a sentence, small enough for an agent's context.
@@ -46,6 +57,25 @@ OPEN, CLOSE = "\x02", "\x03"
 ELLIPSIS = "…"
 _MARKS = str.maketrans("", "", OPEN + CLOSE)
 _SPACE = re.compile(r"\s+")
+_OPEN = re.compile(OPEN)
+# Pieces of page text that snippets and counts are cut from (module docstring): a core of
+# about CHUNK_CHARS characters (cut after a space, from half of it on) with up to
+# OVERLAP_CHARS of the text before and after it, so a phrase across a cut is still found
+# whole in one piece, and a match in a core has half a snippet's words around it.
+CHUNK_CHARS = 480
+OVERLAP_CHARS = 120
+# A piece's rowid: its page's id * CHUNK_SPAN + its number in the page (a page of
+# MAX_CONTENT_BYTES makes at most MAX_CONTENT_BYTES / (CHUNK_CHARS / 2) pieces, far fewer).
+CHUNK_SPAN = 1 << 20
+# Pieces of a page whose matches are counted: `matches` counts these only (Hit).
+COUNTED_CHUNKS = 8
+# Where a piece may end: after the last space in a window, else after its last character
+# of no word; where it may begin: after the first of either.
+_LAST_SPACE = re.compile(r".*\s", re.DOTALL)
+_LAST_BREAK = re.compile(r".*[\W_]", re.DOTALL)
+_FIRST_SPACE = re.compile(r"\s")
+_FIRST_BREAK = re.compile(r"[\W_]")
+_WORDS = re.compile(r"[^\W_]+")
 _CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 # Seconds a writer waits for another process's update before giving up.
 BUSY_TIMEOUT = 30.0
@@ -63,19 +93,36 @@ CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, filename TEXT NOT NULL
 CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5(
     filename UNINDEXED, name, body, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
+    body, lead UNINDEXED, core UNINDEXED, last UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');
 """
 
-# FTS5 sorts by its own `rank` column before SQLite steps the rows, so the snippets and
-# highlights are made for the LIMIT rows returned only, not for every page that matches.
+# FTS5 sorts by its own `rank` column before SQLite steps the rows, so the names are
+# highlighted for the LIMIT rows returned only. The body is never highlighted here: that cost
+# grows with the square of its matches (module docstring); `_CHUNKS` cuts the snippets.
 _QUERY = f"""
-SELECT filename, rank,
-       highlight(pages, 1, char(2), char(3)),
-       snippet(pages, 2, char(2), char(3), '{ELLIPSIS}', {SNIPPET_TOKENS}),
-       highlight(pages, 2, char(2), char(3))
+SELECT filename, rank, highlight(pages, 1, char(2), char(3)), rowid
 FROM pages
 WHERE pages MATCH ? AND rank MATCH 'bm25(0.0, {NAME_WEIGHT}, {BODY_WEIGHT})'
 ORDER BY rank
+LIMIT ?
+"""
+# The pieces that match in a range of pages, in order, of the pages {pages} only (`_pass`).
+# robot_want(rowid) is asked before a piece is highlighted, robot_marked(...) given the
+# highlight before it is snippeted: only a few pieces of each hit are marked, however many
+# match (`_Excerpts`).
+_CHUNKS = f"""
+SELECT rowid,
+       CASE WHEN robot_want(rowid) THEN
+           CASE WHEN robot_marked(rowid, lead, core, last, highlight(chunks, 0, char(2), char(3)))
+                THEN snippet(chunks, 0, char(2), char(3), '{ELLIPSIS}', {SNIPPET_TOKENS})
+           END
+       END
+FROM chunks
+WHERE chunks MATCH ? AND rowid BETWEEN ? AND ? AND rowid / {CHUNK_SPAN} IN ({{pages}})
 LIMIT ?
 """
 
@@ -130,7 +177,10 @@ class Hit:
     score: float
     name: Marked
     snippet: Marked
-    matches: int  # highlighted words in the page's name and text
+    # Highlighted words in the page's name and in the first COUNTED_CHUNKS pieces of its text
+    # that hold a match (about COUNTED_CHUNKS * CHUNK_CHARS characters): a bounded count, a
+    # lower bound for a page with more matches than that.
+    matches: int
 
 
 class SearchIndex:
@@ -149,25 +199,30 @@ class SearchIndex:
     def search(self, query: object, limit: int = 20) -> list[Hit]:
         """Return at most `limit` pages matching `query` (syntax: app.pages.query), best first.
 
-        Brings the index up to date with HEAD first. Raises BadRequest for a query with no
-        words (see `query.parse`); rebuilds the file when it is corrupt.
+        Each Hit's snippet is about SNIPPET_TOKENS words of one piece of the page's text (see
+        `_excerpts`), its `matches` a count bounded as Hit says. Brings the index up to date
+        with HEAD first. Raises BadRequest for a query with no words (see `query.parse`);
+        rebuilds the file when it is corrupt.
         """
-        expression = compile_query(query)
-        rows = self._with_connection(lambda db: self._run(db, expression, limit))
+        groups = parse(query)
+        rows = self._with_connection(lambda db: self._run(db, groups, limit))
         return [
             Hit(
                 filename=filename,
                 score=-rank,
                 name=Marked.parse(name),
-                snippet=Marked.parse(snippet),
-                matches=name.count(OPEN) + body.count(OPEN),
+                snippet=Marked.parse(excerpt.snippet or ""),
+                matches=name.count(OPEN) + excerpt.matches,
             )
-            for filename, rank, name, snippet, body in rows
+            for filename, rank, name, excerpt in rows
         ]
 
-    def _run(self, db: sqlite3.Connection, expression: str, limit: int) -> list[tuple]:
+    def _run(self, db: sqlite3.Connection, groups, limit: int) -> list[tuple]:
+        """(file name, rank, marked name, _Excerpt) of the best `limit` pages for `groups`."""
         self._follow_head(db)
-        return db.execute(_QUERY, (expression, limit)).fetchall()
+        rows = db.execute(_QUERY, (to_fts(groups), limit)).fetchall()
+        excerpts = _excerpts(db, groups, [page for *_, page in rows])
+        return [(filename, rank, name, excerpts[page]) for filename, rank, name, page in rows]
 
     def refresh(self) -> str | None:
         """Bring the index up to date with HEAD; return the commit it now holds (None: empty).
@@ -392,9 +447,18 @@ class SearchIndex:
             except UnicodeDecodeError:
                 return  # not text: not searchable, as Otterwiki's own search skips it
         cursor = db.execute("INSERT INTO files (filename) VALUES (?)", (filename,))
+        page, body = cursor.lastrowid, body.translate(_MARKS)
         db.execute(
             "INSERT INTO pages (rowid, filename, name, body) VALUES (?, ?, ?, ?)",
-            (cursor.lastrowid, filename, filename[:-3].translate(_MARKS), body.translate(_MARKS)),
+            (page, filename, filename[:-3].translate(_MARKS), body),
+        )
+        pieces = chunks(body)
+        db.executemany(
+            "INSERT INTO chunks (rowid, body, lead, core, last) VALUES (?, ?, ?, ?, ?)",
+            (
+                (page * CHUNK_SPAN + number, text, lead, core, int(number == len(pieces) - 1))
+                for number, (text, lead, core) in enumerate(pieces)
+            ),
         )
 
     @staticmethod
@@ -402,12 +466,209 @@ class SearchIndex:
         row = db.execute("SELECT id FROM files WHERE filename = ?", (filename,)).fetchone()
         if row:
             db.execute("DELETE FROM pages WHERE rowid = ?", row)
+            db.execute(
+                "DELETE FROM chunks WHERE rowid BETWEEN ? AND ?",
+                (row[0] * CHUNK_SPAN, row[0] * CHUNK_SPAN + CHUNK_SPAN - 1),
+            )
             db.execute("DELETE FROM files WHERE id = ?", row)
 
     @staticmethod
     def _clear(db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM pages")
+        db.execute("DELETE FROM chunks")
         db.execute("DELETE FROM files")
+
+
+def chunks(body: str) -> list[tuple[str, int, int]]:
+    """Cut a page's text into the pieces snippets are cut from: [(text, lead, core), ...].
+
+    A piece's `text` is its core, the `core` characters from `lead` on, with up to
+    OVERLAP_CHARS characters of the text before (`lead` of them) and after it; the cores,
+    in order, make `body`. A core ends after the last space among its CHUNK_CHARS // 2 to
+    CHUNK_CHARS characters (else after the last character of no word, else at CHUNK_CHARS),
+    so no text is longer than CHUNK_CHARS + 2 * OVERLAP_CHARS. Linear in `len(body)`.
+    """
+    pieces, start, size = [], 0, len(body)
+    while start < size:
+        cut = size
+        if size - start > CHUNK_CHARS:
+            cut = _cut(body, start + CHUNK_CHARS // 2, start + CHUNK_CHARS)
+        begin = _begin(body, max(0, start - OVERLAP_CHARS), start)
+        end = size if size - cut <= OVERLAP_CHARS else _cut(body, cut, cut + OVERLAP_CHARS)
+        pieces.append((body[begin:end], start - begin, cut - start))
+        start = cut
+    return pieces
+
+
+def _cut(text: str, low: int, high: int) -> int:
+    """Where text may end in (low, high]: after its last space there, else after its last
+    character of no word, else at `high`."""
+    found = _LAST_SPACE.match(text, low, high) or _LAST_BREAK.match(text, low, high)
+    return found.end() if found else high
+
+
+def _begin(text: str, low: int, high: int) -> int:
+    """Where text may begin in [low, high]: `low` at its start, else after the first space
+    there, else after its first character of no word, else at `high`."""
+    if low == 0:
+        return 0
+    found = _FIRST_SPACE.search(text, low, high) or _FIRST_BREAK.search(text, low, high)
+    return found.end() if found else high
+
+
+@dataclass
+class _Excerpt:
+    """What `_excerpts` found of one page: its snippet (FTS5's marked text, None: none yet),
+    the matches counted, the pieces highlighted to count them, and the ellipses its snippet's
+    piece needs (before, after; None: no piece chosen yet)."""
+
+    snippet: str | None = None
+    matches: int = 0
+    counted: int = 0
+    chosen: tuple[bool, bool] | None = None
+
+
+class _Excerpts:
+    """The excerpts of the pages a query found, keyed by page id, while `_CHUNKS` runs."""
+
+    def __init__(self, pages: list[int]):
+        self.found = {page: _Excerpt() for page in pages}
+        self.counting: set[int] = set()  # the pages whose matches the pass running counts
+
+    def start(self, count: bool) -> list[int]:
+        """Begin a pass; return the pages it is for: those with no snippet yet and, when
+        `count`, those with no matches counted yet (it counts theirs)."""
+        found = self.found.items()
+        self.counting = {page for page, excerpt in found if count and not excerpt.counted}
+        return sorted(
+            page for page, excerpt in found if excerpt.chosen is None or page in self.counting
+        )
+
+    def want(self, rowid: int) -> bool:
+        """Whether to highlight piece `rowid`: one of the first COUNTED_CHUNKS pieces of a page
+        counted, or any piece of a page with no snippet yet."""
+        page = rowid // CHUNK_SPAN
+        excerpt = self.found.get(page)
+        if excerpt is None:
+            return False
+        return excerpt.chosen is None or (
+            page in self.counting and excerpt.counted < COUNTED_CHUNKS
+        )
+
+    def marked(self, rowid: int, lead: int, core: int, last: int, marked: str) -> bool:
+        """Count the matches in the core of piece `rowid` (FTS5's `marked` text; see `chunks`
+        for `lead` and `core`, `last` is 1 for a page's last piece); return whether to snippet
+        it: the page has no snippet yet and a match begins in this core (a match in the text
+        around it is another piece's, where it has words on both sides)."""
+        page = rowid // CHUNK_SPAN
+        excerpt = self.found[page]
+        inside = _marks_in(marked, lead, lead + core)
+        if page in self.counting and excerpt.counted < COUNTED_CHUNKS:
+            excerpt.counted += 1
+            excerpt.matches += inside
+        if excerpt.chosen is None and inside:
+            excerpt.chosen = (rowid % CHUNK_SPAN > 0, not last)
+            return True
+        return False
+
+    def done(self, page: int) -> bool:
+        """Whether the pass running has all it wants of `page`."""
+        excerpt = self.found[page]
+        counting = page in self.counting and excerpt.counted < COUNTED_CHUNKS
+        return excerpt.chosen is not None and not counting
+
+
+def _excerpts(db: sqlite3.Connection, groups, pages: list[int]) -> dict[int, _Excerpt]:
+    """Snippets and bounded match counts of `pages` (ids) for the parsed query `groups`.
+
+    In passes over the pieces of those pages (`chunks`): a page's snippet is FTS5's snippet
+    of its first piece holding every term (when there are several), else any (marking those
+    terms), else any of their words (a phrase cut apart), each time the first piece whose
+    core holds a match; else its text's first SNIPPET_TOKENS words, unmarked (a match in the
+    name only). Its matches are counted in the cores of its first COUNTED_CHUNKS pieces
+    holding any term (or else any word). So a hit highlights at most COUNTED_CHUNKS + 2
+    pieces a pass, of at most CHUNK_CHARS + 2 * OVERLAP_CHARS characters, and snippets one,
+    whatever its page holds. Returns {page id: _Excerpt}.
+    """
+    excerpts = _Excerpts(pages)
+    db.create_function("robot_want", 1, excerpts.want)
+    db.create_function("robot_marked", 5, excerpts.marked)
+    terms, words = any_fts(groups), any_fts(groups, words=True)
+    if sum(not group[0].exclude for group in groups) > 1:
+        _pass(db, to_fts(groups), excerpts, count=False)
+    _pass(db, terms, excerpts, count=True)
+    if words != terms:
+        _pass(db, words, excerpts, count=True)
+    for page, excerpt in excerpts.found.items():
+        if excerpt.snippet is None:
+            row = db.execute(
+                "SELECT body, last FROM chunks WHERE rowid = ?", (page * CHUNK_SPAN,)
+            ).fetchone()
+            excerpt.snippet = _lead(row[0], not row[1]) if row else ""
+    return excerpts.found
+
+
+def _pass(db: sqlite3.Connection, expression: str, excerpts: _Excerpts, count: bool) -> None:
+    """Run `_CHUNKS` for `expression` over the pages `excerpts.start(count)` names, until
+    each has what it wants (`_Excerpts.done`).
+
+    One statement per page, LIMITed, FTS5 seeking to its pieces; but FTS5 merges the doclists
+    of every word a prefix term (`retro*`) stands for at each statement, across the wiki, so
+    then one statement steps through the pieces of all the pages' range and stops once
+    each has what it wants."""
+    pages = excerpts.start(count)
+    if not pages:
+        return
+    if "*" in expression:
+        ranges, limit = [(min(pages), max(pages))], -1  # no LIMIT
+    else:
+        ranges, limit = [(page, page) for page in pages], COUNTED_CHUNKS + 2
+    open_pages = set(pages)
+    sql = _CHUNKS.format(pages=",".join(str(int(page)) for page in pages))
+    for first, last in ranges:
+        bounds = (first * CHUNK_SPAN, last * CHUNK_SPAN + CHUNK_SPAN - 1)
+        for rowid, snippet in db.execute(sql, (expression, *bounds, limit)):
+            page = rowid // CHUNK_SPAN
+            excerpt = excerpts.found[page]
+            if snippet is not None:
+                excerpt.snippet = _edges(snippet, *excerpt.chosen)
+            if page in open_pages and excerpts.done(page):
+                open_pages.discard(page)
+                if not open_pages:
+                    return
+                if first == last:
+                    break
+
+
+def _marks_in(marked: str, low: int, high: int) -> int:
+    """How many matches of FTS5's `marked` text begin in [low, high) of its plain text."""
+    found = 0
+    for number, mark in enumerate(_OPEN.finditer(marked)):
+        at = mark.start() - 2 * number  # the marks before it are not text
+        if at >= high:
+            break
+        found += at >= low
+    return found
+
+
+def _edges(snippet: str, before: bool, after: bool) -> str:
+    """FTS5's snippet of one piece, with ELLIPSIS where the page's text goes on beyond it."""
+    if before and not snippet.startswith(ELLIPSIS):
+        snippet = ELLIPSIS + snippet.lstrip()
+    if after and not snippet.endswith(ELLIPSIS):
+        snippet = snippet.rstrip() + ELLIPSIS
+    return snippet
+
+
+def _lead(text: str, more: bool) -> str:
+    """The first SNIPPET_TOKENS words of a piece of text, ELLIPSIS after them when text
+    follows (as FTS5's snippet of a text without matches)."""
+    end = 0
+    for number, word in enumerate(_WORDS.finditer(text)):
+        if number == SNIPPET_TOKENS:
+            return text[:end] + ELLIPSIS
+        end = word.end()
+    return text + ELLIPSIS if more else text
 
 
 def _page_name(name: bytes) -> str | None:

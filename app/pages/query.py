@@ -116,6 +116,24 @@ def to_fts(groups: list[list[Term]]) -> str:
     return expression
 
 
+def any_fts(groups: list[list[Term]], words: bool = False) -> str:
+    """Return an FTS5 MATCH expression for any one of the found (not excluded) terms of
+    `groups` (see `parse`), e.g. `"team" OR "retro" OR "review"`; with `words`, for any one
+    of their words (a prefix term's last word stays a prefix).
+
+    A piece of a page may hold only some of the terms that the whole page holds: this finds
+    and marks them there (app.pages.fulltext cuts snippets from such pieces).
+    """
+    terms = [term for group in groups if not group[0].exclude for term in group]
+    if words:
+        terms = [
+            Term((word,), prefix=term.prefix and at == len(term.words) - 1)
+            for term in terms
+            for at, word in enumerate(term.words)
+        ]
+    return " OR ".join(dict.fromkeys(term.fts() for term in terms))
+
+
 def compile_query(query: object) -> str:
     """Parse `query` and return its safe FTS5 MATCH expression; BadRequest as `parse`."""
     return to_fts(parse(query))

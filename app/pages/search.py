@@ -19,8 +19,9 @@ def search(pages: Pages, query: object, limit: int, index_path: Path) -> list[di
     `index_path` is the wiki's index file (Settings.search_index_path), built or brought up
     to date with HEAD here. Returns at most `limit` dicts `{path, score, matches, snippets,
     highlights}`: `score` is FTS5's bm25 relevance negated (higher is better; a word in the
-    page name weighs ten times one in its text), `matches` the matching words in name and
-    text, `snippets` one plain-text excerpt around the best match (whitespace collapsed, `…`
+    page name weighs ten times one in its text), `matches` the matching words in the name and
+    in the first few matching pieces of the text (a bounded count: app.pages.fulltext.Hit),
+    `snippets` one plain-text excerpt around the best match (whitespace collapsed, `…`
     where text was cut) and `highlights[i]` the `[start, end)` offsets, in Unicode code
     points, of the matched words in `snippets[i]`. Raises BadRequest for an empty, too long
     or wordless query.

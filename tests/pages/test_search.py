@@ -317,6 +317,11 @@ def test_a_catch_up_too_long_for_a_query_is_done_apart_and_said(wiki, monkeypatc
             assert time.monotonic() < deadline, "the detached refresh never finished"
             time.sleep(0.1)
     assert len(found) == 12
+    # The detached step holds its lock until its process has exited, a little after its
+    # commit (50-100 ms on a loaded machine): a query meanwhile answers 503 still.
+    while index._refreshing():
+        assert time.monotonic() < deadline, "the detached refresh never exited"
+        time.sleep(0.05)
     # A small change after it is indexed by the query itself, at once.
     write(wiki, "Many 0", "lambda mu\n")
     assert [hit.filename for hit in index.search("mu")] == ["many 0.md"]
@@ -352,3 +357,162 @@ def test_a_kill_just_after_the_commit_is_no_second_error(wiki, monkeypatch):
         index.search("nu")
     monkeypatch.undo()
     assert [hit.filename for hit in index.search("nu")] == ["killed.md"]
+
+
+# -- the cost of a query is bounded whatever the pages hold (twenty-fifth review) ------------
+
+MANY = 100_000
+
+
+class Cost:
+    """What one wiki's queries hand to FTS5's highlight() and snippet(), and their SQL."""
+
+    def __init__(self, monkeypatch):
+        from app.pages import fulltext
+
+        self.pieces, self.statements = [], []
+        marked = fulltext._Excerpts.marked
+
+        def recording(excerpts, rowid, lead, core, last, text):
+            self.pieces.append(len(text.translate(fulltext._MARKS)))
+            return marked(excerpts, rowid, lead, core, last, text)
+
+        def tracing_open(index):
+            db = sqlite3.connect(index.path, timeout=30, isolation_level=None)
+            db.set_trace_callback(self.statements.append)
+            return db
+
+        monkeypatch.setattr(fulltext._Excerpts, "marked", recording)
+        monkeypatch.setattr(SearchIndex, "_open", tracing_open)
+
+    def search(self, wiki, query, limit=20):
+        self.pieces.clear()
+        self.statements.clear()
+        return wiki.find(query, limit)
+
+
+@pytest.fixture
+def cost(monkeypatch):
+    return Cost(monkeypatch)
+
+
+def assert_bounded(cost, hits, query):
+    """The structural bounds of one query: no whole text is highlighted or snippeted, only a
+    few pieces of bounded size per hit, and the answer's snippets and counts are bounded."""
+    from app.pages.fulltext import CHUNK_CHARS
+    from app.pages.fulltext import COUNTED_CHUNKS
+    from app.pages.fulltext import OVERLAP_CHARS
+
+    piece = CHUNK_CHARS + 2 * OVERLAP_CHARS
+    whole = [s for s in cost.statements if re.search(r"(highlight|snippet)\(pages, 2", s)]
+    assert whole == [], query
+    assert hits, query
+    # at most three passes (every term, any term, any word), each a few pieces per hit
+    assert len(cost.pieces) <= 3 * (COUNTED_CHUNKS + 2) * len(hits), (query, len(cost.pieces))
+    assert max(cost.pieces, default=0) <= piece, query
+    for hit in hits:
+        assert len(hit["snippets"][0]) <= piece + 2, query  # and the ellipses
+        assert hit["matches"] <= COUNTED_CHUNKS * CHUNK_CHARS + 10, query
+
+
+# The kind: pages whose text is nearly all matches, each shaped otherwise.
+HEAVY_PAGES = {
+    "One Word": "a " * MANY,  # the review's example: one word repeated, one long line
+    "Short Lines": "a\n" * MANY,
+    "No Spaces": "a," * MANY,  # one line with nowhere to cut but punctuation
+    "Huge Table": "| a | b | a |\n|---|---|---|\n" + "| a | a | b |\n" * (MANY // 5),
+}
+HEAVY_QUERIES = [
+    "a",
+    "a*",  # a prefix: one pass steps every piece of the pages' range
+    '"a a"',  # a phrase
+    '"a b a"',
+    "b a",  # every term
+    " OR ".join(f"w{n}" for n in range(25)) + " OR a",  # many terms
+    "a -zzz",
+]
+
+
+def test_twenty_fifth_review_a_page_of_one_word_repeated_is_answered_at_bounded_cost(wiki, cost):
+    """`"a " * 100_000` and the query `a`: FTS5's snippet() and highlight() of the whole text
+    cost its matches squared (8 s at 20,000, a worker killed at 100,000). Now the same few
+    pieces are marked for it as for a page of 1,000 matches."""
+    write(wiki, "Many", "a " * MANY)
+    write(wiki, "Few", "a " * 2_000)  # more pieces than are counted, as "Many"
+    handled = {}
+    for name in ("Many", "Few"):
+        hits = [hit for hit in cost.search(wiki, "a") if hit["path"] == name]
+        assert_bounded(cost, hits, name)
+        handled[name] = len(cost.pieces)
+        snippet, spans = hits[0]["snippets"][0], hits[0]["highlights"][0]
+        assert snippet.startswith("a a a") and snippet.endswith("…")
+        assert spans and all(snippet[start:end] == "a" for start, end in spans)
+    assert handled["Many"] == handled["Few"]  # 100 times the matches, the same pieces marked
+
+
+@pytest.mark.parametrize("query", HEAVY_QUERIES)
+def test_every_query_over_pages_of_matches_is_bounded(wiki, cost, query):
+    for name, text in HEAVY_PAGES.items():
+        with open(f"{wiki.storage.path}/{name.lower()}.md", "w") as f:
+            f.write(text)  # committed with git, as a push would
+    commit_all(wiki, "heavy pages")
+    hits = cost.search(wiki, query)
+    found = {hit["path"] for hit in hits}
+    if query not in ('"a b a"', "b a"):
+        assert found == set(HEAVY_PAGES), (query, found)
+    assert_bounded(cost, hits, query)
+    for hit in hits:
+        marked = [hit["snippets"][0][a:b].lower() for a, b in hit["highlights"][0]]
+        # words only (FTS5 joins overlapping phrase matches into one mark)
+        assert marked and all(set(re.sub(r"[\W_]", "", m)) <= {"a", "b"} for m in marked)
+
+
+def test_many_pages_each_with_many_matches_are_bounded_per_hit(wiki, cost):
+    for n in range(40):
+        with open(f"{wiki.storage.path}/many {n}.md", "w") as f:
+            f.write("a b " * 5_000)
+    commit_all(wiki, "many pages")
+    for query in ("a", "a*", "b a", '"a b"'):
+        hits = cost.search(wiki, query, 30)
+        assert len(hits) == 30
+        assert_bounded(cost, hits, query)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab ,\n\t-é東"), max_size=3000))
+def test_pieces_cover_the_text_in_order_and_are_bounded(body):
+    from app.pages.fulltext import CHUNK_CHARS
+    from app.pages.fulltext import OVERLAP_CHARS
+    from app.pages.fulltext import chunks
+
+    pieces = chunks(body)
+    assert "".join(text[lead : lead + core] for text, lead, core in pieces) == body
+    assert all(0 < len(text) <= CHUNK_CHARS + 2 * OVERLAP_CHARS for text, _, _ in pieces)
+    assert all(core > 0 and lead <= OVERLAP_CHARS for _, lead, core in pieces)
+
+
+def test_snippets_keep_their_meaning_far_into_a_page(wiki):
+    """A match deep in a long page is shown with words around it and ellipses on both sides;
+    a phrase across a cut between pieces is found and marked whole; a match in the name only
+    shows the start of the text; matches are counted across pieces."""
+    filler = "plain words of filler text here. " * 200
+    write(wiki, "Deep", filler + "the retro on Friday went well. " + filler)
+    write(wiki, "Otters", "Rivers and lakes. " * 100)
+    write(wiki, "Counted", (filler[:900] + " otters swim. ") * 5)
+    hit = wiki.find('"retro on friday"')[0]
+    snippet, spans = hit["snippets"][0], hit["highlights"][0]
+    assert snippet.startswith("…") and snippet.endswith("…")
+    assert [snippet[a:b] for a, b in spans] == ["retro on Friday"]
+    # FTS5 begins a window at its sentence, as over a whole page
+    assert snippet.startswith("…the retro on Friday went well. plain words of filler")
+    assert hit["matches"] == 1
+    for cut in range(440, 480, 3):  # the phrase across every place near a cut
+        text = "x " * (cut // 2) + "retro on friday " + "y " * 300
+        write(wiki, "Across", text)
+        found = {h["path"]: h for h in wiki.find('"retro on friday"')}["Across"]
+        start, end = found["highlights"][0][0]
+        assert found["snippets"][0][start:end] == "retro on friday", cut
+    named = {h["path"]: h for h in wiki.find("otters")}
+    assert named["Otters"]["snippets"][0].startswith("Rivers and lakes.")
+    assert named["Otters"]["highlights"] == [[]] and named["Otters"]["matches"] == 1
+    assert named["Counted"]["matches"] == 5
