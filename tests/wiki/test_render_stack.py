@@ -303,7 +303,9 @@ def test_the_page_index_of_a_large_wiki_answers_at_once_and_fills_in(stack, larg
     slug, _ = large
     host = f"{slug}.localhost"
     details = []
-    for _ in range(80):  # a quarter of the budget a view: ~25 pages of headings each
+    # A quarter of the budget a view: ~25 pages of headings each, fewer on a loaded host (80
+    # views reached 909 of 1,000 pages in a CI run beside other work).
+    for _ in range(300):
         index = stack.get_as_told("otterwiki", host, "/-/index")[-1]
         assert index.status_code == 200, (index.status_code, index.text[-800:], details)
         assert index.text.count('href="/Part3/') >= 100  # every page, headings or not
