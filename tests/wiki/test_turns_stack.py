@@ -334,7 +334,12 @@ def test_a_crowd_of_anonymous_readers_never_locks_the_owner_out(wikis, path):
             done.set()
         statuses = [status for client in crowds for status in client.result()]
     assert owner == [200] * 30
-    assert 429 in statuses  # the crowd was refused what it could not wait for
+    if "?" in path:
+        # The page view's resize that finds no turn sends the file itself, at no CPU cost
+        # (twenty-fifth review: a member's own page of images was refused 429).
+        assert set(statuses) == {200}
+    else:
+        assert 429 in statuses  # the crowd was refused what it could not wait for
 
 
 def crowd_until(stack, slug: str, path: str, done: threading.Event, token=None) -> list[int]:
