@@ -431,4 +431,4 @@ class Settings:
 
     def link_map_path(self, slug: str) -> Path:
         """The wiki's map of links (app.pages.link_map): derived from git, never backed up."""
-        return self.wiki_dir(slug) / "links.json"
+        return self.wiki_dir(slug) / "links.db"

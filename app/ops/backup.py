@@ -49,8 +49,9 @@ def _copy_private(source: Path, target: Path) -> None:
 def _copy_wiki(source: Path, target: Path) -> None:
     """Copy one wiki folder: the git repo as files, wiki.db through SQLite, not the lock file.
 
-    Nor the full-text index (search.db): it is derived from the repo, and the first search
-    after a restore builds it again (app.pages.fulltext).
+    Nor the full-text index (search.db) or the link map (links.db): they are derived from the
+    repo, and the first search or links call after a restore builds them again
+    (app.pages.fulltext, app.pages.link_map).
     """
     target.mkdir(parents=True)
     shutil.copytree(source / "repo", target / "repo", symlinks=True)

@@ -1,17 +1,22 @@
 """Writing one file of a wiki's working tree so that it is whole or absent, never written through
-a symbolic link (git lets anyone who can push put a link into the tree), and reading which
-commit HEAD names. Putting the tree back at HEAD after a failed write is
-app.core.locks.put_back_at_head."""
+a symbolic link (git lets anyone who can push put a link into the tree); reading which commit
+HEAD names, and the page files of a commit with their text. Putting the tree back at HEAD after
+a failed write is app.core.locks.put_back_at_head."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from git.refs.symbolic import SymbolicReference
 
 from app.core.errors import BadRequest
+from app.pages.paths import MAX_CONTENT_BYTES
+
+# git's modes of a file with content of its own (not a symlink, not a submodule)
+REGULAR_FILE_MODES = ("100644", "100755")
 
 
 def refuse_links(root: str, relative: str, include_last: bool = True) -> None:
@@ -72,4 +77,47 @@ def head_commit(repo) -> str | None:
     try:
         return SymbolicReference.dereference_recursive(repo, "HEAD")
     except ValueError:  # HEAD names a branch with no commit yet
+        return None
+
+
+def page_file_name(name: bytes) -> str | None:
+    """A page's file name from git's bytes; None for other files and names not UTF-8 (a push
+    may bring them; Otterwiki cannot serve them, and one must not break the wiki)."""
+    if not name.endswith(b".md"):
+        return None
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def page_blobs(repo, commit: str = "HEAD") -> Iterator[tuple[str, str, str]]:
+    """Yield (file name, mode, blob id) of every page file (`.md`) in `commit`'s tree, read
+    from the tree alone (one `git ls-tree`, no page read). Raises git.exc.GitCommandError for
+    a commit that does not exist (HEAD in a repository without commits)."""
+    listing = repo.git.execute(
+        ["git", "ls-tree", "-r", "-z", "--full-tree", commit], stdout_as_string=False
+    )
+    for entry in listing.split(b"\0"):
+        info, _, name = entry.partition(b"\t")
+        filename = page_file_name(name)
+        if filename is not None and info:
+            mode, kind, sha = info.decode("ascii").split()
+            if kind == "blob":
+                yield filename, mode, sha
+
+
+def page_text(repo, mode: str, sha: str) -> str | None:
+    """The text of a page blob `sha` (git mode `mode`) of `repo` (a git.Repo): None for a
+    symlink or submodule, or bytes that are not UTF-8 (Otterwiki's search skips them too);
+    "" for a page over MAX_CONTENT_BYTES, which only a push makes and which is never read
+    whole."""
+    if mode not in REGULAR_FILE_MODES:
+        return None
+    _, _, size = repo.git.get_object_header(sha)
+    if size > MAX_CONTENT_BYTES:
+        return ""
+    try:
+        return repo.git.get_object_data(sha)[3].decode("utf-8")
+    except UnicodeDecodeError:
         return None

@@ -39,8 +39,11 @@ from app.core.detached import start_module
 from app.core.errors import Unavailable
 from app.core.git_env import git_env
 from app.core.locks import file_lock
+from app.pages.files import REGULAR_FILE_MODES
 from app.pages.files import head_commit
-from app.pages.paths import MAX_CONTENT_BYTES
+from app.pages.files import page_blobs
+from app.pages.files import page_file_name
+from app.pages.files import page_text
 from app.pages.paths import PathRules
 from app.pages.query import any_fts
 from app.pages.query import parse
@@ -83,7 +86,6 @@ BUSY_TIMEOUT = 30.0
 # step's (app.core.detached), and queries meanwhile are answered 503 with Retry-After.
 INLINE_BYTES = 4 * 1024 * 1024
 CATCH_UP_RETRY = 5
-_REGULAR_FILE_MODES = ("100644", "100755")
 # A change to the index: (page file name, git mode, blob sha or None for a file deleted).
 Change = tuple[str, str, str | None]
 
@@ -352,7 +354,7 @@ class SearchIndex:
             return True, []
         if indexed and self._has_commit(indexed):
             return False, self._diff(indexed, head)
-        return True, [(filename, mode, sha) for mode, sha, filename in self._tree(head)]
+        return True, list(page_blobs(self.repo, head))
 
     def _apply(self, db: sqlite3.Connection, clear: bool, changes: list[Change]) -> None:
         if clear:
@@ -367,7 +369,7 @@ class SearchIndex:
         """Bytes of page text `changes` put, counted until past `enough`."""
         total = 0
         for _, mode, sha in changes:
-            if sha is not None and mode in _REGULAR_FILE_MODES:
+            if sha is not None and mode in REGULAR_FILE_MODES:
                 total += self.repo.git.get_object_header(sha)[2]
                 if total > enough:
                     break
@@ -410,16 +412,6 @@ class SearchIndex:
         """The NUL-separated fields of a git command's `-z` output, as bytes."""
         return self.repo.git.execute(["git", *args], stdout_as_string=False).split(b"\0")
 
-    def _tree(self, commit: str):
-        """Yield (mode, blob sha, file name) of every page file in `commit`'s tree."""
-        for entry in self._git_fields("ls-tree", "-r", "-z", "--full-tree", commit):
-            info, _, name = entry.partition(b"\t")
-            filename = _page_name(name)
-            if filename is not None and info:
-                mode, kind, sha = info.decode("ascii").split()
-                if kind == "blob":
-                    yield mode, sha, filename
-
     def _diff(self, old: str, new: str) -> list[Change]:
         """The page files that differ between commits `old` and `new`: (file name, mode,
         blob sha, or None for a file deleted)."""
@@ -428,7 +420,7 @@ class SearchIndex:
         fields = self._git_fields("diff-tree", "-r", "-z", "--no-renames", old, new)
         changes: list[Change] = []
         for info, name in zip(fields[0::2], fields[1::2], strict=False):
-            filename = _page_name(name)
+            filename = page_file_name(name)
             if filename is None or not info.startswith(b":"):
                 continue
             _, mode, _, sha, status = info[1:].decode("ascii").split()
@@ -436,16 +428,10 @@ class SearchIndex:
         return changes
 
     def _put(self, db: sqlite3.Connection, filename: str, mode: str, sha: str) -> None:
-        if mode not in _REGULAR_FILE_MODES:
-            return  # a symlink or submodule is no page text of its own
-        _, _, size = self.repo.git.get_object_header(sha)
-        if size > MAX_CONTENT_BYTES:
-            body = ""  # only a push makes a page this big: found by its name, not read whole
-        else:
-            try:
-                body = self.repo.git.get_object_data(sha)[3].decode("utf-8")
-            except UnicodeDecodeError:
-                return  # not text: not searchable, as Otterwiki's own search skips it
+        # a page over the size limit is found by its name only ("" text)
+        body = page_text(self.repo, mode, sha)
+        if body is None:
+            return  # a symlink, or not text: not searchable, as in Otterwiki's own search
         cursor = db.execute("INSERT INTO files (filename) VALUES (?)", (filename,))
         page, body = cursor.lastrowid, body.translate(_MARKS)
         db.execute(
@@ -669,17 +655,6 @@ def _lead(text: str, more: bool) -> str:
             return text[:end] + ELLIPSIS
         end = word.end()
     return text + ELLIPSIS if more else text
-
-
-def _page_name(name: bytes) -> str | None:
-    """A page's file name from git's bytes; None for other files and names not UTF-8 (a push
-    may bring them; Otterwiki cannot serve them, and one must not break the wiki's search)."""
-    if not name.endswith(b".md"):
-        return None
-    try:
-        return name.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def results(hits: list[Hit], rules: PathRules) -> list[dict]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
-import unicodedata
 from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import quote
 from urllib.parse import unquote
 
@@ -28,10 +29,15 @@ MARKDOWN_LINK_RE = re.compile(
     r"(!?)\[([^\[\]\n]*+)\]\(\s*<?((?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
     r"((?:\s+\"[^\"\n]*\")?\s*)\)"
 )
-_FENCE_RE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
-_CODE_SPAN_RE = re.compile(r"`[^`\n]*`")
+# A fenced code block, or a code span: links inside them are text, not links.
+_CODE_RE = re.compile(r"(?ms:^(```|~~~).*?^\1[^\n]*$)|`[^`\n]*`")
+# A link reference definition, `[label]: target "title"` (CommonMark 4.7), which `[text][label]`
+# and `[label]` use; not a footnote's `[^note]:`. Group 3 is the target.
+REFERENCE_RE = re.compile(
+    r"^( {0,3}\[(?!\^)[^\[\]\n]++\]:[ \t]*+)(<?)([^\s<>]++)(>?)", re.MULTILINE
+)
 _SCHEME_RE = re.compile(r"\A[a-zA-Z][a-zA-Z0-9+.-]*:")
-# Distinct link texts of one page that outgoing_links follows; a page with more is unusual
+# Distinct link texts of one page that page_links follows; a page with more is unusual
 # (each costs a name check), and the rest are not reported.
 MAX_LINK_TARGETS = 10_000
 
@@ -48,59 +54,117 @@ def _split_wikilink(inner: str, linktitle: bool) -> tuple[str, str | None, bool]
     return (left, right, True) if linktitle else (right, left, False)
 
 
-def _without_code(content: str) -> str:
-    return _CODE_SPAN_RE.sub("", _FENCE_RE.sub("", content))
+def _outside_code(content: str, change: Callable[[str], str]) -> str:
+    """`content` with `change` applied to each stretch outside code blocks and spans."""
+    out, done = [], 0
+    for match in _CODE_RE.finditer(content):
+        out += [change(content[done : match.start()]), match.group(0)]
+        done = match.end()
+    out.append(change(content[done:]))
+    return "".join(out)
 
 
-def _page_target(rules: PathRules, raw: str, base_dir: str) -> str | None:
-    """Return the clean page path a link target names, or None if it is not a wiki page."""
+def _link_texts(content: str, linktitle: bool) -> Iterator[tuple[str, bool]]:
+    """Yield (link text, is an image) of every link outside code: wiki links (as absolute
+    paths), inline links and images, reference definitions."""
+    text = _CODE_RE.sub("", content)
+    for match in WIKILINK_RE.finditer(text):
+        link, _, _ = _split_wikilink(match.group(1), linktitle)
+        yield "/" + link.strip().lstrip("/"), False
+    for match in MARKDOWN_LINK_RE.finditer(text):
+        yield match.group(3), bool(match.group(1))
+    for match in REFERENCE_RE.finditer(text):
+        yield match.group(3), False
+
+
+def _resolve(raw: str, base_dir: str) -> str | None:
+    """The wiki path (no leading '/', not yet cleaned) a link text names from a page in
+    `base_dir`, or None: a link to another site or scheme, or above the wiki's root."""
     target = raw.split("#", 1)[0].split("?", 1)[0].strip()
     if not target or _SCHEME_RE.match(target) or target.startswith("//"):
         return None
     target = unquote(target)
     if target.startswith("/"):
-        target = target.lstrip("/")
-    else:
-        target = posixpath.normpath(posixpath.join(base_dir, target))
-        if target.startswith(".."):
-            return None
+        return target.lstrip("/")
+    target = posixpath.normpath(posixpath.join(base_dir, target))
+    return None if target.startswith("..") else target
+
+
+def _clean_page(rules: PathRules, target: str) -> str | None:
+    """The clean page path of a resolved link target, or None: an attachment such as
+    `Page/diagram.png`, or no valid page name."""
     last = target.rsplit("/", 1)[-1]
     if "." in last.removesuffix(".md"):
-        return None  # an attachment such as /Page/diagram.png
+        return None
     try:
         return rules.clean(target)
     except BadRequest:
         return None
 
 
+def _page_target(rules: PathRules, raw: str, base_dir: str) -> str | None:
+    """Return the clean page path a link target names, or None if it is not a wiki page."""
+    target = _resolve(raw, base_dir)
+    return None if target is None else _clean_page(rules, target)
+
+
+def _file_folder(rules: PathRules, target: str) -> str | None:
+    """The folder (as on disk) of a resolved link target that names a file, not a page."""
+    if _clean_page(rules, target) is not None or "/" not in target:
+        return None
+    try:
+        return rules.attachment_dir(rules.clean(target.rsplit("/", 1)[0]))
+    except BadRequest:
+        return None
+
+
+@dataclass(frozen=True)
+class PageLinks:
+    """What one page links to: `pages` the page paths (canonical, in order, no repeats),
+    `folders` the folders (as on disk) of the files it links to or shows, and `relative`
+    whether any link text is relative (then what it names depends on the page's folder)."""
+
+    pages: tuple[str, ...]
+    folders: tuple[str, ...]
+    relative: bool
+
+
+def page_links(rules: PathRules, path: str, content: str, wikilink_style: str = "") -> PageLinks:
+    """Return what page `path`'s `content` links to (PageLinks): wiki links, inline links,
+    reference definitions, and the files of images; never what is inside code.
+
+    Each distinct link text is resolved once: a page of 80,000 links to one page resolved
+    each, and /links and /orphans of a 24 MB wiki ran past the worker timeout (twenty-fourth
+    review). At most MAX_LINK_TARGETS distinct texts a page are followed.
+    """
+    base_dir = posixpath.dirname(path)
+    raws: dict[str, bool] = {}  # link text: whether it is only ever an image's
+    for raw, image in _link_texts(content, _linktitle_style(wikilink_style)):
+        raws[raw] = raws.get(raw, True) and image
+        if len(raws) >= MAX_LINK_TARGETS:
+            break
+    pages: dict[str, None] = {}
+    folders: dict[str, None] = {}
+    relative = False
+    for raw, image in raws.items():
+        target = _resolve(raw, base_dir)
+        if target is None:
+            continue
+        relative = relative or not raw.lstrip().startswith("/")
+        page = _clean_page(rules, target)
+        if page is not None:
+            if not image:  # an image of a page's name shows nothing: no link
+                pages.setdefault(rules.page_path(rules.filename(page)))
+        elif (folder := _file_folder(rules, target)) is not None:
+            folders.setdefault(folder)
+    return PageLinks(tuple(pages), tuple(folders), relative)
+
+
 def outgoing_links(
     rules: PathRules, path: str, content: str, wikilink_style: str = ""
 ) -> list[str]:
     """Return the page paths (canonical, deduplicated, in order) that a page's content links to."""
-    base_dir = posixpath.dirname(path)
-    linktitle = _linktitle_style(wikilink_style)
-    text = _without_code(content)
-    # Each distinct link text is resolved once: a page of 80,000 links to one page resolved
-    # each, and /links and /orphans of a 24 MB wiki ran past the worker timeout (twenty-
-    # fourth review). At most MAX_LINK_TARGETS distinct ones a page are followed.
-    raws: dict[str, None] = {}
-    for match in WIKILINK_RE.finditer(text):
-        link, _, _ = _split_wikilink(match.group(1), linktitle)
-        raws.setdefault("/" + link.strip().lstrip("/"))
-        if len(raws) >= MAX_LINK_TARGETS:
-            break
-    for match in MARKDOWN_LINK_RE.finditer(text):
-        if len(raws) >= MAX_LINK_TARGETS:
-            break
-        if not match.group(1):
-            raws.setdefault(match.group(3))
-    seen: dict[str, str] = {}
-    for raw in raws:
-        target = _page_target(rules, raw, base_dir)
-        if target is not None:
-            canonical = rules.page_path(rules.filename(target))
-            seen.setdefault(canonical, canonical)
-    return list(seen)
+    return list(page_links(rules, path, content, wikilink_style).pages)
 
 
 def rewrite_links(
@@ -111,72 +175,69 @@ def rewrite_links(
     new: str,
     wikilink_style: str = "",
 ) -> str:
-    """Return page `path`'s `content` with links to page `old` (and its files) aimed at `new`."""
-    if not _may_link_to(path, content, old):
-        return content
+    """Return page `path`'s `content` with its links to page `old`, its subpages and its files
+    aimed at `new` and below it: wiki links, inline links and images, reference definitions;
+    never inside code. A link to the page itself becomes `new` (absolute for a Markdown
+    link), one below it keeps its own spelling of the part below."""
     base_dir = posixpath.dirname(path)
     linktitle = _linktitle_style(wikilink_style)
-    old_file = rules.filename(old)
-    old_dir = rules.attachment_dir(old) + "/"
+    old_file, old_dir = rules.filename(old), rules.attachment_dir(old)
+    depth = old.count("/") + 1
 
-    @functools.cache  # once per distinct link text (see outgoing_links)
-    def points_at_old(raw: str) -> bool:
-        target = _page_target(rules, raw, base_dir)
-        return target is not None and rules.filename(target) == old_file
+    @functools.cache  # once per distinct link text (see page_links)
+    def moved(raw: str) -> str | None:
+        """The path (no leading '/') a link to `raw` names after the rename, or None."""
+        target = _resolve(raw, base_dir)
+        if target is None:
+            return None
+        segments = target.split("/")
+        if len(segments) < depth:
+            return None
+        if len(segments) == depth:
+            page = _clean_page(rules, target)
+            return new if page is not None and rules.filename(page) == old_file else None
+        try:
+            head = rules.attachment_dir(rules.clean("/".join(segments[:depth])))
+        except BadRequest:
+            return None
+        return "/".join([new, *segments[depth:]]) if head == old_dir else None
 
     def wikilink(match: re.Match) -> str:
         link, title, link_is_left = _split_wikilink(match.group(1), linktitle)
-        if not points_at_old("/" + link.strip().lstrip("/")):
+        target = moved("/" + link.strip().lstrip("/"))
+        if target is None:
             return match.group(0)
         anchor = "#" + link.split("#", 1)[1] if "#" in link else ""
         lead = "/" if link.strip().startswith("/") else ""
-        new_link = lead + new + anchor
+        new_link = lead + target + anchor
         if title is None:
             return f"[[{new_link}]]"
         return f"[[{new_link}|{title}]]" if link_is_left else f"[[{title}|{new_link}]]"
 
-    def mdlink(match: re.Match) -> str:
-        bang, text, target, tail = match.groups()
-        new_target = _rewrite_target(rules, target, old_dir, new, points_at_old)
+    def retarget(match: re.Match) -> str:
+        """An inline link, image or reference definition (target in group 3) moved."""
+        new_target = _moved_target(match.group(3), moved)
         if new_target is None:
             return match.group(0)
-        return f"{bang}[{text}]({new_target}{tail})"
+        start, end = (at - match.start() for at in match.span(3))
+        return match.group(0)[:start] + new_target + match.group(0)[end:]
 
-    return MARKDOWN_LINK_RE.sub(mdlink, WIKILINK_RE.sub(wikilink, content))
+    def change(part: str) -> str:
+        part = WIKILINK_RE.sub(wikilink, part)
+        return REFERENCE_RE.sub(retarget, MARKDOWN_LINK_RE.sub(retarget, part))
 
-
-def _may_link_to(path: str, content: str, old: str) -> bool:
-    """Whether page `path`'s `content` may link to page `old` or its files: a cheap test that
-    lets a rename skip the pages that cannot, without resolving each link (a wiki full of
-    distinct links was slow to rename in: twenty-fourth review).
-
-    A link names a page by its last segment, which is in the link's own text (percent-decoded
-    and NFKC-normalised as `_page_target` reads it, in any case) unless the text is dot
-    segments alone (`..` names the linking page's folder), whose names are in `path`.
-    """
-    name = folded(old.rsplit("/", 1)[-1])
-    return name in folded(path) or name in folded(unquote(content))
+    return _outside_code(content, change)
 
 
-def folded(text: str) -> str:
-    """`text` NFKC-normalised and case-folded: as a link's text may name a page."""
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
-def _rewrite_target(
-    rules: PathRules, target: str, old_dir: str, new: str, points_at_old: Callable[[str], bool]
-) -> str | None:
+def _moved_target(target: str, moved: Callable[[str], str | None]) -> str | None:
+    """A Markdown link target aimed where `moved` says (absolute, percent-encoded, its
+    `#fragment` or `?query` kept), or None when it does not move."""
+    path = moved(target)
+    if path is None:
+        return None
     rest = ""
     for sep in ("#", "?"):
         if sep in target:
             target, tail = target.split(sep, 1)
             rest = sep + tail + rest
-    decoded = unquote(target)
-    if decoded.startswith("/"):
-        on_disk = decoded if rules.retain_case else decoded.lower()
-        if on_disk.startswith("/" + old_dir):
-            # a file attached to the renamed page: its folder moved with it
-            return quote("/" + new + "/" + decoded[len(old_dir) + 1 :], safe="/") + rest
-    if points_at_old(target):
-        return quote("/" + new, safe="/") + rest
-    return None
+    return quote("/" + path, safe="/") + rest

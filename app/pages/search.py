@@ -30,33 +30,50 @@ def search(pages: Pages, query: object, limit: int, index_path: Path) -> list[di
     return results(hits, pages.rules)
 
 
-def _link_map(pages: Pages) -> dict[str, list[str]]:
-    """Map each page path to the page paths it links to (Pages.links; may raise Unavailable)."""
-    return pages.links()
+def _sources(link_map: dict[str, tuple[str, ...]]) -> list[tuple[tuple[str, ...], list[str]]]:
+    """Each distinct list of targets in `link_map` with the pages that hold it: a text pushed
+    under many names is one list, looked through once, not once a name."""
+    grouped: dict[int, tuple[tuple[str, ...], list[str]]] = {}
+    for source, targets in link_map.items():
+        grouped.setdefault(id(targets), (targets, []))[1].append(source)
+    return list(grouped.values())
 
 
 def links(pages: Pages, path: str) -> dict:
     """Return the pages a page links to (and which of those are missing) and its backlinks.
-    Raises NotFound for a page that does not exist; Unavailable as Pages.links."""
+    Raises NotFound for a page that does not exist; Unavailable and PayloadTooLarge as
+    Pages.links."""
     path = pages.rules.clean(path)
     filename = pages.rules.filename(path)
     if not pages.is_page(filename):
         raise NotFound(f"page {path!r} does not exist")
     shown = pages.rules.page_path(filename)
-    link_map = _link_map(pages)
-    outgoing = link_map.get(shown, [])
+    link_map = pages.links()
+    outgoing = link_map.get(shown, ())
+    backlinks = [
+        source
+        for targets, sources in _sources(link_map)
+        if shown in targets
+        for source in sources
+        if source != shown
+    ]
     return {
         "path": shown,
-        "outgoing": outgoing,
+        "outgoing": list(outgoing),
         "missing": [p for p in outgoing if p not in link_map],
-        "backlinks": sorted(p for p, out in link_map.items() if shown in out and p != shown),
+        "backlinks": sorted(backlinks),
     }
 
 
 def orphans(pages: Pages) -> list[str]:
-    """Return pages no other page links to (Home is the root, never an orphan); raises
-    Unavailable as Pages.links."""
-    link_map = _link_map(pages)
-    linked = {target for source, out in link_map.items() for target in out if target != source}
+    """Return pages no other page links to (Home is the root, never an orphan); raises as
+    Pages.links."""
+    link_map = pages.links()
+    linked: set[str] = set()
+    for targets, sources in _sources(link_map):
+        if len(sources) > 1:
+            linked.update(targets)  # each target has a source other than itself
+        else:
+            linked.update(t for t in targets if t != sources[0])
     home = pages.rules.page_path(HOME)
     return sorted(p for p in link_map if p not in linked and p != home)

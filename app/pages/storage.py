@@ -7,7 +7,6 @@ import os
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from urllib.parse import unquote
 
 import git.exc
 from otterwiki.gitstorage import GitStorage
@@ -30,7 +29,6 @@ from app.pages.files import refuse_links
 from app.pages.files import remove_empty_folder
 from app.pages.files import replace_file
 from app.pages.link_map import LinkMap
-from app.pages.links import folded
 from app.pages.links import rewrite_links
 from app.pages.merge import MergeFailed
 from app.pages.merge import diff
@@ -86,10 +84,14 @@ class Pages:
         rules = PathRules(retain_case=bool(config.get("RETAIN_PAGE_NAME_CASE")))
         return cls(storage, rules, str(config.get("WIKILINK_STYLE") or ""), link_map)
 
-    def links(self) -> dict[str, list[str]]:
-        """Map each page path at HEAD to the page paths it links to (app.pages.link_map).
-        Raises Unavailable (503) while a big wiki's map is still being read."""
-        return LinkMap(self.link_map, self.storage.repo, self.rules, self.wikilink_style).outgoing()
+    def links(self) -> dict[str, tuple[str, ...]]:
+        """Map each page path at HEAD to the page paths it links to (LinkMap.outgoing; pages
+        of one text share one tuple). Raises Unavailable while the map fills, PayloadTooLarge
+        for a wiki of too many links."""
+        return self._link_map().outgoing()
+
+    def _link_map(self) -> LinkMap:
+        return LinkMap(self.link_map, self.storage.repo, self.rules, self.wikilink_style)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -562,32 +564,28 @@ class Pages:
         return updated
 
     def _linking_to(self, old: str) -> set[str]:
-        """The page files that may link to page `old`, its subpages or its files: those the
-        link map (`links`) says link to the page or below it, and those whose text names the
-        page's folder in an absolute link (a file's link, which the map does not hold). Raises
-        Unavailable as `links`.
+        """The page files that link to page `old`, its subpages or its files, as the link map
+        says (LinkMap.read). Raises as `links`.
 
         A rename with update_links rewrote every page: on a wiki of 9,900 link-heavy pages it
         ran past the worker timeout, was killed, and could never succeed (twenty-fifth review).
         """
         old_file, old_dir = self.rules.filename(old), self.rules.attachment_dir(old)
         below = old_dir + "/"
-        found = set()
-        for page, targets in self.links().items():
-            for target in targets:
+        linking: dict[int, bool] = {}  # by PageLinks: pages of one text share one answer
+
+        def links_below(links) -> bool:
+            for target in links.pages:
                 file = self.rules.filename(target)
                 if file == old_file or file.startswith(below):
-                    found.add(self.rules.filename(page))
-                    break
-        folder = folded("/" + below)
-        for filename in self.page_files():
-            if filename in found:
-                continue
-            try:
-                content = self.storage.load(filename)
-            except StorageError:
-                continue
-            if folder in folded(unquote(content)):
+                    return True
+            return any(f == old_dir or f.startswith(below) for f in links.folders)
+
+        found = set()
+        for filename, links in self._link_map().read().items():
+            if id(links) not in linking:
+                linking[id(links)] = links_below(links)
+            if linking[id(links)]:
                 found.add(filename)
         return found
 

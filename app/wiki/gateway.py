@@ -177,7 +177,11 @@ def _file_view(environ, route: Route, wiki_dir: Path) -> str | None:
     """What Otterwiki's page view of this request sends (see _RESIZE_ARGS): "file" for a
     file named by its path, which takes no turn, as `get_attachment`; "thumbnail" for its
     thumbnail, which takes a turn, or is sent as the file when none is free; None for
-    anything else (a page, or another endpoint)."""
+    anything else (a page, or another endpoint). The thumbnail route
+    (`/<page>/t/<file>/<size>`) is a thumbnail, whichever file it names: Otterwiki answers
+    404 for one that is not there, at no cost."""
+    if route.endpoint == "get_attachment_thumbnail":
+        return "thumbnail"
     path = route.args.get("path") if route.endpoint == "view" else None
     if not isinstance(path, str) or path.endswith(".md"):
         return None
