@@ -33,6 +33,11 @@ MAX_DID = 2048
 # The blessed methods: did:plc (a 24-character base32 id) and did:web (a bare hostname).
 PLC_PATTERN = re.compile(r"did:plc:[a-z2-7]{24}")
 WEB_PATTERN = re.compile(r"did:web:[a-zA-Z0-9.-]+(%3[aA][0-9]+)?")
+# What a user row may be keyed by (check_user_did): a blessed method, a did:web naming a bare
+# host, and a did:plc whose id is lower-case letters, digits and inner hyphens. Looser than
+# PLC_PATTERN only in length and alphabet, for the short ids of instances made by hand (the
+# README's own `robot user add --did did:plc:alice`) and the test suite's fixtures.
+USER_PLC_PATTERN = re.compile(r"did:plc:[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?")
 # What the Handle spec says to show when a DID's handle does not resolve back to it.
 INVALID_HANDLE = "handle.invalid"
 MAX_INPUT = 512
@@ -145,18 +150,44 @@ def check_did_syntax(did: object) -> None:
         raise BadRequest(f"{shown!r} is not a valid DID (did:plc:... or did:web:...)")
 
 
+def check_user_did(did: object) -> None:
+    """Raise BadRequest unless `did` may be stored as a user: the DID spec's syntax, and a
+    blessed method in the shape check_did takes, but for a did:plc's id (USER_PLC_PATTERN).
+
+    Every way a user is stored (Store.upsert_user and add_member, so `robot user add`, sign-in
+    and adding a member) passes it: `did:key:z6Mk...`, `did:web:evil.com:..:x` (a path, which
+    resolution would turn into a URL) and `did:plc:AAA` were stored when only the DID syntax was
+    checked (twenty-sixth review). Sign-in and adding a member by handle or DID check the
+    strict check_did before they reach the store.
+    """
+    _check_method(
+        did,
+        USER_PLC_PATTERN,
+        "lower-case letters and digits after 'did:plc:', such as did:plc:ewvi7nxzyoun6zhxrhs64oiz",
+        "be users",
+    )
+
+
 def check_did(did: str) -> None:
     """Raise BadRequest unless `did` is a did:plc or did:web of valid syntax."""
+    _check_method(did, PLC_PATTERN, "24 characters from a-z and 2-7 after 'did:plc:'", "sign in")
+
+
+def _check_method(did: object, plc: re.Pattern, plc_rule: str, purpose: str) -> None:
+    """Raise BadRequest unless `did` has the DID syntax and is a did:web of a bare host
+    (WEB_PATTERN) or a did:plc that `plc` matches whole (`plc_rule` says how in words);
+    `purpose` ends the message for other methods ("only ... accounts can {purpose}")."""
     check_did_syntax(did)
-    if PLC_PATTERN.fullmatch(did) or WEB_PATTERN.fullmatch(did):
+    if plc.fullmatch(did) or WEB_PATTERN.fullmatch(did):
         return
     if did.startswith("did:plc:"):
-        raise BadRequest(
-            f"{did[:80]!r} is not a valid did:plc (24 characters from a-z and 2-7 after 'did:plc:')"
-        )
+        raise BadRequest(f"{did[:80]!r} is not a valid did:plc ({plc_rule})")
     if did.startswith("did:web:"):
-        raise BadRequest(f"{did[:80]!r} is not a valid did:web (it must name a host)")
-    raise BadRequest(f"{did[:80]!r}: only did:plc and did:web accounts can sign in")
+        raise BadRequest(
+            f"{did[:80]!r} is not a valid did:web (it must name a host, such as "
+            "did:web:example.com, with no path)"
+        )
+    raise BadRequest(f"{did[:80]!r}: only did:plc and did:web accounts can {purpose}")
 
 
 def resolve_handle(handle: str, network: Network) -> str:
@@ -179,7 +210,9 @@ def resolve_handle(handle: str, network: Network) -> str:
             did = network.fetcher.get_text(url, "the handle's DID").strip()
         except OutboundError as error:
             raise BadRequest(f"could not find the account of {handle}: {error.message}") from None
-    if not DID_PATTERN.fullmatch(did):
+    # What a handle's DNS or server names is outside input: the strict check, as for a DID
+    # typed at sign-in (a did:key or a did:web with a path is no account that can sign in).
+    if not (PLC_PATTERN.fullmatch(did) or WEB_PATTERN.fullmatch(did)):
         raise BadRequest(f"{handle} does not point to a valid DID")
     return did
 

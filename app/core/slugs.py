@@ -72,11 +72,35 @@ _DISCOVERY = """
 # and the IPv6 names of Debian's /etc/hosts (ip6-localhost, ip6-loopback, ip6-allnodes ...),
 # and the cloud instance metadata services a server reaches by name: Google Compute Engine's
 # `metadata` (metadata.google.internal), Amazon EC2's `instance-data` and Azure's IMDS
-# (twenty-fifth review: ipv4, ipv6, metadata were free).
+# (twenty-fifth review: ipv4, ipv6, metadata were free). Those metadata services by every name
+# they answer at, as a slug spells it: Google's `metadata.google.internal` and its
+# `computeMetadata` path, EC2's `instance-data.ec2.internal`, Azure's and Tencent Cloud's
+# `metadata.azure.com` and `metadata.tencentyun.com`, Equinix Metal's `metadata.packet.net`,
+# and the Kubernetes API server a pod reaches as `kubernetes.default.svc` (twenty-sixth review:
+# metadata-google was free). Their addresses (169.254.169.254, Alibaba's 100.100.100.200,
+# EC2's fd00:ec2::254) are reserved by shape below (_IP_ADDRESS).
 _NETWORK = """
     ipv4 ipv6 ip4 ip6 ipv4only ipv6only dualstack loopback link-local ip6-localhost
     ip6-loopback ip6-allnodes ip6-allrouters ip6-localnet ip6-mcastprefix metadata
     instance-data imds
+    metadata-google metadata-google-internal google-metadata metadata-internal
+    computemetadata compute-metadata instance-metadata instance-data-ec2-internal
+    ec2-metadata metadata-azure azure-metadata metadata-azure-com
+    metadata-tencentyun metadata-packet-net kubernetes-default kubernetes-default-svc
+"""
+# DKIM selectors (RFC 6376 section 3.6.2.1: a key is published at
+# `<selector>._domainkey.{domain}`). No slug can spell `_domainkey`, so a wiki never sits at a
+# selector's record and these matter less; reserved all the same are the selectors the big
+# mail services publish by name, as DNS tools, mail scanners and people read
+# `selector1.{domain}` as part of the domain's mail set-up: Microsoft 365's selector1 and
+# selector2 (every `selector<n>`), Google Workspace's `google`, Proton's protonmail,
+# protonmail2 and protonmail3, Zendesk's zendesk1 and zendesk2, SendGrid's `smtpapi`, and the
+# word itself (`domainkey`). Numbered selectors too short to list (Fastmail's fm1-fm3,
+# Mailchimp's k1-k3, iCloud's sig1, Yahoo's s1024 and s2048) are reserved by shape below
+# (_DKIM_SELECTOR); `dkim` and `default` are in the lists above (twenty-sixth review: selector1
+# was free).
+_DKIM = """
+    selector google protonmail zendesk smtpapi domainkey domainkeys
 """
 # Discovery: RFC 8615 well-known URIs (`/.well-known/<name>`) by their names, and the hosts
 # clients look up for the same services: RFC 6764 CalDAV and CardDAV (their `.well-known`
@@ -143,6 +167,7 @@ _GROUPS = (
     (_MAIL, "it names a mailbox or a mail service", True),
     (_DISCOVERY, "clients look it up for proxy or network discovery", True),
     (_NETWORK, "it names a network address or a cloud metadata service", True),
+    (_DKIM, "it names a DKIM selector of a mail service", True),
     (_WELL_KNOWN, "clients look it up to discover a service (a well-known name)", False),
     (_LITERALS, "programs would read it as a literal value, not a name", False),
     (_IMPERSONATION, "it would pass for the platform", True),
@@ -210,11 +235,40 @@ _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATF
 # an account action (verify-email, reset-password, unlock-account) and the same the other way
 # round (account-recovery, password-reset, login-alert). Listing them one by one left
 # `helpdesk` free beside `help` (twenty-fifth review).
-_DESK = re.compile(
-    r"^(?:help|support|customer|customers|security|abuse|trust|safety|account|accounts|billing"
-    r"|service|privacy|fraud|admin)-?(?:desk|team|center|centre|care|service|services|support"
-    r"|alert|alerts|notice|notices|notification|notifications|department|dept|office)$"
+# The offices are those whose staff write to users about their accounts: support and help, IT
+# and its operators (it-team, tech-support, noc, sysadmin), security, moderation, billing,
+# legal and compliance; and a desk is reached by its team, staff, line, chat, portal, ticket or
+# request (it-helpdesk, help-line, support-ticket). The pair the other way round names the same
+# desk (team-support, team-it, staff-security, support-it) (twenty-sixth review: team-support
+# and it-team were free). A team or a support wiki of anything else stays free: `team-wiki`,
+# `team-up`, `design-team`, `libfoo-support`, `support-group`, as `steam` and `teamwork-notes`
+# hold no such pair; `team`, `support` and `staff` alone are in the lists above.
+_OFFICE = (
+    r"(?:help|support|helpdesk|customer|customers|security|abuse|trust|safety|account|accounts"
+    r"|billing|service|privacy|fraud|admin|admins|administrator|sysadmin|sysadmins|it|tech"
+    r"|technical|ops|sysops|netops|secops|devops|noc|soc|infra|infrastructure|operations|staff"
+    r"|mod|mods|moderator|moderators|moderation|legal|compliance)"
 )
+_DESK = re.compile(
+    rf"^{_OFFICE}-?(?:desk|helpdesk|team|teams|staff|center|centre|care|service|services"
+    r"|support|alert|alerts|notice|notices|notification|notifications|department|dept|office"
+    r"|line|hotline|chat|portal|ticket|tickets|request|requests)$"
+    rf"|^(?:team|teams|staff|desk|helpdesk|support)-?{_OFFICE}$"
+)
+# Addresses spelled as a slug: four numbers 0-255 joined by '-' (169-254-169-254, a cloud
+# metadata address; 10-0-0-1), alone or among other words, as wildcard DNS services (sslip.io,
+# nip.io) read `name-10-0-0-1.{domain}` as 10.0.0.1 and people read it as that host; and an
+# IPv6 address written out in eight groups (fd00-ec2-0-0-0-0-0-254, EC2's metadata service).
+# A dotted form cannot be a slug (RFC 1123 labels hold no dots) (twenty-sixth review:
+# 169-254-169-254 was free).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|0?[0-9]?[0-9])"
+_IP_ADDRESS = re.compile(
+    rf"^(?:[a-z0-9-]*-)?{_OCTET}(?:-{_OCTET}){{3}}(?:-[a-z0-9-]*)?$"
+    r"|^(?:[0-9a-f]{1,4}-){7}[0-9a-f]{1,4}$"
+)
+# DKIM selectors too short or too numbered to list by name (see _DKIM): Fastmail's fm1-fm3,
+# iCloud's sig1, Yahoo's s1024 and s2048.
+_DKIM_SELECTOR = re.compile(r"^(?:fm[1-9]|sig[1-9]|s1024|s2048)$")
 _ACCOUNT_WORDS = r"(?:email|mail|account|accounts|password|passwords|login|signin|identity|handle)"
 _ACCOUNT_ACTION = re.compile(
     r"^(?:(?:verify|verification|confirm|confirmation|reset|recover|recovery|unlock|activate"
@@ -228,6 +282,8 @@ PATTERN_REASONS = (
     (_PDS_LIKE, "it would pass for the sign-in network's services"),
     (_LOOKALIKE, "it would pass for the platform"),
     (_DESK, "it would pass for the platform's help desk or notices"),
+    (_IP_ADDRESS, "it spells a network address"),
+    (_DKIM_SELECTOR, "it names a DKIM selector of a mail service"),
     (_ACCOUNT_ACTION, "it would pass for the platform's account mail"),
 )
 

@@ -25,6 +25,7 @@ from sqlalchemy import and_
 from sqlalchemy import bindparam
 from sqlalchemy import case
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
@@ -38,8 +39,9 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core import database
-from app.core.atproto_identity import check_did_syntax
+from app.core.atproto_identity import INVALID_HANDLE
 from app.core.atproto_identity import check_handle_syntax
+from app.core.atproto_identity import check_user_did
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
@@ -359,18 +361,31 @@ class Store(SessionRecords):
 
         `signed_in` says this is their sign-in: it records the time in `last_sign_in_at`.
         Otherwise a new user is one who has not signed in yet (and a known one keeps theirs).
-        Raises BadRequest, storing nothing, for a DID or handle not of the ATProto specs'
-        syntax (app.core.atproto_identity.check_did_syntax, check_handle_syntax).
+
+        A handle belongs to one account (compared without case; INVALID_HANDLE, which any
+        number of accounts may show, aside). ATProto handles move between accounts, so the
+        newest verified one wins: a sign-in's handle, verified just now, is taken from any
+        other user holding it, whose handle becomes INVALID_HANDLE until they sign in again
+        (their row, wikis and memberships stay). A handle not verified here (`robot user add`,
+        signed_in False) is refused with Conflict, storing nothing, when another DID holds it;
+        the same DID may update its own, and recording the handle a user already has moves
+        nothing. Raises BadRequest, storing nothing, for a DID that
+        may not key a user (app.core.atproto_identity.check_user_did) or a handle not of the
+        Handle spec's syntax (check_handle_syntax).
         """
         with self._write() as connection:
-            self._upsert_user(connection, did, handle, signed_in)
+            self._upsert_user(connection, did, handle, signed_in, verified=signed_in)
         return self.get_user(did)
 
-    def _upsert_user(self, connection: Connection, did: str, handle: str, signed_in: bool):
+    def _upsert_user(
+        self, connection: Connection, did: str, handle: str, signed_in: bool, verified: bool
+    ):
         # Every way a user is stored comes here (CLI, sign-in, members): a DID and a handle of
-        # the specs' syntax, or nothing (twenty-fifth review: a handle holding '<' was stored).
-        check_did_syntax(did)
+        # the specs' syntax, or nothing (twenty-fifth review: a handle holding '<' was stored;
+        # twenty-sixth: did:key and a did:web with a path were, and one handle for two DIDs).
+        check_user_did(did)
         check_handle_syntax(handle)
+        self._claim_handle(connection, did, handle, verified)
         now = _now()
         statement = self._insert(users).values(
             did=did, handle=handle, created_at=now, last_sign_in_at=now if signed_in else None
@@ -381,6 +396,28 @@ class Store(SessionRecords):
         connection.execute(
             statement.on_conflict_do_update(index_elements=[users.c.did], set_=changes)
         )
+
+    def _claim_handle(self, connection: Connection, did: str, handle: str, verified: bool):
+        """Make `handle` free for `did` in this transaction (see upsert_user): a `verified`
+        handle is cleared (set to INVALID_HANDLE) from every other user holding it; else
+        Conflict when another user holds it. INVALID_HANDLE is never claimed, nor the handle
+        `did` has already: a sign-in whose handle no longer verifies records the known one
+        again (app.auth.atproto.login.record_user), which must take it from nobody."""
+        if handle == INVALID_HANDLE:
+            return
+        own = connection.execute(select(users.c.handle).where(users.c.did == did)).scalar()
+        if own is not None and own.lower() == handle.lower():
+            return
+        others = (users.c.did != did) & (func.lower(users.c.handle) == handle.lower())
+        if verified:
+            connection.execute(update(users).where(others).values(handle=INVALID_HANDLE))
+            return
+        holder = connection.execute(select(users.c.did).where(others).limit(1)).scalar()
+        if holder is not None:
+            raise Conflict(
+                f"the handle {handle!r} belongs to another user, {holder}: a handle names one "
+                "account; give this DID its own handle"
+            )
 
     def find_user(self, did: str) -> User | None:
         """The user with this DID, or None."""
@@ -573,14 +610,17 @@ class Store(SessionRecords):
         """Give `did` (whose verified handle is `handle`) `role` in wiki `slug`, making their
         user row if they have never signed in, in one transaction; return the member and
         whether they are new to the wiki. Raises Conflict for the owner (whose role is fixed),
-        NotFound for an unknown wiki, BadRequest for a bad role, DID or handle."""
+        NotFound for an unknown wiki, BadRequest for a bad role, DID or handle. The handle
+        counts as verified: another user holding it loses it, as at a sign-in (upsert_user)."""
         validate_role(role)
         wiki = self.get_wiki(slug)
         if did == wiki.owner_did:
             raise Conflict("the owner of a wiki is always its admin; their role cannot change")
         with self._write() as connection:
             is_new = connection.execute(_ROLE_OF, {"slug": slug, "did": did}).first() is None
-            self._upsert_user(connection, did, handle, signed_in=False)
+            # The handle was verified just now (app.core.atproto_identity.member_account), or is
+            # the one the user row has: as a sign-in's, it is taken from another user holding it.
+            self._upsert_user(connection, did, handle, signed_in=False, verified=True)
             self._put_membership(connection, slug, did, role)
         return next(m for m in self.list_members(slug) if m.did == did), is_new
 

@@ -15,11 +15,12 @@ from typing import TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.atproto_identity import check_did_syntax
 from app.core.atproto_identity import check_handle
+from app.core.atproto_identity import check_user_did
 from app.core.atproto_identity import member_account
 from app.core.errors import BadRequest
 from app.core.errors import ConfigError
+from app.core.errors import Conflict
 from app.core.errors import RobotError
 from app.core.platform import Platform
 from app.core.platform import init_instance
@@ -147,16 +148,25 @@ def user_group() -> None:
 def user_add_command(did: str, handle: str) -> None:
     """Add a user, or update the handle of an existing one.
 
-    The DID must have the DID spec's syntax and the handle be one sign-in would take (the
-    Handle spec's syntax, no reserved top-level domain such as .example; stored lower-case):
-    a handle holding '<' was stored and made every commit of its user a 500 (twenty-fifth
-    review). Anything else exits 1 with the reason, storing nothing.
+    The DID must be one a user may have (app.core.atproto_identity.check_user_did: a did:plc,
+    or a did:web naming a bare host) and the handle one sign-in would take (the Handle spec's
+    syntax, no reserved top-level domain such as .example; stored lower-case): a handle
+    holding '<' was stored and made every commit of its user a 500 (twenty-fifth review);
+    did:key, a did:web with a path, and a second DID with a handle already held were stored
+    (twenty-sixth). A handle names one account: one another DID holds is refused (the same DID
+    may set its own again); sign-in, which verifies handles, moves a handle between accounts.
+    Anything else exits 1 with the reason, storing nothing.
     """
     handle = handle.strip().lower()
-    check_did_syntax(did)
+    check_user_did(did)
     check_handle(handle)
     with _platform() as platform:
-        user = platform.store.upsert_user(did, handle)
+        try:
+            user = platform.store.upsert_user(did, handle)
+        except Conflict as error:
+            raise click.ClickException(
+                f"{error.message}; `robot user list` shows who has it"
+            ) from None
     click.echo(f"user {user.did} ({user.handle})")
 
 

@@ -106,6 +106,23 @@ def test_handle_resolves_by_dns_txt(network, fake_net, alice):
     assert identity.resolve_handle("dana.example.org", network) == other
 
 
+# Twenty-sixth review: what a handle's DNS names is held to the strict check, as a typed DID.
+@pytest.mark.parametrize(
+    "did",
+    [
+        "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+        "did:web:evil.com:..:x",
+        "did:plc:AAA",
+        "did:plc:short",
+        "did:example:123",
+    ],
+)
+def test_a_handle_naming_a_did_no_account_can_have_is_refused(network, fake_net, did):
+    fake_net.txt["_atproto.dana.example.org"] = [f"did={did}"]
+    with pytest.raises(BadRequest, match="does not point to a valid DID"):
+        identity.resolve_handle("dana.example.org", network)
+
+
 def test_dns_txt_lookup_over_a_real_dns_server():
     records = {"_atproto.dana.example.org": ["did=did:plc:ewvi7nxzyoun6zhxrhs64oiz"]}
     with FakeDns(records) as server:

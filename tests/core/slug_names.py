@@ -23,6 +23,8 @@ HOST_SPELLINGS_REFUSED = [
     # Twenty-fifth review: the new host names in the same spellings.
     *("ews2", "ews-v2", "ms-exchange", "ipv42", "ipv6-2", "ipv6v2", "meta-data", "helpdesk1"),
     *("pass-word", "password-reset-2", "alerts-2"),
+    # Twenty-sixth review: a desk of an office, an address, a metadata name, a DKIM selector.
+    *("team-support", "it-team", "169-254-169-254", "metadata-google", "selector1"),
 ]
 
 

@@ -5,6 +5,7 @@ import pytest
 from app.core.errors import BadRequest
 from app.core.errors import Conflict
 from app.core.errors import NotFound
+from app.core.schema import users as users_table
 from app.core.wikis import clean_display_name
 from app.core.wikis import create_wiki
 from app.core.wikis import delete_user
@@ -102,6 +103,110 @@ def test_a_did_not_of_the_specs_syntax_is_never_stored(store, alpha, did):
     with pytest.raises(BadRequest, match="not a valid DID"):
         store.add_member(alpha, did, NEWCOMER[1], "editor")
     assert [user.did for user in store.list_users()] == sorted([ALICE[0], BOB[0]])
+
+
+# Twenty-sixth review: the DID syntax alone let these be stored. A user's DID is a did:plc
+# (lower-case letters, digits, inner hyphens) or a did:web naming a bare host.
+OTHER_METHOD_DIDS = ["did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "did:example:1"]
+OTHER_METHOD_DIDS += ["did:ion:EiClkZMDxPKqC9c", "did:pkh:eip155:1:0xb9c5714089478a327f09197"]
+BAD_PLC_DIDS = ["did:plc:AAA", "did:plc:Alice", "did:plc:a.b", "did:plc:a:b", "did:plc:-x"]
+BAD_PLC_DIDS += ["did:plc:x-", "did:plc:a_b", "did:plc:%61lice", "did:plc:" + "a" * 70]
+BAD_WEB_DIDS = ["did:web:evil.com:..:x", "did:web:evil.com:user:alice", "did:web:a.b%2Fpath"]
+BAD_WEB_DIDS += ["did:web:evil.com%3A443:x", "did:web:a_b.example", "did:web:a.b%3Ax"]
+GOOD_DIDS = ["did:plc:ewvi7nxzyoun6zhxrhs64oiz", "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"]
+GOOD_DIDS += ["did:web:example.com", "did:web:localhost%3A8080", "did:web:pds.Example.org"]
+GOOD_DIDS += ["did:plc:carol", "did:plc:ten-alice", "did:plc:x9"]  # hand-made instances
+
+
+@pytest.mark.parametrize(
+    ("did", "why"),
+    [
+        *((did, "only did:plc and did:web") for did in OTHER_METHOD_DIDS),
+        *((did, "not a valid did:plc") for did in BAD_PLC_DIDS),
+        *((did, "not a valid did:web") for did in BAD_WEB_DIDS),
+    ],
+)
+def test_a_did_no_account_can_have_is_never_stored(store, alpha, did, why):
+    with pytest.raises(BadRequest, match=why):
+        store.upsert_user(did, NEWCOMER[1])
+    with pytest.raises(BadRequest, match=why):
+        store.upsert_user(did, NEWCOMER[1], signed_in=True)
+    with pytest.raises(BadRequest, match=why):
+        store.add_member(alpha, did, NEWCOMER[1], "editor")
+    assert [user.did for user in store.list_users()] == sorted([ALICE[0], BOB[0]])
+
+
+@pytest.mark.parametrize("did", GOOD_DIDS)
+def test_a_did_plc_or_web_is_stored(store, alpha, did):
+    assert store.upsert_user(did, NEWCOMER[1]).did == did
+    member, _ = store.add_member(alpha, did, NEWCOMER[1], "viewer")
+    assert member.did == did
+
+
+# A handle names one account (twenty-sixth review: `robot user add` gave a second DID Alice's).
+@pytest.mark.parametrize("handle", [ALICE[1], ALICE[1].upper(), "Alice.Test"])
+def test_a_handle_another_user_holds_is_refused_when_not_verified(store, users, handle):
+    with pytest.raises(Conflict, match=f"belongs to another user, {ALICE[0]}"):
+        store.upsert_user(NEWCOMER[0], handle)
+    assert store.find_user(NEWCOMER[0]) is None
+    # Nor may a known user take it by changing theirs.
+    with pytest.raises(Conflict, match="belongs to another user"):
+        store.upsert_user(BOB[0], handle)
+    assert store.get_user(BOB[0]).handle == BOB[1]
+    assert store.get_user(ALICE[0]).handle == ALICE[1]
+
+
+def test_a_user_may_set_their_own_handle_again_or_a_free_one(store, users):
+    assert store.upsert_user(*ALICE).handle == ALICE[1]
+    assert store.upsert_user(ALICE[0], "alice2.test").handle == "alice2.test"
+    # The handle Alice left is free for another account.
+    assert store.upsert_user(NEWCOMER[0], ALICE[1]).handle == ALICE[1]
+
+
+@pytest.mark.parametrize("handle", [ALICE[1], "ALICE.test"])
+def test_a_sign_in_takes_its_handle_from_the_user_who_held_it(settings, store, users, handle):
+    create_wiki(settings, store, "alices", ALICE[0])
+    user = store.upsert_user(NEWCOMER[0], handle, signed_in=True)
+    assert user.handle == handle and user.last_sign_in_at is not None
+    # The older row keeps its DID, wikis and memberships; its handle no longer names it.
+    old = store.get_user(ALICE[0])
+    assert old.handle == "handle.invalid"
+    assert store.get_wiki("alices").owner_did == ALICE[0]
+    assert store.role_of("alices", ALICE[0]) == "admin"
+    assert [u.did for u in store.list_users() if u.handle.lower() == ALICE[1]] == [NEWCOMER[0]]
+    # Alice signs in again under a new handle (or takes hers back the same way).
+    assert store.upsert_user(ALICE[0], "alice.new.test", signed_in=True).handle == (
+        "alice.new.test"
+    )
+    assert store.upsert_user(ALICE[0], ALICE[1], signed_in=True).handle == ALICE[1]
+    assert store.get_user(NEWCOMER[0]).handle == "handle.invalid"
+
+
+def test_adding_a_member_takes_their_verified_handle_from_the_user_who_held_it(store, alpha):
+    member, _ = store.add_member(alpha, NEWCOMER[0], BOB[1], "editor")
+    assert member.handle == BOB[1]
+    assert store.get_user(BOB[0]).handle == "handle.invalid"
+
+
+def test_any_number_of_accounts_may_show_the_invalid_handle(store, alpha):
+    for did in ("did:plc:one", "did:plc:two"):
+        store.upsert_user(did, "handle.invalid", signed_in=True)
+    store.add_member(alpha, "did:plc:three", "handle.invalid", "viewer")
+    store.upsert_user("did:plc:four", "handle.invalid")
+    assert sum(u.handle == "handle.invalid" for u in store.list_users()) == 4
+    assert store.get_user(ALICE[0]).handle == ALICE[1]
+
+
+def test_recording_the_handle_a_user_has_takes_it_from_nobody(store, users):
+    # Two rows with one handle from before the rule: a sign-in whose handle no longer verifies
+    # records the one known again (app.auth.atproto.login.record_user), which proves nothing.
+    with store.engine.begin() as connection:
+        connection.execute(
+            users_table.insert().values(did=NEWCOMER[0], handle=ALICE[1], created_at=0)
+        )
+    assert store.upsert_user(ALICE[0], ALICE[1], signed_in=True).handle == ALICE[1]
+    assert store.get_user(NEWCOMER[0]).handle == ALICE[1]
+    assert store.upsert_user(*ALICE).handle == ALICE[1]
 
 
 def test_what_sign_in_records_is_still_stored(store):

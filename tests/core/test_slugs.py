@@ -50,6 +50,9 @@ KIND_EXAMPLES = [
     "activesync",
     "ipv6",  # address families
     "metadata",  # cloud instance metadata
+    "metadata-google",  # metadata.google.internal
+    "selector",  # Microsoft 365's DKIM selectors are selector1 and selector2
+    "google",  # Google Workspace's DKIM selector
 ]
 
 
@@ -274,3 +277,92 @@ _BREAKS = ["\n", "\r\n", "\r", " ", "\t", "\x0b", "\x0c", "\x85", "\u2028", "\x0
 def test_a_slug_with_a_line_break_or_space_anywhere_is_refused(name, brk):
     for slug in (name + brk, brk + name, name[:2] + brk + name[2:]):
         assert slug_problem(slug), repr(slug)
+
+
+# Twenty-sixth review: team-support, it-team, 169-254-169-254, metadata-google and selector1
+# were free. Each kind, not only the name found: an office's desk or team either way round,
+# a network address spelled with hyphens, every name of a cloud metadata service, and the DKIM
+# selectors the big mail services publish.
+TWENTY_SIXTH_REFUSED = [
+    # Desks and teams of an office, and the pair the other way round.
+    *("team-support", "it-team", "itteam", "it-support", "tech-support", "technical-support"),
+    *("ops-team", "noc-team", "soc-team", "sysadmin-team", "infra-team", "devops-team"),
+    *("admin-team", "admins-team", "staff-team", "mod-team", "moderators-team", "legal-team"),
+    *("compliance-team", "moderation-team", "security-staff", "it-staff", "it-helpdesk"),
+    *("it-service", "it-services", "it-desk", "it-department", "help-line", "helpline"),
+    *("support-ticket", "support-tickets", "support-chat", "support-portal", "support-line"),
+    *("support-request", "support-hotline", "support-it", "support-tech", "support-staff"),
+    *("team-it", "team-help", "team-helpdesk", "team-security", "team-admin", "team-abuse"),
+    *("teams-support", "staff-support", "desk-support", "helpdesk-it", "it-team2"),
+    *("it-team-2", "tech-support-v2", "billing-portal", "privacy-request", "fraud-hotline"),
+    # Addresses: four numbers 0-255 joined by hyphens, alone or among words; IPv6 written out.
+    *("169-254-169-254", "10-0-0-1", "127-0-0-1", "192-168-1-1", "0-0-0-0", "100-100-100-200"),
+    *("255-255-255-255", "172-16-0-1", "010-000-000-001", "app-10-0-0-1", "10-0-0-1-admin"),
+    *("my-wiki-169-254-169-254", "fd00-ec2-0-0-0-0-0-254", "0-0-0-0-0-ffff-a9fe-a9fe"),
+    *("fe80-0-0-0-0-0-0-1",),
+    # Cloud metadata services by every name they answer at.
+    *("metadata-google", "metadata-google-internal", "metadatagoogleinternal"),
+    *("google-metadata", "metadata-internal", "computemetadata", "compute-metadata"),
+    *("instance-metadata", "instance-data-ec2-internal", "ec2-metadata", "ec2-metadata-1"),
+    *("metadata-azure", "azure-metadata", "metadata-azure-com", "metadata-tencentyun"),
+    *("metadata-packet-net", "kubernetes-default", "kubernetes-default-svc", "metadata-google2"),
+    # DKIM selectors of the big mail services.
+    *("selector1", "selector2", "selector3", "selector-1", "selector", "google", "protonmail"),
+    *("protonmail2", "protonmail3", "zendesk1", "zendesk2", "smtpapi", "domainkey"),
+    *("domainkeys", "fm1", "fm2", "fm3", "sig1", "s1024", "s2048", "dkim1", "google2"),
+]
+# The other side: a team or a support wiki of anything that is no office, words that hold
+# `team` or `support` without a desk pair, numbers that are no address (too few, too big),
+# other names that start like a metadata service, and names that end in a number but are no
+# known selector.
+TWENTY_SIXTH_FREE = [
+    *("team-wiki", "team-up", "team-notes", "teams-notes", "design-team", "dev-team", "red-team"),
+    *("my-team", "team-alpha", "steam", "steamship", "teamwork", "teamwork-notes", "esteem"),
+    *("libfoo-support", "python-support", "support-group", "supportive", "edit-team"),
+    *("summit-team", "team-chat", "team-members", "itinerary", "items", "tech-notes"),
+    *("techno", "opsec-notes", "legal-cases", "user-service", "staffing-plans"),
+    *("1-2-3", "2024-12-05", "2024-12-05-notes", "256-1-1-1", "10-0-0-256", "1-2-3-4000"),
+    *("v1-2-3-4", "route-66", "area-51-notes", "a-b-c-d-e-f", "cafe-babe-notes"),
+    *("metadata-notes", "kubernetes", "kubernetes-notes", "google-docs-tips", "instance-notes"),
+    *("selectors-guide", "css-selector", "fm-radio", "fm10", "sig", "signal", "s2024", "k12"),
+]
+
+
+@pytest.mark.parametrize("slug", TWENTY_SIXTH_REFUSED)
+def test_desks_addresses_metadata_names_and_selectors_are_refused(slug):
+    assert SLUG_PATTERN.fullmatch(slug) and "--" not in slug, slug
+    problem = slug_problem(slug)
+    assert problem and "reserved" in problem and "choose another name" in problem
+    with pytest.raises(BadRequest, match="reserved"):
+        validate_slug(slug)
+    assert slug_from_host(f"{slug}.example.org", "example.org") is None
+
+
+@pytest.mark.parametrize("slug", TWENTY_SIXTH_FREE)
+def test_everyday_names_beside_those_kinds_stay_free(slug):
+    assert slug_problem(slug) is None
+    assert slug_from_host(f"{slug}.example.org", "example.org") == slug
+
+
+@pytest.mark.parametrize(
+    ("slug", "reason"),
+    [
+        ("it-team", "help desk"),
+        ("169-254-169-254", "network address"),
+        ("metadata-google", "cloud metadata"),
+        ("selector1", "DKIM selector"),
+        ("fm1", "DKIM selector"),
+    ],
+)
+def test_the_refusal_says_which_kind(slug, reason):
+    assert reason in slug_problem(slug)
+
+
+def test_every_dashed_ipv4_address_is_refused_and_no_number_outside_0_to_255():
+    octets = [0, 1, 9, 10, 99, 100, 127, 169, 199, 200, 249, 250, 254, 255]
+    for a in octets:
+        for b in (0, 254, 255):
+            assert slug_problem(f"{a}-{b}-{a}-{b}"), (a, b)
+    for bad in (256, 300, 999, 1000):
+        assert slug_problem(f"{bad}-0-0-1") is None, bad
+        assert slug_problem(f"10-0-0-{bad}") is None, bad

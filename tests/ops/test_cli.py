@@ -140,6 +140,67 @@ def test_user_add_refuses_what_is_no_atproto_identity(robot, did, handle, why):
     assert robot("user", "list").out.strip() == ""
 
 
+# Twenty-sixth review: these DIDs were stored; a user's DID is a did:plc or a did:web host.
+@pytest.mark.parametrize(
+    ("did", "why"),
+    [
+        ("did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "only did:plc and did:web"),
+        ("did:example:123", "only did:plc and did:web"),
+        ("did:pkh:eip155:1:0xb9c5714089478a327f09197", "only did:plc and did:web"),
+        ("did:web:evil.com:..:x", "not a valid did:web"),
+        ("did:web:evil.com:user:alice", "not a valid did:web"),
+        ("did:web:a.b%2Fpath", "not a valid did:web"),
+        ("did:plc:AAA", "not a valid did:plc"),
+        ("did:plc:a.b", "not a valid did:plc"),
+        ("did:plc:a:b", "not a valid did:plc"),
+    ],
+)
+def test_user_add_refuses_a_did_no_account_can_have(robot, did, why):
+    robot("init")
+    result = robot("user", "add", "--did", did, "--handle", "alice.test")
+    assert result.code == 1 and result.one_error_line and why in result.err, result.err
+    assert robot("user", "list").out.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "did", ["did:plc:ewvi7nxzyoun6zhxrhs64oiz", "did:web:example.com", "did:web:localhost%3A8080"]
+)
+def test_user_add_takes_a_did_plc_or_web(robot, did):
+    robot("init")
+    assert robot("user", "add", "--did", did, "--handle", "alice.test").code == 0
+    assert did in robot("user", "list").out
+
+
+# Twenty-sixth review: a second DID was given Alice's handle. A handle names one account.
+@pytest.mark.parametrize("handle", ["alice.test", " ALICE.Test ", "Alice.test"])
+def test_user_add_refuses_a_handle_another_did_holds(robot, handle):
+    robot("init")
+    assert robot("user", "add", "--did", ALICE, "--handle", "alice.test").code == 0
+    assert robot("user", "add", "--did", BOB, "--handle", "bob.test").code == 0
+    for did in ("did:plc:mallory", BOB):
+        result = robot("user", "add", "--did", did, "--handle", handle)
+        assert result.code == 1 and result.one_error_line, result.err
+        assert "belongs to another user, did:plc:alice" in result.err
+        assert "robot user list" in result.err
+    listed = robot("user", "list").out
+    assert "mallory" not in listed and listed.count("alice.test") == 1
+    assert "bob.test" in listed
+
+
+def test_user_add_again_for_the_same_did_updates_it(robot):
+    robot("init")
+    assert robot("user", "add", "--did", ALICE, "--handle", "alice.test").code == 0
+    assert robot("user", "add", "--did", ALICE, "--handle", "Alice.Test").code == 0
+    assert robot("user", "add", "--did", ALICE, "--handle", "alice.new.test").code == 0
+    # The handle Alice left is free again.
+    assert robot("user", "add", "--did", BOB, "--handle", "alice.test").code == 0
+    listed = robot("user", "list").out.splitlines()
+    assert [line.split()[:2] for line in listed] == [
+        [ALICE, "alice.new.test"],
+        [BOB, "alice.test"],
+    ]
+
+
 def test_user_add_stores_the_handle_lower_case(robot):
     robot("init")
     assert robot("user", "add", "--did", ALICE, "--handle", " Alice.Test ").code == 0
