@@ -29,8 +29,9 @@ MARKDOWN_LINK_RE = re.compile(
     r"(!?)\[([^\[\]\n]*+)\]\(\s*<?((?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
     r"((?:\s+\"[^\"\n]*\")?\s*)\)"
 )
-# A fenced code block, or a code span: links inside them are text, not links.
-_CODE_RE = re.compile(r"(?ms:^(```|~~~).*?^\1[^\n]*$)|`[^`\n]*`")
+# A fenced code block (one never closed runs to the end, as CommonMark's does), or a code
+# span: links inside them are text, not links.
+_CODE_RE = re.compile(r"(?ms:^(```|~~~).*?(?:^\1[^\n]*$|\Z))|`[^`\n]*`")
 # A link reference definition, `[label]: target "title"` (CommonMark 4.7), which `[text][label]`
 # and `[label]` use; not a footnote's `[^note]:`. Group 3 is the target.
 REFERENCE_RE = re.compile(
@@ -54,27 +55,42 @@ def _split_wikilink(inner: str, linktitle: bool) -> tuple[str, str | None, bool]
     return (left, right, True) if linktitle else (right, left, False)
 
 
-def _outside_code(content: str, change: Callable[[str], str]) -> str:
-    """`content` with `change` applied to each stretch outside code blocks and spans."""
-    out, done = [], 0
+def _prose(content: str) -> Iterator[tuple[int, int]]:
+    """Yield the (start, end) offsets of each stretch of `content` outside code blocks and
+    spans, in order: the links of code are text."""
+    done = 0
     for match in _CODE_RE.finditer(content):
-        out += [change(content[done : match.start()]), match.group(0)]
+        yield done, match.start()
         done = match.end()
-    out.append(change(content[done:]))
-    return "".join(out)
+    yield done, len(content)
 
 
-def _link_texts(content: str, linktitle: bool) -> Iterator[tuple[str, bool]]:
-    """Yield (link text, is an image) of every link outside code: wiki links (as absolute
-    paths), inline links and images, reference definitions."""
-    text = _CODE_RE.sub("", content)
-    for match in WIKILINK_RE.finditer(text):
+def _links_in(content: str) -> Iterator[re.Match]:
+    """Yield every link's match outside code, in order of their starts: wiki links
+    (WIKILINK_RE), inline links and images (MARKDOWN_LINK_RE) and reference definitions
+    (REFERENCE_RE; its `^` holds only at a line's real start, as each stretch is searched
+    within the whole text). One that overlaps an earlier one is left out."""
+    for start, end in _prose(content):
+        found = [
+            match
+            for pattern in (WIKILINK_RE, MARKDOWN_LINK_RE, REFERENCE_RE)
+            for match in pattern.finditer(content, start, end)
+        ]
+        found.sort(key=lambda match: match.start())
+        reached = start
+        for match in found:
+            if match.start() >= reached:
+                yield match
+                reached = match.end()
+
+
+def _link_text(match: re.Match, linktitle: bool) -> str:
+    """What a link of _links_in names: a wiki link's page as an absolute path, else the
+    target as written."""
+    if match.re is WIKILINK_RE:
         link, _, _ = _split_wikilink(match.group(1), linktitle)
-        yield "/" + link.strip().lstrip("/"), False
-    for match in MARKDOWN_LINK_RE.finditer(text):
-        yield match.group(3), bool(match.group(1))
-    for match in REFERENCE_RE.finditer(text):
-        yield match.group(3), False
+        return "/" + link.strip().lstrip("/")
+    return match.group(3)
 
 
 def _resolve(raw: str, base_dir: str) -> str | None:
@@ -138,8 +154,11 @@ def page_links(rules: PathRules, path: str, content: str, wikilink_style: str = 
     review). At most MAX_LINK_TARGETS distinct texts a page are followed.
     """
     base_dir = posixpath.dirname(path)
+    linktitle = _linktitle_style(wikilink_style)
     raws: dict[str, bool] = {}  # link text: whether it is only ever an image's
-    for raw, image in _link_texts(content, _linktitle_style(wikilink_style)):
+    for match in _links_in(content):
+        raw = _link_text(match, linktitle)
+        image = match.re is MARKDOWN_LINK_RE and match.group(1) == "!"
         raws[raw] = raws.get(raw, True) and image
         if len(raws) >= MAX_LINK_TARGETS:
             break
@@ -202,11 +221,11 @@ def rewrite_links(
             return None
         return "/".join([new, *segments[depth:]]) if head == old_dir else None
 
-    def wikilink(match: re.Match) -> str:
+    def wikilink(match: re.Match) -> str | None:
         link, title, link_is_left = _split_wikilink(match.group(1), linktitle)
-        target = moved("/" + link.strip().lstrip("/"))
+        target = moved(_link_text(match, linktitle))
         if target is None:
-            return match.group(0)
+            return None
         anchor = "#" + link.split("#", 1)[1] if "#" in link else ""
         lead = "/" if link.strip().startswith("/") else ""
         new_link = lead + target + anchor
@@ -214,19 +233,22 @@ def rewrite_links(
             return f"[[{new_link}]]"
         return f"[[{new_link}|{title}]]" if link_is_left else f"[[{title}|{new_link}]]"
 
-    def retarget(match: re.Match) -> str:
+    def retarget(match: re.Match) -> str | None:
         """An inline link, image or reference definition (target in group 3) moved."""
         new_target = _moved_target(match.group(3), moved)
         if new_target is None:
-            return match.group(0)
+            return None
         start, end = (at - match.start() for at in match.span(3))
         return match.group(0)[:start] + new_target + match.group(0)[end:]
 
-    def change(part: str) -> str:
-        part = WIKILINK_RE.sub(wikilink, part)
-        return REFERENCE_RE.sub(retarget, MARKDOWN_LINK_RE.sub(retarget, part))
-
-    return _outside_code(content, change)
+    out, done = [], 0
+    for match in _links_in(content):
+        replaced = (wikilink if match.re is WIKILINK_RE else retarget)(match)
+        if replaced is not None:
+            out += [content[done : match.start()], replaced]
+            done = match.end()
+    out.append(content[done:])
+    return "".join(out)
 
 
 def _moved_target(target: str, moved: Callable[[str], str | None]) -> str | None:

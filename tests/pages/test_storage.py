@@ -497,6 +497,9 @@ def test_rename_finds_links_however_they_are_spelled(pages, linker, content, rew
         ("`[[T]]` and [[T]]", "`[[T]]` and [[New]]"),
         ("```\n[[T]] [x](/T)\n```\n[[T]]", "```\n[[T]] [x](/T)\n```\n[[New]]"),
         ("[^T]: a note on [[T]]", "[^T]: a note on [[New]]"),
+        ("`x` [r]: /T\n[[T]]", "`x` [r]: /T\n[[New]]"),  # a definition starts its line
+        ("[[T]]\n~~~\nnever closed [[T]]\n", "[[New]]\n~~~\nnever closed [[T]]\n"),
+        ("`[[`[[T]]`]]`", "`[[`[[New]]`]]`"),
         ("[[Tee]] [[T2/Sub]] [x](/Tx/Sub) [y](/T.png) [[../T]]", None),
     ],
 )
