@@ -118,15 +118,10 @@ def _clean_page(rules: PathRules, target: str) -> str | None:
         return None
 
 
-def _page_target(rules: PathRules, raw: str, base_dir: str) -> str | None:
-    """Return the clean page path a link target names, or None if it is not a wiki page."""
-    target = _resolve(raw, base_dir)
-    return None if target is None else _clean_page(rules, target)
-
-
 def _file_folder(rules: PathRules, target: str) -> str | None:
-    """The folder (as on disk) of a resolved link target that names a file, not a page."""
-    if _clean_page(rules, target) is not None or "/" not in target:
+    """The folder (as on disk) of a resolved link target that names a file (one that
+    `_clean_page` finds no page in), or None for a file at the root or a bad folder name."""
+    if "/" not in target:
         return None
     try:
         return rules.attachment_dir(rules.clean(target.rsplit("/", 1)[0]))
@@ -177,13 +172,6 @@ def page_links(rules: PathRules, path: str, content: str, wikilink_style: str = 
         elif (folder := _file_folder(rules, target)) is not None:
             folders.setdefault(folder)
     return PageLinks(tuple(pages), tuple(folders), relative)
-
-
-def outgoing_links(
-    rules: PathRules, path: str, content: str, wikilink_style: str = ""
-) -> list[str]:
-    """Return the page paths (canonical, deduplicated, in order) that a page's content links to."""
-    return list(page_links(rules, path, content, wikilink_style).pages)
 
 
 def rewrite_links(
