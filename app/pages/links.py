@@ -118,6 +118,17 @@ def _clean_page(rules: PathRules, target: str) -> str | None:
         return None
 
 
+def _page_target(rules: PathRules, raw: str, base_dir: str) -> str | None:
+    """The clean page path a link text names from a page in `base_dir`, or None."""
+    target = _resolve(raw, base_dir)
+    return None if target is None else _clean_page(rules, target)
+
+
+def _is_image(match: re.Match) -> bool:
+    """Whether a match of _links_in is an image (`![alt](target)`)."""
+    return match.re is MARKDOWN_LINK_RE and match.group(1) == "!"
+
+
 def _file_folder(rules: PathRules, target: str) -> str | None:
     """The folder (as on disk) of a resolved link target that names a file (one that
     `_clean_page` finds no page in), or None for a file at the root or a bad folder name."""
@@ -153,8 +164,7 @@ def page_links(rules: PathRules, path: str, content: str, wikilink_style: str = 
     raws: dict[str, bool] = {}  # link text: whether it is only ever an image's
     for match in _links_in(content):
         raw = _link_text(match, linktitle)
-        image = match.re is MARKDOWN_LINK_RE and match.group(1) == "!"
-        raws[raw] = raws.get(raw, True) and image
+        raws[raw] = raws.get(raw, True) and _is_image(match)
         if len(raws) >= MAX_LINK_TARGETS:
             break
     pages: dict[str, None] = {}
@@ -222,7 +232,10 @@ def rewrite_links(
         return f"[[{new_link}|{title}]]" if link_is_left else f"[[{title}|{new_link}]]"
 
     def retarget(match: re.Match) -> str | None:
-        """An inline link, image or reference definition (target in group 3) moved."""
+        """An inline link, image or reference definition (target in group 3) moved. An
+        image of a page's name is no link (page_links), and stays as it is."""
+        if _is_image(match) and _page_target(rules, match.group(3), base_dir) is not None:
+            return None
         new_target = _moved_target(match.group(3), moved)
         if new_target is None:
             return None

@@ -1,0 +1,86 @@
+"""What a page links to and how a rename rewrites it (app/pages/links.py), as properties over
+texts built from links of every kind, look-alikes and code: the two read links alike, so the
+link map names exactly the pages a rename changes, and a rename leaves no link to the old page."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from app.pages.links import _links_in
+from app.pages.links import page_links
+from app.pages.links import rewrite_links
+from app.pages.paths import PathRules
+
+RULES = PathRules(retain_case=False)
+OLD, NEW = "T", "New"
+
+# Targets that name the old page or something below it, and ones that only look like it.
+_NAMING = ["T", "/T", "t", "T/Sub", "/t/sub#part", "T/pic.png", "%54", "Ｔ", "./T", "T?x=1"]
+_LOOKALIKE = [
+    "Tee",
+    "T2/Sub",
+    "/Tx",
+    "T.png",
+    "../T",
+    "../../T/Sub",
+    "../../../T",
+    "https://x.org/T",
+    "//T",
+    "#T",
+    "Sub/T",
+]
+_TARGETS = st.sampled_from(_NAMING + _LOOKALIKE)
+_PIECES = st.one_of(
+    _TARGETS.map(lambda t: f"[[{t}]]"),
+    _TARGETS.map(lambda t: f"[[Label|{t}]]"),
+    _TARGETS.map(lambda t: f"[text]({t})"),
+    _TARGETS.map(lambda t: f"![alt]({t})"),
+    _TARGETS.map(lambda t: f'[a]( <{t}> "title")'),
+    _TARGETS.map(lambda t: f"\n[ref]: {t}\n"),
+    _TARGETS.map(lambda t: f"\n   [ref]: <{t}> 'x'\n"),
+    _TARGETS.map(lambda t: f"\n[^note]: {t}\n"),
+    st.sampled_from(["`", "``", "\n```\n", "\n~~~\n", "[", "]", "(", ")", "[[", "]]", " ", "\n"]),
+    st.sampled_from(["word", "[here][ref]", "T", "|", "#", ":", "!"]),
+)
+_TEXTS = st.lists(_PIECES, max_size=12).map("".join)
+
+
+# Linking pages at the root and in a folder (relative links name other pages from there).
+_LINKERS = st.sampled_from(["linker", "dir/linker", "a/b/linker"])
+
+
+def _names_old(content: str, linker: str) -> bool:
+    found = page_links(RULES, linker, content)
+    old_dir = RULES.attachment_dir(OLD)
+    return any(
+        RULES.filename(page) == RULES.filename(OLD) or page.lower().startswith(old_dir + "/")
+        for page in found.pages
+    ) or any(folder == old_dir or folder.startswith(old_dir + "/") for folder in found.folders)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_TEXTS, _LINKERS)
+def test_a_rename_changes_exactly_the_pages_that_link_to_the_old_page(content, linker):
+    rewritten = rewrite_links(RULES, linker, content, OLD, NEW)
+    assert (rewritten != content) == _names_old(content, linker)
+    assert not _names_old(rewritten, linker)  # every link to it, below it, to its files moved
+
+
+def _between_links(content: str) -> list[str]:
+    """The text between the links of `content`, as _links_in finds them."""
+    parts, done = [], 0
+    for match in _links_in(content):
+        parts.append(content[done : match.start()])
+        done = match.end()
+    return [*parts, content[done:]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS, _LINKERS)
+def test_a_rename_changes_nothing_but_links(content, linker):
+    """Code, look-alikes and prose around the links stay exactly as written."""
+    rewritten = rewrite_links(RULES, linker, content, OLD, NEW)
+    assert _between_links(rewritten) == _between_links(content)
