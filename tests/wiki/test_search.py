@@ -140,6 +140,79 @@ def test_a_backtracking_regular_expression_answers_with_what_it_found(owner, cap
     assert len(warned) <= 4, len(warned)  # once for each pattern and kind of call at most
 
 
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "((?R)|a)b",  # recursion into the whole pattern
+        "(?(DEFINE)(?<x>a|(?&x)(?&x)))(?&x)b",  # a subroutine defined and called
+        "(?<x>(?&x)a|a)b",
+        "(?<x>a(?&x)?)b",
+        "(a(?1)?)b",  # by number
+        "(?P<n>a(?P>n)?)b",  # by Python's spelling
+        "(a(?-1)?)b",  # relative
+        "(?:abc){e<=1}",  # fuzzy
+        "\\p{Han}+(",  # unbalanced, as before
+    ],
+)
+def test_a_regular_expression_the_scan_cannot_bound_is_refused_with_a_reason(owner, pattern):
+    """Twenty-seventh review: the regex package's recursion took a worker past 1 GB and
+    answered 500 (MemoryError) for one anonymous search. The scan takes what Python's `re`
+    compiles; anything else is the page with the reason, and no page read."""
+    owner.save("alpha", "Recursion", "aaaab " * 50 + "\n")
+    response = owner.search("alpha", pattern, is_regexp="y")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Error in search term" in html and "regular expressions" in html
+    assert 'href="/Recursion"' not in html
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["a{1,3}", "x{2}", "\\{e<=1\\}", "[{e}]", "\\N{LATIN SMALL LETTER A}", "(a|aa)+$", "{", "[[a]"],
+)
+def test_python_regular_expressions_are_taken(pattern):
+    from app.wiki.otterwiki.search import regex_problem
+
+    assert regex_problem(pattern) is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "refused"),
+    [
+        ("{" + "a" * 30_000, False),  # a brace never closed is itself
+        ("{" + "a" * 30_000 + "}", True),
+        ("[" * 30_000, True),  # a class never closed
+        ("\\\\" * 15_000 + "{x}", True),  # escaped backslashes, then a fuzzy-like brace
+        ("\\\\" * 14_999 + "\\{x}", False),  # the brace itself escaped
+    ],
+)
+def test_a_long_pattern_is_looked_through_in_one_pass(pattern, refused):
+    """The form's 32 KB at most, each looked through once (no pattern here backtracks)."""
+    from app.wiki.otterwiki.search import regex_problem
+
+    assert (regex_problem(pattern) is not None) == refused
+
+
+def test_a_scan_that_runs_out_of_memory_answers_with_what_it_found(owner, monkeypatch):
+    import regex
+
+    from app.wiki.otterwiki import search
+
+    owner.save("alpha", "Memory", "mmm\n")
+    real = search.DeadlinePattern.search
+
+    def hungry(self, string, pos=0, timeout=None):
+        if "mmm" in string:
+            raise MemoryError
+        return real(self, string, pos, timeout)
+
+    monkeypatch.setattr(search.DeadlinePattern, "search", hungry)
+    response = owner.search("alpha", "m+", is_regexp="y")
+    assert response.status_code == 200
+    assert "Search regex timed out" in response.get_data(as_text=True)
+    assert regex.compile("m+").search("mmm")  # nothing of the package was changed
+
+
 def test_a_scan_past_its_deadline_reads_no_more_pages(owner, monkeypatch):
     """Twenty-third review: past the deadline, the scan went on loading and splitting every
     page (8 s for a 16 MB wiki, a worker killed at 80 MB). Now it reads none after it, and

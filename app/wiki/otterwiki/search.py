@@ -19,7 +19,9 @@ was found with Otterwiki's "timed out" notice. What is shown of each page is bou
 
 from __future__ import annotations
 
+import re
 import time
+import warnings
 from types import ModuleType
 
 from markupsafe import Markup
@@ -76,6 +78,11 @@ class DeadlinePattern:
     def __getattr__(self, name):
         return getattr(self._pattern, name)
 
+    def give_up(self) -> None:
+        """End the scan now: the deadline has passed, and the scan was told."""
+        self._deadline = 0.0
+        self._told = True
+
     def spent(self) -> bool:
         """Whether the deadline has passed."""
         return time.monotonic() >= self._deadline
@@ -112,6 +119,40 @@ class DeadlinePattern:
         return found
 
 
+# What regex_problem looks through: escapes, character classes, and what is left of braces.
+# Each is one pass: what `re` compiled closes every class, and a brace's try ends at the next.
+_ESCAPE = re.compile(r"\\N\{[^{}]*+\}|\\.", re.DOTALL)
+_CLASS = re.compile(r"\[\^?\]?[^\]]*+\]")
+_BRACES = re.compile(r"\{([^{}]*+)\}")
+
+
+def regex_problem(query: object) -> str | None:
+    """What is wrong with a search's regular expression, or None: it must be one Python's
+    own `re` compiles. The scan matches with the
+    `regex` package, whose recursion and subroutine calls (`(?R)`, `(?1)`, `(?&name)`) took a
+    worker past 1 GB and a MemoryError (a 500) in one anonymous search (twenty-seventh
+    review), and whose fuzzy matching costs as much; `re` has none of them."""
+    if not isinstance(query, str) or not query.strip():
+        return None  # nothing to search: Otterwiki's own empty result
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # re's FutureWarnings on sets: not the user's log
+            re.compile(query)
+    except (re.error, RecursionError, OverflowError, ValueError) as error:
+        problem = str(error)
+    else:
+        # `re` reads a brace it cannot count with as itself; `regex` may read it as a fuzzy
+        # constraint (`{e<=2}`): one outside a class and unescaped is refused.
+        bare = _CLASS.sub("", _ESCAPE.sub("", query))
+        if not any(re.search("[^0-9, ]", inside[1]) for inside in _BRACES.finditer(bare)):
+            return None
+        problem = "a fuzzy constraint (write \\{ for a brace)"
+    return (
+        f"Error in search term: {problem}. The search takes Python's regular expressions "
+        "(no recursion, subroutine calls or fuzzy matching)."
+    )
+
+
 def _bounded_regex_scan(search_class) -> None:
     """Give Otterwiki's `Search` scan one REGEX_SCAN_SECONDS deadline and a bounded answer
     (module docstring): its `compile` wraps the patterns, its `search` is `bounded_scan`."""
@@ -123,6 +164,11 @@ def _bounded_regex_scan(search_class) -> None:
     original = search_class.compile
 
     def compile(self):
+        if self.is_regexp and (problem := regex_problem(self.query)):
+            from otterwiki.helper import toast
+
+            toast(problem, "error")
+            return  # no pattern: no results, as for Otterwiki's own pattern errors
         original(self)
         deadline = time.monotonic() + REGEX_SCAN_SECONDS
         for name in ("re", "rei"):
@@ -156,8 +202,12 @@ def bounded_scan(search) -> dict:
         nonlocal timed_out
         try:
             return pattern.matches(text, MAX_COUNTED)
-        except TimeoutError:
+        except (TimeoutError, MemoryError):
+            # A pattern that outgrows memory (what `re` accepts should not) ends the scan
+            # as one out of time does: what was found, with the notice.
             timed_out = True
+            search.re.give_up()
+            search.rei.give_up()
             return []
 
     found = []
