@@ -20,13 +20,14 @@ from app.pages.paths import PathRules
 # that may hold '[[' cost 17 s a call on such a page: twenty-third review). Possessive (`++`):
 # what a try took is never given back.
 WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
-# [text](target "title") and ![alt](target): group 1 is "!" for images. Neither the text nor
+# [text](target "title") and ![alt](target): group 1 is "!" for images; the text may hold
+# escaped characters (`[a\]b](t)`), as CommonMark's does, but for '['. Neither the text nor
 # the target holds '[' (a try stops at the next one, for the same reason): in `[a [b](c)` the
 # link is `[b](c)`, to the same target, and `[x](` repeated is read once. A target may hold
 # balanced parentheses one deep, as CommonMark's (and the renderer's): `[t](Sev(en))` links
 # to `Sev(en)`, not `Sev(en`.
 MARKDOWN_LINK_RE = re.compile(
-    r"(!?)\[([^\[\]\n]*+)\]\(\s*<?((?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
+    r"(!?)\[((?:[^\[\]\n\\]|\\[^\[\n])*+)\]\(\s*<?((?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
     r"((?:\s+\"[^\"\n]*\")?\s*)\)"
 )
 # A fenced code block (one never closed runs to the end, as CommonMark's does), or a code
@@ -37,6 +38,8 @@ _CODE_RE = re.compile(r"(?ms:^(```|~~~).*?(?:^\1[^\n]*$|\Z))|`[^`\n]*`")
 REFERENCE_RE = re.compile(
     r"^( {0,3}\[(?!\^)[^\[\]\n]++\]:[ \t]*+)(<?)([^\s<>]++)(>?)", re.MULTILINE
 )
+# What a wiki link's page name cannot hold: its end, its title's bar, its anchor's mark.
+_NOT_IN_WIKILINKS = ("]", "|", "#", "[[")
 _SCHEME_RE = re.compile(r"\A[a-zA-Z][a-zA-Z0-9+.-]*:")
 # Distinct link texts of one page that page_links follows; a page with more is unusual
 # (each costs a name check), and the rest are not reported.
@@ -95,15 +98,23 @@ def _link_text(match: re.Match, linktitle: bool) -> str:
 
 def _resolve(raw: str, base_dir: str) -> str | None:
     """The wiki path (no leading '/', not yet cleaned) a link text names from a page in
-    `base_dir`, or None: a link to another site or scheme, or above the wiki's root."""
+    `base_dir`, or None: a link to another site or scheme."""
     target = raw.split("#", 1)[0].split("?", 1)[0].strip()
     if not target or _SCHEME_RE.match(target) or target.startswith("//"):
         return None
     target = unquote(target)
     if target.startswith("/"):
         return target.lstrip("/")
-    target = posixpath.normpath(posixpath.join(base_dir, target))
-    return None if target.startswith("..") else target
+    target = posixpath.normpath(posixpath.join("/", base_dir, target))
+    # a '..' past the root stays at the root, as a browser resolves it (RFC 3986 5.2.4)
+    return target.lstrip("/")
+
+
+def _is_relative(raw: str) -> bool:
+    """Whether a link text names a path from the linking page's folder (`Sub`, `../P`), not
+    from the root (`/P`), another site or scheme, or a place in the page itself (`#part`)."""
+    text = raw.strip()
+    return not (text.startswith(("/", "#", "?")) or _SCHEME_RE.match(text))
 
 
 def _clean_page(rules: PathRules, target: str) -> str | None:
@@ -171,10 +182,11 @@ def page_links(rules: PathRules, path: str, content: str, wikilink_style: str = 
     folders: dict[str, None] = {}
     relative = False
     for raw, image in raws.items():
+        # what a relative text names depends on the folder, even where it names nothing
+        relative = relative or _is_relative(raw)
         target = _resolve(raw, base_dir)
         if target is None:
             continue
-        relative = relative or not raw.lstrip().startswith("/")
         page = _clean_page(rules, target)
         if page is not None:
             if not image:  # an image of a page's name shows nothing: no link
@@ -225,6 +237,11 @@ def rewrite_links(
         if target is None:
             return None
         anchor = "#" + link.split("#", 1)[1] if "#" in link else ""
+        if any(mark in target for mark in _NOT_IN_WIKILINKS):
+            # a wiki link cannot hold the new name (`[[Odd]Name]]` is text): a Markdown link
+            label = target if title is None else title
+            label = label.replace("\\", "\\\\").replace("]", "\\]").replace("[", "&#91;")
+            return f"[{label}]({quote('/' + target, safe='/')}{anchor})"
         lead = "/" if link.strip().startswith("/") else ""
         new_link = lead + target + anchor
         if title is None:

@@ -4,6 +4,7 @@ link map names exactly the pages a rename changes, and a rename leaves no link t
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
@@ -84,3 +85,28 @@ def test_a_rename_changes_nothing_but_links(content, linker):
     """Code, look-alikes and prose around the links stay exactly as written."""
     rewritten = rewrite_links(RULES, linker, content, OLD, NEW)
     assert _between_links(rewritten) == _between_links(content)
+
+
+@pytest.mark.parametrize(
+    ("content", "new", "rewritten"),
+    [
+        ("[[T]]", "Odd]Name", "[Odd\\]Name](/Odd%5DName)"),
+        ("[[Label|T#part]]", "Odd]Name", "[Label](/Odd%5DName#part)"),
+        ("[[T]]", "E[[F", "[E&#91;&#91;F](/E%5B%5BF)"),
+        ("[[T]]", "G[H", "[[G[H]]"),  # one '[' a wiki link holds
+    ],
+)
+def test_a_new_name_a_wiki_link_cannot_hold_is_written_as_a_markdown_link(content, new, rewritten):
+    """Twenty-seventh review: a rename to `Odd]Name` wrote `[[Odd]Name]]`, which is text."""
+    assert rewrite_links(RULES, "linker", content, OLD, new) == rewritten
+    assert page_links(RULES, "linker", rewritten).pages == (new,)
+
+
+@pytest.mark.parametrize("linker", ["root", "Zdir/sub", "a/b/c"])
+def test_a_link_above_the_root_stays_at_the_root_as_a_browser_reads_it(linker):
+    """Twenty-seventh review: `[x](../Foo)` at the root named nothing, so the same text in
+    a folder (where it names Foo) shared that empty answer, and a rename missed it."""
+    text = "see [x](" + "../" * (linker.count("/") + 1) + "Foo)"
+    found = page_links(RULES, linker, text)
+    assert found.pages == ("Foo",) and found.relative
+    assert rewrite_links(RULES, linker, text, "Foo", "Foo2") == "see [x](/Foo2)"
