@@ -32,7 +32,16 @@ DID_PATTERN = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]")
 MAX_DID = 2048
 # The blessed methods: did:plc (a 24-character base32 id) and did:web (a bare hostname).
 PLC_PATTERN = re.compile(r"did:plc:[a-z2-7]{24}")
-WEB_PATTERN = re.compile(r"did:web:[a-zA-Z0-9.-]+(%3[aA][0-9]+)?")
+# A did:web names a host by its DNS name, lower-case (DNS is not: `EVIL.COM` would be another
+# user), of two labels or more ending in a name (no address: 127.0.0.1, 169.254.169.254), or
+# `localhost` with a port, which ATProto allows for testing; no other port, no path
+# (twenty-seventh review: `did:web:.`, `did:web:-evil.com`, `did:web:localhost` were stored).
+_DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+WEB_PATTERN = re.compile(
+    rf"did:web:(?:{_DNS_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?"
+    r"|did:web:localhost%3[aA](?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}"
+    r"|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+)
 # What a user row may be keyed by (check_user_did): a blessed method, a did:web naming a bare
 # host, and a did:plc whose id is lower-case letters, digits and inner hyphens. Looser than
 # PLC_PATTERN only in length and alphabet, for the short ids of instances made by hand (the
@@ -173,19 +182,30 @@ def check_did(did: str) -> None:
     _check_method(did, PLC_PATTERN, "24 characters from a-z and 2-7 after 'did:plc:'", "sign in")
 
 
+def _is_web_did(did: str) -> bool:
+    """Whether `did` is a did:web of WEB_PATTERN whose host is at most 253 characters and not
+    under a top-level domain no public host has (DISALLOWED_TLDS: .internal, .local ...)."""
+    if not WEB_PATTERN.fullmatch(did):
+        return False
+    host = did.removeprefix("did:web:")
+    return host.startswith("localhost%3") or (
+        len(host) <= 253 and host.rsplit(".", 1)[-1] not in DISALLOWED_TLDS
+    )
+
+
 def _check_method(did: object, plc: re.Pattern, plc_rule: str, purpose: str) -> None:
     """Raise BadRequest unless `did` has the DID syntax and is a did:web of a bare host
     (WEB_PATTERN) or a did:plc that `plc` matches whole (`plc_rule` says how in words);
     `purpose` ends the message for other methods ("only ... accounts can {purpose}")."""
     check_did_syntax(did)
-    if plc.fullmatch(did) or WEB_PATTERN.fullmatch(did):
+    if plc.fullmatch(did) or _is_web_did(did):
         return
     if did.startswith("did:plc:"):
         raise BadRequest(f"{did[:80]!r} is not a valid did:plc ({plc_rule})")
     if did.startswith("did:web:"):
         raise BadRequest(
-            f"{did[:80]!r} is not a valid did:web (it must name a host, such as "
-            "did:web:example.com, with no path)"
+            f"{did[:80]!r} is not a valid did:web (it must name a host by its lower-case DNS "
+            "name, such as did:web:example.com, with no port and no path)"
         )
     raise BadRequest(f"{did[:80]!r}: only did:plc and did:web accounts can {purpose}")
 
@@ -212,7 +232,7 @@ def resolve_handle(handle: str, network: Network) -> str:
             raise BadRequest(f"could not find the account of {handle}: {error.message}") from None
     # What a handle's DNS or server names is outside input: the strict check, as for a DID
     # typed at sign-in (a did:key or a did:web with a path is no account that can sign in).
-    if not (PLC_PATTERN.fullmatch(did) or WEB_PATTERN.fullmatch(did)):
+    if not (PLC_PATTERN.fullmatch(did) or _is_web_did(did)):
         raise BadRequest(f"{handle} does not point to a valid DID")
     return did
 

@@ -114,7 +114,15 @@ BAD_PLC_DIDS += ["did:plc:x-", "did:plc:a_b", "did:plc:%61lice", "did:plc:" + "a
 BAD_WEB_DIDS = ["did:web:evil.com:..:x", "did:web:evil.com:user:alice", "did:web:a.b%2Fpath"]
 BAD_WEB_DIDS += ["did:web:evil.com%3A443:x", "did:web:a_b.example", "did:web:a.b%3Ax"]
 GOOD_DIDS = ["did:plc:ewvi7nxzyoun6zhxrhs64oiz", "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"]
-GOOD_DIDS += ["did:web:example.com", "did:web:localhost%3A8080", "did:web:pds.Example.org"]
+# Twenty-seventh review: hosts that are no DNS name, addresses, local names, upper case.
+BAD_WEB_DIDS += ["did:web:.", "did:web:..", "did:web:-", "did:web:a..b", "did:web:-evil.com"]
+BAD_WEB_DIDS += ["did:web:evil.com.", "did:web:evil.com%3A99999999999", "did:web:localhost"]
+BAD_WEB_DIDS += ["did:web:127.0.0.1", "did:web:169.254.169.254", "did:web:EVIL.COM"]
+BAD_WEB_DIDS += ["did:web:pds.Example.org", "did:web:metadata.google.internal", "did:web:a.local"]
+BAD_WEB_DIDS += ["did:web:localhost%3A0", "did:web:localhost%3A65536", "did:web:evil.com%3A443"]
+BAD_WEB_DIDS += ["did:web:" + "a" * 64 + ".com", "did:web:" + "a." * 130 + "com"]
+GOOD_DIDS += ["did:web:example.com", "did:web:localhost%3A8080", "did:web:pds.example.org"]
+GOOD_DIDS += ["did:web:a-b.co.uk", "did:web:localhost%3A65535", "did:web:x1.example.com"]
 GOOD_DIDS += ["did:plc:carol", "did:plc:ten-alice", "did:plc:x9"]  # hand-made instances
 
 
