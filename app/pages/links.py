@@ -12,6 +12,7 @@ from urllib.parse import quote
 from urllib.parse import unquote
 
 from app.core.errors import BadRequest
+from app.pages.code_spans import outside
 from app.pages.paths import PathRules
 
 # [[Page]], [[Title|Page]] (or [[Page|Title]] in Otterwiki's LINKTITLE style); never spans a
@@ -27,16 +28,24 @@ WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
 # balanced parentheses one deep, as CommonMark's (and the renderer's): `[t](Sev(en))` links
 # to `Sev(en)`, not `Sev(en`.
 MARKDOWN_LINK_RE = re.compile(
-    r"(!?)\[((?:[^\[\]\n\\]|\\[^\[\n])*+)\]\(\s*<?((?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
+    r"(!?)\[((?:[^\[\]\n\\]|\\[^\[\n])*+)\]\(\s*<?(?P<target>(?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
     r"((?:\s+\"[^\"\n]*\")?\s*)\)"
 )
-# A fenced code block (one never closed runs to the end, as CommonMark's does), or a code
-# span: links inside them are text, not links.
-_CODE_RE = re.compile(r"(?ms:^(```|~~~).*?(?:^\1[^\n]*$|\Z))|`[^`\n]*`")
 # A link reference definition, `[label]: target "title"` (CommonMark 4.7), which `[text][label]`
-# and `[label]` use; not a footnote's `[^note]:`. Group 3 is the target.
+# and `[label]` use, at a line's start after any block quote marks, indentation or list
+# marker, its target on the same line or the next; not a footnote's `[^note]:`.
 REFERENCE_RE = re.compile(
-    r"^( {0,3}\[(?!\^)[^\[\]\n]++\]:[ \t]*+)(<?)([^\s<>]++)(>?)", re.MULTILINE
+    r"^(?:[ \t]*+>)*+[ \t]*+(?:(?:[-*+]|[0-9]{1,9}[.)])[ \t]++)?\[(?!\^)(?P<label>[^\[\]\n]++)\]:"
+    r"[ \t]*+(?:\n(?:[ \t]*+>)*+[ \t]*+)?<?(?P<target>[^\s<>]++)",
+    re.MULTILINE,
+)
+# A bracketed text that may use a definition's label: `[label]`, `[text][label]`, `[label][]`.
+_LABEL_USE = re.compile(r"\[([^\[\]\n]++)\](?!:)")
+# Raw HTML's links and images, which the sanitizer keeps: `<a href="/P">`, `<img src=...>`.
+HTML_LINK_RE = re.compile(
+    r"<(?P<tag>a|img)\b[^<>]*?\s(?:href|src)[ \t\n]*=[ \t\n]*"
+    r"(?P<quote>[\"']?)(?P<target>[^\s\"'<>`=]++)(?P=quote)",
+    re.IGNORECASE,
 )
 # What a wiki link's page name cannot hold: its end, its title's bar, its anchor's mark.
 _NOT_IN_WIKILINKS = ("]", "|", "#", "[[")
@@ -58,33 +67,48 @@ def _split_wikilink(inner: str, linktitle: bool) -> tuple[str, str | None, bool]
     return (left, right, True) if linktitle else (right, left, False)
 
 
-def _prose(content: str) -> Iterator[tuple[int, int]]:
-    """Yield the (start, end) offsets of each stretch of `content` outside code blocks and
-    spans, in order: the links of code are text."""
-    done = 0
-    for match in _CODE_RE.finditer(content):
-        yield done, match.start()
-        done = match.end()
-    yield done, len(content)
-
-
 def _links_in(content: str) -> Iterator[re.Match]:
     """Yield every link's match outside code, in order of their starts: wiki links
-    (WIKILINK_RE), inline links and images (MARKDOWN_LINK_RE) and reference definitions
-    (REFERENCE_RE; its `^` holds only at a line's real start, as each stretch is searched
-    within the whole text). One that overlaps an earlier one is left out."""
-    for start, end in _prose(content):
-        found = [
+    (WIKILINK_RE), inline links and images (MARKDOWN_LINK_RE), the reference definitions
+    some text uses (REFERENCE_RE; its `^` holds only at a line's real start, as each stretch
+    is searched within the whole text; one no `[label]` uses makes no link) and raw HTML's
+    (HTML_LINK_RE); never in code (app.pages.code_spans). One that overlaps an earlier one
+    is left out."""
+    found: list[re.Match] = []
+    used: set[str] = set()
+    for start, end in outside(content):
+        here = [
             match
-            for pattern in (WIKILINK_RE, MARKDOWN_LINK_RE, REFERENCE_RE)
+            for pattern in (WIKILINK_RE, MARKDOWN_LINK_RE, REFERENCE_RE, HTML_LINK_RE)
             for match in pattern.finditer(content, start, end)
         ]
-        found.sort(key=lambda match: match.start())
+        here.sort(key=lambda match: match.start())
         reached = start
-        for match in found:
+        for match in here:
             if match.start() >= reached:
-                yield match
+                found.append(match)
                 reached = match.end()
+        used.update(_label(use[1]) for use in _LABEL_USE.finditer(content, start, end))
+    for match in found:
+        if match.re is not REFERENCE_RE or (
+            _label(match["label"]) in used and _begins_block(content, match.start())
+        ):
+            yield match
+
+
+def _begins_block(content: str, at: int) -> bool:
+    """Whether the line at offset `at` may begin a definition: a definition cannot go on a
+    paragraph, so the line before is none, blank (but for quote marks), or a definition."""
+    if at == 0:
+        return True
+    before = content.rfind("\n", 0, at - 1) + 1
+    line = content[before : at - 1]
+    return not line.replace(">", "").strip() or REFERENCE_RE.match(line) is not None
+
+
+def _label(text: str) -> str:
+    """A reference label as CommonMark matches it: case-folded, its whitespace one space."""
+    return " ".join(text.split()).casefold()
 
 
 def _link_text(match: re.Match, linktitle: bool) -> str:
@@ -93,7 +117,7 @@ def _link_text(match: re.Match, linktitle: bool) -> str:
     if match.re is WIKILINK_RE:
         link, _, _ = _split_wikilink(match.group(1), linktitle)
         return "/" + link.strip().lstrip("/")
-    return match.group(3)
+    return match.group("target")
 
 
 def _resolve(raw: str, base_dir: str) -> str | None:
@@ -137,6 +161,8 @@ def _page_target(rules: PathRules, raw: str, base_dir: str) -> str | None:
 
 def _is_image(match: re.Match) -> bool:
     """Whether a match of _links_in is an image (`![alt](target)`)."""
+    if match.re is HTML_LINK_RE:
+        return match.group("tag").lower() == "img"
     return match.re is MARKDOWN_LINK_RE and match.group(1) == "!"
 
 
@@ -249,14 +275,14 @@ def rewrite_links(
         return f"[[{new_link}|{title}]]" if link_is_left else f"[[{title}|{new_link}]]"
 
     def retarget(match: re.Match) -> str | None:
-        """An inline link, image or reference definition (target in group 3) moved. An
+        """An inline link, image, reference definition or HTML link, its target moved. An
         image of a page's name is no link (page_links), and stays as it is."""
-        if _is_image(match) and _page_target(rules, match.group(3), base_dir) is not None:
+        if _is_image(match) and _page_target(rules, match.group("target"), base_dir):
             return None
-        new_target = _moved_target(match.group(3), moved)
+        new_target = _moved_target(match.group("target"), moved)
         if new_target is None:
             return None
-        start, end = (at - match.start() for at in match.span(3))
+        start, end = (at - match.start() for at in match.span("target"))
         return match.group(0)[:start] + new_target + match.group(0)[end:]
 
     out, done = [], 0

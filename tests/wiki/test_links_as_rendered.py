@@ -1,0 +1,80 @@
+"""The links the link map and a rename read (app/pages/links.py) are the links Otterwiki's own
+renderer makes: for each page below, the pages its rendered HTML links to outside code are
+those page_links finds, and a rename changes exactly those (twenty-seventh review: links in
+double-backtick spans, indented code and fences in list items were rewritten; reference
+definitions in quotes and list items, and raw HTML links, were missed)."""
+
+from urllib.parse import unquote
+from urllib.parse import urljoin
+
+import pytest
+from bs4 import BeautifulSoup
+
+from app.pages.links import page_links
+from app.pages.links import rewrite_links
+from app.pages.paths import PathRules
+from tests.wiki.test_sanitize import render  # noqa: F401 (fixtures)
+from tests.wiki.test_sanitize import server  # noqa: F401
+from tests.wiki.test_sanitize import wiki  # noqa: F401
+
+pytestmark = pytest.mark.filterwarnings("ignore::bs4.MarkupResemblesLocatorWarning")
+RULES = PathRules(retain_case=False)
+
+PAGES = [
+    "``code [[Target]] span`` and [[Target]]",
+    "text\n\n    [[Target]]\n\nafter",
+    "    [[Target]]\n",
+    "- item\n\n  ```\n  [[Target]]\n  ```\n\n- [[Target]]",
+    "~~~~\n[[Target]]\n~~~\n[[Target]]\n~~~~\n[x](/Target)",
+    "```\n[[Target]]\n",
+    "`one` [[Target]] `two`",
+    "``` `inside` ```\n",
+    "> quoted [r]\n>\n> [r]: /Target",
+    "- item [b]\n\n    [b]: /Target",
+    "[c]\n\n[c]:\n  /Target",
+    "[R][] and [text][ r ]\n\n[r]: /Target",  # labels match without case or spacing
+    "\n[unused]: /Target\n",  # a definition nothing uses makes no link
+    "    [r]\n\n[r]: /Target\n",  # used only in code
+    "[r]\n[r]: /Target\n",  # a definition cannot go on a paragraph
+    '<a href="/Target">html</a> and <img src="/Target/pic.png">',
+    "# [[Target]] heading\n    [[Target]] after a heading",
+    "para\n    [[Target]] code, for mistune, right after a paragraph",
+    "para\n\t[[Target]] a tab",
+    "1. one\n\n    [[Target]] in the item",
+    "- item\n    [[Target]] continued",
+    "- item\n\n        [[Target]] code in the item",
+    "> q\n>     [[Target]] code in the quote",
+    "- a\n\nroot\n\n    [[Target]] code after the list",
+    "- a\nlazy\n    [[Target]] still the item",
+    "- a\n  - b\n\n        [[Target]] code in the inner item",
+    "- a\n  - b\n\n      [[Target]] the inner item's text",
+    "\\`[[Target]]\\`",
+    "[t](Target) ![i](Target/x.png) [[Label|Target/Sub]]",
+]
+
+
+def _rendered_targets(html: str) -> set[str]:
+    """The wiki pages the HTML's links outside code name, as page paths in lower case."""
+    soup = BeautifulSoup(html, "html.parser")
+    found = set()
+    for anchor in soup.find_all("a", href=True):
+        if anchor.find_parent(["code", "pre"]) is not None:
+            continue
+        href = urljoin("http://wiki.localhost/linker", anchor["href"])
+        if not href.startswith("http://wiki.localhost/") or "#" in anchor["href"][:1]:
+            continue
+        path = unquote(href.removeprefix("http://wiki.localhost/")).split("#")[0]
+        if path and "." not in path.rsplit("/", 1)[-1]:
+            found.add(path.lower())
+    return found
+
+
+@pytest.mark.parametrize("content", PAGES)
+def test_the_links_read_are_the_links_rendered(render, content):  # noqa: F811
+    found = {page.lower() for page in page_links(RULES, "linker", content).pages}
+    assert found == _rendered_targets(render(content))
+    rewritten = rewrite_links(RULES, "linker", content, "Target", "Moved")
+    assert (rewritten != content) == any(
+        p == "target" or p.startswith("target/") for p in found
+    ) or "target/pic.png" in content.lower()
+    assert not {p for p in page_links(RULES, "linker", rewritten).pages if p.lower() == "target"}
