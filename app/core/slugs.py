@@ -86,7 +86,7 @@ _NETWORK = """
     metadata-google metadata-google-internal google-metadata metadata-internal
     computemetadata compute-metadata instance-metadata instance-data-ec2-internal
     ec2-metadata metadata-azure azure-metadata metadata-azure-com
-    metadata-tencentyun metadata-packet-net kubernetes-default kubernetes-default-svc
+    metadata-tencentyun metadata-packet-net kubernetes kubernetes-default kubernetes-default-svc
 """
 # DKIM selectors (RFC 6376 section 3.6.2.1: a key is published at
 # `<selector>._domainkey.{domain}`). No slug can spell `_domainkey`, so a wiki never sits at a
@@ -211,12 +211,21 @@ _REGIONAL = frozenset(
 # (pds-europe), and the platform's or its sign-in network's name joined to a word of office
 # (robot-admin, support-bluesky, robotadmin ...).
 _NUMBERED = re.compile(r"^(?:mx|ns|gw|imap4|pops|ipv?[46])-?\d+$")
+# A host's role or place after a protocol or service name: a number, a region code with its
+# parts (eu, us-east-1), or a word of role (twenty-seventh review: `(pop|mta|relay|pds)-` and
+# anything made pop-culture, mta-subway, relay-for-life and pds-notes reserved).
+_HOST_ROLE = (
+    r"(?:\d+|[a-z]{2}(?:-(?:north|south)?(?:east|west|central)?)?(?:-?\d+)?|in|out|inbound|outbound|relay|gw|gateway|server"
+    r"|host|backup|sts|mail|primary|secondary|internal|external|auth|submission|proxy|filter"
+    r"|spam|europe|asia|africa|america|americas|oceania|east|west|north|south|central|staging"
+    r"|prod|production|test|dev|beta|alpha|public|main|official)"
+)
 _MAIL_HOST = re.compile(
-    r"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-[a-z0-9-]+"
+    rf"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-{_HOST_ROLE}"
     r"|(?:mail|email|smtp|mx)-?(?:in|out|relay|gw|gateway|server|host|outbound|inbound|backup)"
     r"|backup-?(?:mx|mail|smtp)|(?:inbound|outbound)-?mail)$"
 )
-_PDS_LIKE = re.compile(r"^(?:pds|xrpc|bgs|appview|entryway|labeler|relay|plc)-[a-z0-9-]+$")
+_PDS_LIKE = re.compile(rf"^(?:pds|xrpc|bgs|appview|entryway|labeler|relay|plc)-{_HOST_ROLE}$")
 _PLATFORM_NAMES = (
     r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto|pds)"
 )
@@ -246,8 +255,7 @@ _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATF
 _OFFICE = (
     r"(?:help|support|helpdesk|customer|customers|security|abuse|trust|safety|account|accounts"
     r"|billing|service|privacy|fraud|admin|admins|administrator|sysadmin|sysadmins|it|tech"
-    r"|technical|ops|sysops|netops|secops|devops|noc|soc|infra|infrastructure|operations|staff"
-    r"|mod|mods|moderator|moderators|moderation|legal|compliance)"
+    r"|technical|noc|soc|staff|mod|mods|moderator|moderators|moderation|legal|compliance)"
 )
 _DESK = re.compile(
     rf"^{_OFFICE}-?(?:desk|helpdesk|team|teams|staff|center|centre|care|service|services"
