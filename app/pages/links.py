@@ -1,4 +1,5 @@
-"""Links between pages: find the pages a markdown page links to, and rewrite links on a rename."""
+"""Links between pages: find what a Markdown page links to, where Otterwiki's renderer makes links
+(never in code: app.pages.code_spans), and rewrite them when a page is renamed."""
 
 from __future__ import annotations
 
