@@ -151,6 +151,7 @@ def test_a_backtracking_regular_expression_answers_with_what_it_found(owner, cap
         "(?P<n>a(?P>n)?)b",  # by Python's spelling
         "(a(?-1)?)b",  # relative
         "(?:abc){e<=1}",  # fuzzy
+        "(?:(?:a{1000}){1000}){1000}b",  # repeats that compile out to gigabytes
         "\\p{Han}+(",  # unbalanced, as before
     ],
 )
@@ -168,7 +169,8 @@ def test_a_regular_expression_the_scan_cannot_bound_is_refused_with_a_reason(own
 
 @pytest.mark.parametrize(
     "pattern",
-    ["a{1,3}", "x{2}", "\\{e<=1\\}", "[{e}]", "\\N{LATIN SMALL LETTER A}", "(a|aa)+$", "{", "[[a]"],
+    ["a{1,3}", "x{2}", "[{}]e", "[{e}]", "\\N{LATIN SMALL LETTER A}", "(a|aa)+$", "[[a]"]
+    + ["(?:a{100}){200}", "(?:a|b|c|d){10000}"],
 )
 def test_python_regular_expressions_are_taken(pattern):
     from app.wiki.otterwiki.search import regex_problem
@@ -177,20 +179,27 @@ def test_python_regular_expressions_are_taken(pattern):
 
 
 @pytest.mark.parametrize(
-    ("pattern", "refused"),
+    ("pattern", "why"),
     [
-        ("{" + "a" * 30_000, False),  # a brace never closed is itself
-        ("{" + "a" * 30_000 + "}", True),
-        ("[" * 30_000, True),  # a class never closed
-        ("\\\\" * 15_000 + "{x}", True),  # escaped backslashes, then a fuzzy-like brace
-        ("\\\\" * 14_999 + "\\{x}", False),  # the brace itself escaped
+        # Twenty-eighth review: a fuzzy constraint hidden between comments or in verbose mode
+        ("a(?#[){e<=2}(?#])", "brace"),
+        ("(?x)a#[\n{e<=3}\n#]\n", "brace"),
+        ("\\{e<=1\\}", "brace"),  # any brace re reads as itself
+        ("{", "brace"),
+        ("\\\\" * 15_000 + "{x}", "brace"),
+        # and repeats the regex package compiles out: 275 MB, then a worker killed
+        ("(?:a{1000}){1000}b", "more than"),
+        ("(?:(?:(?:a{65535}){65535}){65535})b", "more than"),
+        ("(?:a{1000,}){100}", "more than"),
+        ("(?:abc|dfg|hij){20000}", "more than"),
+        ("(" * 3000 + "a" + ")" * 3000, "Error in search term"),
+        ("[" * 30_000, "Error in search term"),
     ],
 )
-def test_a_long_pattern_is_looked_through_in_one_pass(pattern, refused):
-    """The form's 32 KB at most, each looked through once (no pattern here backtracks)."""
+def test_a_pattern_the_scan_cannot_bound_is_refused(pattern, why):
     from app.wiki.otterwiki.search import regex_problem
 
-    assert (regex_problem(pattern) is not None) == refused
+    assert why in (regex_problem(pattern) or "")
 
 
 def test_a_scan_that_runs_out_of_memory_answers_with_what_it_found(owner, monkeypatch):

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from re import _constants
+from re import _parser
 from types import ModuleType
 
 from markupsafe import Markup
@@ -119,38 +121,83 @@ class DeadlinePattern:
         return found
 
 
-# What regex_problem looks through: escapes, character classes, and what is left of braces.
-# Each is one pass: what `re` compiled closes every class, and a brace's try ends at the next.
-_ESCAPE = re.compile(r"\\N\{[^{}]*+\}|\\.", re.DOTALL)
-_CLASS = re.compile(r"\[\^?\]?[^\]]*+\]")
-_BRACES = re.compile(r"\{([^{}]*+)\}")
+# The most a pattern may weigh (_weight): the regex package compiles a bounded repeat into as
+# many copies of what it repeats, and `(?:a{1000}){1000}` took 275 MB and 0.5 s to compile,
+# before any time budget; three such repeats deep, a worker was killed (twenty-eighth review).
+# 50,000 compiles in milliseconds and a few megabytes.
+MAX_PATTERN_WEIGHT = 50_000
+_REPEATS = (_constants.MAX_REPEAT, _constants.MIN_REPEAT, _constants.POSSESSIVE_REPEAT)
 
 
 def regex_problem(query: object) -> str | None:
-    """What is wrong with a search's regular expression, or None: it must be one Python's
-    own `re` compiles. The scan matches with the
-    `regex` package, whose recursion and subroutine calls (`(?R)`, `(?1)`, `(?&name)`) took a
-    worker past 1 GB and a MemoryError (a 500) in one anonymous search (twenty-seventh
-    review), and whose fuzzy matching costs as much; `re` has none of them."""
+    """What is wrong with a search's regular expression, or None.
+
+    It must be one Python's own `re` parses, with no brace `re` reads as itself and no more
+    than MAX_PATTERN_WEIGHT items once its repeats are counted out. The scan matches with
+    the `regex` package, whose recursion and subroutine calls (`(?R)`, `(?1)`, `(?&name)`)
+    took a worker past 1 GB and a MemoryError (a 500) in one anonymous search (twenty-seventh
+    review); `re` has none. Where `re` reads a brace as itself, `regex` may read a fuzzy
+    constraint (`{e<=2}`, hidden between comments or in verbose mode): `re`'s own parse says
+    where its literals are, comments and escapes read as `re` reads them.
+    """
     if not isinstance(query, str) or not query.strip():
         return None  # nothing to search: Otterwiki's own empty result
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # re's FutureWarnings on sets: not the user's log
-            re.compile(query)
+            parsed = _parser.parse(query)
+            if _has_literal_brace(parsed):
+                problem = "a brace that is no repeat count (to find braces, write [{}])"
+            elif _weight(parsed) > MAX_PATTERN_WEIGHT:
+                problem = f"its repeats count out to more than {MAX_PATTERN_WEIGHT} items"
+            else:
+                return None
     except (re.error, RecursionError, OverflowError, ValueError) as error:
         problem = str(error)
-    else:
-        # `re` reads a brace it cannot count with as itself; `regex` may read it as a fuzzy
-        # constraint (`{e<=2}`): one outside a class and unescaped is refused.
-        bare = _CLASS.sub("", _ESCAPE.sub("", query))
-        if not any(re.search("[^0-9, ]", inside[1]) for inside in _BRACES.finditer(bare)):
-            return None
-        problem = "a fuzzy constraint (write \\{ for a brace)"
     return (
         f"Error in search term: {problem}. The search takes Python's regular expressions "
         "(no recursion, subroutine calls or fuzzy matching)."
     )
+
+
+def _children(op, av) -> list:
+    """The sub-patterns of one parsed item of `re`'s parser (sre_parse's shapes)."""
+    if op in _REPEATS:
+        return [av[2]]
+    if op is _constants.SUBPATTERN:
+        return [av[3]]
+    if op is _constants.BRANCH:
+        return list(av[1])
+    if op in (_constants.ASSERT, _constants.ASSERT_NOT):
+        return [av[1]]
+    if op is _constants.ATOMIC_GROUP:
+        return [av]
+    if op is _constants.GROUPREF_EXISTS:
+        return [sub for sub in av[1:] if sub is not None]
+    return []
+
+
+def _has_literal_brace(items) -> bool:
+    return any(
+        (op is _constants.LITERAL and av == ord("{"))
+        or any(_has_literal_brace(sub) for sub in _children(op, av))
+        for op, av in items
+    )
+
+
+def _weight(items) -> int:
+    """Items of a parsed pattern, each counted as many times as the bounded repeats around
+    it make (an unbounded one by its least); stops counting once past MAX_PATTERN_WEIGHT."""
+    total = 0
+    for op, av in items:
+        inner = sum(_weight(sub) for sub in _children(op, av)) or 1
+        if op in _REPEATS:
+            low, high, _ = av
+            inner *= max(low if high == _constants.MAXREPEAT else high, 1)
+        total += inner
+        if total > MAX_PATTERN_WEIGHT:
+            break
+    return total
 
 
 def _bounded_regex_scan(search_class) -> None:
@@ -169,7 +216,15 @@ def _bounded_regex_scan(search_class) -> None:
 
             toast(problem, "error")
             return  # no pattern: no results, as for Otterwiki's own pattern errors
-        original(self)
+        try:
+            original(self)
+        except MemoryError:
+            regex.purge()
+            self.re = None  # as a pattern error: no results, and the notice
+            from otterwiki.helper import toast
+
+            toast("Error in search term: the pattern needs too much memory.", "error")
+            return
         deadline = time.monotonic() + REGEX_SCAN_SECONDS
         for name in ("re", "rei"):
             if getattr(self, name, None) is not None:
@@ -236,6 +291,9 @@ def bounded_scan(search) -> dict:
     if timed_out:
         toast("Search regex timed out. Results may be incomplete.", "warning")
     found.sort(key=lambda item: (-item[0][0], -item[0][1], item[0][2]))
+    import regex
+
+    regex.purge()  # the package keeps compiled patterns: each search's goes with it
     return dict(found[:MAX_RESULTS])
 
 
