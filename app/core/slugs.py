@@ -214,8 +214,14 @@ _NUMBERED = re.compile(r"^(?:mx|ns|gw|imap4|pops|ipv?[46])-?\d+$")
 # A host's role or place after a protocol or service name: a number, a region code with its
 # parts (eu, us-east-1), or a word of role (twenty-seventh review: `(pop|mta|relay|pds)-` and
 # anything made pop-culture, mta-subway, relay-for-life and pds-notes reserved).
+# Region codes of the big clouds and countries' codes hosts are named by (AWS, GCP, Azure:
+# us-east-1, eu-west, ap-southeast-2, uk, de ...); not every two letters (pop-up, pds-me).
+_REGION = (
+    r"(?:us|eu|ap|uk|gb|de|fr|nl|jp|kr|sg|au|ca|br|cn|hk|tw|se|fi|ch|es|pl|ie|za|ae|il|sa"
+    r"|na|emea|apac|latam)"
+)
 _HOST_ROLE = (
-    r"(?:\d+|[a-z]{2}(?:-(?:north|south)?(?:east|west|central)?)?(?:-?\d+)?|in|out|inbound|outbound|relay|gw|gateway|server"
+    rf"(?:\d+|{_REGION}(?:-(?:north|south)?(?:east|west|central)?)?(?:-?\d+)?|in|out|inbound|outbound|relay|gw|gateway|server"
     r"|host|backup|sts|mail|primary|secondary|internal|external|auth|submission|proxy|filter"
     r"|spam|europe|asia|africa|america|americas|oceania|east|west|north|south|central|staging"
     r"|prod|production|test|dev|beta|alpha|public|main|official)"

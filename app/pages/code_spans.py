@@ -1,4 +1,5 @@
-"""Where a Markdown page's code is: fenced and indented code blocks and code spans, as
+"""Where a Markdown page's code is: fenced and indented code blocks, code spans, raw HTML blocks
+(pre, script, style, textarea) and HTML comments, as
 CommonMark reads them (https://spec.commonmark.org/0.31.2/ sections 4.4, 4.5, 6.1), so that
 the links in code are left as text by the link map and a rename (app.pages.links).
 
@@ -18,8 +19,12 @@ from collections import defaultdict
 from collections import deque
 from collections.abc import Iterator
 
-# A line's container marks (block quotes) and indentation, then a fence: group "fence".
-_FENCE = re.compile(r"(?:[ \t]*+>)*+[ \t]*+(?P<fence>`{3,}+(?=[^`]*$)|~{3,}+)")
+# A line's container marks (block quotes), indentation and list marker, then a fence.
+_FENCE = re.compile(
+    r"(?:[ \t]*+>)*+[ \t]*+(?:(?:[-*+]|[0-9]{1,9}[.)])[ \t]++)?(?P<fence>`{3,}+(?=[^`]*$)|~{3,}+)"
+)
+# CommonMark's HTML blocks of kind 1, whose text is raw up to their end tag, and comments.
+_RAW_HTML_BLOCK = re.compile(r" {0,3}<(pre|script|style|textarea)(?:[\s>]|$)", re.IGNORECASE)
 # A list item's marker and the spaces after it (its content's column is where they end).
 _LIST_ITEM = re.compile(r" {0,3}(?:[-*+]|[0-9]{1,9}[.)])(?: {1,4}|$)")
 _QUOTE_MARKS = re.compile(r"(?:[ \t]{0,3}>[ ]?)*+")
@@ -37,10 +42,16 @@ def code_ranges(content: str) -> list[tuple[int, int]]:
     list_indent: int | None = None  # the open list item's content column, if any
     after_blank = True
     indented_start: int | None = None
+    raw_end: str | None = None  # the end tag of the open raw HTML block, if any
     offset = 0
     for line in content.splitlines(keepends=True):
         start, offset = offset, offset + len(line)
         text = line.rstrip("\r\n")
+        if raw_end is not None:
+            if raw_end in text.lower():
+                ranges.append((fence_start, offset))
+                raw_end = None
+            continue
         if fence is not None:
             closing = _FENCE.match(text)
             if closing and _closes(closing["fence"], fence) and not text[closing.end() :].strip():
@@ -68,6 +79,14 @@ def code_ranges(content: str) -> list[tuple[int, int]]:
             indented_start = start
             continue
         after_blank = False
+        raw = _RAW_HTML_BLOCK.match(text)
+        if raw and not item:
+            _spans(content, paragraph, ranges)
+            fence_start, raw_end = start, f"</{raw[1].lower()}>"
+            if raw_end in text.lower():
+                ranges.append((start, offset))
+                raw_end = None
+            continue
         opening = _FENCE.match(text)
         if opening:
             _spans(content, paragraph, ranges)
@@ -79,14 +98,36 @@ def code_ranges(content: str) -> list[tuple[int, int]]:
         paragraph.append((start, offset))
         if _HEADING.match(body):
             _spans(content, paragraph, ranges)
-    if fence is not None:
+    if fence is not None or raw_end is not None:
         ranges.append((fence_start, len(content)))  # never closed: code to the end
     elif indented_start is not None:
         ranges.append((indented_start, len(content)))
     else:
         _spans(content, paragraph, ranges)
-    ranges.sort()
-    return ranges
+    return _merged(ranges + _comments(content))
+
+
+def _comments(content: str) -> list[tuple[int, int]]:
+    """The [start, end) offsets of each HTML comment (`<!-- ... -->`, one never closed runs
+    to the end), in one pass: the renderer shows none of their text."""
+    found, at = [], content.find("<!--")
+    while at >= 0:
+        end = content.find("-->", at + 4)
+        end = len(content) if end < 0 else end + 3
+        found.append((at, end))
+        at = content.find("<!--", end)
+    return found
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`ranges` in order, those that overlap joined into one."""
+    joined: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
 
 
 def _closes(marks: str, fence: tuple[str, int]) -> bool:

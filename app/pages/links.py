@@ -21,7 +21,7 @@ from app.pages.paths import PathRules
 # Each try stops at the next '[[', so a run of 30,000 '[' is one scan, not 30,000 (a text
 # that may hold '[[' cost 17 s a call on such a page: twenty-third review). Possessive (`++`):
 # what a try took is never given back.
-WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
+WIKILINK_RE = re.compile(r"(?<!\\)\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
 # [text](target "title") and ![alt](target): group 1 is "!" for images; the text may hold
 # escaped characters (`[a\]b](t)`), as CommonMark's does, but for '['. Neither the text nor
 # the target holds '[' (a try stops at the next one, for the same reason): in `[a [b](c)` the
@@ -29,27 +29,32 @@ WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
 # balanced parentheses one deep, as CommonMark's (and the renderer's): `[t](Sev(en))` links
 # to `Sev(en)`, not `Sev(en`.
 MARKDOWN_LINK_RE = re.compile(
-    r"(!?)\[((?:[^\[\]\n\\]|\\[^\[\n])*+)\]\(\s*<?(?P<target>(?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
-    r"((?:\s+\"[^\"\n]*\")?\s*)\)"
+    r"(!?)\[((?:[^\[\]\\]|\\[^\[])*+)\]\(\s*<?(?P<target>(?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
+    r"((?:\s+(?:\"[^\"]*+\"|'[^']*+'|\([^()]*+\)))?\s*)\)"
 )
 # A link reference definition, `[label]: target "title"` (CommonMark 4.7), which `[text][label]`
 # and `[label]` use, at a line's start after any block quote marks, indentation or list
-# marker, its target on the same line or the next; not a footnote's `[^note]:`.
+# marker, its target on the same line or the next (in angle brackets it may hold spaces, and
+# must close); not a footnote's `[^note]:`.
 REFERENCE_RE = re.compile(
     r"^(?:[ \t]*+>)*+[ \t]*+(?:(?:[-*+]|[0-9]{1,9}[.)])[ \t]++)?\[(?!\^)(?P<label>[^\[\]\n]++)\]:"
-    r"[ \t]*+(?:\n(?:[ \t]*+>)*+[ \t]*+)?<?(?P<target>[^\s<>]++)",
+    r"[ \t]*+(?:\n(?:[ \t]*+>)*+[ \t]*+)?"
+    r"(?P<open><)?(?P<target>(?(open)[^\n<>]++|[^\s<>]++))(?(open)>)",
     re.MULTILINE,
 )
-# A bracketed text that may use a definition's label: `[label]`, `[text][label]`, `[label][]`.
-_LABEL_USE = re.compile(r"\[([^\[\]\n]++)\](?!:)")
-# Raw HTML's links and images, which the sanitizer keeps: `<a href="/P">`, `<img src=...>`.
+# A bracketed text that may use a definition's label: `[label]`, `[text][label]`, `[label][]`;
+# not a definition itself, nor an inline link's text (`[label](target)`).
+_LABEL_USE = re.compile(r"\[([^\[\]\n]++)\](?![:(])")
+# Raw HTML's links and images, which the sanitizer keeps: `<a href="/P">`, `<img src=...>`;
+# a quoted attribute before it may hold '>' (`<a title="x>" href=...>`).
 HTML_LINK_RE = re.compile(
-    r"<(?P<tag>a|img)\b[^<>]*?\s(?:href|src)[ \t\n]*=[ \t\n]*"
+    r"<(?P<tag>a|img)\b(?:[^<>\"']|\"[^\"]*+\"|'[^']*+')*?\s(?:href|src)[ \t\n]*=[ \t\n]*"
     r"(?P<quote>[\"']?)(?P<target>[^\s\"'<>`=]++)(?P=quote)",
     re.IGNORECASE,
 )
-# What a wiki link's page name cannot hold: its end, its title's bar, its anchor's mark.
-_NOT_IN_WIKILINKS = ("]", "|", "#", "[[")
+# What a wiki link's page name cannot hold: its end, its title's bar, its anchor's mark, and
+# a percent sign (a wiki link's name is percent-decoded: `[[Per%25cent]]` is `Per%cent`).
+_NOT_IN_WIKILINKS = ("]", "|", "#", "[[", "%")
 _SCHEME_RE = re.compile(r"\A[a-zA-Z][a-zA-Z0-9+.-]*:")
 # Distinct link texts of one page that page_links follows; a page with more is unusual
 # (each costs a name check), and the rest are not reported.
@@ -267,7 +272,8 @@ def rewrite_links(
         if any(mark in target for mark in _NOT_IN_WIKILINKS):
             # a wiki link cannot hold the new name (`[[Odd]Name]]` is text): a Markdown link
             label = target if title is None else title
-            label = label.replace("\\", "\\\\").replace("]", "\\]").replace("[", "&#91;")
+            label = label.replace("&", "&amp;").replace("<", "&lt;").replace("\\", "\\\\")
+            label = label.replace("]", "\\]").replace("[", "&#91;")
             return f"[{label}]({quote('/' + target, safe='/')}{anchor})"
         lead = "/" if link.strip().startswith("/") else ""
         new_link = lead + target + anchor

@@ -336,6 +336,7 @@ TWENTY_SEVENTH_FREE = [
     *("pop-culture", "pop-art", "pop-punk", "pop-up-shop", "mta-subway", "mta-bus", "mx-linux"),
     *("dkim-notes", "imap-tutorial", "smtp-book", "relay-for-life", "plc-programming"),
     *("pds-notes", "bgs-rules", "devops-team", "infra-team", "ops-team", "operations-team"),
+    *("pop-up", "mta-ok", "mx-it"),  # twenty-eighth review: not every two letters
 ]
 TWENTY_SEVENTH_REFUSED = [
     *("smtp-eu-west", "pds-us-east-1", "pds-ap-southeast-2", "relay-eu", "mx-us", "pop3-in"),

@@ -94,12 +94,16 @@ def test_a_rename_changes_nothing_but_links(content, linker):
         ("[[Label|T#part]]", "Odd]Name", "[Label](/Odd%5DName#part)"),
         ("[[T]]", "E[[F", "[E&#91;&#91;F](/E%5B%5BF)"),
         ("[[T]]", "G[H", "[[G[H]]"),  # one '[' a wiki link holds
+        # Twenty-eighth review: a wiki link's name is percent-decoded, and the text is HTML.
+        ("[[T]]", "Per%cent", "[Per%cent](/Per%25cent)"),
+        ("[[T]]", "Per%25cent", "[Per%25cent](/Per%2525cent)"),
+        ("[[T]]", "X/<b>&]", "[X/&lt;b>&amp;\\]](/X/%3Cb%3E%26%5D)"),
     ],
 )
 def test_a_new_name_a_wiki_link_cannot_hold_is_written_as_a_markdown_link(content, new, rewritten):
     """Twenty-seventh review: a rename to `Odd]Name` wrote `[[Odd]Name]]`, which is text."""
     assert rewrite_links(RULES, "linker", content, OLD, new) == rewritten
-    assert page_links(RULES, "linker", rewritten).pages == (new,)
+    assert page_links(RULES, "linker", rewritten).pages == (RULES.page_path(RULES.filename(new)),)
 
 
 @pytest.mark.parametrize("linker", ["root", "Zdir/sub", "a/b/c"])

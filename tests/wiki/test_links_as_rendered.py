@@ -50,6 +50,19 @@ PAGES = [
     "- a\n  - b\n\n      [[Target]] the inner item's text",
     "\\`[[Target]]\\`",
     "[t](Target) ![i](Target/x.png) [[Label|Target/Sub]]",
+    # Twenty-eighth review: more code the renderer shows, and links it makes.
+    "- ```\n  [[Target]]\n  ```\n",
+    "<pre>\n[[Target]]\n</pre>\n\n[[Target]]",
+    "<!-- [[Target]] --> text <!-- [x](/Target)",
+    "\\[[Target]] escaped",
+    "[t](/Target 'single title')",
+    "[t](/Target (paren title))",
+    '[t](/Target "a\nb")',
+    "[t\n](/Target)",
+    '<a title="x>" href="/Target">t</a>',
+    "[t91](/x)\n\n[t91]: /Target",  # a definition an inline link's text does not use
+    "[t95]\n\n[t95]: </Target x>",  # a target in angle brackets may hold spaces
+    "[t96]\n\n[t96]: </Target",  # and must close
 ]
 
 
