@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections import deque
-from collections.abc import Iterator
 
 # A line's container marks (block quotes), indentation and list marker, then a fence.
 _FENCE = re.compile(
@@ -159,12 +158,3 @@ def _spans(content: str, paragraph: list[tuple[int, int]], ranges: list) -> None
             ranges.append((s, runs[closing][1]))
             number = closing
         number += 1
-
-
-def outside(content: str) -> Iterator[tuple[int, int]]:
-    """The [start, end) offsets of each stretch of `content` outside its code, in order."""
-    done = 0
-    for start, end in code_ranges(content):
-        yield done, start
-        done = end
-    yield done, len(content)

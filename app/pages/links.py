@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import posixpath
 import re
@@ -13,7 +14,7 @@ from urllib.parse import quote
 from urllib.parse import unquote
 
 from app.core.errors import BadRequest
-from app.pages.code_spans import outside
+from app.pages.code_spans import code_ranges
 from app.pages.paths import PathRules
 
 # [[Page]], [[Title|Page]] (or [[Page|Title]] in Otterwiki's LINKTITLE style); never spans a
@@ -29,7 +30,7 @@ WIKILINK_RE = re.compile(r"(?<!\\)\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
 # balanced parentheses one deep, as CommonMark's (and the renderer's): `[t](Sev(en))` links
 # to `Sev(en)`, not `Sev(en`.
 MARKDOWN_LINK_RE = re.compile(
-    r"(!?)\[((?:[^\[\]\\]|\\[^\[])*+)\]\(\s*<?(?P<target>(?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
+    r"(!?)\[((?:[^\[\]\\]|\\[^\[]|\[(?:[^\[\]\\]|\\[^\[])*+\])*+)\]\(\s*<?(?P<target>(?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
     r"((?:\s+(?:\"[^\"]*+\"|'[^']*+'|\([^()]*+\)))?\s*)\)"
 )
 # A link reference definition, `[label]: target "title"` (CommonMark 4.7), which `[text][label]`
@@ -74,32 +75,54 @@ def _split_wikilink(inner: str, linktitle: bool) -> tuple[str, str | None, bool]
 
 
 def _links_in(content: str) -> Iterator[re.Match]:
-    """Yield every link's match outside code, in order of their starts: wiki links
-    (WIKILINK_RE), inline links and images (MARKDOWN_LINK_RE), the reference definitions
-    some text uses (REFERENCE_RE; its `^` holds only at a line's real start, as each stretch
-    is searched within the whole text; one no `[label]` uses makes no link) and raw HTML's
-    (HTML_LINK_RE); never in code (app.pages.code_spans). One that overlaps an earlier one
-    is left out."""
-    found: list[re.Match] = []
-    used: set[str] = set()
-    for start, end in outside(content):
-        here = [
+    """Yield every link's match the renderer would make a link of, in order of their starts:
+    wiki links (WIKILINK_RE), inline links and images (MARKDOWN_LINK_RE; and the images or
+    links in an inline link's text, as a badge's `[![alt](img)](target)`), the reference
+    definitions some text uses (REFERENCE_RE; one no `[label]` uses makes no link, nor one
+    that cannot begin a block) and raw HTML's (HTML_LINK_RE). Never one that starts, ends or
+    names its target in code, or holds a code block (app.pages.code_spans); a code span in a
+    link's text is its text. Of matches that overlap, the first is kept."""
+    code = code_ranges(content)
+    starts = [start for start, _ in code]
+
+    def clear(match: re.Match) -> bool:
+        """Whether no code is where `match` would be a link."""
+        low, high = match.span()
+        at = bisect.bisect_right(starts, low) - 1
+        if at >= 0 and code[at][1] > low:
+            return False  # starts in code
+        target = match.span("target") if "target" in match.re.groupindex else (low, high)
+        at += 1
+        while at < len(code) and code[at][0] < high:
+            start, end = code[at]
+            at += 1
+            if end > high or content[end - 1] != "`" or start < target[1] and end > target[0]:
+                return False  # ends in code, holds a block, or its target is code
+        return True
+
+    found = sorted(
+        (
             match
             for pattern in (WIKILINK_RE, MARKDOWN_LINK_RE, REFERENCE_RE, HTML_LINK_RE)
-            for match in pattern.finditer(content, start, end)
-        ]
-        here.sort(key=lambda match: match.start())
-        reached = start
-        for match in here:
-            if match.start() >= reached:
-                found.append(match)
-                reached = match.end()
-        used.update(_label(use[1]) for use in _LABEL_USE.finditer(content, start, end))
+            for match in pattern.finditer(content)
+            if clear(match)
+        ),
+        key=lambda match: match.start(),
+    )
+    used = {_label(use[1]) for use in _LABEL_USE.finditer(content) if clear(use)}
+    reached = 0
     for match in found:
-        if match.re is not REFERENCE_RE or (
+        if match.start() < reached:
+            continue
+        reached = match.end()
+        if match.re is REFERENCE_RE and not (
             _label(match["label"]) in used and _begins_block(content, match.start())
         ):
-            yield match
+            continue
+        yield match
+        if match.re is MARKDOWN_LINK_RE:
+            inner = MARKDOWN_LINK_RE.finditer(content, match.start(2), match.end(2))
+            yield from (link for link in inner if clear(link))
 
 
 def _begins_block(content: str, at: int) -> bool:
@@ -274,30 +297,30 @@ def rewrite_links(
             label = target if title is None else title
             label = label.replace("&", "&amp;").replace("<", "&lt;").replace("\\", "\\\\")
             label = label.replace("]", "\\]").replace("[", "&#91;")
-            return f"[{label}]({quote('/' + target, safe='/')}{anchor})"
+            return f"[{label}]({quote('/' + target, safe='/')}{quote(anchor, safe='#/')})"
         lead = "/" if link.strip().startswith("/") else ""
         new_link = lead + target + anchor
         if title is None:
             return f"[[{new_link}]]"
         return f"[[{new_link}|{title}]]" if link_is_left else f"[[{title}|{new_link}]]"
 
-    def retarget(match: re.Match) -> str | None:
-        """An inline link, image, reference definition or HTML link, its target moved. An
-        image of a page's name is no link (page_links), and stays as it is."""
-        if _is_image(match) and _page_target(rules, match.group("target"), base_dir):
-            return None
-        new_target = _moved_target(match.group("target"), moved)
-        if new_target is None:
-            return None
-        start, end = (at - match.start() for at in match.span("target"))
-        return match.group(0)[:start] + new_target + match.group(0)[end:]
-
-    out, done = [], 0
+    edits = []  # (start, end, text): a wiki link whole, another link's target
     for match in _links_in(content):
-        replaced = (wikilink if match.re is WIKILINK_RE else retarget)(match)
+        if match.re is WIKILINK_RE:
+            replaced = wikilink(match)
+            span = match.span()
+        else:
+            replaced = _moved_target(match.group("target"), moved)
+            span = match.span("target")
+            if _is_image(match) and _page_target(rules, match.group("target"), base_dir):
+                replaced = None  # an image of a page's name is no link (page_links)
         if replaced is not None:
-            out += [content[done : match.start()], replaced]
-            done = match.end()
+            edits.append((*span, replaced))
+    out, done = [], 0
+    for start, end, replaced in sorted(edits):
+        if start >= done:
+            out += [content[done:start], replaced]
+            done = end
     out.append(content[done:])
     return "".join(out)
 

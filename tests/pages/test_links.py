@@ -96,6 +96,8 @@ def test_a_rename_changes_nothing_but_links(content, linker):
         ("[[T]]", "G[H", "[[G[H]]"),  # one '[' a wiki link holds
         # Twenty-eighth review: a wiki link's name is percent-decoded, and the text is HTML.
         ("[[T]]", "Per%cent", "[Per%cent](/Per%25cent)"),
+        ("[[T#Some Heading]]", "Per%cent", "[Per%cent](/Per%25cent#Some%20Heading)"),
+        ("[[Title|T#x)y]]", "Per%cent", "[Title](/Per%25cent#x%29y)"),
         ("[[T]]", "Per%25cent", "[Per%25cent](/Per%2525cent)"),
         ("[[T]]", "X/<b>&]", "[X/&lt;b>&amp;\\]](/X/%3Cb%3E%26%5D)"),
     ],

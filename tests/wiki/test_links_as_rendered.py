@@ -63,6 +63,11 @@ PAGES = [
     "[t91](/x)\n\n[t91]: /Target",  # a definition an inline link's text does not use
     "[t95]\n\n[t95]: </Target x>",  # a target in angle brackets may hold spaces
     "[t96]\n\n[t96]: </Target",  # and must close
+    # Twenty-ninth review: code and images in a link's text, brackets nested in it.
+    "[`code`](/Target) and [`x` y `z`](Target/Sub)",
+    "[![badge](/Target/badge.png)](/Target)",
+    "[a [b] c](/Target)",
+    "`[b](/Target)` in code",
 ]
 
 

@@ -132,8 +132,9 @@ _REPEATS = (_constants.MAX_REPEAT, _constants.MIN_REPEAT, _constants.POSSESSIVE_
 def regex_problem(query: object) -> str | None:
     """What is wrong with a search's regular expression, or None.
 
-    It must be one Python's own `re` parses, with no brace `re` reads as itself and no more
-    than MAX_PATTERN_WEIGHT items once its repeats are counted out. The scan matches with
+    It must be one Python's own `re` parses, with no brace `re` reads as itself, no
+    capturing group inside a repeat, and no more than MAX_PATTERN_WEIGHT items once its
+    repeats are counted out. The scan matches with
     the `regex` package, whose recursion and subroutine calls (`(?R)`, `(?1)`, `(?&name)`)
     took a worker past 1 GB and a MemoryError (a 500) in one anonymous search (twenty-seventh
     review); `re` has none. Where `re` reads a brace as itself, `regex` may read a fuzzy
@@ -148,6 +149,8 @@ def regex_problem(query: object) -> str | None:
             parsed = _parser.parse(query)
             if _has_literal_brace(parsed):
                 problem = "a brace that is no repeat count (to find braces, write [{}])"
+            elif _captures_in_repeat(parsed):
+                problem = "a capturing group inside a repeat (write (?:...) instead)"
             elif _weight(parsed) > MAX_PATTERN_WEIGHT:
                 problem = f"its repeats count out to more than {MAX_PATTERN_WEIGHT} items"
             else:
@@ -175,6 +178,20 @@ def _children(op, av) -> list:
     if op is _constants.GROUPREF_EXISTS:
         return [sub for sub in av[1:] if sub is not None]
     return []
+
+
+def _captures_in_repeat(items, repeated: bool = False) -> bool:
+    """Whether a capturing group sits inside a repeat: the regex package keeps every capture
+    a repeated group makes, and nested ones multiply them (one search of
+    `(?:((((((((((a))))))))))|(b))*\\d` over a 1 MB line took a worker to 900 MB and 4 s past
+    its budget: twenty-ninth review); `(?:...)` costs nothing of the kind."""
+    for op, av in items:
+        if repeated and op is _constants.SUBPATTERN and av[0] is not None:
+            return True
+        inner = repeated or (op in _REPEATS and av[1] > 1)
+        if any(_captures_in_repeat(sub, inner) for sub in _children(op, av)):
+            return True
+    return False
 
 
 def _has_literal_brace(items) -> bool:
