@@ -196,9 +196,6 @@ _RESERVED_COMPACT = {
 # it. Both are stripped apart, so a name ending in `v` keeps it: `dev2` is `dev` numbered, as
 # `dev-2` is (one pattern `-?v?\d+` read `dev2` as `de` version 2 and let it through).
 _HOST_SUFFIXES = (re.compile(r"-?\d+$"), re.compile(r"-?v\d+$"))
-# A two-letter region (api-eu, pds-us-2), only after the names of services run per region:
-# after any name it refused everyday ones (about-us, node-js, chat-ai).
-_REGION_SUFFIX = re.compile(r"-[a-z]{2}$")
 _REGIONAL = frozenset(
     """www web api apps app auth login sso mcp static assets cdn media files img images upload
     uploads download mail email smtp imap pop3 webmail relay pds xrpc jetstream
@@ -224,7 +221,16 @@ _HOST_ROLE = (
     rf"(?:\d+|{_REGION}(?:-(?:north|south)?(?:east|west|central)?)?(?:-?\d+)?|in|out|inbound|outbound|relay|gw|gateway|server"
     r"|host|backup|sts|mail|primary|secondary|internal|external|auth|submission|proxy|filter"
     r"|spam|europe|asia|africa|america|americas|oceania|east|west|north|south|central|staging"
-    r"|prod|production|test|dev|beta|alpha|public|main|official)"
+    r"|prod|production|test|dev|beta|alpha|public|main|official|directory|console|dashboard)"
+)
+# A two-letter region (api-eu, pds-us-2), a cloud region (api-eu-west-1) or a deployment's
+# role (mcp-prod, api-staging, api-gateway), only after the names of services run per region:
+# after any name it refused everyday ones (about-us, node-js, chat-ai), and the role words
+# of everyday work (web-dev, app-test) stay free (twenty-ninth review: api-eu-west-1,
+# auth-us-east-1, mcp-prod were free).
+_REGION_SUFFIX = re.compile(
+    rf"-(?:[a-z]{{2}}|{_REGION}(?:-(?:north|south)?(?:east|west|central)?)?|staging|prod"
+    r"|production|internal|external|gateway|gw|server|proxy|edge|origin|console|panel)$"
 )
 _MAIL_HOST = re.compile(
     rf"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-{_HOST_ROLE}"

@@ -344,6 +344,16 @@ TWENTY_SEVENTH_REFUSED = [
 ]
 
 
+# Twenty-ninth review: services run per region or deployment, by cloud region or role.
+TWENTY_SEVENTH_REFUSED += [
+    *("api-eu-west-1", "auth-us-east-1", "mcp-prod", "plc-directory", "www-eu-west-1"),
+    *("mcp-eu-central-1", "mail-eu-west-1", "autodiscover-eu-west-1", "mta-sts-eu-west-1"),
+    *("api-prod", "api-staging", "www-staging", "auth-prod", "api-gateway", "api-internal"),
+    *("mcp-server", "cdn-edge", "static-origin"),
+]
+TWENTY_SEVENTH_FREE += ["web-dev", "app-test", "about-us", "node-js", "media-public"]
+
+
 @pytest.mark.parametrize("slug", TWENTY_SEVENTH_FREE)
 def test_names_that_only_begin_like_a_host_are_free(slug):
     assert slug_problem(slug) is None
