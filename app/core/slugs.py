@@ -224,13 +224,13 @@ _HOST_ROLE = (
     r"|prod|production|test|dev|beta|alpha|public|main|official|directory|console|dashboard)"
 )
 # A two-letter region (api-eu, pds-us-2), a cloud region (api-eu-west-1) or a deployment's
-# role (mcp-prod, api-staging, api-gateway), only after the names of services run per region:
-# after any name it refused everyday ones (about-us, node-js, chat-ai), and the role words
-# of everyday work (web-dev, app-test) stay free (twenty-ninth review: api-eu-west-1,
-# auth-us-east-1, mcp-prod were free).
+# role (mcp-prod, api-staging, api-internal), only after the names of services run per region:
+# after any name it refused everyday ones (about-us, node-js, chat-ai), and the words of
+# everyday work (web-dev, app-test, web-server, app-console: thirtieth review) stay free
+# (twenty-ninth review: api-eu-west-1, auth-us-east-1, mcp-prod were free).
 _REGION_SUFFIX = re.compile(
     rf"-(?:[a-z]{{2}}|{_REGION}(?:-(?:north|south)?(?:east|west|central)?)?|staging|prod"
-    r"|production|internal|external|gateway|gw|server|proxy|edge|origin|console|panel)$"
+    r"|production|internal)$"
 )
 _MAIL_HOST = re.compile(
     rf"^(?:(?:smtp|smtps|mx|imap|imaps|pop|pop3|mta|dkim|dmarc)-{_HOST_ROLE}"

@@ -348,10 +348,10 @@ TWENTY_SEVENTH_REFUSED = [
 TWENTY_SEVENTH_REFUSED += [
     *("api-eu-west-1", "auth-us-east-1", "mcp-prod", "plc-directory", "www-eu-west-1"),
     *("mcp-eu-central-1", "mail-eu-west-1", "autodiscover-eu-west-1", "mta-sts-eu-west-1"),
-    *("api-prod", "api-staging", "www-staging", "auth-prod", "api-gateway", "api-internal"),
-    *("mcp-server", "cdn-edge", "static-origin"),
+    *("api-prod", "api-staging", "www-staging", "auth-prod", "api-internal"),
 ]
 TWENTY_SEVENTH_FREE += ["web-dev", "app-test", "about-us", "node-js", "media-public"]
+TWENTY_SEVENTH_FREE += ["web-server", "media-server", "web-proxy", "app-console", "web-edge"]
 
 
 @pytest.mark.parametrize("slug", TWENTY_SEVENTH_FREE)

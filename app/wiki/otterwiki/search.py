@@ -126,6 +126,10 @@ class DeadlinePattern:
 # before any time budget; three such repeats deep, a worker was killed (twenty-eighth review).
 # 50,000 compiles in milliseconds and a few megabytes.
 MAX_PATTERN_WEIGHT = 50_000
+# Characters a pattern may match in a row (_literals), and the most times a repeat holding a
+# capturing group may go (_captures_in_repeat: `(\d{1,3}\.){3}` is fine, `(.)*` is not).
+MAX_LITERALS = 256
+MAX_REPEATED_CAPTURES = 100
 _REPEATS = (_constants.MAX_REPEAT, _constants.MIN_REPEAT, _constants.POSSESSIVE_REPEAT)
 
 
@@ -146,11 +150,16 @@ def regex_problem(query: object) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # re's FutureWarnings on sets: not the user's log
-            parsed = _parser.parse(query)
-            if _has_literal_brace(parsed):
+            # as Otterwiki compiles it: in a group, so `\1` names that group, still open
+            parsed = _parser.parse(f"({query})")
+            if _is_verbose(query, parsed):
+                problem = "verbose mode (its comments are read apart by re and regex)"
+            elif _literals(parsed) > MAX_LITERALS:
+                problem = f"more than {MAX_LITERALS} characters to match in a row"
+            elif _has_literal_brace(parsed):
                 problem = "a brace that is no repeat count (to find braces, write [{}])"
             elif _captures_in_repeat(parsed):
-                problem = "a capturing group inside a repeat (write (?:...) instead)"
+                problem = "a capturing group inside an unbounded repeat (write (?:...) instead)"
             elif _weight(parsed) > MAX_PATTERN_WEIGHT:
                 problem = f"its repeats count out to more than {MAX_PATTERN_WEIGHT} items"
             else:
@@ -180,15 +189,49 @@ def _children(op, av) -> list:
     return []
 
 
+def _is_verbose(query: str, parsed) -> bool:
+    """Whether the pattern turns on verbose mode anywhere, or escapes a line break: in a
+    verbose comment `re` reads `\\` and a newline as one escape and the comment as going
+    on, where `regex` ends it, so `(?x)#\\` hid recursion and fuzzy matching from `re`'s
+    parse (thirtieth review). A one-line search needs neither."""
+    if parsed.state.flags & _constants.SRE_FLAG_VERBOSE or re.search(
+        r"\\[\r\n\x0b\x0c\x85\u2028\u2029]", query
+    ):
+        return True
+
+    def scoped(items) -> bool:
+        return any(
+            (op is _constants.SUBPATTERN and av[1] & _constants.SRE_FLAG_VERBOSE)
+            or any(scoped(sub) for sub in _children(op, av))
+            for op, av in items
+        )
+
+    return scoped(parsed)
+
+
+def _literals(items) -> int:
+    """Characters and classes matched one after another outside repeats: the regex package
+    compares such a run at every position without looking at its timeout, and 5,000 `a`s
+    then `\\d` ran 59 s over a 200 KB line (thirtieth review); 256 take a fraction of one."""
+    count = 0
+    for op, av in items:
+        if op in (_constants.LITERAL, _constants.NOT_LITERAL, _constants.IN, _constants.ANY):
+            count += 1
+        elif op not in _REPEATS:
+            count += sum(_literals(sub) for sub in _children(op, av))
+    return count
+
+
 def _captures_in_repeat(items, repeated: bool = False) -> bool:
-    """Whether a capturing group sits inside a repeat: the regex package keeps every capture
+    """Whether a capturing group sits inside a repeat of more than MAX_REPEATED_CAPTURES
+    (unbounded included): the regex package keeps every capture
     a repeated group makes, and nested ones multiply them (one search of
     `(?:((((((((((a))))))))))|(b))*\\d` over a 1 MB line took a worker to 900 MB and 4 s past
     its budget: twenty-ninth review); `(?:...)` costs nothing of the kind."""
     for op, av in items:
         if repeated and op is _constants.SUBPATTERN and av[0] is not None:
             return True
-        inner = repeated or (op in _REPEATS and av[1] > 1)
+        inner = repeated or (op in _REPEATS and av[1] > MAX_REPEATED_CAPTURES)
         if any(_captures_in_repeat(sub, inner) for sub in _children(op, av)):
             return True
     return False
