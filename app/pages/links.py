@@ -309,11 +309,11 @@ def rewrite_links(
         if match.re is WIKILINK_RE:
             replaced = wikilink(match)
             span = match.span()
+        elif _is_image(match) and _page_target(rules, match.group("target"), base_dir):
+            continue  # an image of a page's name is no link (page_links)
         else:
             replaced = _moved_target(match.group("target"), moved)
             span = match.span("target")
-            if _is_image(match) and _page_target(rules, match.group("target"), base_dir):
-                replaced = None  # an image of a page's name is no link (page_links)
         if replaced is not None:
             edits.append((*span, replaced))
     out, done = [], 0

@@ -271,9 +271,9 @@ def _bounded_regex_scan(search_class) -> None:
     original = search_class.compile
 
     def compile(self):
-        if self.is_regexp and (problem := regex_problem(self.query)):
-            from otterwiki.helper import toast
+        from otterwiki.helper import toast
 
+        if self.is_regexp and (problem := regex_problem(self.query)):
             toast(problem, "error")
             return  # no pattern: no results, as for Otterwiki's own pattern errors
         try:
@@ -281,8 +281,6 @@ def _bounded_regex_scan(search_class) -> None:
         except MemoryError:
             regex.purge()
             self.re = None  # as a pattern error: no results, and the notice
-            from otterwiki.helper import toast
-
             toast("Error in search term: the pattern needs too much memory.", "error")
             return
         deadline = time.monotonic() + REGEX_SCAN_SECONDS
