@@ -187,6 +187,23 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def forked_copies(parent: int | None = None) -> list[int]:
+    """Processes below `parent` (default: this one) that are copies of it (a fork that never
+    ran another program has its command line) or zombies: what a confined step
+    (app.core.confined) could leave behind."""
+    parent = parent or os.getpid()
+    command = Path(f"/proc/{parent}/cmdline").read_bytes()
+    found = []
+    for pid in descendants(parent):
+        try:
+            copy = Path(f"/proc/{pid}/cmdline").read_bytes() == command
+        except OSError:
+            continue
+        if copy or not pid_alive(pid):
+            found.append(pid)
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     try:

@@ -14,6 +14,7 @@ from app.core.locks import wiki_write_lock
 from app.core.store import Store
 from app.core.wikis import create_wiki
 from app.wiki.otterwiki.render import RENDER_HEADER
+from tests.conftest import forked_copies
 
 pytestmark = pytest.mark.stack
 
@@ -351,3 +352,44 @@ def test_a_posted_search_or_preview_takes_no_write_lock(stack, token):
             )
     assert found.status_code == 200 and "Lockless" in found.text
     assert preview.status_code in (200, 302, 401, 403), preview.status_code
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of process `pid`, KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+
+
+def test_costly_regular_expression_searches_cost_the_workers_nothing(stack, token):
+    """Twenty-seventh to thirtieth reviews: one anonymous regex search took a gunicorn worker
+    past 1 GB or kept it 59 s, each time by another kind of pattern. In the real workers, the
+    scan runs in a confined child: each search answers with its notice, no worker dies or
+    grows, no child is left, and the wiki answers its next search."""
+    put(stack, token, "Haystack", "a" * 200_000 + "\n" + "ab" * 300_000 + "\n")
+    before = workers(stack)
+    sizes = {pid: rss_kib(pid) for pid in before}
+    patterns = [
+        "((?R)|a)b",  # recursion
+        "(?:((((((((((a))))))))))|(b))*\\d",  # repeated captures
+        "(?:(?:a{1000}){1000}){1000}b",  # compiled out
+        "a" * 5000 + "\\d",  # a long literal run
+        "(?:abc){e<=3}x{e<=3}",  # fuzzy
+    ]
+    with stack.client("otterwiki", host=HOST) as client:
+        form = client.get("/-/search").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        for pattern in patterns:
+            found = client.post(
+                "/-/search", data={"csrf_token": csrf, "query": pattern, "is_regexp": "y"}
+            )
+            assert found.status_code == 200, (pattern, found.status_code)
+            notices = ("timed out", "too much memory", "No match", "Search matched")
+            assert any(notice in found.text for notice in notices), pattern
+        plain = client.post(
+            "/-/search", data={"csrf_token": csrf, "query": "(?:ab){3}", "is_regexp": "y"}
+        )
+    assert plain.status_code == 200 and 'href="/Haystack"' in plain.text
+    assert workers(stack) == before
+    for pid in before:
+        assert rss_kib(pid) - sizes[pid] < 100 * 1024, pid  # KiB
+        assert forked_copies(pid) == [], pid

@@ -1,0 +1,153 @@
+"""Run a step whose cost its input cannot bound in a forked child, confined: a wall-clock
+deadline, a cap on the memory it may add, and its results streamed back as it makes them.
+
+A user's regular expression over every page of a wiki is such a step: the regex package's
+recursion, fuzzy matching, repeated captures and long literal runs each cost a worker seconds of
+CPU it does not time, or gigabytes, and refusing pattern shapes one by one left the next shape
+open (twenty-seventh to thirtieth reviews). Here whatever the step does, the worker loses at most
+`seconds` of waiting and nothing of its memory: the child is killed at the deadline, its address
+space is capped (RLIMIT_AS: an allocation past it fails, a MemoryError), and what it sent before
+is kept. multiprocessing's fork context does the fork, the pipe and the reaping; the child only
+reads what the parent had in memory, and no file, lock or database handle is used on both sides.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import multiprocessing
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+_MEMORY_EXIT = 3  # the child's exit status once its memory cap stopped it
+_FAILED_EXIT = 4  # ... once anything else did (told to the parent first)
+# Signals a server worker handles its own way (gunicorn's workers: graceful stop, reload); in
+# the child they end it, as in any plain process.
+_RESET_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+
+class Ending(enum.Enum):
+    """How a confined step ended."""
+
+    FINISHED = "finished"  # it ran to its end: every record is in
+    OUT_OF_TIME = "out of time"  # killed at the deadline: the records sent before it are in
+    OUT_OF_MEMORY = "out of memory"  # its memory cap stopped it: likewise
+    FAILED = "failed"  # it raised something else, or died of a signal (logged)
+
+
+class _Failure:
+    """The child's last message when its step raised: what it raised, for the parent's log."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def run_confined(
+    produce: Callable[[], Iterable[object]],
+    collect: Callable[[object], None],
+    seconds: float,
+    memory_bytes: int,
+) -> Ending:
+    """Run `produce()` in a forked child and call `collect(record)` in this process for each
+    record it yields, as it yields them; return how it ended.
+
+    `seconds` is the wall-clock time this call waits (the child is killed after it);
+    `memory_bytes` what the child may map beyond what this process has mapped at the fork
+    (RLIMIT_AS), its CPU time is capped at `seconds` rounded up and one more (RLIMIT_CPU, should
+    this process die first) and it writes no core file. Records must pickle; each should be
+    small (one message each). Only the main thread's state is in the child: `produce` must not
+    wait on another thread's lock, and must use no file, socket or database connection this
+    process uses (open its own). Raises OSError only if the fork itself fails.
+    """
+    reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(
+        target=_child, args=(writer, produce, seconds, memory_bytes), daemon=True
+    )
+    child.start()
+    writer.close()  # the child's copy is the only writer: its end is our end of file
+    deadline = time.monotonic() + seconds
+    ending = None
+    try:
+        while ending is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not reader.poll(left):
+                ending = Ending.OUT_OF_TIME
+                break
+            try:
+                record = reader.recv()
+            except EOFError:
+                break  # the child ended: its exit status says how
+            if isinstance(record, _Failure):
+                log.warning("confined step failed: %s", record.text)
+            else:
+                collect(record)
+    finally:
+        reader.close()
+        if ending is None:  # the child closed its end: it is exiting; wait for it (in time)
+            child.join(max(deadline - time.monotonic(), 0))
+        if child.exitcode is None:
+            child.kill()  # at once, whatever it does
+            ending = ending or Ending.OUT_OF_TIME
+        child.join()
+        code = child.exitcode
+        child.close()
+    if ending is not None:
+        return ending
+    if code == 0:
+        return Ending.FINISHED
+    if code == _MEMORY_EXIT:
+        return Ending.OUT_OF_MEMORY
+    if code != _FAILED_EXIT:
+        log.warning("confined step ended with status %s", code)
+    return Ending.FAILED
+
+
+def _child(writer, produce, seconds: float, memory_bytes: int) -> None:
+    """The child's whole life: confine itself, send what `produce` yields, and exit with a
+    status that says how it ended (never returning into the code it was forked from)."""
+    status = 0
+    try:
+        for name in _RESET_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        _confine(seconds, memory_bytes)
+        for record in produce():
+            writer.send(record)
+    except MemoryError:
+        status = _MEMORY_EXIT
+    except BaseException as error:  # noqa: BLE001 - told to the parent, which logs it
+        status = _FAILED_EXIT
+        try:
+            writer.send(_Failure(f"{type(error).__name__}: {error}"))
+        except BaseException:  # noqa: BLE001 - the parent may be gone; the status says it
+            pass
+    finally:
+        try:
+            writer.close()
+        finally:
+            # no atexit handler, finalizer or buffered file of the parent's runs here
+            os._exit(status)
+
+
+def _confine(seconds: float, memory_bytes: int) -> None:
+    """Cap this (child) process's address space at what it maps now plus `memory_bytes`, its
+    CPU time at `seconds` rounded up plus one, and its core files at none."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    _lower(resource.RLIMIT_AS, mapped + memory_bytes)
+    _lower(resource.RLIMIT_CPU, math.ceil(seconds) + 1)
+    _lower(resource.RLIMIT_CORE, 0)
+
+
+def _lower(limit: int, value: int) -> None:
+    """Set the soft and hard `limit` to `value`, unless the hard one is lower already."""
+    _, hard = resource.getrlimit(limit)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(limit, (value, value))

@@ -1,0 +1,123 @@
+"""app.core.confined: a step in a real forked child, its records streamed back, its time and
+memory capped, and nothing of it left behind."""
+
+import logging
+import os
+import resource
+import signal
+import time
+
+import pytest
+
+from app.core.confined import Ending
+from app.core.confined import run_confined
+from tests.conftest import forked_copies
+
+
+def run(produce, seconds=30.0, memory_bytes=64 * 2**20):
+    records = []
+    ending = run_confined(produce, records.append, seconds, memory_bytes)
+    return ending, records
+
+
+def test_records_come_back_in_order_and_the_child_is_gone():
+    ending, records = run(lambda: ({"n": n, "pid": os.getpid()} for n in range(500)))
+    assert ending is Ending.FINISHED
+    assert [r["n"] for r in records] == list(range(500))
+    assert {r["pid"] for r in records} != {os.getpid()}  # made in another process
+    assert forked_copies() == []
+
+
+def test_a_step_past_its_deadline_is_killed_and_what_it_sent_is_kept():
+    def slow():
+        yield "first"
+        while True:  # CPU, never yielding again
+            pass
+
+    started = time.monotonic()
+    ending, records = run(slow, seconds=0.5)
+    assert ending is Ending.OUT_OF_TIME and records == ["first"]
+    assert time.monotonic() - started < 30  # it did not wait for the step (a loose bound)
+    assert forked_copies() == []
+
+
+def test_a_step_that_sleeps_or_blocks_is_killed_too():
+    def blocked():
+        yield 1
+        signal.pause()  # waits for a signal that never comes
+
+    assert run(blocked, seconds=0.3) == (Ending.OUT_OF_TIME, [1])
+    assert forked_copies() == []
+
+
+@pytest.mark.parametrize(
+    "hungry",
+    [
+        lambda: bytearray(512 * 2**20),  # one big allocation
+        lambda: [str(n) * 10 for n in range(10**8)],  # many small ones
+        lambda: "x" * (2**31),  # a string
+    ],
+)
+def test_a_step_past_its_memory_cap_ends_out_of_memory(hungry):
+    def produce():
+        yield "before"
+        hungry()
+        yield "never"
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert run(produce, memory_bytes=32 * 2**20) == (Ending.OUT_OF_MEMORY, ["before"])
+    # the parent's own high-water mark did not take the child's allocation
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB
+    assert forked_copies() == []
+
+
+def test_a_step_that_raises_ends_failed_and_is_logged(caplog):
+    def broken():
+        yield "ok"
+        raise KeyError("no such page")
+
+    with caplog.at_level(logging.WARNING, logger="app.core.confined"):
+        assert run(broken) == (Ending.FAILED, ["ok"])
+    assert "KeyError" in caplog.text and "no such page" in caplog.text
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM])
+def test_a_step_that_dies_of_a_signal_ends_failed(how, caplog):
+    def dying():
+        yield "ok"
+        os.kill(os.getpid(), how)
+        time.sleep(30)
+
+    with caplog.at_level(logging.WARNING, logger="app.core.confined"):
+        assert run(dying) == (Ending.FAILED, ["ok"])
+    assert forked_copies() == []
+
+
+def test_the_childs_cpu_and_core_files_are_capped_and_ours_are_not():
+    def limits():
+        yield resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_CORE)
+
+    ours = resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_CORE)
+    ending, [(cpu, core)] = run(limits, seconds=2.5)
+    assert ending is Ending.FINISHED and cpu == (4, 4) and core == (0, 0)
+    assert (resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_CORE)) == (
+        ours
+    )
+
+
+def test_a_handler_of_the_parents_does_not_run_in_the_child():
+    """A gunicorn worker's SIGTERM handler starts a graceful stop; in the child, SIGTERM ends
+    the child only."""
+    calls = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: calls.append(os.getpid()))
+    try:
+
+        def produce():
+            yield os.getpid()
+            os.kill(os.getpid(), signal.SIGTERM)
+            yield "after"
+
+        assert run(produce)[0] is Ending.FAILED
+        assert calls == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)
