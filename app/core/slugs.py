@@ -13,7 +13,10 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # names a valid slug cannot spell anyway (`_mta-sts`, `_acme-challenge`, `xn--…`, 1-2
 # letters) are left out. `statuspage`: hosted status pages (Atlassian Statuspage and its kind)
 # are pointed at a `status` or `statuspage` host; `apex`: DNS providers' word for the zone's
-# own name.
+# own name. Network services by their hosts: WAP gateways, TFTP (phones and network boots
+# fetch from `tftp`), RFC 3912 WHOIS and RFC 9082 RDAP servers, RFC 7065 TURN and STUN over
+# TLS (`turns`, `stuns`), account portals (`myaccount`) and certificate authorities
+# (thirty-first review: each was free).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -32,6 +35,8 @@ _SERVICE_HOSTS = """
     mobile amp default office gitlab github gitea jenkins jira confluence registry
     vault sentry analytics stats tracking openid saml idp
     statuspage status-page uptime apex
+    wap tftp whois rdap turns stuns myaccount my-account root-ca rootca intermediate-ca
+    autodiscovery mobile-api
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements

@@ -77,3 +77,21 @@ def orphans(pages: Pages) -> list[str]:
             linked.update(t for t in targets if t != sources[0])
     home = pages.rules.page_path(HOME)
     return sorted(p for p in link_map if p not in linked and p != home)
+
+
+def broken_links(pages: Pages) -> dict[str, tuple[str, ...]]:
+    """Map each page that links to pages that do not exist to those targets ({page path:
+    (target page path, ...)}, in the order the page links to them): a target is there if it
+    is a page, or a folder holding pages (Otterwiki shows such a folder's index). Raises as
+    Pages.links."""
+    link_map = pages.links()
+    there = set(link_map)
+    for path in link_map:
+        parts = path.split("/")
+        there.update("/".join(parts[:n]) for n in range(1, len(parts)))
+    broken = {}
+    for targets, sources in _sources(link_map):
+        missing = tuple(target for target in targets if target not in there)
+        if missing:
+            broken.update((source, missing) for source in sources)
+    return broken

@@ -516,7 +516,7 @@ class Pages:
                 )
                 changed.append(new_file)
             if update_links:
-                updated = self._rewrite_backlinks(old, new, linking)
+                updated = list(self._rewrite_backlinks(old, new, linking))
                 touched += updated
             self.storage.commit(changed + updated, message, author, no_add=True)
         except StorageError as error:
@@ -532,10 +532,18 @@ class Pages:
             "updated_pages": [self.rules.page_path(f) for f in updated],
         }
 
-    def _rewrite_backlinks(self, old: str, new: str, linking: set[str]) -> list[str]:
-        """Stage every page whose links pointed at `old` with links to `new`; return their
-        files. `linking`: the files `_linking_to(old)` found before the move (the rest are
-        not read); the page and its subpages are found under their new names."""
+    def update_links_after_move(self, old: str, new: str) -> dict[str, str]:
+        """Write every page whose links pointed at page `old` (its subpages, its files) with
+        links to `new`, once the page (and its folder) are moved in the working tree but not
+        yet committed; return {file: its new text}, for the caller to commit with the move.
+        Only links change (app.pages.links.rewrite_links), never code; only the pages the link
+        map names are read. Raises as `links` (Unavailable while the map fills)."""
+        return self._rewrite_backlinks(old, new, self._linking_to(old))
+
+    def _rewrite_backlinks(self, old: str, new: str, linking: set[str]) -> dict[str, str]:
+        """Stage every page whose links pointed at `old` with links to `new`; return {file:
+        new text}. `linking`: the files `_linking_to(old)` found (HEAD's, read from the link
+        map, so before the move); the page and its subpages are found under their new names."""
         old_file, new_file = self.rules.filename(old), self.rules.filename(new)
         new_below = self.rules.attachment_dir(new) + "/"
         old_below = self.rules.attachment_dir(old) + "/"
@@ -547,7 +555,7 @@ class Pages:
                 return old_below + filename[len(new_below) :]
             return filename
 
-        updated = []
+        updated = {}
         for filename in self.page_files():
             if before_move(filename) not in linking:
                 continue
@@ -560,7 +568,7 @@ class Pages:
             )
             if rewritten != content:
                 self.storage.update(filename, rewritten)
-                updated.append(filename)
+                updated[filename] = rewritten
         return updated
 
     def _linking_to(self, old: str) -> set[str]:

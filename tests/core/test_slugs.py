@@ -238,6 +238,9 @@ def test_ordinary_names_stay_free(slug):
         *("lyncdiscoverinternal", "meet", "dialin", "sipinternal"),
         *("ip4", "ip6", "ipv62", "ipv4-only", "ipv4only", "ipv6only", "instance-data", "imds"),
         *("loopback", "link-local", "ip6-localhost", "ip6-allnodes", "metadata2", "dualstack"),
+        # Thirty-first review: network service hosts, account portals, certificate authorities.
+        *("wap", "tftp", "whois", "rdap", "turns", "stuns", "myaccount", "my-account"),
+        *("root-ca", "rootca", "intermediate-ca", "autodiscovery", "mobile-api", "whois2"),
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):

@@ -163,3 +163,28 @@ def test_a_malformed_base_revision_is_a_400_and_writes_nothing(wiki, alice, agen
     answer = save(alice, "Malformed", form, "changed\n")
     assert answer.status_code == 400 and "revision" in answer.get_data(as_text=True)
     assert revisions(wiki) == before
+
+
+@pytest.mark.parametrize(
+    ("base", "drafted"),
+    [
+        ("a " * 12_000, "a " * 12_000 + "b"),  # thirty-first review: 22 s, a worker killed
+        ("., " * 3_000, ",. " * 3_000),  # cubic in difflib: 226 s for 3,000 marks
+        (("x y " * 2_000 + "\n") * 20, ("y x " * 2_000 + "\n") * 20),  # many costly lines
+    ],
+    ids=["one-long-line", "punctuation", "many-lines"],
+)
+def test_the_draft_overview_of_costly_lines_answers(alice, agent, base, drafted):
+    """The editor's draft overview marks changed words with Otterwiki's word diff, whose cost
+    was cubic in a line's words and which no view budget held: the edit view of a page with
+    such a draft answered 500 once its worker was killed, every time. Now word diffs have
+    WORD_DIFF_SECONDS a request; past them lines show whole, and the overview answers."""
+    written = agent(f"Costly{len(base)}", base)
+    page = f"Costly{len(base)}"
+    form = open_editor(alice, page)
+    draft = {**form, "content": drafted, "revision": written["revision"]}
+    assert alice.open(HOST, f"/{page}/draft", "POST", data=draft).status_code == 200
+    answer = alice.open(HOST, f"/{page}/edit")
+    assert answer.status_code == 200, answer.status_code
+    text = answer.get_data(as_text=True)
+    assert "draft" in text.lower() and "removed" in text and "added" in text

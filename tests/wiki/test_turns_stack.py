@@ -394,9 +394,11 @@ def test_a_member_opening_many_pages_at_once_is_refused_what_finds_no_place(wiki
         return answer.status_code, answer.headers.get("Retry-After")
 
     statuses, other = [], []
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        for _ in range(5):  # five bursts of six at once, another tenant reading between them
-            statuses += list(pool.map(member_view, range(6)))
+    # Bursts of ten: with six, on a host loaded by other work, the member's requests once came
+    # in one after another and every one found a turn (a CI run).
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        for _ in range(5):  # five bursts at once, another tenant reading between them
+            statuses += list(pool.map(member_view, range(10)))
             other += views(wikis, OTHER, "/", 1)
     assert other == [200] * 5
     assert {status for status, _ in statuses} == {200, 429}

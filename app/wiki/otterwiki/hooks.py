@@ -11,10 +11,10 @@ from app.wiki.otterwiki.changelog import install_paged_changelog
 from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.editor import install_merging_editor
 from app.wiki.otterwiki.errors import answer_bad_input
+from app.wiki.otterwiki.link_tools import install_link_map_tools
 from app.wiki.otterwiki.managed import install_managed_pages
 from app.wiki.otterwiki.page_index import install_page_index
 from app.wiki.otterwiki.page_preferences import install_page_preference_rules
-from app.wiki.otterwiki.patterns import install_linear_backlinks
 from app.wiki.otterwiki.patterns import install_linear_headings
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
@@ -88,7 +88,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_page_preference_rules(server)  # after CSRF and answer_bad_input's checks
     install_merging_editor(server)
     install_linear_patterns(server)
-    install_linear_backlinks()
+    install_link_map_tools()  # rename and broken-links housekeeping read the link map
     install_linear_headings()
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
     install_render_cache(server, extra_version=SANITIZER_VERSION)

@@ -1,6 +1,6 @@
 """Otterwiki's backtracking Markdown patterns, rewritten to run in linear time: the wiki-link
-pattern, the link patterns its rename rewrites backlinks with (install_linear_backlinks), and
-the first-heading patterns of the sidebar and page titles (first_heading).
+pattern and the first-heading patterns of the sidebar and page titles (first_heading). (Its
+rename's backlink patterns are not used: app.wiki.otterwiki.link_tools.)
 
 Otterwiki 2.26.1's wiki-link pattern (renderer_plugins.mistunePluginWikiLink) lets a link's
 text run over any `[`, so at every `[[` it scans to the end of a page that has no `]]`: a
@@ -53,29 +53,6 @@ def install_linear_patterns(server: ModuleType) -> None:
         inline = renderer.inline_parser
         wikilink = otterwiki.renderer.plugin_wikilink
         inline.register("wikilink", plugin.WIKI_LINK_MOD, wikilink.parse_wikilink)
-
-
-# Otterwiki's backlink patterns (otterwiki.backlinks), with the same groups: a link's text and
-# target never hold `[` (a try stops at the next one), quantifiers are possessive, and a
-# wiki link carries the guard above. Each original scanned to the page's end from every `[`
-# with no close: a rename with "Update backlinks" spent 5 s on 20 KB of `[`, and 200 KB in
-# any page of the wiki killed the worker (twenty-fifth review, as the page API's rename).
-_LINK_TARGET = r"(/[^)\[]++)"
-BACKLINK_PATTERNS = {
-    "WIKILINK_RE": r"\[\[" + _LINK_TEXT_THEN_CLOSE + r"([^\]]+)\]\]",
-    "IMAGE_LINK_WRAPPER_RE": r"\[(!\[[^\[\]]*+\]\([^)\[]++\))\]\(" + _LINK_TARGET + r"\)",
-    "IMAGE_LINK_RE": r"!\[([^\[\]]*+)\]\(" + _LINK_TARGET + r"\)",
-    "MARKDOWN_LINK_RE": r"\[([^\[\]]++)\]\(" + _LINK_TARGET + r"\)",
-}
-
-
-def install_linear_backlinks() -> None:
-    """Put BACKLINK_PATTERNS into `otterwiki.backlinks`, which Otterwiki's rename calls when
-    "Update backlinks" is ticked. Installing twice changes nothing."""
-    import otterwiki.backlinks
-
-    for name, pattern in BACKLINK_PATTERNS.items():
-        setattr(otterwiki.backlinks, name, re.compile(pattern))
 
 
 # Otterwiki's patterns for a page's first heading (otterwiki.util and otterwiki.sidebar, the

@@ -488,6 +488,7 @@ def install_bounded_views(server: ModuleType) -> None:
     """
     _bound_the_sidebar()
     _bound_the_diffs(type(server.storage))
+    _bound_the_word_diffs()
     views = server.app.view_functions
     for endpoint, instead in BOUNDED_VIEWS.items():
         original = views[endpoint]
@@ -525,6 +526,59 @@ def _bound_the_sidebar() -> None:
     query.robot_bounded = True
     SidebarPageIndex.query = query
     SidebarPageIndex.read_header = bounded_read_header
+
+
+# CPU seconds one request's word diffs may spend. Otterwiki marks the changed words of each
+# changed line with difflib's SequenceMatcher, whose cost is cubic in the words of a line at
+# worst: one changed line of 12,000 words kept the editor's draft overview (the edit view,
+# which no view budget holds) 22 s until its worker was killed, and 3,000 punctuation marks
+# changed order took 226 s (thirty-first review). Past the seconds, the line being compared
+# and the rest show whole as removed and added: Otterwiki's own answer for lines too unlike.
+WORD_DIFF_SECONDS = 0.5
+
+
+def _bound_the_word_diffs() -> None:
+    """Hold Otterwiki's `diff_words` (otterwiki.util; every side-by-side diff: the diff and
+    commit views and the draft overview) to WORD_DIFF_SECONDS of CPU in each request, under
+    the render budget's timer (a slice of a view's budget where one runs). Installing twice
+    does nothing."""
+    import otterwiki.util
+    from flask import g
+    from flask import has_request_context
+
+    original = otterwiki.util.diff_words
+    if getattr(original, "robot_bounded", False):
+        return
+
+    def diff_words(line_a, line_b, min_ratio=0.4):
+        if not has_request_context():
+            return original(line_a, line_b, min_ratio)
+        left = g.get("robot_word_diff_left", WORD_DIFF_SECONDS)
+        if left <= 0:
+            return None
+        started = time.process_time()
+        try:
+            return _within(lambda: original(line_a, line_b, min_ratio), left)
+        finally:
+            g.robot_word_diff_left = left - (time.process_time() - started)
+
+    diff_words.robot_bounded = True
+    diff_words.__wrapped__ = original
+    otterwiki.util.diff_words = diff_words
+
+
+def _within(call, seconds: float):
+    """`call()`, or None once it used `seconds` of CPU: a slice of the view's budget where one
+    runs (the view's own expiry still ends the view), else a budget of its own."""
+    if _budget.armed:
+        try:
+            return _budget.slice(call, seconds)
+        except SliceOver:
+            return None
+    try:
+        return _budget.run(call, seconds)
+    except RenderOverBudget:
+        return None
 
 
 def _bound_the_diffs(storage_class) -> None:
