@@ -14,15 +14,18 @@ from urllib.parse import quote
 from urllib.parse import unquote
 
 from app.core.errors import BadRequest
-from app.pages.code_spans import code_ranges
+from app.core.errors import PayloadTooLarge
+from app.pages.code_spans import markup_ranges
+from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 
 # [[Page]], [[Title|Page]] (or [[Page|Title]] in Otterwiki's LINKTITLE style); never spans a
 # ']', nor holds '[[' (as Otterwiki's pattern, made linear: app/wiki/otterwiki/patterns.py).
 # Each try stops at the next '[[', so a run of 30,000 '[' is one scan, not 30,000 (a text
 # that may hold '[[' cost 17 s a call on such a page: twenty-third review). Possessive (`++`):
-# what a try took is never given back.
-WIKILINK_RE = re.compile(r"(?<!\\)\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
+# what a try took is never given back. One after an odd run of backslashes is text (`\[[x]]`,
+# but `\\[[x]]` links): _links_in counts them, as a lookbehind cannot.
+WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
 # [text](target "title") and ![alt](target): group 1 is "!" for images; the text may hold
 # escaped characters (`[a\]b](t)`), as CommonMark's does, but for '['. Neither the text nor
 # the target holds '[' (a try stops at the next one, for the same reason): in `[a [b](c)` the
@@ -57,9 +60,11 @@ HTML_LINK_RE = re.compile(
 # a percent sign (a wiki link's name is percent-decoded: `[[Per%25cent]]` is `Per%cent`).
 _NOT_IN_WIKILINKS = ("]", "|", "#", "[[", "%")
 _SCHEME_RE = re.compile(r"\A[a-zA-Z][a-zA-Z0-9+.-]*:")
-# Distinct link texts of one page that page_links follows; a page with more is unusual
-# (each costs a name check), and the rest are not reported.
-MAX_LINK_TARGETS = 10_000
+# Distinct link texts of one page that page_links follows: more than a page of
+# MAX_CONTENT_BYTES can hold (the shortest, `[](a)`, takes five characters), so every link of
+# a page is reported (a page of 10,000 distinct links then one more silently lost the last:
+# thirty-first review). Each costs one name check: a whole page of them is read in about 3 s.
+MAX_LINK_TARGETS = MAX_CONTENT_BYTES // 5 + 1
 
 
 def _linktitle_style(wikilink_style: str) -> bool:
@@ -81,30 +86,62 @@ def _links_in(content: str) -> Iterator[re.Match]:
     definitions some text uses (REFERENCE_RE; one no `[label]` uses makes no link, nor one
     that cannot begin a block) and raw HTML's (HTML_LINK_RE). Never one that starts, ends or
     names its target in code, or holds a code block (app.pages.code_spans); a code span in a
-    link's text is its text. Of matches that overlap, the first is kept."""
-    code = code_ranges(content)
+    link's text is its text. Markdown's links are none in raw HTML blocks, nor after an odd
+    run of backslashes (`\\[t](x)` is text). Of matches that overlap, the first is kept."""
+    code, raw = markup_ranges(content)
     starts = [start for start, _ in code]
+    raw_starts = [start for start, _ in raw]
 
     def clear(match: re.Match) -> bool:
-        """Whether no code is where `match` would be a link."""
+        """Whether no code is where `match` would be a link (nor raw HTML, for Markdown's)."""
         low, high = match.span()
         at = bisect.bisect_right(starts, low) - 1
         if at >= 0 and code[at][1] > low:
             return False  # starts in code
+        if match.re is not HTML_LINK_RE:
+            inside = bisect.bisect_right(raw_starts, low) - 1
+            if inside >= 0 and raw[inside][1] > low:
+                return False  # Markdown in raw HTML is text
         target = match.span("target") if "target" in match.re.groupindex else (low, high)
         at += 1
         while at < len(code) and code[at][0] < high:
             start, end = code[at]
             at += 1
-            if end > high or content[end - 1] != "`" or start < target[1] and end > target[0]:
+            inline = content.endswith(("`", "$", "-->"), start, end)  # a span, math, comment
+            if end > high or not inline or start < target[1] and end > target[0]:
                 return False  # ends in code, holds a block, or its target is code
         return True
+
+    def escaped(at: int) -> bool:
+        """Whether an odd run of backslashes, outside code, comes right before `at`."""
+        run = at
+        while run > 0 and content[run - 1] == "\\":
+            run -= 1
+        if run == at:
+            return False
+        inside = bisect.bisect_right(starts, at - 1) - 1
+        return (at - run) % 2 == 1 and not (inside >= 0 and code[inside][1] > at - 1)
+
+    def unescaped(pattern: re.Pattern) -> Iterator[re.Match]:
+        """`pattern`'s matches in `content` that no backslash escapes; after an escaped one
+        the search goes on from its second character (`\\![a](b)` holds the link `[a](b)`)."""
+        match = pattern.search(content)
+        while match:
+            if escaped(match.start()):
+                match = pattern.search(content, match.start() + 1)
+            else:
+                yield match
+                match = pattern.search(content, match.end())
 
     found = sorted(
         (
             match
             for pattern in (WIKILINK_RE, MARKDOWN_LINK_RE, REFERENCE_RE, HTML_LINK_RE)
-            for match in pattern.finditer(content)
+            for match in (
+                unescaped(pattern)
+                if pattern in (WIKILINK_RE, MARKDOWN_LINK_RE)
+                else pattern.finditer(content)
+            )
             if clear(match)
         ),
         key=lambda match: match.start(),
@@ -223,7 +260,8 @@ def page_links(rules: PathRules, path: str, content: str, wikilink_style: str = 
 
     Each distinct link text is resolved once: a page of 80,000 links to one page resolved
     each, and /links and /orphans of a 24 MB wiki ran past the worker timeout (twenty-fourth
-    review). At most MAX_LINK_TARGETS distinct texts a page are followed.
+    review). Raises PayloadTooLarge past MAX_LINK_TARGETS distinct texts, which no page of
+    MAX_CONTENT_BYTES holds: none is left out silently.
     """
     base_dir = posixpath.dirname(path)
     linktitle = _linktitle_style(wikilink_style)
@@ -231,8 +269,8 @@ def page_links(rules: PathRules, path: str, content: str, wikilink_style: str = 
     for match in _links_in(content):
         raw = _link_text(match, linktitle)
         raws[raw] = raws.get(raw, True) and _is_image(match)
-        if len(raws) >= MAX_LINK_TARGETS:
-            break
+        if len(raws) > MAX_LINK_TARGETS:  # only a text past MAX_CONTENT_BYTES: say so
+            raise PayloadTooLarge(f"a page may link to at most {MAX_LINK_TARGETS} targets")
     pages: dict[str, None] = {}
     folders: dict[str, None] = {}
     relative = False

@@ -68,6 +68,52 @@ PAGES = [
     "[![badge](/Target/badge.png)](/Target)",
     "[a [b] c](/Target)",
     "`[b](/Target)` in code",
+    # Thirtieth review: a `<!--` in code, or one an inline comment never closes, hid every
+    # later link; an HTML block's comment runs to the end of the line that closes it.
+    "An HTML comment starts with `<!--`.\n\nFor the setup see [[Target]].",
+    "```html\n<!-- header\n```\n\n[[Target]]",
+    "`<!--` [[Target]] `-->` [[Target/Sub]]",
+    "Write <!-- to open a comment. See [[Target]].",
+    "x <!-- open\n\n[[Target]] -->",
+    "x <!-- a -- [[Target]] --> b",
+    "x <!-- [[Target]] --> [[Target/Sub]]",
+    "   <!-- block\n[[Target]] --> [[Target/Sub]]\n[[Target/Two]]",
+    '<!-- a --> <a href="/Target">x</a>',
+    # Thematic breaks are no list items, closing fences indent at most three columns.
+    "- - -\n    [[Target]]",
+    "- item\n\n* * *\n    [[Target]]",
+    '* * *\n    echo "[[Target]]"',
+    "```\nx\n    ```\n[[Target]]",
+    # Front matter, math and raw HTML blocks show no Markdown link.
+    '---\nsee: "[[Target]]"\n---\n',
+    "---\ntitle: x\n---\n[[Target]]",
+    "$$\n[[Target]]\n$$\n\n[[Target/Sub]]",
+    "text $$\n[[Target]]\n$$",
+    "$x [[Target]] y$ and $ [[Target/Sub]] $",
+    "[a $x$ b](/Target)",
+    "<div>\n[[Target]]\n</div>\n\n[[Target/Sub]]",
+    '<div>\n<a href="/Target">x</a> [[Target/Sub]]\n</div>',
+    "<span>\n[[Target]]\n\n[[Target/Sub]]",
+    "para\n<span>\n[[Target]]",
+    "<?php [[Target]] ?>\n\n[[Target/Sub]]",
+    # Backslashes: an escaped bracket is text, an escaped backslash is not an escape.
+    "\\[t](/Target)",
+    "\\![i](/Target)",
+    "\\\\[[Target]]",
+    "\\\\\\[[Target]]",
+    "`\\`[[Target]]",
+    # A fence in a quote or list item ends with its container; quote marks and tabs.
+    "> ```\n> code\n\nafter: [[Target]]",
+    "- ```\n  code\n\nafter: [[Target]]",
+    "- ```\n  code\n- [[Target]]",
+    "- ```\n  code\nlazy [[Target]]\n\n[[Target/Sub]]",
+    "> p\n> ```\n> code\nlazy [[Target]]\n\n[[Target/Sub]]",
+    ">\t[[Target]]",
+    "> \t[[Target]]",
+    ">\t\t[[Target]]",
+    # A code span does not reach past a heading's underline.
+    "`` a\n===\n[[Target]] ``",
+    "``a\n---\n[[Target]] ``",
 ]
 
 
