@@ -143,6 +143,24 @@ def file_lock(path: Path):
         os.close(fd)
 
 
+@contextmanager
+def one_of_slots(folder: Path, name: str, count: int):
+    """Hold one of `count` slots named `name` in `folder` (files `{name}-{n}.lock`, shared by
+    every process naming them) for the block, without waiting: yields True while one is held,
+    or False at once when all are taken. The kernel lets a slot go when its holder dies; a
+    process forked while one is held holds it too, until it ends."""
+    folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    for n in range(count):
+        fd = os.open(folder / f"{name}-{n}.lock", os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            if try_lock(fd):
+                yield True
+                return
+        finally:
+            os.close(fd)
+    yield False
+
+
 def busy() -> Unavailable:
     """The refusal of a write whose wiki's lock stays busy: 503, try again in BUSY_RETRY s."""
     return Unavailable(

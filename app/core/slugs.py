@@ -51,7 +51,8 @@ _SERVICE_HOSTS = """
 # Address Book (`oab`), the Exchange Control Panel (`ecp`), RPC over HTTP and `msexchange`; AD
 # FS, which Exchange Online signs in through (`adfs`, `sts`); and the Skype for Business
 # (Lync) simple URLs and discovery hosts (`meet`, `dialin`, `lyncweb`, `lyncdiscoverinternal`,
-# `sipexternal`, `sipinternal`) (twenty-fifth review: ews, activesync, msexchange were free).
+# `sipexternal`, `sipinternal`, and `sipfed`, the federation host) (twenty-fifth review: ews,
+# activesync, msexchange were free; thirty-second: sipfed).
 _MAIL = """
     info marketing sales support abuse noc security postmaster hostmaster usenet news webmaster
     uucp ftp sftp ftps admin administrator mail email mailer-daemon mailerdaemon no-reply
@@ -63,13 +64,15 @@ _MAIL = """
     inbound outbound donotreply do-not-reply dontreply mailin mailout smtpin smtpout
     smarthost mailhub mailgw returnpath return-path
     ews eas activesync msexchange mapi oab ecp rpc adfs sts
-    meet dialin lyncweb lyncdiscoverinternal sipexternal sipinternal
+    meet dialin lyncweb lyncdiscoverinternal sipexternal sipinternal sipfed
+    autoconfiguration mta-sts-policy
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config), ISATAP (RFC 5214 routers answer as `isatap`), Microsoft device enrolment, and
 # hosts that remote-access clients look up.
 _DISCOVERY = """
     wpad isatap proxy socks socks5 enterpriseregistration enterpriseenrollment msoid
+    discovery ssl tls letsencrypt
     ssh telnet rdp vnc remote
 """
 # Network and cloud metadata names: the address families (`ipv4`, `ipv6`; test and dual-stack

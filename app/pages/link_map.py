@@ -41,8 +41,10 @@ FILL_RETRY = 2
 # one call holds: a relative-link page pushed under many folders is one set each, and
 # past this the wiki is too big to answer for (PayloadTooLarge), not a worker's death.
 MAX_MAP_LINKS = 1_000_000
-# Changed when what is kept per page changes: a map of another format is cleared.
-FORMAT = 2
+# Changed when what is kept per page changes, or how a page's links are read (3: comments,
+# math, HTML blocks, escapes and dot segments read as the renderer does): a map of another
+# format is cleared.
+FORMAT = 3
 # Seconds a writer waits for another worker's write before keeping nothing this time.
 BUSY_TIMEOUT = 2.0
 # Keys a query looks up at once (SQLite's default limit of variables is 32,766).

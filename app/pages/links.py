@@ -193,10 +193,10 @@ def _resolve(raw: str, base_dir: str) -> str | None:
     if not target or _SCHEME_RE.match(target) or target.startswith("//"):
         return None
     target = unquote(target)
-    if target.startswith("/"):
-        return target.lstrip("/")
+    # Dot segments go, in an absolute target too, as a browser removes them before it asks
+    # (`/Tgt/../Tgt` is Tgt: review 32); a '..' past the root stays at the root (RFC 3986
+    # 5.2.4). An absolute target ignores `base_dir` (posixpath.join starts again at it).
     target = posixpath.normpath(posixpath.join("/", base_dir, target))
-    # a '..' past the root stays at the root, as a browser resolves it (RFC 3986 5.2.4)
     return target.lstrip("/")
 
 
@@ -300,8 +300,47 @@ def rewrite_links(
     """Return page `path`'s `content` with its links to page `old`, its subpages and its files
     aimed at `new` and below it: wiki links, inline links and images, reference definitions;
     never inside code. A link to the page itself becomes `new` (absolute for a Markdown
-    link), one below it keeps its own spelling of the part below."""
-    base_dir = posixpath.dirname(path)
+    link), one below it keeps its own spelling of the part below. A target with dot segments
+    (`/Old/../Old`) is resolved first, as a browser does, and rewritten whole (`/New`).
+    `![i](/Old/pic.png =100x)` is text, as Otterwiki renders it (it reads no image size).
+
+    `path` is a page path without `.md` (where relative links start from); `old` and `new`
+    clean page paths (PathRules.clean). Raises nothing of its own. For a page that itself
+    moves in the rename, see move_page_text."""
+    return move_page_text(rules, path, path, content, old, new, wikilink_style)
+
+
+def move_page_text(
+    rules: PathRules,
+    old_path: str,
+    new_path: str,
+    content: str,
+    old: str,
+    new: str,
+    wikilink_style: str = "",
+) -> str:
+    """Return the `content` of a page that moves from `old_path` to `new_path` (page paths
+    without `.md`) while page `old` is renamed to `new` (clean page paths): the page itself
+    or one of its subpages. Its links then name, from `new_path`, what they named from
+    `old_path`, moved as rewrite_links moves them (a target that was `old` or below it is
+    now `new` or below it).
+
+    Each link is resolved from `old_path`, as it was written. A link that, written as it
+    is, still names that (possibly moved) target from `new_path` stays byte for byte: an
+    absolute one (`/Other`, and every wiki link, which Otterwiki reads from the root) to
+    a page that does not move, a relative one to a sibling that moves with it (`[s](Sib)`
+    in a subpage). Any other has its target written as rewrite_links writes one: absolute
+    from the root, percent-encoded (`../Other%20Page` from `Mv` moved to `Deep/Er/Mv2`
+    becomes `/Other%20Page`), its `#fragment` and `?query` kept; a wiki link stays a wiki
+    link. Absolute, not a new relative spelling: the same rule as rewrite_links, and a
+    later move of this page leaves it right. Images of a page's name (no link, as
+    page_links reads them) and code are left as written.
+
+    The page's `page_links(rules, new_path, result)` are then its `page_links(rules,
+    old_path, content)` moved. A rename needs it for each moved page whose links are
+    relative (PageLinks.relative) or name `old`; rewrite_links for every other page that
+    names `old`. Raises nothing of its own; with `old_path == new_path` it is rewrite_links."""
+    base_dir, new_base = posixpath.dirname(old_path), posixpath.dirname(new_path)
     linktitle = _linktitle_style(wikilink_style)
     old_file, old_dir = rules.filename(old), rules.attachment_dir(old)
     depth = old.count("/") + 1
@@ -323,6 +362,20 @@ def rewrite_links(
         except BadRequest:
             return None
         return "/".join([new, *segments[depth:]]) if head == old_dir else None
+
+    @functools.cache
+    def retarget(raw: str) -> str | None:
+        """A Markdown, definition or HTML link's new target text, or None: it stays."""
+        if new_path == old_path or not _is_relative(raw):
+            return _moved_target(raw, moved)  # it names from `new_path` what it did
+        before = _resolve(raw, base_dir)
+        if before is None:
+            return None
+        target = moved(raw) or before
+        now = _resolve(raw, new_base)
+        if now is not None and _target_key(rules, now) == _target_key(rules, target):
+            return None
+        return _absolute_target(raw, target)
 
     def wikilink(match: re.Match) -> str | None:
         link, title, link_is_left = _split_wikilink(match.group(1), linktitle)
@@ -350,7 +403,7 @@ def rewrite_links(
         elif _is_image(match) and _page_target(rules, match.group("target"), base_dir):
             continue  # an image of a page's name is no link (page_links)
         else:
-            replaced = _moved_target(match.group("target"), moved)
+            replaced = retarget(match.group("target"))
             span = match.span("target")
         if replaced is not None:
             edits.append((*span, replaced))
@@ -363,12 +416,31 @@ def rewrite_links(
     return "".join(out)
 
 
+def _target_key(rules: PathRules, target: str) -> str:
+    """What a resolved link target names, alike for two spellings of one page or file: a
+    page's file (`other page.md`), else a file's page folder (as on disk) and name."""
+    page = _clean_page(rules, target)
+    if page is not None:
+        return rules.filename(page)
+    folder, _, name = target.rpartition("/")
+    if not folder:
+        return target
+    try:
+        return rules.attachment_dir(rules.clean(folder)) + "/" + name
+    except BadRequest:
+        return target
+
+
 def _moved_target(target: str, moved: Callable[[str], str | None]) -> str | None:
     """A Markdown link target aimed where `moved` says (absolute, percent-encoded, its
     `#fragment` or `?query` kept), or None when it does not move."""
     path = moved(target)
-    if path is None:
-        return None
+    return None if path is None else _absolute_target(target, path)
+
+
+def _absolute_target(target: str, path: str) -> str:
+    """Link text `target` aimed at wiki path `path` (no leading '/'): absolute and
+    percent-encoded, its `#fragment` or `?query` kept as written."""
     rest = ""
     for sep in ("#", "?"):
         if sep in target:

@@ -40,7 +40,8 @@ def _sources(link_map: dict[str, tuple[str, ...]]) -> list[tuple[tuple[str, ...]
 
 
 def links(pages: Pages, path: str) -> dict:
-    """Return the pages a page links to (and which of those are missing) and its backlinks.
+    """Return the pages a page links to (and which of those are missing: neither a page nor
+    a folder of pages) and its backlinks.
     Raises NotFound for a page that does not exist; Unavailable and PayloadTooLarge as
     Pages.links."""
     path = pages.rules.clean(path)
@@ -57,10 +58,11 @@ def links(pages: Pages, path: str) -> dict:
         for source in sources
         if source != shown
     ]
+    there = _there(link_map)
     return {
         "path": shown,
         "outgoing": list(outgoing),
-        "missing": [p for p in outgoing if p not in link_map],
+        "missing": [p for p in outgoing if p not in there],
         "backlinks": sorted(backlinks),
     }
 
@@ -85,13 +87,20 @@ def broken_links(pages: Pages) -> dict[str, tuple[str, ...]]:
     is a page, or a folder holding pages (Otterwiki shows such a folder's index). Raises as
     Pages.links."""
     link_map = pages.links()
-    there = set(link_map)
-    for path in link_map:
-        parts = path.split("/")
-        there.update("/".join(parts[:n]) for n in range(1, len(parts)))
+    there = _there(link_map)
     broken = {}
     for targets, sources in _sources(link_map):
         missing = tuple(target for target in targets if target not in there)
         if missing:
             broken.update((source, missing) for source in sources)
     return broken
+
+
+def _there(link_map: dict[str, tuple[str, ...]]) -> set[str]:
+    """The page paths a link may name and find: every page, and every folder holding pages
+    (Otterwiki shows such a folder's index, so a link to it is not broken)."""
+    there = set(link_map)
+    for path in link_map:
+        parts = path.split("/")
+        there.update("/".join(parts[:n]) for n in range(1, len(parts)))
+    return there

@@ -241,6 +241,8 @@ def test_ordinary_names_stay_free(slug):
         # Thirty-first review: network service hosts, account portals, certificate authorities.
         *("wap", "tftp", "whois", "rdap", "turns", "stuns", "myaccount", "my-account"),
         *("root-ca", "rootca", "intermediate-ca", "autodiscovery", "mobile-api", "whois2"),
+        # Thirty-second review: more of the same kinds.
+        *("sipfed", "ssl", "letsencrypt", "autoconfiguration", "discovery", "mta-sts-policy"),
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):

@@ -150,3 +150,22 @@ def test_broken_links_housekeeping_needs_write(world):  # noqa: F811
 
     answer = housekeeping(Visitor(world, OTHER), "pub")
     assert answer.status_code == 403, answer.status_code
+
+
+def test_broken_links_housekeeping_shows_a_bounded_list(world, owner, monkeypatch):  # noqa: F811
+    """Thirty-second review: every (page, missing page) pair was listed, 44 MB of HTML for 8
+    pages of distinct missing links. Now SHOWN pages, wanted pages and names in each list,
+    and a notice saying so."""
+    from app.wiki.otterwiki import link_tools
+
+    monkeypatch.setattr(link_tools, "SHOWN", 3)
+    for n in range(5):
+        owner.save("alpha", f"Lister/{n}", " ".join(f"[[Gone {n} {m}]]" for m in range(6)))
+    answer = housekeeping(owner)
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "Shown: the 3 pages with the most broken links" in html
+    listed = html[html.index("Pages with broken links") : html.index("Most wanted")]
+    assert len(re.findall(r"Gone \d \d", listed)) <= 3 * 3
+    wanted = html[html.index("Most wanted") :]
+    assert len(set(re.findall(r">Gone \d \d<", wanted))) <= 3

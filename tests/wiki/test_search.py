@@ -1,6 +1,7 @@
 """Search in the real wiki app, in process: the UI's /-/search and the page API share one index
 that follows HEAD whichever way a page was written; results stay in their wiki."""
 
+import contextlib
 import logging
 import re
 import subprocess
@@ -394,3 +395,25 @@ def test_twenty_fifth_review_pages_of_matches_answer_the_ui_and_the_api_bounded(
     html = posted.get_data(as_text=True)
     assert posted.status_code == 200 and 'href="/Heavy/Table"' in html and len(html) < 60_000
     assert '<mark class="text-match">zx</mark>' in html and "<b> |" not in html
+
+
+def test_a_scan_finding_every_slot_taken_is_refused_at_once(world, owner):
+    """Thirty-second review: scans held four workers 2 s each (waiting, which no lowered
+    priority shortens), and another wiki's views were 29 times slower at p99. SCAN_SLOTS run
+    at once on the host; the next is a 429 with Retry-After, at once, and once a slot is free
+    the scan runs."""
+    from app.core.locks import one_of_slots
+    from app.wiki.otterwiki.search import SCAN_SLOTS
+
+    owner.save("alpha", "Slotted", "slot me\n")
+    slots = world.settings.run_dir
+    with contextlib.ExitStack() as taken:
+        for _ in range(SCAN_SLOTS):
+            assert taken.enter_context(one_of_slots(slots, "regex-scan", SCAN_SLOTS))
+        refused = owner.search("alpha", "slot.me", is_regexp="y")
+        assert refused.status_code == 429, refused.status_code
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "another regular-expression" in refused.get_data(as_text=True)
+        assert forked_copies() == []  # refused before any child was made
+    found = owner.search("alpha", "slot.me", is_regexp="y")
+    assert found.status_code == 200 and 'href="/Slotted"' in found.get_data(as_text=True)

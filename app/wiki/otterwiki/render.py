@@ -489,6 +489,7 @@ def install_bounded_views(server: ModuleType) -> None:
     _bound_the_sidebar()
     _bound_the_diffs(type(server.storage))
     _bound_the_word_diffs()
+    _bound_the_draft_overview()
     views = server.app.view_functions
     for endpoint, instead in BOUNDED_VIEWS.items():
         original = views[endpoint]
@@ -565,6 +566,60 @@ def _bound_the_word_diffs() -> None:
     diff_words.robot_bounded = True
     diff_words.__wrapped__ = original
     otterwiki.util.diff_words = diff_words
+
+
+def _bound_the_draft_overview() -> None:
+    """Hold the editor's draft overview (Otterwiki's `Page._draft_overview`: both texts
+    highlighted, diffed line by line, laid side by side) to the render budget; past it, the
+    overview is made again without the comparison (its buttons, and a notice). The edit view
+    is no bounded view (a 503 would keep the page's editor from its author), and an 80,000-line
+    draft of a 400 KB page kept it 30 s until its worker was killed (thirty-second review).
+    Installing twice does nothing."""
+    import otterwiki.wiki
+    from flask import g
+    from flask import has_request_context
+
+    original = otterwiki.wiki.Page._draft_overview
+    if getattr(original, "robot_bounded", False):
+        return
+
+    def skippable(function):
+        """`function`, answering [] (nothing to compare) while a request skips the diff."""
+
+        def skipping(*args, **kwargs):
+            if has_request_context() and g.get("robot_skip_draft_diff"):
+                return []
+            return function(*args, **kwargs)
+
+        skipping.__wrapped__ = function
+        return skipping
+
+    # As the overview calls them (wiki.py imports them by name): the diff and the highlighting.
+    otterwiki.wiki.diff_content = skippable(otterwiki.wiki.diff_content)
+    otterwiki.wiki.pygments_render_lines = skippable(otterwiki.wiki.pygments_render_lines)
+
+    def _draft_overview(self, draft, draft_revision, changes):
+        from otterwiki.helper import toast
+
+        tenant = current_tenant()
+        call = lambda: original(self, draft, draft_revision, changes)  # noqa: E731
+        if tenant is None or _budget.armed:
+            return call()
+        try:
+            return _budget.run(call, tenant.settings.render_budget)
+        except RenderOverBudget:
+            note_outcome("over-budget")
+            tenant.storage.repo.git.clear_cache()  # stopped anywhere: git's pipes may be mid-answer
+        toast("The draft is too large to compare with the page here.", "warning")
+        g.robot_skip_draft_diff = True
+        try:
+            return call()
+        finally:
+            g.robot_skip_draft_diff = False
+
+    _draft_overview.robot_bounded = True
+    _draft_overview.__wrapped__ = original
+    otterwiki.wiki.Page._draft_overview = _draft_overview
 
 
 def _within(call, seconds: float):

@@ -30,6 +30,9 @@ from markupsafe import escape
 from app.core.confined import Ending
 from app.core.confined import run_confined
 from app.core.errors import BadRequest
+from app.core.errors import TooManyRequests
+from app.core.locks import one_of_slots
+from app.core.settings import gunicorn_workers
 from app.pages.fulltext import Marked
 from app.pages.fulltext import SearchIndex
 from app.pages.fulltext import pieces
@@ -41,6 +44,13 @@ REGEX_SCAN_SECONDS = 2.0
 # take a few times its size; a pattern wanting more (recursion, repeated captures over a long
 # line, a bounded repeat the regex package compiles out) ends the scan with a notice.
 REGEX_SCAN_MEMORY_BYTES = 256 * 2**20
+# Scans running at once on the host (a quarter of the wiki service's workers, at least one):
+# each holds its worker for up to REGEX_SCAN_SECONDS of waiting, which no turn's lowered
+# priority shortens, and four anonymous clients on four owners' public wikis made another
+# wiki's page views 29 times slower at p99 (thirty-second review). A scan finding every slot
+# taken is refused at once (429), its worker free for the next request.
+SCAN_SLOTS = max(1, gunicorn_workers() // 4)
+SCAN_RETRY_SECONDS = 3
 # Otterwiki's page lists every match; a bound keeps one query's page a readable size.
 MAX_RESULTS = 200
 # The scan's excerpts: characters of a matched line shown, of them before its first match,
@@ -105,9 +115,11 @@ def bounded_scan(search) -> dict:
     each line counts at most MAX_COUNTED matches; the best MAX_RESULTS pages are answered.
     Matches are `<mark class="text-match">` around escaped text, as in the indexed search.
     A pattern the regex package cannot compile is Otterwiki's "Error in search term" notice.
+    SCAN_SLOTS scans run at once on the host; past them, TooManyRequests (429, Retry-After).
 
     `search` is Otterwiki's `Search` after `compile`.
     """
+    from flask import g
     from otterwiki.helper import toast
 
     if search.needle is None:
@@ -124,12 +136,19 @@ def bounded_scan(search) -> dict:
             best.sort(key=_rank)
             del best[MAX_RESULTS:]
 
-    ending = run_confined(
-        lambda: _scan(search.needle, search.is_casesensitive),
-        collect,
-        REGEX_SCAN_SECONDS,
-        REGEX_SCAN_MEMORY_BYTES,
-    )
+    with one_of_slots(g.tenant.settings.run_dir, "regex-scan", SCAN_SLOTS) as held:
+        if not held:
+            raise TooManyRequests(
+                "another regular-expression or match-case search is running on this host; "
+                "try again in a moment, or search without those options",
+                retry_after=SCAN_RETRY_SECONDS,
+            )
+        ending = run_confined(
+            lambda: _scan(search.needle, search.is_casesensitive),
+            collect,
+            REGEX_SCAN_SECONDS,
+            REGEX_SCAN_MEMORY_BYTES,
+        )
     if problems:
         toast(f"Error in search term: {problems[0]}", "error")
     elif ending is Ending.OUT_OF_MEMORY:
