@@ -13,6 +13,7 @@ reads what the parent had in memory, and no file, lock or database handle is use
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import logging
 import math
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _MEMORY_EXIT = 3  # the child's exit status once its memory cap stopped it
 _FAILED_EXIT = 4  # ... once anything else did (told to the parent first)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Signals a server worker handles its own way (gunicorn's workers: graceful stop, reload); in
 # the child they end it, as in any plain process.
 _RESET_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
@@ -68,7 +70,9 @@ def run_confined(
     """
     reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(
-        target=_child, args=(writer, produce, seconds, memory_bytes), daemon=True
+        target=_child,
+        args=(reader, writer, os.getpid(), produce, seconds, memory_bytes),
+        daemon=True,
     )
     child.start()
     writer.close()  # the child's copy is the only writer: its end is our end of file
@@ -109,13 +113,22 @@ def run_confined(
     return Ending.FAILED
 
 
-def _child(writer, produce, seconds: float, memory_bytes: int) -> None:
+def _child(reader, writer, parent: int, produce, seconds: float, memory_bytes: int) -> None:
     """The child's whole life: confine itself, send what `produce` yields, and exit with a
-    status that says how it ended (never returning into the code it was forked from)."""
+    status that says how it ended (never returning into the code it was forked from).
+
+    It dies with its parent (PR_SET_PDEATHSIG), and at `seconds` and two more of wall clock
+    (SIGALRM) should nothing kill it: a child whose worker was killed mid-scan once blocked
+    for ever writing to a pipe nobody read, holding the host's scan slot (which it inherits
+    with every other file of the worker's) and its client's socket (thirty-third review)."""
     status = 0
     try:
         for name in _RESET_SIGNALS:
             signal.signal(getattr(signal, name), signal.SIG_DFL)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(math.ceil(seconds) + 2)
+        _die_with(parent)
+        reader.close()  # ours only: with the parent gone, a write fails instead of blocking
         _confine(seconds, memory_bytes)
         for record in produce():
             writer.send(record)
@@ -133,6 +146,14 @@ def _child(writer, produce, seconds: float, memory_bytes: int) -> None:
         finally:
             # no atexit handler, finalizer or buffered file of the parent's runs here
             os._exit(status)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this (child) process when its parent thread ends; exit at once if
+    `parent` (its pid) ended already, before that was asked."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(_FAILED_EXIT)
 
 
 def _confine(seconds: float, memory_bytes: int) -> None:

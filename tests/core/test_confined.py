@@ -6,12 +6,15 @@ import os
 import resource
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from app.core.confined import Ending
 from app.core.confined import run_confined
+from tests.conftest import descendants
 from tests.conftest import forked_copies
+from tests.conftest import pid_alive
 
 
 def run(produce, seconds=30.0, memory_bytes=64 * 2**20):
@@ -121,3 +124,46 @@ def test_a_handler_of_the_parents_does_not_run_in_the_child():
         assert calls == []
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_child_dies_with_its_parent_and_lets_its_files_go(tmp_path):
+    """Thirty-third review: a worker killed mid-scan left its child blocked for ever writing to
+    a pipe nobody read, holding the host's scan slot. A parent that runs a confined step
+    (here a throwaway process, killed) takes its child with it, and the slot is free."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from app.core.locks import one_of_slots
+
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from pathlib import Path
+        from app.core.confined import run_confined
+        from app.core.locks import one_of_slots
+
+        def produce():
+            while True:
+                yield "x" * 10_000  # fills the pipe once the parent stops reading
+
+        with one_of_slots(Path({str(tmp_path)!r}), "scan", 1) as held:
+            assert held
+            run_confined(produce, lambda record: time.sleep(3600), 3600, 64 * 2**20)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    children: list[int] = []
+    while time.monotonic() < deadline and not children:
+        children = [pid for pid in descendants(parent.pid) if pid_alive(pid)]
+        time.sleep(0.1)
+    assert children, "the step never started"
+    parent.kill()
+    parent.wait()
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not any(pid_alive(pid) for pid in children)
+    with one_of_slots(tmp_path, "scan", 1) as held:
+        assert held
