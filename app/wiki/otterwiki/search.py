@@ -85,8 +85,10 @@ def _bounded_regex_scan(search_class) -> None:
     """Make Otterwiki's `Search` scan run apart and bounded (module docstring): its `compile`
     only notes the pattern, its `search` is `bounded_scan`."""
 
+    from otterwiki.util import empty
+
     def compile(self):
-        self.needle = None if _is_empty(self.query) else _needle(self)
+        self.needle = None if empty(self.query) else _needle(self)
 
     search_class.compile = compile
     search_class.search = bounded_scan
@@ -98,11 +100,6 @@ def _needle(search) -> str:
     import regex
 
     return "(" + (search.query if search.is_regexp else regex.escape(search.query)) + ")"
-
-
-def _is_empty(query: object) -> bool:
-    """Whether `query` asks for nothing (Otterwiki's `empty`: None or blank)."""
-    return not isinstance(query, str) or not query.strip()
 
 
 def bounded_scan(search) -> dict:
