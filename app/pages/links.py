@@ -31,9 +31,11 @@ WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
 # the target holds '[' (a try stops at the next one, for the same reason): in `[a [b](c)` the
 # link is `[b](c)`, to the same target, and `[x](` repeated is read once. A target may hold
 # balanced parentheses one deep, as CommonMark's (and the renderer's): `[t](Sev(en))` links
-# to `Sev(en)`, not `Sev(en`.
+# to `Sev(en)`, not `Sev(en`. In angle brackets a target may hold spaces and parentheses,
+# not a line's end (`[t](<Target Page>)` links to `Target Page`: review 33).
 MARKDOWN_LINK_RE = re.compile(
-    r"(!?)\[((?:[^\[\]\\]|\\[^\[]|\[(?:[^\[\]\\]|\\[^\[])*+\])*+)\]\(\s*<?(?P<target>(?:[^()\s>\[]|\([^()\s>\[]*+\))++)>?"
+    r"(!?)\[((?:[^\[\]\\]|\\[^\[]|\[(?:[^\[\]\\]|\\[^\[])*+\])*+)\]\(\s*(?P<open><)?"
+    r"(?P<target>(?(open)[^\n<>\[]*+|(?!<)(?:[^()\s>\[]|\([^()\s>\[]*+\))++))(?(open)>)"
     r"((?:\s+(?:\"[^\"]*+\"|'[^']*+'|\([^()]*+\)))?\s*)\)"
 )
 # A link reference definition, `[label]: target "title"` (CommonMark 4.7), which `[text][label]`

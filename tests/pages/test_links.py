@@ -380,6 +380,13 @@ def test_a_target_is_read_as_a_browser_reads_it(content, rewritten):
     assert _names_old(content, "linker") == (rewritten is not None)
 
 
+def test_an_angle_bracketed_target_with_spaces_is_renamed():
+    """`[t](<Target Page>)` links to `Target Page` (review 33: a rename left it broken)."""
+    content = "[t](<Target Page>) [u](<Target Page/Sub#a> 'x') `[c](<Target Page>)`"
+    rewritten = rewrite_links(RULES, "linker", content, "Target Page", "New Page")
+    assert rewritten == ("[t](</New%20Page>) [u](</New%20Page/Sub#a> 'x') `[c](<Target Page>)`")
+
+
 @pytest.mark.parametrize(
     ("content", "pages"),
     [
@@ -388,6 +395,9 @@ def test_a_target_is_read_as_a_browser_reads_it(content, rewritten):
         # a wiki link's href starts at the root: `[[../Target]]` is `/../Target`, /Target
         ("[[../Target]] [[a/../../Target/Sub]]", {"target", "target/sub"}),
         ("![o](/Target/pic.png =100x) [l](/Target =x50)", set()),
+        # in angle brackets a target may hold spaces and parentheses (review 33)
+        ("[t](<Target Page>) [u](</Target/Sub (x)> 'title')", {"target page", "target/sub (x)"}),
+        ("[v](<Target\nPage>) [w](<Target)", set()),
     ],
 )
 def test_dot_segments_and_image_sizes_are_read_as_rendered(render, content, pages):  # noqa: F811
