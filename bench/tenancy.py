@@ -25,7 +25,10 @@ in debt, and may refuse (429) what
 its crowd cannot wait for: a hammering client takes that as an answer and asks again at once,
 as an abuser would (the victim's views must all be 200). The two conditions
 alternate in ISOLATION_SLICES short slices, so drift in other load on the host falls on both
-alike; the p50 ratio is beside it.
+alike; the p50 ratio is beside it. The scan case does the same with the hammering clients
+running regular-expression searches of the '[' page that backtrack without end (SCAN_PATTERN):
+each runs in a confined child the worker stops after REGEX_SCAN_SECONDS, and only SCAN_SLOTS
+run on the host at once (app/wiki/otterwiki/search.py); a 429 is their answer too.
 
     .venv/bin/python bench/tenancy.py [--quick] [--no-postgres] [--seconds 3] [--rounds 5]
                                       [--wikis 100]
@@ -35,10 +38,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -46,9 +51,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
@@ -216,15 +223,46 @@ def start(env: dict, port: int, log: Path, health: str) -> subprocess.Popen:
 
 
 def fetch(port: int, host: str, path: str, timeout: float = 30) -> int:
+    """GET `path` from the wiki `host`; return the status."""
+    return _request(port, host, "GET", path, {}, timeout)[0]
+
+
+def _request(
+    port: int, host: str, method: str, path: str, headers: dict, timeout: float = 30, body=None
+) -> tuple[int, http.client.HTTPResponse, bytes]:
     # http.client, not httpx2: the least client work per request keeps this about the server.
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request("GET", path, headers={"Host": host})
+        connection.request(method, path, body=body, headers={"Host": host, **headers})
         response = connection.getresponse()
-        response.read()
-        return response.status
+        return response.status, response, response.read()
     finally:
         connection.close()
+
+
+# The scan case's search: a regular expression that backtracks without end on the '[' page, so
+# each search runs its whole time in the confined child (app/wiki/otterwiki/search.py: the
+# worker stops it at REGEX_SCAN_SECONDS), and only SCAN_SLOTS run on the host at once.
+SCAN_PATTERN = r"(?:\[|\[\[)*x"
+
+
+def _searcher(port: int, host: str) -> Callable[[], int]:
+    """A visitor of the public wiki `host` with its session and CSRF token (Otterwiki's search
+    form); the returned call POSTs one regular-expression search and returns the status."""
+    status, response, page = _request(port, host, "GET", "/-/search", {})
+    if status != 200:
+        raise BenchError(f"{status} from {host}/-/search")
+    found = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page)
+    cookie = response.getheader("Set-Cookie", "").split(";", 1)[0]
+    if not found or not cookie:
+        raise BenchError(f"no CSRF token or session from {host}/-/search")
+    form = urlencode({"csrf_token": found[1].decode(), "query": SCAN_PATTERN, "is_regexp": "y"})
+    headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+
+    def search() -> int:
+        return _request(port, host, "POST", "/-/search", headers, body=form)[0]
+
+    return search
 
 
 def _client_init() -> None:
@@ -259,12 +297,15 @@ def _timed_client(job: tuple) -> list[float]:
     would; anything else but 200 is a BenchError."""
     target, begin, end, *refusable = job
     allowed = {200, 429} if refusable and refusable[0] else {200}
+    port, host, path = target
+    # A path of SCAN_PATTERN's is a search (the scan case), once the visitor has a session.
+    view = _searcher(port, host) if path == SCAN_PATTERN else functools.partial(fetch, *target)
     while time.time() < begin:
         time.sleep(0.001)
     latencies = []
     while time.time() < end:
         start = time.perf_counter()
-        status = fetch(*target)
+        status = view()
         latencies.append(time.perf_counter() - start)
         if status not in allowed:
             raise BenchError(f"{status} from {target}")
@@ -444,9 +485,12 @@ def measure_all(args, tmp: Path, servers: list[Server], cleanup: contextlib.Exit
                             warm_up(pool, side, REFILL_TIMEOUT, limit=refill)
                         measure(pool, side, args.seconds)
         isolation = {
-            server.name.split()[-1]: measure_isolation(pool, server, isolation_slugs, args)
+            f"{server.name.split()[-1]}, {hammer}": measure_isolation(
+                pool, server, isolation_slugs, args, hammer
+            )
             for server in servers
             if server.name.startswith("isolation")
+            for hammer in HAMMER_WITH
         }
     report(cases, args)
     report_isolation(isolation)
@@ -471,15 +515,27 @@ def percentile(latencies: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
-def measure_isolation(pool, server: Server, slugs: list[str], args) -> tuple[list, list]:
-    """Latencies (s) of a small page of one wiki: (alone, while HAMMERS view the '[' page of
-    another owner's wikis, one client on each)."""
+# What the hammering clients do (the report names each): view the '[' page, or search it with
+# SCAN_PATTERN.
+HAMMER_WITH = {"views": "/Brackets", "scans": SCAN_PATTERN}
+HAMMER_DOES = {
+    "views": "view 200 KB of '['",
+    "scans": "run regex searches that backtrack without end",
+}
+
+
+def measure_isolation(
+    pool, server: Server, slugs: list[str], args, hammer_with: str
+) -> tuple[list, list]:
+    """Latencies (s) of a small page of one wiki: (alone, while HAMMERS hammer another owner's
+    wikis, one client on each, as HAMMER_WITH[`hammer_with`] says)."""
     victim = (server.port, f"{slugs[0]}.localhost", "/Small")
-    hammers = [(server.port, f"{slug}.localhost", "/Brackets") for slug in slugs[1:]]
-    for hammer in hammers:
+    path = HAMMER_WITH[hammer_with]
+    hammers = [(server.port, f"{slug}.localhost", path) for slug in slugs[1:]]
+    for port, host, _ in hammers:
         # Rendered once, before anyone measures: the first render runs low (app.wiki.turns)
         # and took over 30 s on a host busy with other work.
-        fetch(*hammer, timeout=300)
+        fetch(port, host, "/Brackets", timeout=300)
     for _ in range(20):
         fetch(*victim)  # every worker has opened the victim's wiki
     quiet, loaded = [], []
@@ -502,9 +558,10 @@ def report_isolation(isolation: dict[str, tuple[list, list]]) -> None:
         median = percentile(loaded, 0.5) / percentile(quiet, 0.5)
         ratio = hammered / alone
         verdict = "ok" if ratio <= ISOLATION_GOAL else "ABOVE"
+        does = HAMMER_DOES[role.rsplit(", ", 1)[-1]]
         print(
             f"isolation {role}: p99 of another tenant's small page {alone * 1000:.1f} ms alone, "
-            f"{hammered * 1000:.1f} ms while {HAMMERS} clients view 200 KB of '[' on "
+            f"{hammered * 1000:.1f} ms while {HAMMERS} clients {does} on "
             f"another owner's {HAMMERS} wikis (p50 "
             f"{median:.2f}x): {ratio:.2f}x (goal <= {ISOLATION_GOAL}) {verdict}"
         )
