@@ -209,6 +209,39 @@ def test_nesting_too_deep_for_the_sanitizer_shows_the_escaped_source(wiki, conte
     assert "shown as its source" in body and escape(content[:40]) in body
 
 
+# Otterwiki's block plugins (spoiler `>!`, fold `>|`, embeddings `{{...}}`) parse their
+# insides recursively with no depth limit: a few hundred bytes exceed Python's recursion
+# limit, and every view and preview answered 500 (review 34). Each is the escaped source.
+_TOO_DEEP = {
+    "spoiler": ">!" * 3000,
+    "fold": ">|" * 3000,
+    "spoiler-quote": ">!" * 150,
+    "spoiler-fold": ">!>|" * 100,
+    "fold-spoiler-spaced": ">| >! " * 1000,
+    "video": "{{Video " * 151 + "}}" * 151,
+}
+
+
+@pytest.mark.parametrize("content", _TOO_DEEP.values(), ids=_TOO_DEEP.keys())
+def test_nesting_past_the_recursion_limit_shows_the_escaped_source(wiki, content):
+    put(wiki, "beta", "TooDeep", content)
+    first, renders = view(wiki, "beta", "/TooDeep")
+    again, cached = view(wiki, "beta", "/TooDeep")
+    body = first.get_data(as_text=True)
+    assert (first.status_code, renders) == (200, "too-deep")
+    assert (again.status_code, cached) == (200, "too-deep")
+    assert "nests deeper than the renderer can follow" in body
+    assert escape(content[:40]) in body
+    preview = Client(wiki.app).get(
+        "/TooDeep/preview",
+        base_url="http://beta.localhost",
+        headers={"Authorization": f"Bearer {wiki.tokens['beta']}"},
+        buffered=True,
+    )
+    assert preview.status_code == 200
+    assert "nests deeper" in preview.get_json()["preview_content"]
+
+
 def test_ordinary_nesting_still_renders(wiki):
     put(wiki, "beta", "Nested", "<div>" * 300 + "inside" + "</div>" * 300)
     response, renders = view(wiki, "beta", "/Nested")
@@ -252,6 +285,8 @@ PROPERTY_KB = 20
 _RUNS = ["[", "]", "[[", "]]", "*", "_", "$", "|", ">", "-", "`", "{{", "}}", "<", "==", "![", "[^"]
 # Unclosed tags nested as deep as 20 KB allows (4,000 <div>: below what sanitize.py refuses).
 _RUNS += ["<div>", "<span>", "<ul><li>", "<blockquote>", "<table>"]
+# Otterwiki's block plugins, which nest without a depth limit (_TOO_DEEP).
+_RUNS += [">!", ">|", ">!>|", "{{Video "]
 
 
 def _block(draw_kind, size):

@@ -239,11 +239,17 @@ def render_key(renderer, text: str, cursor, kwargs: dict, tenant, version: str) 
     return digest.hexdigest()
 
 
-def source_view(text: str, budget: float) -> str:
-    """The body of a page that went over its render budget: a notice and its escaped source."""
+def source_view(text: str, budget: float | None) -> str:
+    """The body of a page that went over its render budget (`budget`, seconds), or that nests
+    deeper than the renderer can follow (None): a notice and its escaped source."""
+    why = (
+        f"took more than {budget:g} s to render"
+        if budget is not None
+        else "nests deeper than the renderer can follow"
+    )
     return (
-        '<div class="alert alert-secondary mb-20" role="alert">This page took more than '
-        f"{budget:g} s to render, so it is shown as its source.</div>\n"
+        f'<div class="alert alert-secondary mb-20" role="alert">This page {why}, so it is '
+        "shown as its source.</div>\n"
         f'<pre class="robot-page-source">{escape(text)}</pre>\n'
     )
 
@@ -289,19 +295,26 @@ def _forget(renderer, kwargs: dict) -> None:
 
 
 def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
-    """Render within the budget: (html, toc, libraries), or the source view when over it."""
+    """Render within the budget: (html, toc, libraries), or the source view when over it or
+    when the text nests deeper than Python's recursion limit lets mistune's recursive block
+    parser follow (300 bytes of `>!`, Otterwiki's spoiler in a quote: review 34's 500)."""
     budget = tenant.settings.render_budget
     try:
         return _budget.run(lambda: original(renderer, text, cursor, **kwargs), budget), "miss"
-    except RenderOverBudget:
+    except (RenderOverBudget, RecursionError) as stop:
         # The render stopped anywhere: take back the keyword arguments it put into the
         # renderer's env, and drop git's cat-file pipes, which it may have left mid-answer.
         _forget(renderer, kwargs)
         tenant.storage.repo.git.clear_cache()
+        over = isinstance(stop, RenderOverBudget)
         log.warning(
-            "render of a %d-character text in %s went over its budget", len(text), tenant.slug
+            "render of a %d-character text in %s %s",
+            len(text),
+            tenant.slug,
+            "went over its budget" if over else "nests too deep",
         )
-        return (source_view(text, budget), [], dict(_NO_LIBRARIES)), "over-budget"
+        shown = source_view(text, budget if over else None)
+        return (shown, [], dict(_NO_LIBRARIES)), "over-budget" if over else "too-deep"
     except Exception:
         # Otterwiki leaves them behind on any error: the next render (say the page index's,
         # which passes none) would resolve relative links against this page.
