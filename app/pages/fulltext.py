@@ -30,6 +30,7 @@ import os
 import re
 import sqlite3
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,14 @@ _FIRST_SPACE = re.compile(r"\s")
 _FIRST_BREAK = re.compile(r"[\W_]")
 _WORDS = re.compile(r"[^\W_]+")
 _CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+# CPU seconds (this thread's) a query may spend ranking and cutting snippets, past bringing
+# the index up to date: SQLite checks the time every _PROGRESS_STEPS of its virtual machine
+# and stops the statement there. FTS5 ranks a page in one step, so a query can overrun by one
+# page's ranking (about 0.1 s per term over a page of 1 MB of one repeated word, and
+# app.pages.query caps the terms). A wiki of ordinary text ranks a common word in well under
+# a tenth of it.
+QUERY_CPU_SECONDS = 1.0
+_PROGRESS_STEPS = 1000
 # Seconds a writer waits for another process's update before giving up.
 BUSY_TIMEOUT = 30.0
 # Bytes of page text a query indexes itself (about 2 s here); a catch-up of more is a detached
@@ -222,8 +231,9 @@ class SearchIndex:
     def _run(self, db: sqlite3.Connection, groups, limit: int) -> list[tuple]:
         """(file name, rank, marked name, _Excerpt) of the best `limit` pages for `groups`."""
         self._follow_head(db)
-        rows = db.execute(_QUERY, (to_fts(groups), limit)).fetchall()
-        excerpts = _excerpts(db, groups, [page for *_, page in rows])
+        with _cpu_bounded(db, QUERY_CPU_SECONDS):
+            rows = db.execute(_QUERY, (to_fts(groups), limit)).fetchall()
+            excerpts = _excerpts(db, groups, [page for *_, page in rows])
         return [(filename, rank, name, excerpts[page]) for filename, rank, name, page in rows]
 
     def refresh(self) -> str | None:
@@ -669,6 +679,26 @@ def results(hits: list[Hit], rules: PathRules) -> list[dict]:
         }
         for hit in hits
     ]
+
+
+@contextlib.contextmanager
+def _cpu_bounded(db: sqlite3.Connection, seconds: float):
+    """Stop the statements run on `db` inside the block once this thread has spent `seconds`
+    of CPU in it (checked every _PROGRESS_STEPS virtual machine steps, by SQLite's progress
+    handler), raising Unavailable (503) with what to do instead."""
+    deadline = time.thread_time() + seconds
+    db.set_progress_handler(lambda: time.thread_time() > deadline, _PROGRESS_STEPS)
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_INTERRUPT:
+            raise
+        raise Unavailable(
+            f"this search took more than {seconds:g} s: its words are too common in this "
+            "wiki's pages; search for fewer or rarer words, or a phrase"
+        ) from None
+    finally:
+        db.set_progress_handler(None, 0)
 
 
 def _catching_up() -> Unavailable:

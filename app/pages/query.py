@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from app.core.errors import BadRequest
 
 MAX_QUERY_CHARS = 200
+# Distinct terms (words, phrases, prefixes; found or excluded) a query may hold. Ranking a page
+# costs about its matches times the terms: 66 words of one letter over a page of that letter
+# (131 characters) spent 30 s of a worker's CPU (review 34). Repeats count once.
+MAX_QUERY_TERMS = 10
 # What the unicode61 tokenizer keeps as word characters, near enough: letters, digits, marks.
 _WORD = re.compile(r"[^\W_]+")
 # A quoted phrase, maybe excluded (closed or running to the end), or a run of anything but
@@ -35,7 +39,7 @@ _TOKEN = re.compile(r'(-?)"([^"]*)(?:"|$)|([^\s"]+)')
 SYNTAX_HELP = (
     'Query syntax: words (all must appear, any order); "a quoted phrase"; word* for a prefix; '
     "OR between two words for either; -word to leave out pages with that word; "
-    "AND is implied. "
+    f"AND is implied; at most {MAX_QUERY_TERMS} terms. "
     "Case and accents are ignored; other punctuation is not an operator."
 )
 
@@ -69,8 +73,10 @@ def parse(query: object) -> list[list[Term]]:
     `query` is the user's text (see the module docstring for the syntax). Returns e.g.
     `[[Term(("team",))], [Term(("retro",)), Term(("review",))]]` for `team retro OR review`;
     excluded terms come as one-term groups with `exclude=True`.
+    A term repeated in a group, and a group repeated, count once (`a a OR a` is `a`).
     Raises BadRequest when the query is not a string, is empty or longer than MAX_QUERY_CHARS,
-    has no words at all (only punctuation), or only excludes.
+    has no words at all (only punctuation), only excludes, or holds more than
+    MAX_QUERY_TERMS distinct terms.
     """
     if not isinstance(query, str) or not query.strip():
         raise BadRequest("search query q is empty. " + SYNTAX_HELP)
@@ -100,7 +106,14 @@ def parse(query: object) -> list[list[Term]]:
         )
     if all(group[0].exclude for group in groups):
         raise BadRequest("search query only excludes words (-word); give a word to find")
-    return groups
+    # Terms are frozen dataclasses: equal when they find the same.
+    unique = list({tuple(dict.fromkeys(group)): None for group in groups})
+    if len({term for group in unique for term in group}) > MAX_QUERY_TERMS:
+        raise BadRequest(
+            f"search query holds more than {MAX_QUERY_TERMS} different terms; use fewer "
+            'words, or "a quoted phrase" for words that belong together'
+        )
+    return [list(group) for group in unique]
 
 
 def to_fts(groups: list[list[Term]]) -> str:

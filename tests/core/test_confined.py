@@ -1,6 +1,7 @@
 """app.core.confined: a step in a real forked child, its records streamed back, its time and
 memory capped, and nothing of it left behind."""
 
+import faulthandler
 import logging
 import os
 import resource
@@ -88,6 +89,7 @@ def test_a_step_that_raises_ends_failed_and_is_logged(caplog):
 def test_a_step_that_dies_of_a_signal_ends_failed(how, caplog):
     def dying():
         yield "ok"
+        faulthandler.disable()  # pytest's: no Python traceback of a death on purpose in the log
         os.kill(os.getpid(), how)
         time.sleep(30)
 

@@ -17,10 +17,12 @@ from hypothesis import strategies as st
 from otterwiki.gitstorage import GitStorage
 
 from app.core.errors import BadRequest
+from app.core.errors import Unavailable
 from app.pages.fulltext import SearchIndex
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 from app.pages.query import MAX_QUERY_CHARS
+from app.pages.query import MAX_QUERY_TERMS
 from app.pages.query import compile_query
 from app.pages.search import search
 from app.pages.storage import Pages
@@ -122,6 +124,8 @@ def test_fts5_syntax_is_literal_text(wiki):
         ("-draft", "only excludes"),
         ("x" * (MAX_QUERY_CHARS + 1), "longer than"),
         (None, "empty"),
+        (" ".join("abcdefghijk"), f"more than {MAX_QUERY_TERMS} different terms"),
+        ('a b OR c -d e* f "g h" i j k -l', "more than"),
     ],
 )
 def test_bad_queries_say_what_is_wrong(wiki, query, says):
@@ -142,6 +146,62 @@ def test_any_text_is_an_answer_or_a_bad_request(wiki, query):
         assert error.message
     else:
         assert all(hit["path"] == "Page" for hit in hits)
+
+
+@pytest.mark.parametrize(
+    ("query", "expression"),
+    [
+        ("m " * 66, '("m")'),  # review 34: 66 of one word cost 30 s of CPU over a 1 MB page
+        ("a a OR a b b", '("a") AND ("b")'),
+        ("a OR b b OR a a OR b", '("a" OR "b") AND ("b" OR "a")'),
+        ('-x -x a "p q" "p q"', '(("a") AND ("p q")) NOT "x"'),
+        (" ".join("abcdefghij") + " a b", " AND ".join(f'("{w}")' for w in "abcdefghij")),
+    ],
+)
+def test_a_repeated_term_counts_once(query, expression):
+    assert compile_query(query) == expression
+
+
+@pytest.fixture(scope="module")
+def common_word(tmp_path_factory):
+    """A wiki of three pages of 1 MB of one word, and one small page."""
+    tmp = tmp_path_factory.mktemp("common")
+    pages = Wiki(GitStorage(str(tmp / "repo"), initialize=True), PathRules())
+    pages.index = tmp / "search.db"
+    for n in range(3):
+        (tmp / "repo" / f"m{n}.md").write_text("m " * (MAX_CONTENT_BYTES // 2))
+    (tmp / "repo" / "small.md").write_text("hello m\n")
+    commit_all(pages, "common words")
+    SearchIndex(pages.index, pages.storage.repo).catch_up()
+    return pages
+
+
+# The kind of review 34's query: many terms that each match every word of large pages.
+COSTLY = [
+    "m " * 66,
+    " ".join(['"' + "m " * n + '"' for n in range(1, 10)]),
+    '"' + "m " * 60 + '"',
+    "m m* " + " ".join(f"m{n}*" for n in range(8)),
+]
+
+
+@pytest.mark.parametrize("query", COSTLY)
+def test_a_costly_query_is_stopped_with_a_clear_error(common_word, query, monkeypatch):
+    """SQLite's progress handler stops the statement once the query's CPU is spent: with no
+    CPU to spend, every one of these answers 503 saying what to do; with the default, each
+    answers or says so (never a worker held for the tens of seconds it once took)."""
+    try:
+        common_word.find(query)
+    except Unavailable as error:
+        assert "search for fewer or rarer words" in error.message
+    monkeypatch.setattr("app.pages.fulltext.QUERY_CPU_SECONDS", 0.0)
+    with pytest.raises(Unavailable, match="took more than 0 s"):
+        common_word.find(query)
+
+
+def test_a_small_query_still_finds_the_small_page(common_word):
+    assert common_word.paths("hello") == ["Small"]
+    assert len(common_word.paths("m")) == 4
 
 
 def test_index_follows_raw_commits_renames_deletes_and_rewrites(wiki):
@@ -428,7 +488,7 @@ HEAVY_QUERIES = [
     '"a a"',  # a phrase
     '"a b a"',
     "b a",  # every term
-    " OR ".join(f"w{n}" for n in range(25)) + " OR a",  # many terms
+    " OR ".join(f"w{n}" for n in range(MAX_QUERY_TERMS - 1)) + " OR a",  # as many terms as may be
     "a -zzz",
 ]
 

@@ -350,6 +350,26 @@ def test_page_api_answers_bad_queries_with_400(world):
     assert status == 400
 
 
+def test_a_search_past_its_cpu_answers_503_saying_what_to_do(world, owner, monkeypatch):
+    """Review 34: 66 words over pages of one word held a worker until gunicorn killed it. A
+    query past QUERY_CPU_SECONDS (none, here) is stopped in SQLite: the API answers 503 JSON,
+    the UI a page saying what to do; too many terms are a 400 / a notice."""
+    status, _ = api(world, "PUT", "/api/v1/pages/Common", json={"content": "m " * 5000})
+    assert status == 201
+    monkeypatch.setattr("app.pages.fulltext.QUERY_CPU_SECONDS", 0.0)
+    monkeypatch.setattr("app.pages.fulltext._PROGRESS_STEPS", 1)  # a small page: few steps
+    status, body = api(world, "GET", "/api/v1/search", query_string={"q": "m " * 66})
+    assert status == 503 and "fewer or rarer words" in body["error"], body
+    response = owner.search("alpha", "m m m")
+    assert response.status_code == 503
+    assert "fewer or rarer words" in response.get_data(as_text=True)
+    monkeypatch.undo()
+    many = " ".join(f"w{n}" for n in range(11))
+    status, body = api(world, "GET", "/api/v1/search", query_string={"q": many})
+    assert status == 400 and "more than 10 different terms" in body["error"]
+    assert "more than 10 different terms" in owner.search("alpha", many).get_data(as_text=True)
+
+
 @hypothesis.settings(max_examples=100, deadline=None)
 @given(st.text(max_size=MAX_QUERY_CHARS + 20))
 def test_any_query_is_answered_or_refused_with_a_reason(world, query):
