@@ -65,8 +65,16 @@ _INTERRUPTS = re.compile(
 _MATH_OPEN = re.compile(r"\s*+\$\$")
 _FRONT_MATTER = re.compile(r"---(?:\r\n?|\n)")
 _FRONT_MATTER_END = re.compile(r"(?:\r\n?|\n)---")
-# What may start inline code in a paragraph: a run of backticks, a dollar, a comment.
-_INLINE = re.compile(r"`++|\$|<!--")
+# [[Page]], [[Title|Page]] (or [[Page|Title]] in Otterwiki's LINKTITLE style); never spans a
+# ']', nor holds '[[' (as Otterwiki's pattern, made linear: app/wiki/otterwiki/patterns.py).
+# Each try stops at the next '[[', so a run of 30,000 '[' is one scan, not 30,000 (a text
+# that may hold '[[' cost 17 s a call on such a page: twenty-third review). Possessive (`++`):
+# what a try took is never given back. Otterwiki's wiki link is an inline rule: it wins over
+# a code span or math that starts inside it (`[[`x`|Page]]` links, its title code).
+WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
+# What may start inline code in a paragraph: a run of backticks, a dollar, a comment; and a
+# wiki link, which holds none.
+_INLINE = re.compile(r"`++|\$|<!--|\[\[")
 
 
 def code_ranges(content: str) -> list[tuple[int, int]]:
@@ -274,7 +282,8 @@ class _Reader:
         Read left to right, the first to start wins: a run of n backticks opens a span
         closed by the next run of exactly n (one with no partner is text); `<!--` a comment
         closed as mistune closes one (no `--` in it; one never closed is text); `$$` math
-        to the next `$$`, `$` math to the next `$` after no space (none after a space)."""
+        to the next `$$`, `$` math to the next `$` after no space (none after a space); a
+        wiki link (WIKILINK_RE) that no odd run of backslashes escapes holds none of them."""
         paragraph, content = self.paragraph, self.content
         if not paragraph:
             return
@@ -283,7 +292,7 @@ class _Reader:
         tokens = []
         for match in _INLINE.finditer(content, low, high):
             s, e = match.span()
-            if content[s] == "<" or s == low or content[s - 1] != "\\":
+            if content[s] in "<[" or s == low or content[s - 1] != "\\":
                 tokens.append((s, e))
             elif content[s] == "`" and e > s + 1:
                 tokens.append((s + 1, e))  # an escaped backtick is text, the rest a run
@@ -300,6 +309,11 @@ class _Reader:
                 continue
             mark = content[s]
             end = None
+            if mark == "[":
+                link = WIKILINK_RE.match(content, s, high)
+                if link and not _escaped(content, s):
+                    reached = link.end()
+                continue
             if mark == "`":
                 partners = later[e - s]
                 while partners and partners[0] <= number:
@@ -313,6 +327,14 @@ class _Reader:
             if end is not None:
                 self.code.append((s, end))
                 reached = end
+
+
+def _escaped(content: str, at: int) -> bool:
+    """Whether an odd run of backslashes comes right before offset `at`."""
+    run = at
+    while run > 0 and content[run - 1] == "\\":
+        run -= 1
+    return (at - run) % 2 == 1
 
 
 def _quoted(text: str) -> tuple[int, str]:

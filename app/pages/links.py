@@ -15,17 +15,13 @@ from urllib.parse import unquote
 
 from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
+from app.pages.code_spans import WIKILINK_RE
 from app.pages.code_spans import markup_ranges
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 
-# [[Page]], [[Title|Page]] (or [[Page|Title]] in Otterwiki's LINKTITLE style); never spans a
-# ']', nor holds '[[' (as Otterwiki's pattern, made linear: app/wiki/otterwiki/patterns.py).
-# Each try stops at the next '[[', so a run of 30,000 '[' is one scan, not 30,000 (a text
-# that may hold '[[' cost 17 s a call on such a page: twenty-third review). Possessive (`++`):
-# what a try took is never given back. One after an odd run of backslashes is text (`\[[x]]`,
-# but `\\[[x]]` links): _links_in counts them, as a lookbehind cannot.
-WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
+# Wiki links (app.pages.code_spans.WIKILINK_RE): one after an odd run of backslashes is text
+# (`\[[x]]`, but `\\[[x]]` links): _links_in counts them, as a lookbehind cannot.
 # [text](target "title") and ![alt](target): group 1 is "!" for images; the text may hold
 # escaped characters (`[a\]b](t)`), as CommonMark's does, but for '['. Neither the text nor
 # the target holds '[' (a try stops at the next one, for the same reason): in `[a [b](c)` the

@@ -9,8 +9,8 @@ from app.core.errors import Conflict
 from app.core.errors import NotFound
 from app.core.errors import PayloadTooLarge
 from app.pages import search as pagesearch
+from app.pages.code_spans import WIKILINK_RE
 from app.pages.links import MARKDOWN_LINK_RE
-from app.pages.links import WIKILINK_RE
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 from app.pages.paths import clean_limit
@@ -325,7 +325,7 @@ def test_links_of_a_page_of_brackets_take_one_scan(pages, content):
 def test_link_text_may_hold_a_single_bracket_but_not_a_new_link():
     text = "[[B [x]]] [[a [[C]] [t [u](/D) [[E[1]]]"
     assert [m.group(1) for m in WIKILINK_RE.finditer(text)] == ["B [x", "C", "E[1"]
-    assert [m.group(2, 3) for m in MARKDOWN_LINK_RE.finditer(text)] == [("u", "/D")]
+    assert [m.group(2, "target") for m in MARKDOWN_LINK_RE.finditer(text)] == [("u", "/D")]
 
 
 def test_attachments_list_and_read(pages, repo):
@@ -561,7 +561,7 @@ def test_rename_reads_only_the_pages_that_link_to_it(pages, monkeypatch):
 def test_link_targets_may_hold_balanced_parentheses():
     """Review 24: `[t](Sev(en))` was read as a link to `Sev(en`, which the renderer does not."""
     text = "[t](Sev(en)) [u](a(b)c(d)e) [v](x(y) [w](/P) [z](q)r)"
-    assert [m.group(3) for m in MARKDOWN_LINK_RE.finditer(text)] == [
+    assert [m.group("target") for m in MARKDOWN_LINK_RE.finditer(text)] == [
         "Sev(en)",
         "a(b)c(d)e",
         "/P",
