@@ -37,6 +37,7 @@ _SERVICE_HOSTS = """
     statuspage status-page uptime apex
     wap tftp whois rdap turns stuns myaccount my-account root-ca rootca intermediate-ca
     autodiscovery mobile-api
+    healthcheck healthchecks health-check health-checks
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -45,7 +46,10 @@ _SERVICE_HOSTS = """
 # MTA-STS (`mta-sts.{domain}` serves the policy), the OpenPGP Web Key Directory
 # (`openpgpkey.{domain}`), mailing-list conventions (RFC 2142 section 6 asks lists for LIST-
 # REQUEST; list servers answer as majordomo, listserv, mailman, sympa), mail authentication
-# records (DKIM, DMARC, SPF, BIMI), and the usual mail service hosts. Microsoft Exchange's
+# records (DKIM, DMARC, SPF, BIMI), and the usual mail service hosts; the hosts mail services
+# ask a domain to point at them, by the service's name and by the names they give (Postmark's
+# return path `pm-bounces`; SendGrid's numbered `em1234` and `url1234`, by shape below:
+# review 34). Microsoft Exchange's
 # client hosts, which Outlook and phones find through autodiscover or are pointed at: EWS
 # (Exchange Web Services), ActiveSync (`eas`, `activesync`), MAPI over HTTP, the Offline
 # Address Book (`oab`), the Exchange Control Panel (`ecp`), RPC over HTTP and `msexchange`; AD
@@ -66,14 +70,18 @@ _MAIL = """
     ews eas activesync msexchange mapi oab ecp rpc adfs sts
     meet dialin lyncweb lyncdiscoverinternal sipexternal sipinternal sipfed
     autoconfiguration mta-sts-policy
+    pm-bounces postmark sendgrid mailgun mandrill mailchimp sparkpost mailjet amazonses
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
-# config), ISATAP (RFC 5214 routers answer as `isatap`), Microsoft device enrolment, and
-# hosts that remote-access clients look up.
+# config) and proxy auto-config files (`pac`), ISATAP (RFC 5214 routers answer as `isatap`),
+# Microsoft device enrolment, hosts that remote-access clients look up, and resolvers: RFC
+# 8484 DNS over HTTPS (`doh`, its `/dns-query` path), name servers and resolvers by name
+# (review 34: pac, doh, resolver, nameserver were free).
 _DISCOVERY = """
     wpad isatap proxy socks socks5 enterpriseregistration enterpriseenrollment msoid
     discovery ssl tls letsencrypt
     ssh telnet rdp vnc remote
+    pac proxy-pac doh dns-query resolver resolvers nameserver nameservers
 """
 # Network and cloud metadata names: the address families (`ipv4`, `ipv6`; test and dual-stack
 # hosts are named so), RFC 7050's `ipv4only.arpa`, the loopback and link-local names (RFC 3927)
@@ -245,7 +253,20 @@ _MAIL_HOST = re.compile(
     r"|(?:mail|email|smtp|mx)-?(?:in|out|relay|gw|gateway|server|host|outbound|inbound|backup)"
     r"|backup-?(?:mx|mail|smtp)|(?:inbound|outbound)-?mail)$"
 )
-_PDS_LIKE = re.compile(rf"^(?:pds|xrpc|bgs|appview|entryway|labeler|relay|plc)-{_HOST_ROLE}$")
+# The sign-in network's services by role, with or without the hyphen (`plc-directory`,
+# `plcdirectory`: review 34); `relay`, an everyday word, only with it (`relayout` is free).
+_PDS_LIKE = re.compile(rf"^(?:(?:pds|xrpc|bgs|appview|entryway|labeler|plc)-?|relay-){_HOST_ROLE}$")
+# A platform service's name joined to a part of its front door (admin-panel, api-docs,
+# apidocs, api-gateway, auth-portal, developer-docs): pages that would pass for the
+# platform's own admin and documentation (review 34: each was free). Everyday work stays
+# free (app-console, web-dev: thirtieth review), and a wiki of the docs of something else
+# keeps its own word first (`libfoo-docs`, `my-api-docs`).
+_SERVICE_PART = re.compile(
+    r"^(?:api|apis|admin|administrator|auth|oauth|sso|login|account|accounts|developer"
+    r"|developers|mcp|platform|status|health|control)"
+    r"-?(?:docs|doc|documentation|reference|panel|gateway|gw|portal|explorer|playground|keys"
+    r"|tokens|check|checks|manager|admin|center|centre|settings|status)$"
+)
 _PLATFORM_NAMES = (
     r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto|pds)"
 )
@@ -297,6 +318,9 @@ _IP_ADDRESS = re.compile(
 # DKIM selectors too short or too numbered to list by name (see _DKIM): Fastmail's fm1-fm3,
 # iCloud's sig1, Yahoo's s1024 and s2048.
 _DKIM_SELECTOR = re.compile(r"^(?:fm[1-9]|sig[1-9]|s1024|s2048)$")
+# Mail services' numbered hosts: SendGrid's sender authentication (`em1234`) and link
+# branding (`url1234`) records (review 34).
+_MAIL_SERVICE_HOST = re.compile(r"^(?:em|url)\d+$")
 _ACCOUNT_WORDS = r"(?:email|mail|account|accounts|password|passwords|login|signin|identity|handle)"
 _ACCOUNT_ACTION = re.compile(
     r"^(?:(?:verify|verification|confirm|confirmation|reset|recover|recovery|unlock|activate"
@@ -312,6 +336,8 @@ PATTERN_REASONS = (
     (_DESK, "it would pass for the platform's help desk or notices"),
     (_IP_ADDRESS, "it spells a network address"),
     (_DKIM_SELECTOR, "it names a DKIM selector of a mail service"),
+    (_MAIL_SERVICE_HOST, "it names a mail service host"),
+    (_SERVICE_PART, "it names a service host"),
     (_ACCOUNT_ACTION, "it would pass for the platform's account mail"),
 )
 

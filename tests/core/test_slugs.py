@@ -86,6 +86,9 @@ def test_each_kind_is_in_the_list(name):
         # Twenty-fifth review: only the names themselves and their pairs are reserved.
         *("customer-notes", "security-research", "password-tips", "ipv6-notes", "meeting-notes"),
         *("metadata-notes", "alerting-howto", "support-group", "reset-button", "help-center-ui"),
+        # Review 34's kinds leave their neighbours free.
+        *("relayout", "libfoo-docs", "my-api-docs", "api-notes", "emily", "urlaub", "em-notes"),
+        *("url-shortener", "health-tips", "dohnut", "pacman", "docs-team", "resolve-it"),
     ],
 )
 def test_ordinary_names_stay_free(slug):
@@ -243,6 +246,12 @@ def test_ordinary_names_stay_free(slug):
         *("root-ca", "rootca", "intermediate-ca", "autodiscovery", "mobile-api", "whois2"),
         # Thirty-second review: more of the same kinds.
         *("sipfed", "ssl", "letsencrypt", "autoconfiguration", "discovery", "mta-sts-policy"),
+        # Review 34: mail services' hosts, resolvers, proxy config, consoles and docs.
+        *("pm-bounces", "em1234", "url1234", "em7", "sendgrid", "postmark", "amazonses"),
+        *("doh", "dns-query", "resolver", "resolvers", "nameserver", "nameservers", "pac"),
+        *("admin-panel", "adminpanel", "api-docs", "apidocs", "api-gateway", "apigateway"),
+        *("healthcheck", "health-check", "auth-portal", "developer-portal", "developer-docs"),
+        *("plcdirectory", "plc-directory", "pdsmain", "appview-prod", "appviewprod"),
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):
