@@ -71,6 +71,7 @@ from app.wiki.sends import SLOW_SEND
 from app.wiki.sends import SendWatch
 from app.wiki.static import FILE_ROUTES
 from app.wiki.static import static_files
+from app.wiki.turns import TURN_KEY
 from app.wiki.turns import WRITE_WAIT
 from app.wiki.turns import Turn
 from app.wiki.turns import Turns
@@ -152,8 +153,6 @@ _RESIZE_ARGS = ("thumbnail", "size", "width", "height")
 _POSTS_THAT_WRITE_NO_GIT = frozenset(
     {"search", "preview", "history", "diff", "view", "draft", "discard_draft", "create", "edit"}
 )
-# The environ key of a request's Turn, closed when its response is.
-_TURN_KEY = "robot.turn"
 # A refused form post's fields, for its refusal page to send again (_keep_form).
 _RESEND_KEY = "robot.resend"
 # The environ key of the bytes a revert or an upload reserved in its wiki's recorded size:
@@ -193,7 +192,7 @@ def _file_view(environ, route: Route, wiki_dir: Path) -> str | None:
 
 
 def _close_turn(environ) -> None:
-    turn = environ.pop(_TURN_KEY, None)
+    turn = environ.pop(TURN_KEY, None)
     if turn is not None:
         turn.close()
 
@@ -426,7 +425,7 @@ class WikiGateway:
         finally:
             self._release_reserved(environ)
         closing = [partial(_close_turn, environ)]
-        turn = environ.get(_TURN_KEY)
+        turn = environ.get(TURN_KEY)
         if turn is None:  # Otterwiki's static files, or no wiki: strangers all
             watching = self._sends.start(environ, self._strangers, visitor=True)
         else:
@@ -544,12 +543,12 @@ class WikiGateway:
         """The request's place among its wiki owner's (app.wiki.turns): from here until the
         response is out, a request of an owner in debt runs low. Closed by __call__."""
         owner_dir = self.settings.owner_turns_dir(wiki.owner_did)
-        early = environ.get(_TURN_KEY)
+        early = environ.get(TURN_KEY)
         if early is not None and early.entered == (owner_dir, wiki.slug):
             return early
         _close_turn(environ)  # arrived early as another owner's: the wiki changed hands
         turn = self.turns.enter(owner_dir, wiki.slug)
-        environ[_TURN_KEY] = turn
+        environ[TURN_KEY] = turn
         if len(self._owners) > _OWNERS_MAX:
             self._owners.clear()
         self._owners[environ.get("HTTP_HOST")] = (wiki.slug, owner_dir)
@@ -561,7 +560,7 @@ class WikiGateway:
         known = self._owners.get(environ.get("HTTP_HOST"))
         if known is not None:
             slug, owner_dir = known
-            environ[_TURN_KEY] = self.turns.enter(owner_dir, slug)
+            environ[TURN_KEY] = self.turns.enter(owner_dir, slug)
 
     def _check_static_host(self, environ) -> None:
         """Let Otterwiki's own CSS and scripts through on any existing wiki's host."""

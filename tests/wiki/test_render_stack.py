@@ -344,9 +344,7 @@ def test_a_posted_search_or_preview_takes_no_write_lock(stack, token):
         form = client.get("/-/search").text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
         with wiki_write_lock(stack.settings.wiki_dir(SLUG)):
-            found = client.post(
-                "/-/search", data={"csrf_token": csrf, "query": "find", "is_regexp": "y"}
-            )
+            found = scan(client, csrf, "find")
             preview = client.post(
                 "/Lockless/preview", data={"csrf_token": csrf, "content": "# New"}
             )
@@ -358,6 +356,19 @@ def rss_kib(pid: int) -> int:
     """Resident memory of process `pid`, KiB."""
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+
+
+def scan(client, csrf: str, pattern: str):
+    """POST a regular-expression search as a browser would, waiting out the rest its pool is
+    told to take after its last scan (429 with Retry-After: app.wiki.otterwiki.search)."""
+    for _ in range(5):
+        found = client.post(
+            "/-/search", data={"csrf_token": csrf, "query": pattern, "is_regexp": "y"}
+        )
+        if found.status_code != 429 or "just now" not in found.text:
+            return found
+        time.sleep(int(found.headers["Retry-After"]))
+    return found
 
 
 def test_costly_regular_expression_searches_cost_the_workers_nothing(stack, token):
@@ -379,15 +390,11 @@ def test_costly_regular_expression_searches_cost_the_workers_nothing(stack, toke
         form = client.get("/-/search").text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
         for pattern in patterns:
-            found = client.post(
-                "/-/search", data={"csrf_token": csrf, "query": pattern, "is_regexp": "y"}
-            )
+            found = scan(client, csrf, pattern)
             assert found.status_code == 200, (pattern, found.status_code)
             notices = ("timed out", "too much memory", "No match", "Search matched")
             assert any(notice in found.text for notice in notices), pattern
-        plain = client.post(
-            "/-/search", data={"csrf_token": csrf, "query": "(?:ab){3}", "is_regexp": "y"}
-        )
+        plain = scan(client, csrf, "(?:ab){3}")
     assert plain.status_code == 200 and 'href="/Haystack"' in plain.text
     assert workers(stack) == before
     for pid in before:

@@ -86,6 +86,13 @@ def owner(world):
     return Visitor(world, OWNER)
 
 
+@pytest.fixture(autouse=True)
+def no_rest_between_scans(monkeypatch):
+    """Scans one after the other, as these tests run them, without the rest a pool takes
+    after each (test_a_pool_rests_after_its_scan_and_no_other_pool_does)."""
+    monkeypatch.setattr("app.wiki.otterwiki.search.SCAN_REST_WEIGHT", 0.0)
+
+
 def api(world, method, path, **kwargs):
     headers = {"Authorization": f"Bearer {world.token}"}
     response = Client(world.app).open(
@@ -415,6 +422,28 @@ def test_twenty_fifth_review_pages_of_matches_answer_the_ui_and_the_api_bounded(
     html = posted.get_data(as_text=True)
     assert posted.status_code == 200 and 'href="/Heavy/Table"' in html and len(html) < 60_000
     assert '<mark class="text-match">zx</mark>' in html and "<b> |" not in html
+
+
+def test_a_pool_rests_after_its_scan_and_no_other_pool_does(world, owner, monkeypatch):
+    """Review 34: one anonymous client looping 2-s scans held the host's only slot, and
+    another owner's scans were refused 20 times out of 20. A pool (the owner, here) rests
+    SCAN_REST_WEIGHT times its scan's time: its next scan is a 429 saying when to come back;
+    another pool's (the owner's anonymous visitors, on the public wiki) runs meanwhile."""
+    owner.save("alpha", "Resting", "rest me\n")
+    owner.save("pub", "Open", "rest me too\n")
+    # A rest far longer than this test (at most SCAN_REST_MAX), however fast the scan.
+    monkeypatch.setattr("app.wiki.otterwiki.search.SCAN_REST_WEIGHT", 1000.0)
+    first = owner.search("alpha", "rest.me", is_regexp="y")
+    assert first.status_code == 200 and 'href="/Resting"' in first.get_data(as_text=True)
+    again = owner.search("alpha", "rest.me", is_casesensitive="y")
+    assert again.status_code == 429, again.status_code
+    assert "ran on this wiki just now" in again.get_data(as_text=True)
+    assert 1 <= int(again.headers["Retry-After"]) <= 6  # SCAN_REST_MAX, rounded up
+    assert owner.search("alpha", "rest me").status_code == 200  # the index needs no rest
+    visitor = Visitor(world).search("pub", "rest.me", is_regexp="y")
+    assert visitor.status_code == 200 and 'href="/Open"' in visitor.get_data(as_text=True)
+    for rest in world.settings.run_dir.rglob("scan.debt"):  # the module's next tests scan
+        rest.unlink()
 
 
 def test_a_scan_finding_every_slot_taken_is_refused_at_once(world, owner):
