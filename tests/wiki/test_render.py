@@ -198,8 +198,16 @@ def test_preview_goes_through_the_budget(tight):
 # `"<div>" * 50_000` took 10 s.
 @pytest.mark.parametrize(
     "content",
-    ["<div>" * 12_000, "<ul><li>" * 6_000, "<blockquote>" * 12_000 + "deep"],
-    ids=["div", "ul-li", "blockquote"],
+    [
+        "<div>" * 12_000,
+        "<ul><li>" * 6_000,
+        "<blockquote>" * 12_000 + "deep",
+        # End tags that close nothing in html5ever's tree (review 35: counted as closing).
+        "<div></i>" * 12_000,
+        "<b><div></b>" * 12_000,
+        "<span></div>" * 12_000,
+    ],
+    ids=["div", "ul-li", "blockquote", "stray-end", "b-div", "span-stray"],
 )
 def test_nesting_too_deep_for_the_sanitizer_shows_the_escaped_source(wiki, content):
     put(wiki, "beta", "Deep", content)
@@ -257,6 +265,21 @@ def test_nesting_work_counts_the_open_elements_at_each_start_tag():
     assert nesting_work(html, limit=0) == 1  # stops once past the limit
     assert nesting_work(html, limit=100) == 0 + 1 + 2 + 3 + 2
     assert nesting_work("<p>" * 10, limit=100) == 0  # too few tags to reach the limit
+
+
+# HTML whose end tags close nothing in html5ever's tree, so nh3 nests it as deep as its start
+# tags (review 35: `"<div></i>" * 40_000` counted as no nesting and cost nh3 6 s): each
+# counts as deep as it is, whatever the renderer before the sanitizer makes of it.
+@pytest.mark.parametrize(
+    "unit", ["<div></i>", "<p><div></p>", "<b><div></b>", "<a><div></a>", "<span></div>"]
+)
+def test_end_tags_that_close_nothing_count_no_closing(unit):
+    from app.wiki.otterwiki.sanitize import MAX_NESTING_WORK
+    from app.wiki.otterwiki.sanitize import nesting_work
+
+    starts = 12 * (unit.count("<") - unit.count("</"))
+    assert nesting_work(unit * 12, limit=500) == sum(range(starts))  # all still open
+    assert nesting_work(unit * 40_000) > MAX_NESTING_WORK
 
 
 @pytest.mark.parametrize(
