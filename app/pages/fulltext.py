@@ -51,7 +51,7 @@ from app.pages.query import parse
 from app.pages.query import to_fts
 
 # Bump when the schema or what is indexed changes: an index of another version is rebuilt.
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 # bm25 weights of the columns (name, body): a word in the page's name counts ten in its text.
 NAME_WEIGHT, BODY_WEIGHT = 10.0, 1.0
 # Words of context in a snippet: about a sentence, small enough for an agent's context.
@@ -89,6 +89,15 @@ _CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 # a tenth of it.
 QUERY_CPU_SECONDS = 1.0
 _PROGRESS_STEPS = 1000
+# Word instances a query's ranking may read, at most, without holding one of the host's slots
+# for heavy searches: FTS5's bm25 reads every instance of every term in each page it ranks,
+# about 25 ms per million here, and the worst of a query is known before it runs from the
+# index's own counts (`_instances`). A wiki of ordinary text holds far fewer instances of
+# its most common word. Four clients each running 1-s queries of words a page repeats held
+# every worker of the host, and other wikis' views waited seconds (review 35).
+HEAVY_INSTANCES = 4_000_000
+# Distinct words of the index a prefix (`m*`) is counted over before it counts as heavy.
+PREFIX_WORDS = 10_000
 # Seconds a writer waits for another process's update before giving up.
 BUSY_TIMEOUT = 30.0
 # Bytes of page text a query indexes itself (about 2 s here); a catch-up of more is a detached
@@ -108,7 +117,17 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
     body, lead UNINDEXED, core UNINDEXED, last UNINDEXED,
     tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS page_words USING fts5vocab(pages, 'row');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');
+"""
+# The query's own words, tokenized as the index tokenizes (case and accents folded), to look
+# up in `page_words` (`_instances`); per connection, in memory.
+_QUERY_WORDS = """
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_words USING fts5(
+    word, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tokens USING fts5vocab(temp, query_words, instance);
+DELETE FROM temp.query_words;
 """
 
 # FTS5 sorts by its own `rank` column before SQLite steps the rows, so the names are
@@ -207,16 +226,19 @@ class SearchIndex:
 
     # -- querying -------------------------------------------------------------------------
 
-    def search(self, query: object, limit: int = 20) -> list[Hit]:
+    def search(self, query: object, limit: int = 20, heavy=contextlib.nullcontext) -> list[Hit]:
         """Return at most `limit` pages matching `query` (syntax: app.pages.query), best first.
 
         Each Hit's snippet is about SNIPPET_TOKENS words of one piece of the page's text (see
         `_excerpts`), its `matches` a count bounded as Hit says. Brings the index up to date
-        with HEAD first. Raises BadRequest for a query with no words (see `query.parse`);
-        rebuilds the file when it is corrupt.
+        with HEAD first. A query whose ranking may read more than HEAVY_INSTANCES word
+        instances runs inside `heavy()`, a context manager the caller gives (the host's slots
+        for heavy searches: it raises to refuse); any query stops after QUERY_CPU_SECONDS.
+        Raises BadRequest for a query with no words (see `query.parse`), Unavailable for one
+        past its CPU; rebuilds the file when it is corrupt.
         """
         groups = parse(query)
-        rows = self._with_connection(lambda db: self._run(db, groups, limit))
+        rows = self._with_connection(lambda db: self._run(db, groups, limit, heavy))
         return [
             Hit(
                 filename=filename,
@@ -228,12 +250,15 @@ class SearchIndex:
             for filename, rank, name, excerpt in rows
         ]
 
-    def _run(self, db: sqlite3.Connection, groups, limit: int) -> list[tuple]:
+    def _run(self, db: sqlite3.Connection, groups, limit: int, heavy) -> list[tuple]:
         """(file name, rank, marked name, _Excerpt) of the best `limit` pages for `groups`."""
         self._follow_head(db)
         with _cpu_bounded(db, QUERY_CPU_SECONDS):
-            rows = db.execute(_QUERY, (to_fts(groups), limit)).fetchall()
-            excerpts = _excerpts(db, groups, [page for *_, page in rows])
+            is_heavy = _instances(db, groups) > HEAVY_INSTANCES
+        with heavy() if is_heavy else contextlib.nullcontext():
+            with _cpu_bounded(db, QUERY_CPU_SECONDS):
+                rows = db.execute(_QUERY, (to_fts(groups), limit)).fetchall()
+                excerpts = _excerpts(db, groups, [page for *_, page in rows])
         return [(filename, rank, name, excerpts[page]) for filename, rank, name, page in rows]
 
     def refresh(self) -> str | None:
@@ -679,6 +704,41 @@ def results(hits: list[Hit], rules: PathRules) -> list[dict]:
         }
         for hit in hits
     ]
+
+
+def _instances(db: sqlite3.Connection, groups) -> int:
+    """An upper bound of the word instances ranking `groups` (app.pages.query.parse) reads:
+    for each word of each term (excluded ones too: NOT reads them), its instances in the whole
+    index, by the index's own counts (`page_words`, FTS5's fts5vocab); a prefix's, over the
+    words it starts (past PREFIX_WORDS of them, more than HEAVY_INSTANCES). Stops counting
+    once past HEAVY_INSTANCES. The words are tokenized by FTS5 itself, so `Ḿ` counts as `m`."""
+    words = [
+        (word, term.prefix and at == len(term.words) - 1)
+        for group in groups
+        for term in group
+        for at, word in enumerate(term.words)
+    ]
+    db.executescript(_QUERY_WORDS)
+    db.executemany(
+        "INSERT INTO temp.query_words (rowid, word) VALUES (?, ?)",
+        enumerate(word for word, _ in words),
+    )
+    total = 0
+    for number, token in db.execute("SELECT doc, term FROM temp.query_tokens ORDER BY doc"):
+        prefix = words[number][1]
+        if prefix:
+            counted = db.execute(
+                "SELECT count(*), sum(cnt) FROM (SELECT cnt FROM page_words"
+                " WHERE term >= ? AND term < ? LIMIT ?)",
+                (token, token + "\U0010ffff", PREFIX_WORDS + 1),
+            ).fetchone()
+            total += HEAVY_INSTANCES + 1 if counted[0] > PREFIX_WORDS else counted[1] or 0
+        else:
+            found = db.execute("SELECT cnt FROM page_words WHERE term = ?", (token,)).fetchone()
+            total += found[0] if found else 0
+        if total > HEAVY_INSTANCES:
+            break
+    return total
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from app.core.errors import NotFound
@@ -12,7 +13,9 @@ from app.pages.storage import Pages
 HOME = "home.md"
 
 
-def search(pages: Pages, query: object, limit: int, index_path: Path) -> list[dict]:
+def search(
+    pages: Pages, query: object, limit: int, index_path: Path, heavy=contextlib.nullcontext
+) -> list[dict]:
     """Find the pages matching `query`, best first, through the wiki's full-text index.
 
     `query` follows `app.pages.query` (words in any order, "phrases", prefix*, OR, -word);
@@ -23,10 +26,11 @@ def search(pages: Pages, query: object, limit: int, index_path: Path) -> list[di
     in the first few matching pieces of the text (a bounded count: app.pages.fulltext.Hit),
     `snippets` one plain-text excerpt around the best match (whitespace collapsed, `…`
     where text was cut) and `highlights[i]` the `[start, end)` offsets, in Unicode code
-    points, of the matched words in `snippets[i]`. Raises BadRequest for an empty, too long
-    or wordless query.
+    points, of the matched words in `snippets[i]`. `heavy` is the context a query of words
+    the pages repeat very often runs in (SearchIndex.search). Raises BadRequest for an empty,
+    too long or wordless query, Unavailable for one past its CPU.
     """
-    hits = SearchIndex(index_path, pages.storage.repo).search(query, limit)
+    hits = SearchIndex(index_path, pages.storage.repo).search(query, limit, heavy)
     return results(hits, pages.rules)
 
 

@@ -31,6 +31,7 @@ from app.web.flask_app import capped_body
 from app.web.flask_app import json_body
 from app.web.flask_app import register_error_handlers
 from app.web.heartbeat import kept_alive
+from app.wiki.heavy import heavy_search
 from app.wiki.origin import cross_site_refusal
 from app.wiki.otterwiki.config import FORM_ENVELOPE_BYTES
 
@@ -297,7 +298,7 @@ def search():
     query = request.args.get("q", "")
     limit = clean_limit(request.args.get("limit"), 20)
     index = g.tenant.settings.search_index_path(g.tenant.slug)
-    results = pagesearch.search(_pages(), query, limit, index)
+    results = pagesearch.search(_pages(), query, limit, index, heavy_search)
     return {"query": query, "results": results}
 
 

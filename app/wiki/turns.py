@@ -94,6 +94,10 @@ from app.web.heartbeat import tree_cpu
 
 log = logging.getLogger("robot.wiki")
 
+# The WSGI environ key of a request's Turn (app.wiki.gateway puts it there, closes it with
+# the response).
+TURN_KEY = "robot.turn"
+
 # Seconds a request waits for its owner's turn before running anyway (or being refused).
 WAIT = 1.0
 # Each second of waiting or of a heavy request's CPU adds this many seconds of debt.
@@ -157,9 +161,6 @@ DEBT_LOCK = "debt.lock"
 # MEMBERS/<wiki> for each wiki's members, OWNER for the owner, at all their wikis. A crowd of
 # visitors never refuses or lowers members, and the members of one wiki (a viewer the owner
 # let in) never the owner, nor another wiki's members.
-# The WSGI environ key of a request's Turn (app.wiki.gateway puts it there, closes it with
-# the response).
-TURN_KEY = "robot.turn"
 MEMBERS = "members"
 OWNER = "owner"
 
@@ -168,27 +169,25 @@ def _in_debt(pool_dir: Path) -> bool:
     return max(debt(pool_dir, CROWD), debt(pool_dir, CPU)) > DEBT_LOW
 
 
-def debt(owner_dir: Path, kind: str, most: float = DEBT_MAX) -> float:
-    """Seconds of `kind` (CROWD or CPU; another name for a debt of another kind, kept up to
-    `most` seconds) debt the owner whose folder is `owner_dir` has now (0.0: none)."""
+def debt(owner_dir: Path, kind: str) -> float:
+    """Seconds of `kind` (CROWD or CPU) debt the owner whose folder is `owner_dir` has now
+    (0.0: none)."""
     try:
-        return _owed((owner_dir / kind).stat().st_mtime, time.time(), most)
+        return _owed((owner_dir / kind).stat().st_mtime, time.time())
     except OSError:
         return 0.0  # an owner none of whose wikis ever had a request
 
 
-def _owed(until: float, now: float, most: float = DEBT_MAX) -> float:
-    """Seconds from `now` to a debt's end `until`; none if past, or impossibly far (past
-    `most`: a debt written before the wall clock stepped back)."""
+def _owed(until: float, now: float) -> float:
+    """Seconds from `now` to a debt's end `until`; none if past, or impossibly far (a debt
+    written before the wall clock stepped back)."""
     owed = until - now
-    return owed if 0.0 < owed <= most + 1.0 else 0.0
+    return owed if 0.0 < owed <= DEBT_MAX + 1.0 else 0.0
 
 
-def add_debt(
-    owner_dir: Path, kind: str, seconds: float, weight: float = DEBT_WEIGHT, most: float = DEBT_MAX
-) -> None:
-    """Count `seconds` (of waiting, or CPU) against the owner's `kind` debt, `weight` times,
-    up to `most` seconds.
+def add_debt(owner_dir: Path, kind: str, seconds: float) -> None:
+    """Count `seconds` (of waiting, or CPU) against the owner's `kind` debt, DEBT_WEIGHT times,
+    up to DEBT_MAX.
 
     The read and the write happen under DEBT_LOCK in the pool's folder (flock(2), shared by
     every worker): two workers adding at once once lost one of the two.
@@ -203,8 +202,8 @@ def add_debt(
         now = time.time()
         if not path.exists():
             path.touch()  # a debt file no request has opened yet (CPU: only waiters open it)
-        until = now + _owed(path.stat().st_mtime, now, most) + weight * seconds
-        until = min(until, now + most)
+        until = now + _owed(path.stat().st_mtime, now) + DEBT_WEIGHT * seconds
+        until = min(until, now + DEBT_MAX)
         os.utime(path, (until, until))
     except OSError:
         pass

@@ -86,13 +86,6 @@ def owner(world):
     return Visitor(world, OWNER)
 
 
-@pytest.fixture(autouse=True)
-def no_rest_between_scans(monkeypatch):
-    """Scans one after the other, as these tests run them, without the rest a pool takes
-    after each (test_a_pool_rests_after_its_scan_and_no_other_pool_does)."""
-    monkeypatch.setattr("app.wiki.otterwiki.search.SCAN_REST_WEIGHT", 0.0)
-
-
 def api(world, method, path, **kwargs):
     headers = {"Authorization": f"Bearer {world.token}"}
     response = Client(world.app).open(
@@ -424,26 +417,54 @@ def test_twenty_fifth_review_pages_of_matches_answer_the_ui_and_the_api_bounded(
     assert '<mark class="text-match">zx</mark>' in html and "<b> |" not in html
 
 
-def test_a_pool_rests_after_its_scan_and_no_other_pool_does(world, owner, monkeypatch):
-    """Review 34: one anonymous client looping 2-s scans held the host's only slot, and
-    another owner's scans were refused 20 times out of 20. A pool (the owner, here) rests
-    SCAN_REST_WEIGHT times its scan's time: its next scan is a 429 saying when to come back;
-    another pool's (the owner's anonymous visitors, on the public wiki) runs meanwhile."""
-    owner.save("alpha", "Resting", "rest me\n")
-    owner.save("pub", "Open", "rest me too\n")
-    # A rest far longer than this test (at most SCAN_REST_MAX), however fast the scan.
-    monkeypatch.setattr("app.wiki.otterwiki.search.SCAN_REST_WEIGHT", 1000.0)
-    first = owner.search("alpha", "rest.me", is_regexp="y")
-    assert first.status_code == 200 and 'href="/Resting"' in first.get_data(as_text=True)
-    again = owner.search("alpha", "rest.me", is_casesensitive="y")
-    assert again.status_code == 429, again.status_code
-    assert "ran on this wiki just now" in again.get_data(as_text=True)
-    assert 1 <= int(again.headers["Retry-After"]) <= 6  # SCAN_REST_MAX, rounded up
-    assert owner.search("alpha", "rest me").status_code == 200  # the index needs no rest
-    visitor = Visitor(world).search("pub", "rest.me", is_regexp="y")
-    assert visitor.status_code == 200 and 'href="/Open"' in visitor.get_data(as_text=True)
-    for rest in world.settings.run_dir.rglob("scan.debt"):  # the module's next tests scan
-        rest.unlink()
+def test_a_pool_that_waited_goes_before_one_that_just_scanned(world, owner):
+    """Reviews 34 and 35: one client looping scans (in up to four pools) kept another owner's
+    every scan refused. A pool refused while the slot was busy leaves a want; the next free
+    slot is its, and a pool that scanned since is refused until it has had its turn."""
+    from app.core.locks import one_of_slots
+    from app.wiki.heavy import SLOTS
+
+    owner.save("alpha", "Waiting", "wait me\n")
+    owner.save("pub", "Open", "wait me too\n")
+    visitor = Visitor(world)  # the owner's anonymous visitors: another pool
+    assert owner.search("alpha", "wait.me", is_regexp="y").status_code == 200
+    with contextlib.ExitStack() as taken:
+        for _ in range(SLOTS):
+            assert taken.enter_context(one_of_slots(world.settings.run_dir, "regex-scan", SLOTS))
+        assert visitor.search("pub", "wait.me", is_regexp="y").status_code == 429
+    refused = owner.search("alpha", "wait.me", is_casesensitive="y")  # it scanned; they wait
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    assert owner.search("alpha", "wait me").status_code == 200  # the index takes no slot
+    found = visitor.search("pub", "wait.me", is_regexp="y")
+    assert found.status_code == 200 and 'href="/Open"' in found.get_data(as_text=True)
+    again = owner.search("alpha", "wait.me", is_regexp="y")  # the waiting pool had its turn
+    assert again.status_code == 200 and 'href="/Waiting"' in again.get_data(as_text=True)
+
+
+def test_a_query_of_words_the_pages_repeat_takes_a_heavy_search_slot(world, owner, monkeypatch):
+    """Review 35: four clients each running 1-s queries held every worker. A query whose
+    ranking may read more than HEAVY_INSTANCES word instances (here, 100) takes one of the
+    host's heavy-search slots: with them taken it is a 429 in the API and the UI; a query of
+    rare words takes none."""
+    from app.core.locks import one_of_slots
+    from app.wiki.heavy import HEAVY_SEARCH_KIND
+    from app.wiki.heavy import SLOTS
+
+    status, _ = api(world, "PUT", "/api/v1/pages/Repeats", json={"content": "zz " * 300})
+    assert status == 201
+    monkeypatch.setattr("app.pages.fulltext.HEAVY_INSTANCES", 100)
+    with contextlib.ExitStack() as taken:
+        for _ in range(SLOTS):
+            slot = one_of_slots(world.settings.run_dir, HEAVY_SEARCH_KIND, SLOTS)
+            assert taken.enter_context(slot)
+        for query in ("zz", "Ẑz", "z*", '"zz zz"'):
+            status, body = api(world, "GET", "/api/v1/search", query_string={"q": query})
+            assert status == 429 and "rarer words" in body["error"], (query, body)
+        assert owner.search("alpha", "zz").status_code == 429
+        status, body = api(world, "GET", "/api/v1/search", query_string={"q": "kiwiapi"})
+        assert status == 200
+    status, body = api(world, "GET", "/api/v1/search", query_string={"q": "zz"})
+    assert status == 200 and [hit["path"] for hit in body["results"]] == ["Repeats"]
 
 
 def test_a_scan_finding_every_slot_taken_is_refused_at_once(world, owner):
@@ -452,7 +473,7 @@ def test_a_scan_finding_every_slot_taken_is_refused_at_once(world, owner):
     at once on the host; the next is a 429 with Retry-After, at once, and once a slot is free
     the scan runs."""
     from app.core.locks import one_of_slots
-    from app.wiki.otterwiki.search import SCAN_SLOTS
+    from app.wiki.heavy import SLOTS as SCAN_SLOTS
 
     owner.save("alpha", "Slotted", "slot me\n")
     slots = world.settings.run_dir

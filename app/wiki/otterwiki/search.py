@@ -22,8 +22,6 @@ What is shown of each page is bounded too.
 from __future__ import annotations
 
 import itertools
-import math
-import time
 from types import ModuleType
 
 from markupsafe import Markup
@@ -32,15 +30,11 @@ from markupsafe import escape
 from app.core.confined import Ending
 from app.core.confined import run_confined
 from app.core.errors import BadRequest
-from app.core.errors import TooManyRequests
-from app.core.locks import one_of_slots
-from app.core.settings import gunicorn_workers
 from app.pages.fulltext import Marked
 from app.pages.fulltext import SearchIndex
 from app.pages.fulltext import pieces
-from app.wiki.turns import TURN_KEY
-from app.wiki.turns import add_debt
-from app.wiki.turns import debt
+from app.wiki.heavy import heavy_search
+from app.wiki.heavy import heavy_step
 
 SEARCH_ENDPOINT = "search"
 # Wall-clock seconds a worker waits for one regular-expression or case-sensitive scan.
@@ -49,22 +43,8 @@ REGEX_SCAN_SECONDS = 2.0
 # take a few times its size; a pattern wanting more (recursion, repeated captures over a long
 # line, a bounded repeat the regex package compiles out) ends the scan with a notice.
 REGEX_SCAN_MEMORY_BYTES = 256 * 2**20
-# Scans running at once on the host (a quarter of the wiki service's workers, at least one):
-# each holds its worker for up to REGEX_SCAN_SECONDS of waiting, which no turn's lowered
-# priority shortens, and four anonymous clients on four owners' public wikis made another
-# wiki's page views 29 times slower at p99 (thirty-second review). A scan finding every slot
-# taken is refused at once (429), its worker free for the next request.
-SCAN_SLOTS = max(1, gunicorn_workers() // 4)
-SCAN_RETRY_SECONDS = 3
-# A pool of callers (app.wiki.turns: an owner's visitors, a wiki's members, the owner) whose
-# scan held a slot t seconds starts its next one SCAN_REST_WEIGHT * t later at the soonest
-# (a debt of kind SCAN_REST, at most SCAN_REST_MAX seconds): one anonymous client looping
-# 2-s scans on one public wiki held the host's only slot, and another owner's scans were
-# refused twenty times out of twenty (review 34). Now a pool holds a slot a quarter of the
-# time at most.
-SCAN_REST_WEIGHT = 3.0
-SCAN_REST = "scan.debt"
-SCAN_REST_MAX = SCAN_REST_WEIGHT * REGEX_SCAN_SECONDS
+# Scans run in one of the host's slots for heavy steps, in a fair order (app.wiki.heavy).
+SCAN_KIND = "regex-scan"
 # Otterwiki's page lists every match; a bound keeps one query's page a readable size.
 MAX_RESULTS = 200
 # The scan's excerpts: characters of a matched line shown, of them before its first match,
@@ -126,13 +106,11 @@ def bounded_scan(search) -> dict:
     each line counts at most MAX_COUNTED matches; the best MAX_RESULTS pages are answered.
     Matches are `<mark class="text-match">` around escaped text, as in the indexed search.
     A pattern the regex package cannot compile is Otterwiki's "Error in search term" notice.
-    SCAN_SLOTS scans run at once on the host; past them, TooManyRequests (429, Retry-After);
-    so too for the caller's pool while it rests after its last scan (SCAN_REST_WEIGHT).
+    It runs in one of the host's slots for heavy steps (app.wiki.heavy: TooManyRequests, 429
+    with Retry-After, when none is free or another pool goes first).
 
     `search` is Otterwiki's `Search` after `compile`.
     """
-    from flask import g
-    from flask import request
     from otterwiki.helper import toast
 
     if search.needle is None:
@@ -149,32 +127,15 @@ def bounded_scan(search) -> dict:
             best.sort(key=_rank)
             del best[MAX_RESULTS:]
 
-    turn = request.environ.get(TURN_KEY)  # none outside the gateway (tests of the app alone)
-    if turn is not None and (owed := debt(turn.pool, SCAN_REST, SCAN_REST_MAX)) > 0:
-        raise TooManyRequests(
-            "a regular-expression or match-case search ran on this wiki just now; try again "
-            f"in {math.ceil(owed)} s, or search without those options",
-            retry_after=math.ceil(owed),
+    with heavy_step(
+        SCAN_KIND, "regular-expression or match-case search", ", or search without those options"
+    ):
+        ending = run_confined(
+            lambda: _scan(search.needle, search.is_casesensitive),
+            collect,
+            REGEX_SCAN_SECONDS,
+            REGEX_SCAN_MEMORY_BYTES,
         )
-    with one_of_slots(g.tenant.settings.run_dir, "regex-scan", SCAN_SLOTS) as held:
-        if not held:
-            raise TooManyRequests(
-                "another regular-expression or match-case search is running on this host; "
-                "try again in a moment, or search without those options",
-                retry_after=SCAN_RETRY_SECONDS,
-            )
-        started = time.monotonic()
-        try:
-            ending = run_confined(
-                lambda: _scan(search.needle, search.is_casesensitive),
-                collect,
-                REGEX_SCAN_SECONDS,
-                REGEX_SCAN_MEMORY_BYTES,
-            )
-        finally:
-            if turn is not None:
-                held_for = time.monotonic() - started
-                add_debt(turn.pool, SCAN_REST, held_for, SCAN_REST_WEIGHT, SCAN_REST_MAX)
     if problems:
         toast(f"Error in search term: {problems[0]}", "error")
     elif ending is Ending.OUT_OF_MEMORY:
@@ -277,7 +238,7 @@ def install_indexed_search(server: ModuleType) -> None:
             tenant = g.tenant
             index = SearchIndex(tenant.settings.search_index_path(tenant.slug), tenant.storage.repo)
             try:
-                hits = index.search(self.query, MAX_RESULTS)
+                hits = index.search(self.query, MAX_RESULTS, heavy_search)
             except BadRequest as error:
                 toast(error.message, "error")
                 hits = []
