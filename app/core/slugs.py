@@ -38,6 +38,8 @@ _SERVICE_HOSTS = """
     wap tftp whois rdap turns stuns myaccount my-account root-ca rootca intermediate-ca
     autodiscovery mobile-api
     healthcheck healthchecks health-check health-checks
+    superadmin super-admin admincp backoffice back-office developer swagger swagger-ui openapi
+    redoc graphiql myrobot my-robot
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -49,7 +51,7 @@ _SERVICE_HOSTS = """
 # records (DKIM, DMARC, SPF, BIMI), and the usual mail service hosts; the hosts mail services
 # ask a domain to point at them, by the service's name and by the names they give (Postmark's
 # return path `pm-bounces`; SendGrid's numbered `em1234` and `url1234`, by shape below:
-# review 34). Microsoft Exchange's
+# review 34; Resend's `send`, link tracking's `click` and `track`: review 35). Microsoft Exchange's
 # client hosts, which Outlook and phones find through autodiscover or are pointed at: EWS
 # (Exchange Web Services), ActiveSync (`eas`, `activesync`), MAPI over HTTP, the Offline
 # Address Book (`oab`), the Exchange Control Panel (`ecp`), RPC over HTTP and `msexchange`; AD
@@ -71,6 +73,7 @@ _MAIL = """
     meet dialin lyncweb lyncdiscoverinternal sipexternal sipinternal sipfed
     autoconfiguration mta-sts-policy
     pm-bounces postmark sendgrid mailgun mandrill mailchimp sparkpost mailjet amazonses
+    send click track ses brevo sendinblue mailersend zoho sparkpost-bounces
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config) and proxy auto-config files (`pac`), ISATAP (RFC 5214 routers answer as `isatap`),
@@ -82,6 +85,8 @@ _DISCOVERY = """
     discovery ssl tls letsencrypt
     ssh telnet rdp vnc remote
     pac proxy-pac doh dns-query resolver resolvers nameserver nameservers
+    pac-file proxy-config proxy-auto-config autoproxy dns-over-https dns-over-tls dot
+    nextdns adguard pihole pi-hole
 """
 # Network and cloud metadata names: the address families (`ipv4`, `ipv6`; test and dual-stack
 # hosts are named so), RFC 7050's `ipv4only.arpa`, the loopback and link-local names (RFC 3927)
@@ -257,15 +262,17 @@ _MAIL_HOST = re.compile(
 # `plcdirectory`: review 34); `relay`, an everyday word, only with it (`relayout` is free).
 _PDS_LIKE = re.compile(rf"^(?:(?:pds|xrpc|bgs|appview|entryway|labeler|plc)-?|relay-){_HOST_ROLE}$")
 # A platform service's name joined to a part of its front door (admin-panel, api-docs,
-# apidocs, api-gateway, auth-portal, developer-docs): pages that would pass for the
-# platform's own admin and documentation (review 34: each was free). Everyday work stays
+# apidocs, api-gateway, auth-portal, developer-docs; admin-console, wiki-admin, mcp-api,
+# docs-api): pages that would pass for the platform's own admin and documentation (reviews
+# 34 and 35: each was free). Everyday work stays
 # free (app-console, web-dev: thirtieth review), and a wiki of the docs of something else
 # keeps its own word first (`libfoo-docs`, `my-api-docs`).
 _SERVICE_PART = re.compile(
     r"^(?:api|apis|admin|administrator|auth|oauth|sso|login|account|accounts|developer"
-    r"|developers|mcp|platform|status|health|control)"
-    r"-?(?:docs|doc|documentation|reference|panel|gateway|gw|portal|explorer|playground|keys"
-    r"|tokens|check|checks|manager|admin|center|centre|settings|status)$"
+    r"|developers|mcp|platform|status|health|control|docs|wiki|www)"
+    r"-?(?:docs|doc|documentation|reference|panel|gateway|gw|portal|explorer|playground|keys?"
+    r"|tokens?|check|checks|manager|admin|center|centre|settings|status|console|dashboard"
+    r"|login|server|api|robot)$"
 )
 _PLATFORM_NAMES = (
     r"(?:robot|robots|robotwtf|robot-wtf|otterwiki|otter-wiki|bluesky|bsky|atproto|pds)"
@@ -277,7 +284,7 @@ _OFFICES = (
     r"|social|pds|relay|wiki|wikis|platform|moderation|operator|operators|appview|labeler"
     r"|ozone|plc|firehose|password|passwords|reset|recovery|confirm|verification|alert|alerts"
     r"|notification|notifications|notify|notice|notices|desk|customer|customers|care|contact"
-    r"|report|reports|appeal|appeals|2fa|mfa)"
+    r"|report|reports|appeal|appeals|2fa|mfa|mcp)"
 )
 _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATFORM_NAMES})$")
 # The same words joined as a platform's notices and desks name them, whatever the pair: a desk

@@ -89,6 +89,8 @@ def test_each_kind_is_in_the_list(name):
         # Review 34's kinds leave their neighbours free.
         *("relayout", "libfoo-docs", "my-api-docs", "api-notes", "emily", "urlaub", "em-notes"),
         *("url-shortener", "health-tips", "dohnut", "pacman", "docs-team", "resolve-it"),
+        *("recipes", "api-design", "status-quo", "help-wanted", "robotics", "wiki-notes"),
+        *("wiki-garden", "sender", "clicks", "tracker", "dotfiles", "send-it", "mcp-notes"),
     ],
 )
 def test_ordinary_names_stay_free(slug):
@@ -252,6 +254,13 @@ def test_ordinary_names_stay_free(slug):
         *("admin-panel", "adminpanel", "api-docs", "apidocs", "api-gateway", "apigateway"),
         *("healthcheck", "health-check", "auth-portal", "developer-portal", "developer-docs"),
         *("plcdirectory", "plc-directory", "pdsmain", "appview-prod", "appviewprod"),
+        # Review 35: more of the same kinds.
+        *("send", "click", "track", "ses", "brevo", "mailersend", "zoho", "sparkpost-bounces"),
+        *("admin-console", "admin-dashboard", "adminlogin", "admincp", "superadmin", "openapi"),
+        *("backoffice", "developer", "api-console", "docs-api", "swagger-ui", "graphiql"),
+        *("oauth-server", "wiki-admin", "wikiadmin", "wiki-api", "robot-mcp", "mcp-robot"),
+        *("mcp-api", "www-robot", "myrobot", "api-key", "proxy-config", "pac-file", "autoproxy"),
+        *("dns-over-https", "dns-over-tls", "dot", "nextdns", "adguard", "pihole", "redoc"),
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):
