@@ -72,9 +72,17 @@ _FRONT_MATTER_END = re.compile(r"(?:\r\n?|\n)---")
 # what a try took is never given back. Otterwiki's wiki link is an inline rule: it wins over
 # a code span or math that starts inside it (`[[`x`|Page]]` links, its title code).
 WIKILINK_RE = re.compile(r"\[\[((?:[^\[\]\n]|\[(?!\[))++)\]\]")
-# What may start inline code in a paragraph: a run of backticks, a dollar, a comment; and a
-# wiki link, which holds none.
-_INLINE = re.compile(r"`++|\$|<!--|\[\[")
+# A bare URL as mistune's url plugin (which Otterwiki uses) reads one, `https?://[^\s<]+`
+# ending in no punctuation, but ending at a `]` too: in a link's text (`[see http://x](T)`)
+# the link is what mistune reads first, the URL its text.
+_BARE_URL = re.compile(r"""https?://[^\s<\]]+[^<.,:;"')\]\s]""")
+# What may start inline code in a paragraph: a run of backticks, a dollar, a comment, an
+# autolink (CommonMark 6.5: `<scheme:...>`) or a bare URL, which show their URL, link to no
+# page and hold no wiki link (review 35: a rename rewrote `<http://x/[[T]]>`); and a wiki
+# link, which holds none.
+_INLINE = re.compile(
+    rf"`++|\$|<!--|<[A-Za-z][A-Za-z0-9+.-]{{1,31}}:[^\s<>]*+>|{_BARE_URL.pattern}|\[\["
+)
 
 
 def code_ranges(content: str) -> list[tuple[int, int]]:
@@ -282,7 +290,8 @@ class _Reader:
         Read left to right, the first to start wins: a run of n backticks opens a span
         closed by the next run of exactly n (one with no partner is text); `<!--` a comment
         closed as mistune closes one (no `--` in it; one never closed is text); `$$` math
-        to the next `$$`, `$` math to the next `$` after no space (none after a space); a
+        to the next `$$`, `$` math to the next `$` after no space (none after a space), an
+        autolink to its `>`; a
         wiki link (WIKILINK_RE) that no odd run of backslashes escapes holds none of them."""
         paragraph, content = self.paragraph, self.content
         if not paragraph:
@@ -320,10 +329,15 @@ class _Reader:
                     partners.popleft()
                 if partners:
                     end = tokens[partners.popleft()][1]
-            elif mark == "<":
+            elif mark == "<" and content[s + 1] == "!":
                 end = _comment_end(content, s, high)
-            else:
+            elif mark == "$":
                 end = _math_end(content, s, dollars, high)
+            elif mark == "<" and _escaped(content, s):  # `\<http://x>`: `<`, then a bare URL
+                bare = _BARE_URL.match(content, s + 1, high)
+                end = bare.end() if bare else None
+            else:
+                end = e  # an autolink or a bare URL
             if end is not None:
                 self.code.append((s, end))
                 reached = end

@@ -105,7 +105,10 @@ def _links_in(content: str) -> Iterator[re.Match]:
         while at < len(code) and code[at][0] < high:
             start, end = code[at]
             at += 1
-            inline = content.endswith(("`", "$", "-->"), start, end)  # a span, math, comment
+            # a span, math, a comment, or a URL (`[see http://x](T)` links to T)
+            inline = content.endswith(("`", "$", "-->"), start, end) or content.startswith(
+                ("http", "<http"), start
+            )
             if end > high or not inline or start < target[1] and end > target[0]:
                 return False  # ends in code, holds a block, or its target is code
         return True

@@ -126,6 +126,16 @@ PAGES = [
     "`a [[Target|`]] b",
     "``a [[Target|`]] b``",
     "$a [[Target|$]] b",
+    # An autolink shows its URL and holds no wiki link (review 35: a rename rewrote it).
+    "<http://example.com/[[Target]]> and [[Target/Sub]]",
+    "<https://x.y/`a> b` [[Target]]",
+    "<http:/x [[Target]]>",
+    "a <mailto:x@y.z> [[Target]]",
+    "\\<http://example.com/[[Target]]>",
+    "see http://example.com/[[Target]] x and [[Target/Sub]]",
+    "see www.example.com/[[Target]] x",
+    "[see http://x.y/z](/Target) and <mailto:a@b.c>",
+    "https://x.y/a`b` [[Target]]",
 ]
 
 
