@@ -96,6 +96,10 @@ _PROGRESS_STEPS = 1000
 # its most common word. Four clients each running 1-s queries of words a page repeats held
 # every worker of the host, and other wikis' views waited seconds (review 35).
 HEAVY_INSTANCES = 4_000_000
+# What FTS5 spends on each page a term matches, beyond its instances, in instances' worth:
+# `a` over 200,000 one-line pages cost 0.41 s, as much as 8 million instances in a few pages
+# (review 36: ten such words, under HEAVY_INSTANCES by instances alone, held a worker 1 s).
+PAGE_INSTANCES = 40
 # Distinct words of the index a prefix (`m*`) is counted over before it counts as heavy.
 PREFIX_WORDS = 10_000
 # Seconds a writer waits for another process's update before giving up.
@@ -709,7 +713,8 @@ def results(hits: list[Hit], rules: PathRules) -> list[dict]:
 def _instances(db: sqlite3.Connection, groups) -> int:
     """An upper bound of the word instances ranking `groups` (app.pages.query.parse) reads:
     for each word of each term (excluded ones too: NOT reads them), its instances in the whole
-    index, by the index's own counts (`page_words`, FTS5's fts5vocab); a prefix's, over the
+    index and PAGE_INSTANCES for each page holding it, by the index's own counts
+    (`page_words`, FTS5's fts5vocab); a prefix's, over the
     words it starts (past PREFIX_WORDS of them, more than HEAVY_INSTANCES). Stops counting
     once past HEAVY_INSTANCES. The words are tokenized by FTS5 itself, so `Ḿ` counts as `m`."""
     words = [
@@ -728,13 +733,15 @@ def _instances(db: sqlite3.Connection, groups) -> int:
         prefix = words[number][1]
         if prefix:
             counted = db.execute(
-                "SELECT count(*), sum(cnt) FROM (SELECT cnt FROM page_words"
+                "SELECT count(*), sum(cnt + ? * doc) FROM (SELECT cnt, doc FROM page_words"
                 " WHERE term >= ? AND term < ? LIMIT ?)",
-                (token, token + "\U0010ffff", PREFIX_WORDS + 1),
+                (PAGE_INSTANCES, token, token + "\U0010ffff", PREFIX_WORDS + 1),
             ).fetchone()
             total += HEAVY_INSTANCES + 1 if counted[0] > PREFIX_WORDS else counted[1] or 0
         else:
-            found = db.execute("SELECT cnt FROM page_words WHERE term = ?", (token,)).fetchone()
+            found = db.execute(
+                "SELECT cnt + ? * doc FROM page_words WHERE term = ?", (PAGE_INSTANCES, token)
+            ).fetchone()
             total += found[0] if found else 0
         if total > HEAVY_INSTANCES:
             break

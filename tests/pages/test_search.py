@@ -199,6 +199,29 @@ def test_a_costly_query_is_stopped_with_a_clear_error(common_word, query, monkey
         common_word.find(query)
 
 
+def test_many_pages_of_a_word_make_a_query_heavy_however_few_its_instances(wiki, monkeypatch):
+    """Review 36: ten words on each of 200,000 one-line pages counted 2 million instances,
+    under HEAVY_INSTANCES, and each query held a worker a second. Each page a term matches
+    counts PAGE_INSTANCES more: here 300 pages of two words, at a bound of 5,000."""
+    import contextlib
+
+    for n in range(300):
+        with open(f"{wiki.storage.path}/line{n}.md", "w") as f:
+            f.write("alpha beta\n")
+    commit_all(wiki, "many one-line pages")
+    monkeypatch.setattr("app.pages.fulltext.HEAVY_INSTANCES", 5_000)
+    entered = []
+
+    @contextlib.contextmanager
+    def heavy():
+        entered.append(True)
+        yield
+
+    index = SearchIndex(wiki.index, wiki.storage.repo)
+    assert len(index.search("alpha", 20, heavy)) == 20 and entered == [True]
+    assert index.search("gamma", 20, heavy) == [] and entered == [True]  # no page: light
+
+
 def test_a_small_query_still_finds_the_small_page(common_word):
     assert common_word.paths("hello") == ["Small"]
     assert len(common_word.paths("m")) == 4

@@ -4,6 +4,7 @@ Each view names its renders in the X-Robot-Render header (hit, miss, over-budget
 render, so counting misses counts renders.
 """
 
+import re
 import sqlite3
 import subprocess
 import time
@@ -271,13 +272,19 @@ def test_nesting_work_counts_the_open_elements_at_each_start_tag():
 # tags (review 35: `"<div></i>" * 40_000` counted as no nesting and cost nh3 6 s): each
 # counts as deep as it is, whatever the renderer before the sanitizer makes of it.
 @pytest.mark.parametrize(
-    "unit", ["<div></i>", "<p><div></p>", "<b><div></b>", "<a><div></a>", "<span></div>"]
+    "unit",
+    [
+        *("<div></i>", "<p><div></p>", "<b><div></b>", "<a><div></a>", "<span></div>"),
+        # Review 36: end tags in an attribute value, a comment or a bogus comment.
+        *('<div title="</div>">', "<div><!--</div>-->", "<div><?x </div>", "<div a=</div>>"),
+        *("<div><!</div>", "<div></ </div>"),
+    ],
 )
 def test_end_tags_that_close_nothing_count_no_closing(unit):
     from app.wiki.otterwiki.sanitize import MAX_NESTING_WORK
     from app.wiki.otterwiki.sanitize import nesting_work
 
-    starts = 12 * (unit.count("<") - unit.count("</"))
+    starts = 12 * len(re.findall(r"<[A-Za-z]", unit))
     assert nesting_work(unit * 12, limit=500) == sum(range(starts))  # all still open
     assert nesting_work(unit * 40_000) > MAX_NESTING_WORK
 
@@ -487,3 +494,16 @@ def test_the_key_is_the_same_in_every_process(tmp_path):
         for seed in ("1", "2", "3")
     }
     assert len(keys) == 1
+
+
+# Markup after which html5ever reads the tags as tags, though a naive reader would not: a quote
+# in an attribute's name, an abrupt comment, a comment inside raw text (review 36's kind).
+@pytest.mark.parametrize(
+    "lead", ['<div a"b>', "<!-->", "<!--->", "<textarea><!--</textarea>", "<script>'</script>"]
+)
+def test_markup_that_hides_nothing_from_html5ever_hides_no_tag_here(lead):
+    from app.wiki.otterwiki.sanitize import MAX_NESTING_WORK
+    from app.wiki.otterwiki.sanitize import nesting_work
+
+    assert nesting_work(lead + "<div>" * 40_000) > MAX_NESTING_WORK
+    assert nesting_work(lead + "<div>x</div>" * 40_000) <= MAX_NESTING_WORK

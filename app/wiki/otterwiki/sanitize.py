@@ -141,34 +141,71 @@ _VOID = frozenset(
     ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param")
     + ("source", "track", "wbr")
 )
-_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)")
+# Markup as html5ever's tokenizer reads it (WHATWG HTML 13.2.5), near enough that no end tag
+# is seen where it sees none: a comment (ending at `-->` or `--!>`, at once for `<!-->` and
+# `<!--->`, else at the end), a bogus comment or doctype (`<!x`, `<?x`, `</` before no letter:
+# to the first `>`), or a tag whose attribute values are read whole (quoted or not, only
+# after `=`: `<div a"b>` holds no quoted value). Group 1 is "/" for an end tag, group 2 the
+# name, group 3 the ">" that ends the tag (empty: the tag runs to the end of the text).
+_MARKUP = re.compile(
+    r"<!--(?:-?>|.*?--!?>|.*)"
+    r"|<[!?][^>]*+>?"
+    r"|</(?![A-Za-z])[^>]*+>?"
+    r"|<(/?)([A-Za-z][^\t\n\f\r />]*+)"
+    r"(?:[^>=]|=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+))*+(>?)",
+    re.DOTALL,
+)
+# Elements whose content is text up to their own end tag (13.2.5.2-13.2.5.7): what looks like
+# markup in them is none.
+_RAW_TEXT = frozenset(
+    ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript")
+)
 
 
 def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
-    """Sum, over the start tags of `html`, of the elements open at each (void ones not counted;
-    a tag in a comment or an attribute counts too, overestimating): nh3's cost beyond linear.
+    """Sum, over the start tags of `html`, of the elements open at each (void ones not counted):
+    nh3's cost beyond linear.
 
     An end tag closes an element here only when it names the innermost open one: html5ever
     may close more (`</div>` closes a `<p>` left open in it), never a deeper tree than this
     count. Counting every end tag as one closed let `"<div></i>" * 40_000` (40,000 divs deep
     for nh3) count as no nesting, and closing up to the last element of the name let
     `"<p><div></p>"` (a `</p>` closing no p, in html5ever: an empty p, the div left open)
-    count as none (review 35). Stops counting once the sum passes `limit`.
+    count as none (review 35). Tags are read as html5ever's tokenizer reads them (_MARKUP):
+    an end tag in a comment, an attribute value or a raw text element closes nothing
+    (`<div title="</div>">` did: review 36), and after a tag left open to the end, nothing is
+    closed. Stops counting once the sum passes `limit`.
     """
     if html.count("<") ** 2 <= limit:  # the sum is below (tags x depth), so below the limit
         return 0
     open_names: list[str] = []  # the open elements, outermost first
     work = 0
-    for match in _TAG.finditer(html):
+    closing = True  # whether end tags are still read as such
+    at = html.find("<")
+    while at >= 0:
+        match = _MARKUP.match(html, at)
+        if match is None or match[2] is None:  # a lone `<`, a comment or the like
+            at = html.find("<", at + 1 if match is None else max(match.end(), at + 1))
+            continue
         name = match[2].lower()
+        if not match[3]:
+            closing = False  # a tag left open: how the rest reads is not sure
         if match[1]:
-            if open_names and open_names[-1] == name:
+            if closing and open_names and open_names[-1] == name:
                 open_names.pop()
         elif name not in _VOID:
             work += len(open_names)
             if work > limit:
                 break
             open_names.append(name)
+            if name in _RAW_TEXT:  # its text runs to its end tag, which closes it
+                end = re.compile(rf"</{re.escape(name)}[\t\n\f\r />]", re.IGNORECASE)
+                found = end.search(html, match.end())
+                if found is None:
+                    break
+                at = found.start()
+                continue
+        at = html.find("<", match.end())
     return work
 
 
