@@ -320,7 +320,7 @@ class _Reader:
             end = None
             if mark == "[":
                 link = WIKILINK_RE.match(content, s, high)
-                if link and not _escaped(content, s):
+                if link and not odd_backslashes_before(content, s):
                     reached = link.end()
                 continue
             if mark == "`":
@@ -333,7 +333,7 @@ class _Reader:
                 end = _comment_end(content, s, high)
             elif mark == "$":
                 end = _math_end(content, s, dollars, high)
-            elif mark == "<" and _escaped(content, s):  # `\<http://x>`: `<`, then a bare URL
+            elif mark == "<" and odd_backslashes_before(content, s):  # `\<http://x>`: a URL
                 bare = _BARE_URL.match(content, s + 1, high)
                 end = bare.end() if bare else None
             else:
@@ -343,7 +343,7 @@ class _Reader:
                 reached = end
 
 
-def _escaped(content: str, at: int) -> bool:
+def odd_backslashes_before(content: str, at: int) -> bool:
     """Whether an odd run of backslashes comes right before offset `at`."""
     run = at
     while run > 0 and content[run - 1] == "\\":

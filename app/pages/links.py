@@ -17,6 +17,7 @@ from app.core.errors import BadRequest
 from app.core.errors import PayloadTooLarge
 from app.pages.code_spans import WIKILINK_RE
 from app.pages.code_spans import markup_ranges
+from app.pages.code_spans import odd_backslashes_before
 from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import PathRules
 
@@ -115,13 +116,10 @@ def _links_in(content: str) -> Iterator[re.Match]:
 
     def escaped(at: int) -> bool:
         """Whether an odd run of backslashes, outside code, comes right before `at`."""
-        run = at
-        while run > 0 and content[run - 1] == "\\":
-            run -= 1
-        if run == at:
+        if not odd_backslashes_before(content, at):
             return False
         inside = bisect.bisect_right(starts, at - 1) - 1
-        return (at - run) % 2 == 1 and not (inside >= 0 and code[inside][1] > at - 1)
+        return not (inside >= 0 and code[inside][1] > at - 1)
 
     def unescaped(pattern: re.Pattern) -> Iterator[re.Match]:
         """`pattern`'s matches in `content` that no backslash escapes; after an escaped one

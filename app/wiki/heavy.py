@@ -18,7 +18,6 @@ are mtimes of files under the run dir, shared by every worker.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,9 +109,7 @@ def _someone_first(folder: Path, pool: str) -> bool:
 def _touch(path: Path) -> None:
     try:
         path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        path.touch()
-        now = time.time()
-        os.utime(path, (now, now))
+        path.touch()  # now, as its mtime
     except OSError:
         pass  # an unwritable run dir: the slots alone decide
 
