@@ -11,8 +11,11 @@ hold a worker, still meets the arbiter's timeout.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -109,13 +112,21 @@ def set_priority(pid: int, policy: int, nice: int) -> None:
 
 
 class KeepAlive:
-    """Check the worker in every `every` seconds while `moved` reports enough bytes.
+    """Check the worker in every `every` seconds while the client takes enough bytes (what
+    `moved` reports handed over, less what still waits unacknowledged in `sock`), or while the
+    transfer waits for this host's CPU rather than for its client.
 
     `longest` (seconds) bounds the whole transfer; `min_rate` (bytes a second) is the least
     progress that counts. Does nothing outside gunicorn (no check-in call was installed).
     `sock` (the request's socket, if given) is shut when too little moved for so long that
-    the worker timeout would come first. `start()`, call `moved(n)` as bytes go through,
-    `stop()` at the end (idempotent; threads may call `moved`).
+    the worker timeout would come first. `start()` from the thread that moves the bytes,
+    `watch(pid)` a process working for it (git), call `moved(n)` as bytes go through, `stop()`
+    at the end (idempotent; threads may call `moved`).
+
+    A transfer is held up here when that thread or a watched process is runnable (state R in
+    /proc: running, or waiting for a core) at both of a beat's two looks: a heavy request runs
+    under SCHED_IDLE (app.wiki.turns), and on a busy host its steady reader was cut as if it
+    had stalled (CI, 4 December). One blocked on its client (a full socket or pipe) sleeps.
     """
 
     def __init__(self, longest: float, min_rate: int, every: float = 2.0, sock=None):
@@ -125,11 +136,14 @@ class KeepAlive:
         self.min_bytes = int(min_rate * every)
         self._moved = 0
         self._stopped = threading.Event()
+        self._thread: int | None = None  # the native id of the thread moving the bytes
+        self._processes: list[int] = []
 
     def start(self, moving: bool = False) -> KeepAlive:
         """Begin checking in (from a thread); `moving`: the transfer has moved already, so
         check in at once too (a response whose first piece went out after a long compute
         was killed before the first check-in, `every` seconds on). Returns self."""
+        self._thread = threading.get_native_id()
         notify = _notify
         if notify is not None:
             if moving:
@@ -138,20 +152,66 @@ class KeepAlive:
         return self
 
     def moved(self, count: int) -> None:
-        self._moved += count  # a lost update between threads only delays one check-in
+        self._moved += count  # a running total; a lost update between threads delays a check-in
+
+    def watch(self, pid: int) -> KeepAlive:
+        """Count process `pid` (and those under it) as working for the transfer: while one is
+        runnable, the transfer waits for this host, not for its client. Returns self."""
+        self._processes.append(pid)
+        return self
 
     def _beat(self, notify: Callable[[], None]) -> None:
         quiet_since = time.monotonic()
+        moved, queued = self._moved, self._queued()
         for _ in range(int(self.longest / self.every)):
-            if self._stopped.wait(self.every):
-                return
-            if self._moved >= self.min_bytes:
+            held_here = True
+            for _look in range(2):
+                if self._stopped.wait(self.every / 2):
+                    return
+                held_here = self._runnable() and held_here
+            # What the client took meanwhile: what the worker handed the socket, less what of
+            # it still waits there. A send blocked on a full socket buffer (4 MB) returns only
+            # once about half of it drained: a client reading steadily at 400 KB/s moved
+            # nothing for 5 s by the worker's count, and was cut (CI, 4 December).
+            moved_before, queued_before = moved, queued
+            moved, queued = self._moved, self._queued()
+            if moved - moved_before + queued_before - queued >= self.min_bytes or held_here:
                 notify()
                 quiet_since = time.monotonic()
             elif self._should_cut(quiet_since):
                 self._cut()
                 return
-            self._moved = 0
+
+    def _queued(self) -> int:
+        """Bytes written to the request's socket that its client has not acknowledged yet
+        (SIOCOUTQ, tcp(7) and unix(7)); 0 without a socket, or once it is closed."""
+        if self.sock is None:
+            return 0
+        try:
+            answer = fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, bytes(4))
+        except (OSError, ValueError):
+            return 0
+        return struct.unpack("i", answer)[0]
+
+    def _runnable(self) -> bool:
+        """Whether the thread that started this, or a task of a watched process or one under
+        it, is runnable now (/proc's state R)."""
+        stats = [f"/proc/self/task/{self._thread}/stat"] if self._thread else []
+        for pid in self._processes:
+            for current in process_tree(pid):
+                try:
+                    tasks = os.listdir(f"/proc/{current}/task")
+                except OSError:
+                    continue
+                stats += [f"/proc/{current}/task/{task}/stat" for task in tasks]
+        for path in stats:
+            try:
+                with open(path) as stat:
+                    if stat.read().rsplit(")", 1)[1].split()[0] == "R":
+                        return True
+            except (OSError, IndexError):
+                continue
+        return False
 
     def _should_cut(self, quiet_since: float) -> bool:
         """Whether the transfer has moved too little for so long that the arbiter's timeout

@@ -460,7 +460,8 @@ class GitHttp:
         cleanup = ExitStack()
         cleanup.callback(_reap, process)
         sock = environ.get("gunicorn.socket")
-        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE, sock=sock).start()
+        keepalive = KeepAlive(TRANSFER_LONGEST, TRANSFER_MIN_RATE, sock=sock)
+        keepalive.watch(process.pid).start()
         cleanup.callback(keepalive.stop)
         if spooled is not None:
             # The push is in whole: git takes it in (index-pack, fsck, the push rules) at its

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import socket
 import threading
 import time
 
@@ -263,3 +265,113 @@ def test_an_answer_not_sent_yet_is_left_to_gunicorn():
     finally:
         client.close()
         server.close()
+
+
+def _beats_while(monkeypatch, run) -> list[float]:
+    """The check-ins of a KeepAlive (nothing moved) over 0.5 s while `run(keepalive, until)`
+    works in a thread of its own, which starts the KeepAlive."""
+    beats: list[float] = []
+    monkeypatch.setattr(heartbeat, "_notify", lambda: beats.append(time.monotonic()))
+    until = time.monotonic() + 0.5
+    started = threading.Event()
+    made: list[KeepAlive] = []
+
+    def thread() -> None:
+        made.append(KeepAlive(longest=60, min_rate=1024, every=0.05).start())
+        started.set()
+        run(made[0], until)
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    started.wait(5)
+    worker.join(10)
+    made[0].stop()
+    return beats
+
+
+def test_a_transfer_waiting_for_a_core_is_kept_alive_and_one_waiting_for_its_client_is_not(
+    monkeypatch,
+):
+    """CI, 4 December: a clone read steadily was cut at the first beat, its worker having run
+    under SCHED_IDLE on a busy host: it had moved too little because it got no core, not
+    because its reader stalled. A thread that computes (runnable) checks in; one asleep
+    (blocked on its client) does not."""
+
+    def compute(_keepalive, until):
+        while time.monotonic() < until:
+            pass
+
+    def sleep(_keepalive, until):
+        time.sleep(max(0.0, until - time.monotonic()))
+
+    assert len(_beats_while(monkeypatch, compute)) >= 3
+    assert _beats_while(monkeypatch, sleep) == []
+
+
+def test_a_watched_process_counts_while_runnable_and_not_while_blocked(monkeypatch):
+    """git computing a pack in silence waits for this host; git blocked writing to a pipe
+    nobody reads waits for its client."""
+    import subprocess
+    import sys
+
+    spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
+    busy = [sys.executable, "-c", spin]
+    for command, kept in ((busy, True), (["yes"], False)):
+        process = subprocess.Popen(command, stdout=subprocess.PIPE)
+        try:
+            time.sleep(0.3)  # `yes` has filled its pipe by then
+
+            def wait(keepalive, until, pid=process.pid):
+                keepalive.watch(pid)
+                time.sleep(max(0.0, until - time.monotonic()))
+
+            beats = _beats_while(monkeypatch, wait)
+            assert (len(beats) >= 3) is kept, (command, beats)
+        finally:
+            process.kill()
+            process.stdout.close()
+            process.wait()
+
+
+def test_a_steady_reader_counts_while_the_send_waits_on_a_full_socket_buffer(monkeypatch):
+    """CI, 4 December: a send into a full socket buffer returns only once about half of it
+    has drained, so a client reading a 7 MB answer steadily at 400 KB/s moved nothing for
+    5 s by the worker's count, and was cut as a stalled one. What the client acknowledged
+    counts as it goes."""
+    beats: list[float] = []
+    monkeypatch.setattr(heartbeat, "_notify", lambda: beats.append(time.monotonic()))
+    monkeypatch.setattr(heartbeat, "_timeout", 2.0)  # a cut after 1 s without progress
+    listener = socket.create_server(("127.0.0.1", 0))
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader.connect(listener.getsockname())
+    sender, _ = listener.accept()
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * 1024 * 1024)
+    keepalive = KeepAlive(longest=60, min_rate=32 * 1024, every=0.5, sock=sender)
+
+    def send() -> None:
+        keepalive.start()
+        try:
+            for _ in range(64):
+                sender.sendall(bytes(64 * 1024))
+                keepalive.moved(64 * 1024)
+        except OSError:
+            pass  # cut
+        finally:
+            keepalive.stop()
+
+    sending = threading.Thread(target=send)
+    sending.start()
+    received, started = 0, time.monotonic()
+    try:
+        while time.monotonic() - started < 4 and (chunk := reader.recv(4096)):
+            received += len(chunk)
+            time.sleep(len(chunk) / 400_000)
+    finally:
+        keepalive.stop()
+        for each in (reader, sender, listener):
+            each.close()
+        sending.join(10)
+    assert received > 1_000_000
+    gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
+    assert len(beats) >= 5 and max(gaps) < 1.2, gaps  # checked in at (nearly) every beat
