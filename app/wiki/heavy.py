@@ -5,14 +5,18 @@ Each such step holds its worker for up to seconds, and lowered priority does not
 wait: four clients on four owners' wikis held every worker, and other wikis' views waited
 (thirty-second review, review 35). So SLOTS steps of a kind run at once on the host; a step
 that finds them taken is refused at once (429, Retry-After) and leaves a want. When a slot is
-free, the pool of callers (app.wiki.turns: an owner's visitors, a wiki's members, the owner)
-that has waited and ran its last step longest ago goes first: a step whose pool ran one more
-recently than a pool wanting one in the last WANT_SECONDS is refused, the slot left for it.
-One client looping scans in four pools kept another owner's every scan refused (reviews 34
-and 35); now a pool that has not run one is the next to, whoever else loops.
+free, the owner (the tenancy of app.wiki.turns: all the wikis of one owner) that has waited
+and ran its last step longest ago goes first, and within an owner so does such a pool of
+callers (an owner's visitors, a wiki's members, the owner): a step whose owner (or, within
+its owner, whose pool) ran one more recently than one wanting a slot in the last
+WANT_SECONDS is refused, the slot left for it. One client looping scans in four pools kept
+another owner's every scan refused (reviews 34 and 35), and an owner's twenty wikis with a
+second account a member of each made twenty-two pools, each going before another owner's
+one (review 36); now an owner that has not run one is the next to, whoever else loops and in
+however many pools.
 
-The slots are flock(2) locks (app.core.locks.one_of_slots) and a pool's last step and want
-are mtimes of files under the run dir, shared by every worker.
+The slots are flock(2) locks (app.core.locks.one_of_slots) and an owner's or a pool's last
+step and want are mtimes of files under the run dir, shared by every worker.
 """
 
 from __future__ import annotations
@@ -43,23 +47,23 @@ def heavy_step(kind: str, doing: str, instead: str = ""):
 
     `doing` names the step in a refusal ("regular-expression or match-case search"),
     `instead` what to do instead (", or search without those options"). Raises
-    TooManyRequests (429, Retry-After: RETRY_SECONDS) when every slot is taken, or when a
-    pool that ran its last step longer ago is waiting for one. Outside a wiki's request (no
-    Turn), only the slots apply.
+    TooManyRequests (429, Retry-After: RETRY_SECONDS) when every slot is taken, or when an
+    owner or a pool that ran its last step longer ago is waiting for one. Outside a wiki's
+    request (no Turn), only the slots apply.
     """
     from flask import g
     from flask import request
 
     run_dir = g.tenant.settings.run_dir
-    folder = run_dir / f"{kind}-pools"
     turn = request.environ.get(TURN_KEY)
-    pool = _pool_name(turn.pool) if turn is not None else None
+    # (folder, name) of the caller's owner among owners, then of its pool among the owner's.
+    levels = _levels(run_dir / f"{kind}-pools", turn) if turn is not None else []
     with one_of_slots(run_dir, kind, SLOTS) as held:
-        if held and pool is not None and _someone_first(folder, pool):
+        if held and any(_someone_first(folder, name) for folder, name in levels):
             held = False
         if not held:
-            if pool is not None:
-                _touch(folder / f"{pool}.want")
+            for folder, name in levels:
+                _touch(folder / f"{name}.want")
             raise TooManyRequests(
                 f"another {doing} is running on this host; try again in a moment{instead}",
                 retry_after=RETRY_SECONDS,
@@ -67,12 +71,19 @@ def heavy_step(kind: str, doing: str, instead: str = ""):
         try:
             yield
         finally:
-            if pool is not None:
-                _touch(folder / f"{pool}.last")
-                _remove(folder / f"{pool}.want")
+            for folder, name in levels:
+                _touch(folder / f"{name}.last")
+                _remove(folder / f"{name}.want")
 
 
-def _pool_name(pool: Path) -> str:
+def _levels(folder: Path, turn) -> list[tuple[Path, str]]:
+    """[(folder of owners, the turn's owner's name), (its owner's folder of pools, the turn's
+    pool's name)]: file names, hashes of the turns' folders."""
+    owner = _file_name(turn.tenancy)
+    return [(folder, owner), (folder / owner, _file_name(turn.pool))]
+
+
+def _file_name(pool: Path) -> str:
     return hashlib.sha256(str(pool).encode()).hexdigest()[:32]
 
 
@@ -83,10 +94,10 @@ def _mtime(path: Path) -> float:
         return 0.0  # never
 
 
-def _someone_first(folder: Path, pool: str) -> bool:
-    """Whether another pool wants a slot (in the last WANT_SECONDS) and ran its last step
-    before `pool` did its own."""
-    mine = _mtime(folder / f"{pool}.last")
+def _someone_first(folder: Path, name: str) -> bool:
+    """Whether another owner (or pool) of `folder` wants a slot (in the last WANT_SECONDS) and
+    ran its last step before `name` did its own."""
+    mine = _mtime(folder / f"{name}.last")
     if mine == 0.0:
         return False  # never ran one: no one goes before it
     recent = time.time() - WANT_SECONDS
@@ -96,7 +107,7 @@ def _someone_first(folder: Path, pool: str) -> bool:
         return False
     for want in wants:
         other = want.name.removesuffix(".want")
-        if other == pool:
+        if other == name:
             continue
         wanted = _mtime(want)
         if wanted < recent:

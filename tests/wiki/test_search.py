@@ -441,6 +441,34 @@ def test_a_pool_that_waited_goes_before_one_that_just_scanned(world, owner):
     assert again.status_code == 200 and 'href="/Waiting"' in again.get_data(as_text=True)
 
 
+def test_an_owner_that_waited_goes_before_any_pool_of_an_owner_that_just_scanned(world, owner):
+    """Review 36: fairness was between pools, so an owner with twenty wikis and a second
+    account a member of each had twenty-two pools, each one that had not scanned yet going
+    before another owner who waited. Owners come first: a pool of an owner that scanned
+    since waits, even one that never scanned itself."""
+    from app.core.locks import one_of_slots
+    from app.wiki.heavy import SLOTS
+
+    owner.save("alpha", "Hog", "hog me\n")
+    owner.save("pub", "Hog", "hog me\n")
+    other = Visitor(world, OTHER)
+    other.save("beta", "Waited", "hog me\n")
+    member = ("did:plc:search-member", "search-member.test")
+    world.store.add_member("pub", *member, "editor")
+    fresh_pool = Visitor(world, member)  # pub's members: a pool that never scanned
+    assert owner.search("alpha", "hog.me", is_regexp="y").status_code == 200
+    with contextlib.ExitStack() as taken:
+        for _ in range(SLOTS):
+            assert taken.enter_context(one_of_slots(world.settings.run_dir, "regex-scan", SLOTS))
+        assert other.search("beta", "hog.me", is_regexp="y").status_code == 429
+    refused = fresh_pool.search("pub", "hog.me", is_regexp="y")  # its owner scanned: it waits
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    found = other.search("beta", "hog.me", is_regexp="y")
+    assert found.status_code == 200 and 'href="/Waited"' in found.get_data(as_text=True)
+    again = fresh_pool.search("pub", "hog.me", is_regexp="y")  # the waiting owner had its turn
+    assert again.status_code == 200 and 'href="/Hog"' in again.get_data(as_text=True)
+
+
 def test_a_query_of_words_the_pages_repeat_takes_a_heavy_search_slot(world, owner, monkeypatch):
     """Review 35: four clients each running 1-s queries held every worker. A query whose
     ranking may read more than HEAVY_INSTANCES word instances (here, 100) takes one of the
