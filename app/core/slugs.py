@@ -16,7 +16,9 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # own name. Network services by their hosts: WAP gateways, TFTP (phones and network boots
 # fetch from `tftp`), RFC 3912 WHOIS and RFC 9082 RDAP servers, RFC 7065 TURN and STUN over
 # TLS (`turns`, `stuns`), account portals (`myaccount`) and certificate authorities
-# (thirty-first review: each was free).
+# (thirty-first review: each was free). Single sign-on and identity providers (`sign-on`,
+# CAS, Keycloak, Okta, Auth0, IAM) and VPN and proxy endpoints by their software's name
+# (OpenVPN, WireGuard, IPsec, Squid) (review 36: each was free).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -40,6 +42,8 @@ _SERVICE_HOSTS = """
     healthcheck healthchecks health-check health-checks
     superadmin super-admin admincp backoffice back-office developer swagger swagger-ui openapi
     redoc graphiql myrobot my-robot
+    signon sign-on single-sign-on keycloak okta auth0 iam idm cas
+    openvpn wireguard ipsec squid
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -51,8 +55,9 @@ _SERVICE_HOSTS = """
 # records (DKIM, DMARC, SPF, BIMI), and the usual mail service hosts; the hosts mail services
 # ask a domain to point at them, by the service's name and by the names they give (Postmark's
 # return path `pm-bounces`; SendGrid's numbered `em1234` and `url1234`, by shape below:
-# review 34; Resend's `send`, link tracking's `click` and `track`: review 35). Microsoft Exchange's
-# client hosts, which Outlook and phones find through autodiscover or are pointed at: EWS
+# review 34; Resend's `send`, link tracking's `click` and `track`: review 35), and the
+# addresses a list's mail points at (`unsubscribe`, `optout`, `inbox`: review 36). Microsoft
+# Exchange's client hosts, which Outlook and phones find through autodiscover or are pointed at: EWS
 # (Exchange Web Services), ActiveSync (`eas`, `activesync`), MAPI over HTTP, the Offline
 # Address Book (`oab`), the Exchange Control Panel (`ecp`), RPC over HTTP and `msexchange`; AD
 # FS, which Exchange Online signs in through (`adfs`, `sts`); and the Skype for Business
@@ -74,6 +79,7 @@ _MAIL = """
     autoconfiguration mta-sts-policy
     pm-bounces postmark sendgrid mailgun mandrill mailchimp sparkpost mailjet amazonses
     send click track ses brevo sendinblue mailersend zoho sparkpost-bounces
+    inbox unsubscribe optout opt-out
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config) and proxy auto-config files (`pac`), ISATAP (RFC 5214 routers answer as `isatap`),
@@ -244,13 +250,14 @@ _HOST_ROLE = (
     r"|spam|europe|asia|africa|america|americas|oceania|east|west|north|south|central|staging"
     r"|prod|production|test|dev|beta|alpha|public|main|official|directory|console|dashboard)"
 )
-# A two-letter region (api-eu, pds-us-2), a cloud region (api-eu-west-1) or a deployment's
-# role (mcp-prod, api-staging, api-internal), only after the names of services run per region:
+# A region code (api-eu, pds-us-2; not any two letters: web-ui, app-ai, api-go stay free,
+# review 36), a cloud region (api-eu-west-1) or a deployment's role (mcp-prod, api-staging,
+# api-internal), only after the names of services run per region:
 # after any name it refused everyday ones (about-us, node-js, chat-ai), and the words of
 # everyday work (web-dev, app-test, web-server, app-console: thirtieth review) stay free
 # (twenty-ninth review: api-eu-west-1, auth-us-east-1, mcp-prod were free).
 _REGION_SUFFIX = re.compile(
-    rf"-(?:[a-z]{{2}}|{_REGION}(?:-(?:north|south)?(?:east|west|central)?)?|staging|prod"
+    rf"-(?:{_REGION}(?:-(?:north|south)?(?:east|west|central)?)?|staging|prod"
     r"|production|internal)$"
 )
 _MAIL_HOST = re.compile(
@@ -284,7 +291,7 @@ _OFFICES = (
     r"|social|pds|relay|wiki|wikis|platform|moderation|operator|operators|appview|labeler"
     r"|ozone|plc|firehose|password|passwords|reset|recovery|confirm|verification|alert|alerts"
     r"|notification|notifications|notify|notice|notices|desk|customer|customers|care|contact"
-    r"|report|reports|appeal|appeals|2fa|mfa|mcp)"
+    r"|report|reports|appeal|appeals|2fa|mfa|mcp|signin|signup|docs)"
 )
 _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATFORM_NAMES})$")
 # The same words joined as a platform's notices and desks name them, whatever the pair: a desk

@@ -261,6 +261,11 @@ def test_ordinary_names_stay_free(slug):
         *("oauth-server", "wiki-admin", "wikiadmin", "wiki-api", "robot-mcp", "mcp-robot"),
         *("mcp-api", "www-robot", "myrobot", "api-key", "proxy-config", "pac-file", "autoproxy"),
         *("dns-over-https", "dns-over-tls", "dot", "nextdns", "adguard", "pihole", "redoc"),
+        # Review 36: sign-on and identity providers, VPNs and proxies, list mail, the
+        # platform's sign-in and docs.
+        *("sign-on", "signon", "single-sign-on", "keycloak", "okta", "auth0", "iam", "cas"),
+        *("openvpn", "wireguard", "ipsec", "squid", "inbox", "unsubscribe", "optout"),
+        *("robot-signin", "robot-sign-in", "robotsignup", "robot-docs", "docs-robot"),
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):
@@ -375,6 +380,8 @@ TWENTY_SEVENTH_REFUSED += [
 ]
 TWENTY_SEVENTH_FREE += ["web-dev", "app-test", "about-us", "node-js", "media-public"]
 TWENTY_SEVENTH_FREE += ["web-server", "media-server", "web-proxy", "app-console", "web-edge"]
+# Review 36: any two letters after a regional service was read as a region.
+TWENTY_SEVENTH_FREE += ["web-ui", "app-ai", "api-go", "pds-me", "mcp-ok", "app-js", "web-xr"]
 
 
 @pytest.mark.parametrize("slug", TWENTY_SEVENTH_FREE)
