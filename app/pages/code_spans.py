@@ -54,6 +54,10 @@ _BLOCK_TAGS = frozenset(
 )
 # A list item's marker and the spaces after it (its content's column is where they end).
 _LIST_ITEM = re.compile(r" {0,3}(?:[-*+]|[0-9]{1,9}[.)])(?: {1,4}|$)")
+# A list item whose marker five spaces or more follow: its content's column is one past the
+# marker, and the rest of the line is indented code (CommonMark 5.2, rule 2; mistune shows it
+# so: review 36, a rename rewrote `-     [[T]]`).
+_ITEM_OF_CODE = re.compile(r" {0,3}(?:[-*+]|[0-9]{1,9}[.)])(?P<gap> {5,})\S")
 _THEMATIC_BREAK = re.compile(r" {0,3}(?:(?:-[ \t]*+){3,}+|(?:_[ \t]*+){3,}+|(?:\*[ \t]*+){3,}+)$")
 _SETEXT_UNDERLINE = re.compile(r" {0,3}(?:=++|-++)[ \t]*+$")
 _HEADING = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
@@ -204,6 +208,12 @@ class _Reader:
                 self._inline()  # before a list item: `- - -` is a break, not an item
                 if list_indent is not None and indent < list_indent:
                     list_indent = None
+                continue
+            item_of_code = _ITEM_OF_CODE.match(body) if item else None
+            if item_of_code:
+                self._inline()
+                list_indent = item_of_code.start("gap") + 1
+                indented_start = start
                 continue
             html = _HTML_START.match(body)
             if html:

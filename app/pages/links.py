@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import html
 import posixpath
 import re
 from collections.abc import Callable
@@ -178,11 +179,18 @@ def _label(text: str) -> str:
 
 def _link_text(match: re.Match, linktitle: bool) -> str:
     """What a link of _links_in names: a wiki link's page as an absolute path, else the
-    target as written."""
+    target (_target_text)."""
     if match.re is WIKILINK_RE:
         link, _, _ = _split_wikilink(match.group(1), linktitle)
         return "/" + link.strip().lstrip("/")
-    return match.group("target")
+    return _target_text(match)
+
+
+def _target_text(match: re.Match) -> str:
+    """The target of a Markdown, definition or HTML link with its character references
+    decoded, as the renderer and a browser read it (`&#x2F;Page` is `/Page`: review 36); a
+    wiki link's are not (Otterwiki links `[[&#x2F;P]]` to `/&#x2F;P`)."""
+    return html.unescape(match.group("target"))
 
 
 def _resolve(raw: str, base_dir: str) -> str | None:
@@ -399,10 +407,10 @@ def move_page_text(
         if match.re is WIKILINK_RE:
             replaced = wikilink(match)
             span = match.span()
-        elif _is_image(match) and _page_target(rules, match.group("target"), base_dir):
+        elif _is_image(match) and _page_target(rules, _target_text(match), base_dir):
             continue  # an image of a page's name is no link (page_links)
         else:
-            replaced = retarget(match.group("target"))
+            replaced = retarget(_target_text(match))
             span = match.span("target")
         if replaced is not None:
             edits.append((*span, replaced))

@@ -136,6 +136,15 @@ PAGES = [
     "see www.example.com/[[Target]] x",
     "[see http://x.y/z](/Target) and <mailto:a@b.c>",
     "https://x.y/a`b` [[Target]]",
+    # Review 36: what the renderer shows as code or text, and links it makes.
+    "-     [[Target]]\n",
+    "1.      [[Target]]\n\n[[Target/Sub]]",
+    "para\n-     [[Target]]",
+    "- a\n-     [[Target]]\n  more [[Target/Sub]]",
+    "-      [[Target]]\n      more\n\n[[Target/Sub]]",
+    "[t](&#x2F;Target) and [u](&#47;Target/Sub) [v](Target&amp;x)",
+    '<a href="&#x2F;Target">x</a>',
+    "[r]\n\n[r]: &#x2F;Target",
 ]
 
 
