@@ -162,6 +162,35 @@ _RAW_TEXT = frozenset(
 )
 
 
+# Formatting elements (WHATWG HTML 13.2.4.3): html5ever keeps those started and not yet ended
+# in its list of active formatting elements, and once an end tag or a block's start closed
+# them while still in the list (`<p><b id=1>...<b id=999><p>x</p>`: each `<p>` closes the
+# one before, and the b's in it), it makes them again, each, before the next text or tag
+# ("reconstruct the active formatting elements"): 1,000 b's before 2,000 `<p>x</p>`, a 28 KB
+# body, made 2 million elements, 6.6 s of nh3 and 32 MB (review 37). Each element that may
+# be made so counts RECONSTRUCT_WORK: about 3 us of nh3, as much as 600 start tags.
+_FORMATTING = frozenset(
+    ("a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong")
+    + ("tt", "u")
+)
+RECONSTRUCT_WORK = 1000
+# Start tags that close an open p first (13.2.6.4.7, "in body"): what was open in it closes.
+_CLOSES_P = frozenset(
+    ("address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div")
+    + ("dl", "fieldset", "figcaption", "figure", "footer", "header", "hgroup", "main", "menu")
+    + ("nav", "ol", "p", "search", "section", "summary", "ul", "h1", "h2", "h3", "h4", "h5")
+    + ("h6", "pre", "listing", "form", "plaintext", "table", "hr", "xmp", "li", "dd", "dt")
+)
+# Elements that put a marker in that list (their formatting elements end with them), and the
+# tags that end a table cell (a cell's start ends the one before).
+_MARKERS = frozenset(("td", "th", "caption", "marquee", "object", "applet", "template"))
+_CELLS = frozenset(("td", "th"))
+_ENDS_CELLS = frozenset(("tr", "tbody", "thead", "tfoot", "table"))
+_FORMATTING_TAG = re.compile(
+    r"<(?:a|b|big|code|em|font|i|nobr|s|small|strike|strong|tt|u)[\t\n\f\r />]", re.IGNORECASE
+)
+
+
 def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
     """Sum, over the start tags of `html`, of the elements open at each (void ones not counted):
     nh3's cost beyond linear.
@@ -175,10 +204,30 @@ def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
     an end tag in a comment, an attribute value or a raw text element closes nothing
     (`<div title="</div>">` did: review 36), and after a tag left open to the end, nothing is
     closed. Stops counting once the sum passes `limit`.
+
+    Adds RECONSTRUCT_WORK for each formatting element html5ever may make again (see
+    _FORMATTING): at the first markup after an end tag, or after a start tag that closes an
+    open p, as many as were started and not yet ended by their own end tag. More than it
+    makes: it makes only those closed meanwhile, and at most three alike. Those started in a
+    table cell (or another of _MARKERS) end with it.
     """
-    if html.count("<") ** 2 <= limit:  # the sum is below (tags x depth), so below the limit
+    tags = html.count("<")
+    formatting = len(_FORMATTING_TAG.findall(html)) if tags * tags <= limit else tags
+    # The sum is below tags x depth, plus tags x formatting elements made again at each.
+    if tags * tags + tags * formatting * RECONSTRUCT_WORK <= limit:
         return 0
     open_names: list[str] = []  # the open elements, outermost first
+    unended: dict[str, int] = {}  # formatting elements started and not yet ended, by name
+    remade = 0  # how many html5ever may make again: their sum
+    closed_since = False  # whether some may have been closed since they were last made
+    markers: list[tuple[str, dict[str, int], int]] = []  # (element, unended, remade) then
+
+    def end_markers(names: frozenset[str]) -> None:
+        """End the markers on top while they are of `names`: forget what started since."""
+        nonlocal unended, remade
+        while markers and markers[-1][0] in names:
+            _, unended, remade = markers.pop()
+
     work = 0
     closing = True  # whether end tags are still read as such
     at = html.find("<")
@@ -187,16 +236,41 @@ def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
         if match is None or match[2] is None:  # a lone `<`, a comment or the like
             at = html.find("<", at + 1 if match is None else max(match.end(), at + 1))
             continue
+        if closed_since:
+            work += remade * RECONSTRUCT_WORK  # before this markup (or text before it)
+            closed_since = False
         name = match[2].lower()
         if not match[3]:
             closing = False  # a tag left open: how the rest reads is not sure
         if match[1]:
             if closing and open_names and open_names[-1] == name:
                 open_names.pop()
+            if unended.get(name):
+                unended[name] -= 1  # its own end tag ends one
+                remade -= 1
+            elif name in _ENDS_CELLS:
+                end_markers(_CELLS)
+            elif any(marker[0] == name for marker in markers):
+                while markers[-1][0] != name:
+                    markers.pop()
+                end_markers(frozenset((name,)))
+            closed_since = True
         elif name not in _VOID:
             work += len(open_names)
             if work > limit:
                 break
+            if name in _CLOSES_P and "p" in open_names:
+                closed_since = True
+            if name in _CELLS or name in _ENDS_CELLS:
+                end_markers(_CELLS)
+            if name in _MARKERS:
+                markers.append((name, dict(unended), remade))
+            if name in _FORMATTING:
+                if name in ("a", "nobr") and unended.get(name):
+                    remade -= 1  # it ends the one before (the adoption agency)
+                    unended[name] -= 1
+                unended[name] = unended.get(name, 0) + 1
+                remade += 1
             open_names.append(name)
             if name in _RAW_TEXT:  # its text runs to its end tag, which closes it
                 end = re.compile(rf"</{re.escape(name)}[\t\n\f\r />]", re.IGNORECASE)
