@@ -102,6 +102,12 @@ HEAVY_INSTANCES = 4_000_000
 PAGE_INSTANCES = 40
 # Distinct words of the index a prefix (`m*`) is counted over before it counts as heavy.
 PREFIX_WORDS = 10_000
+# What an instance of a word a prefix stands for costs, in instances' worth: the snippet pass
+# of a prefix steps through every matching piece of the pages between the first hit and the
+# last (`_pass`), about 0.45 us an instance here against ranking's 0.025 (review 37: a prefix
+# estimated at 174,000 cost 0.084 s, and 0.5 GB of such text would cost 1 s per query
+# without taking a heavy-search slot).
+PREFIX_INSTANCES = 20
 # Seconds a writer waits for another process's update before giving up.
 BUSY_TIMEOUT = 30.0
 # Bytes of page text a query indexes itself (about 2 s here); a catch-up of more is a detached
@@ -714,8 +720,8 @@ def _instances(db: sqlite3.Connection, groups) -> int:
     """An upper bound of the word instances ranking `groups` (app.pages.query.parse) reads:
     for each word of each term (excluded ones too: NOT reads them), its instances in the whole
     index and PAGE_INSTANCES for each page holding it, by the index's own counts
-    (`page_words`, FTS5's fts5vocab); a prefix's, over the
-    words it starts (past PREFIX_WORDS of them, more than HEAVY_INSTANCES). Stops counting
+    (`page_words`, FTS5's fts5vocab); a prefix's, over the words it starts, each instance
+    PREFIX_INSTANCES (past PREFIX_WORDS words, more than HEAVY_INSTANCES). Stops counting
     once past HEAVY_INSTANCES. The words are tokenized by FTS5 itself, so `Ḿ` counts as `m`."""
     words = [
         (word, term.prefix and at == len(term.words) - 1)
@@ -733,9 +739,9 @@ def _instances(db: sqlite3.Connection, groups) -> int:
         prefix = words[number][1]
         if prefix:
             counted = db.execute(
-                "SELECT count(*), sum(cnt + ? * doc) FROM (SELECT cnt, doc FROM page_words"
+                "SELECT count(*), sum(? * cnt + ? * doc) FROM (SELECT cnt, doc FROM page_words"
                 " WHERE term >= ? AND term < ? LIMIT ?)",
-                (PAGE_INSTANCES, token, token + "\U0010ffff", PREFIX_WORDS + 1),
+                (PREFIX_INSTANCES, PAGE_INSTANCES, token, token + "\U0010ffff", PREFIX_WORDS + 1),
             ).fetchone()
             total += HEAVY_INSTANCES + 1 if counted[0] > PREFIX_WORDS else counted[1] or 0
         else:
