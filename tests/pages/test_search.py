@@ -199,24 +199,30 @@ def test_a_costly_query_is_stopped_with_a_clear_error(common_word, query, monkey
         common_word.find(query)
 
 
-def test_many_pages_of_a_word_make_a_query_heavy_however_few_its_instances(wiki, monkeypatch):
-    """Review 36: ten words on each of 200,000 one-line pages counted 2 million instances,
-    under HEAVY_INSTANCES, and each query held a worker a second. Each page a term matches
-    counts PAGE_INSTANCES more: here 300 pages of two words, at a bound of 5,000."""
+def _recorded_heavy():
+    """([], heavy): a `heavy` context for SearchIndex.search that records each entry."""
     import contextlib
 
-    for n in range(300):
-        with open(f"{wiki.storage.path}/line{n}.md", "w") as f:
-            f.write("alpha beta\n")
-    commit_all(wiki, "many one-line pages")
-    monkeypatch.setattr("app.pages.fulltext.HEAVY_INSTANCES", 5_000)
-    entered = []
+    entered: list[bool] = []
 
     @contextlib.contextmanager
     def heavy():
         entered.append(True)
         yield
 
+    return entered, heavy
+
+
+def test_many_pages_of_a_word_make_a_query_heavy_however_few_its_instances(wiki, monkeypatch):
+    """Review 36: ten words on each of 200,000 one-line pages counted 2 million instances,
+    under HEAVY_INSTANCES, and each query held a worker a second. Each page a term matches
+    counts PAGE_INSTANCES more: here 300 pages of two words, at a bound of 5,000."""
+    for n in range(300):
+        with open(f"{wiki.storage.path}/line{n}.md", "w") as f:
+            f.write("alpha beta\n")
+    commit_all(wiki, "many one-line pages")
+    monkeypatch.setattr("app.pages.fulltext.HEAVY_INSTANCES", 5_000)
+    entered, heavy = _recorded_heavy()
     index = SearchIndex(wiki.index, wiki.storage.repo)
     assert len(index.search("alpha", 20, heavy)) == 20 and entered == [True]
     assert index.search("gamma", 20, heavy) == [] and entered == [True]  # no page: light
@@ -228,8 +234,6 @@ def test_a_prefix_counts_its_snippet_pass(wiki, monkeypatch):
     instance; its estimate counted ranking only (174,000 for 0.084 s). Each instance of a
     word a prefix stands for counts PREFIX_INSTANCES: here 30 pages of 100 `zqprefixed`
     words, 3,000 instances, are heavy as a prefix at a bound of 20,000, light as a word."""
-    import contextlib
-
     from app.pages.fulltext import PAGE_INSTANCES
     from app.pages.fulltext import PREFIX_INSTANCES
 
@@ -239,13 +243,7 @@ def test_a_prefix_counts_its_snippet_pass(wiki, monkeypatch):
     commit_all(wiki, "pages of one word")
     assert 3_000 + 30 * PAGE_INSTANCES < 20_000 < 3_000 * PREFIX_INSTANCES
     monkeypatch.setattr("app.pages.fulltext.HEAVY_INSTANCES", 20_000)
-    entered = []
-
-    @contextlib.contextmanager
-    def heavy():
-        entered.append(True)
-        yield
-
+    entered, heavy = _recorded_heavy()
     index = SearchIndex(wiki.index, wiki.storage.repo)
     assert len(index.search("zqprefixed", 20, heavy)) == 20 and entered == []
     assert len(index.search("zqpref*", 20, heavy)) == 20 and entered == [True]
