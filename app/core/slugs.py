@@ -18,7 +18,9 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # TLS (`turns`, `stuns`), account portals (`myaccount`) and certificate authorities
 # (thirty-first review: each was free). Single sign-on and identity providers (`sign-on`,
 # CAS, Keycloak, Okta, Auth0, IAM) and VPN and proxy endpoints by their software's name
-# (OpenVPN, WireGuard, IPsec, Squid) (review 36: each was free).
+# (OpenVPN, WireGuard, IPsec, Squid) (review 36: each was free); remote-access gateways and
+# the appliances a network names by their kind (Citrix, printers, NAS, Synology, UniFi, Plex,
+# Home Assistant) and `autoconf` beside autoconfig (review 37).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -44,6 +46,7 @@ _SERVICE_HOSTS = """
     redoc graphiql myrobot my-robot
     signon sign-on single-sign-on keycloak okta auth0 iam idm cas
     openvpn wireguard ipsec squid
+    citrix printer printers nas synology unifi plex homeassistant home-assistant autoconf
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -56,7 +59,8 @@ _SERVICE_HOSTS = """
 # ask a domain to point at them, by the service's name and by the names they give (Postmark's
 # return path `pm-bounces`; SendGrid's numbered `em1234` and `url1234`, by shape below:
 # review 34; Resend's `send`, link tracking's `click` and `track`: review 35), and the
-# addresses a list's mail points at (`unsubscribe`, `optout`, `inbox`: review 36). Microsoft
+# addresses a list's mail points at (`unsubscribe`, `optout`, `inbox`: review 36), and the
+# mailbox phishing is reported to (`phishing`: review 37). Microsoft
 # Exchange's client hosts, which Outlook and phones find through autodiscover or are pointed at: EWS
 # (Exchange Web Services), ActiveSync (`eas`, `activesync`), MAPI over HTTP, the Offline
 # Address Book (`oab`), the Exchange Control Panel (`ecp`), RPC over HTTP and `msexchange`; AD
@@ -79,7 +83,7 @@ _MAIL = """
     autoconfiguration mta-sts-policy
     pm-bounces postmark sendgrid mailgun mandrill mailchimp sparkpost mailjet amazonses
     send click track ses brevo sendinblue mailersend zoho sparkpost-bounces
-    inbox unsubscribe optout opt-out
+    inbox unsubscribe optout opt-out phishing
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config) and proxy auto-config files (`pac`), ISATAP (RFC 5214 routers answer as `isatap`),

@@ -266,6 +266,9 @@ def test_ordinary_names_stay_free(slug):
         *("sign-on", "signon", "single-sign-on", "keycloak", "okta", "auth0", "iam", "cas"),
         *("openvpn", "wireguard", "ipsec", "squid", "inbox", "unsubscribe", "optout"),
         *("robot-signin", "robot-sign-in", "robotsignup", "robot-docs", "docs-robot"),
+        # Review 37: appliances and gateways by their kind, a mail service's variant.
+        *("citrix", "printer", "nas", "synology", "unifi", "plex", "home-assistant"),
+        *("homeassistant", "autoconf-2", "phishing"),
     ],
 )
 def test_shapes_of_the_kind_are_refused(slug):
