@@ -162,35 +162,6 @@ _RAW_TEXT = frozenset(
 )
 
 
-# Formatting elements (WHATWG HTML 13.2.4.3): html5ever keeps those started and not yet ended
-# in its list of active formatting elements, and once an end tag or a block's start closed
-# them while still in the list (`<p><b id=1>...<b id=999><p>x</p>`: each `<p>` closes the
-# one before, and the b's in it), it makes them again, each, before the next text or tag
-# ("reconstruct the active formatting elements"): 1,000 b's before 2,000 `<p>x</p>`, a 28 KB
-# body, made 2 million elements, 6.6 s of nh3 and 32 MB (review 37). Each element that may
-# be made so counts RECONSTRUCT_WORK: about 3 us of nh3, as much as 600 start tags.
-_FORMATTING = frozenset(
-    ("a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong")
-    + ("tt", "u")
-)
-RECONSTRUCT_WORK = 1000
-# Start tags that close an open p first (13.2.6.4.7, "in body"): what was open in it closes.
-_CLOSES_P = frozenset(
-    ("address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div")
-    + ("dl", "fieldset", "figcaption", "figure", "footer", "header", "hgroup", "main", "menu")
-    + ("nav", "ol", "p", "search", "section", "summary", "ul", "h1", "h2", "h3", "h4", "h5")
-    + ("h6", "pre", "listing", "form", "plaintext", "table", "hr", "xmp", "li", "dd", "dt")
-)
-# Elements that put a marker in that list (their formatting elements end with them), and the
-# tags that end a table cell (a cell's start ends the one before).
-_MARKERS = frozenset(("td", "th", "caption", "marquee", "object", "applet", "template"))
-_CELLS = frozenset(("td", "th"))
-_ENDS_CELLS = frozenset(("tr", "tbody", "thead", "tfoot", "table"))
-_FORMATTING_TAG = re.compile(
-    r"<(?:a|b|big|code|em|font|i|nobr|s|small|strike|strong|tt|u)[\t\n\f\r />]", re.IGNORECASE
-)
-
-
 def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
     """Sum, over the start tags of `html`, of the elements open at each (void ones not counted):
     nh3's cost beyond linear.
@@ -204,30 +175,10 @@ def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
     an end tag in a comment, an attribute value or a raw text element closes nothing
     (`<div title="</div>">` did: review 36), and after a tag left open to the end, nothing is
     closed. Stops counting once the sum passes `limit`.
-
-    Adds RECONSTRUCT_WORK for each formatting element html5ever may make again (see
-    _FORMATTING): at the first markup after an end tag, or after a start tag that closes an
-    open p, as many as were started and not yet ended by their own end tag. More than it
-    makes: it makes only those closed meanwhile, and at most three alike. Those started in a
-    table cell (or another of _MARKERS) end with it.
     """
-    tags = html.count("<")
-    formatting = len(_FORMATTING_TAG.findall(html)) if tags * tags <= limit else tags
-    # The sum is below tags x depth, plus tags x formatting elements made again at each.
-    if tags * tags + tags * formatting * RECONSTRUCT_WORK <= limit:
+    if html.count("<") ** 2 <= limit:  # the sum is below (tags x depth), so below the limit
         return 0
     open_names: list[str] = []  # the open elements, outermost first
-    unended: dict[str, int] = {}  # formatting elements started and not yet ended, by name
-    remade = 0  # how many html5ever may make again: their sum
-    closed_since = False  # whether some may have been closed since they were last made
-    markers: list[tuple[str, dict[str, int], int]] = []  # (element, unended, remade) then
-
-    def end_markers(names: frozenset[str]) -> None:
-        """End the markers on top while they are of `names`: forget what started since."""
-        nonlocal unended, remade
-        while markers and markers[-1][0] in names:
-            _, unended, remade = markers.pop()
-
     work = 0
     closing = True  # whether end tags are still read as such
     at = html.find("<")
@@ -236,41 +187,16 @@ def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
         if match is None or match[2] is None:  # a lone `<`, a comment or the like
             at = html.find("<", at + 1 if match is None else max(match.end(), at + 1))
             continue
-        if closed_since:
-            work += remade * RECONSTRUCT_WORK  # before this markup (or text before it)
-            closed_since = False
         name = match[2].lower()
         if not match[3]:
             closing = False  # a tag left open: how the rest reads is not sure
         if match[1]:
             if closing and open_names and open_names[-1] == name:
                 open_names.pop()
-            if unended.get(name):
-                unended[name] -= 1  # its own end tag ends one
-                remade -= 1
-            elif name in _ENDS_CELLS:
-                end_markers(_CELLS)
-            elif any(marker[0] == name for marker in markers):
-                while markers[-1][0] != name:
-                    markers.pop()
-                end_markers(frozenset((name,)))
-            closed_since = True
         elif name not in _VOID:
             work += len(open_names)
             if work > limit:
                 break
-            if name in _CLOSES_P and "p" in open_names:
-                closed_since = True
-            if name in _CELLS or name in _ENDS_CELLS:
-                end_markers(_CELLS)
-            if name in _MARKERS:
-                markers.append((name, dict(unended), remade))
-            if name in _FORMATTING:
-                if name in ("a", "nobr") and unended.get(name):
-                    remade -= 1  # it ends the one before (the adoption agency)
-                    unended[name] -= 1
-                unended[name] = unended.get(name, 0) + 1
-                remade += 1
             open_names.append(name)
             if name in _RAW_TEXT:  # its text runs to its end tag, which closes it
                 end = re.compile(rf"</{re.escape(name)}[\t\n\f\r />]", re.IGNORECASE)
@@ -284,8 +210,53 @@ def nesting_work(html: str, limit: int = MAX_NESTING_WORK) -> int:
 
 
 def sanitizable(html: str) -> bool:
-    """True when nh3 would sanitize `html` in linear time (see MAX_NESTING_WORK)."""
+    """False when `html` nests so deep that nh3 would spend more than about 0.1 s on it (see
+    MAX_NESTING_WORK); True does not say it is cheap (see `surely_cheap`)."""
     return nesting_work(html) <= MAX_NESTING_WORK
+
+
+# html5ever has more ways to spend time than nesting: it makes again, before each text or
+# tag, every formatting element (b, i, em ...) still in its list of active formatting
+# elements once a block, a list item or a table row closed it (WHATWG HTML 13.2.4.3), and
+# 28-47 KB of such markup cost nh3 6-13 s of native code no budget stops (reviews 37 and 38:
+# each model of the parser's modes left another spelling out). So a body that an upper
+# bound of html5ever's work cannot call cheap is sanitized in a confined child
+# (app.core.confined), killed after SANITIZE_SECONDS or past SANITIZE_MEMORY_BYTES more
+# memory; its page then shows as escaped source. The bound, in MAX_NESTING_WORK's units:
+# stack walks and the adoption agency's steps, 10 x tags squared; elements made again, at
+# most the formatting start tags at each tag and text, RECONSTRUCT_WORK each (~3 us of nh3).
+SANITIZE_SECONDS = 2.0
+SANITIZE_MEMORY_BYTES = 256 * 1024 * 1024
+RECONSTRUCT_WORK = 1000
+_FORMATTING_TAG = re.compile(
+    r"<(?:a|b|big|code|em|font|i|nobr|s|small|strike|strong|tt|u)[\t\n\f\r />]", re.IGNORECASE
+)
+_PIECE_CHARS = 1024 * 1024  # of the child's answer, one message each
+
+
+def surely_cheap(html: str) -> bool:
+    """True when nh3 surely spends less than about 0.1 s on `html`, by the bound above."""
+    tags = html.count("<")
+    if 10 * tags * tags > MAX_NESTING_WORK:
+        return False
+    formatting = len(_FORMATTING_TAG.findall(html))
+    return 10 * tags * tags + 2 * (tags + 1) * formatting * RECONSTRUCT_WORK <= MAX_NESTING_WORK
+
+
+def _clean_confined(html: str) -> str | None:
+    """nh3's answer for `html` from a confined child, or None when it ran out of time or
+    memory (or failed)."""
+    from app.core.confined import Ending
+    from app.core.confined import run_confined
+
+    def produce():
+        cleaned = _clean(html)
+        for at in range(0, len(cleaned), _PIECE_CHARS):
+            yield cleaned[at : at + _PIECE_CHARS]
+
+    pieces: list[str] = []
+    ending = run_confined(produce, pieces.append, SANITIZE_SECONDS, SANITIZE_MEMORY_BYTES)
+    return "".join(pieces) if ending is Ending.FINISHED else None
 
 
 def sanitize_html(html: str) -> str:
@@ -296,9 +267,21 @@ def sanitize_html(html: str) -> str:
     `URL_SCHEMES` (and the data: URLs and frames `_filter_attribute` refuses) and the style
     properties not in `STYLE_PROPERTIES`. Pure and deterministic: the same input and
     `SANITIZER_VERSION` give the same output. Follows the WHATWG HTML parsing rules (html5ever).
-    HTML nested too deep for nh3 (see `sanitizable`) comes back escaped, as text.
+    HTML nested too deep for nh3 (see `sanitizable`), or on which nh3 spends more than
+    SANITIZE_SECONDS or SANITIZE_MEMORY_BYTES (in a child, unless `surely_cheap`), comes back
+    escaped, as text.
     """
-    return _clean(html) if sanitizable(html) else _as_text(html)
+    cleaned = _sanitized(html)
+    return _as_text(html) if cleaned is None else cleaned
+
+
+def _sanitized(html: str) -> str | None:
+    """nh3's answer for `html`, or None when it would cost too much (see sanitize_html)."""
+    if surely_cheap(html):
+        return _clean(html)
+    if not sanitizable(html):
+        return None
+    return _clean_confined(html)
 
 
 def _as_text(html: str) -> str:
@@ -353,7 +336,7 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
 
     Page view, preview, the custom 404 page, help, plugin help and the Include embedding all
     render through it; its table of contents carries heading text that the templates escape.
-    HTML nested too deep for nh3 (see `sanitizable`) makes a budgeted render go over budget: the
+    HTML too costly for nh3 (see `sanitize_html`) makes a budgeted render go over budget: the
     page shows its source (render.py); unbudgeted, the page body is the HTML escaped, as text.
     """
     original = renderer_class.markdown
@@ -362,8 +345,9 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
 
     def markdown(self, text, cursor=None, **kwargs):
         html, toc, requirements = original(self, text, cursor, **kwargs)
-        if sanitizable(html):
-            return _clean(html), toc, requirements
+        cleaned = _sanitized(html)
+        if cleaned is not None:
+            return cleaned, toc, requirements
         if budgeted():
             raise RenderOverBudget
         return _as_text(html), toc, requirements
