@@ -38,13 +38,22 @@ def tree_cpu(pid: int) -> float:
     ended ones it waited for); 0.0 for what /proc cannot tell (it ended meanwhile)."""
     total = 0.0
     for current in process_tree(pid):
+        fields = _stat_fields(f"/proc/{current}/stat")
         try:
-            with open(f"/proc/{current}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
             total += sum(int(value) for value in fields[11:15]) / _TICKS
-        except (OSError, ValueError, IndexError):
+        except (ValueError, IndexError):
             continue
     return total
+
+
+def _stat_fields(path: str) -> list[str]:
+    """The fields of a /proc `stat` file after the command's name (proc(5): the first is the
+    state); [] for one that cannot be read (its process ended)."""
+    try:
+        with open(path) as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
 
 
 def process_tree(pid: int) -> list[int]:
@@ -204,14 +213,7 @@ class KeepAlive:
                 except OSError:
                     continue
                 stats += [f"/proc/{current}/task/{task}/stat" for task in tasks]
-        for path in stats:
-            try:
-                with open(path) as stat:
-                    if stat.read().rsplit(")", 1)[1].split()[0] == "R":
-                        return True
-            except (OSError, IndexError):
-                continue
-        return False
+        return any(_stat_fields(path)[:1] == ["R"] for path in stats)
 
     def _should_cut(self, quiet_since: float) -> bool:
         """Whether the transfer has moved too little for so long that the arbiter's timeout
