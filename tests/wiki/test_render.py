@@ -203,12 +203,14 @@ def test_preview_goes_through_the_budget(tight):
         "<div>" * 12_000,
         "<ul><li>" * 6_000,
         "<blockquote>" * 12_000 + "deep",
-        # End tags that close nothing in html5ever's tree (review 35: counted as closing).
+        # End tags that close nothing in html5ever's tree (review 35: counted as closing). Not
+        # `<b><div></b>`: Otterwiki's BeautifulSoup pass closes the `<div>` at `</b>`, so the
+        # view's HTML is flat (test_end_tags_that_close_nothing_count_no_closing counts it),
+        # and its 1.7 s render made the answer depend on the machine's speed.
         "<div></i>" * 12_000,
-        "<b><div></b>" * 12_000,
         "<span></div>" * 12_000,
     ],
-    ids=["div", "ul-li", "blockquote", "stray-end", "b-div", "span-stray"],
+    ids=["div", "ul-li", "blockquote", "stray-end", "span-stray"],
 )
 def test_nesting_too_deep_for_the_sanitizer_shows_the_escaped_source(wiki, content):
     put(wiki, "beta", "Deep", content)
@@ -318,12 +320,70 @@ def test_linear_wiki_link_finds_what_otterwiki_found(text):
     assert plugin.WIKI_LINK.startswith(r"\[\[(?=")
 
 
+def _full_and_linear_block_scanners():
+    from otterwiki.renderer import render
+
+    from app.wiki.otterwiki.patterns import EmbeddingScanner
+    from app.wiki.otterwiki.patterns import install_linear_embeddings
+
+    install_linear_embeddings()
+    scanner = render.block_parser.compile_sc()
+    assert isinstance(scanner, EmbeddingScanner)
+    return scanner.full, scanner
+
+
+def _spans(found):
+    return None if found is None else (found.span(), found.lastgroup, found.group(0))
+
+
+# Pieces of Markdown that meet the embedding pattern (`{{Name ...}}` to a `}}` ending a line)
+# and the block rules around it, so drawn texts hold embeddings, near misses and both.
+_EMBEDDING_PIECES = ["{{", "}}", "{", "}", "X", "Video", " ", "a", "|k=v", "\n", "\n\n", "#", "- "]
+_EMBEDDING_PIECES += ["> ", "```", "    ", "---", "<div>", "$$", ":::", ">!", ".", "[[a]]", "| b |"]
+
+
+def test_the_embedding_scanner_answers_as_otterwikis_does():
+    """The linear scanner (patterns.EmbeddingScanner) matches and searches every drawn text,
+    from every position, to the same span and rule as Otterwiki's own compiled scanner."""
+    from hypothesis import given
+    from hypothesis import settings
+    from hypothesis import strategies as st
+
+    full, linear = _full_and_linear_block_scanners()
+    pieces = st.lists(st.sampled_from(_EMBEDDING_PIECES), max_size=40).map("".join)
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(pieces)
+    def check(text):
+        for pos in range(len(text) + 1):
+            assert _spans(linear.match(text, pos)) == _spans(full.match(text, pos)), pos
+            assert _spans(linear.search(text, pos)) == _spans(full.search(text, pos)), pos
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["{{Video ", " x {{X a\n", "{{X a\n", "- {{X a\n", "> {{X a\n", "{{X\n\n", "{{X {{Y}}\n"],
+)
+def test_runs_of_embeddings_render_within_the_budget(wiki, unit):
+    """Otterwiki's embedding pattern scans from every `{{Name` to the end of the text when no
+    `}}` ends a line after it: 19 KB of `{{Video ` cost 2 s (quadratic). An embedding's
+    arguments are parsed as a text of their own inside the page's parse (the last unit): that
+    must not make the scanner start over on the page. 50 KB of each took 4-70 s; now it
+    renders in well under a second (about 15 us a character at most, as Otterwiki's own
+    parse of closed embeddings costs)."""
+    put(wiki, "alpha", "Embeddings", unit * (50_000 // len(unit)))
+    response, renders = view(wiki, "alpha", "/Embeddings")
+    assert (response.status_code, renders) == (200, "miss")
+
+
 # -- property: pathological Markdown up to PROPERTY_KB renders within the default budget -------
 
 # Every construct below renders in linear time, at ~5-40 us a character here (tables and
 # headings cost most), so 20 KB takes well under a second of the 2 s budget. Longer inputs may
-# go over it, as they should: what stays unbounded is mistune's emphasis pass and the
-# embedding scanner (`{{` lines), both stopped by the budget.
+# go over it, as they should: what stays unbounded is mistune's emphasis pass, stopped by the
+# budget.
 PROPERTY_KB = 20
 _RUNS = ["[", "]", "[[", "]]", "*", "_", "$", "|", ">", "-", "`", "{{", "}}", "<", "==", "![", "[^"]
 # Unclosed tags nested as deep as 20 KB allows (4,000 <div>: below what sanitize.py refuses).

@@ -15,6 +15,7 @@ from app.wiki.otterwiki.link_tools import install_link_map_tools
 from app.wiki.otterwiki.managed import install_managed_pages
 from app.wiki.otterwiki.page_index import install_page_index
 from app.wiki.otterwiki.page_preferences import install_page_preference_rules
+from app.wiki.otterwiki.patterns import install_linear_embeddings
 from app.wiki.otterwiki.patterns import install_linear_headings
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
@@ -90,6 +91,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_linear_patterns(server)
     install_link_map_tools()  # rename and broken-links housekeeping read the link map
     install_linear_headings()
+    install_linear_embeddings()
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
     install_render_cache(server, extra_version=SANITIZER_VERSION)
     install_page_index(server)

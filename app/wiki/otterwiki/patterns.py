@@ -1,6 +1,7 @@
 """Otterwiki's backtracking Markdown patterns, rewritten to run in linear time: the wiki-link
-pattern and the first-heading patterns of the sidebar and page titles (first_heading). (Its
-rename's backlink patterns are not used: app.wiki.otterwiki.link_tools.)
+pattern, the embedding block's scanner (EmbeddingScanner) and the first-heading patterns of the
+sidebar and page titles (first_heading). (Its rename's backlink patterns are not used:
+app.wiki.otterwiki.link_tools.)
 
 Otterwiki 2.26.1's wiki-link pattern (renderer_plugins.mistunePluginWikiLink) lets a link's
 text run over any `[`, so at every `[[` it scans to the end of a page that has no `]]`: a
@@ -12,7 +13,10 @@ longer hold `[[` (in `[[a [[b]]` the link is now `[[b]]`, as GitHub reads it).
 
 from __future__ import annotations
 
+import bisect
 import re
+import threading
+from collections import OrderedDict
 from types import ModuleType
 
 # The text of a link: anything but `]`, and `[` only when no second `[` follows. Possessive
@@ -106,3 +110,132 @@ def install_linear_headings() -> None:
 
     read_header.robot_linear = True
     index.read_header = read_header
+
+
+# Otterwiki's embedding block (renderer_plugins.mistunePluginEmbeddings): `{{Name ...}}` runs
+# lazily, over lines, to the first `}}` that ends a line. mistune joins every block rule into
+# one scanner and matches or searches it from each block's start; where no `}}` ends a line
+# later, every `{{Name` it passes scans to the end of the text and fails: 19 KB of `{{Video `
+# cost 2 s of CPU (quadratic), and CI's property test drew it.
+EMBEDDING_RULE = "embedding_block"
+EMBEDDING_SCANNER_PATTERN = r"{{(?s:([A-Za-z ]+)(.*?))}}$"
+_EMBEDDING_START = re.compile(r"{{(?=[A-Za-z ])")
+
+
+def embedding_starts(src: str) -> list[int]:
+    """The offsets (ascending ints) in `src` where Otterwiki's embedding pattern matches.
+
+    The pattern matches at a `{{` followed by a name character exactly when a `}}` ends a line
+    after it: the name cannot hold `}`, so it ends before that `}}`, and the lazy rest reaches
+    it. So the starts are the `{{Name` before the last `}}` that ends a line (multi-line `$`:
+    before a newline or at the end). Linear in len(src): one backward and one forward scan.
+    """
+    end = len(src)
+    while (close := src.rfind("}}", 0, end)) >= 0:
+        if close + 2 == len(src) or src[close + 2] == "\n":
+            return [found.start() for found in _EMBEDDING_START.finditer(src, 0, close)]
+        end = close + 1  # `}}}`: the `}}` one earlier may end the line
+    return []
+
+
+class _ScannedText:
+    """What an EmbeddingScanner learned about one text: where embeddings start, and its last
+    search of the other rules (from `searched_from`, finding `found`)."""
+
+    __slots__ = ("src", "starts", "searched_from", "found")
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.starts = embedding_starts(src)
+        self.searched_from: int | None = None
+        self.found: re.Match[str] | None = None
+
+
+class EmbeddingScanner:
+    """mistune's block scanner with Otterwiki's embedding rule, answering as the compiled one
+    (`full`) does, in linear time: the embedding rule is tried only where it matches
+    (embedding_starts), every other rule by `others`, the same scanner without it.
+
+    `match(src, pos)` and `search(src, pos)` return what `full.match` and `full.search`
+    return (an re.Match or None): the rules keep their order, so where the embedding rule
+    matches, the rules before it still win. A search's answer from `others` is kept and reused
+    for a later search of the same text that starts before it (mistune searches again from the
+    end of each embedding it found). What is known is kept per thread for the last
+    KEPT_TEXTS texts: an embedding's arguments, a list item and a quote are parsed as texts of
+    their own in the middle of their parent's parse, which must not forget the parent.
+    """
+
+    KEPT_TEXTS = 64
+
+    def __init__(self, full: re.Pattern[str], others: re.Pattern[str]) -> None:
+        self.full = full
+        self.others = others
+        self._seen = threading.local()
+
+    def _text(self, src: str) -> _ScannedText:
+        texts = getattr(self._seen, "texts", None)
+        if texts is None:
+            texts = self._seen.texts = OrderedDict()
+        text = texts.get(id(src))
+        if text is None or text.src is not src:
+            text = texts[id(src)] = _ScannedText(src)
+            if len(texts) > self.KEPT_TEXTS:
+                texts.popitem(last=False)
+        texts.move_to_end(id(src))
+        return text
+
+    def match(self, src: str, pos: int = 0) -> re.Match[str] | None:
+        starts = self._text(src).starts
+        at = bisect.bisect_left(starts, pos)
+        if at < len(starts) and starts[at] == pos:
+            return self.full.match(src, pos)
+        return self.others.match(src, pos)
+
+    def search(self, src: str, pos: int = 0) -> re.Match[str] | None:
+        text = self._text(src)
+        found = self._search_others(text, pos)
+        at = bisect.bisect_left(text.starts, pos)
+        if at < len(text.starts) and (found is None or text.starts[at] <= found.start()):
+            # No rule matches between pos and this start, so here the embedding rule (or a
+            # rule before it) matches, as the full scanner's search would have found.
+            return self.full.match(src, text.starts[at])
+        return found
+
+    def _search_others(self, text: _ScannedText, pos: int) -> re.Match[str] | None:
+        # A match found from an earlier position is the first from any position up to it.
+        if text.searched_from is not None and text.searched_from <= pos:
+            if text.found is None or pos <= text.found.start():
+                return text.found
+        text.searched_from, text.found = pos, self.others.search(text.src, pos)
+        return text.found
+
+
+def install_linear_embeddings() -> None:
+    """Make every Otterwiki block parser (otterwiki.renderer.OtterwikiBlockParser, built now or
+    later) scan with an EmbeddingScanner wherever its rules hold the embedding rule.
+    Installing twice does nothing. Raises ValueError when Otterwiki's embedding pattern is not
+    the one EmbeddingScanner was written for (a new Otterwiki)."""
+    from otterwiki.renderer import OtterwikiBlockParser as parser_class
+    from otterwiki.renderer_plugins import mistunePluginEmbeddings
+
+    if mistunePluginEmbeddings._EMBEDDING_SCANNER_PATTERN != EMBEDDING_SCANNER_PATTERN:
+        raise ValueError("Otterwiki's embedding pattern changed: check EmbeddingScanner")
+    compile_scanner = parser_class.compile_sc
+    if getattr(compile_scanner, "robot_linear", False):
+        return
+
+    def compile_sc(self, rules=None):
+        full = compile_scanner(self, rules)
+        names = self.rules if rules is None else rules
+        if self.specification.get(EMBEDDING_RULE) != EMBEDDING_SCANNER_PATTERN:
+            return full
+        if EMBEDDING_RULE not in names:
+            return full
+        scanners = self.__dict__.setdefault("_robot_embedding_scanners", {})
+        if full not in scanners:
+            others = compile_scanner(self, [name for name in names if name != EMBEDDING_RULE])
+            scanners[full] = EmbeddingScanner(full, others)
+        return scanners[full]
+
+    compile_sc.robot_linear = True
+    parser_class.compile_sc = compile_sc
