@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import faulthandler
 import logging
 import math
 import multiprocessing
@@ -123,6 +124,10 @@ def _child(reader, writer, parent: int, produce, seconds: float, memory_bytes: i
     with every other file of the worker's) and its client's socket (thirty-third review)."""
     status = 0
     try:
+        # A native library's abort (Rust's, on an allocation past the cap) is an ending the
+        # parent logs; the parent's fault handler (pytest's, -X faulthandler) would print a
+        # Python traceback of the child into the service's log.
+        faulthandler.disable()
         for name in _RESET_SIGNALS:
             signal.signal(getattr(signal, name), signal.SIG_DFL)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
