@@ -238,4 +238,5 @@ def install_linear_embeddings() -> None:
         return scanners[full]
 
     compile_sc.robot_linear = True
+    compile_sc.__wrapped__ = compile_scanner  # Otterwiki's (mistune's), for comparison
     parser_class.compile_sc = compile_sc
