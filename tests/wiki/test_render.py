@@ -233,6 +233,71 @@ def test_a_page_nh3_would_spend_seconds_on_shows_its_escaped_source(wiki):
     assert "shown as its source" in body and escape(content[:40]) in body
 
 
+def test_a_page_whose_sanitizer_cannot_fork_answers_503_and_keeps_no_verdict(wiki, monkeypatch):
+    """Review 39: a confined step whose fork failed (a host out of processes or memory) raised
+    OSError into the view: a 500. It is a 503 with Retry-After, and the next view renders."""
+    import os
+
+    from app.wiki.otterwiki.sanitize import surely_cheap
+
+    content = "<p>x</p>\n" * 1600  # flat, but too many tags for the bound to call cheap
+    assert not surely_cheap(content)
+    put(wiki, "beta", "Forkless", content)
+
+    def fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fork", fork)
+        refused, _ = view(wiki, "beta", "/Forkless")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+    assert "try again" in refused.get_data(as_text=True)
+    response, renders = view(wiki, "beta", "/Forkless")
+    assert (response.status_code, renders) == (200, "miss")
+    assert response.get_data(as_text=True).count("<p>x</p>") == 1600
+
+
+def test_a_page_of_costly_includes_goes_over_its_budget_as_a_whole(wiki):
+    """Review 39: each included page's render caught the page's budget stop as its own
+    verdict, and the page went on, each later include getting 50 ms more: 450 includes held a
+    worker 29 s (killed), 200 rendered as a "miss" after 14.5 s. The stop ends the page's
+    render, and no included page keeps a verdict it did not earn."""
+    for n in range(12):
+        put(wiki, "beta", f"Costly{n}", "[a](" * 1500 + str(n))  # ~0.5 s of mistune each
+    put(wiki, "beta", "Includes", "".join(f"{{{{include|src=/Costly{n}}}}}\n\n" for n in range(12)))
+    response, renders = view(wiki, "beta", "/Includes")
+    assert (response.status_code, renders) == (200, "over-budget")
+    assert "shown as its source" in response.get_data(as_text=True)
+    alone, renders = view(wiki, "beta", "/Costly11")
+    assert (alone.status_code, renders) == (200, "miss")
+
+
+def test_included_pages_are_sanitized_with_their_page_once(wiki, monkeypatch):
+    """Review 39: each included page's HTML went to the sanitizer on its own, each in a
+    confined child the view waited for (up to 2 s each, no CPU of its budget): 12 includes
+    held a worker 20 s. The page's HTML, includes and all, is sanitized once; what an
+    included page holds is still cleaned."""
+    import os
+
+    forks = []
+    fork = os.fork
+
+    def counted():
+        forks.append(1)
+        return fork()
+
+    for n in range(6):
+        put(wiki, "beta", f"Flat{n}", "x\n\n" * 1600 + f"[a](javascript:alert({n}))\n")
+    put(
+        wiki, "beta", "FlatIncludes", "".join(f"{{{{include|src=/Flat{n}}}}}\n\n" for n in range(6))
+    )
+    monkeypatch.setattr(os, "fork", counted)
+    response, renders = view(wiki, "beta", "/FlatIncludes")
+    body = response.get_data(as_text=True)
+    assert (response.status_code, renders) == (200, "miss") and len(forks) <= 1
+    assert body.count("<p>x</p>") == 6 * 1600 and "javascript:" not in body
+
+
 # Otterwiki's block plugins (spoiler `>!`, fold `>|`, embeddings `{{...}}`) parse their
 # insides recursively with no depth limit: a few hundred bytes exceed Python's recursion
 # limit, and every view and preview answered 500 (review 34). Each is the escaped source.
@@ -391,6 +456,22 @@ def test_pages_render_as_otterwikis_own_scanner_renders_them(monkeypatch):
         assert render.markdown(text) == expected
 
     check()
+
+
+def test_the_embedding_scanner_keeps_nothing_after_a_render():
+    """Review 39: what the scanner learned of a text was kept for the last 64 texts a thread
+    rendered: 80 first views of 1 MB pages grew four workers by 1.1 GB for good. It goes
+    with the parse now."""
+    import gc
+
+    from otterwiki.renderer import render
+
+    from app.wiki.otterwiki.patterns import _ScannedText
+
+    _full_and_linear_block_scanners()  # installed
+    render.markdown("{{X" * 1000 + "\n- {{Y a}}\n> {{Z}}\n")
+    gc.collect()
+    assert [kept for kept in gc.get_objects() if isinstance(kept, _ScannedText)] == []
 
 
 @pytest.mark.parametrize(

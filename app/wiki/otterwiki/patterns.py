@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import bisect
 import re
-import threading
-from collections import OrderedDict
 from types import ModuleType
 
 # The text of a link: anything but `]`, and `[` only when no second `[` follows. Possessive
@@ -160,29 +158,20 @@ class EmbeddingScanner:
     return (an re.Match or None): the rules keep their order, so where the embedding rule
     matches, the rules before it still win. A search's answer from `others` is kept and reused
     for a later search of the same text that starts before it (mistune searches again from the
-    end of each embedding it found). What is known is kept per thread for the last
-    KEPT_TEXTS texts: an embedding's arguments, a list item and a quote are parsed as texts of
-    their own in the middle of their parent's parse, which must not forget the parent.
+    end of each embedding it found). mistune compiles a scanner for each parse of a text (a
+    page, an embedding's arguments, a list item), so one is made for each: what it keeps is
+    one text's, and goes with that parse.
     """
-
-    KEPT_TEXTS = 64
 
     def __init__(self, full: re.Pattern[str], others: re.Pattern[str]) -> None:
         self.full = full
         self.others = others
-        self._seen = threading.local()
+        self._scanned: _ScannedText | None = None
 
     def _text(self, src: str) -> _ScannedText:
-        texts = getattr(self._seen, "texts", None)
-        if texts is None:
-            texts = self._seen.texts = OrderedDict()
-        text = texts.get(id(src))
-        if text is None or text.src is not src:
-            text = texts[id(src)] = _ScannedText(src)
-            if len(texts) > self.KEPT_TEXTS:
-                texts.popitem(last=False)
-        texts.move_to_end(id(src))
-        return text
+        if self._scanned is None or self._scanned.src is not src:
+            self._scanned = _ScannedText(src)
+        return self._scanned
 
     def match(self, src: str, pos: int = 0) -> re.Match[str] | None:
         starts = self._text(src).starts
@@ -231,11 +220,8 @@ def install_linear_embeddings() -> None:
             return full
         if EMBEDDING_RULE not in names:
             return full
-        scanners = self.__dict__.setdefault("_robot_embedding_scanners", {})
-        if full not in scanners:
-            others = compile_scanner(self, [name for name in names if name != EMBEDDING_RULE])
-            scanners[full] = EmbeddingScanner(full, others)
-        return scanners[full]
+        others = compile_scanner(self, [name for name in names if name != EMBEDDING_RULE])
+        return EmbeddingScanner(full, others)  # mistune keeps both compiled: cheap to make
 
     compile_sc.robot_linear = True
     compile_sc.__wrapped__ = compile_scanner  # Otterwiki's (mistune's), for comparison
