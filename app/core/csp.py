@@ -37,6 +37,17 @@ ERROR_POLICY = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # Same-origin requests keep their Referer (Flask-WTF checks it on HTTPS form posts); other
 # origins learn nothing of the page a link was followed from.
 REFERRER_POLICY = "same-origin"
+# The JavaScript MIME types (WHATWG MIME Sniffing, "JavaScript MIME type"): an upload of one is
+# sent as text/plain, which under nosniff no browser runs as a script or worker, whatever a
+# policy allows (review 39: an uploaded .js came as text/javascript).
+SCRIPT_MIME_TYPES = frozenset(
+    {
+        *("application/ecmascript", "application/javascript", "application/x-ecmascript"),
+        *("application/x-javascript", "text/ecmascript", "text/javascript", "text/jscript"),
+        *(f"text/javascript1.{minor}" for minor in range(6)),
+        *("text/livescript", "text/x-ecmascript", "text/x-javascript"),
+    }
+)
 NONCE_BYTES = 18
 
 
@@ -64,6 +75,12 @@ def page_policy(
     scripts = f"script-src {source} 'nonce-{nonce}'" if nonce else f"script-src {source}"
     extra = ("form-action " + " ".join(form_action),) if form_action else ()
     return "; ".join((*_DIRECTIVES, scripts, *extra))
+
+
+def inert_mimetype(mimetype: str) -> str:
+    """The type to send an uploaded file of `mimetype` (an essence, e.g. "text/javascript")
+    as: text/plain for a JavaScript MIME type (SCRIPT_MIME_TYPES), else `mimetype`."""
+    return "text/plain" if mimetype.strip().lower() in SCRIPT_MIME_TYPES else mimetype
 
 
 def security_headers(policy: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from flask import request
 from werkzeug.datastructures import MultiDict
 
 from app.core.csp import ATTACHMENT_POLICY
+from app.core.csp import inert_mimetype
 from app.core.errors import BadRequest
 from app.core.errors import Forbidden
 from app.core.errors import PayloadTooLarge
@@ -252,7 +253,7 @@ def list_attachments(path):
 @bp.get("/pages/<path:path>/attachments/<name>")
 def get_attachment(path, name):
     data, mime = _pages().attachment(path, name, request.args.get("revision"))
-    response = Response(data, mimetype=mime)
+    response = Response(data, mimetype=inert_mimetype(mime))
     # Uploaded files are served from the wiki's own origin: never let one run as a page there.
     response.headers["Content-Security-Policy"] = ATTACHMENT_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -16,6 +16,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
+from app.wiki.static import STATIC_PREFIX
+
+# The path a wiki's Content-Security-Policy runs script files from (csp._static_url).
+SCRIPT_PATH = STATIC_PREFIX + "/"
 # Otterwiki endpoints no wiki may reach, each with why. Blocking acts on every method and spelling.
 BLOCKED_ENDPOINTS = {
     "admin_repository_management": "remote push/pull reaches other hosts with the platform's keys",
@@ -131,6 +135,11 @@ class Routes:
         route = self._follow(adapter, None, method)
         if route.endpoint is None or route.blocked:
             return route
+        if environ.get("PATH_INFO", "").startswith(SCRIPT_PATH) and route.endpoint != "static":
+            # A wiki's policy runs script files from under /static/ (app.core.csp), which a
+            # browser matches after decoding: `/static/%2Fx/a/evil.js` reached an upload
+            # (review 39). There only Flask's static view answers.
+            return _blocked(route, "only the platform's own files are under /static/")
         if route.endpoint in BLOCKED:
             return _blocked(route, BLOCKED_ENDPOINTS[route.endpoint])
         if route.endpoint in READ_ONLY_ENDPOINTS and method not in _READ_METHODS:

@@ -16,6 +16,7 @@ import pytest
 from werkzeug.test import Client
 
 from app.core.csp import ATTACHMENT_POLICY
+from app.core.csp import SCRIPT_MIME_TYPES
 from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
@@ -159,6 +160,41 @@ def test_uploaded_markup_never_runs_as_a_page(world, kind):
         # sandboxed, nothing loads: the policy may only add to ATTACHMENT_POLICY
         assert served.headers["Content-Security-Policy"].startswith(ATTACHMENT_POLICY), path
         assert served.headers["X-Content-Type-Options"] == "nosniff", path
+
+
+@pytest.mark.parametrize("name", ["evil.js", "evil.mjs", "upper.JS", "evil.cjs"])
+def test_uploaded_scripts_are_sent_as_text_and_never_from_under_static(world, name):
+    """Review 39: a page named static/x got an attachment evil.js, and `/static//x/a/evil.js`
+    served it as text/javascript from under /static/, the path the wiki's policy runs script
+    files from: a browser ran it. Nothing but the platform's files answers under /static/, by
+    any spelling, and an uploaded script is sent as text/plain (nosniff: never run)."""
+    script = b"document.title = 'PWNED'"
+    page = call(world, "PUT", "/api/v1/pages/static/x", token="editor", json={"content": "x"})
+    assert page.status_code in (200, 201)
+    put = call(
+        world, "PUT", f"/api/v1/pages/Static/X/attachments/{name}", token="editor", data=script
+    )
+    assert put.status_code == 201, put.text
+    for path in (
+        f"/api/v1/pages/Static/X/attachments/{name}",
+        f"/Static/X/a/{name}",
+        f"/static/x/a/{name}",
+    ):
+        served = call(world, "GET", path, token="editor")
+        if served.status_code == 200:
+            assert served.mimetype not in SCRIPT_MIME_TYPES and served.data == script, path
+            assert served.headers["X-Content-Type-Options"] == "nosniff", path
+    spellings = [
+        "/static//x/a/",
+        "/static/%2Fx/a/",
+        "/static/%2fx/a/",
+        "/static///x/a/",
+        "/static/./x/a/",
+    ]
+    for spelling in spellings:
+        served = call(world, "GET", spelling + name, token="editor")
+        assert served.status_code == 404 and served.data != script, spelling
+    assert call(world, "GET", "/static/css/otterwiki.css").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from types import ModuleType
 from jinja2 import BaseLoader
 
 from app.core.csp import ATTACHMENT_POLICY
+from app.core.csp import inert_mimetype
 from app.core.csp import new_nonce
 from app.core.csp import page_policy
 from app.core.csp import security_headers
@@ -142,6 +143,8 @@ def _add_headers(response):
 
     if request.endpoint in ATTACHMENT_ENDPOINTS:
         policy = ATTACHMENT_POLICY
+        if response.mimetype:
+            response.mimetype = inert_mimetype(response.mimetype)
     else:
         _drop_rendered_handlers(response)
         policy = page_policy(csp_nonce(), _form_sources(), _static_url())
