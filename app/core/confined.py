@@ -7,8 +7,9 @@ CPU it does not time, or gigabytes, and refusing pattern shapes one by one left 
 open (twenty-seventh to thirtieth reviews). Here whatever the step does, the worker loses at most
 `seconds` of waiting and nothing of its memory: the child is killed at the deadline, its address
 space is capped (RLIMIT_AS: an allocation past it fails, a MemoryError), and what it sent before
-is kept. multiprocessing's fork context does the fork, the pipe and the reaping; the child only
-reads what the parent had in memory, and no file, lock or database handle is used on both sides.
+is kept. The child is forked and reaped through a pidfd (pidfd_open(2): no pid reuse races);
+multiprocessing's Pipe carries the records. The child only reads what the parent had in
+memory, and no file, lock or database handle is used on both sides.
 """
 
 from __future__ import annotations
@@ -21,16 +22,23 @@ import math
 import multiprocessing
 import os
 import resource
+import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+
+from app.core.errors import Unavailable
+from app.core.interrupts import held_off
 
 log = logging.getLogger(__name__)
 
 _MEMORY_EXIT = 3  # the child's exit status once its memory cap stopped it
 _FAILED_EXIT = 4  # ... once anything else did (told to the parent first)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The pidfds of the children forked and not yet reaped, each with the thread that forked it.
+_unreaped: dict[int, int] = {}
 # Signals a server worker handles its own way (gunicorn's workers: graceful stop, reload); in
 # the child they end it, as in any plain process.
 _RESET_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
@@ -67,18 +75,43 @@ def run_confined(
     this process die first) and it writes no core file. Records must pickle; each should be
     small (one message each). Only the main thread's state is in the child: `produce` must not
     wait on another thread's lock, and must use no file, socket or database connection this
-    process uses (open its own). Raises OSError only if the fork itself fails.
+    process uses (open its own). Raises Unavailable (503, retry after 5 s) if the fork fails
+    (the host is out of processes, memory or file descriptors).
     """
-    reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
-    child = multiprocessing.get_context("fork").Process(
-        target=_child,
-        args=(reader, writer, os.getpid(), produce, seconds, memory_bytes),
-        daemon=True,
-    )
-    child.start()
-    writer.close()  # the child's copy is the only writer: its end is our end of file
-    deadline = time.monotonic() + seconds
-    ending = None
+    with held_off():
+        _reap_left()
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    parent = os.getpid()
+    with held_off():  # no signal's exception between the fork and our hold on the child
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child(reader, writer, parent, produce, seconds, memory_bytes)  # never returns
+        except BaseException as error:
+            if os.getpid() == parent:  # the fork failed: no child
+                reader.close()
+                writer.close()
+                if isinstance(error, OSError):
+                    raise _unavailable(error) from error
+            raise
+        finally:
+            # An exception the child inherited pending must not return it into the code it
+            # was forked from.
+            if os.getpid() != parent:
+                os._exit(_FAILED_EXIT)
+        # A pidfd names this child and no other, even once it is reaped (no pid reuse races).
+        try:
+            child = os.pidfd_open(pid)
+        except OSError as error:  # out of file descriptors: the pid is ours until reaped
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            reader.close()
+            writer.close()
+            raise _unavailable(error) from error
+        _unreaped[child] = threading.get_ident()
+        writer.close()  # the child's copy is the only writer: its end is our end of file
+        deadline = time.monotonic() + seconds
+        ending = None
     try:
         while ending is None:
             left = deadline - time.monotonic()
@@ -94,15 +127,10 @@ def run_confined(
             else:
                 collect(record)
     finally:
-        reader.close()
-        if ending is None:  # the child closed its end: it is exiting; wait for it (in time)
-            child.join(max(deadline - time.monotonic(), 0))
-        if child.exitcode is None:
-            child.kill()  # at once, whatever it does
-            ending = ending or Ending.OUT_OF_TIME
-        child.join()
-        code = child.exitcode
-        child.close()
+        # the child closed its end (ending None): it is exiting; else kill it at once
+        with held_off():  # an interrupted wait left a zombie for the worker's life (CI)
+            code, killed = _end(child, reader, deadline if ending is None else None)
+    ending = ending or (Ending.OUT_OF_TIME if killed else None)
     if ending is not None:
         return ending
     if code == 0:
@@ -112,6 +140,47 @@ def run_confined(
     if code != _FAILED_EXIT:
         log.warning("confined step ended with status %s", code)
     return Ending.FAILED
+
+
+def _unavailable(error: OSError) -> Unavailable:
+    log.warning("could not start a confined step: %s", error)
+    return Unavailable(
+        "This server is short of processes or memory for this step: try again shortly.",
+        retry_after=5,
+    )
+
+
+def _end(child: int, reader, exiting_until: float | None) -> tuple[int, bool]:
+    """Close `reader` (if any), wait for the child (`child`: its pidfd, closed here) to exit
+    until the monotonic time `exiting_until` (None: not at all), kill it if it has not, and
+    reap it; return (its exit code, or minus the signal that ended it; whether it was killed).
+    """
+    try:
+        if reader is not None:
+            reader.close()
+        if exiting_until is not None:
+            select.select([child], [], [], max(exiting_until - time.monotonic(), 0))
+        ended = os.waitid(os.P_PIDFD, child, os.WEXITED | os.WNOHANG)
+        killed = ended is None
+        if killed:
+            signal.pidfd_send_signal(child, signal.SIGKILL)  # at once, whatever it does
+            ended = os.waitid(os.P_PIDFD, child, os.WEXITED)
+    finally:
+        _unreaped.pop(child, None)
+        os.close(child)
+    if ended.si_code == os.CLD_EXITED:
+        return ended.si_status, killed
+    return -ended.si_status, killed
+
+
+def _reap_left() -> None:
+    """Kill and reap the children this thread forked and did not reap: an exception raised
+    into the few instructions between the fork's held-off block and the reaping's (a signal
+    handler that does not hold off) leaves one. A thread runs one confined step at a time, so
+    at its start every child of its own is such a one."""
+    me = threading.get_ident()
+    for child in [child for child, thread in _unreaped.items() if thread == me]:
+        _end(child, None, None)
 
 
 def _child(reader, writer, parent: int, produce, seconds: float, memory_bytes: int) -> None:

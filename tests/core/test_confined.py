@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from app.core import confined
 from app.core.confined import Ending
 from app.core.confined import run_confined
+from app.core.interrupts import holding_off
 from tests.conftest import descendants
 from tests.conftest import forked_copies
 from tests.conftest import pid_alive
@@ -52,6 +54,62 @@ def test_a_step_that_sleeps_or_blocks_is_killed_too():
 
     assert run(blocked, seconds=0.3) == (Ending.OUT_OF_TIME, [1])
     assert forked_copies() == []
+
+
+class _Stop(Exception):
+    """Raised into a confined call again and again, as the render budget's SIGPROF does."""
+
+
+def _stop_as_the_budget_does(signum, frame):
+    # The budget's manners (app.core.interrupts); only into the confined call's own frames,
+    # not the test's around it nor a finalizer's (where Python prints and drops it).
+    if not holding_off() and frame.f_code.co_filename == confined.__file__:
+        raise _Stop
+
+
+@pytest.mark.parametrize("ends", ["killed", "exiting"])
+def test_exceptions_raised_into_it_again_and_again_leave_no_child(ends):
+    """CI: a zombie copy of a gunicorn worker was left after a render whose budget ran out
+    while its confined sanitizer was reaped: the budget's exception, raised again and again,
+    interrupted the wait. Now the fork and the reaping hold such exceptions off, and what the
+    few instructions between them may still leave is reaped by the thread's next step."""
+
+    def step():
+        yield 1
+        if ends == "killed":
+            signal.pause()
+
+    previous = signal.signal(signal.SIGALRM, _stop_as_the_budget_does)
+    signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
+    stopped = 0
+    try:
+        for _ in range(40):
+            try:
+                run(step, seconds=0.05)
+            except _Stop:
+                stopped += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert stopped > 0
+    run(lambda: iter([1]))
+    assert forked_copies() == []
+
+
+def test_a_fork_that_fails_is_unavailable_and_leaks_nothing(monkeypatch):
+    """A host out of processes or memory (fork's EAGAIN, ENOMEM): a 503 to retry, not an
+    OSError (a 500), and the pipe's descriptors are closed."""
+    from app.core.errors import Unavailable
+
+    def fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", fork)
+    with pytest.raises(Unavailable) as refused:
+        run(lambda: iter([1]))
+    assert (refused.value.status, refused.value.retry_after) == (503, 5)
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from types import ModuleType
 from markupsafe import escape
 
 from app.core.errors import Unavailable
+from app.core.interrupts import holding_off
 from app.pages.files import head_commit
 
 log = logging.getLogger("robot.wiki.render")
@@ -82,7 +83,7 @@ class _Budget:
             stop = RenderOverBudget
         else:
             return
-        if self.deferring:
+        if self.deferring or holding_off():  # held_off: a fork and its reaping (confined)
             self.pending = self.pending or stop
             return
         raise stop
@@ -346,6 +347,9 @@ def _keep(cache, key: str, value, seconds: float | None = None) -> None:
         log.exception("render cache unwritable; the next view computes again")
 
 
+_rendering = threading.local()  # depth 1 inside a wiki's cached, budgeted markdown() call
+
+
 def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     """Wrap `OtterwikiRenderer.markdown` with the shared render cache and the CPU budget.
 
@@ -364,7 +368,10 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
 
     def markdown(self, text, cursor=None, **kwargs):
         tenant = current_tenant()
-        if tenant is None:
+        if tenant is None or getattr(_rendering, "depth", 0):
+            # Outside a wiki, or a page an embedding (Include) renders inside a page's render:
+            # that render is budgeted and cached as a whole, and its budget's stop must end
+            # it, not be kept as this part's verdict while the page goes on (review 39).
             return original(self, text, cursor, **kwargs)
         key = render_key(self, text, cursor, kwargs, tenant, version)
         cache, found = _cached(tenant, key)
@@ -373,7 +380,11 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
             note_outcome("hit" if outcome == "miss" else outcome)
             html, toc, libraries = rendered
             return html, list(toc), dict(libraries)
-        rendered, outcome = _render_bounded(original, self, text, cursor, kwargs, tenant)
+        _rendering.depth = 1
+        try:
+            rendered, outcome = _render_bounded(original, self, text, cursor, kwargs, tenant)
+        finally:
+            _rendering.depth = 0
         note_outcome(outcome)
         _keep(cache, key, (outcome, rendered))
         return rendered

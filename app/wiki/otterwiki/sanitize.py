@@ -9,6 +9,7 @@ exactly what Otterwiki's renderer and its embeddings produce, and the math block
 from __future__ import annotations
 
 import re
+import threading
 from types import ModuleType
 
 import nh3
@@ -331,6 +332,9 @@ def _escape_math_blocks(renderer_class: type) -> None:
     renderer_class.block_code = block_code
 
 
+_rendering = threading.local()  # depth 1 inside a markdown() call whose output is sanitized
+
+
 def _sanitize_markdown_output(renderer_class: type) -> None:
     """Sanitize the HTML of every `OtterwikiRenderer.markdown(...)` call, in any instance.
 
@@ -344,7 +348,16 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
         return
 
     def markdown(self, text, cursor=None, **kwargs):
-        html, toc, requirements = original(self, text, cursor, **kwargs)
+        if getattr(_rendering, "depth", 0):
+            # A page an embedding (Include) renders inside this render: its HTML is part of
+            # this render's, sanitized with it, once; each part in a confined child of its
+            # own cost a view seconds of waiting per include (review 39).
+            return original(self, text, cursor, **kwargs)
+        _rendering.depth = 1
+        try:
+            html, toc, requirements = original(self, text, cursor, **kwargs)
+        finally:
+            _rendering.depth = 0
         cleaned = _sanitized(html)
         if cleaned is not None:
             return cleaned, toc, requirements
