@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from types import ModuleType
 
 import nh3
@@ -22,7 +23,7 @@ from app.wiki.otterwiki.render import uninterrupted
 # Bump POLICY whenever the allow-list below (or what `sanitizable` refuses) changes: the render
 # cache keys on SANITIZER_VERSION, so pages rendered under an older policy are rendered again.
 # nh3's version is part of it too.
-POLICY = "2"
+POLICY = "3"  # 3: growth bound; included pages sanitized with their page
 SANITIZER_VERSION = f"{POLICY}/nh3-{nh3.__version__}"
 
 # Everything Otterwiki's renderer, its plugins and its embeddings emit (renderer.py,
@@ -233,6 +234,18 @@ _FORMATTING_TAG = re.compile(
     r"<(?:a|b|big|code|em|font|i|nobr|s|small|strike|strong|tt|u)[\t\n\f\r />]", re.IGNORECASE
 )
 _PIECE_CHARS = 1024 * 1024  # of the child's answer, one message each
+# html5ever makes every formatting element still open again in each block after it: 25 KB of
+# `<b>` and paragraphs came back as 23 MB of HTML (review 39), kept in the shared render cache
+# and sent to every visitor. A body whose clean HTML is more than MAX_GROWTH times its own
+# length plus GROWTH_FLOOR characters is shown as its source instead. Sanitizing only removes
+# and closes, so a page's own HTML is far below it.
+MAX_GROWTH = 4
+GROWTH_FLOOR = 64 * 1024
+
+
+def _longest_clean(html: str) -> int:
+    """The most characters `html`'s clean HTML may have (see MAX_GROWTH)."""
+    return MAX_GROWTH * len(html) + GROWTH_FLOOR
 
 
 def surely_cheap(html: str) -> bool:
@@ -252,12 +265,17 @@ def _clean_confined(html: str) -> str | None:
 
     def produce():
         cleaned = _clean(html)
+        if len(cleaned) > _longest_clean(html):
+            yield None  # grown past its bound: not worth sending
+            return
         for at in range(0, len(cleaned), _PIECE_CHARS):
             yield cleaned[at : at + _PIECE_CHARS]
 
-    pieces: list[str] = []
+    pieces: list[str | None] = []
     ending = run_confined(produce, pieces.append, SANITIZE_SECONDS, SANITIZE_MEMORY_BYTES)
-    return "".join(pieces) if ending is Ending.FINISHED else None
+    if ending is not Ending.FINISHED or None in pieces:
+        return None
+    return "".join(pieces)
 
 
 def sanitize_html(html: str) -> str:
@@ -269,8 +287,9 @@ def sanitize_html(html: str) -> str:
     properties not in `STYLE_PROPERTIES`. Pure and deterministic: the same input and
     `SANITIZER_VERSION` give the same output. Follows the WHATWG HTML parsing rules (html5ever).
     HTML nested too deep for nh3 (see `sanitizable`), or on which nh3 spends more than
-    SANITIZE_SECONDS or SANITIZE_MEMORY_BYTES (in a child, unless `surely_cheap`), comes back
-    escaped, as text.
+    SANITIZE_SECONDS or SANITIZE_MEMORY_BYTES (in a child, unless `surely_cheap`), or whose
+    clean HTML grows past MAX_GROWTH times its length (html5ever's remade formatting elements),
+    comes back escaped, as text.
     """
     cleaned = _sanitized(html)
     return _as_text(html) if cleaned is None else cleaned
@@ -279,7 +298,8 @@ def sanitize_html(html: str) -> str:
 def _sanitized(html: str) -> str | None:
     """nh3's answer for `html`, or None when it would cost too much (see sanitize_html)."""
     if surely_cheap(html):
-        return _clean(html)
+        cleaned = _clean(html)
+        return cleaned if len(cleaned) <= _longest_clean(html) else None
     if not sanitizable(html):
         return None
     return _clean_confined(html)
@@ -369,6 +389,9 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
     renderer_class.markdown = markdown
 
 
+MENU_ICONS_KEPT = 64  # sanitized menu icons a worker keeps (each under the form's 32 KB)
+
+
 def _sanitize_menu_icons() -> None:
     """Pass the sidebar menu's icons (raw HTML from the admin's menu, shown `|safe`) too."""
     import otterwiki.sidebar
@@ -377,8 +400,22 @@ def _sanitize_menu_icons() -> None:
     if _installed(original):
         return
 
+    kept: OrderedDict[str, str] = OrderedDict()
+    lock = threading.Lock()
+
     def clean_html(html, *args, **kwargs):
-        return sanitize_html(original(html, *args, **kwargs))
+        # Built for every page view, outside the render cache (review 39: an icon nh3 needed a
+        # confined child for cost 0.45 s of CPU on each view): kept per worker by content.
+        key = repr((html, args, sorted(kwargs.items())))
+        with lock:
+            cleaned = kept.get(key)
+        if cleaned is None:
+            cleaned = sanitize_html(original(html, *args, **kwargs))
+            with lock:
+                kept[key] = cleaned
+                while len(kept) > MENU_ICONS_KEPT:
+                    kept.popitem(last=False)
+        return cleaned
 
     _mark(clean_html, original)
     otterwiki.sidebar.clean_html = clean_html
