@@ -11,6 +11,7 @@ from app.wiki.otterwiki.changelog import install_paged_changelog
 from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.editor import install_merging_editor
 from app.wiki.otterwiki.errors import answer_bad_input
+from app.wiki.otterwiki.link_destinations import install_linear_link_destinations
 from app.wiki.otterwiki.link_tools import install_link_map_tools
 from app.wiki.otterwiki.managed import install_managed_pages
 from app.wiki.otterwiki.page_index import install_page_index
@@ -92,6 +93,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_link_map_tools()  # rename and broken-links housekeeping read the link map
     install_linear_headings()
     install_linear_embeddings()
+    install_linear_link_destinations()
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
     install_render_cache(server, extra_version=SANITIZER_VERSION)
     install_page_index(server)
