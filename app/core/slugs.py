@@ -186,6 +186,7 @@ _IMPERSONATION = """
     security-alerts helpdesk help-desk servicedesk service-desk customer-support
     customer-service customer-care security-team abuse-desk trust-and-safety twofactor 2fa mfa
     otp totp passkey passkeys unlock suspended suspension appeal appeals
+    wallet wallets invoice invoices checkout
 """
 # Each group with the reason a refusal gives and how it matches. Host names (True) are
 # reserved in the spellings hosts use too: numbered or versioned (www1, api-v2), without
@@ -238,7 +239,7 @@ _REGIONAL = frozenset(
 # (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by region
 # (pds-europe), and the platform's or its sign-in network's name joined to a word of office
 # (robot-admin, support-bluesky, robotadmin ...).
-_NUMBERED = re.compile(r"^(?:mx|ns|gw|imap4|pops|ipv?[46])-?\d+$")
+_NUMBERED = re.compile(r"^(?:mx|ns|gw|ww|imap4|pops|ipv?[46])-?\d+$")
 # A host's role or place after a protocol or service name: a number, a region code with its
 # parts (eu, us-east-1), or a word of role (twenty-seventh review: `(pop|mta|relay|pds)-` and
 # anything made pop-culture, mta-subway, relay-for-life and pds-notes reserved).
@@ -360,6 +361,33 @@ PATTERN_REASONS = (
 )
 
 
+# The platform's and its sign-in network's names as a look-alike would spell them: digits for
+# the letters they resemble (r0bot, b1uesky), a letter doubled (roboot), a hyphen anywhere, an
+# article or an "official" before it (the-robot, realrobot): review 39 found them free.
+_PLATFORM_WORDS = ("robot", "robots", "robotwtf", "otterwiki", "bluesky", "bsky", "atproto")
+_LOOKALIKE_LETTERS = (str.maketrans("013457", "oleast"), str.maketrans("013457", "oieast"))
+_LOOKALIKE_PREFIXES = ("", "the", "my", "real", "official", "true", "genuine")
+
+
+def _squeezed(word: str) -> str:
+    """`word` with each run of one letter made one letter (roboot: robot)."""
+    return "".join(letter for at, letter in enumerate(word) if word[at - 1 : at] != letter)
+
+
+_SQUEEZED_PLATFORM = frozenset(_squeezed(word) for word in _PLATFORM_WORDS)
+
+
+def _passes_for_platform(slug: str) -> bool:
+    """True when `slug`, read as a look-alike (see _PLATFORM_WORDS), is the platform's name."""
+    bare = slug.replace("-", "")
+    for letters in _LOOKALIKE_LETTERS:
+        word = _squeezed(bare.translate(letters))
+        for prefix in _LOOKALIKE_PREFIXES:
+            if word.startswith(prefix) and word[len(prefix) :] in _SQUEEZED_PLATFORM:
+                return True
+    return False
+
+
 def reserved_reason(slug: str) -> str | None:
     """Return why `slug` is reserved, or None.
 
@@ -374,6 +402,7 @@ def reserved_reason(slug: str) -> str | None:
     platform groups) and the reserved shapes are also reserved without hyphens (`sign-in`),
     without a number or version at the end (`postmaster2`, `dev-2`, `api-v2`,
     `robot-admin1`), and without a region after a regional service (`auth-eu`, `api-eu-2`).
+    The platform's names are reserved in look-alike spellings too (`r0bot`, `the-robot`).
     Well-known names and literal values are reserved only whole (`calendar`, `true`), as
     clients and programs read them only whole (RFC 8615 names; JSON, YAML 1.1 values).
     """
@@ -385,6 +414,8 @@ def reserved_reason(slug: str) -> str | None:
         for pattern, reason in PATTERN_REASONS:
             if pattern.fullmatch(spelling):
                 return reason
+    if _passes_for_platform(slug):
+        return RESERVED_REASONS["robot"]
     return None
 
 

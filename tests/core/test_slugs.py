@@ -435,3 +435,22 @@ def test_every_dashed_ipv4_address_is_refused_and_no_number_outside_0_to_255():
     for bad in (256, 300, 999, 1000):
         assert slug_problem(f"{bad}-0-0-1") is None, bad
         assert slug_problem(f"10-0-0-{bad}") is None, bad
+
+
+# Review 39: the platform's name spelled as a look-alike would spell it, a numbered www, and
+# payment words were free.
+LOOKALIKES_REFUSED = ["r0bot", "rob0t", "roboot", "the-robot", "r-o-b-0-t", "realrobot"]
+LOOKALIKES_REFUSED += ["b1uesky", "0tterwiki", "atpr0to", "robootwtf", "the-robots", "bbsky"]
+LOOKALIKES_REFUSED += ["ww3", "ww-1", "wallet", "wallets", "invoices", "checkout"]
+LOOKALIKES_FREE = ["robotics", "roboto", "robin", "rabbit", "robo", "throbot", "ottawiki"]
+LOOKALIKES_FREE += ["otter", "robots-fan", "the-otter", "reboot", "r2d2", "b0b"]
+
+
+@pytest.mark.parametrize("slug", LOOKALIKES_REFUSED)
+def test_look_alikes_of_the_platform_and_its_hosts_are_refused(slug):
+    assert "reserved" in slug_problem(slug)
+
+
+@pytest.mark.parametrize("slug", LOOKALIKES_FREE)
+def test_names_that_only_resemble_the_platform_stay_free(slug):
+    assert slug_problem(slug) is None
