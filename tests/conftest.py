@@ -45,6 +45,17 @@ def _clean_environ(monkeypatch):
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def _own_detached_slots(monkeypatch):
+    """Each Platform.load points this process's detached steps at its instance's slots
+    (app.core.detached.use_slots_in); a test gets back what it started with, so a later one
+    never counts against a finished instance's slots (CI: a commit-graph step was not started,
+    both slots of an earlier test's instance still held)."""
+    from app.core import detached
+
+    monkeypatch.setattr(detached, "_slots_folder", detached._slots_folder)
+
+
 # The platform DB engines the store runs on. A module marked `both_engines` runs each of its
 # tests that use `settings` once per engine (`sqlite_only` keeps a test to SQLite); the rest
 # run on SQLite, the embedded default.
