@@ -79,6 +79,7 @@ class _Build:
 
     def __init__(self, server: ModuleType, seconds: float):
         self.server = server
+        self.share = seconds
         self.until = time.process_time() + seconds
         self.skipped = 0
         self.rendered = 0  # tables of contents it set out to render
@@ -202,8 +203,10 @@ def install_page_index(server: ModuleType) -> None:
                 # Stopped anywhere in the page's render or in the write of its row.
                 server.db.session.rollback()
                 server.storage.repo.git.clear_cache()
-                # Stopped in two builds: the second time it came first, with a whole share.
-                if _remember(_stopped, page):
+                # Stopped in two builds, each time with half the build's share or more: it
+                # takes more than a share. A stop with less says nothing of the page (the
+                # build's own work took the rest: 999 of 1,000 pages listed on a loaded host).
+                if left >= reading.share / 2 and _remember(_stopped, page):
                     _remember(_abandoned, page)
                     return []
         reading.skipped += 1
