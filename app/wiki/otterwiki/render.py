@@ -83,7 +83,9 @@ class _Budget:
             stop = RenderOverBudget
         else:
             return
-        if self.deferring or holding_off():  # held_off: a fork and its reaping (confined)
+        if holding_off():  # a fork and its reaping (app.core.confined): the timer fires again
+            return
+        if self.deferring:
             self.pending = self.pending or stop
             return
         raise stop
