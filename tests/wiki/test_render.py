@@ -28,12 +28,16 @@ def _instance(data, **env):
 
 @pytest.fixture(scope="module")
 def wiki(tmp_path_factory):
-    """Public wikis alpha and beta with an editor token each; the default budget."""
+    """Public wikis alpha, beta and gamma (kept free of costly pages) with an editor token
+    each; the default budget. Each is opened now: an in-process instance made later in the
+    module (test_a_corrupt_cache_file_never_breaks_a_view, `tight`) rebinds Otterwiki's
+    globals, and a wiki this one opens after that finds no tables."""
     made = _instance(tmp_path_factory.mktemp("render"))
     made.tokens = {}
-    for slug in ("alpha", "beta"):
+    for slug in ("alpha", "beta", "gamma"):
         create_wiki(made.settings, made.platform.store, slug, OWNER[0], public=True)
         made.tokens[slug] = made.platform.store.create_token(slug, OWNER[0], "editor")[1]
+        assert view(made, slug, "/Home")[0].status_code == 200
     yield made
     made.app.tenancy.close()
     made.platform.store.close()
@@ -271,6 +275,33 @@ def test_a_page_of_costly_includes_goes_over_its_budget_as_a_whole(wiki):
     assert "shown as its source" in response.get_data(as_text=True)
     alone, renders = view(wiki, "beta", "/Costly7")
     assert (alone.status_code, renders) == (200, "miss")
+
+
+def test_a_page_far_larger_rendered_than_written_shows_its_source(wiki):
+    """Review 40: 28 includes of a 1 MB page made a 650-byte page a 28 MB body, cached in the
+    shared render cache and sent on every view. Past MAX_RENDER_GROWTH times its text (and a
+    floor) the page shows its source; the included page itself renders."""
+    put(wiki, "beta", "Leaf", "x" * 300_000)
+    put(wiki, "beta", "Fanout", "".join("{{include|src=/Leaf}}\n\n" for _ in range(12)))
+    response, renders = view(wiki, "beta", "/Fanout")
+    body = response.get_data(as_text=True)
+    assert (response.status_code, renders) == (200, "too-large")
+    assert "shown as its source" in body and len(body) < 100_000
+    leaf, renders = view(wiki, "beta", "/Leaf")
+    assert (leaf.status_code, renders) == (200, "miss")
+
+
+@pytest.mark.parametrize("markup", ["<div>\n<![a\n</div>", "<![x", "a <![if x]> b", "<![CDATA"])
+def test_markup_the_html_parser_rejects_shows_its_source(wiki, markup):
+    """Review 40: Otterwiki's BeautifulSoup (html.parser) rejects `<![a` with an exception:
+    the page, the wiki's index and every page's editor (which lists every page) answered 500.
+    The page shows its source; the index lists it."""
+    put(wiki, "gamma", "Rejected", markup)
+    response, renders = view(wiki, "gamma", "/Rejected")
+    assert response.status_code == 200 and renders in ("unparsable", "miss"), renders
+    assert "<![" not in response.get_data(as_text=True).split('class="page"', 1)[-1]
+    index, _ = view(wiki, "gamma", "/-/index")
+    assert index.status_code == 200 and "Rejected" in index.get_data(as_text=True)
 
 
 def test_included_pages_are_sanitized_with_their_page_once(wiki, monkeypatch):

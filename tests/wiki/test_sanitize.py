@@ -302,3 +302,24 @@ def test_html_that_grows_past_its_bound_comes_back_as_text():
     assert cleaned.startswith("<pre>&lt;p&gt;") and len(cleaned) < MAX_GROWTH * len(grows)
     flat = "<p><b>x</b></p>" * 5000  # as large, and no growth
     assert sanitize_html(flat) == flat
+
+
+def test_formatting_tags_count_by_their_length_and_large_bodies_are_never_surely_cheap():
+    """Review 40: five `<b>` with 200 KB titles passed the bound and cost nh3 6.9 s and 845 MB
+    in the worker (html5ever copies the attributes with each element it makes again); 100 MB
+    of text passed too. Such bodies go to the confined child."""
+    from app.wiki.otterwiki.sanitize import SURELY_CHEAP_CHARS
+    from app.wiki.otterwiki.sanitize import surely_cheap
+
+    long_titles = "".join(f'<b title="{n}{"A" * 200_000}">' for n in range(5))
+    assert not surely_cheap("<p>" + long_titles + "x</p>" + "<p>y</p>" * 400)
+    assert surely_cheap("<p>" + '<b title="short">' * 5 + "x</p>" + "<p>y</p>" * 400)
+    assert not surely_cheap("x" * (SURELY_CHEAP_CHARS + 1))
+
+
+def test_a_sidebar_icon_the_html_parser_rejects_is_shown_as_text(server):
+    """Review 40: Otterwiki's clean_html (html.parser) raises on `<![a`: every page view with
+    that menu icon would answer 500."""
+    import otterwiki.sidebar
+
+    assert otterwiki.sidebar.clean_html("<![a <b>") == "&lt;![a &lt;b&gt;"

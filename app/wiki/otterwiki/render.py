@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
+from bs4 import ParserRejectedMarkup
 from markupsafe import escape
 
 from app.core.errors import Unavailable
@@ -242,19 +243,21 @@ def render_key(renderer, text: str, cursor, kwargs: dict, tenant, version: str) 
     return digest.hexdigest()
 
 
-def source_view(text: str, budget: float | None) -> str:
-    """The body of a page that went over its render budget (`budget`, seconds), or that nests
-    deeper than the renderer can follow (None): a notice and its escaped source."""
-    why = (
-        f"took more than {budget:g} s to render"
-        if budget is not None
-        else "nests deeper than the renderer can follow"
-    )
+def source_view(text: str, why: str) -> str:
+    """The body of a page that cannot be shown rendered: a notice saying `why` ("took more
+    than 2 s to render") and its escaped source."""
     return (
         f'<div class="alert alert-secondary mb-20" role="alert">This page {why}, so it is '
         "shown as its source.</div>\n"
         f'<pre class="robot-page-source">{escape(text)}</pre>\n'
     )
+
+
+# A rendered body longer than this many times its page's text, plus RENDER_GROWTH_FLOOR
+# characters, is shown as source: 28 includes of a 1 MB page made a 650-byte page a 28 MB
+# body, cached in the shared render cache and sent on every view (review 40).
+MAX_RENDER_GROWTH = 4
+RENDER_GROWTH_FLOOR = 2 * 1024 * 1024
 
 
 def note_outcome(outcome: str) -> None:
@@ -298,31 +301,42 @@ def _forget(renderer, kwargs: dict) -> None:
 
 
 def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
-    """Render within the budget: (html, toc, libraries), or the source view when over it or
+    """Render within the budget: (html, toc, libraries), or the source view when over it,
     when the text nests deeper than Python's recursion limit lets mistune's recursive block
-    parser follow (300 bytes of `>!`, Otterwiki's spoiler in a quote: review 34's 500)."""
+    parser follow (300 bytes of `>!`, Otterwiki's spoiler in a quote: review 34's 500), when
+    Otterwiki's HTML parser (BeautifulSoup's html.parser) rejects what it made (`<![a`: a 500
+    on the page, the index and every editor, review 40), or when the body grows past
+    MAX_RENDER_GROWTH times the text."""
     budget = tenant.settings.render_budget
     try:
-        return _budget.run(lambda: original(renderer, text, cursor, **kwargs), budget), "miss"
-    except (RenderOverBudget, RecursionError) as stop:
+        rendered = _budget.run(lambda: original(renderer, text, cursor, **kwargs), budget)
+    except (RenderOverBudget, RecursionError, ParserRejectedMarkup) as stop:
         # The render stopped anywhere: take back the keyword arguments it put into the
         # renderer's env, and drop git's cat-file pipes, which it may have left mid-answer.
         _forget(renderer, kwargs)
         tenant.storage.repo.git.clear_cache()
-        over = isinstance(stop, RenderOverBudget)
-        log.warning(
-            "render of a %d-character text in %s %s",
-            len(text),
-            tenant.slug,
-            "went over its budget" if over else "nests too deep",
-        )
-        shown = source_view(text, budget if over else None)
-        return (shown, [], dict(_NO_LIBRARIES)), "over-budget" if over else "too-deep"
+        outcome, why = _STOPS[type(stop)]
+        why = why.format(budget=budget)
+        log.warning("render of a %d-character text in %s: %s", len(text), tenant.slug, why)
+        return (source_view(text, why), [], dict(_NO_LIBRARIES)), outcome
     except Exception:
         # Otterwiki leaves them behind on any error: the next render (say the page index's,
         # which passes none) would resolve relative links against this page.
         _forget(renderer, kwargs)
         raise
+    if len(rendered[0]) > MAX_RENDER_GROWTH * len(text) + RENDER_GROWTH_FLOOR:
+        why = f"renders to {len(rendered[0]):,} characters, far more than its text"
+        log.warning("render of a %d-character text in %s: %s", len(text), tenant.slug, why)
+        return (source_view(text, why), [], dict(_NO_LIBRARIES)), "too-large"
+    return rendered, "miss"
+
+
+# Each way a render stops: its outcome (RENDER_HEADER) and what the page says.
+_STOPS = {
+    RenderOverBudget: ("over-budget", "took more than {budget:g} s to render"),
+    RecursionError: ("too-deep", "nests deeper than the renderer can follow"),
+    ParserRejectedMarkup: ("unparsable", "holds markup the HTML parser rejects"),
+}
 
 
 def _cached(tenant, key: str):

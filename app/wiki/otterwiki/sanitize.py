@@ -14,6 +14,7 @@ from collections import OrderedDict
 from types import ModuleType
 
 import nh3
+from bs4 import ParserRejectedMarkup
 from markupsafe import escape
 
 from app.wiki.otterwiki.render import RenderOverBudget
@@ -231,8 +232,15 @@ SANITIZE_SECONDS = 2.0
 SANITIZE_MEMORY_BYTES = 256 * 1024 * 1024
 RECONSTRUCT_WORK = 1000
 _FORMATTING_TAG = re.compile(
-    r"<(?:a|b|big|code|em|font|i|nobr|s|small|strike|strong|tt|u)[\t\n\f\r />]", re.IGNORECASE
+    r"<(?:a|b|big|code|em|font|i|nobr|s|small|strike|strong|tt|u)(?:>|[\t\n\f\r /][^>]*)",
+    re.IGNORECASE,
 )
+# A formatting tag counts once for each TAG_CHARS characters it has, at least once: html5ever
+# copies its attributes each time it makes the element again (review 40: five `<b>` with
+# 200 KB titles cost nh3 6.9 s and 845 MB in the worker). And a body longer than
+# SURELY_CHEAP_CHARS is never surely cheap (100 MB of text cost nh3 1.5 s).
+TAG_CHARS = 64
+SURELY_CHEAP_CHARS = 4 * 1024 * 1024
 _PIECE_CHARS = 1024 * 1024  # of the child's answer, one message each
 # html5ever makes every formatting element still open again in each block after it: 25 KB of
 # `<b>` and paragraphs came back as 23 MB of HTML (review 39), kept in the shared render cache
@@ -251,9 +259,9 @@ def _longest_clean(html: str) -> int:
 def surely_cheap(html: str) -> bool:
     """True when nh3 surely spends less than about 0.1 s on `html`, by the bound above."""
     tags = html.count("<")
-    if 10 * tags * tags > MAX_NESTING_WORK:
+    if len(html) > SURELY_CHEAP_CHARS or 10 * tags * tags > MAX_NESTING_WORK:
         return False
-    formatting = len(_FORMATTING_TAG.findall(html))
+    formatting = sum(1 + len(tag) // TAG_CHARS for tag in _FORMATTING_TAG.findall(html))
     return 10 * tags * tags + 2 * (tags + 1) * formatting * RECONSTRUCT_WORK <= MAX_NESTING_WORK
 
 
@@ -410,7 +418,10 @@ def _sanitize_menu_icons() -> None:
         with lock:
             cleaned = kept.get(key)
         if cleaned is None:
-            cleaned = sanitize_html(original(html, *args, **kwargs))
+            try:
+                cleaned = sanitize_html(original(html, *args, **kwargs))
+            except ParserRejectedMarkup:  # Otterwiki's html.parser refused it (`<![a`)
+                cleaned = str(escape(html))
             with lock:
                 kept[key] = cleaned
                 while len(kept) > MENU_ICONS_KEPT:
