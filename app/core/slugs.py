@@ -296,7 +296,8 @@ _OFFICES = (
     r"|social|pds|relay|wiki|wikis|platform|moderation|operator|operators|appview|labeler"
     r"|ozone|plc|firehose|password|passwords|reset|recovery|confirm|verification|alert|alerts"
     r"|notification|notifications|notify|notice|notices|desk|customer|customers|care|contact"
-    r"|report|reports|appeal|appeals|2fa|mfa|mcp|signin|signup|docs)"
+    r"|report|reports|appeal|appeals|2fa|mfa|mcp|signin|signup|docs|secure|dev|com|net|org"
+    r"|io|www|site|web|online|hq|inc|corp)"
 )
 _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATFORM_NAMES})$")
 # The same words joined as a platform's notices and desks name them, whatever the pair: a desk
@@ -362,10 +363,13 @@ PATTERN_REASONS = (
 
 
 # The platform's and its sign-in network's names as a look-alike would spell them: digits for
-# the letters they resemble (r0bot, b1uesky), a letter doubled (roboot), a hyphen anywhere, an
-# article or an "official" before it (the-robot, realrobot): review 39 found them free.
+# the letters they resemble (r0bot, b1uesky), letters for letters (otterwlki, rn for m), a
+# letter doubled (roboot), a hyphen anywhere, an article or "official" before it (the-robot,
+# realrobot), and each of those joined to a word of office (r0bot-support): reviews 39 and 40
+# found them free.
 _PLATFORM_WORDS = ("robot", "robots", "robotwtf", "otterwiki", "bluesky", "bsky", "atproto")
 _LOOKALIKE_LETTERS = (str.maketrans("013457", "oleast"), str.maketrans("013457", "oieast"))
+_LOOKALIKE_SWAPS = ((), (("l", "i"),), (("i", "l"),), (("rn", "m"), ("vv", "w")))
 _LOOKALIKE_PREFIXES = ("", "the", "my", "real", "official", "true", "genuine")
 
 
@@ -377,14 +381,27 @@ def _squeezed(word: str) -> str:
 _SQUEEZED_PLATFORM = frozenset(_squeezed(word) for word in _PLATFORM_WORDS)
 
 
-def _passes_for_platform(slug: str) -> bool:
-    """True when `slug`, read as a look-alike (see _PLATFORM_WORDS), is the platform's name."""
-    bare = slug.replace("-", "")
+def _lookalike_readings(slug: str) -> set[str]:
+    """`slug` without hyphens, read as each look-alike spelling it could be (see above)."""
+    readings = set()
     for letters in _LOOKALIKE_LETTERS:
-        word = _squeezed(bare.translate(letters))
-        for prefix in _LOOKALIKE_PREFIXES:
-            if word.startswith(prefix) and word[len(prefix) :] in _SQUEEZED_PLATFORM:
-                return True
+        for swaps in _LOOKALIKE_SWAPS:
+            word = slug.replace("-", "").translate(letters)
+            for old, new in swaps:
+                word = word.replace(old, new)
+            readings.add(word)
+    return readings
+
+
+def _passes_for_platform(slug: str) -> bool:
+    """True when `slug`, read as a look-alike, is the platform's name (with an article or
+    "official" before it), or that name joined to a word of office (_LOOKALIKE)."""
+    for reading in _lookalike_readings(slug):
+        for word in (reading, _squeezed(reading)):
+            for prefix in _LOOKALIKE_PREFIXES:
+                rest = word[len(prefix) :] if word.startswith(prefix) else ""
+                if _squeezed(rest) in _SQUEEZED_PLATFORM or _LOOKALIKE.fullmatch(rest):
+                    return True
     return False
 
 

@@ -442,7 +442,13 @@ def test_every_dashed_ipv4_address_is_refused_and_no_number_outside_0_to_255():
 LOOKALIKES_REFUSED = ["r0bot", "rob0t", "roboot", "the-robot", "r-o-b-0-t", "realrobot"]
 LOOKALIKES_REFUSED += ["b1uesky", "0tterwiki", "atpr0to", "robootwtf", "the-robots", "bbsky"]
 LOOKALIKES_REFUSED += ["ww3", "ww-1", "wallet", "wallets", "invoices", "checkout"]
-LOOKALIKES_FREE = ["robotics", "roboto", "robin", "rabbit", "robo", "throbot", "ottawiki"]
+# Review 40: the same spellings joined to a word of office, letters for letters, and more
+# words of office.
+LOOKALIKES_REFUSED += ["r0bot-support", "r0botsupport", "rob0t-team", "support-r0bot", "otterwlki"]
+LOOKALIKES_REFUSED += ["b1uesky-team", "0tterwiki-help", "the-robot-team", "robot-secure"]
+LOOKALIKES_REFUSED += ["secure-robot", "bsky-dev", "atproto-dev", "otterwiki-com", "rob0t-hq"]
+LOOKALIKES_FREE = ["web-dev", "my-site", "dev-notes", "blue-sky-notes", "corn-farm", "theory"]
+LOOKALIKES_FREE += ["robotics", "roboto", "robin", "rabbit", "robo", "throbot", "ottawiki"]
 LOOKALIKES_FREE += ["otter", "robots-fan", "the-otter", "reboot", "r2d2", "b0b"]
 
 
