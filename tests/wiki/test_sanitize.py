@@ -323,3 +323,10 @@ def test_a_sidebar_icon_the_html_parser_rejects_is_shown_as_text(server):
     import otterwiki.sidebar
 
     assert otterwiki.sidebar.clean_html("<![a <b>") == "&lt;![a &lt;b&gt;"
+
+
+@pytest.mark.parametrize("text", ["\xa0" * 60_000, "<p title='" + '"' * 60_000 + "'>x</p>"])
+def test_characters_nh3_writes_as_entities_do_not_count_as_growth(text):
+    """Review 40: nh3 writes U+00A0 as `&nbsp;` (six characters for one): a page of them over
+    about 40 KB tripped the growth bound and showed as source."""
+    assert not sanitize_html(text).startswith("<pre>")
