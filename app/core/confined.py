@@ -158,8 +158,10 @@ def _end(child: int, reader, exiting_until: float | None) -> tuple[int, bool]:
     try:
         if reader is not None:
             reader.close()
-        if exiting_until is not None:
-            select.select([child], [], [], max(exiting_until - time.monotonic(), 0))
+        if exiting_until is not None:  # poll(2), not select(2): a worker may hold 1,024 files
+            exiting = select.poll()
+            exiting.register(child, select.POLLIN)  # readable once the child has ended
+            exiting.poll(max(exiting_until - time.monotonic(), 0) * 1000)  # milliseconds
         ended = os.waitid(os.P_PIDFD, child, os.WEXITED | os.WNOHANG)
         killed = ended is None
         if killed:

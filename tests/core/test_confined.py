@@ -231,3 +231,20 @@ def test_the_child_dies_with_its_parent_and_lets_its_files_go(tmp_path):
     assert not any(pid_alive(pid) for pid in children)
     with one_of_slots(tmp_path, "scan", 1) as held:
         assert held
+
+
+def test_a_process_holding_over_1024_files_runs_steps():
+    """select(2) refuses descriptors past 1,023: a busy worker's pidfd may be one. The wait
+    for an exiting child uses poll(2)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip("this host allows fewer than 2,048 files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert run(lambda: iter(["done"])) == (Ending.FINISHED, ["done"])
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert forked_copies() == []
