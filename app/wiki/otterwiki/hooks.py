@@ -10,6 +10,7 @@ from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
 from app.wiki.otterwiki.changelog import install_paged_changelog
 from app.wiki.otterwiki.csp import install_csp
 from app.wiki.otterwiki.editor import install_merging_editor
+from app.wiki.otterwiki.emphasis import install_linear_emphasis
 from app.wiki.otterwiki.errors import answer_bad_input
 from app.wiki.otterwiki.link_destinations import install_linear_link_destinations
 from app.wiki.otterwiki.link_tools import install_link_map_tools
@@ -94,6 +95,7 @@ def install(server: ModuleType, blueprint) -> None:
     install_linear_headings()
     install_linear_embeddings()
     install_linear_link_destinations()
+    install_linear_emphasis()
     # Last, outside every other wrapper of the renderer: what it caches is what they return.
     install_render_cache(server, extra_version=SANITIZER_VERSION)
     install_page_index(server)
