@@ -20,7 +20,12 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # CAS, Keycloak, Okta, Auth0, IAM) and VPN and proxy endpoints by their software's name
 # (OpenVPN, WireGuard, IPsec, Squid) (review 36: each was free); remote-access gateways and
 # the appliances a network names by their kind (Citrix, printers, NAS, Synology, UniFi, Plex,
-# Home Assistant) and `autoconf` beside autoconfig (review 37).
+# Home Assistant) and `autoconf` beside autoconfig (review 37). The TLS spellings of the
+# protocols above (LDAPS, NNTPS, XMPPS, IRCS), Kerberos KDCs and Windows domain controllers
+# (`pdc`, `bdc`; `dc1` by shape below), certificate enrolment (SCEP, Microsoft NDES and
+# `certsrv`), device management (MDM, Intune), hosting control panels (Plesk, Webmin,
+# phpMyAdmin, DirectAdmin ...) and network boot and management services (syslog, SNMP, DHCP,
+# PXE, NetBIOS, IPMI, iDRAC) (review 41: each was free).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -47,6 +52,9 @@ _SERVICE_HOSTS = """
     signon sign-on single-sign-on keycloak okta auth0 iam idm cas
     openvpn wireguard ipsec squid
     citrix printer printers nas synology unifi plex homeassistant home-assistant autoconf
+    ldaps kdc pdc bdc scep ndes certsrv certenroll mdm intune plesk webmin phpmyadmin
+    phppgadmin adminer directadmin ispconfig virtualmin syslog snmp dhcp pxe netbios ipmi
+    idrac nntp nntps xmpps ircs
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -60,7 +68,8 @@ _SERVICE_HOSTS = """
 # return path `pm-bounces`; SendGrid's numbered `em1234` and `url1234`, by shape below:
 # review 34; Resend's `send`, link tracking's `click` and `track`: review 35), and the
 # addresses a list's mail points at (`unsubscribe`, `optout`, `inbox`: review 36), and the
-# mailbox phishing is reported to (`phishing`: review 37). Microsoft
+# mailbox phishing is reported to (`phishing`: review 37); webmail and mail server software by
+# name, as its hosts are named (Roundcube, Zimbra, Postfix, Dovecot ...: review 41). Microsoft
 # Exchange's client hosts, which Outlook and phones find through autodiscover or are pointed at: EWS
 # (Exchange Web Services), ActiveSync (`eas`, `activesync`), MAPI over HTTP, the Offline
 # Address Book (`oab`), the Exchange Control Panel (`ecp`), RPC over HTTP and `msexchange`; AD
@@ -84,6 +93,8 @@ _MAIL = """
     pm-bounces postmark sendgrid mailgun mandrill mailchimp sparkpost mailjet amazonses
     send click track ses brevo sendinblue mailersend zoho sparkpost-bounces
     inbox unsubscribe optout opt-out phishing
+    roundcube rainloop snappymail squirrelmail zimbra sogo postfix dovecot exim sendmail
+    rspamd mailcow
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config) and proxy auto-config files (`pac`), ISATAP (RFC 5214 routers answer as `isatap`),
@@ -160,6 +171,15 @@ _WELL_KNOWN = """
     reload-config repute-template resourcesync sbom security ssf-configuration sshfp stun-key
     tdmrep terraform thread time tor-relay tpcd traffic-advice trust uma2-configuration wot
 """
+# Service hosts that are everyday words too, reserved only whole: the schemes themselves
+# (`http`, `https`), XMPP's component hosts (multi-user chat at `conference` or `muc`,
+# XEP-0060 `pubsub`), calendar subscription hosts (`webcal`, `ical`), device enrolment
+# (`enroll`, `enrollment`), `mailbox`, and Tor's names (`tor`, `onion`) (review 41: each was
+# free). A conference or a mailbox wiki of something (`conference-2026`, `mailbox-tips`)
+# stays free.
+_SERVICE_WORDS = """
+    http https conference muc pubsub webcal ical enroll enrollment mailbox tor onion
+"""
 # Literal values: JSON and JavaScript (null, true, false, undefined, NaN, Infinity, void),
 # Python (None), Go, Ruby and Lua (nil), and YAML 1.1's booleans that fit a slug (yes, off):
 # a script, template or config that reads the slug as text would read these as values.
@@ -173,7 +193,9 @@ _LITERALS = """
 # e-mail verification, security alerts, notifications, two-factor codes, suspensions and
 # appeals) and of its help desks: a phishing page at `password-reset.{domain}` would pass for
 # the platform's own (twenty-fifth review: password, reset, recovery, verify-email, helpdesk
-# ... were free).
+# ... were free). The sign-in network's DID methods (`did:web`, `did:plc`, `did:key`) and the
+# OAuth client metadata document ATProto clients publish (`client-metadata`, the `client_id`)
+# (review 41: each was free).
 _IMPERSONATION = """
     robot robots robotwtf robot-wtf otterwiki official staff operator operators moderator
     moderators mod owner platform service services verify verification verified secure trust
@@ -187,6 +209,7 @@ _IMPERSONATION = """
     customer-service customer-care security-team abuse-desk trust-and-safety twofactor 2fa mfa
     otp totp passkey passkeys unlock suspended suspension appeal appeals
     wallet wallets invoice invoices checkout
+    did-web did-plc did-key client-metadata oauth-client-metadata client-id
 """
 # Each group with the reason a refusal gives and how it matches. Host names (True) are
 # reserved in the spellings hosts use too: numbered or versioned (www1, api-v2), without
@@ -201,6 +224,7 @@ _GROUPS = (
     (_NETWORK, "it names a network address or a cloud metadata service", True),
     (_DKIM, "it names a DKIM selector of a mail service", True),
     (_WELL_KNOWN, "clients look it up to discover a service (a well-known name)", False),
+    (_SERVICE_WORDS, "it names a service host", False),
     (_LITERALS, "programs would read it as a literal value, not a name", False),
     (_IMPERSONATION, "it would pass for the platform", True),
 )
@@ -239,7 +263,7 @@ _REGIONAL = frozenset(
 # (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by region
 # (pds-europe), and the platform's or its sign-in network's name joined to a word of office
 # (robot-admin, support-bluesky, robotadmin ...).
-_NUMBERED = re.compile(r"^(?:mx|ns|gw|ww|imap4|pops|ipv?[46])-?\d+$")
+_NUMBERED = re.compile(r"^(?:mx|ns|gw|ww|dc|imap4|pops|ipv?[46])-?\d+$")
 # A host's role or place after a protocol or service name: a number, a region code with its
 # parts (eu, us-east-1), or a word of role (twenty-seventh review: `(pop|mta|relay|pds)-` and
 # anything made pop-culture, mta-subway, relay-for-life and pds-notes reserved).
@@ -297,7 +321,7 @@ _OFFICES = (
     r"|ozone|plc|firehose|password|passwords|reset|recovery|confirm|verification|alert|alerts"
     r"|notification|notifications|notify|notice|notices|desk|customer|customers|care|contact"
     r"|report|reports|appeal|appeals|2fa|mfa|mcp|signin|signup|docs|secure|dev|com|net|org"
-    r"|io|www|site|web|online|hq|inc|corp)"
+    r"|io|www|site|web|online|hq|inc|corp|network)"
 )
 _LOOKALIKE = re.compile(rf"^(?:{_PLATFORM_NAMES}-?{_OFFICES}|{_OFFICES}-?{_PLATFORM_NAMES})$")
 # The same words joined as a platform's notices and desks name them, whatever the pair: a desk
@@ -348,6 +372,20 @@ _ACCOUNT_ACTION = re.compile(
     rf"|{_ACCOUNT_WORDS}-?(?:verify|verification|confirm|confirmation|reset|recover|recovery"
     r"|unlock|activation|validation|update|security|alert|alerts|help|support|notice|notices))$"
 )
+# A platform service's name after a word that says whose it is or where it faces (public-api,
+# publicapi, internal-auth, official-mcp: review 41 found public-api free).
+_QUALIFIED_SERVICE = re.compile(
+    r"^(?:public|private|internal|external|global|official)-?(?:api|apis|auth|oauth|sso|login"
+    r"|mcp|cdn|admin|console|gateway)$"
+)
+# A well-known file's name with its extension, as a slug spells `jwks.json` or `security.txt`
+# (review 41: jwks-json was free).
+_WELL_KNOWN_FILE = re.compile(
+    r"^(?:jwks|jwk|security|robots|humans|ads|app-ads|sitemap|crossdomain|browserconfig"
+    r"|manifest|assetlinks|apple-app-site-association|openid-configuration|host-meta|nodeinfo"
+    r"|atproto-did|did|client-metadata|oauth-client-metadata|wpad|favicon|webfinger)"
+    r"-?(?:json|txt|xml|dat|ico|jrd)$"
+)
 PATTERN_REASONS = (
     (_NUMBERED, "it names a numbered service host"),
     (_MAIL_HOST, "it names a mail service host"),
@@ -358,6 +396,8 @@ PATTERN_REASONS = (
     (_DKIM_SELECTOR, "it names a DKIM selector of a mail service"),
     (_MAIL_SERVICE_HOST, "it names a mail service host"),
     (_SERVICE_PART, "it names a service host"),
+    (_QUALIFIED_SERVICE, "it names a service host"),
+    (_WELL_KNOWN_FILE, "clients look it up to discover a service (a well-known name)"),
     (_ACCOUNT_ACTION, "it would pass for the platform's account mail"),
 )
 

@@ -452,6 +452,21 @@ LOOKALIKES_FREE += ["robotics", "roboto", "robin", "rabbit", "robo", "throbot", 
 LOOKALIKES_FREE += ["otter", "robots-fan", "the-otter", "reboot", "r2d2", "b0b"]
 
 
+# Review 41: service hosts beside reserved ones (ldaps beside ldap, kdc beside kerberos, scep
+# beside pki ...), hosting panels and mail software by name, the schemes, XMPP components,
+# and the platform's services and sign-in words in more spellings.
+LOOKALIKES_REFUSED += ["ldaps", "kdc", "pdc", "dc1", "dc-2", "scep", "ndes", "certsrv", "enroll"]
+LOOKALIKES_REFUSED += ["enrollment", "mdm", "intune", "conference", "muc", "pubsub", "webcal"]
+LOOKALIKES_REFUSED += ["ical", "http", "https", "plesk", "webmin", "phpmyadmin", "roundcube"]
+LOOKALIKES_REFUSED += ["rainloop", "zimbra", "syslog", "snmp", "dhcp", "pxe", "mailbox"]
+LOOKALIKES_REFUSED += ["postfix", "dovecot", "tor", "onion", "public-api", "publicapi", "did-web"]
+LOOKALIKES_REFUSED += ["bsky-network", "client-metadata", "jwks-json", "security-txt", "didweb"]
+LOOKALIKES_REFUSED += ["ldaps2", "webmin-1", "internal-auth", "official-mcp", "robots-txt"]
+LOOKALIKES_FREE += ["conference-2026", "mailbox-tips", "http-notes", "tor-hiking", "onion-soup"]
+LOOKALIKES_FREE += ["public-notes", "docs-json", "my-conference", "public-domain", "webcalendar"]
+LOOKALIKES_FREE += ["dcomics", "enrolled", "https-guide", "muckraker", "torrent", "pubsub-notes"]
+
+
 @pytest.mark.parametrize("slug", LOOKALIKES_REFUSED)
 def test_look_alikes_of_the_platform_and_its_hosts_are_refused(slug):
     assert "reserved" in slug_problem(slug)
@@ -460,3 +475,4 @@ def test_look_alikes_of_the_platform_and_its_hosts_are_refused(slug):
 @pytest.mark.parametrize("slug", LOOKALIKES_FREE)
 def test_names_that_only_resemble_the_platform_stay_free(slug):
     assert slug_problem(slug) is None
+
