@@ -45,7 +45,18 @@ def bomb_png(width: int, height: int) -> bytes:
     )
 
 
+def scan_bomb(scans: int) -> bytes:
+    """A small progressive JPEG with its last scan repeated `scans` times: libjpeg decodes
+    each over the whole image (8,000 over 4000 x 4000 pixels cost 9 s; review 41)."""
+    buffer = io.BytesIO()
+    PIL.Image.new("L", (64, 64), 128).save(buffer, format="JPEG", progressive=True)
+    data = buffer.getvalue()
+    scan = data[data.rindex(b"\xff\xda") : -2]  # its header and data, up to the end marker
+    return data[:-2] + scan * scans + data[-2:]
+
+
 GOOD = png(400, 300)
+PROGRESSIVE = scan_bomb(0)  # a progressive JPEG as cameras and encoders make them
 # X PixMap: Pillow reads it but has no writer for it.
 XPM = b"""/* XPM */
 static char *x[] = {
@@ -65,6 +76,7 @@ HOSTILE = {
     "bomb.png": bomb_png(8000, 8000),  # 64 M pixels, over THUMBNAIL_MAX_PIXELS
     "flat-bomb.png": bomb_png(6000, 5000),  # 30 M pixels, in a few kilobytes
     "pixmap.png": XPM,
+    "scans.jpg": scan_bomb(500),  # Pillow reads it whole, past JPEG_MAX_SCANS
 }
 
 
@@ -75,7 +87,7 @@ def wiki(tmp_path_factory):
     create_wiki(instance.settings, store, WIKI, OWNER[0])
     token = store.create_token(WIKI, OWNER[0], "editor")[1]
     world = SimpleNamespace(app=instance.app, token=token)
-    for name, data in {"good.png": GOOD, **HOSTILE}.items():
+    for name, data in {"good.png": GOOD, "progressive.jpg": PROGRESSIVE, **HOSTILE}.items():
         stored = get(world, f"/api/v1/pages/Home/attachments/{name}", "PUT", data=data)
         assert stored.status_code in (200, 201), stored.text
     yield world
@@ -100,6 +112,12 @@ def test_a_readable_image_gets_a_thumbnail(wiki, size):
     assert answer.status_code == 200 and answer.mimetype == "image/png"
     image = PIL.Image.open(io.BytesIO(answer.data))
     assert max(image.size) == min(size or 80, 400)
+
+
+def test_a_progressive_jpeg_of_a_few_scans_gets_a_thumbnail(wiki):
+    answer = get(wiki, "/Home/t/progressive.jpg/32")
+    assert answer.status_code == 200 and answer.mimetype == "image/jpeg"
+    assert PIL.Image.open(io.BytesIO(answer.data)).size == (32, 32)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))

@@ -35,6 +35,7 @@ from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import MAX_MESSAGE_CHARS
 from app.pages.paths import PathRules
 from app.pages.paths import clean_attachment_name
+from app.wiki.otterwiki.render import run_bounded
 
 log = logging.getLogger("robot.wiki")
 
@@ -71,6 +72,15 @@ THUMBNAIL_MAX = 1024
 # The most pixels an attachment may have to get a thumbnail: decoding costs 1-4 bytes and some
 # CPU per pixel (a 9000 x 9000 PNG took 1.5 s). Larger images are sent as they are.
 THUMBNAIL_MAX_PIXELS = 25_000_000
+# Scans a JPEG may have to get a thumbnail. libjpeg decodes each scan over the whole image: a
+# progressive "scan bomb" of 8,000 scans of 32 bytes each (287 KB) cost 9 s of native CPU per
+# thumbnail, which no signal stops, and 40,000 got workers killed (review 41). A camera's
+# progressive JPEG has about 10; libjpeg-turbo suggests limiting at 500 (TJPARAM_SCANLIMIT).
+# Past the limit the file is sent as it is.
+JPEG_MAX_SCANS = 100
+# A JPEG's start-of-scan marker (ITU T.81 B.1.1.3). Entropy-coded data never holds it: a 0xFF
+# there is followed by 0x00 or a restart marker; metadata (an EXIF thumbnail) holds a few.
+_JPEG_SOS = b"\xff\xda"
 # What Pillow raises on a file it cannot decode (not an image, cut short, a broken chunk) or
 # encode again (KeyError: a format it reads but has no writer for, past the SAVE check).
 _UNREADABLE_IMAGE = (
@@ -120,8 +130,14 @@ def _guarded_thumbnails(attachment_class) -> None:
                 # Pillow warns past half its limit and raises past it; the limit is ours.
                 warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
                 if _writable_image(self):
-                    return original(self, size=size, width=width, height=height)
-        except (PIL.Image.DecompressionBombError, *_UNREADABLE_IMAGE):
+                    # Native decoding runs past the budget's signal until it returns: held
+                    # to the budget, it stops soon after; past it, the file is sent as it
+                    # is, now and (the verdict is kept) on the next views.
+                    return run_bounded(
+                        lambda: original(self, size=size, width=width, height=height),
+                        "the image is sent as it is",
+                    )
+        except (PIL.Image.DecompressionBombError, Unavailable, *_UNREADABLE_IMAGE):
             pass
         return self.get()
 
@@ -130,9 +146,9 @@ def _guarded_thumbnails(attachment_class) -> None:
 
 def _writable_image(attachment) -> bool:
     """Whether Pillow can both read `attachment` (an Otterwiki Attachment whose type says image)
-    and write its format again. Reads the first _IMAGE_HEADER_BYTES: Pillow's open parses only
-    the header (and refuses a decompression bomb there). Raises what Pillow raises on a file it
-    cannot read."""
+    and write its format again, and a JPEG has at most JPEG_MAX_SCANS scans. Reads the first
+    _IMAGE_HEADER_BYTES (and a JPEG whole): Pillow's open parses only the header (and refuses a
+    decompression bomb there). Raises what Pillow raises on a file it cannot read."""
     import PIL.Image
     from otterwiki.server import storage
 
@@ -143,6 +159,10 @@ def _writable_image(attachment) -> bool:
     PIL.Image.init()  # fills the registry of writers
     head = storage.load(attachment.filepath, mode="rb", size=_IMAGE_HEADER_BYTES)
     with PIL.Image.open(io.BytesIO(head)) as image:
+        if image.format in ("JPEG", "MPO"):
+            whole = storage.load(attachment.filepath, mode="rb")
+            if whole.count(_JPEG_SOS) > JPEG_MAX_SCANS:
+                return False
         return image.format in PIL.Image.SAVE
 
 
