@@ -39,6 +39,14 @@ def post_fork(server, worker):
     heartbeat.install(worker.notify, worker.cfg.timeout)
 
 
+def worker_abort(worker):
+    """The arbiter aborts a worker past `timeout` (SIGABRT, then SIGKILL): kill what it started
+    first. A `git blame` its stuck view waited for ran on for a minute, orphaned (review 41)."""
+    from app.web import heartbeat
+
+    heartbeat.kill_children()
+
+
 def post_request(worker, req, environ, resp):
     """Close the connection after a short linger (app.web.heartbeat.close_connection), once
     the response went out: an answer not sent yet is gunicorn's to send (its error page)."""

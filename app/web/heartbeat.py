@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import socket
 import struct
 import termios
@@ -70,6 +71,22 @@ def process_tree(pid: int) -> list[int]:
         except (OSError, ValueError):
             continue
     return found
+
+
+def kill_trees(roots: Iterable[int]) -> None:
+    """Kill (SIGKILL) each process of `roots` with every process under it. Raises nothing: one
+    that ended meanwhile is passed over."""
+    for root in roots:
+        for pid in process_tree(root):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
+
+
+def kill_children() -> None:
+    """Kill every process this one started, with every process under each (kill_trees)."""
+    kill_trees(process_tree(os.getpid())[1:])
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")

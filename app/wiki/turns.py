@@ -76,6 +76,7 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,7 @@ from app.core.store import Wiki
 from app.web.bodies import SlowPlaces
 from app.web.heartbeat import KeepAlive
 from app.web.heartbeat import helper_thread
+from app.web.heartbeat import kill_trees
 from app.web.heartbeat import process_tree
 from app.web.heartbeat import set_priority
 from app.web.heartbeat import tree_cpu
@@ -351,6 +353,25 @@ class Turn:
         running = sum(c.cpu for c in _children() if c.started >= self._arrived)
         return own + ended + running
 
+    @contextmanager
+    def cpu_limit(self, seconds: float, over: Callable[[], None]):
+        """While inside, once this request and the git processes it started have used
+        `seconds` more CPU seconds (checked every WATCH_TICK), call `over()` and then kill
+        those git processes (stop_children), both from the watcher's thread, at most once.
+        A worker's CPU timer does not see its git processes: a `git blame` of a deep history
+        ran 22 s while its worker waited, and outlived the worker gunicorn killed (review 41).
+        """
+        _WATCHER.limit(self, self.cpu_spent() + seconds, over)
+        try:
+            yield
+        finally:
+            _WATCHER.unlimit(self)
+
+    def stop_children(self) -> None:
+        """Kill (SIGKILL) the git processes this request started that still run, each with
+        every process under it. Raises nothing (one that ended meanwhile is passed over)."""
+        kill_trees(child.pid for child in _children() if child.started >= self._arrived)
+
     def _open(self, name: str) -> list[int]:
         """Open (creating) the owner's `name-N.lock` files; [] if that fails (logged)."""
         opened = []
@@ -508,27 +529,48 @@ class _Watcher:
     def __init__(self):
         self._changed = threading.Condition()
         self._due: dict[Turn, float] = {}  # the next check of each watched request (monotonic)
+        # Requests in a Turn.cpu_limit: the cpu_spent() past which `over` is called.
+        self._limits: dict[Turn, tuple[float, Callable[[], None]]] = {}
         self._started = False
+
+    def _start(self, turn: Turn) -> None:
+        if not self._started:
+            # At the priority the request found: a thread inherits its maker's, and this one
+            # may be made by a request lowered on arrival.
+            base = (turn._base_policy, turn._base)
+            helper_thread(self._run, priority=base, name="robot-turns").start()
+            self._started = True
 
     def watch(self, turn: Turn) -> None:
         """Check `turn` from HEAVY_CPU seconds from now on, and no other request of its thread
         (one left unclosed would otherwise lower the thread's later requests, for good)."""
         with self._changed:
-            if not self._started:
-                # At the priority the request found: a thread inherits its maker's, and this
-                # one may be made by a request lowered on arrival.
-                base = (turn._base_policy, turn._base)
-                helper_thread(self._run, priority=base, name="robot-turns").start()
-                self._started = True
+            self._start(turn)
             for other in [t for t in self._due if t._thread == turn._thread]:
                 del self._due[other]
+                self._limits.pop(other, None)
             self._due[turn] = time.monotonic() + HEAVY_CPU
             self._changed.notify()
+
+    def limit(self, turn: Turn, spent: float, over: Callable[[], None]) -> None:
+        """Call `over()` and stop `turn`'s git processes once its cpu_spent() passes `spent`."""
+        with self._changed:
+            self._start(turn)
+            self._limits[turn] = (spent, over)
+            soon = time.monotonic() + WATCH_TICK
+            self._due[turn] = min(self._due.get(turn, soon), soon)
+            self._changed.notify()
+
+    def unlimit(self, turn: Turn) -> None:
+        """Leave `turn` unlimited: once this returns, its `over` will not be called."""
+        with self._changed:
+            self._limits.pop(turn, None)
 
     def forget(self, turn: Turn) -> None:
         """Check `turn` no more: once this returns, the watcher will never lower it."""
         with self._changed:
             self._due.pop(turn, None)
+            self._limits.pop(turn, None)
 
     def _run(self) -> None:
         with self._changed:
@@ -542,14 +584,27 @@ class _Watcher:
                     self._changed.wait(due - now)
                     continue
                 try:
-                    if not turn.lowered and turn.cpu_spent() > HEAVY_CPU:
-                        turn._lower(with_children=True)
+                    self._check(turn)
                 except OSError:
-                    log.exception("could not lower a heavy request")
-                if turn.lowered:
+                    log.exception("could not lower or stop a heavy request")
+                if turn.lowered and turn not in self._limits:
                     del self._due[turn]
                 else:
                     self._due[turn] = now + WATCH_TICK
+
+    def _check(self, turn: Turn) -> None:
+        """Lower `turn` once heavy; past its limit, call its `over` and stop its git."""
+        spent = None
+        if not turn.lowered:
+            spent = turn.cpu_spent()
+            if spent > HEAVY_CPU:
+                turn._lower(with_children=True)
+        if turn in self._limits:
+            limit, over = self._limits[turn]
+            if (turn.cpu_spent() if spent is None else spent) > limit:
+                del self._limits[turn]
+                over()
+                turn.stop_children()
 
 
 _WATCHER = _Watcher()

@@ -375,3 +375,68 @@ def test_a_steady_reader_counts_while_the_send_waits_on_a_full_socket_buffer(mon
     assert received > 1_000_000
     gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
     assert len(beats) >= 5 and max(gaps) < 1.2, gaps  # checked in at (nearly) every beat
+
+
+STUCK_APP = '''
+import subprocess
+
+
+def app(environ, start_response):
+    """Start a long child and wait for it, as a view waits for its git."""
+    child = subprocess.Popen(["sleep", "300"])
+    open(environ["QUERY_STRING"], "w").write(str(child.pid))
+    child.wait()
+    start_response("200 OK", [])
+    return [b"done"]
+'''
+
+
+def test_a_worker_the_arbiter_aborts_kills_what_it_started_first(tmp_path):
+    """Review 41: gunicorn killed a worker stuck waiting for its `git blame`, and the blame ran
+    on, orphaned, for a minute. The config's worker_abort kills the worker's children first."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import free_ports
+
+    (tmp_path / "stuck_app.py").write_text(STUCK_APP)
+    port = free_ports(1)[0]
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "ROBOT_WORKER_TIMEOUT": "2",
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.getcwd()}",
+    }
+    config = os.path.join(os.getcwd(), "app", "gunicorn.conf.py")
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", config, "--workers", "1", "stuck_app:app"]
+    server = subprocess.Popen(gunicorn, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "no gunicorn"
+                time.sleep(0.2)
+        pid_file = tmp_path / "child.pid"
+        with pytest.raises(OSError):  # the worker is killed under it: gunicorn's 500, or none
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/?{pid_file}", timeout=60)
+        child = int(pid_file.read_text())
+        deadline = time.monotonic() + 10
+        while running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(child), "the aborted worker's child still runs"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False

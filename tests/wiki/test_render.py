@@ -119,6 +119,26 @@ def test_a_run_of_brackets_renders_within_the_budget(wiki):
     assert (response.status_code, renders) == (200, "miss")
 
 
+@pytest.mark.parametrize(
+    "heading",
+    ['"' * 100_000, "ab " * 33_000, "`x` " * 25_000],
+    ids=["quotes", "words", "code"],
+)
+def test_a_long_heading_is_whole_in_the_body_and_short_in_the_chrome(wiki, heading):
+    """Review 41: the page's chrome repeats its first heading as title and og:title and every
+    heading twice in the sidebar's contents: a 1 MB heading made each view 8.9 MB, past the
+    body's growth bound. The body keeps the heading; the chrome has its first 200 characters
+    and its anchor."""
+    put(wiki, "alpha", "Long Heading", f"# {heading}\n\nSome text.\n\n## Second\n")
+    response, _ = view(wiki, "alpha", "/Long%20Heading")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert len(page) < 7 * len(heading) + 200_000  # the body's share: 5 chars for each `"`
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert len(title) < 1_200 and "\u2026" in title  # 200 characters, some as entities
+    assert page.count('href="#second"') >= 1
+
+
 def test_a_corrupt_cache_file_never_breaks_a_view(tmp_path):
     made = _instance(tmp_path)
     create_wiki(made.settings, made.platform.store, "torn", OWNER[0], public=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import subprocess
 import time
@@ -247,6 +249,70 @@ def test_the_commit_and_diff_views_of_a_huge_change_refuse_past_their_bound(stac
     for worker in before:  # no git left running the refused diffs (cat-file pipes stay)
         gits = subprocess.run(["pgrep", "-a", "-P", str(worker)], capture_output=True, text=True)
         assert " show " not in gits.stdout and " diff " not in gits.stdout, gits.stdout
+
+
+def shuffled_history(commits: int, lines: int) -> bytes:
+    """A `git fast-import` stream of `commits` commits of blamed.md, each with its `lines`
+    lines in a new order under a first line that never changes: git blame diffs the whole
+    page at each commit (about lines squared) to find where that first line came from."""
+    order = [f"word {n}" for n in range(lines)]
+    stream = []
+    for n in range(commits):
+        random.Random(n).shuffle(order)
+        text = ("# kept from the start\n" + "\n".join(order) + "\n").encode()
+        stream += [
+            b"commit refs/heads/main\ncommitter t <t@t> %d +0000\ndata 1\nc\n" % (1.7e9 + n),
+            b"M 100644 inline blamed.md\ndata %d\n%s\n" % (len(text), text),
+        ]
+    return b"".join(stream)
+
+
+def test_git_blame_of_a_deep_history_is_held_to_the_budget_and_stopped(stack):
+    """Review 41: the worker's CPU timer did not see its git processes. The blame of a page
+    with a deep history ran `git blame` 22 s while its worker waited, until gunicorn killed
+    the worker (500); the blame outlived it, and each view started another. Now the git
+    processes a budgeted view starts count against its budget: past it the view answers 503
+    saying what to do instead, its git is killed, and the verdict is kept."""
+    slug = "render-blame"
+    public_wiki(stack, slug)
+    repo = stack.settings.repo_path(slug)
+    history = shuffled_history(1500, 3000)  # about 6 s of git blame here, past the 2 s budget
+    with wiki_write_lock(stack.settings.wiki_dir(slug)):
+        subprocess.run(
+            ["git", "-C", str(repo), "fast-import", "--quiet", "--force"], input=history, check=True
+        )
+        subprocess.run(["git", "-C", str(repo), "reset", "-q", "--hard", "main"], check=True)
+    before = workers(stack)
+    with stack.client("otterwiki", host=f"{slug}.localhost") as client:
+        first = client.get("/blamed/blame")
+        again = client.get("/blamed/blame")
+    for answer in (first, again):
+        assert answer.status_code == 503, answer.status_code
+        assert "too large to make in time" in answer.text and "git blame" in answer.text
+    assert [first.headers[RENDER_HEADER], again.headers[RENDER_HEADER]] == [
+        "over-budget",
+        "over-budget-known",
+    ]
+    assert workers(stack) == before
+    # No git blame of this wiki's left running, under a worker or orphaned (it is killed
+    # right after the view is stopped, from another thread).
+    deadline = time.monotonic() + 10
+    while blames_in(repo) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not blames_in(repo)
+
+
+def blames_in(repo: Path) -> list[int]:
+    """The pids of the `git blame` processes running in `repo`."""
+    found = subprocess.run(["pgrep", "-f", "git blame"], capture_output=True, text=True)
+    pids = []
+    for pid in map(int, found.stdout.split()):
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")).is_relative_to(repo):
+                pids.append(pid)
+        except OSError:
+            continue  # ended meanwhile
+    return pids
 
 
 def test_the_page_diff_follows_the_page_across_a_rename(stack):

@@ -30,20 +30,24 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 from types import ModuleType
 
 from bs4 import ParserRejectedMarkup
+from flask import has_request_context
+from flask import request
 from markupsafe import escape
 
 from app.core.errors import Unavailable
 from app.core.interrupts import holding_off
 from app.pages.files import head_commit
+from app.wiki.turns import TURN_KEY
 
 log = logging.getLogger("robot.wiki.render")
 
 # Our part of every cache key: bump it whenever this package changes what a render returns.
-RENDER_VERSION = "robot-render-1"
+RENDER_VERSION = "robot-render-2"
 # The response header naming each render of the request in order: hit, miss or over-budget
 # (and index-kept: a page index built before, app.wiki.otterwiki.page_index).
 RENDER_HEADER = "X-Robot-Render"
@@ -73,6 +77,7 @@ class _Budget:
         self.slicing = False
         self.deferring = 0  # depth of `uninterrupted` blocks
         self.pending: type[BaseException] | None = None
+        self.children_stopped = False  # set by the turn's watcher (another thread)
 
     def _expired(self, _signum, _frame):
         # Raised again on each of the timer's later signals (every 50 ms) until the slice or
@@ -113,13 +118,31 @@ class _Budget:
             return call()
         previous = signal.signal(signal.SIGPROF, self._expired)
         self.armed = True
+        self.children_stopped = False
+        turn = request.environ.get(TURN_KEY) if has_request_context() else None
+        # The timer counts this process's CPU only; the turn's watcher counts its git's too.
+        limit = turn.cpu_limit(seconds, self._stop_for_children) if turn else nullcontext()
         # Fires again every 50 ms until disarmed, should a bare `except:` swallow the first.
         signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
         try:
-            return call()
+            with limit:
+                answer = call()
+        except BaseException:
+            if self.children_stopped:  # git killed under it: whatever it raised, the budget
+                raise RenderOverBudget from None
+            raise
         finally:
             _despite(RenderOverBudget, self._disarm)  # the signal may land there too
             signal.signal(signal.SIGPROF, previous)
+        if self.children_stopped:  # it may have read git's cut answer as a whole one
+            raise RenderOverBudget
+        return answer
+
+    def _stop_for_children(self) -> None:
+        """From the turn's watcher: the run's git processes took it past its budget (they are
+        killed next). Stop the run as its own timer would, out of a wait on git's pipe."""
+        self.children_stopped = True
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGPROF)
 
     def _disarm(self) -> None:
         self.armed = False
@@ -328,7 +351,27 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
         why = f"renders to {len(rendered[0]):,} characters, far more than its text"
         log.warning("render of a %d-character text in %s: %s", len(text), tenant.slug, why)
         return (source_view(text, why), [], dict(_NO_LIBRARIES)), "too-large"
-    return rendered, "miss"
+    return (rendered[0], short_toc(rendered[1]), rendered[2]), "miss"
+
+
+# Characters of a heading that the page's chrome repeats: the first one is the page's title
+# and og:title, and every one is in the sidebar's contents twice and in the page index. A 1 MB
+# first heading made each view 8.9 MB, cached or not, past the body's growth bound (review
+# 41). The body keeps each heading whole.
+TOC_TEXT_CHARS = 200
+
+
+def short_toc(toc: list) -> list:
+    """`toc` (Otterwiki's (number, html, level, text, anchor) entries) with each text longer
+    than TOC_TEXT_CHARS cut there and ended with an ellipsis, and its html then that text,
+    escaped; anchors stay whole, so each entry still leads to its heading."""
+    shortened = []
+    for number, html, level, text, anchor in toc:
+        if len(text) > TOC_TEXT_CHARS or len(html) > 8 * TOC_TEXT_CHARS:
+            text = text[:TOC_TEXT_CHARS].rstrip() + "\u2026"
+            html = str(escape(text))
+        shortened.append((number, html, level, text, anchor))
+    return shortened
 
 
 # Each way a render stops: its outcome (RENDER_HEADER) and what the page says.
@@ -458,7 +501,6 @@ def _verdict_key(tenant) -> str:
     name things (a revision as the commit it names, a page path case-folded: `/-/commit/<id>`
     under each prefix length and case once cost a budget each), the query the view reads, and
     the wiki at its HEAD."""
-    from flask import request
 
     named = sorted(
         (name, _commit_named(tenant, value) if name in _REVISION_ARGS else str(value).casefold())
