@@ -475,4 +475,3 @@ def test_look_alikes_of_the_platform_and_its_hosts_are_refused(slug):
 @pytest.mark.parametrize("slug", LOOKALIKES_FREE)
 def test_names_that_only_resemble_the_platform_stay_free(slug):
     assert slug_problem(slug) is None
-
