@@ -361,11 +361,20 @@ class Turn:
         A worker's CPU timer does not see its git processes: a `git blame` of a deep history
         ran 22 s while its worker waited, and outlived the worker gunicorn killed (review 41).
         """
-        _WATCHER.limit(self, self.cpu_spent() + seconds, over)
+        limit = self.add_limit(seconds, over)
         try:
             yield
         finally:
-            _WATCHER.unlimit(self)
+            self.remove_limit(limit)
+
+    def add_limit(self, seconds: float, over: Callable[[], None]) -> object:
+        """cpu_limit's start, for a limit that ends elsewhere: returns what remove_limit()
+        takes. Limits nest: each is counted from its own start and stops once."""
+        return _WATCHER.limit(self, self.cpu_spent() + seconds, over)
+
+    def remove_limit(self, limit: object) -> None:
+        """End a limit add_limit() started: once this returns, its `over` is not called."""
+        _WATCHER.unlimit(self, limit)
 
     def stop_children(self) -> None:
         """Kill (SIGKILL) the git processes this request started that still run, each with
@@ -529,8 +538,9 @@ class _Watcher:
     def __init__(self):
         self._changed = threading.Condition()
         self._due: dict[Turn, float] = {}  # the next check of each watched request (monotonic)
-        # Requests in a Turn.cpu_limit: the cpu_spent() past which `over` is called.
-        self._limits: dict[Turn, tuple[float, Callable[[], None]]] = {}
+        # Requests in a Turn.cpu_limit, each limit by its token: the cpu_spent() past which
+        # its `over` is called.
+        self._limits: dict[Turn, dict[object, tuple[float, Callable[[], None]]]] = {}
         self._started = False
 
     def _start(self, turn: Turn) -> None:
@@ -552,19 +562,24 @@ class _Watcher:
             self._due[turn] = time.monotonic() + HEAVY_CPU
             self._changed.notify()
 
-    def limit(self, turn: Turn, spent: float, over: Callable[[], None]) -> None:
-        """Call `over()` and stop `turn`'s git processes once its cpu_spent() passes `spent`."""
+    def limit(self, turn: Turn, spent: float, over: Callable[[], None]) -> object:
+        """Call `over()` and stop `turn`'s git processes once its cpu_spent() passes `spent`;
+        returns the limit's token for unlimit()."""
+        token = object()
         with self._changed:
             self._start(turn)
-            self._limits[turn] = (spent, over)
-            soon = time.monotonic() + WATCH_TICK
-            self._due[turn] = min(self._due.get(turn, soon), soon)
+            self._limits.setdefault(turn, {})[token] = (spent, over)
+            self._due.setdefault(turn, time.monotonic() + WATCH_TICK)
             self._changed.notify()
+        return token
 
-    def unlimit(self, turn: Turn) -> None:
-        """Leave `turn` unlimited: once this returns, its `over` will not be called."""
+    def unlimit(self, turn: Turn, token: object) -> None:
+        """End `turn`'s limit `token`: once this returns, its `over` will not be called."""
         with self._changed:
-            self._limits.pop(turn, None)
+            limits = self._limits.get(turn, {})
+            limits.pop(token, None)
+            if not limits:
+                self._limits.pop(turn, None)
 
     def forget(self, turn: Turn) -> None:
         """Check `turn` no more: once this returns, the watcher will never lower it."""
@@ -599,11 +614,15 @@ class _Watcher:
             spent = turn.cpu_spent()
             if spent > HEAVY_CPU:
                 turn._lower(with_children=True)
-        if turn in self._limits:
-            limit, over = self._limits[turn]
-            if (turn.cpu_spent() if spent is None else spent) > limit:
+        limits = self._limits.get(turn)
+        if limits:
+            spent = turn.cpu_spent() if spent is None else spent
+            passed = [token for token, (limit, _) in limits.items() if spent > limit]
+            for token in passed:
+                limits.pop(token)[1]()  # its `over`
+            if not limits:
                 del self._limits[turn]
-                over()
+            if passed:
                 turn.stop_children()
 
 

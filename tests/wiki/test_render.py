@@ -4,6 +4,7 @@ Each view names its renders in the X-Robot-Render header (hit, miss, over-budget
 render, so counting misses counts renders.
 """
 
+import os
 import re
 import sqlite3
 import subprocess
@@ -137,6 +138,49 @@ def test_a_long_heading_is_whole_in_the_body_and_short_in_the_chrome(wiki, headi
     title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
     assert len(title) < 1_200 and "\u2026" in title  # 200 characters, some as entities
     assert page.count('href="#second"') >= 1
+
+
+def deep_history(parent: str, commits: int) -> bytes:
+    """A `git fast-import` stream onto commit `parent`: deep.md, then `commits` commits of
+    other.md only."""
+    stream = [b"commit refs/heads/main\ncommitter t <t@t> 1700000000 +0000\ndata 1\nc\n"]
+    stream.append(b"from %s\nM 100644 inline deep.md\ndata 7\n# Deep\n\n" % parent.encode())
+    for n in range(commits):
+        text = b"%d\n" % n
+        stream.append(b"commit refs/heads/main\ncommitter t <t@t> 1700000001 +0000\ndata 1\nc\n")
+        stream.append(b"M 100644 inline other.md\ndata %d\n%s\n" % (len(text), text))
+    return b"".join(stream)
+
+
+def test_a_read_is_held_to_its_cpu_with_git_and_its_git_is_killed(wiki, monkeypatch):
+    """Review 41's kind beyond the budgeted views: a page view at a revision asks git for the
+    page's last commit there, reading the history back to it (0.5 s of git's CPU per 100,000
+    commits), on every view. A read that passes its limit (here made 0.2 s) with its git
+    answers 503 saying why, and its git is killed; the wiki serves the next request."""
+    from app.wiki.otterwiki import render
+
+    create_wiki(wiki.settings, wiki.platform.store, "deep", OWNER[0], public=True)
+    repo = wiki.settings.repo_path("deep")
+    git = ["git", "-C", str(repo)]
+    parent = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    history = deep_history(parent.strip(), 100_000)
+    subprocess.run([*git, "fast-import", "--quiet"], input=history, check=True)
+    subprocess.run([*git, "reset", "-q", "--hard", "main"], check=True)
+    done = subprocess.run([*git, "log", "-1", "--format=%H", "--", "deep.md"], capture_output=True)
+    made = done.stdout.decode().strip()  # the commit that made the page, 100,000 commits back
+    monkeypatch.setattr(render, "REQUEST_BUDGETS", 0.1)
+    monkeypatch.setattr(render, "REQUEST_MIN_SECONDS", 0)
+    response, _ = view(wiki, "deep", f"/Deep/view/{made}")
+    assert response.status_code == 503, response.status_code
+    assert "git reading a long history" in response.get_data(as_text=True)
+    monkeypatch.undo()  # the default limit: the whole walk fits
+    assert view(wiki, "deep", f"/Deep/view/{made}")[0].status_code == 200
+    leftover = subprocess.run(["pgrep", "-f", "rev-list"], capture_output=True, text=True)
+    assert not [
+        p
+        for p in leftover.stdout.split()
+        if os.path.exists(f"/proc/{p}/cwd") and os.readlink(f"/proc/{p}/cwd").startswith(str(repo))
+    ]
 
 
 def test_a_corrupt_cache_file_never_breaks_a_view(tmp_path):

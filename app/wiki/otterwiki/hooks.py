@@ -24,6 +24,7 @@ from app.wiki.otterwiki.preferences import refuse_platform_preferences
 from app.wiki.otterwiki.provenance import install_provenance
 from app.wiki.otterwiki.render import install_bounded_views
 from app.wiki.otterwiki.render import install_render_cache
+from app.wiki.otterwiki.render import install_request_limit
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
 from app.wiki.otterwiki.sanitize import install_sanitizer
 from app.wiki.otterwiki.search import install_indexed_search
@@ -100,5 +101,6 @@ def install(server: ModuleType, blueprint) -> None:
     install_render_cache(server, extra_version=SANITIZER_VERSION)
     install_page_index(server)
     install_bounded_views(server)
+    install_request_limit(server)
     # The page API authenticates by Bearer token or cookie and takes JSON: no form CSRF token.
     server.csrf.exempt(blueprint)

@@ -483,6 +483,78 @@ def run_bounded(call, refusal: str, verdict_seconds=lambda: VERDICT_SECONDS):
         raise
 
 
+# CPU seconds a wiki read may use in all, its own and its git processes', in render budgets:
+# past it its git processes are killed and it answers 503. Its budgeted parts stop at one
+# budget; this holds the rest. A page view looks up the page's last commit (at a revision,
+# on every view) with `git log`, which reads the history back to it: 0.5 s of git's CPU per
+# 100,000 commits, and pushes may bring millions. Only reads are held so: git killed in a
+# write could leave its index locked or a change half made. The export goes at its client's
+# pace, under its own rules (app.wiki.heavy, app.web.heartbeat); git's own transfers never
+# reach Otterwiki's app.
+REQUEST_BUDGETS = 5
+REQUEST_MIN_SECONDS = 5.0  # however small the budget (tests run on 10 ms ones)
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+_BULK_ENDPOINTS = frozenset({"page_api.export_wiki"})
+_STOPPED = "robot.request_stopped"  # environ key: the request's limit stopped it
+
+
+def install_request_limit(server: ModuleType) -> None:
+    """Hold every read of a wiki but the export to REQUEST_BUDGETS render budgets of CPU with
+    its git processes (app.wiki.turns.Turn.add_limit). Installing twice does nothing."""
+    app = server.app
+    if getattr(app, "robot_request_limit", False):
+        return
+    app.robot_request_limit = True
+    app.before_request(_limit_request)
+    app.after_request(_answer_when_stopped)
+    app.teardown_request(_end_request_limit)
+
+
+def _limit_request() -> None:
+    from flask import g
+
+    turn, tenant = request.environ.get(TURN_KEY), current_tenant()
+    if turn is None or tenant is None or request.method not in _READS:
+        return
+    if request.endpoint in _BULK_ENDPOINTS:
+        return
+    environ = request.environ
+    seconds = max(REQUEST_BUDGETS * tenant.settings.render_budget, REQUEST_MIN_SECONDS)
+    g.robot_request_limit = (
+        turn,
+        turn.add_limit(seconds, lambda: environ.update({_STOPPED: seconds})),
+    )
+
+
+def _answer_when_stopped(response):
+    """Whatever a request stopped by its limit answers (a 404 or 500 from git killed under it,
+    or a page read from git's cut answer) becomes 503."""
+    seconds = request.environ.get(_STOPPED)
+    if seconds is None:
+        return response
+    from app.wiki.responses import error_response
+
+    response.close()
+    log.warning("a request went past %g s of CPU with its git: %s", seconds, request.path)
+    tenant = current_tenant()
+    if tenant is not None:  # GitPython's kept cat-file processes may be among those killed
+        tenant.storage.repo.git.clear_cache()
+    stopped = Unavailable(
+        f"answering this took more than {seconds:g} s of CPU (git reading a long history); "
+        "ask for less at once, or clone the wiki with git",
+        retry_after=5,
+    )
+    return error_response(stopped, request.path, request.method)
+
+
+def _end_request_limit(_error) -> None:
+    from flask import g
+
+    limit = g.pop("robot_request_limit", None)
+    if limit is not None:
+        limit[0].remove_limit(limit[1])
+
+
 class TooLargeToShow(Unavailable):
     """A view would send more than its bound (DIFF_VIEW_BYTES of diff): 503, saying what to do
     instead."""
