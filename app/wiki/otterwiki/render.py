@@ -351,7 +351,7 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
         why = f"renders to {len(rendered[0]):,} characters, far more than its text"
         log.warning("render of a %d-character text in %s: %s", len(text), tenant.slug, why)
         return (source_view(text, why), [], dict(_NO_LIBRARIES)), "too-large"
-    return (rendered[0], short_toc(rendered[1]), rendered[2]), "miss"
+    return (*short_toc(*rendered[:2]), rendered[2]), "miss"
 
 
 # Characters of a heading that the page's chrome repeats: the first one is the page's title
@@ -359,19 +359,39 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
 # first heading made each view 8.9 MB, cached or not, past the body's growth bound (review
 # 41). The body keeps each heading whole.
 TOC_TEXT_CHARS = 200
+# Characters of an anchor (a heading's id, from its text): it is in the body twice (the id and
+# the heading's own link) and in the contents twice; past this it is cut and made unique
+# with a digest, in the body and the contents alike (review 42: a 300 KB heading made each
+# view 1.5 MB).
+TOC_ANCHOR_CHARS = 80
+# Characters of headings and anchors the contents may carry in all: past them the rest of the
+# headings are left out of the contents and the page index (review 42: 3,000 headings of 190
+# characters made each view 4.8 MB). The body keeps them all.
+TOC_CHARS = 64 * 1024
 
 
-def short_toc(toc: list) -> list:
-    """`toc` (Otterwiki's (number, html, level, text, anchor) entries) with each text longer
-    than TOC_TEXT_CHARS cut there and ended with an ellipsis, and its html then that text,
-    escaped; anchors stay whole, so each entry still leads to its heading."""
-    shortened = []
-    for number, html, level, text, anchor in toc:
-        if len(text) > TOC_TEXT_CHARS or len(html) > 8 * TOC_TEXT_CHARS:
+def short_toc(html: str, toc: list) -> tuple[str, list]:
+    """Return (`html`, `toc`) with Otterwiki's (number, html, level, text, anchor) entries
+    bounded: each text longer than TOC_TEXT_CHARS cut there and ended with an ellipsis (its
+    html then that text, escaped); each anchor longer than TOC_ANCHOR_CHARS cut and ended with
+    a digest of it, in `html` too (ids and links to it); and only the entries that fit in
+    TOC_CHARS. Each entry kept still leads to its heading."""
+    shortened, room = [], TOC_CHARS
+    for number, heading, level, text, anchor in toc:
+        if len(text) > TOC_TEXT_CHARS or len(heading) > 8 * TOC_TEXT_CHARS:
             text = text[:TOC_TEXT_CHARS].rstrip() + "\u2026"
-            html = str(escape(text))
-        shortened.append((number, html, level, text, anchor))
-    return shortened
+            heading = str(escape(text))
+        if len(anchor) > TOC_ANCHOR_CHARS:
+            digest = hashlib.sha256(anchor.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+            short = f"{anchor[: TOC_ANCHOR_CHARS - 13]}-{digest}"
+            html = html.replace(f'id="{anchor}"', f'id="{short}"')
+            html = html.replace(f'href="#{anchor}"', f'href="#{short}"')
+            anchor = short
+        room -= len(text) + len(anchor)
+        if room < 0:
+            break
+        shortened.append((number, heading, level, text, anchor))
+    return html, shortened
 
 
 # Each way a render stops: its outcome (RENDER_HEADER) and what the page says.
@@ -454,16 +474,17 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     server.app.after_request(_report_renders)
 
 
-def run_bounded(call, refusal: str, verdict_seconds=lambda: VERDICT_SECONDS):
+def run_bounded(call, refusal: str, verdict_seconds=lambda: VERDICT_SECONDS, view=None):
     """Return `call()` (a view of the current request) within the render budget; past it,
     raise Unavailable(`refusal`), and remember that verdict for this request's view at the
-    wiki's HEAD (_verdict_key) for `verdict_seconds()`, so the same view answers at once until
-    the wiki changes or that time is up; the same for a view too large to show
-    (TooLargeToShow). Outside a wiki's request it just calls."""
+    wiki's HEAD (_verdict_key; `view`, a str, names it instead, for views that share one
+    verdict) for `verdict_seconds()`, so the same view answers at once until the wiki changes
+    or that time is up; the same for a view too large to show (TooLargeToShow). Outside a
+    wiki's request it just calls."""
     tenant = current_tenant()
     if tenant is None:
         return call()
-    key = _verdict_key(tenant)
+    key = _verdict_key(tenant, view)
     cache, known = _cached(tenant, key)
     if known is not None:
         note_outcome("over-budget-known")
@@ -491,8 +512,8 @@ def run_bounded(call, refusal: str, verdict_seconds=lambda: VERDICT_SECONDS):
 # write could leave its index locked or a change half made. The export goes at its client's
 # pace, under its own rules (app.wiki.heavy, app.web.heartbeat); git's own transfers never
 # reach Otterwiki's app.
-REQUEST_BUDGETS = 5
-REQUEST_MIN_SECONDS = 5.0  # however small the budget (tests run on 10 ms ones)
+REQUEST_BUDGETS = 2
+REQUEST_MIN_SECONDS = 4.0  # however small the budget (tests run on 10 ms ones)
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BULK_ENDPOINTS = frozenset({"page_api.export_wiki"})
 _STOPPED = "robot.request_stopped"  # environ key: the request's limit stopped it
@@ -568,16 +589,22 @@ _VIEW_QUERY = ("page", "raw")
 VERDICT_SECONDS = 600
 
 
-def _verdict_key(tenant) -> str:
+def _verdict_key(tenant, view: str | None = None) -> str:
     """The key of a verdict on this request's view: its endpoint, its URL's arguments as they
     name things (a revision as the commit it names, a page path case-folded: `/-/commit/<id>`
     under each prefix length and case once cost a budget each), the query the view reads, and
-    the wiki at its HEAD."""
+    the wiki at its HEAD; with `view`, that name and the wiki at its HEAD."""
 
-    named = sorted(
-        (name, _commit_named(tenant, value) if name in _REVISION_ARGS else str(value).casefold())
-        for name, value in (request.view_args or {}).items()
-    )
+    if view is not None:
+        named = [("view", view)]
+    else:
+        named = sorted(
+            (
+                name,
+                _commit_named(tenant, value) if name in _REVISION_ARGS else str(value).casefold(),
+            )
+            for name, value in (request.view_args or {}).items()
+        )
     parts = [
         RENDER_VERSION,
         "view",
@@ -585,9 +612,9 @@ def _verdict_key(tenant) -> str:
         tenant.wiki.created_at,
         tenant.settings.render_budget,
         head_commit(tenant.storage.repo) or "",
-        request.endpoint,
+        request.endpoint if view is None else "",
         named,
-        [(name, request.args.getlist(name)) for name in _VIEW_QUERY],
+        [(name, request.args.getlist(name)) for name in _VIEW_QUERY] if view is None else [],
     ]
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
