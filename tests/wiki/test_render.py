@@ -140,6 +140,24 @@ def test_a_long_heading_is_whole_in_the_body_and_short_in_the_chrome(wiki, headi
     assert page.count('href="#second"') >= 1
 
 
+def test_long_anchors_and_many_headings_stay_out_of_the_chrome(wiki):
+    """Review 42: a heading's anchor (its id, from its text) is in the body twice and in the
+    contents twice: a 300 KB heading made each view 1.5 MB; and 3,000 headings of 190
+    characters made each view 4.8 MB. A long anchor is cut and made unique with a digest, in
+    the body and the contents alike, and the contents carry at most 64 KB of headings."""
+    heading = "x" * 300_000
+    put(wiki, "alpha", "Anchored", f"# {heading}\n\n[up](#{heading})\n\n## Next\n")
+    page = view(wiki, "alpha", "/Anchored")[0].get_data(as_text=True)
+    assert len(page) < 1.2 * len(heading) + 200_000
+    short = re.search(r'<h1 id="(x{60,80}-[0-9a-f]{12})"', page).group(1)
+    assert page.count(f'href="#{short}"') >= 3  # the heading's own link, [up], the contents
+    many = "".join(f"## {n:04d} {'y' * 185}\n\ntext\n\n" for n in range(3000))
+    put(wiki, "alpha", "Many Headings", many)
+    page = view(wiki, "alpha", "/Many%20Headings")[0].get_data(as_text=True)
+    assert len(page) < 4 * len(many)  # the body: each heading, its id and its own link
+    assert 'href="#0000-' in page and f"2999 {'y' * 185}" in page  # contents begin; body whole
+
+
 def deep_history(parent: str, commits: int) -> bytes:
     """A `git fast-import` stream onto commit `parent`: deep.md, then `commits` commits of
     other.md only."""

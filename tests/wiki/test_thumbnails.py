@@ -55,6 +55,12 @@ def scan_bomb(scans: int) -> bytes:
     return data[:-2] + scan * scans + data[-2:]
 
 
+def encoded(format: str) -> bytes:
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", (64, 64), "white").save(buffer, format=format)
+    return buffer.getvalue()
+
+
 GOOD = png(400, 300)
 PROGRESSIVE = scan_bomb(0)  # a progressive JPEG as cameras and encoders make them
 # X PixMap: Pillow reads it but has no writer for it.
@@ -77,6 +83,10 @@ HOSTILE = {
     "flat-bomb.png": bomb_png(6000, 5000),  # 30 M pixels, in a few kilobytes
     "pixmap.png": XPM,
     "scans.jpg": scan_bomb(500),  # Pillow reads it whole, past JPEG_MAX_SCANS
+    # Formats decoded in one native call no signal stops (JPEG 2000: 4.5 s a size at 3500 x
+    # 3500, review 42), which browsers do not show anyway.
+    "picture.jp2": encoded("JPEG2000"),
+    "picture.tiff": encoded("TIFF"),
 }
 
 
