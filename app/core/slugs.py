@@ -25,7 +25,12 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # (`pdc`, `bdc`; `dc1` by shape below), certificate enrolment (SCEP, Microsoft NDES and
 # `certsrv`), device management (MDM, Intune), hosting control panels (Plesk, Webmin,
 # phpMyAdmin, DirectAdmin ...) and network boot and management services (syslog, SNMP, DHCP,
-# PXE, NetBIOS, IPMI, iDRAC) (review 41: each was free).
+# PXE, NetBIOS, IPMI, iDRAC) (review 41: each was free). Skype for Business's `lync`, OpenPGP
+# key servers (`keyserver`, `pgp`, `gpg`, the Web Key Directory's `wkd`), container and package
+# registries (Docker, Harbor, npm, PyPI), cluster hosts (k8s, kube, Argo CD), logging and
+# tracing (Kibana, Elasticsearch, Splunk, Loki, Jaeger, Zipkin), object storage (MinIO), and
+# network and web servers by kind and name (load balancer, firewall, nginx, Traefik, HAProxy)
+# (review 42: each was free).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -55,6 +60,9 @@ _SERVICE_HOSTS = """
     ldaps kdc pdc bdc scep ndes certsrv certenroll mdm intune plesk webmin phpmyadmin
     phppgadmin adminer directadmin ispconfig virtualmin syslog snmp dhcp pxe netbios ipmi
     idrac nntp nntps xmpps ircs
+    lync keyserver keyservers pgp gpg wkd docker k8s kube kubernetes-api harbor npm pypi
+    argocd kibana elasticsearch opensearch splunk loki jaeger zipkin minio loadbalancer
+    load-balancer firewall nginx traefik haproxy
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -175,10 +183,12 @@ _WELL_KNOWN = """
 # (`http`, `https`), XMPP's component hosts (multi-user chat at `conference` or `muc`,
 # XEP-0060 `pubsub`), calendar subscription hosts (`webcal`, `ical`), device enrolment
 # (`enroll`, `enrollment`), `mailbox`, and Tor's names (`tor`, `onion`) (review 41: each was
-# free). A conference or a mailbox wiki of something (`conference-2026`, `mailbox-tips`)
-# stays free.
+# free); and key, storage and web server hosts that are everyday words (`keys`, `storage`,
+# `bucket`, `blob`, `corp`, `apache`, `caddy`: review 42). A conference or a mailbox wiki of
+# something (`conference-2026`, `mailbox-tips`) stays free.
 _SERVICE_WORDS = """
     http https conference muc pubsub webcal ical enroll enrollment mailbox tor onion
+    keys storage bucket buckets blob blobs corp apache caddy webserver
 """
 # Literal values: JSON and JavaScript (null, true, false, undefined, NaN, Infinity, void),
 # Python (None), Go, Ruby and Lua (nil), and YAML 1.1's booleans that fit a slug (yes, off):
@@ -263,7 +273,7 @@ _REGIONAL = frozenset(
 # (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by region
 # (pds-europe), and the platform's or its sign-in network's name joined to a word of office
 # (robot-admin, support-bluesky, robotadmin ...).
-_NUMBERED = re.compile(r"^(?:mx|ns|gw|ww|dc|imap4|pops|ipv?[46])-?\d+$")
+_NUMBERED = re.compile(r"^(?:mx|ns|gw|ww|dc|lb|fw|imap4|pops|ipv?[46])-?\d+$")
 # A host's role or place after a protocol or service name: a number, a region code with its
 # parts (eu, us-east-1), or a word of role (twenty-seventh review: `(pop|mta|relay|pds)-` and
 # anything made pop-culture, mta-subway, relay-for-life and pds-notes reserved).
@@ -386,6 +396,13 @@ _WELL_KNOWN_FILE = re.compile(
     r"|atproto-did|did|client-metadata|oauth-client-metadata|wpad|favicon|webfinger)"
     r"-?(?:json|txt|xml|dat|ico|jrd)$"
 )
+# Network edges by role (vpn-gw, fw-internal, lb-primary) and the web host of a stage
+# (www-dev, www-staging) (review 42: vpn-gw and www-dev were free).
+_EDGE_HOST = re.compile(
+    r"^(?:vpn|fw|lb|firewall|loadbalancer|proxy)-?(?:gw|gateway|internal|external|primary"
+    r"|secondary|edge|\d+)$|^www-?(?:dev|test|testing|staging|stage|prod|beta|alpha|new|old"
+    r"|next|preview|qa|uat)$"
+)
 PATTERN_REASONS = (
     (_NUMBERED, "it names a numbered service host"),
     (_MAIL_HOST, "it names a mail service host"),
@@ -397,6 +414,7 @@ PATTERN_REASONS = (
     (_MAIL_SERVICE_HOST, "it names a mail service host"),
     (_SERVICE_PART, "it names a service host"),
     (_QUALIFIED_SERVICE, "it names a service host"),
+    (_EDGE_HOST, "it names a service host"),
     (_WELL_KNOWN_FILE, "clients look it up to discover a service (a well-known name)"),
     (_ACCOUNT_ACTION, "it would pass for the platform's account mail"),
 )

@@ -465,6 +465,14 @@ LOOKALIKES_REFUSED += ["ldaps2", "webmin-1", "internal-auth", "official-mcp", "r
 LOOKALIKES_FREE += ["conference-2026", "mailbox-tips", "http-notes", "tor-hiking", "onion-soup"]
 LOOKALIKES_FREE += ["public-notes", "docs-json", "my-conference", "public-domain", "webcalendar"]
 LOOKALIKES_FREE += ["dcomics", "enrolled", "https-guide", "muckraker", "torrent", "pubsub-notes"]
+# Review 42: more service hosts by name, kind, number or role; their everyday neighbours free.
+LOOKALIKES_REFUSED += ["lync", "keyserver", "pgp", "gpg", "wkd", "keys", "docker", "k8s"]
+LOOKALIKES_REFUSED += ["kube", "harbor", "npm", "pypi", "argocd", "kibana", "elasticsearch"]
+LOOKALIKES_REFUSED += ["splunk", "loki", "jaeger", "zipkin", "minio", "storage", "bucket", "blobs"]
+LOOKALIKES_REFUSED += ["loadbalancer", "lb1", "firewall", "fw1", "vpn-gw", "corp", "www-dev"]
+LOOKALIKES_REFUSED += ["webserver", "nginx", "apache", "traefik", "caddy", "haproxy", "docker2"]
+LOOKALIKES_FREE += ["docker-notes", "storage-tips", "apache-helicopter", "caddyshack", "keystone"]
+LOOKALIKES_FREE += ["timeline", "time-travel", "lbj", "blob-fish", "corporate", "kubernetes-notes"]
 
 
 @pytest.mark.parametrize("slug", LOOKALIKES_REFUSED)
