@@ -131,13 +131,16 @@ class Pages:
         At HEAD the commit is found as last_commits() finds it (from the index of a long
         history, or a walk of the log for at most a few seconds), then read alone: `git log -1
         -- file` reads the history back to the file's last change, and a page untouched for
-        77,000 commits cost 6.5 s of git's CPU on every read (review 42). Only a file that
-        walk did not reach (the index is being built meanwhile) is asked of git directly.
+        77,000 commits cost 6.5 s of git's CPU on every read (review 42). That walk reads
+        commits by date and merges by their first parent, so after a merge it may name a
+        side branch's commit whose file the merge did not keep (review 43): its commit is taken
+        only where the file is the file at HEAD (then it is as good a base for a write). Any
+        other file is asked of git directly, under the read's CPU limit.
         """
         paths: tuple[str, ...] = ("--", filename)
         if revision == "HEAD":
             found = self.last_commits({filename}).get(filename)
-            if found is not None:
+            if found is not None and self._same_file(filename, found.revision, "HEAD"):
                 revision, paths = found.revision, ()
         try:
             # NUL between fields: no name or address can hold one (git refuses it in a
@@ -149,6 +152,15 @@ class Pages:
         except git.exc.GitCommandError:
             return None
         return Commit(*out.split("\x00", 4)) if out else None
+
+    def _same_file(self, filename: str, *revisions: str) -> bool:
+        """Tell whether `filename` is the same blob at each of `revisions` (False where it is
+        missing from one)."""
+        try:
+            blobs = self.storage.repo.git.rev_parse(*(f"{r}:{filename}" for r in revisions))
+        except git.exc.GitCommandError:
+            return False
+        return len(set(blobs.split())) == 1
 
     def list(self, prefix: str = "", limit: int | None = None, after: str = "") -> list[dict]:
         """Return the pages whose path starts with `prefix`, in order of path, with size and

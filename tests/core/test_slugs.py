@@ -473,6 +473,7 @@ LOOKALIKES_REFUSED += ["loadbalancer", "lb1", "firewall", "fw1", "vpn-gw", "corp
 LOOKALIKES_REFUSED += ["webserver", "nginx", "apache", "traefik", "caddy", "haproxy", "docker2"]
 LOOKALIKES_FREE += ["docker-notes", "storage-tips", "apache-helicopter", "caddyshack", "keystone"]
 LOOKALIKES_FREE += ["timeline", "time-travel", "lbj", "blob-fish", "corporate", "kubernetes-notes"]
+LOOKALIKES_FREE += ["lb-2024", "fw-2024", "dc-2024"]  # review 43: a year is no host number
 
 
 @pytest.mark.parametrize("slug", LOOKALIKES_REFUSED)

@@ -1,3 +1,4 @@
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,9 +27,10 @@ def link_map_path(pages) -> Path:
     return Path(pages.storage.repo.working_dir).parent / "links.db"
 
 
-def git_log(repo) -> list[str]:
-    out = subprocess.run(["git", "log", "--format=%H"], cwd=repo, capture_output=True, text=True)
-    return out.stdout.split()
+def git_log(repo, *paths: str) -> list[str]:
+    """The commits of `repo` (touching `paths`, if any), newest first, as git log lists them."""
+    command = ["git", "log", "--format=%H", *(["--", *paths] if paths else [])]
+    return subprocess.run(command, cwd=repo, capture_output=True, text=True).stdout.split()
 
 
 def test_write_creates_page_file_and_commit(pages, repo):
@@ -632,3 +634,34 @@ def test_a_rename_keeps_the_relative_links_of_the_pages_it_moves(pages):
         after = links(pages, moved[path])
         assert after["outgoing"] == [moved.get(target, target) for target in outgoing], path
         assert after["missing"] == [], path
+
+
+def test_a_read_after_a_merge_that_kept_main_s_file_gives_main_s_file(pages, repo):
+    """Review 43: a read found the page's last commit as the page list does (by date, merges
+    by their first parent) and took a side branch's commit whose file the merge threw away:
+    it answered the discarded text, and a write on it silently replaced main's. A read gives
+    the file at HEAD, with a commit where the file is that file."""
+
+    def run(*args, when):
+        env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+        command = ["git", "-c", "user.name=m", "-c", "user.email=m@m", *args]
+        subprocess.run(command, cwd=repo, check=True, capture_output=True, env=env)
+
+    main = subprocess.run(
+        ["git", "branch", "--show-current"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    (repo / "mpage.md").write_text("base\n")
+    run("add", "mpage.md", when="2030-01-01T10:00:00Z")
+    run("commit", "-q", "-m", "base", when="2030-01-01T10:00:00Z")
+    run("checkout", "-q", "-b", "side", when="2030-01-01T10:00:00Z")
+    run("checkout", "-q", main, when="2030-01-01T11:00:00Z")
+    (repo / "mpage.md").write_text("main version\n")
+    run("commit", "-q", "-am", "A", when="2030-01-01T11:00:00Z")
+    run("checkout", "-q", "side", when="2030-01-01T12:00:00Z")
+    (repo / "mpage.md").write_text("branch version\n")
+    run("commit", "-q", "-am", "B", when="2030-01-01T12:00:00Z")
+    run("checkout", "-q", main, when="2030-01-01T13:00:00Z")
+    run("merge", "-q", "--no-ff", "-s", "ours", "side", when="2030-01-01T13:00:00Z")
+    read = pages.read("mpage")
+    assert read["content"] == "main version\n"
+    assert read["revision"] == git_log(repo, "mpage.md")[0]

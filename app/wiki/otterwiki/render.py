@@ -359,34 +359,24 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
 # first heading made each view 8.9 MB, cached or not, past the body's growth bound (review
 # 41). The body keeps each heading whole.
 TOC_TEXT_CHARS = 200
-# Characters of an anchor (a heading's id, from its text): it is in the body twice (the id and
-# the heading's own link) and in the contents twice; past this it is cut and made unique
-# with a digest, in the body and the contents alike (review 42: a 300 KB heading made each
-# view 1.5 MB).
-TOC_ANCHOR_CHARS = 80
 # Characters of headings and anchors the contents may carry in all: past them the rest of the
 # headings are left out of the contents and the page index (review 42: 3,000 headings of 190
-# characters made each view 4.8 MB). The body keeps them all.
+# characters made each view 4.8 MB, and a 300 KB heading's anchor was in the contents twice).
+# The body keeps them all, with their anchors whole: links from other pages name them (a cut
+# anchor broke those, review 43).
 TOC_CHARS = 64 * 1024
 
 
 def short_toc(html: str, toc: list) -> tuple[str, list]:
     """Return (`html`, `toc`) with Otterwiki's (number, html, level, text, anchor) entries
     bounded: each text longer than TOC_TEXT_CHARS cut there and ended with an ellipsis (its
-    html then that text, escaped); each anchor longer than TOC_ANCHOR_CHARS cut and ended with
-    a digest of it, in `html` too (ids and links to it); and only the entries that fit in
-    TOC_CHARS. Each entry kept still leads to its heading."""
+    html then that text, escaped), and only the entries that fit in TOC_CHARS. `html` is
+    returned as it is."""
     shortened, room = [], TOC_CHARS
     for number, heading, level, text, anchor in toc:
         if len(text) > TOC_TEXT_CHARS or len(heading) > 8 * TOC_TEXT_CHARS:
             text = text[:TOC_TEXT_CHARS].rstrip() + "\u2026"
             heading = str(escape(text))
-        if len(anchor) > TOC_ANCHOR_CHARS:
-            digest = hashlib.sha256(anchor.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-            short = f"{anchor[: TOC_ANCHOR_CHARS - 13]}-{digest}"
-            html = html.replace(f'id="{anchor}"', f'id="{short}"')
-            html = html.replace(f'href="#{anchor}"', f'href="#{short}"')
-            anchor = short
         room -= len(text) + len(anchor)
         if room < 0:
             break

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.locks import put_back_at_head
-from app.pages import last_commit_index
 
 if TYPE_CHECKING:
     from app.wiki.otterwiki.tenancy import OpenWiki
@@ -98,18 +97,11 @@ class LastCommits:
         if head != self.head or len(self.commits) >= LAST_COMMITS_PER_WIKI:
             self.head, self.commits = head, {}
         if filename not in self.commits:
-            # As the page list finds it (an index of a long history, or a walk of at most a
-            # few seconds): git rev-list reads the history back to the file's last change,
-            # 6.8 s of git's CPU for a page untouched for 77,000 commits (review 42).
-            indexed = last_commit_index.last_commits(
-                Path(self.repo.working_tree_dir), head, {filename}
-            ).get(filename)
+            # Walk from `head`, not from HEAD again: it may have moved since it was read. On a
+            # very long history the read's CPU limit holds it (render.install_request_limit).
+            found = self.repo.iter_commits(head, paths=filename, max_count=1)
             try:
-                if indexed is not None:
-                    self.commits[filename] = self.repo.commit(indexed[0])
-                else:  # Walk from `head`, not from HEAD again: it may have moved since.
-                    found = self.repo.iter_commits(head, paths=filename, max_count=1)
-                    self.commits[filename] = next(iter(found), None)
+                self.commits[filename] = next(iter(found), None)
             except (ValueError, GitCommandError):
                 raise StorageNotFound from None
         commit = self.commits[filename]
