@@ -273,7 +273,7 @@ _REGIONAL = frozenset(
 # (smtp-relay, mx-backup, mailout, backup-mx ...), the sign-in network's services by region
 # (pds-europe), and the platform's or its sign-in network's name joined to a word of office
 # (robot-admin, support-bluesky, robotadmin ...).
-_NUMBERED = re.compile(r"^(?:mx|ns|gw|ww|imap4|pops|ipv?[46])-?\d+$|^(?:dc|lb|fw)-?\d{1,2}$")
+_NUMBERED = re.compile(r"^(?:mx|ns|gw|ww|imap4|pops|ipv?[46])-?\d+$|^(?:dc|lb|fw)-?\d{1,3}$")
 # A host's role or place after a protocol or service name: a number, a region code with its
 # parts (eu, us-east-1), or a word of role (twenty-seventh review: `(pop|mta|relay|pds)-` and
 # anything made pop-culture, mta-subway, relay-for-life and pds-notes reserved).
@@ -396,12 +396,12 @@ _WELL_KNOWN_FILE = re.compile(
     r"|atproto-did|did|client-metadata|oauth-client-metadata|wpad|favicon|webfinger)"
     r"-?(?:json|txt|xml|dat|ico|jrd)$"
 )
-# Network edges by role or a host's number (vpn-gw, fw-internal, lb-primary, lb2; a year is
-# no host's number: firewall-2023 stays free, review 43) and the web host of a stage (www-dev,
-# www-staging) (review 42: vpn-gw and www-dev were free).
+# Network edges by role or a host's number (vpn-gw, fw-internal, lb-primary, lb2, lb-101; a
+# year is no host's number: lb-2024 stays free, review 43) and the web host of a stage
+# (www-dev, www-staging) (review 42: vpn-gw and www-dev were free).
 _EDGE_HOST = re.compile(
     r"^(?:vpn|fw|lb|firewall|loadbalancer|proxy)-?(?:gw|gateway|internal|external|primary"
-    r"|secondary|edge|\d{1,2})$|^www-?(?:dev|test|testing|staging|stage|prod|beta|alpha|new|old"
+    r"|secondary|edge|\d{1,3})$|^www-?(?:dev|test|testing|staging|stage|prod|beta|alpha|new|old"
     r"|next|preview|qa|uat)$"
 )
 PATTERN_REASONS = (

@@ -137,6 +137,14 @@ def last_commits(
     return found
 
 
+def indexed(repo: Path, head: str, filename: str) -> Entry | None:
+    """`filename`'s last commit at `head` (HEAD's commit) from the index alone, moved forward
+    as last_commits() moves it; None without an index that fits or without the file in it.
+    Never walks the whole log: a page view asks it for each file it shows."""
+    files = _indexed(repo, head)
+    return None if files is None else files.get(filename)
+
+
 def _select(files: dict[str, Entry], wanted: set[str] | None, under: str) -> dict[str, Entry]:
     if wanted is not None:
         return {name: files[name] for name in wanted if name in files}

@@ -56,6 +56,18 @@ AUTHOR_KINDS = ("all", "agents", "people")
 MAX_CHANGES_SCAN = 5000
 
 
+def same_blob(repo: git.Repo, filename: str, *revisions: str) -> bool:
+    """Tell whether `filename` is the same blob at each of `revisions` in `repo` (False where
+    it is missing from one). The page list's last commit of a file (app.pages.last_commit_index,
+    by date, merges by their first parent) may be a side branch's whose file a merge did not
+    keep: it stands for the file at HEAD only where this holds (review 43)."""
+    try:
+        blobs = repo.git.rev_parse(*(f"{revision}:{filename}" for revision in revisions))
+    except git.exc.GitCommandError:
+        return False
+    return len(set(blobs.split())) == 1
+
+
 @dataclass(frozen=True)
 class Commit:
     """The last commit that touched a file; `author`, `email` and `message` only from
@@ -140,7 +152,7 @@ class Pages:
         paths: tuple[str, ...] = ("--", filename)
         if revision == "HEAD":
             found = self.last_commits({filename}).get(filename)
-            if found is not None and self._same_file(filename, found.revision, "HEAD"):
+            if found is not None and same_blob(self.storage.repo, filename, found.revision, "HEAD"):
                 revision, paths = found.revision, ()
         try:
             # NUL between fields: no name or address can hold one (git refuses it in a
@@ -152,15 +164,6 @@ class Pages:
         except git.exc.GitCommandError:
             return None
         return Commit(*out.split("\x00", 4)) if out else None
-
-    def _same_file(self, filename: str, *revisions: str) -> bool:
-        """Tell whether `filename` is the same blob at each of `revisions` (False where it is
-        missing from one)."""
-        try:
-            blobs = self.storage.repo.git.rev_parse(*(f"{r}:{filename}" for r in revisions))
-        except git.exc.GitCommandError:
-            return False
-        return len(set(blobs.split())) == 1
 
     def list(self, prefix: str = "", limit: int | None = None, after: str = "") -> list[dict]:
         """Return the pages whose path starts with `prefix`, in order of path, with size and

@@ -471,6 +471,7 @@ LOOKALIKES_REFUSED += ["kube", "harbor", "npm", "pypi", "argocd", "kibana", "ela
 LOOKALIKES_REFUSED += ["splunk", "loki", "jaeger", "zipkin", "minio", "storage", "bucket", "blobs"]
 LOOKALIKES_REFUSED += ["loadbalancer", "lb1", "firewall", "fw1", "vpn-gw", "corp", "www-dev"]
 LOOKALIKES_REFUSED += ["webserver", "nginx", "apache", "traefik", "caddy", "haproxy", "docker2"]
+LOOKALIKES_REFUSED += ["lb100", "lb-101", "fw-250", "dc001"]  # review 44: three digits
 LOOKALIKES_FREE += ["docker-notes", "storage-tips", "apache-helicopter", "caddyshack", "keystone"]
 LOOKALIKES_FREE += ["timeline", "time-travel", "lbj", "blob-fish", "corporate", "kubernetes-notes"]
 LOOKALIKES_FREE += ["lb-2024", "fw-2024", "dc-2024"]  # review 43: a year is no host number

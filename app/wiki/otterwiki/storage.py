@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.locks import put_back_at_head
+from app.pages import last_commit_index
+from app.pages.storage import same_blob
 
 if TYPE_CHECKING:
     from app.wiki.otterwiki.tenancy import OpenWiki
@@ -97,11 +99,17 @@ class LastCommits:
         if head != self.head or len(self.commits) >= LAST_COMMITS_PER_WIKI:
             self.head, self.commits = head, {}
         if filename not in self.commits:
-            # Walk from `head`, not from HEAD again: it may have moved since it was read. On a
-            # very long history the read's CPU limit holds it (render.install_request_limit).
-            found = self.repo.iter_commits(head, paths=filename, max_count=1)
+            # From the index of a long history where it has the file as it is at `head`:
+            # git rev-list reads the history back to the file's last change (6.8 s of git's
+            # CPU for a page untouched for 77,000 commits, review 42). Else walk from `head`,
+            # not from HEAD again (it may have moved since), under the read's CPU limit.
+            entry = last_commit_index.indexed(Path(self.repo.working_tree_dir), head, filename)
             try:
-                self.commits[filename] = next(iter(found), None)
+                if entry is not None and same_blob(self.repo, filename, entry[0], head):
+                    self.commits[filename] = self.repo.commit(entry[0])
+                else:
+                    found = self.repo.iter_commits(head, paths=filename, max_count=1)
+                    self.commits[filename] = next(iter(found), None)
             except (ValueError, GitCommandError):
                 raise StorageNotFound from None
         commit = self.commits[filename]
