@@ -137,12 +137,12 @@ def last_commits(
     return found
 
 
-def indexed(repo: Path, head: str, filename: str) -> Entry | None:
-    """`filename`'s last commit at `head` (HEAD's commit) from the index alone, moved forward
-    as last_commits() moves it; None without an index that fits or without the file in it.
-    Never walks the whole log: a page view asks it for each file it shows."""
-    files = _indexed(repo, head)
-    return None if files is None else files.get(filename)
+def indexed(repo: Path, head: str) -> dict[str, Entry] | None:
+    """Every file's last commit at `head` (HEAD's commit) from the index alone, moved forward
+    as last_commits() moves it; None without an index that fits. Never walks the whole log:
+    a page view asks it once per HEAD (app.wiki.otterwiki.storage.LastCommits) for the files
+    it shows."""
+    return _indexed(repo, head)
 
 
 def _select(files: dict[str, Entry], wanted: set[str] | None, under: str) -> dict[str, Entry]:
