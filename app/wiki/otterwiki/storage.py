@@ -27,8 +27,9 @@ _COMMIT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
 # Per open wiki, the last commits remembered for one HEAD (about 2 KB each); past this many
 # files, start over.
 LAST_COMMITS_PER_WIKI = 256
-# Files of a wiki's last-commit index each worker keeps (about 150 bytes each).
-LAST_COMMITS_INDEX_FILES = 100_000
+# Files of a wiki's last-commit index each worker keeps per open wiki (about 320 bytes each:
+# 6.4 MB at this many, review 46); a larger index is read per HEAD and not kept.
+LAST_COMMITS_INDEX_FILES = 20_000
 
 
 def head_commit(repo_path: str) -> str | None:
