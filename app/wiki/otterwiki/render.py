@@ -351,7 +351,7 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
         why = f"renders to {len(rendered[0]):,} characters, far more than its text"
         log.warning("render of a %d-character text in %s: %s", len(text), tenant.slug, why)
         return (source_view(text, why), [], dict(_NO_LIBRARIES)), "too-large"
-    return (*short_toc(*rendered[:2]), rendered[2]), "miss"
+    return (rendered[0], short_toc(rendered[1]), rendered[2]), "miss"
 
 
 # Characters of a heading that the page's chrome repeats: the first one is the page's title
@@ -367,11 +367,10 @@ TOC_TEXT_CHARS = 200
 TOC_CHARS = 64 * 1024
 
 
-def short_toc(html: str, toc: list) -> tuple[str, list]:
-    """Return (`html`, `toc`) with Otterwiki's (number, html, level, text, anchor) entries
-    bounded: each text longer than TOC_TEXT_CHARS cut there and ended with an ellipsis (its
-    html then that text, escaped), and only the entries that fit in TOC_CHARS. `html` is
-    returned as it is."""
+def short_toc(toc: list) -> list:
+    """Return `toc`, Otterwiki's (number, html, level, text, anchor) entries, bounded: each
+    text longer than TOC_TEXT_CHARS cut there and ended with an ellipsis (its html then that
+    text, escaped), and only the entries that fit in TOC_CHARS."""
     shortened, room = [], TOC_CHARS
     for number, heading, level, text, anchor in toc:
         if len(text) > TOC_TEXT_CHARS or len(heading) > 8 * TOC_TEXT_CHARS:
@@ -381,7 +380,7 @@ def short_toc(html: str, toc: list) -> tuple[str, list]:
         if room < 0:
             break
         shortened.append((number, heading, level, text, anchor))
-    return html, shortened
+    return shortened
 
 
 # Each way a render stops: its outcome (RENDER_HEADER) and what the page says.
