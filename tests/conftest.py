@@ -199,19 +199,35 @@ def descendants(pid: int) -> set[int]:
 
 
 def forked_copies(parent: int | None = None) -> list[int]:
-    """Processes below `parent` (default: this one) that are copies of it (a fork that never
+    """Children of `parent` (default: this process) that are copies of it (a fork that never
     ran another program has its command line) or zombies: what a confined step
-    (app.core.confined) could leave behind."""
+    (app.core.confined) or a killed git process could leave for it to reap. Its children only:
+    a test process's checks must not see the zombies of a stack it started (each stack's own
+    checks look at its workers)."""
     parent = parent or os.getpid()
     command = Path(f"/proc/{parent}/cmdline").read_bytes()
     found = []
-    for pid in descendants(parent):
+    for pid in _children_of(parent):
         try:
             copy = Path(f"/proc/{pid}/cmdline").read_bytes() == command
         except OSError:
             continue
         if copy or not pid_alive(pid):
             found.append(pid)
+    return found
+
+
+def _children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (read from /proc, any of its threads)."""
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            found += [
+                int(child)
+                for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            ]
+    except OSError:
+        pass  # it ended, or a thread ended while read
     return found
 
 

@@ -18,6 +18,7 @@ from werkzeug.test import Client
 from app.core.wikis import create_wiki
 from app.wiki.otterwiki.patterns import linear_wiki_link
 from app.wiki.otterwiki.render import RENDER_HEADER
+from tests.conftest import forked_copies
 from tests.wiki.instance import in_process
 
 OWNER = ("did:plc:render-owner", "render-owner.test")
@@ -207,6 +208,44 @@ def test_a_read_is_held_to_its_cpu_with_git_and_its_git_is_killed(wiki, monkeypa
         for p in leftover.stdout.split()
         if os.path.exists(f"/proc/{p}/cwd") and os.readlink(f"/proc/{p}/cwd").startswith(str(repo))
     ]
+
+
+def test_a_limit_passed_as_a_read_ends_leaves_git_whole(wiki, monkeypatch):
+    """A read's limit may pass after its answer is made, as its last handlers run: the kill
+    that follows takes the git cat-file processes GitPython keeps for the wiki. They were left
+    in its cache as zombies the worker never reaped (a full run's forked-copy checks found one
+    for minutes), and the wiki's next read asked a dead git. The read's end drops them: no
+    zombie is left, and the next read at a revision answers."""
+    from flask import request
+
+    from app.wiki.otterwiki import render
+
+    put(wiki, "gamma", "Kept", "# Kept\n")
+    repo = wiki.settings.repo_path("gamma")
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True)
+    at_head = f"/Kept/view/{head.stdout.decode().strip()}"
+
+    def spend_past_the_limit(_error):  # a teardown run before the request limit's own
+        if request.headers.get("X-Spend"):
+            until = time.process_time() + 1.0
+            while time.process_time() < until:
+                pass
+
+    app = wiki.app.tenancy.app  # Otterwiki's Flask app; teardowns run last added first
+    teardowns = {**app.teardown_request_funcs}
+    teardowns[None] = [*teardowns.get(None, []), spend_past_the_limit]
+    monkeypatch.setattr(app, "teardown_request_funcs", teardowns)
+    monkeypatch.setattr(render, "REQUEST_BUDGETS", 0.1)
+    monkeypatch.setattr(render, "REQUEST_MIN_SECONDS", 0)
+    for attempt in range(3):
+        # The read starts the wiki's cat-file processes (the limit kills only the read's own).
+        wiki.app.tenancy.open_wikis["gamma"].repo.git.clear_cache()
+        spent = Client(wiki.app).get(
+            at_head, base_url="http://gamma.localhost", headers={"X-Spend": "1"}, buffered=True
+        )
+        assert spent.status_code == 200, spent.status_code
+        assert forked_copies() == [], attempt
+        assert view(wiki, "gamma", at_head)[0].status_code == 200, attempt
 
 
 def test_a_corrupt_cache_file_never_breaks_a_view(tmp_path):

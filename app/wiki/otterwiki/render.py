@@ -124,17 +124,22 @@ class _Budget:
         limit = turn.cpu_limit(seconds, self._stop_for_children) if turn else nullcontext()
         # Fires again every 50 ms until disarmed, should a bare `except:` swallow the first.
         signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
+        stopped = False
         try:
             with limit:
                 answer = call()
+        except RenderOverBudget:
+            stopped = True
         except BaseException:
-            if self.children_stopped:  # git killed under it: whatever it raised, the budget
-                raise RenderOverBudget from None
-            raise
+            if not self.children_stopped:
+                raise
+            stopped = True  # git killed under it: whatever it raised, the budget stopped it
         finally:
             _despite(RenderOverBudget, self._disarm)  # the signal may land there too
             signal.signal(signal.SIGPROF, previous)
-        if self.children_stopped:  # it may have read git's cut answer as a whole one
+        # With its children stopped it may have read git's cut answer as a whole one.
+        if stopped or self.children_stopped:
+            drop_kept_git()  # stopped anywhere: git's kept pipes may be mid-answer or killed
             raise RenderOverBudget
         return answer
 
@@ -309,6 +314,16 @@ def _report_renders(response):
     return response
 
 
+def drop_kept_git() -> None:
+    """Drop the git cat-file processes GitPython keeps for the current wiki (none outside a
+    wiki's request), after a stop: one stopped mid-answer would hand its rest to the next
+    question, and one the turn's watcher killed (app.wiki.turns.Turn.stop_children) stays a
+    zombie in GitPython's cache, answering nothing, until dropped."""
+    tenant = current_tenant()
+    if tenant is not None:
+        tenant.storage.repo.git.clear_cache()
+
+
 def current_tenant():
     """The wiki (`g.tenant`) of the request being served; None outside a wiki's request."""
     from flask import g
@@ -335,9 +350,10 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
         rendered = _budget.run(lambda: original(renderer, text, cursor, **kwargs), budget)
     except (RenderOverBudget, RecursionError, ParserRejectedMarkup) as stop:
         # The render stopped anywhere: take back the keyword arguments it put into the
-        # renderer's env, and drop git's cat-file pipes, which it may have left mid-answer.
+        # renderer's env, and drop git's cat-file pipes, which it may have left mid-answer
+        # (_budget.run has, on RenderOverBudget).
         _forget(renderer, kwargs)
-        tenant.storage.repo.git.clear_cache()
+        drop_kept_git()
         outcome, why = _STOPS[type(stop)]
         why = why.format(budget=budget)
         log.warning("render of a %d-character text in %s: %s", len(text), tenant.slug, why)
@@ -482,8 +498,6 @@ def run_bounded(call, refusal: str, verdict_seconds=lambda: VERDICT_SECONDS, vie
         return _budget.run(call, tenant.settings.render_budget)
     except RenderOverBudget:
         note_outcome("over-budget")
-        # Stopped anywhere: git's cat-file pipes may be left mid-answer for the next request.
-        tenant.storage.repo.git.clear_cache()
         log.warning("a view of %s went over its budget: %s", tenant.slug, key)
         _keep(cache, key, refusal, verdict_seconds())
         raise Unavailable(refusal) from None
@@ -546,9 +560,6 @@ def _answer_when_stopped(response):
 
     response.close()
     log.warning("a request went past %g s of CPU with its git: %s", seconds, request.path)
-    tenant = current_tenant()
-    if tenant is not None:  # GitPython's kept cat-file processes may be among those killed
-        tenant.storage.repo.git.clear_cache()
     stopped = Unavailable(
         f"answering this took more than {seconds:g} s of CPU (git reading a long history); "
         "ask for less at once, or clone the wiki with git",
@@ -558,11 +569,18 @@ def _answer_when_stopped(response):
 
 
 def _end_request_limit(_error) -> None:
+    """End the request's limit; if it passed, at any time until now (its last handlers' CPU
+    counts too), drop the git cat-file processes GitPython keeps for the wiki: the kill may
+    have taken them, and left in its cache they stay zombies, and the next read asks a dead
+    git."""
     from flask import g
 
     limit = g.pop("robot_request_limit", None)
-    if limit is not None:
-        limit[0].remove_limit(limit[1])
+    if limit is None:
+        return
+    limit[0].remove_limit(limit[1])  # from here on, no kill
+    if request.environ.get(_STOPPED) is not None:
+        drop_kept_git()
 
 
 class TooLargeToShow(Unavailable):
@@ -779,7 +797,6 @@ def _bound_the_draft_overview() -> None:
             return _budget.run(call, tenant.settings.render_budget)
         except RenderOverBudget:
             note_outcome("over-budget")
-            tenant.storage.repo.git.clear_cache()  # stopped anywhere: git's pipes may be mid-answer
         toast("The draft is too large to compare with the page here.", "warning")
         g.robot_skip_draft_diff = True
         try:
