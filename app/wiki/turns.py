@@ -242,6 +242,7 @@ class Turn:
         self._base = os.getpriority(os.PRIO_PROCESS, 0)
         self._base_policy = os.sched_getscheduler(0)
         self._thread = threading.get_native_id()  # the request's: the watcher lowers it
+        self._maker = threading.current_thread()  # alive while that thread id is its own
         # The watcher's thread lowers while the request's own may put back (as_member, close).
         self._priority = threading.RLock()
         self.lowered = False
@@ -597,6 +598,12 @@ class _Watcher:
                 now = time.monotonic()
                 if due > now:
                     self._changed.wait(due - now)
+                    continue
+                if not turn._maker.is_alive():
+                    # Its thread ended without closing it: the kernel hands the thread's id
+                    # to the next thread or process made, which a lowering would then hit.
+                    del self._due[turn]
+                    self._limits.pop(turn, None)
                     continue
                 try:
                     self._check(turn)

@@ -411,6 +411,19 @@ def burn_until_lowered(turn) -> None:
     started = time.process_time()
     while not turn.lowered and time.process_time() - started < 3:
         burn(HEAVY_CPU / 4)
+    assert turn.lowered, watcher_state()
+
+
+def watcher_state() -> str:
+    """What a check that found no lowering reports: the watcher's thread and its priority (CI
+    once found three requests in a row not lowered after 3 s of CPU each)."""
+    watchers = [t for t in threading.enumerate() if t.name == "robot-turns"]
+    if not watchers:
+        return "no watcher thread"
+    watcher = watchers[0]
+    return (
+        f"watcher {watcher.native_id} alive={watcher.is_alive()} at {priority(watcher.native_id)}"
+    )
 
 
 def in_a_forked_child(target, *args):
@@ -440,7 +453,7 @@ def test_a_request_runs_low_once_it_is_heavy_and_its_later_git_runs_with_it(owne
         burn(HEAVY_CPU / 4)
         assert not turn.lowered and priority() == BASE  # a cheap request is as anyone's
         burn_until_lowered(turn)  # past HEAVY_CPU, whatever its owner owes
-        assert turn.lowered and priority() == LOW
+        assert priority() == LOW
         started = subprocess.run(
             [sys.executable, "-c", f"import os\n{PRINT_PRIORITY}"], capture_output=True, text=True
         )
@@ -459,6 +472,24 @@ def test_a_closed_request_is_never_lowered_afterwards(owners):
         pass
     burn(HEAVY_CPU * 2)  # the next request's work, outside any turn
     assert priority() == BASE
+
+
+@lowering
+def test_a_request_whose_thread_ended_unclosed_is_never_lowered(owners):
+    """Thread ids are reused (pid_max is 32,768 here): a turn left by a thread that ended
+    would have its lowering hit whatever thread or process got the id next (a check reads this
+    process's CPU, so it turns heavy in time). The watcher forgets it instead."""
+    from app.wiki import turns as watched
+
+    hammered, _ = owners
+    left = []
+    maker = threading.Thread(target=lambda: left.append(Turns(turns=1, wait=30).enter(hammered)))
+    maker.start()
+    maker.join()
+    burn(HEAVY_CPU * 4)  # this process's CPU: the turn's own, as a check counts it
+    time.sleep(0.3)  # a few of the watcher's ticks, should it come late
+    assert not left[0].lowered
+    assert left[0] not in watched._WATCHER._due
 
 
 def read_blocked(command: list[str]) -> str:
@@ -481,7 +512,7 @@ def test_a_request_whose_git_process_is_heavy_runs_low_with_it(owners):
     )
     with Turns(turns=1, wait=30).turn(hammered) as turn:
         done = read_blocked([sys.executable, "-c", child])
-        assert turn.lowered and priority() == LOW
+        assert turn.lowered and priority() == LOW, watcher_state()
         assert printed(done) == LOW  # lowered while it ran
     assert priority() == BASE
     assert debt(hammered, CPU) > DEBT_LOW  # and its CPU counts against its owner
