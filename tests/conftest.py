@@ -207,7 +207,7 @@ def forked_copies(parent: int | None = None) -> list[int]:
     parent = parent or os.getpid()
     command = Path(f"/proc/{parent}/cmdline").read_bytes()
     found = []
-    for pid in _children_of(parent):
+    for pid in children_of(parent):
         try:
             copy = Path(f"/proc/{pid}/cmdline").read_bytes() == command
         except OSError:
@@ -217,7 +217,7 @@ def forked_copies(parent: int | None = None) -> list[int]:
     return found
 
 
-def _children_of(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
     """The processes whose parent is `pid` (read from /proc, any of its threads)."""
     found = []
     try:

@@ -74,6 +74,8 @@ import fcntl
 import logging
 import os
 import resource
+import select
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -118,6 +120,9 @@ DEBT_MAX = 3.0
 HEAVY_CPU = 0.1
 # Seconds between checks of a running request's CPU, after the first at HEAVY_CPU.
 WATCH_TICK = 0.05
+# Seconds a request's end waits, in all, for the git processes stop_children() killed to end
+# (SIGKILL ends one at once unless it is in an uninterruptible wait on the disk).
+REAP_SECONDS = 1.0
 # The lowest priority: CFS gives nice 0 about 70 times the CPU of nice 19. A lowered request
 # also runs under SCHED_IDLE (sched(7)): any other task that wakes takes its core at once, and
 # a core running only such work counts as idle to a waking task. At nice 19 alone, another
@@ -236,6 +241,11 @@ class Turn:
         self._started = time.process_time()
         self._children_started = _children_cpu()
         self._arrived = _boot_ticks()  # git processes started from here on are this request's
+        # ... but for those already running: the clock counts in ticks of 10 ms, and the cat-file
+        # processes the last request started for another wiki may have started in this one.
+        self._present = _child_pids()
+        self._stopped: list[int] = []  # pidfds of the processes stop_children() killed
+        self._stopping = threading.Lock()  # the watcher's thread kills; the request's reaps
         self._beyond_turns: float | None = None  # when it went on without a turn (monotonic)
         # The priority to put back, read per request (an operator may renice a worker). Not
         # read when lowering: a check landing inside _lower() would read the low one.
@@ -337,6 +347,7 @@ class Turn:
         owner, and put this process's priority back. Safe to call again."""
         _WATCHER.forget(self)
         self.end_turn()
+        self.reap_stopped()  # before its CPU is read: the killed git's counts as this request's
         # Its own CPU and its ended git runs': reading every kept child's would cost each
         # request a /proc read per wiki its worker has open.
         spent = time.process_time() - self._started + _children_cpu() - self._children_started
@@ -351,8 +362,16 @@ class Turn:
         it started (ended, or still running)."""
         own = time.process_time() - self._started
         ended = _children_cpu() - self._children_started
-        running = sum(c.cpu for c in _children() if c.started >= self._arrived)
+        running = sum(c.cpu for c in self._own_children())
         return own + ended + running
+
+    def _own_children(self) -> list[_Child]:
+        """The running children (_children()) this request started."""
+        return [
+            child
+            for child in _children()
+            if child.started >= self._arrived and child.pid not in self._present
+        ]
 
     @contextmanager
     def cpu_limit(self, seconds: float, over: Callable[[], None]):
@@ -379,8 +398,41 @@ class Turn:
 
     def stop_children(self) -> None:
         """Kill (SIGKILL) the git processes this request started that still run, each with
-        every process under it. Raises nothing (one that ended meanwhile is passed over)."""
-        kill_trees(child.pid for child in _children() if child.started >= self._arrived)
+        every process under it, and keep each for reap_stopped(). Raises nothing (one that
+        ended meanwhile is passed over). From any thread."""
+        for child in self._own_children():
+            try:
+                handle = os.pidfd_open(child.pid)  # this one, even once it is reaped
+            except OSError:
+                continue  # reaped meanwhile, or out of file descriptors: killed, not kept
+            with self._stopping:
+                self._stopped.append(handle)
+            under = process_tree(child.pid)[1:]  # read first: once it dies, they are init's
+            try:
+                signal.pidfd_send_signal(handle, signal.SIGKILL)
+            except OSError:
+                pass  # ended meanwhile
+            kill_trees(under)
+
+    def reap_stopped(self, seconds: float = REAP_SECONDS) -> None:
+        """Wait up to `seconds` in all for the processes stop_children() killed to end, and
+        reap those their owner has not. A GitPython read stopped mid-answer drops its Popen
+        unwaited: its git stayed a zombie until the worker's next process started, in
+        another wiki's request, whose CPU its own then counted (review 47: a false 503 there,
+        its verdict kept). From the request's thread, once its code is done with them."""
+        with self._stopping:
+            handles, self._stopped = self._stopped, []
+        deadline = time.monotonic() + seconds
+        for handle in handles:
+            try:
+                ending = select.poll()  # readable once the process has ended
+                ending.register(handle, select.POLLIN)
+                ending.poll(max(deadline - time.monotonic(), 0) * 1000)  # milliseconds
+                os.waitid(os.P_PIDFD, handle, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass  # its owner reaped it
+            finally:
+                os.close(handle)
 
     def _open(self, name: str) -> list[int]:
         """Open (creating) the owner's `name-N.lock` files; [] if that fails (logged)."""
@@ -421,11 +473,10 @@ class Turn:
             if with_children:
                 # Each with what it started: git http-backend's receive-pack or upload-pack,
                 # and the push rules under it, were started before and kept their priority.
-                for child in _children():
-                    if child.started >= self._arrived:
-                        for pid in process_tree(child.pid):
-                            set_priority(pid, LOW_POLICY, self._base + LOW_NICE)
-                            self._lowered_pids.add(pid)
+                for child in self._own_children():
+                    for pid in process_tree(child.pid):
+                        set_priority(pid, LOW_POLICY, self._base + LOW_NICE)
+                        self._lowered_pids.add(pid)
 
 
 class Turns:

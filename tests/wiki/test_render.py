@@ -18,6 +18,7 @@ from werkzeug.test import Client
 from app.core.wikis import create_wiki
 from app.wiki.otterwiki.patterns import linear_wiki_link
 from app.wiki.otterwiki.render import RENDER_HEADER
+from tests.conftest import children_of
 from tests.conftest import forked_copies
 from tests.wiki.instance import in_process
 
@@ -270,6 +271,37 @@ def tight(tmp_path_factory):
     yield made
     made.app.tenancy.close()
     made.platform.store.close()
+
+
+@pytest.mark.parametrize("path", ["/-/changelog", "/Deep/history", "/Deep/blame"])
+# GitPython drops git's Popen running when stopped mid-read: Python warns, unraisably.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_view_stopped_while_git_reads_leaves_no_git_behind(tight, path):
+    """Review 47: a view stopped by its budget while git read (rev-list, blame) dropped git
+    unwaited: it ran on, then stayed a zombie until the worker's next git, in another wiki's
+    request, whose CPU it then counted (a false 503 there, its verdict kept). The stop kills
+    the view's git and reaps it: nothing of it is left when the view answers."""
+    repo = tight.settings.repo_path("deep")
+    git = ["git", "-C", str(repo)]
+    if not repo.exists():  # made by the first of these tests
+        create_wiki(tight.settings, tight.platform.store, "deep", OWNER[0], public=True)
+        parent = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        history = deep_history(parent.stdout.strip(), 30_000)
+        subprocess.run([*git, "fast-import", "--quiet"], input=history, check=True)
+        subprocess.run([*git, "reset", "-q", "--hard", "main"], check=True)
+    response, renders = view(tight, "deep", path)
+    assert response.status_code in (200, 503), response.status_code
+    assert forked_copies() == []
+    left = [pid for pid in children_of(os.getpid()) if command(pid).split()[1:2] != ["cat-file"]]
+    assert left == [], [command(pid) for pid in left]
+
+
+def command(pid: int) -> str:
+    """The command line of process `pid`, its arguments joined by spaces ("" once ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def test_over_budget_shows_the_escaped_source_once_and_is_cached(tight):

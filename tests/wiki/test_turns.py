@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -48,6 +49,9 @@ from app.wiki.turns import WriteWaits
 from app.wiki.turns import add_debt
 from app.wiki.turns import can_restore_priority
 from app.wiki.turns import debt
+from tests.conftest import descendants
+from tests.conftest import forked_copies
+from tests.conftest import pid_alive
 from tests.wiki.instance import in_process
 
 lowering = pytest.mark.skipif(
@@ -332,6 +336,49 @@ def test_the_git_processes_a_request_ran_count_as_its_cpu(owners):
         burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
         subprocess.run([sys.executable, "-c", burn], check=True)
     assert debt(hammered, CPU) > DEBT_LOW  # the child's CPU, DEBT_WEIGHT times
+
+
+def test_a_stopped_requests_git_is_killed_whole_reaped_and_counted_as_its_own(owners):
+    """Review 47: a git killed under a stopped read had its Popen dropped unwaited, and stayed
+    a zombie until the worker's next process started, in another wiki's request, whose CPU then
+    counted it (a false 503 there). stop_children() kills the request's processes with what
+    they started; the request's end reaps them, and their CPU is the request's."""
+    hammered, _ = owners
+    burn_then_wait = (
+        "import subprocess, sys, time\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 0.3: pass\n"
+        "subprocess.run(['sleep', '60'])\n"
+    )
+    with Turns(turns=1, wait=30, lower=False).turn(hammered) as turn:
+        git = subprocess.Popen([sys.executable, "-c", burn_then_wait])
+        while not [p for p in descendants(git.pid) if p != git.pid]:
+            time.sleep(0.05)  # its own child (git's pack-objects, say) runs
+        grandchildren, pid = descendants(git.pid), git.pid
+        with warnings.catch_warnings():  # "still running": dropped unwaited, as GitPython's
+            warnings.simplefilter("ignore", ResourceWarning)  # read is when stopped mid-answer
+            git = None
+        turn.stop_children()
+    assert forked_copies() == [] and not pid_alive(pid)
+    assert not [p for p in grandchildren if pid_alive(p)]
+    assert debt(hammered, CPU) > DEBT_LOW  # its 0.3 s, DEBT_WEIGHT times
+
+
+def test_a_process_running_before_a_request_is_never_its_to_stop(owners):
+    """The clock that dates processes counts in 10 ms ticks: a cat-file the last request
+    started for another wiki may date from this one's arrival. Only what a request started
+    is its own to stop."""
+    hammered, _ = owners
+    kept = subprocess.Popen(["sleep", "60"])  # as GitPython's cat-file --batch
+    try:
+        with Turns(turns=1, wait=30, lower=False).turn(hammered) as turn:
+            turn._arrived = 0  # dated as if started with it
+            turn.stop_children()
+        with pytest.raises(subprocess.TimeoutExpired):
+            kept.wait(timeout=0.5)  # it runs on
+    finally:
+        kept.kill()
+        kept.wait()
 
 
 def test_a_dead_workers_turn_is_free_at_once(owners):

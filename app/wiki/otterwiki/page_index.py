@@ -46,7 +46,7 @@ from app.wiki.otterwiki.render import VERDICT_SECONDS
 from app.wiki.otterwiki.render import SliceOver
 from app.wiki.otterwiki.render import budgeted
 from app.wiki.otterwiki.render import current_tenant
-from app.wiki.otterwiki.render import drop_kept_git
+from app.wiki.otterwiki.render import drop_stopped_git
 from app.wiki.otterwiki.render import note_outcome
 from app.wiki.otterwiki.render import run_bounded
 from app.wiki.otterwiki.render import stable_text
@@ -203,7 +203,7 @@ def install_page_index(server: ModuleType) -> None:
             except SliceOver:
                 # Stopped anywhere in the page's render or in the write of its row.
                 server.db.session.rollback()
-                drop_kept_git()
+                drop_stopped_git(kill=False)  # the build goes on
                 # Stopped in two builds, each time with half the build's share or more: it
                 # takes more than a share. A stop with less says nothing of the page (the
                 # build's own work took the rest: 999 of 1,000 pages listed on a loaded host).

@@ -139,7 +139,7 @@ class _Budget:
             signal.signal(signal.SIGPROF, previous)
         # With its children stopped it may have read git's cut answer as a whole one.
         if stopped or self.children_stopped:
-            drop_kept_git()  # stopped anywhere: git's kept pipes may be mid-answer or killed
+            drop_stopped_git()
             raise RenderOverBudget
         return answer
 
@@ -314,14 +314,23 @@ def _report_renders(response):
     return response
 
 
-def drop_kept_git() -> None:
-    """Drop the git cat-file processes GitPython keeps for the current wiki (none outside a
-    wiki's request), after a stop: one stopped mid-answer would hand its rest to the next
-    question, and one the turn's watcher killed (app.wiki.turns.Turn.stop_children) stays a
-    zombie in GitPython's cache, answering nothing, until dropped."""
+def drop_stopped_git(kill: bool = True) -> None:
+    """After a stop anywhere in the request's code: with `kill`, kill the git processes the
+    request started that still run (a read stopped mid-answer drops its Popen, its git left
+    running unwaited); drop the cat-file processes GitPython keeps for the wiki (one stopped
+    mid-answer would hand its rest to the next question, and one killed stays a zombie in
+    GitPython's cache, answering nothing); and reap what was killed (app.wiki.turns.Turn's
+    stop_children and reap_stopped: its CPU is this request's). Without `kill` (code that goes
+    on reading git), an unwaited git is reaped when the request's next one starts (subprocess
+    does). Nothing outside a wiki's request."""
+    turn = request.environ.get(TURN_KEY) if has_request_context() else None
+    if turn is not None and kill:
+        turn.stop_children()
     tenant = current_tenant()
     if tenant is not None:
         tenant.storage.repo.git.clear_cache()
+    if turn is not None:
+        turn.reap_stopped()
 
 
 def current_tenant():
@@ -353,7 +362,7 @@ def _render_bounded(original, renderer, text, cursor, kwargs, tenant):
         # renderer's env, and drop git's cat-file pipes, which it may have left mid-answer
         # (_budget.run has, on RenderOverBudget).
         _forget(renderer, kwargs)
-        drop_kept_git()
+        drop_stopped_git(kill=False)
         outcome, why = _STOPS[type(stop)]
         why = why.format(budget=budget)
         log.warning("render of a %d-character text in %s: %s", len(text), tenant.slug, why)
@@ -580,7 +589,7 @@ def _end_request_limit(_error) -> None:
         return
     limit[0].remove_limit(limit[1])  # from here on, no kill
     if request.environ.get(_STOPPED) is not None:
-        drop_kept_git()
+        drop_stopped_git()
 
 
 class TooLargeToShow(Unavailable):
