@@ -140,6 +140,10 @@ _BULK_ENDPOINTS = GIT_ENDPOINTS | {"page_api.export_wiki"}
 # A thumbnail is computed (decode and resize: half a second of CPU for a large image), so it
 # takes a turn as a page view does.
 _FILE_ENDPOINTS = frozenset({"get_attachment"})
+# Otterwiki's answers that cost next to nothing and that a browser asks for with every page,
+# as it does the favicon: no turn either (the manifest was refused 429 on a page of thumbnails,
+# review 47).
+_FREE_ENDPOINTS = frozenset({"webmanifest"})
 # Otterwiki's page view also sends a file named by its path (`/Page/photo.png`: how pages embed
 # their images, and the attachments list's `?thumbnail`s). Those took a turn, and one member
 # opening a page of 10 images had 8 refused 429 (twenty-fifth review): a file goes as a file;
@@ -533,7 +537,7 @@ class WikiGateway:
         self._set_identity(environ, wiki, caller)
         join_pool(turn, wiki, caller)
         bulk = route.endpoint in _BULK_ENDPOINTS
-        sends_file = route.endpoint in _FILE_ENDPOINTS
+        sends_file = route.endpoint in _FILE_ENDPOINTS | _FREE_ENDPOINTS
         writes = route.is_page_api or route.endpoint not in _POSTS_THAT_WRITE_NO_GIT
         return self._serve(
             environ, start_response, wiki, caller, turn, bulk, sends_file, writes, route

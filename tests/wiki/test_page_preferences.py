@@ -71,6 +71,12 @@ REFUSED_FORMS = [
     (ADMIN, app_form(not_found_page="Why?")),  # Otterwiki drops '?': never that page
     (ADMIN, app_form(site_logo="/logo\x00.png")),
     (ADMIN, app_form(site_icon="/icon\n.png")),
+    # An image address of a scheme no page may load (review 47): each page broke the policy.
+    (ADMIN, app_form(site_logo="javascript:alert(2)")),
+    (ADMIN, app_form(site_icon="JavaScript:alert(3)")),
+    (ADMIN, app_form(site_logo=" data:image/svg+xml,<svg onload=alert(1)>")),
+    (ADMIN, app_form(site_icon="vbscript:x")),
+    (ADMIN, app_form(site_logo="file:///etc/passwd")),
     (SIDEBAR, menu_form(("Pa\x00ge", "Page"))),
     (SIDEBAR, menu_form(("Good", "Good"), ("../up", "Up"))),
     (SIDEBAR, menu_form(("", "Title\x00as page"))),  # a title alone links to its page
@@ -115,6 +121,7 @@ STORED_BEFORE = [
     ("HOME_PAGE", "Ho\x00me"),
     ("HOME_PAGE", "/-/\r\nX-Injected: yes"),
     ("SITE_LOGO", "/logo\x00.png"),
+    ("SITE_ICON", "javascript:alert(3)"),
     ("SIDEBAR_CUSTOM_MENU", json.dumps([{"link": "Pa\x00ge", "title": "x", "icon": ""}])),
     ("SIDEBAR_CUSTOM_MENU", "[1, null]"),  # entries Otterwiki's .get() raised on
     ("SIDEBAR_CUSTOM_MENU", "null"),
@@ -129,7 +136,9 @@ def test_a_bad_value_already_stored_is_read_as_unset(wiki, admin, name, value):
     home = admin.open(HOST, "/")
     assert home.status_code == 200, home.get_data(as_text=True)[:300]
     assert "X-Injected" not in home.headers
-    assert admin.open(HOST, "/Home").status_code == 200
+    page = admin.open(HOST, "/Home")
+    assert page.status_code == 200
+    assert "javascript:" not in page.get_data(as_text=True)
     assert admin.open(HOST, SIDEBAR).status_code == 200
 
 
@@ -185,6 +194,9 @@ def test_problems_are_named(name, value):
         ("HOME_PAGE", "/-/search?q=x"),
         ("NOT_FOUND_PAGE", "/Missing/"),
         ("SITE_LOGO", "https://example.org/logo.png"),
+        ("SITE_LOGO", "HTTP://example.org/logo.png"),
+        ("SITE_ICON", "//cdn.example.org/icon.png"),
+        ("SITE_ICON", "/Home/a:b.png"),  # a colon after a slash is in the path
         ("SIDEBAR_CUSTOM_MENU", json.dumps([{"link": "---", "title": "", "icon": ""}])),
         ("SITE_NAME", "Any\x00thing"),  # not a page or a path: another rule's business
     ],

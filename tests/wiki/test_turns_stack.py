@@ -189,11 +189,13 @@ def test_a_page_and_its_images_at_once_stay_clear_of_debt(wikis):
 
 
 # What a browser fetches beside each page: Otterwiki's files, changed (MathJax's component,
-# answered with the platform's configuration in front) or not, and the favicon.
+# answered with the platform's configuration in front) or not, the favicon and the manifest
+# (refused 429 on a page of thumbnails, review 47).
 BESIDE_A_PAGE = [
     "/static/mathjax/tex-chtml.js",
     "/static/robot/handlers.js",
     "/favicon.ico",
+    "/manifest.webmanifest",
     "/static/css/otterwiki.css",
 ]
 

@@ -36,6 +36,8 @@ _SPECIAL_PAGE = re.compile(r"/-/[A-Za-z0-9_./?=&%+~-]*\Z")
 # Otterwiki's sidebar.py: a custom menu link that is a URL; any other link names a page.
 _URL = re.compile(r"^(((https?)\:\/\/)|(mailto:))\S+")
 _SEPARATOR = "---"
+# A URL's scheme (RFC 3986 §3.1), as a browser reads one from a logo or icon's src.
+_SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):")
 # Otterwiki's views of the forms that set them.
 _FORMS = frozenset({"admin", "admin_sidebar_preferences"})
 
@@ -58,6 +60,15 @@ def _path_problem(value: str) -> str | None:
         return f"is longer than {MAX_FILE_PATH_CHARS} characters"
     if has_control(value):
         return "contains control characters"
+    return None
+
+
+def _image_url_problem(value: str) -> str | None:
+    """Why a logo or icon address cannot be an image's, or None: a URL of a scheme but http(s)
+    (`javascript:`, `data:`) is never loaded under the wikis' policy, and each page broke it."""
+    scheme = _SCHEME.match(value)
+    if scheme and scheme.group(1).lower() not in ("http", "https"):
+        return f"is a {scheme.group(1)[:20]}: URL; give a path in the wiki or an http(s) URL"
     return None
 
 
@@ -96,7 +107,7 @@ def page_preference_problem(name: str, value) -> str | None:
     if not isinstance(value, str):
         return f"{key} is not text"
     if key in PATH_PREFERENCES:
-        problem = _path_problem(value)
+        problem = _path_problem(value) or _image_url_problem(value)
         return f"the {PATH_PREFERENCES[key]} path {problem}" if problem else None
     if key == MENU_PREFERENCE:
         try:
