@@ -17,6 +17,7 @@ from werkzeug.test import Client
 from app.core.wikis import create_wiki
 from app.wiki.otterwiki.errors import THUMBNAIL_MAX
 from app.wiki.otterwiki.errors import THUMBNAIL_MAX_PIXELS
+from app.wiki.otterwiki.render import RENDER_HEADER
 from tests.wiki.instance import in_process
 
 OWNER = ("did:plc:thumbowner", "thumb-owner.test")
@@ -173,6 +174,28 @@ def test_the_page_view_sends_an_image_it_cannot_resize_as_it_is(wiki, name, quer
     answer = get(wiki, f"/Home/{name}?{query}")
     assert answer.status_code == 200, answer.text
     assert answer.data == HOSTILE[name]
+
+
+# Images one side of which, resized to THUMBNAIL_MAX with the other in proportion, is huge.
+LOPSIDED = {
+    "wide.png": (png(30000, 100), "height=1024"),  # once 5 s and 1.5 GB (review 48)
+    "tall.png": (png(100, 30000), "width=1024"),
+    "line.png": (png(5_000_000, 1, "1"), "height=1024"),  # once a 500 (OverflowError)
+    "column.png": (png(1, 5_000_000, "1"), "width=1000"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOPSIDED))
+def test_a_resize_past_a_thumbnails_pixels_sends_the_image_as_it_is(wiki, name):
+    data, query = LOPSIDED[name]
+    stored = get(wiki, f"/api/v1/pages/Home/attachments/{name}", "PUT", data=data)
+    assert stored.status_code in (200, 201), stored.text
+    answer = get(wiki, f"/Home/{name}?{query}")
+    assert answer.status_code == 200, answer.text
+    assert answer.data == data
+    assert "over-budget" not in answer.headers.get(RENDER_HEADER, "")  # not tried, not stopped
+    small = get(wiki, f"/Home/{name}?thumbnail=80")  # shrinks: made as always
+    assert small.status_code == 200 and max(PIL.Image.open(io.BytesIO(small.data)).size) <= 80
 
 
 @pytest.mark.parametrize(
