@@ -5,6 +5,7 @@ render, so counting misses counts renders.
 """
 
 import os
+import random
 import re
 import sqlite3
 import subprocess
@@ -247,6 +248,32 @@ def test_a_limit_passed_as_a_read_ends_leaves_git_whole(wiki, monkeypatch):
         assert spent.status_code == 200, spent.status_code
         assert forked_copies() == [], attempt
         assert view(wiki, "gamma", at_head)[0].status_code == 200, attempt
+
+
+def test_a_page_whose_last_commit_rewrote_large_files_is_viewed_at_little_cost(wiki, monkeypatch):
+    """Review 48: Otterwiki's commit metadata counted the lines of every file its commit
+    changed (`git diff --numstat`): a page whose last commit also rewrote large files cost
+    seconds of git's CPU on every view, past the read's limit (503), and so did its history
+    and blame. Only the names are read now: the view fits a limit far below that count."""
+    from app.wiki.otterwiki import render
+
+    create_wiki(wiki.settings, wiki.platform.store, "rewritten", OWNER[0], public=True)
+    repo = wiki.settings.repo_path("rewritten")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    draws = random.Random(48)
+    for version in ("first", "second"):
+        for n in range(2):
+            lines = "".join(draws.choice("ab") + "\n" for _ in range(200_000))
+            (repo / f"data{n}.txt").write_text(lines)
+        (repo / "rewritten.md").write_text(f"# Rewritten\n\nThe {version} version.\n")
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", version], check=True)
+    monkeypatch.setattr(render, "REQUEST_BUDGETS", 0.1)
+    monkeypatch.setattr(render, "REQUEST_MIN_SECONDS", 0)
+    for path in ("/Rewritten", "/Rewritten/history"):
+        response, _ = view(wiki, "rewritten", path)
+        assert response.status_code == 200, (path, response.status_code)
+    assert "The second version." in view(wiki, "rewritten", "/Rewritten")[0].get_data(as_text=True)
 
 
 def test_a_corrupt_cache_file_never_breaks_a_view(tmp_path):
