@@ -387,10 +387,16 @@ class Turn:
         finally:
             self.remove_limit(limit)
 
-    def add_limit(self, seconds: float, over: Callable[[], None]) -> object:
+    def add_limit(
+        self, seconds: float, over: Callable[[], None], wall_seconds: float | None = None
+    ) -> object:
         """cpu_limit's start, for a limit that ends elsewhere: returns what remove_limit()
-        takes. Limits nest: each is counted from its own start and stops once."""
-        return _WATCHER.limit(self, self.cpu_spent() + seconds, over)
+        takes. With `wall_seconds`, it passes too once that many seconds of wall clock have
+        gone by (a lowered request's git gets little CPU on a busy host, and held its worker
+        until gunicorn killed it). Limits nest: each is counted from its own start and stops
+        once."""
+        until = None if wall_seconds is None else time.monotonic() + wall_seconds
+        return _WATCHER.limit(self, self.cpu_spent() + seconds, over, until)
 
     def remove_limit(self, limit: object) -> None:
         """End a limit add_limit() started: once this returns, its `over` is not called."""
@@ -591,8 +597,9 @@ class _Watcher:
         self._changed = threading.Condition()
         self._due: dict[Turn, float] = {}  # the next check of each watched request (monotonic)
         # Requests in a Turn.cpu_limit, each limit by its token: the cpu_spent() past which
-        # its `over` is called.
-        self._limits: dict[Turn, dict[object, tuple[float, Callable[[], None]]]] = {}
+        # its `over` is called, and the monotonic time at which it is (None: none).
+        self._limits: dict[Turn, dict[object, tuple[float, Callable[[], None], float | None]]]
+        self._limits = {}
         self._started = False
 
     def _start(self, turn: Turn) -> None:
@@ -614,13 +621,15 @@ class _Watcher:
             self._due[turn] = time.monotonic() + HEAVY_CPU
             self._changed.notify()
 
-    def limit(self, turn: Turn, spent: float, over: Callable[[], None]) -> object:
-        """Call `over()` and stop `turn`'s git processes once its cpu_spent() passes `spent`;
-        returns the limit's token for unlimit()."""
+    def limit(
+        self, turn: Turn, spent: float, over: Callable[[], None], until: float | None = None
+    ) -> object:
+        """Call `over()` and stop `turn`'s git processes once its cpu_spent() passes `spent`
+        or the monotonic clock `until`; returns the limit's token for unlimit()."""
         token = object()
         with self._changed:
             self._start(turn)
-            self._limits.setdefault(turn, {})[token] = (spent, over)
+            self._limits.setdefault(turn, {})[token] = (spent, over, until)
             self._due.setdefault(turn, time.monotonic() + WATCH_TICK)
             self._changed.notify()
         return token
@@ -675,7 +684,12 @@ class _Watcher:
         limits = self._limits.get(turn)
         if limits:
             spent = turn.cpu_spent() if spent is None else spent
-            passed = [token for token, (limit, _) in limits.items() if spent > limit]
+            now = time.monotonic()
+            passed = [
+                token
+                for token, (limit, _, until) in limits.items()
+                if spent > limit or (until is not None and now >= until)
+            ]
             for token in passed:
                 limits.pop(token)[1]()  # its `over`
             if not limits:

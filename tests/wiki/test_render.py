@@ -250,6 +250,37 @@ def test_a_limit_passed_as_a_read_ends_leaves_git_whole(wiki, monkeypatch):
         assert view(wiki, "gamma", at_head)[0].status_code == 200, attempt
 
 
+def test_a_read_that_waits_past_its_wall_clock_answers_503_and_its_git_is_killed(wiki, monkeypatch):
+    """Review 48: a lowered read's git gets little CPU on a busy host, so its CPU limit came
+    late: two such readers held their workers until gunicorn's timeout killed them (an empty
+    500). A read is held to a time too: past it, 503 saying so, and its git is killed."""
+    from flask import request
+
+    from app.wiki.otterwiki import render
+
+    put(wiki, "beta", "Waited", "# Waited\n")
+    started = []
+
+    def wait_on_git():  # a before-request handler run after the limit's own
+        if request.headers.get("X-Wait"):
+            started.append(subprocess.Popen(["sleep", "30"]))  # as a git that gets no CPU
+            started[-1].wait(timeout=30)
+
+    app = wiki.app.tenancy.app
+    handlers = {**app.before_request_funcs}
+    handlers[None] = [*handlers.get(None, []), wait_on_git]
+    monkeypatch.setattr(app, "before_request_funcs", handlers)
+    monkeypatch.setattr(render, "REQUEST_WALL_SECONDS", 0.5)
+    waited = Client(wiki.app).get(
+        "/Waited", base_url="http://beta.localhost", headers={"X-Wait": "1"}, buffered=True
+    )
+    assert waited.status_code == 503, waited.status_code
+    assert "more than 0.5 s (this server is busy" in waited.get_data(as_text=True)
+    assert started[0].returncode == -9  # killed
+    assert forked_copies() == []
+    assert view(wiki, "beta", "/Waited")[0].status_code == 200
+
+
 def test_a_page_whose_last_commit_rewrote_large_files_is_viewed_at_little_cost(wiki, monkeypatch):
     """Review 48: Otterwiki's commit metadata counted the lines of every file its commit
     changed (`git diff --numstat`): a page whose last commit also rewrote large files cost

@@ -527,6 +527,10 @@ def run_bounded(call, refusal: str, verdict_seconds=lambda: VERDICT_SECONDS, vie
 # reach Otterwiki's app.
 REQUEST_BUDGETS = 2
 REQUEST_MIN_SECONDS = 4.0  # however small the budget (tests run on 10 ms ones)
+# Seconds of wall clock a read may take, however little CPU: a lowered read's git gets little
+# of it on a busy host, and two such readers held their workers until gunicorn's timeout (30 s
+# by default) killed them, answering an empty 500 (review 48). Past it: 503, git killed.
+REQUEST_WALL_SECONDS = 20.0
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BULK_ENDPOINTS = frozenset({"page_api.export_wiki"})
 _STOPPED = "robot.request_stopped"  # environ key: the request's limit stopped it
@@ -554,25 +558,30 @@ def _limit_request() -> None:
         return
     environ = request.environ
     seconds = max(REQUEST_BUDGETS * tenant.settings.render_budget, REQUEST_MIN_SECONDS)
+    cpu = f"more than {seconds:g} s of CPU (git reading a long history)"
+    wall = f"more than {REQUEST_WALL_SECONDS:g} s (this server is busy, or git read long)"
     g.robot_request_limit = (
         turn,
-        turn.add_limit(seconds, lambda: environ.update({_STOPPED: seconds})),
+        turn.add_limit(
+            seconds,
+            lambda: environ.setdefault(_STOPPED, cpu if turn.cpu_spent() > seconds else wall),
+            wall_seconds=REQUEST_WALL_SECONDS,
+        ),
     )
 
 
 def _answer_when_stopped(response):
     """Whatever a request stopped by its limit answers (a 404 or 500 from git killed under it,
     or a page read from git's cut answer) becomes 503."""
-    seconds = request.environ.get(_STOPPED)
-    if seconds is None:
+    took = request.environ.get(_STOPPED)
+    if took is None:
         return response
     from app.wiki.responses import error_response
 
     response.close()
-    log.warning("a request went past %g s of CPU with its git: %s", seconds, request.path)
+    log.warning("a request took %s: %s", took, request.path)
     stopped = Unavailable(
-        f"answering this took more than {seconds:g} s of CPU (git reading a long history); "
-        "ask for less at once, or clone the wiki with git",
+        f"answering this took {took}; ask for less at once, or clone the wiki with git",
         retry_after=5,
     )
     return error_response(stopped, request.path, request.method)
