@@ -20,9 +20,12 @@ from app.core.git_env import git_env
 YOURS = "yours"
 BASE = "base"
 CURRENT = "current"
-# Three texts at the content cap (1 MiB) merge in well under a second; this only stops a
-# pathological input from holding a worker and the wiki's write lock for long.
-GIT_TIMEOUT = 60
+# Seconds git may take for one merge or diff. Three ordinary texts at the content cap (1 MiB)
+# merge in well under a second, but three of random one-letter lines took merge-file 4.9 s of
+# CPU and the conflict's diff more (review 48), each holding a worker and the wiki's write
+# lock, and the timeout was twice the worker's own. Past it the write is a conflict that says
+# the page could not be merged (nothing written).
+GIT_TIMEOUT = 10
 
 
 class MergeFailed(RuntimeError):

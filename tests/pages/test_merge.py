@@ -1,5 +1,6 @@
 """Three-way merges of page text (git merge-file) and writes over a newer revision."""
 
+import random
 import subprocess
 
 import pytest
@@ -206,4 +207,18 @@ def test_without_git_a_stale_write_is_a_conflict_and_writes_nothing(pages, monke
         merge("a\n", "b\n", "c\n")
     with pytest.raises(Conflict, match="could not be merged") as info:
         pages.write("Plan", BASE.replace("first", "mine"), ALICE, base_revision=base)
+    assert info.value.extra["current_revision"] == theirs == commits(pages)[0]
+
+
+def test_a_merge_past_its_time_is_a_conflict_and_writes_nothing(pages, monkeypatch):
+    """Review 48: three texts of random one-letter lines took git merge-file 4.9 s of CPU, and
+    its timeout was twice the worker's. A merge that takes longer than GIT_TIMEOUT stops: the
+    write is a conflict saying the page could not be merged, and nothing is written."""
+    draws = random.Random(48)
+    text = lambda: "".join(draws.choice("ab") + "\n" for _ in range(100_000))  # noqa: E731
+    base = pages.write("Big", text(), ALICE)["revision"]
+    theirs = pages.write("Big", text(), AGENT)["revision"]
+    monkeypatch.setattr(merge_module, "GIT_TIMEOUT", 0.01)
+    with pytest.raises(Conflict, match="could not be merged") as info:
+        pages.write("Big", text(), ALICE, base_revision=base)
     assert info.value.extra["current_revision"] == theirs == commits(pages)[0]
