@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from git.cmd import Git as GitCommand
+from git.exc import GitCommandError
 from markupsafe import escape
 from werkzeug.test import Client
 
@@ -261,10 +263,18 @@ def test_a_read_that_waits_past_its_wall_clock_answers_503_and_its_git_is_killed
     put(wiki, "beta", "Waited", "# Waited\n")
     started = []
 
+    refused = []
+
     def wait_on_git():  # a before-request handler run after the limit's own
         if request.headers.get("X-Wait"):
             started.append(subprocess.Popen(["sleep", "30"]))  # as a git that gets no CPU
             started[-1].wait(timeout=30)
+            # Review 49: git started after the stop ran unbounded; it fails at once now.
+            for _ in range(3):
+                try:
+                    GitCommand(str(wiki.settings.repo_path("beta"))).execute(["git", "version"])
+                except GitCommandError as error:
+                    refused.append(error)
 
     app = wiki.app.tenancy.app
     handlers = {**app.before_request_funcs}
@@ -277,8 +287,63 @@ def test_a_read_that_waits_past_its_wall_clock_answers_503_and_its_git_is_killed
     assert waited.status_code == 503, waited.status_code
     assert "more than 0.5 s (this server is busy" in waited.get_data(as_text=True)
     assert started[0].returncode == -9  # killed
+    assert len(refused) == 3 and "went past its limit" in str(refused[0])
     assert forked_copies() == []
     assert view(wiki, "beta", "/Waited")[0].status_code == 200
+
+
+def test_attachments_are_listed_only_for_a_page_that_embeds_the_list(wiki, monkeypatch):
+    """Review 49: Otterwiki listed a page's attachments, each with its last commit, on every
+    render of every page, for the {{AttachmentList}} few embed: 600 attachments cost 3 s of
+    each view, 2,000 a 503. They are listed where the list is embedded, once per render."""
+    import otterwiki.wiki
+
+    for name in ("Plain", "Listing"):
+        put(wiki, "gamma", name, f"# {name}\n")
+        for n in range(3):
+            response = Client(wiki.app).put(
+                f"/api/v1/pages/{name}/attachments/file{n}.txt",
+                data=b"x",
+                base_url="http://gamma.localhost",
+                buffered=True,
+                headers={"Authorization": f"Bearer {wiki.tokens['gamma']}"},
+            )
+            assert response.status_code in (200, 201), response.get_data(as_text=True)
+    put(wiki, "gamma", "Listing", "# Listing\n\n{{AttachmentList}}\n")
+    listed = []
+    original = otterwiki.wiki.Page._attachments_list
+    monkeypatch.setattr(
+        otterwiki.wiki.Page,
+        "_attachments_list",
+        lambda page: listed.append(page.pagepath) or original(page),
+    )
+    plain, _ = view(wiki, "gamma", "/Plain")
+    assert plain.status_code == 200 and listed == []
+    listing, renders = view(wiki, "gamma", "/Listing")
+    assert listing.status_code == 200 and renders == "miss"
+    assert listed == ["Listing"] and "file2.txt" in listing.get_data(as_text=True)
+
+
+def test_commit_metadata_is_read_once_per_commit(wiki, monkeypatch):
+    """Review 49: each call named the commit's files anew (Otterwiki's cache by commit
+    missed), a git diff-tree per attachment of a page added in one push."""
+    from app.wiki.otterwiki import render
+
+    put(wiki, "gamma", "Once", "# Once\n")
+    storage = wiki.app.tenancy.server.storage
+    wiki.app.tenancy.activate(wiki.platform.store.get_wiki("gamma"))
+    named = []
+    original = render._NamingChangedFiles.stats
+    monkeypatch.setattr(
+        render._NamingChangedFiles,
+        "stats",
+        property(lambda commit: named.append(commit.hexsha) or original.fget(commit)),
+    )
+    commit = storage.repo.head.commit
+    first = storage._get_metadata_of_commit(commit)
+    again = storage._get_metadata_of_commit(storage.repo.commit(commit.hexsha))
+    assert first == again and "once.md" in first["files"]
+    assert named == [commit.hexsha]
 
 
 def test_a_page_whose_last_commit_rewrote_large_files_is_viewed_at_little_cost(wiki, monkeypatch):

@@ -23,6 +23,7 @@ RenderOverBudget) the HTML its parser would spend more than linear time on (sani
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -543,9 +544,33 @@ def install_request_limit(server: ModuleType) -> None:
     if getattr(app, "robot_request_limit", False):
         return
     app.robot_request_limit = True
+    _refuse_git_once_stopped()
     app.before_request(_limit_request)
     app.after_request(_answer_when_stopped)
     app.teardown_request(_end_request_limit)
+
+
+def _refuse_git_once_stopped() -> None:
+    """Make every git command a request starts after its limit passed fail at once
+    (GitPython's GitCommandError, no process): the kill stops the git running then, and
+    Otterwiki's loops take its failure as a file not found and go on to the next, each
+    with its own git (9,000 attachments ran on until gunicorn killed the worker, review 49).
+    GitPython's `Git.execute` (3.1) starts every git command but the kept cat-file's queries."""
+    from git.cmd import Git
+    from git.exc import GitCommandError
+
+    original = Git.execute
+    if getattr(original, "robot_bounded", False):
+        return
+
+    @functools.wraps(original)
+    def execute(self, command, *args, **kwargs):
+        if has_request_context() and request.environ.get(_STOPPED) is not None:
+            raise GitCommandError(command, "stopped", "", "the request went past its limit")
+        return original(self, command, *args, **kwargs)
+
+    execute.robot_bounded = True
+    Git.execute = execute
 
 
 def _limit_request() -> None:
@@ -696,6 +721,7 @@ def install_bounded_views(server: ModuleType) -> None:
     _bound_the_sidebar()
     _bound_the_diffs(type(server.storage))
     _name_the_changed_files(type(server.storage))
+    _list_attachments_when_embedded()
     _bound_the_word_diffs()
     _bound_the_draft_overview()
     views = server.app.view_functions
@@ -912,13 +938,21 @@ def _name_the_changed_files(storage_class) -> None:
 
 class _NamingChangedFiles:
     """A GitPython commit whose `stats.files` maps each file the commit changed to {}
-    (_name_the_changed_files); every other attribute is the commit's."""
+    (_name_the_changed_files); every other attribute is the commit's, and it hashes and
+    compares as the commit does: Otterwiki caches the metadata by commit (ttl_lru_cache), and
+    a new wrapper per call missed it, a diff-tree per attachment of a page (review 49)."""
 
     def __init__(self, commit):
         self._commit = commit
 
     def __getattr__(self, name: str):
         return getattr(self._commit, name)
+
+    def __hash__(self) -> int:
+        return hash(self._commit)
+
+    def __eq__(self, other) -> bool:
+        return self._commit == getattr(other, "_commit", other)
 
     @property
     def stats(self) -> SimpleNamespace:
@@ -928,6 +962,39 @@ class _NamingChangedFiles:
             "-r", "--name-only", "-z", "--no-renames", "--no-commit-id", *against, commit.hexsha
         )
         return SimpleNamespace(files={name: {} for name in names.split("\0") if name})
+
+
+def _list_attachments_when_embedded() -> None:
+    """Make Otterwiki's AttachmentListEmbedding list the page's attachments only when a page
+    embeds the list, once per render. Its page_render_context (2.26.1) listed them, each with
+    its last commit, on every render of every page: 600 attachments cost 3 s of each view,
+    2,000 a 503 on each (review 49). The plugin is registered again as a subclass: pluggy keeps
+    the methods it found at registration."""
+    from otterwiki.plugins import hookimpl
+    from otterwiki.plugins import plugin_manager
+    from otterwiki.renderer_embeddings import AttachmentListEmbedding
+
+    registered = [p for p in plugin_manager.get_plugins() if type(p) is AttachmentListEmbedding]
+    if not registered:
+        return  # installed already
+
+    class AttachmentListWhenEmbedded(AttachmentListEmbedding):
+        page = None
+        _listed: list | None = None
+
+        @hookimpl
+        def page_render_context(self, page, preview: bool):
+            self.page, self.preview, self._listed = page, preview, None
+
+        @property
+        def attachments(self) -> list:
+            if self._listed is None:
+                self._listed = [] if self.page is None else self.page._attachments_list()
+            return self._listed
+
+    for plugin in registered:
+        plugin_manager.unregister(plugin)
+    plugin_manager.register(AttachmentListWhenEmbedded())
 
 
 def _page_files(git, rev_a: str, rev_b: str) -> list[str]:
