@@ -7,10 +7,12 @@ render, so counting misses counts renders.
 import os
 import random
 import re
+import signal
 import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from git.cmd import Git as GitCommand
@@ -203,9 +205,12 @@ def test_a_read_is_held_to_its_cpu_with_git_and_its_git_is_killed(wiki, monkeypa
     monkeypatch.setattr(render, "REQUEST_MIN_SECONDS", 0)
     response, _ = view(wiki, "deep", f"/Deep/view/{made}")
     assert response.status_code == 503, response.status_code
-    assert "git reading a long history" in response.get_data(as_text=True)
+    assert "took more than 0.2 s of CPU" in response.get_data(as_text=True)
+    # Review 50: each view cost the whole limit again; the verdict is kept for this HEAD.
+    again, outcome = view(wiki, "deep", f"/Deep/view/{made}")
+    assert (again.status_code, outcome) == (503, "over-limit-known")
     monkeypatch.undo()  # the default limit: the whole walk fits
-    assert view(wiki, "deep", f"/Deep/view/{made}")[0].status_code == 200
+    assert view(wiki, "deep", f"/Deep/view/{made}?page=1")[0].status_code == 200
     leftover = subprocess.run(["pgrep", "-f", "rev-list"], capture_output=True, text=True)
     assert not [
         p
@@ -285,7 +290,7 @@ def test_a_read_that_waits_past_its_wall_clock_answers_503_and_its_git_is_killed
         "/Waited", base_url="http://beta.localhost", headers={"X-Wait": "1"}, buffered=True
     )
     assert waited.status_code == 503, waited.status_code
-    assert "more than 0.5 s (this server is busy" in waited.get_data(as_text=True)
+    assert "took more than 0.5 s (a busy server)" in waited.get_data(as_text=True)
     assert started[0].returncode == -9  # killed
     assert len(refused) == 3 and "went past its limit" in str(refused[0])
     assert forked_copies() == []
@@ -370,6 +375,54 @@ def test_a_page_whose_last_commit_rewrote_large_files_is_viewed_at_little_cost(w
         response, _ = view(wiki, "rewritten", path)
         assert response.status_code == 200, (path, response.status_code)
     assert "The second version." in view(wiki, "rewritten", "/Rewritten")[0].get_data(as_text=True)
+
+
+def test_a_timer_signal_landing_as_a_run_ends_leaves_no_budget_armed(monkeypatch):
+    """Review 50: the budget's signal landed as a run's end began, before its disarming's
+    own guard; the run stayed armed for the worker's life, and later requests of any wiki on
+    it were stopped at random. A signal in the end is ignored (the timer fires again)."""
+    from app.wiki.otterwiki import render
+
+    budget = render._budget
+    disarm = budget._disarm
+
+    def landing_first():
+        budget._expired(signal.SIGPROF, None)  # as Python runs it on entry to the call
+        disarm()
+
+    monkeypatch.setattr(budget, "_disarm", landing_first)
+    assert budget.run(lambda: budget.slice(lambda: "made", 0.5), 5.0) == "made"
+    assert not budget.armed and not budget.slicing and not budget.ending
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+
+
+def test_nothing_is_cached_once_a_request_is_stopped(wiki):
+    """Review 50: a render finished after its request's limit passed rested on git refused
+    under it (its attachment list empty) and was kept in the cache for every view after."""
+    from app.wiki.otterwiki import render
+
+    cache = render._cache_for(wiki.settings)
+    app = wiki.app.tenancy.app
+    with app.test_request_context(environ_base={render._STOPPED: "more than 1 s of CPU"}):
+        render._keep(cache, "robot-test-stopped", "made after the stop")
+        render._keep(cache, "robot-test-verdict", "its verdict", 60, stopped_too=True)
+    assert cache.get("robot-test-stopped") is None
+    assert cache.get("robot-test-verdict") == "its verdict"
+
+
+def test_the_attachment_list_reads_only_its_own_requests_page(wiki):
+    """Review 50: the page index renders pages for their headings without a page context,
+    and the list found the page another request had rendered last, maybe another wiki's."""
+    from otterwiki.plugins import plugin_manager
+
+    (listing,) = [p for p in plugin_manager.get_plugins() if hasattr(p, "_listed")]
+    page = SimpleNamespace(_attachments_list=lambda: [{"filename": "theirs.txt"}])
+    app = wiki.app.tenancy.app
+    with app.test_request_context():
+        listing.page_render_context(page=page, preview=False)
+        assert listing.attachments == [{"filename": "theirs.txt"}]
+    with app.test_request_context():
+        assert listing.attachments == []
 
 
 def test_a_corrupt_cache_file_never_breaks_a_view(tmp_path):

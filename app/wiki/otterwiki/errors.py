@@ -172,24 +172,30 @@ def _writable_image(attachment) -> bool:
 
 
 def _resizes_within_bounds(attachment, width: int | None, height: int | None) -> bool:
-    """Whether Otterwiki's resize of `attachment` to `width` or `height` alone (the other side
-    kept in proportion) makes at most THUMBNAIL_MAX squared pixels. One side of a 30000 x 100
-    PNG of 9 KB, resized to 1024, made a 1024 x 307,200 image: 5 s of native CPU and 1.5 GB
-    that no signal stops (review 48). A square thumbnail (`size`) or both sides given stay
-    within it. Reads the image's header as _writable_image() does (after it)."""
+    """Whether Otterwiki's resize of `attachment` to `width` and/or `height` (one alone keeps
+    the other in proportion) shrinks the image, making neither side larger than it is nor
+    more than THUMBNAIL_MAX squared pixels. Upscaling costs by the output: one side of a
+    30000 x 100 PNG of 9 KB, resized to 1024, made a 1024 x 307,200 image (5 s of native CPU,
+    1.5 GB: review 48), and a 1 x 24,999,999 PNG asked at 1024 x 1024 took 4 s and 1.9 GB
+    (review 50), which no signal stops; a browser scales an image up itself. A square
+    thumbnail (`size` alone) only shrinks. Reads the image's header as _writable_image()
+    does (after it)."""
     import PIL.Image
     from otterwiki.server import storage
 
-    if (width is None) == (height is None) or not attachment.exists():
+    if (width is None and height is None) or not attachment.exists():
         return True
     if not (attachment.mimetype or "").startswith("image/") or "svg" in attachment.mimetype:
         return True  # Otterwiki's own answer: 404, or SVG sent as it is
     head = storage.load(attachment.filepath, mode="rb", size=_IMAGE_HEADER_BYTES)
     with PIL.Image.open(io.BytesIO(head)) as image:
-        aspect_ratio = image.width / image.height  # as Otterwiki's get_thumbnail (2.26.1)
-    if width is not None:
-        return width * int(width / aspect_ratio) <= THUMBNAIL_MAX**2
-    return int(height * aspect_ratio) * height <= THUMBNAIL_MAX**2
+        sides = image.size
+    aspect_ratio = sides[0] / sides[1]  # as Otterwiki's get_thumbnail (2.26.1)
+    if height is None:
+        height = int(width / aspect_ratio)
+    elif width is None:
+        width = int(height * aspect_ratio)
+    return width <= sides[0] and height <= sides[1] and width * height <= THUMBNAIL_MAX**2
 
 
 def _head_as_get() -> None:

@@ -80,11 +80,18 @@ class _Budget:
         self.deferring = 0  # depth of `uninterrupted` blocks
         self.pending: type[BaseException] | None = None
         self.children_stopped = False  # set by the turn's watcher (another thread)
+        # Set first in a run's or slice's end, before any call: Python runs the signal's
+        # handler on entry to the next function called, so one landing as the end began (in
+        # `_despite`, before its `try`) left the run armed for the worker's life, and every
+        # later request of any wiki on it was stopped at random (review 50).
+        self.ending = False
 
     def _expired(self, _signum, _frame):
         # Raised again on each of the timer's later signals (every 50 ms) until the slice or
         # the run ends: native code that calls Python back (nh3's attribute filter) drops an
         # exception raised there, and a bare `except:` may swallow one too.
+        if self.ending:
+            return  # the timer fires again in 50 ms, if it is still set then
         if self.slicing:
             stop = SliceOver
         elif self.armed:
@@ -124,10 +131,10 @@ class _Budget:
         turn = request.environ.get(TURN_KEY) if has_request_context() else None
         # The timer counts this process's CPU only; the turn's watcher counts its git's too.
         limit = turn.cpu_limit(seconds, self._stop_for_children) if turn else nullcontext()
-        # Fires again every 50 ms until disarmed, should a bare `except:` swallow the first.
-        signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
         stopped = False
         try:
+            # Fires again every 50 ms until disarmed, should a bare `except:` swallow the first.
+            signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
             with limit:
                 answer = call()
         except RenderOverBudget:
@@ -137,8 +144,10 @@ class _Budget:
                 raise
             stopped = True  # git killed under it: whatever it raised, the budget stopped it
         finally:
-            _despite(RenderOverBudget, self._disarm)  # the signal may land there too
+            self.ending = True  # first: see __init__
+            self._disarm()
             signal.signal(signal.SIGPROF, previous)
+            self.ending = False
         # With its children stopped it may have read git's cut answer as a whole one.
         if stopped or self.children_stopped:
             drop_stopped_git()
@@ -152,7 +161,7 @@ class _Budget:
         signal.pthread_kill(threading.main_thread().ident, signal.SIGPROF)
 
     def _disarm(self) -> None:
-        self.armed = False
+        self.armed = self.slicing = False
         signal.setitimer(signal.ITIMER_PROF, 0)
         self.pending = None
 
@@ -168,25 +177,15 @@ class _Budget:
             return call()
         start = time.process_time()
         self.slicing = True
-        signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
         try:
+            signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
             return call()
         finally:
-            # The slice's signal may land there too; the run gets back what is left of it.
-            _despite(SliceOver, lambda: self._resume(left - (time.process_time() - start)))
-
-    def _resume(self, left: float) -> None:
-        signal.setitimer(signal.ITIMER_PROF, max(left, 0.001), 0.05)
-        self.slicing = False
-
-
-def _despite(stop: type[BaseException], step) -> None:
-    """Run `step()` again until `stop`, raised by the timer's signal, no longer lands in it."""
-    while True:
-        try:
-            return step()
-        except stop:
-            continue
+            self.ending = True  # first: see __init__
+            # The run gets back what is left of it.
+            left -= time.process_time() - start
+            signal.setitimer(signal.ITIMER_PROF, max(left, 0.001), 0.05)
+            self.slicing = self.ending = False
 
 
 _budget = _Budget()
@@ -430,10 +429,13 @@ def _cached(tenant, key: str):
         return None, None
 
 
-def _keep(cache, key: str, value, seconds: float | None = None) -> None:
+def _keep(cache, key: str, value, seconds: float | None = None, stopped_too: bool = False) -> None:
     """Store `value` under `key` in `cache` (None: nothing), for `seconds` (None: until
-    evicted); a failure only loses it."""
-    if cache is None:
+    evicted); a failure only loses it. Nothing once the request's limit passed, but with
+    `stopped_too`: what it computed since may rest on git refused or killed under it (a page's
+    attachment list came out empty and was kept so, review 50)."""
+    stopped = has_request_context() and request.environ.get(_STOPPED) is not None
+    if cache is None or (stopped and not stopped_too):
         return
     try:
         with uninterrupted():
@@ -534,7 +536,11 @@ REQUEST_MIN_SECONDS = 4.0  # however small the budget (tests run on 10 ms ones)
 REQUEST_WALL_SECONDS = 20.0
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BULK_ENDPOINTS = frozenset({"page_api.export_wiki"})
-_STOPPED = "robot.request_stopped"  # environ key: the request's limit stopped it
+_STOPPED = "robot.request_stopped"  # environ key: the request's limit stopped it, how
+_STOPPED_BY_CPU = "robot.request_stopped_by_cpu"  # environ key: its CPU bound was passed
+# How a kept verdict of a read that passed its CPU bound begins: the same view at the same
+# HEAD answers 503 at once (a page of 9,000 attachments cost 4 s of CPU on every view).
+_LIMIT_VERDICT = "answering this took"
 
 
 def install_request_limit(server: ModuleType) -> None:
@@ -581,17 +587,23 @@ def _limit_request() -> None:
         return
     if request.endpoint in _BULK_ENDPOINTS:
         return
+    cache, known = _cached(tenant, _verdict_key(tenant))
+    if isinstance(known, str) and known.startswith(_LIMIT_VERDICT):
+        note_outcome("over-limit-known")
+        raise Unavailable(known, retry_after=5)  # passed its limit at this HEAD: at no cost
     environ = request.environ
     seconds = max(REQUEST_BUDGETS * tenant.settings.render_budget, REQUEST_MIN_SECONDS)
-    cpu = f"more than {seconds:g} s of CPU (git reading a long history)"
-    wall = f"more than {REQUEST_WALL_SECONDS:g} s (this server is busy, or git read long)"
+
+    def over() -> None:  # from the turn's watcher
+        if turn.cpu_spent() > seconds:
+            environ[_STOPPED_BY_CPU] = True
+            environ.setdefault(_STOPPED, f"more than {seconds:g} s of CPU")
+        else:
+            environ.setdefault(_STOPPED, f"more than {REQUEST_WALL_SECONDS:g} s (a busy server)")
+
     g.robot_request_limit = (
         turn,
-        turn.add_limit(
-            seconds,
-            lambda: environ.setdefault(_STOPPED, cpu if turn.cpu_spent() > seconds else wall),
-            wall_seconds=REQUEST_WALL_SECONDS,
-        ),
+        turn.add_limit(seconds, over, wall_seconds=REQUEST_WALL_SECONDS),
     )
 
 
@@ -605,10 +617,12 @@ def _answer_when_stopped(response):
 
     response.close()
     log.warning("a request took %s: %s", took, request.path)
-    stopped = Unavailable(
-        f"answering this took {took}; ask for less at once, or clone the wiki with git",
-        retry_after=5,
-    )
+    stopped = Unavailable(_refusal(took), retry_after=5)
+    tenant = current_tenant()
+    if request.environ.get(_STOPPED_BY_CPU) and tenant is not None:  # not a busy host's
+        key = _verdict_key(tenant)
+        cache, _ = _cached(tenant, key)
+        _keep(cache, key, stopped.message, VERDICT_SECONDS, stopped_too=True)
     return error_response(stopped, request.path, request.method)
 
 
@@ -623,8 +637,15 @@ def _end_request_limit(_error) -> None:
     if limit is None:
         return
     limit[0].remove_limit(limit[1])  # from here on, no kill
-    if request.environ.get(_STOPPED) is not None:
-        drop_stopped_git()
+    took = request.environ.get(_STOPPED)
+    if took is None:
+        return
+    drop_stopped_git()
+
+
+def _refusal(took: str) -> str:
+    """The 503's message of a read that passed its limit, `took` saying which."""
+    return f"{_LIMIT_VERDICT} {took}; ask for less at once, or clone the wiki with git"
 
 
 class TooLargeToShow(Unavailable):
@@ -978,18 +999,28 @@ def _list_attachments_when_embedded() -> None:
     if not registered:
         return  # installed already
 
+    from flask import g
+
     class AttachmentListWhenEmbedded(AttachmentListEmbedding):
+        """Its page is its request's only: the page index renders pages for their headings
+        without a page context, and found the last page another request rendered (review
+        50), possibly of another wiki."""
+
         page = None
         _listed: list | None = None
+        _request: object = None
 
         @hookimpl
         def page_render_context(self, page, preview: bool):
             self.page, self.preview, self._listed = page, preview, None
+            self._request = g._get_current_object()
 
         @property
         def attachments(self) -> list:
+            if self.page is None or self._request is not g._get_current_object():
+                return []
             if self._listed is None:
-                self._listed = [] if self.page is None else self.page._attachments_list()
+                self._listed = self.page._attachments_list()
             return self._listed
 
     for plugin in registered:
