@@ -425,6 +425,28 @@ def test_the_attachment_list_reads_only_its_own_requests_page(wiki):
         assert listing.attachments == []
 
 
+def test_a_verdict_is_kept_for_one_size_of_an_image_only(wiki):
+    """Review 51: a thumbnail that passed the read's limit kept a verdict under a key without
+    its size, so every size of the image and the image itself answered 503 for ten minutes,
+    to anyone. The sizes Otterwiki reads are in the key."""
+    import git
+
+    from app.wiki.otterwiki import render
+
+    tenant = SimpleNamespace(
+        slug="gamma",
+        wiki=SimpleNamespace(created_at="then"),
+        settings=wiki.settings,
+        storage=SimpleNamespace(repo=git.Repo(wiki.settings.repo_path("gamma"))),
+    )
+    app = wiki.app.tenancy.app
+    keys = set()
+    for query in ("", "?thumbnail", "?size=80", "?width=1&height=1024", "?width=2&height=1024"):
+        with app.test_request_context(f"/Home/photo.png{query}", base_url="http://gamma.localhost"):
+            keys.add(render._verdict_key(tenant))
+    assert len(keys) == 5
+
+
 def test_a_corrupt_cache_file_never_breaks_a_view(tmp_path):
     made = _instance(tmp_path)
     create_wiki(made.settings, made.platform.store, "torn", OWNER[0], public=True)

@@ -72,6 +72,11 @@ THUMBNAIL_MAX = 1024
 # The most pixels an attachment may have to get a thumbnail: decoding costs 1-4 bytes and some
 # CPU per pixel (a 9000 x 9000 PNG took 1.5 s). Larger images are sent as they are.
 THUMBNAIL_MAX_PIXELS = 25_000_000
+# The longest side, in pixels, an image resized by width or height may have. Pillow's resize
+# weighs the input along each side in one native call, at about 0.14 s per million pixels of
+# side: a 1 x 24,999,999 PNG of 121 KB asked at 1 x 1024 cost 3.5-7.5 s that no signal stops
+# (review 51). A square thumbnail reduces first and is not held to it.
+RESIZE_MAX_SIDE = 32_768
 # Scans a JPEG may have to get a thumbnail. libjpeg decodes each scan over the whole image: a
 # progressive "scan bomb" of 8,000 scans of 32 bytes each (287 KB) cost 9 s of native CPU per
 # thumbnail, which no signal stops, and 40,000 got workers killed (review 41). A camera's
@@ -190,6 +195,8 @@ def _resizes_within_bounds(attachment, width: int | None, height: int | None) ->
     head = storage.load(attachment.filepath, mode="rb", size=_IMAGE_HEADER_BYTES)
     with PIL.Image.open(io.BytesIO(head)) as image:
         sides = image.size
+    if max(sides) > RESIZE_MAX_SIDE:
+        return False
     aspect_ratio = sides[0] / sides[1]  # as Otterwiki's get_thumbnail (2.26.1)
     if height is None:
         height = int(width / aspect_ratio)

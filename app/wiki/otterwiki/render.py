@@ -655,7 +655,7 @@ class TooLargeToShow(Unavailable):
 
 # The query parameters Otterwiki's bounded views read; the rest of a query changes nothing,
 # and a key of the whole query let `?x=1`, `?x=2` ... cost a full budget each.
-_VIEW_QUERY = ("page", "raw")
+_VIEW_QUERY = ("page", "raw", "thumbnail", "size", "width", "height")
 # Seconds an over-budget verdict is kept (unless the wiki changes first): a first view that
 # was slow for a passing reason (a worker just started) should not refuse the view for good.
 VERDICT_SECONDS = 600
