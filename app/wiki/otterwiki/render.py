@@ -653,9 +653,9 @@ class TooLargeToShow(Unavailable):
     instead."""
 
 
-# The query parameters Otterwiki's bounded views read; the rest of a query changes nothing,
-# and a key of the whole query let `?x=1`, `?x=2` ... cost a full budget each.
-_VIEW_QUERY = ("page", "raw", "thumbnail", "size", "width", "height")
+# The query parameters Otterwiki's views read (2.26.1), by endpoint; the rest of a query
+# changes nothing, and a key of the whole query let `?x=1`, `?x=2` ... cost a full budget each.
+_VIEW_QUERY = {"view": ("thumbnail", "size", "width", "height"), "source": ("raw",)}
 # Seconds an over-budget verdict is kept (unless the wiki changes first): a first view that
 # was slow for a passing reason (a worker just started) should not refuse the view for good.
 VERDICT_SECONDS = 600
@@ -686,9 +686,20 @@ def _verdict_key(tenant, view: str | None = None) -> str:
         head_commit(tenant.storage.repo) or "",
         request.endpoint if view is None else "",
         named,
-        [(name, request.args.getlist(name)) for name in _VIEW_QUERY] if view is None else [],
+        _query_read() if view is None else [],
     ]
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _query_read() -> list:
+    """The query this request's view reads, as it reads it: whether each of its parameters
+    is there, and its value as a whole number (Otterwiki's int_or_None), so `?width=abc`,
+    `?width=1.0` and none are one view, and a view that reads none (a page's attachments)
+    is one view whatever the query (review 52: `?width=$RANDOM` cost the whole limit each)."""
+    from otterwiki.util import int_or_None
+
+    names = _VIEW_QUERY.get(request.endpoint, ())
+    return [(name, name in request.args, int_or_None(request.args.get(name))) for name in names]
 
 
 # The URL arguments of Otterwiki's views that name a revision.
