@@ -10,6 +10,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -377,23 +378,40 @@ def test_a_page_whose_last_commit_rewrote_large_files_is_viewed_at_little_cost(w
     assert "The second version." in view(wiki, "rewritten", "/Rewritten")[0].get_data(as_text=True)
 
 
-def test_a_timer_signal_landing_as_a_run_ends_leaves_no_budget_armed(monkeypatch):
-    """Review 50: the budget's signal landed as a run's end began, before its disarming's
-    own guard; the run stayed armed for the worker's life, and later requests of any wiki on
-    it were stopped at random. A signal in the end is ignored (the timer fires again)."""
+@pytest.mark.parametrize("sliced", [False, True])
+@pytest.mark.parametrize("calls", range(1, 9))
+def test_a_timer_signal_landing_as_a_run_ends_leaves_no_budget_armed(calls, sliced):
+    """Review 50: the budget's signal landed as a run's end began (Python runs a pending
+    handler on entry to the next function called), before the disarming's own guard; the run
+    stayed armed for the worker's life, and later requests of any wiki on it were stopped at
+    random. Here the handler runs on entry to the `calls`-th function called after the run's
+    work (inside a slice of the run, or not), as a signal would: wherever it lands, the run
+    ends disarmed."""
     from app.wiki.otterwiki import render
 
-    budget = render._budget
-    disarm = budget._disarm
+    budget, after_work = render._budget, []
 
-    def landing_first():
-        budget._expired(signal.SIGPROF, None)  # as Python runs it on entry to the call
-        disarm()
+    def work():
+        after_work.append(0)
+        return "made"
 
-    monkeypatch.setattr(budget, "_disarm", landing_first)
-    assert budget.run(lambda: budget.slice(lambda: "made", 0.5), 5.0) == "made"
+    def profile(_frame, event, _arg):
+        if event == "call" and after_work:
+            after_work[0] += 1
+            if after_work[0] == calls:
+                sys.setprofile(None)
+                budget._expired(signal.SIGPROF, None)  # raises as the handler would
+
+    sys.setprofile(profile)
+    try:
+        budget.run((lambda: budget.slice(work, 1.0)) if sliced else work, 5.0)
+    except (render.RenderOverBudget, render.SliceOver):
+        pass  # landed before an end began: the run or slice is stopped, as it should be
+    finally:
+        sys.setprofile(None)
     assert not budget.armed and not budget.slicing and not budget.ending
     assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGPROF) is not budget._expired
 
 
 def test_nothing_is_cached_once_a_request_is_stopped(wiki):

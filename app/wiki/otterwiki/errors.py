@@ -138,7 +138,7 @@ def _guarded_thumbnails(attachment_class) -> None:
             with warnings.catch_warnings():
                 # Pillow warns past half its limit and raises past it; the limit is ours.
                 warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
-                if _writable_image(self) and _resizes_within_bounds(self, width, height):
+                if _writable_image(self, width, height):
                     # Native decoding runs past the budget's signal until it returns: held
                     # to the budget, it stops soon after; past it, the file is sent as it
                     # is, now and (the verdict is kept) on the next views.
@@ -154,11 +154,14 @@ def _guarded_thumbnails(attachment_class) -> None:
     attachment_class.get_thumbnail = get_thumbnail
 
 
-def _writable_image(attachment) -> bool:
+def _writable_image(attachment, width: int | None = None, height: int | None = None) -> bool:
     """Whether Pillow can both read `attachment` (an Otterwiki Attachment whose type says image)
-    and write its format again, and a JPEG has at most JPEG_MAX_SCANS scans. Reads the first
-    _IMAGE_HEADER_BYTES (and a JPEG whole): Pillow's open parses only the header (and refuses a
-    decompression bomb there). Raises what Pillow raises on a file it cannot read."""
+    and write its format again, a JPEG has at most JPEG_MAX_SCANS scans, and Otterwiki's
+    resize to `width` and/or `height` (one alone keeps the other in proportion; neither:
+    the square thumbnail, which only shrinks) is within _resize_within_bounds(). Reads the
+    first _IMAGE_HEADER_BYTES (and a JPEG whole): Pillow's open parses only the header (and
+    refuses a decompression bomb there). Raises what Pillow raises on a file it cannot
+    read."""
     import PIL.Image
     from otterwiki.server import storage
 
@@ -173,28 +176,20 @@ def _writable_image(attachment) -> bool:
             whole = storage.load(attachment.filepath, mode="rb")
             if whole.count(_JPEG_SOS) > JPEG_MAX_SCANS:
                 return False
+        if width is not None or height is not None:
+            if not _resize_within_bounds(image.size, width, height):
+                return False
         return image.format in _THUMBNAIL_FORMATS and image.format in PIL.Image.SAVE
 
 
-def _resizes_within_bounds(attachment, width: int | None, height: int | None) -> bool:
-    """Whether Otterwiki's resize of `attachment` to `width` and/or `height` (one alone keeps
-    the other in proportion) shrinks the image, making neither side larger than it is nor
-    more than THUMBNAIL_MAX squared pixels. Upscaling costs by the output: one side of a
-    30000 x 100 PNG of 9 KB, resized to 1024, made a 1024 x 307,200 image (5 s of native CPU,
-    1.5 GB: review 48), and a 1 x 24,999,999 PNG asked at 1024 x 1024 took 4 s and 1.9 GB
-    (review 50), which no signal stops; a browser scales an image up itself. A square
-    thumbnail (`size` alone) only shrinks. Reads the image's header as _writable_image()
-    does (after it)."""
-    import PIL.Image
-    from otterwiki.server import storage
-
-    if (width is None and height is None) or not attachment.exists():
-        return True
-    if not (attachment.mimetype or "").startswith("image/") or "svg" in attachment.mimetype:
-        return True  # Otterwiki's own answer: 404, or SVG sent as it is
-    head = storage.load(attachment.filepath, mode="rb", size=_IMAGE_HEADER_BYTES)
-    with PIL.Image.open(io.BytesIO(head)) as image:
-        sides = image.size
+def _resize_within_bounds(sides: tuple[int, int], width: int | None, height: int | None) -> bool:
+    """Whether Otterwiki's resize of an image of `sides` (width, height in pixels) to `width`
+    and/or `height` shrinks it, making neither side larger nor more than THUMBNAIL_MAX
+    squared pixels, and runs along no side past RESIZE_MAX_SIDE. Upscaling costs by the
+    output: one side of a 30000 x 100 PNG of 9 KB, resized to 1024, made a 1024 x 307,200
+    image (5 s of native CPU, 1.5 GB: review 48), and a 1 x 24,999,999 PNG asked at 1024 x
+    1024 took 4 s and 1.9 GB (review 50), which no signal stops; a browser scales an image
+    up itself."""
     if max(sides) > RESIZE_MAX_SIDE:
         return False
     aspect_ratio = sides[0] / sides[1]  # as Otterwiki's get_thumbnail (2.26.1)

@@ -587,7 +587,7 @@ def _limit_request() -> None:
         return
     if request.endpoint in _BULK_ENDPOINTS:
         return
-    cache, known = _cached(tenant, _verdict_key(tenant))
+    _, known = _cached(tenant, _verdict_key(tenant))
     if isinstance(known, str) and known.startswith(_LIMIT_VERDICT):
         note_outcome("over-limit-known")
         raise Unavailable(known, retry_after=5)  # passed its limit at this HEAD: at no cost
@@ -628,19 +628,17 @@ def _answer_when_stopped(response):
 
 def _end_request_limit(_error) -> None:
     """End the request's limit; if it passed, at any time until now (its last handlers' CPU
-    counts too), drop the git cat-file processes GitPython keeps for the wiki: the kill may
-    have taken them, and left in its cache they stay zombies, and the next read asks a dead
-    git."""
+    counts too), clean up after the stop (drop_stopped_git): the kill may have taken the
+    cat-file processes GitPython keeps for the wiki, which left in its cache stay zombies
+    that the next read asks."""
     from flask import g
 
     limit = g.pop("robot_request_limit", None)
     if limit is None:
         return
     limit[0].remove_limit(limit[1])  # from here on, no kill
-    took = request.environ.get(_STOPPED)
-    if took is None:
-        return
-    drop_stopped_git()
+    if request.environ.get(_STOPPED) is not None:
+        drop_stopped_git()
 
 
 def _refusal(took: str) -> str:
