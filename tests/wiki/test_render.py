@@ -118,6 +118,25 @@ def test_a_config_value_the_renderer_reads_is_never_served_stale(wiki):
     assert renders == "miss" and 'href="/Target%20Page"' in after.get_data(as_text=True)
 
 
+def test_every_spelling_of_a_page_s_name_shares_one_render(wiki):
+    """Review 54: the key held the page's URL as the request spelled it, so /Big, /big, /BIG
+    (2^n spellings of an n-letter name, the page opens under each) each paid a whole render,
+    over-budget ones 2 s each, and each stored an entry. The URL `./` links start from is the
+    file's spelling now, the same HTML for every spelling."""
+    put(wiki, "alpha", "Spelled Élan", "See [the sub page](./Sub) and ![x](./pic.png).\n")
+    spellings = ["/Spelled%20Élan", "/spelled%20élan", "/SPELLED%20ÉLAN", "/sPeLlEd%20éLaN"]
+    spellings += ["/Spelled%20%C3%89lan/view", "/spelled%20%c3%a9lan/", "/SPELLED%20ÉLAN.md"]
+    answers = [view(wiki, "alpha", spelling) for spelling in spellings]
+    assert [response.status_code for response, _ in answers] == [200] * len(spellings)
+    assert [renders for _, renders in answers] == ["miss"] + ["hit"] * (len(spellings) - 1)
+    targets = {_relative_targets(response.get_data(as_text=True)) for response, _ in answers}
+    assert targets == {("/spelled%20%C3%A9lan/./Sub", "/spelled%20%C3%A9lan/./pic.png")}
+
+
+def _relative_targets(page: str) -> tuple[str, ...]:
+    return tuple(re.findall(r'(?:href|src)="([^"]*/\./[^"]*)"', page))
+
+
 def test_a_run_of_brackets_renders_within_the_budget(wiki):
     """The wiki-link pattern spent ~25 s on 200 KB of `[` (quadratic: ~4 s on 80 KB). Now the
     cost is mistune's own, linear, token per bracket: about 1 s per 100 KB here, so 80 KB

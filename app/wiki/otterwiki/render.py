@@ -27,6 +27,7 @@ import functools
 import hashlib
 import json
 import logging
+import pickle
 import signal
 import threading
 import time
@@ -35,10 +36,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from types import ModuleType
 from types import SimpleNamespace
+from urllib.parse import unquote
 
 from bs4 import ParserRejectedMarkup
 from flask import has_request_context
 from flask import request
+from flask import url_for
 from markupsafe import escape
 
 from app.core.errors import Unavailable
@@ -221,10 +224,12 @@ def _cache_for(settings):
         import diskcache
 
         # Least recently stored: a hit writes nothing, so views never queue on SQLite's lock.
+        # Entries are tagged with their wiki's owner (OWNER_SHARE), indexed to evict by owner.
         cache = diskcache.Cache(
             str(settings.render_cache_dir),
             size_limit=settings.render_cache_mb * 2**20,
             eviction_policy="least-recently-stored",
+            tag_index=True,
         )
         _caches[key] = cache
     return cache
@@ -431,17 +436,40 @@ def _cached(tenant, key: str):
 
 def _keep(cache, key: str, value, seconds: float | None = None, stopped_too: bool = False) -> None:
     """Store `value` under `key` in `cache` (None: nothing), for `seconds` (None: until
-    evicted); a failure only loses it. Nothing once the request's limit passed, but with
-    `stopped_too`: what it computed since may rest on git refused or killed under it (a page's
-    attachment list came out empty and was kept so, review 50)."""
+    evicted), within its wiki owner's share (_within_share); a failure only loses it. Nothing
+    once the request's limit passed, but with `stopped_too`: what it computed since may rest on
+    git refused or killed under it (a page's attachment list came out empty and was kept so,
+    review 50)."""
     stopped = has_request_context() and request.environ.get(_STOPPED) is not None
     if cache is None or (stopped and not stopped_too):
         return
+    tenant = current_tenant()
+    owner = tenant.wiki.owner_did if tenant is not None else None
     try:
         with uninterrupted():
-            cache.set(key, value, expire=seconds)
+            if owner is not None:
+                _within_share(cache, owner, len(pickle.dumps(value, pickle.HIGHEST_PROTOCOL)))
+            cache.set(key, value, expire=seconds, tag=owner)
     except Exception:
         log.exception("render cache unwritable; the next view computes again")
+
+
+# The renders and verdicts of one owner's wikis may hold this part of the render cache: past
+# it, they are dropped, theirs alone. Least-recently-stored eviction alone let one owner, storing
+# renders of new pages (or, before _one_spelling, of new spellings), push every other wiki's out
+# of the cache in ~20 s (review 54).
+OWNER_SHARE = 1 / 8
+_HELD = "robot-owner-bytes:"  # + owner DID: the bytes the owner's entries were stored with
+
+
+def _within_share(cache, owner: str, size: int) -> None:
+    """Count `size` (bytes, pickled) more for `owner` in `cache`, dropping all the owner's
+    entries first when that would pass its share. Entries expired or evicted stay counted, so
+    an owner holds at most what its count says; diskcache's incr is atomic across workers."""
+    held = cache.incr(_HELD + owner, size, default=0)
+    if held > cache.size_limit * OWNER_SHARE:
+        cache.evict(owner)
+        cache.incr(_HELD + owner, size - held)  # keeps what other workers counted meanwhile
 
 
 _rendering = threading.local()  # depth 1 inside a wiki's cached, budgeted markdown() call
@@ -470,6 +498,7 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
             # that render is budgeted and cached as a whole, and its budget's stop must end
             # it, not be kept as this part's verdict while the page goes on (review 39).
             return original(self, text, cursor, **kwargs)
+        kwargs = _one_spelling(kwargs, self.env.get("config") or {})
         key = render_key(self, text, cursor, kwargs, tenant, version)
         cache, found = _cached(tenant, key)
         if found is not None:
@@ -490,6 +519,21 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     markdown.__wrapped__ = original
     OtterwikiRenderer.markdown = markdown
     server.app.after_request(_report_renders)
+
+
+def _one_spelling(kwargs: dict, config) -> dict:
+    """`kwargs` with the page's URL (`page_url`, which `./` links start from) as the view of its
+    file spells it: a wiki that does not retain the case of page names opens /Big, /big and /BIG
+    as one file (Otterwiki's get_filename lowercases), and one render must serve them all, or
+    each of a name's spellings would pay a whole render, and store one (review 54)."""
+    page_url = kwargs.get("page_url")
+    if not page_url or config.get("RETAIN_PAGE_NAME_CASE") or not has_request_context():
+        return kwargs
+    root = request.script_root + "/"
+    path = unquote(page_url)
+    if not path.startswith(root):
+        return kwargs
+    return {**kwargs, "page_url": url_for("view", path=path[len(root) :].lower())}
 
 
 def run_bounded(call, refusal: str, verdict_seconds=lambda: VERDICT_SECONDS, view=None):

@@ -1,0 +1,54 @@
+"""One owner's renders cannot push other owners' out of the shared render cache (review 54).
+
+The cache evicts the least recently stored entries past its size: one owner storing renders of
+new pages (or, before, of new spellings of one page) emptied it of every other wiki in ~20 s.
+Each owner's entries now hold at most OWNER_SHARE of it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.wikis import create_wiki
+from app.wiki.otterwiki.render import _cache_for
+from tests.wiki.instance import in_process
+from tests.wiki.test_render import put
+from tests.wiki.test_render import view
+
+VICTIM = ("did:plc:cache-victim", "cache-victim.test")
+FLOODER = ("did:plc:cache-flooder", "cache-flooder.test")
+
+
+@pytest.fixture(scope="module")
+def wiki(tmp_path_factory):
+    """Public wikis `kept` (VICTIM's) and `flood` (FLOODER's) over a render cache of 1 MiB."""
+    made = in_process(
+        tmp_path_factory.mktemp("share"), [VICTIM, FLOODER], ROBOT_RENDER_CACHE_MB="1"
+    )
+    made.tokens = {}
+    for slug, owner in (("kept", VICTIM), ("flood", FLOODER)):
+        create_wiki(made.settings, made.platform.store, slug, owner[0], public=True)
+        made.tokens[slug] = made.platform.store.create_token(slug, owner[0], "editor")[1]
+    yield made
+    made.app.tenancy.close()
+    made.platform.store.close()
+
+
+def test_one_owner_storing_many_renders_keeps_the_others(wiki):
+    pages = {
+        f"Kept {number}": f"# Kept {number}\n\n" + "Some *kept* text. " * 400 for number in range(3)
+    }
+    for name, content in pages.items():
+        put(wiki, "kept", name, content)
+        assert view(wiki, "kept", f"/{name}")[1] == "miss"
+    # Twice the whole cache in renders of new pages, each its own entry of ~40 KB.
+    for number in range(50):
+        put(wiki, "flood", f"Flood {number}", f"# Flood {number}\n\n" + f"word{number} " * 6_000)
+        response, renders = view(wiki, "flood", f"/Flood%20{number}")
+        assert (response.status_code, renders) == (200, "miss")
+    for name in pages:
+        assert view(wiki, "kept", f"/{name}")[1] == "hit", name
+    cache = _cache_for(wiki.settings)
+    assert cache.volume() <= cache.size_limit
+    # The flooder's latest renders are still served from the cache: its share holds some.
+    assert view(wiki, "flood", "/Flood%2049")[1] == "hit"
