@@ -7,7 +7,10 @@ import re
 from app.core.errors import BadRequest
 from app.core.errors import NotFound
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+# The title is the rest of the line less its closing hashes and blanks, cut with rstrip: a lazy
+# group before `[ \t#]*$` backtracked through them for each character it took, quadratic in
+# a run of blanks (a 160 KB line: 46 s of the MCP server's event loop, review 54).
+_HEADING = re.compile(r"(#{1,6})[ \t]+(.*)")
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 
 
@@ -26,7 +29,8 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
         if fence is None:
             heading = _HEADING.match(line)
             if heading:
-                found.append((index, len(heading.group(1)), heading.group(2).strip()))
+                title = heading.group(2).rstrip(" \t#").strip()
+                found.append((index, len(heading.group(1)), title))
     return found
 
 
@@ -51,8 +55,24 @@ def section_of(content: str, heading: str) -> str:
                     end = later_index
                     break
             return "\n".join(lines[index:end]).rstrip() + "\n"
-    known = ", ".join(repr(title) for _, _, title in headings) or "none"
-    raise NotFound(f"no section {heading!r} on this page (headings: {known})")
+    raise NotFound(f"no section {_short(heading)!r} on this page (headings: {_listed(headings)})")
+
+
+# How much of a page's headings a missing section's error names: a page's headings may be
+# megabytes, and the error goes back to an MCP client whole.
+_LISTED_HEADINGS = 50
+_LISTED_CHARS = 100
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _LISTED_CHARS else text[: _LISTED_CHARS - 1] + "…"
+
+
+def _listed(headings: list[tuple[int, int, str]]) -> str:
+    """The first _LISTED_HEADINGS titles, each cut to _LISTED_CHARS, and how many more."""
+    named = ", ".join(repr(_short(title)) for _, _, title in headings[:_LISTED_HEADINGS])
+    more = len(headings) - _LISTED_HEADINGS
+    return (named or "none") + (f" and {more} more" if more > 0 else "")
 
 
 def replace_span(content: str, old: str, new: str) -> str:

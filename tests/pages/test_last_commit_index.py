@@ -191,3 +191,26 @@ def test_a_page_views_last_commits_come_from_the_index_read_once(tmp_path, monke
     for name in ("busy.md", "old.md", "busy.md"):
         assert memory.of(name, head(repo)).hexsha == found[name][0]
     assert len(reads) == 1
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, last_commit_index._CHUNK])
+def test_a_commit_naming_many_files_is_read_whole_across_chunks(tmp_path, monkeypatch, chunk):
+    """Review 54: each chunk of git's output was added to the unfinished record and the whole
+    split again, quadratic in a record's size (a pushed commit may name 200,000 files). Each
+    record is now joined once; every file keeps its own newest commit whatever the chunks."""
+    repo = tmp_path / "repo"
+    make_history(repo, 3)
+    names = [f"folder {n // 100}/a page named at length {n}.md" for n in range(2_000)]
+    stamp = "A <a@x> 1800000000 +0000"
+    files = "".join(f'M 100644 inline "{name}"\ndata 2\nx\n' for name in names)
+    stream = f"commit refs/heads/main\nauthor {stamp}\ncommitter {stamp}\ndata 1\nc\nfrom refs/heads/main^0\n{files}"
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=stream.encode(), check=True)
+    monkeypatch.setattr(last_commit_index, "_CHUNK", chunk)
+    found, ended, commits = walk(repo, "main")
+    newest = subprocess.run(["git", "rev-parse", "main"], cwd=repo, capture_output=True, text=True)
+    first = subprocess.run(
+        ["git", "rev-list", "--max-parents=0", "main"], cwd=repo, capture_output=True, text=True
+    )
+    assert (ended, commits, len(found)) == (True, 4, 2_002)
+    assert {found[name][0] for name in names} == {newest.stdout.strip()}
+    assert found["old.md"][0] == first.stdout.strip()
