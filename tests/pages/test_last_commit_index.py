@@ -203,7 +203,10 @@ def test_a_commit_naming_many_files_is_read_whole_across_chunks(tmp_path, monkey
     names = [f"folder {n // 100}/a page named at length {n}.md" for n in range(2_000)]
     stamp = "A <a@x> 1800000000 +0000"
     files = "".join(f'M 100644 inline "{name}"\ndata 2\nx\n' for name in names)
-    stream = f"commit refs/heads/main\nauthor {stamp}\ncommitter {stamp}\ndata 1\nc\nfrom refs/heads/main^0\n{files}"
+    stream = (
+        f"commit refs/heads/main\nauthor {stamp}\ncommitter {stamp}\ndata 1\nc\n"
+        f"from refs/heads/main^0\n{files}"
+    )
     subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=stream.encode(), check=True)
     monkeypatch.setattr(last_commit_index, "_CHUNK", chunk)
     found, ended, commits = walk(repo, "main")
