@@ -229,6 +229,14 @@ def test_a_read_is_held_to_its_cpu_with_git_and_its_git_is_killed(wiki, monkeypa
     # Review 50: each view cost the whole limit again; the verdict is kept for this HEAD.
     again, outcome = view(wiki, "deep", f"/Deep/view/{made}")
     assert (again.status_code, outcome) == (503, "over-limit-known")
+    # Review 54: Otterwiki's views that read by POST as well were held by no limit.
+    client = Client(wiki.app)
+    host = {"base_url": "http://deep.localhost", "buffered": True}
+    page = client.get("/-/search", **host).get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    for path in ("/Deep/history", f"/Deep/diff/{made}/{made}"):
+        posted = client.post(path, data={"csrf_token": csrf}, **host)
+        assert posted.status_code == 503, (path, posted.status_code)
     monkeypatch.undo()
     assert view(wiki, "deep", "/Deep")[0].status_code == 200  # the wiki serves the next read
     leftover = subprocess.run(["pgrep", "-f", "rev-list"], capture_output=True, text=True)

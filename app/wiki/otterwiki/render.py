@@ -579,6 +579,11 @@ REQUEST_MIN_SECONDS = 4.0  # however small the budget (tests run on 10 ms ones)
 # by default) killed them, answering an empty 500 (review 48). Past it: 503, git killed.
 REQUEST_WALL_SECONDS = 20.0
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Otterwiki's views that take POST to read alike (its search form, the history's choice of two
+# revisions, the preview, the view's and diff's): as costly as by GET, and held the same
+# (review 54: a posted view or history went past every read limit). The view posted with
+# `edit` is left out, as is the editor: it may discard a draft, a write.
+_POSTED_READS = frozenset({"view", "history", "diff", "search", "preview"})
 _BULK_ENDPOINTS = frozenset({"page_api.export_wiki"})
 _STOPPED = "robot.request_stopped"  # environ key: the request's limit stopped it, how
 _STOPPED_BY_CPU = "robot.request_stopped_by_cpu"  # environ key: its CPU bound was passed
@@ -627,7 +632,7 @@ def _limit_request() -> None:
     from flask import g
 
     turn, tenant = request.environ.get(TURN_KEY), current_tenant()
-    if turn is None or tenant is None or request.method not in _READS:
+    if turn is None or tenant is None or not _reads():
         return
     if request.endpoint in _BULK_ENDPOINTS:
         return
@@ -649,6 +654,14 @@ def _limit_request() -> None:
         turn,
         turn.add_limit(seconds, over, wall_seconds=REQUEST_WALL_SECONDS),
     )
+
+
+def _reads() -> bool:
+    """Whether this request only reads its wiki (see _READS and _POSTED_READS)."""
+    if request.method in _READS:
+        return True
+    posted_read = request.method == "POST" and request.endpoint in _POSTED_READS
+    return posted_read and not (request.endpoint == "view" and "edit" in request.values)
 
 
 def _answer_when_stopped(response):
