@@ -174,6 +174,8 @@ def unopenable_problem(filename: str, page_exists: bool = True) -> str | None:
     if problem:
         return "file " + problem
     parts = filename.split("/")
+    if parts[-1] in ("..md", "...md"):  # hidden, but listed as the page `.` or `..` (review 55)
+        return "page path must not contain '.' or '..' segments"
     if parts[-1] != ".md" and any(part.startswith(".") for part in parts):
         return None  # hidden (.github/...): a repository's own files, as pushed before
     folder, _, name = filename.rpartition("/")

@@ -77,6 +77,9 @@ REFUSED_FORMS = [
     (ADMIN, app_form(site_logo=" data:image/svg+xml,<svg onload=alert(1)>")),
     (ADMIN, app_form(site_icon="vbscript:x")),
     (ADMIN, app_form(site_logo="file:///etc/passwd")),
+    # Review 55: the policy loads images over https only; an http logo broke every page.
+    (ADMIN, app_form(site_logo="http://example.org/logo.png")),
+    (ADMIN, app_form(site_icon=" HTTP://example.org/icon.png")),
     (SIDEBAR, menu_form(("Pa\x00ge", "Page"))),
     (SIDEBAR, menu_form(("Good", "Good"), ("../up", "Up"))),
     (SIDEBAR, menu_form(("", "Title\x00as page"))),  # a title alone links to its page
@@ -122,6 +125,7 @@ STORED_BEFORE = [
     ("HOME_PAGE", "/-/\r\nX-Injected: yes"),
     ("SITE_LOGO", "/logo\x00.png"),
     ("SITE_ICON", "javascript:alert(3)"),
+    ("SITE_LOGO", "http://example.org/logo.png"),
     ("SIDEBAR_CUSTOM_MENU", json.dumps([{"link": "Pa\x00ge", "title": "x", "icon": ""}])),
     ("SIDEBAR_CUSTOM_MENU", "[1, null]"),  # entries Otterwiki's .get() raised on
     ("SIDEBAR_CUSTOM_MENU", "null"),
@@ -194,7 +198,7 @@ def test_problems_are_named(name, value):
         ("HOME_PAGE", "/-/search?q=x"),
         ("NOT_FOUND_PAGE", "/Missing/"),
         ("SITE_LOGO", "https://example.org/logo.png"),
-        ("SITE_LOGO", "HTTP://example.org/logo.png"),
+        ("SITE_LOGO", "HTTPS://example.org/logo.png"),
         ("SITE_ICON", "//cdn.example.org/icon.png"),
         ("SITE_ICON", "/Home/a:b.png"),  # a colon after a slash is in the path
         ("SIDEBAR_CUSTOM_MENU", json.dumps([{"link": "---", "title": "", "icon": ""}])),

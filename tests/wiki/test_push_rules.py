@@ -357,6 +357,10 @@ UNOPENABLE = [
     ("notes/-x.md", "segments must not start with '-'"),
     ("notes/-x/pic.png", "segments must not start with '-'"),
     ("/".join(["p"] * 65) + ".md", "more than 64 parts"),
+    # Review 55: hidden files, yet listed as the pages `..` and `.`, which nothing could open.
+    ("...md", "'.' or '..' segments"),
+    ("..md", "'.' or '..' segments"),
+    ("notes/...md", "'.' or '..' segments"),
 ]
 
 
