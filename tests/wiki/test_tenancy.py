@@ -509,7 +509,7 @@ def test_views_leave_the_toc_cache_row_alone_until_the_page_changes(wiki, alice)
     statements = []
 
     def record(connection, cursor, statement, *args):
-        statements.append(statement.split()[0])
+        statements.append(statement)
 
     engine = wiki.app.tenancy.engine
     sqlalchemy.event.listen(engine, "before_cursor_execute", record)
@@ -518,7 +518,10 @@ def test_views_leave_the_toc_cache_row_alone_until_the_page_changes(wiki, alice)
             alice.text("alpha.localhost", "/Tocs")
     finally:
         sqlalchemy.event.remove(engine, "before_cursor_execute", record)
-    assert statements and set(statements) == {"SELECT"}  # no UPDATE of an unchanged row
+    # No UPDATE of an unchanged row; and (review 54's bench: a seventh of a small view's CPU)
+    # a row this worker knows current is not even read.
+    assert not [statement for statement in statements if "cache" in statement.lower()]
+    assert not [statement for statement in statements if not statement.startswith("SELECT")]
     assert "Heading one" in toc_rows()
     save("# Tocs\n\n## Heading two\n")
     assert "Heading two" in toc_rows() and "Heading one" not in toc_rows()
