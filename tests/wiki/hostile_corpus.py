@@ -52,6 +52,26 @@ CONTENT = [
         f"{FENCE}mermaid\nsequenceDiagram\nA->>B: <img src=x onerror=@JS@>\n{FENCE}",
     ),
     ("mermaid-breakout", f"{FENCE}mermaid\n</pre><script>@JS@</script>\n{FENCE}"),
+    # Review 55: label text of more diagram kinds that mermaid's sanitizer parses as HTML.
+    (
+        "mermaid-markdown-label",
+        f'{FENCE}mermaid\ngraph TD\nA["`<img src=x onerror=@JS@>`"] --> B\n{FENCE}',
+    ),
+    (
+        "mermaid-class-member",
+        f"{FENCE}mermaid\nclassDiagram\nclass Vault\nVault : +<img src=x onerror=@JS@>\n{FENCE}",
+    ),
+    (
+        "mermaid-gantt-title",
+        f"{FENCE}mermaid\ngantt\ntitle <svg/onload=@JS@>\nsection S\n"
+        f"T :a1, 2024-01-01, 1d\n{FENCE}",
+    ),
+    ("mermaid-pie-title", f'{FENCE}mermaid\npie title <img\tsrc=x onerror=@JS@>\n"A" : 1\n{FENCE}'),
+    ("mermaid-state-note", f"{FENCE}mermaid\nstateDiagram-v2\nS1 : <br/onmouseover=@JS@>\n{FENCE}"),
+    (
+        "mermaid-annotation",
+        f"{FENCE}mermaid\nclassDiagram\nclass K\n<<img src=x onerror=@JS@>> K\n{FENCE}",
+    ),
     ("info-quote-img", f'{FENCE}"><img src=x onerror=@JS@>\nplain\n{FENCE}'),
     ("info-attr-inject", f'{FENCE}python" onmouseover="@JS@\nprint(1)\n{FENCE}'),
     ("info-script-tag", f"{FENCE}<script>@JS@</script>\nx\n{FENCE}"),

@@ -42,6 +42,27 @@ RENDERED_HANDLERS = {
     "text/html": [handler.encode() for handler in _RENDERED_HANDLERS],
     "application/json": [json.dumps(handler)[1:-1].encode() for handler in _RENDERED_HANDLERS],
 }
+# Mermaid's sanitizer (DOMPurify, via its sanitizeText) parses each label as HTML in an inert
+# DOMParser document: nothing there can run, but Chromium reports every on* attribute it
+# parses as a script-src-attr violation, so a hostile diagram filled the console with them
+# (reviews 47 and 55). Before each run, the `<` of every tag that could hold attributes (a
+# name, then a blank or `/`) is written as mermaid's own entity `#lt;`, shown as `<`; `<br>`
+# and annotations (`<<interface>>`, unless a word starts with "on") stay as they were.
+MERMAID_TAGS_AS_TEXT = r"""        const tagWithAttributes =
+            /<(?=[A-Za-z][^\s\/>]*[\s\/])(?!br\s*\/?>)(?!(?<=<<)(?![\w -]*[\s-]on)[\w -]*>>)/gi;
+        const runDiagrams = mermaid.run;
+        mermaid.run = function (options) {
+            const nodes = (options && options.nodes)
+                || document.querySelectorAll((options && options.querySelector) || '.mermaid');
+            for (const node of nodes) {
+                if (!node.getAttribute('data-processed')) {
+                    node.textContent = node.textContent.replace(tagWithAttributes, '#lt;');
+                }
+            }
+            return runDiagrams.apply(this, arguments);
+        };
+        mermaid.initialize({"""
+
 # Otterwiki's templates, changed before the rewrite: (template, anchor, what replaces it).
 # The manifest is fetched without cookies unless asked, and a private wiki sends that to login.
 TEMPLATE_ADDITIONS = (
@@ -51,8 +72,7 @@ TEMPLATE_ADDITIONS = (
         f'<script src="{HANDLERS_URL}"{NONCE_ATTRIBUTE} defer></script>\n</head>',
     ),
     ("layout.html", '<link rel="manifest"', '<link rel="manifest" crossorigin="use-credentials"'),
-    # Mermaid labels as SVG text, never as HTML: an HTML label reached the DOM with its
-    # handler attributes before mermaid's own sanitizing (the CSP refused to run them).
+    # Mermaid labels as SVG text, never as HTML.
     (
         "snippets/renderer_js.html",
         "theme: theme,",
@@ -61,6 +81,7 @@ TEMPLATE_ADDITIONS = (
         " secure: ['secure', 'securityLevel', 'startOnLoad', 'maxTextSize',"
         " 'suppressErrorRendering', 'maxEdges', 'htmlLabels', 'flowchart'],",
     ),
+    ("snippets/renderer_js.html", "        mermaid.initialize({", MERMAID_TAGS_AS_TEXT),
     ACCOUNT_MENU,  # the platform's account instead of Otterwiki's login and settings links
     *MANAGED_MENU,  # no menu entries for the admin pages the platform decides
     *MERGING_EDITOR,  # the editor's save sends its revision; a conflict is shown to resolve
