@@ -384,6 +384,33 @@ def test_a_process_running_before_a_request_is_never_its_to_stop(owners):
         kept.wait()
 
 
+def test_a_requests_cpu_reads_only_the_processes_it_started(owners, monkeypatch):
+    """Review 54's bench: a worker keeps two cat-file processes for each wiki it has open, and
+    each request read every one's /proc tree for its CPU (~4 ms per view with 100 wikis
+    open). Those running when it arrived are passed over unread."""
+    from app.wiki import turns as turns_module
+
+    hammered, _ = owners
+    kept = [subprocess.Popen(["sleep", "60"]) for _ in range(20)]  # as cat-file --batch
+    read = []
+    tree_cpu = turns_module.tree_cpu
+    monkeypatch.setattr(turns_module, "tree_cpu", lambda pid: (read.append(pid), tree_cpu(pid))[1])
+    try:
+        with Turns(turns=1, wait=30, lower=False).turn(hammered) as turn:
+            turn._arrived = 0  # dated as if started with it
+            turn.cpu_spent()
+            assert read == []
+            own = subprocess.Popen(["sleep", "60"])
+            turn.cpu_spent()
+            assert read == [own.pid]
+            own.kill()
+            own.wait()
+    finally:
+        for process in kept:
+            process.kill()
+            process.wait()
+
+
 def test_a_dead_workers_turn_is_free_at_once(owners):
     hammered, _ = owners
     Holder(hammered).kill()
