@@ -168,16 +168,18 @@ def unopenable_problem(filename: str, page_exists: bool = True) -> str | None:
     exists (`page_exists`: the file is listed as that page's attachment), its page's path.
     Otterwiki opens a page under its path in NFKC form, so a name in another form (é as e and
     a combining accent) is never found. A file under no page (`assets/v1.2/x.png`) is listed
-    nowhere, so its folder's name misleads no one; nor are hidden files (a segment starting
-    with '.', such as `.github/pull_request_template.md`) judged."""
+    nowhere, so its folder's name misleads no one; nor are hidden files (in a folder starting
+    with '.', such as `.github/pull_request_template.md`, or `.gitignore`) judged."""
     problem = repository_path_problem(filename)
     if problem:
         return "file " + problem
     parts = filename.split("/")
-    if parts[-1] in ("..md", "...md"):  # hidden, but listed as the page `.` or `..` (review 55)
-        return "page path must not contain '.' or '..' segments"
-    if parts[-1] != ".md" and any(part.startswith(".") for part in parts):
-        return None  # hidden (.github/...): a repository's own files, as pushed before
+    hidden_file = parts[-1].startswith(".") and not filename.endswith(".md")
+    if hidden_file or any(part.startswith(".") for part in parts[:-1]):
+        # Hidden (.github/..., .gitignore): a repository's own files, as pushed before. A page
+        # file whose name starts with '.' is listed as a page all the same (`...md` as `..`,
+        # which nothing could open, reviews 55 and 56), so it is judged as one.
+        return None
     folder, _, name = filename.rpartition("/")
     is_page = filename.endswith(".md")
     page = filename[:-3] if is_page else folder

@@ -361,6 +361,11 @@ UNOPENABLE = [
     ("...md", "'.' or '..' segments"),
     ("..md", "'.' or '..' segments"),
     ("notes/...md", "'.' or '..' segments"),
+    # Review 56: the same kind, spelled otherwise.
+    ("....md", "page path must not contain ."),
+    (". .md", "page path must not contain ."),
+    (".. .md", "page path must not contain ."),
+    ("notes/.hidden.md", "page path must not contain ."),
 ]
 
 

@@ -486,8 +486,11 @@ def test_a_verdict_is_kept_for_one_size_of_an_image_only(wiki):
     )
     app = wiki.app.tenancy.app
 
-    def key(path: str) -> str:
-        with app.test_request_context(path, base_url="http://gamma.localhost"):
+    def key(path: str, method: str = "GET", data: dict | None = None) -> str:
+        context = app.test_request_context(
+            path, base_url="http://gamma.localhost", method=method, data=data
+        )
+        with context:
             return render._verdict_key(tenant)
 
     sizes = ["", "?thumbnail", "?size=80", "?width=1&height=1024", "?width=2&height=1024"]
@@ -495,6 +498,18 @@ def test_a_verdict_is_kept_for_one_size_of_an_image_only(wiki):
     # Review 52: values it reads as no number, and a view that reads no size, are one view.
     assert key("/Home/photo.png?width=abc") == key("/Home/photo.png?width=") != key("/Home")
     assert len({key(f"/Home/attachments{query}") for query in [*sizes, "?page=2"]}) == 1
+    # Review 56: a page's path as Otterwiki opens it; `.md` and doubled slashes dodged the key.
+    spellings = ["/Blamed/blame", "/blamed.md/blame", "/BLAMED.md/blame", "/blamed%2Emd/blame"]
+    spellings += ["/blamed//blame", "/blamed///blame", "/blamed////blame", "/Blam.ed/blame"]
+    assert len({key(spelling) for spelling in spellings}) == 1
+    assert key("/Folder//Sub/blame") == key("/folder/sub/blame") != key("/folder/blame")
+    # ... the sizes a posted view reads from its form (Otterwiki's request.values) ...
+    posted = key("/Home/photo.png", "POST", {"width": "2", "height": "1024"})
+    assert posted == key("/Home/photo.png?width=2&height=1024") != key("/Home/photo.png")
+    # ... and a search's query and options, by URL or form: each search is a view of its own.
+    searches = [{"query": "a"}, {"query": "b"}, {"query": "a", "is_regexp": "y"}]
+    assert len({key("/-/search", "POST", form) for form in searches}) == 3
+    assert key("/-/search/a") != key("/-/search/b")
 
 
 def test_a_corrupt_cache_file_never_breaks_a_view(tmp_path):

@@ -436,7 +436,7 @@ def _cached(tenant, key: str):
 
 def _keep(cache, key: str, value, seconds: float | None = None, stopped_too: bool = False) -> None:
     """Store `value` under `key` in `cache` (None: nothing), for `seconds` (None: until
-    evicted), within its wiki owner's share (_within_share); a failure only loses it. Nothing
+    evicted), within its wiki owner's share (_owner_tag); a failure only loses it. Nothing
     once the request's limit passed, but with `stopped_too`: what it computed since may rest on
     git refused or killed under it (a page's attachment list came out empty and was kept so,
     review 50)."""
@@ -444,32 +444,45 @@ def _keep(cache, key: str, value, seconds: float | None = None, stopped_too: boo
     if cache is None or (stopped and not stopped_too):
         return
     tenant = current_tenant()
-    owner = tenant.wiki.owner_did if tenant is not None else None
     try:
         with uninterrupted():
-            if owner is not None:
-                _within_share(cache, owner, len(pickle.dumps(value, pickle.HIGHEST_PROTOCOL)))
-            cache.set(key, value, expire=seconds, tag=owner)
+            tag = None
+            if tenant is not None:
+                size = len(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+                tag = _owner_tag(cache, tenant.wiki.owner_did, size)
+            cache.set(key, value, expire=seconds, tag=tag)
     except Exception:
         log.exception("render cache unwritable; the next view computes again")
 
 
-# The renders and verdicts of one owner's wikis may hold this part of the render cache: past
-# it, they are dropped, theirs alone. Least-recently-stored eviction alone let one owner, storing
-# renders of new pages (or, before _one_spelling, of new spellings), push every other wiki's out
-# of the cache in ~20 s (review 54).
+# The renders and verdicts of one owner's wikis may hold this part of the render cache, in two
+# generations of half of it each: when the newer is full, a new one starts and the oldest is
+# dropped, that owner's alone. Least-recently-stored eviction alone let one owner, storing
+# renders of new pages (or, before _one_spelling, of new spellings), push every other wiki's
+# out of the cache in ~20 s (review 54); dropping all of an owner's entries at its share let
+# one anonymous reader empty the owner's cache with old revisions of a page (review 56).
 OWNER_SHARE = 1 / 8
-_HELD = "robot-owner-bytes:"  # + owner DID: the bytes the owner's entries were stored with
+_HELD = "robot-owner-bytes:"  # + owner DID: the bytes its current generation was stored with
+_GENERATION = "robot-owner-generation:"  # + owner DID: its current generation's number
 
 
-def _within_share(cache, owner: str, size: int) -> None:
-    """Count `size` (bytes, pickled) more for `owner` in `cache`, dropping all the owner's
-    entries first when that would pass its share. Entries expired or evicted stay counted, so
-    an owner holds at most what its count says; diskcache's incr is atomic across workers."""
-    held = cache.incr(_HELD + owner, size, default=0)
-    if held > cache.size_limit * OWNER_SHARE:
-        cache.evict(owner)
-        cache.incr(_HELD + owner, size - held)  # keeps what other workers counted meanwhile
+def _owner_tag(cache, owner: str, size: int) -> str:
+    """The tag (str) to store an entry of `size` bytes (pickled) of `owner`'s wikis under in
+    `cache`: its current generation's, a new one's when the current is full, after which the
+    generation before the last is dropped. Atomic across workers (diskcache's transact).
+    Entries expired or evicted stay counted, so an owner holds at most what its count says."""
+    half_share = cache.size_limit * OWNER_SHARE / 2
+    with cache.transact():
+        generation = cache.get(_GENERATION + owner, 0)
+        held = cache.get(_HELD + owner, 0) + size
+        full = held > half_share and held > size
+        if full:
+            generation, held = generation + 1, size
+            cache.set(_GENERATION + owner, generation)
+        cache.set(_HELD + owner, held)
+    if full:
+        cache.evict(f"{owner} {generation - 2}")
+    return f"{owner} {generation}"
 
 
 _rendering = threading.local()  # depth 1 inside a wiki's cached, budgeted markdown() call
@@ -711,6 +724,12 @@ class TooLargeToShow(Unavailable):
 # The query parameters Otterwiki's views read (2.26.1), by endpoint; the rest of a query
 # changes nothing, and a key of the whole query let `?x=1`, `?x=2` ... cost a full budget each.
 _VIEW_QUERY = {"view": ("thumbnail", "size", "width", "height"), "source": ("raw",)}
+# ... and the text fields it reads as they are: a search's query and options (review 56: every
+# search of a wiki was one view, so one costly search would have refused them all).
+_VIEW_TEXT = {"search": ("query", "is_casesensitive", "is_regexp", "in_history")}
+# URL arguments that name a page, keyed as Otterwiki opens them (review 56: `/Page.md/blame`
+# and `/Page//blame` were new views of `/Page/blame`, each paying the whole limit again).
+_PAGE_ARGS = frozenset({"path", "pagepath"})
 # Seconds an over-budget verdict is kept (unless the wiki changes first): a first view that
 # was slow for a passing reason (a worker just started) should not refuse the view for good.
 VERDICT_SECONDS = 600
@@ -726,11 +745,7 @@ def _verdict_key(tenant, view: str | None = None) -> str:
         named = [("view", view)]
     else:
         named = sorted(
-            (
-                name,
-                _commit_named(tenant, value) if name in _REVISION_ARGS else str(value).casefold(),
-            )
-            for name, value in (request.view_args or {}).items()
+            (name, _named(tenant, name, value)) for name, value in (request.view_args or {}).items()
         )
     parts = [
         RENDER_VERSION,
@@ -746,15 +761,33 @@ def _verdict_key(tenant, view: str | None = None) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _named(tenant, name: str, value) -> str:
+    """What a URL argument names, as the view opens it: a revision as its commit, a page's
+    path as Otterwiki's sanitize_pagename makes it (no `.md`, no doubled or trailing slash),
+    case-folded, anything else case-folded."""
+    from otterwiki.util import sanitize_pagename
+
+    if name in _REVISION_ARGS:
+        return _commit_named(tenant, value)
+    if name in _PAGE_ARGS:
+        return sanitize_pagename(str(value), handle_md=True).casefold()
+    return str(value).casefold()
+
+
 def _query_read() -> list:
-    """The query this request's view reads, as it reads it: whether each of its parameters
-    is there, and its value as a whole number (Otterwiki's int_or_None), so `?width=abc`,
-    `?width=1.0` and none are one view, and a view that reads none (a page's attachments)
-    is one view whatever the query (review 52: `?width=$RANDOM` cost the whole limit each)."""
+    """The query this request's view reads, as it reads it (from the URL's query or a posted
+    form, Otterwiki's request.values): whether each of its numeric parameters is there, and
+    its value as a whole number (Otterwiki's int_or_None), so `?width=abc`, `?width=1.0` and
+    none are one view, and a view that reads none (a page's attachments) is one view whatever
+    the query (review 52: `?width=$RANDOM` cost the whole limit each); its text fields whole."""
     from otterwiki.util import int_or_None
 
-    names = _VIEW_QUERY.get(request.endpoint, ())
-    return [(name, name in request.args, int_or_None(request.args.get(name))) for name in names]
+    values = request.values
+    numbers = _VIEW_QUERY.get(request.endpoint, ())
+    texts = _VIEW_TEXT.get(request.endpoint, ())
+    return [(name, name in values, int_or_None(values.get(name))) for name in numbers] + [
+        (name, values.get(name)) for name in texts
+    ]
 
 
 # The URL arguments of Otterwiki's views that name a revision.
