@@ -510,6 +510,13 @@ def test_a_verdict_is_kept_for_one_size_of_an_image_only(wiki):
     searches = [{"query": "a"}, {"query": "b"}, {"query": "a", "is_regexp": "y"}]
     assert len({key("/-/search", "POST", form) for form in searches}) == 3
     assert key("/-/search/a") != key("/-/search/b")
+    # Review 57: as Otterwiki reads them, from the form alone, the options as == "y".
+    assert key("/-/search?query=a", "POST", {"query": "b"}) == key(
+        "/-/search", "POST", {"query": "b"}
+    )
+    assert key("/-/search", "POST", {"query": "a", "is_regexp": "n1"}) == key(
+        "/-/search", "POST", {"query": "a", "is_regexp": "n2"}
+    )
 
 
 def test_a_corrupt_cache_file_never_breaks_a_view(tmp_path):

@@ -782,11 +782,13 @@ def _query_read() -> list:
     the query (review 52: `?width=$RANDOM` cost the whole limit each); its text fields whole."""
     from otterwiki.util import int_or_None
 
-    values = request.values
+    values, form = request.values, request.form
     numbers = _VIEW_QUERY.get(request.endpoint, ())
     texts = _VIEW_TEXT.get(request.endpoint, ())
+    # Otterwiki's search reads its form alone, its options as == "y" (review 57: read from
+    # the URL too, `?query=` put a costly search's verdict on another, or split one search).
     return [(name, name in values, int_or_None(values.get(name))) for name in numbers] + [
-        (name, values.get(name)) for name in texts
+        (name, form.get(name) if name == "query" else form.get(name) == "y") for name in texts
     ]
 
 
