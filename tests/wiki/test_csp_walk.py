@@ -184,6 +184,21 @@ def test_editor_toolbar_preview_and_save(walk_stack, browser):
     assert browser.url.endswith(PAGE)
 
 
+def test_a_drawn_diagram_is_drawn_again_from_its_source(walk_stack, browser):
+    """Otterwiki's update_mermaid (its editor help's) draws every diagram of a page again;
+    mermaid then read the drawn SVG as the diagram (review 56). Its source is kept."""
+    browser.get(url(walk_stack, PAGE))
+    wait_for(browser, lambda: present(browser, ".mermaid svg"), "mermaid's diagram")
+    drawn = (
+        "const node = document.querySelector('.mermaid');"
+        "return node.getAttribute('data-processed') && !!node.querySelector('svg')"
+        " && !/syntax error|no diagram type/i.test(node.textContent);"
+    )
+    assert browser.script(drawn)
+    browser.script("otterwiki.update_mermaid();")
+    wait_for(browser, lambda: browser.script(drawn), "the diagram drawn again")
+
+
 def test_page_renders_and_its_buttons_work(walk_stack, browser):
     browser.get(url(walk_stack, PAGE))
     wait_for(browser, lambda: present(browser, ".mermaid svg"), "mermaid's diagram")

@@ -510,7 +510,13 @@ def test_a_verdict_is_kept_for_one_size_of_an_image_only(wiki):
     searches = [{"query": "a"}, {"query": "b"}, {"query": "a", "is_regexp": "y"}]
     assert len({key("/-/search", "POST", form) for form in searches}) == 3
     assert key("/-/search/a") != key("/-/search/b")
-    # Review 57: as Otterwiki reads them, from the form alone, the options as == "y".
+    # Review 57: the editor and an old revision are views of their own, a revision as its
+    # commit however it is spelled.
+    head = tenant.storage.repo.head.commit.hexsha
+    assert len({key("/Home"), key("/Home?edit"), key(f"/Home?revision={head}")}) == 3
+    assert key(f"/Home?revision={head[:7]}") == key(f"/Home?revision={head.upper()}")
+    assert key("/Home?edit", "POST", {"x": "1"}) == key("/Home", "POST", {"edit": ""})
+    # ... and a search as Otterwiki reads it: from the form alone, the options as == "y".
     assert key("/-/search?query=a", "POST", {"query": "b"}) == key(
         "/-/search", "POST", {"query": "b"}
     )

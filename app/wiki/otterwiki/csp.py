@@ -47,16 +47,23 @@ RENDERED_HANDLERS = {
 # parses as a script-src-attr violation, so a hostile diagram filled the console with them
 # (reviews 47 and 55). Before each run, the `<` of every tag that could hold attributes (a
 # name, then a blank or `/`) is written as mermaid's own entity `#lt;`, shown as `<`; `<br>`
-# and annotations (`<<interface>>`, unless a word starts with "on") stay as they were.
+# and annotations (`<<interface>>`, unless a word starts with "on") stay as they were. Each
+# source is kept: Otterwiki draws the editor's Markdown help again on each opening, and mermaid
+# would read the drawn SVG as the diagram.
 MERMAID_TAGS_AS_TEXT = r"""        const tagWithAttributes =
             /<(?=[A-Za-z][^\s\/>]*[\s\/])(?!br\s*\/?>)(?!(?<=<<)(?![\w -]*[\s-]on)[\w -]*>>)/gi;
+        const diagramSources = new WeakMap();  // each drawn diagram's source, to draw again
         const runDiagrams = mermaid.run;
         mermaid.run = function (options) {
             const nodes = (options && options.nodes)
                 || document.querySelectorAll((options && options.querySelector) || '.mermaid');
             for (const node of nodes) {
                 if (!node.getAttribute('data-processed')) {
-                    node.textContent = node.textContent.replace(tagWithAttributes, '#lt;');
+                    if (!diagramSources.has(node)) {
+                        diagramSources.set(
+                            node, node.textContent.replace(tagWithAttributes, '#lt;'));
+                    }
+                    node.textContent = diagramSources.get(node);
                 }
             }
             return runDiagrams.apply(this, arguments);

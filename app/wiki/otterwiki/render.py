@@ -462,24 +462,22 @@ def _keep(cache, key: str, value, seconds: float | None = None, stopped_too: boo
 # out of the cache in ~20 s (review 54); dropping all of an owner's entries at its share let
 # one anonymous reader empty the owner's cache with old revisions of a page (review 56).
 OWNER_SHARE = 1 / 8
-_HELD = "robot-owner-bytes:"  # + owner DID: the bytes its current generation was stored with
-_GENERATION = "robot-owner-generation:"  # + owner DID: its current generation's number
+_HELD = "robot-owner-held:"  # + owner DID: (its current generation, the bytes stored in it)
 
 
 def _owner_tag(cache, owner: str, size: int) -> str:
     """The tag (str) to store an entry of `size` bytes (pickled) of `owner`'s wikis under in
     `cache`: its current generation's, a new one's when the current is full, after which the
-    generation before the last is dropped. Atomic across workers (diskcache's transact).
-    Entries expired or evicted stay counted, so an owner holds at most what its count says."""
+    generation before the last is dropped. Atomic across workers (diskcache's transact); the
+    count is stored again with each entry, so the cache's own eviction (least recently
+    stored) never takes it before the entries it counts. Entries expired or evicted stay
+    counted, so an owner holds at most what its count says."""
     half_share = cache.size_limit * OWNER_SHARE / 2
     with cache.transact():
-        generation = cache.get(_GENERATION + owner, 0)
-        held = cache.get(_HELD + owner, 0) + size
-        full = held > half_share and held > size
-        if full:
-            generation, held = generation + 1, size
-            cache.set(_GENERATION + owner, generation)
-        cache.set(_HELD + owner, held)
+        generation, held = cache.get(_HELD + owner, (0, 0))
+        full = held + size > half_share and held > 0
+        generation, held = (generation + 1, size) if full else (generation, held + size)
+        cache.set(_HELD + owner, (generation, held))
     if full:
         cache.evict(f"{owner} {generation - 2}")
     return f"{owner} {generation}"
@@ -721,12 +719,10 @@ class TooLargeToShow(Unavailable):
     instead."""
 
 
-# The query parameters Otterwiki's views read (2.26.1), by endpoint; the rest of a query
-# changes nothing, and a key of the whole query let `?x=1`, `?x=2` ... cost a full budget each.
-_VIEW_QUERY = {"view": ("thumbnail", "size", "width", "height"), "source": ("raw",)}
-# ... and the text fields it reads as they are: a search's query and options (review 56: every
-# search of a wiki was one view, so one costly search would have refused them all).
-_VIEW_TEXT = {"search": ("query", "is_casesensitive", "is_regexp", "in_history")}
+# An image's sizes, as Otterwiki's file view reads them (AutoRoute: request.values).
+_IMAGE_SIZES = ("thumbnail", "size", "width", "height")
+# A search's options, as Otterwiki's search reads them (its form, each == "y").
+_SEARCH_OPTIONS = ("is_casesensitive", "is_regexp", "in_history")
 # URL arguments that name a page, keyed as Otterwiki opens them (review 56: `/Page.md/blame`
 # and `/Page//blame` were new views of `/Page/blame`, each paying the whole limit again).
 _PAGE_ARGS = frozenset({"path", "pagepath"})
@@ -756,7 +752,7 @@ def _verdict_key(tenant, view: str | None = None) -> str:
         head_commit(tenant.storage.repo) or "",
         request.endpoint if view is None else "",
         named,
-        _query_read() if view is None else [],
+        _query_read(tenant) if view is None else [],
     ]
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -774,22 +770,30 @@ def _named(tenant, name: str, value) -> str:
     return str(value).casefold()
 
 
-def _query_read() -> list:
-    """The query this request's view reads, as it reads it (from the URL's query or a posted
-    form, Otterwiki's request.values): whether each of its numeric parameters is there, and
-    its value as a whole number (Otterwiki's int_or_None), so `?width=abc`, `?width=1.0` and
-    none are one view, and a view that reads none (a page's attachments) is one view whatever
-    the query (review 52: `?width=$RANDOM` cost the whole limit each); its text fields whole."""
+def _query_read(tenant) -> list:
+    """What this request's view reads besides its URL arguments, as Otterwiki 2.26.1 reads
+    it, and nothing else: the rest of a query or form changes nothing, and a key of the whole
+    query let `?x=1`, `?x=2` ... cost the whole limit each (reviews 52, 56, 57).
+    - view: the image sizes (from the query or a form, as whole numbers: Otterwiki's
+      int_or_None, so `?width=abc`, `?width=1.0` and none are one view), whether the editor
+      is asked (`edit`), and the revision (as its commit);
+    - source: whether `raw` is in the query;
+    - search: its form's query and options (each as == "y"), never the URL's."""
     from otterwiki.util import int_or_None
 
     values, form = request.values, request.form
-    numbers = _VIEW_QUERY.get(request.endpoint, ())
-    texts = _VIEW_TEXT.get(request.endpoint, ())
-    # Otterwiki's search reads its form alone, its options as == "y" (review 57: read from
-    # the URL too, `?query=` put a costly search's verdict on another, or split one search).
-    return [(name, name in values, int_or_None(values.get(name))) for name in numbers] + [
-        (name, form.get(name) if name == "query" else form.get(name) == "y") for name in texts
-    ]
+    if request.endpoint == "view":
+        revision = values.get("revision")
+        return [
+            *((name, name in values, int_or_None(values.get(name))) for name in _IMAGE_SIZES),
+            ("edit", "edit" in values),
+            ("revision", None if revision is None else _commit_named(tenant, revision)),
+        ]
+    if request.endpoint == "source":
+        return [("raw", "raw" in request.args)]
+    if request.endpoint == "search":
+        return [form.get("query"), *(form.get(name) == "y" for name in _SEARCH_OPTIONS)]
+    return []
 
 
 # The URL arguments of Otterwiki's views that name a revision.
