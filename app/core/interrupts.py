@@ -3,7 +3,7 @@
 Python runs a signal handler between any two bytecodes of the main thread, so an exception it
 raises can land between a fork and the parent's hold on its child, or in the wait that reaps
 it: the child is left a zombie for the worker's life, or returns into its parent's code. A
-handler that raises (the render budget's, app.wiki.otterwiki.render) first asks `holding_off()`
+handler that raises (the render budget's, app.wiki.otterwiki.budget) first asks `holding_off()`
 and, while it is True, raises nothing: its timer fires again shortly after.
 """
 

@@ -210,7 +210,7 @@ def test_a_read_is_held_to_its_cpu_with_git_and_its_git_is_killed(wiki, monkeypa
     page's last commit there, reading the history back to it (0.5 s of git's CPU per 100,000
     commits), on every view. A read that passes its limit (here made 0.2 s) with its git
     answers 503 saying why, and its git is killed; the wiki serves the next request."""
-    from app.wiki.otterwiki import render
+    from app.wiki.otterwiki import request_limit
 
     create_wiki(wiki.settings, wiki.platform.store, "deep", OWNER[0], public=True)
     repo = wiki.settings.repo_path("deep")
@@ -221,8 +221,8 @@ def test_a_read_is_held_to_its_cpu_with_git_and_its_git_is_killed(wiki, monkeypa
     subprocess.run([*git, "reset", "-q", "--hard", "main"], check=True)
     done = subprocess.run([*git, "log", "-1", "--format=%H", "--", "deep.md"], capture_output=True)
     made = done.stdout.decode().strip()  # the commit that made the page, 100,000 commits back
-    monkeypatch.setattr(render, "REQUEST_BUDGETS", 0.1)
-    monkeypatch.setattr(render, "REQUEST_MIN_SECONDS", 0)
+    monkeypatch.setattr(request_limit, "REQUEST_BUDGETS", 0.1)
+    monkeypatch.setattr(request_limit, "REQUEST_MIN_SECONDS", 0)
     response, _ = view(wiki, "deep", f"/Deep/view/{made}")
     assert response.status_code == 503, response.status_code
     assert "took more than 0.2 s of CPU" in response.get_data(as_text=True)
@@ -255,7 +255,7 @@ def test_a_limit_passed_as_a_read_ends_leaves_git_whole(wiki, monkeypatch):
     zombie is left, and the next read at a revision answers."""
     from flask import request
 
-    from app.wiki.otterwiki import render
+    from app.wiki.otterwiki import request_limit
 
     put(wiki, "gamma", "Kept", "# Kept\n")
     repo = wiki.settings.repo_path("gamma")
@@ -272,8 +272,8 @@ def test_a_limit_passed_as_a_read_ends_leaves_git_whole(wiki, monkeypatch):
     teardowns = {**app.teardown_request_funcs}
     teardowns[None] = [*teardowns.get(None, []), spend_past_the_limit]
     monkeypatch.setattr(app, "teardown_request_funcs", teardowns)
-    monkeypatch.setattr(render, "REQUEST_BUDGETS", 0.1)
-    monkeypatch.setattr(render, "REQUEST_MIN_SECONDS", 0)
+    monkeypatch.setattr(request_limit, "REQUEST_BUDGETS", 0.1)
+    monkeypatch.setattr(request_limit, "REQUEST_MIN_SECONDS", 0)
     for attempt in range(3):
         # The read starts the wiki's cat-file processes (the limit kills only the read's own).
         wiki.app.tenancy.open_wikis["gamma"].repo.git.clear_cache()
@@ -291,7 +291,7 @@ def test_a_read_that_waits_past_its_wall_clock_answers_503_and_its_git_is_killed
     500). A read is held to a time too: past it, 503 saying so, and its git is killed."""
     from flask import request
 
-    from app.wiki.otterwiki import render
+    from app.wiki.otterwiki import request_limit
 
     put(wiki, "beta", "Waited", "# Waited\n")
     started = []
@@ -313,7 +313,7 @@ def test_a_read_that_waits_past_its_wall_clock_answers_503_and_its_git_is_killed
     handlers = {**app.before_request_funcs}
     handlers[None] = [*handlers.get(None, []), wait_on_git]
     monkeypatch.setattr(app, "before_request_funcs", handlers)
-    monkeypatch.setattr(render, "REQUEST_WALL_SECONDS", 0.5)
+    monkeypatch.setattr(request_limit, "REQUEST_WALL_SECONDS", 0.5)
     waited = Client(wiki.app).get(
         "/Waited", base_url="http://beta.localhost", headers={"X-Wait": "1"}, buffered=True
     )
@@ -360,15 +360,15 @@ def test_attachments_are_listed_only_for_a_page_that_embeds_the_list(wiki, monke
 def test_commit_metadata_is_read_once_per_commit(wiki, monkeypatch):
     """Review 49: each call named the commit's files anew (Otterwiki's cache by commit
     missed), a git diff-tree per attachment of a page added in one push."""
-    from app.wiki.otterwiki import render
+    from app.wiki.otterwiki import bounded_views
 
     put(wiki, "gamma", "Once", "# Once\n")
     storage = wiki.app.tenancy.server.storage
     wiki.app.tenancy.activate(wiki.platform.store.get_wiki("gamma"))
     named = []
-    original = render._NamingChangedFiles.stats
+    original = bounded_views._NamingChangedFiles.stats
     monkeypatch.setattr(
-        render._NamingChangedFiles,
+        bounded_views._NamingChangedFiles,
         "stats",
         property(lambda commit: named.append(commit.hexsha) or original.fget(commit)),
     )
@@ -384,7 +384,7 @@ def test_a_page_whose_last_commit_rewrote_large_files_is_viewed_at_little_cost(w
     changed (`git diff --numstat`): a page whose last commit also rewrote large files cost
     seconds of git's CPU on every view, past the read's limit (503), and so did its history
     and blame. Only the names are read now: the view fits a limit far below that count."""
-    from app.wiki.otterwiki import render
+    from app.wiki.otterwiki import request_limit
 
     create_wiki(wiki.settings, wiki.platform.store, "rewritten", OWNER[0], public=True)
     repo = wiki.settings.repo_path("rewritten")
@@ -397,8 +397,8 @@ def test_a_page_whose_last_commit_rewrote_large_files_is_viewed_at_little_cost(w
         (repo / "rewritten.md").write_text(f"# Rewritten\n\nThe {version} version.\n")
         subprocess.run([*git, "add", "-A"], check=True)
         subprocess.run([*git, "commit", "-q", "-m", version], check=True)
-    monkeypatch.setattr(render, "REQUEST_BUDGETS", 0.1)
-    monkeypatch.setattr(render, "REQUEST_MIN_SECONDS", 0)
+    monkeypatch.setattr(request_limit, "REQUEST_BUDGETS", 0.1)
+    monkeypatch.setattr(request_limit, "REQUEST_MIN_SECONDS", 0)
     for path in ("/Rewritten", "/Rewritten/history"):
         response, _ = view(wiki, "rewritten", path)
         assert response.status_code == 200, (path, response.status_code)
@@ -414,9 +414,9 @@ def test_a_timer_signal_landing_as_a_run_ends_leaves_no_budget_armed(calls, slic
     random. Here the handler runs on entry to the `calls`-th function called after the run's
     work (inside a slice of the run, or not), as a signal would: wherever it lands, the run
     ends disarmed."""
-    from app.wiki.otterwiki import render
+    from app.wiki.otterwiki import budget as budgets
 
-    budget, after_work = render._budget, []
+    budget, after_work = budgets._budget, []
 
     def work():
         after_work.append(0)
@@ -432,7 +432,7 @@ def test_a_timer_signal_landing_as_a_run_ends_leaves_no_budget_armed(calls, slic
     sys.setprofile(profile)
     try:
         budget.run((lambda: budget.slice(work, 1.0)) if sliced else work, 5.0)
-    except (render.RenderOverBudget, render.SliceOver):
+    except (budgets.RenderOverBudget, budgets.SliceOver):
         pass  # landed before an end began: the run or slice is stopped, as it should be
     finally:
         sys.setprofile(None)
@@ -444,13 +444,14 @@ def test_a_timer_signal_landing_as_a_run_ends_leaves_no_budget_armed(calls, slic
 def test_nothing_is_cached_once_a_request_is_stopped(wiki):
     """Review 50: a render finished after its request's limit passed rested on git refused
     under it (its attachment list empty) and was kept in the cache for every view after."""
+    from app.wiki.otterwiki import budget
     from app.wiki.otterwiki import render
 
     cache = render._cache_for(wiki.settings)
     app = wiki.app.tenancy.app
-    with app.test_request_context(environ_base={render._STOPPED: "more than 1 s of CPU"}):
-        render._keep(cache, "robot-test-stopped", "made after the stop")
-        render._keep(cache, "robot-test-verdict", "its verdict", 60, stopped_too=True)
+    with app.test_request_context(environ_base={budget.STOPPED: "more than 1 s of CPU"}):
+        render.keep(cache, "robot-test-stopped", "made after the stop")
+        render.keep(cache, "robot-test-verdict", "its verdict", 60, stopped_too=True)
     assert cache.get("robot-test-stopped") is None
     assert cache.get("robot-test-verdict") == "its verdict"
 
@@ -476,7 +477,7 @@ def test_a_verdict_is_kept_for_one_size_of_an_image_only(wiki):
     to anyone. The sizes Otterwiki reads are in the key."""
     import git
 
-    from app.wiki.otterwiki import render
+    from app.wiki.otterwiki import verdicts
 
     tenant = SimpleNamespace(
         slug="gamma",
@@ -491,7 +492,7 @@ def test_a_verdict_is_kept_for_one_size_of_an_image_only(wiki):
             path, base_url="http://gamma.localhost", method=method, data=data
         )
         with context:
-            return render._verdict_key(tenant)
+            return verdicts.verdict_key(tenant)
 
     sizes = ["", "?thumbnail", "?size=80", "?width=1&height=1024", "?width=2&height=1024"]
     assert len({key(f"/Home/photo.png{query}") for query in sizes}) == len(sizes)
@@ -1151,8 +1152,8 @@ def test_pathological_markdown_answers_within_the_budget(wiki):
 
 
 def test_the_budget_stops_code_that_swallows_exceptions():
-    from app.wiki.otterwiki.render import RenderOverBudget
-    from app.wiki.otterwiki.render import _Budget
+    from app.wiki.otterwiki.budget import RenderOverBudget
+    from app.wiki.otterwiki.budget import _Budget
 
     def spin():
         while True:
@@ -1175,9 +1176,9 @@ def _burn(seconds: float) -> None:
 def test_a_slice_stops_its_call_and_the_run_goes_on_with_its_budget():
     """The page index renders tables of contents in slices of its view's budget: a slice that
     runs out stops its own call only; the run's budget still stops the run."""
-    from app.wiki.otterwiki.render import RenderOverBudget
-    from app.wiki.otterwiki.render import SliceOver
-    from app.wiki.otterwiki.render import _Budget
+    from app.wiki.otterwiki.budget import RenderOverBudget
+    from app.wiki.otterwiki.budget import SliceOver
+    from app.wiki.otterwiki.budget import _Budget
 
     budget = _Budget()
 
@@ -1201,9 +1202,9 @@ def test_a_slice_stops_its_call_and_the_run_goes_on_with_its_budget():
 def test_an_uninterrupted_block_ends_before_the_budget_stops_it():
     """A cache row's commit stopped half-way broke the request's database session (500): such
     writes run whole, and what expired in them stops the code right after."""
-    from app.wiki.otterwiki.render import RenderOverBudget
-    from app.wiki.otterwiki.render import SliceOver
-    from app.wiki.otterwiki.render import _Budget
+    from app.wiki.otterwiki.budget import RenderOverBudget
+    from app.wiki.otterwiki.budget import SliceOver
+    from app.wiki.otterwiki.budget import _Budget
 
     budget = _Budget()
     reached = []
@@ -1230,9 +1231,9 @@ def test_a_stop_due_inside_the_sanitizer_comes_after_it(recwarn):
     """CI of session 8: a slice's stop landed in nh3's attribute filter, which native code
     calls and whose exceptions it drops (an unraisable warning); the stop was lost. The
     sanitizer runs whole, and the stop comes right after it."""
-    from app.wiki.otterwiki.render import SliceOver
-    from app.wiki.otterwiki.render import _Budget
-    from app.wiki.otterwiki.render import _budget
+    from app.wiki.otterwiki.budget import SliceOver
+    from app.wiki.otterwiki.budget import _Budget
+    from app.wiki.otterwiki.budget import _budget
     from app.wiki.otterwiki.sanitize import _clean
 
     html = '<p><a href="/x" title="t" class="c">x</a></p>' * 40_000

@@ -26,8 +26,12 @@ set leaks into the next). Nothing outside this package patches Otterwiki; one mo
 - `page_preferences`: the preferences that name a page or a path (home page, 404 page, menu
   links, logo) held to the page path rules, on the forms, at the flush and when read;
 - `patterns`: Otterwiki's backtracking Markdown patterns, rewritten to run in linear time;
+- `budget`: the CPU budget that stops a render or a view where it runs (and its git);
 - `render`: rendered page bodies cached on disk by content, each render (and the page index)
-  held to a CPU budget;
+  held to the budget, each owner's entries to a share of the cache;
+- `verdicts`: a view that went past its budget answers 503 at once until its wiki changes;
+- `request_limit`: every read held to a few budgets of CPU with its git, and a wall clock;
+- `bounded_views`: Otterwiki's views that grow with a wiki's history or size, held to bounds;
 - `changelog`: the changelog and its feeds read one page of the log, not the whole history;
 - `search`: `/-/search` answered from the wiki's full-text index (app.pages.fulltext);
 - `provenance`: commits signed with the request's agent; authors shown with it, no mailto:;

@@ -11,8 +11,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from types import ModuleType
 
-from app.wiki.otterwiki.render import current_tenant
-from app.wiki.otterwiki.render import uninterrupted
+from app.wiki.otterwiki.budget import current_tenant
+from app.wiki.otterwiki.budget import uninterrupted
 
 # The table-of-contents rows this process wrote or found current: (wiki slug, its creation,
 # file name) -> (mtime, toc). A view that finds its row here reads wiki.db not at all: the

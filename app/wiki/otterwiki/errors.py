@@ -35,7 +35,7 @@ from app.pages.paths import MAX_CONTENT_BYTES
 from app.pages.paths import MAX_MESSAGE_CHARS
 from app.pages.paths import PathRules
 from app.pages.paths import clean_attachment_name
-from app.wiki.otterwiki.render import run_bounded
+from app.wiki.otterwiki.verdicts import run_bounded
 
 log = logging.getLogger("robot.wiki")
 

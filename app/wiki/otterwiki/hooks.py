@@ -6,6 +6,7 @@ from types import ModuleType
 
 from app.wiki.otterwiki.account import install_account
 from app.wiki.otterwiki.attachments import install_attachment_rules
+from app.wiki.otterwiki.bounded_views import install_bounded_views
 from app.wiki.otterwiki.caches import write_toc_rows_only_when_changed
 from app.wiki.otterwiki.changelog import install_paged_changelog
 from app.wiki.otterwiki.csp import install_csp
@@ -22,9 +23,8 @@ from app.wiki.otterwiki.patterns import install_linear_headings
 from app.wiki.otterwiki.patterns import install_linear_patterns
 from app.wiki.otterwiki.preferences import refuse_platform_preferences
 from app.wiki.otterwiki.provenance import install_provenance
-from app.wiki.otterwiki.render import install_bounded_views
 from app.wiki.otterwiki.render import install_render_cache
-from app.wiki.otterwiki.render import install_request_limit
+from app.wiki.otterwiki.request_limit import install_request_limit
 from app.wiki.otterwiki.sanitize import SANITIZER_VERSION
 from app.wiki.otterwiki.sanitize import install_sanitizer
 from app.wiki.otterwiki.search import install_indexed_search

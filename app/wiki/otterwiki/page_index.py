@@ -42,15 +42,15 @@ from types import ModuleType
 
 from app.core.errors import Unavailable
 from app.pages.files import head_commit
-from app.wiki.otterwiki.render import VERDICT_SECONDS
-from app.wiki.otterwiki.render import SliceOver
-from app.wiki.otterwiki.render import budgeted
-from app.wiki.otterwiki.render import current_tenant
-from app.wiki.otterwiki.render import drop_stopped_git
+from app.wiki.otterwiki.budget import SliceOver
+from app.wiki.otterwiki.budget import budgeted
+from app.wiki.otterwiki.budget import current_tenant
+from app.wiki.otterwiki.budget import drop_stopped_git
+from app.wiki.otterwiki.budget import within_slice
 from app.wiki.otterwiki.render import note_outcome
-from app.wiki.otterwiki.render import run_bounded
 from app.wiki.otterwiki.render import stable_text
-from app.wiki.otterwiki.render import within_slice
+from app.wiki.otterwiki.verdicts import VERDICT_SECONDS
+from app.wiki.otterwiki.verdicts import run_bounded
 
 # Share of the render budget a build may spend rendering tables of contents not yet cached;
 # the rest is the build's own: about 0.1 s per 1,000 pages (bench/page_index.py), 1 s for the

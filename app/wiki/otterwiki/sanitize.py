@@ -17,9 +17,9 @@ import nh3
 from bs4 import ParserRejectedMarkup
 from markupsafe import escape
 
-from app.wiki.otterwiki.render import RenderOverBudget
-from app.wiki.otterwiki.render import budgeted
-from app.wiki.otterwiki.render import uninterrupted
+from app.wiki.otterwiki.budget import RenderOverBudget
+from app.wiki.otterwiki.budget import budgeted
+from app.wiki.otterwiki.budget import uninterrupted
 
 # Bump POLICY whenever the allow-list below (or what `sanitizable` refuses) changes: the render
 # cache keys on SANITIZER_VERSION, so pages rendered under an older policy are rendered again.
