@@ -49,6 +49,9 @@ class Ending(enum.Enum):
 
     FINISHED = "finished"  # it ran to its end: every record is in
     OUT_OF_TIME = "out of time"  # killed at the deadline: the records sent before it are in
+    # Likewise, having had less than half its time on a CPU: the host was busy or the child
+    # was held up, so the step's own cost is not known (review 59: a sanitizer's stop).
+    STARVED = "starved"
     OUT_OF_MEMORY = "out of memory"  # its memory cap stopped it: likewise
     FAILED = "failed"  # it raised something else, or died of a signal (logged)
 
@@ -116,7 +119,8 @@ def run_confined(
         while ending is None:
             left = deadline - time.monotonic()
             if left <= 0 or not reader.poll(left):
-                ending = Ending.OUT_OF_TIME
+                starved = _cpu_seconds(pid) < seconds / 2  # alive until _end kills it
+                ending = Ending.STARVED if starved else Ending.OUT_OF_TIME
                 break
             try:
                 record = reader.recv()
@@ -140,6 +144,17 @@ def run_confined(
     if code != _FAILED_EXIT:
         log.warning("confined step ended with status %s", code)
     return Ending.FAILED
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The CPU seconds (user and system) process `pid` has used, from /proc/<pid>/stat (proc(5):
+    utime and stime, the 14th and 15th fields); infinity if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rpartition(")")[2].split()  # the name may hold anything
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return math.inf
 
 
 def _unavailable(error: OSError) -> Unavailable:

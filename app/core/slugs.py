@@ -30,7 +30,10 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # registries (Docker, Harbor, npm, PyPI), cluster hosts (k8s, kube, Argo CD), logging and
 # tracing (Kibana, Elasticsearch, Splunk, Loki, Jaeger, Zipkin), object storage (MinIO), and
 # network and web servers by kind and name (load balancer, firewall, nginx, Traefik, HAProxy)
-# (review 42: each was free).
+# (review 42: each was free). Telemetry and ad hosts (`telemetry`, OpenTelemetry's `otel` and
+# `otlp` collectors, `ads`, `adserver`), IPFS gateways (`ipfs`, `ipns`, `dnslink`), and the
+# names of files a site serves at its root that crawlers ask for (`favicon`, humans.txt,
+# ads.txt and app-ads.txt, sellers.json) (review 59: ipfs, favicon, humans ... were free).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -63,6 +66,8 @@ _SERVICE_HOSTS = """
     lync keyserver keyservers pgp gpg wkd docker k8s kube kubernetes-api harbor npm pypi
     argocd kibana elasticsearch opensearch splunk loki jaeger zipkin minio loadbalancer
     load-balancer firewall nginx traefik haproxy
+    telemetry otel otlp ads adserver ipfs ipns dnslink favicon humans ads-txt app-ads sellers
+    hostname
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -84,7 +89,10 @@ _SERVICE_HOSTS = """
 # FS, which Exchange Online signs in through (`adfs`, `sts`); and the Skype for Business
 # (Lync) simple URLs and discovery hosts (`meet`, `dialin`, `lyncweb`, `lyncdiscoverinternal`,
 # `sipexternal`, `sipinternal`, and `sipfed`, the federation host) (twenty-fifth review: ews,
-# activesync, msexchange were free; thirty-second: sipfed).
+# activesync, msexchange were free; thirty-second: sipfed). RFC 8314's implicit-TLS mail
+# submission (`submissions`), RFC 2033 LMTP, RFC 8460 SMTP TLS reporting (`tlsrpt`, reports to
+# `smtp-tls-reporting`), the mailboxes DMARC and abuse reports go to, and RFC 5804 ManageSieve
+# (review 59: each was free).
 _MAIL = """
     info marketing sales support abuse noc security postmaster hostmaster usenet news webmaster
     uucp ftp sftp ftps admin administrator mail email mailer-daemon mailerdaemon no-reply
@@ -103,6 +111,8 @@ _MAIL = """
     inbox unsubscribe optout opt-out phishing
     roundcube rainloop snappymail squirrelmail zimbra sogo postfix dovecot exim sendmail
     rspamd mailcow
+    submissions lmtp lmtps tlsrpt smtp-tls-reporting dmarc-reports abuse-reports sieve
+    managesieve
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config) and proxy auto-config files (`pac`), ISATAP (RFC 5214 routers answer as `isatap`),
@@ -184,11 +194,11 @@ _WELL_KNOWN = """
 # XEP-0060 `pubsub`), calendar subscription hosts (`webcal`, `ical`), device enrolment
 # (`enroll`, `enrollment`), `mailbox`, and Tor's names (`tor`, `onion`) (review 41: each was
 # free); and key, storage and web server hosts that are everyday words (`keys`, `storage`,
-# `bucket`, `blob`, `corp`, `apache`, `caddy`: review 42). A conference or a mailbox wiki of
-# something (`conference-2026`, `mailbox-tips`) stays free.
+# `bucket`, `blob`, `corp`, `apache`, `caddy`: review 42; `key`: review 59). A conference or
+# a mailbox wiki of something (`conference-2026`, `mailbox-tips`) stays free.
 _SERVICE_WORDS = """
     http https conference muc pubsub webcal ical enroll enrollment mailbox tor onion
-    keys storage bucket buckets blob blobs corp apache caddy webserver
+    keys storage bucket buckets blob blobs corp apache caddy webserver key
 """
 # Literal values: JSON and JavaScript (null, true, false, undefined, NaN, Infinity, void),
 # Python (None), Go, Ruby and Lua (nil), and YAML 1.1's booleans that fit a slug (yes, off):
@@ -209,7 +219,7 @@ _LITERALS = """
 _IMPERSONATION = """
     robot robots robotwtf robot-wtf otterwiki official staff operator operators moderator
     moderators mod owner platform service services verify verification verified secure trust
-    safety bluesky bsky atproto plc otter-wiki
+    safety bluesky bsky atproto atprotocol at-protocol plc otter-wiki
     pds xrpc did dids handle handles entryway bgs appview labeler labelers ozone firehose
     jetstream feedgen feed-generator
     password passwords passwd reset password-reset reset-password recovery recover

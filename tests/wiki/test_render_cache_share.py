@@ -56,3 +56,35 @@ def test_one_owner_storing_many_renders_keeps_the_others(wiki):
     assert cache.volume() <= cache.size_limit
     latest = [view(wiki, "flood", f"/Flood%20{number}")[1] for number in range(56, 60)]
     assert latest == ["hit"] * 4
+
+
+def test_many_tiny_entries_of_one_owner_take_no_more_than_its_share(tmp_path):
+    """Review 59: an entry's count was its pickled value alone, while each tiny render (a
+    preview's) takes ~300 bytes more in the cache (row, key, tag, indexes): an owner of many
+    held 3.4 times its share. Counted whole, its entries grow the cache by at most its share,
+    and another owner's stay."""
+    from types import SimpleNamespace
+
+    import diskcache
+    from flask import Flask
+    from flask import g
+
+    from app.wiki.otterwiki.render import OWNER_SHARE
+    from app.wiki.otterwiki.render import keep
+
+    cache = diskcache.Cache(
+        str(tmp_path), size_limit=2**20, eviction_policy="least-recently-stored", tag_index=True
+    )
+    owner = lambda did: SimpleNamespace(wiki=SimpleNamespace(owner_did=did))  # noqa: E731
+    with Flask(__name__).test_request_context():
+        g.tenant = owner(VICTIM[0])
+        for number in range(30):  # within its own share
+            keep(cache, f"kept {number}", ("miss", (f"<p>{number}</p>" + "v" * 1000, [], {})))
+        before = cache.volume()
+        g.tenant = owner(FLOODER[0])
+        for number in range(6000):
+            keep(cache, f"{number:064}", ("miss", ("<p>x</p>\n", [], {})))
+        grown = cache.volume() - before
+    assert grown <= cache.size_limit * OWNER_SHARE, grown
+    assert all(cache.get(f"kept {number}") is not None for number in range(30))
+    cache.close()

@@ -34,6 +34,12 @@ class RenderOverBudget(BaseException):
     """
 
 
+class RenderStalled(RenderOverBudget):
+    """A render's step that runs on its own clock (the sanitizer's confined child) was stopped
+    at its deadline having had little of the CPU: the host was busy, or the step held up, so
+    the stop says nothing about the page, and its verdict is kept a short time only."""
+
+
 class SliceOver(BaseException):
     """A slice of a budgeted run (`within_slice`) used its CPU; the run itself goes on.
 
@@ -101,27 +107,27 @@ class _Budget:
         turn = request.environ.get(TURN_KEY) if has_request_context() else None
         # The timer counts this process's CPU only; the turn's watcher counts its git's too.
         limit = turn.cpu_limit(seconds, self._stop_for_children) if turn else nullcontext()
-        stopped = False
+        stop: type[RenderOverBudget] | None = None  # what stopped it, if anything did
         try:
             # Fires again every 50 ms until disarmed, should a bare `except:` swallow the first.
             signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
             with limit:
                 answer = call()
-        except RenderOverBudget:
-            stopped = True
+        except RenderOverBudget as raised:
+            stop = type(raised)  # RenderStalled stays itself: it is no verdict on the page
         except BaseException:
             if not self.children_stopped:
                 raise
-            stopped = True  # git killed under it: whatever it raised, the budget stopped it
+            stop = RenderOverBudget  # git killed under it: whatever it raised, the budget did
         finally:
             self.ending = True  # first: see __init__
             self._disarm()
             signal.signal(signal.SIGPROF, previous)
             self.ending = False
         # With its children stopped it may have read git's cut answer as a whole one.
-        if stopped or self.children_stopped:
+        if stop is not None or self.children_stopped:
             drop_stopped_git()
-            raise RenderOverBudget
+            raise RenderOverBudget if self.children_stopped else stop
         return answer
 
     def _stop_for_children(self) -> None:

@@ -13,6 +13,7 @@ from types import ModuleType
 
 from app.wiki.otterwiki.budget import current_tenant
 from app.wiki.otterwiki.budget import uninterrupted
+from app.wiki.otterwiki.render import last_render_stalled
 
 # The table-of-contents rows this process wrote or found current: (wiki slug, its creation,
 # file name) -> (mtime, toc). A view that finds its row here reads wiki.db not at all: the
@@ -83,6 +84,8 @@ def write_toc_rows_only_when_changed(server: ModuleType) -> None:
     original = otterwiki.helper.update_ftoc_cache
 
     def update_ftoc_cache(filename, ftoc, mtime=None):
+        if last_render_stalled():
+            return  # a busy host's empty table, not the page's (review 59)
         if mtime is None:
             try:
                 mtime = server.storage.mtime(filename)

@@ -38,6 +38,7 @@ from markupsafe import escape
 
 from app.pages.files import head_commit
 from app.wiki.otterwiki.budget import RenderOverBudget
+from app.wiki.otterwiki.budget import RenderStalled
 from app.wiki.otterwiki.budget import current_tenant
 from app.wiki.otterwiki.budget import drop_stopped_git
 from app.wiki.otterwiki.budget import request_stopped
@@ -145,6 +146,15 @@ def note_outcome(outcome: str) -> None:
     g.robot_renders.append(outcome)
 
 
+def last_render_stalled() -> bool:
+    """True when this request's last render stalled (RenderStalled): what it made (its source
+    view, a table of contents of nothing) says nothing about the page, and is not to be kept
+    beyond the render cache's STALLED_SECONDS."""
+    from flask import g
+
+    return has_request_context() and getattr(g, "robot_renders", [None])[-1] == "stalled"
+
+
 # Renders a response's header names at each end; the page index of a large wiki renders one
 # table of contents per page, and named all 10,000 (50 KB of header).
 _HEADER_NOTES = 5
@@ -229,9 +239,13 @@ def short_toc(toc: list) -> list:
     return shortened
 
 
+# Seconds a stalled render's source view is kept (RenderStalled: its sanitizer got too little
+# of the CPU to finish in time): a busy minute, not the page's verdict for good (review 59).
+STALLED_SECONDS = 60
 # Each way a render stops: its outcome (RENDER_HEADER) and what the page says.
 _STOPS = {
     RenderOverBudget: ("over-budget", "took more than {budget:g} s to render"),
+    RenderStalled: ("stalled", "could not be made in time on a busy server; try again shortly"),
     RecursionError: ("too-deep", "nests deeper than the renderer can follow"),
     ParserRejectedMarkup: ("unparsable", "holds markup the HTML parser rejects"),
 }
@@ -276,17 +290,24 @@ def keep(cache, key: str, value, seconds: float | None = None, stopped_too: bool
 # out of the cache in ~20 s (review 54); dropping all of an owner's entries at its share let
 # one anonymous reader empty the owner's cache with old revisions of a page (review 56).
 OWNER_SHARE = 1 / 8
-_HELD = "robot-owner-held:"  # + owner DID: (its current generation, the bytes stored in it)
+_HELD = "robot-owner-held:"  # + owner's tag: (its current generation, the bytes stored in it)
+# Bytes an entry takes in the cache besides its pickled value: its row, key and tag, and their
+# indexes (diskcache 5.6 on SQLite: ~310 measured with these keys and tags). Counting the value
+# alone let an owner of many tiny renders (previews) hold 3.4 times its share (review 59).
+ENTRY_BYTES = 512
 
 
 def _owner_tag(cache, owner: str, size: int) -> str:
-    """The tag (str) to store an entry of `size` bytes (pickled) of `owner`'s wikis under in
-    `cache`: its current generation's, a new one's when the current is full, after which the
-    generation before the last is dropped. Atomic across workers (diskcache's transact); the
-    count is stored again with each entry, so the cache's own eviction (least recently
-    stored) never takes it before the entries it counts. Entries expired or evicted stay
-    counted, so an owner holds at most what its count says."""
+    """The tag (str) to store an entry of `size` bytes (pickled) of `owner`'s wikis (a DID)
+    under in `cache`, counted with ENTRY_BYTES: its current generation's, a new one's when the
+    current is full, after which the generation before the last is dropped. The tag names the
+    owner by a digest: a DID may be long (did:web), and each entry and index holds it. Atomic
+    across workers (diskcache's transact); the count is stored again with each entry, so the
+    cache's own eviction (least recently stored) never takes it before the entries it counts.
+    Entries expired or evicted stay counted, so an owner holds at most what its count says."""
     half_share = cache.size_limit * OWNER_SHARE / 2
+    owner = hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    size += ENTRY_BYTES
     with cache.transact():
         generation, held = cache.get(_HELD + owner, (0, 0))
         full = held + size > half_share and held > 0
@@ -324,6 +345,7 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
             # it, not be kept as this part's verdict while the page goes on (review 39).
             return original(self, text, cursor, **kwargs)
         kwargs = _one_spelling(kwargs, self.env.get("config") or {})
+        cursor = _one_cursor(text, cursor)
         key = render_key(self, text, cursor, kwargs, tenant, version)
         cache, found = cached(tenant, key)
         if found is not None:
@@ -337,13 +359,30 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
         finally:
             _rendering.depth = 0
         note_outcome(outcome)
-        keep(cache, key, (outcome, rendered))
+        keep(cache, key, (outcome, rendered), STALLED_SECONDS if outcome == "stalled" else None)
         return rendered
 
     markdown.robot_render_cache = True
     markdown.__wrapped__ = original
     OtterwikiRenderer.markdown = markdown
     server.app.after_request(_report_renders)
+
+
+def _one_cursor(text: str, cursor):
+    """`cursor` (the editor's line, as the preview's form sent it: any str, or None) as the
+    one value for the line Otterwiki's markdown (2.26.1) puts the cursor on: it reads
+    `int(cursor) + 1` (0 when that is no number), at most the text's last line, and a line of
+    0 or less is one place. Every other spelling was one more render and entry (review 59:
+    `cursor_line=abc`, `99999999999`, ...). None stays None: no cursor."""
+    if cursor is None:
+        return None
+    try:
+        line = int(cursor) + 1
+    except (TypeError, ValueError):
+        line = 0
+    if line > 0:  # Otterwiki's text: a newline added when it ends without one
+        line = min(line, len((text if text.endswith("\n") else text + "\n").splitlines()) - 1)
+    return max(line, 0) - 1
 
 
 def _one_spelling(kwargs: dict, config) -> dict:

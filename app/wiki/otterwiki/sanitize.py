@@ -18,6 +18,7 @@ from bs4 import ParserRejectedMarkup
 from markupsafe import escape
 
 from app.wiki.otterwiki.budget import RenderOverBudget
+from app.wiki.otterwiki.budget import RenderStalled
 from app.wiki.otterwiki.budget import budgeted
 from app.wiki.otterwiki.budget import uninterrupted
 
@@ -270,7 +271,8 @@ def surely_cheap(html: str) -> bool:
 
 def _clean_confined(html: str) -> str | None:
     """nh3's answer for `html` from a confined child, or None when it ran out of time or
-    memory (or failed)."""
+    memory (or failed). Raises RenderStalled when it was stopped at its deadline having had
+    little of the CPU (Ending.STARVED): a busy host's stop, no verdict on `html`."""
     from app.core.confined import Ending
     from app.core.confined import run_confined
 
@@ -284,6 +286,8 @@ def _clean_confined(html: str) -> str | None:
 
     pieces: list[str | None] = []
     ending = run_confined(produce, pieces.append, SANITIZE_SECONDS, SANITIZE_MEMORY_BYTES)
+    if ending is Ending.STARVED:
+        raise RenderStalled
     if ending is not Ending.FINISHED or None in pieces:
         return None
     return "".join(pieces)
@@ -302,7 +306,10 @@ def sanitize_html(html: str) -> str:
     clean HTML grows past MAX_GROWTH times its length (html5ever's remade formatting elements),
     comes back escaped, as text.
     """
-    cleaned = _sanitized(html)
+    try:
+        cleaned = _sanitized(html)
+    except RenderStalled:
+        cleaned = None
     return _as_text(html) if cleaned is None else cleaned
 
 
@@ -389,7 +396,12 @@ def _sanitize_markdown_output(renderer_class: type) -> None:
             html, toc, requirements = original(self, text, cursor, **kwargs)
         finally:
             _rendering.depth = 0
-        cleaned = _sanitized(html)
+        try:
+            cleaned = _sanitized(html)
+        except RenderStalled:
+            if budgeted():
+                raise  # the render cache keeps its source view a short time only
+            cleaned = None
         if cleaned is not None:
             return cleaned, toc, requirements
         if budgeted():
@@ -422,9 +434,14 @@ def _sanitize_menu_icons() -> None:
             cleaned = kept.get(key)
         if cleaned is None:
             try:
-                cleaned = sanitize_html(original(html, *args, **kwargs))
+                made = original(html, *args, **kwargs)
+                cleaned = _sanitized(made)
             except ParserRejectedMarkup:  # Otterwiki's html.parser refused it (`<![a`)
                 cleaned = str(escape(html))
+            except RenderStalled:  # a busy host's stop: escaped this once, not kept
+                return _as_text(made)
+            if cleaned is None:
+                cleaned = _as_text(made)
             with lock:
                 kept[key] = cleaned
                 while len(kept) > MENU_ICONS_KEPT:

@@ -114,27 +114,49 @@ def _named(tenant, name: str, value) -> str:
 def _query_read(tenant) -> list:
     """What this request's view reads besides its URL arguments, as Otterwiki 2.26.1 reads
     it, and nothing else: the rest of a query or form changes nothing, and a key of the whole
-    query let `?x=1`, `?x=2` ... cost the whole limit each (reviews 52, 56, 57).
+    query let `?x=1`, `?x=2` ... cost the whole limit each (reviews 52, 56, 57), while a key
+    missing what it reads put one costly variant's 503 on the cheap one (review 59: the
+    side-by-side diff's on the inline diff).
     - view: the image sizes (from the query or a form, as whole numbers: Otterwiki's
       int_or_None, so `?width=abc`, `?width=1.0` and none are one view), whether the editor
       is asked (`edit`), and the revision (as its commit);
     - source: whether `raw` is in the query;
+    - diff: inline or side by side, from `?view` or else the session (Page.diff);
+    - preview: the posted text (its digest) and the cursor's line;
     - search: its form's query and options (each as == "y"), never the URL's."""
     from otterwiki.util import int_or_None
 
     values, form = request.values, request.form
-    if request.endpoint == "view":
+    endpoint = request.endpoint
+    if endpoint == "view":
         revision = values.get("revision")
         return [
             *((name, name in values, int_or_None(values.get(name))) for name in _IMAGE_SIZES),
             ("edit", "edit" in values),
             ("revision", None if revision is None else _commit_named(tenant, revision)),
         ]
-    if request.endpoint == "source":
+    if endpoint == "source":
         return [("raw", "raw" in request.args)]
-    if request.endpoint == "search":
+    if endpoint == "diff":
+        return [("view", _diff_view())]
+    if endpoint == "preview":
+        text = form.get("content", "").encode("utf-8", "surrogatepass")
+        return [hashlib.sha256(text).hexdigest(), form.get("cursor_line")]
+    if endpoint == "search":
         return [form.get("query"), *(form.get(name) == "y" for name in _SEARCH_OPTIONS)]
     return []
+
+
+def _diff_view() -> str:
+    """How Otterwiki's diff view (Page.diff, 2.26.1) lays this request's diff out: `?view`
+    when it names a layout, else the one the session remembers, else inline."""
+    from flask import session
+    from otterwiki.wiki import DIFF_VIEWS
+
+    for asked in (request.args.get("view"), session.get("diff_view")):
+        if asked in DIFF_VIEWS:
+            return asked
+    return DIFF_VIEWS[0]
 
 
 # The URL arguments of Otterwiki's views that name a revision.
