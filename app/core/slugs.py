@@ -34,6 +34,8 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # `otlp` collectors, `ads`, `adserver`), IPFS gateways (`ipfs`, `ipns`, `dnslink`), and the
 # names of files a site serves at its root that crawlers ask for (`favicon`, humans.txt,
 # ads.txt and app-ads.txt, sellers.json) (review 59: ipfs, favicon, humans ... were free).
+# Databases, message brokers and cluster services by their software's name, beside `redis`
+# and `elasticsearch` (review 60: mysql, postgres, kafka, consul ... were free).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -68,6 +70,8 @@ _SERVICE_HOSTS = """
     load-balancer firewall nginx traefik haproxy
     telemetry otel otlp ads adserver ipfs ipns dnslink favicon humans ads-txt app-ads sellers
     hostname
+    mysql postgres postgresql mariadb mongodb mongo mqtt amqp rabbitmq kafka etcd consul nomad
+    memcached elastic rundeck
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -227,6 +231,7 @@ _IMPERSONATION = """
     confirm-email notification notifications notify notice notices alert alerts security-alert
     security-alerts helpdesk help-desk servicedesk service-desk customer-support
     customer-service customer-care security-team abuse-desk trust-and-safety twofactor 2fa mfa
+    logon log-on
     otp totp passkey passkeys unlock suspended suspension appeal appeals
     wallet wallets invoice invoices checkout
     did-web did-plc did-key client-metadata oauth-client-metadata client-id

@@ -52,6 +52,18 @@ CONTENT = [
         f"{FENCE}mermaid\nsequenceDiagram\nA->>B: <img src=x onerror=@JS@>\n{FENCE}",
     ),
     ("mermaid-breakout", f"{FENCE}mermaid\n</pre><script>@JS@</script>\n{FENCE}"),
+    # Review 60: a diagram's own config wrote CSS into its SVG (fetches on every view).
+    (
+        "mermaid-init-theme-css",
+        f'{FENCE}mermaid\n%%{{init: {{"themeCSS": "@import url(@URL@);", '
+        f'"fontFamily": "x;background:url(@URL@)"}}}}%%\ngraph TD\nA --> B\n{FENCE}',
+    ),
+    (
+        "mermaid-init-theme-variables",
+        f'{FENCE}mermaid\n%%{{init: {{"themeVariables": {{"primaryColor": '
+        f'"red;background:url(@URL@)", "fontFamily": "x;background:url(@URL@)"}}, '
+        f'"altFontFamily": "y;background:url(@URL@)"}}}}%%\ngraph TD\nA --> B\n{FENCE}',
+    ),
     # Review 55: label text of more diagram kinds that mermaid's sanitizer parses as HTML.
     (
         "mermaid-markdown-label",

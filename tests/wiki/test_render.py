@@ -535,8 +535,13 @@ def test_a_verdict_is_kept_for_one_size_of_an_image_only(wiki):
     assert key(f"{diff}?view=side-by-side") == key(diff, session=side_by_side) != key(diff)
     assert key(f"{diff}?view=inline", session=side_by_side) == key(diff)
     # ... and a preview's text and cursor: one costly text's verdict is no other text's.
-    previews = [{"content": "a"}, {"content": "b"}, {"content": "a", "cursor_line": "3"}]
-    assert len({key("/Home/preview", "POST", form) for form in previews}) == 3
+    previews = [{"content": "a\nb"}, {"content": "b"}, {"content": "a\nb", "cursor_line": "0"}]
+    assert len({key("/Home/preview", "POST", form) for form in previews + [{}]}) == 4
+    # Review 60: no text (the page's) is not the empty text; a cursor is keyed by its line.
+    assert key("/Home/preview", "POST", {"content": ""}) != key("/Home/preview", "POST", {})
+    assert key("/Home/preview") == key("/Home/preview", "POST", {})
+    one_line = [{"content": "a", "cursor_line": c} for c in ("1", "7", "abc", "99")]
+    assert len({key("/Home/preview", "POST", form) for form in one_line}) == 1
 
 
 def test_a_costly_diff_layout_leaves_the_other_layout_served(wiki, monkeypatch):
@@ -570,15 +575,24 @@ def test_a_costly_diff_layout_leaves_the_other_layout_served(wiki, monkeypatch):
 def test_a_sanitizer_stalled_on_a_busy_host_is_no_verdict_on_the_page(wiki, monkeypatch):
     """Review 59: a page sanitized in a confined child that got no CPU for its 2 s (a busy
     host; here the child sleeps) was kept as its source view for good, for everyone. A stall
-    is kept STALLED_SECONDS only, and the next view after renders the page."""
+    is kept STALLED_SECONDS only (twice that after another), and the next view after renders
+    the page."""
     from app.wiki.otterwiki import render
     from app.wiki.otterwiki import sanitize
 
     content = "<p>x</p>\n" * 1600 + "# Heading\n"  # too many tags to be surely cheap
     assert not sanitize.surely_cheap(content)
     put(wiki, "beta", "Stalled", content)
-    clean = sanitize._clean
+    from app.core import confined
+
+    clean, run_confined, runs = sanitize._clean, confined.run_confined, []
+
+    def counted(*args):
+        runs.append(1)
+        return run_confined(*args)
+
     with monkeypatch.context() as patch:
+        patch.setattr(confined, "run_confined", counted)
         patch.setattr(sanitize, "SANITIZE_SECONDS", 0.5)
         patch.setattr(sanitize, "_clean", lambda html: time.sleep(5) or clean(html))
         patch.setattr(render, "STALLED_SECONDS", 1)
@@ -586,7 +600,14 @@ def test_a_sanitizer_stalled_on_a_busy_host_is_no_verdict_on_the_page(wiki, monk
         assert (stalled.status_code, outcome) == (200, "stalled")
         assert "busy server" in stalled.get_data(as_text=True)
         assert view(wiki, "beta", "/Stalled")[1] == "stalled"  # kept, a short time
-        time.sleep(1.2)
+        assert len(runs) == 1
+        time.sleep(1.1)
+        assert view(wiki, "beta", "/Stalled")[1] == "stalled"  # tried again: it stalls again
+        assert len(runs) == 2
+        time.sleep(1.1)
+        assert view(wiki, "beta", "/Stalled")[1] == "stalled"  # ... and is kept twice as long
+        assert len(runs) == 2
+        time.sleep(1.1)
     response, outcome = view(wiki, "beta", "/Stalled")
     assert (response.status_code, outcome) == (200, "miss")
     assert response.get_data(as_text=True).count("<p>x</p>") == 1600
@@ -595,13 +616,13 @@ def test_a_sanitizer_stalled_on_a_busy_host_is_no_verdict_on_the_page(wiki, monk
 
 def test_a_cursor_renders_as_the_line_otterwiki_puts_it_on():
     """The render key holds the preview's cursor as the line Otterwiki's markdown puts it on
-    (render._one_cursor), and a render from that value is the render from the value sent."""
+    (render.one_cursor), and a render from that value is the render from the value sent."""
     from hypothesis import given
     from hypothesis import settings
     from hypothesis import strategies as st
     from otterwiki.renderer import render as renderer
 
-    from app.wiki.otterwiki.render import _one_cursor
+    from app.wiki.otterwiki.render import one_cursor
 
     lines = st.lists(
         st.sampled_from(["", "text", "# Head", "- item", "```", "| a |", "[[Link]]", "\r"]),
@@ -618,7 +639,7 @@ def test_a_cursor_renders_as_the_line_otterwiki_puts_it_on():
     @given(lines, endings, cursors)
     def check(parts, ending, cursor):
         text = ending.join(parts)
-        one = _one_cursor(text, cursor)
+        one = one_cursor(text, cursor)
         assert renderer.markdown(text, cursor=one) == renderer.markdown(text, cursor=cursor)
 
     check()

@@ -84,9 +84,12 @@ TEMPLATE_ADDITIONS = (
         "snippets/renderer_js.html",
         "theme: theme,",
         "theme: theme, securityLevel: 'strict', htmlLabels: false, flowchart: {htmlLabels: false},"
-        # A diagram's own `%%{init: ...}%%` may not change these (mermaid's `secure` list).
+        # A diagram's own `%%{init: ...}%%` may not change these (mermaid's `secure` list):
+        # the CSS a diagram writes into its SVG (themeCSS, fonts and theme variables wrote
+        # `url(...)` fetches on every view, review 60), nor DOMPurify's settings.
         " secure: ['secure', 'securityLevel', 'startOnLoad', 'maxTextSize',"
-        " 'suppressErrorRendering', 'maxEdges', 'htmlLabels', 'flowchart'],",
+        " 'suppressErrorRendering', 'maxEdges', 'htmlLabels', 'flowchart', 'themeCSS',"
+        " 'fontFamily', 'altFontFamily', 'themeVariables', 'dompurifyConfig'],",
     ),
     ("snippets/renderer_js.html", "        mermaid.initialize({", MERMAID_TAGS_AS_TEXT),
     ACCOUNT_MENU,  # the platform's account instead of Otterwiki's login and settings links

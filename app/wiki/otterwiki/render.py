@@ -241,7 +241,10 @@ def short_toc(toc: list) -> list:
 
 # Seconds a stalled render's source view is kept (RenderStalled: its sanitizer got too little
 # of the CPU to finish in time): a busy minute, not the page's verdict for good (review 59).
+# Each stall of the same render within STALLS_REMEMBERED seconds keeps it twice as long as the
+# last, up to that: a page that stalls on every try costs a few tries a day, not one a minute.
 STALLED_SECONDS = 60
+STALLS_REMEMBERED = 24 * 3600
 # Each way a render stops: its outcome (RENDER_HEADER) and what the page says.
 _STOPS = {
     RenderOverBudget: ("over-budget", "took more than {budget:g} s to render"),
@@ -345,7 +348,7 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
             # it, not be kept as this part's verdict while the page goes on (review 39).
             return original(self, text, cursor, **kwargs)
         kwargs = _one_spelling(kwargs, self.env.get("config") or {})
-        cursor = _one_cursor(text, cursor)
+        cursor = one_cursor(text, cursor)
         key = render_key(self, text, cursor, kwargs, tenant, version)
         cache, found = cached(tenant, key)
         if found is not None:
@@ -359,7 +362,12 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
         finally:
             _rendering.depth = 0
         note_outcome(outcome)
-        keep(cache, key, (outcome, rendered), STALLED_SECONDS if outcome == "stalled" else None)
+        keep(
+            cache,
+            key,
+            (outcome, rendered),
+            _stalled_for(cache, key) if outcome == "stalled" else None,
+        )
         return rendered
 
     markdown.robot_render_cache = True
@@ -368,7 +376,17 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
     server.app.after_request(_report_renders)
 
 
-def _one_cursor(text: str, cursor):
+def _stalled_for(cache, key: str) -> float:
+    """Seconds to keep the stalled render under `key` (a render key) in `cache`: STALLED_SECONDS,
+    doubled for each stall of it remembered (STALLS_REMEMBERED), at most that; this stall is
+    remembered too."""
+    _, stalls = cached(current_tenant(), key + ":stalls")
+    stalls = stalls if isinstance(stalls, int) else 0
+    keep(cache, key + ":stalls", stalls + 1, STALLS_REMEMBERED)
+    return min(STALLED_SECONDS * 2**stalls, STALLS_REMEMBERED)
+
+
+def one_cursor(text: str, cursor):
     """`cursor` (the editor's line, as the preview's form sent it: any str, or None) as the
     one value for the line Otterwiki's markdown (2.26.1) puts the cursor on: it reads
     `int(cursor) + 1` (0 when that is no number), at most the text's last line, and a line of

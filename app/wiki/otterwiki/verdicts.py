@@ -23,6 +23,7 @@ from app.wiki.otterwiki.render import RENDER_VERSION
 from app.wiki.otterwiki.render import cached
 from app.wiki.otterwiki.render import keep
 from app.wiki.otterwiki.render import note_outcome
+from app.wiki.otterwiki.render import one_cursor
 
 log = logging.getLogger("robot.wiki.verdicts")
 
@@ -122,7 +123,7 @@ def _query_read(tenant) -> list:
       is asked (`edit`), and the revision (as its commit);
     - source: whether `raw` is in the query;
     - diff: inline or side by side, from `?view` or else the session (Page.diff);
-    - preview: the posted text (its digest) and the cursor's line;
+    - preview: the posted text (its digest; none: the page's own) and the cursor's line;
     - search: its form's query and options (each as == "y"), never the URL's."""
     from otterwiki.util import int_or_None
 
@@ -139,9 +140,12 @@ def _query_read(tenant) -> list:
         return [("raw", "raw" in request.args)]
     if endpoint == "diff":
         return [("view", _diff_view())]
-    if endpoint == "preview":
-        text = form.get("content", "").encode("utf-8", "surrogatepass")
-        return [hashlib.sha256(text).hexdigest(), form.get("cursor_line")]
+    if endpoint == "preview":  # no text: the page's own; else the text sent, and its cursor
+        text = form.get("content")
+        if text is None:
+            return [None]
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return [digest, one_cursor(text, form.get("cursor_line"))]
     if endpoint == "search":
         return [form.get("query"), *(form.get(name) == "y" for name in _SEARCH_OPTIONS)]
     return []
