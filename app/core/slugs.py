@@ -35,7 +35,13 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # names of files a site serves at its root that crawlers ask for (`favicon`, humans.txt,
 # ads.txt and app-ads.txt, sellers.json) (review 59: ipfs, favicon, humans ... were free).
 # Databases, message brokers and cluster services by their software's name, beside `redis`
-# and `elasticsearch` (review 60: mysql, postgres, kafka, consul ... were free).
+# and `elasticsearch` (review 60: mysql, postgres, kafka, consul ... were free). Sign-in
+# standards and providers (WebAuthn, FIDO, Authentik, Shibboleth ...), the fediverse's
+# discovery and software, time and RPC services, server management controllers (BMC, iLO,
+# vCenter, Proxmox), CDNs, payment and analytics services, code and package hosts (Forgejo,
+# Bitbucket, ghcr, Go's module proxy and checksum database), self-hosted suites, VPN
+# coordinators and resolvers, and AI services a platform could front (review 61: each was
+# free).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -72,6 +78,10 @@ _SERVICE_HOSTS = """
     hostname
     mysql postgres postgresql mariadb mongodb mongo mqtt amqp rabbitmq kafka etcd consul nomad
     memcached elastic rundeck
+    webauthn fido u2f activitypub fediverse mastodon sitemaps grpc sse ptp timeserver
+    bmc ilo vcenter esxi proxmox cloudflare akamai fastly stripe paypal matomo plausible umami
+    authentik authelia shibboleth forgejo bitbucket ghcr quay artifactory goproxy sumdb
+    nextcloud pgadmin coturn synapse tailscale headscale unbound openai chatgpt llm
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements

@@ -58,6 +58,36 @@ CONTENT = [
         f'{FENCE}mermaid\n%%{{init: {{"themeCSS": "@import url(@URL@);", '
         f'"fontFamily": "x;background:url(@URL@)"}}}}%%\ngraph TD\nA --> B\n{FENCE}',
     ),
+    # Review 61: style statements write their CSS into the diagram's style too; by escapes
+    # and mermaid's own entities (`#40;` is `(`) as well.
+    (
+        "mermaid-state-classdef-url",
+        f"{FENCE}mermaid\nstateDiagram-v2\nclassDef bad fill:url(@URL@)\n[*] --> A\n"
+        f"class A bad\n{FENCE}",
+    ),
+    (
+        "mermaid-class-style-url",
+        f"{FENCE}mermaid\nclassDiagram\nclass Aa\nstyle Aa fill:url(@URL@)\n{FENCE}",
+    ),
+    (
+        "mermaid-class-classdef-url",
+        f"{FENCE}mermaid\nclassDiagram\nclass Aa:::bad\nclassDef bad fill:url(@URL@)\n{FENCE}",
+    ),
+    (
+        "mermaid-block-style-url",
+        f"{FENCE}mermaid\nblock-beta\ncolumns 2\nA B\nclassDef bad fill:url(@URL@)\nclass A bad\n"
+        f"style B fill:url(@URL@)\n{FENCE}",
+    ),
+    (
+        "mermaid-style-escaped-url",
+        f"{FENCE}mermaid\nclassDiagram\nclass Aa\nclass Bb\nstyle Aa fill:\\75 rl(@URL@)\n"
+        f"style Bb fill:u\\rl(@URL@)\n{FENCE}",
+    ),
+    (
+        "mermaid-style-entity-url",
+        f"{FENCE}mermaid\nclassDiagram\nclass Aa\nclass Bb\nstyle Aa fill#58;url#40;@URL@)\n"
+        f"style Bb fill:#117;rl(@URL@);\n{FENCE}",
+    ),
     (
         "mermaid-init-theme-variables",
         f'{FENCE}mermaid\n%%{{init: {{"themeVariables": {{"primaryColor": '

@@ -342,3 +342,25 @@ def test_math_and_mermaid_still_render(site, browser):
     typeset = "return document.querySelectorAll('article.page mjx-container').length;"
     assert browser.script(typeset) > 10
     assert browser.script("return !!document.querySelector('article.page pre.mermaid svg');")
+
+
+def test_styled_diagrams_keep_their_colours(site, browser):
+    """The style statements' rewrite (csp.py, review 61) leaves every colour and width a
+    diagram sets, in a `classDef`, a `style` and a class diagram's `style`, `;`-ended or not."""
+    diagrams = (
+        "```mermaid\ngraph TD\nA --> B\nclassDef green fill:#9f6,stroke:#333,stroke-width:2px;\n"
+        "class A green\nstyle B fill:#f00\n```\n\n"
+        "```mermaid\nclassDiagram\nclass Cc\nstyle Cc fill:#00f\n```\n"
+    )
+    _put(site["api"], "Styled Diagrams", diagrams, "Diagrams with colours")
+    browser.get(_url(site, "/Styled%20Diagrams"))
+    _settle(browser)
+    fills = browser.script(
+        "return [...document.querySelectorAll('article.page pre.mermaid svg')].map((svg) =>"
+        " [...svg.querySelectorAll('rect, polygon, path')].map((shape) =>"
+        " getComputedStyle(shape).fill));"
+    )
+    assert len(fills) == 2
+    assert "rgb(153, 255, 102)" in fills[0] and "rgb(255, 0, 0)" in fills[0], fills[0]
+    assert "rgb(0, 0, 255)" in fills[1], fills[1]
+    assert browser.script("return window.robotViolations;") == []

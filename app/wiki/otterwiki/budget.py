@@ -197,6 +197,14 @@ def request_stopped() -> bool:
     return has_request_context() and request.environ.get(STOPPED) is not None
 
 
+def request_lowered() -> bool:
+    """True in a wiki's request that its turn runs lowered (app.wiki.turns: SCHED_IDLE at
+    nice 19, after its own CPU or its pool's debt): what it forks runs so too, and gets
+    nothing of a busy host."""
+    turn = request.environ.get(TURN_KEY) if has_request_context() else None
+    return bool(turn is not None and turn.lowered)
+
+
 def drop_stopped_git(kill: bool = True) -> None:
     """After a stop anywhere in the request's code: with `kill`, kill the git processes the
     request started that still run (a read stopped mid-answer drops its Popen, its git left

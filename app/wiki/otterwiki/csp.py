@@ -47,11 +47,30 @@ RENDERED_HANDLERS = {
 # parses as a script-src-attr violation, so a hostile diagram filled the console with them
 # (reviews 47 and 55). Before each run, the `<` of every tag that could hold attributes (a
 # name, then a blank or `/`) is written as mermaid's own entity `#lt;`, shown as `<`; `<br>`
-# and annotations (`<<interface>>`, unless a word starts with "on") stay as they were. Each
-# source is kept: Otterwiki draws the editor's Markdown help again on each opening, and mermaid
-# would read the drawn SVG as the diagram.
-MERMAID_TAGS_AS_TEXT = r"""        const tagWithAttributes =
+# and annotations (`<<interface>>`, unless a word starts with "on") stay as they were.
+# And the CSS of a diagram's style statements (classDef, style, linkStyle: mermaid writes
+# them into the SVG's style, unchecked in state, class and block diagrams) calls no function
+# that fetches: url() and its kind, or any function whose name is written with CSS escapes
+# (`\75 rl(` is `url(`), get a word joiner (U+2060) before their `(`, which makes them no CSS
+# function the browser knows (review 61: `classDef x fill:url(...)` fetched on every view).
+# Mermaid's own entities (`#40;` is `(`, `#117;` is `u`) would spell them after that check, so
+# in those statements none is left: mermaid's encodeEntities (12.2.0) first drops the last
+# `;` of a line where a colour could end (done here first, as it does), then takes every
+# `#name;` for an entity; each of those gets the word joiner after its `#`.
+# Each source is kept: Otterwiki draws the editor's Markdown help again on each opening, and
+# mermaid would read the drawn SVG as the diagram.
+MERMAID_SOURCE_AS_TEXT = r"""        const tagWithAttributes =
             /<(?=[A-Za-z][^\s\/>]*[\s\/])(?!br\s*\/?>)(?!(?<=<<)(?![\w -]*[\s-]on)[\w -]*>>)/gi;
+        const styleStatement = /\b(?:classDef|style|linkStyle)\b[^\n]*/gi;
+        const cssEscape = String.raw`\\(?:[0-9a-fA-F]{1,6}[ \t\r\f\n]?|[^\n\r\f0-9a-fA-F])`;
+        const cssFunctionName =
+            new RegExp(String.raw`(?:[\w\u0080-\uffff-]|${cssEscape})+(?=\()`, 'g');
+        const fetching = /^(?:-webkit-)?(?:url|src|image|image-set|cross-fade)$/i;
+        const noFetch = (statement) => statement
+            .replace(/#(?=\w+;)/g, '#\u2060')
+            .replace(cssFunctionName, (name) =>
+                name.includes('\\') || fetching.test(name) ? name + '\u2060' : name);
+        const lastSemicolonDropped = [/style.*:\S*#.*;/g, /classDef.*:\S*#.*;/g];
         const diagramSources = new WeakMap();  // each drawn diagram's source, to draw again
         const runDiagrams = mermaid.run;
         mermaid.run = function (options) {
@@ -60,8 +79,13 @@ MERMAID_TAGS_AS_TEXT = r"""        const tagWithAttributes =
             for (const node of nodes) {
                 if (!node.getAttribute('data-processed')) {
                     if (!diagramSources.has(node)) {
-                        diagramSources.set(
-                            node, node.textContent.replace(tagWithAttributes, '#lt;'));
+                        let source = node.textContent;
+                        for (const line of lastSemicolonDropped) {
+                            source = source.replace(line, (text) => text.slice(0, -1));
+                        }
+                        diagramSources.set(node, source
+                            .replace(styleStatement, noFetch)
+                            .replace(tagWithAttributes, '#lt;'));
                     }
                     node.textContent = diagramSources.get(node);
                 }
@@ -91,7 +115,7 @@ TEMPLATE_ADDITIONS = (
         " 'suppressErrorRendering', 'maxEdges', 'htmlLabels', 'flowchart', 'themeCSS',"
         " 'fontFamily', 'altFontFamily', 'themeVariables', 'dompurifyConfig'],",
     ),
-    ("snippets/renderer_js.html", "        mermaid.initialize({", MERMAID_TAGS_AS_TEXT),
+    ("snippets/renderer_js.html", "        mermaid.initialize({", MERMAID_SOURCE_AS_TEXT),
     ACCOUNT_MENU,  # the platform's account instead of Otterwiki's login and settings links
     *MANAGED_MENU,  # no menu entries for the admin pages the platform decides
     *MERGING_EDITOR,  # the editor's save sends its revision; a conflict is shown to resolve

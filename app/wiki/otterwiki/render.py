@@ -41,6 +41,7 @@ from app.wiki.otterwiki.budget import RenderOverBudget
 from app.wiki.otterwiki.budget import RenderStalled
 from app.wiki.otterwiki.budget import current_tenant
 from app.wiki.otterwiki.budget import drop_stopped_git
+from app.wiki.otterwiki.budget import request_lowered
 from app.wiki.otterwiki.budget import request_stopped
 from app.wiki.otterwiki.budget import run_budgeted
 from app.wiki.otterwiki.budget import uninterrupted
@@ -242,8 +243,12 @@ def short_toc(toc: list) -> list:
 # Seconds a stalled render's source view is kept (RenderStalled: its sanitizer got too little
 # of the CPU to finish in time): a busy minute, not the page's verdict for good (review 59).
 # Each stall of the same render within STALLS_REMEMBERED seconds keeps it twice as long as the
-# last, up to that: a page that stalls on every try costs a few tries a day, not one a minute.
+# last, up to STALLED_MAX_SECONDS: a page that stalls on every try costs a try an hour, not one
+# a minute (review 60). A stall in a lowered request (SCHED_IDLE: its child gets nothing of a
+# busy host, and a visitor can lower the visitors' pool) is shown to that request only, and
+# counts no stall (review 61: kept, it held another owner's page as source for hours).
 STALLED_SECONDS = 60
+STALLED_MAX_SECONDS = 3600
 STALLS_REMEMBERED = 24 * 3600
 # Each way a render stops: its outcome (RENDER_HEADER) and what the page says.
 _STOPS = {
@@ -362,12 +367,10 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
         finally:
             _rendering.depth = 0
         note_outcome(outcome)
-        keep(
-            cache,
-            key,
-            (outcome, rendered),
-            _stalled_for(cache, key) if outcome == "stalled" else None,
-        )
+        if outcome != "stalled":
+            keep(cache, key, (outcome, rendered))
+        elif not request_lowered():
+            keep(cache, key, (outcome, rendered), _stalled_for(cache, key))
         return rendered
 
     markdown.robot_render_cache = True
@@ -378,12 +381,12 @@ def install_render_cache(server: ModuleType, extra_version: str = "") -> None:
 
 def _stalled_for(cache, key: str) -> float:
     """Seconds to keep the stalled render under `key` (a render key) in `cache`: STALLED_SECONDS,
-    doubled for each stall of it remembered (STALLS_REMEMBERED), at most that; this stall is
-    remembered too."""
+    doubled for each stall of it remembered (STALLS_REMEMBERED), at most STALLED_MAX_SECONDS;
+    this stall is remembered too."""
     _, stalls = cached(current_tenant(), key + ":stalls")
     stalls = stalls if isinstance(stalls, int) else 0
     keep(cache, key + ":stalls", stalls + 1, STALLS_REMEMBERED)
-    return min(STALLED_SECONDS * 2**stalls, STALLS_REMEMBERED)
+    return min(STALLED_SECONDS * 2 ** min(stalls, 32), STALLED_MAX_SECONDS)
 
 
 def one_cursor(text: str, cursor):

@@ -102,14 +102,19 @@ def verdict_key(tenant, view: str | None = None) -> str:
 def _named(tenant, name: str, value) -> str:
     """What a URL argument names, as the view opens it: a revision as its commit, a page's
     path as Otterwiki's sanitize_pagename makes it (no `.md`, no doubled or trailing slash),
-    case-folded, anything else case-folded."""
+    case-folded where the wiki folds page names' case (RETAIN_PAGE_NAME_CASE off), anything
+    else as written: a search's query, an attachment's name (review 61: two regular
+    expressions that differ by case, `\\D` and `\\d`, were one key, so a costly one's 503
+    answered the cheap one)."""
+    from flask import current_app
     from otterwiki.util import sanitize_pagename
 
     if name in _REVISION_ARGS:
         return _commit_named(tenant, value)
     if name in _PAGE_ARGS:
-        return sanitize_pagename(str(value), handle_md=True).casefold()
-    return str(value).casefold()
+        path = sanitize_pagename(str(value), handle_md=True)
+        return path if current_app.config.get("RETAIN_PAGE_NAME_CASE") else path.casefold()
+    return str(value)
 
 
 def _query_read(tenant) -> list:
@@ -124,7 +129,8 @@ def _query_read(tenant) -> list:
     - source: whether `raw` is in the query;
     - diff: inline or side by side, from `?view` or else the session (Page.diff);
     - preview: the posted text (its digest; none: the page's own) and the cursor's line;
-    - search: its form's query and options (each as == "y"), never the URL's."""
+    - search: its form's query (unless the URL names one) and options (each as == "y"),
+      never the URL's query string."""
     from otterwiki.util import int_or_None
 
     values, form = request.values, request.form
@@ -146,8 +152,9 @@ def _query_read(tenant) -> list:
             return [None]
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         return [digest, one_cursor(text, form.get("cursor_line"))]
-    if endpoint == "search":
-        return [form.get("query"), *(form.get(name) == "y" for name in _SEARCH_OPTIONS)]
+    if endpoint == "search":  # the form's query where the URL has none
+        asked = None if "query" in (request.view_args or {}) else form.get("query")
+        return [asked, *(form.get(name) == "y" for name in _SEARCH_OPTIONS)]
     return []
 
 
