@@ -88,6 +88,32 @@ CONTENT = [
         f"{FENCE}mermaid\nclassDiagram\nclass Aa\nclass Bb\nstyle Aa fill#58;url#40;@URL@)\n"
         f"style Bb fill:#117;rl(@URL@);\n{FENCE}",
     ),
+    # Review 62: what mermaid's own reading joins or decodes: a directive it removes
+    # mid-line or across lines, its entity markers typed as text, a `;` it drops; and a
+    # sequence's `rect` colour, written into a fill attribute.
+    (
+        "mermaid-directive-splice",
+        f"{FENCE}mermaid\nclassDiagram\nclass Aa\nstyle Aa fill:u%%{{x}}%%rl(@URL@)\n{FENCE}",
+    ),
+    (
+        "mermaid-directive-lines-splice",
+        f"{FENCE}mermaid\nstateDiagram-v2\nclassDef bad fill:u%%{{init:\n}}%%rl(@URL@)\n"
+        f"[*] --> A\nclass A bad\n{FENCE}",
+    ),
+    (
+        "mermaid-entity-markers",
+        f"{FENCE}mermaid\nclassDiagram\nclass Aa\nclass Bb\n"
+        f"style Aa fill:url\ufb02\u00b0\u00b040\u00b6\u00df@URL@)\n"
+        f"style Bb fill:\ufb02\u00b0\u00b0117\u00b6\u00dfrl(@URL@)\n{FENCE}",
+    ),
+    (
+        "mermaid-dropped-semicolon",
+        f"{FENCE}mermaid\nclassDiagram\nclass Aa\nstyle Aa fill:#f00,stroke:url;(@URL@)\n{FENCE}",
+    ),
+    (
+        "mermaid-sequence-rect",
+        f"{FENCE}mermaid\nsequenceDiagram\nrect url(@URL@)\nA->>B: hi\nend\n{FENCE}",
+    ),
     (
         "mermaid-init-theme-variables",
         f'{FENCE}mermaid\n%%{{init: {{"themeVariables": {{"primaryColor": '

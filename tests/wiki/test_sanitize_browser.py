@@ -11,6 +11,7 @@ the rendered content (after MathJax and mermaid ran) looks for handlers and scri
 from __future__ import annotations
 
 import http.server
+import re
 import subprocess
 import threading
 import time
@@ -344,23 +345,51 @@ def test_math_and_mermaid_still_render(site, browser):
     assert browser.script("return !!document.querySelector('article.page pre.mermaid svg');")
 
 
+def _drawn(site, browser, page: str, diagrams: str, of_each_svg: str) -> list:
+    """Write `diagrams` (Markdown) to `page`, open it, and return `of_each_svg` (a JavaScript
+    expression of `svg`) for each drawn diagram of the article; no policy may be tripped."""
+    _put(site["api"], page, diagrams, f"Diagrams of {page}")
+    browser.get(_url(site, f"/{_path(page)}"))
+    _settle(browser)
+    found = browser.script(
+        "return [...document.querySelectorAll('article.page pre.mermaid svg')]"
+        f".map((svg) => {of_each_svg});"
+    )
+    assert browser.script("return window.robotViolations;") == []
+    return found
+
+
 def test_styled_diagrams_keep_their_colours(site, browser):
-    """The style statements' rewrite (csp.py, review 61) leaves every colour and width a
+    """The style statements' rewrite (csp.py, reviews 61, 62) leaves every colour and width a
     diagram sets, in a `classDef`, a `style` and a class diagram's `style`, `;`-ended or not."""
     diagrams = (
         "```mermaid\ngraph TD\nA --> B\nclassDef green fill:#9f6,stroke:#333,stroke-width:2px;\n"
         "class A green\nstyle B fill:#f00\n```\n\n"
         "```mermaid\nclassDiagram\nclass Cc\nstyle Cc fill:#00f\n```\n"
     )
-    _put(site["api"], "Styled Diagrams", diagrams, "Diagrams with colours")
-    browser.get(_url(site, "/Styled%20Diagrams"))
-    _settle(browser)
-    fills = browser.script(
-        "return [...document.querySelectorAll('article.page pre.mermaid svg')].map((svg) =>"
-        " [...svg.querySelectorAll('rect, polygon, path')].map((shape) =>"
-        " getComputedStyle(shape).fill));"
+    fills = _drawn(
+        site,
+        browser,
+        "Styled Diagrams",
+        diagrams,
+        "[...svg.querySelectorAll('rect, polygon, path')].map((s) => getComputedStyle(s).fill)",
     )
     assert len(fills) == 2
     assert "rgb(153, 255, 102)" in fills[0] and "rgb(255, 0, 0)" in fills[0], fills[0]
     assert "rgb(0, 0, 255)" in fills[1], fills[1]
-    assert browser.script("return window.robotViolations;") == []
+
+
+def test_a_diagram_whose_styles_would_fetch_is_not_drawn(site, browser):
+    """Review 62: what mermaid's own reading makes of a source (here the `;` it drops before
+    `(`) is checked too, and a diagram that would still fetch is not drawn, saying why; one
+    with `url(` in a label is drawn, the label as written."""
+    url = "http://127.0.0.1:9/never"
+    diagrams = (
+        f"```mermaid\nclassDiagram\nclass Aa\nstyle Aa fill:#f00,stroke:url;({url})\n```\n\n"
+        '```mermaid\ngraph TD\nA["a CSS url(x) in a label"] --> B\n```\n'
+    )
+    texts = _drawn(site, browser, "Refused Diagram", diagrams, "svg.textContent")
+    assert len(texts) == 2
+    shown = [re.sub(r"\s", "", text) for text in texts]  # labels wrap into lines
+    assert "Thisdiagramisnotdrawn" in shown[0], texts[0]
+    assert "aCSSurl\u2060(x)inalabel" in shown[1], texts[1]

@@ -48,29 +48,65 @@ RENDERED_HANDLERS = {
 # (reviews 47 and 55). Before each run, the `<` of every tag that could hold attributes (a
 # name, then a blank or `/`) is written as mermaid's own entity `#lt;`, shown as `<`; `<br>`
 # and annotations (`<<interface>>`, unless a word starts with "on") stay as they were.
-# And the CSS of a diagram's style statements (classDef, style, linkStyle: mermaid writes
-# them into the SVG's style, unchecked in state, class and block diagrams) calls no function
-# that fetches: url() and its kind, or any function whose name is written with CSS escapes
-# (`\75 rl(` is `url(`), get a word joiner (U+2060) before their `(`, which makes them no CSS
-# function the browser knows (review 61: `classDef x fill:url(...)` fetched on every view).
-# Mermaid's own entities (`#40;` is `(`, `#117;` is `u`) would spell them after that check, so
-# in those statements none is left: mermaid's encodeEntities (12.2.0) first drops the last
-# `;` of a line where a colour could end (done here first, as it does), then takes every
-# `#name;` for an entity; each of those gets the word joiner after its `#`.
+# And no diagram asks the browser to fetch from its CSS: mermaid writes style statements
+# (classDef, style, linkStyle) into the SVG unchecked in state, class and block diagrams, and
+# colours (a sequence's `rect`) into fill attributes, so `url(...)` there fetched on every view
+# (reviews 61, 62). Before each run, in the whole source: a CSS function that fetches (url,
+# image-set, cross-fade, src, image, with -webkit-), or any whose name is written with CSS
+# escapes or mermaid entities (`\75 rl(`, `#117;rl(`), gets a word joiner (U+2060) before its
+# `(`, making it no function the browser knows (a label shows the same); entities for `(` and
+# `\` (`#40;`, `#lpar;`, `#92;`, `#bsol;`) and mermaid's own entity markers typed as text
+# (U+FB02 U+00B0, U+00B6 U+00DF) are broken by one too; and a directive (`%%{...}%%`) that
+# does not start its line, which mermaid removes wherever it is, joining what was around it
+# (`u%%{x}%%rl(`), is broken the same way. Then the source as mermaid 12.2.0 will read it
+# (directives and comment lines removed, encodeEntities' dropped `;`, entities and CSS escapes
+# decoded) must call no such function, or the diagram is not drawn: a splice not foreseen
+# here fails closed.
 # Each source is kept: Otterwiki draws the editor's Markdown help again on each opening, and
 # mermaid would read the drawn SVG as the diagram.
 MERMAID_SOURCE_AS_TEXT = r"""        const tagWithAttributes =
             /<(?=[A-Za-z][^\s\/>]*[\s\/])(?!br\s*\/?>)(?!(?<=<<)(?![\w -]*[\s-]on)[\w -]*>>)/gi;
-        const styleStatement = /\b(?:classDef|style|linkStyle)\b[^\n]*/gi;
+        const joiner = '\u2060';
         const cssEscape = String.raw`\\(?:[0-9a-fA-F]{1,6}[ \t\r\f\n]?|[^\n\r\f0-9a-fA-F])`;
-        const cssFunctionName =
-            new RegExp(String.raw`(?:[\w\u0080-\uffff-]|${cssEscape})+(?=\()`, 'g');
+        const functionName = new RegExp(
+            String.raw`(?:[\w\u0080-\uffff-]|${cssEscape}|#\+?\d+;)+(?=\()`, 'g');
         const fetching = /^(?:-webkit-)?(?:url|src|image|image-set|cross-fade)$/i;
-        const noFetch = (statement) => statement
-            .replace(/#(?=\w+;)/g, '#\u2060')
-            .replace(cssFunctionName, (name) =>
-                name.includes('\\') || fetching.test(name) ? name + '\u2060' : name);
-        const lastSemicolonDropped = [/style.*:\S*#.*;/g, /classDef.*:\S*#.*;/g];
+        const fetchingCall = new RegExp(String.raw`(?<![\w\u0080-\uffff-])`
+            + String.raw`(?:-webkit-)?(?:url|src|image|image-set|cross-fade)\(`, 'i');
+        const inert = (source) => source
+            .replace(/(?<!^[ \t]*)%%\{/gm, '%%' + joiner + '{')
+            .replace(/\ufb02\u00b0/g, '\ufb02' + joiner + '\u00b0')
+            .replace(/\u00b6\u00df/g, '\u00b6' + joiner + '\u00df')
+            .replace(/#(?=(?:\+?0*(?:40|92)|lpar|bsol);)/gi, '#' + joiner)
+            .replace(functionName, (name) => /[\\#]/.test(name) || fetching.test(name)
+                ? name + joiner : name);
+        const directive = new RegExp(String.raw`%{2}{\s*(?:(\w+)\s*:|(\w+))\s*(?:(\w+)|`
+            + String.raw`((?:(?!}%{2}).|\r?\n)*))?\s*(?:}%{2})?`, 'gi');  // mermaid's own
+        // What mermaid 12.2.0 reads of `source` (preprocessDiagram, encodeEntities), and then
+        // the browser of its CSS.
+        const asRead = (source) => {
+            let text = source.replace(/\r\n?/g, '\n')
+                .replace(directive, '')
+                .replace(/^\s*%%(?!{)[^\n]+\n?/gm, '')
+                .replace(/style.*:\S*#.*;/g, (line) => line.slice(0, -1))
+                .replace(/classDef.*:\S*#.*;/g, (line) => line.slice(0, -1))
+                .replace(/#(\+?\d+);/g, '&#$1;').replace(/#(\w+);/g, '&$1;')
+                .replace(/\ufb02\u00b0\u00b0/g, '&#').replace(/\ufb02\u00b0/g, '&')
+                .replace(/\u00b6\u00df/g, ';');
+            const decoder = document.createElement('textarea');  // RCDATA: text only
+            decoder.innerHTML = text;
+            return decoder.value.replace(new RegExp(cssEscape, 'g'), (escaped) => {
+                const hex = /^\\([0-9a-fA-F]{1,6})/.exec(escaped);
+                return hex ? String.fromCodePoint(Math.min(parseInt(hex[1], 16), 0x10ffff))
+                    : escaped.slice(1);
+            });
+        };
+        const notDrawn = 'flowchart TD\n  robotNotDrawn["This diagram is not drawn: it asks '
+            + 'the browser to fetch from its styles."]';
+        const diagramSource = (written) => {
+            const source = inert(written).replace(tagWithAttributes, '#lt;');
+            return fetchingCall.test(asRead(source)) ? notDrawn : source;
+        };
         const diagramSources = new WeakMap();  // each drawn diagram's source, to draw again
         const runDiagrams = mermaid.run;
         mermaid.run = function (options) {
@@ -79,13 +115,7 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagWithAttributes =
             for (const node of nodes) {
                 if (!node.getAttribute('data-processed')) {
                     if (!diagramSources.has(node)) {
-                        let source = node.textContent;
-                        for (const line of lastSemicolonDropped) {
-                            source = source.replace(line, (text) => text.slice(0, -1));
-                        }
-                        diagramSources.set(node, source
-                            .replace(styleStatement, noFetch)
-                            .replace(tagWithAttributes, '#lt;'));
+                        diagramSources.set(node, diagramSource(node.textContent));
                     }
                     node.textContent = diagramSources.get(node);
                 }
