@@ -390,7 +390,10 @@ def move_page_text(
         if target is None:
             return None
         anchor = "#" + link.split("#", 1)[1] if "#" in link else ""
-        if any(mark in target for mark in _NOT_IN_WIKILINKS):
+        # After a `[` of the text, `[[New]]` would be read from that `[` (`[[[New]]`: a link
+        # to `[New`), where the old link's `[` kept it apart (`[[[[../Old]]`): a Markdown link.
+        joins = content[match.start() - 1 : match.start()] == "[" and not target.startswith("[")
+        if joins or any(mark in target for mark in _NOT_IN_WIKILINKS):
             # a wiki link cannot hold the new name (`[[Odd]Name]]` is text): a Markdown link
             label = target if title is None else title
             label = label.replace("&", "&amp;").replace("<", "&lt;").replace("\\", "\\\\")

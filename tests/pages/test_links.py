@@ -8,6 +8,7 @@ import time
 
 import pytest
 from hypothesis import HealthCheck
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -103,6 +104,9 @@ def _between_links(content: str) -> list[str]:
 
 @settings(max_examples=300, deadline=None)
 @given(_TEXTS, _LINKERS)
+# CI (stop 33's run): `[[New/Sub]]` after the text's `[` read as a link to `[New/Sub`.
+@example("[[[[../../T/Sub]]", "linker")
+@example("x [[[[T/../T/a]] y", "dir/linker")
 def test_a_rename_changes_nothing_but_links(content, linker):
     """Code, look-alikes and prose around the links stay exactly as written."""
     rewritten = rewrite_links(RULES, linker, content, OLD, NEW)

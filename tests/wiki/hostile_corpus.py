@@ -114,6 +114,24 @@ CONTENT = [
         "mermaid-sequence-rect",
         f"{FENCE}mermaid\nsequenceDiagram\nrect url(@URL@)\nA->>B: hi\nend\n{FENCE}",
     ),
+    # Review 63: a classDef that closes mermaid's style element and opens one of its own, and
+    # front matter that hid a spliced `url(` from the check.
+    (
+        "mermaid-style-breakout",
+        f"{FENCE}mermaid\nstateDiagram-v2\n"
+        f'classDef bad --a:x</style><style>@import "@URL@"</style>\n[*] --> A\nclass A bad\n'
+        f"{FENCE}",
+    ),
+    (
+        "mermaid-block-style-breakout",
+        f"{FENCE}mermaid\nblock-beta\ncolumns 1\nA\n"
+        f'classDef bad --a:x</style><style>@import "@URL@"</style>\nclass A bad\n{FENCE}',
+    ),
+    (
+        "mermaid-front-matter-splice",
+        f"{FENCE}mermaid\n---\ntitle: |\n  %%{{x\n---\nclassDiagram\nclass Aa\n"
+        f"style Aa fill:#f00,stroke:url;(@URL@)\n%% }}%%\n{FENCE}",
+    ),
     (
         "mermaid-init-theme-variables",
         f'{FENCE}mermaid\n%%{{init: {{"themeVariables": {{"primaryColor": '

@@ -393,3 +393,16 @@ def test_a_diagram_whose_styles_would_fetch_is_not_drawn(site, browser):
     shown = [re.sub(r"\s", "", text) for text in texts]  # labels wrap into lines
     assert "Thisdiagramisnotdrawn" in shown[0], texts[0]
     assert "aCSSurl\u2060(x)inalabel" in shown[1], texts[1]
+
+
+def test_a_diagram_s_styles_stay_inside_it(site, browser):
+    """Review 63: `</style><style>...` in a classDef closed mermaid's style element and added
+    one of its own, which restyled the page itself (a notice of the author's over the
+    article). The end tag reaches mermaid as text."""
+    breakout = "</style><style>article.page::before{content:'restyled'}</style>"
+    diagrams = (
+        f"```mermaid\nstateDiagram-v2\nclassDef bad --a:x{breakout}\n[*] --> A\nclass A bad\n```\n"
+    )
+    assert len(_drawn(site, browser, "Kept Styles", diagrams, "svg.id")) == 1
+    before = "return getComputedStyle(document.querySelector('article.page'), '::before').content;"
+    assert browser.script(before) in ("none", "normal")

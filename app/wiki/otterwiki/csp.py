@@ -45,9 +45,11 @@ RENDERED_HANDLERS = {
 # Mermaid's sanitizer (DOMPurify, via its sanitizeText) parses each label as HTML in an inert
 # DOMParser document: nothing there can run, but Chromium reports every on* attribute it
 # parses as a script-src-attr violation, so a hostile diagram filled the console with them
-# (reviews 47 and 55). Before each run, the `<` of every tag that could hold attributes (a
-# name, then a blank or `/`) is written as mermaid's own entity `#lt;`, shown as `<`; `<br>`
-# and annotations (`<<interface>>`, unless a word starts with "on") stay as they were.
+# (reviews 47 and 55). Before each run, the `<` of every tag (a letter, `/`, `!` or `?`
+# after it) is written as mermaid's own entity `#lt;`, shown as `<`; `<br>` and annotations
+# (`<<interface>>`, unless a word starts with "on") stay as they were. End tags too: a
+# classDef's `</style><style>@import ...` closed mermaid's style element and added one of
+# its own, which restyled the whole page (review 63).
 # And no diagram asks the browser to fetch from its CSS: mermaid writes style statements
 # (classDef, style, linkStyle) into the SVG unchecked in state, class and block diagrams, and
 # colours (a sequence's `rect`) into fill attributes, so `url(...)` there fetched on every view
@@ -59,19 +61,19 @@ RENDERED_HANDLERS = {
 # (U+FB02 U+00B0, U+00B6 U+00DF) are broken by one too; and a directive (`%%{...}%%`) that
 # does not start its line, which mermaid removes wherever it is, joining what was around it
 # (`u%%{x}%%rl(`), is broken the same way. Then the source as mermaid 12.2.0 will read it
-# (directives and comment lines removed, encodeEntities' dropped `;`, entities and CSS escapes
-# decoded) must call no such function, or the diagram is not drawn: a splice not foreseen
-# here fails closed.
+# (front matter, directives and comment lines removed or not, encodeEntities' dropped `;`,
+# entities and CSS escapes decoded) must call no such function, nor `@import`, or the diagram
+# is not drawn: a splice not foreseen here fails closed.
 # Each source is kept: Otterwiki draws the editor's Markdown help again on each opening, and
 # mermaid would read the drawn SVG as the diagram.
-MERMAID_SOURCE_AS_TEXT = r"""        const tagWithAttributes =
-            /<(?=[A-Za-z][^\s\/>]*[\s\/])(?!br\s*\/?>)(?!(?<=<<)(?![\w -]*[\s-]on)[\w -]*>>)/gi;
+MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
+            /<(?=[A-Za-z\/!?])(?!br\s*\/?>)(?!(?<=<<)(?![\w -]*[\s-]on)[\w -]*>>)/gi;
         const joiner = '\u2060';
         const cssEscape = String.raw`\\(?:[0-9a-fA-F]{1,6}[ \t\r\f\n]?|[^\n\r\f0-9a-fA-F])`;
         const functionName = new RegExp(
             String.raw`(?:[\w\u0080-\uffff-]|${cssEscape}|#\+?\d+;)+(?=\()`, 'g');
         const fetching = /^(?:-webkit-)?(?:url|src|image|image-set|cross-fade)$/i;
-        const fetchingCall = new RegExp(String.raw`(?<![\w\u0080-\uffff-])`
+        const fetchingCall = new RegExp(String.raw`@import|(?<![\w\u0080-\uffff-])`
             + String.raw`(?:-webkit-)?(?:url|src|image|image-set|cross-fade)\(`, 'i');
         const inert = (source) => source
             .replace(/(?<!^[ \t]*)%%\{/gm, '%%' + joiner + '{')
@@ -83,12 +85,16 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagWithAttributes =
         const directive = new RegExp(String.raw`%{2}{\s*(?:(\w+)\s*:|(\w+))\s*(?:(\w+)|`
             + String.raw`((?:(?!}%{2}).|\r?\n)*))?\s*(?:}%{2})?`, 'gi');  // mermaid's own
         // What mermaid 12.2.0 reads of `source` (preprocessDiagram, encodeEntities), and then
-        // the browser of its CSS.
-        const asRead = (source) => {
-            let text = source.replace(/\r\n?/g, '\n')
-                .replace(directive, '')
-                .replace(/^\s*%%(?!{)[^\n]+\n?/gm, '')
-                .replace(/style.*:\S*#.*;/g, (line) => line.slice(0, -1))
+        // the browser of its CSS: with what mermaid removes (front matter, directives,
+        // comment lines) taken out, or left in; the removals join no text by themselves
+        // (see `inert`), but one may take out more than mermaid's would (review 63).
+        const asRead = (source, removing) => {
+            let text = source.replace(/\r\n?/g, '\n');
+            if (removing) {
+                text = text.replace(/^-{3}\s*\n[\s\S]*?\n-{3}\s*\n+/, '')
+                    .replace(directive, '').replace(/^\s*%%(?!{)[^\n]+\n?/gm, '');
+            }
+            text = text.replace(/style.*:\S*#.*;/g, (line) => line.slice(0, -1))
                 .replace(/classDef.*:\S*#.*;/g, (line) => line.slice(0, -1))
                 .replace(/#(\+?\d+);/g, '&#$1;').replace(/#(\w+);/g, '&$1;')
                 .replace(/\ufb02\u00b0\u00b0/g, '&#').replace(/\ufb02\u00b0/g, '&')
@@ -102,10 +108,12 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagWithAttributes =
             });
         };
         const notDrawn = 'flowchart TD\n  robotNotDrawn["This diagram is not drawn: it asks '
-            + 'the browser to fetch from its styles."]';
+            + 'the browser to fetch from its styles."]';  // no `<`: the rewrite is done
         const diagramSource = (written) => {
-            const source = inert(written).replace(tagWithAttributes, '#lt;');
-            return fetchingCall.test(asRead(source)) ? notDrawn : source;
+            const source = inert(written).replace(tagStart, '#lt;');
+            const fetches = [true, false].some((removing) =>
+                fetchingCall.test(asRead(source, removing)));
+            return fetches ? notDrawn : source;
         };
         const diagramSources = new WeakMap();  // each drawn diagram's source, to draw again
         const runDiagrams = mermaid.run;
