@@ -132,6 +132,21 @@ CONTENT = [
         f"{FENCE}mermaid\n---\ntitle: |\n  %%{{x\n---\nclassDiagram\nclass Aa\n"
         f"style Aa fill:#f00,stroke:url;(@URL@)\n%% }}%%\n{FENCE}",
     ),
+    # Review 64: the `;` a state or block diagram's own parser takes out of a style.
+    (
+        "mermaid-state-classdef-semicolon",
+        f"{FENCE}mermaid\nstateDiagram-v2\nclassDef bad background:u;rl(@URL@),fill:u;rl(@URL@)\n"
+        f"A --> B\nclass A bad\n{FENCE}",
+    ),
+    (
+        "mermaid-state-style-semicolon",
+        f"{FENCE}mermaid\nstateDiagram-v2\nA --> B\nstyle A fill:u;rl(@URL@)\n{FENCE}",
+    ),
+    (
+        "mermaid-block-classdef-semicolon",
+        f"{FENCE}mermaid\nblock-beta\ncolumns 2\na b\nclassDef k fill:u;rl(@URL@)\nclass a k\n"
+        f"{FENCE}",
+    ),
     (
         "mermaid-init-theme-variables",
         f'{FENCE}mermaid\n%%{{init: {{"themeVariables": {{"primaryColor": '

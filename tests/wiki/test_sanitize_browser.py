@@ -406,3 +406,20 @@ def test_a_diagram_s_styles_stay_inside_it(site, browser):
     assert len(_drawn(site, browser, "Kept Styles", diagrams, "svg.id")) == 1
     before = "return getComputedStyle(document.querySelector('article.page'), '::before').content;"
     assert browser.script(before) in ("none", "normal")
+
+
+def test_a_less_than_sign_in_a_label_shows_as_written(site, browser):
+    """Review 64: `<` before a letter reached mermaid as its entity `#lt;`, which most
+    renderers (pie, gantt, sequence, flowchart decisions and edges) showed as mermaid's
+    internal markers. It is shown as written, in every one of them."""
+    diagrams = (
+        '```mermaid\npie title Pets x<y\n"a<b" : 3\n"c" : 1\n```\n\n'
+        "```mermaid\nsequenceDiagram\nA->>B: f(x) <y\n```\n\n"
+        "```mermaid\nflowchart TD\nC{x<y} -->|a<b| D\n```\n"
+    )
+    texts = _drawn(site, browser, "Less Than", diagrams, "svg.textContent")
+    shown = [text.replace("\u2060", "") for text in texts]
+    assert "a<b" in shown[0], texts[0]  # (the pie's title mermaid escapes itself: `&lt;`)
+    assert "f(x) <y" in shown[1], texts[1]
+    assert "x<y" in shown[2] and "a<b" in shown[2], texts[2]
+    assert not any("\ufb02" in text for text in texts)

@@ -45,9 +45,11 @@ RENDERED_HANDLERS = {
 # Mermaid's sanitizer (DOMPurify, via its sanitizeText) parses each label as HTML in an inert
 # DOMParser document: nothing there can run, but Chromium reports every on* attribute it
 # parses as a script-src-attr violation, so a hostile diagram filled the console with them
-# (reviews 47 and 55). Before each run, the `<` of every tag (a letter, `/`, `!` or `?`
-# after it) is written as mermaid's own entity `#lt;`, shown as `<`; `<br>` and annotations
-# (`<<interface>>`, unless a word starts with "on") stay as they were. End tags too: a
+# (reviews 47 and 55). Before each run, every tag's `<` (a letter, `/`, `!` or `?` after it)
+# gets a word joiner (U+2060) after it, so that no HTML parser reads a tag there and every
+# diagram still shows `<` (mermaid's entity `#lt;` did, but most renderers showed its
+# internal markers, review 64); `<br>` and annotations (`<<interface>>`, unless a word starts
+# with "on") stay as they were. End tags too: a
 # classDef's `</style><style>@import ...` closed mermaid's style element and added one of
 # its own, which restyled the whole page (review 63).
 # And no diagram asks the browser to fetch from its CSS: mermaid writes style statements
@@ -101,18 +103,26 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
                 .replace(/\u00b6\u00df/g, ';');
             const decoder = document.createElement('textarea');  // RCDATA: text only
             decoder.innerHTML = text;
-            return decoder.value.replace(new RegExp(cssEscape, 'g'), (escaped) => {
-                const hex = /^\\([0-9a-fA-F]{1,6})/.exec(escaped);
-                return hex ? String.fromCodePoint(Math.min(parseInt(hex[1], 16), 0x10ffff))
-                    : escaped.slice(1);
-            });
+            return decoder.value;
         };
+        // The diagrams' own parsers take out more of a style's text (mermaid 12.2.0: a state
+        // or block classDef each item's first `;`, a state `style` every `;`, label styles
+        // their `fill:...;` and `stroke:...;`), joining what was around it (review 64:
+        // `u;rl(`): each such reading, CSS escapes decoded last, is checked too.
+        const cssDecoded = (text) => text.replace(new RegExp(cssEscape, 'g'), (escaped) => {
+            const hex = /^\\([0-9a-fA-F]{1,6})/.exec(escaped);
+            return hex ? String.fromCodePoint(Math.min(parseInt(hex[1], 16), 0x10ffff))
+                : escaped.slice(1);
+        });
+        const paintTaken = /(?:stroke|fill):[^;]+;?/g;
+        const readings = (text) => [text, text.replace(/;/g, ''), text.replace(paintTaken, ''),
+            text.replace(paintTaken, '').replace(/;/g, '')].map(cssDecoded);
         const notDrawn = 'flowchart TD\n  robotNotDrawn["This diagram is not drawn: it asks '
             + 'the browser to fetch from its styles."]';  // no `<`: the rewrite is done
         const diagramSource = (written) => {
-            const source = inert(written).replace(tagStart, '#lt;');
+            const source = inert(written).replace(tagStart, '<' + joiner);
             const fetches = [true, false].some((removing) =>
-                fetchingCall.test(asRead(source, removing)));
+                readings(asRead(source, removing)).some((text) => fetchingCall.test(text)));
             return fetches ? notDrawn : source;
         };
         const diagramSources = new WeakMap();  // each drawn diagram's source, to draw again
