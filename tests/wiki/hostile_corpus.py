@@ -147,6 +147,18 @@ CONTENT = [
         f"{FENCE}mermaid\nblock-beta\ncolumns 2\na b\nclassDef k fill:u;rl(@URL@)\nclass a k\n"
         f"{FENCE}",
     ),
+    # Review 65: CSS comments that stylis drops, carried by a custom property into a
+    # property that fetches.
+    (
+        "mermaid-state-comment-splice",
+        f"{FENCE}mermaid\nstateDiagram-v2\n[*] --> A\n"
+        f"classDef x --a:u/**/rl(@URL@),mask-image:var(--a)\nclass A x\n{FENCE}",
+    ),
+    (
+        "mermaid-block-comment-splice",
+        f"{FENCE}mermaid\nblock-beta\ncolumns 1\nA\n"
+        f"classDef x --a:u/**/rl(@URL@),mask-image:var(--a)\nclass A x\n{FENCE}",
+    ),
     (
         "mermaid-init-theme-variables",
         f'{FENCE}mermaid\n%%{{init: {{"themeVariables": {{"primaryColor": '

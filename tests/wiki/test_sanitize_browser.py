@@ -386,13 +386,14 @@ def test_a_diagram_whose_styles_would_fetch_is_not_drawn(site, browser):
     url = "http://127.0.0.1:9/never"
     diagrams = (
         f"```mermaid\nclassDiagram\nclass Aa\nstyle Aa fill:#f00,stroke:url;({url})\n```\n\n"
-        '```mermaid\ngraph TD\nA["a CSS url(x) in a label"] --> B\n```\n'
+        '```mermaid\ngraph TD\nA["a CSS url(x) in a label"] --> B["Sass: @import base"]\n```\n'
     )
     texts = _drawn(site, browser, "Refused Diagram", diagrams, "svg.textContent")
     assert len(texts) == 2
     shown = [re.sub(r"\s", "", text) for text in texts]  # labels wrap into lines
     assert "Thisdiagramisnotdrawn" in shown[0], texts[0]
     assert "aCSSurl\u2060(x)inalabel" in shown[1], texts[1]
+    assert "Sass:@\u2060importbase" in shown[1], texts[1]  # review 65: drawn, as written
 
 
 def test_a_diagram_s_styles_stay_inside_it(site, browser):

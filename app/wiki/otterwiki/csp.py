@@ -62,9 +62,11 @@ RENDERED_HANDLERS = {
 # `\` (`#40;`, `#lpar;`, `#92;`, `#bsol;`) and mermaid's own entity markers typed as text
 # (U+FB02 U+00B0, U+00B6 U+00DF) are broken by one too; and a directive (`%%{...}%%`) that
 # does not start its line, which mermaid removes wherever it is, joining what was around it
-# (`u%%{x}%%rl(`), is broken the same way. Then the source as mermaid 12.2.0 will read it
-# (front matter, directives and comment lines removed or not, encodeEntities' dropped `;`,
-# entities and CSS escapes decoded) must call no such function, nor `@import`, or the diagram
+# (`u%%{x}%%rl(`), is broken the same way, as is every `@` before a letter or `\` (no at-rule:
+# `@import`; a label's `@import` is drawn as written). Then the source as mermaid 12.2.0 will
+# read it (front matter, directives and comment lines removed or not, encodeEntities' dropped
+# `;`, what the diagrams' parsers and stylis take out of styles, entities and CSS escapes
+# decoded) must call no such function, nor `@import`, or the diagram
 # is not drawn: a splice not foreseen here fails closed.
 # Each source is kept: Otterwiki draws the editor's Markdown help again on each opening, and
 # mermaid would read the drawn SVG as the diagram.
@@ -79,6 +81,7 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
             + String.raw`(?:-webkit-)?(?:url|src|image|image-set|cross-fade)\(`, 'i');
         const inert = (source) => source
             .replace(/(?<!^[ \t]*)%%\{/gm, '%%' + joiner + '{')
+            .replace(/@(?=[A-Za-z\\])/g, '@' + joiner)
             .replace(/\ufb02\u00b0/g, '\ufb02' + joiner + '\u00b0')
             .replace(/\u00b6\u00df/g, '\u00b6' + joiner + '\u00df')
             .replace(/#(?=(?:\+?0*(?:40|92)|lpar|bsol);)/gi, '#' + joiner)
@@ -114,9 +117,13 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
             return hex ? String.fromCodePoint(Math.min(parseInt(hex[1], 16), 0x10ffff))
                 : escaped.slice(1);
         });
+        // And stylis, which compiles a state or block diagram's classDefs, drops CSS comments,
+        // joining `u/**/rl(` (review 65).
         const paintTaken = /(?:stroke|fill):[^;]+;?/g;
-        const readings = (text) => [text, text.replace(/;/g, ''), text.replace(paintTaken, ''),
-            text.replace(paintTaken, '').replace(/;/g, '')].map(cssDecoded);
+        const commentsTaken = (text) => text.replace(/\/\*[\s\S]*?(?:\*\/|$)/g, '');
+        const readings = (text) => [text, commentsTaken(text)].flatMap((read) => [read,
+            read.replace(/;/g, ''), read.replace(paintTaken, ''),
+            read.replace(paintTaken, '').replace(/;/g, '')]).map(cssDecoded);
         const notDrawn = 'flowchart TD\n  robotNotDrawn["This diagram is not drawn: it asks '
             + 'the browser to fetch from its styles."]';  // no `<`: the rewrite is done
         const diagramSource = (written) => {
