@@ -159,6 +159,17 @@ CONTENT = [
         f"{FENCE}mermaid\nblock-beta\ncolumns 1\nA\n"
         f"classDef x --a:u/**/rl(@URL@),mask-image:var(--a)\nclass A x\n{FENCE}",
     ),
+    # Review 66: an entity marker split by a `;` or a comment, whole again once they go.
+    (
+        "mermaid-split-marker-semicolon",
+        f"{FENCE}mermaid\nstateDiagram-v2\n[*] --> A\nclassDef x "
+        f"--a:\ufb02;\u00b0\u00b0117rl(@URL@),mask-image:var(--a),fill:red\nclass A x\n{FENCE}",
+    ),
+    (
+        "mermaid-split-marker-comment",
+        f"{FENCE}mermaid\nstateDiagram-v2\n[*] --> A\nclassDef x --a:\ufb02/**/\u00b0\u00b0117"
+        f"\u00b6/**/\u00dfrl(@URL@),mask-image:var(--a),fill:red\nclass A x\n{FENCE}",
+    ),
     (
         "mermaid-init-theme-variables",
         f'{FENCE}mermaid\n%%{{init: {{"themeVariables": {{"primaryColor": '

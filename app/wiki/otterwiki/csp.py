@@ -82,8 +82,7 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
         const inert = (source) => source
             .replace(/(?<!^[ \t]*)%%\{/gm, '%%' + joiner + '{')
             .replace(/@(?=[A-Za-z\\])/g, '@' + joiner)
-            .replace(/\ufb02\u00b0/g, '\ufb02' + joiner + '\u00b0')
-            .replace(/\u00b6\u00df/g, '\u00b6' + joiner + '\u00df')
+            .replace(/[\ufb02\u00b6]/g, (marker) => marker + joiner)  // none can be joined
             .replace(/#(?=(?:\+?0*(?:40|92)|lpar|bsol);)/gi, '#' + joiner)
             .replace(functionName, (name) => /[\\#]/.test(name) || fetching.test(name)
                 ? name + joiner : name);
@@ -99,14 +98,22 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
                 text = text.replace(/^-{3}\s*\n[\s\S]*?\n-{3}\s*\n+/, '')
                     .replace(directive, '').replace(/^\s*%%(?!{)[^\n]+\n?/gm, '');
             }
-            text = text.replace(/style.*:\S*#.*;/g, (line) => line.slice(0, -1))
+            return text.replace(/style.*:\S*#.*;/g, (line) => line.slice(0, -1))
                 .replace(/classDef.*:\S*#.*;/g, (line) => line.slice(0, -1))
-                .replace(/#(\+?\d+);/g, '&#$1;').replace(/#(\w+);/g, '&$1;')
-                .replace(/\ufb02\u00b0\u00b0/g, '&#').replace(/\ufb02\u00b0/g, '&')
-                .replace(/\u00b6\u00df/g, ';');
+                .replace(/#\w+;/g, (entity) => {  // encodeEntities' markers
+                    const inner = entity.slice(1, -1);
+                    return (/^\+?\d+$/.test(inner) ? '\ufb02\u00b0\u00b0' : '\ufb02\u00b0')
+                        + inner + '\u00b6\u00df';
+                });
+        };
+        // ... and then the browser, after the removals below (review 66: a marker split by
+        // a `;` or a comment was whole again once they were made): mermaid's decodeEntities,
+        // HTML's character references, CSS escapes last.
+        const decoded = (text) => {
             const decoder = document.createElement('textarea');  // RCDATA: text only
-            decoder.innerHTML = text;
-            return decoder.value;
+            decoder.innerHTML = text.replace(/\ufb02\u00b0\u00b0/g, '&#')
+                .replace(/\ufb02\u00b0/g, '&').replace(/\u00b6\u00df/g, ';');
+            return cssDecoded(decoder.value);
         };
         // The diagrams' own parsers take out more of a style's text (mermaid 12.2.0: a state
         // or block classDef each item's first `;`, a state `style` every `;`, label styles
@@ -123,7 +130,7 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
         const commentsTaken = (text) => text.replace(/\/\*[\s\S]*?(?:\*\/|$)/g, '');
         const readings = (text) => [text, commentsTaken(text)].flatMap((read) => [read,
             read.replace(/;/g, ''), read.replace(paintTaken, ''),
-            read.replace(paintTaken, '').replace(/;/g, '')]).map(cssDecoded);
+            read.replace(paintTaken, '').replace(/;/g, '')]).map(decoded);
         const notDrawn = 'flowchart TD\n  robotNotDrawn["This diagram is not drawn: it asks '
             + 'the browser to fetch from its styles."]';  // no `<`: the rewrite is done
         const diagramSource = (written) => {
