@@ -76,9 +76,10 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
         const cssEscape = String.raw`\\(?:[0-9a-fA-F]{1,6}[ \t\r\f\n]?|[^\n\r\f0-9a-fA-F])`;
         const functionName = new RegExp(
             String.raw`(?:[\w\u0080-\uffff-]|${cssEscape}|#\+?\d+;)+(?=\()`, 'g');
-        const fetching = /^(?:-webkit-)?(?:url|src|image|image-set|cross-fade)$/i;
-        const fetchingCall = new RegExp(String.raw`@import|(?<![\w\u0080-\uffff-])`
-            + String.raw`(?:-webkit-)?(?:url|src|image|image-set|cross-fade)\(`, 'i');
+        const fetchingName = '(?:-webkit-)?(?:url|src|image|image-set|cross-fade)';
+        const fetching = new RegExp(`^${fetchingName}$`, 'i');
+        const fetchingCall = new RegExp(
+            String.raw`@import|(?<![\w\u0080-\uffff-])${fetchingName}\(`, 'i');
         const inert = (source) => source
             .replace(/(?<!^[ \t]*)%%\{/gm, '%%' + joiner + '{')
             .replace(/@(?=[A-Za-z\\])/g, '@' + joiner)
