@@ -12,12 +12,9 @@ import secrets
 
 # Otterwiki's YouTube embed (renderer_embeddings) frames only these two hosts.
 _FRAME_SOURCES = "https://www.youtube.com https://www.youtube-nocookie.com"
-# Otterwiki and its bundled libraries (halfmoon, CodeMirror, MathJax, mermaid) set inline
-# styles everywhere; styles cannot run script, so they stay allowed.
 _DIRECTIVES = (
     "default-src 'self'",
     "img-src 'self' data: https:",
-    "style-src 'self' 'unsafe-inline'",
     # MathJax 4 (Otterwiki's math) ships without its fonts and loads them from this CDN.
     "font-src 'self' data: https://cdn.jsdelivr.net",
     f"frame-src {_FRAME_SOURCES}",
@@ -48,6 +45,9 @@ SCRIPT_MIME_TYPES = frozenset(
         *("text/livescript", "text/x-ecmascript", "text/x-javascript"),
     }
 )
+# And the one type a browser applies as a stylesheet (CSSOM, "Fetching CSS style sheets":
+# under nosniff nothing else is), which page-wide could read the page by attribute selectors.
+ACTIVE_MIME_TYPES = SCRIPT_MIME_TYPES | {"text/css"}
 NONCE_BYTES = 18
 
 
@@ -60,6 +60,7 @@ def page_policy(
     nonce: str | None = None,
     form_action: tuple[str, ...] = (),
     scripts_under: str | None = None,
+    styles_also: tuple[str, ...] = (),
 ) -> str:
     """The Content-Security-Policy header value for an HTML page.
 
@@ -70,17 +71,25 @@ def page_policy(
     `scripts_under` (an absolute URL ending in `/`, such as `http://alpha.localhost:8000/static/`)
     narrows script files from the whole origin to that path: a wiki serves its users' uploads
     from its own origin, and an uploaded `.js` must never count as the platform's script.
+    Stylesheets are narrowed to the same path, plus `styles_also` (absolute URLs of single
+    files): an uploaded `.css` must never style the page either, through a `<link>` or an
+    `@import` in some inline style (review 63: a diagram's style element imported one, and
+    with it could restyle and read the whole page by attribute selectors).
+    Inline styles stay allowed: Otterwiki and its libraries (halfmoon, CodeMirror, MathJax,
+    mermaid) set them everywhere, and a style cannot run script.
     """
     source = scripts_under or "'self'"
     scripts = f"script-src {source} 'nonce-{nonce}'" if nonce else f"script-src {source}"
+    styles = " ".join(("style-src", source, *styles_also, "'unsafe-inline'"))
     extra = ("form-action " + " ".join(form_action),) if form_action else ()
-    return "; ".join((*_DIRECTIVES, scripts, *extra))
+    return "; ".join((*_DIRECTIVES, scripts, styles, *extra))
 
 
 def inert_mimetype(mimetype: str) -> str:
     """The type to send an uploaded file of `mimetype` (an essence, e.g. "text/javascript")
-    as: text/plain for a JavaScript MIME type (SCRIPT_MIME_TYPES), else `mimetype`."""
-    return "text/plain" if mimetype.strip().lower() in SCRIPT_MIME_TYPES else mimetype
+    as: text/plain for a script's or a stylesheet's type (ACTIVE_MIME_TYPES), else
+    `mimetype`."""
+    return "text/plain" if mimetype.strip().lower() in ACTIVE_MIME_TYPES else mimetype
 
 
 def security_headers(policy: str) -> dict[str, str]:

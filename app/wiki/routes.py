@@ -18,7 +18,7 @@ from werkzeug.routing import RequestRedirect
 
 from app.wiki.static import STATIC_PREFIX
 
-# The path a wiki's Content-Security-Policy runs script files from (csp._static_url).
+# The path a wiki's Content-Security-Policy runs script and style files from (csp._own_files).
 SCRIPT_PATH = STATIC_PREFIX + "/"
 # Otterwiki endpoints no wiki may reach, each with why. Blocking acts on every method and spelling.
 BLOCKED_ENDPOINTS = {
@@ -136,9 +136,9 @@ class Routes:
         if route.endpoint is None or route.blocked:
             return route
         if environ.get("PATH_INFO", "").startswith(SCRIPT_PATH) and route.endpoint != "static":
-            # A wiki's policy runs script files from under /static/ (app.core.csp), which a
-            # browser matches after decoding: `/static/%2Fx/a/evil.js` reached an upload
-            # (review 39). There only Flask's static view answers.
+            # A wiki's policy runs script and style files from under /static/ (app.core.csp),
+            # which a browser matches after decoding: `/static/%2Fx/a/evil.js` reached an
+            # upload (review 39). There only Flask's static view answers.
             return _blocked(route, "only the platform's own files are under /static/")
         if route.endpoint in BLOCKED:
             return _blocked(route, BLOCKED_ENDPOINTS[route.endpoint])

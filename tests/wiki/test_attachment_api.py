@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 from werkzeug.test import Client
 
+from app.core.csp import ACTIVE_MIME_TYPES
 from app.core.csp import ATTACHMENT_POLICY
-from app.core.csp import SCRIPT_MIME_TYPES
 from app.core.platform import Platform
 from app.core.platform import init_instance
 from app.core.settings import Settings
@@ -162,12 +162,15 @@ def test_uploaded_markup_never_runs_as_a_page(world, kind):
         assert served.headers["X-Content-Type-Options"] == "nosniff", path
 
 
-@pytest.mark.parametrize("name", ["evil.js", "evil.mjs", "upper.JS", "evil.cjs"])
+@pytest.mark.parametrize(
+    "name", ["evil.js", "evil.mjs", "upper.JS", "evil.cjs", "evil.css", "upper.CSS"]
+)
 def test_uploaded_scripts_are_sent_as_text_and_never_from_under_static(world, name):
     """Review 39: a page named static/x got an attachment evil.js, and `/static//x/a/evil.js`
     served it as text/javascript from under /static/, the path the wiki's policy runs script
     files from: a browser ran it. Nothing but the platform's files answers under /static/, by
-    any spelling, and an uploaded script is sent as text/plain (nosniff: never run)."""
+    any spelling, and an uploaded script or stylesheet is sent as text/plain (nosniff: never
+    run, never applied to a page)."""
     script = b"document.title = 'PWNED'"
     page = call(world, "PUT", "/api/v1/pages/static/x", token="editor", json={"content": "x"})
     assert page.status_code in (200, 201)
@@ -182,7 +185,7 @@ def test_uploaded_scripts_are_sent_as_text_and_never_from_under_static(world, na
     ):
         served = call(world, "GET", path, token="editor")
         if served.status_code == 200:
-            assert served.mimetype not in SCRIPT_MIME_TYPES and served.data == script, path
+            assert served.mimetype not in ACTIVE_MIME_TYPES and served.data == script, path
             assert served.headers["X-Content-Type-Options"] == "nosniff", path
     spellings = [
         "/static//x/a/",

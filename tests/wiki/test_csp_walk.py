@@ -459,6 +459,44 @@ def test_an_uploaded_script_is_not_the_platforms_script(walk_stack, browser, tmp
     assert browser.script("return window.robotUploadRan === undefined;")
 
 
+def test_an_uploaded_stylesheet_is_not_the_platforms_style(walk_stack, browser, tmp_path):
+    """Review 63's kind: a stylesheet from the wiki's origin styles the whole page, and with
+    attribute selectors can read it (a form's token, letter by letter, through url()s). An
+    upload is sent as text/plain and style-src names only the platform's own files, so neither
+    a `<link>` nor an `@import` in an inline style applies it."""
+    (tmp_path / "evil.css").write_text("body { outline: 7px solid rgb(1, 2, 3) !important; }")
+    upload(browser, walk_stack, "/Files", [tmp_path / "evil.css"])
+    browser.get(url(walk_stack, "/Files"))
+    planted = """
+      window.robotStyleRefusals = [];
+      document.addEventListener("securitypolicyviolation", (event) => {
+        window.robotStyleRefusals.push(event.violatedDirective);
+      });
+      const link = document.createElement("link");
+      link.rel = "stylesheet";
+      link.href = "/Files/a/evil.css";
+      document.head.append(link);
+      const style = document.createElement("style");
+      style.textContent = '@import "/Files/a/evil.css"; @import "/static/../Files/a/evil.css";';
+      document.head.append(style);
+      const own = document.createElement("link");
+      own.rel = "stylesheet";
+      own.href = "/static/css/print.css";
+      own.onload = () => { window.robotOwnLoaded = true; };
+      document.head.append(own);
+    """
+    browser.script(planted)
+    wait_for(browser, lambda: browser.script("return window.robotOwnLoaded === true;"), "print")
+    wait_for(
+        browser,
+        lambda: len(browser.script("return window.robotStyleRefusals;")) >= 2,
+        "the policy's refusals",
+    )
+    outline = browser.script("return getComputedStyle(document.body).outlineWidth;")
+    assert outline != "7px"
+    assert set(browser.script("return window.robotStyleRefusals;")) <= {"style-src-elem"}
+
+
 def test_each_page_gets_its_own_nonce_on_every_inline_script(walk_stack, jwt):
     import re
 

@@ -100,8 +100,17 @@ def test_the_page_policy_allows_no_inline_script():
     assert directives["frame-ancestors"] == "'self'"
     assert directives["form-action"] == "'self'"
     assert "unsafe-inline" not in directives["script-src"]
+    assert directives["style-src"] == "'self' 'unsafe-inline'"
     assert "unsafe-eval" not in policy
     assert "sandbox" in ATTACHMENT_POLICY.split("; ")
+
+
+def test_a_wikis_policy_takes_script_and_style_files_from_its_static_folder_only():
+    wiki = "http://alpha.localhost:8000/"
+    policy = page_policy("abc", ("'self'",), wiki + "static/", (wiki + "-/plugin-static.css",))
+    directives = dict(part.split(" ", 1) for part in policy.split("; "))
+    assert directives["script-src"] == f"{wiki}static/ 'nonce-abc'"
+    assert directives["style-src"] == (f"{wiki}static/ {wiki}-/plugin-static.css 'unsafe-inline'")
 
 
 def test_a_template_that_lost_an_anchor_fails_loudly():

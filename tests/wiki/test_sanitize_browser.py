@@ -396,6 +396,71 @@ def test_a_diagram_whose_styles_would_fetch_is_not_drawn(site, browser):
     assert "Sass:@\u2060importbase" in shown[1], texts[1]  # review 65: drawn, as written
 
 
+# What users write to colour diagrams (mermaid's documentation, one of each statement that
+# mermaid 12.2.0 writes into CSS or paint): each is drawn as written.
+COLOURED_DIAGRAMS = (
+    "graph TD\nA --> B; B --> C\nclassDef green fill:#9f6,stroke:#333,stroke-width:2px;\n"
+    "class A green\nstyle B fill:#f9f,stroke:#333,stroke-width:4px,color:#fff,"
+    "stroke-dasharray: 5 5\nlinkStyle 0 stroke:#ff3,stroke-width:4px,color:red;",
+    "stateDiagram-v2\n[*] --> Still\nclassDef badBadEvent fill:#f00,color:white,"
+    "font-weight:bold,stroke-width:2px,stroke:yellow\nclass Still badBadEvent\n"
+    "style Still fill:rgba(0, 128, 0, 0.5)",
+    "block-beta\na b\nstyle a fill:#969,stroke:#333,stroke-width:4px",
+    "classDiagram\nclass Animal\nstyle Animal fill:hsl(120, 60%, 70%),stroke:#333",
+    "erDiagram\nCUSTOMER ||--o{ ORDER : places\nstyle CUSTOMER fill:#f9f,stroke:#333",
+    "sequenceDiagram\nbox Aqua Team\nparticipant A\nend\nrect rgb(191, 223, 255)\n"
+    "A->>B: hello\nend\nrect rgba(0, 0, 255, .1)\nB->>A: hi\nend",
+    'C4Context\nPerson(customerA, "Banking Customer A", "A customer")\n'
+    'System(SystemAA, "Internet Banking System", "Allows customers")\n'
+    'Rel(customerA, SystemAA, "Uses")\n'
+    'UpdateElementStyle(customerA, $fontColor="red", $bgColor="grey", $borderColor="red")\n'
+    'UpdateRelStyle(customerA, SystemAA, $textColor="blue", $lineColor="blue", $offsetX="5")',
+    'treemap-beta\n"Section"\n    "Leaf": 10:::important\n'
+    "classDef important fill:#f96,stroke:#333,stroke-width:2px;",
+)
+# Style statements that hold more than colours, numbers and sizes, each a way mermaid's reading
+# joined or decoded a fetch in an earlier review, or a new spelling of one.
+PLAIN_STYLES_ONLY = "Thisdiagramisnotdrawn:itsstylesmayholdonlycolours"
+UNPLAIN_STYLES = (
+    "stateDiagram-v2\n[*] --> S1\nstyle S1 fill:u;rl(http://127.0.0.1:9/a)",
+    "stateDiagram-v2\n[*] --> S1\nSTYLE\n\nS1 background-image:u/**/rl(http://127.0.0.1:9/b)",
+    "stateDiagram-v2\n[*] --> S1\nclassDef x --a:u#114;l(http://127.0.0.1:9/c)\nclass S1 x",
+    "stateDiagram-v2\n[*] --> S1\nclassDef x fill:\\75 rl(http://127.0.0.1:9/d)",
+    "stateDiagram-v2\n[*] --> S1\nclassDef x fill:u\ufb02\u00b0114\u00b6\u00dfl(x)",
+    "stateDiagram-v2\n[*] --> S1\nclassDef x mask-image:var(--a)",
+    "stateDiagram-v2\n[*] --> S1\nclassDef x --a:x</style><style>@import 'x';</style>",
+    "stateDiagram-v2\n[*] --> S1\n%%{init: {}}%%classDef x fill:image-set(x 1x)",
+    "block-beta\na\nclassDef x fill:cross-fade(x, y)\nclass a x",
+    "classDiagram\nclass Aa\nstyle Aa fill:url(//127.0.0.1:9/e)",
+    "sequenceDiagram\nA->>B: hi; rect url(//127.0.0.1:9/f)\nB->>A: ho\nend",
+    "sequenceDiagram\nRECT url#40;x)\nA->>B: hi\nend",
+    'C4Context\nPerson(a, "A", "B", $bgColor="url(//127.0.0.1:9/g)")',
+    'C4Context\nPerson(a, "A")\nUpdateElementStyle(a, $fontColor="u;rl(x)")',
+    "graph TD\nA --> B\nclassDef x fill:red;stroke:blue\nclass A x",
+)
+
+
+def test_the_colours_users_write_are_drawn(site, browser):
+    """The allow-list of style statements (csp.py) keeps what users write: names, numbers,
+    units, hex colours, rgb() and hsl(), in every diagram that has style statements."""
+    diagrams = "\n\n".join(f"```mermaid\n{diagram}\n```" for diagram in COLOURED_DIAGRAMS)
+    texts = _drawn(site, browser, "Coloured Diagrams", diagrams, "svg.textContent")
+    assert len(texts) == len(COLOURED_DIAGRAMS)
+    for diagram, text in zip(COLOURED_DIAGRAMS, texts, strict=True):
+        assert "not drawn" not in text and "Syntax error" not in text, diagram
+
+
+def test_style_statements_hold_only_colours_numbers_and_sizes(site, browser):
+    """Reviews 61-66 each found a step of mermaid's reading (a `;` or comment taken out, an
+    entity decoded, a directive removed) that joined a style into a fetch; style statements
+    now hold only what colours need, and a diagram with more is not drawn, saying why."""
+    diagrams = "\n\n".join(f"```mermaid\n{diagram}\n```" for diagram in UNPLAIN_STYLES)
+    texts = _drawn(site, browser, "Unplain Styles", diagrams, "svg.textContent")
+    assert len(texts) == len(UNPLAIN_STYLES)
+    for diagram, text in zip(UNPLAIN_STYLES, texts, strict=True):
+        assert PLAIN_STYLES_ONLY in re.sub(r"\s", "", text), diagram  # labels wrap
+
+
 def test_a_diagram_s_styles_stay_inside_it(site, browser):
     """Review 63: `</style><style>...` in a classDef closed mermaid's style element and added
     one of its own, which restyled the page itself (a notice of the author's over the

@@ -52,10 +52,11 @@ RENDERED_HANDLERS = {
 # with "on") stay as they were. End tags too: a
 # classDef's `</style><style>@import ...` closed mermaid's style element and added one of
 # its own, which restyled the whole page (review 63).
-# And no diagram asks the browser to fetch from its CSS: mermaid writes style statements
-# (classDef, style, linkStyle) into the SVG unchecked in state, class and block diagrams, and
-# colours (a sequence's `rect`) into fill attributes, so `url(...)` there fetched on every view
-# (reviews 61, 62). Before each run, in the whole source: a CSS function that fetches (url,
+# And no diagram asks the browser to fetch from its CSS. Its style statements may hold only
+# what colours need (an allow-list, `plainStyles` below); and as a second line: mermaid
+# writes style statements (classDef, style, linkStyle) into the SVG unchecked in state, class
+# and block diagrams, and colours (a sequence's `rect`) into fill attributes, so `url(...)`
+# there fetched on every view (reviews 61, 62). Before each run, in the whole source: a CSS function that fetches (url,
 # image-set, cross-fade, src, image, with -webkit-), or any whose name is written with CSS
 # escapes or mermaid entities (`\75 rl(`, `#117;rl(`), gets a word joiner (U+2060) before its
 # `(`, making it no function the browser knows (a label shows the same); entities for `(` and
@@ -132,13 +133,57 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
         const readings = (text) => [text, commentsTaken(text)].flatMap((read) => [read,
             read.replace(/;/g, ''), read.replace(paintTaken, ''),
             read.replace(paintTaken, '').replace(/;/g, '')]).map(decoded);
-        const notDrawn = 'flowchart TD\n  robotNotDrawn["This diagram is not drawn: it asks '
-            + 'the browser to fetch from its styles."]';  // no `<`: the rewrite is done
+        // First, an allow-list (review 67's plan, after six reviews each found one more step
+        // of mermaid's reading to model): every statement mermaid 12.2.0 writes into CSS or a
+        // paint attribute unchecked (a `style`, `classDef` or `linkStyle` anywhere a statement
+        // may start, any case, its styles on a later line when none are on its own, as state
+        // and block diagrams allow; a sequence's `rect`; a C4 colour argument) may hold only
+        // names, numbers, units, hex colours and rgb()/hsl() of numbers: no `(` of any other
+        // function, no `/`, `*`, `\`, `@`, `<`, `&`, `{`, `;` but a last one, no `%%`, nothing
+        // outside ASCII (mermaid's entity markers), no `#` but a hex colour's. Nothing mermaid
+        // takes out or decodes can then join into a fetch. Sequence boxes, quadrant points
+        // and venn styles are checked by mermaid itself (CSS.supports, hex patterns).
+        const statementStart = String.raw`(?:^|;|%%)[ \t]*`;
+        const styleStatement = new RegExp(
+            statementStart + String.raw`(?:style|classDef|linkStyle)(?=\s|$)[^\n]*`, 'i');
+        const rectStatement = new RegExp(statementStart + String.raw`rect(?=\s|$)[^\n]*`, 'i');
+        const colourFunction = /\b(?:rgba?|hsla?)\([\d\s.,%\/+a-z-]*\)/gi;
+        const plainStyle = /^(?:[\w \t.,:!"'=$+>-]|%(?!%)|#[0-9a-f]{3,8}(?!\w))*;?[ \t]*$/i;
+        const colourArgument = /\$\w*colou?r\w*\s*=\s*("[^"\n]*"?|[^\s,)]*)/gi;
+        const plain = (text) => plainStyle.test(text.replace(colourFunction, 'rgb'));
+        const plainStyles = (source) => {
+            const sequence = /\bsequenceDiagram\b/.test(source);
+            let continued = false;
+            for (const line of source.split(/\r\n?|\n/)) {
+                if (continued && !line.trim()) {
+                    continue;  // its styles may come after blank lines too
+                }
+                const statement = (continued && line)
+                    || (styleStatement.exec(line) || [])[0]
+                    || (sequence && (rectStatement.exec(line) || [])[0]);
+                if (statement && !plain(statement.replace(/^[;%\s]+/, ''))) {
+                    return false;
+                }
+                continued = Boolean(statement) && !statement.includes(':')
+                    && !/^[;%\s]*rect/i.test(statement);
+                for (const [, value] of line.matchAll(colourArgument)) {
+                    if (value.includes(';') || !plain(value)) {
+                        return false;
+                    }
+                }
+            }
+            return true;
+        };
+        const notDrawn = (why) => 'flowchart TD\n  robotNotDrawn["This diagram is not drawn: '
+            + why + '"]';  // no `<`: the rewrite is done
         const diagramSource = (written) => {
+            if (!plainStyles(written)) {
+                return notDrawn('its styles may hold only colours, numbers and sizes.');
+            }
             const source = inert(written).replace(tagStart, '<' + joiner);
             const fetches = [true, false].some((removing) =>
                 readings(asRead(source, removing)).some((text) => fetchingCall.test(text)));
-            return fetches ? notDrawn : source;
+            return fetches ? notDrawn('it asks the browser to fetch from its styles.') : source;
         };
         const diagramSources = new WeakMap();  // each drawn diagram's source, to draw again
         const runDiagrams = mermaid.run;
@@ -244,16 +289,21 @@ def _drop_rendered_handlers(response) -> None:
     response.set_data(body)
 
 
-def _static_url() -> str | None:
-    """Where this wiki's script files live (`{wiki URL}static/`), from the settings, not Host.
+def _own_files() -> tuple[str | None, tuple[str, ...]]:
+    """Where this wiki's script and style files live, from the settings, not Host: its static
+    folder (`{wiki URL}static/`) and the plugins' one stylesheet (`-/plugin-static.css`,
+    Otterwiki's views.py), or (None, ()) outside a wiki.
 
-    Uploads are served from the wiki's own origin too; a policy naming only Otterwiki's static
-    folder never lets an uploaded `.js` count as the platform's script.
+    Uploads are served from the wiki's own origin too; a policy naming only these never lets
+    an uploaded `.js` count as the platform's script, nor an uploaded `.css` as its style.
     """
     from flask import g
 
     tenant = getattr(g, "tenant", None)
-    return tenant.settings.wiki_url(tenant.slug) + "static/" if tenant else None
+    if tenant is None:
+        return None, ()
+    wiki_url = tenant.settings.wiki_url(tenant.slug)
+    return wiki_url + "static/", (wiki_url + "-/plugin-static.css",)
 
 
 def _add_headers(response):
@@ -265,7 +315,7 @@ def _add_headers(response):
             response.mimetype = inert_mimetype(response.mimetype)
     else:
         _drop_rendered_handlers(response)
-        policy = page_policy(csp_nonce(), _form_sources(), _static_url())
+        policy = page_policy(csp_nonce(), _form_sources(), *_own_files())
     for name, value in security_headers(policy).items():
         response.headers.setdefault(name, value)  # a view's own policy (page API files) stands
     return response
