@@ -53,21 +53,21 @@ RENDERED_HANDLERS = {
 # classDef's `</style><style>@import ...` closed mermaid's style element and added one of
 # its own, which restyled the whole page (review 63).
 # And no diagram asks the browser to fetch from its CSS. Its style statements may hold only
-# what colours need (an allow-list, `plainStyles` below); and as a second line: mermaid
-# writes style statements (classDef, style, linkStyle) into the SVG unchecked in state, class
-# and block diagrams, and colours (a sequence's `rect`) into fill attributes, so `url(...)`
-# there fetched on every view (reviews 61, 62). Before each run, in the whole source: a CSS function that fetches (url,
-# image-set, cross-fade, src, image, with -webkit-), or any whose name is written with CSS
-# escapes or mermaid entities (`\75 rl(`, `#117;rl(`), gets a word joiner (U+2060) before its
-# `(`, making it no function the browser knows (a label shows the same); entities for `(` and
-# `\` (`#40;`, `#lpar;`, `#92;`, `#bsol;`) and mermaid's own entity markers typed as text
-# (U+FB02 U+00B0, U+00B6 U+00DF) are broken by one too; and a directive (`%%{...}%%`) that
-# does not start its line, which mermaid removes wherever it is, joining what was around it
-# (`u%%{x}%%rl(`), is broken the same way, as is every `@` before a letter or `\` (no at-rule:
-# `@import`; a label's `@import` is drawn as written). Then the source as mermaid 12.2.0 will
-# read it (front matter, directives and comment lines removed or not, encodeEntities' dropped
-# `;`, what the diagrams' parsers and stylis take out of styles, entities and CSS escapes
-# decoded) must call no such function, nor `@import`, or the diagram
+# what colours need (an allow-list, `plainStyles` below). As a second line: mermaid writes
+# style statements (classDef, style, linkStyle) into the SVG unchecked in state, class and
+# block diagrams, and colours (a sequence's `rect`) into fill attributes, so `url(...)` there
+# fetched on every view (reviews 61, 62). Before each run, in the whole source: a CSS function
+# that fetches (url, image-set, cross-fade, src, image, with -webkit-), or any whose name is
+# written with CSS escapes or mermaid entities (`\75 rl(`, `#117;rl(`), gets a word joiner
+# (U+2060) before its `(`, making it no function the browser knows (a label shows the same);
+# entities for `(` and `\` (`#40;`, `#lpar;`, `#92;`, `#bsol;`) and mermaid's own entity
+# markers typed as text (U+FB02 U+00B0, U+00B6 U+00DF) are broken by one too; and a directive
+# (`%%{...}%%`) that does not start its line, which mermaid removes wherever it is, joining
+# what was around it (`u%%{x}%%rl(`), is broken the same way, as is every `@` before a letter
+# or `\` (no at-rule: `@import`; a label's `@import` is drawn as written). Then the source as
+# mermaid 12.2.0 will read it (front matter, directives and comment lines removed or not,
+# encodeEntities' dropped `;`, what the diagrams' parsers and stylis take out of styles,
+# entities and CSS escapes decoded) must call no such function, nor `@import`, or the diagram
 # is not drawn: a splice not foreseen here fails closed.
 # Each source is kept: Otterwiki draws the editor's Markdown help again on each opening, and
 # mermaid would read the drawn SVG as the diagram.
