@@ -41,7 +41,8 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # vCenter, Proxmox), CDNs, payment and analytics services, code and package hosts (Forgejo,
 # Bitbucket, ghcr, Go's module proxy and checksum database), self-hosted suites, VPN
 # coordinators and resolvers, and AI services a platform could front (review 61: each was
-# free).
+# free). Push notification, log and error collection, software update and cluster ingress
+# hosts (review 68: each was free).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -82,6 +83,7 @@ _SERVICE_HOSTS = """
     bmc ilo vcenter esxi proxmox cloudflare akamai fastly stripe paypal matomo plausible umami
     authentik authelia shibboleth forgejo bitbucket ghcr quay artifactory goproxy sumdb
     nextcloud pgadmin coturn synapse tailscale headscale unbound openai chatgpt llm
+    push logs errors update updates autoupdate ingress egress
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -229,7 +231,8 @@ _LITERALS = """
 # the platform's own (twenty-fifth review: password, reset, recovery, verify-email, helpdesk
 # ... were free). The sign-in network's DID methods (`did:web`, `did:plc`, `did:key`) and the
 # OAuth client metadata document ATProto clients publish (`client-metadata`, the `client_id`)
-# (review 41: each was free).
+# (review 41: each was free). The platform's terms and where abuse, spam and feedback are
+# reported (review 68: each was free).
 _IMPERSONATION = """
     robot robots robotwtf robot-wtf otterwiki official staff operator operators moderator
     moderators mod owner platform service services verify verification verified secure trust
@@ -245,6 +248,8 @@ _IMPERSONATION = """
     otp totp passkey passkeys unlock suspended suspension appeal appeals
     wallet wallets invoice invoices checkout
     did-web did-plc did-key client-metadata oauth-client-metadata client-id
+    terms tos terms-of-service terms-of-use report report-abuse reports feedback spam
+    validate validation
 """
 # Each group with the reason a refusal gives and how it matches. Host names (True) are
 # reserved in the spellings hosts use too: numbered or versioned (www1, api-v2), without

@@ -417,7 +417,37 @@ COLOURED_DIAGRAMS = (
     'UpdateRelStyle(customerA, SystemAA, $textColor="blue", $lineColor="blue", $offsetX="5")',
     'treemap-beta\n"Section"\n    "Leaf": 10:::important\n'
     "classDef important fill:#f96,stroke:#333,stroke-width:2px;",
+    # Review 68: words that start style statements elsewhere, in a mindmap and a comment.
+    "mindmap\n  root((Web design))\n    Style\n    Layout (grid)\n    Style (voice/register)",
+    "graph TD\n%% style notes (todo)\nA --> B",
+    '---\ntitle: "Settings, plain"\n---\ngraph TD\nA["C:\\Users"] --> B',
 )
+# Review 68: settings that mermaid decodes (JSON's and YAML's escapes) after every check, some
+# of which it writes into paint attributes unchecked (a sankey's linkColor, a journey's
+# titleColor, C4's colours).
+ESCAPED_SETTINGS = (
+    '%%{init: {"sankey": {"linkColor": "url\\u0028http://127.0.0.1:9/s#a)"}}}%%\n'
+    "sankey-beta\nA,B,10",
+    '---\nconfig:\n  sankey:\n    linkColor: "url\\x28http://127.0.0.1:9/y#a)"\n---\n'
+    "sankey-beta\nA,B,10",
+    '%%{init: {"journey": {"titleColor": "url\\u0028http://127.0.0.1:9/j#a)"}}}%%\n'
+    "journey\ntitle T\nsection S\n  Do: 5: Me",
+    '%%{init: {"c4": {"person_bg_color": "u\\\\72 l(//127.0.0.1:9/c)"}}}%%\n'
+    'C4Context\nPerson(a, "A", "B")',
+    '\n  ---\n  config:\n    sankey:\n      linkColor: "url\\x28http://127.0.0.1:9/z)"\n'
+    "    ---\n  ---\n  sankey-beta\n  A,B,10",
+)
+
+
+def test_settings_that_mermaid_decodes_are_refused(site, browser):
+    """Review 68: `url\\u0028...)` in a directive fetched from a sankey's link stroke."""
+    diagrams = "\n\n".join(f"```mermaid\n{diagram}\n```" for diagram in ESCAPED_SETTINGS)
+    texts = _drawn(site, browser, "Escaped Settings", diagrams, "svg.textContent")
+    assert len(texts) == len(ESCAPED_SETTINGS)
+    for diagram, text in zip(ESCAPED_SETTINGS, texts, strict=True):
+        assert "Thisdiagramisnotdrawn:itssettings" in re.sub(r"\s", "", text), diagram
+
+
 # Style statements that hold more than colours, numbers and sizes, each a way mermaid's reading
 # joined or decoded a fetch in an earlier review, or a new spelling of one.
 PLAIN_STYLES_ONLY = "Thisdiagramisnotdrawn:itsstylesmayholdonlycolours"

@@ -151,11 +151,20 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
         const plainStyle = /^(?:[\w \t.,:!"'=$+>-]|%(?!%)|#[0-9a-f]{3,8}(?!\w))*;?[ \t]*$/i;
         const colourArgument = /\$\w*colou?r\w*\s*=\s*("[^"\n]*"?|[^\s,)]*)/gi;
         const plain = (text) => plainStyle.test(text.replace(colourFunction, 'rgb'));
+        // Diagram types with no style statement (their grammars, mermaid 12.2.0): a mindmap's
+        // "Style (voice)" is a node (review 68). Only a first line mermaid reads as one.
+        const unstyled = new RegExp(String.raw`^\s*(?:mindmap|kanban|timeline|journey|gantt|`
+            + String.raw`pie|gitGraph|sankey(?:-beta)?|xychart(?:-beta)?|packet(?:-beta)?|`
+            + String.raw`radar(?:-beta)?|architecture(?:-beta)?|ishikawa|info)(?=\s|$)`);
+        const commentLine = /^\s*%%(?!\{)/;  // mermaid takes these out before any parser
         const plainStyles = (source) => {
+            if (unstyled.test(source)) {
+                return true;
+            }
             const sequence = /\bsequenceDiagram\b/.test(source);
             let continued = false;
             for (const line of source.split(/\r\n?|\n/)) {
-                if (continued && !line.trim()) {
+                if ((continued && !line.trim()) || commentLine.test(line)) {
                     continue;  // its styles may come after blank lines too
                 }
                 const statement = (continued && line)
@@ -174,11 +183,30 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
             }
             return true;
         };
+        // A diagram's settings (front matter, which mermaid reads only at its start, and
+        // `%%{...}%%` directives) may hold no `\`: YAML's and JSON's escapes (`\x28`,
+        // `\u0028`) are decoded after every check, and some settings (a sankey's linkColor, a
+        // journey's titleColor, C4's colours) are written into paint attributes unchecked
+        // (review 68: `url\u0028...)` fetched). Labels may hold `\` (KaTeX).
+        const settingsSpans = (source) => {
+            const lines = source.split(/\r\n?|\n/);
+            let last = -1;
+            lines.forEach((line, index) => {
+                last = /^\s*-{3}\s*$/.test(line) ? index : last;
+            });
+            const frontMatter = lines.slice(0, last + 1).join('\n');
+            return [frontMatter, ...(source.match(/%%\{[\s\S]*?(?:\}%%|$)/g) || [])];
+        };
+        const plainSettings = (source) =>
+            !settingsSpans(source).some((span) => span.includes('\\'));
         const notDrawn = (why) => 'flowchart TD\n  robotNotDrawn["This diagram is not drawn: '
             + why + '"]';  // no `<`: the rewrite is done
         const diagramSource = (written) => {
             if (!plainStyles(written)) {
                 return notDrawn('its styles may hold only colours, numbers and sizes.');
+            }
+            if (!plainSettings(written)) {
+                return notDrawn('its settings may not hold a backslash.');
             }
             const source = inert(written).replace(tagStart, '<' + joiner);
             const fetches = [true, false].some((removing) =>
