@@ -108,7 +108,7 @@ _SERVICE_HOSTS = """
 # activesync, msexchange were free; thirty-second: sipfed). RFC 8314's implicit-TLS mail
 # submission (`submissions`), RFC 2033 LMTP, RFC 8460 SMTP TLS reporting (`tlsrpt`, reports to
 # `smtp-tls-reporting`), the mailboxes DMARC and abuse reports go to, and RFC 5804 ManageSieve
-# (review 59: each was free).
+# (review 59: each was free); auto-reply hosts and `smtp-tls` (review 69).
 _MAIL = """
     info marketing sales support abuse noc security postmaster hostmaster usenet news webmaster
     uucp ftp sftp ftps admin administrator mail email mailer-daemon mailerdaemon no-reply
@@ -128,7 +128,7 @@ _MAIL = """
     roundcube rainloop snappymail squirrelmail zimbra sogo postfix dovecot exim sendmail
     rspamd mailcow
     submissions lmtp lmtps tlsrpt smtp-tls-reporting dmarc-reports abuse-reports sieve
-    managesieve
+    managesieve smtp-tls autoreply auto-reply autoresponder
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config) and proxy auto-config files (`pac`), ISATAP (RFC 5214 routers answer as `isatap`),
@@ -232,7 +232,8 @@ _LITERALS = """
 # ... were free). The sign-in network's DID methods (`did:web`, `did:plc`, `did:key`) and the
 # OAuth client metadata document ATProto clients publish (`client-metadata`, the `client_id`)
 # (review 41: each was free). The platform's terms and where abuse, spam and feedback are
-# reported (review 68: each was free).
+# reported (review 68: each was free); the account and credential words a page telling people
+# to end their sessions or renew a token would pass under (review 69).
 _IMPERSONATION = """
     robot robots robotwtf robot-wtf otterwiki official staff operator operators moderator
     moderators mod owner platform service services verify verification verified secure trust
@@ -249,7 +250,8 @@ _IMPERSONATION = """
     wallet wallets invoice invoices checkout
     did-web did-plc did-key client-metadata oauth-client-metadata client-id
     terms tos terms-of-service terms-of-use report report-abuse reports feedback spam
-    validate validation
+    validate validation user users profile profiles session sessions token tokens superuser
+    ticket tickets
 """
 # Each group with the reason a refusal gives and how it matches. Host names (True) are
 # reserved in the spellings hosts use too: numbered or versioned (www1, api-v2), without

@@ -421,6 +421,11 @@ COLOURED_DIAGRAMS = (
     "mindmap\n  root((Web design))\n    Style\n    Layout (grid)\n    Style (voice/register)",
     "graph TD\n%% style notes (todo)\nA --> B",
     '---\ntitle: "Settings, plain"\n---\ngraph TD\nA["C:\\Users"] --> B',
+    # Review 69: the type after front matter; a style statement a line ends, then parentheses.
+    "---\ntitle: Voice notes\n---\nmindmap\n  root((Talk))\n    Style (voice)",
+    "%%{init: {'theme': 'forest'}}%%\ngantt\ndateFormat YYYY-MM-DD\nsection S\n"
+    "style guide (v2) :a1, 2024-01-01, 3d",
+    'flowchart LR\n  A --> B\n  linkStyle 0 interpolate basis\n  B --> C("Call f(x)")',
 )
 # Review 68: settings that mermaid decodes (JSON's and YAML's escapes) after every check, some
 # of which it writes into paint attributes unchecked (a sankey's linkColor, a journey's
@@ -467,6 +472,14 @@ UNPLAIN_STYLES = (
     'C4Context\nPerson(a, "A", "B", $bgColor="url(//127.0.0.1:9/g)")',
     'C4Context\nPerson(a, "A")\nUpdateElementStyle(a, $fontColor="u;rl(x)")',
     "graph TD\nA --> B\nclassDef x fill:red;stroke:blue\nclass A x",
+    # Review 69: statements mermaid reads where the first allow-list did not look.
+    "flowchart TD\n A --> B\n\u00a0style A fill:#f00,stroke:#00f/*x*/",
+    "flowchart TD\nA --> B\n\u2003classDef foo fill:#f00/*x*/\nclass A foo",
+    "stateDiagram-v2\n[*] --> S1\n\ufeffclassDef x fill:#f00/*x*/\nclass S1 x",
+    "block-beta\ncolumns 2\na b style a fill:#f00/*x*/",
+    'C4Context\nPerson(a, "A")\nUpdateElementStyle(a, "#f00/*x*/", "#0f0/*y*/")',
+    'C4Context\nPerson(a, "A")\nPerson(b, "B")\nRel(a, b, "Uses")\n'
+    'UpdateRelStyle(a, b, "#f00/*x*/", "#00f")',
 )
 
 

@@ -143,38 +143,61 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
         // outside ASCII (mermaid's entity markers), no `#` but a hex colour's. Nothing mermaid
         // takes out or decodes can then join into a fetch. Sequence boxes, quadrant points
         // and venn styles are checked by mermaid itself (CSS.supports, hex patterns).
-        const statementStart = String.raw`(?:^|;|%%)[ \t]*`;
-        const styleStatement = new RegExp(
-            statementStart + String.raw`(?:style|classDef|linkStyle)(?=\s|$)[^\n]*`, 'i');
-        const rectStatement = new RegExp(statementStart + String.raw`rect(?=\s|$)[^\n]*`, 'i');
+        // A statement starts a line, or follows a `;` or a directive, after any whitespace
+        // (`\s`: mermaid's lexers skip U+00A0 and its kind too, review 69); in block diagrams
+        // after any whitespace, as their grammar reads statements in a line (`a b style a`).
+        const keywords = '(?:style|classDef|linkStyle)(?=\\s|$)[^\\n]*';
+        const styleStatement = new RegExp(String.raw`(?:^|;|%%)\s*` + keywords, 'i');
+        const blockStyleStatement = new RegExp(String.raw`(?:^|;|%%|\s)\s*` + keywords, 'i');
+        const rectStatement = new RegExp(String.raw`(?:^|;|%%)\s*rect(?=\s|$)[^\n]*`, 'i');
+        // C4's style updates take colours as positional arguments too (review 69).
+        const c4StyleUpdate = /\bUpdate\w*Style\s*\(([^\n]*)/i;
         const colourFunction = /\b(?:rgba?|hsla?)\([\d\s.,%\/+a-z-]*\)/gi;
         const plainStyle = /^(?:[\w \t.,:!"'=$+>-]|%(?!%)|#[0-9a-f]{3,8}(?!\w))*;?[ \t]*$/i;
         const colourArgument = /\$\w*colou?r\w*\s*=\s*("[^"\n]*"?|[^\s,)]*)/gi;
         const plain = (text) => plainStyle.test(text.replace(colourFunction, 'rgb'));
         // Diagram types with no style statement (their grammars, mermaid 12.2.0): a mindmap's
-        // "Style (voice)" is a node (review 68). Only a first line mermaid reads as one.
+        // "Style (voice)" is a node (review 68). Read from the first line that is not front
+        // matter, a directive, a comment or blank (review 69); a misreading costs only this
+        // first line, never the second.
         const unstyled = new RegExp(String.raw`^\s*(?:mindmap|kanban|timeline|journey|gantt|`
             + String.raw`pie|gitGraph|sankey(?:-beta)?|xychart(?:-beta)?|packet(?:-beta)?|`
             + String.raw`radar(?:-beta)?|architecture(?:-beta)?|ishikawa|info)(?=\s|$)`);
         const commentLine = /^\s*%%(?!\{)/;  // mermaid takes these out before any parser
-        const plainStyles = (source) => {
-            if (unstyled.test(source)) {
+        const firstStatement = (source) => source.replace(/^\s*-{3}\s*\n[\s\S]*?\n\s*-{3}\s*\n/, '')
+            .replace(/%%\{[\s\S]*?(?:\}%%|$)/g, '').split('\n')
+            .find((line) => line.trim() && !commentLine.test(line)) || '';
+        // Only state, block and treemap grammars read a statement's styles from a later line
+        // (`\s+` after the keyword and its names); elsewhere a line ends it (review 69:
+        // `linkStyle 0 interpolate basis` took the next line as its styles).
+        const typeLine = (types) => new RegExp(String.raw`^\s*(?:${types})`, 'im');
+        const spanning = typeLine('stateDiagram|block|treemap');
+        const plainStyles = (written) => {
+            const source = written.replace(/\r\n?/g, '\n');
+            if (unstyled.test(firstStatement(source))) {
                 return true;
             }
             const sequence = /\bsequenceDiagram\b/.test(source);
+            const statementIn = typeLine('block').test(source) ? blockStyleStatement
+                : styleStatement;
+            const mayContinue = spanning.test(source);
             let continued = false;
-            for (const line of source.split(/\r\n?|\n/)) {
+            for (const line of source.split('\n')) {
                 if ((continued && !line.trim()) || commentLine.test(line)) {
                     continue;  // its styles may come after blank lines too
                 }
                 const statement = (continued && line)
-                    || (styleStatement.exec(line) || [])[0]
+                    || (statementIn.exec(line) || [])[0]
                     || (sequence && (rectStatement.exec(line) || [])[0]);
                 if (statement && !plain(statement.replace(/^[;%\s]+/, ''))) {
                     return false;
                 }
-                continued = Boolean(statement) && !statement.includes(':')
+                continued = mayContinue && Boolean(statement) && !statement.includes(':')
                     && !/^[;%\s]*rect/i.test(statement);
+                const update = c4StyleUpdate.exec(line);
+                if (update && !plain(update[1].replace(/\)\s*$/, ''))) {
+                    return false;
+                }
                 for (const [, value] of line.matchAll(colourArgument)) {
                     if (value.includes(';') || !plain(value)) {
                         return false;
