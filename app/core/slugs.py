@@ -42,7 +42,7 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # Bitbucket, ghcr, Go's module proxy and checksum database), self-hosted suites, VPN
 # coordinators and resolvers, and AI services a platform could front (review 61: each was
 # free). Push notification, log and error collection, software update and cluster ingress
-# hosts (review 68: each was free).
+# hosts (review 68: each was free); font hosts, DNS's own words and `wwww` (review 70).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -83,7 +83,7 @@ _SERVICE_HOSTS = """
     bmc ilo vcenter esxi proxmox cloudflare akamai fastly stripe paypal matomo plausible umami
     authentik authelia shibboleth forgejo bitbucket ghcr quay artifactory goproxy sumdb
     nextcloud pgadmin coturn synapse tailscale headscale unbound openai chatgpt llm
-    push logs errors update updates autoupdate ingress egress
+    push logs errors update updates autoupdate ingress egress fonts font cname alias wwww
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements

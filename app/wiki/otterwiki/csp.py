@@ -157,16 +157,16 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
         const colourArgument = /\$\w*colou?r\w*\s*=\s*("[^"\n]*"?|[^\s,)]*)/gi;
         const plain = (text) => plainStyle.test(text.replace(colourFunction, 'rgb'));
         // Diagram types with no style statement (their grammars, mermaid 12.2.0): a mindmap's
-        // "Style (voice)" is a node (review 68). Read from the first line that is not front
-        // matter, a directive, a comment or blank (review 69); a misreading costs only this
-        // first line, never the second.
+        // "Style (voice)" is a node (review 68). Read only from a first line mermaid cannot
+        // read otherwise: the first line not blank, in a source with no directive (mermaid
+        // removes one anywhere) and so no front matter either (it would be the first line);
+        // review 70 made a looser reading see `pie` where mermaid saw a class diagram.
         const unstyled = new RegExp(String.raw`^\s*(?:mindmap|kanban|timeline|journey|gantt|`
             + String.raw`pie|gitGraph|sankey(?:-beta)?|xychart(?:-beta)?|packet(?:-beta)?|`
             + String.raw`radar(?:-beta)?|architecture(?:-beta)?|ishikawa|info)(?=\s|$)`);
         const commentLine = /^\s*%%(?!\{)/;  // mermaid takes these out before any parser
-        const firstStatement = (source) => source.replace(/^\s*-{3}\s*\n[\s\S]*?\n\s*-{3}\s*\n/, '')
-            .replace(/%%\{[\s\S]*?(?:\}%%|$)/g, '').split('\n')
-            .find((line) => line.trim() && !commentLine.test(line)) || '';
+        const surelyOfType = (source, type) => !source.includes('%%{')
+            && type.test(source.split('\n').find((line) => line.trim()) || '');
         // Only state, block and treemap grammars read a statement's styles from a later line
         // (`\s+` after the keyword and its names); elsewhere a line ends it (review 69:
         // `linkStyle 0 interpolate basis` took the next line as its styles).
@@ -174,7 +174,7 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
         const spanning = typeLine('stateDiagram|block|treemap');
         const plainStyles = (written) => {
             const source = written.replace(/\r\n?/g, '\n');
-            if (unstyled.test(firstStatement(source))) {
+            if (surelyOfType(source, unstyled)) {
                 return true;
             }
             const sequence = /\bsequenceDiagram\b/.test(source);
