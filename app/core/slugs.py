@@ -42,7 +42,8 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")
 # Bitbucket, ghcr, Go's module proxy and checksum database), self-hosted suites, VPN
 # coordinators and resolvers, and AI services a platform could front (review 61: each was
 # free). Push notification, log and error collection, software update and cluster ingress
-# hosts (review 68: each was free); font hosts, DNS's own words and `wwww` (review 70).
+# hosts (review 68: each was free); font hosts, DNS's own words and `wwww` (review 70);
+# mirrors, tracking pixels and beacons, Lync's `sipfederationtls` (review 71).
 _SERVICE_HOSTS = """
     www www1 www2 www3 web site home main api apis app apps auth oauth oidc sso identity
     login logout signin signout signup register account accounts mcp static assets cdn media
@@ -84,6 +85,7 @@ _SERVICE_HOSTS = """
     authentik authelia shibboleth forgejo bitbucket ghcr quay artifactory goproxy sumdb
     nextcloud pgadmin coturn synapse tailscale headscale unbound openai chatgpt llm
     push logs errors update updates autoupdate ingress egress fonts font cname alias wwww
+    mirror mirrors statistics mods hooks pixel beacon nodes direct sipfederationtls
 """
 # Mail: RFC 2142 role mailboxes (info marketing sales support abuse noc security postmaster
 # hostmaster usenet news webmaster www uucp ftp), the CA/Browser Forum Baseline Requirements
@@ -128,7 +130,7 @@ _MAIL = """
     roundcube rainloop snappymail squirrelmail zimbra sogo postfix dovecot exim sendmail
     rspamd mailcow
     submissions lmtp lmtps tlsrpt smtp-tls-reporting dmarc-reports abuse-reports sieve
-    managesieve smtp-tls autoreply auto-reply autoresponder
+    managesieve smtp-tls autoreply auto-reply autoresponder list-unsubscribe
 """
 # Proxy and network discovery: WPAD (browsers fetch `wpad.{domain}/wpad.dat` for a proxy
 # config) and proxy auto-config files (`pac`), ISATAP (RFC 5214 routers answer as `isatap`),
@@ -251,7 +253,7 @@ _IMPERSONATION = """
     did-web did-plc did-key client-metadata oauth-client-metadata client-id
     terms tos terms-of-service terms-of-use report report-abuse reports feedback spam
     validate validation user users profile profiles session sessions token tokens superuser
-    ticket tickets
+    ticket tickets dmca copyright oauth-callback
 """
 # Each group with the reason a refusal gives and how it matches. Host names (True) are
 # reserved in the spellings hosts use too: numbered or versioned (www1, api-v2), without

@@ -417,6 +417,7 @@ COLOURED_DIAGRAMS = (
     'UpdateRelStyle(customerA, SystemAA, $textColor="blue", $lineColor="blue", $offsetX="5")',
     'treemap-beta\n"Section"\n    "Leaf": 10:::important\n'
     "classDef important fill:#f96,stroke:#333,stroke-width:2px;",
+    "graph TD\nA --> B\nstyle A fill:#f00;\nclassDef c fill:#0f0;\nclass B c",
     # Review 68: words that start style statements elsewhere, in a mindmap and a comment.
     "mindmap\n  root((Web design))\n    Style\n    Layout (grid)\n    Style (voice/register)",
     "graph TD\n%% style notes (todo)\nA --> B",
@@ -485,6 +486,8 @@ UNPLAIN_STYLES = (
     "class B x",
     "---\ntitle: x\n  ---\npie : 1\n---\nclassDiagram\n  class A\n"
     "  style A fill:red}}body{background:red}.y{{",
+    # Review 71: a hex colour's `;` that mermaid keeps, read as an entity (`}`).
+    "stateDiagram-v2\n  A\n  classDef zz --a: x #125;\n  classDef zz fill:red\n  class A zz",
 )
 
 

@@ -192,6 +192,13 @@ MERMAID_SOURCE_AS_TEXT = r"""        const tagStart =
                 if (statement && !plain(statement.replace(/^[;%\s]+/, ''))) {
                     return false;
                 }
+                // A hex colour's last `;` is kept by mermaid's encodeEntities, and so read as
+                // an entity (`#125;` is `}`), unless the line is one it takes that `;` from
+                // (its own two patterns; review 71: `--a: x #125;`).
+                if (statement && /#[0-9a-f]+;\s*$/i.test(statement)
+                        && !/style.*:\S*#.*;|classDef.*:\S*#.*;/.test(line)) {
+                    return false;
+                }
                 continued = mayContinue && Boolean(statement) && !statement.includes(':')
                     && !/^[;%\s]*rect/i.test(statement);
                 const update = c4StyleUpdate.exec(line);
